@@ -1,0 +1,93 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one configuration schema of dotgit. Every process reads its settings from environment
+ * variables through `loadConfig`, validated at start-up; the README's configuration table lists
+ * them with these defaults.
+ */
+const configSchema = z.object({
+  /** `DOTGIT_DATA_DIR` — all state of the embedded defaults (repos, objects, Postgres, Redis, Temporal). Default `.data`. */
+  dataDir: z.string().min(1),
+  /** `PORT` — the gateway's listening port. Default 8080. */
+  port: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_HOST` — address every listener binds to. Default 127.0.0.1. */
+  host: z.string().min(1),
+  /** `DOTGIT_PUBLIC_URL` — base URL users reach the gateway on (clone URLs, run links). Default `http://127.0.0.1:$PORT`. */
+  publicUrl: z.string().url(),
+  /** `DOTGIT_API_PORT` — internal port of the api service. Default 8081. */
+  apiPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_GIT_PORT` — internal port of the git-server. Default 8082. */
+  gitPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_WORKER_PORT` — the worker's health/metrics port. Default 8083. */
+  workerPort: z.coerce.number().int().min(0).max(65535),
+  /** `DATABASE_URL` — Postgres; unset means the embedded Postgres under the data dir. */
+  databaseUrl: z.string().optional(),
+  /** `REDIS_URL` — Redis; unset means a redis-server started under the data dir. */
+  redisUrl: z.string().optional(),
+  /** `TEMPORAL_ADDRESS` — Temporal frontend host:port; unset means the Temporal CLI dev server. */
+  temporalAddress: z.string().optional(),
+  /** `TEMPORAL_NAMESPACE` — default `dotgit`. */
+  temporalNamespace: z.string().min(1),
+  /** `TEMPORAL_UI_PORT` — Web UI port of the dev server. Default 8233. */
+  temporalUiPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_INTERNAL_SECRET` — HMAC key of the internal identity the gateway signs; default: generated once into the data dir. */
+  internalSecret: z.string().min(32).optional(),
+  /** `DOTGIT_SANDBOX` — `auto` (runsc, else bubblewrap), `runsc`, `bwrap`, or `none` (development only, insecure). Default `auto`. */
+  sandbox: z.enum(['auto', 'runsc', 'bwrap', 'none']),
+  /** `DOTGIT_STEP_TIMEOUT` — default wall-clock limit of one step, in seconds. Default 600. */
+  stepTimeoutSeconds: z.coerce.number().int().positive(),
+  /** `LOG_LEVEL` — pino level. Default `info`. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Thrown at start-up when an environment variable does not fit the schema; names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = env.PORT ?? '8080';
+  const raw = {
+    dataDir: path.resolve(env.DOTGIT_DATA_DIR ?? '.data'),
+    port,
+    host: env.DOTGIT_HOST ?? '127.0.0.1',
+    publicUrl: env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
+    apiPort: env.DOTGIT_API_PORT ?? '8081',
+    gitPort: env.DOTGIT_GIT_PORT ?? '8082',
+    workerPort: env.DOTGIT_WORKER_PORT ?? '8083',
+    databaseUrl: env.DATABASE_URL || undefined,
+    redisUrl: env.REDIS_URL || undefined,
+    temporalAddress: env.TEMPORAL_ADDRESS || undefined,
+    temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'dotgit',
+    temporalUiPort: env.TEMPORAL_UI_PORT ?? '8233',
+    internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,
+    sandbox: env.DOTGIT_SANDBOX ?? 'auto',
+    stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}
+
+/** Paths inside the data dir, in one place so no service invents its own layout. */
+export function dataPaths(config: Pick<Config, 'dataDir'>) {
+  const d = config.dataDir;
+  return {
+    repos: path.join(d, 'repos'),
+    objects: path.join(d, 'objects'),
+    workspaces: path.join(d, 'workspaces'),
+    postgres: path.join(d, 'postgres'),
+    redis: path.join(d, 'redis'),
+    temporal: path.join(d, 'temporal'),
+    sandbox: path.join(d, 'sandbox'),
+    adminToken: path.join(d, 'admin.token'),
+    internalSecret: path.join(d, 'internal.secret'),
+  };
+}
