@@ -1,0 +1,81 @@
+import type { Db } from '../core/db';
+import { inTransaction } from '../core/db';
+import { readFileAtCommit, repoPath } from '../core/git';
+import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
+import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
+
+export interface OrchestrationDeps {
+  db: Db;
+  reposDir: string;
+}
+
+/** Light activities of the pipeline workflow: parsing the pipeline file and recording state in Postgres. */
+export function createOrchestrationActivities({ db, reposDir }: OrchestrationDeps) {
+  return {
+    /** Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so the run fails cleanly. */
+    async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
+      const text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH);
+      if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
+      try {
+        return { ok: true, spec: parsePipeline(text) };
+      } catch (err) {
+        if (err instanceof PipelineSpecError) return { ok: false, message: err.message };
+        throw err;
+      }
+    },
+
+    /** Marks the run running and creates its step rows (idempotent for activity retries). */
+    async startRun(args: { runId: string; tenantId: number; jobs: JobSpec[] }): Promise<void> {
+      await inTransaction(db, async (c) => {
+        await c.query(
+          `UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`,
+          [args.tenantId, args.runId],
+        );
+        let position = 0;
+        for (const job of args.jobs) {
+          for (const step of job.steps) {
+            await c.query(
+              `INSERT INTO steps (tenant_id, run_id, job, name, position, status) VALUES ($1, $2, $3, $4, $5, 'queued')
+               ON CONFLICT DO NOTHING`,
+              [args.tenantId, args.runId, job.name, step.name, position++],
+            );
+          }
+        }
+      });
+    },
+
+    async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
+      await inTransaction(db, async (c) => {
+        await c.query(
+          `UPDATE runs SET status = $3, message = $4, started_at = coalesce(started_at, now()), finished_at = now()
+           WHERE tenant_id = $1 AND id = $2`,
+          [args.tenantId, args.runId, args.status, args.message ?? null],
+        );
+        // Steps that never ran end with the run.
+        await c.query(
+          `UPDATE steps SET status = CASE WHEN $3 = 'cancelled' THEN 'cancelled' ELSE 'skipped' END
+           WHERE tenant_id = $1 AND run_id = $2 AND status IN ('queued', 'running')`,
+          [args.tenantId, args.runId, args.status],
+        );
+      });
+    },
+
+    async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
+      await db.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'`, [
+        args.tenantId,
+        args.runId,
+        args.job,
+      ]);
+    },
+
+    async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {
+      await db.query(
+        `UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'
+           AND position > (SELECT position FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4)`,
+        [args.tenantId, args.runId, args.job, args.after],
+      );
+    },
+  };
+}
+
+export type OrchestrationActivities = ReturnType<typeof createOrchestrationActivities>;

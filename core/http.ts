@@ -1,0 +1,89 @@
+import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
+import client from 'prom-client';
+import { AuthenticationError, DotgitError } from './errors';
+import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
+import type { Principal } from './principal';
+import type { Logger } from './logger';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by `requireIdentity`: the caller as the gateway vouched for it (null = anonymous). */
+    principal?: Principal | null;
+    requestId?: string;
+  }
+}
+
+/** Upstream middleware: accept only requests carrying a valid identity signed by the gateway. */
+export function requireIdentity(secret: string): RequestHandler {
+  return (req, _res, next) => {
+    verifyIdentity(secret, req.header(IDENTITY_HEADER))
+      .then((identity) => {
+        req.principal = identity.principal;
+        req.requestId = identity.requestId || req.header('x-request-id') || undefined;
+        next();
+      })
+      .catch((err: Error) => next(new AuthenticationError(err.message)));
+  };
+}
+
+export function errorBody(code: string, message: string, requestId?: string) {
+  return { error: { code, message, requestId: requestId ?? null } };
+}
+
+/** The one place business errors become HTTP answers. Unknown errors are 500s, logged with their stack. */
+export function errorMiddleware(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const requestId = req.requestId ?? req.header('x-request-id');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof DotgitError) {
+      if (err.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit", charset="UTF-8"');
+      res.status(err.status).json(errorBody(err.code, err.message, requestId));
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    // body-parser errors (malformed JSON, too large) are client errors with a status of their own.
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json(errorBody(e.type ?? 'bad_request', e.message ?? 'bad request', requestId));
+      return;
+    }
+    log.error({ err, requestId }, 'unhandled error');
+    res.status(500).json(errorBody('internal', 'internal error', requestId));
+  };
+}
+
+/** Wraps an async handler so a rejected promise reaches the error middleware. */
+export function route(fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
+  return (req, res, next) => {
+    fn(req, res).catch(next);
+  };
+}
+
+/** `/healthz` (checks named parts) and `/metrics` (prom-client default registry) for every process. */
+export function healthAndMetrics(checks: Record<string, () => Promise<unknown>>): RequestHandler {
+  return (req, res, next) => {
+    if (req.path === '/metrics' && req.method === 'GET') {
+      client.register
+        .metrics()
+        .then((text) => res.type(client.register.contentType).send(text))
+        .catch(next);
+      return;
+    }
+    if (req.path !== '/healthz' || req.method !== 'GET') {
+      next();
+      return;
+    }
+    const names = Object.keys(checks);
+    Promise.all(names.map((n) => Promise.race([checks[n](), timeout(2000)]).then(() => null, () => n))).then((failed) => {
+      const bad = failed.filter((f): f is string => f !== null);
+      if (bad.length === 0) res.json({ status: 'ok' });
+      else res.status(503).json({ status: 'unavailable', failing: bad });
+    }, next);
+  };
+}
+
+function timeout(ms: number): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref());
+}

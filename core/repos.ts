@@ -1,0 +1,48 @@
+import type { Db } from './db';
+import { NotFoundError } from './errors';
+import { repoAccess, type Access, type Principal } from './principal';
+
+export interface RepoRow {
+  id: number;
+  tenantId: number;
+  owner: string;
+  name: string;
+  visibility: 'public' | 'private';
+  createdAt: Date;
+}
+
+export async function findRepo(db: Db, owner: string, name: string): Promise<RepoRow | undefined> {
+  const r = await db.query(
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at
+       FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`,
+    [owner, name],
+  );
+  const row = r.rows[0];
+  return row && { id: Number(row.id), tenantId: Number(row.tenant_id), owner: row.owner, name: row.name, visibility: row.visibility, createdAt: row.created_at };
+}
+
+/** The caller's effective access to a repository (role or explicit grant, capped by token scopes). */
+export async function accessTo(db: Db, principal: Principal | null | undefined, repo: RepoRow): Promise<Access> {
+  let grant: Access | undefined;
+  if (principal) {
+    const g = await db.query(`SELECT access FROM permissions WHERE tenant_id = $1 AND repo_id = $2 AND user_id = $3`, [
+      repo.tenantId,
+      repo.id,
+      principal.userId,
+    ]);
+    grant = g.rows[0]?.access;
+  }
+  return repoAccess(principal ?? undefined, repo, grant);
+}
+
+/**
+ * Finds a repository the caller may at least read. A private repository the caller cannot read is
+ * reported as not found, so its existence does not leak.
+ */
+export async function findReadableRepo(db: Db, principal: Principal | null | undefined, owner: string, name: string) {
+  const repo = await findRepo(db, owner, name);
+  if (!repo) throw new NotFoundError(`repository ${owner}/${name} not found`);
+  const access = await accessTo(db, principal, repo);
+  if (access === 'none') throw new NotFoundError(`repository ${owner}/${name} not found`);
+  return { repo, access };
+}

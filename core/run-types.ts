@@ -1,0 +1,55 @@
+/**
+ * Types shared by the pipeline workflow, its activities and the services that start it. Pure types
+ * and constants only: workflow code imports this file, so it must stay free of I/O.
+ */
+import type { JobSpec, PipelineSpec } from './pipeline-spec';
+
+/** Orchestration task queue: workflows and light activities (records, parsing). */
+export const ORCHESTRATION_QUEUE = 'dotgit-orchestration';
+/** Sandbox task queue: step activities, on hosts that can run gVisor. */
+export const SANDBOX_QUEUE = 'dotgit-sandbox';
+
+export type RunStatus = 'queued' | 'running' | 'success' | 'failure' | 'cancelled';
+export type StepStatus = RunStatus | 'skipped';
+
+export interface PipelineInput {
+  runId: string;
+  tenantId: number;
+  tenant: string;
+  repoId: number;
+  repo: string;
+  ref: string;
+  commit: string;
+}
+
+export type LoadPipelineResult = { ok: true; spec: PipelineSpec } | { ok: false; message: string };
+
+export interface StepInput {
+  runId: string;
+  tenantId: number;
+  tenant: string;
+  repo: string;
+  ref: string;
+  commit: string;
+  job: Pick<JobSpec, 'name' | 'network'>;
+  step: { name: string; run: string; env: Record<string, string>; timeoutMs?: number };
+  attempt: number;
+  /** Paths to upload from the workspace after this step succeeds (the job's last step only). */
+  artifacts: string[];
+}
+
+export interface StepResult {
+  exitCode: number;
+  timedOut: boolean;
+  cancelled: boolean;
+}
+
+export interface RunResult {
+  status: RunStatus;
+  message?: string;
+}
+
+/** Workflow id of a pipeline run: deterministic, so a retried start is a no-op (DESIGN §2.4). */
+export function pipelineWorkflowId(tenant: string, repo: string, pushId: string): string {
+  return `pipeline:${tenant}:${repo}:${pushId}`;
+}

@@ -1,0 +1,141 @@
+import express, { type Request } from 'express';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import type { Db } from '../core/db';
+import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError } from '../core/errors';
+import { repoPath, runGit } from '../core/git';
+import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
+import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
+import type { Logger } from '../core/logger';
+import { assertValidName } from '../core/names';
+import { atLeast } from '../core/principal';
+import { accessTo, findRepo, type RepoRow } from '../core/repos';
+import { recordPush, type RefUpdate } from './push-recorder';
+import { advertiseRefs, gitProtocolEnv, newPushId, runService, type GitService } from './smart-http';
+import { RepoWriteLocks } from './write-lock';
+
+export interface GitServerOptions {
+  db: Db;
+  log: Logger;
+  reposDir: string;
+  internalSecret: string;
+  /** URL the post-receive hook calls back on (this server's internal address). */
+  hookUrl: string;
+  publicUrl: string;
+  onPushRecorded: () => void;
+  healthChecks: Record<string, () => Promise<unknown>>;
+}
+
+const HOOKS_DIR = path.resolve(__dirname, 'hooks');
+
+export function createGitServerApp(o: GitServerOptions) {
+  const app = express();
+  const locks = new RepoWriteLocks();
+  app.disable('x-powered-by');
+  app.use(healthAndMetrics(o.healthChecks));
+
+  // Internal API: repository creation (from the api service) and the post-receive hook.
+  app.post('/internal/repos', express.json(), route(async (req, res) => {
+    await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+      throw new AuthenticationError(e.message);
+    });
+    const owner = assertValidName('owner', req.body?.owner);
+    const name = assertValidName('name', req.body?.name);
+    const dir = repoPath(o.reposDir, owner, name);
+    if (await fs.stat(dir).then(() => true, () => false)) throw new ConflictError(`repository ${owner}/${name} exists on disk`);
+    await fs.mkdir(path.dirname(dir), { recursive: true });
+    const r = await runGit(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
+    if (r.code !== 0) throw new Error(`git init failed: ${r.stderr}`);
+    // Settings a hosting server wants: reject corrupt objects, allow filters and tips for partial/shallow fetches.
+    for (const [k, v] of [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']]) {
+      await runGit(['--git-dir', dir, 'config', k, v]);
+    }
+    res.status(201).json({ owner, name });
+  }));
+
+  app.post('/internal/hooks/post-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+    const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+      throw new AuthenticationError(e.message);
+    });
+    if (claims.svc !== 'git-hook') throw new NotAllowedError('not a hook token');
+    const updates = (Array.isArray(req.body?.updates) ? req.body.updates : []) as RefUpdate[];
+    const runs = await recordPush(o.db, {
+      tenantId: Number(claims.tenantId),
+      tenant: String(claims.tenant),
+      repoId: Number(claims.repoId),
+      repo: String(claims.repo),
+      gitDir: repoPath(o.reposDir, String(claims.tenant), String(claims.repo)),
+      actor: String(claims.actor),
+    }, updates);
+    if (runs.length > 0) o.onPushRecorded();
+    const base = o.publicUrl.replace(/\/+$/, '');
+    res.json({ messages: runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`) });
+  }));
+
+  // Everything below is user traffic, forwarded by the gateway with a signed identity.
+  const git = express.Router();
+  git.use(requireIdentity(o.internalSecret));
+
+  async function authorize(req: Request, service: GitService): Promise<{ repo: RepoRow; gitDir: string }> {
+    const owner = assertValidName('owner', req.params.owner);
+    const name = assertValidName('repo', req.params.repo);
+    const repo = await findRepo(o.db, owner, name);
+    const principal = req.principal;
+    const need = service === 'git-receive-pack' ? 'write' : 'read';
+    if (!repo) {
+      if (!principal) throw new AuthenticationError('authentication required');
+      throw new NotFoundError(`repository ${owner}/${name} not found`);
+    }
+    const access = await accessTo(o.db, principal, repo);
+    if (!atLeast(access, need)) {
+      // Anonymous callers are asked for credentials (git then retries with them); known ones are refused.
+      if (!principal) throw new AuthenticationError('authentication required');
+      if (access === 'none') throw new NotFoundError(`repository ${owner}/${name} not found`);
+      throw new NotAllowedError(`your token may not ${need === 'write' ? 'push to' : 'read'} ${owner}/${name}`);
+    }
+    return { repo, gitDir: repoPath(o.reposDir, owner, name) };
+  }
+
+  function serviceParam(value: unknown): GitService {
+    if (value === 'git-upload-pack' || value === 'git-receive-pack') return value;
+    throw new InputError('service must be git-upload-pack or git-receive-pack (dumb HTTP is not served)');
+  }
+
+  git.get('/:owner/:repo.git/info/refs', route(async (req, res) => {
+    const service = serviceParam(req.query.service);
+    const { gitDir } = await authorize(req, service);
+    advertiseRefs(res, service, gitDir, gitProtocolEnv(req));
+  }));
+
+  git.post('/:owner/:repo.git/git-upload-pack', route(async (req, res) => {
+    const { gitDir } = await authorize(req, 'git-upload-pack');
+    await runService(req, res, 'git-upload-pack', gitDir, gitProtocolEnv(req));
+  }));
+
+  git.post('/:owner/:repo.git/git-receive-pack', route(async (req, res) => {
+    const { repo, gitDir } = await authorize(req, 'git-receive-pack');
+    const env = gitProtocolEnv(req);
+    const hookToken = await signServiceToken(o.internalSecret, 'git-hook', {
+      tenantId: repo.tenantId,
+      tenant: repo.owner,
+      repoId: repo.id,
+      repo: repo.name,
+      actor: req.principal?.username ?? 'anonymous',
+      pushId: newPushId(),
+    }, 3600);
+    const release = await locks.acquire(`${repo.owner}/${repo.name}`);
+    try {
+      await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
+        '-c',
+        `core.hooksPath=${HOOKS_DIR}`,
+      ]);
+    } finally {
+      release();
+    }
+  }));
+
+  app.use(git);
+  app.use((_req, _res, next) => next(new NotFoundError('no such git endpoint')));
+  app.use(errorMiddleware(o.log));
+  return app;
+}

@@ -1,0 +1,48 @@
+import type { Client } from '@temporalio/client';
+import { dataPaths, loadConfig } from '../core/config';
+import { createDb } from '../core/db';
+import { createLogger } from '../core/logger';
+import { connectTemporal } from '../core/temporal';
+import { readInternalSecret } from '../core/secrets-file';
+import { createGitServerApp } from './app';
+import { OutboxRelay } from './outbox-relay';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('git-server', config.logLevel);
+  if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
+  const db = createDb(config.databaseUrl);
+  let temporal: Promise<Client> | undefined;
+  const getTemporal = () => {
+    temporal ??= connectTemporal(config.temporalAddress!, config.temporalNamespace).catch((err) => {
+      temporal = undefined; // try again on the next pass
+      throw err;
+    });
+    return temporal;
+  };
+  const relay = new OutboxRelay(db, getTemporal, log);
+  const app = createGitServerApp({
+    db,
+    log,
+    reposDir: dataPaths(config).repos,
+    internalSecret: await readInternalSecret(config),
+    hookUrl: `http://${config.host}:${config.gitPort}/internal/hooks/post-receive`,
+    publicUrl: config.publicUrl,
+    onPushRecorded: () => relay.kick(),
+    healthChecks: { postgres: () => db.query('SELECT 1') },
+  });
+  const server = app.listen(config.gitPort, config.host, () => log.info({ port: config.gitPort }, 'git-server listening'));
+  relay.start();
+  const stop = () => {
+    log.info('git-server shutting down');
+    server.close();
+    void relay.stop().then(() => db.end()).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

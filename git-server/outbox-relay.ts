@@ -1,0 +1,112 @@
+import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { Db } from '../core/db';
+import type { Logger } from '../core/logger';
+import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
+import { SEARCH_ATTRIBUTES } from '../core/temporal';
+
+/**
+ * Starts a `pipeline` workflow for every pending outbox row. The workflow id is the run id, so a
+ * start retried after a crash is a no-op; while Temporal is down rows wait and are started later.
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly temporal: () => Promise<Client>,
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Called after a push commits its rows, so pipelines start without waiting for the next poll. */
+  kick(): void {
+    if (this.running) this.again = true;
+    else this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.drain()
+        .then(() => undefined)
+        .catch((err) => this.log.warn({ err }, 'outbox relay pass failed'))
+        .finally(() => {
+          this.running = undefined;
+          const next = this.again ? 0 : this.pollMs;
+          this.again = false;
+          this.schedule(next);
+        });
+    }, ms);
+  }
+
+  /** One pass: claim a batch with SKIP LOCKED (several relays may run), start each, stamp it. */
+  async drain(): Promise<number> {
+    let started = 0;
+    for (;;) {
+      const client = await this.db.connect();
+      try {
+        await client.query('BEGIN');
+        const rows = await client.query(
+          `SELECT tenant_id, id, run_id, payload FROM push_outbox WHERE started_at IS NULL
+           ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED`,
+        );
+        if (rows.rowCount === 0) {
+          await client.query('COMMIT');
+          return started;
+        }
+        const temporal = await this.temporal();
+        for (const row of rows.rows) {
+          const input = row.payload as PipelineInput;
+          try {
+            await temporal.workflow.start('pipeline', {
+              workflowId: row.run_id,
+              taskQueue: ORCHESTRATION_QUEUE,
+              args: [input],
+              typedSearchAttributes: [
+                { key: SEARCH_ATTRIBUTES.tenant, value: input.tenant },
+                { key: SEARCH_ATTRIBUTES.repo, value: `${input.tenant}/${input.repo}` },
+                { key: SEARCH_ATTRIBUTES.ref, value: input.ref },
+                { key: SEARCH_ATTRIBUTES.commit, value: input.commit },
+              ],
+            });
+          } catch (err) {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
+              await client.query(`UPDATE push_outbox SET attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [
+                row.tenant_id,
+                row.id,
+                String((err as Error).message).slice(0, 500),
+              ]);
+              throw err;
+            }
+          }
+          await client.query(`UPDATE push_outbox SET started_at = now(), attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2`, [
+            row.tenant_id,
+            row.id,
+          ]);
+          started++;
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('COMMIT').catch(() => undefined); // keep the stamps of rows already started
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+}

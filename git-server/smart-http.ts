@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { InputError } from '../core/errors';
+
+export type GitService = 'git-upload-pack' | 'git-receive-pack';
+
+/** Git-Protocol values as git sends them (`version=2`, `version=2:object-format=sha1`); anything else is refused. */
+const GIT_PROTOCOL = /^[A-Za-z0-9=:._-]{1,256}$/;
+
+export function gitProtocolEnv(req: Request): Record<string, string> {
+  const value = req.header('git-protocol');
+  if (value === undefined) return {};
+  if (!GIT_PROTOCOL.test(value)) throw new InputError('Git-Protocol header has characters outside [A-Za-z0-9=:._-]');
+  return { GIT_PROTOCOL: value };
+}
+
+export function pktLine(text: string): string {
+  return (text.length + 4).toString(16).padStart(4, '0') + text;
+}
+
+export function newPushId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** `GET info/refs?service=…`: the ref advertisement, preceded by the smart-HTTP service line. */
+export function advertiseRefs(res: Response, service: GitService, gitDir: string, env: Record<string, string>): void {
+  res.setHeader('Content-Type', `application/x-${service}-advertisement`);
+  res.setHeader('Cache-Control', 'no-cache');
+  const child = spawn('git', [service.slice(4), '--stateless-rpc', '--advertise-refs', gitDir], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  res.write(pktLine(`# service=${service}\n`) + '0000');
+  child.stdout.pipe(res);
+  child.stderr.resume();
+  child.on('error', () => res.destroy());
+}
+
+/**
+ * `POST git-upload-pack` / `git-receive-pack`: the request body (gunzipped when the client sent
+ * gzip) streams into `git <service> --stateless-rpc`, its output streams back; nothing is buffered whole.
+ */
+export function runService(
+  req: Request,
+  res: Response,
+  service: GitService,
+  gitDir: string,
+  env: Record<string, string>,
+  extraArgs: string[] = [],
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const encoding = (req.header('content-encoding') ?? '').toLowerCase();
+    if (encoding && encoding !== 'gzip' && encoding !== 'identity') {
+      reject(new InputError(`unsupported Content-Encoding ${encoding}`));
+      return;
+    }
+    const child = spawn('git', [...extraArgs, service.slice(4), '--stateless-rpc', gitDir], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let body: Readable = req;
+    if (encoding === 'gzip') {
+      const gunzip = createGunzip();
+      gunzip.on('error', () => child.stdin.destroy());
+      body = req.pipe(gunzip);
+    }
+    res.setHeader('Content-Type', `application/x-${service}-result`);
+    res.setHeader('Cache-Control', 'no-cache');
+    body.pipe(child.stdin);
+    child.stdin.on('error', () => undefined); // git may exit early on bad input
+    child.stdout.pipe(res);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 4096) stderr += d.toString();
+    });
+    req.on('aborted', () => child.kill('SIGTERM'));
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+}

@@ -1,0 +1,79 @@
+import express from 'express';
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig, dataPaths } from '../core/config';
+import { createDb } from '../core/db';
+import { createRedis } from '../core/redis';
+import { createLogger } from '../core/logger';
+import { FsObjectStore } from '../core/fs-object-store';
+import { healthAndMetrics } from '../core/http';
+import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
+import { createOrchestrationActivities } from '../activities/orchestration-activities';
+import { createSandboxActivities } from '../activities/sandbox-activities';
+import { createSandboxDriver } from '../activities/sandbox/create-driver';
+import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
+
+/**
+ * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
+ * one on the sandbox queue (steps), so step capacity scales apart from orchestration.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('worker', config.logLevel);
+  if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {
+    throw new Error('worker needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
+  }
+  const paths = dataPaths(config);
+  const db = createDb(config.databaseUrl);
+  const redis = createRedis(config.redisUrl);
+  const store = new FsObjectStore(paths.objects);
+  // Resolved lazily so a machine without a sandbox still runs workflows; steps then fail with a clear error.
+  let driver: SandboxDriver | undefined;
+  const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
+
+  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  const orchestration = await Worker.create({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: ORCHESTRATION_QUEUE,
+    workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
+    activities: createOrchestrationActivities({ db, reposDir: paths.repos }),
+  });
+  const sandbox = await Worker.create({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: SANDBOX_QUEUE,
+    activities: createSandboxActivities({
+      db,
+      redis,
+      store,
+      driver: getDriver,
+      reposDir: paths.repos,
+      workspacesDir: paths.workspaces,
+      defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
+    }),
+    maxConcurrentActivityTaskExecutions: 4,
+  });
+
+  const app = express();
+  app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));
+  const server = app.listen(config.workerPort, config.host);
+
+  const stop = () => {
+    log.info('worker shutting down');
+    orchestration.shutdown();
+    sandbox.shutdown();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  log.info({ queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE] }, 'worker running');
+  await Promise.all([orchestration.run(), sandbox.run()]);
+  server.close();
+  await connection.close();
+  await Promise.all([db.end(), redis.quit()]);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

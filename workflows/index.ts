@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Deterministic code only (see eslint rules for this folder).
+export { pipeline } from './pipeline';

@@ -1,0 +1,133 @@
+import {
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  sleep,
+} from '@temporalio/workflow';
+import type { OrchestrationActivities } from '../activities/orchestration-activities';
+import type { SandboxActivities } from '../activities/sandbox-activities';
+import {
+  ORCHESTRATION_QUEUE,
+  SANDBOX_QUEUE,
+  type PipelineInput,
+  type RunResult,
+  type StepStatus,
+} from '../core/run-types';
+import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
+
+const records = proxyActivities<OrchestrationActivities>({
+  taskQueue: ORCHESTRATION_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+/** Per-step timeouts are enforced inside the sandbox; this is the outer bound plus setup time. */
+const STEP_ACTIVITY_TIMEOUT_MS = 3 * 60 * 60 * 1000;
+const steps = proxyActivities<SandboxActivities>({
+  taskQueue: SANDBOX_QUEUE,
+  startToCloseTimeout: STEP_ACTIVITY_TIMEOUT_MS,
+  // A worker that dies mid-step stops heartbeating; Temporal then retries the step elsewhere.
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+});
+
+/** CI pipeline of one pushed ref: load the file at the commit, run its jobs as a DAG, record results. */
+export async function pipeline(input: PipelineInput): Promise<RunResult> {
+  const loaded = await records.loadPipeline(input);
+  if (!loaded.ok) {
+    await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: 'failure', message: loaded.message });
+    return { status: 'failure', message: loaded.message };
+  }
+  const spec = loaded.spec;
+  await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });
+
+  const outcome: Record<string, StepStatus> = {};
+  let cancelled = false;
+  try {
+    await runDag(input, spec, outcome);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    cancelled = true;
+  }
+
+  const status = cancelled ? 'cancelled' : Object.values(outcome).every((s) => s === 'success') ? 'success' : 'failure';
+  const failedJobs = Object.entries(outcome).filter(([, s]) => s !== 'success').map(([j]) => j);
+  const message = status === 'failure' ? `failed jobs: ${failedJobs.join(', ')}` : undefined;
+  // Recording the end must happen even when the run was cancelled.
+  await CancellationScope.nonCancellable(() =>
+    records.finishRun({ runId: input.runId, tenantId: input.tenantId, status, message }),
+  );
+  return { status, message };
+}
+
+/** Starts every job whose needs have succeeded, as soon as they have; a failed need skips its dependants. */
+async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<string, StepStatus>): Promise<void> {
+  const running = new Map<string, Promise<void>>();
+  const pending = new Set(spec.jobs.map((j) => j.name));
+  while (pending.size > 0) {
+    for (const job of spec.jobs) {
+      if (!pending.has(job.name)) continue;
+      const needs = job.needs.map((n) => outcome[n]);
+      if (needs.some((s) => s !== undefined && s !== 'success')) {
+        pending.delete(job.name);
+        outcome[job.name] = 'skipped';
+        await records.skipJob({ runId: input.runId, tenantId: input.tenantId, job: job.name });
+        continue;
+      }
+      if (needs.every((s) => s === 'success')) {
+        pending.delete(job.name);
+        running.set(
+          job.name,
+          runJob(input, job).then((status) => {
+            outcome[job.name] = status;
+            running.delete(job.name);
+          }),
+        );
+      }
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  await Promise.all(running.values());
+}
+
+async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
+  try {
+    for (const [index, step] of job.steps.entries()) {
+      const last = index === job.steps.length - 1;
+      let result = { exitCode: -1, timedOut: false, cancelled: false };
+      // `retry: N` re-runs a failing step up to N more times, with exponential backoff.
+      for (let attempt = 1; attempt <= step.retry + 1; attempt++) {
+        if (attempt > 1) await sleep(Math.min(2 ** (attempt - 2) * 1000, 60_000));
+        result = await steps.runStep({
+          runId: input.runId,
+          tenantId: input.tenantId,
+          tenant: input.tenant,
+          repo: input.repo,
+          ref: input.ref,
+          commit: input.commit,
+          job: { name: job.name, network: job.network },
+          step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs },
+          attempt,
+          artifacts: last ? job.artifacts : [],
+        });
+        if (result.exitCode === 0 || result.cancelled) break;
+      }
+      if (result.exitCode !== 0) {
+        await records.skipRemainingSteps({
+          runId: input.runId,
+          tenantId: input.tenantId,
+          job: job.name,
+          after: step.name,
+        });
+        return result.cancelled ? 'cancelled' : 'failure';
+      }
+    }
+    return 'success';
+  } finally {
+    await CancellationScope.nonCancellable(() =>
+      steps.cleanupWorkspace({ runId: input.runId, job: job.name }),
+    );
+  }
+}
