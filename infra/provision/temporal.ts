@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { startChild } from './child';
 import { ProvisionError, ToolInstallError } from './errors';
-import { resolvePort } from './free-port';
+import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { findOnPath } from './which';
 
@@ -101,7 +101,11 @@ export interface TemporalHandle {
  * resolves once the namespace answers and the attributes are listed. Throws ChildExitedError or
  * ReadinessTimeoutError (with the log tail) when the server does not come up.
  */
-export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalHandle> {
+export function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalHandle> {
+  return withPortRetry(opts.port === 0 || opts.uiPort === 0, () => startOnce(opts));
+}
+
+async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle> {
   const ip = opts.ip ?? '127.0.0.1';
   const namespace = opts.namespace ?? 'dotgit';
   const port = await resolvePort(opts.port, ip);

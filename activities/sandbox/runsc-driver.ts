@@ -1,0 +1,125 @@
+/**
+ * Runs a step under gVisor: `runsc run` on a per-step OCI bundle. The guest kernel (the sentry)
+ * implements Linux in user space, so a kernel bug reachable from the step is not a host bug.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { locateRunsc } from './locate';
+import { etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
+import { buildOciSpec, DEFAULT_LIMITS, type SandboxLimits } from './runsc-spec';
+import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
+import { supervise } from './supervise';
+import { chownTree } from './workspace-owner';
+
+const execFileAsync = promisify(execFile);
+
+export interface RunscDriverOptions {
+  /** Private directory (mode 0700) for bundles and runsc's container state. */
+  stateDir: string;
+  /** Defaults to the provisioned pinned build, else `runsc` from PATH. */
+  runscPath?: string;
+  /** gVisor platform. `ptrace` works everywhere (no KVM, nested containers); `systrap` is faster on
+   * newer gVisor builds but does not exist in Debian's 2022 runsc. */
+  platform?: string;
+  limits?: Partial<SandboxLimits>;
+  /** SIGTERM -> SIGKILL grace period. */
+  graceMs?: number;
+  /** If set, runsc writes its debug logs (and strace of the guest) here. */
+  debugLogDir?: string;
+}
+
+/** runsc needs nothing from the worker's environment; don't hand it secrets by accident. */
+const RUNSC_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+export class RunscDriver implements SandboxDriver {
+  readonly name = 'runsc' as const;
+  readonly runscPath: string;
+  private readonly platform: string;
+  private readonly limits: SandboxLimits;
+  private readonly stateRoot: string;
+
+  constructor(private readonly opts: RunscDriverOptions) {
+    const runsc = opts.runscPath ?? locateRunsc();
+    if (!runsc) throw new SandboxUnavailableError('runsc (gVisor) not found; run infra provisioning or `apt-get install runsc`');
+    this.runscPath = runsc;
+    this.platform = opts.platform ?? 'ptrace';
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.stateRoot = path.join(opts.stateDir, 'runsc-root');
+  }
+
+  /** Flags every runsc subcommand must share, or `kill`/`delete` would not find the container. */
+  private globalFlags(): string[] {
+    const flags = [`--root=${this.stateRoot}`, `--platform=${this.platform}`, '--network=none'];
+    if (this.opts.debugLogDir) flags.push('--debug', '--strace', `--debug-log=${this.opts.debugLogDir}/`);
+    return flags;
+  }
+
+  private async runscCommand(args: string[]): Promise<void> {
+    await execFileAsync(this.runscPath, [...this.globalFlags(), ...args], { env: RUNSC_ENV, timeout: 15_000 });
+  }
+
+  async run(options: SandboxRunOptions): Promise<SandboxResult> {
+    // Both network modes mean "no route out": runsc's `none` gives the guest its own netstack with
+    // loopback only, which is also what `isolated` asks for.
+    const env = sandboxEnv(options.env);
+    const id = `dotgit-${randomBytes(8).toString('hex')}`;
+    const bundle = path.join(this.opts.stateDir, 'bundles', id);
+    await mkdir(this.stateRoot, { recursive: true, mode: 0o700 });
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    try {
+      const spec = await this.prepareBundle(bundle, options.workspace, options.command, env);
+      await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      return await supervise(
+        options,
+        () =>
+          spawn(this.runscPath, [...this.globalFlags(), 'run', '--bundle', bundle, id], {
+            env: RUNSC_ENV,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          }),
+        {
+          // --all: the shell is PID 1 of the guest and ignores SIGTERM; its children must get it.
+          term: () => this.runscCommand(['kill', '--all', id, 'TERM']),
+          kill: () => this.runscCommand(['kill', '--all', id, 'KILL']),
+        },
+        { graceMs: this.opts.graceMs },
+      );
+    } finally {
+      // `runsc run` deletes the container when it exits normally; this covers crashes and kills.
+      await this.runscCommand(['delete', '--force', id]).catch(() => undefined);
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+
+  private async prepareBundle(bundle: string, workspace: string, command: string, env: Record<string, string>) {
+    const rootfs = path.join(bundle, 'rootfs');
+    const etcDir = path.join(bundle, 'etc');
+    const toolchain = toolchainEntries();
+    // The root is read-only, so every mount point must exist beforehand.
+    for (const dir of ['proc', 'tmp', 'dev', 'sys', 'etc', WORKSPACE_IN_SANDBOX.slice(1)]) {
+      await mkdir(path.join(rootfs, dir), { recursive: true });
+    }
+    for (const entry of toolchain) {
+      if (entry.kind === 'symlink') await symlink(entry.target, path.join(rootfs, entry.path));
+      else await mkdir(path.join(rootfs, entry.path), { recursive: true });
+    }
+    await writeCuratedEtc(etcDir);
+    // Decision (ADR 0002): steps run as uid 1000, never root, so the workspace is handed to that uid.
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot) await chownTree(workspace, SANDBOX_UID, SANDBOX_GID);
+    return buildOciSpec({
+      command,
+      env,
+      rootfs,
+      etcDir,
+      etcBinds: etcBinds(),
+      toolchain,
+      workspace,
+      uid: SANDBOX_UID,
+      gid: SANDBOX_GID,
+      limits: this.limits,
+    });
+  }
+}

@@ -1,0 +1,19 @@
+import { lchown, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Gives the workspace to the sandbox user, so a step running as an unprivileged uid can write to
+ * it (gVisor enforces permissions like Linux does). Symlinks are changed themselves (lchown), never
+ * followed, so a link planted in a checkout cannot redirect the chown to a host file.
+ * Only possible when the worker runs as root; otherwise the caller must create the workspace
+ * with the right owner.
+ */
+export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  await lchown(root, uid, gid);
+  // Sequential on purpose: a parallel walk of a large tree (node_modules) runs out of descriptors.
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    const p = path.join(root, entry.name);
+    if (entry.isDirectory()) await chownTree(p, uid, gid);
+    else await lchown(p, uid, gid);
+  }
+}

@@ -1,0 +1,180 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, dataPaths } from '../core/config';
+import { createDb } from '../core/db';
+import { migrate } from '../core/migrate';
+import { readInternalSecret } from '../core/secrets-file';
+import { bootstrapAdmin } from './bootstrap-admin';
+import { startChild, type ManagedChild } from './provision/child';
+import { resolvePort } from './provision/free-port';
+import type { ProvisionLog } from './provision/log';
+import { startEmbeddedPostgres, DEFAULT_POSTGRES_PORT } from './provision/postgres';
+import { startRedis, DEFAULT_REDIS_PORT } from './provision/redis';
+import { ensureSandbox } from './provision/sandbox';
+import { ensureTemporalCli, startTemporalDevServer, DEFAULT_TEMPORAL_PORT } from './provision/temporal';
+import { ROOT } from './root';
+
+export { ROOT };
+
+export interface PlatformOptions {
+  /** Environment the configuration is read from (DESIGN §5: unset URLs mean embedded defaults). */
+  env: NodeJS.ProcessEnv;
+  log: ProvisionLog;
+  /** Tests: every port free-picked, Postgres without fsync. Default false. */
+  ephemeral?: boolean;
+}
+
+export interface Platform {
+  gatewayUrl: string;
+  temporalUiUrl: string | undefined;
+  temporalAddress: string;
+  namespace: string;
+  databaseUrl: string;
+  redisUrl: string;
+  dataDir: string;
+  adminToken: string;
+  /** Environment the service processes run with. */
+  serviceEnv: NodeJS.ProcessEnv;
+  /** Stops the services, then Temporal, Redis and Postgres (in that order). Idempotent. */
+  stop(): Promise<void>;
+}
+
+const SERVICES = [
+  { name: 'git-server', entry: 'git-server/main.ts', portVar: 'DOTGIT_GIT_PORT' },
+  { name: 'api', entry: 'api/main.ts', portVar: 'DOTGIT_API_PORT' },
+  { name: 'worker', entry: 'worker/main.ts', portVar: 'DOTGIT_WORKER_PORT' },
+  { name: 'gateway', entry: 'gateway/main.ts', portVar: 'PORT' },
+] as const;
+
+/**
+ * Provisions what is missing (Temporal CLI, Postgres, Redis, sandbox), migrates, makes the admin on
+ * first start, and runs gateway, api, git-server and worker as child processes. Used by `npm start`
+ * and by the test harness, so tests run the platform the way users do.
+ */
+export async function startPlatform(o: PlatformOptions): Promise<Platform> {
+  const config = loadConfig(o.env);
+  const paths = dataPaths(config);
+  const eph = o.ephemeral ?? false;
+  const stops: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    while (stops.length) await stops.pop()!().catch((err) => o.log.warn(`stop failed: ${(err as Error).message}`));
+  };
+  try {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    const logsDir = path.join(config.dataDir, 'logs');
+    const toolsDir = path.join(ROOT, '.tools');
+
+    const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
+    const postgres = config.databaseUrl
+      ? undefined
+      : await startEmbeddedPostgres({ dataDir: paths.postgres, port: eph ? 0 : DEFAULT_POSTGRES_PORT, log: o.log, ephemeral: eph });
+    if (postgres) stops.push(() => postgres.stop());
+    const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : DEFAULT_REDIS_PORT, log: o.log });
+    if (redis) stops.push(() => redis.stop());
+    let temporalAddress = config.temporalAddress;
+    let temporalUiUrl: string | undefined;
+    if (!temporalAddress) {
+      const cli = await ensureTemporalCli({ toolsDir, log: o.log });
+      const temporal = await startTemporalDevServer({
+        cliPath: cli.cliPath,
+        dataDir: paths.temporal,
+        port: eph ? 0 : DEFAULT_TEMPORAL_PORT,
+        uiPort: eph ? 0 : config.temporalUiPort,
+        namespace: config.temporalNamespace,
+        log: o.log,
+      });
+      stops.push(() => temporal.stop());
+      temporalAddress = temporal.address;
+      temporalUiUrl = temporal.uiUrl;
+    }
+    await sandbox;
+
+    const databaseUrl = config.databaseUrl ?? postgres!.databaseUrl;
+    const redisUrl = config.redisUrl ?? redis!.redisUrl;
+    const db = createDb(databaseUrl, 2);
+    let adminToken: string;
+    try {
+      const applied = await migrate(db);
+      if (applied.length) o.log.info(`migrations applied: ${applied.join(', ')}`);
+      adminToken = (await bootstrapAdmin(db, paths.adminToken)).token;
+    } finally {
+      await db.end();
+    }
+
+    const port = eph ? await resolvePort(0) : config.port;
+    const serviceEnv: NodeJS.ProcessEnv = {
+      ...o.env,
+      DOTGIT_DATA_DIR: config.dataDir,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: config.temporalNamespace,
+      DOTGIT_INTERNAL_SECRET: await readInternalSecret(config),
+      PORT: String(port),
+      DOTGIT_PUBLIC_URL: o.env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
+      DOTGIT_API_PORT: String(eph ? await resolvePort(0) : config.apiPort),
+      DOTGIT_GIT_PORT: String(eph ? await resolvePort(0) : config.gitPort),
+      DOTGIT_WORKER_PORT: String(eph ? await resolvePort(0) : config.workerPort),
+    };
+    const children: ManagedChild[] = [];
+    // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
+    await Promise.all(
+      SERVICES.map(async (s) => {
+        const child = await startChild({
+          name: s.name,
+          command: process.execPath,
+          args: ['--import', 'tsx', path.join(ROOT, s.entry)],
+          logFile: path.join(logsDir, `${s.name}.log`),
+          pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
+          log: o.log,
+          env: serviceEnv,
+          probe: () => probeHealth(`http://${config.host}:${serviceEnv[s.portVar]}/healthz`, s.name !== 'gateway'),
+          readyTimeoutMs: 90_000,
+          stopGraceMs: 10_000,
+        });
+        children.push(child);
+      }),
+    ).finally(() => {
+      stops.push(() => Promise.all(children.map((c) => c.stop())));
+    });
+    // The gateway's own /healthz checks every part; ready means all of them answer.
+    const gatewayUrl = `http://${config.host}:${port}`;
+    await waitFor(() => probeHealth(`${gatewayUrl}/healthz`, true), 60_000, 'gateway /healthz');
+
+    let stopped: Promise<void> | undefined;
+    return {
+      gatewayUrl,
+      temporalUiUrl,
+      temporalAddress,
+      namespace: config.temporalNamespace,
+      databaseUrl,
+      redisUrl,
+      dataDir: config.dataDir,
+      adminToken,
+      serviceEnv,
+      stop: () => (stopped ??= stopAll()),
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function probeHealth(url: string, requireOk: boolean): Promise<void> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  if (requireOk && !res.ok) throw new Error(`${url} answered ${res.status}: ${await res.text()}`);
+}
+
+async function waitFor(probe: () => Promise<void>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await probe();
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms: ${(last as Error)?.message}`);
+}

@@ -1,0 +1,36 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { startPlatform, ROOT } from '../../infra/platform';
+import { PLATFORM_FILE, type PlatformInfo } from './platform-info';
+
+/**
+ * Starts the whole platform once per test run, the way `npm start` does, on free ports and a fresh
+ * data dir: real Temporal dev server, Postgres, Redis, git and sandbox.
+ */
+export default async function globalSetup(): Promise<void> {
+  const dataDir = path.join(ROOT, '.test-data', `run-${process.pid}`);
+  await fs.rm(dataDir, { recursive: true, force: true });
+  const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => console.warn(m) };
+  const started = Date.now();
+  const platform = await startPlatform({
+    env: { ...process.env, DOTGIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '', TEMPORAL_ADDRESS: '', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    log: quiet,
+    ephemeral: true,
+  });
+  (globalThis as { __dotgitPlatform?: unknown }).__dotgitPlatform = platform;
+  const info: PlatformInfo = {
+    gatewayUrl: platform.gatewayUrl,
+    temporalAddress: platform.temporalAddress,
+    namespace: platform.namespace,
+    databaseUrl: platform.databaseUrl,
+    redisUrl: platform.redisUrl,
+    dataDir: platform.dataDir,
+    adminToken: platform.adminToken,
+    internalSecret: String(platform.serviceEnv.DOTGIT_INTERNAL_SECRET),
+    gitPort: Number(platform.serviceEnv.DOTGIT_GIT_PORT),
+    apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
+  };
+  await fs.mkdir(path.dirname(PLATFORM_FILE), { recursive: true });
+  await fs.writeFile(PLATFORM_FILE, JSON.stringify(info, null, 2));
+  console.log(`\nplatform up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${platform.gatewayUrl}`);
+}

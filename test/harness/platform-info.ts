@@ -1,0 +1,22 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Where global setup leaves the addresses of the platform it started, for the test files. */
+export const PLATFORM_FILE = path.resolve(__dirname, '..', '..', '.test-data', 'platform.json');
+
+export interface PlatformInfo {
+  gatewayUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  databaseUrl: string;
+  redisUrl: string;
+  dataDir: string;
+  adminToken: string;
+  internalSecret: string;
+  gitPort: number;
+  apiPort: number;
+}
+
+export function platformInfo(): PlatformInfo {
+  return JSON.parse(readFileSync(PLATFORM_FILE, 'utf8')) as PlatformInfo;
+}

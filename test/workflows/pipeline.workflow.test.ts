@@ -1,0 +1,129 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import type { OrchestrationActivities } from '../../activities/orchestration-activities';
+import type { SandboxActivities } from '../../activities/sandbox-activities';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { parsePipeline } from '../../core/pipeline-spec';
+import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import { ensureTemporalCli } from '../../infra/provision/temporal';
+import { ROOT } from '../../infra/root';
+
+// The pipeline workflow's logic against a real Temporal dev server (existing-path executable),
+// with activities replaced by recording fakes: DAG order, parallelism, skips, step retries.
+
+const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag.json');
+
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
+  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.cliPath } } });
+}, 120_000);
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const input: PipelineInput = { runId: 'pipeline:t:r:1', tenantId: 1, tenant: 't', repoId: 1, repo: 'r', ref: 'refs/heads/main', commit: 'a'.repeat(40) };
+
+interface Recorder {
+  events: string[];
+  finished?: { status: string; message?: string };
+}
+
+function fakes(yaml: string, exitCodes: (s: StepInput) => number, rec: Recorder) {
+  const orchestration: OrchestrationActivities = {
+    loadPipeline: async () => {
+      try {
+        return { ok: true, spec: parsePipeline(yaml) };
+      } catch (err) {
+        return { ok: false, message: (err as Error).message };
+      }
+    },
+    startRun: async () => undefined,
+    finishRun: async (a) => {
+      rec.finished = { status: a.status, message: a.message };
+    },
+    skipJob: async (a) => {
+      rec.events.push(`skip ${a.job}`);
+    },
+    skipRemainingSteps: async () => undefined,
+  };
+  let concurrent = 0;
+  const sandbox: SandboxActivities = {
+    runStep: async (s) => {
+      concurrent++;
+      rec.events.push(`start ${s.job.name}/${s.step.name}#${s.attempt} (concurrent ${concurrent})`);
+      await new Promise((r) => setTimeout(r, 300));
+      concurrent--;
+      return { exitCode: exitCodes(s), timedOut: false, cancelled: false };
+    },
+    cleanupWorkspace: async () => undefined,
+  };
+  return { orchestration, sandbox };
+}
+
+async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number, workflowId: string) {
+  const rec: Recorder = { events: [] };
+  const { orchestration, sandbox } = fakes(yaml, exitCodes, rec);
+  const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: orchestration });
+  const w2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
+  const handle = await env.client.workflow.start('pipeline', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
+  const result = await w1.runUntil(w2.runUntil(handle.result()));
+  return { result, rec, handle };
+}
+
+const DAG = `
+jobs:
+  a:
+    steps: [{ name: one, run: x }]
+  b:
+    needs: [a]
+    steps: [{ name: two, run: x }]
+  c:
+    needs: [a]
+    steps: [{ name: three, run: x }]
+  d:
+    needs: [b, c]
+    steps: [{ name: four, run: x }]
+`;
+
+test('jobs run in DAG order, independent jobs in parallel; a history is recorded for replay', async () => {
+  const { result, rec, handle } = await runPipeline(DAG, () => 0, 'wf-dag');
+  expect(result.status).toBe('success');
+  const order = rec.events.map((e) => e.split(' ')[1].split('/')[0]);
+  expect(order[0]).toBe('a');
+  expect(new Set(order.slice(1, 3))).toEqual(new Set(['b', 'c']));
+  expect(order[3]).toBe('d');
+  // b and c overlapped.
+  expect(rec.events.some((e) => e.includes('(concurrent 2)'))).toBe(true);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') {
+    await fs.writeFile(HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+  }
+});
+
+test('a failed job skips the jobs that need it; the run fails', async () => {
+  const { result, rec } = await runPipeline(DAG, (s) => (s.job.name === 'b' ? 3 : 0), 'wf-fail');
+  expect(result.status).toBe('failure');
+  expect(result.message).toContain('b');
+  expect(rec.events).toContain('skip d');
+  expect(rec.events.some((e) => e.startsWith('start d/'))).toBe(false);
+});
+
+test('a flaky step passes on retry, with the attempt number counted up', async () => {
+  const yaml = `jobs:\n  j:\n    steps:\n      - name: flaky\n        run: x\n        retry: 2\n`;
+  const { result, rec } = await runPipeline(yaml, (s) => (s.attempt < 3 ? 1 : 0), 'wf-retry');
+  expect(result.status).toBe('success');
+  expect(rec.events.map((e) => e.split(' ')[1])).toEqual(['j/flaky#1', 'j/flaky#2', 'j/flaky#3']);
+});
+
+test('an invalid pipeline file fails the run without running anything', async () => {
+  const { result, rec } = await runPipeline('jobs: [', () => 0, 'wf-invalid');
+  expect(result.status).toBe('failure');
+  expect(rec.finished?.message).toMatch(/pipeline\.yml:1:\d+/);
+  expect(rec.events).toEqual([]);
+});
