@@ -95,7 +95,8 @@ export function parsePipeline(text: string): PipelineSpec {
   }
   const parsed = fileSchema.safeParse(doc.toJS());
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+    // An unknown key (often a typo) explains a missing required one, so it is reported first.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0];
     const node = nodeAt(doc.contents as Node | null, issue.path);
     const pos = node?.range ? lineCounter.linePos(node.range[0]) : { line: 1, col: 1 };
     const where = issue.path.length ? issue.path.join('.') : '(file)';

