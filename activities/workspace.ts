@@ -24,7 +24,9 @@ export async function checkout(gitDir: string, commit: string, dir: string): Pro
     let failed = false;
     const done = (code: number | null) => {
       if (code !== 0) failed = true;
-      if (--pending === 0) (failed ? reject(new Error(`checkout of ${commit} failed: ${errors.trim()}`)) : resolve());
+      if (--pending > 0) return;
+      if (failed) reject(new Error(`checkout of ${commit} failed: ${errors.trim()}`));
+      else resolve();
     };
     archive.on('close', done);
     tar.on('close', done);
