@@ -19,7 +19,7 @@ export class LineSplitter {
     this.pending += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     let start = 0;
     for (let nl = this.pending.indexOf('\n'); nl !== -1; nl = this.pending.indexOf('\n', start)) {
-      this.emit(this.pending.slice(start, nl));
+      this.emitBounded(this.pending.slice(start, nl));
       start = nl + 1;
     }
     this.pending = this.pending.slice(start);
@@ -27,6 +27,14 @@ export class LineSplitter {
       this.emit(this.pending.slice(0, this.maxLineChars));
       this.pending = this.pending.slice(this.maxLineChars);
     }
+  }
+
+  /** Same cut whether a long line arrived in one chunk or many. */
+  private emitBounded(line: string): void {
+    for (let i = this.maxLineChars; i < line.length; i += this.maxLineChars) {
+      this.emit(line.slice(i - this.maxLineChars, i));
+    }
+    this.emit(line.slice(Math.max(0, Math.ceil(line.length / this.maxLineChars) - 1) * this.maxLineChars));
   }
 
   /** Emits the last line if it had no trailing newline. Call once, when the stream ended. */

@@ -50,6 +50,23 @@ export class RunscDriver implements SandboxDriver {
     this.stateRoot = path.join(opts.stateDir, 'runsc-root');
   }
 
+  /**
+   * Newer runsc pins an empty network namespace for its gofers at `<root>/null-netns` (a bind mount
+   * that makes later starts faster). Call this before deleting a state directory, which would
+   * otherwise fail with EBUSY. Never needed in normal operation: the state directory persists.
+   */
+  static async releaseState(stateDir: string): Promise<void> {
+    const pinned = path.join(stateDir, 'runsc-root', 'null-netns');
+    // Concurrent runsc starts may have stacked several mounts there; unmount until none is left.
+    for (let i = 0; i < 16; i++) {
+      try {
+        await execFileAsync('umount', ['--lazy', pinned], { env: RUNSC_ENV });
+      } catch {
+        return;
+      }
+    }
+  }
+
   /** Flags every runsc subcommand must share, or `kill`/`delete` would not find the container. */
   private globalFlags(): string[] {
     const flags = [`--root=${this.stateRoot}`, `--platform=${this.platform}`, '--network=none'];
@@ -59,6 +76,19 @@ export class RunscDriver implements SandboxDriver {
 
   private async runscCommand(args: string[]): Promise<void> {
     await execFileAsync(this.runscPath, [...this.globalFlags(), ...args], { env: RUNSC_ENV, timeout: 15_000 });
+  }
+
+  /** SIGTERM to every guest process. An abort can come before `runsc run` registered the container,
+   * so a failed kill is retried briefly instead of waiting the whole grace period for SIGKILL. */
+  private async killWhenCreated(id: string, alive: () => boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.runscCommand(['kill', '--all', id, 'TERM']);
+      } catch (err) {
+        if (attempt >= 20 || !alive()) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   async run(options: SandboxRunOptions): Promise<SandboxResult> {
@@ -81,7 +111,7 @@ export class RunscDriver implements SandboxDriver {
           }),
         {
           // --all: the shell is PID 1 of the guest and ignores SIGTERM; its children must get it.
-          term: () => this.runscCommand(['kill', '--all', id, 'TERM']),
+          term: (alive) => this.killWhenCreated(id, alive),
           kill: () => this.runscCommand(['kill', '--all', id, 'KILL']),
         },
         { graceMs: this.opts.graceMs },

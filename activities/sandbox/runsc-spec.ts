@@ -86,8 +86,8 @@ export function buildOciSpec(input: OciSpecInput): object {
     hostname: 'sandbox',
     mounts,
     linux: {
-      // runsc implements these inside the sentry; with --network=none the network namespace has
-      // loopback only.
+      // A new network namespace is a second wall behind --network=none: even a runsc started with
+      // --network=host would then get an empty host namespace, not the worker's (tested).
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       resources: {
         memory: { limit: input.limits.memoryBytes },

@@ -8,8 +8,9 @@ import { LineSplitter } from './line-splitter';
 import type { SandboxResult, SandboxRunOptions } from './sandbox-driver';
 
 export interface StopHooks {
-  /** Ask the command to stop (SIGTERM to everything in the sandbox). Errors are ignored. */
-  term(): Promise<void>;
+  /** Ask the command to stop (SIGTERM to everything in the sandbox). Errors are ignored.
+   * `alive` tells whether the child is still running, for hooks that retry. */
+  term(alive: () => boolean): Promise<void>;
   /** Force it (SIGKILL). Errors are ignored. After this, the child itself is SIGKILLed if still alive. */
   kill(): Promise<void>;
 }
@@ -65,7 +66,7 @@ export async function supervise(
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      await hooks.term().catch(() => undefined);
+      await hooks.term(() => !hasExited).catch(() => undefined);
       await Promise.race([exited.catch(() => undefined), sleep(graceMs)]);
       if (hasExited) return;
       await hooks.kill().catch(() => undefined);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ChildExitedError, DataDirInUseError, ReadinessTimeoutError } from './errors';
 import type { ProvisionLog } from './log';
-import { isOrphan, procInfo, sleep, terminate } from './procfs';
+import { isOrphan, procInfo, settlesWithin, sleep, terminate } from './procfs';
 
 /**
  * One long-lived service process (Temporal dev server, redis-server): output appended to a log
@@ -113,8 +113,7 @@ export async function startChild(spec: ChildSpec): Promise<ManagedChild> {
         if (exitInfo) return exitInfo;
         child.kill('SIGTERM');
         const grace = spec.stopGraceMs ?? 10_000;
-        const timer = sleep(grace).then(() => 'timeout' as const);
-        if ((await Promise.race([exited, timer])) === 'timeout') {
+        if (!(await settlesWithin(exited, grace))) {
           log.warn(`${name}: pid ${pid} still running ${grace} ms after SIGTERM; sending SIGKILL`);
           child.kill('SIGKILL');
         }

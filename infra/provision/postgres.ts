@@ -10,7 +10,7 @@ import { tailOf } from './child';
 import { ChildExitedError, DataDirInUseError, PostgresPermissionError, ProvisionError, ReadinessTimeoutError } from './errors';
 import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
-import { isOrphan, procInfo, sleep, terminate } from './procfs';
+import { isOrphan, procInfo, settlesWithin, terminate } from './procfs';
 
 /** Not 5432: a distro Postgres usually holds that one. */
 export const DEFAULT_POSTGRES_PORT = 15432;
@@ -220,7 +220,7 @@ async function stopPostgres(pg: EmbeddedPostgres, proc: ChildProcess | undefined
   if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
   const done = pg.stop();
   for (const [signal, ms] of [['SIGQUIT', graceMs], ['SIGKILL', 5_000]] as const) {
-    if ((await Promise.race([done.then(() => 'done' as const), sleep(ms).then(() => 'late' as const)])) === 'done') return;
+    if (await settlesWithin(done, ms)) return;
     log.warn(`postgres: pid ${proc.pid} still running after ${ms} ms; sending ${signal}`);
     proc.kill(signal);
   }

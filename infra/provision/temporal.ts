@@ -158,9 +158,18 @@ async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle
 
 /** Ready = the frontend answers DescribeNamespace for our namespace. */
 async function probeNamespace(address: string, namespace: string): Promise<void> {
-  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  await withConnection(address, 1000, (c) => c.workflowService.describeNamespace({ namespace }));
+}
+
+/**
+ * Connection.connect() leaks its gRPC channel when connecting fails (it keeps reconnecting and
+ * holds the event loop open), so connect lazily and always close.
+ */
+async function withConnection<T>(address: string, connectTimeoutMs: number, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const connection = Connection.lazy({ address, connectTimeout: connectTimeoutMs });
   try {
-    await connection.workflowService.describeNamespace({ namespace });
+    await connection.ensureConnected();
+    return await fn(connection);
   } finally {
     await connection.close();
   }
@@ -168,13 +177,8 @@ async function probeNamespace(address: string, namespace: string): Promise<void>
 
 /** Names of the custom search attributes registered in `namespace`. */
 export async function listCustomSearchAttributes(address: string, namespace: string): Promise<string[]> {
-  const connection = await Connection.connect({ address, connectTimeout: 5000 });
-  try {
-    const res = await connection.operatorService.listSearchAttributes({ namespace });
-    return Object.keys(res.customAttributes ?? {});
-  } finally {
-    await connection.close();
-  }
+  const res = await withConnection(address, 5000, (c) => c.operatorService.listSearchAttributes({ namespace }));
+  return Object.keys(res.customAttributes ?? {});
 }
 
 /**
