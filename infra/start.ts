@@ -1,11 +1,14 @@
+import { writeSync } from 'node:fs';
 import { loadConfig } from '../core/config';
-import { createLogger } from '../core/logger';
 import { startPlatform } from './platform';
+
+// Written synchronously: the last lines must reach the terminal (or a pipe) before process.exit.
+const say = (line: string) => writeSync(1, line + '\n');
 
 /** `npm start`: the whole platform on its embedded defaults, until Ctrl-C or SIGTERM. */
 async function main(): Promise<void> {
-  const log = createLogger('dotgit', process.env.LOG_LEVEL ?? 'info');
-  const provisionLog = { info: (m: string) => log.info(m), warn: (m: string) => log.warn(m), debug: (m: string) => log.debug(m) };
+  const debug = process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace';
+  const provisionLog = { info: (m: string) => say(`dotgit: ${m}`), warn: (m: string) => say(`dotgit: warning: ${m}`), debug: (m: string) => debug && say(`dotgit: ${m}`) };
   const config = loadConfig();
   const started = Date.now();
   const platform = await startPlatform({ env: process.env, log: provisionLog });
@@ -18,16 +21,16 @@ async function main(): Promise<void> {
     `logs          ${config.dataDir}/logs/`,
     `dotgit ready  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  say(lines.join('\n'));
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`${signal}: stopping dotgit...\n`);
+    say(`${signal}: stopping dotgit...`);
     platform.stop().then(
       () => {
-        process.stdout.write('dotgit stopped\n');
+        say('dotgit stopped');
         process.exit(0);
       },
       (err) => {

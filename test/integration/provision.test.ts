@@ -34,6 +34,7 @@ let cliPath: string;
 
 beforeAll(async () => {
   root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'dotgit-provision-')));
+  fs.chmodSync(root, 0o755); // mkdtemp makes it 0700: user postgres could not enter it
   // The project's own tools dir: installed once, shared with `npm start` and later runs.
   cliPath = (await timed('temporal CLI (ensure)', () => ensureTemporalCli({ toolsDir: path.join(repoRoot, '.tools'), log }))).cliPath;
 });
@@ -93,6 +94,15 @@ test('postgres: a stale postmaster.pid naming an unrelated live pid does not blo
   } finally {
     await pg.stop();
   }
+});
+
+test('postgres: a data dir user postgres cannot reach fails with an error naming the blocking directory', async () => {
+  const locked = path.join(root, 'locked');
+  fs.mkdirSync(path.join(locked, 'inner'), { recursive: true, mode: 0o700 });
+  fs.chmodSync(locked, 0o700);
+  await expect(startEmbeddedPostgres({ dataDir: path.join(locked, 'inner', 'pg'), port: 0, log })).rejects.toThrow(
+    expect.objectContaining({ name: 'PostgresPermissionError', message: expect.stringContaining(`cannot enter ${locked}`) }),
+  );
 });
 
 test('redis: SET/GET, AOF keeps the value across a restart, stop leaves no process', async () => {

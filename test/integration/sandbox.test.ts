@@ -223,9 +223,16 @@ describe('createSandboxDriver', () => {
     await expect(resolveSandboxDriver('runsc', broken)).rejects.toMatchObject({ name: 'SandboxUnavailableError' });
   });
 
-  test('none warns loudly', () => {
+  test('none warns loudly, and still passes only the given environment', async () => {
     const log = logger();
-    expect(createSandboxDriver('none', { stateDir: root, logger: log }).name).toBe('none');
+    const none = createSandboxDriver('none', { stateDir, logger: log });
+    expect(none.name).toBe('none');
     expect(log.warn.mock.calls[0][1]).toMatch(/INSECURE/);
+    const r = await run(none, 'echo "$X ${SECRET_HOST_VAR:-unset} $(pwd)"; exit 3', { env: { X: 'x' } });
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toEqual([`x unset ${r.workspace}`]);
+    const t = await run(none, 'sleep 100 & sleep 100', { timeoutMs: 300 });
+    expect(t.timedOut).toBe(true);
+    expect(t.ms).toBeLessThan(5000);
   });
 });
