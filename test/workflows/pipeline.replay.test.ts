@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { ROOT } from '../../infra/root';
 
@@ -8,6 +8,10 @@ import { ROOT } from '../../infra/root';
 // break running workflows (non-determinism) fails here. Record anew with
 // `DOTGIT_RECORD_HISTORY=1 npx jest test/workflows/pipeline.workflow.test.ts` only for intended,
 // versioned changes.
+
+beforeAll(() => {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+});
 
 test('recorded pipeline histories replay against the current workflow code', async () => {
   const history = historyFromJSON(JSON.parse(readFileSync(path.join(__dirname, 'histories', 'pipeline-dag.json'), 'utf8')));
