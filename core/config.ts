@@ -27,6 +27,12 @@ const configSchema = z.object({
   redisUrl: z.string().optional(),
   /** `TEMPORAL_ADDRESS` — Temporal frontend host:port; unset means the Temporal CLI dev server. */
   temporalAddress: z.string().optional(),
+  /** `DOTGIT_POSTGRES_PORT` — port of the embedded Postgres (when `DATABASE_URL` is unset). Default 15432. */
+  postgresPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_REDIS_PORT` — port of the redis-server we start (when `REDIS_URL` is unset). Default 16379. */
+  redisPort: z.coerce.number().int().min(0).max(65535),
+  /** `TEMPORAL_PORT` — frontend port of the dev server (when `TEMPORAL_ADDRESS` is unset). Default 7233. */
+  temporalPort: z.coerce.number().int().min(0).max(65535),
   /** `TEMPORAL_NAMESPACE` — default `dotgit`. */
   temporalNamespace: z.string().min(1),
   /** `TEMPORAL_UI_PORT` — Web UI port of the dev server. Default 8233. */
@@ -61,6 +67,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
+    postgresPort: env.DOTGIT_POSTGRES_PORT ?? '15432',
+    redisPort: env.DOTGIT_REDIS_PORT ?? '16379',
+    temporalPort: env.TEMPORAL_PORT ?? '7233',
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'dotgit',
     temporalUiPort: env.TEMPORAL_UI_PORT ?? '8233',
     internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,

@@ -8,10 +8,10 @@ import { bootstrapAdmin } from './bootstrap-admin';
 import { startChild, type ManagedChild } from './provision/child';
 import { resolvePort } from './provision/free-port';
 import type { ProvisionLog } from './provision/log';
-import { startEmbeddedPostgres, DEFAULT_POSTGRES_PORT } from './provision/postgres';
-import { startRedis, DEFAULT_REDIS_PORT } from './provision/redis';
+import { startEmbeddedPostgres } from './provision/postgres';
+import { startRedis } from './provision/redis';
 import { ensureSandbox } from './provision/sandbox';
-import { ensureTemporalCli, startTemporalDevServer, DEFAULT_TEMPORAL_PORT } from './provision/temporal';
+import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
 import { ROOT } from './root';
 
 export { ROOT };
@@ -67,9 +67,9 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
     const postgres = config.databaseUrl
       ? undefined
-      : await startEmbeddedPostgres({ dataDir: paths.postgres, port: eph ? 0 : DEFAULT_POSTGRES_PORT, log: o.log, ephemeral: eph });
+      : await startEmbeddedPostgres({ dataDir: paths.postgres, port: eph ? 0 : config.postgresPort, log: o.log, ephemeral: eph });
     if (postgres) stops.push(() => postgres.stop());
-    const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : DEFAULT_REDIS_PORT, log: o.log });
+    const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
     if (redis) stops.push(() => redis.stop());
     let temporalAddress = config.temporalAddress;
     let temporalUiUrl: string | undefined;
@@ -78,7 +78,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       const temporal = await startTemporalDevServer({
         cliPath: cli.cliPath,
         dataDir: paths.temporal,
-        port: eph ? 0 : DEFAULT_TEMPORAL_PORT,
+        port: eph ? 0 : config.temporalPort,
         uiPort: eph ? 0 : config.temporalUiPort,
         namespace: config.temporalNamespace,
         log: o.log,
