@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       repos: new RepoService(db, initBareRepo, config.publicUrl),
       runs: new RunService(db, redis, new FsObjectStore(dataPaths(config).objects), getTemporal),
     },
-    { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping() } },
+    { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
   );
   const server = app.listen(config.apiPort, config.host, () => log.info({ port: config.apiPort }, 'api listening'));
   const stop = () => {

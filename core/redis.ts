@@ -13,3 +13,10 @@ export function createRedis(url: string): Redis {
 export function logStreamKey(runId: string): string {
   return `dotgit:runlog:${runId}`;
 }
+
+/** A Redis stream entry's flat `[field, value, field, value, …]` list as an object. */
+export function streamFields(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}

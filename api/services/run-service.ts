@@ -1,13 +1,13 @@
 import { gunzipSync } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
-import type { Db } from '../../core/db';
+import { inTransaction, type Db } from '../../core/db';
 import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
 import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
-import { logStreamKey, type Redis } from '../../core/redis';
+import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireScope } from '../authz';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
@@ -105,7 +105,7 @@ export class RunService {
       } else {
         live ??= (await this.redis.xrange(logStreamKey(id), '-', '+')) as [string, string[]][];
         text = live
-          .map(([, f]) => Object.fromEntries(f.reduce<[string, string][]>((acc, v, i, a) => (i % 2 === 0 ? [...acc, [v, a[i + 1]]] : acc), [])))
+          .map(([, f]) => streamFields(f))
           .filter((e) => e.job === s.job && e.step === s.name)
           .map((e) => `${e.line}\n`)
           .join('');
@@ -134,6 +134,18 @@ export class RunService {
     if (!atLeast(access, 'write')) throw new NotAllowedError('cancelling a run needs write access');
     requireScope(p, 'write');
     if (['success', 'failure', 'cancelled'].includes(row.status)) return;
+    // A run whose workflow the relay has not started yet is cancelled right here: stamping its
+    // outbox row (which waits for the relay's lock if it is starting it now) keeps it from starting.
+    const unstarted = await inTransaction(this.db, async (c) => {
+      const r = await c.query(
+        `UPDATE push_outbox SET started_at = now(), last_error = 'cancelled before start' WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL`,
+        [row.tenant_id, id],
+      );
+      if (r.rowCount === 0) return false;
+      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now() WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, id]);
+      return true;
+    });
+    if (unstarted) return;
     const client = await this.temporal();
     await client.workflow.getHandle(id).cancel();
   }

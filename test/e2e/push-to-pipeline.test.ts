@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { Redis } from 'ioredis';
+import { logStreamKey, streamFields } from '../../core/redis';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
@@ -66,6 +68,21 @@ test('a push starts a pipeline whose two jobs succeed, with logs and a byte-iden
   expect(logs.status).toBe(200);
   expect(logs.text).toContain(`hello from ${owner.tenant}/${repo} at ${firstCommit}`);
   expect(logs.text).toContain('to stderr');
+
+  // Every line also went, as printed, to the run's Redis stream (live logs), tagged with its step and stream.
+  const redis = new Redis(platformInfo().redisUrl);
+  try {
+    const entries = (await redis.xrange(logStreamKey(firstRunId), '-', '+')).map(([, f]) => streamFields(f));
+    expect(entries).toEqual(
+      expect.arrayContaining([
+        { job: 'build', step: 'hello', stream: 'stdout', line: `hello from ${owner.tenant}/${repo} at ${firstCommit}` },
+        { job: 'build', step: 'hello', stream: 'stderr', line: 'to stderr' },
+        { job: 'package', step: 'make-artifact', stream: 'stdout', line: 'packaged' },
+      ]),
+    );
+  } finally {
+    redis.disconnect();
+  }
 
   const list = await api('GET', `/api/v1/runs/${encodeURIComponent(firstRunId)}/artifacts`, { token: owner.token });
   expect(list.body.artifacts.map((a: { path: string }) => a.path)).toEqual(['out/result.txt']);
@@ -180,4 +197,28 @@ test('the sandbox is real: no route to the gateway, no admin token, no /root', a
   expect(files.text).toContain('TOKEN: absent');
   expect(files.text).toContain('ROOT: absent');
   expect(files.text).toContain('DATA: absent');
+});
+
+test('cancelling a running step stops it and marks the run cancelled', async () => {
+  await writeFiles(work, {
+    '.dotgit/pipeline.yml': `jobs:\n  slow:\n    steps:\n      - name: wait\n        run: |\n          echo started\n          sleep 120\n          echo never\n`,
+  });
+  await git(['commit', '-qam', 'slow pipeline'], work);
+  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  const [id] = runIdsFrom(push.stderr);
+  const path = `/api/v1/runs/${encodeURIComponent(id)}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const r = await api('GET', path, { token: owner.token });
+    if (r.body.steps?.[0]?.status === 'running') break;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  const cancel = await api('POST', `${path}/cancel`, { token: owner.token });
+  expect(cancel.status).toBe(202);
+  const run = await waitForRun(id, owner.token, 60_000);
+  expect(run.status).toBe('cancelled');
+  expect(run.steps[0]).toEqual(expect.objectContaining({ name: 'wait', status: 'cancelled' }));
+  const logs = await api('GET', `${path}/logs?job=slow&step=wait`, { token: owner.token });
+  expect(logs.text).toContain('started');
+  expect(logs.text).not.toContain('never');
 });
