@@ -1,0 +1,122 @@
+/**
+ * A typed TypeScript SDK of the REST API v1 (CONTRACT). Uses global fetch; no dependencies, so
+ * scripts can import it on its own.
+ */
+
+export interface Run {
+  id: string;
+  repo: string;
+  ref: string;
+  commit: string;
+  status: 'queued' | 'running' | 'success' | 'failure' | 'cancelled';
+  message: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: { job: string; name: string; status: string; exitCode: number | null; startedAt: string | null; finishedAt: string | null }[];
+}
+
+export interface Repo {
+  owner: string;
+  name: string;
+  visibility: 'public' | 'private';
+  cloneUrl: string;
+}
+
+/** Thrown for every non-2xx answer; carries the CONTRACT error body's code and the request id. */
+export class DotgitApiError extends Error {
+  override readonly name = 'DotgitApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId: string | null,
+  ) {
+    super(`${status} ${code}: ${message}`);
+  }
+}
+
+export const TERMINAL_STATUSES = ['success', 'failure', 'cancelled'] as const;
+
+export class DotgitClient {
+  /** @param baseUrl the gateway, e.g. `http://127.0.0.1:8080`. @param token an API token or JWT. */
+  constructor(
+    private readonly baseUrl: string,
+    private readonly token?: string,
+  ) {}
+
+  private async request(method: string, path: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${this.baseUrl.replace(/\/+$/, '')}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!res.ok) {
+      const text = await res.text();
+      let err: { code?: string; message?: string; requestId?: string | null } = {};
+      try {
+        err = (JSON.parse(text) as { error?: typeof err }).error ?? {};
+      } catch {
+        err = { message: text };
+      }
+      throw new DotgitApiError(res.status, err.code ?? 'error', err.message ?? res.statusText, err.requestId ?? res.headers.get('x-request-id'));
+    }
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await (await this.request(method, path, body)).json()) as T;
+  }
+
+  createTenant(name: string) {
+    return this.json<{ id: number; name: string }>('POST', '/api/v1/tenants', { name });
+  }
+  createUser(tenant: string, username: string, role: 'admin' | 'member' | 'reader' = 'member') {
+    return this.json<{ id: number; username: string; role: string }>('POST', `/api/v1/tenants/${encodeURIComponent(tenant)}/users`, { username, role });
+  }
+  createToken(scopes: ('read' | 'write' | 'admin')[], options: { username?: string; expiresAt?: string } = {}) {
+    return this.json<{ id: number; token: string }>('POST', '/api/v1/tokens', { scopes, ...options });
+  }
+  async revokeToken(id: number): Promise<void> {
+    await this.request('DELETE', `/api/v1/tokens/${id}`);
+  }
+  createRepo(owner: string, name: string, visibility: 'public' | 'private' = 'private') {
+    return this.json<Repo>('POST', '/api/v1/repos', { owner, name, visibility });
+  }
+  getRepo(owner: string, name: string) {
+    return this.json<Repo>('GET', `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`);
+  }
+  async listRuns(owner: string, name: string, filter: { commit?: string; ref?: string; status?: string } = {}): Promise<Run[]> {
+    const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]).toString();
+    const path = `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/runs${q ? `?${q}` : ''}`;
+    return (await this.json<{ runs: Run[] }>('GET', path)).runs;
+  }
+  getRun(id: string) {
+    return this.json<Run>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);
+  }
+  async logs(id: string, job?: string, step?: string): Promise<string> {
+    const q = new URLSearchParams({ ...(job ? { job } : {}), ...(step ? { step } : {}) }).toString();
+    return (await this.request('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs${q ? `?${q}` : ''}`)).text();
+  }
+  async artifacts(id: string) {
+    return (await this.json<{ artifacts: { job: string; path: string; size: number; sha256: string }[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`)).artifacts;
+  }
+  async artifact(id: string, path: string): Promise<Buffer> {
+    const encoded = path.split('/').map(encodeURIComponent).join('/');
+    return Buffer.from(await (await this.request('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts/${encoded}`)).arrayBuffer());
+  }
+  async cancelRun(id: string): Promise<void> {
+    await this.request('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Polls a run until it ends (default every second, up to an hour). */
+  async waitForRun(id: string, options: { intervalMs?: number; timeoutMs?: number; onUpdate?: (run: Run) => void } = {}): Promise<Run> {
+    const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
+    for (;;) {
+      const run = await this.getRun(id);
+      options.onUpdate?.(run);
+      if ((TERMINAL_STATUSES as readonly string[]).includes(run.status)) return run;
+      if (Date.now() > deadline) throw new Error(`run ${id} still ${run.status} after the timeout`);
+      await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { DotgitApiError, DotgitClient } from '../../cli/client';
+import { ROOT } from '../../infra/root';
+import { platformInfo } from '../harness/platform-info';
+import { uniqueName } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+
+// The typed SDK and the `dotgit` command against the running platform.
+
+function cli(args: string[], token: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'dotgit.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: token },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('the SDK drives the whole flow: tenant, user, token, repo, run, logs, artifacts', async () => {
+  const admin = new DotgitClient(platformInfo().gatewayUrl, platformInfo().adminToken);
+  const tenant = uniqueName('sdk');
+  await admin.createTenant(tenant);
+  await admin.createUser(tenant, `${tenant}-dev`, 'member');
+  const { token } = await admin.createToken(['read', 'write'], { username: `${tenant}-dev` });
+  const dev = new DotgitClient(platformInfo().gatewayUrl, token);
+  const repo = await dev.createRepo(tenant, 'app');
+  expect(repo.visibility).toBe('private');
+
+  const work = await localRepo({
+    '.dotgit/pipeline.yml': 'jobs:\n  one:\n    steps:\n      - name: s\n        run: mkdir -p o && echo sdk-line | tee o/a.txt\n    artifacts: [o/a.txt]\n',
+  });
+  const push = await git(['push', cloneUrl(tenant, 'app', token), 'main'], work);
+  const [id] = runIdsFrom(push.stderr);
+  const run = await dev.waitForRun(id, { intervalMs: 200, timeoutMs: 120_000 });
+  expect(run.status).toBe('success');
+  expect(await dev.logs(id, 'one', 's')).toContain('sdk-line');
+  expect((await dev.artifacts(id)).map((a) => a.path)).toEqual(['o/a.txt']);
+  expect((await dev.artifact(id, 'o/a.txt')).toString()).toBe('sdk-line\n');
+  expect((await dev.listRuns(tenant, 'app', { status: 'success' })).map((r) => r.id)).toEqual([id]);
+
+  const err = await dev.getRepo(tenant, 'missing').catch((e) => e);
+  expect(err).toBeInstanceOf(DotgitApiError);
+  expect(err.status).toBe(404);
+  expect(err.code).toBe('not_found');
+
+  const shown = await cli(['repo', 'show', `${tenant}/app`], token);
+  expect(shown.code).toBe(0);
+  expect(JSON.parse(shown.stdout)).toEqual(expect.objectContaining({ owner: tenant, name: 'app' }));
+  const bad = await cli(['repo', 'show', `${tenant}/missing`], token);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('404 not_found');
+  const usage = await cli(['frobnicate'], token);
+  expect(usage.code).toBe(2);
+  expect(usage.stderr).toContain('usage:');
+});
