@@ -2,6 +2,9 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Redis } from '../core/redis';
 import { logStreamKey } from '../core/redis';
 
+/** How long a run's live log stream stays in Redis after its last line. */
+export const LIVE_LOG_TTL_SECONDS = 24 * 60 * 60;
+
 /**
  * Where a step's output goes while it runs: every line to the run's Redis stream (live logs, in
  * order, batched per tick) and to a local file that becomes the step's whole log at the end.
@@ -35,7 +38,10 @@ export class LogSink {
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(async () => {
       const p = this.redis.pipeline();
-      for (const fields of batch) p.xadd(logStreamKey(this.runId), '*', ...fields);
+      const key = logStreamKey(this.runId);
+      for (const fields of batch) p.xadd(key, '*', ...fields);
+      // The whole log is kept in the object store; the live stream only has to outlive watchers.
+      p.expire(key, LIVE_LOG_TTL_SECONDS);
       // Live logs are a convenience: losing Redis must not fail the step (the full log still reaches the object store).
       await p.exec().catch(() => undefined);
     });

@@ -1,6 +1,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { Transform, pipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { Context } from '@temporalio/activity';
 import type { Db } from '../core/db';
@@ -103,15 +104,22 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       const files = await artifactFiles(ws, entry);
       if (files.length === 0) note(`dotgit: artifact ${entry} not found, skipped`);
       for (const file of files) {
-        const bytes = await fs.readFile(path.join(ws, file));
+        // Streamed: artifacts may be large; the hash is taken on the way to the store.
+        const hash = createHash('sha256');
+        const hashing = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        });
         const key = artifactKey(input.runId, file);
-        await store.put(key, bytes);
+        const { size } = await store.put(key, pipeline(createReadStream(path.join(ws, file)), hashing, () => undefined));
         await db.query(
           `INSERT INTO artifacts (tenant_id, run_id, job, path, object_key, size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (tenant_id, run_id, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,
-          [input.tenantId, input.runId, input.job.name, file, key, bytes.length, createHash('sha256').update(bytes).digest('hex')],
+          [input.tenantId, input.runId, input.job.name, file, key, size, hash.digest('hex')],
         );
-        note(`dotgit: uploaded artifact ${file} (${bytes.length} bytes)`);
+        note(`dotgit: uploaded artifact ${file} (${size} bytes)`);
       }
     }
   }

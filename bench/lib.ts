@@ -1,0 +1,146 @@
+/**
+ * Small helpers of the benchmark: timed processes, the isolated git client, a gateway API client,
+ * statistics and formatting. Nothing here depends on jest or on the test harness.
+ */
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+
+export interface ProcResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Wall-clock time from spawn to exit, milliseconds. */
+  ms: number;
+}
+
+/** Runs a process to completion and times it; never throws on a non-zero exit. */
+export function runProcess(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ProcResult> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      if (stdout.length < 1 << 20) stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 1 << 20) stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - started }));
+  });
+}
+
+/** Environment of every git client run: no user or system config, no prompts, fixed identity. */
+export function gitEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    LANG: 'C',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '/bin/false',
+    GIT_AUTHOR_NAME: 'Bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.com',
+    GIT_COMMITTER_NAME: 'Bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.com',
+  };
+}
+
+export class Git {
+  constructor(private readonly home: string) {}
+
+  /** Runs git; with `check` (default) a non-zero exit throws with git's stderr. */
+  async run(args: string[], cwd?: string, check = true): Promise<ProcResult> {
+    const r = await runProcess('git', args, { cwd, env: gitEnv(this.home) });
+    if (check && r.code !== 0) throw new Error(`git ${redact(args.join(' '))} exited ${r.code}: ${redact(r.stderr.trim())}`);
+    return r;
+  }
+}
+
+/** Hides the token of `http://x:TOKEN@host` URLs in messages. */
+export function redact(text: string): string {
+  return text.replace(/(https?:\/\/[^:/@\s]+:)[^@\s]+@/g, '$1***@');
+}
+
+/** A minimal client of the gateway's REST API. */
+export class Api {
+  constructor(readonly gatewayUrl: string) {}
+
+  async call<T>(method: string, path: string, token: string, body?: unknown, expect: number[] = [200, 201]): Promise<T> {
+    const res = await fetch(`${this.gatewayUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!expect.includes(res.status)) throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Clone URL with the token as HTTP Basic password. */
+  cloneUrl(owner: string, repo: string, token: string): string {
+    const u = new URL(`${this.gatewayUrl}/${owner}/${repo}.git`);
+    u.username = 'x';
+    u.password = token;
+    return u.toString();
+  }
+}
+
+export interface RunView {
+  id: string;
+  status: string;
+  message: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: Array<{ job: string; name: string; status: string; exitCode: number | null; startedAt: string | null; finishedAt: string | null }>;
+}
+
+/** Every `dotgit: run <id> <url>` line of a push's output. */
+export function runIdsFrom(pushOutput: string): string[] {
+  return [...pushOutput.matchAll(/remote: dotgit: run (\S+) (\S+)/g)].map((m) => m[1]!);
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function stats(samples: number[]): Stats {
+  if (samples.length === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]!, n: s.length };
+}
+
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 100) return `${Math.round(ms)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+export function fmtStats(s: Stats, unit: (n: number) => string = fmtMs): string {
+  if (s.n === 0) return '—';
+  if (s.n === 1) return unit(s.median);
+  return `${unit(s.median)} (${unit(s.min)}–${unit(s.max)})`;
+}
+
+export function fmtBytes(bytes: number): string {
+  if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  if (bytes >= 1 << 10) return `${(bytes / (1 << 10)).toFixed(0)} KiB`;
+  return `${bytes} B`;
+}
+
+export function fmtRatio(r: number): string {
+  if (!Number.isFinite(r)) return '—';
+  return r >= 100 ? `${Math.round(r)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
