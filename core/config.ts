@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_NAMESPACE } from '../temporal-config/dev-server';
 
 /**
  * The one configuration schema of dotgit. Every process reads its settings from environment
@@ -70,7 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     postgresPort: env.DOTGIT_POSTGRES_PORT ?? '15432',
     redisPort: env.DOTGIT_REDIS_PORT ?? '16379',
     temporalPort: env.TEMPORAL_PORT ?? '7233',
-    temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'dotgit',
+    temporalNamespace: env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE,
     temporalUiPort: env.TEMPORAL_UI_PORT ?? '8233',
     internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',

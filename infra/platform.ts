@@ -13,6 +13,7 @@ import { startRedis } from './provision/redis';
 import { ensureSandbox } from './provision/sandbox';
 import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
 import { ROOT } from './root';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
 
 export { ROOT };
 
@@ -81,6 +82,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
         port: eph ? 0 : config.temporalPort,
         uiPort: eph ? 0 : config.temporalUiPort,
         namespace: config.temporalNamespace,
+        dynamicConfig: DEV_SERVER_DYNAMIC_CONFIG,
         log: o.log,
       });
       stops.push(() => temporal.stop());

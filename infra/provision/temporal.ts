@@ -8,6 +8,7 @@ import { ProvisionError, ToolInstallError } from './errors';
 import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { findOnPath } from './which';
+import { SEARCH_ATTRIBUTE_NAMES } from '../../temporal-config/dev-server';
 
 const execFileAsync = promisify(execFile);
 
@@ -17,7 +18,7 @@ export const DEFAULT_TEMPORAL_PORT = 7233;
 export const DEFAULT_TEMPORAL_UI_PORT = 8233;
 
 /** Custom search attributes every dotgit namespace has (all Keyword). */
-export const DOTGIT_SEARCH_ATTRIBUTES = ['DotgitTenant', 'DotgitRepo', 'DotgitRef', 'DotgitCommit'] as const;
+export const DOTGIT_SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_NAMES;
 
 export interface TemporalCli {
   cliPath: string;
@@ -164,7 +165,8 @@ async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle
 
 /** Ready = the frontend answers DescribeNamespace for our namespace. */
 async function probeNamespace(address: string, namespace: string): Promise<void> {
-  await withConnection(address, 1000, (c) => c.workflowService.describeNamespace({ namespace }));
+  // A deadline, or a port held by something that is not gRPC would hang the call forever.
+  await withConnection(address, 1000, (c) => c.withDeadline(Date.now() + 2000, () => c.workflowService.describeNamespace({ namespace })));
 }
 
 /**
@@ -183,7 +185,9 @@ async function withConnection<T>(address: string, connectTimeoutMs: number, fn: 
 
 /** Names of the custom search attributes registered in `namespace`. */
 export async function listCustomSearchAttributes(address: string, namespace: string): Promise<string[]> {
-  const res = await withConnection(address, 5000, (c) => c.operatorService.listSearchAttributes({ namespace }));
+  const res = await withConnection(address, 5000, (c) =>
+    c.withDeadline(Date.now() + 10_000, () => c.operatorService.listSearchAttributes({ namespace })),
+  );
   return Object.keys(res.customAttributes ?? {});
 }
 
