@@ -60,6 +60,16 @@ export function createOrchestrationActivities({ db, reposDir }: OrchestrationDep
       });
     },
 
+    /** A step that could not run at all (no sandbox, checkout failed): failed, with the reason as its log line. */
+    async failStep(args: { runId: string; tenantId: number; job: string; step: string; message: string }): Promise<void> {
+      await db.query(
+        `UPDATE steps SET status = 'failure', finished_at = now(), started_at = coalesce(started_at, now())
+         WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+        [args.tenantId, args.runId, args.job, args.step],
+      );
+      await db.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [args.tenantId, args.runId, `${args.job}/${args.step}: ${args.message}`]);
+    },
+
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
       await db.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'`, [
         args.tenantId,

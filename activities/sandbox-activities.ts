@@ -3,13 +3,13 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Transform, pipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Db } from '../core/db';
 import { repoPath } from '../core/git';
 import type { ObjectStore } from '../core/object-store';
 import type { Redis } from '../core/redis';
 import type { StepInput, StepResult } from '../core/run-types';
-import type { SandboxDriver } from './sandbox/sandbox-driver';
+import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { artifactFiles, checkout, workspaceDir } from './workspace';
 
@@ -31,6 +31,16 @@ export function stepLogKey(runId: string, job: string, step: string): string {
 
 export function artifactKey(runId: string, filePath: string): string {
   return `artifacts/${runId}/${filePath}`;
+}
+
+/** The driver, or a non-retryable failure: a missing sandbox will not appear by retrying. */
+function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
+  try {
+    return deps.driver();
+  } catch (err) {
+    if (err instanceof SandboxUnavailableError) throw ApplicationFailure.nonRetryable(err.message, 'SandboxUnavailable');
+    throw err;
+  }
 }
 
 /** Activities of the sandbox task queue: run one step in a sandbox, clean a job's workspace. */
@@ -63,7 +73,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           DOTGIT_STEP_ATTEMPT: String(input.attempt),
         };
         if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
-        result = await deps.driver().run({
+        result = await sandboxDriver(deps).run({
           workspace: ws,
           command: input.step.run,
           env,

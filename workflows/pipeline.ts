@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   CancellationScope,
   isCancellation,
   proxyActivities,
@@ -11,9 +12,10 @@ import {
   SANDBOX_QUEUE,
   type PipelineInput,
   type RunResult,
+  type StepResult,
   type StepStatus,
 } from '../core/run-types';
-import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
+import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
 
 const records = proxyActivities<OrchestrationActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
@@ -44,16 +46,19 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
 
   const outcome: Record<string, StepStatus> = {};
   let cancelled = false;
+  let crash: string | undefined;
   try {
     await runDag(input, spec, outcome);
   } catch (err) {
-    if (!isCancellation(err)) throw err;
-    cancelled = true;
+    // Whatever went wrong, the run must end in a terminal state, never stay "running".
+    if (isCancellation(err)) cancelled = true;
+    else crash = err instanceof Error ? err.message : String(err);
   }
 
-  const status = cancelled ? 'cancelled' : Object.values(outcome).every((s) => s === 'success') ? 'success' : 'failure';
+  const allSucceeded = spec.jobs.every((j) => outcome[j.name] === 'success');
+  const status = cancelled ? 'cancelled' : !crash && allSucceeded ? 'success' : 'failure';
   const failedJobs = Object.entries(outcome).filter(([, s]) => s !== 'success').map(([j]) => j);
-  const message = status === 'failure' ? `failed jobs: ${failedJobs.join(', ')}` : undefined;
+  const message = status === 'failure' ? crash ?? `failed jobs: ${failedJobs.join(', ')}` : undefined;
   // Recording the end must happen even when the run was cancelled.
   await CancellationScope.nonCancellable(() =>
     records.finishRun({ runId: input.runId, tenantId: input.tenantId, status, message }),
@@ -95,33 +100,10 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
 async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
   try {
     for (const [index, step] of job.steps.entries()) {
-      const last = index === job.steps.length - 1;
-      let result = { exitCode: -1, timedOut: false, cancelled: false };
-      // `retry: N` re-runs a failing step up to N more times, with exponential backoff.
-      for (let attempt = 1; attempt <= step.retry + 1; attempt++) {
-        if (attempt > 1) await sleep(Math.min(2 ** (attempt - 2) * 1000, 60_000));
-        result = await steps.runStep({
-          runId: input.runId,
-          tenantId: input.tenantId,
-          tenant: input.tenant,
-          repo: input.repo,
-          ref: input.ref,
-          commit: input.commit,
-          job: { name: job.name, network: job.network },
-          step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs },
-          attempt,
-          artifacts: last ? job.artifacts : [],
-        });
-        if (result.exitCode === 0 || result.cancelled) break;
-      }
-      if (result.exitCode !== 0) {
-        await records.skipRemainingSteps({
-          runId: input.runId,
-          tenantId: input.tenantId,
-          job: job.name,
-          after: step.name,
-        });
-        return result.cancelled ? 'cancelled' : 'failure';
+      const status = await runStepWithRetries(input, job, step, index === job.steps.length - 1);
+      if (status !== 'success') {
+        await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });
+        return status;
       }
     }
     return 'success';
@@ -130,4 +112,35 @@ async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
       steps.cleanupWorkspace({ runId: input.runId, job: job.name }),
     );
   }
+}
+
+/** `retry: N` re-runs a step that exits non-zero up to N more times, with exponential backoff. */
+async function runStepWithRetries(input: PipelineInput, job: JobSpec, step: StepSpec, last: boolean): Promise<StepStatus> {
+  for (let attempt = 1; attempt <= step.retry + 1; attempt++) {
+    if (attempt > 1) await sleep(Math.min(2 ** (attempt - 2) * 1000, 60_000));
+    let result: StepResult;
+    try {
+      result = await steps.runStep({
+        runId: input.runId,
+        tenantId: input.tenantId,
+        tenant: input.tenant,
+        repo: input.repo,
+        ref: input.ref,
+        commit: input.commit,
+        job: { name: job.name, network: job.network },
+        step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs },
+        attempt,
+        artifacts: last ? job.artifacts : [],
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // The step could not run at all (no sandbox, checkout failed, Temporal's retries used up).
+      const reason = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+      await records.failStep({ runId: input.runId, tenantId: input.tenantId, job: job.name, step: step.name, message: reason });
+      return 'failure';
+    }
+    if (result.cancelled) return 'cancelled';
+    if (result.exitCode === 0) return 'success';
+  }
+  return 'failure';
 }

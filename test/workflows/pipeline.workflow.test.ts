@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
 import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
@@ -35,7 +36,7 @@ interface Recorder {
   finished?: { status: string; message?: string };
 }
 
-function fakes(yaml: string, exitCodes: (s: StepInput) => number, rec: Recorder) {
+function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: Recorder) {
   const orchestration: OrchestrationActivities = {
     loadPipeline: async () => {
       try {
@@ -47,6 +48,9 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number, rec: Recorder)
     startRun: async () => undefined,
     finishRun: async (a) => {
       rec.finished = { status: a.status, message: a.message };
+    },
+    failStep: async (a) => {
+      rec.events.push(`fail ${a.job}/${a.step}: ${a.message}`);
     },
     skipJob: async (a) => {
       rec.events.push(`skip ${a.job}`);
@@ -60,14 +64,16 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number, rec: Recorder)
       rec.events.push(`start ${s.job.name}/${s.step.name}#${s.attempt} (concurrent ${concurrent})`);
       await new Promise((r) => setTimeout(r, 300));
       concurrent--;
-      return { exitCode: exitCodes(s), timedOut: false, cancelled: false };
+      const code = exitCodes(s);
+      if (code instanceof Error) throw code;
+      return { exitCode: code, timedOut: false, cancelled: false };
     },
     cleanupWorkspace: async () => undefined,
   };
   return { orchestration, sandbox };
 }
 
-async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number, workflowId: string) {
+async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number | Error, workflowId: string) {
   const rec: Recorder = { events: [] };
   const { orchestration, sandbox } = fakes(yaml, exitCodes, rec);
   const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: orchestration });
@@ -126,4 +132,13 @@ test('an invalid pipeline file fails the run without running anything', async ()
   expect(result.status).toBe('failure');
   expect(rec.finished?.message).toMatch(/pipeline\.yml:1:\d+/);
   expect(rec.events).toEqual([]);
+});
+
+test('a step that cannot run at all (no sandbox) fails the run with the reason, never leaves it running', async () => {
+  const yaml = `jobs:\n  j:\n    steps:\n      - name: a\n        run: x\n      - name: b\n        run: x\n`;
+  const { result, rec } = await runPipeline(yaml, () => ApplicationFailure.nonRetryable('no sandbox is available', 'SandboxUnavailable'), 'wf-nosandbox');
+  expect(result.status).toBe('failure');
+  expect(rec.events).toContain('fail j/a: no sandbox is available');
+  expect(rec.events.some((e) => e.startsWith('start j/b'))).toBe(false);
+  expect(rec.finished?.status).toBe('failure');
 });
