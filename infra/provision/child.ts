@@ -127,8 +127,10 @@ export async function startChild(spec: ChildSpec): Promise<ManagedChild> {
   for (;;) {
     if (exitInfo) throw new ChildExitedError(name, exitInfo, logTail());
     try {
-      await withTimeout(spec.probe(), Math.max(1000, Math.min(5000, deadline - Date.now())));
-      return handle;
+      // Racing `exited` notices a crash at once instead of after a slow probe's timeout.
+      const probe = spec.probe();
+      const outcome = await withTimeout(Promise.race([probe.then(() => 'ready' as const), exited]), Math.max(1000, Math.min(5000, deadline - Date.now())));
+      if (outcome === 'ready') return handle;
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }

@@ -63,7 +63,7 @@ async function startOnce(serverPath: string, opts: RedisOptions): Promise<RedisH
 }
 
 async function ping(url: string): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, connectTimeout: 1000 });
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, connectTimeout: 1000, commandTimeout: 1000 });
   client.on('error', () => {}); // reported through connect()/ping() instead
   try {
     await client.connect();
