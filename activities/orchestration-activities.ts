@@ -1,7 +1,7 @@
 import type { Db } from '../core/db';
 import { inTransaction } from '../core/db';
-import { readFileAtCommit, repoPath } from '../core/git';
-import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
+import { FileTooLargeError, readFileAtCommit, repoPath } from '../core/git';
+import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
 export interface OrchestrationDeps {
@@ -14,12 +14,12 @@ export function createOrchestrationActivities({ db, reposDir }: OrchestrationDep
   return {
     /** Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so the run fails cleanly. */
     async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
-      const text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH);
-      if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
       try {
+        const text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
+        if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
         return { ok: true, spec: parsePipeline(text) };
       } catch (err) {
-        if (err instanceof PipelineSpecError) return { ok: false, message: err.message };
+        if (err instanceof PipelineSpecError || err instanceof FileTooLargeError) return { ok: false, message: err.message };
         throw err;
       }
     },

@@ -1,5 +1,6 @@
 import { createReadStream, promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { appendFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Transform, pipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
@@ -26,11 +27,25 @@ export interface SandboxActivityDeps {
 
 /** Object key of a step's whole log (gzip). */
 export function stepLogKey(runId: string, job: string, step: string): string {
-  return `logs/${runId}/${job}/${encodeURIComponent(step)}.log.gz`;
+  // Step names are free text (up to 100 characters of any script): hashed, they always make a valid file name.
+  return `logs/${runId}/${job}/${createHash('sha256').update(step).digest('hex').slice(0, 32)}.log.gz`;
 }
 
-export function artifactKey(runId: string, filePath: string): string {
-  return `artifacts/${runId}/${filePath}`;
+export function artifactKey(runId: string, job: string, filePath: string): string {
+  return `artifacts/${runId}/${job}/${filePath}`;
+}
+
+/** The step's environment: the pipeline's own variables, then ours (which win). Nothing of the worker's. */
+function stepEnv(input: StepInput): Record<string, string> {
+  return {
+    CI: 'true',
+    ...input.step.env,
+    DOTGIT_COMMIT: input.commit,
+    DOTGIT_REF: input.ref,
+    DOTGIT_REPO: `${input.tenant}/${input.repo}`,
+    DOTGIT_RUN_ID: input.runId,
+    DOTGIT_STEP_ATTEMPT: String(input.attempt),
+  };
 }
 
 /** The driver, or a non-retryable failure: a missing sandbox will not appear by retrying. */
@@ -50,56 +65,46 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   return {
     async runStep(input: StepInput): Promise<StepResult> {
       const ctx = Context.current();
-      const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
-      const exists = await fs.stat(ws).then(() => true, () => false);
-      if (!exists) await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, ws);
-
-      await db.query(
-        `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
-        [input.tenantId, input.runId, input.job.name, input.step.name],
-      );
-      const logFile = `${ws}.${createHash('sha1').update(input.step.name).digest('hex').slice(0, 10)}.log`;
-      const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile);
-      const heartbeat = setInterval(() => ctx.heartbeat(), 5000);
-      let result: StepResult;
+      // Heartbeat from the start until the activity returns: a long checkout or log upload must not
+      // look like a dead worker (Temporal would run the step a second time).
+      ctx.heartbeat();
+      const heartbeat = setInterval(() => ctx.heartbeat(), 2000);
       try {
-        const env: Record<string, string> = {
-          CI: 'true',
-          ...input.step.env,
-          DOTGIT_COMMIT: input.commit,
-          DOTGIT_REF: input.ref,
-          DOTGIT_REPO: `${input.tenant}/${input.repo}`,
-          DOTGIT_RUN_ID: input.runId,
-          DOTGIT_STEP_ATTEMPT: String(input.attempt),
-        };
-        if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
-        result = await sandboxDriver(deps).run({
-          workspace: ws,
-          command: input.step.run,
-          env,
-          timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
-          network: input.job.network,
-          onLine: (stream, line) => sink.line(stream, line),
-          signal: ctx.cancellationSignal,
-        });
-        if (result.timedOut) sink.line('stderr', `dotgit: step timed out`);
-        if (result.exitCode === 0 && input.artifacts.length > 0) {
-          await uploadArtifacts(input, ws, (l) => sink.line('stderr', l));
+        const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
+        const driver = sandboxDriver(deps);
+        await prepareWorkspace(input, ws);
+        await db.query(
+          `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+          [input.tenantId, input.runId, input.job.name, input.step.name],
+        );
+        const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
+        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile);
+        let result: StepResult;
+        try {
+          if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
+          result = await driver.run({
+            workspace: ws,
+            command: input.step.run,
+            env: stepEnv(input),
+            timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
+            network: input.job.network,
+            onLine: (stream, line) => sink.line(stream, line),
+            signal: ctx.cancellationSignal,
+          });
+        } finally {
+          await sink.close();
+        }
+        // From here on the user's command has run: a failure must not make Temporal run it again.
+        try {
+          return await finishStep(input, ws, logFile, result);
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
+        } finally {
+          await fs.rm(logFile, { force: true });
         }
       } finally {
         clearInterval(heartbeat);
-        await sink.close();
       }
-
-      const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
-      await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
-      await fs.rm(logFile, { force: true });
-      const status = result.cancelled ? 'cancelled' : result.exitCode === 0 ? 'success' : 'failure';
-      await db.query(
-        `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
-        [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
-      );
-      return result;
     },
 
     async cleanupWorkspace(args: { runId: string; job: string }): Promise<void> {
@@ -109,10 +114,38 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     },
   };
 
-  async function uploadArtifacts(input: StepInput, ws: string, note: (line: string) => void): Promise<void> {
+  /** The job's workspace: checked out once (into a temporary folder renamed into place, so a half-made checkout is never reused). */
+  async function prepareWorkspace(input: StepInput, ws: string): Promise<void> {
+    if (await fs.stat(ws).then(() => true, () => false)) return;
+    const tmp = `${ws}.checkout-${randomBytes(4).toString('hex')}`;
+    try {
+      await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, tmp);
+      await fs.rename(tmp, ws);
+    } catch (err) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      if (await fs.stat(ws).then(() => true, () => false)) return; // another attempt won the race
+      throw ApplicationFailure.retryable(`checkout of ${input.commit.slice(0, 12)} failed`, 'CheckoutFailed', (err as Error).message);
+    }
+  }
+
+  async function finishStep(input: StepInput, ws: string, logFile: string, result: StepResult): Promise<StepResult> {
+    const note = (line: string) => appendFile(logFile, line + '\n');
+    if (result.timedOut) await note('dotgit: step timed out');
+    if (result.exitCode === 0 && !result.cancelled && input.artifacts.length > 0) await uploadArtifacts(input, ws, note);
+    const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
+    await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
+    const status = result.cancelled ? 'cancelled' : result.exitCode === 0 ? 'success' : 'failure';
+    await db.query(
+      `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+      [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
+    );
+    return result;
+  }
+
+  async function uploadArtifacts(input: StepInput, ws: string, note: (line: string) => Promise<void>): Promise<void> {
     for (const entry of input.artifacts) {
       const files = await artifactFiles(ws, entry);
-      if (files.length === 0) note(`dotgit: artifact ${entry} not found, skipped`);
+      if (files.length === 0) await note(`dotgit: artifact ${entry} not found, skipped`);
       for (const file of files) {
         // Streamed: artifacts may be large; the hash is taken on the way to the store.
         const hash = createHash('sha256');
@@ -122,14 +155,14 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             done(null, chunk);
           },
         });
-        const key = artifactKey(input.runId, file);
+        const key = artifactKey(input.runId, input.job.name, file);
         const { size } = await store.put(key, pipeline(createReadStream(path.join(ws, file)), hashing, () => undefined));
         await db.query(
           `INSERT INTO artifacts (tenant_id, run_id, job, path, object_key, size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (tenant_id, run_id, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,
+           ON CONFLICT (tenant_id, run_id, job, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,
           [input.tenantId, input.runId, input.job.name, file, key, size, hash.digest('hex')],
         );
-        note(`dotgit: uploaded artifact ${file} (${size} bytes)`);
+        await note(`dotgit: uploaded artifact ${file} (${size} bytes)`);
       }
     }
   }

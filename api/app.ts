@@ -1,4 +1,6 @@
 import express from 'express';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
 import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
@@ -51,14 +53,16 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
     res.json(await runs.get(req.principal, String(req.params.id)));
   }));
   v1.get('/runs/:id/logs', route(async (req, res) => {
-    res.type('text/plain; charset=utf-8').send(await runs.logs(req.principal, String(req.params.id), req.query));
+    const chunks = await runs.logs(req.principal, String(req.params.id), req.query);
+    res.type('text/plain; charset=utf-8');
+    await pipeline(Readable.from(chunks), res);
   }));
   v1.get('/runs/:id/artifacts', route(async (req, res) => {
     res.json(await runs.artifacts(req.principal, String(req.params.id)));
   }));
   v1.get('/runs/:id/artifacts/*path', route(async (req, res) => {
     const parts = (req.params as unknown as { path: string[] }).path;
-    const { size, stream } = await runs.artifact(req.principal, String(req.params.id), parts.join('/'));
+    const { size, stream } = await runs.artifact(req.principal, String(req.params.id), parts.join('/'), req.query.job);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(size));
     stream.pipe(res);

@@ -13,11 +13,38 @@ export interface ProcResult {
   ms: number;
 }
 
+/** Processes started by runProcess that have not exited yet, so an interrupted run can end them. */
+const inFlight = new Map<number, Promise<unknown>>();
+let closed = false;
+
+/** SIGTERMs every process runProcess started that is still running, waits until they are gone,
+ * and makes later runProcess calls fail: the run is being torn down. */
+export async function endInFlightProcesses(): Promise<void> {
+  closed = true;
+  for (const pid of inFlight.keys()) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.allSettled([...inFlight.values()]);
+}
+
 /** Runs a process to completion and times it; never throws on a non-zero exit. */
 export function runProcess(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ProcResult> {
   return new Promise((resolve, reject) => {
+    if (closed) {
+      reject(new Error(`not starting ${command}: the benchmark is shutting down`));
+      return;
+    }
     const started = performance.now();
     const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid;
+    if (pid !== undefined) {
+      inFlight.set(pid, new Promise((done) => child.once('close', done)));
+      child.once('close', () => inFlight.delete(pid));
+    }
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -28,9 +28,27 @@ export function runGit(args: string[], options: { cwd?: string; input?: string |
   });
 }
 
-/** Reads one file at a commit; undefined when the commit has no such file. */
-export async function readFileAtCommit(gitDir: string, commit: string, file: string): Promise<string | undefined> {
+/** Thrown when a file read from a repository is larger than the caller allows. */
+export class FileTooLargeError extends Error {
+  override readonly name = 'FileTooLargeError';
+}
+
+/**
+ * Reads one file at a commit; undefined when the commit has no such file. The size is checked
+ * first (`cat-file -s`), so a huge blob pushed by a user is never read into memory.
+ */
+export async function readFileAtCommit(gitDir: string, commit: string, file: string, maxBytes: number): Promise<string | undefined> {
   if (!/^[0-9a-f]{40,64}$/.test(commit)) throw new Error(`not a commit id: ${commit}`);
-  const r = await runGit(['--git-dir', gitDir, 'show', `${commit}:${file}`]);
+  const size = await runGit(['--git-dir', gitDir, 'cat-file', '-s', `${commit}:${file}`]);
+  if (size.code !== 0) return undefined;
+  const bytes = Number(size.stdout.toString().trim());
+  if (bytes > maxBytes) throw new FileTooLargeError(`${file} is ${bytes} bytes; at most ${maxBytes} are allowed`);
+  const r = await runGit(['--git-dir', gitDir, 'cat-file', 'blob', `${commit}:${file}`]);
   return r.code === 0 ? r.stdout.toString('utf8') : undefined;
+}
+
+/** The commit a pushed object points at (peels annotated tags); undefined if it is not a commit. */
+export async function peelToCommit(gitDir: string, sha: string): Promise<string | undefined> {
+  const r = await runGit(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `${sha}^{commit}`]);
+  return r.code === 0 ? r.stdout.toString().trim() : undefined;
 }

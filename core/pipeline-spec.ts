@@ -4,13 +4,21 @@ import { z } from 'zod';
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
 export const PIPELINE_PATH = '.dotgit/pipeline.yml';
 
+/** Limits that keep one pipeline file from overwhelming the platform (history size, payloads). */
+export const MAX_PIPELINE_FILE_BYTES = 256 * 1024;
+const MAX_JOBS = 100;
+const MAX_STEPS = 100;
+/** A step may run at most this long; the activity's own limit sits above it (workflows/pipeline.ts). */
+export const MAX_STEP_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+
 const duration = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 30s, 5m or 1h')])
-  .transform((v) => (typeof v === 'number' ? v * 1000 : parseDuration(v)));
+  .transform((v) => (typeof v === 'number' ? v * 1000 : parseDuration(v)))
+  .refine((ms) => ms <= MAX_STEP_TIMEOUT_MS, 'at most 2h');
 
 const stepSchema = z.strictObject({
-  name: z.string().min(1).max(100).optional(),
-  run: z.string().min(1, 'run must not be empty'),
+  name: z.string().min(1).max(100).regex(/^[^\x00-\x1f/]+$/, 'no control characters or "/"').optional(),
+  run: z.string().min(1, 'run must not be empty').max(64 * 1024),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
   timeout: duration.optional(),
   retry: z.number().int().min(0).max(10).optional(),
@@ -18,18 +26,20 @@ const stepSchema = z.strictObject({
 
 const jobSchema = z.strictObject({
   needs: z.array(z.string()).optional(),
-  steps: z.array(stepSchema).min(1, 'a job needs at least one step'),
+  steps: z.array(stepSchema).min(1, 'a job needs at least one step').max(MAX_STEPS, `at most ${MAX_STEPS} steps per job`),
   artifacts: z.array(z.string().min(1)).optional(),
   secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
   network: z.enum(['none', 'isolated']).optional(),
 });
 
-const patterns = z.array(z.string().min(1));
+const patterns = z.array(z.string().min(1).max(255)).max(100);
 const fileSchema = z.strictObject({
   on: z
     .strictObject({ push: z.strictObject({ branches: patterns.optional(), tags: patterns.optional() }).nullish() })
     .optional(),
-  jobs: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'job names use letters, digits, _ and -'), jobSchema),
+  jobs: z
+    .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'job names use letters, digits, _ and -'), jobSchema)
+    .refine((jobs) => Object.keys(jobs).length <= MAX_JOBS, `at most ${MAX_JOBS} jobs`),
   environments: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -150,13 +160,33 @@ function checkJobs(jobs: JobSpec[], root: Node | null, lc: LineCounter): void {
   if (stuck) fail(['jobs', stuck.name, 'needs'], `jobs form a cycle through "${stuck.name}"`);
 }
 
-/** Glob match for branch/tag filters: `*` matches within a path segment, `**` across segments. */
+/**
+ * Glob match for branch/tag filters: `*` matches within a path segment, `**` across segments.
+ * Dynamic programming over (pattern token, name position): O(pattern × name) whatever the input,
+ * because the pattern comes from users and a backtracking matcher can be made to take forever.
+ */
 export function matchesPattern(pattern: string, name: string): boolean {
-  const re = pattern
-    .split('**')
-    .map((part) => part.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*'))
-    .join('.*');
-  return new RegExp(`^${re}$`).test(name);
+  type Token = { kind: 'star' | 'globstar' } | { kind: 'char'; c: string };
+  const tokens: Token[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '*') {
+      const globstar = pattern[i + 1] === '*';
+      if (globstar) while (pattern[i + 1] === '*') i++;
+      tokens.push({ kind: globstar ? 'globstar' : 'star' });
+    } else tokens.push({ kind: 'char', c: pattern[i] });
+  }
+  // reach[j]: the tokens so far can match exactly name[0..j).
+  let reach = new Array<boolean>(name.length + 1).fill(false);
+  reach[0] = true;
+  for (const t of tokens) {
+    const next = new Array<boolean>(name.length + 1).fill(false);
+    for (let j = 0; j <= name.length; j++) {
+      if (t.kind === 'char') next[j] = j > 0 && reach[j - 1] && name[j - 1] === t.c;
+      else next[j] = reach[j] || (j > 0 && next[j - 1] && (t.kind === 'globstar' || name[j - 1] !== '/'));
+    }
+    reach = next;
+  }
+  return reach[name.length];
 }
 
 /** Whether a push to `ref` triggers this pipeline (default: every branch, no tags). */

@@ -32,6 +32,10 @@ export function forward(req: Request, res: Response, upstream: URL, extraHeaders
     }
     res.status(502).json(errorBody('bad_gateway', `upstream unavailable: ${err.message}`, extraHeaders['x-request-id']));
   });
-  req.on('aborted', () => out.destroy());
+  // A client that goes away (mid-request or mid-answer) must free the upstream socket at once,
+  // or slow readers could use up the agent's sockets.
+  res.on('close', () => {
+    if (!res.writableFinished) out.destroy();
+  });
   req.pipe(out);
 }

@@ -59,7 +59,7 @@ export function createGitServerApp(o: GitServerOptions) {
     });
     if (claims.svc !== 'git-hook') throw new NotAllowedError('not a hook token');
     const updates = (Array.isArray(req.body?.updates) ? req.body.updates : []) as RefUpdate[];
-    const runs = await recordPush(o.db, {
+    const { runs, notes } = await recordPush(o.db, {
       tenantId: Number(claims.tenantId),
       tenant: String(claims.tenant),
       repoId: Number(claims.repoId),
@@ -69,7 +69,7 @@ export function createGitServerApp(o: GitServerOptions) {
     }, updates);
     if (runs.length > 0) o.onPushRecorded();
     const base = o.publicUrl.replace(/\/+$/, '');
-    res.json({ messages: runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`) });
+    res.json({ messages: [...notes, ...runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`)] });
   }));
 
   // Everything below is user traffic, forwarded by the gateway with a signed identity.

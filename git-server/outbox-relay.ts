@@ -54,7 +54,11 @@ export class OutboxRelay {
     }, ms);
   }
 
-  /** One pass: claim a batch with SKIP LOCKED (several relays may run), start each, stamp it. */
+  /**
+   * One pass: claim a batch with SKIP LOCKED (several relays may run), start each, stamp it. A row
+   * that fails is handled alone: a permanent refusal fails its run, a transient one waits with
+   * exponential backoff; either way the rows behind it still start.
+   */
   async drain(): Promise<number> {
     let started = 0;
     for (;;) {
@@ -62,8 +66,8 @@ export class OutboxRelay {
       try {
         await client.query('BEGIN');
         const rows = await client.query(
-          `SELECT tenant_id, id, run_id, payload FROM push_outbox WHERE started_at IS NULL
-           ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED`,
+          `SELECT tenant_id, id, run_id, payload, attempts FROM push_outbox WHERE started_at IS NULL AND next_attempt_at <= now()
+           ORDER BY next_attempt_at, id LIMIT 20 FOR UPDATE SKIP LOCKED`,
         );
         if (rows.rowCount === 0) {
           await client.query('COMMIT');
@@ -71,42 +75,62 @@ export class OutboxRelay {
         }
         const temporal = await this.temporal();
         for (const row of rows.rows) {
-          const input = row.payload as PipelineInput;
-          try {
-            await temporal.workflow.start('pipeline', {
-              workflowId: row.run_id,
-              taskQueue: ORCHESTRATION_QUEUE,
-              args: [input],
-              typedSearchAttributes: [
-                { key: SEARCH_ATTRIBUTES.tenant, value: input.tenant },
-                { key: SEARCH_ATTRIBUTES.repo, value: `${input.tenant}/${input.repo}` },
-                { key: SEARCH_ATTRIBUTES.ref, value: input.ref },
-                { key: SEARCH_ATTRIBUTES.commit, value: input.commit },
-              ],
-            });
-          } catch (err) {
-            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
-              await client.query(`UPDATE push_outbox SET attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [
-                row.tenant_id,
-                row.id,
-                String((err as Error).message).slice(0, 500),
-              ]);
-              throw err;
-            }
+          const outcome = await this.startOne(temporal, row.payload as PipelineInput);
+          if (outcome === 'started') {
+            await client.query(`UPDATE push_outbox SET started_at = now(), attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id]);
+            started++;
+          } else if (outcome.permanent) {
+            this.log.warn({ runId: row.run_id, err: outcome.message }, 'pipeline start refused; failing the run');
+            await client.query(`UPDATE push_outbox SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, outcome.message]);
+            await client.query(`UPDATE runs SET status = 'failure', message = $3, finished_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [
+              row.tenant_id,
+              row.run_id,
+              `the pipeline could not be started: ${outcome.message}`,
+            ]);
+          } else {
+            const delaySeconds = Math.min(2 ** Math.min(Number(row.attempts), 8), 300);
+            await client.query(
+              `UPDATE push_outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`,
+              [row.tenant_id, row.id, outcome.message, delaySeconds],
+            );
           }
-          await client.query(`UPDATE push_outbox SET started_at = now(), attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2`, [
-            row.tenant_id,
-            row.id,
-          ]);
-          started++;
         }
         await client.query('COMMIT');
       } catch (err) {
-        await client.query('COMMIT').catch(() => undefined); // keep the stamps of rows already started
+        await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
         client.release();
       }
     }
   }
+
+  private async startOne(temporal: Client, input: PipelineInput): Promise<'started' | { permanent: boolean; message: string }> {
+    try {
+      await temporal.workflow.start('pipeline', {
+        workflowId: input.runId,
+        taskQueue: ORCHESTRATION_QUEUE,
+        args: [input],
+        // A run id is used once: a start retried after the run finished must not run it again.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.tenant, value: input.tenant },
+          { key: SEARCH_ATTRIBUTES.repo, value: `${input.tenant}/${input.repo}` },
+          { key: SEARCH_ATTRIBUTES.ref, value: input.ref },
+          { key: SEARCH_ATTRIBUTES.commit, value: input.commit },
+        ],
+      });
+      return 'started';
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return 'started';
+      const message = String((err as Error).message).slice(0, 500);
+      return { permanent: isPermanentRefusal(err), message };
+    }
+  }
+}
+
+/** gRPC INVALID_ARGUMENT (3) or FAILED_PRECONDITION (9): retrying the same request cannot succeed. */
+function isPermanentRefusal(err: unknown): boolean {
+  const code = (err as { code?: number; cause?: { code?: number } }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+  return code === 3 || code === 9;
 }

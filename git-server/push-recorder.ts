@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../core/db';
 import { inTransaction } from '../core/db';
-import { readFileAtCommit } from '../core/git';
-import { PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
+import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
+import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput } from '../core/run-types';
 
 export interface RefUpdate {
@@ -22,24 +22,35 @@ export interface PushContext {
 
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 const ZERO = /^0+$/;
+/** Longer refs start no run: Temporal's search attributes (DotgitRef) hold at most 2 KiB, and no real branch is this long. */
+export const MAX_REF_LENGTH = 255;
 
 /**
  * Turns the ref updates of one push into runs: one run per updated branch or tag whose commit has a
  * pipeline file that asks for this ref. Run rows and outbox rows are written in one transaction,
  * so either the push has all its pipelines queued or none (and the hook says so).
  */
-export async function recordPush(db: Db, ctx: PushContext, updates: RefUpdate[]): Promise<PipelineInput[]> {
+export async function recordPush(db: Db, ctx: PushContext, updates: RefUpdate[]): Promise<{ runs: PipelineInput[]; notes: string[] }> {
   const planned: PipelineInput[] = [];
+  const notes: string[] = [];
   for (const u of updates) {
+    if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
     if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
     if (!/^refs\/(heads|tags)\//.test(u.ref)) continue;
-    const text = await readFileAtCommit(ctx.gitDir, u.newSha, PIPELINE_PATH);
-    if (text === undefined) continue;
+    if (u.ref.length > MAX_REF_LENGTH) {
+      notes.push(`dotgit: no pipeline for ${u.ref.slice(0, 60)}…: ref names longer than ${MAX_REF_LENGTH} characters start no runs`);
+      continue;
+    }
+    // A tag may point at a tag object; runs are of commits.
+    const commit = await peelToCommit(ctx.gitDir, u.newSha);
+    if (!commit) continue;
     try {
+      const text = await readFileAtCommit(ctx.gitDir, commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
+      if (text === undefined) continue;
       if (!triggersOnPush(parsePipeline(text), u.ref)) continue;
     } catch (err) {
-      // An invalid file still gets a run, so the author sees the problem on the run.
-      if (!(err instanceof PipelineSpecError)) throw err;
+      // An invalid or oversized file still gets a run, so the author sees the problem on the run.
+      if (!(err instanceof PipelineSpecError || err instanceof FileTooLargeError)) throw err;
     }
     planned.push({
       runId: pipelineWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')),
@@ -48,7 +59,7 @@ export async function recordPush(db: Db, ctx: PushContext, updates: RefUpdate[])
       repoId: ctx.repoId,
       repo: ctx.repo,
       ref: u.ref,
-      commit: u.newSha,
+      commit,
     });
   }
   await inTransaction(db, async (c) => {
@@ -69,5 +80,5 @@ export async function recordPush(db: Db, ctx: PushContext, updates: RefUpdate[])
       JSON.stringify({ updates, runs: planned.map((p) => p.runId) }),
     ]);
   });
-  return planned;
+  return { runs: planned, notes };
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { createGunzip } from 'node:zlib';
@@ -25,6 +25,13 @@ export function newPushId(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** A client that disconnects leaves git blocked on a full pipe forever; end it instead. */
+function killWhenClientLeaves(res: Response, child: ChildProcess): void {
+  res.on('close', () => {
+    if (!res.writableFinished && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+}
+
 /** `GET info/refs?service=…`: the ref advertisement, preceded by the smart-HTTP service line. */
 export function advertiseRefs(res: Response, service: GitService, gitDir: string, env: Record<string, string>): void {
   res.setHeader('Content-Type', `application/x-${service}-advertisement`);
@@ -37,6 +44,7 @@ export function advertiseRefs(res: Response, service: GitService, gitDir: string
   child.stdout.pipe(res);
   child.stderr.resume();
   child.on('error', () => res.destroy());
+  killWhenClientLeaves(res, child);
 }
 
 /**
@@ -76,7 +84,7 @@ export function runService(
     child.stderr.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString();
     });
-    req.on('aborted', () => child.kill('SIGTERM'));
+    killWhenClientLeaves(res, child);
     child.on('error', reject);
     child.on('close', (code) => resolve(code ?? -1));
   });

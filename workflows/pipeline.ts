@@ -36,34 +36,33 @@ const steps = proxyActivities<SandboxActivities>({
 
 /** CI pipeline of one pushed ref: load the file at the commit, run its jobs as a DAG, record results. */
 export async function pipeline(input: PipelineInput): Promise<RunResult> {
-  const loaded = await records.loadPipeline(input);
-  if (!loaded.ok) {
-    await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: 'failure', message: loaded.message });
-    return { status: 'failure', message: loaded.message };
-  }
-  const spec = loaded.spec;
-  await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });
-
-  const outcome: Record<string, StepStatus> = {};
-  let cancelled = false;
-  let crash: string | undefined;
+  let result: RunResult;
   try {
-    await runDag(input, spec, outcome);
+    result = await runPipeline(input);
+    // A cancel that arrived while the last activity was finishing still counts.
+    if (CancellationScope.current().consideredCancelled) result = { status: 'cancelled' };
   } catch (err) {
-    // Whatever went wrong, the run must end in a terminal state, never stay "running".
-    if (isCancellation(err)) cancelled = true;
-    else crash = err instanceof Error ? err.message : String(err);
+    // Whatever went wrong, the run must end in a terminal state, never stay queued or running.
+    result = isCancellation(err) ? { status: 'cancelled' } : { status: 'failure', message: err instanceof Error ? err.message : String(err) };
   }
-
-  const allSucceeded = spec.jobs.every((j) => outcome[j.name] === 'success');
-  const status = cancelled ? 'cancelled' : !crash && allSucceeded ? 'success' : 'failure';
-  const failedJobs = Object.entries(outcome).filter(([, s]) => s !== 'success').map(([j]) => j);
-  const message = status === 'failure' ? crash ?? `failed jobs: ${failedJobs.join(', ')}` : undefined;
   // Recording the end must happen even when the run was cancelled.
   await CancellationScope.nonCancellable(() =>
-    records.finishRun({ runId: input.runId, tenantId: input.tenantId, status, message }),
+    records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message }),
   );
-  return { status, message };
+  return result;
+}
+
+async function runPipeline(input: PipelineInput): Promise<RunResult> {
+  const loaded = await records.loadPipeline(input);
+  if (!loaded.ok) return { status: 'failure', message: loaded.message };
+  const spec = loaded.spec;
+  await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });
+  const outcome: Record<string, StepStatus> = {};
+  await runDag(input, spec, outcome);
+  if (spec.jobs.every((j) => outcome[j.name] === 'success')) return { status: 'success' };
+  if (Object.values(outcome).includes('cancelled')) return { status: 'cancelled' };
+  const failedJobs = spec.jobs.filter((j) => outcome[j.name] !== 'success').map((j) => j.name);
+  return { status: 'failure', message: `failed jobs: ${failedJobs.join(', ')}` };
 }
 
 /** Starts every job whose needs have succeeded, as soon as they have; a failed need skips its dependants. */

@@ -1,4 +1,4 @@
-import { gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import { inTransaction, type Db } from '../../core/db';
@@ -80,8 +80,12 @@ export class RunService {
     return { runs: r.rows.map((row) => runView(row)) };
   }
 
-  /** A step's whole log: from the object store once the step ended, from the live Redis stream before. */
-  async logs(principal: Principal | null | undefined, id: string, q: { job?: unknown; step?: unknown }): Promise<string> {
+  /**
+   * A step's whole log, as a stream of chunks: from the object store (gunzipped on the way) once the
+   * step ended, from the live Redis stream (read in pages) before. Nothing is held whole in memory.
+   * Permission and existence are checked before the first chunk, so errors still become 4xx.
+   */
+  async logs(principal: Principal | null | undefined, id: string, q: { job?: unknown; step?: unknown }): Promise<AsyncIterable<string | Buffer>> {
     const { row } = await this.readableRun(principal, id);
     const args: unknown[] = [row.tenant_id, id];
     let filter = '';
@@ -96,34 +100,41 @@ export class RunService {
     const steps = (await this.db.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
     if (steps.length === 0) throw new NotFoundError(q.job || q.step ? 'no such job or step in this run' : 'this run has no steps yet');
     const single = q.job !== undefined && q.step !== undefined;
-    let live: [string, string[]][] | undefined;
-    const parts: string[] = [];
-    for (const s of steps) {
-      let text: string;
-      if (s.log_key && (await this.store.exists(s.log_key))) {
-        text = gunzipSync(await this.store.getBuffer(s.log_key)).toString('utf8');
-      } else {
-        live ??= (await this.redis.xrange(logStreamKey(id), '-', '+')) as [string, string[]][];
-        text = live
-          .map(([, f]) => streamFields(f))
-          .filter((e) => e.job === s.job && e.step === s.name)
-          .map((e) => `${e.line}\n`)
-          .join('');
+    const stored = await Promise.all(steps.map(async (s) => (s.log_key && (await this.store.exists(s.log_key)) ? (s.log_key as string) : undefined)));
+    const { store, redis } = this;
+    return (async function* () {
+      for (const [i, s] of steps.entries()) {
+        if (!single) yield `== ${s.job} / ${s.name} ==\n`;
+        const key = stored[i];
+        if (key) {
+          yield* (await store.get(key)).pipe(createGunzip());
+          continue;
+        }
+        for (let start = '-'; ; ) {
+          const page = (await redis.xrange(logStreamKey(id), start, '+', 'COUNT', 1000)) as [string, string[]][];
+          const lines = page.map(([, f]) => streamFields(f)).filter((e) => e.job === s.job && e.step === s.name);
+          if (lines.length) yield lines.map((e) => `${e.line}\n`).join('');
+          if (page.length < 1000) break;
+          start = `(${page[page.length - 1][0]}`;
+        }
       }
-      parts.push(single ? text : `== ${s.job} / ${s.name} ==\n${text}`);
-    }
-    return parts.join('');
+    })();
   }
 
   async artifacts(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    const r = await this.db.query('SELECT job, path, size, sha256, created_at FROM artifacts WHERE tenant_id = $1 AND run_id = $2 ORDER BY path', [row.tenant_id, id]);
+    const r = await this.db.query('SELECT job, path, size, sha256, created_at FROM artifacts WHERE tenant_id = $1 AND run_id = $2 ORDER BY path, job', [row.tenant_id, id]);
     return { artifacts: r.rows.map((a) => ({ job: a.job, path: a.path, size: Number(a.size), sha256: a.sha256, createdAt: a.created_at })) };
   }
 
-  async artifact(principal: Principal | null | undefined, id: string, filePath: string): Promise<{ size: number; stream: Readable }> {
+  /** The bytes of an artifact; `job` picks one when several jobs uploaded the same path (default: the latest). */
+  async artifact(principal: Principal | null | undefined, id: string, filePath: string, job?: unknown): Promise<{ size: number; stream: Readable }> {
     const { row } = await this.readableRun(principal, id);
-    const r = await this.db.query('SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3', [row.tenant_id, id, filePath]);
+    const r = await this.db.query(
+      `SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3 AND ($4::text IS NULL OR job = $4)
+       ORDER BY created_at DESC LIMIT 1`,
+      [row.tenant_id, id, filePath, job === undefined ? null : String(job)],
+    );
     if (r.rowCount === 0) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
     return { size: Number(r.rows[0].size), stream: await this.store.get(r.rows[0].object_key) };
   }

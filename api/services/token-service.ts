@@ -30,12 +30,13 @@ export class TokenService {
       if (expiresAt.getTime() <= Date.now()) throw new InputError('expiresAt must be in the future');
     }
     const username = body.username === undefined ? principal.username : assertValidName('username', body.username);
-    const u = await this.db.query('SELECT id, tenant_id FROM users WHERE username = $1', [username]);
+    const u = await this.db.query('SELECT id, tenant_id, platform_admin FROM users WHERE username = $1', [username]);
     const user = u.rows[0];
     const self = username === principal.username;
     if (!self) {
       requireScope(principal, 'admin');
-      const sameTenantAdmin = user && Number(user.tenant_id) === principal.tenantId && principal.role === 'admin';
+      // A tenant admin manages the tenant's users, never a platform admin who happens to be in it.
+      const sameTenantAdmin = user && !user.platform_admin && Number(user.tenant_id) === principal.tenantId && principal.role === 'admin';
       if (!principal.platformAdmin && !sameTenantAdmin) {
         if (!user || Number(user.tenant_id) !== principal.tenantId) throw new NotFoundError(`user ${username} not found`);
         throw new NotAllowedError('only an admin of the tenant may create tokens for other users');
@@ -57,12 +58,17 @@ export class TokenService {
   async revokeToken(principal: Principal, idText: string, requestId?: string): Promise<void> {
     const id = Number(idText);
     if (!Number.isSafeInteger(id) || id <= 0) throw new InputError('token id must be a positive integer');
-    const r = await this.db.query('SELECT t.id, t.tenant_id, t.user_id FROM tokens t WHERE t.id = $1 AND t.revoked_at IS NULL', [id]);
+    const r = await this.db.query(
+      'SELECT t.id, t.tenant_id, t.user_id, u.platform_admin FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1 AND t.revoked_at IS NULL',
+      [id],
+    );
     const row = r.rows[0];
     const own = row && Number(row.user_id) === principal.userId;
-    const admin = row && (principal.platformAdmin || (principal.role === 'admin' && Number(row.tenant_id) === principal.tenantId));
+    const admin =
+      row && (principal.platformAdmin || (principal.role === 'admin' && !row.platform_admin && Number(row.tenant_id) === principal.tenantId));
     if (!row || (!own && !admin)) throw new NotFoundError(`token ${id} not found`);
-    if (!own) requireScope(principal, 'admin');
+    // Revoking is a write: a read token may only end itself.
+    if (id !== principal.tokenId) requireScope(principal, own ? 'write' : 'admin');
     await inTransaction(this.db, async (c) => {
       await c.query('UPDATE tokens SET revoked_at = now() WHERE id = $1', [id]);
       await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), requestId });

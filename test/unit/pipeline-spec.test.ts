@@ -86,3 +86,20 @@ test('branch filters: default every branch and no tag; globs', () => {
   expect(matchesPattern('a/**', 'a/b/c')).toBe(true);
   expect(matchesPattern('a.b', 'aXb')).toBe(false);
 });
+
+test('glob matching is linear: a pathological pattern answers at once', () => {
+  const pattern = '**a**a**a**a**a**a**a**a**a**a**a**a**b';
+  expect(matchesPattern(pattern, 'a'.repeat(200))).toBe(false);
+  expect(matchesPattern(pattern, `${'a'.repeat(30)}b`)).toBe(true);
+  expect(matchesPattern('release/*', 'release/')).toBe(true);
+  expect(matchesPattern('*', '')).toBe(true);
+  expect(matchesPattern('feat-*', 'feat-x/y')).toBe(false);
+  expect(matchesPattern('**', 'a/b/c')).toBe(true);
+}, 10_000); // a backtracking matcher would not finish in time (it took minutes on this input)
+
+test('limits: step timeouts above 2h, too many jobs, step names with "/" are refused', () => {
+  expect(errorOf('jobs:\n  a:\n    steps: [{run: x, timeout: 600h}]\n').message).toMatch(/timeout: at most 2h/);
+  const many = Array.from({ length: 101 }, (_, i) => `  j${i}:\n    steps: [{run: x}]\n`).join('');
+  expect(errorOf(`jobs:\n${many}`).message).toMatch(/at most 100 jobs/);
+  expect(errorOf('jobs:\n  a:\n    steps: [{name: "a/b", run: x}]\n').message).toMatch(/name/);
+});

