@@ -222,3 +222,36 @@ test('cancelling a running step stops it and marks the run cancelled', async () 
   expect(logs.text).toContain('started');
   expect(logs.text).not.toContain('never');
 });
+
+test('refs too long for a run, oversized pipeline files and annotated tags are handled without blocking others', async () => {
+  // A branch name past 255 characters starts no run, says so, and does not hold up later pushes.
+  const longBranch = `${'a'.repeat(200)}/${'b'.repeat(100)}`;
+  await writeFiles(work, { '.dotgit/pipeline.yml': 'jobs:\n  j:\n    steps:\n      - run: echo ok\n' });
+  await git(['commit', '-qam', 'simple pipeline'], work);
+  const long = await git(['push', cloneUrl(owner.tenant, repo, owner.token), `HEAD:refs/heads/${longBranch}`], work);
+  expect(long.code).toBe(0);
+  expect(long.stderr).toContain('ref names longer than 255 characters start no runs');
+  expect(runIdsFrom(long.stderr)).toEqual([]);
+
+  // A pipeline file over 256 KiB gets a run that fails with the reason; the server never reads it whole.
+  await writeFiles(work, { '.dotgit/pipeline.yml': `# ${'x'.repeat(300 * 1024)}\njobs:\n  j:\n    steps:\n      - run: echo ok\n` });
+  await git(['commit', '-qam', 'huge pipeline'], work);
+  const huge = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'HEAD:refs/heads/huge'], work);
+  const [hugeRun] = runIdsFrom(huge.stderr);
+  const failed = await waitForRun(hugeRun, owner.token);
+  expect(failed.status).toBe('failure');
+  expect(failed.message).toMatch(/pipeline\.yml is \d+ bytes; at most 262144 are allowed/);
+  await git(['reset', '-q', '--hard', 'HEAD~1'], work);
+
+  // An annotated tag runs the commit it points at, and `on.push.tags` decides.
+  await writeFiles(work, { '.dotgit/pipeline.yml': 'on:\n  push:\n    tags: ["v*"]\njobs:\n  j:\n    steps:\n      - run: echo "tag run at $DOTGIT_COMMIT"\n' });
+  await git(['commit', '-qam', 'tag pipeline'], work);
+  await git(['tag', '-a', '-m', 'release', 'v1.0.0'], work);
+  const tag = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'v1.0.0'], work);
+  const [tagRun] = runIdsFrom(tag.stderr);
+  const run = await waitForRun(tagRun, owner.token);
+  const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
+  expect(run.status).toBe('success');
+  expect(run.ref).toBe('refs/tags/v1.0.0');
+  expect(run.commit).toBe(commit);
+});
