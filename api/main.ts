@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     });
     return temporal;
   };
-  const gitServer = `http://${config.host}:${config.gitPort}`;
+  const gitServer = `http://${config.internalHost}:${config.gitPort}`;
   const initBareRepo = async (owner: string, name: string) => {
     const res = await fetch(`${gitServer}/internal/repos`, {
       method: 'POST',
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
   );
-  const server = app.listen(config.apiPort, config.host, () => log.info({ port: config.apiPort }, 'api listening'));
+  const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));
   const stop = () => {
     server.close();
     void Promise.allSettled([db.end(), redis.quit()]).then(() => process.exit(0));

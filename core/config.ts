@@ -12,8 +12,10 @@ const configSchema = z.object({
   dataDir: z.string().min(1),
   /** `PORT` — the gateway's listening port. Default 8080. */
   port: z.coerce.number().int().min(0).max(65535),
-  /** `DOTGIT_HOST` — address every listener binds to. Default 127.0.0.1. */
+  /** `DOTGIT_HOST` — address the gateway binds to (the only public listener). Default 127.0.0.1. */
   host: z.string().min(1),
+  /** `DOTGIT_INTERNAL_HOST` — address api, git-server and worker bind to and are called on. Default 127.0.0.1. */
+  internalHost: z.string().min(1),
   /** `DOTGIT_PUBLIC_URL` — base URL users reach the gateway on (clone URLs, run links). Default `http://127.0.0.1:$PORT`. */
   publicUrl: z.string().url(),
   /** `DOTGIT_API_PORT` — internal port of the api service. Default 8081. */
@@ -61,6 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.DOTGIT_DATA_DIR ?? '.data'),
     port,
     host: env.DOTGIT_HOST ?? '127.0.0.1',
+    internalHost: env.DOTGIT_INTERNAL_HOST ?? '127.0.0.1',
     publicUrl: env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
     apiPort: env.DOTGIT_API_PORT ?? '8081',
     gitPort: env.DOTGIT_GIT_PORT ?? '8082',

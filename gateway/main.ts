@@ -9,9 +9,9 @@ async function main(): Promise<void> {
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);
-  const api = new URL(`http://${config.host}:${config.apiPort}`);
-  const git = new URL(`http://${config.host}:${config.gitPort}`);
-  const worker = new URL(`http://${config.host}:${config.workerPort}`);
+  const api = new URL(`http://${config.internalHost}:${config.apiPort}`);
+  const git = new URL(`http://${config.internalHost}:${config.gitPort}`);
+  const worker = new URL(`http://${config.internalHost}:${config.workerPort}`);
   const healthOf = (base: URL) => async () => {
     const res = await fetch(new URL('/healthz', base), { signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`${base} unhealthy`);

@@ -26,12 +26,12 @@ async function main(): Promise<void> {
     log,
     reposDir: dataPaths(config).repos,
     internalSecret: await readInternalSecret(config),
-    hookUrl: `http://${config.host}:${config.gitPort}/internal/hooks/post-receive`,
+    hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks/post-receive`,
     publicUrl: config.publicUrl,
     onPushRecorded: () => relay.kick(),
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
-  const server = app.listen(config.gitPort, config.host, () => log.info({ port: config.gitPort }, 'git-server listening'));
+  const server = app.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();
   const stop = () => {
     log.info('git-server shutting down');

@@ -7,7 +7,7 @@ import { UnavailableError } from '../core/errors';
 export class RepoWriteLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
-  async acquire(repo: string, timeoutMs = 30_000): Promise<() => void> {
+  async acquire(repo: string, timeoutMs = 120_000): Promise<() => void> {
     const previous = this.tails.get(repo) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));

@@ -5,7 +5,7 @@ import { createDb } from '../core/db';
 import { migrate } from '../core/migrate';
 import { readInternalSecret } from '../core/secrets-file';
 import { bootstrapAdmin } from './bootstrap-admin';
-import { startChild, type ManagedChild } from './provision/child';
+import { ServiceSupervisor } from './service-supervisor';
 import { resolvePort } from './provision/free-port';
 import type { ProvisionLog } from './provision/log';
 import { startEmbeddedPostgres } from './provision/postgres';
@@ -36,6 +36,8 @@ export interface Platform {
   adminToken: string;
   /** Environment the service processes run with. */
   serviceEnv: NodeJS.ProcessEnv;
+  /** The supervised service processes by name (gateway, api, git-server, worker). */
+  services: Map<string, ServiceSupervisor>;
   /** Stops the services, then Temporal, Redis and Postgres (in that order). Idempotent. */
   stop(): Promise<void>;
 }
@@ -118,29 +120,34 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       DOTGIT_GIT_PORT: String(eph ? await resolvePort(0) : config.gitPort),
       DOTGIT_WORKER_PORT: String(eph ? await resolvePort(0) : config.workerPort),
     };
-    const children: ManagedChild[] = [];
+    const internalHost = config.internalHost;
+    const gatewayHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+    const services = new Map<string, ServiceSupervisor>();
+    stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
     // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
     await Promise.all(
       SERVICES.map(async (s) => {
-        const child = await startChild({
-          name: s.name,
-          command: process.execPath,
-          args: ['--import', 'tsx', path.join(ROOT, s.entry)],
-          logFile: path.join(logsDir, `${s.name}.log`),
-          pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
-          log: o.log,
-          env: serviceEnv,
-          probe: () => probeHealth(`http://${config.host}:${serviceEnv[s.portVar]}/healthz`, s.name !== 'gateway'),
-          readyTimeoutMs: 90_000,
-          stopGraceMs: 10_000,
-        });
-        children.push(child);
+        const supervisor = new ServiceSupervisor(
+          {
+            name: s.name,
+            command: process.execPath,
+            args: ['--import', 'tsx', path.join(ROOT, s.entry)],
+            logFile: path.join(logsDir, `${s.name}.log`),
+            pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
+            log: o.log,
+            env: serviceEnv,
+            probe: () => probeHealth(`http://${s.name === 'gateway' ? gatewayHost : internalHost}:${serviceEnv[s.portVar]}/healthz`, s.name !== 'gateway'),
+            readyTimeoutMs: 90_000,
+            stopGraceMs: 10_000,
+          },
+          o.log,
+        );
+        services.set(s.name, supervisor);
+        await supervisor.start();
       }),
-    ).finally(() => {
-      stops.push(() => Promise.all(children.map((c) => c.stop())));
-    });
+    );
     // The gateway's own /healthz checks every part; ready means all of them answer.
-    const gatewayUrl = `http://${config.host}:${port}`;
+    const gatewayUrl = `http://${gatewayHost}:${port}`;
     await waitFor(() => probeHealth(`${gatewayUrl}/healthz`, true), 60_000, 'gateway /healthz');
 
     let stopped: Promise<void> | undefined;
@@ -154,6 +161,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       dataDir: config.dataDir,
       adminToken,
       serviceEnv,
+      services,
       stop: () => (stopped ??= stopAll()),
     };
   } catch (err) {

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
 
   const app = express();
   app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));
-  const server = app.listen(config.workerPort, config.host);
+  const server = app.listen(config.workerPort, config.internalHost);
 
   const stop = () => {
     log.info('worker shutting down');

@@ -1,8 +1,8 @@
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { inTransaction, type Db } from '../../core/db';
-import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
+import { InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
@@ -157,7 +157,12 @@ export class RunService {
       return true;
     });
     if (unstarted) return;
-    const client = await this.temporal();
-    await client.workflow.getHandle(id).cancel();
+    try {
+      const client = await this.temporal();
+      await client.workflow.getHandle(id).cancel();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return; // it ended meanwhile
+      throw new UnavailableError(`could not reach Temporal to cancel the run: ${(err as Error).message}`);
+    }
   }
 }

@@ -29,6 +29,7 @@ export default async function globalSetup(): Promise<void> {
     internalSecret: String(platform.serviceEnv.DOTGIT_INTERNAL_SECRET),
     gitPort: Number(platform.serviceEnv.DOTGIT_GIT_PORT),
     apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
+    servicePids: Object.fromEntries([...platform.services].map(([name, s]) => [name, s.pid ?? 0])),
   };
   await fs.mkdir(path.dirname(PLATFORM_FILE), { recursive: true });
   await fs.writeFile(PLATFORM_FILE, JSON.stringify(info, null, 2));

@@ -15,6 +15,8 @@ export interface PlatformInfo {
   internalSecret: string;
   gitPort: number;
   apiPort: number;
+  /** Pids of the service processes at start (gateway, api, git-server, worker). */
+  servicePids: Record<string, number>;
 }
 
 export function platformInfo(): PlatformInfo {

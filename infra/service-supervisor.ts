@@ -1,0 +1,60 @@
+import { startChild, type ChildSpec, type ManagedChild } from './provision/child';
+import type { ProvisionLog } from './provision/log';
+
+/** Restart delays grow from 1 s to 30 s; a child that stayed up this long starts the count again. */
+const MIN_DELAY_MS = 1000;
+const MAX_DELAY_MS = 30_000;
+const STABLE_AFTER_MS = 60_000;
+
+/**
+ * Keeps one service process running: when it exits without being asked to (a crash, an
+ * out-of-memory kill), it is started again with exponential backoff, so one bad request cannot
+ * take a service down for good.
+ */
+export class ServiceSupervisor {
+  private child: ManagedChild | undefined;
+  private stopping = false;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** How many times the service was restarted after an unexpected exit. */
+  restarts = 0;
+
+  constructor(
+    private readonly spec: ChildSpec,
+    private readonly log: ProvisionLog,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.isRunning() ? this.child.pid : undefined;
+  }
+
+  /** Starts the first time; rejects if the service does not become ready. */
+  async start(): Promise<void> {
+    const child = await startChild(this.spec);
+    this.child = child;
+    const startedAt = Date.now();
+    void child.exited.then((exit) => {
+      if (this.stopping || this.child !== child) return;
+      if (Date.now() - startedAt > STABLE_AFTER_MS) this.failures = 0;
+      const delay = Math.min(MIN_DELAY_MS * 2 ** this.failures, MAX_DELAY_MS);
+      this.failures++;
+      this.log.warn(`${this.spec.name} exited (code ${exit.code}, signal ${exit.signal}); restarting in ${delay} ms. Last lines:\n${child.logTail(15)}`);
+      this.restartTimer = setTimeout(() => this.restart(), delay);
+    });
+  }
+
+  private restart(): void {
+    if (this.stopping) return;
+    this.restarts++;
+    this.start().catch((err) => {
+      this.log.warn(`${this.spec.name} did not come back: ${(err as Error).message}`);
+      if (!this.stopping) this.restartTimer = setTimeout(() => this.restart(), MAX_DELAY_MS);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.child?.stop();
+  }
+}
