@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { startChild } from './child';
 import { ToolInstallError } from './errors';
 import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { findOnPath } from './which';
+import { aptInstall } from './apt';
 
-const execFileAsync = promisify(execFile);
 
 /** Not 6379: a distro redis-server (which apt may start as a service) usually holds that one. */
 export const DEFAULT_REDIS_PORT = 16379;
@@ -81,22 +79,8 @@ async function ensureRedisServer(log: ProvisionLog): Promise<string> {
   if (process.getuid?.() !== 0) {
     throw new ToolInstallError('redis-server is not installed; install the system package (Debian: redis-server) or set REDIS_URL');
   }
-  // RUNLEVEL=1 keeps invoke-rc.d from starting the distro service (it would take port 6379).
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
-  const install = () => execFileAsync('apt-get', ['install', '-y', '--no-install-recommends', 'redis-server'], { env, maxBuffer: 64 * 1024 * 1024 });
   log.info('redis-server not found; installing the Debian package redis-server');
-  try {
-    await install();
-  } catch {
-    // Usually a missing or stale package index (fresh containers ship none).
-    try {
-      await execFileAsync('apt-get', ['update'], { env, maxBuffer: 64 * 1024 * 1024 });
-      await install();
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new ToolInstallError(`apt-get install redis-server failed: ${(e.stderr || e.message).trim().split('\n').slice(-5).join('\n')}`);
-    }
-  }
+  if (!(await aptInstall(['redis-server'], log))) throw new ToolInstallError('apt-get install redis-server failed (see the log above); install it or set REDIS_URL');
   const installed = findOnPath('redis-server', ['/usr/sbin', '/usr/bin']);
   if (!installed) throw new ToolInstallError('apt-get installed redis-server, but no redis-server binary was found');
   return installed;

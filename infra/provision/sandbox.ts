@@ -9,6 +9,7 @@ import { chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findInPath, GVISOR_GO_VERSION, provisionedRunscPath } from '../../activities/sandbox/locate';
+import { aptInstall } from './apt';
 import { silentLog, type ProvisionLog } from './log';
 
 const execFileAsync = promisify(execFile);
@@ -63,19 +64,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: Provision
   });
 }
 
-async function aptInstall(packages: string[], log: ProvisionLog): Promise<void> {
-  const apt = findInPath('apt-get');
-  if (!apt) return log.warn(`sandbox: apt-get not found; install ${packages.join(' ')} with your package manager`);
-  if (process.getuid?.() !== 0) return log.warn(`sandbox: not root; run \`sudo apt-get install -y ${packages.join(' ')}\``);
-  const install = ['-y', '-q', '--no-install-recommends', 'install', ...packages];
-  log.info(`sandbox: apt-get install ${packages.join(' ')}`);
-  if (await run(apt, install, NONINTERACTIVE_ENV, log)) return;
-  // Usually a stale or empty package index (fresh containers ship without one).
-  log.info('sandbox: install failed; apt-get update and retry');
-  await run(apt, ['-q', 'update'], NONINTERACTIVE_ENV, log);
-  if (!(await run(apt, install, NONINTERACTIVE_ENV, log))) log.warn(`sandbox: could not install ${packages.join(' ')}`);
-}
-
 async function version(runsc: string): Promise<string | undefined> {
   try {
     const { stdout } = await execFileAsync(runsc, ['--version'], { env: NONINTERACTIVE_ENV, timeout: 10_000 });
@@ -127,7 +115,7 @@ export async function ensureSandbox({ toolsDir, log = silentLog, buildRunsc = tr
     ...(findInPath('runsc') ? [] : ['runsc']),
     ...(findInPath('bwrap') ? [] : ['bubblewrap']),
   ];
-  if (missing.length > 0) await aptInstall(missing, log);
+  if (missing.length > 0 && !(await aptInstall(missing, log))) log.warn(`sandbox: could not install ${missing.join(' ')}`);
 
   const systemRunsc = findInPath('runsc');
   const bwrap = findInPath('bwrap');
