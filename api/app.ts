@@ -7,6 +7,7 @@ import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
+import type { ProtectionService } from './services/protection-service';
 import type { TenantService } from './services/tenant-service';
 import type { TokenService } from './services/token-service';
 
@@ -15,11 +16,12 @@ export interface ApiServices {
   tokens: TokenService;
   repos: RepoService;
   runs: RunService;
+  protections: ProtectionService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs } = services;
+  const { tenants, tokens, repos, runs, protections } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -48,6 +50,20 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   }));
   v1.get('/repos/:owner/:repo/runs', route(async (req, res) => {
     res.json(await runs.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  const branchOf = (req: express.Request) => {
+    const b = (req.params as unknown as { branch: string | string[] }).branch;
+    return Array.isArray(b) ? b.join('/') : b;
+  };
+  v1.put('/repos/:owner/:repo/protections/*branch', route(async (req, res) => {
+    res.json(await protections.put(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), branchOf(req), req.body ?? {}, req.requestId));
+  }));
+  v1.get('/repos/:owner/:repo/protections', route(async (req, res) => {
+    res.json(await protections.list(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.delete('/repos/:owner/:repo/protections/*branch', route(async (req, res) => {
+    await protections.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), branchOf(req), req.requestId);
+    res.status(204).end();
   }));
   v1.get('/runs/:id', route(async (req, res) => {
     res.json(await runs.get(req.principal, String(req.params.id)));

@@ -11,6 +11,7 @@ import { connectTemporal } from '../core/temporal';
 import { createApiApp } from './app';
 import { RepoService } from './services/repo-service';
 import { RunService } from './services/run-service';
+import { ProtectionService } from './services/protection-service';
 import { TenantService } from './services/tenant-service';
 import { TokenService } from './services/token-service';
 
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
       tenants: new TenantService(db),
       tokens: new TokenService(db),
       repos: new RepoService(db, initBareRepo, config.publicUrl),
+      protections: new ProtectionService(db),
       runs: new RunService(db, redis, new FsObjectStore(dataPaths(config).objects), getTemporal),
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },

@@ -10,7 +10,9 @@ import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
-import { recordPush, type RefUpdate } from './push-recorder';
+import { recordPush } from './push-recorder';
+import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
+import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, runService, type GitService } from './smart-http';
 import { RepoWriteLocks } from './write-lock';
 
@@ -19,7 +21,7 @@ export interface GitServerOptions {
   log: Logger;
   reposDir: string;
   internalSecret: string;
-  /** URL the post-receive hook calls back on (this server's internal address). */
+  /** Base URL the hooks call back on (this server's internal address), `…/internal/hooks`. */
   hookUrl: string;
   publicUrl: string;
   onPushRecorded: () => void;
@@ -53,23 +55,45 @@ export function createGitServerApp(o: GitServerOptions) {
     res.status(201).json({ owner, name });
   }));
 
-  app.post('/internal/hooks/post-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+  async function hookClaims(req: Request): Promise<HookClaims> {
     const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
       throw new AuthenticationError(e.message);
     });
     if (claims.svc !== 'git-hook') throw new NotAllowedError('not a hook token');
-    const updates = (Array.isArray(req.body?.updates) ? req.body.updates : []) as RefUpdate[];
+    return claims as unknown as HookClaims;
+  }
+
+  app.post('/internal/hooks/pre-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+    const claims = await hookClaims(req);
+    const updates = parseUpdates(req.body?.updates);
+    const rules = await loadProtections(o.db, claims.tenantId, claims.repoId);
+    const problems: string[] = [];
+    for (const u of updates) {
+      const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
+      if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
+    }
+    res.json({ allow: problems.length === 0, messages: problems });
+  }));
+
+  app.post('/internal/hooks/post-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+    const claims = await hookClaims(req);
+    const updates = parseUpdates(req.body?.updates);
+    const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
+    // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
+    const skip = options.includes('ci.skip');
     const { runs, notes } = await recordPush(o.db, {
-      tenantId: Number(claims.tenantId),
-      tenant: String(claims.tenant),
-      repoId: Number(claims.repoId),
-      repo: String(claims.repo),
-      gitDir: repoPath(o.reposDir, String(claims.tenant), String(claims.repo)),
-      actor: String(claims.actor),
-    }, updates);
+      tenantId: claims.tenantId,
+      tenant: claims.tenant,
+      repoId: claims.repoId,
+      repo: claims.repo,
+      gitDir: repoPath(o.reposDir, claims.tenant, claims.repo),
+      actor: claims.actor,
+    }, updates, { skipPipelines: skip });
     if (runs.length > 0) o.onPushRecorded();
     const base = o.publicUrl.replace(/\/+$/, '');
-    res.json({ messages: [...notes, ...runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`)] });
+    const messages = [...notes, ...runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`)];
+    if (skip) messages.push('dotgit: ci.skip: no pipeline started');
+    res.json({ messages });
   }));
 
   // Everything below is user traffic, forwarded by the gateway with a signed identity.
@@ -115,19 +139,22 @@ export function createGitServerApp(o: GitServerOptions) {
   git.post('/:owner/:repo.git/git-receive-pack', route(async (req, res) => {
     const { repo, gitDir } = await authorize(req, 'git-receive-pack');
     const env = gitProtocolEnv(req);
-    const hookToken = await signServiceToken(o.internalSecret, 'git-hook', {
+    const claims: HookClaims = {
       tenantId: repo.tenantId,
       tenant: repo.owner,
       repoId: repo.id,
       repo: repo.name,
       actor: req.principal?.username ?? 'anonymous',
       pushId: newPushId(),
-    }, 3600);
+    };
+    const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
     const release = await locks.acquire(`${repo.owner}/${repo.name}`);
     try {
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',
         `core.hooksPath=${HOOKS_DIR}`,
+        '-c',
+        'receive.advertisePushOptions=true',
       ]);
     } finally {
       release();

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     log,
     reposDir: dataPaths(config).repos,
     internalSecret: await readInternalSecret(config),
-    hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks/post-receive`,
+    hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks`,
     publicUrl: config.publicUrl,
     onPushRecorded: () => relay.kick(),
     healthChecks: { postgres: () => db.query('SELECT 1') },

@@ -30,10 +30,15 @@ export const MAX_REF_LENGTH = 255;
  * pipeline file that asks for this ref. Run rows and outbox rows are written in one transaction,
  * so either the push has all its pipelines queued or none (and the hook says so).
  */
-export async function recordPush(db: Db, ctx: PushContext, updates: RefUpdate[]): Promise<{ runs: PipelineInput[]; notes: string[] }> {
+export async function recordPush(
+  db: Db,
+  ctx: PushContext,
+  updates: RefUpdate[],
+  options: { skipPipelines?: boolean } = {},
+): Promise<{ runs: PipelineInput[]; notes: string[] }> {
   const planned: PipelineInput[] = [];
   const notes: string[] = [];
-  for (const u of updates) {
+  for (const u of options.skipPipelines ? [] : updates) {
     if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
     if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
     if (!/^refs\/(heads|tags)\//.test(u.ref)) continue;

@@ -75,17 +75,34 @@ export function runService(
       gunzip.on('error', () => child.stdin.destroy());
       body = req.pipe(gunzip);
     }
-    res.setHeader('Content-Type', `application/x-${service}-result`);
-    res.setHeader('Cache-Control', 'no-cache');
     body.pipe(child.stdin);
     child.stdin.on('error', () => undefined); // git may exit early on bad input
-    child.stdout.pipe(res);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString();
     });
+    // The answer starts with git's first byte: if git gives up before writing anything (garbage
+    // pkt-lines, a truncated request), the client gets a 400 that says why instead of an empty 200.
+    let answering = false;
+    child.stdout.once('data', (first: Buffer) => {
+      answering = true;
+      res.setHeader('Content-Type', `application/x-${service}-result`);
+      res.setHeader('Cache-Control', 'no-cache');
+      res.write(first);
+      child.stdout.pipe(res);
+    });
     killWhenClientLeaves(res, child);
     child.on('error', reject);
-    child.on('close', (code) => resolve(code ?? -1));
+    child.on('close', (code) => {
+      if (answering) resolve(code ?? -1); // the pipe ends the response
+      else if (code === 0) {
+        res.status(200).setHeader('Content-Type', `application/x-${service}-result`);
+        res.end();
+        resolve(0);
+      } else {
+        const why = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
+        reject(new InputError(`git ${service.slice(4)} refused the request: ${why.replace(/^fatal: /, '').slice(0, 300)}`));
+      }
+    });
   });
 }

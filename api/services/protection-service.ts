@@ -1,0 +1,65 @@
+import type { Db } from '../../core/db';
+import { InputError, NotAllowedError } from '../../core/errors';
+import { assertValidName } from '../../core/names';
+import { atLeast, type Principal } from '../../core/principal';
+import type { BranchProtection } from '../../core/protections';
+import { findReadableRepo } from '../../core/repos';
+import { requireScope } from '../authz';
+import { audit } from './audit';
+
+const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
+
+/** Protected branches of a repository (CONTRACT `PUT …/protections/{branch}`), enforced by the git-server's pre-receive hook. */
+export class ProtectionService {
+  constructor(private readonly db: Db) {}
+
+  private async adminRepo(principal: Principal, owner: string, name: string) {
+    const { repo, access } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    if (!atLeast(access, 'admin')) throw new NotAllowedError('protecting branches needs admin access to the repository');
+    requireScope(principal, 'admin');
+    return repo;
+  }
+
+  async put(principal: Principal, owner: string, name: string, branch: string, body: Record<string, unknown>, requestId?: string): Promise<BranchProtection> {
+    const repo = await this.adminRepo(principal, owner, name);
+    if (!PATTERN.test(branch) || branch.split('/').some((p) => p === '' || p === '.' || p === '..' || p.startsWith('-'))) {
+      throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and *');
+    }
+    const bool = (key: string): boolean => {
+      const v = body[key] ?? false;
+      if (typeof v !== 'boolean') throw new InputError(`${key} must be true or false`);
+      return v;
+    };
+    const allowForcePush = bool('allowForcePush');
+    const allowDeletion = bool('allowDeletion');
+    let pushers: string[] | undefined;
+    if (body.pushers !== undefined && body.pushers !== null) {
+      if (!Array.isArray(body.pushers) || body.pushers.length > 1000) throw new InputError('pushers must be an array of user names');
+      pushers = body.pushers.map((p) => assertValidName('pushers[]', p));
+    }
+    await this.db.query(
+      `INSERT INTO protected_branches (tenant_id, repo_id, pattern, allow_force_push, allow_deletion, pushers) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant_id, repo_id, pattern) DO UPDATE SET allow_force_push = $4, allow_deletion = $5, pushers = $6, updated_at = now()`,
+      [repo.tenantId, repo.id, branch, allowForcePush, allowDeletion, pushers ?? null],
+    );
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.protect', target: `${owner}/${name}:${branch}`, detail: { allowForcePush, allowDeletion, pushers }, requestId });
+    return { pattern: branch, allowForcePush, allowDeletion, ...(pushers ? { pushers } : {}) };
+  }
+
+  async list(principal: Principal | null | undefined, owner: string, name: string): Promise<{ protections: BranchProtection[] }> {
+    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    const r = await this.db.query(
+      'SELECT pattern, allow_force_push, allow_deletion, pushers FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 ORDER BY pattern',
+      [repo.tenantId, repo.id],
+    );
+    return {
+      protections: r.rows.map((row) => ({ pattern: row.pattern, allowForcePush: row.allow_force_push, allowDeletion: row.allow_deletion, ...(row.pushers ? { pushers: row.pushers } : {}) })),
+    };
+  }
+
+  async remove(principal: Principal, owner: string, name: string, branch: string, requestId?: string): Promise<void> {
+    const repo = await this.adminRepo(principal, owner, name);
+    await this.db.query('DELETE FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 AND pattern = $3', [repo.tenantId, repo.id, branch]);
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.unprotect', target: `${owner}/${name}:${branch}`, requestId });
+  }
+}

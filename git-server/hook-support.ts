@@ -1,0 +1,52 @@
+import type { Db } from '../core/db';
+import { InputError } from '../core/errors';
+import type { BranchProtection, ProposedUpdate } from '../core/protections';
+
+/** What the git-server signs into the hook token of one push (and the hooks send back). */
+export interface HookClaims {
+  tenantId: number;
+  tenant: string;
+  repoId: number;
+  repo: string;
+  actor: string;
+  pushId: string;
+}
+
+const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
+
+/** The ref updates a hook sent, validated (the hook is ours, but its input came from the push). */
+export function parseUpdates(raw: unknown): ProposedUpdate[] {
+  if (!Array.isArray(raw) || raw.length > 10_000) throw new InputError('updates must be an array');
+  return raw.map((u) => {
+    const { oldSha, newSha, ref, nonFastForward } = (u ?? {}) as Record<string, unknown>;
+    if (typeof ref !== 'string' || typeof oldSha !== 'string' || typeof newSha !== 'string' || !SHA.test(oldSha) || !SHA.test(newSha)) {
+      throw new InputError('malformed ref update');
+    }
+    return { ref, oldSha, newSha, nonFastForward: nonFastForward === true };
+  });
+}
+
+/**
+ * Ref names git accepts but we refuse: a component starting with `-` reads as an option to every
+ * tool that later gets the name on a command line.
+ */
+export function badRefName(ref: string): string | undefined {
+  if (ref.split('/').some((part) => part.startsWith('-'))) return 'ref name components may not begin with "-"';
+  return undefined;
+}
+
+/** A repository's protections, exact branch names before globs so the most specific rule wins. */
+export async function loadProtections(db: Db, tenantId: number, repoId: number): Promise<BranchProtection[]> {
+  const r = await db.query(
+    `SELECT pattern, allow_force_push, allow_deletion, pushers FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2`,
+    [tenantId, repoId],
+  );
+  return r.rows
+    .map((row) => ({
+      pattern: row.pattern as string,
+      allowForcePush: row.allow_force_push as boolean,
+      allowDeletion: row.allow_deletion as boolean,
+      pushers: (row.pushers as string[] | null) ?? undefined,
+    }))
+    .sort((a, b) => Number(a.pattern.includes('*')) - Number(b.pattern.includes('*')) || b.pattern.length - a.pattern.length);
+}
