@@ -29,6 +29,8 @@ export interface GitServerOptions {
 }
 
 const HOOKS_DIR = path.resolve(__dirname, 'hooks');
+/** receive-pack settings that must hold both when refs are advertised and when the push runs. */
+const RECEIVE_PACK_CONFIG = ['-c', 'receive.advertisePushOptions=true'];
 
 export function createGitServerApp(o: GitServerOptions) {
   const app = express();
@@ -128,7 +130,7 @@ export function createGitServerApp(o: GitServerOptions) {
   git.get('/:owner/:repo.git/info/refs', route(async (req, res) => {
     const service = serviceParam(req.query.service);
     const { gitDir } = await authorize(req, service);
-    advertiseRefs(res, service, gitDir, gitProtocolEnv(req));
+    advertiseRefs(res, service, gitDir, gitProtocolEnv(req), service === 'git-receive-pack' ? RECEIVE_PACK_CONFIG : []);
   }));
 
   git.post('/:owner/:repo.git/git-upload-pack', route(async (req, res) => {
@@ -153,8 +155,7 @@ export function createGitServerApp(o: GitServerOptions) {
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',
         `core.hooksPath=${HOOKS_DIR}`,
-        '-c',
-        'receive.advertisePushOptions=true',
+        ...RECEIVE_PACK_CONFIG,
       ]);
     } finally {
       release();

@@ -33,10 +33,10 @@ function killWhenClientLeaves(res: Response, child: ChildProcess): void {
 }
 
 /** `GET info/refs?service=…`: the ref advertisement, preceded by the smart-HTTP service line. */
-export function advertiseRefs(res: Response, service: GitService, gitDir: string, env: Record<string, string>): void {
+export function advertiseRefs(res: Response, service: GitService, gitDir: string, env: Record<string, string>, extraArgs: string[] = []): void {
   res.setHeader('Content-Type', `application/x-${service}-advertisement`);
   res.setHeader('Cache-Control', 'no-cache');
-  const child = spawn('git', [service.slice(4), '--stateless-rpc', '--advertise-refs', gitDir], {
+  const child = spawn('git', [...extraArgs, service.slice(4), '--stateless-rpc', '--advertise-refs', gitDir], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
