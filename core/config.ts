@@ -46,6 +46,12 @@ const configSchema = z.object({
   sandbox: z.enum(['auto', 'runsc', 'bwrap', 'none']),
   /** `DOTGIT_STEP_TIMEOUT` — default wall-clock limit of one step, in seconds. Default 600. */
   stepTimeoutSeconds: z.coerce.number().int().positive(),
+  /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
+  maxPushBytes: z.coerce.number().int().positive(),
+  /** `DOTGIT_UPLOAD_PACK_CONCURRENCY` — fetches served at once per repository. Default 8. */
+  uploadPackConcurrency: z.coerce.number().int().positive(),
+  /** `DOTGIT_UPLOAD_PACK_QUEUE` — fetches that may wait per repository before 429. Default 64. */
+  uploadPackQueue: z.coerce.number().int().min(0),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -79,6 +85,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
+    maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
+    uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
+    uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -42,9 +42,29 @@ export class ConflictError extends DotgitError {
   readonly code = 'conflict';
 }
 
+/** Thrown when a request body is larger than the limit for its kind. */
+export class PayloadTooLargeError extends DotgitError {
+  override readonly name = 'PayloadTooLargeError';
+  readonly status = 413;
+  readonly code = 'payload_too_large';
+}
+
 /** Thrown when a dependency (database, Temporal, an upstream) cannot answer now. */
 export class UnavailableError extends DotgitError {
   override readonly name = 'UnavailableError';
   readonly status = 503;
   readonly code = 'unavailable';
+  constructor(message: string, readonly retryAfterSeconds?: number) {
+    super(message);
+  }
+}
+
+/** Thrown when a limit of concurrent work is reached; the answer carries Retry-After. */
+export class TooManyRequestsError extends DotgitError {
+  override readonly name = 'TooManyRequestsError';
+  readonly status = 429;
+  readonly code = 'too_many_requests';
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
 }

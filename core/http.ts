@@ -40,6 +40,8 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
     }
     if (err instanceof DotgitError) {
       if (err.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit", charset="UTF-8"');
+      const retryAfter = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+      if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
       res.status(err.status).json(errorBody(err.code, err.message, requestId));
       return;
     }

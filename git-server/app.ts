@@ -2,7 +2,7 @@ import express, { type Request } from 'express';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
-import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError } from '../core/errors';
+import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError } from '../core/errors';
 import { repoPath, runGit } from '../core/git';
 import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
@@ -15,6 +15,7 @@ import { badRefName, loadProtections, parseUpdates, type HookClaims } from './ho
 import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, runService, type GitService } from './smart-http';
 import { RepoWriteLocks } from './write-lock';
+import { KeyedLimiter } from './concurrency-limiter';
 
 export interface GitServerOptions {
   db: Db;
@@ -25,6 +26,7 @@ export interface GitServerOptions {
   hookUrl: string;
   publicUrl: string;
   onPushRecorded: () => void;
+  limits: { maxPushBytes: number; uploadPackConcurrency: number; uploadPackQueue: number };
   healthChecks: Record<string, () => Promise<unknown>>;
 }
 
@@ -35,6 +37,7 @@ const RECEIVE_PACK_CONFIG = ['-c', 'receive.advertisePushOptions=true'];
 export function createGitServerApp(o: GitServerOptions) {
   const app = express();
   const locks = new RepoWriteLocks();
+  const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
 
@@ -134,13 +137,23 @@ export function createGitServerApp(o: GitServerOptions) {
   }));
 
   git.post('/:owner/:repo.git/git-upload-pack', route(async (req, res) => {
-    const { gitDir } = await authorize(req, 'git-upload-pack');
-    await runService(req, res, 'git-upload-pack', gitDir, gitProtocolEnv(req));
+    const { repo, gitDir } = await authorize(req, 'git-upload-pack');
+    const env = gitProtocolEnv(req);
+    const release = await fetches.acquire(`${repo.owner}/${repo.name}`);
+    try {
+      await runService(req, res, 'git-upload-pack', gitDir, env);
+    } finally {
+      release();
+    }
   }));
 
   git.post('/:owner/:repo.git/git-receive-pack', route(async (req, res) => {
     const { repo, gitDir } = await authorize(req, 'git-receive-pack');
     const env = gitProtocolEnv(req);
+    const declared = Number(req.header('content-length') ?? 0);
+    if (declared > o.limits.maxPushBytes + 1024 * 1024) {
+      throw new PayloadTooLargeError(`this push is ${declared} bytes; at most ${o.limits.maxPushBytes} are accepted`);
+    }
     const claims: HookClaims = {
       tenantId: repo.tenantId,
       tenant: repo.owner,
@@ -156,6 +169,8 @@ export function createGitServerApp(o: GitServerOptions) {
         '-c',
         `core.hooksPath=${HOOKS_DIR}`,
         ...RECEIVE_PACK_CONFIG,
+        '-c',
+        `receive.maxInputSize=${o.limits.maxPushBytes}`,
       ]);
     } finally {
       release();

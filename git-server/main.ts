@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks`,
     publicUrl: config.publicUrl,
     onPushRecorded: () => relay.kick(),
+    limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
   const server = app.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
