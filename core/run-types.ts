@@ -53,3 +53,16 @@ export interface RunResult {
 export function pipelineWorkflowId(tenant: string, repo: string, pushId: string): string {
   return `pipeline:${tenant}:${repo}:${pushId}`;
 }
+
+/** A repository as maintenance workflows see it. */
+export interface RepoTarget {
+  tenantId: number;
+  tenant: string;
+  repoId: number;
+  repo: string;
+}
+
+/** Workflow id of one repository's maintenance: one at a time per repository. */
+export function maintenanceWorkflowId(tenant: string, repo: string): string {
+  return `maintenance:${tenant}:${repo}`;
+}

@@ -11,6 +11,7 @@ import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
 import { recordPush } from './push-recorder';
+import type { RepoTarget } from '../core/run-types';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, runService, type GitService } from './smart-http';
@@ -26,6 +27,8 @@ export interface GitServerOptions {
   hookUrl: string;
   publicUrl: string;
   onPushRecorded: () => void;
+  /** Called when a repository has had many pushes since its last repack (starts maintenance). */
+  onMaintenanceDue?: (target: RepoTarget) => void;
   limits: { maxPushBytes: number; uploadPackConcurrency: number; uploadPackQueue: number };
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -86,7 +89,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
     // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
     const skip = options.includes('ci.skip');
-    const { runs, notes } = await recordPush(o.db, {
+    const { runs, notes, maintenanceDue } = await recordPush(o.db, {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
@@ -95,6 +98,7 @@ export function createGitServerApp(o: GitServerOptions) {
       actor: claims.actor,
     }, updates, { skipPipelines: skip });
     if (runs.length > 0) o.onPushRecorded();
+    if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo });
     const base = o.publicUrl.replace(/\/+$/, '');
     const messages = [...notes, ...runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`)];
     if (skip) messages.push('dotgit: ci.skip: no pipeline started');

@@ -6,6 +6,7 @@ import { connectTemporal } from '../core/temporal';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGitServerApp } from './app';
 import { OutboxRelay } from './outbox-relay';
+import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -29,6 +30,19 @@ async function main(): Promise<void> {
     hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks`,
     publicUrl: config.publicUrl,
     onPushRecorded: () => relay.kick(),
+    onMaintenanceDue: (target) => {
+      // Best effort: the hourly sweep covers a start that fails here.
+      getTemporal()
+        .then((client) =>
+          client.workflow.start('repoMaintenance', {
+            workflowId: maintenanceWorkflowId(target.tenant, target.repo),
+            taskQueue: ORCHESTRATION_QUEUE,
+            args: [target],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+          }),
+        )
+        .catch((err) => log.warn({ err, repo: `${target.tenant}/${target.repo}` }, 'could not start maintenance'));
+    },
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });

@@ -4,6 +4,7 @@ import { inTransaction } from '../core/db';
 import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput } from '../core/run-types';
+import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
 export interface RefUpdate {
   oldSha: string;
@@ -35,8 +36,9 @@ export async function recordPush(
   ctx: PushContext,
   updates: RefUpdate[],
   options: { skipPipelines?: boolean } = {},
-): Promise<{ runs: PipelineInput[]; notes: string[] }> {
+): Promise<{ runs: PipelineInput[]; notes: string[]; maintenanceDue: boolean }> {
   const planned: PipelineInput[] = [];
+  let maintenanceDue = false;
   const notes: string[] = [];
   for (const u of options.skipPipelines ? [] : updates) {
     if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
@@ -78,6 +80,8 @@ export async function recordPush(
       ]);
       await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [run.tenantId, run.runId, JSON.stringify(run)]);
     }
+    const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);
+    maintenanceDue = Number(counted.rows[0]?.pushes_since_maintenance ?? 0) >= MAINTENANCE_EVERY_PUSHES;
     await c.query(`INSERT INTO audit_log (tenant_id, actor, action, target, detail) VALUES ($1, $2, 'repo.push', $3, $4)`, [
       ctx.tenantId,
       ctx.actor,
@@ -85,5 +89,5 @@ export async function recordPush(
       JSON.stringify({ updates, runs: planned.map((p) => p.runId) }),
     ]);
   });
-  return { runs: planned, notes };
+  return { runs: planned, notes, maintenanceDue };
 }

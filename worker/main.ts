@@ -10,6 +10,8 @@ import { healthAndMetrics } from '../core/http';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
+import { createMaintenanceActivities } from '../activities/maintenance-activities';
+import { ensureSchedules } from './schedules';
 import { createSandboxDriver } from '../activities/sandbox/create-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
     namespace: config.temporalNamespace,
     taskQueue: ORCHESTRATION_QUEUE,
     workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
-    activities: createOrchestrationActivities({ db, reposDir: paths.repos }),
+    activities: { ...createOrchestrationActivities({ db, reposDir: paths.repos }), ...createMaintenanceActivities({ db, reposDir: paths.repos }) },
   });
   const sandbox = await Worker.create({
     connection,
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
     }),
     maxConcurrentActivityTaskExecutions: 4,
   });
+
+  await ensureSchedules(config.temporalAddress, config.temporalNamespace).catch((err) => log.warn({ err }, 'could not create the schedules'));
 
   const app = express();
   app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));

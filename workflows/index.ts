@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Deterministic code only (see eslint rules for this folder).
 export { pipeline } from './pipeline';
+export { maintenanceSweep, repoMaintenance } from './maintenance';

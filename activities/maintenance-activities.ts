@@ -1,0 +1,49 @@
+import type { Db } from '../core/db';
+import { repoPath, runGit } from '../core/git';
+import type { RepoTarget } from '../core/run-types';
+
+/** Thrown when git fails to repack a repository (the activity is retried by Temporal). */
+export class MaintenanceFailedError extends Error {
+  override readonly name = 'MaintenanceFailedError';
+}
+
+/** Activities of repository maintenance: find changed repositories, repack them. */
+export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir: string }) {
+  return {
+    async listReposNeedingMaintenance(args: { limit: number }): Promise<RepoTarget[]> {
+      const r = await db.query(
+        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.pushes_since_maintenance > 0 ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
+        [args.limit],
+      );
+      return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name }));
+    },
+
+    /**
+     * One full repack with a reachability bitmap and a commit-graph, the two things that keep
+     * clones and fetches fast (what `git maintenance` and Gitaly's housekeeping do). Safe beside
+     * pushes and fetches: new packs from concurrent pushes are not touched, readers keep open packs.
+     */
+    async maintainRepo(target: RepoTarget): Promise<{ pushesCovered: number }> {
+      const seen = (await db.query('SELECT pushes_since_maintenance FROM repos WHERE id = $1', [target.repoId])).rows[0];
+      const gitDir = repoPath(reposDir, target.tenant, target.repo);
+      for (const args of [
+        ['repack', '-a', '-d', '-b', '--write-midx', '-q'],
+        ['commit-graph', 'write', '--reachable', '--split=replace'],
+        ['pack-refs', '--all'],
+      ]) {
+        const r = await runGit(['--git-dir', gitDir, '-c', 'repack.writeBitmaps=true', ...args]);
+        if (r.code !== 0) throw new MaintenanceFailedError(`git ${args[0]} failed for ${target.tenant}/${target.repo}: ${r.stderr.trim().slice(0, 300)}`);
+      }
+      const covered = Number(seen?.pushes_since_maintenance ?? 0);
+      // Pushes that arrived during the repack keep their count for the next round.
+      await db.query(
+        `UPDATE repos SET pushes_since_maintenance = greatest(0, pushes_since_maintenance - $2), last_maintenance_at = now() WHERE id = $1`,
+        [target.repoId, covered],
+      );
+      return { pushesCovered: covered };
+    },
+  };
+}
+
+export type MaintenanceActivities = ReturnType<typeof createMaintenanceActivities>;
