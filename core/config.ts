@@ -52,6 +52,12 @@ const configSchema = z.object({
   uploadPackConcurrency: z.coerce.number().int().positive(),
   /** `DOTGIT_UPLOAD_PACK_QUEUE` — fetches that may wait per repository before 429. Default 64. */
   uploadPackQueue: z.coerce.number().int().min(0),
+  /** `DOTGIT_PACK_CACHE` — `on` shares fetch answers between identical requests (Gitaly-style); `off` for comparison. Default `on`. */
+  packCache: z.enum(['on', 'off']),
+  /** `DOTGIT_PACK_CACHE_TTL` — seconds a cached fetch answer is served. Default 300. */
+  packCacheTtlSeconds: z.coerce.number().int().positive(),
+  /** `DOTGIT_PACK_CACHE_MAX_BYTES` — disk budget of the pack cache. Default 1 GiB. */
+  packCacheMaxBytes: z.coerce.number().int().positive(),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -88,6 +94,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',
+    packCache: env.DOTGIT_PACK_CACHE ?? 'on',
+    packCacheTtlSeconds: env.DOTGIT_PACK_CACHE_TTL ?? '300',
+    packCacheMaxBytes: env.DOTGIT_PACK_CACHE_MAX_BYTES ?? String(1024 ** 3),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);
@@ -105,6 +114,7 @@ export function dataPaths(config: Pick<Config, 'dataDir'>) {
     repos: path.join(d, 'repos'),
     objects: path.join(d, 'objects'),
     workspaces: path.join(d, 'workspaces'),
+    packCache: path.join(d, 'cache', 'packs'),
     postgres: path.join(d, 'postgres'),
     redis: path.join(d, 'redis'),
     temporal: path.join(d, 'temporal'),

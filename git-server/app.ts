@@ -14,7 +14,10 @@ import { recordPush } from './push-recorder';
 import type { RepoTarget } from '../core/run-types';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
-import { advertiseRefs, gitProtocolEnv, newPushId, runService, type GitService } from './smart-http';
+import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, refsFingerprint, runService, startUploadPack, type GitService } from './smart-http';
+import { PackCache } from './pack-cache';
+import { AdvertisementCache } from './advertisement-cache';
+import type { RepoGenerations } from './repo-generation';
 import { RepoWriteLocks } from './write-lock';
 import { KeyedLimiter } from './concurrency-limiter';
 
@@ -30,6 +33,10 @@ export interface GitServerOptions {
   /** Called when a repository has had many pushes since its last repack (starts maintenance). */
   onMaintenanceDue?: (target: RepoTarget) => void;
   limits: { maxPushBytes: number; uploadPackConcurrency: number; uploadPackQueue: number };
+  /** Answers of fetches, shared by identical requests (Gitaly's pack-objects cache). */
+  packCache: PackCache;
+  /** Repository generations that key the ref-advertisement cache. */
+  generations: RepoGenerations;
   healthChecks: Record<string, () => Promise<unknown>>;
 }
 
@@ -40,6 +47,7 @@ const RECEIVE_PACK_CONFIG = ['-c', 'receive.advertisePushOptions=true'];
 export function createGitServerApp(o: GitServerOptions) {
   const app = express();
   const locks = new RepoWriteLocks();
+  const advertisements = new AdvertisementCache();
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -137,18 +145,30 @@ export function createGitServerApp(o: GitServerOptions) {
   git.get('/:owner/:repo.git/info/refs', route(async (req, res) => {
     const service = serviceParam(req.query.service);
     const { gitDir } = await authorize(req, service);
-    advertiseRefs(res, service, gitDir, gitProtocolEnv(req), service === 'git-receive-pack' ? RECEIVE_PACK_CONFIG : []);
+    const env = gitProtocolEnv(req);
+    const repoName = `${req.params.owner}/${req.params.repo}`;
+    const generation = await o.generations.get(repoName);
+    const cacheKey = generation === undefined ? undefined : `${repoName}|${generation}|${service}|${env.GIT_PROTOCOL ?? ''}`;
+    const cached = cacheKey ? advertisements.get(cacheKey) : undefined;
+    res.setHeader('Content-Type', `application/x-${service}-advertisement`);
+    res.setHeader('Cache-Control', 'no-cache');
+    if (cached) {
+      res.end(cached);
+      return;
+    }
+    const body = await advertiseRefs(gitDir, service, env, service === 'git-receive-pack' ? RECEIVE_PACK_CONFIG : []);
+    if (cacheKey) advertisements.set(cacheKey, body);
+    res.end(body);
   }));
 
   git.post('/:owner/:repo.git/git-upload-pack', route(async (req, res) => {
     const { repo, gitDir } = await authorize(req, 'git-upload-pack');
     const env = gitProtocolEnv(req);
-    const release = await fetches.acquire(`${repo.owner}/${repo.name}`);
-    try {
-      await runService(req, res, 'git-upload-pack', gitDir, env);
-    } finally {
-      release();
-    }
+    const body = await readRequestBody(req);
+    const key = PackCache.key({ gitDir, refsFingerprint: await refsFingerprint(gitDir), protocol: env.GIT_PROTOCOL ?? '', body });
+    await o.packCache.serve(key, res, 'application/x-git-upload-pack-result', () => startUploadPack(gitDir, env, body), () =>
+      fetches.acquire(`${repo.owner}/${repo.name}`),
+    );
   }));
 
   git.post('/:owner/:repo.git/git-receive-pack', route(async (req, res) => {
@@ -178,6 +198,8 @@ export function createGitServerApp(o: GitServerOptions) {
       ]);
     } finally {
       release();
+      // Refs may have changed: cached advertisements of this repository are stale from now on.
+      await o.generations.bump(`${repo.owner}/${repo.name}`);
     }
   }));
 

@@ -6,6 +6,9 @@ import { connectTemporal } from '../core/temporal';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGitServerApp } from './app';
 import { OutboxRelay } from './outbox-relay';
+import { PackCache } from './pack-cache';
+import { RepoGenerations } from './repo-generation';
+import { createRedis } from '../core/redis';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
 
 async function main(): Promise<void> {
@@ -22,6 +25,17 @@ async function main(): Promise<void> {
     return temporal;
   };
   const relay = new OutboxRelay(db, getTemporal, log);
+  const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
+  const packCache = new PackCache({
+    dir: dataPaths(config).packCache,
+    enabled: config.packCache === 'on',
+    ttlMs: config.packCacheTtlSeconds * 1000,
+    maxDiskBytes: config.packCacheMaxBytes,
+    memoryEntryBytes: 1024 * 1024,
+    memoryMaxBytes: 64 * 1024 * 1024,
+    redis,
+  });
+
   const app = createGitServerApp({
     db,
     log,
@@ -43,6 +57,8 @@ async function main(): Promise<void> {
         )
         .catch((err) => log.warn({ err, repo: `${target.tenant}/${target.repo}` }, 'could not start maintenance'));
     },
+    packCache,
+    generations: new RepoGenerations(redis),
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
@@ -51,7 +67,7 @@ async function main(): Promise<void> {
   const stop = () => {
     log.info('git-server shutting down');
     server.close();
-    void relay.stop().then(() => db.end()).then(() => process.exit(0));
+    void relay.stop().then(() => Promise.allSettled([db.end(), redis?.quit()])).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { InputError } from '../core/errors';
+import { InputError, PayloadTooLargeError } from '../core/errors';
+import { runGit } from '../core/git';
+import type { Producer } from './pack-cache';
 
 export type GitService = 'git-upload-pack' | 'git-receive-pack';
 
@@ -28,23 +30,18 @@ export function newPushId(): string {
 /** A client that disconnects leaves git blocked on a full pipe forever; end it instead. */
 function killWhenClientLeaves(res: Response, child: ChildProcess): void {
   res.on('close', () => {
-    if (!res.writableFinished && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!res.writableFinished && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      child.stdout?.destroy(); // unread output would otherwise keep 'close' (and our lock) pending
+    }
   });
 }
 
-/** `GET info/refs?service=…`: the ref advertisement, preceded by the smart-HTTP service line. */
-export function advertiseRefs(res: Response, service: GitService, gitDir: string, env: Record<string, string>, extraArgs: string[] = []): void {
-  res.setHeader('Content-Type', `application/x-${service}-advertisement`);
-  res.setHeader('Cache-Control', 'no-cache');
-  const child = spawn('git', [...extraArgs, service.slice(4), '--stateless-rpc', '--advertise-refs', gitDir], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  res.write(pktLine(`# service=${service}\n`) + '0000');
-  child.stdout.pipe(res);
-  child.stderr.resume();
-  child.on('error', () => res.destroy());
-  killWhenClientLeaves(res, child);
+/** `GET info/refs?service=…`: the ref advertisement, preceded by the smart-HTTP service line (small; returned whole so it can be cached). */
+export async function advertiseRefs(gitDir: string, service: GitService, env: Record<string, string>, extraArgs: string[] = []): Promise<Buffer> {
+  const r = await runGit([...extraArgs, service.slice(4), '--stateless-rpc', '--advertise-refs', gitDir], { env });
+  if (r.code !== 0) throw new Error(`git ${service.slice(4)} --advertise-refs failed: ${r.stderr.trim().slice(0, 300)}`);
+  return Buffer.concat([Buffer.from(pktLine(`# service=${service}\n`) + '0000'), r.stdout]);
 }
 
 /**
@@ -105,4 +102,58 @@ export function runService(
       }
     });
   });
+}
+
+/** Request bodies of fetches are read whole (they are wants and haves, not packs) to key the cache. */
+export const MAX_FETCH_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/** The request body, gunzipped when the client sent gzip; 413 past the limit. */
+export async function readRequestBody(req: Request, limit = MAX_FETCH_REQUEST_BYTES): Promise<Buffer> {
+  const encoding = (req.header('content-encoding') ?? '').toLowerCase();
+  if (encoding && encoding !== 'gzip' && encoding !== 'identity') throw new InputError(`unsupported Content-Encoding ${encoding}`);
+  const source: Readable = encoding === 'gzip' ? req.pipe(createGunzip()) : req;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of source) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw new PayloadTooLargeError(`fetch request bodies are limited to ${limit} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof PayloadTooLargeError) throw err;
+    throw new InputError(`could not read the request body: ${(err as Error).message}`);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A fingerprint of every ref of the repository: the part of a fetch's answer that can change. */
+export async function refsFingerprint(gitDir: string): Promise<string> {
+  const r = await runGit(['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']);
+  if (r.code !== 0) throw new Error(`git for-each-ref failed: ${r.stderr.trim()}`);
+  return createHash('sha256').update(r.stdout).digest('hex');
+}
+
+/** `git upload-pack --stateless-rpc` answering one request body. */
+export function startUploadPack(gitDir: string, env: Record<string, string>, body: Buffer): Producer {
+  const child = spawn('git', ['upload-pack', '--stateless-rpc', gitDir], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(body);
+  const exited = new Promise<{ code: number; stderr: string }>((resolve) => {
+    child.on('error', (err) => resolve({ code: -1, stderr: err.message }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+  return {
+    stdout: child.stdout,
+    exited,
+    // Destroying stdout too: a paused pipe with unread bytes would keep 'close' from ever firing.
+    kill: () => {
+      child.kill('SIGKILL');
+      child.stdout.destroy();
+    },
+  };
 }

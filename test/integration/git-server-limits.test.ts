@@ -8,9 +8,11 @@ import { createDb, type Db } from '../../core/db';
 import { signIdentity } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { createGitServerApp } from '../../git-server/app';
+import { PackCache } from '../../git-server/pack-cache';
+import { RepoGenerations } from '../../git-server/repo-generation';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName } from '../helpers/api-client';
-import { git, localRepo } from '../helpers/git';
+import { cloneUrl, git, localRepo } from '../helpers/git';
 
 // The git-server's resource limits, on a second git-server instance with tiny limits over the
 // platform's real Postgres and repositories: push size, and per-repository fetch concurrency.
@@ -40,6 +42,8 @@ beforeAll(async () => {
     publicUrl: info.gatewayUrl,
     onPushRecorded: () => undefined,
     limits: { maxPushBytes: 64 * 1024, uploadPackConcurrency: 1, uploadPackQueue: 0 },
+    packCache: new PackCache({ dir: path.join(info.dataDir, 'cache', 'limits-test'), enabled: false, ttlMs: 1000, maxDiskBytes: 1e6, memoryEntryBytes: 0, memoryMaxBytes: 0 }),
+    generations: new RepoGenerations(undefined),
     healthChecks: {},
   });
   server = app.listen(0, '127.0.0.1');
@@ -70,18 +74,32 @@ test('a push over the size limit is refused and writes nothing', async () => {
 });
 
 test('fetches beyond the per-repository limit get 429 with Retry-After; the slot frees when the client leaves', async () => {
-  const headers = { 'x-dotgit-identity': await identity(), 'content-type': 'application/x-git-upload-pack-request' };
-  // The first fetch holds the only slot: its request body never ends.
-  const held = http.request(`${base}/git-upload-pack`, { method: 'POST', headers });
+  // A repository whose full fetch is far larger than the socket buffers, pushed through the platform.
+  const big = await localRepo({ 'big.bin': randomBytes(16 * 1024 * 1024).toString('base64') });
+  const fixture = await createTenantWithAdmin();
+  const name = uniqueName('big');
+  await api('POST', '/api/v1/repos', { token: fixture.token, body: { owner: fixture.tenant, name } });
+  expect((await git(['push', cloneUrl(fixture.tenant, name, fixture.token), 'main'], big)).code).toBe(0);
+  const head = (await git(['rev-parse', 'HEAD'], big)).stdout.trim();
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${fixture.tenant}/${name}.git/git-upload-pack`;
+  const admin = { ...principal, platformAdmin: true };
+  const headers = { 'x-dotgit-identity': await signIdentity(platformInfo().internalSecret, admin, 'limits'), 'content-type': 'application/x-git-upload-pack-request' };
+  const pkt = (t: string) => (t.length + 4).toString(16).padStart(4, '0') + t;
+  const body = pkt(`want ${head} side-band-64k\n`) + '0000' + pkt('done\n');
+
+  // The first fetch holds the only slot: its answer is never read, so git blocks on a full pipe.
+  const held = http.request(url, { method: 'POST', headers });
   held.on('error', () => undefined);
-  held.write('0032want ');
-  await new Promise((r) => setTimeout(r, 300));
-  const second = await fetch(`${base}/git-upload-pack`, { method: 'POST', headers, body: '0000' });
+  held.on('response', (r) => r.pause());
+  held.end(body);
+  await new Promise((r) => setTimeout(r, 1000));
+  const second = await fetch(url, { method: 'POST', headers, body });
   expect(second.status).toBe(429);
   expect(second.headers.get('retry-after')).toBe('5');
   expect((await second.json()).error.code).toBe('too_many_requests');
   held.destroy();
-  await new Promise((r) => setTimeout(r, 300));
-  const third = await fetch(`${base}/git-upload-pack`, { method: 'POST', headers, body: '0000' });
-  expect(third.status).not.toBe(429);
-});
+  await new Promise((r) => setTimeout(r, 500));
+  const third = await fetch(url, { method: 'POST', headers, body });
+  expect(third.status).toBe(200);
+  expect((await third.arrayBuffer()).byteLength).toBeGreaterThan(1024 * 1024);
+}, 120_000);

@@ -1,0 +1,294 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Response } from 'express';
+import client from 'prom-client';
+import type { Redis } from '../core/redis';
+import { InputError } from '../core/errors';
+
+export interface PackCacheOptions {
+  /** Folder of cached responses (one file per key). */
+  dir: string;
+  /** `false` serves every fetch from its own upload-pack (for comparison; default true). */
+  enabled: boolean;
+  /** How long an entry is served after it was made. Default 5 minutes. */
+  ttlMs: number;
+  /** Disk budget; the oldest entries go first. Default 1 GiB. */
+  maxDiskBytes: number;
+  /** Responses up to this size are also kept in memory. Default 1 MiB. */
+  memoryEntryBytes: number;
+  /** Memory budget of those. Default 64 MiB. */
+  memoryMaxBytes: number;
+  /** Optional shared index (key → size) and counters, so every instance's hits show in one place. */
+  redis?: Redis;
+}
+
+export type PackOutcome = 'memory' | 'disk' | 'shared' | 'produced' | 'uncached';
+
+/** What produces a response: a git process whose stdout is the answer. */
+export interface Producer {
+  stdout: NodeJS.ReadableStream & { pause(): void; resume(): void };
+  /** Resolves with git's exit code and the start of its stderr. */
+  exited: Promise<{ code: number; stderr: string }>;
+  kill(): void;
+}
+
+const outcomes = new client.Counter({ name: 'dotgit_pack_cache_requests_total', help: 'upload-pack responses by where they came from', labelNames: ['outcome'] });
+const spawned = new client.Counter({ name: 'dotgit_upload_pack_processes_total', help: 'git upload-pack processes started for fetches' });
+
+/** A response being produced: its bytes go to a file that every waiting client follows. */
+class Production extends EventEmitter {
+  size = 0;
+  done = false;
+  failure: Error | undefined;
+  constructor(readonly file: string) {
+    super();
+    this.setMaxListeners(0);
+  }
+}
+
+/**
+ * Gitaly's pack-objects cache, for upload-pack: the answer to a fetch depends only on the
+ * repository's refs and the request body, so identical fetches (a CI fleet cloning one commit) are
+ * served from one git process. Concurrent identical requests share a single producer and stream
+ * its output as it is written; finished answers stay on disk for a while (small ones in memory).
+ */
+export class PackCache {
+  private readonly inflight = new Map<string, Production>();
+  private readonly memory = new Map<string, Buffer>();
+  private memoryBytes = 0;
+  private sweeping: Promise<void> | undefined;
+  /** Counts by outcome, for tests and /metrics. */
+  readonly stats: Record<PackOutcome, number> & { processes: number } = { memory: 0, disk: 0, shared: 0, produced: 0, uncached: 0, processes: 0 };
+
+  constructor(private readonly o: PackCacheOptions) {}
+
+  /** The cache key: repository, its refs, the protocol and the exact request. */
+  static key(parts: { gitDir: string; refsFingerprint: string; protocol: string; body: Buffer }): string {
+    const h = createHash('sha256');
+    for (const p of [parts.gitDir, parts.refsFingerprint, parts.protocol]) h.update(p).update('\0');
+    return h.update(parts.body).digest('hex');
+  }
+
+  /**
+   * Answers one fetch. `acquire` takes a slot of the repository's concurrency limit; only making an
+   * answer needs one (serving from memory, disk or a running producer costs no git process).
+   */
+  async serve(key: string, res: Response, contentType: string, start: () => Producer, acquire: () => Promise<() => void>): Promise<PackOutcome> {
+    if (!this.o.enabled) {
+      const release = await acquire();
+      try {
+        this.count('uncached');
+        await pipeDirect(this.spawn(start), res, contentType);
+      } finally {
+        release();
+      }
+      return 'uncached';
+    }
+    const mem = this.memory.get(key);
+    if (mem) {
+      this.memory.delete(key); // refresh its place in the LRU order
+      this.memory.set(key, mem);
+      res.setHeader('Content-Type', contentType);
+      res.end(mem);
+      return this.count('memory');
+    }
+    const running = this.inflight.get(key);
+    if (running) {
+      await follow(running, res, contentType);
+      return this.count('shared');
+    }
+    const file = this.fileOf(key);
+    const stat = await fs.stat(file).catch(() => undefined);
+    if (stat && Date.now() - stat.mtimeMs < this.o.ttlMs) {
+      const done = new Production(file);
+      done.size = stat.size;
+      done.done = true;
+      await follow(done, res, contentType);
+      return this.count('disk');
+    }
+    const production = this.produce(key, file, start, acquire);
+    await follow(production, res, contentType);
+    return this.count('produced');
+  }
+
+  private count(outcome: PackOutcome): PackOutcome {
+    this.stats[outcome]++;
+    outcomes.inc({ outcome });
+    this.o.redis?.hincrby('dotgit:packcache:stats', outcome, 1).catch(() => undefined);
+    return outcome;
+  }
+
+  private spawn(start: () => Producer): Producer {
+    this.stats.processes++;
+    spawned.inc();
+    return start();
+  }
+
+  private fileOf(key: string): string {
+    return path.join(this.o.dir, key.slice(0, 2), `${key}.pack-response`);
+  }
+
+  private produce(key: string, file: string, start: () => Producer, acquire: () => Promise<() => void>): Production {
+    const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+    const production = new Production(tmp);
+    this.inflight.set(key, production);
+    void (async () => {
+      let release: (() => void) | undefined;
+      try {
+        // Registered before waiting for a slot, so identical requests meanwhile join this one.
+        release = await acquire();
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        const out = createWriteStream(tmp);
+        const p = this.spawn(start);
+        p.stdout.on('data', (chunk: Buffer) => {
+          if (!out.write(chunk, () => {
+            production.size += chunk.length;
+            production.emit('progress');
+          })) {
+            p.stdout.pause();
+            out.once('drain', () => p.stdout.resume());
+          }
+        });
+        const [{ code, stderr }] = await Promise.all([p.exited, new Promise((r) => p.stdout.on('end', r))]);
+        await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        production.size = (await fs.stat(tmp)).size;
+        if (code !== 0) {
+          const why = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
+          throw new InputError(`git upload-pack refused the request: ${why.replace(/^fatal: /, '').slice(0, 300)}`);
+        }
+        await fs.rename(tmp, file);
+        production.done = true;
+        // Followers that opened the temp name keep their descriptor; new readers use the final file.
+        if (production.size <= this.o.memoryEntryBytes) this.remember(key, await fs.readFile(file));
+        this.o.redis?.hset('dotgit:packcache:index', key, String(production.size)).catch(() => undefined);
+        void this.sweep();
+      } catch (err) {
+        production.failure = err as Error;
+        await fs.rm(tmp, { force: true }).catch(() => undefined);
+      } finally {
+        release?.();
+        this.inflight.delete(key);
+        production.emit('progress');
+      }
+    })();
+    return production;
+  }
+
+  private remember(key: string, body: Buffer): void {
+    this.memory.set(key, body);
+    this.memoryBytes += body.length;
+    for (const [k, v] of this.memory) {
+      if (this.memoryBytes <= this.o.memoryMaxBytes) break;
+      this.memory.delete(k);
+      this.memoryBytes -= v.length;
+    }
+  }
+
+  /** Drops expired entries, then the oldest ones while the folder is over its budget. */
+  sweep(): Promise<void> {
+    this.sweeping ??= (async () => {
+      const files: { file: string; size: number; mtime: number }[] = [];
+      for (const sub of await fs.readdir(this.o.dir).catch(() => [] as string[])) {
+        for (const name of await fs.readdir(path.join(this.o.dir, sub)).catch(() => [] as string[])) {
+          const file = path.join(this.o.dir, sub, name);
+          if (name.includes('.tmp-')) {
+            // Left by a crashed producer (live ones finish long before an hour).
+            const st = await fs.stat(file).catch(() => undefined);
+            if (st && Date.now() - st.mtimeMs > 3_600_000) await fs.rm(file, { force: true });
+            continue;
+          }
+          if (!name.endsWith('.pack-response')) continue;
+          const st = await fs.stat(file).catch(() => undefined);
+          if (st) files.push({ file, size: st.size, mtime: st.mtimeMs });
+        }
+      }
+      files.sort((a, b) => a.mtime - b.mtime);
+      let total = files.reduce((n, f) => n + f.size, 0);
+      for (const f of files) {
+        if (Date.now() - f.mtime < this.o.ttlMs && total <= this.o.maxDiskBytes) break;
+        await fs.rm(f.file, { force: true });
+        total -= f.size;
+        const key = path.basename(f.file, '.pack-response');
+        this.o.redis?.hdel('dotgit:packcache:index', key).catch(() => undefined);
+      }
+    })().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+}
+
+/**
+ * Streams a production's file to one client as it grows. The client's own pace sets the reads
+ * (no buffering beyond one chunk). A producer that failed before any byte became a 400.
+ */
+async function follow(p: Production, res: Response, contentType: string): Promise<void> {
+  let fd: fs.FileHandle | undefined;
+  let position = 0;
+  try {
+    for (;;) {
+      if (p.failure && position === 0) throw p.failure;
+      if (p.failure) {
+        res.destroy(p.failure);
+        return;
+      }
+      if (position < p.size) {
+        fd ??= await fs.open(p.file, 'r').catch(async () => fs.open(p.file.replace(/\.tmp-[0-9a-f]+$/, ''), 'r'));
+        // A fresh buffer per read: res.write keeps a reference until the bytes are flushed.
+        const buf = Buffer.allocUnsafe(Math.min(256 * 1024, p.size - position));
+        const { bytesRead } = await fd.read(buf, 0, buf.length, position);
+        if (bytesRead === 0) throw new Error('pack cache file shrank');
+        if (position === 0) res.setHeader('Content-Type', contentType);
+        position += bytesRead;
+        if (!res.write(buf.subarray(0, bytesRead))) await writable(res);
+        if (res.destroyed) return;
+        continue;
+      }
+      if (p.done) {
+        if (position === 0) res.setHeader('Content-Type', contentType);
+        res.end();
+        return;
+      }
+      await new Promise((r) => p.once('progress', r));
+    }
+  } finally {
+    await fd?.close();
+  }
+}
+
+/** Resolves when the client can take more, or has gone (then the caller sees `res.destroyed`). */
+function writable(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+/** Uncached: git's output straight to the client. */
+async function pipeDirect(p: Producer, res: Response, contentType: string): Promise<void> {
+  let started = false;
+  p.stdout.on('data', (chunk: Buffer) => {
+    if (!started) {
+      started = true;
+      res.setHeader('Content-Type', contentType);
+    }
+    if (!res.write(chunk)) {
+      p.stdout.pause();
+      res.once('drain', () => p.stdout.resume());
+    }
+  });
+  res.on('close', () => {
+    if (!res.writableFinished) p.kill();
+  });
+  const { code, stderr } = await p.exited;
+  if (!started && code !== 0) {
+    const why = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
+    throw new InputError(`git upload-pack refused the request: ${why.replace(/^fatal: /, '').slice(0, 300)}`);
+  }
+  res.end();
+}
