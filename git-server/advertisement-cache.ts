@@ -1,3 +1,7 @@
+import client from 'prom-client';
+
+const lookups = new client.Counter({ name: 'dotgit_ref_advertisement_cache_total', help: 'ref advertisement cache lookups', labelNames: ['result'] });
+
 /**
  * Ref advertisements (`info/refs`) in memory, keyed by repository generation (see
  * repo-generation.ts), service and Git-Protocol. Entries live briefly (they are cheap to make and
@@ -17,9 +21,11 @@ export class AdvertisementCache {
     if (!e || e.expires < Date.now()) {
       if (e) this.entries.delete(key);
       this.misses++;
+      lookups.inc({ result: 'miss' });
       return undefined;
     }
     this.hits++;
+    lookups.inc({ result: 'hit' });
     return e.body;
   }
 

@@ -108,6 +108,12 @@ export class PackCache {
       await follow(done, res, contentType);
       return this.count('disk');
     }
+    // Another request may have started producing while we looked at the disk.
+    const meanwhile = this.inflight.get(key);
+    if (meanwhile) {
+      await follow(meanwhile, res, contentType);
+      return this.count('shared');
+    }
     const production = this.produce(key, file, start, acquire);
     await follow(production, res, contentType);
     return this.count('produced');
