@@ -8,6 +8,7 @@ import { requirePrincipal } from './authz';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
 import type { ProtectionService } from './services/protection-service';
+import type { CollaboratorService } from './services/collaborator-service';
 import type { TenantService } from './services/tenant-service';
 import type { TokenService } from './services/token-service';
 
@@ -17,11 +18,12 @@ export interface ApiServices {
   repos: RepoService;
   runs: RunService;
   protections: ProtectionService;
+  collaborators: CollaboratorService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs, protections } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -63,6 +65,16 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   }));
   v1.delete('/repos/:owner/:repo/protections/*branch', route(async (req, res) => {
     await protections.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), branchOf(req), req.requestId);
+    res.status(204).end();
+  }));
+  v1.put('/repos/:owner/:repo/collaborators/:username', route(async (req, res) => {
+    res.json(await collaborators.put(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.username), req.body ?? {}, req.requestId));
+  }));
+  v1.get('/repos/:owner/:repo/collaborators', route(async (req, res) => {
+    res.json(await collaborators.list(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.delete('/repos/:owner/:repo/collaborators/:username', route(async (req, res) => {
+    await collaborators.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.username), req.requestId);
     res.status(204).end();
   }));
   v1.get('/runs/:id', route(async (req, res) => {

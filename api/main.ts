@@ -12,6 +12,7 @@ import { createApiApp } from './app';
 import { RepoService } from './services/repo-service';
 import { RunService } from './services/run-service';
 import { ProtectionService } from './services/protection-service';
+import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
 import { TokenService } from './services/token-service';
 
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       tokens: new TokenService(db),
       repos: new RepoService(db, initBareRepo, config.publicUrl),
       protections: new ProtectionService(db),
+      collaborators: new CollaboratorService(db),
       runs: new RunService(db, redis, new FsObjectStore(dataPaths(config).objects), getTemporal),
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },

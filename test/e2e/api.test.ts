@@ -137,3 +137,29 @@ test('a read token may revoke itself but no other token', async () => {
   expect((await api('DELETE', `/api/v1/tokens/${read.body.id}`, { token: read.body.token })).status).toBe(204);
   expect((await api('GET', `/api/v1/repos/${acme.tenant}/x`, { token: read.body.token })).status).toBe(401);
 });
+
+test('per-repository grants: an outside collaborator reads or writes one repository only', async () => {
+  const name = uniqueName('collab');
+  await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: acme.tenant, name, visibility: 'private' } });
+  const other2 = uniqueName('r');
+  await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: acme.tenant, name: other2, visibility: 'private' } });
+  // `other`'s admin gets read on one repository of acme.
+  const grant = await api('PUT', `/api/v1/repos/${acme.tenant}/${name}/collaborators/${other.username}`, { token: acme.token, body: { access: 'read' } });
+  expect(grant.status).toBe(200);
+  expect(grant.body).toEqual({ username: other.username, access: 'read' });
+  expect((await api('GET', `/api/v1/repos/${acme.tenant}/${name}`, { token: other.token })).status).toBe(200);
+  expect((await api('GET', `/api/v1/repos/${acme.tenant}/${other2}`, { token: other.token })).status).toBe(404);
+  expect((await git(['ls-remote', cloneUrl(acme.tenant, name, other.token)])).code).toBe(0);
+  const push = await fetch(`${cloneUrl(acme.tenant, name)}/info/refs?service=git-receive-pack`, { headers: { authorization: `Bearer ${other.token}` } });
+  expect(push.status).toBe(403);
+  // Raised to write: now it may push.
+  await api('PUT', `/api/v1/repos/${acme.tenant}/${name}/collaborators/${other.username}`, { token: acme.token, body: { access: 'write' } });
+  const push2 = await fetch(`${cloneUrl(acme.tenant, name)}/info/refs?service=git-receive-pack`, { headers: { authorization: `Bearer ${other.token}` } });
+  expect(push2.status).toBe(200);
+  // The collaborator cannot manage grants; bad access values are 400; removal takes effect.
+  expect((await api('PUT', `/api/v1/repos/${acme.tenant}/${name}/collaborators/${acme.username}`, { token: other.token, body: { access: 'read' } })).status).toBe(403);
+  expect((await api('PUT', `/api/v1/repos/${acme.tenant}/${name}/collaborators/${other.username}`, { token: acme.token, body: { access: 'owner' } })).status).toBe(400);
+  expect((await api('GET', `/api/v1/repos/${acme.tenant}/${name}/collaborators`, { token: acme.token })).body.collaborators).toEqual([{ username: other.username, access: 'write' }]);
+  expect((await api('DELETE', `/api/v1/repos/${acme.tenant}/${name}/collaborators/${other.username}`, { token: acme.token })).status).toBe(204);
+  expect((await api('GET', `/api/v1/repos/${acme.tenant}/${name}`, { token: other.token })).status).toBe(404);
+});
