@@ -2,7 +2,9 @@ import express, { type Request } from 'express';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
-import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError } from '../core/errors';
+import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
+import { acquireRedisLock } from '../core/redis-lock';
+import type { Redis } from '../core/redis';
 import { repoPath, runGit } from '../core/git';
 import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
@@ -35,6 +37,8 @@ export interface GitServerOptions {
   limits: { maxPushBytes: number; uploadPackConcurrency: number; uploadPackQueue: number };
   /** Answers of fetches, shared by identical requests (Gitaly's pack-objects cache). */
   packCache: PackCache;
+  /** Shared state for cross-instance write locks (optional). */
+  redis?: Redis;
   /** Repository generations that key the ref-advertisement cache. */
   generations: RepoGenerations;
   healthChecks: Record<string, () => Promise<unknown>>;
@@ -48,6 +52,27 @@ export function createGitServerApp(o: GitServerOptions) {
   const app = express();
   const locks = new RepoWriteLocks();
   const advertisements = new AdvertisementCache();
+  /**
+   * One writer per repository: in this process (FIFO), and across git-server instances through
+   * Redis. Without Redis the local lock still holds and git's own ref lockfiles keep updates safe.
+   */
+  async function writeLock(repoName: string): Promise<() => void> {
+    const releaseLocal = await locks.acquire(repoName);
+    if (!o.redis) return releaseLocal;
+    try {
+      const releaseShared = await acquireRedisLock(o.redis, `dotgit:lock:repo:${repoName}`, `repository ${repoName}`);
+      return () => {
+        void releaseShared().finally(releaseLocal);
+      };
+    } catch (err) {
+      if (err instanceof UnavailableError) {
+        releaseLocal();
+        throw err;
+      }
+      o.log.warn({ err, repo: repoName }, 'Redis lock unavailable; using the local lock only');
+      return releaseLocal;
+    }
+  }
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -187,7 +212,7 @@ export function createGitServerApp(o: GitServerOptions) {
       pushId: newPushId(),
     };
     const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
-    const release = await locks.acquire(`${repo.owner}/${repo.name}`);
+    const release = await writeLock(`${repo.owner}/${repo.name}`);
     try {
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     },
     packCache,
     generations: new RepoGenerations(redis),
+    redis,
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });

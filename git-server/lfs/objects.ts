@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import type { Db } from '../../core/db';
+import type { ObjectStore } from '../../core/object-store';
+import type { RepoRow } from '../../core/repos';
+import { lfsObjectKey } from './batch';
+
+/** LFS objects of one repository: rows in `lfs_objects` (oid → size) and bytes in the object store. */
+export class LfsObjects {
+  constructor(
+    private readonly db: Db,
+    private readonly store: ObjectStore,
+  ) {}
+
+  /** Size of the object when this repository has it (row and bytes both present), else undefined. */
+  async sizeOf(repo: RepoRow, oid: string): Promise<number | undefined> {
+    const r = await this.db.query(`SELECT size FROM lfs_objects WHERE tenant_id = $1 AND repo_id = $2 AND oid = $3`, [repo.tenantId, repo.id, oid]);
+    if (r.rows.length === 0) return undefined;
+    // The row is written after the bytes; a store that lost them must not make us promise a download.
+    if (!(await this.store.exists(lfsObjectKey(repo.owner, repo.name, oid)))) return undefined;
+    return Number(r.rows[0].size);
+  }
+
+  /** Sizes of those of `oids` this repository has, in one query (a batch names up to 1000). */
+  async sizesOf(repo: RepoRow, oids: string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    if (oids.length === 0) return found;
+    const r = await this.db.query(`SELECT oid, size FROM lfs_objects WHERE tenant_id = $1 AND repo_id = $2 AND oid = ANY($3::text[])`, [
+      repo.tenantId,
+      repo.id,
+      oids,
+    ]);
+    for (const row of r.rows) {
+      if (await this.store.exists(lfsObjectKey(repo.owner, repo.name, row.oid))) found.set(row.oid, Number(row.size));
+    }
+    return found;
+  }
+
+  /**
+   * Stores `body` (which must fail rather than end when its content is wrong: see VerifyingStream)
+   * and records it. The row comes last, so a crash in between leaves unreferenced bytes that a
+   * later upload overwrites, never a row without bytes.
+   */
+  async put(repo: RepoRow, oid: string, body: Readable): Promise<number> {
+    const { size } = await this.store.put(lfsObjectKey(repo.owner, repo.name, oid), body);
+    await this.db.query(`INSERT INTO lfs_objects (tenant_id, repo_id, oid, size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
+      repo.tenantId,
+      repo.id,
+      oid,
+      size,
+    ]);
+    return size;
+  }
+
+  get(repo: RepoRow, oid: string): Promise<Readable> {
+    return this.store.get(lfsObjectKey(repo.owner, repo.name, oid));
+  }
+}
