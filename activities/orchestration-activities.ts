@@ -1,4 +1,5 @@
 import type { Db } from '../core/db';
+import { repoGenerationKey, type Redis } from '../core/redis';
 import { inTransaction } from '../core/db';
 import { FileTooLargeError, readFileAtCommit, repoPath } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
@@ -7,10 +8,11 @@ import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-t
 export interface OrchestrationDeps {
   db: Db;
   reposDir: string;
+  redis?: Redis;
 }
 
 /** Light activities of the pipeline workflow: parsing the pipeline file and recording state in Postgres. */
-export function createOrchestrationActivities({ db, reposDir }: OrchestrationDeps) {
+export function createOrchestrationActivities({ db, reposDir, redis }: OrchestrationDeps) {
   return {
     /** Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so the run fails cleanly. */
     async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
@@ -68,6 +70,14 @@ export function createOrchestrationActivities({ db, reposDir }: OrchestrationDep
         [args.tenantId, args.runId, args.job, args.step],
       );
       await db.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [args.tenantId, args.runId, `${args.job}/${args.step}: ${args.message}`]);
+    },
+
+    /**
+     * The finalisation step that drops a repository's cached ref advertisements (the git-server
+     * keys them by this generation), so nothing served after a run predates what the run saw.
+     */
+    async invalidateRepoCaches(args: { tenant: string; repo: string }): Promise<void> {
+      await redis?.incr(repoGenerationKey(`${args.tenant}/${args.repo}`));
     },
 
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {

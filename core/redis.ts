@@ -20,3 +20,8 @@ export function streamFields(flat: string[]): Record<string, string> {
   for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
   return out;
 }
+
+/** A repository's generation: bumped whenever its refs may have changed; keys the git-server's advertisement cache. */
+export function repoGenerationKey(repo: string): string {
+  return `dotgit:repo-gen:${repo}`;
+}

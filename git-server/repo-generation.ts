@@ -1,9 +1,4 @@
-import type { Redis } from '../core/redis';
-
-/** Redis key of a repository's generation: bumped after every push, part of advertisement cache keys. */
-export function generationKey(repo: string): string {
-  return `dotgit:repo-gen:${repo}`;
-}
+import { repoGenerationKey as generationKey, type Redis } from '../core/redis';
 
 /** While a bump could not reach Redis, this process does not trust cached advertisements of the repository. */
 const DISTRUST_MS = 10 * 60_000;

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     namespace: config.temporalNamespace,
     taskQueue: ORCHESTRATION_QUEUE,
     workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
-    activities: { ...createOrchestrationActivities({ db, reposDir: paths.repos }), ...createMaintenanceActivities({ db, reposDir: paths.repos }) },
+    activities: { ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }), ...createMaintenanceActivities({ db, reposDir: paths.repos }) },
   });
   const sandbox = await Worker.create({
     connection,

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   sleep,
 } from '@temporalio/workflow';
@@ -46,9 +47,11 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
     result = isCancellation(err) ? { status: 'cancelled' } : { status: 'failure', message: err instanceof Error ? err.message : String(err) };
   }
   // Recording the end must happen even when the run was cancelled.
-  await CancellationScope.nonCancellable(() =>
-    records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message }),
-  );
+  await CancellationScope.nonCancellable(async () => {
+    await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message });
+    // Added after the first recorded histories: `patched` keeps those replaying unchanged.
+    if (patched('invalidate-repo-caches')) await records.invalidateRepoCaches({ tenant: input.tenant, repo: input.repo });
+  });
   return result;
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { logStreamKey, streamFields } from '../../core/redis';
+import { logStreamKey, repoGenerationKey, streamFields } from '../../core/redis';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
@@ -47,6 +47,15 @@ beforeAll(async () => {
 });
 
 test('a push starts a pipeline whose two jobs succeed, with logs and a byte-identical artifact', async () => {
+  const generation = async () => {
+    const r = new Redis(platformInfo().redisUrl);
+    try {
+      return Number((await r.get(repoGenerationKey(`${owner.tenant}/${repo}`))) ?? 0);
+    } finally {
+      r.disconnect();
+    }
+  };
+  const g0 = await generation();
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   expect(push.code).toBe(0);
   const ids = runIdsFrom(push.stderr);
@@ -57,6 +66,10 @@ test('a push starts a pipeline whose two jobs succeed, with logs and a byte-iden
 
   const run = await waitForRun(firstRunId, owner.token);
   expect(run.status).toBe('success');
+  // Both the push and the pipeline's finalisation invalidated the repository's caches.
+  const deadline = Date.now() + 10_000;
+  while ((await generation()) < g0 + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(await generation()).toBe(g0 + 2);
   expect(run.commit).toBe(firstCommit);
   expect(run.ref).toBe('refs/heads/main');
   expect(run.steps.map((s: { job: string; name: string; status: string; exitCode: number }) => [s.job, s.name, s.status, s.exitCode])).toEqual([

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { ROOT } from '../../infra/root';
@@ -13,8 +13,15 @@ beforeAll(() => {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 });
 
-test('recorded pipeline histories replay against the current workflow code', async () => {
-  const history = historyFromJSON(JSON.parse(readFileSync(path.join(__dirname, 'histories', 'pipeline-dag.json'), 'utf8')));
+const HISTORIES = path.join(__dirname, 'histories');
+const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json')).sort();
+
+test('there are recorded histories from before and after the last workflow change', () => {
+  expect(files).toEqual(expect.arrayContaining(['pipeline-dag.json', 'pipeline-dag-v2.json']));
+});
+
+test.each(files)('%s replays against the current workflow code', async (file) => {
+  const history = historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8')));
   expect(history.events?.length).toBeGreaterThan(10);
-  await Worker.runReplayHistory({ workflowsPath: path.join(ROOT, 'workflows', 'index.ts') }, history, 'pipeline-dag');
+  await Worker.runReplayHistory({ workflowsPath: path.join(ROOT, 'workflows', 'index.ts') }, history, file);
 });

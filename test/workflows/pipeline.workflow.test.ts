@@ -15,7 +15,8 @@ import { ROOT } from '../../infra/root';
 // with activities replaced by recording fakes: DAG order, parallelism, skips, step retries.
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag.json');
+// Each workflow change that alters commands records a new file; old files stay and must keep replaying.
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v2.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -56,6 +57,9 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
       rec.events.push(`skip ${a.job}`);
     },
     skipRemainingSteps: async () => undefined,
+    invalidateRepoCaches: async () => {
+      rec.events.push('invalidate');
+    },
   };
   let concurrent = 0;
   const sandbox: SandboxActivities = {
@@ -101,12 +105,13 @@ jobs:
 test('jobs run in DAG order, independent jobs in parallel; a history is recorded for replay', async () => {
   const { result, rec, handle } = await runPipeline(DAG, () => 0, 'wf-dag');
   expect(result.status).toBe('success');
-  const order = rec.events.map((e) => e.split(' ')[1].split('/')[0]);
+  const order = rec.events.filter((e) => e.startsWith('start ')).map((e) => e.split(' ')[1].split('/')[0]);
   expect(order[0]).toBe('a');
   expect(new Set(order.slice(1, 3))).toEqual(new Set(['b', 'c']));
   expect(order[3]).toBe('d');
   // b and c overlapped.
   expect(rec.events.some((e) => e.includes('(concurrent 2)'))).toBe(true);
+  expect(rec.events.at(-1)).toBe('invalidate');
   if (process.env.DOTGIT_RECORD_HISTORY === '1') {
     await fs.writeFile(HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
   }
@@ -124,14 +129,14 @@ test('a flaky step passes on retry, with the attempt number counted up', async (
   const yaml = `jobs:\n  j:\n    steps:\n      - name: flaky\n        run: x\n        retry: 2\n`;
   const { result, rec } = await runPipeline(yaml, (s) => (s.attempt < 3 ? 1 : 0), 'wf-retry');
   expect(result.status).toBe('success');
-  expect(rec.events.map((e) => e.split(' ')[1])).toEqual(['j/flaky#1', 'j/flaky#2', 'j/flaky#3']);
+  expect(rec.events.filter((e) => e.startsWith('start ')).map((e) => e.split(' ')[1])).toEqual(['j/flaky#1', 'j/flaky#2', 'j/flaky#3']);
 });
 
 test('an invalid pipeline file fails the run without running anything', async () => {
   const { result, rec } = await runPipeline('jobs: [', () => 0, 'wf-invalid');
   expect(result.status).toBe('failure');
   expect(rec.finished?.message).toMatch(/pipeline\.yml:1:\d+/);
-  expect(rec.events).toEqual([]);
+  expect(rec.events).toEqual(['invalidate']);
 });
 
 test('a step that cannot run at all (no sandbox) fails the run with the reason, never leaves it running', async () => {
