@@ -5,7 +5,9 @@ import { errorBody } from '../core/http';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
-import { forward } from './proxy';
+import { forward, upstreamPolicies, type UpstreamPolicies } from './proxy';
+import { nextTraceparent } from './trace-context';
+import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
 import { credentialsFrom, principalForToken } from './token-auth';
@@ -15,6 +17,10 @@ export interface GatewayOptions {
   log: Logger;
   internalSecret: string;
   upstreams: { api: URL; git: URL };
+  /** Edge limits (body sizes per route kind, header count). Default DEFAULT_WAF_LIMITS. */
+  waf?: WafLimits;
+  /** Resilience policies per upstream; default `upstreamPolicies()` for each. */
+  policies?: { api: UpstreamPolicies; git: UpstreamPolicies };
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -22,6 +28,8 @@ export interface GatewayOptions {
 export function createGatewayApp(o: GatewayOptions) {
   const app = express();
   app.disable('x-powered-by');
+  const wafLimits = o.waf ?? DEFAULT_WAF_LIMITS;
+  const policies = o.policies ?? { api: upstreamPolicies(), git: upstreamPolicies({ attemptTimeoutMs: 600_000 }) };
 
   app.use((req, res, next) => {
     const id = requestIdFrom(req.header('x-request-id'));
@@ -29,6 +37,8 @@ export function createGatewayApp(o: GatewayOptions) {
     res.setHeader('X-Request-Id', id);
     next();
   });
+
+  app.use(waf(wafLimits));
 
   app.get('/healthz', (req, res) => {
     const names = Object.keys(o.healthChecks);
@@ -48,7 +58,12 @@ export function createGatewayApp(o: GatewayOptions) {
     authenticate(req)
       .then(async (principal) => {
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
-        forward(req, res, o.upstreams[target], { 'x-request-id': req.requestId!, [IDENTITY_HEADER]: identity });
+        const traceparent = nextTraceparent(req.header('traceparent'));
+        o.log.info({ requestId: req.requestId, traceparent, method: req.method, path: req.path, user: principal?.username }, 'forward');
+        await forward(req, res, o.upstreams[target], { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
+          policies: policies[target],
+          bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
+        });
       })
       .catch(next);
   });

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
@@ -23,7 +24,11 @@ async function main(): Promise<void> {
     upstreams: { api, git },
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });
-  const server = app.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
+  // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
+  // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).
+  const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, app);
+  server.timeout = 120_000;
+  server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
   const stop = () => {
     server.close();
     void db.end().then(() => process.exit(0));

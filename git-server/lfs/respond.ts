@@ -33,8 +33,6 @@ export function lfsErrors(): ErrorRequestHandler {
       next(err);
       return;
     }
-    // A refused upload's body is of no use: close the connection instead of reading (gigabytes of) it.
-    if (!req.complete) res.setHeader('Connection', 'close');
     if (status === 401) {
       const challenge = 'Basic realm="dotgit", charset="UTF-8"';
       res.setHeader('LFS-Authenticate', challenge);

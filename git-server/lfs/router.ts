@@ -75,7 +75,13 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
       if (!req.complete) verifying.destroy(new Error('the client went away during the upload'));
     });
     req.pipe(verifying);
-    const size = await objects.put(grant.repo, oid, verifying);
+    const size = await objects.put(grant.repo, oid, verifying).catch((err: unknown) => {
+      // Read and drop the rest of a refused body rather than closing the connection: the gateway
+      // (and clients) treat a connection closed mid-upload as a failure, not as this answer.
+      req.unpipe(verifying);
+      req.resume();
+      throw err;
+    });
     o.log.info({ repo: `${grant.repo.owner}/${grant.repo.name}`, oid, size, requestId: req.requestId }, 'lfs object stored');
     res.status(200).end();
   }));
