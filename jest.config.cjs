@@ -4,8 +4,8 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(ts|js)$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }] },
-  // jose is ESM-only; compile it to CommonJS for jest like our own sources.
-  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+  // jose and cockatiel are ESM-only; compile them to CommonJS for jest like our own sources.
+  transformIgnorePatterns: ['/node_modules/(?!(jose|cockatiel)/)'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',

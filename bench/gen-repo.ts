@@ -5,6 +5,7 @@
  * and now and then replaces an asset. Fast: the content is produced in memory and streamed.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { Git } from './lib';
@@ -171,4 +172,64 @@ export async function generateRepo(gitDir: string, git: Git, shape: RepoShape = 
     treeBytes,
     packBytes: sizePack ? Number(sizePack[1]) * 1024 : NaN,
   };
+}
+
+export interface BigRepo {
+  files: number;
+  /** Bytes of file content (all incompressible). */
+  bytes: number;
+  packBytes: number;
+}
+
+/** Size of each file of the big repository: enough files that a push keeps its pack (above git's
+ * transfer.unpackLimit of 100 objects at 500 MiB) instead of exploding it into loose objects. */
+const BIG_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A bare repository holding `mib` MiB of random (incompressible) bytes in 4 MiB files, one commit.
+ * Streamed into `git fast-import` without compression (zlib cannot shrink random data, only spend
+ * time on it), and with `core.bigFileThreshold=1m` so `git push` does not search deltas in it.
+ * About 6 s for 500 MiB.
+ */
+export async function generateBigRepo(gitDir: string, git: Git, mib: number): Promise<BigRepo> {
+  const total = Math.round(mib * 1024 * 1024);
+  await git.run(['init', '--bare', '--quiet', '--initial-branch=main', gitDir]);
+  await git.run(['--git-dir', gitDir, 'config', 'core.bigFileThreshold', '1m']);
+  await git.run(['--git-dir', gitDir, 'config', 'core.compression', '0']);
+  // fastimport.unpackLimit=0: keep fast-import's pack even with few objects (the default explodes
+  // packs of under 100 objects into loose objects, which costs a zlib pass over everything).
+  const fi = spawn('git', ['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done'], {
+    cwd: gitDir,
+    env: { ...process.env, GIT_DIR: gitDir },
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  fi.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<number>((resolve, reject) => {
+    fi.on('error', reject);
+    fi.on('close', (code) => resolve(code ?? -1));
+  });
+  const out: Writable = fi.stdin;
+  out.on('error', () => undefined); // reported through the exit code and stderr
+  const write = async (chunk: string | Buffer) => {
+    if (!out.write(chunk)) await Promise.race([once(out, 'drain'), closed]);
+  };
+  const sizes: number[] = [];
+  for (let left = total; left > 0; left -= BIG_FILE_BYTES) sizes.push(Math.min(BIG_FILE_BYTES, left));
+  for (let i = 0; i < sizes.length; i++) {
+    await write(`blob\nmark :${i + 1}\ndata ${sizes[i]}\n`);
+    for (let off = 0; off < sizes[i]!; off += 1 << 20) await write(randomBytes(Math.min(1 << 20, sizes[i]! - off)));
+    await write('\n');
+  }
+  const when = Math.floor(Date.UTC(2024, 0, 1) / 1000);
+  const message = `${sizes.length} files of random bytes\n`;
+  await write(`commit refs/heads/main\ncommitter Bench <bench@example.com> ${when} +0000\ndata ${Buffer.byteLength(message)}\n${message}`);
+  for (let i = 0; i < sizes.length; i++) await write(`M 100644 :${i + 1} data/blob${String(i).padStart(4, '0')}.bin\n`);
+  await write('done\n');
+  out.end();
+  const code = await closed;
+  if (code !== 0) throw new Error(`git fast-import exited ${code}: ${stderr.trim()}`);
+  const counted = await git.run(['count-objects', '-v'], gitDir);
+  const sizePack = /size-pack: (\d+)/.exec(counted.stdout);
+  return { files: sizes.length, bytes: total, packBytes: sizePack ? Number(sizePack[1]) * 1024 : NaN };
 }

@@ -16,11 +16,17 @@ import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { dataPaths } from '../core/config';
+import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
+import type { Principal } from '../core/principal';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { DEFAULT_SHAPE, generateRepo, type GeneratedRepo } from './gen-repo';
+import { startChild, type ManagedChild } from '../infra/provision/child';
+import { freePort } from '../infra/provision/free-port';
+import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type GeneratedRepo } from './gen-repo';
 import { Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 
 const RUNS = (() => {
   const raw = process.env.BENCH_RUNS ?? '5';
@@ -30,6 +36,26 @@ const RUNS = (() => {
 })();
 const POLL_MS = 50;
 const OWNER = 'bench';
+/** Size of the large push whose memory use is measured (issue 3: 500 MiB); 0 skips it. */
+const BIG_PUSH_MB = (() => {
+  const raw = process.env.BENCH_BIG_PUSH_MB ?? '500';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 1800) throw new Error(`BENCH_BIG_PUSH_MB must be an integer 0..1800 (the platform accepts pushes up to 2 GiB), got ${raw}`);
+  return n;
+})();
+/** Rounds of the 20-parallel-clones comparison (each round: once with the pack cache, once without). */
+const PARALLEL_ROUNDS = (() => {
+  const raw = process.env.BENCH_PARALLEL_ROUNDS ?? '2';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`BENCH_PARALLEL_ROUNDS must be an integer 1..20, got ${raw}`);
+  return n;
+})();
+const PARALLEL_CLONES = 20;
+const RSS_SAMPLE_MS = 50;
+/** The git-server goals of issue 3. */
+const GOAL_CLONE_RATIO = 1.1;
+const GOAL_CPU_RATIO = 0.2;
+const GOAL_RSS_GROWTH = 100 * 1024 * 1024;
 
 const t0 = performance.now();
 function progress(msg: string): void {
@@ -44,6 +70,10 @@ interface Row {
   peer?: Stats;
   /** Formats values of this row (default: milliseconds). */
   unit?: (n: number) => string;
+  /** Shown in the peer column of a row without a peer (e.g. baseline and peak of a memory growth). */
+  note?: string;
+  /** A goal of issue 3: its text (`≤ 1.10`) and whether this run met it. */
+  goal?: { text: string; met: boolean };
 }
 
 function ratioOf(row: Row): number {
@@ -72,6 +102,8 @@ async function main(): Promise<void> {
   const sandboxAbort = new AbortController();
   let sandboxInFlight: Promise<unknown> | undefined;
   let cleaning: Promise<void> | undefined;
+  /** The second git-server (pack cache off) of the parallel-clones comparison, while it runs. */
+  let noCacheStart: Promise<ManagedChild> | undefined;
   // Every step runs even when an earlier one fails; the cleanup itself never rejects.
   const attempt = async (what: string, step: () => Promise<unknown>) => {
     try {
@@ -85,6 +117,7 @@ async function main(): Promise<void> {
       progress('stopping the platform');
       // An interrupt can land mid-clone: end our git processes before their directories go.
       await attempt('ending bench processes', endInFlightProcesses);
+      await attempt('stopping the second git-server', async () => (await noCacheStart?.catch(() => undefined))?.stop());
       sandboxAbort.abort();
       await attempt('ending the bench sandbox', async () => sandboxInFlight);
       await attempt('stopping the platform', async () => (await platformStart?.catch(() => undefined))?.stop());
@@ -175,16 +208,41 @@ async function main(): Promise<void> {
     // ---- a. clone ------------------------------------------------------------------------------
     const bareOnDisk = path.join(paths.repos, OWNER, 'big.git');
     const url = api.cloneUrl(OWNER, 'big', token);
-    const tip = (await git.run(['--git-dir', srcRepo, 'rev-parse', 'main'])).stdout.trim();
+    const internalHost = platform.serviceEnv.DOTGIT_INTERNAL_HOST || '127.0.0.1';
+    const gitPort = platform.serviceEnv.DOTGIT_GIT_PORT!;
+    // The git-server's pack cache answers a repeated identical fetch from its copy. A cold clone
+    // needs refs the cache has not seen: an empty commit pushed through the gateway changes the
+    // refs fingerprint in the cache key (and invalidates the cached ref advertisement).
+    let tipCount = 0;
+    const newTip = async (): Promise<string> => {
+      const tree = (await git.run(['--git-dir', srcRepo, 'rev-parse', 'main^{tree}'])).stdout.trim();
+      const commit = (await git.run(['--git-dir', srcRepo, 'commit-tree', tree, '-p', 'main', '-m', `bench: new tip ${++tipCount}`])).stdout.trim();
+      await git.run(['--git-dir', srcRepo, 'update-ref', 'refs/heads/main', commit]);
+      await git.run(['--git-dir', srcRepo, 'push', '--quiet', url, 'main:main']);
+      return commit;
+    };
+    /** Pack-cache answers of the platform's git-server while the gateway clones ran, by kind. */
+    const cacheSeen = { cold: { produced: 0, hits: 0, uncached: 0 }, warm: { produced: 0, hits: 0, uncached: 0 } };
+    const counted = async (into: { produced: number; hits: number; uncached: number }, job: () => Promise<number>) => {
+      const before = await packCacheCounters(internalHost, gitPort);
+      const ms = await job();
+      const after = await packCacheCounters(internalHost, gitPort);
+      into.produced += after.produced - before.produced;
+      into.hits += after.hits - before.hits;
+      into.uncached += after.uncached - before.uncached;
+      return ms;
+    };
     for (const version of ['2', '0'] as const) {
       const clone = async (source: string, extra: string[], dest: string) => {
         const r = await git.run(['-c', `protocol.version=${version}`, 'clone', '--quiet', ...extra, source, dest]);
         await fs.rm(dest, { recursive: true, force: true });
         return r.ms;
       };
-      const ours: number[] = [];
+      const cold: number[] = [];
+      const warm: number[] = [];
       const peer: number[] = [];
       // Warm-up, and a check that the gateway serves exactly what was pushed.
+      const tip = await newTip();
       const check = path.join(scratch, 'clone-check');
       await git.run(['-c', `protocol.version=${version}`, 'clone', '--quiet', '--bare', url, check]);
       const got = (await git.run(['--git-dir', check, 'rev-parse', 'main'])).stdout.trim();
@@ -192,20 +250,137 @@ async function main(): Promise<void> {
       await fs.rm(check, { recursive: true, force: true });
       await clone(bareOnDisk, ['--no-local'], path.join(scratch, 'clone-peer'));
       for (let i = 0; i < RUNS; i++) {
+        await newTip(); // not timed: makes the next gateway clone a cold one
         await alternate(i, [
-          async () => void ours.push(await clone(url, [], path.join(scratch, 'clone-ours'))),
+          async () => {
+            cold.push(await counted(cacheSeen.cold, () => clone(url, [], path.join(scratch, 'clone-ours'))));
+            // The identical clone again at once: its fetches are answered from the pack cache.
+            if (version === '2') warm.push(await counted(cacheSeen.warm, () => clone(url, [], path.join(scratch, 'clone-ours'))));
+          },
           async () => void peer.push(await clone(bareOnDisk, ['--no-local'], path.join(scratch, 'clone-peer'))),
         ]);
-        progress(`clone v${version} ${i + 1}/${RUNS}: gateway ${fmtMs(ours.at(-1)!)}, local ${fmtMs(peer.at(-1)!)}`);
+        progress(`clone v${version} ${i + 1}/${RUNS}: gateway cold ${fmtMs(cold.at(-1)!)}${version === '2' ? `, warm ${fmtMs(warm.at(-1)!)}` : ''}, local ${fmtMs(peer.at(-1)!)}`);
       }
-      rows.push({
+      const coldRow: Row = {
         section: 'clone',
-        metric: `clone (with checkout), protocol v${version}`,
-        ours: stats(ours),
+        metric: `cold clone (with checkout), protocol v${version}`,
+        ours: stats(cold),
         peerName: `\`git clone --no-local\` of the bare repo on disk, v${version}`,
         peer: stats(peer),
-      });
+      };
+      if (version === '2') coldRow.goal = { text: `≤ ${GOAL_CLONE_RATIO.toFixed(2)}`, met: ratioOf(coldRow) <= GOAL_CLONE_RATIO };
+      rows.push(coldRow);
+      if (version === '2') {
+        rows.push({ section: 'clone', metric: '… warm clone, protocol v2: the same clone repeated at once (pack cache hit)', ours: stats(warm), peerName: `the same \`git clone --no-local\` runs, v${version}`, peer: stats(peer) });
+      }
     }
+    progress(`clone: pack cache during the cold clones: ${cacheSeen.cold.produced} produced, ${cacheSeen.cold.hits} hits; warm: ${cacheSeen.warm.produced} produced, ${cacheSeen.warm.hits} hits`);
+
+    // ---- a'. 20 parallel clones: git-server CPU with the pack cache ÷ without -------------------
+    // Both sides are called directly (no gateway) with the signed identity the gateway would add,
+    // so the CPU compared is the git-server's alone; the "without" side is a second git-server
+    // started here with the platform's environment and DOTGIT_PACK_CACHE=off.
+    progress(`parallel clones: starting a second git-server with DOTGIT_PACK_CACHE=off`);
+    const noCachePort = String(await freePort(internalHost));
+    noCacheStart = startChild({
+      name: 'git-server (pack cache off)',
+      command: process.execPath,
+      args: ['--import', 'tsx', path.join(ROOT, 'git-server', 'main.ts')],
+      logFile: path.join(dataDir, 'logs', 'git-server-nocache.log'),
+      pidFile: path.join(dataDir, 'run', 'git-server-nocache.pid'),
+      log: quiet,
+      env: { ...platform.serviceEnv, DOTGIT_PACK_CACHE: 'off', DOTGIT_GIT_PORT: noCachePort },
+      probe: async () => {
+        const res = await fetch(`http://${internalHost}:${noCachePort}/healthz`, { signal: AbortSignal.timeout(3000) });
+        if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+      },
+      readyTimeoutMs: 90_000,
+      stopGraceMs: 10_000,
+    });
+    const noCache = await noCacheStart;
+    const platformGitPid = platform.services.get('git-server')?.pid;
+    if (!platformGitPid) throw new Error('the platform has no running git-server');
+    const principal = await adminPrincipal(platform.databaseUrl);
+    const secret = platform.serviceEnv.DOTGIT_INTERNAL_SECRET!;
+    const sides = {
+      on: { port: gitPort, pid: platformGitPid, runs: [] as ParallelResult[] },
+      off: { port: noCachePort, pid: noCache.pid, runs: [] as ParallelResult[] },
+    };
+    const parallelClones = async (side: 'on' | 'off', expectTip: string): Promise<ParallelResult> => {
+      const { port, pid } = sides[side];
+      const jwt = await signIdentity(secret, principal, `bench-parallel-${side}`);
+      const direct = `http://${internalHost}:${port}/${OWNER}/big.git`;
+      const dests = Array.from({ length: PARALLEL_CLONES }, (_, k) => path.join(scratch, `parallel-${side}-${k}`));
+      if (!(await waitForNoChildren(pid, 10_000))) throw new Error(`git-server (${side}) still has child processes before the clones`);
+      const countersBefore = await packCacheCounters(internalHost, port);
+      const before = cpuTicks(pid);
+      const started = performance.now();
+      await Promise.all(dests.map((dest) => git.run(['-c', `http.extraHeader=${IDENTITY_HEADER}: ${jwt}`, 'clone', '--quiet', '--no-checkout', direct, dest])));
+      const wallMs = performance.now() - started;
+      // A child's CPU shows in cutime/cstime once it is reaped: wait for the last upload-pack.
+      const reaped = await waitForNoChildren(pid, 15_000);
+      const after = cpuTicks(pid);
+      const countersAfter = await packCacheCounters(internalHost, port);
+      for (const dest of dests) {
+        const head = (await git.run(['--git-dir', path.join(dest, '.git'), 'rev-parse', 'HEAD'])).stdout.trim();
+        if (head !== expectTip) throw new Error(`parallel clone (${side}) has HEAD ${head}, expected ${expectTip}`);
+      }
+      await Promise.all(dests.map((dest) => fs.rm(dest, { recursive: true, force: true })));
+      return {
+        cpuMs: cpuMs(after) - cpuMs(before),
+        ownMs: cpuMs({ ...after, cutime: 0, cstime: 0 }) - cpuMs({ ...before, cutime: 0, cstime: 0 }),
+        wallMs,
+        reaped,
+        processes: countersAfter.processes - countersBefore.processes,
+        produced: countersAfter.produced - countersBefore.produced,
+        hits: countersAfter.hits - countersBefore.hits,
+        uncached: countersAfter.uncached - countersBefore.uncached,
+      };
+    };
+    // Warm-up of the new process (the platform's git-server has served plenty by now).
+    await parallelClones('off', (await git.run(['--git-dir', srcRepo, 'rev-parse', 'main'])).stdout.trim());
+    for (let r = 0; r < PARALLEL_ROUNDS; r++) {
+      const tip = await newTip(); // new refs: the pack cache starts cold
+      await alternate(r, [async () => void sides.on.runs.push(await parallelClones('on', tip)), async () => void sides.off.runs.push(await parallelClones('off', tip))]);
+      const on = sides.on.runs.at(-1)!;
+      const off = sides.off.runs.at(-1)!;
+      progress(
+        `parallel clones ${r + 1}/${PARALLEL_ROUNDS}: git-server CPU with cache ${fmtMs(on.cpuMs)} (${on.processes} upload-pack, wall ${fmtMs(on.wallMs)}), ` +
+          `without ${fmtMs(off.cpuMs)} (${off.processes} upload-pack, wall ${fmtMs(off.wallMs)})`,
+      );
+    }
+    await noCache.stop();
+    noCacheStart = undefined;
+    const parallelOn = sides.on.runs;
+    const parallelOff = sides.off.runs;
+    const cpuRow: Row = {
+      section: 'parallel',
+      metric: `${PARALLEL_CLONES} parallel clones (\`--no-checkout\`) of one commit, straight to the git-server: its CPU (own + children), pack cache on`,
+      ours: stats(parallelOn.map((x) => x.cpuMs)),
+      peerName: 'the same clones against a second git-server with `DOTGIT_PACK_CACHE=off`',
+      peer: stats(parallelOff.map((x) => x.cpuMs)),
+    };
+    cpuRow.goal = { text: `≤ ${GOAL_CPU_RATIO.toFixed(2)}`, met: ratioOf(cpuRow) <= GOAL_CPU_RATIO };
+    rows.push(cpuRow);
+    rows.push({
+      section: 'parallel',
+      metric: '… of which: the git-server Node process itself (utime+stime)',
+      ours: stats(parallelOn.map((x) => x.ownMs)),
+      peerName: 'pack cache off',
+      peer: stats(parallelOff.map((x) => x.ownMs)),
+    });
+    rows.push({
+      section: 'parallel',
+      metric: `… wall time until all ${PARALLEL_CLONES} clones are done (clients on the same cores)`,
+      ours: stats(parallelOn.map((x) => x.wallMs)),
+      peerName: 'pack cache off',
+      peer: stats(parallelOff.map((x) => x.wallMs)),
+    });
+    const parallelInfo: ParallelInfo = {
+      on: parallelOn,
+      off: parallelOff,
+      principal: `${principal.username} (platform admin, tenant ${principal.tenantName})`,
+    };
 
     // ---- c. pipeline overhead --------------------------------------------------------------------
     progress('pipeline: warm-up run (the worker self-tests its sandbox on the first step)');

@@ -109,6 +109,8 @@ export async function forward(
     }
     const requestId = extraHeaders['x-request-id'];
     if (err instanceof BodyTooLargeError) {
+      // The rest of the body is still coming: this connection cannot be reused.
+      res.setHeader('Connection', 'close');
       res.status(413).json(errorBody('payload_too_large', err.message, requestId));
     } else if (err instanceof BrokenCircuitError) {
       res.setHeader('Retry-After', '10');

@@ -63,7 +63,8 @@ export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
       if (!allowed.includes(req.method)) return fail(405, 'method_not_allowed', `${req.method} is not allowed here`, { Allow: allowed.join(', ') });
       const limit = bodyLimitFor(req.path, req.method, limits);
       const declared = Number(req.header('content-length') ?? 0);
-      if (declared > limit) return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`);
+      // The unread body makes the connection unusable for a next request: close it.
+      if (declared > limit) return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`, { Connection: 'close' });
     }
     next();
   };

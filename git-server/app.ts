@@ -22,6 +22,7 @@ import { AdvertisementCache } from './advertisement-cache';
 import type { RepoGenerations } from './repo-generation';
 import { RepoWriteLocks } from './write-lock';
 import { KeyedLimiter } from './concurrency-limiter';
+import { createLfsRouter, type LfsRouterOptions } from './lfs/router';
 
 export interface GitServerOptions {
   db: Db;
@@ -42,6 +43,8 @@ export interface GitServerOptions {
   /** Repository generations that key the ref-advertisement cache. */
   generations: RepoGenerations;
   healthChecks: Record<string, () => Promise<unknown>>;
+  /** Where Git LFS objects go; without it the LFS API is not served. */
+  lfsStore?: LfsRouterOptions['store'];
 }
 
 const HOOKS_DIR = path.resolve(__dirname, 'hooks');
@@ -228,6 +231,7 @@ export function createGitServerApp(o: GitServerOptions) {
     }
   }));
 
+  if (o.lfsStore) git.use(createLfsRouter({ db: o.db, log: o.log, store: o.lfsStore, publicUrl: o.publicUrl, internalSecret: o.internalSecret }));
   app.use(git);
   app.use((_req, _res, next) => next(new NotFoundError('no such git endpoint')));
   app.use(errorMiddleware(o.log));

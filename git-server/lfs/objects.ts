@@ -29,9 +29,11 @@ export class LfsObjects {
       repo.id,
       oids,
     ]);
-    for (const row of r.rows) {
-      if (await this.store.exists(lfsObjectKey(repo.owner, repo.name, row.oid))) found.set(row.oid, Number(row.size));
-    }
+    await Promise.all(
+      r.rows.map(async (row: { oid: string; size: string }) => {
+        if (await this.store.exists(lfsObjectKey(repo.owner, repo.name, row.oid))) found.set(row.oid, Number(row.size));
+      }),
+    );
     return found;
   }
 

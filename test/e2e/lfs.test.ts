@@ -66,8 +66,10 @@ beforeAll(async () => {
   const work = await lfsWorkTree({ 'big.bin': big });
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   expect(push).toMatchObject({ code: 0 });
-  // locks/verify answers an empty list: no "does not support the Git LFS locking API" warning.
+  // locks/verify answers an empty list. On a 404 git-lfs would warn, or silently write
+  // `lfs.<url with the token>.locksverify=false` into .git/config.
   expect(push.stderr).not.toMatch(/locking API/i);
+  expect((await git(['config', '--list'], work)).stdout).not.toMatch(/locksverify/);
 });
 
 test('git lfs push stores a pointer in git and the bytes in the object store', async () => {

@@ -1,0 +1,141 @@
+import client from 'prom-client';
+import type { Redis } from '../../core/redis';
+import { burstPolicyName, rateLimitHeaders, retryAfterSeconds } from './headers';
+import { slidingWindow } from './sliding-window';
+import { limitsFor, rateLimitKey, routeClass, type ClassLimits, type QueryInput, type RateLimitConfig, type RouteClass } from './policy';
+import type { LimitResult } from './lua-script';
+import { windowAndBucket } from './window-and-bucket';
+
+const redisFailures = new client.Counter({
+  name: 'dotgit_rate_limit_redis_failures_total',
+  help: 'rate-limit checks that got no answer from Redis (error or timeout) and failed open or closed',
+  labelNames: ['reason', 'mode'],
+});
+const refusals = new client.Counter({
+  name: 'dotgit_rate_limit_refusals_total',
+  help: 'requests refused with 429 by a rate limit',
+  labelNames: ['class'],
+});
+
+export interface RateLimiterOptions {
+  redis: Redis;
+  config: RateLimitConfig;
+  /** Without an answer from Redis: 'open' lets the request through (header-less), 'closed' answers 503. */
+  failMode: 'open' | 'closed';
+  /** How long a check may wait for Redis before failing open/closed. Default 100 ms. */
+  timeoutMs?: number;
+  /** Told about each Redis failure (for logging); the limiter has already counted it. */
+  onRedisFailure?: (err: unknown) => void;
+}
+
+export interface RateCheckInput {
+  method: string;
+  /** Path without the query (express `req.path`). */
+  path: string;
+  query?: QueryInput;
+  /** From `subjectFor`: `token:<id>` or `ip:<address>`. */
+  subject: string;
+  /** Tenant name of the authenticated caller, for per-tenant overrides. */
+  tenant?: string;
+}
+
+export interface RateDecision {
+  allowed: boolean;
+  /** To set on the response, allowed or not (RateLimit-Policy, RateLimit, and Retry-After when refused). */
+  headers: Record<string, string>;
+  status?: 429 | 503;
+  message?: string;
+}
+
+/** Raised when Redis has not answered within the timeout (the command may still complete later). */
+export class RateLimitTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`rate-limit check got no answer from Redis within ${ms} ms`);
+    this.name = 'RateLimitTimeoutError';
+  }
+}
+
+/**
+ * Decides whether a request may proceed under its route class's limits: a sliding window always,
+ * and a leaky bucket for classes that configure one, both checked and recorded in one atomic
+ * script (a refusal by either consumes neither). One Redis round trip per request; state in Redis,
+ * so every gateway instance shares the limits. Requests outside any route class are not limited.
+ */
+export class RateLimiter {
+  private readonly timeoutMs: number;
+
+  constructor(private readonly o: RateLimiterOptions) {
+    this.timeoutMs = o.timeoutMs ?? 100;
+  }
+
+  async check(input: RateCheckInput): Promise<RateDecision> {
+    const cls = routeClass(input.method, input.path, input.query);
+    if (!cls) return { allowed: true, headers: {} };
+    const limits = limitsFor(this.o.config, cls, input.tenant);
+    let result: { allowed: boolean; window: LimitResult; bucket?: LimitResult };
+    try {
+      result = await withTimeout(this.evaluate(cls, limits, input.subject), this.timeoutMs);
+    } catch (err) {
+      return this.unavailable(err);
+    }
+    const headers = rateLimitHeaders(cls, limits, result.window, result.bucket);
+    if (result.allowed) return { allowed: true, headers };
+
+    refusals.inc({ class: cls });
+    const refused: string[] = [];
+    let retryMs = 0;
+    if (!result.window.allowed) {
+      refused.push(`${limits.window.limit} requests per ${limits.window.windowMs / 1000} s`);
+      retryMs = Math.max(retryMs, result.window.retryAfterMs);
+    }
+    if (limits.bucket && result.bucket && !result.bucket.allowed) {
+      refused.push(`bursts of ${limits.bucket.capacity} requests draining at ${limits.bucket.ratePerSecond} per second ("${burstPolicyName(cls)}")`);
+      retryMs = Math.max(retryMs, result.bucket.retryAfterMs);
+    }
+    const retryAfter = retryAfterSeconds(retryMs);
+    return {
+      allowed: false,
+      status: 429,
+      headers: { ...headers, 'Retry-After': String(retryAfter) },
+      message: `rate limit exceeded for ${cls}: ${refused.join(' and ')}; retry in ${retryAfter} s`,
+    };
+  }
+
+  private async evaluate(cls: RouteClass, limits: ClassLimits, subject: string) {
+    const windowKey = rateLimitKey('window', cls, subject);
+    if (!limits.bucket) {
+      const window = await slidingWindow(this.o.redis, windowKey, limits.window);
+      return { allowed: window.allowed, window };
+    }
+    return windowAndBucket(this.o.redis, { window: windowKey, bucket: rateLimitKey('bucket', cls, subject) }, { window: limits.window, bucket: limits.bucket });
+  }
+
+  private unavailable(err: unknown): RateDecision {
+    redisFailures.inc({ reason: err instanceof RateLimitTimeoutError ? 'timeout' : 'error', mode: this.o.failMode });
+    this.o.onRedisFailure?.(err);
+    if (this.o.failMode === 'open') return { allowed: true, headers: {} };
+    return { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly' };
+  }
+}
+
+/**
+ * `p`, or a RateLimitTimeoutError after `ms`, whichever comes first: a slow or unreachable Redis
+ * (a command sitting in ioredis's offline queue, a half-open TCP connection) must never hold a
+ * request. A late settlement of `p` is swallowed here, so it is never an unhandled rejection.
+ */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RateLimitTimeoutError(ms)), ms);
+    timer.unref();
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,113 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { createDb, type Db } from '../../core/db';
+import { createGatewayApp } from '../../gateway/app';
+import { upstreamPolicies } from '../../gateway/proxy';
+import { platformInfo } from '../harness/platform-info';
+
+// A gateway instance over the platform's Postgres, in front of upstreams this test controls:
+// retries of idempotent requests, no retries of pushes, the breaker opening and closing again,
+// and the request id and traceparent reaching the upstream.
+
+let db: Db;
+const servers: http.Server[] = [];
+
+async function listen(handler: http.RequestListener): Promise<URL> {
+  const server = http.createServer(handler);
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+}
+
+async function gateway(upstream: URL, halfOpenAfterMs = 60_000) {
+  const policies = { api: upstreamPolicies({ halfOpenAfterMs, retryInitialDelayMs: 10 }), git: upstreamPolicies({ halfOpenAfterMs, retryInitialDelayMs: 10 }) };
+  const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, policies, healthChecks: {} });
+  const base = await listen(app);
+  return { base, policies };
+}
+
+beforeAll(() => {
+  db = createDb(platformInfo().databaseUrl, 2);
+});
+afterAll(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+  await db.end();
+});
+
+test('a GET that keeps failing is retried at most 3 times; a push is never retried', async () => {
+  let hits = 0;
+  const upstream = await listen((_req, res) => {
+    hits++;
+    res.writeHead(503).end('down');
+  });
+  const { base } = await gateway(upstream);
+  const get = await fetch(`${base.origin}/api/v1/repos/a/b`);
+  expect(get.status).toBe(503);
+  expect(hits).toBe(4); // the first try and 3 retries
+  hits = 0;
+  const push = await fetch(`${base.origin}/a/b.git/git-receive-pack`, { method: 'POST', body: 'x' });
+  expect(push.status).toBe(503);
+  expect(hits).toBe(1);
+});
+
+test('a flaky upstream is retried until it answers', async () => {
+  let hits = 0;
+  const upstream = await listen((_req, res) => {
+    hits++;
+    if (hits < 3) res.writeHead(502).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+  const { base } = await gateway(upstream);
+  const res = await fetch(`${base.origin}/api/v1/x`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ ok: true });
+  expect(hits).toBe(3);
+});
+
+test('consecutive failures open the breaker (503 without reaching the upstream); recovery closes it', async () => {
+  let healthy = false;
+  let hits = 0;
+  const upstream = await listen((_req, res) => {
+    hits++;
+    if (healthy) res.writeHead(200).end('ok');
+    else res.writeHead(502).end();
+  });
+  const { base } = await gateway(upstream, 500);
+  // Two GETs: 4 + 4 failing attempts, the breaker opens after 5 consecutive failures.
+  await fetch(`${base.origin}/api/v1/x`);
+  await fetch(`${base.origin}/api/v1/x`);
+  const before = hits;
+  const open = await fetch(`${base.origin}/api/v1/x`);
+  expect(open.status).toBe(503);
+  expect(open.headers.get('retry-after')).toBe('10');
+  expect((await open.json()).error.code).toBe('upstream_unavailable');
+  expect(hits).toBe(before); // refused at the gateway
+  healthy = true;
+  await new Promise((r) => setTimeout(r, 600)); // half-open: the next request probes
+  const probe = await fetch(`${base.origin}/api/v1/x`);
+  expect(probe.status).toBe(200);
+  const closed = await fetch(`${base.origin}/api/v1/x`);
+  expect(closed.status).toBe(200);
+});
+
+test('request id and traceparent reach the upstream; a caller trace continues', async () => {
+  let seen: http.IncomingHttpHeaders = {};
+  const upstream = await listen((req, res) => {
+    seen = req.headers;
+    res.writeHead(200).end('ok');
+  });
+  const { base } = await gateway(upstream);
+  const trace = '0af7651916cd43dd8448eb211c80319c';
+  const res = await fetch(`${base.origin}/api/v1/x`, { headers: { 'x-request-id': 'req-abcdef12', traceparent: `00-${trace}-b7ad6b7169203331-01` } });
+  expect(res.headers.get('x-request-id')).toBe('req-abcdef12');
+  expect(seen['x-request-id']).toBe('req-abcdef12');
+  expect(seen.traceparent).toMatch(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+  expect(seen.traceparent).not.toContain('b7ad6b7169203331'); // our hop is the new parent
+  expect(seen['x-dotgit-identity']).toBeDefined();
+  await fetch(`${base.origin}/api/v1/x`, { headers: { traceparent: 'garbage' } });
+  expect(seen.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+});
