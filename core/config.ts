@@ -58,6 +58,16 @@ const configSchema = z.object({
   packCacheTtlSeconds: z.coerce.number().int().positive(),
   /** `DOTGIT_PACK_CACHE_MAX_BYTES` — disk budget of the pack cache. Default 1 GiB. */
   packCacheMaxBytes: z.coerce.number().int().positive(),
+  /** `DOTGIT_JWT_ISSUER` — `iss` of the JWTs `POST /oauth/token` issues. Default: the public URL. */
+  jwtIssuer: z.string().min(1),
+  /** `DOTGIT_JWT_AUDIENCE` — `aud` our JWTs carry and require. Default `dotgit`. */
+  jwtAudience: z.string().min(1),
+  /** `DOTGIT_JWT_TTL` — lifetime of issued JWTs in seconds. Default 600. */
+  jwtTtlSeconds: z.coerce.number().int().min(30).max(86400),
+  /** `DOTGIT_EXTERNAL_ISSUERS` — JSON list of accepted outside issuers: `[{"issuer","jwksUrl","audience","algorithms":["RS256"],"usernameClaim"?}]`. Default none. */
+  externalIssuers: z.array(
+    z.strictObject({ issuer: z.string().min(1), jwksUrl: z.string().url(), audience: z.string().min(1), algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1), usernameClaim: z.string().optional() }),
+  ),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -67,6 +77,15 @@ export type Config = z.infer<typeof configSchema>;
 /** Thrown at start-up when an environment variable does not fit the schema; names every bad variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+}
+
+function parseJsonEnv(name: string, value: string | undefined, fallback: unknown): unknown {
+  if (!value) return fallback;
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new ConfigError(`invalid configuration: ${name} is not valid JSON`);
+  }
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -97,6 +116,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     packCache: env.DOTGIT_PACK_CACHE ?? 'on',
     packCacheTtlSeconds: env.DOTGIT_PACK_CACHE_TTL ?? '300',
     packCacheMaxBytes: env.DOTGIT_PACK_CACHE_MAX_BYTES ?? String(1024 ** 3),
+    jwtIssuer: env.DOTGIT_JWT_ISSUER ?? env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
+    jwtAudience: env.DOTGIT_JWT_AUDIENCE ?? 'dotgit',
+    jwtTtlSeconds: env.DOTGIT_JWT_TTL ?? '600',
+    externalIssuers: parseJsonEnv('DOTGIT_EXTERNAL_ISSUERS', env.DOTGIT_EXTERNAL_ISSUERS, []),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Db } from '../core/db';
-import { DotgitError } from '../core/errors';
+import { AuthenticationError, DotgitError } from '../core/errors';
 import { errorBody } from '../core/http';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
@@ -10,7 +10,8 @@ import { nextTraceparent } from './trace-context';
 import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
-import { credentialsFrom, principalForToken } from './token-auth';
+import { credentialsFrom, looksLikeJwt, principalForJwt, principalForToken } from './token-auth';
+import type { JwtVerifier } from './jwt/jwt-verifier';
 
 export interface GatewayOptions {
   db: Db;
@@ -21,6 +22,10 @@ export interface GatewayOptions {
   waf?: WafLimits;
   /** Resilience policies per upstream; default `upstreamPolicies()` for each. */
   policies?: { api: UpstreamPolicies; git: UpstreamPolicies };
+  /** Verifies bearer JWTs (ours and configured issuers'); without it only API tokens are accepted. */
+  jwt?: JwtVerifier;
+  /** Our issuer (`POST /oauth/token`, `/.well-known/jwks.json`); optional. */
+  issuer?: express.Router;
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -49,6 +54,8 @@ export function createGatewayApp(o: GatewayOptions) {
     });
   });
 
+  if (o.issuer) app.use(o.issuer);
+
   app.use((req, res, next) => {
     const target = upstreamFor(req.path);
     if (!target) {
@@ -70,7 +77,12 @@ export function createGatewayApp(o: GatewayOptions) {
 
   async function authenticate(req: Request): Promise<Principal | null> {
     const token = credentialsFrom(req.header('authorization'));
-    return token ? principalForToken(o.db, token) : null;
+    if (!token) return null;
+    if (looksLikeJwt(token)) {
+      if (!o.jwt) throw new AuthenticationError('JWTs are not accepted here');
+      return principalForJwt(o.db, await o.jwt.verify(token));
+    }
+    return principalForToken(o.db, token);
   }
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

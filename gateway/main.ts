@@ -4,6 +4,9 @@ import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
+import { SigningKeys } from './jwt/signing-keys';
+import { JwtVerifier } from './jwt/jwt-verifier';
+import { issuerRouter } from './jwt/token-endpoint';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -17,10 +20,16 @@ async function main(): Promise<void> {
     const res = await fetch(new URL('/healthz', base), { signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`${base} unhealthy`);
   };
+  const internalSecret = await readInternalSecret(config);
+  const keys = new SigningKeys(db, internalSecret);
+  await keys.rotateIfDue();
+  setInterval(() => keys.rotateIfDue().catch((err) => log.warn({ err }, 'key rotation failed')), 3600_000).unref();
   const app = createGatewayApp({
     db,
     log,
-    internalSecret: await readInternalSecret(config),
+    internalSecret,
+    jwt: new JwtVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience, external: config.externalIssuers }),
+    issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
     upstreams: { api, git },
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });

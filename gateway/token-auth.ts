@@ -44,3 +44,39 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
     tokenId: Number(row.token_id),
   };
 }
+
+/**
+ * The principal of a verified JWT: the named dotgit user, with the token's scopes. For our own
+ * JWTs the API token they were exchanged for must still be valid, so revoking it ends them too.
+ */
+export async function principalForJwt(db: Db, jwt: { username: string; scopes: Scope[]; tokenId?: number }): Promise<Principal> {
+  const r = await db.query(
+    `SELECT u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
+       FROM users u JOIN tenants tn ON tn.id = u.tenant_id WHERE u.username = $1`,
+    [jwt.username],
+  );
+  const row = r.rows[0];
+  if (!row) throw new AuthenticationError('invalid or expired JWT');
+  if (jwt.tokenId !== undefined) {
+    const live = await db.query(
+      `SELECT 1 FROM tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+      [jwt.tokenId, row.user_id],
+    );
+    if (live.rowCount === 0) throw new AuthenticationError('invalid or expired JWT');
+  }
+  return {
+    userId: Number(row.user_id),
+    username: row.username,
+    tenantId: Number(row.tenant_id),
+    tenantName: row.tenant_name,
+    role: row.role,
+    platformAdmin: row.platform_admin,
+    scopes: jwt.scopes,
+    tokenId: jwt.tokenId ?? 0,
+  };
+}
+
+/** Compact JWS shape (header.payload.signature, base64url); anything else is an API token. */
+export function looksLikeJwt(token: string): boolean {
+  return /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token);
+}
