@@ -68,6 +68,15 @@ const configSchema = z.object({
   externalIssuers: z.array(
     z.strictObject({ issuer: z.string().min(1), jwksUrl: z.string().url(), audience: z.string().min(1), algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1), usernameClaim: z.string().optional() }),
   ),
+  /** `DOTGIT_TLS_CERT` / `DOTGIT_TLS_KEY` — PEM files; set both to add an HTTPS listener on `DOTGIT_TLS_PORT`. */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  /** `DOTGIT_TLS_PORT` — HTTPS port. Default 8443. */
+  tlsPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_TLS_CLIENT_CA` — PEM of the CA that signs client certificates (mutual TLS). */
+  tlsClientCa: z.string().optional(),
+  /** `DOTGIT_TLS_CLIENT_CERT` — `optional` (a certificate is one more way in) or `required`. Default `optional`. */
+  tlsClientCert: z.enum(['optional', 'required']),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -120,6 +129,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtAudience: env.DOTGIT_JWT_AUDIENCE ?? 'dotgit',
     jwtTtlSeconds: env.DOTGIT_JWT_TTL ?? '600',
     externalIssuers: parseJsonEnv('DOTGIT_EXTERNAL_ISSUERS', env.DOTGIT_EXTERNAL_ISSUERS, []),
+    tlsCert: env.DOTGIT_TLS_CERT || undefined,
+    tlsKey: env.DOTGIT_TLS_KEY || undefined,
+    tlsPort: env.DOTGIT_TLS_PORT ?? '8443',
+    tlsClientCa: env.DOTGIT_TLS_CLIENT_CA || undefined,
+    tlsClientCert: env.DOTGIT_TLS_CLIENT_CERT ?? 'optional',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

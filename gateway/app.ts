@@ -10,7 +10,8 @@ import { nextTraceparent } from './trace-context';
 import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
-import { credentialsFrom, looksLikeJwt, principalForJwt, principalForToken } from './token-auth';
+import { credentialsFrom, looksLikeJwt, principalForCertificate, principalForJwt, principalForToken } from './token-auth';
+import { clientCertUser } from './tls';
 import type { JwtVerifier } from './jwt/jwt-verifier';
 
 export interface GatewayOptions {
@@ -26,6 +27,8 @@ export interface GatewayOptions {
   jwt?: JwtVerifier;
   /** Our issuer (`POST /oauth/token`, `/.well-known/jwks.json`); optional. */
   issuer?: express.Router;
+  /** Client certificates (on the HTTPS listener): `required` refuses requests without a valid one. Default: not used. */
+  clientCert?: 'optional' | 'required';
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -77,6 +80,13 @@ export function createGatewayApp(o: GatewayOptions) {
 
   async function authenticate(req: Request): Promise<Principal | null> {
     const token = credentialsFrom(req.header('authorization'));
+    if (o.clientCert && (req.socket as { encrypted?: boolean }).encrypted) {
+      const cert = clientCertUser(req);
+      if (cert.presented && !cert.authorized) throw new AuthenticationError('the client certificate is not signed by the configured CA');
+      if (!cert.presented && o.clientCert === 'required') throw new AuthenticationError('a client certificate is required');
+      // A verified certificate identifies its subject (CN = user name) when no token is sent.
+      if (cert.authorized && cert.username && !token) return principalForCertificate(o.db, cert.username);
+    }
     if (!token) return null;
     if (looksLikeJwt(token)) {
       if (!o.jwt) throw new AuthenticationError('JWTs are not accepted here');

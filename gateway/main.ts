@@ -4,6 +4,7 @@ import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
+import { createHttpsServer } from './tls';
 import { SigningKeys } from './jwt/signing-keys';
 import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     log,
     internalSecret,
     jwt: new JwtVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience, external: config.externalIssuers }),
+    clientCert: config.tlsClientCa ? config.tlsClientCert : undefined,
     issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
     upstreams: { api, git },
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
@@ -38,8 +40,14 @@ async function main(): Promise<void> {
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, app);
   server.timeout = 120_000;
   server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
+  const secure =
+    config.tlsCert && config.tlsKey
+      ? createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, app)
+      : undefined;
+  secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
   const stop = () => {
     server.close();
+    secure?.close();
     void db.end().then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);

@@ -80,3 +80,13 @@ export async function principalForJwt(db: Db, jwt: { username: string; scopes: S
 export function looksLikeJwt(token: string): boolean {
   return /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token);
 }
+
+/**
+ * The principal of a verified client certificate whose subject CN names a dotgit user. A
+ * certificate stands for read and write (never admin: administration needs a token).
+ */
+export async function principalForCertificate(db: Db, username: string): Promise<Principal> {
+  const p = await principalForJwt(db, { username, scopes: ['read', 'write'] }).catch(() => undefined);
+  if (!p) throw new AuthenticationError('the client certificate names no dotgit user');
+  return p;
+}
