@@ -10,6 +10,7 @@ import { nextTraceparent } from './trace-context';
 import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
+import { pickUpstream, routingTable } from './routing';
 import { credentialsFrom, looksLikeJwt, principalForCertificate, principalForJwt, principalForToken } from './token-auth';
 import { clientCertUser } from './tls';
 import type { JwtVerifier } from './jwt/jwt-verifier';
@@ -19,10 +20,12 @@ export interface GatewayOptions {
   log: Logger;
   internalSecret: string;
   upstreams: { api: URL; git: URL };
+  /** Extra routes (`DOTGIT_ROUTES_FILE`): path prefixes and header rules to other upstreams. */
+  routesFile?: string;
   /** Edge limits (body sizes per route kind, header count). Default DEFAULT_WAF_LIMITS. */
   waf?: WafLimits;
-  /** Resilience policies per upstream; default `upstreamPolicies()` for each. */
-  policies?: { api: UpstreamPolicies; git: UpstreamPolicies };
+  /** Resilience policies per upstream name; default `upstreamPolicies()` for each. */
+  policies?: Record<string, UpstreamPolicies>;
   /** Verifies bearer JWTs (ours and configured issuers'); without it only API tokens are accepted. */
   jwt?: JwtVerifier;
   /** Our issuer (`POST /oauth/token`, `/.well-known/jwks.json`); optional. */
@@ -37,7 +40,10 @@ export function createGatewayApp(o: GatewayOptions) {
   const app = express();
   app.disable('x-powered-by');
   const wafLimits = o.waf ?? DEFAULT_WAF_LIMITS;
-  const policies = o.policies ?? { api: upstreamPolicies(), git: upstreamPolicies({ attemptTimeoutMs: 600_000 }) };
+  const table = routingTable(o.upstreams, o.routesFile);
+  // One breaker per upstream; git answers can take minutes to start (pack generation).
+  const policies: Record<string, UpstreamPolicies> = { ...o.policies };
+  const policyFor = (name: string) => (policies[name] ??= upstreamPolicies(name === 'git' ? { attemptTimeoutMs: 600_000 } : {}));
 
   app.use((req, res, next) => {
     const id = requestIdFrom(req.header('x-request-id'));
@@ -60,7 +66,7 @@ export function createGatewayApp(o: GatewayOptions) {
   if (o.issuer) app.use(o.issuer);
 
   app.use((req, res, next) => {
-    const target = upstreamFor(req.path);
+    const target = upstreamFor(req.path) ? pickUpstream(table, req) : undefined;
     if (!target) {
       res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
       return;
@@ -69,9 +75,9 @@ export function createGatewayApp(o: GatewayOptions) {
       .then(async (principal) => {
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
         const traceparent = nextTraceparent(req.header('traceparent'));
-        o.log.info({ requestId: req.requestId, traceparent, method: req.method, path: req.path, user: principal?.username }, 'forward');
-        await forward(req, res, o.upstreams[target], { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
-          policies: policies[target],
+        o.log.info({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
+        await forward(req, res, target.url, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
+          policies: policyFor(target.name),
           bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
         });
       })

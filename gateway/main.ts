@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     clientCert: config.tlsClientCa ? config.tlsClientCert : undefined,
     issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
     upstreams: { api, git },
+    routesFile: config.routesFile,
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a

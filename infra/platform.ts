@@ -11,6 +11,7 @@ import type { ProvisionLog } from './provision/log';
 import { startEmbeddedPostgres } from './provision/postgres';
 import { startRedis } from './provision/redis';
 import { ensureSandbox } from './provision/sandbox';
+import { ensureGitLfs } from './provision/git-lfs';
 import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
 import { ROOT } from './root';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
@@ -68,6 +69,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const toolsDir = path.join(ROOT, '.tools');
 
     const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
+    // Best effort: the server speaks LFS itself; the client is for tests and pipeline checkouts.
+    const gitLfs = ensureGitLfs(o.log).catch((err) => o.log.warn(`git-lfs: ${(err as Error).message}`));
     const postgres = config.databaseUrl
       ? undefined
       : await startEmbeddedPostgres({ dataDir: paths.postgres, port: eph ? 0 : config.postgresPort, log: o.log, ephemeral: eph });
@@ -92,6 +95,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       temporalUiUrl = temporal.uiUrl;
     }
     await sandbox;
+    await gitLfs;
 
     const databaseUrl = config.databaseUrl ?? postgres!.databaseUrl;
     const redisUrl = config.redisUrl ?? redis!.redisUrl;
