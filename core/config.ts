@@ -68,6 +68,10 @@ const configSchema = z.object({
   externalIssuers: z.array(
     z.strictObject({ issuer: z.string().min(1), jwksUrl: z.string().url(), audience: z.string().min(1), algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1), usernameClaim: z.string().optional() }),
   ),
+  /** `DOTGIT_RATE_LIMITS` — JSON of per-class limits and per-tenant overrides (see README); unset = the defaults. */
+  rateLimits: z.unknown(),
+  /** `DOTGIT_RATE_LIMIT_FAIL` — when Redis cannot answer within 100 ms: `open` (allow) or `closed` (503). Default `open`. */
+  rateLimitFail: z.enum(['open', 'closed']),
   /** `DOTGIT_ROUTES_FILE` — YAML/JSON of extra gateway routes (prefixes, header rules, upstreams); see README. */
   routesFile: z.string().optional(),
   /** `DOTGIT_TLS_CERT` / `DOTGIT_TLS_KEY` — PEM files; set both to add an HTTPS listener on `DOTGIT_TLS_PORT`. */
@@ -132,6 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtTtlSeconds: env.DOTGIT_JWT_TTL ?? '600',
     externalIssuers: parseJsonEnv('DOTGIT_EXTERNAL_ISSUERS', env.DOTGIT_EXTERNAL_ISSUERS, []),
     routesFile: env.DOTGIT_ROUTES_FILE || undefined,
+    rateLimits: parseJsonEnv('DOTGIT_RATE_LIMITS', env.DOTGIT_RATE_LIMITS, undefined),
+    rateLimitFail: env.DOTGIT_RATE_LIMIT_FAIL ?? 'open',
     tlsCert: env.DOTGIT_TLS_CERT || undefined,
     tlsKey: env.DOTGIT_TLS_KEY || undefined,
     tlsPort: env.DOTGIT_TLS_PORT ?? '8443',

@@ -11,6 +11,7 @@ import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
 import { pickUpstream, routingTable } from './routing';
+import { subjectFor, type RateLimiter } from './rate-limit';
 import { credentialsFrom, looksLikeJwt, principalForCertificate, principalForJwt, principalForToken } from './token-auth';
 import { clientCertUser } from './tls';
 import type { JwtVerifier } from './jwt/jwt-verifier';
@@ -32,6 +33,8 @@ export interface GatewayOptions {
   issuer?: express.Router;
   /** Client certificates (on the HTTPS listener): `required` refuses requests without a valid one. Default: not used. */
   clientCert?: 'optional' | 'required';
+  /** Rate limits (sliding window + leaky bucket in Redis); without it nothing is limited. */
+  limiter?: RateLimiter;
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -73,6 +76,16 @@ export function createGatewayApp(o: GatewayOptions) {
     }
     authenticate(req)
       .then(async (principal) => {
+        if (o.limiter) {
+          // JWTs of outside issuers and certificates have no token id: they are limited per user.
+          const subject = principal ? (principal.tokenId ? `token:${principal.tokenId}` : `user:${principal.userId}`) : subjectFor(null, req.ip);
+          const decision = await o.limiter.check({ method: req.method, path: req.path, query: req.query, subject, tenant: principal?.tenantName });
+          for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
+          if (!decision.allowed) {
+            res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', req.requestId));
+            return;
+          }
+        }
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
         const traceparent = nextTraceparent(req.header('traceparent'));
         o.log.info({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');

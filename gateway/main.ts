@@ -4,6 +4,8 @@ import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
+import { RateLimiter, parseRateLimitConfig } from './rate-limit';
+import { createRedis } from '../core/redis';
 import { createHttpsServer } from './tls';
 import { SigningKeys } from './jwt/signing-keys';
 import { JwtVerifier } from './jwt/jwt-verifier';
@@ -14,6 +16,7 @@ async function main(): Promise<void> {
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);
+  const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
   const api = new URL(`http://${config.internalHost}:${config.apiPort}`);
   const git = new URL(`http://${config.internalHost}:${config.gitPort}`);
   const worker = new URL(`http://${config.internalHost}:${config.workerPort}`);
@@ -34,6 +37,7 @@ async function main(): Promise<void> {
     issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
     upstreams: { api, git },
     routesFile: config.routesFile,
+    limiter: redis ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail }) : undefined,
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
@@ -49,7 +53,7 @@ async function main(): Promise<void> {
   const stop = () => {
     server.close();
     secure?.close();
-    void db.end().then(() => process.exit(0));
+    void Promise.allSettled([db.end(), redis?.quit()]).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -13,7 +13,17 @@ export default async function globalSetup(): Promise<void> {
   const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => console.warn(m) };
   const started = Date.now();
   const platform = await startPlatform({
-    env: { ...process.env, DOTGIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '', TEMPORAL_ADDRESS: '', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: {
+      ...process.env,
+      DOTGIT_DATA_DIR: dataDir,
+      DATABASE_URL: '',
+      REDIS_URL: '',
+      TEMPORAL_ADDRESS: '',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      // Load tests (50 concurrent pushes, hundreds of clones) share one token; the limits
+      // themselves are tested on gateways of their own (test/integration/gateway-rate-limit).
+      DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
+    },
     log: quiet,
     ephemeral: true,
   });

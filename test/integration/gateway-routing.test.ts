@@ -24,7 +24,10 @@ beforeAll(() => {
   db = createDb(platformInfo().databaseUrl, 2);
 });
 afterAll(async () => {
-  for (const s of servers) s.close();
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
   await db.end();
 });
 
