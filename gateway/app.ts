@@ -1,3 +1,6 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
@@ -7,7 +10,8 @@ import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
 import { forward, upstreamPolicies, type UpstreamPolicies } from './proxy';
 import { nextTraceparent } from './trace-context';
-import { DEFAULT_WAF_LIMITS, bodyLimitFor, waf, type WafLimits } from './waf';
+import { DEFAULT_WAF_LIMITS, bodyLimitFor, pathProblem, waf, type WafLimits } from './waf';
+import { proxyUpgrade } from './upgrade';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
 import { pickUpstream, routingTable } from './routing';
@@ -74,7 +78,7 @@ export function createGatewayApp(o: GatewayOptions) {
       res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
       return;
     }
-    authenticate(req)
+    authenticate(req.header('authorization'), req.socket)
       .then(async (principal) => {
         if (o.limiter) {
           // JWTs of outside issuers and certificates have no token id: they are limited per user.
@@ -97,10 +101,10 @@ export function createGatewayApp(o: GatewayOptions) {
       .catch(next);
   });
 
-  async function authenticate(req: Request): Promise<Principal | null> {
-    const token = credentialsFrom(req.header('authorization'));
-    if (o.clientCert && (req.socket as { encrypted?: boolean }).encrypted) {
-      const cert = clientCertUser(req);
+  async function authenticate(authorization: string | undefined, socket: Socket): Promise<Principal | null> {
+    const token = credentialsFrom(authorization);
+    if (o.clientCert && (socket as { encrypted?: boolean }).encrypted) {
+      const cert = clientCertUser(socket);
       if (cert.presented && !cert.authorized) throw new AuthenticationError('the client certificate is not signed by the configured CA');
       if (!cert.presented && o.clientCert === 'required') throw new AuthenticationError('a client certificate is required');
       // A verified certificate identifies its subject (CN = user name) when no token is sent.
@@ -113,6 +117,27 @@ export function createGatewayApp(o: GatewayOptions) {
     }
     return principalForToken(o.db, token);
   }
+
+  /** WebSocket (and other) upgrades: the same path checks, routing and authentication, then a byte pipe. */
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
+    const refuse = (status: number, message: string) => {
+      const body = JSON.stringify(errorBody(status === 401 ? 'unauthenticated' : 'refused', message, requestId));
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    const problem = pathProblem(req.url ?? '/');
+    const path = (req.url ?? '/').split('?')[0];
+    const fake = { path, header: (name: string) => req.headers[name.toLowerCase()] as string | undefined };
+    const target = problem ? undefined : upstreamFor(path) ? pickUpstream(table, fake) : undefined;
+    if (!target) return refuse(problem ? 400 : 404, problem ?? `no route for ${path}`);
+    authenticate(fake.header('authorization'), req.socket)
+      .then(async (principal) => {
+        const identity = await signIdentity(o.internalSecret, principal, requestId);
+        proxyUpgrade(req, socket, head, target.url, { 'x-request-id': requestId, traceparent: nextTraceparent(fake.header('traceparent')), [IDENTITY_HEADER]: identity });
+      })
+      .catch((err) => refuse(err instanceof DotgitError ? err.status : 500, err instanceof DotgitError ? err.message : 'internal error'));
+  };
+  app.set('onUpgrade', onUpgrade);
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof DotgitError) {

@@ -44,11 +44,13 @@ async function main(): Promise<void> {
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, app);
   server.timeout = 120_000;
+  server.on('upgrade', app.get('onUpgrade'));
   server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
   const secure =
     config.tlsCert && config.tlsKey
       ? createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, app)
       : undefined;
+  secure?.on('upgrade', app.get('onUpgrade'));
   secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
   const stop = () => {
     server.close();

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Request } from 'express';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { upstreamFor } from './upstream-for';
@@ -53,7 +52,7 @@ export function routingTable(defaults: { api: URL; git: URL }, file?: string): R
 }
 
 /** The upstream for a request: the first route whose path and header conditions hold. */
-export function pickUpstream(table: RoutingTable, req: Pick<Request, 'path' | 'header'>): { name: string; url: URL } | undefined {
+export function pickUpstream(table: RoutingTable, req: { path: string; header(name: string): string | undefined }): { name: string; url: URL } | undefined {
   const kind = upstreamFor(req.path);
   for (const r of table.routes) {
     if (r.git && kind !== 'git') continue;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import type { Request } from 'express';
+import type { Socket } from 'node:net';
 
 export interface TlsOptions {
   certFile: string;
@@ -35,8 +35,8 @@ export function createHttpsServer(o: TlsOptions, app: http.RequestListener): htt
 }
 
 /** The user name of a verified client certificate (its subject CN), or undefined. */
-export function clientCertUser(req: Request): { username?: string; presented: boolean; authorized: boolean } {
-  const socket = req.socket as TLSSocket;
+export function clientCertUser(plain: Socket): { username?: string; presented: boolean; authorized: boolean } {
+  const socket = plain as TLSSocket;
   if (typeof socket.getPeerCertificate !== 'function') return { presented: false, authorized: false };
   const cert = socket.getPeerCertificate();
   const presented = Boolean(cert && Object.keys(cert).length > 0);

@@ -41,6 +41,7 @@ export default async function globalSetup(): Promise<void> {
     apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
     servicePids: Object.fromEntries([...platform.services].map(([name, s]) => [name, s.pid ?? 0])),
   };
+  process.env.DOTGIT_TEST_PLATFORM_FILE = PLATFORM_FILE;
   await fs.mkdir(path.dirname(PLATFORM_FILE), { recursive: true });
   await fs.writeFile(PLATFORM_FILE, JSON.stringify(info, null, 2));
   console.log(`\nplatform up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${platform.gatewayUrl}`);

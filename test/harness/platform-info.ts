@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** Where global setup leaves the addresses of the platform it started, for the test files. */
-export const PLATFORM_FILE = path.resolve(__dirname, '..', '..', '.test-data', 'platform.json');
+/**
+ * Where global setup leaves the addresses of the platform it started, for the test files. One
+ * file per jest run (global setup puts its name in the environment, which the test files inherit),
+ * so two runs at once never read each other's platform.
+ */
+export const PLATFORM_FILE = process.env.DOTGIT_TEST_PLATFORM_FILE ?? path.resolve(__dirname, '..', '..', '.test-data', `platform-${process.pid}.json`);
 
 export interface PlatformInfo {
   gatewayUrl: string;
