@@ -45,6 +45,25 @@ export function upstreamPolicies(o: { halfOpenAfterMs?: number; retryInitialDela
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** How much of a refused request body is read and thrown away to keep the connection usable. */
+export const DRAIN_CAP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads and discards the rest of a request body that will not be used (the answer came first), so
+ * the client can finish sending, read the answer, and reuse the connection. Past the cap the
+ * connection is closed instead (an endless body must not keep a socket busy).
+ */
+export function drainRequest(req: http.IncomingMessage, cap = DRAIN_CAP_BYTES): void {
+  if (req.complete) return;
+  req.unpipe();
+  let seen = 0;
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > cap) req.socket.destroy();
+  });
+  req.resume();
+}
+
 /**
  * Streams the request to `upstream` and the answer back, without buffering either (git packs can be
  * large); `extraHeaders` carry the request id, traceparent and signed identity. Bodiless idempotent
@@ -94,6 +113,7 @@ export async function forward(
       });
       counter.on('error', (err) => {
         out.destroy();
+        drainRequest(req);
         reject(err);
       });
       req.pipe(counter).pipe(out);
@@ -109,8 +129,6 @@ export async function forward(
     }
     const requestId = extraHeaders['x-request-id'];
     if (err instanceof BodyTooLargeError) {
-      // The rest of the body is still coming: this connection cannot be reused.
-      res.setHeader('Connection', 'close');
       res.status(413).json(errorBody('payload_too_large', err.message, requestId));
     } else if (err instanceof BrokenCircuitError) {
       res.setHeader('Retry-After', '10');
@@ -127,6 +145,8 @@ export async function forward(
   const resHeaders: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(up.headers)) if (!DROP.has(k) && v !== undefined) resHeaders[k] = v;
   res.writeHead(up.statusCode ?? 502, resHeaders);
+  // The upstream answered before reading the whole body (a refusal): the rest is not sent on.
+  up.once('end', () => drainRequest(req));
   up.pipe(res);
   up.on('error', () => res.destroy());
 }

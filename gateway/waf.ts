@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { errorBody } from '../core/http';
 import { upstreamFor } from './upstream-for';
+import { DRAIN_CAP_BYTES, drainRequest } from './proxy';
 
 export interface WafLimits {
   /** Request bodies per route kind, in bytes. */
@@ -63,8 +64,12 @@ export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
       if (!allowed.includes(req.method)) return fail(405, 'method_not_allowed', `${req.method} is not allowed here`, { Allow: allowed.join(', ') });
       const limit = bodyLimitFor(req.path, req.method, limits);
       const declared = Number(req.header('content-length') ?? 0);
-      // The unread body makes the connection unusable for a next request: close it.
-      if (declared > limit) return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`, { Connection: 'close' });
+      if (declared > limit) {
+        // Read and drop a moderate body so the client sees the answer; close on a huge one.
+        if (declared <= DRAIN_CAP_BYTES) drainRequest(req);
+        else res.setHeader('Connection', 'close');
+        return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`);
+      }
     }
     next();
   };
