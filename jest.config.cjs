@@ -11,4 +11,7 @@ module.exports = {
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 120000,
   watchman: false,
+  // A test file that leaves a socket or timer open must not hang CI after every test has passed
+  // (global teardown still stops the platform). Find leaks with `npx jest --detectOpenHandles`.
+  forceExit: true,
 };
