@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
-import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleAll, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
 import { errorBody } from '../core/http';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
@@ -16,6 +16,14 @@ class UpstreamStatusError extends Error {
     super(`upstream answered ${status}`);
   }
 }
+
+/** Thrown when the client went away: not the upstream's fault, so neither retried nor counted by the breaker. */
+class ClientGoneError extends Error {
+  override readonly name = 'ClientGoneError';
+}
+
+/** Only upstream trouble counts: a client that left or sent too much says nothing about the upstream. */
+const upstreamFailures = handleWhen((err) => !(err instanceof ClientGoneError) && !(err instanceof BodyTooLargeError));
 
 /** Thrown when a streamed request body passes its limit. */
 class BodyTooLargeError extends Error {
@@ -36,8 +44,8 @@ export interface UpstreamPolicies {
  * failures (connection errors, 502-504 on idempotent requests) and half-opens after `halfOpenAfterMs`.
  */
 export function upstreamPolicies(o: { halfOpenAfterMs?: number; retryInitialDelayMs?: number; attemptTimeoutMs?: number } = {}): UpstreamPolicies {
-  const breaker = circuitBreaker(handleAll, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
-  const retries = retry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs ?? 100, maxDelay: 2000 }) });
+  const breaker = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
+  const retries = retry(upstreamFailures, { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs ?? 100, maxDelay: 2000 }) });
   // Bounds the wait for response headers only: aborting on return would cut the streamed answer.
   const perAttempt = timeout(o.attemptTimeoutMs ?? 30_000, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
   return { idempotent: wrap(retries, breaker, perAttempt), once: breaker, attempts: 0 };
@@ -81,17 +89,24 @@ export async function forward(
   Object.assign(headers, extraHeaders);
   const idempotent = IDEMPOTENT.has(req.method) && !req.headers['content-length'] && !req.headers['transfer-encoding'];
   let current: http.ClientRequest | undefined;
+  let clientGone = false;
   // A client that goes away (mid-request or mid-answer) must free the upstream socket at once.
   res.on('close', () => {
-    if (!res.writableFinished) current?.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    current?.destroy(new ClientGoneError('the client went away'));
   });
 
   const attempt = ({ signal }: { signal: AbortSignal }) =>
     new Promise<http.IncomingMessage>((resolve, reject) => {
+      if (clientGone) {
+        reject(new ClientGoneError('the client went away'));
+        return;
+      }
       o.policies.attempts++;
       const out = http.request({ agent, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.originalUrl, headers, signal });
       current = out;
-      out.on('error', reject);
+      out.on('error', (err) => reject(clientGone ? new ClientGoneError('the client went away') : err));
       out.on('response', (up) => {
         const status = up.statusCode ?? 502;
         if (idempotent && status >= 502 && status <= 504) {

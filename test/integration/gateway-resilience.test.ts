@@ -111,3 +111,22 @@ test('request id and traceparent reach the upstream; a caller trace continues', 
   await fetch(`${base.origin}/api/v1/x`, { headers: { traceparent: 'garbage' } });
   expect(seen.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
 });
+
+test('clients that hang up mid-request do not open the breaker', async () => {
+  let hits = 0;
+  const upstream = await listen((_req, res) => {
+    hits++;
+    setTimeout(() => res.writeHead(200).end('late'), 300); // slow: the clients leave first
+  });
+  const { base } = await gateway(upstream);
+  for (let i = 0; i < 8; i++) {
+    const controller = new AbortController();
+    const pending = fetch(`${base.origin}/api/v1/slow`, { signal: controller.signal }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    await pending;
+  }
+  expect(hits).toBe(8); // each tried once: no retries for a client that left
+  const res = await fetch(`${base.origin}/api/v1/slow`);
+  expect(res.status).toBe(200); // the breaker is still closed
+});
