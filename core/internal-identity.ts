@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Principal } from './principal';
 
@@ -8,8 +9,15 @@ const AUDIENCE = 'dotgit-internal';
 /** Short-lived: it only has to cover one hop (long git pushes verify it when the request starts). */
 const TTL_SECONDS = 60;
 
-function key(secret: string): Uint8Array {
-  return new TextEncoder().encode(secret);
+const keys = new Map<string, KeyObject>();
+/** The HMAC key object, made once per secret (importing it on every request was a measurable cost at the gateway). */
+function key(secret: string): KeyObject {
+  let k = keys.get(secret);
+  if (!k) {
+    k = createSecretKey(Buffer.from(secret, 'utf8'));
+    keys.set(secret, k);
+  }
+  return k;
 }
 
 /** Signs the principal (or an anonymous caller) for one request, bound to its request id. */
