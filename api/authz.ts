@@ -1,5 +1,8 @@
 import { AuthenticationError, NotAllowedError } from '../core/errors';
+import type { Db } from '../core/db';
+import { assertValidName } from '../core/names';
 import { scopeCeiling, atLeast, type Access, type Principal } from '../core/principal';
+import { findReadableRepo, type RepoRow } from '../core/repos';
 
 /** The caller, or 401 when the request is anonymous. */
 export function requirePrincipal(principal: Principal | null | undefined): Principal {
@@ -22,4 +25,15 @@ export function requireTenantAdmin(principal: Principal, tenantId: number): void
   requireScope(principal, 'admin');
   if (principal.platformAdmin) return;
   if (principal.tenantId !== tenantId || principal.role !== 'admin') throw new NotAllowedError('only an admin of this tenant may do this');
+}
+
+/**
+ * The repository, if the caller administers it with an admin-scoped token: 404 when they cannot
+ * read it, 403 (saying `what` needs admin) when they can read but not administer.
+ */
+export async function requireRepoAdmin(db: Db, principal: Principal, owner: string, name: string, what: string): Promise<RepoRow> {
+  const { repo, access } = await findReadableRepo(db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+  if (!atLeast(access, 'admin')) throw new NotAllowedError(`${what} needs admin access to the repository`);
+  requireScope(principal, 'admin');
+  return repo;
 }

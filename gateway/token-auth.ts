@@ -23,6 +23,20 @@ export function credentialsFrom(authorization: string | undefined): string | und
  * Looks the token up by its hash on every request, so a revoked or expired token stops working
  * at once. Unknown, expired and revoked tokens all answer the same 401.
  */
+/** A user row (user_id, username, role, platform_admin, tenant_id, tenant_name) as a principal. */
+function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number): Principal {
+  return {
+    userId: Number(row.user_id),
+    username: String(row.username),
+    tenantId: Number(row.tenant_id),
+    tenantName: String(row.tenant_name),
+    role: row.role as Principal['role'],
+    platformAdmin: row.platform_admin === true,
+    scopes,
+    tokenId,
+  };
+}
+
 export async function principalForToken(db: Db, token: string): Promise<Principal> {
   if (token.length > 512) throw new AuthenticationError('invalid token');
   const r = await db.query(
@@ -33,16 +47,7 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
   );
   const row = r.rows[0];
   if (!row) throw new AuthenticationError('invalid, expired or revoked token');
-  return {
-    userId: Number(row.user_id),
-    username: row.username,
-    tenantId: Number(row.tenant_id),
-    tenantName: row.tenant_name,
-    role: row.role,
-    platformAdmin: row.platform_admin,
-    scopes: row.scopes as Scope[],
-    tokenId: Number(row.token_id),
-  };
+  return principalFromRow(row, row.scopes as Scope[], Number(row.token_id));
 }
 
 /**
@@ -64,16 +69,7 @@ export async function principalForJwt(db: Db, jwt: { username: string; scopes: S
     );
     if (live.rowCount === 0) throw new AuthenticationError('invalid or expired JWT');
   }
-  return {
-    userId: Number(row.user_id),
-    username: row.username,
-    tenantId: Number(row.tenant_id),
-    tenantName: row.tenant_name,
-    role: row.role,
-    platformAdmin: row.platform_admin,
-    scopes: jwt.scopes,
-    tokenId: jwt.tokenId ?? 0,
-  };
+  return principalFromRow(row, jwt.scopes, jwt.tokenId ?? 0);
 }
 
 /** Compact JWS shape (header.payload.signature, base64url); anything else is an API token. */

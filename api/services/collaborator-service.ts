@@ -1,9 +1,8 @@
 import type { Db } from '../../core/db';
-import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
+import { InputError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
-import { atLeast, type Principal } from '../../core/principal';
-import { findReadableRepo } from '../../core/repos';
-import { requireScope } from '../authz';
+import type { Principal } from '../../core/principal';
+import { requireRepoAdmin } from '../authz';
 import { audit } from './audit';
 
 const ACCESS = ['read', 'write', 'admin'] as const;
@@ -16,11 +15,8 @@ type Access = (typeof ACCESS)[number];
 export class CollaboratorService {
   constructor(private readonly db: Db) {}
 
-  private async adminRepo(principal: Principal, owner: string, name: string) {
-    const { repo, access } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    if (!atLeast(access, 'admin')) throw new NotAllowedError('managing collaborators needs admin access to the repository');
-    requireScope(principal, 'admin');
-    return repo;
+  private adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(this.db, principal, owner, name, 'managing collaborators');
   }
 
   async put(principal: Principal, owner: string, name: string, username: string, body: { access?: unknown }, requestId?: string) {

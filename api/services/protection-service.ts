@@ -1,10 +1,10 @@
 import type { Db } from '../../core/db';
-import { InputError, NotAllowedError } from '../../core/errors';
+import { InputError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
-import { atLeast, type Principal } from '../../core/principal';
+import type { Principal } from '../../core/principal';
 import type { BranchProtection } from '../../core/protections';
 import { findReadableRepo } from '../../core/repos';
-import { requireScope } from '../authz';
+import { requireRepoAdmin } from '../authz';
 import { audit } from './audit';
 
 const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
@@ -13,11 +13,8 @@ const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
 export class ProtectionService {
   constructor(private readonly db: Db) {}
 
-  private async adminRepo(principal: Principal, owner: string, name: string) {
-    const { repo, access } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    if (!atLeast(access, 'admin')) throw new NotAllowedError('protecting branches needs admin access to the repository');
-    requireScope(principal, 'admin');
-    return repo;
+  private adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(this.db, principal, owner, name, 'protecting branches');
   }
 
   async put(principal: Principal, owner: string, name: string, branch: string, body: Record<string, unknown>, requestId?: string): Promise<BranchProtection> {
