@@ -10,6 +10,8 @@ import { repoPath } from '../core/git';
 import type { ObjectStore } from '../core/object-store';
 import type { Redis } from '../core/redis';
 import type { StepInput, StepResult } from '../core/run-types';
+import type { SecretBox } from '../core/secret-box';
+import { SecretMasker } from '../core/secret-mask';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { artifactFiles, checkout, workspaceDir } from './workspace';
@@ -23,6 +25,8 @@ export interface SandboxActivityDeps {
   workspacesDir: string;
   /** Used when a step sets no `timeout`. */
   defaultStepTimeoutMs: number;
+  /** Opens pipeline secrets (core/pipeline-secrets.ts); without it, jobs naming secrets fail. */
+  secretBox?: SecretBox;
 }
 
 /** Object key of a step's whole log (gzip). */
@@ -36,10 +40,11 @@ export function artifactKey(runId: string, job: string, filePath: string): strin
 }
 
 /** The step's environment: the pipeline's own variables, then ours (which win). Nothing of the worker's. */
-function stepEnv(input: StepInput): Record<string, string> {
+function stepEnv(input: StepInput, secrets: Record<string, string>): Record<string, string> {
   return {
     CI: 'true',
     ...input.step.env,
+    ...secrets,
     DOTGIT_COMMIT: input.commit,
     DOTGIT_REF: input.ref,
     DOTGIT_REPO: `${input.tenant}/${input.repo}`,
@@ -78,14 +83,17 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           [input.tenantId, input.runId, input.job.name, input.step.name],
         );
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
-        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile);
+        const { values: secrets, missing } = await loadSecrets(input);
+        const masker = new SecretMasker(Object.values(secrets));
+        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, (line) => masker.mask(line));
         let result: StepResult;
         try {
           if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
+          for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
           result = await driver.run({
             workspace: ws,
             command: input.step.run,
-            env: stepEnv(input),
+            env: stepEnv(input, secrets),
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
             onLine: (stream, line) => sink.line(stream, line),
@@ -113,6 +121,23 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
+
+  /** The secrets the job names, opened; an environment's own value wins over the repository-wide one. */
+  async function loadSecrets(input: StepInput): Promise<{ values: Record<string, string>; missing: string[] }> {
+    const names = input.job.secrets ?? [];
+    if (names.length === 0) return { values: {}, missing: [] };
+    const box = deps.secretBox;
+    if (!box) throw ApplicationFailure.nonRetryable('this worker has no key to open secrets', 'SecretsUnavailable');
+    const r = await db.query(
+      `SELECT s.name, s.environment, s.value_enc FROM secrets s JOIN repos p ON p.id = s.repo_id
+       WHERE s.tenant_id = $1 AND p.tenant_id = $1 AND p.name = $2 AND s.name = ANY($3) AND s.environment IN ('', $4)
+       ORDER BY s.environment`,
+      [input.tenantId, input.repo, names, input.job.environment ?? ''],
+    );
+    const values: Record<string, string> = {};
+    for (const row of r.rows) values[row.name] = box.open(row.value_enc); // '' sorts first, so the environment's value overwrites
+    return { values, missing: names.filter((n) => !(n in values)) };
+  }
 
   /** The job's workspace: checked out once (into a temporary folder renamed into place, so a half-made checkout is never reused). */
   async function prepareWorkspace(input: StepInput, ws: string): Promise<void> {

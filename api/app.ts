@@ -11,6 +11,7 @@ import type { ProtectionService } from './services/protection-service';
 import type { CollaboratorService } from './services/collaborator-service';
 import type { TenantService } from './services/tenant-service';
 import type { TokenService } from './services/token-service';
+import type { SecretService } from './services/secret-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -19,11 +20,12 @@ export interface ApiServices {
   runs: RunService;
   protections: ProtectionService;
   collaborators: CollaboratorService;
+  secrets: SecretService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs, protections, collaborators } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators, secrets } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -75,6 +77,17 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   }));
   v1.delete('/repos/:owner/:repo/collaborators/:username', route(async (req, res) => {
     await collaborators.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.username), req.requestId);
+    res.status(204).end();
+  }));
+  v1.put('/repos/:owner/:repo/secrets/:name', route(async (req, res) => {
+    await secrets.put(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.name), req.body ?? {}, req.requestId);
+    res.status(204).end();
+  }));
+  v1.get('/repos/:owner/:repo/secrets', route(async (req, res) => {
+    res.json(await secrets.list(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.delete('/repos/:owner/:repo/secrets/:name', route(async (req, res) => {
+    await secrets.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.name), req.query.environment, req.requestId);
     res.status(204).end();
   }));
   v1.get('/runs/:id', route(async (req, res) => {

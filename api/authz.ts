@@ -37,3 +37,11 @@ export async function requireRepoAdmin(db: Db, principal: Principal, owner: stri
   requireScope(principal, 'admin');
   return repo;
 }
+
+/** The repository, if the caller may write to it with a write-scoped token (404 when unreadable, 403 otherwise). */
+export async function requireRepoWrite(db: Db, principal: Principal, owner: string, name: string, what: string): Promise<RepoRow> {
+  const { repo, access } = await findReadableRepo(db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+  if (!atLeast(access, 'write')) throw new NotAllowedError(`${what} needs write access to the repository`);
+  requireScope(principal, 'write');
+  return repo;
+}

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { ConflictError } from '../core/errors';
-import { FsObjectStore } from '../core/fs-object-store';
+import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
 import { createRedis } from '../core/redis';
@@ -15,6 +15,8 @@ import { ProtectionService } from './services/protection-service';
 import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
 import { TokenService } from './services/token-service';
+import { SecretService } from './services/secret-service';
+import { pipelineSecretBox } from '../core/pipeline-secrets';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -47,11 +49,12 @@ async function main(): Promise<void> {
   const app = createApiApp(
     {
       tenants: new TenantService(db),
-      tokens: new TokenService(db),
+      tokens: new TokenService(db, redis),
       repos: new RepoService(db, initBareRepo, config.publicUrl),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
-      runs: new RunService(db, redis, new FsObjectStore(dataPaths(config).objects), getTemporal),
+      secrets: new SecretService(db, pipelineSecretBox(config.secretsKey ?? secret)),
+      runs: new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal),
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
   );

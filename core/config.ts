@@ -1,6 +1,37 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_NAMESPACE } from '../temporal-config/dev-server';
+import { assertObjectKey } from './object-store';
+
+/** `DOTGIT_OBJECT_STORE` and, for `s3`, the `DOTGIT_S3_*` variables (see README). */
+const objectStoreSchema = z.discriminatedUnion('driver', [
+  z.strictObject({ driver: z.literal('fs') }),
+  z
+    .strictObject({
+      driver: z.literal('s3'),
+      bucket: z
+        .string({ error: 'DOTGIT_S3_BUCKET is required when DOTGIT_OBJECT_STORE=s3' })
+        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'DOTGIT_S3_BUCKET is not a valid bucket name (3-63 of a-z 0-9 . -)'),
+      endpoint: z.url({ protocol: /^https?$/, error: 'DOTGIT_S3_ENDPOINT must be an http(s) URL' }).optional(),
+      region: z.string().min(1),
+      prefix: z.string().refine((p) => {
+        try {
+          const trimmed = p.replace(/\/+$/, '');
+          if (trimmed) assertObjectKey(trimmed);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'DOTGIT_S3_PREFIX must be a relative path without empty, "." or ".." parts'),
+      accessKeyId: z.string().optional(),
+      secretAccessKey: z.string().optional(),
+      forcePathStyle: z.enum(['true', 'false', '1', '0'], { error: 'DOTGIT_S3_FORCE_PATH_STYLE must be true or false' }).transform((v) => v === 'true' || v === '1'),
+    })
+    .refine((s) => !s.accessKeyId === !s.secretAccessKey, {
+      message: 'set both DOTGIT_S3_ACCESS_KEY_ID and DOTGIT_S3_SECRET_ACCESS_KEY, or neither (the AWS default credential chain)',
+      path: ['accessKeyId'],
+    }),
+], { error: 'DOTGIT_OBJECT_STORE must be fs or s3' });
 
 /**
  * The one configuration schema of dotgit. Every process reads its settings from environment
@@ -42,6 +73,8 @@ const configSchema = z.object({
   temporalUiPort: z.coerce.number().int().min(0).max(65535),
   /** `DOTGIT_INTERNAL_SECRET` — HMAC key of the internal identity the gateway signs; default: generated once into the data dir. */
   internalSecret: z.string().min(32).optional(),
+  /** `DOTGIT_SECRETS_KEY` — master key that seals pipeline secrets (AES-256-GCM); default: the internal secret. */
+  secretsKey: z.string().min(32, 'DOTGIT_SECRETS_KEY must be at least 32 characters').optional(),
   /** `DOTGIT_SANDBOX` — `auto` (runsc, else bubblewrap), `runsc`, `bwrap`, or `none` (development only, insecure). Default `auto`. */
   sandbox: z.enum(['auto', 'runsc', 'bwrap', 'none']),
   /** `DOTGIT_STEP_TIMEOUT` — default wall-clock limit of one step, in seconds. Default 600. */
@@ -72,6 +105,10 @@ const configSchema = z.object({
   rateLimits: z.unknown(),
   /** `DOTGIT_RATE_LIMIT_FAIL` — when Redis cannot answer within 100 ms: `open` (allow) or `closed` (503). Default `open`. */
   rateLimitFail: z.enum(['open', 'closed']),
+  /** `DOTGIT_OBJECT_STORE` — `fs` (files under the data dir) or `s3`; where artifacts, logs and LFS objects live. Default `fs`. */
+  objectStore: objectStoreSchema,
+  /** `DOTGIT_TOKEN_CACHE_TTL` — seconds the gateway keeps an API token lookup in memory (revocation still acts at once); 0 = off. Default 60. */
+  tokenCacheTtlSeconds: z.coerce.number().int().min(0).max(3600),
   /** `DOTGIT_ROUTES_FILE` — YAML/JSON of extra gateway routes (prefixes, header rules, upstreams); see README. */
   routesFile: z.string().optional(),
   /** `DOTGIT_TLS_CERT` / `DOTGIT_TLS_KEY` — PEM files; set both to add an HTTPS listener on `DOTGIT_TLS_PORT`. */
@@ -83,6 +120,10 @@ const configSchema = z.object({
   tlsClientCa: z.string().optional(),
   /** `DOTGIT_TLS_CLIENT_CERT` — `optional` (a certificate is one more way in) or `required`. Default `optional`. */
   tlsClientCert: z.enum(['optional', 'required']),
+  /** `DOTGIT_WEBHOOK_ALLOW_HOSTS` — comma list of webhook URL hosts (as written in the URL) exempt from the SSRF guard; for tests and trusted internal receivers. Default none. */
+  webhookAllowHosts: z.string(),
+  /** `DOTGIT_WEBHOOK_TIMEOUT` — seconds one webhook delivery may take. Default 10. */
+  webhookTimeoutSeconds: z.coerce.number().int().min(1).max(60),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -92,6 +133,24 @@ export type Config = z.infer<typeof configSchema>;
 /** Thrown at start-up when an environment variable does not fit the schema; names every bad variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+}
+
+/** The S3 settings are read only with `DOTGIT_OBJECT_STORE=s3`, so stray AWS-ish variables cannot break an fs setup. */
+function objectStoreEnv(env: NodeJS.ProcessEnv): unknown {
+  const driver = env.DOTGIT_OBJECT_STORE || 'fs';
+  if (driver !== 's3') return { driver };
+  const endpoint = env.DOTGIT_S3_ENDPOINT || undefined;
+  return {
+    driver,
+    bucket: env.DOTGIT_S3_BUCKET || undefined,
+    endpoint,
+    region: env.DOTGIT_S3_REGION || 'us-east-1',
+    prefix: env.DOTGIT_S3_PREFIX ?? '',
+    accessKeyId: env.DOTGIT_S3_ACCESS_KEY_ID || undefined,
+    secretAccessKey: env.DOTGIT_S3_SECRET_ACCESS_KEY || undefined,
+    // S3-compatible servers mostly need path-style addressing; AWS itself wants virtual-hosted.
+    forcePathStyle: env.DOTGIT_S3_FORCE_PATH_STYLE || (endpoint ? 'true' : 'false'),
+  };
 }
 
 function parseJsonEnv(name: string, value: string | undefined, fallback: unknown): unknown {
@@ -123,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE,
     temporalUiPort: env.TEMPORAL_UI_PORT ?? '8233',
     internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,
+    secretsKey: env.DOTGIT_SECRETS_KEY || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
@@ -136,6 +196,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtTtlSeconds: env.DOTGIT_JWT_TTL ?? '600',
     externalIssuers: parseJsonEnv('DOTGIT_EXTERNAL_ISSUERS', env.DOTGIT_EXTERNAL_ISSUERS, []),
     routesFile: env.DOTGIT_ROUTES_FILE || undefined,
+    tokenCacheTtlSeconds: env.DOTGIT_TOKEN_CACHE_TTL ?? '60',
+    objectStore: objectStoreEnv(env),
     rateLimits: parseJsonEnv('DOTGIT_RATE_LIMITS', env.DOTGIT_RATE_LIMITS, undefined),
     rateLimitFail: env.DOTGIT_RATE_LIMIT_FAIL ?? 'open',
     tlsCert: env.DOTGIT_TLS_CERT || undefined,
@@ -143,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsPort: env.DOTGIT_TLS_PORT ?? '8443',
     tlsClientCa: env.DOTGIT_TLS_CLIENT_CA || undefined,
     tlsClientCert: env.DOTGIT_TLS_CLIENT_CERT ?? 'optional',
+    webhookAllowHosts: env.DOTGIT_WEBHOOK_ALLOW_HOSTS ?? '',
+    webhookTimeoutSeconds: env.DOTGIT_WEBHOOK_TIMEOUT ?? '10',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -32,6 +32,17 @@ const jobSchema = z.strictObject({
   network: z.enum(['none', 'isolated']).optional(),
 });
 
+/** Environment names (deploy targets, per-environment secrets). */
+export const ENVIRONMENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+const environmentSchema = z.strictObject({
+  approval: z.boolean().optional(),
+  deploy: z.array(stepSchema).min(1, 'an environment needs at least one deploy step').max(MAX_STEPS, `at most ${MAX_STEPS} steps`),
+  rollback: z.array(stepSchema).max(MAX_STEPS, `at most ${MAX_STEPS} steps`).optional(),
+  secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
+  network: z.enum(['none', 'isolated']).optional(),
+});
+
 const patterns = z.array(z.string().min(1).max(255)).max(100);
 const fileSchema = z.strictObject({
   on: z
@@ -40,7 +51,7 @@ const fileSchema = z.strictObject({
   jobs: z
     .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'job names use letters, digits, _ and -'), jobSchema)
     .refine((jobs) => Object.keys(jobs).length <= MAX_JOBS, `at most ${MAX_JOBS} jobs`),
-  environments: z.record(z.string(), z.unknown()).optional(),
+  environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names use letters, digits, _ and -'), environmentSchema).optional(),
 });
 
 export interface StepSpec {
@@ -58,9 +69,19 @@ export interface JobSpec {
   secrets: string[];
   network: 'none' | 'isolated';
 }
+/** A deploy target: its steps, the steps that undo a failed deploy, and whether a person must approve first. */
+export interface EnvironmentSpec {
+  name: string;
+  approval: boolean;
+  deploy: StepSpec[];
+  rollback: StepSpec[];
+  secrets: string[];
+  network: 'none' | 'isolated';
+}
 export interface PipelineSpec {
   on: { push: { branches?: string[]; tags?: string[] } };
   jobs: JobSpec[];
+  environments?: EnvironmentSpec[];
 }
 
 /** Thrown when the pipeline file is not valid; the message names line, column and problem. */
@@ -110,26 +131,54 @@ export function parsePipeline(text: string): PipelineSpec {
     const node = nodeAt(doc.contents as Node | null, issue.path);
     const pos = node?.range ? lineCounter.linePos(node.range[0]) : { line: 1, col: 1 };
     const where = issue.path.length ? issue.path.join('.') : '(file)';
-    throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${where}: ${issue.message}`, pos.line, pos.col);
+    // A bad record key (job or environment name) carries the rule it broke one level down.
+    const inner = issue.code === 'invalid_key' ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
+    const message = inner ? `${issue.message}: ${inner}` : issue.message;
+    throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${where}: ${message}`, pos.line, pos.col);
   }
+  type RawStep = z.infer<typeof stepSchema>;
+  const toSteps = (steps: RawStep[]): StepSpec[] =>
+    steps.map((s, i) => ({ name: s.name ?? `step-${i + 1}`, run: s.run, env: s.env ?? {}, timeoutMs: s.timeout, retry: s.retry ?? 0 }));
   const jobs: JobSpec[] = Object.entries(parsed.data.jobs).map(([name, job]) => ({
     name,
     needs: job.needs ?? [],
-    steps: job.steps.map((s, i) => ({ name: s.name ?? `step-${i + 1}`, run: s.run, env: s.env ?? {}, timeoutMs: s.timeout, retry: s.retry ?? 0 })),
+    steps: toSteps(job.steps),
     artifacts: job.artifacts ?? [],
     secrets: job.secrets ?? [],
     network: job.network ?? 'none',
   }));
   checkJobs(jobs, doc.contents as Node | null, lineCounter);
-  return { on: { push: { branches: parsed.data.on?.push?.branches, tags: parsed.data.on?.push?.tags } }, jobs };
+  const environments: EnvironmentSpec[] = Object.entries(parsed.data.environments ?? {}).map(([name, e]) => ({
+    name,
+    approval: e.approval ?? false,
+    deploy: toSteps(e.deploy),
+    rollback: toSteps(e.rollback ?? []),
+    secrets: e.secrets ?? [],
+    network: e.network ?? 'none',
+  }));
+  for (const env of environments) {
+    for (const part of ['deploy', 'rollback'] as const) {
+      const seen = new Set<string>();
+      env[part].forEach((st, i) => {
+        if (seen.has(st.name)) failAt(doc.contents as Node | null, lineCounter, ['environments', env.name, part, i, 'name'], `duplicate step name "${st.name}"`);
+        seen.add(st.name);
+      });
+    }
+  }
+  const spec: PipelineSpec = { on: { push: { branches: parsed.data.on?.push?.branches, tags: parsed.data.on?.push?.tags } }, jobs };
+  // Only present when the file has environments, so pipeline activity results stay as they were.
+  if (environments.length > 0) spec.environments = environments;
+  return spec;
+}
+
+function failAt(root: Node | null, lc: LineCounter, path: PropertyKey[], msg: string): never {
+  const node = nodeAt(root, path);
+  const pos = node?.range ? lc.linePos(node.range[0]) : { line: 1, col: 1 };
+  throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${path.join('.')}: ${msg}`, pos.line, pos.col);
 }
 
 function checkJobs(jobs: JobSpec[], root: Node | null, lc: LineCounter): void {
-  const fail = (path: PropertyKey[], msg: string): never => {
-    const node = nodeAt(root, path);
-    const pos = node?.range ? lc.linePos(node.range[0]) : { line: 1, col: 1 };
-    throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${path.join('.')}: ${msg}`, pos.line, pos.col);
-  };
+  const fail = (path: PropertyKey[], msg: string): never => failAt(root, lc, path, msg);
   const names = new Set(jobs.map((j) => j.name));
   for (const job of jobs) {
     job.needs.forEach((n, i) => {

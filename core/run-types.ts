@@ -31,7 +31,12 @@ export interface StepInput {
   repo: string;
   ref: string;
   commit: string;
-  job: Pick<JobSpec, 'name' | 'network'>;
+  job: Pick<JobSpec, 'name' | 'network'> & {
+    /** Names of the repository's secrets to inject as environment variables (masked in logs). */
+    secrets?: string[];
+    /** A deploy's environment: its own secrets win over the repository-wide ones. */
+    environment?: string;
+  };
   step: { name: string; run: string; env: Record<string, string>; timeoutMs?: number };
   attempt: number;
   /** Paths to upload from the workspace after this step succeeds (the job's last step only). */

@@ -5,7 +5,7 @@ import { loadConfig, dataPaths } from '../core/config';
 import { createDb } from '../core/db';
 import { createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
-import { FsObjectStore } from '../core/fs-object-store';
+import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
@@ -14,6 +14,8 @@ import { createMaintenanceActivities } from '../activities/maintenance-activitie
 import { ensureSchedules } from './schedules';
 import { createSandboxDriver } from '../activities/sandbox/create-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
+import { readInternalSecret } from '../core/secrets-file';
+import { pipelineSecretBox } from '../core/pipeline-secrets';
 
 /**
  * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
@@ -28,7 +30,7 @@ async function main(): Promise<void> {
   const paths = dataPaths(config);
   const db = createDb(config.databaseUrl);
   const redis = createRedis(config.redisUrl);
-  const store = new FsObjectStore(paths.objects);
+  const store = createObjectStore(config, paths);
   // Resolved lazily so a machine without a sandbox still runs workflows; steps then fail with a clear error.
   let driver: SandboxDriver | undefined;
   const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
       reposDir: paths.repos,
       workspacesDir: paths.workspaces,
       defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
+      secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
     }),
     maxConcurrentActivityTaskExecutions: 4,
   });

@@ -129,7 +129,7 @@ async function runStepWithRetries(input: PipelineInput, job: JobSpec, step: Step
         repo: input.repo,
         ref: input.ref,
         commit: input.commit,
-        job: { name: job.name, network: job.network },
+        job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
         step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs },
         attempt,
         artifacts: last ? job.artifacts : [],

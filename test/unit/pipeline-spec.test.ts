@@ -33,7 +33,21 @@ jobs:
 environments:
   production:
     approval: true
+    deploy:
+      - run: ./scripts/deploy.sh
+    rollback:
+      - run: ./scripts/rollback.sh
 `);
+  expect(spec.environments).toEqual([
+    {
+      name: 'production',
+      approval: true,
+      deploy: [{ name: 'step-1', run: './scripts/deploy.sh', env: {}, timeoutMs: undefined, retry: 0 }],
+      rollback: [{ name: 'step-1', run: './scripts/rollback.sh', env: {}, timeoutMs: undefined, retry: 0 }],
+      secrets: [],
+      network: 'none',
+    },
+  ]);
   expect(spec.jobs.map((j) => j.name)).toEqual(['build', 'test']);
   expect(spec.jobs[1]).toEqual({
     name: 'test',
@@ -102,4 +116,13 @@ test('limits: step timeouts above 2h, too many jobs, step names with "/" are ref
   const many = Array.from({ length: 101 }, (_, i) => `  j${i}:\n    steps: [{run: x}]\n`).join('');
   expect(errorOf(`jobs:\n${many}`).message).toMatch(/at most 100 jobs/);
   expect(errorOf('jobs:\n  a:\n    steps: [{name: "a/b", run: x}]\n').message).toMatch(/name/);
+});
+
+test('environments: deploy steps are required, keys are checked, step names are unique', () => {
+  expect(errorOf('jobs:\n  a:\n    steps: [{run: x}]\nenvironments:\n  prod:\n    approval: true\n').message).toMatch(/:\d+:\d+: environments\.prod\.deploy: /);
+  expect(errorOf('jobs:\n  a:\n    steps: [{run: x}]\nenvironments:\n  prod:\n    deploy: [{run: x}]\n    aproval: true\n').message).toMatch(/environments\.prod.*aproval/);
+  expect(errorOf('jobs:\n  a:\n    steps: [{run: x}]\nenvironments:\n  "bad name":\n    deploy: [{run: x}]\n').message).toMatch(/environment names/);
+  expect(errorOf('jobs:\n  a:\n    steps: [{run: x}]\nenvironments:\n  prod:\n    deploy: [{name: d, run: x}, {name: d, run: y}]\n').message).toMatch(/environments\.prod\.deploy\.1\.name: duplicate step name "d"/);
+  const none = parsePipeline('jobs:\n  a:\n    steps: [{run: x}]\n');
+  expect(none.environments).toBeUndefined();
 });

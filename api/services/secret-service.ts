@@ -1,0 +1,61 @@
+import type { Db } from '../../core/db';
+import { InputError } from '../../core/errors';
+import { MAX_SECRET_BYTES, SECRET_NAME, isReservedSecretName } from '../../core/pipeline-secrets';
+import type { Principal } from '../../core/principal';
+import type { SecretBox } from '../../core/secret-box';
+import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
+import { requireRepoWrite } from '../authz';
+import { audit } from './audit';
+
+/** Pipeline secrets (CONTRACT `PUT …/secrets/{name}`): write-only, sealed at rest, injected into the jobs that name them. */
+export class SecretService {
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
+
+  async put(principal: Principal, owner: string, repoName: string, name: string, body: Record<string, unknown>, requestId?: string): Promise<void> {
+    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'setting secrets');
+    checkName(name);
+    const environment = environmentOf(body.environment);
+    if (typeof body.value !== 'string') throw new InputError('value must be a string');
+    if (Buffer.byteLength(body.value) > MAX_SECRET_BYTES) throw new InputError(`value is larger than ${MAX_SECRET_BYTES} bytes`);
+    if (body.value.includes('\0')) throw new InputError('value must not contain NUL characters (environment variables cannot)');
+    await this.db.query(
+      `INSERT INTO secrets (tenant_id, repo_id, environment, name, value_enc, updated_by) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant_id, repo_id, environment, name) DO UPDATE SET value_enc = $5, updated_by = $6, updated_at = now()`,
+      [repo.tenantId, repo.id, environment, name, this.box.seal(body.value), principal.username],
+    );
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.put', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
+  }
+
+  /** Names only: values are never readable back. */
+  async list(principal: Principal, owner: string, repoName: string) {
+    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'listing secrets');
+    const r = await this.db.query(
+      'SELECT name, environment, updated_by, updated_at FROM secrets WHERE tenant_id = $1 AND repo_id = $2 ORDER BY environment, name',
+      [repo.tenantId, repo.id],
+    );
+    return { secrets: r.rows.map((s) => ({ name: s.name, environment: s.environment || null, updatedBy: s.updated_by, updatedAt: s.updated_at })) };
+  }
+
+  async remove(principal: Principal, owner: string, repoName: string, name: string, environmentParam: unknown, requestId?: string): Promise<void> {
+    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deleting secrets');
+    checkName(name);
+    const environment = environmentOf(environmentParam);
+    await this.db.query('DELETE FROM secrets WHERE tenant_id = $1 AND repo_id = $2 AND environment = $3 AND name = $4', [repo.tenantId, repo.id, environment, name]);
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.delete', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
+  }
+}
+
+function checkName(name: string): void {
+  if (!SECRET_NAME.test(name)) throw new InputError('secret names are environment variable names: letters, digits and _, not starting with a digit, at most 100');
+  if (isReservedSecretName(name)) throw new InputError(`${name} is reserved (DOTGIT_* and CI are set by the platform)`);
+}
+
+/** '' means "every job and environment". */
+function environmentOf(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '';
+  if (typeof v !== 'string' || !ENVIRONMENT_NAME.test(v)) throw new InputError('environment must be an environment name: letters, digits, _ and -, at most 64');
+  return v;
+}
