@@ -4,21 +4,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError } from './errors';
-import type { ObjectStore } from './object-store';
+import { assertObjectKey, type ObjectStore } from './object-store';
 
-/** Thrown when a key would leave the store's root or is otherwise malformed (a programming error). */
-export class InvalidKeyError extends Error {
-  override readonly name = 'InvalidKeyError';
-}
+export { InvalidKeyError } from './object-store';
 
 /** Filesystem driver: one file per key under `root`; writes go to a temp file and are renamed, so no reader sees half an object. */
 export class FsObjectStore implements ObjectStore {
   constructor(private readonly root: string) {}
 
   private file(key: string): string {
-    if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..')) {
-      throw new InvalidKeyError(`invalid object key: ${JSON.stringify(key)}`);
-    }
+    assertObjectKey(key);
     return path.join(this.root, key);
   }
 

@@ -5,7 +5,7 @@ import { createLogger } from '../core/logger';
 import { connectTemporal } from '../core/temporal';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGitServerApp } from './app';
-import { FsObjectStore } from '../core/fs-object-store';
+import { createObjectStore } from '../core/object-store-factory';
 import { OutboxRelay } from './outbox-relay';
 import { PackCache } from './pack-cache';
 import { RepoGenerations } from './repo-generation';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     internalSecret: await readInternalSecret(config),
     hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks`,
     publicUrl: config.publicUrl,
-    lfsStore: new FsObjectStore(dataPaths(config).objects),
+    lfsStore: createObjectStore(config, dataPaths(config)),
     onPushRecorded: () => relay.kick(),
     onMaintenanceDue: (target) => {
       // Best effort: the hourly sweep covers a start that fails here.

@@ -16,7 +16,7 @@ import { VerifyingStream } from './verifying-stream';
 export interface LfsRouterOptions {
   db: Db;
   log: Logger;
-  /** Where the objects' bytes go (FsObjectStore on `dataPaths(config).objects` by default). */
+  /** Where the objects' bytes go (the configured store, `core/object-store-factory.ts`). */
   store: ObjectStore;
   /** Base URL clients reach the gateway on; the action hrefs are built on it. */
   publicUrl: string;

@@ -1,0 +1,15 @@
+import type { Config } from './config';
+import { FsObjectStore } from './fs-object-store';
+import type { ObjectStore } from './object-store';
+import { createS3Client, S3ObjectStore } from './s3-object-store';
+
+/**
+ * The object store the configuration names (`DOTGIT_OBJECT_STORE`): files under
+ * `paths.objects`, or an S3 bucket. Every service builds its store here, so api, git-server and
+ * worker always agree on where an object is.
+ */
+export function createObjectStore(config: Pick<Config, 'objectStore'>, paths: { objects: string }): ObjectStore {
+  const c = config.objectStore;
+  if (c.driver === 'fs') return new FsObjectStore(paths.objects);
+  return new S3ObjectStore({ client: createS3Client(c), bucket: c.bucket, prefix: c.prefix });
+}
