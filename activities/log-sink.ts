@@ -1,14 +1,10 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Redis } from '../core/redis';
 import { logStreamKey } from '../core/redis';
-
-/** How long a run's live log stream stays in Redis after its last line. */
-export const LIVE_LOG_TTL_SECONDS = 24 * 60 * 60;
+import { MAX_RUN_EVENTS, RUN_EVENTS_TTL_SECONDS } from '../core/run-events';
 
 /** Live lines waiting for Redis beyond this are not streamed (the full log still keeps them), so a flooding step cannot exhaust the worker's memory. */
 export const MAX_PENDING_LIVE_LINES = 20_000;
-/** A run's live stream keeps about this many entries (XADD MAXLEN ~); older ones are in the stored logs. */
-export const MAX_LIVE_STREAM_ENTRIES = 100_000;
 /** A step's stored log stops growing here, with a note saying so. */
 export const MAX_STEP_LOG_BYTES = 512 * 1024 * 1024;
 
@@ -24,7 +20,7 @@ export class LogSink {
   private capped = false;
   private flushing: Promise<void> = Promise.resolve();
   private readonly file: WriteStream;
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
 
   constructor(
     private readonly redis: Redis,
@@ -61,30 +57,39 @@ export class LogSink {
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
     this.pending++;
     this.queue.push(['job', this.job, 'step', this.step, 'stream', stream, 'line', text]);
-    this.timer ??= setTimeout(() => this.flush(), 50);
+    this.schedule();
   }
 
-  private flush(): Promise<void> {
-    this.timer = undefined;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(async () => {
-      const p = this.redis.pipeline();
-      const key = logStreamKey(this.runId);
-      for (const fields of batch) p.xadd(key, 'MAXLEN', '~', MAX_LIVE_STREAM_ENTRIES, '*', ...fields);
-      // The whole log is kept in the object store; the live stream only has to outlive watchers.
-      p.expire(key, LIVE_LOG_TTL_SECONDS);
-      // Live logs are a convenience: losing Redis must not fail the step (the full log still reaches the object store).
-      await p.exec().catch(() => undefined);
-      this.pending -= batch.length;
-    });
+  /**
+   * Lines go out as soon as the current chunk of output is split (a microtask later), in one
+   * pipeline; lines printed while a write is in flight wait for it and go out together next.
+   * No timer: live-log latency is one Redis round trip.
+   */
+  private schedule(): Promise<void> {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.flushing = this.flushing.then(() => this.writeBatch());
+    }
     return this.flushing;
   }
 
+  private async writeBatch(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const p = this.redis.pipeline();
+    const key = logStreamKey(this.runId);
+    for (const fields of batch) p.xadd(key, 'MAXLEN', '~', MAX_RUN_EVENTS, '*', ...fields);
+    // The whole log is kept in the object store; the live stream only has to outlive watchers.
+    p.expire(key, RUN_EVENTS_TTL_SECONDS);
+    // Live logs are a convenience: losing Redis must not fail the step (the full log still reaches the object store).
+    await p.exec().catch(() => undefined);
+    this.pending -= batch.length;
+  }
+
   async close(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    await this.flush();
+    await this.schedule();
     await new Promise<void>((resolve, reject) => this.file.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
 }

@@ -3,6 +3,7 @@ import { repoGenerationKey, type Redis } from '../core/redis';
 import { inTransaction } from '../core/db';
 import { FileTooLargeError, readFileAtCommit, repoPath } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
+import { appendRunEvent } from '../core/run-events';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
 export interface OrchestrationDeps {
@@ -44,6 +45,7 @@ export function createOrchestrationActivities({ db, reposDir, redis }: Orchestra
           }
         }
       });
+      await appendRunEvent(redis, args.runId, { event: 'status', status: 'running' });
     },
 
     async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
@@ -60,6 +62,7 @@ export function createOrchestrationActivities({ db, reposDir, redis }: Orchestra
           [args.tenantId, args.runId, args.status],
         );
       });
+      await appendRunEvent(redis, args.runId, { event: 'status', status: args.status, message: args.message });
     },
 
     /** A step that could not run at all (no sandbox, checkout failed): failed, with the reason as its log line. */
@@ -70,6 +73,7 @@ export function createOrchestrationActivities({ db, reposDir, redis }: Orchestra
         [args.tenantId, args.runId, args.job, args.step],
       );
       await db.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [args.tenantId, args.runId, `${args.job}/${args.step}: ${args.message}`]);
+      await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: args.step, status: 'failure' });
     },
 
     /**
@@ -81,19 +85,21 @@ export function createOrchestrationActivities({ db, reposDir, redis }: Orchestra
     },
 
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
-      await db.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'`, [
+      const r = await db.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued' RETURNING name`, [
         args.tenantId,
         args.runId,
         args.job,
       ]);
+      for (const row of r.rows) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: row.name, status: 'skipped' });
     },
 
     async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {
-      await db.query(
+      const r = await db.query(
         `UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'
-           AND position > (SELECT position FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4)`,
+           AND position > (SELECT position FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4) RETURNING name`,
         [args.tenantId, args.runId, args.job, args.after],
       );
+      for (const row of r.rows) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: row.name, status: 'skipped' });
     },
   };
 }

@@ -12,6 +12,7 @@ import type { Redis } from '../core/redis';
 import type { StepInput, StepResult } from '../core/run-types';
 import type { SecretBox } from '../core/secret-box';
 import { SecretMasker } from '../core/secret-mask';
+import { appendRunEvent } from '../core/run-events';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { artifactFiles, checkout, workspaceDir } from './workspace';
@@ -82,6 +83,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
           [input.tenantId, input.runId, input.job.name, input.step.name],
         );
+        await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running' });
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
@@ -164,6 +166,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
       [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
     );
+    await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode });
     return result;
   }
 

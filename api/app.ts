@@ -1,14 +1,17 @@
 import express from 'express';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
+import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route } from '../core/http';
 import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
+import { serveSse } from './event-stream';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
 import type { ProtectionService } from './services/protection-service';
 import type { CollaboratorService } from './services/collaborator-service';
+import type { CommitStatusService } from './services/commit-status-service';
+import type { WebhookService } from './services/webhook-service';
 import type { TenantService } from './services/tenant-service';
 import type { TokenService } from './services/token-service';
 import type { SecretService } from './services/secret-service';
@@ -21,15 +24,18 @@ export interface ApiServices {
   protections: ProtectionService;
   collaborators: CollaboratorService;
   secrets: SecretService;
+  webhooks: WebhookService;
+  commitStatuses: CommitStatusService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs, protections, collaborators, secrets } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators, secrets, webhooks, commitStatuses } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
+  app.use(requestLogger(o.log));
   app.use(express.json({ limit: '1mb' }));
   const v1 = express.Router();
 
@@ -98,6 +104,9 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
     res.type('text/plain; charset=utf-8');
     await pipeline(Readable.from(chunks), res);
   }));
+  v1.get('/runs/:id/events', route(async (req, res) => {
+    await serveSse(req, res, (after, signal) => runs.events(req.principal, String(req.params.id), after, signal));
+  }));
   v1.get('/runs/:id/artifacts', route(async (req, res) => {
     res.json(await runs.artifacts(req.principal, String(req.params.id)));
   }));
@@ -111,6 +120,26 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   v1.post('/runs/:id/cancel', route(async (req, res) => {
     await runs.cancel(req.principal, String(req.params.id));
     res.status(202).json({ id: req.params.id, status: 'cancelling' });
+  }));
+
+  v1.post('/repos/:owner/:repo/webhooks', route(async (req, res) => {
+    res.status(201).json(await webhooks.create(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId));
+  }));
+  v1.get('/repos/:owner/:repo/webhooks', route(async (req, res) => {
+    res.json(await webhooks.list(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.get('/repos/:owner/:repo/webhooks/:id', route(async (req, res) => {
+    res.json(await webhooks.get(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id)));
+  }));
+  v1.delete('/repos/:owner/:repo/webhooks/:id', route(async (req, res) => {
+    await webhooks.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id), req.requestId);
+    res.status(204).end();
+  }));
+  v1.get('/repos/:owner/:repo/webhooks/:id/deliveries', route(async (req, res) => {
+    res.json(await webhooks.deliveries(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id), req.query));
+  }));
+  v1.get('/repos/:owner/:repo/commits/:sha/status', route(async (req, res) => {
+    res.json(await commitStatuses.combined(req.principal, String(req.params.owner), String(req.params.repo), String(req.params.sha)));
   }));
 
   app.use('/api/v1', v1);

@@ -9,6 +9,7 @@ import { createRedis } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
 import { connectTemporal } from '../core/temporal';
 import { createApiApp } from './app';
+import { attachEventSockets } from './event-socket';
 import { RepoService } from './services/repo-service';
 import { RunService } from './services/run-service';
 import { ProtectionService } from './services/protection-service';
@@ -16,6 +17,10 @@ import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
 import { TokenService } from './services/token-service';
 import { SecretService } from './services/secret-service';
+import { WebhookService } from './services/webhook-service';
+import { CommitStatusService } from './services/commit-status-service';
+import { SecretBox } from '../core/secret-box';
+import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 
 async function main(): Promise<void> {
@@ -46,6 +51,7 @@ async function main(): Promise<void> {
     if (res.status === 409) throw new ConflictError(`repository ${owner}/${name} already exists on disk`);
     if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
   };
+  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal);
   const app = createApiApp(
     {
       tenants: new TenantService(db),
@@ -54,11 +60,22 @@ async function main(): Promise<void> {
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
       secrets: new SecretService(db, pipelineSecretBox(config.secretsKey ?? secret)),
-      runs: new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal),
+      webhooks: new WebhookService(db, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts)),
+      commitStatuses: new CommitStatusService(db, config.publicUrl),
+      runs: runService,
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
   );
   const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));
+  attachEventSockets(server, {
+    internalSecret: secret,
+    log,
+    route: (path, principal) => {
+      const m = /^\/api\/v1\/runs\/([^/]+)\/events$/.exec(path);
+      if (m) return (after, signal) => runService.events(principal, decodeURIComponent(m[1]), after, signal);
+      return undefined;
+    },
+  });
   const stop = () => {
     server.close();
     void Promise.allSettled([db.end(), redis.quit()]).then(() => process.exit(0));

@@ -9,6 +9,7 @@ import { atLeast, type Principal } from '../../core/principal';
 import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireScope } from '../authz';
+import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
 
@@ -112,13 +113,27 @@ export class RunService {
         }
         for (let start = '-'; ; ) {
           const page = (await redis.xrange(logStreamKey(id), start, '+', 'COUNT', 1000)) as [string, string[]][];
-          const lines = page.map(([, f]) => streamFields(f)).filter((e) => e.job === s.job && e.step === s.name);
+          const lines = page.map(([, f]) => streamFields(f)).filter((e) => !e.event && e.job === s.job && e.step === s.name);
           if (lines.length) yield lines.map((e) => `${e.line}\n`).join('');
           if (page.length < 1000) break;
           start = `(${page[page.length - 1][0]}`;
         }
       }
     })();
+  }
+
+  /**
+   * The run's live events (CONTRACT `GET /runs/{id}/events`) after `after` (a Last-Event-ID),
+   * ending with its terminal status. Access is checked before the first event.
+   */
+  async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
+    const { row } = await this.readableRun(principal, id);
+    if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
+    const currentStatus = async () => {
+      const r = await this.db.query('SELECT status, message FROM runs WHERE tenant_id = $1 AND id = $2', [row.tenant_id, id]);
+      return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
+    };
+    return followRunEvents(this.redis, id, { after, currentStatus, signal });
   }
 
   async artifacts(principal: Principal | null | undefined, id: string) {
