@@ -4,6 +4,7 @@ import type { Db } from '../core/db';
 import type { Logger } from '../core/logger';
 import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../core/temporal';
+import type { WebhookDispatchInput } from '../core/webhook-payloads';
 
 /**
  * Starts a `pipeline` workflow for every pending outbox row. The workflow id is the run id, so a
@@ -43,6 +44,7 @@ export class OutboxRelay {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.running = this.drain()
+        .then(() => this.drainWebhookEvents())
         .then(() => undefined)
         .catch((err) => this.log.warn({ err }, 'outbox relay pass failed'))
         .finally(() => {
@@ -92,6 +94,60 @@ export class OutboxRelay {
             await client.query(
               `UPDATE push_outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`,
               [row.tenant_id, row.id, outcome.message, delaySeconds],
+            );
+          }
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  /**
+   * Starts a `webhookDispatch` workflow for every pending push event row, by the row's
+   * deterministic workflow id (a retried start is a no-op). A refused start is dropped: webhooks
+   * are best effort and never hold up pipelines; a transient failure waits with backoff.
+   */
+  async drainWebhookEvents(): Promise<number> {
+    let started = 0;
+    for (;;) {
+      const client = await this.db.connect();
+      try {
+        await client.query('BEGIN');
+        const rows = await client.query(
+          `SELECT tenant_id, id, workflow_id, payload, attempts FROM webhook_outbox WHERE started_at IS NULL AND next_attempt_at <= now()
+           ORDER BY next_attempt_at, id LIMIT 20 FOR UPDATE SKIP LOCKED`,
+        );
+        if (rows.rowCount === 0) {
+          await client.query('COMMIT');
+          return started;
+        }
+        const temporal = await this.temporal();
+        for (const row of rows.rows) {
+          let error: { permanent: boolean; message: string } | undefined;
+          try {
+            await temporal.workflow.start('webhookDispatch', {
+              workflowId: row.workflow_id,
+              taskQueue: ORCHESTRATION_QUEUE,
+              args: [row.payload as WebhookDispatchInput],
+              workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            });
+          } catch (err) {
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) error = { permanent: isPermanentRefusal(err), message: String((err as Error).message).slice(0, 500) };
+          }
+          if (!error || error.permanent) {
+            if (error) this.log.warn({ workflowId: row.workflow_id, err: error.message }, 'webhook dispatch refused; dropping the push event');
+            await client.query(`UPDATE webhook_outbox SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, error?.message ?? null]);
+            if (!error) started++;
+          } else {
+            const delaySeconds = Math.min(2 ** Math.min(Number(row.attempts), 8), 300);
+            await client.query(
+              `UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`,
+              [row.tenant_id, row.id, error.message, delaySeconds],
             );
           }
         }

@@ -4,6 +4,7 @@ import { inTransaction } from '../core/db';
 import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput } from '../core/run-types';
+import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
 export interface RefUpdate {
@@ -25,6 +26,17 @@ const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 const ZERO = /^0+$/;
 /** Longer refs start no run: Temporal's search attributes (DotgitRef) hold at most 2 KiB, and no real branch is this long. */
 export const MAX_REF_LENGTH = 255;
+/** `push` webhook events per push at most (one per ref, as GitHub sends them); a mass tag push sends the first ones. */
+const MAX_PUSH_EVENTS = 100;
+
+/** The `push` webhook events of a push: every branch and tag created, updated or deleted. */
+function pushEvents(ctx: PushContext, updates: RefUpdate[]): WebhookDispatchInput['events'] {
+  return updates
+    .filter((u) => typeof u.ref === 'string' && /^refs\/(heads|tags)\/[^-]/.test(u.ref) && u.ref.length <= MAX_REF_LENGTH)
+    .filter((u) => SHA.test(u.oldSha) && SHA.test(u.newSha) && !(ZERO.test(u.oldSha) && ZERO.test(u.newSha)))
+    .slice(0, MAX_PUSH_EVENTS)
+    .map((u) => ({ event: 'push' as const, ref: u.ref, before: u.oldSha, after: u.newSha, pusher: ctx.actor }));
+}
 
 /**
  * Turns the ref updates of one push into runs: one run per updated branch or tag whose commit has a
@@ -79,6 +91,16 @@ export async function recordPush(
         run.commit,
       ]);
       await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [run.tenantId, run.runId, JSON.stringify(run)]);
+    }
+    // The push's webhook events go out through the relay, like pipelines; only when a hook wants them.
+    const events = pushEvents(ctx, updates);
+    if (events.length > 0) {
+      const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events };
+      await c.query(
+        `INSERT INTO webhook_outbox (tenant_id, workflow_id, payload)
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $4 AND (events @> ARRAY['push']::text[] OR events @> ARRAY['*']::text[]))`,
+        [ctx.tenantId, pushDispatchWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')), JSON.stringify(dispatch), ctx.repoId],
+      );
     }
     const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);
     maintenanceDue = Number(counted.rows[0]?.pushes_since_maintenance ?? 0) >= MAINTENANCE_EVERY_PUSHES;

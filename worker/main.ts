@@ -11,6 +11,9 @@ import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
+import { createWebhookActivities } from '../activities/webhook-activities';
+import { SecretBox } from '../core/secret-box';
+import { parseAllowHosts } from '../core/ssrf-guard';
 import { ensureSchedules } from './schedules';
 import { createSandboxDriver } from '../activities/sandbox/create-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
@@ -41,7 +44,18 @@ async function main(): Promise<void> {
     namespace: config.temporalNamespace,
     taskQueue: ORCHESTRATION_QUEUE,
     workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
-    activities: { ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }), ...createMaintenanceActivities({ db, reposDir: paths.repos }) },
+    activities: {
+      ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
+      ...createMaintenanceActivities({ db, reposDir: paths.repos }),
+      ...createWebhookActivities({
+        db,
+        reposDir: paths.repos,
+        publicUrl: config.publicUrl,
+        secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
+        allowHosts: parseAllowHosts(config.webhookAllowHosts),
+        timeoutMs: config.webhookTimeoutSeconds * 1000,
+      }),
+    },
   });
   const sandbox = await Worker.create({
     connection,

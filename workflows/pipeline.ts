@@ -17,6 +17,7 @@ import {
   type StepStatus,
 } from '../core/run-types';
 import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
+import { startWebhookDispatch } from './webhooks';
 
 const records = proxyActivities<OrchestrationActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
@@ -37,6 +38,12 @@ const steps = proxyActivities<SandboxActivities>({
 
 /** CI pipeline of one pushed ref: load the file at the commit, run its jobs as a DAG, record results. */
 export async function pipeline(input: PipelineInput): Promise<RunResult> {
+  // `workflow_run` webhooks (added after the first recorded histories, hence `patched`). Not awaited
+  // here: the child's start goes out with the first activity, so it costs the run no latency.
+  const webhooks = patched('webhooks-workflow-run');
+  const announceRun = (action: 'requested' | 'completed') =>
+    startWebhookDispatch({ tenantId: input.tenantId, repoId: input.repoId, events: [{ event: 'workflow_run', action, runId: input.runId }] }, `webhook:${input.runId}:${action}`);
+  const requested = webhooks ? announceRun('requested') : undefined;
   let result: RunResult;
   try {
     result = await runPipeline(input);
@@ -51,6 +58,10 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
     await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message });
     // Added after the first recorded histories: `patched` keeps those replaying unchanged.
     if (patched('invalidate-repo-caches')) await records.invalidateRepoCaches({ tenant: input.tenant, repo: input.repo });
+    if (webhooks) {
+      await requested;
+      await announceRun('completed');
+    }
   });
   return result;
 }

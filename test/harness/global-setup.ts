@@ -22,6 +22,9 @@ export default async function globalSetup(): Promise<void> {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       // Load tests (50 concurrent pushes, hundreds of clones) share one token; the limits
       // themselves are tested on gateways of their own (test/integration/gateway-rate-limit).
+      // Webhook tests run their receivers on 127.0.0.1: exempt that literal host from the SSRF guard
+      // (names that resolve to loopback, `[::1]` and every other private address stay refused).
+      DOTGIT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
       DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
     },
     log: quiet,

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
+import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
@@ -16,7 +17,7 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v2.json');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v3.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -34,6 +35,8 @@ const input: PipelineInput = { runId: 'pipeline:t:r:1', tenantId: 1, tenant: 't'
 
 interface Recorder {
   events: string[];
+  /** What the webhookDispatch children did (they may outlive the run). */
+  webhooks: string[];
   finished?: { status: string; message?: string };
 }
 
@@ -74,16 +77,34 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
     },
     cleanupWorkspace: async () => undefined,
   };
-  return { orchestration, sandbox };
+  const webhooks: WebhookActivities = {
+    planWebhookEvent: async (a) => {
+      const what = a.event.event === 'workflow_run' ? `${a.event.event} ${a.event.action} ${a.event.runId}` : a.event.event;
+      rec.webhooks.push(`plan ${what}`);
+      return { event: a.event.event, action: 'action' in a.event ? a.event.action : null, body: JSON.stringify({ what }), hookIds: [1] };
+    },
+    deliverWebhook: async (a) => {
+      rec.webhooks.push(`deliver ${a.body} as ${a.deliveryId.length === 36 ? 'uuid' : a.deliveryId}`);
+      return { status: 200, outcome: 'success' };
+    },
+  };
+  return { orchestration, sandbox, webhooks };
 }
 
-async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number | Error, workflowId: string) {
-  const rec: Recorder = { events: [] };
-  const { orchestration, sandbox } = fakes(yaml, exitCodes, rec);
-  const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: orchestration });
+async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number | Error, workflowId: string, o: { input?: PipelineInput; waitFor?: string[] } = {}) {
+  const rec: Recorder = { events: [], webhooks: [] };
+  const { orchestration, sandbox, webhooks } = fakes(yaml, exitCodes, rec);
+  const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...orchestration, ...webhooks } });
   const w2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
-  const handle = await env.client.workflow.start('pipeline', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
-  const result = await w1.runUntil(w2.runUntil(handle.result()));
+  const handle = await env.client.workflow.start('pipeline', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [o.input ?? input] });
+  // Also waits for the named workflows (children that outlive the run) before the workers stop.
+  const result = await w1.runUntil(
+    w2.runUntil(async () => {
+      const r = await handle.result();
+      for (const id of o.waitFor ?? []) await env.client.workflow.getHandle(id).result();
+      return r;
+    }),
+  );
   return { result, rec, handle };
 }
 
@@ -146,4 +167,25 @@ test('a step that cannot run at all (no sandbox) fails the run with the reason, 
   expect(rec.events).toContain('fail j/a: no sandbox is available');
   expect(rec.events.some((e) => e.startsWith('start j/b'))).toBe(false);
   expect(rec.finished?.status).toBe('failure');
+});
+
+test('a run announces workflow_run requested and completed to webhooks through children that outlive it', async () => {
+  const hooked = { ...input, runId: 'pipeline:t:r:hooks' };
+  const { result, rec } = await runPipeline(`jobs:\n  j:\n    steps: [{ name: one, run: x }]\n`, () => 0, 'wf-hooks', {
+    input: hooked,
+    waitFor: [`webhook:${hooked.runId}:requested`, `webhook:${hooked.runId}:completed`],
+  });
+  expect(result.status).toBe('success');
+  const ours = rec.webhooks.filter((w) => w.includes(hooked.runId));
+  expect(ours).toEqual(
+    expect.arrayContaining([
+      `plan workflow_run requested ${hooked.runId}`,
+      `plan workflow_run completed ${hooked.runId}`,
+      `deliver {"what":"workflow_run requested ${hooked.runId}"} as uuid`,
+      `deliver {"what":"workflow_run completed ${hooked.runId}"} as uuid`,
+    ]),
+  );
+  const child = await env.client.workflow.getHandle(`webhook:${hooked.runId}:completed`).describe();
+  expect(child.type).toBe('webhookDispatch');
+  expect(await env.client.workflow.getHandle(`webhook:${hooked.runId}:completed`).result()).toEqual({ delivered: 1, failed: 0 });
 });

@@ -1,0 +1,225 @@
+import { createHmac } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Db } from '../core/db';
+import { repoPath, runGit } from '../core/git';
+import type { SecretBox } from '../core/secret-box';
+import { parseOutboundUrl, requestVetted, SsrfRefusedError, vetTarget, type Resolver } from '../core/ssrf-guard';
+import {
+  deploymentStatusPayload,
+  pushPayload,
+  workflowRunPayload,
+  type CommitInfo,
+  type RepositoryInfo,
+  type WebhookEvent,
+  type WebhookEventName,
+} from '../core/webhook-payloads';
+
+export interface WebhookDeps {
+  db: Db;
+  reposDir: string;
+  publicUrl: string;
+  /** Opens webhook secrets (purpose 'webhook-secret', master = the internal secret). */
+  secrets: SecretBox;
+  allowHosts: readonly string[];
+  timeoutMs: number;
+  resolve?: Resolver;
+}
+
+/** One event ready to deliver: the exact body every hook gets (so every retry signs the same bytes). */
+export interface PlannedWebhookEvent {
+  event: WebhookEventName;
+  action: string | null;
+  body: string;
+  hookIds: number[];
+}
+
+export interface DeliveryArgs {
+  tenantId: number;
+  hookId: number;
+  deliveryId: string;
+  event: WebhookEventName;
+  action: string | null;
+  body: string;
+}
+
+/** Error types the dispatch workflow does not retry: a refused address, a receiver's 4xx, a hook that cannot sign. */
+export const NON_RETRYABLE_WEBHOOK_ERRORS = ['WebhookRefused', 'WebhookRejected', 'WebhookMisconfigured'];
+
+export const USER_AGENT = 'dotgit-Hookshot';
+const MAX_COMMITS = 20;
+const ZERO = /^0+$/;
+const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
+
+export function signBody(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** Webhook activities (orchestration queue): plan an event's payload and hooks, deliver it to one hook. */
+export function createWebhookActivities(deps: WebhookDeps) {
+  const { db } = deps;
+
+  async function repository(tenantId: number, repoId: number): Promise<RepositoryInfo | undefined> {
+    const r = await db.query(
+      `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at FROM repos r JOIN tenants t ON t.id = r.tenant_id
+       WHERE r.tenant_id = $1 AND r.id = $2`,
+      [tenantId, repoId],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    const head = await runGit(['--git-dir', repoPath(deps.reposDir, row.owner, row.name), 'symbolic-ref', '--short', 'HEAD']);
+    return {
+      id: Number(row.id),
+      tenantId: Number(row.tenant_id),
+      owner: row.owner,
+      name: row.name,
+      private: row.visibility !== 'public',
+      defaultBranch: head.code === 0 ? head.stdout.toString().trim() : 'main',
+      createdAt: row.created_at,
+    };
+  }
+
+  async function commits(gitDir: string, args: string[]): Promise<CommitInfo[]> {
+    const r = await runGit(['--git-dir', gitDir, 'log', '--no-renames', '--name-status', '--format=%x1e%H%x00%T%x00%an%x00%ae%x00%cn%x00%ce%x00%cI%x00%B%x00', ...args]);
+    if (r.code !== 0) return [];
+    return r.stdout
+      .toString('utf8')
+      .split('\x1e')
+      .filter((rec) => rec.includes('\x00'))
+      .map((rec) => {
+        const [id, treeId, an, ae, cn, ce, date, message, files = ''] = rec.split('\x00');
+        const c: CommitInfo = { id, treeId, message: message.trimEnd(), timestamp: date, author: { name: an, email: ae }, committer: { name: cn, email: ce }, added: [], removed: [], modified: [] };
+        for (const line of files.split('\n')) {
+          const [kind, file] = line.split('\t');
+          if (!file) continue;
+          if (kind === 'A') c.added.push(file);
+          else if (kind === 'D') c.removed.push(file);
+          else c.modified.push(file);
+        }
+        return c;
+      });
+  }
+
+  async function pushBody(repo: RepositoryInfo, e: Extract<WebhookEvent, { event: 'push' }>) {
+    // Checked again here because they become git arguments.
+    if (!SHA.test(e.before) || !SHA.test(e.after) || !/^refs\/(heads|tags)\/[^-]/.test(e.ref)) return undefined;
+    const gitDir = repoPath(deps.reposDir, repo.owner, repo.name);
+    const deleted = ZERO.test(e.after);
+    const created = ZERO.test(e.before);
+    let list: CommitInfo[] = [];
+    let head: CommitInfo | null = null;
+    let forced = false;
+    if (!deleted) {
+      [head = null] = await commits(gitDir, ['-1', `${e.after}^{commit}`]);
+      if (!e.ref.startsWith('refs/tags/')) {
+        // The newest 20 commits the push added, oldest first, as GitHub lists them.
+        const range = created ? [e.after, '--not', `--exclude=${e.ref.slice('refs/heads/'.length)}`, '--branches'] : [`${e.before}..${e.after}`];
+        list = await commits(gitDir, ['--reverse', `-${MAX_COMMITS}`, ...range]);
+      }
+      if (!created) forced = (await runGit(['--git-dir', gitDir, 'merge-base', '--is-ancestor', e.before, e.after])).code === 1;
+    }
+    return pushPayload({ repo, publicUrl: deps.publicUrl, ref: e.ref, before: e.before, after: e.after, forced, commits: list, headCommit: head, pusher: e.pusher });
+  }
+
+  async function workflowRunBody(repo: RepositoryInfo, e: Extract<WebhookEvent, { event: 'workflow_run' }>) {
+    const r = await db.query('SELECT id, ref, commit_sha, status, created_at, started_at, finished_at FROM runs WHERE tenant_id = $1 AND id = $2', [repo.tenantId, e.runId]);
+    const row = r.rows[0];
+    if (!row) return undefined;
+    // The pusher, from the push's audit entry (runs do not carry it).
+    const who = await db.query(
+      `SELECT actor FROM audit_log WHERE tenant_id = $1 AND action = 'repo.push' AND at >= $3::timestamptz - interval '5 minutes' AND detail->'runs' ? $2 LIMIT 1`,
+      [repo.tenantId, e.runId, row.created_at],
+    );
+    return workflowRunPayload({
+      repo,
+      publicUrl: deps.publicUrl,
+      action: e.action,
+      sender: who.rows[0]?.actor ?? repo.owner,
+      run: { id: row.id, ref: row.ref, commit: row.commit_sha, status: row.status, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at },
+    });
+  }
+
+  return {
+    /**
+     * The hooks of the repository subscribed to the event and the payload they get; null when no
+     * hook wants it (then nothing is built). The body is made once so every attempt signs the same bytes.
+     */
+    async planWebhookEvent(args: { tenantId: number; repoId: number; event: WebhookEvent }): Promise<PlannedWebhookEvent | null> {
+      const name = args.event.event;
+      const hooks = await db.query(`SELECT id FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND (events @> ARRAY[$3]::text[] OR events @> ARRAY['*']::text[]) ORDER BY id`, [
+        args.tenantId,
+        args.repoId,
+        name,
+      ]);
+      if (hooks.rowCount === 0) return null;
+      const repo = await repository(args.tenantId, args.repoId);
+      if (!repo) return null;
+      const e = args.event;
+      let payload: object | undefined;
+      if (e.event === 'push') payload = await pushBody(repo, e);
+      else if (e.event === 'workflow_run') payload = await workflowRunBody(repo, e);
+      else payload = deploymentStatusPayload({ repo, publicUrl: deps.publicUrl, event: e, now: new Date() });
+      if (!payload) return null;
+      return { event: name, action: 'action' in payload ? String(payload.action) : null, body: JSON.stringify(payload), hookIds: hooks.rows.map((h) => Number(h.id)) };
+    },
+
+    /**
+     * One attempt to deliver one event to one hook, recorded whatever happens. 2xx is success; a
+     * refused address, a 3xx/4xx (except 408/429) or an unusable hook fail for good; anything else
+     * throws so Temporal retries it with backoff, under the same delivery id.
+     */
+    async deliverWebhook(args: DeliveryArgs): Promise<{ status: number | null; outcome: 'success' | 'gone' }> {
+      const hook = (await db.query('SELECT url, secret_enc FROM webhooks WHERE tenant_id = $1 AND id = $2', [args.tenantId, args.hookId])).rows[0];
+      if (!hook) return { status: null, outcome: 'gone' }; // deleted since the event was planned
+      const attempt = Context.current().info.attempt;
+      const startedAt = new Date();
+      const t0 = performance.now();
+      let status: number | null = null;
+      let error: string | null = null;
+      let failure: ApplicationFailure | undefined;
+      try {
+        let secret: string;
+        try {
+          secret = deps.secrets.open(hook.secret_enc);
+        } catch {
+          throw ApplicationFailure.nonRetryable('the webhook secret cannot be decrypted (was the internal secret changed?)', 'WebhookMisconfigured');
+        }
+        const target = await vetTarget(parseOutboundUrl(hook.url), { allowHosts: deps.allowHosts, resolve: deps.resolve });
+        const res = await requestVetted(target, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(args.body)),
+            'user-agent': USER_AGENT,
+            'x-github-event': args.event,
+            'x-github-delivery': args.deliveryId,
+            'x-github-hook-id': String(args.hookId),
+            'x-hub-signature-256': signBody(secret, args.body),
+          },
+          body: args.body,
+          timeoutMs: deps.timeoutMs,
+        });
+        status = res.status;
+        if (status < 200 || status >= 300) {
+          error = `the receiver answered ${status}${res.body ? `: ${res.body.slice(0, 200)}` : ''}`;
+          const retryable = status >= 500 || status === 408 || status === 429;
+          failure = retryable ? ApplicationFailure.retryable(error, 'WebhookDeliveryFailed') : ApplicationFailure.nonRetryable(error, 'WebhookRejected');
+        }
+      } catch (err) {
+        error = (err as Error).message;
+        if (err instanceof SsrfRefusedError) failure = ApplicationFailure.nonRetryable(error, 'WebhookRefused');
+        else if (err instanceof ApplicationFailure) failure = err;
+        else failure = ApplicationFailure.retryable(error, 'WebhookDeliveryFailed');
+      }
+      const outcome = !failure ? 'success' : failure.type === 'WebhookRefused' ? 'refused' : 'failure';
+      await db.query(
+        `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+        [args.tenantId, args.hookId, args.deliveryId, args.event, args.action, attempt, outcome, status, error?.slice(0, 1000) ?? null, Math.round(performance.now() - t0), startedAt],
+      );
+      if (failure) throw failure;
+      return { status, outcome: 'success' };
+    },
+  };
+}
+
+export type WebhookActivities = ReturnType<typeof createWebhookActivities>;

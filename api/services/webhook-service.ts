@@ -1,0 +1,117 @@
+import type { Db } from '../../core/db';
+import { InputError, NotFoundError } from '../../core/errors';
+import type { Principal } from '../../core/principal';
+import type { SecretBox } from '../../core/secret-box';
+import { parseOutboundUrl, refuseLiteralPrivateIp, SsrfRefusedError } from '../../core/ssrf-guard';
+import { WEBHOOK_EVENTS } from '../../core/webhook-payloads';
+import { requireRepoAdmin } from '../authz';
+import { audit } from './audit';
+
+const MAX_HOOKS_PER_REPO = 20;
+const EVENT_NAMES: readonly string[] = [...WEBHOOK_EVENTS, '*'];
+
+function hookView(row: Record<string, unknown>) {
+  return { id: Number(row.id), url: row.url, events: row.events, createdBy: row.created_by, createdAt: row.created_at };
+}
+
+function hookId(raw: string): number {
+  if (!/^\d{1,15}$/.test(raw)) throw new InputError('webhook id must be a number');
+  return Number(raw);
+}
+
+/**
+ * Repository webhooks (CONTRACT `POST …/webhooks`), managed by repository admins. Secrets are sealed
+ * at rest and never returned. Deliveries are made by the worker (`webhookDispatch`); this reads their log.
+ */
+export class WebhookService {
+  constructor(
+    private readonly db: Db,
+    private readonly secrets: SecretBox,
+    private readonly allowHosts: readonly string[],
+  ) {}
+
+  private adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(this.db, principal, owner, name, 'managing webhooks');
+  }
+
+  async create(principal: Principal, owner: string, name: string, body: Record<string, unknown>, requestId?: string) {
+    const repo = await this.adminRepo(principal, owner, name);
+    let url: URL;
+    try {
+      url = parseOutboundUrl(body.url);
+      // Host names are vetted at each delivery (after resolution); a literal private IP can be refused now.
+      refuseLiteralPrivateIp(url, this.allowHosts);
+    } catch (err) {
+      if (err instanceof SsrfRefusedError) throw new InputError(err.message);
+      throw err;
+    }
+    const secret = body.secret;
+    if (typeof secret !== 'string' || secret.length === 0 || secret.length > 256) throw new InputError('secret must be a string of 1 to 256 characters');
+    const events = body.events;
+    if (!Array.isArray(events) || events.length === 0 || events.length > EVENT_NAMES.length || events.some((e) => typeof e !== 'string' || !EVENT_NAMES.includes(e))) {
+      throw new InputError(`events must be a non-empty list of ${EVENT_NAMES.join(', ')}`);
+    }
+    const unique = [...new Set(events as string[])];
+    const count = await this.db.query('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND repo_id = $2', [repo.tenantId, repo.id]);
+    if (count.rows[0].n >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
+    const r = await this.db.query(
+      `INSERT INTO webhooks (tenant_id, repo_id, url, secret_enc, events, created_by) VALUES ($1, $2, $3, $4, $5, $6)
+       RETURNING id, url, events, created_by, created_at`,
+      [repo.tenantId, repo.id, url.toString(), this.secrets.seal(secret), unique, principal.username],
+    );
+    // The URL may carry a token in its query: the audit entry names the host only.
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.create', target: `${owner}/${name}`, detail: { id: Number(r.rows[0].id), host: url.host, events: unique }, requestId });
+    return hookView(r.rows[0]);
+  }
+
+  async list(principal: Principal, owner: string, name: string) {
+    const repo = await this.adminRepo(principal, owner, name);
+    const r = await this.db.query('SELECT id, url, events, created_by, created_at FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 ORDER BY id', [repo.tenantId, repo.id]);
+    return { webhooks: r.rows.map(hookView) };
+  }
+
+  async get(principal: Principal, owner: string, name: string, id: string) {
+    const repo = await this.adminRepo(principal, owner, name);
+    const r = await this.db.query('SELECT id, url, events, created_by, created_at FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
+    if (!r.rows[0]) throw new NotFoundError(`webhook ${id} not found`);
+    return hookView(r.rows[0]);
+  }
+
+  async remove(principal: Principal, owner: string, name: string, id: string, requestId?: string): Promise<void> {
+    const repo = await this.adminRepo(principal, owner, name);
+    const r = await this.db.query('DELETE FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
+    if (r.rowCount === 0) throw new NotFoundError(`webhook ${id} not found`);
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.delete', target: `${owner}/${name}`, detail: { id: Number(id) }, requestId });
+  }
+
+  /** Every recorded attempt of the hook's deliveries, newest first (at most `limit`, default 100). */
+  async deliveries(principal: Principal, owner: string, name: string, id: string, q: { limit?: unknown }) {
+    const repo = await this.adminRepo(principal, owner, name);
+    const hook = await this.db.query('SELECT id FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
+    if (!hook.rows[0]) throw new NotFoundError(`webhook ${id} not found`);
+    let limit = 100;
+    if (q.limit !== undefined) {
+      if (typeof q.limit !== 'string' || !/^\d{1,4}$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 1000) throw new InputError('limit must be a number from 1 to 1000');
+      limit = Number(q.limit);
+    }
+    const r = await this.db.query(
+      `SELECT delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at, finished_at
+         FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY id DESC LIMIT $3`,
+      [repo.tenantId, hook.rows[0].id, limit],
+    );
+    return {
+      deliveries: r.rows.map((row) => ({
+        deliveryId: row.delivery_id,
+        event: row.event,
+        action: row.action,
+        attempt: row.attempt,
+        outcome: row.outcome,
+        responseStatus: row.response_status,
+        error: row.error,
+        durationMs: row.duration_ms,
+        startedAt: row.started_at,
+        finishedAt: row.finished_at,
+      })),
+    };
+  }
+}
