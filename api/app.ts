@@ -15,6 +15,8 @@ import type { WebhookService } from './services/webhook-service';
 import type { TenantService } from './services/tenant-service';
 import type { TokenService } from './services/token-service';
 import type { SecretService } from './services/secret-service';
+import type { DeployService } from './services/deploy-service';
+import type { BackupService } from './services/backup-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -24,13 +26,15 @@ export interface ApiServices {
   protections: ProtectionService;
   collaborators: CollaboratorService;
   secrets: SecretService;
+  deploys: DeployService;
   webhooks: WebhookService;
   commitStatuses: CommitStatusService;
+  backups: BackupService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs, protections, collaborators, secrets, webhooks, commitStatuses } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -96,6 +100,30 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
     await secrets.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.name), req.query.environment, req.requestId);
     res.status(204).end();
   }));
+  // Deploys: created 202 Accepted with the tracking id, then followed by polling or events.
+  v1.post('/repos/:owner/:repo/deploys', route(async (req, res) => {
+    const created = await deploys.create(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId);
+    res.status(202).location(created.links.self).json(created);
+  }));
+  v1.get('/repos/:owner/:repo/deploys', route(async (req, res) => {
+    res.json(await deploys.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  v1.get('/deploys/:id', route(async (req, res) => {
+    res.json(await deploys.get(req.principal, String(req.params.id)));
+  }));
+  v1.get('/deploys/:id/events', route(async (req, res) => {
+    await serveSse(req, res, (after, signal) => deploys.events(req.principal, String(req.params.id), after, signal));
+  }));
+  v1.post('/deploys/:id/approve', route(async (req, res) => {
+    res.json(await deploys.decide(requirePrincipal(req.principal), String(req.params.id), true, req.body ?? {}, req.requestId));
+  }));
+  v1.post('/deploys/:id/reject', route(async (req, res) => {
+    res.json(await deploys.decide(requirePrincipal(req.principal), String(req.params.id), false, req.body ?? {}, req.requestId));
+  }));
+  v1.post('/deploys/:id/cancel', route(async (req, res) => {
+    await deploys.cancel(requirePrincipal(req.principal), String(req.params.id), req.requestId);
+    res.status(202).json({ id: req.params.id, status: 'cancelling' });
+  }));
   v1.get('/runs/:id', route(async (req, res) => {
     res.json(await runs.get(req.principal, String(req.params.id)));
   }));
@@ -140,6 +168,18 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   }));
   v1.get('/repos/:owner/:repo/commits/:sha/status', route(async (req, res) => {
     res.json(await commitStatuses.combined(req.principal, String(req.params.owner), String(req.params.repo), String(req.params.sha)));
+  }));
+  v1.post('/backups', route(async (req, res) => {
+    res.status(202).json(await backups.create(req.principal, req.body ?? {}, req.requestId));
+  }));
+  v1.get('/backups', route(async (req, res) => {
+    res.json(await backups.list(req.principal));
+  }));
+  v1.post('/restores', route(async (req, res) => {
+    res.status(202).json(await backups.restore(req.principal, req.body ?? {}, req.requestId));
+  }));
+  v1.get('/restores/:id', route(async (req, res) => {
+    res.json(await backups.getRestore(req.principal, String(req.params.id)));
   }));
 
   app.use('/api/v1', v1);

@@ -17,8 +17,10 @@ import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
 import { TokenService } from './services/token-service';
 import { SecretService } from './services/secret-service';
+import { DeployService } from './services/deploy-service';
 import { WebhookService } from './services/webhook-service';
 import { CommitStatusService } from './services/commit-status-service';
+import { BackupService } from './services/backup-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -51,6 +53,18 @@ async function main(): Promise<void> {
     if (res.status === 409) throw new ConflictError(`repository ${owner}/${name} already exists on disk`);
     if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
   };
+  const resolveRef = async (owner: string, name: string, ref: string) => {
+    const res = await fetch(`${gitServer}/internal/repos/resolve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(secret, 'api') },
+      body: JSON.stringify({ owner, name, ref }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as { ref: string; commit: string };
+  };
+  const deployService = new DeployService(db, redis, getTemporal, resolveRef);
   const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal);
   const app = createApiApp(
     {
@@ -59,9 +73,11 @@ async function main(): Promise<void> {
       repos: new RepoService(db, initBareRepo, config.publicUrl),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
+      deploys: deployService,
       secrets: new SecretService(db, pipelineSecretBox(config.secretsKey ?? secret)),
       webhooks: new WebhookService(db, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts)),
       commitStatuses: new CommitStatusService(db, config.publicUrl),
+      backups: new BackupService(db, getTemporal),
       runs: runService,
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
@@ -73,6 +89,8 @@ async function main(): Promise<void> {
     route: (path, principal) => {
       const m = /^\/api\/v1\/runs\/([^/]+)\/events$/.exec(path);
       if (m) return (after, signal) => runService.events(principal, decodeURIComponent(m[1]), after, signal);
+      const d = /^\/api\/v1\/deploys\/([^/]+)\/events$/.exec(path);
+      if (d) return (after, signal) => deployService.events(principal, decodeURIComponent(d[1]), after, signal);
       return undefined;
     },
   });

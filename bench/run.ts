@@ -40,20 +40,8 @@ import { ROOT, startPlatform, type Platform } from '../infra/platform';
 import { startChild, type ManagedChild } from '../infra/provision/child';
 import { freePort } from '../infra/provision/free-port';
 import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type GeneratedRepo } from './gen-repo';
-import {
-  GOAL_ADDED_P50_MS,
-  GOAL_REDIS_ROUND_TRIPS,
-  GOAL_THROUGHPUT_RATIO,
-  GW_CONNECTIONS,
-  GW_DURATION_MS,
-  GW_MONITOR_REQUESTS,
-  GW_SETTLE_MS,
-  GW_SINGLE_MS,
-  GW_WARMUP_MS,
-  measureGateway,
-  sum,
-  type GatewayBench,
-} from './gateway';
+import { measureGateway, type GatewayBench } from './gateway';
+import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 
@@ -77,6 +65,19 @@ const PARALLEL_ROUNDS = (() => {
   const raw = process.env.BENCH_PARALLEL_ROUNDS ?? '3';
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`BENCH_PARALLEL_ROUNDS must be an integer 1..20, got ${raw}`);
+  return n;
+})();
+/** `BENCH_ONLY=gateway`: only the gateway measurement; only its section of BENCHMARKS.md is rewritten. */
+const GATEWAY_ONLY = (() => {
+  const raw = process.env.BENCH_ONLY ?? '';
+  if (raw !== '' && raw !== 'gateway') throw new Error(`BENCH_ONLY must be unset or "gateway", got ${raw}`);
+  return raw === 'gateway';
+})();
+/** Rounds of the gateway measurement (each: both sides); the figures are medians over them. */
+const GATEWAY_ROUNDS = (() => {
+  const raw = process.env.BENCH_GATEWAY_ROUNDS ?? '3';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`BENCH_GATEWAY_ROUNDS must be an integer 1..20, got ${raw}`);
   return n;
 })();
 const PARALLEL_CLONES = 20;
@@ -186,6 +187,20 @@ async function main(): Promise<void> {
       ephemeral: true,
     });
     platformStart.catch(() => undefined); // a failure is reported by the await below, not as an unhandled rejection
+    if (GATEWAY_ONLY) {
+      const platform = await platformStart;
+      progress(`platform up at ${platform.gatewayUrl} (${fmtMs(performance.now() - startedAt)}); gateway pid ${platform.services.get('gateway')?.pid}, api pid ${platform.services.get('api')?.pid}`);
+      const token = await makeTenant(new Api(platform.gatewayUrl), platform.adminToken);
+      await new Api(platform.gatewayUrl).call('POST', '/api/v1/repos', token, { owner: OWNER, name: 'big', visibility: 'private' });
+      const rounds = await gatewayRounds(platform, token, scratch, readMemory(dataDir, paths));
+      const section = renderGatewaySection(rounds, gatewayEnvironment(environment(dataDir, loadBefore)));
+      const file = path.join(ROOT, 'BENCHMARKS.md');
+      const before = existsSync(file) ? await fs.readFile(file, 'utf8') : '# Benchmarks\n';
+      await fs.writeFile(file, replaceGatewaySection(before, section));
+      console.log('\n' + section);
+      progress('BENCHMARKS.md: gateway section written');
+      return;
+    }
     // Generating the repository meanwhile: platform start-up is mostly waiting on child processes.
     const srcRepo = path.join(scratch, 'src.git');
     const genStarted = performance.now();
@@ -534,21 +549,7 @@ async function main(): Promise<void> {
 
     // ---- f. the gateway: the same GET through it and straight at the api -------------------------
     // After the memory rows (the load raises the services' peaks) and before the large push.
-    const gatewayPid = platform.services.get('gateway')?.pid;
-    const apiPid = platform.services.get('api')?.pid;
-    if (!gatewayPid || !apiPid) throw new Error('the platform has no running gateway or api');
-    const pidOf = (name: string) => memory.find((m) => m.name.startsWith(name))?.pid;
-    const gw = await measureGateway({
-      platform,
-      token,
-      owner: OWNER,
-      repo: 'big',
-      scratch,
-      pids: { gateway: gatewayPid, api: apiPid, postgres: pidOf('Postgres'), redis: pidOf('redis-server') },
-      log: quiet,
-      progress,
-    });
-    rows.push(...gatewayRows(gw));
+    const gw = await gatewayRounds(platform, token, scratch, memory);
 
     // ---- e. a large push: memory growth of the git-server and the gateway ----------------------
     // After the memory rows above, so those keep showing the ordinary workload's peaks.
@@ -698,80 +699,6 @@ function benchRateLimits(): string {
   return JSON.stringify({ ...given, 'api-read': { window: { limit: BENCH_API_READ_LIMIT, windowMs: 60_000 } } });
 }
 
-const fmtRps = (n: number) => (Number.isFinite(n) ? `${n.toFixed(0)} req/s` : '—');
-const fmtUs = (ms: number) => (Number.isFinite(ms) ? `${(ms * 1000).toFixed(0)} µs` : '—');
-const fmtPer = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
-const fmtCount = (n: number) => String(n);
-
-/** Per request of the loaded run: CPU of the measured services (not the client). */
-function serviceCpu(s: GatewayBench['gateway']): number {
-  return s.cpu.gateway + s.cpu.api + s.cpu.postgres + s.cpu.redis;
-}
-
-function gatewayRows(g: GatewayBench): Row[] {
-  const G = g.gateway;
-  const D = g.direct;
-  const section = 'gateway';
-  const peerName = 'the same GET straight at the api (signed identity header)';
-  const what = `GET ${g.path} with a token, rate-limited (api-read), ${GW_CONNECTIONS} connections for ${GW_DURATION_MS / 1000} s`;
-  const added = G.loaded.p50Ms - D.loaded.p50Ms;
-  const redisG = sum(G.monitor.client) / G.monitor.requests;
-  const redisD = sum(D.monitor.client) / D.monitor.requests;
-  const perLoaded = (ms: number, s: typeof G) => ms / s.loaded.requests;
-  const non2xx = (s: typeof G) => s.warmup.non2xx + s.loaded.non2xx + s.single.non2xx;
-  const socketErrors = (s: typeof G) => s.warmup.socketErrors + s.loaded.socketErrors + s.single.socketErrors;
-  return [
-    { section, metric: `${what}: latency p50`, ours: stats([G.loaded.p50Ms]), peerName, peer: stats([D.loaded.p50Ms]), goal: { text: `added ≤ ${fmtMs(GOAL_ADDED_P50_MS)}`, met: added <= GOAL_ADDED_P50_MS } },
-    { section, metric: '… latency p99', ours: stats([G.loaded.p99Ms]), peerName: 'straight at the api', peer: stats([D.loaded.p99Ms]) },
-    {
-      section,
-      metric: '… throughput',
-      ours: stats([G.loaded.rps]),
-      peerName: 'straight at the api',
-      peer: stats([D.loaded.rps]),
-      unit: fmtRps,
-      goal: { text: `≥ ${GOAL_THROUGHPUT_RATIO.toFixed(2)}`, met: G.loaded.rps / D.loaded.rps >= GOAL_THROUGHPUT_RATIO },
-    },
-    { section, metric: '… answers other than 2xx in all load runs (warm-up, loaded, 1 connection)', ours: stats([non2xx(G)]), peerName: 'straight at the api', peer: stats([non2xx(D)]), unit: fmtCount },
-    { section, metric: '… socket errors and timeouts in all load runs', ours: stats([socketErrors(G)]), peerName: 'straight at the api', peer: stats([socketErrors(D)]), unit: fmtCount },
-    { section, metric: `the same GET, 1 connection for ${GW_SINGLE_MS / 1000} s (no queueing): latency p50`, ours: stats([G.single.p50Ms]), peerName: 'straight at the api', peer: stats([D.single.p50Ms]) },
-    { section, metric: '… latency p99', ours: stats([G.single.p99Ms]), peerName: 'straight at the api', peer: stats([D.single.p99Ms]) },
-    { section, metric: '… throughput', ours: stats([G.single.rps]), peerName: 'straight at the api', peer: stats([D.single.rps]), unit: fmtRps },
-    {
-      section,
-      metric: `Redis round trips per request: commands sent by clients (MONITOR over ${GW_MONITOR_REQUESTS} sequential requests)`,
-      ours: stats([redisG]),
-      peerName: 'straight at the api',
-      peer: stats([redisD]),
-      unit: fmtPer,
-      // What the gateway adds; the exact count, compared with the goal.
-      goal: { text: `${GOAL_REDIS_ROUND_TRIPS} (limit; auth cached)`, met: redisG - redisD <= GOAL_REDIS_ROUND_TRIPS },
-    },
-    {
-      section,
-      metric: '… Redis commands executed per request over the timed runs, including those inside the limiter\'s script (INFO commandstats)',
-      ours: stats([sum(G.window.redisCalls) / G.window.requests]),
-      peerName: 'straight at the api',
-      peer: stats([sum(D.window.redisCalls) / D.window.requests]),
-      unit: fmtPer,
-    },
-    {
-      section,
-      metric: 'Postgres transactions per request over the timed runs (pg_stat_database xact_commit + xact_rollback)',
-      ours: stats([G.window.pgXacts / G.window.requests]),
-      peerName: 'straight at the api',
-      peer: stats([D.window.pgXacts / D.window.requests]),
-      unit: fmtPer,
-    },
-    { section, metric: `CPU per request in the loaded run: gateway + api + Postgres + Redis processes`, ours: stats([perLoaded(serviceCpu(G), G)]), peerName: 'straight at the api', peer: stats([perLoaded(serviceCpu(D), D)]), unit: fmtUs },
-    { section, metric: '… of which: the gateway process', ours: stats([perLoaded(G.cpu.gateway, G)]), unit: fmtUs },
-    { section, metric: '… of which: the api process', ours: stats([perLoaded(G.cpu.api, G)]), peerName: 'straight at the api', peer: stats([perLoaded(D.cpu.api, D)]), unit: fmtUs },
-    { section, metric: '… of which: Postgres (postmaster and backends)', ours: stats([perLoaded(G.cpu.postgres, G)]), peerName: 'straight at the api', peer: stats([perLoaded(D.cpu.postgres, D)]), unit: fmtUs },
-    { section, metric: '… of which: Redis', ours: stats([perLoaded(G.cpu.redis, G)]), peerName: 'straight at the api', peer: stats([perLoaded(D.cpu.redis, D)]), unit: fmtUs },
-    { section, metric: `the load generator's CPU per request (${g.tool.split(' ')[0]}; shares the cores)`, ours: stats([perLoaded(G.cpu.client, G)]), peerName: 'straight at the api', peer: stats([perLoaded(D.cpu.client, D)]), unit: fmtUs },
-  ];
-}
-
 /** The platform admin (made at first start) as a Principal, for identities signed like the gateway's. */
 async function adminPrincipal(databaseUrl: string): Promise<Principal> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -811,6 +738,43 @@ async function packCacheCounters(host: string, port: string): Promise<{ produced
     hits: outcome('memory') + outcome('disk') + outcome('shared'),
     uncached: outcome('uncached'),
     processes: sum(/^dotgit_upload_pack_processes_total(?:\{[^}]*\})? (\S+)$/gm),
+  };
+}
+
+/** GATEWAY_ROUNDS gateway measurements (each both sides) on the running platform. */
+async function gatewayRounds(platform: Platform, token: string, scratch: string, memory: Memory[]): Promise<GatewayBench[]> {
+  const gatewayPid = platform.services.get('gateway')?.pid;
+  const apiPid = platform.services.get('api')?.pid;
+  if (!gatewayPid || !apiPid) throw new Error('the platform has no running gateway or api');
+  const pidOf = (name: string) => memory.find((m) => m.name.startsWith(name))?.pid;
+  const rounds: GatewayBench[] = [];
+  for (let i = 0; i < GATEWAY_ROUNDS; i++) {
+    progress(`gateway: round ${i + 1}/${GATEWAY_ROUNDS}`);
+    rounds.push(
+      await measureGateway({
+        platform,
+        token,
+        owner: OWNER,
+        repo: 'big',
+        scratch,
+        pids: { gateway: gatewayPid, api: apiPid, postgres: pidOf('Postgres'), redis: pidOf('redis-server') },
+        log: { info: () => undefined, debug: () => undefined, warn: (m: string) => progress(`gateway: ${m}`) },
+        progress,
+      }),
+    );
+  }
+  return rounds;
+}
+
+function gatewayEnvironment(e: Environment): GatewayEnvironment {
+  return {
+    date: e.date,
+    machine: `${e.cores} cores (${e.cpu}), ${e.memGiB} GiB RAM, ${e.kernel}`,
+    node: e.node,
+    loadBefore: e.loadBefore,
+    loadAfter: e.loadAfter,
+    foreignServices: e.foreignServices,
+    apiReadLimit: BENCH_API_READ_LIMIT,
   };
 }
 
@@ -980,7 +944,7 @@ interface Report {
   cacheSeen: Record<'cold' | 'warm', { produced: number; hits: number; uncached: number }>;
   parallel: ParallelInfo;
   bigPush: BigPushInfo | undefined;
-  gateway: GatewayBench;
+  gateway: GatewayBench[];
 }
 
 /** Whether the min–max ranges of ours and the peer overlap: then the medians' difference is noise-level. */
@@ -1042,38 +1006,6 @@ function renderMarkdown(r: Report): string {
     );
   } else {
     md.push('| peak RSS growth of the git-server process during a large push | not measured (`BENCH_BIG_PUSH_MB=0`) | ≤ 100.0 MiB | — |');
-  }
-  md.push('');
-  const g = r.gateway;
-  const gp50 = find('gateway', `GET ${g.path}`);
-  const gRps = r.rows.find((x) => x.section === 'gateway' && x.metric === '… throughput' && x.unit === fmtRps && x.goal);
-  const gRedis = find('gateway', 'Redis round trips per request');
-  md.push('## Gateway goals (issue 4)', '');
-  md.push(
-    `The same authenticated, rate-limited \`GET ${g.path}\` through the gateway and straight at the api (with the signed identity header the gateway would add), ${GW_CONNECTIONS} keep-alive connections for ${GW_DURATION_MS / 1000} s each after a ${GW_WARMUP_MS / 1000} s warm-up, load from ${g.tool}; one run per side in this bench run.`,
-    '',
-  );
-  md.push('| what | measured | goal | result |');
-  md.push('|---|---|---|---|');
-  if (gp50?.peer && gp50.goal) {
-    const added = gp50.ours.median - gp50.peer.median;
-    md.push(
-      `| latency added by the gateway at p50 (${GW_CONNECTIONS} connections) | ${delta(added)} (${fmtMs(gp50.ours.median)} vs ${fmtMs(gp50.peer.median)}; p99 ${fmtMs(g.gateway.loaded.p99Ms)} vs ${fmtMs(g.direct.loaded.p99Ms)}) | ≤ ${fmtMs(GOAL_ADDED_P50_MS)} | ${verdict(gp50.goal.met, `${fmtMs(added - GOAL_ADDED_P50_MS)} over`)} |`,
-    );
-  }
-  if (gRps?.peer && gRps.goal) {
-    const ratio = ratioOf(gRps);
-    md.push(
-      `| throughput through the gateway ÷ straight at the api (${GW_CONNECTIONS} connections) | ${ratio.toFixed(3)} (${fmtRps(gRps.ours.median)} vs ${fmtRps(gRps.peer.median)}) | ≥ ${GOAL_THROUGHPUT_RATIO.toFixed(2)} | ${verdict(gRps.goal.met, `${((1 - ratio / GOAL_THROUGHPUT_RATIO) * 100).toFixed(0)} % under`)} |`,
-    );
-  }
-  if (gRedis?.peer && gRedis.goal) {
-    const byCmd = Object.entries(g.gateway.monitor.client)
-      .map(([c, n]) => `${c} ${fmtPer(n / g.gateway.monitor.requests)}`)
-      .join(', ');
-    md.push(
-      `| Redis round trips per request at the gateway | ${fmtPer(gRedis.ours.median - gRedis.peer.median)} (${byCmd || 'none'}; straight at the api ${fmtPer(gRedis.peer.median)}); the token is looked up in Postgres on every request, ${fmtPer(g.gateway.window.pgXacts / g.gateway.window.requests - g.direct.window.pgXacts / g.direct.window.requests)} transactions per request more than straight at the api | ${gRedis.goal.text} | ${gRedis.goal.met ? '**met** for Redis; the auth is not cached (a Postgres query instead)' : verdict(false, 'more Redis round trips')} |`,
-    );
   }
   md.push('');
   md.push('## All figures', '');
@@ -1175,7 +1107,6 @@ function renderMarkdown(r: Report): string {
       `- **Sandbox.** Starting \`true\` under gVisor (runsc, ptrace platform, bundle preparation included) takes ${fmtMs(sandbox.ours.median)} vs ${fmtMs(sandbox.peer.median)} for a plain \`/bin/sh -c true\` (${fmtRatio(ratioOf(sandbox))}). The ratio is large because the peer is nearly free; the absolute cost is what a step pays once.`,
     );
   }
-  md.push(gatewayInterpretation(r));
   const mem = r.rows.find((x) => x.metric === 'peak RSS, sum of the 4 Node services');
   const largest = r.rows
     .filter((x) => ['gateway', 'api', 'git-server', 'worker'].some((n) => x.metric === `peak RSS (VmHWM), ${n}`))
@@ -1210,14 +1141,6 @@ function renderMarkdown(r: Report): string {
   md.push('- Push: `git push <url> main:main` from the generated bare repository into a freshly created empty repository, vs the same push to a fresh local bare repository (with and without `receive.fsckObjects`); one warm-up each.');
   md.push(`- Pipeline: an empty commit is pushed to a repository whose \`.dotgit/pipeline.yml\` has one job with one step \`run: "true"\`; the time runs from \`git push\` returning to \`GET /api/v1/runs/{id}\` answering \`success\` (polled every ${POLL_MS} ms). One warm-up run first (the worker self-tests its sandbox on the first step). The peer is \`RunscDriver.run({ command: "true" })\` with its own state directory, timed around the call.`);
   md.push('- Memory: VmHWM from `/proc/<pid>/status` of the processes named by the platform\'s pid files, read after the other measurements and before the large push (so these rows show the ordinary workload).');
-  md.push(
-    `- Gateway: \`${r.gateway.tool.startsWith('wrk') ? `wrk -t1 -c${GW_CONNECTIONS} -d${GW_DURATION_MS / 1000}s` : 'the Node generator'}\` (closed loop: each connection sends the next request when the answer is complete) against \`GET <gateway>${r.gateway.path}\` with \`Authorization: Bearer <token>\` and against \`GET http://127.0.0.1:<api port>${r.gateway.path}\` with \`x-dotgit-identity: <signIdentity(secret, principal, …)>\` (principal: ${r.gateway.principal}, derived by the gateway's own \`principalForToken\`; signed afresh for each run, it is valid 60 s). ` +
-      `Both answers are checked to be 200 with the same body before the load; every answer of the load is counted by status. The bench starts the platform with \`DOTGIT_RATE_LIMITS\` raising \`api-read\` to ${BENCH_API_READ_LIMIT.toLocaleString('en-US')} per minute (default 600), so the limiter runs its sliding-window script on every request but refuses none (its sorted set then holds one entry per request of the last minute instead of at most 600); the gateway's answers carried \`${r.gateway.rateLimitFields}\`. ` +
-      `Per side, the api side first: ${GW_SETTLE_MS / 1000} s without traffic, counters read; ${GW_WARMUP_MS / 1000} s warm-up at ${GW_CONNECTIONS} connections (the Node generator, which lets its last requests finish); ${GW_SINGLE_MS / 1000} s at 1 connection; ${GW_DURATION_MS / 1000} s at ${GW_CONNECTIONS} connections (the main figures); one more GET at once; again ${GW_SETTLE_MS / 1000} s without traffic, counters read; one more GET. ` +
-      'The loaded run comes last because wrk ends a run by closing its connections with requests in flight, and the gateway counts each such client abort as a failure of the api (see the interpretation). ' +
-      `The wait is for Postgres: a backend holds its transaction counts for up to 10 s after it was last busy before pg_stat_database shows them. Postgres and Redis figures per request are over the whole window (warm-up and both timed runs: ${r.gateway.gateway.window.requests} requests through the gateway, ${r.gateway.direct.window.requests} straight at the api) and include background work (the git-server's outbox relay runs one transaction a second: about ${Math.round(r.gateway.gateway.window.seconds)} in a window of ${r.gateway.gateway.window.seconds.toFixed(0)} s, ${(r.gateway.gateway.window.seconds / Math.min(r.gateway.gateway.window.requests, r.gateway.direct.window.requests)).toFixed(3)} per request or less). ` +
-      `Redis round trips: before the timed runs, ${GW_MONITOR_REQUESTS} sequential requests per side under Redis \`MONITOR\`, which shows each command with its source: a client's address (one round trip) or \`lua\` (run inside a script). CPU: utime+stime from \`/proc/<pid>/stat\` of the gateway and api processes, Redis, and the Postgres postmaster with all its backends, before and after the ${GW_CONNECTIONS}-connection run.`,
-  );
   if (r.bigPush) {
     md.push(
       `- Large push: \`git push http://x:TOKEN@gateway/bench/bigpush.git main:main\` of the generated ${r.bigPush.mib} MiB repository into a new repository; meanwhile VmRSS of the git-server and the gateway (\`/proc/<pid>/status\`) is sampled every ${RSS_SAMPLE_MS} ms. Baseline = VmRSS just before the push; peak = the highest sample, or VmHWM when the high-water mark rose during the push (then it is exact). ` +
@@ -1225,68 +1148,8 @@ function renderMarkdown(r: Report): string {
     );
   }
   md.push('');
+  md.push(renderGatewaySection(r.gateway, gatewayEnvironment(e)));
   return md.join('\n');
-}
-
-/** What the GETs right after the loaded run and after the settle got through the gateway. */
-function breakerNote(g: GatewayBench): string {
-  const a = g.gateway.probeAfterLoad;
-  const b = g.gateway.probeAfterSettle;
-  const show = (p: typeof a) => `${p.status}${p.code ? ` \`${p.code}\`` : ''} in ${fmtMs(p.ms)}`;
-  const opened = a.status === 503 && a.code === 'upstream_unavailable';
-  return (
-    `When wrk ends a run it closes its ${GW_CONNECTIONS} connections with requests in flight; the gateway destroys the upstream requests of clients that left and counts them as failures of the api (cockatiel \`handleAll\`, and retries them), and 5 in a row open the api's circuit breaker for 10 s, for every client. ` +
-    (opened
-      ? `It happened in this run: the GET sent right after the loaded run got ${show(a)} (the breaker's refusal, after the gateway's retries), the one after the ${GW_SETTLE_MS / 1000} s settle ${show(b)}. A client that opens a few requests and hangs up can do the same on purpose; that is a defect of the gateway, outside this benchmark's figures (the loaded run is the last of each side for that reason). `
-      : `In this run the GET sent right after the loaded run got ${show(a)}, so the breaker stayed closed this time (it depends on how many requests were still waiting for the api when wrk closed them); the one after the settle got ${show(b)}. A client that opens a few requests and hangs up can open it on purpose, so the loaded run is the last of each side. `)
-  );
-}
-
-function gatewayInterpretation(r: Report): string {
-  const g = r.gateway;
-  const G = g.gateway;
-  const D = g.direct;
-  const added = G.loaded.p50Ms - D.loaded.p50Ms;
-  const addedSingle = G.single.p50Ms - D.single.p50Ms;
-  const ratio = G.loaded.rps / D.loaded.rps;
-  const cpuG = serviceCpu(G) / G.loaded.requests;
-  const cpuD = serviceCpu(D) / D.loaded.requests;
-  const per = (ms: number, s: typeof G) => ms / s.loaded.requests;
-  // Share of the machine's CPU time the measured processes and the client used during the loaded run.
-  const busy = (s: typeof G) => (serviceCpu(s) + s.cpu.client) / (s.loaded.durationMs * r.env.cores);
-  const pgG = G.window.pgXacts / G.window.requests;
-  const pgD = D.window.pgXacts / D.window.requests;
-  const scriptCmds = Object.entries(G.monitor.script)
-    .map(([c, n]) => `${c} ${fmtPer(n / G.monitor.requests)}`)
-    .join(', ');
-  const clientCmds = Object.entries(G.monitor.client)
-    .map(([c, n]) => `${c} ${fmtPer(n / G.monitor.requests)}`)
-    .join(', ');
-  const extraCpu = cpuG - cpuD;
-  const parts = [
-    { name: 'the gateway process', ms: per(G.cpu.gateway, G) },
-    { name: 'Postgres (the token lookup)', ms: per(G.cpu.postgres, G) - per(D.cpu.postgres, D) },
-    { name: 'Redis', ms: per(G.cpu.redis, G) - per(D.cpu.redis, D) },
-    { name: 'the api process', ms: per(G.cpu.api, G) - per(D.cpu.api, D) },
-  ].sort((a, b) => b.ms - a.ms);
-  const nonOk = G.warmup.non2xx + G.loaded.non2xx + G.single.non2xx + D.warmup.non2xx + D.loaded.non2xx + D.single.non2xx;
-  const goalsMet = added <= GOAL_ADDED_P50_MS && ratio >= GOAL_THROUGHPUT_RATIO;
-  return (
-    `- **Gateway.** At ${GW_CONNECTIONS} connections the GET through the gateway answered ${fmtRps(G.loaded.rps)} against ${fmtRps(D.loaded.rps)} straight at the api: ${ratio.toFixed(2)}×, goal ≥ ${GOAL_THROUGHPUT_RATIO.toFixed(2)}, ${ratio >= GOAL_THROUGHPUT_RATIO ? 'met' : 'not met'}; ` +
-    `p50 ${fmtMs(G.loaded.p50Ms)} vs ${fmtMs(D.loaded.p50Ms)} (${delta(added)}, goal ≤ ${fmtMs(GOAL_ADDED_P50_MS)} added, ${added <= GOAL_ADDED_P50_MS ? 'met' : 'not met'}), p99 ${fmtMs(G.loaded.p99Ms)} vs ${fmtMs(D.loaded.p99Ms)}. ` +
-    `${nonOk === 0 ? 'Every answer was a 2xx on both sides (none refused by the limiter).' : `${nonOk} answers were not 2xx (see the table), so part of the load was refused or failed.`} ` +
-    `Both sides are limited by CPU. Straight at the api the bottleneck is the api's single Node thread: busy ${((D.cpu.api / D.loaded.durationMs) * 100).toFixed(0)} % of the run at ${fmtUs(per(D.cpu.api, D))} per request, which caps it near ${fmtRps(1000 / per(D.cpu.api, D))}. ` +
-    `Through the gateway a request costs ${fmtUs(cpuG)} of CPU spread over the gateway, the api, Postgres and Redis (${(cpuG / cpuD).toFixed(2)}× the ${fmtUs(cpuD)} straight at the api), and with the client they kept ${(busy(G) * 100).toFixed(0)} % of the ${r.env.cores} cores busy (api side: ${(busy(D) * 100).toFixed(0)} %): the machine is the bottleneck, and even at full use of all cores that path would stop near ${fmtRps((r.env.cores * 1000) / ((serviceCpu(G) + G.cpu.client) / G.loaded.requests))} (${((r.env.cores * 1000) / ((serviceCpu(G) + G.cpu.client) / G.loaded.requests) / D.loaded.rps).toFixed(2)}× the direct throughput). ` +
-    `With a fixed number of connections the latency is the connections divided by the throughput (${GW_CONNECTIONS} ÷ ${fmtRps(G.loaded.rps)} = ${fmtMs((GW_CONNECTIONS / G.loaded.rps) * 1000)} mean vs ${fmtMs(G.loaded.meanMs)} measured), so the added p50 at ${GW_CONNECTIONS} connections is mostly the lower throughput showing up as queueing; ` +
-    `with one connection, where nothing queues, the hop still adds ${delta(addedSingle)} at p50 (${fmtMs(G.single.p50Ms)} vs ${fmtMs(D.single.p50Ms)})${addedSingle > GOAL_ADDED_P50_MS ? `, so the ${fmtMs(GOAL_ADDED_P50_MS)} goal is missed even without load` : ', within the goal'}. ` +
-    `Of the ${fmtUs(extraCpu)} extra, ${parts.map((p) => `${p.name} ${fmtUs(p.ms)}`).join(', ')}. ` +
-    `The gateway process's own ${fmtUs(per(G.cpu.gateway, G))} per request is Express with the request-id, edge-check and routing middleware, the token's SHA-256 and Postgres lookup, the limiter's EVALSHA, signing the HS256 identity JWT, a pino log line per forwarded request (LOG_LEVEL=info) and the proxied request to the api over a keep-alive agent; ` +
-    `the api then verifies that JWT and does the same work as on the direct path. ` +
-    `${goalsMet ? '' : `What keeps the ${[added > GOAL_ADDED_P50_MS ? 'latency' : '', ratio < GOAL_THROUGHPUT_RATIO ? 'throughput' : ''].filter(Boolean).join(' and ')} goal${added > GOAL_ADDED_P50_MS && ratio < GOAL_THROUGHPUT_RATIO ? 's' : ''} from being met is this extra CPU per request, mostly ${parts[0]!.name} with ${fmtUs(parts[0]!.ms)} and ${parts[1]!.name} with ${fmtUs(parts[1]!.ms)}: on ${r.env.cores} cores shared by the client, both Node services, Postgres and Redis, every microsecond of CPU the hop adds is throughput lost. `}` +
-    breakerNote(g) +
-    `Redis: the commands clients sent per request through the gateway were ${clientCmds || 'none'} (straight at the api: ${fmtPer(sum(D.monitor.client) / D.monitor.requests)}), i.e. one round trip, for the limit; the script runs ${scriptCmds || 'nothing'} per request inside Redis, which INFO commandstats counts as commands (${fmtPer(sum(G.window.redisCalls) / G.window.requests)} per request over the timed runs) but which cost no round trip. ` +
-    `The goal's "auth cached" does not describe this gateway: it looks the token up in Postgres on every request (\`principalForToken\`, so that a revoked token fails at once), ${fmtPer(pgG)} Postgres transactions per request through the gateway against ${fmtPer(pgD)} straight at the api (the api's repository lookup and access check), so the hop costs ${fmtPer(pgG - pgD)} Postgres round trip per request on top of the Redis one.`
-  );
 }
 
 main().then(

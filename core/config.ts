@@ -124,6 +124,12 @@ const configSchema = z.object({
   webhookAllowHosts: z.string(),
   /** `DOTGIT_WEBHOOK_TIMEOUT` — seconds one webhook delivery may take. Default 10. */
   webhookTimeoutSeconds: z.coerce.number().int().min(1).max(60),
+  /** `DOTGIT_BACKUP_RETENTION_DAYS` — backups and archived WAL older than this are removed (point-in-time window). Default 7. */
+  backupRetentionDays: z.coerce.number().positive(),
+  /** `DOTGIT_BACKUP_FULL_EVERY_HOURS` — a new base (full bundle, Postgres base backup) after this many hours; increments between. Default 24. */
+  backupFullEveryHours: z.coerce.number().positive(),
+  /** `DOTGIT_PG_TOOLS_DIR` — directory with `pg_basebackup` of the server's version; `npm start` installs and sets it. Unset: no Postgres base backups. */
+  pgToolsDir: z.string().optional(),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -207,6 +213,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsClientCert: env.DOTGIT_TLS_CLIENT_CERT ?? 'optional',
     webhookAllowHosts: env.DOTGIT_WEBHOOK_ALLOW_HOSTS ?? '',
     webhookTimeoutSeconds: env.DOTGIT_WEBHOOK_TIMEOUT ?? '10',
+    backupRetentionDays: env.DOTGIT_BACKUP_RETENTION_DAYS ?? '7',
+    backupFullEveryHours: env.DOTGIT_BACKUP_FULL_EVERY_HOURS ?? '24',
+    pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);
@@ -229,6 +238,7 @@ export function dataPaths(config: Pick<Config, 'dataDir'>) {
     redis: path.join(d, 'redis'),
     temporal: path.join(d, 'temporal'),
     sandbox: path.join(d, 'sandbox'),
+    restores: path.join(d, 'restores'),
     adminToken: path.join(d, 'admin.token'),
     internalSecret: path.join(d, 'internal.secret'),
   };

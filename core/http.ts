@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
+import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import { AuthenticationError, DotgitError } from './errors';
 import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
@@ -10,7 +11,40 @@ declare module 'express-serve-static-core' {
     /** Set by `requireIdentity`: the caller as the gateway vouched for it (null = anonymous). */
     principal?: Principal | null;
     requestId?: string;
+    /** Set by `requestLogger`: the process logger as a child carrying this request's requestId and traceId. */
+    log?: Logger;
   }
+}
+
+/** W3C `traceparent` (version 00): its 32-hex trace id, or undefined when absent or malformed. */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const m = traceparent ? /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim()) : null;
+  return m ? m[1] : undefined;
+}
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Upstream middleware, after `requireIdentity`: gives the request its own child logger, so every
+ * line logged for it carries the request id and trace id the gateway sent, and logs one line when
+ * the answer is done: at info for writes and failures, at debug for successful reads (the hot path).
+ */
+export function requestLogger(log: Logger): RequestHandler {
+  const debug = log.isLevelEnabled('debug');
+  return (req, res, next) => {
+    const requestLog = log.child({ requestId: req.requestId ?? null, traceId: traceIdOf(req.header('traceparent')) ?? null });
+    req.log = requestLog;
+    const started = performance.now();
+    res.on('finish', () => {
+      const failed = res.statusCode >= 500;
+      if (!failed && READS.has(req.method) && !debug) return;
+      const line = { method: req.method, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Math.round(performance.now() - started) };
+      if (failed) requestLog.warn(line, 'request failed');
+      else if (READS.has(req.method)) requestLog.debug(line, 'request');
+      else requestLog.info(line, 'request');
+    });
+    next();
+  };
 }
 
 /** Upstream middleware: accept only requests carrying a valid identity signed by the gateway. */
@@ -51,7 +85,7 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
       res.status(e.status).json(errorBody(e.type ?? 'bad_request', e.message ?? 'bad request', requestId));
       return;
     }
-    log.error({ err, requestId }, 'unhandled error');
+    (req.log ?? log).error({ err, requestId }, 'unhandled error');
     res.status(500).json(errorBody('internal', 'internal error', requestId));
   };
 }

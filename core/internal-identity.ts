@@ -1,4 +1,4 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Principal } from './principal';
 
@@ -20,15 +20,22 @@ function key(secret: string): KeyObject {
   return k;
 }
 
-/** Signs the principal (or an anonymous caller) for one request, bound to its request id. */
+const IDENTITY_TYP = 'dotgit-identity+jwt';
+/** The one protected header identities carry (alg and typ pinned), encoded once. */
+const IDENTITY_HEADER_B64 = Buffer.from(JSON.stringify({ alg: 'HS256', typ: IDENTITY_TYP })).toString('base64url');
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+/**
+ * Signs the principal (or an anonymous caller) for one request, bound to its request id: a compact
+ * HS256 JWT. Made with node:crypto's HMAC directly because it sits on every request's path at both
+ * ends of the hop; jose's WebCrypto HMAC cost ~50 µs per sign and per verify in the gateway and
+ * api profiles. The format is plain RFC 7519 (jose verifies these and vice versa; unit-tested).
+ */
 export async function signIdentity(secret: string, principal: Principal | null, requestId: string): Promise<string> {
-  return new SignJWT({ principal, rid: requestId })
-    .setProtectedHeader({ alg: 'HS256', typ: 'dotgit-identity+jwt' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(`${TTL_SECONDS}s`)
-    .sign(key(secret));
+  const iat = Math.floor(Date.now() / 1000);
+  const payload = Buffer.from(JSON.stringify({ principal, rid: requestId, iss: ISSUER, aud: AUDIENCE, iat, exp: iat + TTL_SECONDS })).toString('base64url');
+  const input = `${IDENTITY_HEADER_B64}.${payload}`;
+  return `${input}.${createHmac('sha256', key(secret)).update(input).digest('base64url')}`;
 }
 
 /** Thrown when the internal identity header is missing, forged, expired or malformed. */
@@ -41,20 +48,36 @@ export interface VerifiedIdentity {
   requestId: string;
 }
 
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+/** Verifies an identity as jose would with alg HS256 and typ, iss, aud, exp (and nbf if present) checked. */
 export async function verifyIdentity(secret: string, token: string | undefined): Promise<VerifiedIdentity> {
   if (!token) throw new InvalidIdentityError('missing internal identity');
+  const fail = (why: string): never => {
+    throw new InvalidIdentityError(`invalid internal identity: ${why}`);
+  };
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) fail('malformed');
+  const [h, p, sig] = parts as [string, string, string];
+  let header: Record<string, unknown>;
+  let claims: Record<string, unknown>;
   try {
-    const { payload } = await jwtVerify(token, key(secret), {
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      algorithms: ['HS256'],
-      typ: 'dotgit-identity+jwt',
-      clockTolerance: 5,
-    });
-    return { principal: (payload.principal as Principal | null) ?? null, requestId: String(payload.rid ?? '') };
-  } catch (err) {
-    throw new InvalidIdentityError(`invalid internal identity: ${(err as Error).message}`);
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+    claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return fail('malformed');
   }
+  if (header === null || typeof header !== 'object' || header.alg !== 'HS256' || header.typ !== IDENTITY_TYP || 'crit' in header) fail('unexpected header');
+  const expected = createHmac('sha256', key(secret)).update(`${h}.${p}`).digest();
+  const given = Buffer.from(sig, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) fail('signature verification failed');
+  if (claims === null || typeof claims !== 'object') return fail('malformed claims');
+  const now = Math.floor(Date.now() / 1000);
+  if (claims.iss !== ISSUER) fail('unexpected "iss" claim value');
+  if (!(claims.aud === AUDIENCE || (Array.isArray(claims.aud) && claims.aud.includes(AUDIENCE)))) fail('unexpected "aud" claim value');
+  if (typeof claims.exp !== 'number' || claims.exp <= now - CLOCK_TOLERANCE_SECONDS) fail('"exp" claim timestamp check failed');
+  if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + CLOCK_TOLERANCE_SECONDS)) fail('"nbf" claim timestamp check failed');
+  return { principal: (claims.principal as Principal | null) ?? null, requestId: String(claims.rid ?? '') };
 }
 
 const SERVICE_AUDIENCE = 'dotgit-service';

@@ -8,6 +8,8 @@ import { errorBody } from '../core/http';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
+import { revokedTokenKey } from '../core/token-revocation';
+import { hashToken } from '../core/tokens';
 import { forward, upstreamPolicies, type UpstreamPolicies } from './proxy';
 import { nextTraceparent } from './trace-context';
 import { DEFAULT_WAF_LIMITS, bodyLimitFor, pathProblem, waf, type WafLimits } from './waf';
@@ -16,7 +18,8 @@ import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
 import { pickUpstream, routingTable } from './routing';
 import { subjectFor, type RateLimiter } from './rate-limit';
-import { credentialsFrom, looksLikeJwt, principalForCertificate, principalForJwt, principalForToken } from './token-auth';
+import { credentialsFrom, lookupToken, looksLikeJwt, MAX_TOKEN_LENGTH, principalForCertificate, principalForJwt } from './token-auth';
+import { TokenCache } from './token-cache';
 import { clientCertUser } from './tls';
 import type { JwtVerifier } from './jwt/jwt-verifier';
 
@@ -39,6 +42,11 @@ export interface GatewayOptions {
   clientCert?: 'optional' | 'required';
   /** Rate limits (sliding window + leaky bucket in Redis); without it nothing is limited. */
   limiter?: RateLimiter;
+  /**
+   * How long an API token lookup is kept in memory (`DOTGIT_TOKEN_CACHE_TTL`); default 60 s, 0 = off.
+   * Used only with a limiter, whose round trip also checks the token's revocation tombstone.
+   */
+  tokenCacheTtlMs?: number;
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
 }
@@ -51,6 +59,8 @@ export function createGatewayApp(o: GatewayOptions) {
   // One breaker per upstream; git answers can take minutes to start (pack generation).
   const policies: Record<string, UpstreamPolicies> = { ...o.policies };
   const policyFor = (name: string) => (policies[name] ??= upstreamPolicies(name === 'git' ? { attemptTimeoutMs: 600_000 } : {}));
+  const tokenCache = o.limiter ? new TokenCache(o.tokenCacheTtlMs ?? 60_000) : undefined;
+  const debug = o.log.isLevelEnabled('debug');
 
   app.use((req, res, next) => {
     const id = requestIdFrom(req.header('x-request-id'));
@@ -60,6 +70,52 @@ export function createGatewayApp(o: GatewayOptions) {
   });
 
   app.use(waf(wafLimits));
+
+  // Forwarded traffic first, so the hot path does not walk the issuer's and health routes.
+  app.use((req, res, next) => {
+    const target = upstreamFor(req.path) ? pickUpstream(table, req) : undefined;
+    if (!target) {
+      next();
+      return;
+    }
+    authenticate(req.header('authorization'), req.socket, tokenCache)
+      .then(async (auth) => {
+        let principal = auth.principal;
+        if (o.limiter) {
+          // JWTs of outside issuers and certificates have no token id: they are limited per user.
+          const subject = principal ? (principal.tokenId ? `token:${principal.tokenId}` : `user:${principal.userId}`) : subjectFor(null, req.ip);
+          const decision = await o.limiter.check({
+            method: req.method,
+            path: req.path,
+            // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
+            query: req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined,
+            subject,
+            tenant: principal?.tenantName,
+            revocationKey: principal?.tokenId ? revokedTokenKey(principal.tokenId) : undefined,
+          });
+          if (decision.revoked) {
+            if (auth.tokenHash) tokenCache?.delete(auth.tokenHash.toString('base64'));
+            throw new AuthenticationError(auth.kind === 'jwt' ? 'invalid or expired JWT' : 'invalid, expired or revoked token');
+          }
+          // No answer from Redis (failing open): a cached token's revocation is unknown, so Postgres decides.
+          if (decision.unchecked && auth.cached && auth.tokenHash) principal = (await lookupToken(o.db, auth.tokenHash)).principal;
+          for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
+          if (!decision.allowed) {
+            res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', req.requestId));
+            return;
+          }
+        }
+        const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
+        const traceparent = nextTraceparent(req.header('traceparent'));
+        // Per-request lines only at debug: at info they cost a measurable share of the hop's CPU.
+        if (debug) o.log.debug({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
+        await forward(req, res, target.url, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
+          policies: policyFor(target.name),
+          bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
+        });
+      })
+      .catch(next);
+  });
 
   app.get('/healthz', (req, res) => {
     const names = Object.keys(o.healthChecks);
@@ -72,50 +128,42 @@ export function createGatewayApp(o: GatewayOptions) {
 
   if (o.issuer) app.use(o.issuer);
 
-  app.use((req, res, next) => {
-    const target = upstreamFor(req.path) ? pickUpstream(table, req) : undefined;
-    if (!target) {
-      res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
-      return;
-    }
-    authenticate(req.header('authorization'), req.socket)
-      .then(async (principal) => {
-        if (o.limiter) {
-          // JWTs of outside issuers and certificates have no token id: they are limited per user.
-          const subject = principal ? (principal.tokenId ? `token:${principal.tokenId}` : `user:${principal.userId}`) : subjectFor(null, req.ip);
-          const decision = await o.limiter.check({ method: req.method, path: req.path, query: req.query, subject, tenant: principal?.tenantName });
-          for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
-          if (!decision.allowed) {
-            res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', req.requestId));
-            return;
-          }
-        }
-        const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
-        const traceparent = nextTraceparent(req.header('traceparent'));
-        o.log.info({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
-        await forward(req, res, target.url, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
-          policies: policyFor(target.name),
-          bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
-        });
-      })
-      .catch(next);
+  app.use((req, res) => {
+    res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
   });
 
-  async function authenticate(authorization: string | undefined, socket: Socket): Promise<Principal | null> {
+  interface Authenticated {
+    principal: Principal | null;
+    kind: 'none' | 'token' | 'jwt' | 'certificate';
+    /** SHA-256 of an API token: its cache key, and what Postgres is asked with. */
+    tokenHash?: Buffer;
+    /** The principal came from the token cache (not from Postgres just now). */
+    cached?: boolean;
+  }
+
+  /** `cache`: only where the caller then runs the limiter, whose round trip checks revocation. */
+  async function authenticate(authorization: string | undefined, socket: Socket, cache: TokenCache | undefined): Promise<Authenticated> {
     const token = credentialsFrom(authorization);
     if (o.clientCert && (socket as { encrypted?: boolean }).encrypted) {
       const cert = clientCertUser(socket);
       if (cert.presented && !cert.authorized) throw new AuthenticationError('the client certificate is not signed by the configured CA');
       if (!cert.presented && o.clientCert === 'required') throw new AuthenticationError('a client certificate is required');
       // A verified certificate identifies its subject (CN = user name) when no token is sent.
-      if (cert.authorized && cert.username && !token) return principalForCertificate(o.db, cert.username);
+      if (cert.authorized && cert.username && !token) return { principal: await principalForCertificate(o.db, cert.username), kind: 'certificate' };
     }
-    if (!token) return null;
+    if (!token) return { principal: null, kind: 'none' };
     if (looksLikeJwt(token)) {
       if (!o.jwt) throw new AuthenticationError('JWTs are not accepted here');
-      return principalForJwt(o.db, await o.jwt.verify(token));
+      return { principal: await principalForJwt(o.db, await o.jwt.verify(token)), kind: 'jwt' };
     }
-    return principalForToken(o.db, token);
+    if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError('invalid token');
+    const tokenHash = hashToken(token);
+    const key = tokenHash.toString('base64');
+    const hit = cache?.get(key);
+    if (hit) return { principal: hit, kind: 'token', tokenHash, cached: true };
+    const found = await lookupToken(o.db, tokenHash);
+    cache?.set(key, found.principal, found.expiresAt);
+    return { principal: found.principal, kind: 'token', tokenHash };
   }
 
   /** WebSocket (and other) upgrades: the same path checks, routing and authentication, then a byte pipe. */
@@ -130,8 +178,9 @@ export function createGatewayApp(o: GatewayOptions) {
     const fake = { path, header: (name: string) => req.headers[name.toLowerCase()] as string | undefined };
     const target = problem ? undefined : upstreamFor(path) ? pickUpstream(table, fake) : undefined;
     if (!target) return refuse(problem ? 400 : 404, problem ?? `no route for ${path}`);
-    authenticate(fake.header('authorization'), req.socket)
-      .then(async (principal) => {
+    // Upgrades are not rate-limited, so nothing would check a cached token's revocation: Postgres decides.
+    authenticate(fake.header('authorization'), req.socket, undefined)
+      .then(async ({ principal }) => {
         const identity = await signIdentity(o.internalSecret, principal, requestId);
         proxyUpgrade(req, socket, head, target.url, { 'x-request-id': requestId, traceparent: nextTraceparent(fake.header('traceparent')), [IDENTITY_HEADER]: identity });
       })

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     upstreams: { api, git },
     routesFile: config.routesFile,
     limiter: redis ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail }) : undefined,
+    tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a

@@ -3,6 +3,7 @@ import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
 import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
 import { errorBody } from '../core/http';
+import { readWholeBody, replayablePost } from './idempotency';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'x-dotgit-identity', 'x-dotgit-service']);
@@ -31,9 +32,12 @@ class BodyTooLargeError extends Error {
 }
 
 export interface UpstreamPolicies {
-  /** Bodiless, idempotent requests: timeout, then up to 3 retries with exponential backoff and jitter, each attempt through the breaker. */
+  /**
+   * Bodiless idempotent requests and POSTs with an Idempotency-Key (body held in memory): timeout,
+   * then up to 3 retries with exponential backoff and jitter, each attempt through the breaker.
+   */
   idempotent: IPolicy;
-  /** Everything else (pushes, POSTs): through the breaker only, never retried. */
+  /** Everything else (pushes, unkeyed POSTs, streamed bodies): through the breaker only, never retried. */
   once: IPolicy;
   /** Upstream hits by attempt, for tests and metrics. */
   attempts: number;
@@ -75,7 +79,8 @@ export function drainRequest(req: http.IncomingMessage, cap = DRAIN_CAP_BYTES): 
 /**
  * Streams the request to `upstream` and the answer back, without buffering either (git packs can be
  * large); `extraHeaders` carry the request id, traceparent and signed identity. Bodiless idempotent
- * requests are retried; a body past `bodyLimit` is cut off with 413.
+ * requests are retried, and so are POSTs with an Idempotency-Key whose small body is held for the
+ * next attempt; a body past `bodyLimit` is cut off with 413.
  */
 export async function forward(
   req: Request,
@@ -88,6 +93,16 @@ export async function forward(
   for (const [k, v] of Object.entries(req.headers)) if (!DROP.has(k) && v !== undefined) headers[k] = v;
   Object.assign(headers, extraHeaders);
   const idempotent = IDEMPOTENT.has(req.method) && !req.headers['content-length'] && !req.headers['transfer-encoding'];
+  let replayBody: Buffer | undefined;
+  if (!idempotent && replayablePost(req, req.path)) {
+    try {
+      replayBody = await readWholeBody(req);
+    } catch {
+      res.destroy(); // the client left mid-body: nothing to answer
+      return;
+    }
+  }
+  const retried = idempotent || replayBody !== undefined;
   let current: http.ClientRequest | undefined;
   let clientGone = false;
   // A client that goes away (mid-request or mid-answer) must free the upstream socket at once.
@@ -109,13 +124,13 @@ export async function forward(
       out.on('error', (err) => reject(clientGone ? new ClientGoneError('the client went away') : err));
       out.on('response', (up) => {
         const status = up.statusCode ?? 502;
-        if (idempotent && status >= 502 && status <= 504) {
+        if (retried && status >= 502 && status <= 504) {
           up.resume();
           reject(new UpstreamStatusError(status));
         } else resolve(up);
       });
-      if (idempotent) {
-        out.end();
+      if (idempotent || replayBody) {
+        out.end(replayBody);
         return;
       }
       let seen = 0;
@@ -136,7 +151,7 @@ export async function forward(
 
   let up: http.IncomingMessage;
   try {
-    up = await (idempotent ? o.policies.idempotent : o.policies.once).execute(attempt);
+    up = await (retried ? o.policies.idempotent : o.policies.once).execute(attempt);
   } catch (err) {
     if (res.headersSent || res.destroyed) {
       res.destroy();

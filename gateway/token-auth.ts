@@ -19,10 +19,6 @@ export function credentialsFrom(authorization: string | undefined): string | und
   throw new AuthenticationError(`unsupported authorization scheme ${scheme}`);
 }
 
-/**
- * Looks the token up by its hash on every request, so a revoked or expired token stops working
- * at once. Unknown, expired and revoked tokens all answer the same 401.
- */
 /** A user row (user_id, username, role, platform_admin, tenant_id, tenant_name) as a principal. */
 function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number): Principal {
   return {
@@ -37,17 +33,29 @@ function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId
   };
 }
 
-export async function principalForToken(db: Db, token: string): Promise<Principal> {
-  if (token.length > 512) throw new AuthenticationError('invalid token');
+/**
+ * Looks a token up by its hash in Postgres: unknown, expired and revoked tokens all answer the same
+ * 401. The gateway caches the answer (`TokenCache`), with `expiresAt` to honour expiry from memory.
+ */
+export async function lookupToken(db: Db, hash: Buffer): Promise<{ principal: Principal; expiresAt: Date | null }> {
   const r = await db.query(
-    `SELECT t.id AS token_id, t.scopes, u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
+    `SELECT t.id AS token_id, t.scopes, t.expires_at, u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
        FROM tokens t JOIN users u ON u.id = t.user_id JOIN tenants tn ON tn.id = u.tenant_id
       WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`,
-    [hashToken(token)],
+    [hash],
   );
   const row = r.rows[0];
   if (!row) throw new AuthenticationError('invalid, expired or revoked token');
-  return principalFromRow(row, row.scopes as Scope[], Number(row.token_id));
+  return { principal: principalFromRow(row, row.scopes as Scope[], Number(row.token_id)), expiresAt: row.expires_at ? new Date(row.expires_at as string) : null };
+}
+
+/** Plausible API token length; longer values are refused before hashing or querying. */
+export const MAX_TOKEN_LENGTH = 512;
+
+/** The principal of an API token, straight from Postgres (no cache). */
+export async function principalForToken(db: Db, token: string): Promise<Principal> {
+  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError('invalid token');
+  return (await lookupToken(db, hashToken(token))).principal;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { errorBody } from '../core/http';
 import { upstreamFor } from './upstream-for';
 import { DRAIN_CAP_BYTES, drainRequest } from './proxy';
+import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyProblem } from './idempotency';
 
 export interface WafLimits {
   /** Request bodies per route kind, in bytes. */
@@ -58,6 +59,8 @@ export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
     const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     const leaked = TOKEN_PARAMS.find((p) => query.has(p));
     if (leaked) return fail(400, 'token_in_url', `credentials are not accepted in the URL (${leaked}); send Authorization: Bearer <token>`);
+    const keyProblem = idempotencyKeyProblem(req.headers[IDEMPOTENCY_KEY_HEADER] as string | undefined);
+    if (keyProblem) return fail(400, 'bad_idempotency_key', keyProblem);
     const kind = upstreamFor(req.path);
     if (kind) {
       const allowed: readonly string[] = METHODS[kind];

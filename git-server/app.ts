@@ -5,8 +5,8 @@ import type { Db } from '../core/db';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
 import { acquireRedisLock } from '../core/redis-lock';
 import type { Redis } from '../core/redis';
-import { repoPath, runGit } from '../core/git';
-import { errorMiddleware, healthAndMetrics, requireIdentity, route } from '../core/http';
+import { repoPath, resolveRef, runGit } from '../core/git';
+import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route, traceIdOf } from '../core/http';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
@@ -59,7 +59,7 @@ export function createGitServerApp(o: GitServerOptions) {
    * One writer per repository: in this process (FIFO), and across git-server instances through
    * Redis. Without Redis the local lock still holds and git's own ref lockfiles keep updates safe.
    */
-  async function writeLock(repoName: string): Promise<() => void> {
+  async function writeLock(repoName: string, log: Logger): Promise<() => void> {
     const releaseLocal = await locks.acquire(repoName);
     if (!o.redis) return releaseLocal;
     try {
@@ -72,7 +72,7 @@ export function createGitServerApp(o: GitServerOptions) {
         releaseLocal();
         throw err;
       }
-      o.log.warn({ err, repo: repoName }, 'Redis lock unavailable; using the local lock only');
+      log.warn({ err, repo: repoName }, 'Redis lock unavailable; using the local lock only');
       return releaseLocal;
     }
   }
@@ -97,6 +97,19 @@ export function createGitServerApp(o: GitServerOptions) {
       await runGit(['--git-dir', dir, 'config', k, v]);
     }
     res.status(201).json({ owner, name });
+  }));
+
+  // Internal API: what a ref names (the api resolves deploy refs here, where the repositories live).
+  app.post('/internal/repos/resolve', express.json(), route(async (req, res) => {
+    await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+      throw new AuthenticationError(e.message);
+    });
+    const owner = assertValidName('owner', req.body?.owner);
+    const name = assertValidName('name', req.body?.name);
+    const ref = typeof req.body?.ref === 'string' ? req.body.ref : '';
+    const found = await resolveRef(repoPath(o.reposDir, owner, name), ref);
+    if (!found) throw new NotFoundError(`ref ${JSON.stringify(ref.slice(0, 100))} not found in ${owner}/${name}`);
+    res.json(found);
   }));
 
   async function hookClaims(req: Request): Promise<HookClaims> {
@@ -133,6 +146,10 @@ export function createGitServerApp(o: GitServerOptions) {
       gitDir: repoPath(o.reposDir, claims.tenant, claims.repo),
       actor: claims.actor,
     }, updates, { skipPipelines: skip });
+    // The push's request id next to the run ids: how a run is traced back to the request that started it.
+    o.log
+      .child({ requestId: claims.requestId ?? null, traceId: claims.traceId ?? null })
+      .info({ repo: `${claims.tenant}/${claims.repo}`, actor: claims.actor, refs: updates.length, runs: runs.map((r) => r.runId), skip }, 'push recorded');
     if (runs.length > 0) o.onPushRecorded();
     if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo });
     const base = o.publicUrl.replace(/\/+$/, '');
@@ -144,6 +161,7 @@ export function createGitServerApp(o: GitServerOptions) {
   // Everything below is user traffic, forwarded by the gateway with a signed identity.
   const git = express.Router();
   git.use(requireIdentity(o.internalSecret));
+  git.use(requestLogger(o.log));
 
   async function authorize(req: Request, service: GitService): Promise<{ repo: RepoRow; gitDir: string }> {
     const owner = assertValidName('owner', req.params.owner);
@@ -213,9 +231,11 @@ export function createGitServerApp(o: GitServerOptions) {
       repo: repo.name,
       actor: req.principal?.username ?? 'anonymous',
       pushId: newPushId(),
+      requestId: req.requestId,
+      traceId: traceIdOf(req.header('traceparent')),
     };
     const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
-    const release = await writeLock(`${repo.owner}/${repo.name}`);
+    const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);
     try {
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',

@@ -10,6 +10,9 @@ export interface HookClaims {
   repo: string;
   actor: string;
   pushId: string;
+  /** The push request's id and trace id, so the hooks' log lines join the request's. */
+  requestId?: string;
+  traceId?: string;
 }
 
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;

@@ -3,12 +3,18 @@ import { inTransaction } from '../../core/db';
 import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import { atLeast, scopeCeiling, type Principal } from '../../core/principal';
+import type { Redis } from '../../core/redis';
+import { markTokenRevoked } from '../../core/token-revocation';
 import { SCOPES, generateToken, hashToken, type Scope } from '../../core/tokens';
 import { requireScope } from '../authz';
 import { audit } from './audit';
 
 export class TokenService {
-  constructor(private readonly db: Db) {}
+  /** `redis` receives revocation tombstones, which end tokens the gateway holds in its cache. */
+  constructor(
+    private readonly db: Db,
+    private readonly redis: Redis,
+  ) {}
 
   /**
    * A token for the caller or, for a tenant admin, for a user of their tenant. A new token never
@@ -54,7 +60,10 @@ export class TokenService {
     });
   }
 
-  /** Revocation takes effect at once: the gateway looks tokens up on every request. */
+  /**
+   * Revocation takes effect at once: the gateway checks the Redis tombstone on every request (in
+   * the rate-limit round trip), and on a cache miss reads `revoked_at` from Postgres.
+   */
   async revokeToken(principal: Principal, idText: string, requestId?: string): Promise<void> {
     const id = Number(idText);
     if (!Number.isSafeInteger(id) || id <= 0) throw new InputError('token id must be a positive integer');
@@ -72,6 +81,9 @@ export class TokenService {
     await inTransaction(this.db, async (c) => {
       await c.query('UPDATE tokens SET revoked_at = now() WHERE id = $1', [id]);
       await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), requestId });
+      // Before the commit: if Redis does not take the tombstone, nothing is revoked and the caller
+      // gets an error, rather than a 204 while cached copies keep working.
+      await markTokenRevoked(this.redis, id);
     });
   }
 }

@@ -75,3 +75,30 @@ export function nowArg(nowMs: number | undefined): string {
  * keeps state alive for callers (tests) whose explicit clock runs slower than the real one.
  */
 export const EXPIRY_SLACK_MS = 1000;
+
+/**
+ * Thrown by a limit script whose revocation key exists (the caller's token was revoked): nothing was
+ * counted. Not a Redis failure, so the limiter must not fail open on it.
+ */
+export class CredentialRevokedError extends Error {
+  override readonly name = 'CredentialRevokedError';
+  constructor() {
+    super('the credential was revoked');
+  }
+}
+
+/**
+ * Lua run first by a limit script over `limitKeys` keys: when one more key was passed, it is the
+ * caller's revocation tombstone, and if it exists the script answers {-1} and counts nothing. So the
+ * gateway learns "revoked?" in the same round trip as the limit.
+ */
+export function revocationGateLua(limitKeys: number): string {
+  return `
+if #KEYS > ${limitKeys} and redis.call('EXISTS', KEYS[${limitKeys + 1}]) == 1 then return { -1 } end`;
+}
+
+/** Throws CredentialRevokedError for the gate's {-1} reply; returns the reply otherwise. */
+export function unlessRevoked(reply: unknown): unknown {
+  if (Array.isArray(reply) && reply.length === 1 && reply[0] === -1) throw new CredentialRevokedError();
+  return reply;
+}

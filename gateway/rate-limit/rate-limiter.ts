@@ -3,7 +3,7 @@ import type { Redis } from '../../core/redis';
 import { burstPolicyName, rateLimitHeaders, retryAfterSeconds } from './headers';
 import { slidingWindow } from './sliding-window';
 import { limitsFor, rateLimitKey, routeClass, type ClassLimits, type QueryInput, type RateLimitConfig, type RouteClass } from './policy';
-import type { LimitResult } from './lua-script';
+import { CredentialRevokedError, type LimitResult } from './lua-script';
 import { windowAndBucket } from './window-and-bucket';
 
 const redisFailures = new client.Counter({
@@ -37,6 +37,8 @@ export interface RateCheckInput {
   subject: string;
   /** Tenant name of the authenticated caller, for per-tenant overrides. */
   tenant?: string;
+  /** The caller's revocation tombstone (`revokedTokenKey`): checked in the same round trip. */
+  revocationKey?: string;
 }
 
 export interface RateDecision {
@@ -45,6 +47,10 @@ export interface RateDecision {
   headers: Record<string, string>;
   status?: 429 | 503;
   message?: string;
+  /** The revocation key exists: the credential was revoked (nothing was counted). */
+  revoked?: boolean;
+  /** Redis did not answer: the limit was not applied, nor was revocation checked. */
+  unchecked?: boolean;
 }
 
 /** Raised when Redis has not answered within the timeout (the command may still complete later). */
@@ -70,12 +76,13 @@ export class RateLimiter {
 
   async check(input: RateCheckInput): Promise<RateDecision> {
     const cls = routeClass(input.method, input.path, input.query);
-    if (!cls) return { allowed: true, headers: {} };
+    if (!cls) return input.revocationKey ? this.revocationOnly(input.revocationKey) : { allowed: true, headers: {} };
     const limits = limitsFor(this.o.config, cls, input.tenant);
     let result: { allowed: boolean; window: LimitResult; bucket?: LimitResult };
     try {
-      result = await withTimeout(this.evaluate(cls, limits, input.subject), this.timeoutMs);
+      result = await withTimeout(this.evaluate(cls, limits, input.subject, input.revocationKey), this.timeoutMs);
     } catch (err) {
+      if (err instanceof CredentialRevokedError) return REVOKED;
       return this.unavailable(err);
     }
     const headers = rateLimitHeaders(cls, limits, result.window, result.bucket);
@@ -101,22 +108,33 @@ export class RateLimiter {
     };
   }
 
-  private async evaluate(cls: RouteClass, limits: ClassLimits, subject: string) {
+  private async evaluate(cls: RouteClass, limits: ClassLimits, subject: string, revocationKey?: string) {
     const windowKey = rateLimitKey('window', cls, subject);
     if (!limits.bucket) {
-      const window = await slidingWindow(this.o.redis, windowKey, limits.window);
+      const window = await slidingWindow(this.o.redis, windowKey, limits.window, undefined, revocationKey);
       return { allowed: window.allowed, window };
     }
-    return windowAndBucket(this.o.redis, { window: windowKey, bucket: rateLimitKey('bucket', cls, subject) }, { window: limits.window, bucket: limits.bucket });
+    return windowAndBucket(this.o.redis, { window: windowKey, bucket: rateLimitKey('bucket', cls, subject) }, { window: limits.window, bucket: limits.bucket }, undefined, revocationKey);
+  }
+
+  /** A request outside every route class still gets its revocation checked (one EXISTS). */
+  private async revocationOnly(key: string): Promise<RateDecision> {
+    try {
+      return (await withTimeout(this.o.redis.exists(key), this.timeoutMs)) ? REVOKED : { allowed: true, headers: {} };
+    } catch (err) {
+      return this.unavailable(err);
+    }
   }
 
   private unavailable(err: unknown): RateDecision {
     redisFailures.inc({ reason: err instanceof RateLimitTimeoutError ? 'timeout' : 'error', mode: this.o.failMode });
     this.o.onRedisFailure?.(err);
-    if (this.o.failMode === 'open') return { allowed: true, headers: {} };
-    return { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly' };
+    if (this.o.failMode === 'open') return { allowed: true, headers: {}, unchecked: true };
+    return { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly', unchecked: true };
   }
 }
+
+const REVOKED: RateDecision = { allowed: false, revoked: true, headers: {} };
 
 /**
  * `p`, or a RateLimitTimeoutError after `ms`, whichever comes first: a slow or unreachable Redis

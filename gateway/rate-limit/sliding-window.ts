@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from '../../core/redis';
-import { EXPIRY_SLACK_MS, integers, limitResult, LuaScript, nowArg, nowLua, type LimitResult } from './lua-script';
+import { EXPIRY_SLACK_MS, integers, limitResult, LuaScript, nowArg, nowLua, revocationGateLua, unlessRevoked, type LimitResult } from './lua-script';
 
 export interface SlidingWindowLimit {
   /** Requests admitted in any window of `windowMs`. */
@@ -50,8 +50,9 @@ local function sw_reply(s, limit, window, now, committed)
 end
 `;
 
-// KEYS[1] the log; ARGV: limit, windowMs, unique member, [now ms]
+// KEYS[1] the log, [KEYS[2] a revocation tombstone]; ARGV: limit, windowMs, unique member, [now ms]
 const SCRIPT = new LuaScript(`${SLIDING_WINDOW_LUA_FUNCTIONS}
+${revocationGateLua(1)}
 ${nowLua(4)}
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local s = sw_check(KEYS[1], limit, window, now)
@@ -71,8 +72,9 @@ export function uniqueMember(): string {
 /**
  * Admits the request and records it if fewer than `limit` were admitted in the last `windowMs`
  * under `key`; one atomic round trip. `nowMs` is for tests only: without it Redis's clock is used.
+ * With `revokedKey`, a CredentialRevokedError (and nothing counted) when that tombstone exists.
  */
-export async function slidingWindow(redis: Redis, key: string, limit: SlidingWindowLimit, nowMs?: number): Promise<LimitResult> {
-  const reply = await SCRIPT.run(redis, [key], [limit.limit, limit.windowMs, uniqueMember(), nowArg(nowMs)]);
-  return limitResult(integers(reply, 4));
+export async function slidingWindow(redis: Redis, key: string, limit: SlidingWindowLimit, nowMs?: number, revokedKey?: string): Promise<LimitResult> {
+  const reply = await SCRIPT.run(redis, revokedKey ? [key, revokedKey] : [key], [limit.limit, limit.windowMs, uniqueMember(), nowArg(nowMs)]);
+  return limitResult(integers(unlessRevoked(reply), 4));
 }

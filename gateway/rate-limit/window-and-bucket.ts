@@ -1,6 +1,6 @@
 import type { Redis } from '../../core/redis';
 import { LEAKY_BUCKET_LUA_FUNCTIONS, type LeakyBucketLimit } from './leaky-bucket';
-import { integers, limitResult, LuaScript, nowArg, nowLua, type LimitResult } from './lua-script';
+import { integers, limitResult, LuaScript, nowArg, nowLua, revocationGateLua, unlessRevoked, type LimitResult } from './lua-script';
 import { SLIDING_WINDOW_LUA_FUNCTIONS, uniqueMember, type SlidingWindowLimit } from './sliding-window';
 
 /**
@@ -9,9 +9,10 @@ import { SLIDING_WINDOW_LUA_FUNCTIONS, uniqueMember, type SlidingWindowLimit } f
  * wrong, no refund step), and it is still one round trip and atomic.
  * Both keys must live on one Redis node (true for a single Redis; a cluster would need a hash tag).
  */
-// KEYS: window log, bucket hash; ARGV: limit, windowMs, member, capacity, ratePerSecond, [now ms]
+// KEYS: window log, bucket hash, [a revocation tombstone]; ARGV: limit, windowMs, member, capacity, ratePerSecond, [now ms]
 const SCRIPT = new LuaScript(`${SLIDING_WINDOW_LUA_FUNCTIONS}
 ${LEAKY_BUCKET_LUA_FUNCTIONS}
+${revocationGateLua(2)}
 ${nowLua(6)}
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local w = sw_check(KEYS[1], limit, window, now)
@@ -38,11 +39,12 @@ export async function windowAndBucket(
   keys: { window: string; bucket: string },
   limits: { window: SlidingWindowLimit; bucket: LeakyBucketLimit },
   nowMs?: number,
+  revokedKey?: string,
 ): Promise<WindowAndBucketResult> {
-  const reply = await SCRIPT.run(redis, [keys.window, keys.bucket], [
+  const reply = await SCRIPT.run(redis, revokedKey ? [keys.window, keys.bucket, revokedKey] : [keys.window, keys.bucket], [
     limits.window.limit, limits.window.windowMs, uniqueMember(), limits.bucket.capacity, limits.bucket.ratePerSecond, nowArg(nowMs),
   ]);
-  const n = integers(reply, 8);
+  const n = integers(unlessRevoked(reply), 8);
   const window = limitResult(n.slice(0, 4));
   const bucket = limitResult(n.slice(4, 8));
   return { allowed: window.allowed && bucket.allowed, window, bucket };

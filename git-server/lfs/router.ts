@@ -82,7 +82,7 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
       req.resume();
       throw err;
     });
-    o.log.info({ repo: `${grant.repo.owner}/${grant.repo.name}`, oid, size, requestId: req.requestId }, 'lfs object stored');
+    (req.log ?? o.log).info({ repo: `${grant.repo.owner}/${grant.repo.name}`, oid, size }, 'lfs object stored');
     res.status(200).end();
   }));
 

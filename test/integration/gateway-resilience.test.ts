@@ -130,3 +130,67 @@ test('clients that hang up mid-request do not open the breaker', async () => {
   const res = await fetch(`${base.origin}/api/v1/slow`);
   expect(res.status).toBe(200); // the breaker is still closed
 });
+
+describe('POST retries need an Idempotency-Key', () => {
+  /** An upstream that answers 503 `failures` times, then 200; records each attempt's body. */
+  async function flaky(failures: number) {
+    const bodies: string[] = [];
+    const upstream = await listen((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString());
+        if (bodies.length <= failures) res.writeHead(503).end('down');
+        else res.writeHead(201, { 'content-type': 'application/json' }).end('{"made":true}');
+      });
+    });
+    return { bodies, ...(await gateway(upstream)) };
+  }
+
+  test('a keyed POST is retried with the same body until it lands; without a key it is sent once', async () => {
+    const keyed = await flaky(2);
+    const body = JSON.stringify({ owner: 'acme', name: 'web' });
+    const res = await fetch(`${keyed.base.origin}/api/v1/repos`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'create-web-1' }, body });
+    expect(res.status).toBe(201);
+    expect(keyed.bodies).toEqual([body, body, body]);
+
+    const failing = await flaky(10);
+    const gaveUp = await fetch(`${failing.base.origin}/api/v1/repos`, { method: 'POST', headers: { 'idempotency-key': '"quoted-key"' }, body });
+    expect(gaveUp.status).toBe(503);
+    expect(failing.bodies).toHaveLength(4); // the first try and at most 3 retries
+
+    const unkeyed = await flaky(1);
+    const once = await fetch(`${unkeyed.base.origin}/api/v1/repos`, { method: 'POST', body });
+    expect(once.status).toBe(503);
+    expect(unkeyed.bodies).toHaveLength(1);
+  });
+
+  test('a push is never retried, key or not; a body over 1 MiB is sent once', async () => {
+    const push = await flaky(1);
+    const res = await fetch(`${push.base.origin}/a/b.git/git-receive-pack`, { method: 'POST', headers: { 'idempotency-key': 'push-1' }, body: 'PACK' });
+    expect(res.status).toBe(503);
+    expect(push.bodies).toHaveLength(1);
+
+    const big = await flaky(1);
+    const payload = 'x'.repeat(1024 * 1024 + 1);
+    const bigRes = await fetch(`${big.base.origin}/a/b.git/git-upload-pack`, { method: 'POST', headers: { 'idempotency-key': 'fetch-1' }, body: payload });
+    expect(bigRes.status).toBe(503);
+    expect(big.bodies).toHaveLength(1);
+    expect(big.bodies[0]).toHaveLength(payload.length); // streamed through whole, not cut
+
+    const small = await flaky(1);
+    const smallRes = await fetch(`${small.base.origin}/a/b.git/git-upload-pack`, { method: 'POST', headers: { 'idempotency-key': 'fetch-2' }, body: '0000' });
+    expect(smallRes.status).toBe(201);
+    expect(small.bodies).toEqual(['0000', '0000']);
+  });
+
+  test('a malformed Idempotency-Key is 400 and reaches no upstream', async () => {
+    const up = await flaky(0);
+    const res = await fetch(`${up.base.origin}/api/v1/repos`, { method: 'POST', headers: { 'idempotency-key': 'has spaces' }, body: '{}' });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe('bad_idempotency_key');
+    const long = await fetch(`${up.base.origin}/api/v1/repos`, { method: 'POST', headers: { 'idempotency-key': 'k'.repeat(256) }, body: '{}' });
+    expect(long.status).toBe(400);
+    expect(up.bodies).toHaveLength(0);
+  });
+});

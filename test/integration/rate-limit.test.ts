@@ -238,8 +238,8 @@ describe('when Redis is unreachable', () => {
     const { value, ms } = await timed(l.check(req));
     expect(ms).toBeLessThan(100 + 50);
     expect(value).toEqual(failMode === 'open'
-      ? { allowed: true, headers: {} }
-      : { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly' });
+      ? { allowed: true, headers: {}, unchecked: true }
+      : { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly', unchecked: true });
     expect(await failures('error', failMode)).toBe(before + 1);
     expect(seen).toHaveLength(1);
   });
