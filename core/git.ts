@@ -52,3 +52,18 @@ export async function peelToCommit(gitDir: string, sha: string): Promise<string 
   const r = await runGit(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `${sha}^{commit}`]);
   return r.code === 0 ? r.stdout.toString().trim() : undefined;
 }
+
+/**
+ * What a user-given ref names: a branch, a tag, a full `refs/…` name or a commit id. Answers the
+ * full ref (or the commit id itself) and the commit; undefined when nothing matches.
+ */
+export async function resolveRef(gitDir: string, ref: string): Promise<{ ref: string; commit: string } | undefined> {
+  // Never an option, never a range or revision expression: only names git accepts as refs, or a full id.
+  if (ref.length === 0 || ref.length > 255 || ref.startsWith('-') || /[\s~^:?*[\\]|\.\.|@\{/.test(ref)) return undefined;
+  const candidates = /^[0-9a-f]{40,64}$/.test(ref) ? [ref] : ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`];
+  for (const candidate of candidates) {
+    const commit = await peelToCommit(gitDir, candidate);
+    if (commit) return { ref: candidate, commit };
+  }
+  return undefined;
+}

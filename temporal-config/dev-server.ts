@@ -7,7 +7,7 @@
 export const DEFAULT_NAMESPACE = 'dotgit';
 
 /** Keyword search attributes set on every run and deploy (filterable in the Web UI). */
-export const SEARCH_ATTRIBUTE_NAMES = ['DotgitTenant', 'DotgitRepo', 'DotgitRef', 'DotgitCommit'] as const;
+export const SEARCH_ATTRIBUTE_NAMES = ['DotgitTenant', 'DotgitRepo', 'DotgitRef', 'DotgitCommit', 'DotgitEnvironment', 'DotgitStatus'] as const;
 
 /** `--dynamic-config-value` pairs for the dev server. */
 export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, unknown> = {

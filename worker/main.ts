@@ -11,6 +11,8 @@ import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
+import { createBackupActivities } from '../activities/backup-activities';
+import { backupStore } from '../core/backup-store';
 import { createWebhookActivities } from '../activities/webhook-activities';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
@@ -19,6 +21,9 @@ import { createSandboxDriver } from '../activities/sandbox/create-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
+import { createDeployActivities } from '../activities/deploy-activities';
+import { connectTemporal } from '../core/temporal';
+import type { Client } from '@temporalio/client';
 
 /**
  * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
@@ -38,6 +43,9 @@ async function main(): Promise<void> {
   let driver: SandboxDriver | undefined;
   const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
 
+  // A client for what activities start or signal (environment locks), made on first use.
+  let client: Promise<Client> | undefined;
+  const getClient = () => (client ??= connectTemporal(config.temporalAddress!, config.temporalNamespace));
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const orchestration = await Worker.create({
     connection,
@@ -46,7 +54,20 @@ async function main(): Promise<void> {
     workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
     activities: {
       ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
+      ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
       ...createMaintenanceActivities({ db, reposDir: paths.repos }),
+      ...createBackupActivities({
+        db,
+        store: backupStore(config),
+        reposDir: paths.repos,
+        restoresDir: paths.restores,
+        databaseUrl: config.databaseUrl,
+        // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
+        pgToolsDir: config.pgToolsDir,
+        pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
+        retentionDays: config.backupRetentionDays,
+        fullEveryHours: config.backupFullEveryHours,
+      }),
       ...createWebhookActivities({
         db,
         reposDir: paths.repos,

@@ -1,4 +1,7 @@
 // Every workflow the worker registers. Deterministic code only (see eslint rules for this folder).
 export { pipeline } from './pipeline';
 export { maintenanceSweep, repoMaintenance } from './maintenance';
+export { backup, restore, restoreDrill } from './backup';
 export { webhookDispatch } from './webhooks';
+export { deploy } from './deploy';
+export { environmentLock } from './environment-lock';

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Db } from '../../core/db';
+import {
+  approveUpdate,
+  deployWorkflowId,
+  rejectUpdate,
+  TERMINAL_DEPLOY_STATUSES,
+  type DeployInput,
+  type DeployStatus,
+} from '../../core/deploy-types';
+import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
+import { assertValidName } from '../../core/names';
+import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
+import { atLeast, type Principal } from '../../core/principal';
+import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
+import type { Redis } from '../../core/redis';
+import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
+import { ORCHESTRATION_QUEUE } from '../../core/run-types';
+import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
+import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
+import { audit } from './audit';
+
+/** Resolves a user-given ref in a repository (the git-server's internal API); undefined when it names nothing. */
+export type RefResolver = (owner: string, repo: string, ref: string) => Promise<{ ref: string; commit: string } | undefined>;
+
+const DEPLOY_SELECT = `SELECT d.*, t.name AS owner, p.name AS repo_name, p.visibility, p.id AS rid
+  FROM deploys d JOIN repos p ON p.id = d.repo_id JOIN tenants t ON t.id = d.tenant_id`;
+
+function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
+  const id = String(row.id);
+  return {
+    id,
+    repo: `${row.owner}/${row.repo_name}`,
+    environment: row.environment,
+    ref: row.ref,
+    commit: row.commit_sha,
+    status: row.status,
+    message: row.message ?? null,
+    requestedBy: row.requested_by,
+    decidedBy: row.decided_by ?? null,
+    decidedAt: row.decided_at ?? null,
+    rollbackTo: row.rollback_to ?? null,
+    createdAt: row.created_at,
+    startedAt: row.started_at ?? null,
+    finishedAt: row.finished_at ?? null,
+    steps: steps.map((s) => ({ job: s.job, name: s.name, status: s.status, exitCode: s.exit_code ?? null, startedAt: s.started_at ?? null, finishedAt: s.finished_at ?? null })),
+    links: { self: `/api/v1/deploys/${encodeURIComponent(id)}`, events: `/api/v1/deploys/${encodeURIComponent(id)}/events` },
+  };
+}
+
+/**
+ * Deploys (CONTRACT `POST …/deploys`, `GET /deploys/{id}`, approve/reject/cancel): each a `deploy`
+ * workflow whose id is the deploy's id. The row is written before the workflow starts, so the 202's
+ * id can be read at once.
+ */
+export class DeployService {
+  constructor(
+    private readonly db: Db,
+    private readonly redis: Redis,
+    private readonly temporal: () => Promise<Client>,
+    private readonly resolveRef: RefResolver,
+  ) {}
+
+  async create(principal: Principal, owner: string, repoName: string, body: Record<string, unknown>, requestId?: string) {
+    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deploying');
+    const environment = body.environment;
+    if (typeof environment !== 'string' || !ENVIRONMENT_NAME.test(environment)) throw new InputError('environment must be an environment name: letters, digits, _ and -, at most 64');
+    if (typeof body.ref !== 'string' || body.ref.length === 0 || body.ref.length > 255) throw new InputError('ref must be a branch, tag or commit id');
+    const target = await this.resolveRef(repo.owner, repo.name, body.ref);
+    if (!target) throw new NotFoundError(`ref ${body.ref} not found in ${repo.owner}/${repo.name}`);
+    const id = deployWorkflowId(repo.owner, repo.name, environment, randomUUID());
+    await this.db.query(
+      `INSERT INTO deploys (tenant_id, id, repo_id, environment, ref, commit_sha, status, requested_by) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)`,
+      [repo.tenantId, id, repo.id, environment, target.ref, target.commit, principal.username],
+    );
+    const input: DeployInput = {
+      deployId: id,
+      tenantId: repo.tenantId,
+      tenant: repo.owner,
+      repoId: repo.id,
+      repo: repo.name,
+      environment,
+      ref: target.ref,
+      commit: target.commit,
+      requestedBy: principal.username,
+    };
+    try {
+      const client = await this.temporal();
+      await client.workflow.start('deploy', {
+        workflowId: id,
+        taskQueue: ORCHESTRATION_QUEUE,
+        args: [input],
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.tenant, value: repo.owner },
+          { key: SEARCH_ATTRIBUTES.repo, value: `${repo.owner}/${repo.name}` },
+          { key: SEARCH_ATTRIBUTES.ref, value: target.ref },
+          { key: SEARCH_ATTRIBUTES.commit, value: target.commit },
+          { key: SEARCH_ATTRIBUTES.environment, value: environment },
+          { key: SEARCH_ATTRIBUTES.status, value: 'queued' },
+        ],
+      });
+    } catch (err) {
+      // Never a row that claims to be queued with nothing behind it.
+      await this.db.query(`UPDATE deploys SET status = 'failure', message = $3, finished_at = now() WHERE tenant_id = $1 AND id = $2`, [
+        repo.tenantId,
+        id,
+        'the deploy could not be started',
+      ]);
+      throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`);
+    }
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
+    return { id, status: 'queued' as DeployStatus, links: deployView({ id }).links };
+  }
+
+  /** The deploy row, if the caller may read its repository; otherwise not found (nothing leaks). */
+  private async readableDeploy(principal: Principal | null | undefined, id: string) {
+    if (id.length > 400) throw new InputError('deploy id is too long');
+    const row = (await this.db.query(`${DEPLOY_SELECT} WHERE d.id = $1`, [id])).rows[0];
+    if (!row) throw new NotFoundError(`deploy ${id} not found`);
+    const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.created_at };
+    const access = await accessTo(this.db, principal, repo);
+    if (access === 'none') throw new NotFoundError(`deploy ${id} not found`);
+    return { row, access };
+  }
+
+  async get(principal: Principal | null | undefined, id: string) {
+    const { row } = await this.readableDeploy(principal, id);
+    const steps = await this.db.query('SELECT * FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [row.tenant_id, id]);
+    return deployView(row, steps.rows);
+  }
+
+  /** An environment's (or every environment's) deploy history, newest first. */
+  async list(principal: Principal | null | undefined, owner: string, repoName: string, q: { environment?: unknown }) {
+    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', repoName));
+    const args: unknown[] = [repo.id];
+    let filter = '';
+    if (q.environment !== undefined) {
+      if (typeof q.environment !== 'string' || !ENVIRONMENT_NAME.test(q.environment)) throw new InputError('environment is not valid');
+      args.push(q.environment);
+      filter = ' AND d.environment = $2';
+    }
+    const r = await this.db.query(`${DEPLOY_SELECT} WHERE d.repo_id = $1${filter} ORDER BY d.created_at DESC, d.id DESC LIMIT 100`, args);
+    return { deploys: r.rows.map((row) => deployView(row)) };
+  }
+
+  /** Approve or reject at the gate: a Temporal update, so the answer says whether the workflow took it. */
+  async decide(principal: Principal, id: string, approve: boolean, body: Record<string, unknown>, requestId?: string) {
+    const { row } = await this.writableDeploy(principal, id, approve ? 'approving a deploy' : 'rejecting a deploy');
+    if (body.comment !== undefined && (typeof body.comment !== 'string' || body.comment.length > 1000)) throw new InputError('comment must be a string of at most 1000 characters');
+    const decision = { by: principal.username, ...(typeof body.comment === 'string' ? { comment: body.comment } : {}) };
+    try {
+      const client = await this.temporal();
+      await client.workflow.getHandle(id).executeUpdate(approve ? approveUpdate : rejectUpdate, { args: [decision] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ConflictError(err.cause?.message ?? `deploy ${id} is not waiting for approval`);
+      if (err instanceof WorkflowNotFoundError) throw new ConflictError(`deploy ${id} has ended`);
+      throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`);
+    }
+    await audit(this.db, { tenantId: Number(row.tenant_id), actor: principal.username, action: approve ? 'deploy.approve' : 'deploy.reject', target: id, requestId });
+    return { id, status: approve ? 'running' : 'rejected', decidedBy: principal.username };
+  }
+
+  async cancel(principal: Principal, id: string, requestId?: string): Promise<void> {
+    const { row } = await this.writableDeploy(principal, id, 'cancelling a deploy');
+    if (TERMINAL_DEPLOY_STATUSES.includes(row.status)) return;
+    try {
+      const client = await this.temporal();
+      await client.workflow.getHandle(id).cancel();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return; // it ended meanwhile
+      throw new UnavailableError(`could not reach Temporal to cancel the deploy: ${(err as Error).message}`);
+    }
+    await audit(this.db, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'deploy.cancel', target: id, requestId });
+  }
+
+  async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
+    const { row } = await this.readableDeploy(principal, id);
+    if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
+    const currentStatus = async () => {
+      const r = await this.db.query('SELECT status, message FROM deploys WHERE tenant_id = $1 AND id = $2', [row.tenant_id, id]);
+      return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
+    };
+    return followRunEvents(this.redis, id, { after, currentStatus, signal });
+  }
+
+  private async writableDeploy(principal: Principal, id: string, what: string) {
+    const p = requirePrincipal(principal);
+    const found = await this.readableDeploy(p, id);
+    if (!atLeast(found.access, 'write')) throw new NotAllowedError(`${what} needs write access to the repository`);
+    requireScope(p, 'write');
+    return found;
+  }
+}
