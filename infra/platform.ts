@@ -12,6 +12,8 @@ import { startEmbeddedPostgres } from './provision/postgres';
 import { startRedis } from './provision/redis';
 import { ensureSandbox } from './provision/sandbox';
 import { ensureGitLfs } from './provision/git-lfs';
+import { ensurePgTools } from './provision/pg-tools';
+import { prepareWalArchiving } from './provision/wal-archiving';
 import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
 import { ROOT } from './root';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
@@ -69,11 +71,19 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const toolsDir = path.join(ROOT, '.tools');
 
     const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
+    // pg_basebackup of the embedded server's version, for backups (best effort: without it backups skip Postgres).
+    const pgTools = config.databaseUrl || config.pgToolsDir ? undefined : ensurePgTools({ toolsDir, log: o.log }).catch((err) => o.log.warn(`backups: ${(err as Error).message}`));
     // Best effort: the server speaks LFS itself; the client is for tests and pipeline checkouts.
     const gitLfs = ensureGitLfs(o.log).catch((err) => o.log.warn(`git-lfs: ${(err as Error).message}`));
     const postgres = config.databaseUrl
       ? undefined
-      : await startEmbeddedPostgres({ dataDir: paths.postgres, port: eph ? 0 : config.postgresPort, log: o.log, ephemeral: eph });
+      : await startEmbeddedPostgres({
+          dataDir: paths.postgres,
+          port: eph ? 0 : config.postgresPort,
+          log: o.log,
+          ephemeral: eph,
+          archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: paths.objects, pgDataDir: paths.postgres }),
+        });
     if (postgres) stops.push(() => postgres.stop());
     const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
     if (redis) stops.push(() => redis.stop());
@@ -96,6 +106,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     }
     await sandbox;
     await gitLfs;
+    const pgToolsDir = config.pgToolsDir ?? (await pgTools)?.binDir;
 
     const databaseUrl = config.databaseUrl ?? postgres!.databaseUrl;
     const redisUrl = config.redisUrl ?? redis!.redisUrl;
@@ -123,6 +134,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       DOTGIT_API_PORT: String(eph ? await resolvePort(0) : config.apiPort),
       DOTGIT_GIT_PORT: String(eph ? await resolvePort(0) : config.gitPort),
       DOTGIT_WORKER_PORT: String(eph ? await resolvePort(0) : config.workerPort),
+      ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
     };
     const internalHost = config.internalHost;
     const gatewayHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;

@@ -9,3 +9,20 @@ export const MAINTENANCE_SCHEDULE = {
 
 /** A repository also gets maintenance right after this many pushes, without waiting for the sweep. */
 export const MAINTENANCE_EVERY_PUSHES = 50;
+
+/** Backups: incremental repository bundles, Postgres base when due (WAL is archived continuously). */
+export const BACKUP_SCHEDULE = {
+  id: 'dotgit-backup',
+  every: '15m',
+  workflowType: 'backup',
+  // A platform that was down for a while takes one backup on return, not one per missed slot.
+  catchupWindow: '30 minutes',
+} as const;
+
+/** Restores the newest backup into a scratch area and compares it with the live data. */
+export const RESTORE_DRILL_SCHEDULE = {
+  id: 'dotgit-restore-drill',
+  every: '24h',
+  workflowType: 'restoreDrill',
+  catchupWindow: '6 hours',
+} as const;

@@ -30,6 +30,12 @@ export interface PostgresOptions {
   startTimeoutMs?: number;
   /** How long a fast shutdown may take before an immediate one (SIGQUIT), then SIGKILL. */
   stopGraceMs?: number;
+  /**
+   * Continuous WAL archiving (point-in-time recovery): this shell command gets `%p`/`%f` and must
+   * exit 0 only once the segment is stored. A segment is closed at least every 60 s
+   * (`archive_timeout`), which bounds what a crash can lose (RPO).
+   */
+  archiveCommand?: string;
 }
 
 export interface PostgresHandle {
@@ -80,6 +86,7 @@ async function startOnce(opts: PostgresOptions): Promise<PostgresHandle> {
       // TCP only: no socket lock files in /tmp shared with other clusters.
       '-c', 'unix_socket_directories=',
       ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      ...(opts.archiveCommand ? ['-c', 'archive_mode=on', '-c', `archive_command=${opts.archiveCommand}`, '-c', 'archive_timeout=60'] : []),
     ],
     onLog: writeLog,
     onError: writeLog,

@@ -1,0 +1,237 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import client from 'prom-client';
+import type { Db } from '../core/db';
+import type { ObjectStore } from '../core/object-store';
+import { backupRepo, listRepoDirs, repoDir, repoState, restoreRepo } from '../core/backup-repos';
+import { basebackup, flushWal, restorePostgres, startThrowawayPostgres } from '../core/backup-postgres';
+import { listManifests, manifestAt, planRetention, storeInventory, writeManifest } from '../core/backup-manifest';
+import { BACKUP_PREFIX, WAL_PREFIX, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
+import { runGit } from '../core/git';
+
+/** Thrown when there is nothing to restore from (no complete backup at or before the time asked). */
+export class NoBackupError extends Error {
+  override readonly name = 'NoBackupError';
+}
+
+const drillFailures = new client.Counter({ name: 'dotgit_backup_drill_failures_total', help: 'Restore drills that failed (the latest backup did not restore, or differed from live data)' });
+const lastBackup = new client.Gauge({ name: 'dotgit_backup_last_complete_timestamp_seconds', help: 'When the newest complete backup finished' });
+
+export interface BackupDeps {
+  db: Db;
+  store: ObjectStore;
+  reposDir: string;
+  /** Where restores and drills put their copies (`<dir>/<id>/repos`, `<dir>/<id>/postgres`). */
+  restoresDir: string;
+  /** The live database; its Postgres is backed up only when `pgToolsDir` is set (our embedded one). */
+  databaseUrl: string;
+  pgToolsDir?: string;
+  /** The live cluster's directory (embedded Postgres), for WAL not archived yet. */
+  pgDataDir?: string;
+  retentionDays: number;
+  fullEveryHours: number;
+  now?: () => Date;
+}
+
+/** Keeps a long activity alive (and cancellable) while it works; the worker dying stops the beats. */
+async function withHeartbeat<T>(fn: (beat: (detail?: unknown) => void) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), 5_000);
+  try {
+    return await fn((d) => ctx.heartbeat(d));
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const partsKey = (id: string) => `${BACKUP_PREFIX}/${id}/parts/repos.json`;
+
+/** Activities of backups, restores, retention and drills. Each is safe to retry: keys are per backup id. */
+export function createBackupActivities(deps: BackupDeps) {
+  const { db, store } = deps;
+  const now = deps.now ?? (() => new Date());
+  const olderThan = (iso: string, hours: number) => now().getTime() - Date.parse(iso) > hours * 3_600_000;
+
+  async function restoreInto(dir: string, at: Date, opts: { repos?: string[]; postgres?: boolean }): Promise<{ manifest: BackupManifest; repos: number; postgres: boolean }> {
+    const manifests = await listManifests(store);
+    const manifest = manifestAt(manifests, at);
+    if (!manifest) throw new NoBackupError(`no complete backup at or before ${at.toISOString()}`);
+    let repos = 0;
+    await withHeartbeat(async (beat) => {
+      for (const [name, entry] of Object.entries(manifest.repos)) {
+        if (opts.repos && !opts.repos.includes(name)) continue;
+        await restoreRepo({ store, entry, targetDir: repoDir(path.join(dir, 'repos'), name) });
+        repos++;
+        beat(name);
+      }
+    });
+    let postgres = false;
+    if (opts.postgres !== false) {
+      // The newest base that ended before `at` (a later manifest may carry a newer one than `manifest`).
+      const base = [...manifests].reverse().map((m) => m.postgres).find((p): p is PostgresBackupEntry => !!p && Date.parse(p.finishedAt) <= at.getTime());
+      if (base) {
+        await flushWal(deps.databaseUrl);
+        const u = new URL(deps.databaseUrl);
+        await withHeartbeat(() =>
+          restorePostgres({
+            store,
+            entry: base,
+            at,
+            targetDir: path.join(dir, 'postgres'),
+            credentials: { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) },
+            extraWalDir: deps.pgDataDir ? path.join(deps.pgDataDir, 'pg_wal') : undefined,
+          }),
+        );
+        postgres = true;
+      }
+    }
+    return { manifest, repos, postgres };
+  }
+
+  return {
+    async startBackupRecord(args: { id: string; trigger: BackupTrigger }): Promise<void> {
+      await db.query(`INSERT INTO backups (id, trigger, status) VALUES ($1, $2, 'running') ON CONFLICT (id) DO NOTHING`, [args.id, args.trigger]);
+    },
+
+    /**
+     * Bundles every repository that changed since the newest complete backup (a base when it has
+     * none yet, when `full`, or when its base is older than the full-backup interval). The entries
+     * go to a part file, not into history: thousands of repositories would not fit an event.
+     */
+    async backupRepositories(args: { id: string; full: boolean }): Promise<{ repos: number; changed: number }> {
+      const previous = (await listManifests(store)).at(-1);
+      const names = await listRepoDirs(deps.reposDir);
+      const entries: Record<string, RepoBackupEntry> = {};
+      let changed = 0;
+      await withHeartbeat(async (beat) => {
+        for (const name of names) {
+          const prev = previous?.repos[name];
+          const entry = await backupRepo({ store, reposDir: deps.reposDir, fullName: name, backupId: args.id, previous: prev, base: args.full || (!!prev && olderThan(prev.baseAt, deps.fullEveryHours)), now });
+          if (entry.kind !== 'unchanged') changed++;
+          entries[name] = entry;
+          beat(name);
+        }
+      });
+      await store.put(partsKey(args.id), Buffer.from(JSON.stringify(entries)));
+      return { repos: names.length, changed };
+    },
+
+    /** A Postgres base backup when due; otherwise the newest one stays the base (WAL covers the rest). */
+    async backupPostgres(args: { id: string; full: boolean }): Promise<PostgresBackupEntry | null> {
+      if (!deps.pgToolsDir) return null;
+      const prev = (await listManifests(store)).at(-1)?.postgres;
+      if (prev && !args.full && !olderThan(prev.finishedAt, deps.fullEveryHours)) return prev;
+      return withHeartbeat(() => basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl: deps.databaseUrl, backupId: args.id, now }));
+    },
+
+    /** Writes the manifest (last: only now is the backup complete), then marks the row complete. */
+    async completeBackup(args: { id: string; startedAt: string; postgres: PostgresBackupEntry | null; repos: number; changed: number }): Promise<BackupResult> {
+      const repos = JSON.parse((await store.getBuffer(partsKey(args.id))).toString('utf8')) as Record<string, RepoBackupEntry>;
+      const finishedAt = now().toISOString();
+      await writeManifest(store, { version: 1, id: args.id, startedAt: args.startedAt, finishedAt, repos, ...(args.postgres ? { postgres: args.postgres } : {}) });
+      const postgresBase = args.postgres?.baseBackupId === args.id;
+      await db.query(
+        `UPDATE backups SET status = 'complete', finished_at = $2, repos = $3, changed = $4, postgres_base = $5, error = NULL WHERE id = $1`,
+        [args.id, finishedAt, args.repos, args.changed, postgresBase],
+      );
+      lastBackup.set(Date.parse(finishedAt) / 1000);
+      return { id: args.id, repos: args.repos, changed: args.changed, postgresBase };
+    },
+
+    async failBackup(args: { id: string; error: string }): Promise<void> {
+      await db.query(`UPDATE backups SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status = 'running'`, [args.id, args.error.slice(0, 2000)]);
+    },
+
+    /**
+     * Removes backups and WAL older than the retention window, except what a kept backup still
+     * needs (see planRetention). Rows of removed backups go too.
+     */
+    async applyRetention(): Promise<{ backups: string[]; walFiles: number }> {
+      const cutoff = new Date(now().getTime() - deps.retentionDays * 86_400_000);
+      const [manifests, inv] = await Promise.all([listManifests(store), storeInventory(store)]);
+      const plan = planRetention({ manifests, folders: inv.folders, walFiles: inv.walFiles, cutoff });
+      for (const id of plan.backups) {
+        // Manifest first: a half-removed backup must never look complete.
+        await store.delete(`${BACKUP_PREFIX}/${id}/manifest.json`);
+        for (const key of await store.list(`${BACKUP_PREFIX}/${id}`)) await store.delete(key);
+      }
+      for (const f of plan.wal) await store.delete(`${WAL_PREFIX}/${f}`);
+      if (plan.backups.length) await db.query('DELETE FROM backups WHERE id = ANY($1)', [plan.backups]);
+      return { backups: plan.backups, walFiles: plan.wal.length };
+    },
+
+    async startRestoreRecord(args: { id: string; kind: 'restore' | 'drill'; at: string }): Promise<void> {
+      await db.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, $2, $3, 'running') ON CONFLICT (id) DO NOTHING`, [args.id, args.kind, args.at]);
+    },
+
+    /** Restores repositories (all or some) and Postgres to `at` into `<restoresDir>/<id>/`. */
+    async restoreTo(args: { id: string; at: string; repos?: string[]; postgres?: boolean }): Promise<RestoreResult> {
+      const dir = path.join(deps.restoresDir, args.id);
+      const r = await restoreInto(dir, new Date(args.at), { repos: args.repos, postgres: args.postgres });
+      await db.query(`UPDATE restores SET status = 'complete', finished_at = now(), backup_id = $2, dir = $3 WHERE id = $1`, [args.id, r.manifest.id, dir]);
+      return { id: args.id, dir, backupId: r.manifest.id, repos: r.repos, postgres: r.postgres };
+    },
+
+    async failRestore(args: { id: string; problems: string[] }): Promise<void> {
+      await db.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [args.id, JSON.stringify(args.problems)]);
+      if (args.id.startsWith('drill-')) drillFailures.inc();
+    },
+
+    /**
+     * The drill's check: the newest backup restored into the scratch area must match what it
+     * recorded and be a past state of the live data. Repositories: refs as recorded, fsck clean,
+     * every restored tip known to the live repository. Postgres: starts, and holds the same
+     * tenants created up to the backup, and no migration live does not know.
+     */
+    async compareWithLive(args: { id: string }): Promise<{ problems: string[]; backupId: string }> {
+      const dir = path.join(deps.restoresDir, args.id);
+      const problems: string[] = [];
+      const manifest = (await listManifests(store)).at(-1);
+      if (!manifest) return { problems: ['there is no complete backup'], backupId: '' };
+      const r = await restoreInto(dir, new Date(manifest.finishedAt), {}).catch((err: Error) => {
+        problems.push(`restore failed: ${err.message}`);
+        return undefined;
+      });
+      if (!r) return { problems, backupId: manifest.id };
+      for (const [name, entry] of Object.entries(manifest.repos)) {
+        const restored = await repoState(repoDir(path.join(dir, 'repos'), name));
+        if (JSON.stringify(restored.refs) !== JSON.stringify(Object.fromEntries(Object.entries(entry.refs).sort()))) problems.push(`${name}: restored refs differ from the backup's`);
+        const live = repoDir(deps.reposDir, name);
+        if (!(await fs.stat(live).then(() => true, () => false))) continue; // deleted since
+        for (const sha of new Set(Object.values(entry.refs))) {
+          if ((await runGit(['--git-dir', live, 'cat-file', '-e', sha])).code !== 0) problems.push(`${name}: restored ${sha} is unknown to the live repository`);
+        }
+      }
+      if (r.postgres) {
+        const u = new URL(deps.databaseUrl);
+        const database = u.pathname.slice(1);
+        const server = await startThrowawayPostgres({ dataDir: path.join(dir, 'postgres'), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });
+        try {
+          // created_at is a transaction's start: one that began just before the backup may commit after it.
+          const q = `SELECT count(*)::int AS n FROM tenants WHERE created_at <= $1::timestamptz - interval '10 seconds'`;
+          const restored = (await server.query<{ n: number }>(q, [manifest.finishedAt], database)).rows[0].n;
+          const live = (await db.query<{ n: number }>(q, [manifest.finishedAt])).rows[0].n;
+          if (restored !== live) problems.push(`postgres: ${restored} tenants restored, live has ${live} created up to the backup`);
+          const migrations = (await server.query<{ name: string }>('SELECT name FROM schema_migrations', [], database)).rows.map((x) => x.name);
+          const liveMigrations = new Set((await db.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((x) => x.name));
+          for (const m of migrations) if (!liveMigrations.has(m)) problems.push(`postgres: restored migration ${m} is unknown to live`);
+        } finally {
+          await server.stop();
+        }
+      }
+      return { problems, backupId: manifest.id };
+    },
+
+    /** Records a drill's outcome; a failed drill counts in `dotgit_backup_drill_failures_total`. */
+    async finishDrill(args: { id: string; backupId: string; problems: string[] }): Promise<void> {
+      const ok = args.problems.length === 0;
+      await db.query(`UPDATE restores SET status = $2, finished_at = now(), backup_id = $3, problems = $4 WHERE id = $1`, [args.id, ok ? 'complete' : 'failed', args.backupId || null, JSON.stringify(args.problems)]);
+      if (!ok) drillFailures.inc();
+      // The scratch copy has served its purpose; a failed one stays for inspection.
+      if (ok) await fs.rm(path.join(deps.restoresDir, args.id), { recursive: true, force: true });
+    },
+  };
+}
+
+export type BackupActivities = ReturnType<typeof createBackupActivities>;

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Db } from '../../core/db';
+import { InputError, NotFoundError, UnavailableError } from '../../core/errors';
+import { assertValidName } from '../../core/names';
+import type { Principal } from '../../core/principal';
+import { ORCHESTRATION_QUEUE } from '../../core/run-types';
+import { backupIdFor, restoreIdFor, type BackupInput, type RestoreInput } from '../../core/backup-types';
+import { requirePlatformAdmin, requirePrincipal } from '../authz';
+import { audit } from './audit';
+
+// Clocks of the caller and ours may differ a little; a restore point further in the future is a mistake.
+const FUTURE_SKEW_MS = 60_000;
+
+/** On-demand backups, their listing, and restores (CONTRACT: platform admins only). */
+export class BackupService {
+  constructor(
+    private readonly db: Db,
+    private readonly temporal: () => Promise<Client>,
+  ) {}
+
+  private async start(workflowType: 'backup' | 'restore', id: string, arg: BackupInput | RestoreInput): Promise<void> {
+    let client: Client;
+    try {
+      client = await this.temporal();
+    } catch (err) {
+      throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`, 5);
+    }
+    try {
+      await client.workflow.start(workflowType, { taskQueue: ORCHESTRATION_QUEUE, workflowId: id, args: [arg] });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw new UnavailableError(`could not start the ${workflowType} workflow: ${(err as Error).message}`, 5);
+    }
+  }
+
+  /** Starts a backup now; `full` makes every part a new base. The row says running until the manifest is written. */
+  async create(principal: Principal | null | undefined, body: { full?: unknown }, requestId?: string) {
+    const p = requirePrincipal(principal);
+    requirePlatformAdmin(p);
+    if (body.full !== undefined && typeof body.full !== 'boolean') throw new InputError('full must be true or false');
+    const id = backupIdFor(new Date(), randomBytes(4).toString('hex'));
+    await this.db.query(`INSERT INTO backups (id, trigger, status) VALUES ($1, 'api', 'running')`, [id]);
+    await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'backup.create', target: id, requestId });
+    try {
+      await this.start('backup', id, { id, trigger: 'api', full: body.full === true });
+    } catch (err) {
+      await this.db.query(`UPDATE backups SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1`, [id, (err as Error).message]);
+      throw err;
+    }
+    return { id, status: 'running' as const };
+  }
+
+  /** Newest first. `complete` only once the backup's manifest is written (the workflow's last step). */
+  async list(principal: Principal | null | undefined) {
+    requirePlatformAdmin(requirePrincipal(principal));
+    const r = await this.db.query(
+      `SELECT id, trigger, status, started_at, finished_at, repos, changed, postgres_base, error FROM backups ORDER BY started_at DESC, id DESC LIMIT 1000`,
+    );
+    return {
+      backups: r.rows.map((row) => ({
+        id: row.id as string,
+        trigger: row.trigger as string,
+        status: row.status as string,
+        startedAt: (row.started_at as Date).toISOString(),
+        finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
+        repos: row.repos as number | null,
+        changed: row.changed as number | null,
+        postgresBase: row.postgres_base as boolean | null,
+        ...(row.error ? { error: row.error as string } : {}),
+      })),
+    };
+  }
+
+  /**
+   * Restores to `at` into a fresh directory beside the live data (`.data/restores/<id>`): all
+   * repositories or `repos`, and Postgres unless `postgres: false`. Switching the platform to it
+   * is an offline step (`npm run restore`), see the README.
+   */
+  async restore(principal: Principal | null | undefined, body: { at?: unknown; repos?: unknown; postgres?: unknown }, requestId?: string) {
+    const p = requirePrincipal(principal);
+    requirePlatformAdmin(p);
+    if (typeof body.at !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(body.at) || Number.isNaN(Date.parse(body.at))) {
+      throw new InputError('at must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z');
+    }
+    const at = new Date(body.at);
+    if (at.getTime() > Date.now() + FUTURE_SKEW_MS) throw new InputError('at is in the future');
+    let repos: string[] | undefined;
+    if (body.repos !== undefined) {
+      if (!Array.isArray(body.repos) || body.repos.length === 0 || body.repos.length > 10_000) throw new InputError('repos must be a non-empty list of "owner/name"');
+      repos = body.repos.map((r) => {
+        const parts = typeof r === 'string' ? r.split('/') : [];
+        if (parts.length !== 2) throw new InputError(`repos: ${JSON.stringify(r)} is not "owner/name"`);
+        return `${assertValidName('owner', parts[0])}/${assertValidName('repo', parts[1])}`;
+      });
+    }
+    if (body.postgres !== undefined && typeof body.postgres !== 'boolean') throw new InputError('postgres must be true or false');
+    const id = restoreIdFor('restore', new Date(), randomBytes(4).toString('hex'));
+    await this.db.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, 'restore', $2, 'running')`, [id, at]);
+    await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'restore.create', target: id, detail: { at: at.toISOString(), repos }, requestId });
+    try {
+      await this.start('restore', id, { id, at: at.toISOString(), repos, postgres: body.postgres as boolean | undefined });
+    } catch (err) {
+      await this.db.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [id, JSON.stringify([(err as Error).message])]);
+      throw err;
+    }
+    return { id, status: 'running' as const, at: at.toISOString() };
+  }
+
+  async getRestore(principal: Principal | null | undefined, id: string) {
+    requirePlatformAdmin(requirePrincipal(principal));
+    const r = await this.db.query(`SELECT id, kind, at, status, backup_id, dir, problems, started_at, finished_at FROM restores WHERE id = $1`, [id]);
+    if (r.rowCount === 0) throw new NotFoundError(`restore ${id} not found`);
+    const row = r.rows[0];
+    return {
+      id: row.id as string,
+      kind: row.kind as string,
+      at: (row.at as Date).toISOString(),
+      status: row.status as string,
+      backupId: row.backup_id as string | null,
+      dir: row.dir as string | null,
+      problems: (row.problems as string[] | null) ?? [],
+      startedAt: (row.started_at as Date).toISOString(),
+      finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
+    };
+  }
+}

@@ -1,0 +1,24 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WAL_PREFIX } from '../../core/backup-types';
+import { ROOT } from '../root';
+import { PostgresPermissionError } from './errors';
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The `archive_command` of the embedded Postgres: our `infra/wal-archive.ts` with the data dir, so
+ * it writes to the same object store as the worker. Postgres runs it as user `postgres` (when we
+ * are root), so that user gets the store's `wal/` folder.
+ */
+export function prepareWalArchiving(o: { dataDir: string; objectsDir: string; pgDataDir: string }): string {
+  const walDir = path.join(o.objectsDir, WAL_PREFIX);
+  fs.mkdirSync(walDir, { recursive: true });
+  if (process.getuid?.() === 0) {
+    const r = spawnSync('chown', ['postgres:postgres', walDir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new PostgresPermissionError(`cannot give ${walDir} to user postgres: ${r.stderr}`);
+  }
+  // %p is relative to the cluster directory, where Postgres runs the command; we run from ROOT.
+  return `cd ${q(ROOT)} && DOTGIT_DATA_DIR=${q(o.dataDir)} exec ${q(process.execPath)} --import tsx infra/wal-archive.ts ${q(o.pgDataDir)}/%p %f`;
+}
