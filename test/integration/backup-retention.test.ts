@@ -84,3 +84,19 @@ test('a longer window keeps everything', async () => {
   expect(await activities.applyRetention()).toEqual({ backups: [], walFiles: 0 });
   expect(await store.exists(`backups/${A}/manifest.json`)).toBe(true);
 });
+
+test('the newest backup before the window stays even when no newer one needs it: the window starts restorable', async () => {
+  const store = new FsObjectStore(path.join(tempDir(), 'objects'));
+  const A = idAt(10, 'a');
+  const C = idAt(8, 'c');
+  const G = idAt(1, 'g'); // a new base inside the window, needing nothing older
+  await seed(store, A, 10, [A], { id: A, startWal: wal(2) });
+  await seed(store, C, 8, [C], { id: C, startWal: wal(8) });
+  await seed(store, G, 1, [G], { id: G, startWal: wal(20) });
+  for (const seg of [2, 8, 9, 20]) await store.put(`wal/${wal(seg)}`, Buffer.from('wal'));
+  const db = { query: async () => ({ rows: [], rowCount: 0 }) } as unknown as Db;
+  const activities = createBackupActivities({ db, store, reposDir: tempDir(), restoresDir: tempDir(), databaseUrl: 'postgres://x@127.0.0.1:1/x', retentionDays: 7, fullEveryHours: 24, now: () => now });
+  expect(await activities.applyRetention()).toEqual({ backups: [A], walFiles: 1 });
+  expect(await store.exists(`backups/${C}/manifest.json`)).toBe(true);
+  expect(await store.list('wal')).toEqual([`wal/${wal(8)}`, `wal/${wal(9)}`, `wal/${wal(20)}`]);
+});
