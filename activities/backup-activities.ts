@@ -4,16 +4,12 @@ import { Context } from '@temporalio/activity';
 import client from 'prom-client';
 import type { Db } from '../core/db';
 import type { ObjectStore } from '../core/object-store';
-import { backupRepo, listRepoDirs, repoDir, repoState, restoreRepo } from '../core/backup-repos';
-import { basebackup, flushWal, restorePostgres, startThrowawayPostgres } from '../core/backup-postgres';
-import { listManifests, manifestAt, planRetention, storeInventory, writeManifest } from '../core/backup-manifest';
-import { BACKUP_PREFIX, WAL_PREFIX, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
+import { backupRepo, listRepoDirs, repoDir, repoState } from '../core/backup-repos';
+import { restoreToDir } from '../core/backup-restore';
+import { basebackup, startThrowawayPostgres } from '../core/backup-postgres';
+import { listManifests, planRetention, storeInventory, writeManifest } from '../core/backup-manifest';
+import { BACKUP_PREFIX, WAL_PREFIX, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
 import { runGit } from '../core/git';
-
-/** Thrown when there is nothing to restore from (no complete backup at or before the time asked). */
-export class NoBackupError extends Error {
-  override readonly name = 'NoBackupError';
-}
 
 const drillFailures = new client.Counter({ name: 'dotgit_backup_drill_failures_total', help: 'Restore drills that failed (the latest backup did not restore, or differed from live data)' });
 const lastBackup = new client.Gauge({ name: 'dotgit_backup_last_complete_timestamp_seconds', help: 'When the newest complete backup finished' });
@@ -53,41 +49,8 @@ export function createBackupActivities(deps: BackupDeps) {
   const now = deps.now ?? (() => new Date());
   const olderThan = (iso: string, hours: number) => now().getTime() - Date.parse(iso) > hours * 3_600_000;
 
-  async function restoreInto(dir: string, at: Date, opts: { repos?: string[]; postgres?: boolean }): Promise<{ manifest: BackupManifest; repos: number; postgres: boolean }> {
-    const manifests = await listManifests(store);
-    const manifest = manifestAt(manifests, at);
-    if (!manifest) throw new NoBackupError(`no complete backup at or before ${at.toISOString()}`);
-    let repos = 0;
-    await withHeartbeat(async (beat) => {
-      for (const [name, entry] of Object.entries(manifest.repos)) {
-        if (opts.repos && !opts.repos.includes(name)) continue;
-        await restoreRepo({ store, entry, targetDir: repoDir(path.join(dir, 'repos'), name) });
-        repos++;
-        beat(name);
-      }
-    });
-    let postgres = false;
-    if (opts.postgres !== false) {
-      // The newest base that ended before `at` (a later manifest may carry a newer one than `manifest`).
-      const base = [...manifests].reverse().map((m) => m.postgres).find((p): p is PostgresBackupEntry => !!p && Date.parse(p.finishedAt) <= at.getTime());
-      if (base) {
-        await flushWal(deps.databaseUrl);
-        const u = new URL(deps.databaseUrl);
-        await withHeartbeat(() =>
-          restorePostgres({
-            store,
-            entry: base,
-            at,
-            targetDir: path.join(dir, 'postgres'),
-            credentials: { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) },
-            extraWalDir: deps.pgDataDir ? path.join(deps.pgDataDir, 'pg_wal') : undefined,
-          }),
-        );
-        postgres = true;
-      }
-    }
-    return { manifest, repos, postgres };
-  }
+  const restoreInto = (dir: string, at: Date, opts: { repos?: string[]; postgres?: boolean }) =>
+    withHeartbeat((beat) => restoreToDir({ store, dir, at, ...opts, databaseUrl: deps.databaseUrl, pgDataDir: deps.pgDataDir, beat }));
 
   return {
     async startBackupRecord(args: { id: string; trigger: BackupTrigger }): Promise<void> {
