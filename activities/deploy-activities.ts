@@ -37,14 +37,14 @@ export function createDeployActivities({ db, reposDir, redis, temporal }: Deploy
      * Queues the deploy at its environment's lock, starting the lock workflow if it is not running
      * (signal-with-start: atomic, and a retried activity only re-queues the same id, which the lock ignores).
      */
-    async requestEnvironmentLock(args: { lockWorkflowId: string; deployId: string }): Promise<void> {
+    async requestEnvironmentLock(args: { lockWorkflowId: string; deployId: string; requestedAt: number }): Promise<void> {
       const client = await temporal();
       await client.workflow.signalWithStart('environmentLock', {
         workflowId: args.lockWorkflowId,
         taskQueue: ORCHESTRATION_QUEUE,
         args: [{ queue: [] }],
         signal: acquireLockSignal,
-        signalArgs: [args.deployId],
+        signalArgs: [args.deployId, args.requestedAt],
       });
     },
 

@@ -42,8 +42,8 @@ export const deployStatusQuery = defineQuery<DeployStatus>('status');
 
 /** Environment lock → deploy: your turn. */
 export const lockGrantedSignal = defineSignal('lockGranted');
-/** Deploy → environment lock: queue me. */
-export const acquireLockSignal = defineSignal<[string]>('acquire');
+/** Deploy → environment lock: queue me; `requestedAt` (epoch ms) orders deploys that arrive together. */
+export const acquireLockSignal = defineSignal<[string, number]>('acquire');
 /** Deploy → environment lock: I am done (or gave up waiting). */
 export const releaseLockSignal = defineSignal<[string]>('release');
 

@@ -6,6 +6,7 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { DeployActivities } from '../activities/deploy-activities';
 import {
@@ -25,7 +26,44 @@ import {
 import type { EnvironmentSpec } from '../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE } from '../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
+import type { DeploymentState } from '../core/webhook-payloads';
 import { runSteps, sandboxSteps } from './step-runner';
+import { startWebhookDispatch } from './webhooks';
+
+/** Our deploy statuses as GitHub's deployment states (`deployment_status` webhooks). */
+const DEPLOYMENT_STATE: Record<DeployStatus, DeploymentState> = {
+  queued: 'queued',
+  waiting_approval: 'waiting',
+  running: 'in_progress',
+  success: 'success',
+  failure: 'failure',
+  rolled_back: 'failure',
+  rejected: 'failure',
+  cancelled: 'error',
+};
+
+/** Tells the repository's webhooks (a child that outlives the deploy; never fails it). */
+function announce(input: DeployInput, status: DeployStatus, description?: string, by?: string): Promise<void> {
+  return startWebhookDispatch(
+    {
+      tenantId: input.tenantId,
+      repoId: input.repoId,
+      events: [
+        {
+          event: 'deployment_status',
+          deployId: input.deployId,
+          environment: input.environment,
+          ref: input.ref,
+          sha: input.commit,
+          state: DEPLOYMENT_STATE[status],
+          creator: by ?? input.requestedBy,
+          ...(description ? { description: description.slice(0, 140) } : {}),
+        },
+      ],
+    },
+    `webhook:${input.deployId}:${status}`,
+  );
+}
 
 const records = proxyActivities<DeployActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
@@ -65,11 +103,13 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     status = next;
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: next }]);
     await records.setDeployStatus({ deployId: input.deployId, tenantId: input.tenantId, status: next, decidedBy });
+    await announce(input, next, undefined, decidedBy);
   };
 
   let result: DeployResult;
   try {
-    await records.requestEnvironmentLock({ lockWorkflowId: lockId, deployId: input.deployId });
+    await announce(input, 'queued');
+    await records.requestEnvironmentLock({ lockWorkflowId: lockId, deployId: input.deployId, requestedAt: workflowInfo().startTime.getTime() });
     await condition(() => granted);
     const loaded = await records.loadDeployEnvironment(input);
     if (!loaded.ok) result = { status: 'failure', message: loaded.message };
@@ -82,6 +122,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   await CancellationScope.nonCancellable(async () => {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: result.status }]);
     await records.finishDeploy({ deployId: input.deployId, tenantId: input.tenantId, status: result.status, message: result.message, rollbackTo: result.rollbackTo, decidedBy: result.decidedBy });
+    await announce(input, result.status, result.message, result.decidedBy);
     for (const job of [DEPLOY_JOB, ROLLBACK_JOB]) await sandboxSteps.cleanupWorkspace({ runId: input.deployId, job });
     // The lock may already have moved on (it does when this deploy was never granted it); a failed signal is harmless.
     await getExternalWorkflowHandle(lockId).signal(releaseLockSignal, input.deployId).catch(() => undefined);

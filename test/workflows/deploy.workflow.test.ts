@@ -1,0 +1,179 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { DeployActivities } from '../../activities/deploy-activities';
+import type { OrchestrationActivities } from '../../activities/orchestration-activities';
+import type { SandboxActivities } from '../../activities/sandbox-activities';
+import type { WebhookActivities } from '../../activities/webhook-activities';
+import { acquireLockSignal, approveUpdate, rejectUpdate, type DeployInput, type DeployResult } from '../../core/deploy-types';
+import { parsePipeline } from '../../core/pipeline-spec';
+import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type StepInput } from '../../core/run-types';
+import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
+import { ensureTemporalCli } from '../../infra/provision/temporal';
+import { ROOT } from '../../infra/root';
+
+// The deploy workflow's logic against a real Temporal dev server with recording fake activities:
+// the environment lock's order, the approval gate, rollback as compensation, cancel.
+
+const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'deploy-approval-rollback.json');
+
+const SPEC = parsePipeline(`
+jobs:
+  j:
+    steps: [{ run: x }]
+environments:
+  prod:
+    approval: true
+    deploy:
+      - { name: migrate, run: x }
+      - { name: ship, run: x, retry: 1 }
+    rollback:
+      - { name: restore, run: x }
+  quick:
+    deploy:
+      - { name: ship, run: x }
+`);
+
+let env: TestWorkflowEnvironment;
+let worker1: Worker;
+let worker2: Worker;
+let running: Promise<void>;
+const log: string[] = [];
+/** Exit code of a step by `<deploy id>/<job>/<step>`; default 0. */
+const exitCodes = new Map<string, number>();
+const stepDelayMs = new Map<string, number>();
+let lastGood: { id: string; commit: string } | null = null;
+
+beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: cli.cliPath }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
+  });
+  const deploy: DeployActivities = {
+    loadDeployEnvironment: async (i) => {
+      const e = SPEC.environments!.find((x) => x.name === i.environment);
+      return e ? { ok: true, environment: e } : { ok: false, message: `no environment ${i.environment}` };
+    },
+    requestEnvironmentLock: async (a) => {
+      await env.client.workflow.signalWithStart('environmentLock', { workflowId: a.lockWorkflowId, taskQueue: ORCHESTRATION_QUEUE, args: [{ queue: [] }], signal: acquireLockSignal, signalArgs: [a.deployId, a.requestedAt] });
+    },
+    setDeployStatus: async (a) => {
+      log.push(`${a.deployId} status ${a.status}${a.decidedBy ? ` by ${a.decidedBy}` : ''}`);
+    },
+    createDeploySteps: async (a) => {
+      log.push(`${a.deployId} steps ${a.job}: ${a.steps.join(',')}`);
+    },
+    lastGoodDeploy: async () => lastGood,
+    finishDeploy: async (a) => {
+      log.push(`${a.deployId} finish ${a.status}${a.rollbackTo ? ` to ${a.rollbackTo}` : ''}${a.decidedBy ? ` by ${a.decidedBy}` : ''}`);
+    },
+  };
+  const orchestration: Pick<OrchestrationActivities, 'failStep'> = {
+    failStep: async (a) => {
+      log.push(`${a.runId} failStep ${a.job}/${a.step}`);
+    },
+  };
+  const webhooks: WebhookActivities = {
+    planWebhookEvent: async () => null,
+    deliverWebhook: async () => ({ status: 200, outcome: 'success' }),
+  };
+  const sandbox: SandboxActivities = {
+    runStep: async (s: StepInput) => {
+      const key = `${s.runId}/${s.job.name}/${s.step.name}`;
+      log.push(`${s.runId} run ${s.job.name}/${s.step.name}#${s.attempt} at ${s.commit.slice(0, 1)} env=${s.job.environment}`);
+      await new Promise((r) => setTimeout(r, stepDelayMs.get(s.runId) ?? 10));
+      log.push(`${s.runId} done ${s.job.name}/${s.step.name}`);
+      return { exitCode: exitCodes.get(key) ?? 0, timedOut: false, cancelled: false };
+    },
+    cleanupWorkspace: async () => undefined,
+  };
+  worker1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...deploy, ...orchestration, ...webhooks } });
+  worker2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
+  running = Promise.all([worker1.run(), worker2.run()]).then(() => undefined);
+}, 120_000);
+
+afterAll(async () => {
+  worker1?.shutdown();
+  worker2?.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+function input(id: string, environment: string, commit = 'b'): DeployInput {
+  return { deployId: id, tenantId: 1, tenant: 't', repoId: 1, repo: 'r', environment, ref: 'refs/heads/main', commit: commit.repeat(40), requestedBy: 'alice' };
+}
+
+async function waitForLog(line: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!log.includes(line)) {
+    if (Date.now() > deadline) throw new Error(`never logged: ${line}\n${log.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const ofDeploy = (id: string) => log.filter((l) => l.startsWith(`${id} `)).map((l) => l.slice(id.length + 1));
+
+test('approval, a failing step retried, then rollback steps against the last good deploy; a history is recorded', async () => {
+  lastGood = { id: 'deploy-good', commit: 'a'.repeat(40) };
+  exitCodes.set('d1/deploy/ship', 1);
+  const handle = await env.client.workflow.start('deploy', { workflowId: 'd1', taskQueue: ORCHESTRATION_QUEUE, args: [input('d1', 'prod')] });
+  await waitForLog('d1 status waiting_approval');
+  // Rejected by the validator: the decision must name who made it.
+  await expect(handle.executeUpdate(approveUpdate, { args: [{ by: '' }] })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/who/) } });
+  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+  await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/not waiting/) } });
+  const result: DeployResult = await handle.result();
+  expect(result).toMatchObject({ status: 'rolled_back', rollbackTo: 'a'.repeat(40) });
+  expect(ofDeploy('d1')).toEqual([
+    'steps deploy: migrate,ship',
+    'status waiting_approval',
+    'status running by bob',
+    'run deploy/migrate#1 at b env=prod',
+    'done deploy/migrate',
+    'run deploy/ship#1 at b env=prod',
+    'done deploy/ship',
+    'run deploy/ship#2 at b env=prod',
+    'done deploy/ship',
+    'steps rollback: restore',
+    'run rollback/restore#1 at a env=prod',
+    'done rollback/restore',
+    `finish rolled_back to ${'a'.repeat(40)}`,
+  ]);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+});
+
+test('a rejection ends the deploy without running a step, recording who', async () => {
+  const handle = await env.client.workflow.start('deploy', { workflowId: 'd2', taskQueue: ORCHESTRATION_QUEUE, args: [input('d2', 'prod')] });
+  await waitForLog('d2 status waiting_approval');
+  await handle.executeUpdate(rejectUpdate, { args: [{ by: 'carol', comment: 'no' }] });
+  expect(await handle.result()).toMatchObject({ status: 'rejected', decidedBy: 'carol' });
+  expect(ofDeploy('d2').some((l) => l.startsWith('run '))).toBe(false);
+  expect(ofDeploy('d2').at(-1)).toBe('finish rejected by carol');
+});
+
+test('without a last good deploy there is nothing to roll back to: the deploy fails', async () => {
+  lastGood = null;
+  exitCodes.set('d3/deploy/ship', 2);
+  const result = await env.client.workflow.execute('deploy', { workflowId: 'd3', taskQueue: ORCHESTRATION_QUEUE, args: [input('d3', 'quick')] });
+  expect(result).toMatchObject({ status: 'failure', message: expect.stringMatching(/no rollback steps|no earlier successful deploy/) });
+});
+
+test('deploys to one environment run one at a time in arrival order; a cancelled waiter leaves the queue', async () => {
+  for (const id of ['q1', 'q2', 'q3', 'q4']) stepDelayMs.set(id, 400);
+  const q1 = await env.client.workflow.start('deploy', { workflowId: 'q1', taskQueue: ORCHESTRATION_QUEUE, args: [input('q1', 'quick')] });
+  await waitForLog('q1 run deploy/ship#1 at b env=quick');
+  const q2 = await env.client.workflow.start('deploy', { workflowId: 'q2', taskQueue: ORCHESTRATION_QUEUE, args: [input('q2', 'quick')] });
+  const q3 = await env.client.workflow.start('deploy', { workflowId: 'q3', taskQueue: ORCHESTRATION_QUEUE, args: [input('q3', 'quick')] });
+  const q4 = await env.client.workflow.start('deploy', { workflowId: 'q4', taskQueue: ORCHESTRATION_QUEUE, args: [input('q4', 'quick')] });
+  await new Promise((r) => setTimeout(r, 200));
+  await q3.cancel();
+  const results = await Promise.all([q1.result(), q2.result(), q3.result(), q4.result()]);
+  expect(results.map((r) => r.status)).toEqual(['success', 'success', 'cancelled', 'success']);
+  const runs = log.filter((l) => /^q\d (run|done) /.test(l)).map((l) => l.split(' ').slice(0, 2).join(' '));
+  expect(runs).toEqual(['q1 run', 'q1 done', 'q2 run', 'q2 done', 'q4 run', 'q4 done']);
+  expect(ofDeploy('q3').some((l) => l.startsWith('run '))).toBe(false);
+});
