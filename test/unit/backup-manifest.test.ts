@@ -1,0 +1,41 @@
+import { manifestAt, referencedBackups, startedFromId } from '../../core/backup-manifest';
+import { walFileName } from '../../core/backup-postgres';
+import { backupIdFor, type BackupManifest } from '../../core/backup-types';
+
+// Pure parts of backups: ids that carry their start time, picking the backup for a point in
+// time, what a manifest depends on, WAL file names from LSNs.
+
+const m = (id: string, finishedAt: string, chains: string[][] = [], pgBase?: string): BackupManifest => ({
+  version: 1,
+  id,
+  startedAt: finishedAt,
+  finishedAt,
+  repos: Object.fromEntries(chains.map((c, i) => [`acme/r${i}`, { refs: {}, chain: c.map((b) => `backups/${b}/repos/acme/r${i}.bundle`), kind: 'base', baseAt: finishedAt, capturedAt: finishedAt }])),
+  ...(pgBase ? { postgres: { baseBackupId: pgBase, baseKey: '', walKey: '', startWal: '000000010000000000000002', finishedAt } } : {}),
+});
+
+test('backup ids carry their start time, read back to the millisecond', () => {
+  const t = new Date('2024-03-05T07:08:09.123Z');
+  const id = backupIdFor(t, 'ab12cd34');
+  expect(id).toBe('backup-20240305T070809123Z-ab12cd34');
+  expect(startedFromId(id)).toBe(t.toISOString());
+  expect(startedFromId('restore-20240305T070809123Z-x')).toBeUndefined();
+});
+
+test('the backup for a point in time is the newest finished at or before it', () => {
+  const list = [m('a', '2024-01-01T00:00:00.000Z'), m('b', '2024-01-01T00:15:00.000Z'), m('c', '2024-01-01T00:30:00.000Z')];
+  expect(manifestAt(list, new Date('2023-12-31T23:59:59Z'))).toBeUndefined();
+  expect(manifestAt(list, new Date('2024-01-01T00:00:00Z'))?.id).toBe('a');
+  expect(manifestAt(list, new Date('2024-01-01T00:29:59Z'))?.id).toBe('b');
+  expect(manifestAt(list, new Date('2030-01-01T00:00:00Z'))?.id).toBe('c');
+});
+
+test('a manifest depends on itself, the backups of its bundle chains and of its Postgres base', () => {
+  expect([...referencedBackups(m('d', '2024-01-01T00:00:00.000Z', [['a', 'c', 'd'], ['b']], 'a'))].sort()).toEqual(['a', 'b', 'c', 'd']);
+});
+
+test('WAL file names from LSNs (16 MiB segments)', () => {
+  expect(walFileName(1, '0/2000028')).toBe('000000010000000000000002');
+  expect(walFileName(1, '0/FF000000')).toBe('0000000100000000000000FF');
+  expect(walFileName(3, '1A/3000000')).toBe('000000030000001A00000003');
+});
