@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, generateKeyPair, importJWK, decodeProtectedHeader, type JWK } from 'jose';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, decodeProtectedHeader, type JWK } from 'jose';
 import { createDb, type Db } from '../../core/db';
 import { SecretBox } from '../../core/secret-box';
 import { JwtVerifier } from '../../gateway/jwt/jwt-verifier';
@@ -137,6 +137,11 @@ test('external issuers: JWTs of a configured JWKS verify with pinned algorithms;
       new SignJWT({ preferred_username: t.username, scope: 'read write' }).setProtectedHeader({ alg: 'RS256', kid }).setIssuer('https://sso.example').setAudience(aud).setIssuedAt().setExpirationTime('5m').sign(privateKey);
     await expect(verifier.verify(await sign('ext-1'))).resolves.toEqual({ username: t.username, scopes: ['read', 'write'], issuer: 'https://sso.example' });
     await expect(verifier.verify(await sign('ext-1', 'other'))).rejects.toThrow();
+    // Key confusion: HS256 "signed" with the issuer's RSA public key (PEM, and the JWK as published).
+    for (const secret of [await exportSPKI(publicKey), JSON.stringify(jwk)]) {
+      const confused = await new SignJWT({ preferred_username: t.username, scope: 'read write admin' }).setProtectedHeader({ alg: 'HS256', kid: 'ext-1' }).setIssuer('https://sso.example').setAudience('dotgit-ext').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+      await expect(verifier.verify(confused)).rejects.toThrow();
+    }
     for (let i = 0; i < 30; i++) await expect(verifier.verify(await sign(`unknown-${i}`))).rejects.toThrow();
     expect(fetches).toBeLessThanOrEqual(2); // the first fetch, at most one refetch within the cooldown
   } finally {
