@@ -62,6 +62,10 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   v1.get('/repos/:owner/:repo', route(async (req, res) => {
     res.json(await repos.get(req.principal, String(req.params.owner), String(req.params.repo)));
   }));
+  v1.post('/repos/:owner/:repo/runs', route(async (req, res) => {
+    const created = await runs.create(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId);
+    res.status(202).location(created.links.self).json(created);
+  }));
   v1.get('/repos/:owner/:repo/runs', route(async (req, res) => {
     res.json(await runs.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
   }));

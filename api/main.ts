@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     return (await res.json()) as { ref: string; commit: string };
   };
   const deployService = new DeployService(db, redis, getTemporal, resolveRef);
-  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal);
+  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef);
   const app = createApiApp(
     {
       tenants: new TenantService(db),

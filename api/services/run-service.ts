@@ -8,7 +8,11 @@ import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
 import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
-import { requirePrincipal, requireScope } from '../authz';
+import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
+import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
+import type { RefResolver } from './deploy-service';
+import { audit } from './audit';
+import { randomUUID } from 'node:crypto';
 import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
@@ -44,7 +48,29 @@ export class RunService {
     private readonly redis: Redis,
     private readonly store: ObjectStore,
     private readonly temporal: () => Promise<Client>,
+    private readonly resolveRef?: RefResolver,
   ) {}
+
+  /**
+   * Starts a pipeline run of a ref by hand (like GitHub's workflow_dispatch: the file's push filters
+   * do not apply). Written to the same outbox as pushes, in one transaction with the run row, so the
+   * git-server's relay starts it exactly once; answered 202 with the run's id at once.
+   */
+  async create(principal: Principal, owner: string, repoName: string, body: Record<string, unknown>, requestId?: string) {
+    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'starting a run');
+    if (typeof body.ref !== 'string' || body.ref.length === 0 || body.ref.length > 255) throw new InputError('ref must be a branch, tag or commit id');
+    const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, body.ref) : undefined;
+    if (!target) throw new NotFoundError(`ref ${body.ref} not found in ${repo.owner}/${repo.name}`);
+    const runId = pipelineWorkflowId(repo.owner, repo.name, `manual-${randomUUID()}`);
+    const input: PipelineInput = { runId, tenantId: repo.tenantId, tenant: repo.owner, repoId: repo.id, repo: repo.name, ref: target.ref, commit: target.commit };
+    await inTransaction(this.db, async (c) => {
+      await c.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [repo.tenantId, runId, repo.id, target.ref, target.commit]);
+      await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [repo.tenantId, runId, JSON.stringify(input)]);
+    });
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
+    const self = `/api/v1/runs/${encodeURIComponent(runId)}`;
+    return { id: runId, status: 'queued', ref: target.ref, commit: target.commit, links: { self, events: `${self}/events` } };
+  }
 
   /** The run row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableRun(principal: Principal | null | undefined, id: string) {
