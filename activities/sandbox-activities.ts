@@ -74,7 +74,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       // Heartbeat from the start until the activity returns: a long checkout or log upload must not
       // look like a dead worker (Temporal would run the step a second time).
       ctx.heartbeat();
-      const heartbeat = setInterval(() => ctx.heartbeat(), 2000);
+      const heartbeat = setInterval(() => ctx.heartbeat(), 1000);
       try {
         const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
         const driver = sandboxDriver(deps);

@@ -93,6 +93,10 @@ async function main(): Promise<void> {
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
     }),
     maxConcurrentActivityTaskExecutions: 4,
+    // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
+    // second (not the SDK's default of 80% of the heartbeat timeout), so a cancelled sandbox stops
+    // within a couple of seconds.
+    maxHeartbeatThrottleInterval: '1 second',
   });
 
   await ensureSchedules(config.temporalAddress, config.temporalNamespace).catch((err) => log.warn({ err }, 'could not create the schedules'));

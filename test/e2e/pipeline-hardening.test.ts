@@ -1,0 +1,125 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { platformInfo } from '../harness/platform-info';
+import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
+import { isAlive, pidsMatching } from '../helpers/procs';
+import { DEFAULT_LIMITS } from '../../activities/sandbox/runsc-spec';
+
+// The pipeline language's step controls and the sandbox's limits on the real platform (runsc):
+// timeout, retry, cancel (sandbox gone), and a fork bomb and a memory bomb contained.
+
+let owner: TenantFixture;
+let repo: string;
+let work: string;
+
+beforeAll(async () => {
+  owner = await createTenantWithAdmin();
+  repo = uniqueName('hard');
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  work = await localRepo({ 'README.md': 'x\n' });
+});
+
+async function pushPipeline(yaml: string, message: string): Promise<string> {
+  await writeFiles(work, { '.dotgit/pipeline.yml': yaml });
+  await git(['add', '-A'], work);
+  await git(['commit', '-qm', message], work);
+  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  expect(push.code).toBe(0);
+  const ids = runIdsFrom(push.stderr);
+  expect(ids).toHaveLength(1);
+  return ids[0];
+}
+
+const logsOf = async (id: string, job: string, step: string) =>
+  (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=${job}&step=${step}`, { token: owner.token })).text;
+
+test('a step past its timeout is stopped and fails the run, saying so', async () => {
+  const id = await pushPipeline('jobs:\n  slow:\n    steps:\n      - name: wait\n        timeout: 2s\n        run: |\n          echo begun\n          sleep 60\n          echo never\n', 'timeout');
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('failure');
+  expect(run.steps[0]).toMatchObject({ name: 'wait', status: 'failure' });
+  const log = await logsOf(id, 'slow', 'wait');
+  expect(log).toContain('begun');
+  expect(log).toContain('dotgit: step timed out');
+  expect(log).not.toContain('never');
+});
+
+test('a flaky step passes on retry, each attempt numbered', async () => {
+  const id = await pushPipeline('jobs:\n  flaky:\n    steps:\n      - name: try\n        retry: 2\n        run: |\n          echo "attempt $DOTGIT_STEP_ATTEMPT"\n          test "$DOTGIT_STEP_ATTEMPT" -ge 2\n', 'flaky');
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('success');
+  const log = await logsOf(id, 'flaky', 'try');
+  expect(log).toContain('attempt 2');
+  expect(log).not.toContain('attempt 3');
+});
+
+test('cancel of a running step: the sandbox is gone within 10 s and the run is cancelled', async () => {
+  const sandboxRoot = path.join(platformInfo().dataDir, 'sandbox');
+  const before = new Set(pidsMatching(sandboxRoot));
+  const id = await pushPipeline('jobs:\n  slow:\n    steps:\n      - name: wait\n        run: |\n          echo started\n          sleep 300\n', 'cancel');
+  const self = `/api/v1/runs/${encodeURIComponent(id)}`;
+  let sandbox: number[] = [];
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const r = await api('GET', self, { token: owner.token });
+    sandbox = pidsMatching(sandboxRoot).filter((p) => !before.has(p));
+    if (r.body.steps?.[0]?.status === 'running' && (await logsOf(id, 'slow', 'wait')).includes('started') && sandbox.length > 0) break;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  expect(sandbox.length).toBeGreaterThan(0);
+  expect((await api('POST', `${self}/cancel`, { token: owner.token })).status).toBe(202);
+  const cancelledAt = Date.now();
+  while (sandbox.some(isAlive) && Date.now() - cancelledAt < 10_000) await new Promise((res) => setTimeout(res, 100));
+  expect(sandbox.filter(isAlive)).toEqual([]);
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('cancelled');
+  expect(run.steps[0].status).toBe('cancelled');
+});
+
+test('a fork bomb and a memory bomb are contained: their steps fail, the next job runs normally', async () => {
+  const id = await pushPipeline(
+    `jobs:
+  forkbomb:
+    steps:
+      - name: bomb
+        timeout: 20s
+        run: |
+          bomb() { bomb | bomb & }
+          bomb 2>/dev/null
+          sleep 5
+          echo "guest processes: $(ls /proc | grep -c '^[0-9]')"
+          exit 1
+  memorybomb:
+    steps:
+      - name: bomb
+        timeout: 60s
+        run: |
+          python3 -c 'a = []
+          while True: a.append(bytearray(64 * 1024 * 1024))'
+  after:
+    needs: []
+    steps:
+      - name: fine
+        run: echo "still fine"
+`,
+    'bombs',
+  );
+  // Sample the host's process count while the bombs go off: gVisor keeps guest processes off the host.
+  const hostProcesses = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).length;
+  const baseline = hostProcesses();
+  let peak = baseline;
+  const sampler = setInterval(() => (peak = Math.max(peak, hostProcesses())), 100);
+  const run = await waitForRun(id, owner.token, 180_000).finally(() => clearInterval(sampler));
+  // With systrap, each guest process has a host stub: bounded by the guest's RLIMIT_NPROC.
+  expect(peak - baseline).toBeLessThan(DEFAULT_LIMITS.processes + 100);
+  const byJob = Object.fromEntries(run.steps.map((s: { job: string; status: string; exitCode: number | null }) => [s.job, s]));
+  expect(byJob.forkbomb.status).toBe('failure');
+  expect(byJob.memorybomb.status).toBe('failure');
+  // Killed by the sandbox's memory limit (cgroup), not by the host's OOM killer taking something else.
+  expect(byJob.memorybomb.exitCode).toBe(137);
+  expect(byJob.after.status).toBe('success');
+  expect(await logsOf(id, 'after', 'fine')).toContain('still fine');
+  // The platform is unharmed.
+  expect((await api('GET', '/healthz')).status).toBe(200);
+});
