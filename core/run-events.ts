@@ -13,6 +13,8 @@ export type RunEvent =
 
 /** How long a run's event stream stays in Redis after its last entry (the whole logs are in the object store). */
 export const RUN_EVENTS_TTL_SECONDS = 24 * 60 * 60;
+/** After the terminal status the stream is kept this long for late watchers, then goes (the stored logs stay). */
+export const RUN_EVENTS_TTL_AFTER_END_SECONDS = 60 * 60;
 /** A run's stream keeps about this many entries (XADD MAXLEN ~); older lines are in the stored logs. */
 export const MAX_RUN_EVENTS = 100_000;
 /** Terminal statuses of runs and deploys: the event stream ends after one of these. */
@@ -33,7 +35,7 @@ export async function appendRunEvent(
   await redis
     .multi()
     .xadd(key, 'MAXLEN', '~', MAX_RUN_EVENTS, '*', ...fields)
-    .expire(key, RUN_EVENTS_TTL_SECONDS)
+    .expire(key, e.event === 'status' && TERMINAL_STATUSES.has(e.status) ? RUN_EVENTS_TTL_AFTER_END_SECONDS : RUN_EVENTS_TTL_SECONDS)
     .exec()
     .catch(() => undefined);
 }

@@ -1,39 +1,15 @@
-import {
-  ActivityFailure,
-  CancellationScope,
-  isCancellation,
-  patched,
-  proxyActivities,
-  sleep,
-} from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
-import type { SandboxActivities } from '../activities/sandbox-activities';
-import {
-  ORCHESTRATION_QUEUE,
-  SANDBOX_QUEUE,
-  type PipelineInput,
-  type RunResult,
-  type StepResult,
-  type StepStatus,
-} from '../core/run-types';
-import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
+import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
+import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
+import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
+import { runStepWithRetries, sandboxSteps } from './step-runner';
 import { startWebhookDispatch } from './webhooks';
 
 const records = proxyActivities<OrchestrationActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
-
-/** Per-step timeouts are enforced inside the sandbox; this is the outer bound plus setup time. */
-const STEP_ACTIVITY_TIMEOUT_MS = 3 * 60 * 60 * 1000;
-const steps = proxyActivities<SandboxActivities>({
-  taskQueue: SANDBOX_QUEUE,
-  startToCloseTimeout: STEP_ACTIVITY_TIMEOUT_MS,
-  // A worker that dies mid-step stops heartbeating; Temporal then retries the step elsewhere.
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
 });
 
 /** CI pipeline of one pushed ref: load the file at the commit, run its jobs as a DAG, record results. */
@@ -44,6 +20,9 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   const announceRun = (action: 'requested' | 'completed') =>
     startWebhookDispatch({ tenantId: input.tenantId, repoId: input.repoId, events: [{ event: 'workflow_run', action, runId: input.runId }] }, `webhook:${input.runId}:${action}`);
   const requested = webhooks ? announceRun('requested') : undefined;
+  // The run's status as a search attribute, so the Web UI can filter runs by it (also patched in later).
+  const statusAttribute = patched('status-search-attribute');
+  if (statusAttribute) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'running' }]);
   let result: RunResult;
   try {
     result = await runPipeline(input);
@@ -55,6 +34,7 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   }
   // Recording the end must happen even when the run was cancelled.
   await CancellationScope.nonCancellable(async () => {
+    if (statusAttribute) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: result.status }]);
     await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message });
     // Added after the first recorded histories: `patched` keeps those replaying unchanged.
     if (patched('invalidate-repo-caches')) await records.invalidateRepoCaches({ tenant: input.tenant, repo: input.repo });
@@ -113,7 +93,17 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
 async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
   try {
     for (const [index, step] of job.steps.entries()) {
-      const status = await runStepWithRetries(input, job, step, index === job.steps.length - 1);
+      const status = await runStepWithRetries({
+        runId: input.runId,
+        tenantId: input.tenantId,
+        tenant: input.tenant,
+        repo: input.repo,
+        ref: input.ref,
+        commit: input.commit,
+        job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
+        step,
+        artifacts: index === job.steps.length - 1 ? job.artifacts : [],
+      });
       if (status !== 'success') {
         await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });
         return status;
@@ -122,38 +112,7 @@ async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
     return 'success';
   } finally {
     await CancellationScope.nonCancellable(() =>
-      steps.cleanupWorkspace({ runId: input.runId, job: job.name }),
+      sandboxSteps.cleanupWorkspace({ runId: input.runId, job: job.name }),
     );
   }
-}
-
-/** `retry: N` re-runs a step that exits non-zero up to N more times, with exponential backoff. */
-async function runStepWithRetries(input: PipelineInput, job: JobSpec, step: StepSpec, last: boolean): Promise<StepStatus> {
-  for (let attempt = 1; attempt <= step.retry + 1; attempt++) {
-    if (attempt > 1) await sleep(Math.min(2 ** (attempt - 2) * 1000, 60_000));
-    let result: StepResult;
-    try {
-      result = await steps.runStep({
-        runId: input.runId,
-        tenantId: input.tenantId,
-        tenant: input.tenant,
-        repo: input.repo,
-        ref: input.ref,
-        commit: input.commit,
-        job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
-        step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs },
-        attempt,
-        artifacts: last ? job.artifacts : [],
-      });
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      // The step could not run at all (no sandbox, checkout failed, Temporal's retries used up).
-      const reason = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-      await records.failStep({ runId: input.runId, tenantId: input.tenantId, job: job.name, step: step.name, message: reason });
-      return 'failure';
-    }
-    if (result.cancelled) return 'cancelled';
-    if (result.exitCode === 0) return 'success';
-  }
-  return 'failure';
 }

@@ -1,4 +1,7 @@
 import WebSocket from 'ws';
+import { Redis } from 'ioredis';
+import { logStreamKey } from '../../core/redis';
+import { RUN_EVENTS_TTL_AFTER_END_SECONDS } from '../../core/run-events';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
@@ -52,6 +55,15 @@ test('SSE: a connection dropped mid-run resumes with Last-Event-ID, losing and r
   expect(all[0]).toMatchObject({ event: 'status', data: { status: 'running' } });
   expect(all[all.length - 1]).toMatchObject({ event: 'status', data: { status: 'success' } });
   expect((await waitForRun(runId, owner.token)).status).toBe('success');
+  // The ended run's stream is kept only briefly for late watchers (the stored logs stay).
+  const redis = new Redis(platformInfo().redisUrl);
+  try {
+    const ttl = await redis.ttl(logStreamKey(runId));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(RUN_EVENTS_TTL_AFTER_END_SECONDS);
+  } finally {
+    redis.disconnect();
+  }
 });
 
 test('WebSocket: the same events as JSON frames, resumable, closed with 1000 after the terminal status', async () => {

@@ -9,6 +9,7 @@ import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { ensureTemporalCli } from '../../infra/provision/temporal';
 import { ROOT } from '../../infra/root';
 
@@ -17,14 +18,16 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v3.json');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v4.json');
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
-  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.cliPath } } });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: cli.cliPath }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
+  });
 }, 120_000);
 
 afterAll(async () => {
