@@ -42,6 +42,8 @@ import { freePort } from '../infra/provision/free-port';
 import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type GeneratedRepo } from './gen-repo';
 import { measureGateway, type GatewayBench } from './gateway';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
+import { measurePipelines, type PipelinesBench } from './pipelines';
+import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
 import { Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 
@@ -67,12 +69,13 @@ const PARALLEL_ROUNDS = (() => {
   if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`BENCH_PARALLEL_ROUNDS must be an integer 1..20, got ${raw}`);
   return n;
 })();
-/** `BENCH_ONLY=gateway`: only the gateway measurement; only its section of BENCHMARKS.md is rewritten. */
-const GATEWAY_ONLY = (() => {
+/** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
+const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (raw !== '' && raw !== 'gateway') throw new Error(`BENCH_ONLY must be unset or "gateway", got ${raw}`);
-  return raw === 'gateway';
+  if (raw !== '' && raw !== 'gateway' && raw !== 'pipelines') throw new Error(`BENCH_ONLY must be unset, "gateway" or "pipelines", got ${raw}`);
+  return raw;
 })();
+const GATEWAY_ONLY = ONLY === 'gateway';
 /** Rounds of the gateway measurement (each: both sides); the figures are medians over them. */
 const GATEWAY_ROUNDS = (() => {
   const raw = process.env.BENCH_GATEWAY_ROUNDS ?? '3';
@@ -199,6 +202,20 @@ async function main(): Promise<void> {
       await fs.writeFile(file, replaceGatewaySection(before, section));
       console.log('\n' + section);
       progress('BENCHMARKS.md: gateway section written');
+      return;
+    }
+    if (ONLY === 'pipelines') {
+      const platform = await platformStart;
+      progress(`platform up at ${platform.gatewayUrl} (${fmtMs(performance.now() - startedAt)}); worker pid ${platform.services.get('worker')?.pid}`);
+      const api = new Api(platform.gatewayUrl);
+      const token = await makeTenant(api, platform.adminToken);
+      const measured = await measurePipelines({ platform, api, token, owner: OWNER, git, scratch, signal: sandboxAbort.signal, progress });
+      const section = renderPipelinesSection(measured, pipelinesEnvironment(environment(dataDir, loadBefore)));
+      const file = path.join(ROOT, 'BENCHMARKS.md');
+      const before = existsSync(file) ? await fs.readFile(file, 'utf8') : '# Benchmarks\n';
+      await fs.writeFile(file, replacePipelinesSection(before, section));
+      console.log('\n' + section);
+      progress('BENCHMARKS.md: pipelines section written');
       return;
     }
     // Generating the repository meanwhile: platform start-up is mostly waiting on child processes.
@@ -551,6 +568,10 @@ async function main(): Promise<void> {
     // After the memory rows (the load raises the services' peaks) and before the large push.
     const gw = await gatewayRounds(platform, token, scratch, memory);
 
+    // ---- g. pipelines (issue 5): pickup, live lines, sandbox start, 500 queued runs ----------------
+    // After the gateway (the drain leaves background work behind) and before the large push.
+    const pipelines = await measurePipelines({ platform, api, token, owner: OWNER, git, scratch, signal: sandboxAbort.signal, progress });
+
     // ---- e. a large push: memory growth of the git-server and the gateway ----------------------
     // After the memory rows above, so those keep showing the ordinary workload's peaks.
     let bigPush: BigPushInfo | undefined;
@@ -644,7 +665,7 @@ async function main(): Promise<void> {
     }
 
     const env = environment(dataDir, loadBefore);
-    const report: Report = { rows, generated, genMs, platformMs, env, runs: RUNS, cacheSeen, parallel: parallelInfo, bigPush, gateway: gw };
+    const report: Report = { rows, generated, genMs, platformMs, env, runs: RUNS, cacheSeen, parallel: parallelInfo, bigPush, gateway: gw, pipelines };
     console.log('\n' + renderTable(rows));
     await fs.writeFile(path.join(ROOT, 'BENCHMARKS.md'), renderMarkdown(report));
     progress('BENCHMARKS.md written');
@@ -696,7 +717,15 @@ const BENCH_API_READ_LIMIT = 100_000_000;
  */
 function benchRateLimits(): string {
   const given = process.env.DOTGIT_RATE_LIMITS ? (JSON.parse(process.env.DOTGIT_RATE_LIMITS) as Record<string, unknown>) : {};
-  return JSON.stringify({ ...given, 'api-read': { window: { limit: BENCH_API_READ_LIMIT, windowMs: 60_000 } } });
+  return JSON.stringify({
+    ...given,
+    'api-read': { window: { limit: BENCH_API_READ_LIMIT, windowMs: 60_000 } },
+    // The pipelines part pushes 50 times in a minute or two and queues 500 runs at once with one
+    // token (defaults: 120 writes a minute, pushes in bursts of 10 at 1 a second). Raised, not
+    // removed, so the same limiter scripts still run per request.
+    'api-write': { window: { limit: BENCH_API_READ_LIMIT, windowMs: 60_000 } },
+    'git-push': { window: { limit: BENCH_API_READ_LIMIT, windowMs: 60_000 }, bucket: { capacity: BENCH_API_READ_LIMIT, ratePerSecond: BENCH_API_READ_LIMIT } },
+  });
 }
 
 /** The platform admin (made at first start) as a Principal, for identities signed like the gateway's. */
@@ -775,6 +804,19 @@ function gatewayEnvironment(e: Environment): GatewayEnvironment {
     loadAfter: e.loadAfter,
     foreignServices: e.foreignServices,
     apiReadLimit: BENCH_API_READ_LIMIT,
+  };
+}
+
+function pipelinesEnvironment(e: Environment): PipelinesEnvironment {
+  return {
+    date: e.date,
+    machine: `${e.cores} cores (${e.cpu}), ${e.memGiB} GiB RAM, ${e.kernel}`,
+    node: e.node,
+    runsc: e.runsc,
+    loadBefore: e.loadBefore,
+    loadAfter: e.loadAfter,
+    foreignServices: e.foreignServices,
+    limits: `DOTGIT_RATE_LIMITS=${benchRateLimits()}`,
   };
 }
 
@@ -945,6 +987,7 @@ interface Report {
   parallel: ParallelInfo;
   bigPush: BigPushInfo | undefined;
   gateway: GatewayBench[];
+  pipelines: PipelinesBench;
 }
 
 /** Whether the min–max ranges of ours and the peer overlap: then the medians' difference is noise-level. */
@@ -1149,6 +1192,8 @@ function renderMarkdown(r: Report): string {
   }
   md.push('');
   md.push(renderGatewaySection(r.gateway, gatewayEnvironment(e)));
+  md.push('');
+  md.push(renderPipelinesSection(r.pipelines, pipelinesEnvironment(e)));
   return md.join('\n');
 }
 

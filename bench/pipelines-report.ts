@@ -1,0 +1,98 @@
+/**
+ * The pipelines section of BENCHMARKS.md (issue 5), self-contained so that
+ * `BENCH_ONLY=pipelines npm run bench` can rewrite it alone: goals, figures, interpretation, method.
+ */
+import { fmtMs } from './lib';
+import {
+  DRAIN_POST_CONCURRENCY,
+  GOAL_LINE_P99_MS,
+  GOAL_PICKUP_P50_MS,
+  GOAL_PICKUP_P99_MS,
+  GOAL_SANDBOX_P50_MS,
+  LINE_RUNS,
+  SANDBOX_STARTS,
+  TICK_DELAY_S,
+  TICK_MS,
+  TICKS,
+  percentile,
+  type PipelinesBench,
+} from './pipelines';
+
+/** The heading that starts the section; the section runs to the next `## ` heading or the end. */
+export const PIPELINES_HEADING = '## Pipeline goals (issue 5)';
+
+export interface PipelinesEnvironment {
+  date: string;
+  machine: string;
+  node: string;
+  runsc: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  /** dotgit service processes of other data dirs (other engineers' test runs) alive meanwhile. */
+  foreignServices: number;
+  /** Free text: what the bench changed in the platform's configuration for this part. */
+  limits: string;
+}
+
+const verdict = (met: boolean) => (met ? '**met**' : '**not met**');
+const dist = (xs: number[]) => `p50 ${fmtMs(percentile(xs, 50))}, p90 ${fmtMs(percentile(xs, 90))}, p99 ${fmtMs(percentile(xs, 99))}, max ${fmtMs(percentile(xs, 100))} (n = ${xs.length})`;
+
+export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironment): string {
+  const md: string[] = [];
+  const p = b.pickup;
+  const pickupP50 = percentile(p.toEvent, 50);
+  const pickupP99 = percentile(p.toEvent, 99);
+  const lineP99 = percentile(b.lines.total, 99);
+  const sandboxP50 = percentile(b.sandbox.samples, 50);
+  const d = b.drain;
+  const throughput = (d.runs / d.drainMs) * 1000;
+
+  md.push(PIPELINES_HEADING, '');
+  md.push(
+    `Reproduce with \`BENCH_ONLY=pipelines npm run bench\` (starts its own platform the way the tests do, rewrites only this section; the full \`npm run bench\` writes it too; \`BENCH_PIPELINE_PUSHES\` and \`BENCH_DRAIN_RUNS\` change the counts). ` +
+      'Percentiles are nearest-rank over all samples of one run of the bench (with 50 samples, p99 is the largest).',
+    '',
+  );
+  md.push(
+    `- date: ${env.date}; ${env.machine}; Node ${env.node}; sandbox ${b.sandbox.driver} (${env.runsc})`,
+    `- load average (1/5/15 min) at start ${env.loadBefore.map((x) => x.toFixed(2)).join('/')}, at end ${env.loadAfter.map((x) => x.toFixed(2)).join('/')}; dotgit service processes of other platforms (other engineers' test runs) alive at the end: ${env.foreignServices}`,
+    '',
+  );
+  md.push('| figure | goal | measured | verdict |', '|---|---|---|---|');
+  md.push(`| push returned → first step \`running\`, p50 (${p.toEvent.length} pushes) | ≤ ${fmtMs(GOAL_PICKUP_P50_MS)} | ${fmtMs(pickupP50)} | ${verdict(pickupP50 <= GOAL_PICKUP_P50_MS)} |`);
+  md.push(`| push returned → first step \`running\`, p99 | ≤ ${fmtMs(GOAL_PICKUP_P99_MS)} | ${fmtMs(pickupP99)} | ${verdict(pickupP99 <= GOAL_PICKUP_P99_MS)} |`);
+  md.push(`| line printed in the sandbox → received by an SSE client, p99 (${b.lines.total.length} lines) | ≤ ${fmtMs(GOAL_LINE_P99_MS)} | ${fmtMs(lineP99)} | ${verdict(lineP99 <= GOAL_LINE_P99_MS)} |`);
+  md.push(`| sandbox start (${b.sandbox.driver} running \`true\`), p50 (${b.sandbox.samples.length} starts) | ≤ ${fmtMs(GOAL_SANDBOX_P50_MS)} | ${fmtMs(sandboxP50)} | ${verdict(sandboxP50 <= GOAL_SANDBOX_P50_MS)} |`);
+  md.push(`| ${d.runs} queued trivial pipelines: throughput | — | ${Number.isFinite(throughput) ? `${throughput.toFixed(2)} runs/s` : 'not drained'} (${fmtMs(d.drainMs)} from the first POST to the last run finished) | — |`);
+  md.push(`| … runs lost (not ending \`success\`) | 0 | ${d.lost} | ${verdict(d.lost === 0)} |`);
+  md.push('');
+  md.push('Distributions:', '');
+  md.push(`- push returned → \`running\` appended in Redis (the event's stream id): ${dist(p.toEvent)}`);
+  md.push(`- push returned → that event read by the SSE client through the gateway: ${dist(p.toSeen)}`);
+  md.push(`- run recorded by the post-receive hook (\`createdAt\`, during the push) → \`running\`: ${dist(p.recordedToEvent)}`);
+  md.push(`- the \`git push\` itself: ${dist(p.pushMs)}`);
+  md.push(`- line printed → received: ${dist(b.lines.total)}; of which printed → appended in Redis ${dist(b.lines.toRedis)}; appended → received ${dist(b.lines.redisToClient)}`);
+  md.push(`- sandbox start: ${dist(b.sandbox.samples)}`);
+  md.push(`- queued runs, created → finished (waiting in the queue included): ${dist(d.latency)}; queueing the ${d.runs} runs took ${fmtMs(d.submitMs)}; final states ${Object.entries(d.statuses).map(([s, n]) => `${s} ${n}`).join(', ')}`);
+  md.push('');
+  md.push('Method:', '');
+  md.push(
+    `- Platform: \`startPlatform({ ephemeral: true })\` in \`.bench-data/run-<pid>/\`, as for the other parts, with the worker's defaults; \`${env.limits}\`.`,
+    `- Pickup: ${p.toEvent.length} pushes, one at a time, of an empty commit to a repository whose pipeline is one step \`run: "true"\` (one warm-up push first). Right after \`git push\` returns (Date.now()), the bench opens \`GET /api/v1/runs/{id}/events\` through the gateway (SSE, from the start of the stream) and reads until the run's terminal \`status\`; the run must succeed before the next push. ` +
+      'The figure is the `step` event with status `running` (appended by the sandbox activity once the workspace is checked out and the step row is marked running, just before the sandbox starts): its Redis stream id is Redis\'s wall-clock time of the append. The SSE client\'s receive time is listed too; it includes opening the SSE request after the push.',
+    `- Live lines: ${LINE_RUNS} runs of one step \`sleep ${TICK_DELAY_S}; … echo "tick $i $(date +%s%N)"; sleep ${TICK_MS / 1000}\` (${TICKS} lines each, one every ${TICK_MS} ms plus the loop's own time), read through the gateway by an SSE client opened right after the push; latency = Date.now() when the chunk holding the line was read − the timestamp printed in the sandbox. ` +
+      `Lines printed before the SSE response arrived would be replays, not live; they are left out (${b.lines.excluded} of ${b.lines.expected}). The stream id of each line splits the time into the worker's part (sandbox pipe, line splitting, XADD) and the delivery (the api's blocking XREAD, SSE, the gateway).`,
+    `- Sandbox start: \`createSandboxDriver(DOTGIT_SANDBOX)\` with its own state directory, as the worker builds it (its self-test and one warm-up start untimed), then ${SANDBOX_STARTS} × \`run({ command: "true" })\` in a row, timed around the call (bundle preparation, \`runsc run\`, teardown).`,
+    `- Drain: ${d.runs} × \`POST /api/v1/repos/{owner}/{repo}/runs {"ref":"main"}\` through the gateway (${DRAIN_POST_CONCURRENCY} in flight), each answered 202 with the run id; the pipeline is one step \`run: "true"\`. Progress is read from Postgres every 250 ms; the drain ends when every run is terminal, and its time runs from the first POST to the latest \`finished_at\`. Then every run is read with \`GET /api/v1/runs/{id}\`: lost = runs not reported \`success\`.`,
+  );
+  md.push('');
+  return md.join('\n');
+}
+
+/** Replaces the pipelines section in `doc` (or appends it). */
+export function replacePipelinesSection(doc: string, section: string): string {
+  const start = doc.indexOf(PIPELINES_HEADING);
+  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
+  const next = doc.indexOf('\n## ', start + PIPELINES_HEADING.length);
+  return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+}
