@@ -1,5 +1,5 @@
 import { platformInfo } from '../harness/platform-info';
-import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { api, createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, writeFiles } from '../helpers/git';
 import { readSse } from '../helpers/sse';
 
@@ -60,8 +60,7 @@ async function waitForDeploy(id: string, until: (d: any) => boolean = (d) => TER
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();
-  repo = uniqueName('dep');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  repo = await createPrivateRepo(owner, 'dep');
   work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
   expect((await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work)).code).toBe(0);
   good = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();

@@ -1,4 +1,4 @@
-import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo } from '../helpers/git';
 
 // Run creation through the API (protocol translation at the edge): 202 Accepted with the run's
@@ -10,8 +10,7 @@ let commit: string;
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();
-  repo = uniqueName('man');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  repo = await createPrivateRepo(owner, 'man');
   // Push filters exclude main, so the push itself starts nothing; a manual run ignores the filters.
   const work = await localRepo({ '.dotgit/pipeline.yml': 'on:\n  push:\n    branches: [release]\njobs:\n  hello:\n    steps:\n      - run: echo "manual run of $DOTGIT_REF"\n' });
   expect((await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work)).code).toBe(0);

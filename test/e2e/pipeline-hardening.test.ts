@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
-import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 import { isAlive, pidsMatching } from '../helpers/procs';
 import { DEFAULT_LIMITS } from '../../activities/sandbox/runsc-spec';
@@ -15,8 +15,7 @@ let work: string;
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();
-  repo = uniqueName('hard');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  repo = await createPrivateRepo(owner, 'hard');
   work = await localRepo({ 'README.md': 'x\n' });
 });
 

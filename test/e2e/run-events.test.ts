@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { logStreamKey } from '../../core/redis';
 import { RUN_EVENTS_TTL_AFTER_END_SECONDS } from '../../core/run-events';
 import { platformInfo } from '../harness/platform-info';
-import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 import { readSse, type SseEvent } from '../helpers/sse';
 
@@ -26,8 +26,7 @@ let runId: string;
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();
-  repo = uniqueName('ev');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  repo = await createPrivateRepo(owner, 'ev');
   const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   expect(push.code).toBe(0);

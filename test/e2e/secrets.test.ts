@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { platformInfo } from '../harness/platform-info';
-import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // Pipeline secrets on real parts: set write-only through the API, sealed in Postgres, injected into
@@ -30,8 +30,7 @@ let repo: string;
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();
-  repo = uniqueName('sec');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  repo = await createPrivateRepo(owner, 'sec');
 });
 
 const secretPath = (name: string) => `/api/v1/repos/${owner.tenant}/${repo}/secrets/${name}`;

@@ -61,3 +61,11 @@ export async function waitForRun(id: string, token: string, timeoutMs = 120_000)
   }
   throw new Error(`run ${id} did not finish: ${last?.status} ${last?.text}`);
 }
+
+/** A private repository of `owner`'s tenant, made through the API; answers its name. */
+export async function createPrivateRepo(owner: TenantFixture, prefix: string): Promise<string> {
+  const name = uniqueName(prefix);
+  const r = await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility: 'private' } });
+  if (r.status !== 201) throw new Error(`repo: ${r.status} ${r.text}`);
+  return name;
+}
