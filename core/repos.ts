@@ -46,3 +46,25 @@ export async function findReadableRepo(db: Db, principal: Principal | null | und
   if (access === 'none') throw new NotFoundError(`repository ${owner}/${name} not found`);
   return { repo, access };
 }
+
+/**
+ * Joins a repository-owned table (runs, deploys) to its repository and tenant, so one query finds a
+ * row and what deciding access to it needs. Use as `${repoOwnedSelect('runs')} WHERE x.id = $1`.
+ */
+export function repoOwnedSelect(table: string): string {
+  return `SELECT x.*, t.name AS owner, p.name AS repo_name, p.visibility, p.id AS rid, p.created_at AS repo_created_at
+    FROM ${table} x JOIN repos p ON p.id = x.repo_id JOIN tenants t ON t.id = x.tenant_id`;
+}
+
+/**
+ * A row of `repoOwnedSelect`, if the caller may read its repository; otherwise not found under
+ * `what` (so a private repository's runs and deploys do not leak their existence).
+ */
+export async function findReadableRepoRow(db: Db, principal: Principal | null | undefined, table: string, id: string, what: string) {
+  const row = (await db.query(`${repoOwnedSelect(table)} WHERE x.id = $1`, [id])).rows[0];
+  if (!row) throw new NotFoundError(`${what} ${id} not found`);
+  const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.repo_created_at };
+  const access = await accessTo(db, principal, repo);
+  if (access === 'none') throw new NotFoundError(`${what} ${id} not found`);
+  return { row, access, repo };
+}

@@ -13,7 +13,7 @@ import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableE
 import { assertValidName } from '../../core/names';
 import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
-import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
+import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
 import type { Redis } from '../../core/redis';
 import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
@@ -24,8 +24,7 @@ import { audit } from './audit';
 /** Resolves a user-given ref in a repository (the git-server's internal API); undefined when it names nothing. */
 export type RefResolver = (owner: string, repo: string, ref: string) => Promise<{ ref: string; commit: string } | undefined>;
 
-const DEPLOY_SELECT = `SELECT d.*, t.name AS owner, p.name AS repo_name, p.visibility, p.id AS rid
-  FROM deploys d JOIN repos p ON p.id = d.repo_id JOIN tenants t ON t.id = d.tenant_id`;
+const DEPLOY_SELECT = repoOwnedSelect('deploys');
 
 function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
   const id = String(row.id);
@@ -116,12 +115,7 @@ export class DeployService {
   /** The deploy row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableDeploy(principal: Principal | null | undefined, id: string) {
     if (id.length > 400) throw new InputError('deploy id is too long');
-    const row = (await this.db.query(`${DEPLOY_SELECT} WHERE d.id = $1`, [id])).rows[0];
-    if (!row) throw new NotFoundError(`deploy ${id} not found`);
-    const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.created_at };
-    const access = await accessTo(this.db, principal, repo);
-    if (access === 'none') throw new NotFoundError(`deploy ${id} not found`);
-    return { row, access };
+    return findReadableRepoRow(this.db, principal, 'deploys', id, 'deploy');
   }
 
   async get(principal: Principal | null | undefined, id: string) {
@@ -138,9 +132,9 @@ export class DeployService {
     if (q.environment !== undefined) {
       if (typeof q.environment !== 'string' || !ENVIRONMENT_NAME.test(q.environment)) throw new InputError('environment is not valid');
       args.push(q.environment);
-      filter = ' AND d.environment = $2';
+      filter = ' AND x.environment = $2';
     }
-    const r = await this.db.query(`${DEPLOY_SELECT} WHERE d.repo_id = $1${filter} ORDER BY d.created_at DESC, d.id DESC LIMIT 100`, args);
+    const r = await this.db.query(`${DEPLOY_SELECT} WHERE x.repo_id = $1${filter} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args);
     return { deploys: r.rows.map((row) => deployView(row)) };
   }
 

@@ -6,7 +6,7 @@ import { InputError, NotAllowedError, NotFoundError, UnavailableError } from '..
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
-import { accessTo, findReadableRepo, type RepoRow } from '../../core/repos';
+import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
@@ -39,8 +39,7 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
   };
 }
 
-const RUN_SELECT = `SELECT r.*, t.name AS owner, p.name AS repo_name, p.visibility, p.id AS rid
-  FROM runs r JOIN repos p ON p.id = r.repo_id JOIN tenants t ON t.id = r.tenant_id`;
+const RUN_SELECT = repoOwnedSelect('runs');
 
 export class RunService {
   constructor(
@@ -75,13 +74,7 @@ export class RunService {
   /** The run row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableRun(principal: Principal | null | undefined, id: string) {
     if (id.length > 300) throw new InputError('run id is too long');
-    const r = await this.db.query(`${RUN_SELECT} WHERE r.id = $1`, [id]);
-    const row = r.rows[0];
-    if (!row) throw new NotFoundError(`run ${id} not found`);
-    const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.created_at };
-    const access = await accessTo(this.db, principal, repo);
-    if (access === 'none') throw new NotFoundError(`run ${id} not found`);
-    return { row, access };
+    return findReadableRepoRow(this.db, principal, 'runs', id, 'run');
   }
 
   async get(principal: Principal | null | undefined, id: string) {
@@ -92,7 +85,7 @@ export class RunService {
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const where = ['r.repo_id = $1'];
+    const where = ['x.repo_id = $1'];
     const args: unknown[] = [repo.id];
     const add = (col: string, v: unknown, check?: (s: string) => boolean, what?: string) => {
       if (v === undefined) return;
@@ -100,10 +93,10 @@ export class RunService {
       args.push(v);
       where.push(`${col} = $${args.length}`);
     };
-    add('r.commit_sha', q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit');
-    add('r.ref', q.ref, (s) => s.length <= 255, 'ref');
-    add('r.status', q.status, (s) => STATUSES.includes(s), 'status');
-    const r = await this.db.query(`${RUN_SELECT} WHERE ${where.join(' AND ')} ORDER BY r.created_at DESC, r.id DESC LIMIT 100`, args);
+    add('x.commit_sha', q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit');
+    add('x.ref', q.ref, (s) => s.length <= 255, 'ref');
+    add('x.status', q.status, (s) => STATUSES.includes(s), 'status');
+    const r = await this.db.query(`${RUN_SELECT} WHERE ${where.join(' AND ')} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args);
     return { runs: r.rows.map((row) => runView(row)) };
   }
 
