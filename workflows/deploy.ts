@@ -115,8 +115,8 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     if (!loaded.ok) result = { status: 'failure', message: loaded.message };
     else result = await runDeploy(input, loaded.environment, setStatus, () => decision);
   } catch (err) {
-    if (!isCancellation(err)) throw err;
-    result = { status: 'cancelled', message: 'cancelled' };
+    // Whatever went wrong, the deploy ends recorded and releases its environment; it never stays running.
+    result = isCancellation(err) ? { status: 'cancelled', message: 'cancelled' } : { status: 'failure', message: err instanceof Error ? err.message : String(err) };
   }
   status = result.status;
   await CancellationScope.nonCancellable(async () => {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeployActivities } from '../../activities/deploy-activities';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
@@ -55,6 +56,7 @@ beforeAll(async () => {
   });
   const deploy: DeployActivities = {
     loadDeployEnvironment: async (i) => {
+      if (i.deployId === 'e1') throw ApplicationFailure.nonRetryable('the repository is gone', 'Gone');
       const e = SPEC.environments!.find((x) => x.name === i.environment);
       return e ? { ok: true, environment: e } : { ok: false, message: `no environment ${i.environment}` };
     },
@@ -176,4 +178,12 @@ test('deploys to one environment run one at a time in arrival order; a cancelled
   const runs = log.filter((l) => /^q\d (run|done) /.test(l)).map((l) => l.split(' ').slice(0, 2).join(' '));
   expect(runs).toEqual(['q1 run', 'q1 done', 'q2 run', 'q2 done', 'q4 run', 'q4 done']);
   expect(ofDeploy('q3').some((l) => l.startsWith('run '))).toBe(false);
+});
+
+test('an activity that keeps failing ends the deploy as failed, recorded, and frees the environment', async () => {
+  const e1 = await env.client.workflow.execute('deploy', { workflowId: 'e1', taskQueue: ORCHESTRATION_QUEUE, args: [input('e1', 'quick')] });
+  expect(e1).toMatchObject({ status: 'failure', message: expect.stringMatching(/Activity task failed|repository is gone/) });
+  expect(ofDeploy('e1').at(-1)).toBe('finish failure');
+  const e2 = await env.client.workflow.execute('deploy', { workflowId: 'e2', taskQueue: ORCHESTRATION_QUEUE, args: [input('e2', 'quick')] });
+  expect(e2.status).toBe('success');
 });
