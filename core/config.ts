@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_NAMESPACE } from '../temporal-config/dev-server';
 import { assertObjectKey } from './object-store';
+import { parseReplicaZonesEnv, replicaZonesSchema } from './replica-zones';
 
 /** `DOTGIT_OBJECT_STORE` and, for `s3`, the `DOTGIT_S3_*` variables (see README). */
 const objectStoreSchema = z.discriminatedUnion('driver', [
@@ -130,6 +131,8 @@ const configSchema = z.object({
   backupFullEveryHours: z.coerce.number().positive(),
   /** `DOTGIT_PG_TOOLS_DIR` — directory with `pg_basebackup` of the server's version; `npm start` installs and sets it. Unset: no Postgres base backups. */
   pgToolsDir: z.string().optional(),
+  /** `DOTGIT_REPLICA_ZONES` — zones every repository is replicated to after each push (JSON list of `{name, root}` / `{name, url}`, or `name=/root,name=http://…`). Default none. */
+  replicaZones: replicaZonesSchema,
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -216,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backupRetentionDays: env.DOTGIT_BACKUP_RETENTION_DAYS ?? '7',
     backupFullEveryHours: env.DOTGIT_BACKUP_FULL_EVERY_HOURS ?? '24',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
+    replicaZones: parseReplicaZonesEnv(env.DOTGIT_REPLICA_ZONES, (text) => parseJsonEnv('DOTGIT_REPLICA_ZONES', text, [])),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -23,6 +23,10 @@ import type { RepoGenerations } from './repo-generation';
 import { RepoWriteLocks } from './write-lock';
 import { KeyedLimiter } from './concurrency-limiter';
 import { createLfsRouter, type LfsRouterOptions } from './lfs/router';
+import type { ReplicaZone } from '../core/replica-zones';
+import { fingerprintOf, readRefs } from '../core/replica-sync';
+import { readableCopy } from './read-failover';
+import { createReplicaReceiver } from './replica-receiver';
 
 export interface GitServerOptions {
   db: Db;
@@ -45,6 +49,10 @@ export interface GitServerOptions {
   healthChecks: Record<string, () => Promise<unknown>>;
   /** Where Git LFS objects go; without it the LFS API is not served. */
   lfsStore?: LfsRouterOptions['store'];
+  /** Replica zones: pushes are queued for replication, and fetches fail over to an up-to-date root zone. */
+  replicaZones?: ReplicaZone[];
+  /** Called after a push queued its replication (starts the replication relay's pass). */
+  onReplicationQueued?: () => void;
 }
 
 const HOOKS_DIR = path.resolve(__dirname, 'hooks');
@@ -120,6 +128,8 @@ export function createGitServerApp(o: GitServerOptions) {
     return claims as unknown as HookClaims;
   }
 
+  app.use(createReplicaReceiver({ reposDir: o.reposDir, internalSecret: o.internalSecret, log: o.log, writeLock, onReceived: (name) => o.generations.bump(name) }));
+
   app.post('/internal/hooks/pre-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
     const claims = await hookClaims(req);
     const updates = parseUpdates(req.body?.updates);
@@ -138,14 +148,19 @@ export function createGitServerApp(o: GitServerOptions) {
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
     // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
     const skip = options.includes('ci.skip');
+    const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
+    // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
+    const refsFingerprint = fingerprintOf(await readRefs(gitDir));
+    const replicate = (o.replicaZones?.length ?? 0) > 0;
     const { runs, notes, maintenanceDue } = await recordPush(o.db, {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
       repo: claims.repo,
-      gitDir: repoPath(o.reposDir, claims.tenant, claims.repo),
+      gitDir,
       actor: claims.actor,
-    }, updates, { skipPipelines: skip });
+    }, updates, { skipPipelines: skip, refsFingerprint, replicate });
+    if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.
     o.log
       .child({ requestId: claims.requestId ?? null, traceId: claims.traceId ?? null })
@@ -180,7 +195,10 @@ export function createGitServerApp(o: GitServerOptions) {
       if (access === 'none') throw new NotFoundError(`repository ${owner}/${name} not found`);
       throw new NotAllowedError(`your token may not ${need === 'write' ? 'push to' : 'read'} ${owner}/${name}`);
     }
-    return { repo, gitDir: repoPath(o.reposDir, owner, name) };
+    const primaryDir = repoPath(o.reposDir, owner, name);
+    // Reads may be served by an up-to-date replica when the primary copy is gone; writes never.
+    const gitDir = need === 'read' ? await readableCopy({ db: o.db, zones: o.replicaZones ?? [], log: req.log ?? o.log }, repo, primaryDir) : primaryDir;
+    return { repo, gitDir };
   }
 
   function serviceParam(value: unknown): GitService {

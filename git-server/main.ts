@@ -7,6 +7,7 @@ import { readInternalSecret } from '../core/secrets-file';
 import { createGitServerApp } from './app';
 import { createObjectStore } from '../core/object-store-factory';
 import { OutboxRelay } from './outbox-relay';
+import { ReplicationRelay } from './replication-relay';
 import { PackCache } from './pack-cache';
 import { RepoGenerations } from './repo-generation';
 import { createRedis } from '../core/redis';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     return temporal;
   };
   const relay = new OutboxRelay(db, getTemporal, log);
+  const replication = new ReplicationRelay(db, getTemporal, log);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
   const packCache = new PackCache({
     dir: dataPaths(config).packCache,
@@ -46,6 +48,8 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl,
     lfsStore: createObjectStore(config, dataPaths(config)),
     onPushRecorded: () => relay.kick(),
+    replicaZones: config.replicaZones,
+    onReplicationQueued: () => replication.kick(),
     onMaintenanceDue: (target) => {
       // Best effort: the hourly sweep covers a start that fails here.
       getTemporal()
@@ -67,10 +71,11 @@ async function main(): Promise<void> {
   });
   const server = app.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();
+  replication.start();
   const stop = () => {
     log.info('git-server shutting down');
     server.close();
-    void relay.stop().then(() => Promise.allSettled([db.end(), redis?.quit()])).then(() => process.exit(0));
+    void Promise.all([relay.stop(), replication.stop()]).then(() => Promise.allSettled([db.end(), redis?.quit()])).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

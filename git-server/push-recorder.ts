@@ -3,7 +3,7 @@ import type { Db } from '../core/db';
 import { inTransaction } from '../core/db';
 import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
-import { pipelineWorkflowId, type PipelineInput } from '../core/run-types';
+import { pipelineWorkflowId, type PipelineInput, type RepoTarget } from '../core/run-types';
 import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
@@ -47,7 +47,13 @@ export async function recordPush(
   db: Db,
   ctx: PushContext,
   updates: RefUpdate[],
-  options: { skipPipelines?: boolean } = {},
+  options: {
+    skipPipelines?: boolean;
+    /** The refs fingerprint after this push (core/replica-sync fingerprintOf): what an up-to-date replica holds. */
+    refsFingerprint?: string;
+    /** Queue the push for replication (replica zones are configured). */
+    replicate?: boolean;
+  } = {},
 ): Promise<{ runs: PipelineInput[]; notes: string[]; maintenanceDue: boolean }> {
   const planned: PipelineInput[] = [];
   let maintenanceDue = false;
@@ -101,6 +107,11 @@ export async function recordPush(
          SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $4 AND (events @> ARRAY['push']::text[] OR events @> ARRAY['*']::text[]))`,
         [ctx.tenantId, pushDispatchWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')), JSON.stringify(dispatch), ctx.repoId],
       );
+    }
+    if (options.refsFingerprint) await c.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [ctx.repoId, options.refsFingerprint]);
+    if (options.replicate) {
+      const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo };
+      await c.query(`INSERT INTO replication_outbox (tenant_id, repo_id, payload) VALUES ($1, $2, $3)`, [ctx.tenantId, ctx.repoId, JSON.stringify(target)]);
     }
     const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);
     maintenanceDue = Number(counted.rows[0]?.pushes_since_maintenance ?? 0) >= MAINTENANCE_EVERY_PUSHES;

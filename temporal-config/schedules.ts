@@ -26,3 +26,11 @@ export const RESTORE_DRILL_SCHEDULE = {
   workflowType: 'restoreDrill',
   catchupWindow: '6 hours',
 } as const;
+
+/** Compares every repository's refs across replica zones and repairs drift (a no-op without zones). */
+export const REPLICA_RECONCILE_SCHEDULE = {
+  id: 'dotgit-replica-reconcile',
+  every: '30m',
+  workflowType: 'reconcileReplicas',
+  catchupWindow: '30 minutes',
+} as const;

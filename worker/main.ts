@@ -12,6 +12,7 @@ import { createOrchestrationActivities } from '../activities/orchestration-activ
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
 import { createBackupActivities } from '../activities/backup-activities';
+import { createReplicationActivities } from '../activities/replication-activities';
 import { backupStore } from '../core/backup-store';
 import { createWebhookActivities } from '../activities/webhook-activities';
 import { SecretBox } from '../core/secret-box';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
         retentionDays: config.backupRetentionDays,
         fullEveryHours: config.backupFullEveryHours,
       }),
+      ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
       ...createWebhookActivities({
         db,
         reposDir: paths.repos,

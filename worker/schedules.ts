@@ -1,7 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { connectTemporal } from '../core/temporal';
 import { ORCHESTRATION_QUEUE } from '../core/run-types';
-import { BACKUP_SCHEDULE, MAINTENANCE_SCHEDULE, RESTORE_DRILL_SCHEDULE } from '../temporal-config/schedules';
+import { BACKUP_SCHEDULE, MAINTENANCE_SCHEDULE, REPLICA_RECONCILE_SCHEDULE, RESTORE_DRILL_SCHEDULE } from '../temporal-config/schedules';
 
 /**
  * Creates the platform's Temporal Schedules when they do not exist yet (they then show, and can be
@@ -13,6 +13,7 @@ export async function ensureSchedules(address: string, namespace: string): Promi
     { ...MAINTENANCE_SCHEDULE, catchupWindow: '1 hour', args: [] as unknown[] },
     { ...BACKUP_SCHEDULE, args: [{ trigger: 'schedule' }] },
     { ...RESTORE_DRILL_SCHEDULE, args: [] },
+    { ...REPLICA_RECONCILE_SCHEDULE, args: [] },
   ];
   try {
     for (const s of schedules) {

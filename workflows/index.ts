@@ -2,6 +2,7 @@
 export { pipeline } from './pipeline';
 export { maintenanceSweep, repoMaintenance } from './maintenance';
 export { backup, restore, restoreDrill } from './backup';
+export { replication, reconcileReplicas } from './replication';
 export { webhookDispatch } from './webhooks';
 export { deploy } from './deploy';
 export { environmentLock } from './environment-lock';

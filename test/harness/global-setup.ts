@@ -10,6 +10,10 @@ import { PLATFORM_FILE, type PlatformInfo } from './platform-info';
 export default async function globalSetup(): Promise<void> {
   const dataDir = path.join(ROOT, '.test-data', `run-${process.pid}`);
   await fs.rm(dataDir, { recursive: true, force: true });
+  // One replica zone (a storage root beside the data dir): every push of every suite replicates to
+  // it, and test/e2e/replication.test.ts takes it away and back, diverges it, and fails over to it.
+  const replicaRoot = path.join(dataDir, 'zones', 'b');
+  await fs.mkdir(replicaRoot, { recursive: true });
   const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => console.warn(m) };
   const started = Date.now();
   const platform = await startPlatform({
@@ -25,6 +29,7 @@ export default async function globalSetup(): Promise<void> {
       // Webhook tests run their receivers on 127.0.0.1: exempt that literal host from the SSRF guard
       // (names that resolve to loopback, `[::1]` and every other private address stay refused).
       DOTGIT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+      DOTGIT_REPLICA_ZONES: JSON.stringify([{ name: 'b', root: replicaRoot }]),
       DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
     },
     log: quiet,
@@ -41,6 +46,7 @@ export default async function globalSetup(): Promise<void> {
     adminToken: platform.adminToken,
     internalSecret: String(platform.serviceEnv.DOTGIT_INTERNAL_SECRET),
     gitPort: Number(platform.serviceEnv.DOTGIT_GIT_PORT),
+    workerPort: Number(platform.serviceEnv.DOTGIT_WORKER_PORT),
     apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
     servicePids: Object.fromEntries([...platform.services].map(([name, s]) => [name, s.pid ?? 0])),
   };

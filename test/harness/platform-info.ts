@@ -18,6 +18,8 @@ export interface PlatformInfo {
   adminToken: string;
   internalSecret: string;
   gitPort: number;
+  /** The worker's health/metrics port. */
+  workerPort: number;
   apiPort: number;
   /** Pids of the service processes at start (gateway, api, git-server, worker). */
   servicePids: Record<string, number>;

@@ -1,0 +1,127 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import client from 'prom-client';
+import type { Db } from '../core/db';
+import { repoPath } from '../core/git';
+import { fingerprintOf, isRepository, readRefs, syncZone, zoneRefs, type Refs } from '../core/replica-sync';
+import type { ReplicaZone } from '../core/replica-zones';
+import type { ReconcileResult, SyncResult } from '../core/replication-types';
+import type { RepoTarget } from '../core/run-types';
+
+const lag = new client.Histogram({
+  name: 'dotgit_replication_lag_seconds',
+  help: 'Seconds from a push landing to a replica zone holding its refs',
+  labelNames: ['zone'],
+  buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+});
+const lastLag = new client.Gauge({ name: 'dotgit_replication_last_lag_seconds', help: 'Replication lag of the latest sync per zone', labelNames: ['zone'] });
+const syncFailures = new client.Counter({ name: 'dotgit_replication_sync_failures_total', help: 'Replica syncs that failed (the zone was unavailable); retried', labelNames: ['zone'] });
+const driftRepaired = new client.Counter({ name: 'dotgit_replication_drift_repaired_total', help: 'Replicas the reconciliation found different from the primary and repaired', labelNames: ['zone'] });
+
+export interface ReplicationDeps {
+  db: Db;
+  reposDir: string;
+  zones: ReplicaZone[];
+  internalSecret: string;
+}
+
+/** Heartbeats when run as an activity (reconciliation walks every repository); a no-op when called directly. */
+function beat(detail?: unknown): void {
+  try {
+    Context.current().heartbeat(detail);
+  } catch {
+    // not inside an activity
+  }
+}
+
+const sameRefs = (a: Refs | undefined, b: Refs) => !!a && fingerprintOf(a) === fingerprintOf(b);
+
+/** Activities of replication: sync one repository to one zone, and the periodic reconciliation. */
+export function createReplicationActivities(deps: ReplicationDeps) {
+  const { db } = deps;
+  const zoneNamed = (name: string) => {
+    const zone = deps.zones.find((z) => z.name === name);
+    // A zone removed from the configuration: nothing to retry.
+    if (!zone) throw ApplicationFailure.nonRetryable(`no replica zone named ${name} is configured`, 'UnknownZoneError');
+    return zone;
+  };
+
+  async function record(target: RepoTarget, zone: string, state: { refs?: Refs; lagSeconds?: number; error?: string }): Promise<void> {
+    await db.query(
+      `INSERT INTO repo_replicas (tenant_id, repo_id, zone, refs_fingerprint, synced_at, lag_seconds, last_error, updated_at)
+       VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, $5, $6, now())
+       ON CONFLICT (tenant_id, repo_id, zone) DO UPDATE SET
+         refs_fingerprint = COALESCE(EXCLUDED.refs_fingerprint, repo_replicas.refs_fingerprint),
+         synced_at = COALESCE(EXCLUDED.synced_at, repo_replicas.synced_at),
+         lag_seconds = COALESCE(EXCLUDED.lag_seconds, repo_replicas.lag_seconds),
+         last_error = EXCLUDED.last_error, updated_at = now()`,
+      [target.tenantId, target.repoId, zone, state.refs ? fingerprintOf(state.refs) : null, state.lagSeconds ?? null, state.error?.slice(0, 1000) ?? null],
+    );
+  }
+
+  async function sync(target: RepoTarget, zone: ReplicaZone): Promise<Refs | undefined> {
+    const primaryDir = repoPath(deps.reposDir, target.tenant, target.repo);
+    // A deleted repository (or one whose primary copy is lost) is never "replicated" as empty.
+    if (!(await isRepository(primaryDir))) return undefined;
+    try {
+      return await syncZone(zone, { owner: target.tenant, repo: target.repo, primaryDir }, deps.internalSecret);
+    } catch (err) {
+      syncFailures.inc({ zone: zone.name });
+      await record(target, zone.name, { error: (err as Error).message }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  return {
+    /** Names of the configured zones (the workflow asks each round, so a changed configuration applies). */
+    async replicaZones(): Promise<string[]> {
+      return deps.zones.map((z) => z.name);
+    },
+
+    /** Brings `zone`'s copy of the repository up to date; the lag counts from `pushedAt` (epoch ms). */
+    async syncReplica(args: { target: RepoTarget; zone: string; pushedAt: number }): Promise<SyncResult> {
+      const zone = zoneNamed(args.zone);
+      const refs = await sync(args.target, zone);
+      if (!refs) return { zone: zone.name, synced: false };
+      const lagSeconds = Math.max(0, (Date.now() - args.pushedAt) / 1000);
+      lag.observe({ zone: zone.name }, lagSeconds);
+      lastLag.set({ zone: zone.name }, lagSeconds);
+      await record(args.target, zone.name, { refs, lagSeconds });
+      return { zone: zone.name, synced: true, lagSeconds };
+    },
+
+    /**
+     * Compares every repository's refs in every zone with the primary's and repairs each replica
+     * that differs (missed pushes, a zone restored from an old copy, changes made behind our back).
+     * A zone that fails is reported and left for the next pass; the others go on.
+     */
+    async reconcileReplicas(): Promise<ReconcileResult> {
+      const repos = await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id ORDER BY r.id`);
+      const result: ReconcileResult = { repos: 0, zones: deps.zones.length, repaired: [], failed: [] };
+      for (const row of repos.rows) {
+        const target: RepoTarget = { tenantId: Number(row.tenant_id), tenant: row.owner, repoId: Number(row.id), repo: row.name };
+        const primaryDir = repoPath(deps.reposDir, target.tenant, target.repo);
+        if (!(await isRepository(primaryDir))) continue;
+        result.repos++;
+        for (const zone of deps.zones) {
+          const name = `${zone.name} ${target.tenant}/${target.repo}`;
+          try {
+            const primary = await readRefs(primaryDir);
+            const replica = await zoneRefs(zone, { owner: target.tenant, repo: target.repo }, deps.internalSecret);
+            if (sameRefs(replica, primary)) continue;
+            const refs = await sync(target, zone);
+            if (refs) await record(target, zone.name, { refs });
+            driftRepaired.inc({ zone: zone.name });
+            result.repaired.push(name);
+          } catch (err) {
+            result.failed.push(`${name}: ${(err as Error).message.slice(0, 200)}`);
+          }
+          beat(name);
+        }
+      }
+      return result;
+    },
+  };
+}
+
+export type ReplicationActivities = ReturnType<typeof createReplicationActivities>;
