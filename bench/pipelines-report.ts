@@ -5,11 +5,13 @@
 import { fmtMs } from './lib';
 import {
   DRAIN_POST_CONCURRENCY,
+  DRAIN_SEGMENTS,
   GOAL_LINE_P99_MS,
   GOAL_PICKUP_P50_MS,
   GOAL_PICKUP_P99_MS,
   GOAL_SANDBOX_P50_MS,
   LINE_RUNS,
+  PICKUP_POINTS,
   SANDBOX_STARTS,
   TICK_DELAY_S,
   TICK_MS,
@@ -71,9 +73,31 @@ export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironm
   md.push(`- push returned → that event read by the SSE client through the gateway: ${dist(p.toSeen)}`);
   md.push(`- run recorded by the post-receive hook (\`createdAt\`, during the push) → \`running\`: ${dist(p.recordedToEvent)}`);
   md.push(`- the \`git push\` itself: ${dist(p.pushMs)}`);
+  md.push(
+    `- where the time from the run's recording to its \`running\` event goes (medians over the pushes of each segment, from the run row, the workflow's Temporal history and the event; \`git push\` returns a median ${fmtMs(percentile(p.recordedToEvent.map((x, k) => x - p.toEvent[k]!), 50))} after the run is recorded): ` +
+      PICKUP_POINTS.slice(1)
+        .map((to, k) => `${PICKUP_POINTS[k]} → ${to}: ${fmtMs(percentile(p.points.map((x) => x[k + 1]! - x[k]!).filter(Number.isFinite), 50))}`)
+        .join('; '),
+  );
   md.push(`- line printed → received: ${dist(b.lines.total)}; of which printed → appended in Redis ${dist(b.lines.toRedis)}; appended → received ${dist(b.lines.redisToClient)}`);
   md.push(`- sandbox start: ${dist(b.sandbox.samples)}`);
   md.push(`- queued runs, created → finished (waiting in the queue included): ${dist(d.latency)}; queueing the ${d.runs} runs took ${fmtMs(d.submitMs)}; final states ${Object.entries(d.statuses).map(([s, n]) => `${s} ${n}`).join(', ')}`);
+  if (d.segments.length > 0) {
+    md.push(
+      `- where a queued run's time goes (medians over ${d.segments.length} runs spread over the queue, from the run row and the workflow's Temporal history): ` +
+        DRAIN_SEGMENTS.map((name, k) => `${name}: ${fmtMs(percentile(d.segments.map((x) => x[k]!).filter(Number.isFinite), 50))}`).join('; '),
+    );
+  }
+  const cpu = Object.entries(d.cpuPerRun).filter(([, v]) => Number.isFinite(v));
+  if (cpu.length > 0) {
+    const total = cpu.reduce((n, [, v]) => n + v, 0);
+    md.push(
+      `- CPU per drained run: ${fmtMs(total)} in all — ${cpu
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k === 'worker' ? 'worker (with its sandboxes and git)' : k} ${fmtMs(v)}`)
+        .join(', ')}; the machine had ${fmtMs(d.machinePerRun)} of CPU per run over the drain (wall time × cores).`,
+    );
+  }
   md.push('');
   md.push('Method:', '');
   md.push(

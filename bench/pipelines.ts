@@ -12,7 +12,8 @@
  * Every timestamp compared is the same machine's wall clock: Date.now() here, Redis stream ids
  * (`<ms>-<seq>`, Redis's clock when it appended the entry), `date` inside gVisor (the host's time).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -20,7 +21,11 @@ import { createSandboxDriver, type SandboxKind } from '../activities/sandbox/cre
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import type { Platform } from '../infra/platform';
+import { dataPaths } from '../core/config';
+import { connectTemporal } from '../core/temporal';
 import { Api, fmtMs, Git, runIdsFrom, sleep, type RunView } from './lib';
+import { childrenOf, cpuMs, cpuTicks } from './proc';
+import { runPhases } from './run-phases';
 import { openSse, streamIdMs } from './sse';
 
 /** Goals of issue 5. */
@@ -48,6 +53,16 @@ export const SANDBOX_STARTS = 40;
 /** POSTs in flight at once while queueing the drained runs. */
 export const DRAIN_POST_CONCURRENCY = 8;
 const DRAIN_TIMEOUT_MS = 30 * 60_000;
+/** Drained runs whose Temporal history is read for the breakdown. */
+const DRAIN_PHASE_SAMPLES = 25;
+/** Segments of a drained run's life, in order. */
+export const DRAIN_SEGMENTS = [
+  'created → workflow started (outbox relay polling)',
+  'workflow started → runStep scheduled (loadPipeline, startRun)',
+  'runStep scheduled → started (waiting for a sandbox slot)',
+  'runStep started → completed (checkout, sandbox, log upload)',
+  'runStep completed → run finished (cleanup, records)',
+] as const;
 
 export interface PipelinesBench {
   pickup: {
@@ -59,6 +74,8 @@ export interface PipelinesBench {
     recordedToEvent: number[];
     /** How long each `git push` took. */
     pushMs: number[];
+    /** Per push, the wall-clock times (ms) of the points in PICKUP_POINTS, for the breakdown. */
+    points: number[][];
   };
   lines: {
     /** Printed (`date +%s%N` in the sandbox) → read by the SSE client. */
@@ -84,6 +101,12 @@ export interface PipelinesBench {
     lost: number;
     /** Run created → finished, per run (queueing included). */
     latency: number[];
+    /** CPU milliseconds per drained run, by process (own + reaped children), over the drain. */
+    cpuPerRun: Record<string, number>;
+    /** Wall time of the drain × cores: the CPU the machine had meanwhile, per run. */
+    machinePerRun: number;
+    /** For a sample of the runs (DRAIN_PHASE_SAMPLES, spread over the queue): per DRAIN_SEGMENTS, the durations. */
+    segments: number[][];
   };
 }
 
@@ -99,6 +122,20 @@ export interface PipelinesContext {
   signal: AbortSignal;
   progress: (msg: string) => void;
 }
+
+/** The points of a run's way to its first step, in order (from the run row, its Temporal history and its events). */
+export const PICKUP_POINTS = [
+  'run recorded by the post-receive hook',
+  'workflow started (outbox relay → Temporal)',
+  'first workflow task started (worker)',
+  'loadPipeline scheduled',
+  'loadPipeline completed (reads the pipeline file)',
+  'startRun scheduled',
+  'startRun completed (run and step rows)',
+  'runStep scheduled',
+  'runStep started (sandbox queue)',
+  'step `running` event (checkout, step row)',
+] as const;
 
 /** Nearest-rank percentile (p in 0..100): with 50 samples p99 is the largest. */
 export function percentile(samples: number[], p: number): number {
@@ -174,7 +211,8 @@ async function followRun(
 /** push → first step running, one push at a time (each run finishes before the next push). */
 async function measurePickup(ctx: PipelinesContext): Promise<PipelinesBench['pickup']> {
   const { work, url } = await pipelineRepo(ctx, 'pipelines-pickup', 'jobs:\n  bench:\n    steps:\n      - name: noop\n        run: "true"\n');
-  const out: PipelinesBench['pickup'] = { toEvent: [], toSeen: [], recordedToEvent: [], pushMs: [] };
+  const out: PipelinesBench['pickup'] = { toEvent: [], toSeen: [], recordedToEvent: [], pushMs: [], points: [] };
+  const temporal = await connectTemporal(ctx.platform.temporalAddress, ctx.platform.namespace);
   // Warm-up: the worker self-tests its sandbox on its first step.
   const warm = await pushCommit(ctx, work, url, 'warm-up');
   await followRun(ctx, warm.runId, () => undefined);
@@ -190,8 +228,23 @@ async function measurePickup(ctx: PipelinesContext): Promise<PipelinesBench['pic
     out.toSeen.push(running.seenAt - pushed.returnedAt);
     out.recordedToEvent.push(running.eventMs - Date.parse(run.createdAt));
     out.pushMs.push(pushed.ms);
+    const ph = await runPhases(temporal, pushed.runId);
+    const act = (name: string, k: 'scheduled' | 'started' | 'completed') => ph.activities[name]?.[k] ?? NaN;
+    out.points.push([
+      Date.parse(run.createdAt),
+      ph.workflowStarted,
+      ph.firstWorkflowTask,
+      act('loadPipeline', 'scheduled'),
+      act('loadPipeline', 'completed'),
+      act('startRun', 'scheduled'),
+      act('startRun', 'completed'),
+      act('runStep', 'scheduled'),
+      act('runStep', 'started'),
+      running.eventMs,
+    ]);
     ctx.progress(`pipelines: push ${i + 1}/${PICKUP_PUSHES}: push ${fmtMs(pushed.ms)}, returned → step running ${fmtMs(out.toEvent.at(-1)!)} (seen by SSE ${fmtMs(out.toSeen.at(-1)!)})`);
   }
+  await temporal.connection.close();
   return out;
 }
 
@@ -273,6 +326,7 @@ async function measureDrain(ctx: PipelinesContext): Promise<PipelinesBench['drai
       ids.push(r.id);
     }
   };
+  const cpuBefore = platformCpu(ctx.platform);
   await Promise.all(Array.from({ length: DRAIN_POST_CONCURRENCY }, poster));
   const submitMs = Date.now() - startedAt;
   ctx.progress(`pipelines: ${ids.length} runs queued in ${fmtMs(submitMs)}; waiting for them`);
@@ -281,6 +335,7 @@ async function measureDrain(ctx: PipelinesContext): Promise<PipelinesBench['drai
   const db = new pg.Client({ connectionString: ctx.platform.databaseUrl });
   await db.connect();
   let drainMs = NaN;
+  let cpuAfter: Record<string, number> | undefined;
   try {
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
     let lastReport = 0;
@@ -294,6 +349,7 @@ async function measureDrain(ctx: PipelinesContext): Promise<PipelinesBench['drai
       if (terminal === ids.length) {
         const last = Math.max(...r.rows.map((row) => row.last?.getTime() ?? 0));
         drainMs = last - startedAt;
+        cpuAfter = platformCpu(ctx.platform);
         break;
       }
       if (Date.now() - lastReport > 10_000) {
@@ -330,6 +386,71 @@ async function measureDrain(ctx: PipelinesContext): Promise<PipelinesBench['drai
   };
   await Promise.all(Array.from({ length: DRAIN_POST_CONCURRENCY }, reader));
   const lost = DRAIN_RUNS - (statuses.success ?? 0);
+  const segments: number[][] = [];
+  const temporal = await connectTemporal(ctx.platform.temporalAddress, ctx.platform.namespace);
+  try {
+    for (let i = 0; i < Math.min(DRAIN_PHASE_SAMPLES, ids.length); i++) {
+      const id = ids[Math.floor((i * ids.length) / Math.min(DRAIN_PHASE_SAMPLES, ids.length))]!;
+      const run = await api.call<RunView>('GET', `/api/v1/runs/${encodeURIComponent(id)}`, token);
+      const ph = await runPhases(temporal, id);
+      const step = ph.activities.runStep;
+      if (!step || !run.finishedAt) continue;
+      segments.push([
+        ph.workflowStarted - Date.parse(run.createdAt),
+        step.scheduled - ph.workflowStarted,
+        (step.started ?? NaN) - step.scheduled,
+        (step.completed ?? NaN) - (step.started ?? NaN),
+        Date.parse(run.finishedAt) - (step.completed ?? NaN),
+      ]);
+    }
+  } finally {
+    await temporal.connection.close();
+  }
   ctx.progress(`pipelines: drained ${DRAIN_RUNS} runs in ${fmtMs(drainMs)} (${((DRAIN_RUNS / drainMs) * 1000).toFixed(2)} runs/s); ${JSON.stringify(statuses)}; lost ${lost}`);
-  return { runs: DRAIN_RUNS, submitMs, drainMs, statuses, lost, latency };
+  const cpuPerRun = Object.fromEntries(Object.entries(cpuAfter ?? {}).map(([k, v]) => [k, (v - (cpuBefore[k] ?? NaN)) / DRAIN_RUNS]));
+  const machinePerRun = (drainMs * os.cpus().length) / DRAIN_RUNS;
+  return { runs: DRAIN_RUNS, submitMs, drainMs, statuses, lost, latency, cpuPerRun, machinePerRun, segments };
+}
+
+/**
+ * CPU (ms, own + reaped children) of the platform's processes: the four services (the worker's
+ * children are the sandboxes and git), Temporal's dev server, Redis, and Postgres (the postmaster
+ * with its reaped backends, plus the live ones).
+ */
+function platformCpu(platform: Platform): Record<string, number> {
+  const out: Record<string, number> = {};
+  const read = (name: string, pid: number | undefined, withLiveChildren = false) => {
+    if (!pid) return;
+    try {
+      out[name] = cpuMs(cpuTicks(pid)) + (withLiveChildren ? childrenOf(pid).reduce((n, c) => n + ownCpu(c), 0) : 0);
+    } catch {
+      // gone: not reported
+    }
+  };
+  for (const name of ['worker', 'api', 'git-server', 'gateway']) read(name, platform.services.get(name)?.pid);
+  const paths = dataPaths({ dataDir: platform.dataDir });
+  const jsonPid = (file: string) => {
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid;
+    } catch {
+      return undefined;
+    }
+  };
+  read('temporal', jsonPid(path.join(paths.temporal, 'temporal.pid')));
+  read('redis', jsonPid(path.join(paths.redis, 'redis-server.pid')));
+  try {
+    read('postgres', Number(readFileSync(path.join(paths.postgres, 'postmaster.pid'), 'utf8').split('\n')[0]), true);
+  } catch {
+    // no Postgres pid file
+  }
+  return out;
+}
+
+function ownCpu(pid: number): number {
+  try {
+    const t = cpuTicks(pid);
+    return cpuMs({ ...t, cutime: 0, cstime: 0 });
+  } catch {
+    return 0;
+  }
 }
