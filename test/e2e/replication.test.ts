@@ -93,7 +93,8 @@ test('a push reaches the replica zone; its lag is recorded and exported on the w
 
 test('a zone that was unavailable catches up after it returns', async () => {
   const { name, work } = await pushedRepo();
-  await waitFor('the replica', async () => refsEqual(primaryOf(name), replicaOf(name)));
+  // Until the sync has finished (its state recorded last), not only until the refs arrived.
+  await waitFor('the replica', async () => (await replicaRow(name))?.refs_fingerprint === fingerprintOf(await readRefs(primaryOf(name))));
   const away = `${zoneRoot}.away`;
   await fs.rename(zoneRoot, away);
   let sha: string;
@@ -105,6 +106,8 @@ test('a zone that was unavailable catches up after it returns', async () => {
       return r?.last_error && r;
     });
     expect(row.last_error).toMatch(/not available/);
+    // Longer than the activity's own quick retries (about 2 s): the workflow's backoff must bring the zone back.
+    await new Promise((r) => setTimeout(r, 6000));
     expect((await readRefs(path.join(away, owner.tenant, `${name}.git`)))['refs/heads/main']).not.toBe(sha);
   } finally {
     await fs.rename(away, zoneRoot);
