@@ -43,8 +43,13 @@ async function main(): Promise<void> {
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).
-  const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, app);
+  // connectionsCheckingInterval: Node checks the header timeout only this often (default 30 s, which
+  // would let a slow client hold a socket for up to 45 s).
+  const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, app);
   server.timeout = 120_000;
+  // Idle keep-alive sockets outlive the clients' own idle timeouts (undici 4 s, browsers ~60 s), so a
+  // client never sends on a socket the gateway is closing at that moment ("other side closed").
+  server.keepAliveTimeout = 65_000;
   server.on('upgrade', app.get('onUpgrade'));
   server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
   const secure =

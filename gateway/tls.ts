@@ -29,6 +29,7 @@ export function createHttpsServer(o: TlsOptions, app: http.RequestListener): htt
       maxHeaderSize: 16 * 1024,
       headersTimeout: 15_000,
       requestTimeout: 0,
+      connectionsCheckingInterval: 1000,
     },
     app,
   );
