@@ -2,9 +2,10 @@
  * `BENCH_ONLY=backup npm run bench` (also part of the full run): issue 6's figures on a platform of
  * its own (fresh data dir, one replica zone `b` as a storage root beside it):
  *
- *   RPO achieved: a row is committed at a random moment, then the time until the WAL segment
- *     holding its commit is in the object store (archive_timeout 60 s) — what a lost machine
- *     loses at most; goal ≤ 60 s (max over BENCH_RPO_SAMPLES, default 3)
+ *   RPO achieved: a row is committed, then the time until the WAL segment holding its commit is
+ *     in the object store (archive_timeout 60 s) — what a lost machine loses at most; the first
+ *     commit right after an archived segment (the worst case), the others at random moments;
+ *     goal ≤ 60 s (max over BENCH_RPO_SAMPLES, default 4)
  *   restore time of metadata (Postgres alone, point in time: base backup + WAL replay) and of
  *     BENCH_BACKUP_REPOS repositories (default 20), through POST /api/v1/restores, until complete
  *   replication lag after a push: from the push returning to the replica zone holding the pushed
@@ -81,7 +82,7 @@ async function measure(platform: Platform, scratch: string, progress: (m: string
   const zoneRoot = path.join(platform.dataDir, 'zones', 'b');
   const nRepos = intEnv('BENCH_BACKUP_REPOS', 20, 1, 500);
   const nPushes = intEnv('BENCH_REPLICATION_PUSHES', 40, 1, 1000);
-  const rpoSamples = intEnv('BENCH_RPO_SAMPLES', 3, 1, 20);
+  const rpoSamples = intEnv('BENCH_RPO_SAMPLES', 4, 1, 20);
   const restoreRuns = intEnv('BENCH_RESTORE_RUNS', 3, 1, 20);
 
   await api.call('POST', '/api/v1/tenants', admin, { name: 'bench' });
@@ -150,14 +151,22 @@ async function measure(platform: Platform, scratch: string, progress: (m: string
   const rpoMs: number[] = [];
   try {
     await client.query('CREATE TABLE IF NOT EXISTS bench_rpo (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
+    const archived = (segment: string) => waitFor(`WAL segment ${segment} archived`, async () => ((await store.exists(`${WAL_PREFIX}/${segment}`)) ? true : undefined), 180_000, 100);
+    // Start the first sample on a fresh segment: write (a switch of an unwritten segment is a
+    // no-op), switch, and wait until the old one is stored.
+    await client.query('INSERT INTO bench_rpo DEFAULT VALUES');
+    const current = (await client.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
+    await client.query('SELECT pg_switch_wal()');
+    await archived(current);
     for (let i = 0; i < rpoSamples; i++) {
-      // A random phase against archive_timeout's 60 s cycle.
-      await sleep(Math.floor(Math.random() * 20_000));
+      // The first commit lands right after a segment was archived, the worst moment (a full
+      // archive_timeout to wait); the others at random phases of the 60 s cycle.
+      if (i > 0) await sleep(Math.floor(Math.random() * 30_000));
       await client.query('INSERT INTO bench_rpo DEFAULT VALUES');
       const committed = performance.now();
       const segment = (await client.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
       progress(`rpo: sample ${i + 1}/${rpoSamples}, waiting for ${segment}`);
-      await waitFor(`WAL segment ${segment} archived`, async () => ((await store.exists(`${WAL_PREFIX}/${segment}`)) ? true : undefined), 180_000, 100);
+      await archived(segment);
       rpoMs.push(performance.now() - committed);
     }
   } finally {
@@ -221,7 +230,7 @@ function renderBackupSection(b: BackupBench): string {
     '',
     '| goal | measured | goal | result |',
     '|---|---|---|---|',
-    `| RPO achieved: a committed row until the WAL segment holding it is in the object store (\`archive_timeout\` 60 s), worst of ${b.rpoMs.length} commits at random moments | ${sec(rpoMax)} (samples: ${b.rpoMs.map(sec).join(', ')}) | ≤ ${GOAL_RPO_S} s | ${met(rpoMax <= GOAL_RPO_S * 1000)} |`,
+    `| RPO achieved: a committed row until the WAL segment holding it is in the object store (\`archive_timeout\` 60 s), worst of ${b.rpoMs.length} commits (the first right after a segment was archived, the worst moment; the others at random moments) | ${sec(rpoMax)} (samples: ${b.rpoMs.map(sec).join(', ')}) | ≤ ${GOAL_RPO_S} s | ${met(rpoMax <= GOAL_RPO_S * 1000)} |`,
     `| replication lag p99 after a push: push returned → replica zone holds the commit (${b.lagMs.length} pushes) | ${fmtMs(lagP99)} (p50 ${fmtMs(percentile(b.lagMs, 50))}, max ${fmtMs(Math.max(...b.lagMs))}) | ≤ ${fmtMs(GOAL_LAG_P99_MS)} | ${met(lagP99 <= GOAL_LAG_P99_MS)} |`,
     '',
     '| figure | measured (median, min–max) |',
@@ -231,6 +240,10 @@ function renderBackupSection(b: BackupBench): string {
     `| … per repository | ${cell(stats(b.restoreReposMs.map((ms) => ms / b.repos)))} |`,
     `| full backup (${b.repos} repositories + Postgres base backup; POST /api/v1/backups → complete) | ${fmtMs(b.backupMs)} |`,
     `| push through the gateway (the pushes of the lag figure) | ${cell(stats(b.pushMs))} |`,
+    '',
+    '- RPO: Postgres switches segments after `archive_timeout` (60 s) of a segment with writes; the archive command (`infra/wal-archive.ts`, a Node process) then stores it, so the bound is 60 s plus that command\'s run time. Postgres itself (`pg_wal`) keeps every commit durable on the machine; the figure is what losing the machine loses. Repositories are not in the WAL: a lost primary disk loses nothing a replica zone already holds (lag above).',
+    '- Replication lag: measured from outside (the bench polls the zone\'s copy every 20 ms); the worker\'s own figure is `dotgit_replication_lag_seconds` (from the push landing).',
+    '- Restores: to the current time, so Postgres replays the WAL since the base backup (the live server is asked to switch and archive its segment first); the repository restore unbundles base + increments and runs `git fsck --full` per repository.',
     '',
   ].join('\n');
 }
