@@ -15,6 +15,7 @@ import { SecretMasker } from '../core/secret-mask';
 import { appendRunEvent } from '../core/run-events';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
+import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
 import { artifactFiles, checkout, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
@@ -28,6 +29,11 @@ export interface SandboxActivityDeps {
   defaultStepTimeoutMs: number;
   /** Opens pipeline secrets (core/pipeline-secrets.ts); without it, jobs naming secrets fail. */
   secretBox?: SecretBox;
+}
+
+/** Host directory of a job's /artifacts: beside its workspace, kept across its steps. */
+function artifactsDirOf(ws: string): string {
+  return `${ws}.artifacts`;
 }
 
 /** Object key of a step's whole log (gzip). */
@@ -51,6 +57,7 @@ function stepEnv(input: StepInput, secrets: Record<string, string>): Record<stri
     DOTGIT_REPO: `${input.tenant}/${input.repo}`,
     DOTGIT_RUN_ID: input.runId,
     DOTGIT_STEP_ATTEMPT: String(input.attempt),
+    DOTGIT_ARTIFACTS: ARTIFACTS_IN_SANDBOX,
   };
 }
 
@@ -79,6 +86,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
         const driver = sandboxDriver(deps);
         await prepareWorkspace(input, ws);
+        await fs.mkdir(artifactsDirOf(ws), { recursive: true });
+        await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
         await db.query(
           `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
           [input.tenantId, input.runId, input.job.name, input.step.name],
@@ -94,6 +103,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
           result = await driver.run({
             workspace: ws,
+            artifacts: artifactsDirOf(ws),
             command: input.step.run,
             env: stepEnv(input, secrets),
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
@@ -120,6 +130,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     async cleanupWorkspace(args: { runId: string; job: string }): Promise<void> {
       const ws = workspaceDir(deps.workspacesDir, args.runId, args.job);
       await fs.rm(ws, { recursive: true, force: true });
+      await fs.rm(artifactsDirOf(ws), { recursive: true, force: true });
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
@@ -158,7 +169,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   async function finishStep(input: StepInput, ws: string, logFile: string, result: StepResult): Promise<StepResult> {
     const note = (line: string) => appendFile(logFile, line + '\n');
     if (result.timedOut) await note('dotgit: step timed out');
-    if (result.exitCode === 0 && !result.cancelled && input.artifacts.length > 0) await uploadArtifacts(input, ws, note);
+    if (result.exitCode === 0 && !result.cancelled && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
     const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
     await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
     const status = result.cancelled ? 'cancelled' : result.exitCode === 0 ? 'success' : 'failure';
@@ -171,9 +182,12 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   }
 
   async function uploadArtifacts(input: StepInput, ws: string, note: (line: string) => Promise<void>): Promise<void> {
-    for (const entry of input.artifacts) {
-      const files = await artifactFiles(ws, entry);
-      if (files.length === 0) await note(`dotgit: artifact ${entry} not found, skipped`);
+    // Declared paths from the workspace, then whatever the job put in /artifacts (same path: the latter wins).
+    const sources: { root: string; entry: string; declared: boolean }[] = input.artifacts.map((entry) => ({ root: ws, entry, declared: true }));
+    if (input.lastStep) sources.push({ root: artifactsDirOf(ws), entry: '.', declared: false });
+    for (const { root, entry, declared } of sources) {
+      const files = await artifactFiles(root, entry);
+      if (files.length === 0 && declared) await note(`dotgit: artifact ${entry} not found, skipped`);
       for (const file of files) {
         // Streamed: artifacts may be large; the hash is taken on the way to the store.
         const hash = createHash('sha256');
@@ -184,7 +198,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           },
         });
         const key = artifactKey(input.runId, input.job.name, file);
-        const { size } = await store.put(key, pipeline(createReadStream(path.join(ws, file)), hashing, () => undefined));
+        const { size } = await store.put(key, pipeline(createReadStream(path.join(root, file)), hashing, () => undefined));
         await db.query(
           `INSERT INTO artifacts (tenant_id, run_id, job, path, object_key, size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (tenant_id, run_id, job, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,

@@ -41,6 +41,8 @@ export interface StepInput {
   attempt: number;
   /** Paths to upload from the workspace after this step succeeds (the job's last step only). */
   artifacts: string[];
+  /** The job's last step: after it succeeds, everything in the job's /artifacts directory is uploaded too. */
+  lastStep?: boolean;
 }
 
 export interface StepResult {

@@ -103,6 +103,7 @@ async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
         job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
         step,
         artifacts: index === job.steps.length - 1 ? job.artifacts : [],
+        ...(index === job.steps.length - 1 ? { lastStep: true } : {}),
       });
       if (status !== 'success') {
         await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { bwrapSeccompProgram } from './bwrap-seccomp';
 import { locateBwrap } from './locate';
-import { etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
+import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
 import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
 import { assertTraversable, chownTree } from './workspace-owner';
@@ -54,6 +54,7 @@ export class BwrapDriver implements SandboxDriver {
       if (isRoot) {
         await assertTraversable(options.workspace, SANDBOX_UID, SANDBOX_GID);
         await chownTree(options.workspace, SANDBOX_UID, SANDBOX_GID);
+        if (options.artifacts) await chownTree(options.artifacts, SANDBOX_UID, SANDBOX_GID);
       }
 
       const etcDir = path.join(runDir, 'etc');
@@ -89,6 +90,7 @@ export class BwrapDriver implements SandboxDriver {
         '--dev', '/dev',
         '--size', String(this.opts.tmpSizeBytes ?? 1024 ** 3), '--perms', '1777', '--tmpfs', '/tmp',
         '--bind', options.workspace, WORKSPACE_IN_SANDBOX,
+        ...(options.artifacts ? ['--bind', options.artifacts, ARTIFACTS_IN_SANDBOX] : []),
         '--remount-ro', '/', // the root tmpfs; /tmp and /workspace stay writable
         '--chdir', WORKSPACE_IN_SANDBOX,
         ...(seccomp ? ['--seccomp', String(SECCOMP_FD)] : []),

@@ -9,6 +9,8 @@ import path from 'node:path';
 
 /** Where the workspace appears inside the sandbox; also the command's working directory. */
 export const WORKSPACE_IN_SANDBOX = '/workspace';
+/** Where the job's artifact directory appears: kept across the job's steps, uploaded after its last one. */
+export const ARTIFACTS_IN_SANDBOX = '/artifacts';
 
 /** The unprivileged account steps run as (see docs/decisions/0002-sandbox.md). */
 export const SANDBOX_UID = 1000;

@@ -14,7 +14,8 @@ export class NoneDriver implements SandboxDriver {
   constructor(private readonly opts: { graceMs?: number } = {}) {}
 
   async run(options: SandboxRunOptions): Promise<SandboxResult> {
-    const env = sandboxEnv(options.env);
+    // No mounts here: the artifact directory is the host path itself.
+    const env = sandboxEnv(options.artifacts ? { ...options.env, DOTGIT_ARTIFACTS: options.artifacts } : options.env);
     let pgid: number | undefined;
     // Signal the whole process group: the shell's children must stop too.
     const signalGroup = (signal: NodeJS.Signals) => {

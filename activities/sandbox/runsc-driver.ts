@@ -8,7 +8,7 @@ import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { locateRunsc } from './locate';
-import { etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
+import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
 import { buildOciSpec, DEFAULT_LIMITS, type SandboxLimits } from './runsc-spec';
 import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
@@ -100,7 +100,7 @@ export class RunscDriver implements SandboxDriver {
     await mkdir(this.stateRoot, { recursive: true, mode: 0o700 });
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     try {
-      const spec = await this.prepareBundle(bundle, options.workspace, options.command, env);
+      const spec = await this.prepareBundle(bundle, options.workspace, options.artifacts, options.command, env);
       await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
       return await supervise(
         options,
@@ -123,12 +123,12 @@ export class RunscDriver implements SandboxDriver {
     }
   }
 
-  private async prepareBundle(bundle: string, workspace: string, command: string, env: Record<string, string>) {
+  private async prepareBundle(bundle: string, workspace: string, artifacts: string | undefined, command: string, env: Record<string, string>) {
     const rootfs = path.join(bundle, 'rootfs');
     const etcDir = path.join(bundle, 'etc');
     const toolchain = toolchainEntries();
     // The root is read-only, so every mount point must exist beforehand.
-    for (const dir of ['proc', 'tmp', 'dev', 'sys', 'etc', WORKSPACE_IN_SANDBOX.slice(1)]) {
+    for (const dir of ['proc', 'tmp', 'dev', 'sys', 'etc', WORKSPACE_IN_SANDBOX.slice(1), ARTIFACTS_IN_SANDBOX.slice(1)]) {
       await mkdir(path.join(rootfs, dir), { recursive: true });
     }
     for (const entry of toolchain) {
@@ -139,6 +139,7 @@ export class RunscDriver implements SandboxDriver {
     // Decision (ADR 0002): steps run as uid 1000, never root, so the workspace is handed to that uid.
     const isRoot = process.getuid?.() === 0;
     if (isRoot) await chownTree(workspace, SANDBOX_UID, SANDBOX_GID);
+    if (isRoot && artifacts) await chownTree(artifacts, SANDBOX_UID, SANDBOX_GID);
     return buildOciSpec({
       command,
       env,
@@ -147,6 +148,7 @@ export class RunscDriver implements SandboxDriver {
       etcBinds: etcBinds(),
       toolchain,
       workspace,
+      artifacts,
       uid: SANDBOX_UID,
       gid: SANDBOX_GID,
       limits: this.limits,

@@ -2,7 +2,7 @@
  * The OCI runtime spec (config.json) for one sandboxed step under runsc. Pure: paths in, JSON out,
  * so the mount policy can be unit-tested without running anything.
  */
-import { WORKSPACE_IN_SANDBOX, type ToolchainEntry } from './mount-policy';
+import { ARTIFACTS_IN_SANDBOX, WORKSPACE_IN_SANDBOX, type ToolchainEntry } from './mount-policy';
 
 export interface SandboxLimits {
   /** Memory of the whole sandbox (host cgroup); exceeding it kills the sandbox (exit 137). */
@@ -36,6 +36,8 @@ export interface OciSpecInput {
   etcBinds: string[];
   toolchain: ToolchainEntry[];
   workspace: string;
+  /** Host directory for /artifacts, when the step has one. */
+  artifacts?: string;
   uid: number;
   gid: number;
   limits: SandboxLimits;
@@ -64,6 +66,7 @@ export function buildOciSpec(input: OciSpecInput): object {
     roBind(input.etcDir, '/etc'),
     ...input.etcBinds.map((p) => roBind(p)),
     { destination: WORKSPACE_IN_SANDBOX, type: 'bind', source: input.workspace, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
+    ...(input.artifacts ? [{ destination: ARTIFACTS_IN_SANDBOX, type: 'bind', source: input.artifacts, options: ['rbind', 'rw', 'nosuid', 'nodev'] }] : []),
   ];
   const noCaps: string[] = [];
   return {

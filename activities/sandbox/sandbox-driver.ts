@@ -6,6 +6,8 @@
 export interface SandboxRunOptions {
   /** Host directory mounted read-write at /workspace; the command's working directory. */
   workspace: string;
+  /** Host directory mounted read-write at /artifacts (none driver: `DOTGIT_ARTIFACTS` is the host path). */
+  artifacts?: string;
   /** Shell script, run with `/bin/sh -e -c`. */
   command: string;
   /** Environment of the command; nothing of the host's environment leaks in. */

@@ -122,3 +122,16 @@ test('a fork bomb and a memory bomb are contained: their steps fail, the next jo
   // The platform is unharmed.
   expect((await api('GET', '/healthz')).status).toBe(200);
 });
+
+test('files a job puts in /artifacts, in any of its steps, are uploaded after its last step', async () => {
+  const id = await pushPipeline(
+    'jobs:\n  report:\n    steps:\n      - name: first\n        run: mkdir -p /artifacts/report && echo "from step one" > /artifacts/report/a.txt\n      - name: second\n        run: |\n          test -f "$DOTGIT_ARTIFACTS/report/a.txt"\n          echo "from step two" > "$DOTGIT_ARTIFACTS/b.txt"\n',
+    'artifacts dir',
+  );
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('success');
+  const list = await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`, { token: owner.token });
+  expect(list.body.artifacts.map((a: { job: string; path: string }) => `${a.job}:${a.path}`)).toEqual(['report:b.txt', 'report:report/a.txt']);
+  const a = await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts/report/a.txt`, { token: owner.token });
+  expect(a.text).toBe('from step one\n');
+});
