@@ -76,8 +76,12 @@ export class OutboxRelay {
           return started;
         }
         const temporal = await this.temporal();
-        for (const row of rows.rows) {
-          const outcome = await this.startOne(temporal, row.payload as PipelineInput);
+        // The batch's starts go out together: one at a time, a burst of runs (500 queued through
+        // the API) waited on one Temporal round trip per run ahead of it. Order among runs was never
+        // promised; each start is idempotent by workflow id.
+        const outcomes = await Promise.all(rows.rows.map((row) => this.startOne(temporal, row.payload as PipelineInput)));
+        for (const [i, row] of rows.rows.entries()) {
+          const outcome = outcomes[i]!;
           if (outcome === 'started') {
             await client.query(`UPDATE push_outbox SET started_at = now(), attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id]);
             started++;

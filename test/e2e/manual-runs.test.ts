@@ -44,3 +44,17 @@ test('bad run requests get clear 4xx answers', async () => {
   const stranger = await createTenantWithAdmin();
   expect((await post({ ref: 'main' }, stranger.token)).status).toBe(404);
 });
+
+test('a burst of runs queued at once, more than one relay batch, all start and succeed', async () => {
+  // The relay claims 20 outbox rows at a time and starts them together: every run of the burst
+  // must get its workflow, none lost or started twice.
+  const burst = 25;
+  const created = await Promise.all(Array.from({ length: burst }, () => api('POST', `/api/v1/repos/${owner.tenant}/${repo}/runs`, { token: owner.token, body: { ref: 'main' } })));
+  expect(created.map((r) => r.status)).toEqual(Array(burst).fill(202));
+  const ids = created.map((r) => r.body.id as string);
+  expect(new Set(ids).size).toBe(burst);
+  const runs = await Promise.all(ids.map((id) => waitForRun(id, owner.token, 240_000)));
+  expect(runs.map((r) => r.status)).toEqual(Array(burst).fill('success'));
+  // One execution per run: each ran its one step once.
+  expect(runs.every((r) => r.steps.length === 1 && r.steps[0].status === 'success')).toBe(true);
+}, 300_000);
