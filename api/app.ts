@@ -17,6 +17,7 @@ import type { TokenService } from './services/token-service';
 import type { SecretService } from './services/secret-service';
 import type { DeployService } from './services/deploy-service';
 import type { BackupService } from './services/backup-service';
+import type { ReplicaService } from './services/replica-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -30,11 +31,12 @@ export interface ApiServices {
   webhooks: WebhookService;
   commitStatuses: CommitStatusService;
   backups: BackupService;
+  replicas: ReplicaService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
-  const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -172,6 +174,9 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
   }));
   v1.get('/repos/:owner/:repo/commits/:sha/status', route(async (req, res) => {
     res.json(await commitStatuses.combined(req.principal, String(req.params.owner), String(req.params.repo), String(req.params.sha)));
+  }));
+  v1.get('/repos/:owner/:repo/replicas', route(async (req, res) => {
+    res.json(await replicas.list(req.principal, String(req.params.owner), String(req.params.repo)));
   }));
   v1.post('/backups', route(async (req, res) => {
     res.status(202).json(await backups.create(req.principal, req.body ?? {}, req.requestId));

@@ -21,6 +21,7 @@ import { DeployService } from './services/deploy-service';
 import { WebhookService } from './services/webhook-service';
 import { CommitStatusService } from './services/commit-status-service';
 import { BackupService } from './services/backup-service';
+import { ReplicaService } from './services/replica-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
       webhooks: new WebhookService(db, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts)),
       commitStatuses: new CommitStatusService(db, config.publicUrl),
       backups: new BackupService(db, getTemporal),
+      replicas: new ReplicaService(db, config.replicaZones),
       runs: runService,
     },
     { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },

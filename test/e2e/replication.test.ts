@@ -89,6 +89,14 @@ test('a push reaches the replica zone; its lag is recorded and exported on the w
   expect(Number(row.lag_seconds)).toBeLessThan(30);
   const metrics = await (await fetch(`http://127.0.0.1:${info.workerPort}/metrics`)).text();
   expect(metrics).toMatch(/dotgit_replication_lag_seconds_count\{zone="b"\} [1-9]/);
+  // The state through the API, for readers of the repository only.
+  const state = await api('GET', `/api/v1/repos/${owner.tenant}/${name}/replicas`, { token: owner.token });
+  expect(state.status).toBe(200);
+  expect(state.body.replicas).toEqual([{ zone: 'b', kind: 'root', upToDate: true, syncedAt: expect.any(String), lagSeconds: Number(row.lag_seconds), lastError: null }]);
+  const stranger = await createTenantWithAdmin();
+  expect((await api('GET', `/api/v1/repos/${owner.tenant}/${name}/replicas`, { token: stranger.token })).status).toBe(404);
+  // Anonymous: a private repository does not exist for them.
+  expect((await api('GET', `/api/v1/repos/${owner.tenant}/${name}/replicas`)).status).toBe(404);
 });
 
 test('a zone that was unavailable catches up after it returns', async () => {
@@ -106,6 +114,8 @@ test('a zone that was unavailable catches up after it returns', async () => {
       return r?.last_error && r;
     });
     expect(row.last_error).toMatch(/not available/);
+    const state = await api('GET', `/api/v1/repos/${owner.tenant}/${name}/replicas`, { token: owner.token });
+    expect(state.body.replicas[0]).toMatchObject({ zone: 'b', upToDate: false, lastError: expect.stringMatching(/not available/) });
     // Longer than the activity's own quick retries (about 2 s): the workflow's backoff must bring the zone back.
     await new Promise((r) => setTimeout(r, 6000));
     expect((await readRefs(path.join(away, owner.tenant, `${name}.git`)))['refs/heads/main']).not.toBe(sha);

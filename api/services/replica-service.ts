@@ -1,0 +1,45 @@
+import type { Db } from '../../core/db';
+import { assertValidName } from '../../core/names';
+import type { Principal } from '../../core/principal';
+import { findReadableRepo } from '../../core/repos';
+import type { ReplicaZone } from '../../core/replica-zones';
+
+/**
+ * A repository's replication state per configured zone (`GET …/replicas`, read access): whether
+ * the zone holds the refs of the last push (the same test read failover uses), when it was last
+ * synced, the lag of that sync, and the last error while it is behind.
+ */
+export class ReplicaService {
+  constructor(
+    private readonly db: Db,
+    private readonly zones: ReplicaZone[],
+  ) {}
+
+  async list(principal: Principal | null | undefined, owner: string, name: string) {
+    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    const r = await this.db.query(
+      `SELECT rr.zone, rr.refs_fingerprint, rr.synced_at, rr.lag_seconds, rr.last_error, r.refs_fingerprint AS pushed_fingerprint, r.pushed_at
+         FROM repos r LEFT JOIN repo_replicas rr ON rr.tenant_id = r.tenant_id AND rr.repo_id = r.id
+        WHERE r.tenant_id = $1 AND r.id = $2`,
+      [repo.tenantId, repo.id],
+    );
+    const byZone = new Map(r.rows.filter((row) => row.zone).map((row) => [row.zone as string, row]));
+    const pushed = r.rows[0]?.pushed_fingerprint as string | null;
+    const pushedAt = r.rows[0]?.pushed_at as Date | null;
+    return {
+      pushedAt: pushedAt ? pushedAt.toISOString() : null,
+      replicas: this.zones.map((zone) => {
+        const row = byZone.get(zone.name);
+        return {
+          zone: zone.name,
+          kind: 'root' in zone ? ('root' as const) : ('url' as const),
+          // Nothing pushed yet: an empty replica is as up to date as the empty primary.
+          upToDate: pushed === null ? true : row?.refs_fingerprint === pushed,
+          syncedAt: row?.synced_at ? (row.synced_at as Date).toISOString() : null,
+          lagSeconds: row?.lag_seconds === null || row?.lag_seconds === undefined ? null : Number(row.lag_seconds),
+          lastError: (row?.last_error as string | null | undefined) ?? null,
+        };
+      }),
+    };
+  }
+}
