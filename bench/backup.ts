@@ -3,7 +3,7 @@
  * its own (fresh data dir, one replica zone `b` as a storage root beside it):
  *
  *   RPO achieved: a row is committed, then the time until the WAL segment holding its commit is
- *     in the object store (archive_timeout 60 s) — what a lost machine loses at most; the first
+ *     in the object store (archive_timeout 30 s) — what a lost machine loses at most; the first
  *     commit right after an archived segment (the worst case), the others at random moments;
  *     goal ≤ 60 s (max over BENCH_RPO_SAMPLES, default 4)
  *   restore time of metadata (Postgres alone, point in time: base backup + WAL replay) and of
@@ -160,7 +160,7 @@ async function measure(platform: Platform, scratch: string, progress: (m: string
     await archived(current);
     for (let i = 0; i < rpoSamples; i++) {
       // The first commit lands right after a segment was archived, the worst moment (a full
-      // archive_timeout to wait); the others at random phases of the 60 s cycle.
+      // archive_timeout to wait); the others at random phases of the 30 s cycle.
       if (i > 0) await sleep(Math.floor(Math.random() * 30_000));
       await client.query('INSERT INTO bench_rpo DEFAULT VALUES');
       const committed = performance.now();
@@ -230,7 +230,7 @@ function renderBackupSection(b: BackupBench): string {
     '',
     '| goal | measured | goal | result |',
     '|---|---|---|---|',
-    `| RPO achieved: a committed row until the WAL segment holding it is in the object store (\`archive_timeout\` 60 s), worst of ${b.rpoMs.length} commits (the first right after a segment was archived, the worst moment; the others at random moments) | ${sec(rpoMax)} (samples: ${b.rpoMs.map(sec).join(', ')}) | ≤ ${GOAL_RPO_S} s | ${met(rpoMax <= GOAL_RPO_S * 1000)} |`,
+    `| RPO achieved: a committed row until the WAL segment holding it is in the object store (\`archive_timeout\` 30 s), worst of ${b.rpoMs.length} commits (the first right after a segment was archived, the worst moment; the others at random moments) | ${sec(rpoMax)} (samples: ${b.rpoMs.map(sec).join(', ')}) | ≤ ${GOAL_RPO_S} s | ${met(rpoMax <= GOAL_RPO_S * 1000)} |`,
     `| replication lag p99 after a push: push returned → replica zone holds the commit (${b.lagMs.length} pushes) | ${fmtMs(lagP99)} (p50 ${fmtMs(percentile(b.lagMs, 50))}, max ${fmtMs(Math.max(...b.lagMs))}) | ≤ ${fmtMs(GOAL_LAG_P99_MS)} | ${met(lagP99 <= GOAL_LAG_P99_MS)} |`,
     '',
     '| figure | measured (median, min–max) |',
@@ -241,7 +241,7 @@ function renderBackupSection(b: BackupBench): string {
     `| full backup (${b.repos} repositories + Postgres base backup; POST /api/v1/backups → complete) | ${fmtMs(b.backupMs)} |`,
     `| push through the gateway (the pushes of the lag figure) | ${cell(stats(b.pushMs))} |`,
     '',
-    '- RPO: Postgres switches segments after `archive_timeout` (60 s) of a segment with writes; the archive command (`infra/wal-archive.ts`, a Node process) then stores it, so the bound is 60 s plus that command\'s run time. Postgres itself (`pg_wal`) keeps every commit durable on the machine; the figure is what losing the machine loses. Repositories are not in the WAL: a lost primary disk loses nothing a replica zone already holds (lag above).',
+    '- RPO: Postgres switches segments after `archive_timeout` (30 s) of a segment with writes; the archive command (`infra/wal-archive.ts`, a Node process) then stores it, so the bound is 30 s plus that command\'s run time. Postgres itself (`pg_wal`) keeps every commit durable on the machine; the figure is what losing the machine loses. Repositories are not in the WAL: a lost primary disk loses nothing a replica zone already holds (lag above).',
     '- Replication lag: measured from outside (the bench polls the zone\'s copy every 20 ms); the worker\'s own figure is `dotgit_replication_lag_seconds` (from the push landing).',
     '- Restores: to the current time, so Postgres replays the WAL since the base backup (the live server is asked to switch and archive its segment first); the repository restore unbundles base + increments and runs `git fsck --full` per repository.',
     '',

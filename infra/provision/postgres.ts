@@ -32,7 +32,7 @@ export interface PostgresOptions {
   stopGraceMs?: number;
   /**
    * Continuous WAL archiving (point-in-time recovery): this shell command gets `%p`/`%f` and must
-   * exit 0 only once the segment is stored. A segment is closed at least every 60 s
+   * exit 0 only once the segment is stored. A segment is closed at least every 30 s
    * (`archive_timeout`), which bounds what a crash can lose (RPO).
    */
   archiveCommand?: string;
@@ -86,7 +86,7 @@ async function startOnce(opts: PostgresOptions): Promise<PostgresHandle> {
       // TCP only: no socket lock files in /tmp shared with other clusters.
       '-c', 'unix_socket_directories=',
       ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
-      ...(opts.archiveCommand ? ['-c', 'archive_mode=on', '-c', `archive_command=${opts.archiveCommand}`, '-c', 'archive_timeout=60'] : []),
+      ...(opts.archiveCommand ? ['-c', 'archive_mode=on', '-c', `archive_command=${opts.archiveCommand}`, '-c', 'archive_timeout=30'] : []),
     ],
     onLog: writeLog,
     onError: writeLog,
