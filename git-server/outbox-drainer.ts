@@ -1,0 +1,122 @@
+import type { Db, DbClient } from '../core/db';
+import type { Logger } from '../core/logger';
+
+/** What became of one outbox row: handed on, or failed (permanently: never retried; else retried with backoff). */
+export type RowOutcome = 'done' | { permanent: boolean; message: string };
+
+export interface OutboxRow {
+  tenant_id: string;
+  id: string;
+  attempts: number;
+  payload: unknown;
+  created_at: Date;
+  [column: string]: unknown;
+}
+
+export interface DrainOptions {
+  /** Rows claimed per transaction. Default 20. */
+  batch?: number;
+  /** Extra work in the claiming transaction when a row fails for good (e.g. failing its run). */
+  onPermanent?: (client: DbClient, row: OutboxRow, message: string) => Promise<void>;
+}
+
+/**
+ * One pass over a transactional outbox table (`started_at`, `attempts`, `last_error`,
+ * `next_attempt_at`): claims due rows with SKIP LOCKED (several relays may run), hands each batch
+ * on together, and stamps each row: done, failed for good, or due again after an exponential
+ * backoff (2^attempts s, at most 5 min). One bad row never holds up the rows behind it.
+ */
+export async function drainOutbox(db: Db, table: string, handOn: (row: OutboxRow) => Promise<RowOutcome>, o: DrainOptions = {}): Promise<number> {
+  let handed = 0;
+  for (;;) {
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      const rows = await client.query<OutboxRow>(
+        `SELECT * FROM ${table} WHERE started_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT ${o.batch ?? 20} FOR UPDATE SKIP LOCKED`,
+      );
+      if (rows.rowCount === 0) {
+        await client.query('COMMIT');
+        return handed;
+      }
+      // Together: one at a time, a burst of rows waited one Temporal round trip per row ahead of it.
+      const outcomes = await Promise.all(rows.rows.map((row) => handOn(row).catch((err: Error): RowOutcome => ({ permanent: false, message: String(err.message) }))));
+      for (const [i, row] of rows.rows.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome === 'done' || outcome.permanent) {
+          const error = outcome === 'done' ? null : outcome.message.slice(0, 500);
+          await client.query(`UPDATE ${table} SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, error]);
+          if (error === null) handed++;
+          else await o.onPermanent?.(client, row, error);
+        } else {
+          const delaySeconds = Math.min(2 ** Math.min(Number(row.attempts), 8), 300);
+          await client.query(
+            `UPDATE ${table} SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`,
+            [row.tenant_id, row.id, outcome.message.slice(0, 500), delaySeconds],
+          );
+        }
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/** gRPC INVALID_ARGUMENT (3) or FAILED_PRECONDITION (9): retrying the same request cannot succeed. */
+export function isPermanentRefusal(err: unknown): boolean {
+  const code = (err as { code?: number; cause?: { code?: number } }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+  return code === 3 || code === 9;
+}
+
+/**
+ * Runs `pass` every `pollMs`, and at once when kicked (after a push commits its rows); a kick
+ * during a pass runs another pass right after it. Passes never overlap.
+ */
+export class PollingRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly name: string,
+    private readonly pass: () => Promise<unknown>,
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  kick(): void {
+    if (this.running) this.again = true;
+    else this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.pass()
+        .then(() => undefined)
+        .catch((err) => this.log.warn({ err }, `${this.name} pass failed`))
+        .finally(() => {
+          this.running = undefined;
+          const next = this.again ? 0 : this.pollMs;
+          this.again = false;
+          this.schedule(next);
+        });
+    }, ms);
+  }
+}
