@@ -80,6 +80,8 @@ const configSchema = z.object({
   sandbox: z.enum(['auto', 'runsc', 'bwrap', 'none']),
   /** `DOTGIT_STEP_TIMEOUT` — default wall-clock limit of one step, in seconds. Default 600. */
   stepTimeoutSeconds: z.coerce.number().int().positive(),
+  /** `DOTGIT_SANDBOX_CONCURRENCY` — steps one worker runs at once (its sandbox queue's activity slots). Default 4. */
+  sandboxConcurrency: z.coerce.number().int().min(1, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64').max(64, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64'),
   /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
   maxPushBytes: z.coerce.number().int().positive(),
   /** `DOTGIT_UPLOAD_PACK_CONCURRENCY` — fetches served at once per repository. Default 8. */
@@ -125,6 +127,10 @@ const configSchema = z.object({
   webhookAllowHosts: z.string(),
   /** `DOTGIT_WEBHOOK_TIMEOUT` — seconds one webhook delivery may take. Default 10. */
   webhookTimeoutSeconds: z.coerce.number().int().min(1).max(60),
+  /** `DOTGIT_ALERT_WEBHOOK_URL` — where platform alerts (a failed restore drill) are POSTed as JSON; unset: metrics only. */
+  alertWebhookUrl: z.string().url('DOTGIT_ALERT_WEBHOOK_URL must be an http(s) URL').refine((u) => /^https?:\/\//.test(u), 'DOTGIT_ALERT_WEBHOOK_URL must be an http(s) URL').optional(),
+  /** `DOTGIT_ALERT_WEBHOOK_SECRET` — HMAC key of the alerts' `X-Hub-Signature-256`; unset: unsigned. */
+  alertWebhookSecret: z.string().min(1).optional(),
   /** `DOTGIT_BACKUP_RETENTION_DAYS` — backups and archived WAL older than this are removed (point-in-time window). Default 7. */
   backupRetentionDays: z.coerce.number().positive(),
   /** `DOTGIT_BACKUP_FULL_EVERY_HOURS` — a new base (full bundle, Postgres base backup) after this many hours; increments between. Default 24. */
@@ -194,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretsKey: env.DOTGIT_SECRETS_KEY || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
+    sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '4',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',
@@ -216,6 +223,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsClientCert: env.DOTGIT_TLS_CLIENT_CERT ?? 'optional',
     webhookAllowHosts: env.DOTGIT_WEBHOOK_ALLOW_HOSTS ?? '',
     webhookTimeoutSeconds: env.DOTGIT_WEBHOOK_TIMEOUT ?? '10',
+    alertWebhookUrl: env.DOTGIT_ALERT_WEBHOOK_URL || undefined,
+    alertWebhookSecret: env.DOTGIT_ALERT_WEBHOOK_SECRET || undefined,
     backupRetentionDays: env.DOTGIT_BACKUP_RETENTION_DAYS ?? '7',
     backupFullEveryHours: env.DOTGIT_BACKUP_FULL_EVERY_HOURS ?? '24',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,

@@ -23,6 +23,7 @@ import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
+import { createAlertActivities } from '../activities/alert-activities';
 import { connectTemporal } from '../core/temporal';
 import type { Client } from '@temporalio/client';
 
@@ -56,6 +57,12 @@ async function main(): Promise<void> {
     activities: {
       ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
       ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
+      ...createAlertActivities({
+        url: config.alertWebhookUrl,
+        secret: config.alertWebhookSecret,
+        allowHosts: parseAllowHosts(config.webhookAllowHosts),
+        timeoutMs: config.webhookTimeoutSeconds * 1000,
+      }),
       ...createMaintenanceActivities({ db, reposDir: paths.repos }),
       ...createBackupActivities({
         db,
@@ -94,7 +101,7 @@ async function main(): Promise<void> {
       defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
     }),
-    maxConcurrentActivityTaskExecutions: 4,
+    maxConcurrentActivityTaskExecutions: config.sandboxConcurrency,
     // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
     // second (not the SDK's default of 80% of the heartbeat timeout), so a cancelled sandbox stops
     // within a couple of seconds.

@@ -1,4 +1,5 @@
-import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { AlertActivities } from '../activities/alert-activities';
 import type { BackupActivities } from '../activities/backup-activities';
 import { ORCHESTRATION_QUEUE } from '../core/run-types';
 import { backupIdFor, restoreIdFor, type BackupInput, type BackupResult, type DrillResult, type RestoreInput, type RestoreResult } from '../core/backup-types';
@@ -15,6 +16,13 @@ const light = proxyActivities<BackupActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
+});
+
+// An alert receiver that is down gets tries for about half an hour; a refused or rejected alert is final.
+const alerts = proxyActivities<AlertActivities>({
+  taskQueue: ORCHESTRATION_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 8, nonRetryableErrorTypes: ['AlertRefused', 'AlertRejected'] },
 });
 
 const message = (err: unknown) => (err instanceof ApplicationFailure || err instanceof Error ? (err.cause as Error | undefined)?.message ?? err.message : String(err));
@@ -70,5 +78,11 @@ export async function restoreDrill(): Promise<DrillResult> {
     outcome = { problems: [message(err)], backupId: '' };
   }
   await light.finishDrill({ id, ...outcome });
+  // A failed drill is an alert: the metric (finishDrill) and the operator's webhook (added later, hence patched).
+  if (outcome.problems.length > 0 && patched('drill-alert')) {
+    await alerts
+      .sendAlert({ event: 'restore_drill.failed', summary: `restore drill ${id} failed: ${outcome.problems[0]}`.slice(0, 500), detail: { drillId: id, backupId: outcome.backupId || null, problems: outcome.problems.slice(0, 20) } })
+      .catch((err) => log.warn('the drill alert could not be delivered', { error: message(err) }));
+  }
   return { ok: outcome.problems.length === 0, backupId: outcome.backupId || undefined, problems: outcome.problems };
 }

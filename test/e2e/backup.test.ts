@@ -1,3 +1,5 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
 import { existsSync, readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
@@ -146,6 +148,8 @@ test('Postgres point-in-time recovery: restoring to T gives exactly the rows com
   const table = `pitr_${Date.now()}`;
   await db.query(`CREATE TABLE ${table} (n int PRIMARY KEY)`);
   await db.query(`INSERT INTO ${table} SELECT generate_series(1, 3)`);
+  // T is passed on with millisecond precision: keep the commit out of T's millisecond.
+  await pause(20);
   const t = (await db.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0].t;
   await pause(1500);
   await db.query(`INSERT INTO ${table} SELECT generate_series(4, 6)`);
@@ -191,7 +195,18 @@ test('the backup and drill schedules exist: every 15 minutes and daily, overlap 
   }
 });
 
-test('the restore drill passes on a good backup and fails (metric, record) on a broken one', async () => {
+test('the restore drill passes on a good backup and fails (metric, record, signed alert webhook) on a broken one', async () => {
+  // The operator's alert receiver (DOTGIT_ALERT_WEBHOOK_URL of the test platform).
+  const alertsReceived: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      alertsReceived.push({ headers: req.headers, body });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(info.alertPort, '127.0.0.1', resolve));
   const connection = await Connection.connect({ address: info.temporalAddress });
   const client = new Client({ connection, namespace: info.namespace });
   const workerPid = (JSON.parse(readFileSync(path.join(info.dataDir, 'run', 'worker.pid'), 'utf8')) as { pid: number }).pid;
@@ -213,6 +228,7 @@ test('the restore drill passes on a good backup and fails (metric, record) on a 
     expect(good).toEqual({ ok: true, backupId: expect.stringMatching(/^backup-/), problems: [] });
     expect(good.backupId! >= id).toBe(true);
     expect(await failures()).toBe(before);
+    expect(alertsReceived).toHaveLength(0);
 
     // Break the newest backup: one of its bundles loses its tail.
     const m = manifest(id);
@@ -226,8 +242,15 @@ test('the restore drill passes on a good backup and fails (metric, record) on a 
     expect(await failures()).toBe(before + 1);
     const row = (await db.query(`SELECT status, problems FROM restores WHERE kind = 'drill' ORDER BY started_at DESC LIMIT 1`)).rows[0];
     expect(row.status).toBe('failed');
+    // The alert arrived before the drill ended, signed with the configured secret.
+    expect(alertsReceived).toHaveLength(1);
+    const alert = alertsReceived[0];
+    expect(alert.headers['x-dotgit-event']).toBe('restore_drill.failed');
+    expect(alert.headers['x-hub-signature-256']).toBe(`sha256=${createHmac('sha256', 'test-alert-secret').update(alert.body).digest('hex')}`);
+    expect(JSON.parse(alert.body)).toMatchObject({ event: 'restore_drill.failed', detail: { problems: [expect.stringMatching(/restore failed/)] } });
   } finally {
     if (broken) await fs.writeFile(broken.file, broken.bytes);
+    await new Promise((resolve) => receiver.close(resolve));
     await connection.close();
   }
 }, 600_000);

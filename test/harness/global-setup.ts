@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { startPlatform, ROOT } from '../../infra/platform';
+import { freePort } from '../../infra/provision/free-port';
 import { PLATFORM_FILE, type PlatformInfo } from './platform-info';
 
 /**
@@ -15,6 +16,8 @@ export default async function globalSetup(): Promise<void> {
   const replicaRoot = path.join(dataDir, 'zones', 'b');
   await fs.mkdir(replicaRoot, { recursive: true });
   const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => console.warn(m) };
+  // Platform alerts (a failed restore drill) go to a receiver test/e2e/backup.test.ts runs on this port.
+  const alertPort = await freePort();
   const started = Date.now();
   const platform = await startPlatform({
     env: {
@@ -29,6 +32,8 @@ export default async function globalSetup(): Promise<void> {
       // Webhook tests run their receivers on 127.0.0.1: exempt that literal host from the SSRF guard
       // (names that resolve to loopback, `[::1]` and every other private address stay refused).
       DOTGIT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+      DOTGIT_ALERT_WEBHOOK_URL: `http://127.0.0.1:${alertPort}/alerts`,
+      DOTGIT_ALERT_WEBHOOK_SECRET: 'test-alert-secret',
       DOTGIT_REPLICA_ZONES: JSON.stringify([{ name: 'b', root: replicaRoot }]),
       DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
     },
@@ -48,6 +53,7 @@ export default async function globalSetup(): Promise<void> {
     gitPort: Number(platform.serviceEnv.DOTGIT_GIT_PORT),
     workerPort: Number(platform.serviceEnv.DOTGIT_WORKER_PORT),
     apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
+    alertPort,
     servicePids: Object.fromEntries([...platform.services].map(([name, s]) => [name, s.pid ?? 0])),
   };
   process.env.DOTGIT_TEST_PLATFORM_FILE = PLATFORM_FILE;

@@ -21,6 +21,8 @@ export interface PlatformInfo {
   /** The worker's health/metrics port. */
   workerPort: number;
   apiPort: number;
+  /** Where the platform POSTs alerts (DOTGIT_ALERT_WEBHOOK_URL, secret `test-alert-secret`). */
+  alertPort: number;
   /** Pids of the service processes at start (gateway, api, git-server, worker). */
   servicePids: Record<string, number>;
 }

@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { AlertActivities } from '../../activities/alert-activities';
 import type { BackupActivities } from '../../activities/backup-activities';
 import type { PostgresBackupEntry } from '../../core/backup-types';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
@@ -47,7 +48,10 @@ function fakes(calls: string[], o: { failRepos?: boolean; drillProblems?: string
     compareWithLive: async () => (calls.push('compare'), { problems: o.drillProblems ?? [], backupId: 'b9' }),
     finishDrill: async (a) => void calls.push(`drill ${a.problems.length ? 'failed' : 'ok'}`),
   };
-  return fake as BackupActivities;
+  const alerts: AlertActivities = {
+    sendAlert: async (a) => (calls.push(`alert ${a.event}: ${(a.detail.problems as string[]).join('; ')}`), { sent: true, status: 200 }),
+  };
+  return { ...fake, ...alerts } as BackupActivities;
 }
 
 async function run<T>(type: string, args: unknown[], activities: BackupActivities, workflowId: string) {
@@ -78,7 +82,7 @@ test('a drill with problems is recorded as failed and says why', async () => {
   const calls: string[] = [];
   const { result } = await run('restoreDrill', [], fakes(calls, { drillProblems: ['acme/web: restored refs differ'] }), 'wf-drill');
   expect(result).toEqual({ ok: true, r: { ok: false, backupId: 'b9', problems: ['acme/web: restored refs differ'] } });
-  expect(calls).toEqual(['record drill', 'compare', 'drill failed']);
+  expect(calls).toEqual(['record drill', 'compare', 'drill failed', 'alert restore_drill.failed: acme/web: restored refs differ']);
 });
 
 test('the recorded backup history replays against the current workflow code', async () => {
