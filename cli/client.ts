@@ -16,6 +16,26 @@ export interface Run {
   steps: { job: string; name: string; status: string; exitCode: number | null; startedAt: string | null; finishedAt: string | null }[];
 }
 
+export type DeployStatus = 'queued' | 'waiting_approval' | 'running' | 'success' | 'failure' | 'rolled_back' | 'rejected' | 'cancelled';
+
+export interface Deploy {
+  id: string;
+  repo: string;
+  environment: string;
+  ref: string;
+  commit: string;
+  status: DeployStatus;
+  message: string | null;
+  requestedBy: string;
+  decidedBy: string | null;
+  rollbackTo: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: Run['steps'];
+  links: { self: string; events: string };
+}
+
 export interface Repo {
   owner: string;
   name: string;
@@ -37,6 +57,7 @@ export class DotgitApiError extends Error {
 }
 
 export const TERMINAL_STATUSES = ['success', 'failure', 'cancelled'] as const;
+export const TERMINAL_DEPLOY_STATUSES = ['success', 'failure', 'rolled_back', 'rejected', 'cancelled'] as const;
 
 export class DotgitClient {
   /** @param baseUrl the gateway, e.g. `http://127.0.0.1:8080`. @param token an API token or JWT. */
@@ -108,15 +129,65 @@ export class DotgitClient {
     await this.request('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`);
   }
 
+  /** Starts a run of a ref by hand; answers at once (202) with its id. */
+  startRun(owner: string, name: string, ref: string) {
+    return this.json<{ id: string; status: string; ref: string; commit: string }>('POST', `${repoPath(owner, name)}/runs`, { ref });
+  }
+  /** Sets a pipeline secret (write-only; `environment` limits it to deploys of that environment). */
+  async setSecret(owner: string, name: string, secret: string, value: string, environment?: string): Promise<void> {
+    await this.request('PUT', `${repoPath(owner, name)}/secrets/${encodeURIComponent(secret)}`, { value, ...(environment ? { environment } : {}) });
+  }
+
+  /** Asks for a deploy; answers at once (202) with its id and links. */
+  deploy(owner: string, name: string, environment: string, ref: string) {
+    return this.json<{ id: string; status: DeployStatus; links: Deploy['links'] }>('POST', `${repoPath(owner, name)}/deploys`, { ref, environment });
+  }
+  getDeploy(id: string) {
+    return this.json<Deploy>('GET', `/api/v1/deploys/${encodeURIComponent(id)}`);
+  }
+  async listDeploys(owner: string, name: string, environment?: string): Promise<Deploy[]> {
+    const q = environment ? `?environment=${encodeURIComponent(environment)}` : '';
+    return (await this.json<{ deploys: Deploy[] }>('GET', `${repoPath(owner, name)}/deploys${q}`)).deploys;
+  }
+  /** Answers a deploy waiting at its approval gate (409 when it is not waiting). */
+  decideDeploy(id: string, decision: 'approve' | 'reject', comment?: string) {
+    return this.json<{ id: string; status: string; decidedBy: string }>('POST', `/api/v1/deploys/${encodeURIComponent(id)}/${decision}`, comment ? { comment } : {});
+  }
+  async cancelDeploy(id: string): Promise<void> {
+    await this.request('POST', `/api/v1/deploys/${encodeURIComponent(id)}/cancel`);
+  }
+
   /** Polls a run until it ends (default every second, up to an hour). */
-  async waitForRun(id: string, options: { intervalMs?: number; timeoutMs?: number; onUpdate?: (run: Run) => void } = {}): Promise<Run> {
-    const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
-    for (;;) {
-      const run = await this.getRun(id);
-      options.onUpdate?.(run);
-      if ((TERMINAL_STATUSES as readonly string[]).includes(run.status)) return run;
-      if (Date.now() > deadline) throw new Error(`run ${id} still ${run.status} after the timeout`);
-      await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
-    }
+  waitForRun(id: string, options: WaitOptions<Run> = {}): Promise<Run> {
+    return pollUntil(() => this.getRun(id), (r) => (TERMINAL_STATUSES as readonly string[]).includes(r.status), `run ${id}`, options);
+  }
+
+  /** Polls a deploy until it ends, or until `until` holds (e.g. it waits for approval). */
+  waitForDeploy(id: string, options: WaitOptions<Deploy> & { until?: (d: Deploy) => boolean } = {}): Promise<Deploy> {
+    const done = options.until ?? ((d: Deploy) => (TERMINAL_DEPLOY_STATUSES as readonly string[]).includes(d.status));
+    return pollUntil(() => this.getDeploy(id), done, `deploy ${id}`, options);
+  }
+}
+
+export interface WaitOptions<T> {
+  /** Default 1000 ms. */
+  intervalMs?: number;
+  /** Default one hour. */
+  timeoutMs?: number;
+  onUpdate?: (current: T) => void;
+}
+
+function repoPath(owner: string, name: string): string {
+  return `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`;
+}
+
+async function pollUntil<T extends { status: string }>(get: () => Promise<T>, done: (t: T) => boolean, what: string, o: WaitOptions<T>): Promise<T> {
+  const deadline = Date.now() + (o.timeoutMs ?? 3_600_000);
+  for (;;) {
+    const current = await get();
+    o.onUpdate?.(current);
+    if (done(current)) return current;
+    if (Date.now() > deadline) throw new Error(`${what} still ${current.status} after the timeout`);
+    await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
   }
 }

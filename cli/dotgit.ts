@@ -15,6 +15,12 @@ const USAGE = `usage: npm run dotgit -- <command> [args]
   logs ID [--job JOB] [--step STEP]
   artifacts ID
   cancel ID
+  start OWNER/NAME --ref REF                  a run by hand
+  secret set OWNER/NAME NAME [--environment ENV]   (the value is read from stdin)
+  deploy OWNER/NAME ENVIRONMENT --ref REF [--wait]
+  deploy show ID [--wait]
+  deploys OWNER/NAME [--environment ENV]
+  approve ID [--comment TEXT] | reject ID [--comment TEXT] | deploy cancel ID
 environment: DOTGIT_URL (default http://127.0.0.1:8080), DOTGIT_TOKEN (default: .data/admin.token)`;
 
 function token(): string | undefined {
@@ -48,6 +54,8 @@ async function main(argv: string[]): Promise<void> {
       job: { type: 'string' },
       step: { type: 'string' },
       wait: { type: 'boolean' },
+      environment: { type: 'string' },
+      comment: { type: 'string' },
     },
   });
   const client = new DotgitClient(process.env.DOTGIT_URL ?? 'http://127.0.0.1:8080', token());
@@ -55,7 +63,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write((typeof v === 'string' ? v : JSON.stringify(v, null, 2)) + '\n');
   };
   const [cmd, sub, a, b] = positionals;
-  switch (`${cmd ?? ''} ${['create', 'revoke', 'show'].includes(sub ?? '') ? sub : ''}`.trim()) {
+  const waitUpdates = { onUpdate: (x: { status: string }) => process.stderr.write(`${x.status}\n`) };
+  switch (`${cmd ?? ''} ${['create', 'revoke', 'show', 'set', 'cancel'].includes(sub ?? '') ? sub : ''}`.trim()) {
     case 'tenant create':
       return print(await client.createTenant(a));
     case 'user create':
@@ -78,6 +87,25 @@ async function main(argv: string[]): Promise<void> {
       return print(await client.artifacts(sub));
     case 'cancel':
       return client.cancelRun(sub);
+    case 'start':
+      if (!values.ref) throw new Error('start needs --ref');
+      return print(await client.startRun(...ownerRepo(sub), values.ref));
+    case 'secret set':
+      return client.setSecret(...ownerRepo(a), b, readFileSync(0, 'utf8').replace(/\n$/, ''), values.environment);
+    case 'deploy': {
+      if (!values.ref || !a) throw new Error('deploy needs OWNER/NAME ENVIRONMENT --ref REF');
+      const d = await client.deploy(...ownerRepo(sub), a, values.ref);
+      return print(values.wait ? await client.waitForDeploy(d.id, waitUpdates) : d);
+    }
+    case 'deploy show':
+      return print(values.wait ? await client.waitForDeploy(a, waitUpdates) : await client.getDeploy(a));
+    case 'deploy cancel':
+      return client.cancelDeploy(a);
+    case 'deploys':
+      return print(await client.listDeploys(...ownerRepo(sub), values.environment));
+    case 'approve':
+    case 'reject':
+      return print(await client.decideDeploy(sub, cmd === 'approve' ? 'approve' : 'reject', values.comment));
     default:
       process.stderr.write(USAGE + '\n');
       process.exitCode = 2;

@@ -8,12 +8,13 @@ import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // The typed SDK and the `dotgit` command against the running platform.
 
-function cli(args: string[], token: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], token: string, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'dotgit.ts'), ...args], {
       cwd: ROOT,
       env: { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: token },
     });
+    child.stdin.end(stdin);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -58,4 +59,37 @@ test('the SDK drives the whole flow: tenant, user, token, repo, run, logs, artif
   const usage = await cli(['frobnicate'], token);
   expect(usage.code).toBe(2);
   expect(usage.stderr).toContain('usage:');
+});
+
+test('the SDK and the command drive secrets, manual runs and a deploy through its approval gate', async () => {
+  const admin = new DotgitClient(platformInfo().gatewayUrl, platformInfo().adminToken);
+  const tenant = uniqueName('sdkd');
+  await admin.createTenant(tenant);
+  await admin.createUser(tenant, `${tenant}-ops`, 'admin');
+  const { token } = await admin.createToken(['read', 'write'], { username: `${tenant}-ops` });
+  const ops = new DotgitClient(platformInfo().gatewayUrl, token);
+  await ops.createRepo(tenant, 'svc');
+  const work = await localRepo({
+    '.dotgit/pipeline.yml':
+      'on:\n  push:\n    branches: [none]\njobs:\n  j:\n    secrets: [GREETING]\n    steps:\n      - run: test "$GREETING" = "hello there"\nenvironments:\n  prod:\n    approval: true\n    deploy:\n      - name: ship\n        run: echo shipped\n',
+  });
+  expect((await git(['push', cloneUrl(tenant, 'svc', token), 'main'], work)).code).toBe(0);
+
+  // The secret through the command (value from stdin), then a run by hand that checks it.
+  const set = await cli(['secret', 'set', `${tenant}/svc`, 'GREETING'], token, 'hello there\n');
+  expect(set.code).toBe(0);
+  const started = await ops.startRun(tenant, 'svc', 'main');
+  expect((await ops.waitForRun(started.id, { intervalMs: 200, timeoutMs: 120_000 })).status).toBe('success');
+
+  const d = await ops.deploy(tenant, 'svc', 'prod', 'main');
+  expect(d.status).toBe('queued');
+  expect((await ops.waitForDeploy(d.id, { intervalMs: 200, timeoutMs: 60_000, until: (x) => x.status === 'waiting_approval' })).status).toBe('waiting_approval');
+  const approved = await cli(['approve', d.id, '--comment', 'ok'], token);
+  expect(approved.code).toBe(0);
+  const done = await ops.waitForDeploy(d.id, { intervalMs: 200, timeoutMs: 120_000 });
+  expect(done).toMatchObject({ status: 'success', decidedBy: `${tenant}-ops` });
+  expect((await ops.listDeploys(tenant, 'svc', 'prod')).map((x) => x.id)).toEqual([d.id]);
+  const again = await ops.decideDeploy(d.id, 'approve').catch((e) => e);
+  expect(again).toBeInstanceOf(DotgitApiError);
+  expect(again.status).toBe(409);
 });
