@@ -65,7 +65,7 @@ export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironm
   md.push(`| push returned → first step \`running\`, p99 | ≤ ${fmtMs(GOAL_PICKUP_P99_MS)} | ${fmtMs(pickupP99)} | ${verdict(pickupP99 <= GOAL_PICKUP_P99_MS)} |`);
   md.push(`| line printed in the sandbox → received by an SSE client, p99 (${b.lines.total.length} lines) | ≤ ${fmtMs(GOAL_LINE_P99_MS)} | ${fmtMs(lineP99)} | ${verdict(lineP99 <= GOAL_LINE_P99_MS)} |`);
   md.push(`| sandbox start (${b.sandbox.driver} running \`true\`), p50 (${b.sandbox.samples.length} starts) | ≤ ${fmtMs(GOAL_SANDBOX_P50_MS)} | ${fmtMs(sandboxP50)} | ${verdict(sandboxP50 <= GOAL_SANDBOX_P50_MS)} |`);
-  md.push(`| ${d.runs} queued trivial pipelines: throughput | — | ${Number.isFinite(throughput) ? `${throughput.toFixed(2)} runs/s` : 'not drained'} (${fmtMs(d.drainMs)} from the first POST to the last run finished) | — |`);
+  md.push(`| ${d.runs} queued trivial pipelines: throughput (worker with ${d.slots} sandbox slots) | — | ${Number.isFinite(throughput) ? `${throughput.toFixed(2)} runs/s` : 'not drained'} (${fmtMs(d.drainMs)} from the first POST to the last run finished) | — |`);
   md.push(`| … runs lost (not ending \`success\`) | 0 | ${d.lost} | ${verdict(d.lost === 0)} |`);
   md.push('');
   md.push('Distributions:', '');
@@ -112,14 +112,16 @@ export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironm
       (cpuTotal > 0
         ? `Each run cost the platform ${fmtMs(cpuTotal)} of CPU, about half of it the worker with its sandboxes and git, most of the rest Temporal's dev server (three workflows per run: the pipeline and the two \`workflow_run\` webhook dispatches, with their activities); the machine had ${fmtMs(d.machinePerRun)} of CPU per run, the rest went to other engineers' test platforms and the bench. `
         : '') +
-      'A queued run waits in Temporal for its orchestration activities and for one of the worker\'s 4 sandbox slots (`maxConcurrentActivityTaskExecutions`); the workspace cleanup shares those slots, which is why the last segment is long under a burst.',
+      `A queued run waits in Temporal for its orchestration activities and for one of the worker's ${d.slots} sandbox slots (\`DOTGIT_SANDBOX_CONCURRENCY\`); the workspace clean-up at a job's end takes a slot too, so under a burst a run's end also waits behind other runs' steps.`,
   );
   md.push(
     '- **What was profiled and changed.** The first full run of this part queued 500 runs at 1.34 runs/s (372.5 s; load average 9 at its end, with other engineers\' test platforms running). ' +
       'The Temporal histories of a 100-run burst showed where a queued run waited: a median 23.4 s between the run\'s creation and its workflow\'s start, that is, in the outbox. The relay claimed 20 rows at a time but started their workflows one after another, one Temporal round trip each, and under load a round trip took hundreds of milliseconds. ' +
       'It now starts a claimed batch together (`git-server/outbox-drainer.ts`; each start is still idempotent by workflow id, each row stamped afterwards, a failing row still handled alone): the same 100-run burst then waited 2.1 s median for its start and drained at 2.65 runs/s against 1.27 (the machine was quieter during the second run, so part of that gain is the load). A test queues 25 runs at once, more than one batch, and checks that every one succeeds (`test/e2e/manual-runs.test.ts`). ' +
-      'Tried and not kept: Temporal\'s eager activity execution (`system.enableActivityEagerExecution` on the dev server) took the dispatch of loadPipeline and startRun to 0.03 ms, but neither the pickup nor the drain changed beyond the noise, and no goal needs it. ' +
-      'Left as they are: the worker\'s 4 sandbox slots (not tried; the drain already keeps most of the 2 cores busy), and the relay\'s 1 s poll (a push kicks the relay; only runs created through the API wait for the next poll, up to 1 s).',
+      'Tried and not kept: Temporal\'s eager activity execution (`system.enableActivityEagerExecution` on the dev server): neither the pickup nor the drain changed beyond the noise. The histories show why: without it too, loadPipeline and startRun are handed to a waiting poller within 0.1 ms of being scheduled; the time is in the workflow-task round trips between the activities, not in dispatching them. ' +
+      'Then the histories of a 200-run burst showed the runs waiting for the worker\'s sandbox slots, then 4: 16.4 s median from `runStep` scheduled to started, and 16.2 s from the step\'s end to the run\'s end (the workspace clean-up queued for a slot behind other runs\' steps), while a step itself held its slot for 0.7 s, much of it waiting (checkout, log upload, database). ' +
+        'The slots are now `DOTGIT_SANDBOX_CONCURRENCY`, default 8: back to back on the same machine, 200 runs drained at 2.47 runs/s with 4 and 3.98 runs/s with 8 (slot wait 16.4 s → 276 ms median; CPU per run 498 → 414 ms, less time spent polling and re-dispatching). ' +
+        'Left as it is: the relay\'s 1 s poll (a push kicks the relay; only runs created through the API wait for the next poll, up to 1 s).',
   );
   md.push('');
   md.push('Method:', '');

@@ -21,7 +21,7 @@ import { createSandboxDriver, type SandboxKind } from '../activities/sandbox/cre
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import type { Platform } from '../infra/platform';
-import { dataPaths } from '../core/config';
+import { dataPaths, loadConfig } from '../core/config';
 import { connectTemporal } from '../core/temporal';
 import { Api, fmtMs, Git, runIdsFrom, sleep, type RunView } from './lib';
 import { childrenOf, cpuMs, cpuTicks } from './proc';
@@ -105,6 +105,8 @@ export interface PipelinesBench {
     cpuPerRun: Record<string, number>;
     /** Wall time of the drain × cores: the CPU the machine had meanwhile, per run. */
     machinePerRun: number;
+    /** The worker's sandbox slots (DOTGIT_SANDBOX_CONCURRENCY as the platform runs it). */
+    slots: number;
     /** For a sample of the runs (DRAIN_PHASE_SAMPLES, spread over the queue): per DRAIN_SEGMENTS, the durations. */
     segments: number[][];
   };
@@ -413,7 +415,7 @@ async function measureDrain(ctx: PipelinesContext): Promise<PipelinesBench['drai
   ctx.progress(`pipelines: drained ${DRAIN_RUNS} runs in ${fmtMs(drainMs)} (${((DRAIN_RUNS / drainMs) * 1000).toFixed(2)} runs/s); ${JSON.stringify(statuses)}; lost ${lost}`);
   const cpuPerRun = Object.fromEntries(Object.entries(cpuAfter ?? {}).map(([k, v]) => [k, (v - (cpuBefore[k] ?? NaN)) / DRAIN_RUNS]));
   const machinePerRun = (drainMs * os.cpus().length) / DRAIN_RUNS;
-  return { runs: DRAIN_RUNS, submitMs, drainMs, statuses, lost, latency, cpuPerRun, machinePerRun, segments };
+  return { runs: DRAIN_RUNS, submitMs, drainMs, statuses, lost, latency, cpuPerRun, machinePerRun, slots: loadConfig(ctx.platform.serviceEnv).sandboxConcurrency, segments };
 }
 
 /**

@@ -22,6 +22,10 @@
  *     added latency p50 (goal ≤ 1 ms), throughput ratio (goal ≥ 0.5), and Redis round trips per
  *     request (goal 1), with Postgres transactions and CPU per request of each process
  *
+ * and the pipeline goals of issue 5 (bench/pipelines.ts; `BENCH_ONLY=pipelines` alone): push →
+ * first step running (p50 ≤ 300 ms, p99 ≤ 1 s), sandbox line → SSE client (p99 ≤ 100 ms), sandbox
+ * start (p50 ≤ 400 ms), 500 queued runs drained (throughput, 0 lost),
+ *
  * plus the peak RSS of the service processes. Each figure is the median of BENCH_RUNS runs
  * (default 5) with min and max; ours and the peer alternate so drift hits both. Prints a table and
  * rewrites BENCHMARKS.md. The platform is always stopped and the data dir removed at the end.

@@ -80,7 +80,12 @@ const configSchema = z.object({
   sandbox: z.enum(['auto', 'runsc', 'bwrap', 'none']),
   /** `DOTGIT_STEP_TIMEOUT` — default wall-clock limit of one step, in seconds. Default 600. */
   stepTimeoutSeconds: z.coerce.number().int().positive(),
-  /** `DOTGIT_SANDBOX_CONCURRENCY` — steps one worker runs at once (its sandbox queue's activity slots). Default 4. */
+  /**
+   * `DOTGIT_SANDBOX_CONCURRENCY` — steps one worker runs at once (its sandbox queue's activity
+   * slots; workspace clean-ups take a slot too). Default 8: a step spends much of its slot waiting
+   * (checkout, log upload, database), and with 4 a burst of 200 trivial runs drained at 2.5 runs/s
+   * on 2 cores against 4.0 with 8 (BENCHMARKS.md, issue 5).
+   */
   sandboxConcurrency: z.coerce.number().int().min(1, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64').max(64, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64'),
   /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
   maxPushBytes: z.coerce.number().int().positive(),
@@ -200,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretsKey: env.DOTGIT_SECRETS_KEY || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
-    sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '4',
+    sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '8',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',
