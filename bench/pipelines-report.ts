@@ -110,7 +110,7 @@ export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironm
     `- **Sandbox start.** ${verdict(sandboxP50 <= GOAL_SANDBOX_P50_MS)}: p50 ${fmtMs(sandboxP50)} for \`${b.sandbox.driver}\` to run \`true\` (bundle, \`runsc run\` on the ptrace platform, teardown); p99 ${fmtMs(percentile(b.sandbox.samples, 99))}.`,
     `- **Drain.** ${d.runs} runs queued in ${fmtMs(d.submitMs)} drained at ${Number.isFinite(throughput) ? `${throughput.toFixed(2)} runs/s` : '—'}, ${d.lost === 0 ? 'none lost: every run ended `success`' : `${d.lost} lost`}. ` +
       (cpuTotal > 0
-        ? `Each run cost the platform ${fmtMs(cpuTotal)} of CPU, about half of it the worker with its sandboxes and git, most of the rest Temporal's dev server (three workflows per run: the pipeline and the two \`workflow_run\` webhook dispatches, with their activities); the machine had ${fmtMs(d.machinePerRun)} of CPU per run, the rest went to other engineers' test platforms and the bench. `
+        ? `Each run cost the platform ${fmtMs(cpuTotal)} of CPU, about half of it the worker with its sandboxes and git, most of the rest Temporal's dev server (three workflows per run: the pipeline and the two \`workflow_run\` webhook dispatches, with their activities); the machine had ${fmtMs(d.machinePerRun)} of CPU per run (wall time × cores); the rest was idle or used by the bench and whatever else ran on the machine. `
         : '') +
       `A queued run waits in Temporal for its orchestration activities and for one of the worker's ${d.slots} sandbox slots (\`DOTGIT_SANDBOX_CONCURRENCY\`); the workspace clean-up at a job's end takes a slot too, so under a burst a run's end also waits behind other runs' steps.`,
   );
