@@ -16,7 +16,7 @@ import { appendRunEvent } from '../core/run-events';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
-import { artifactFiles, checkout, workspaceDir } from './workspace';
+import { artifactFiles, checkout, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
   db: Db;
@@ -27,9 +27,18 @@ export interface SandboxActivityDeps {
   workspacesDir: string;
   /** Used when a step sets no `timeout`. */
   defaultStepTimeoutMs: number;
+  /** Size of each job's tmpfs workspace; 0 or unset keeps workspaces on disk (mounting needs root). */
+  workspaceTmpfsBytes?: number;
   /** Opens pipeline secrets (core/pipeline-secrets.ts); without it, jobs naming secrets fail. */
   secretBox?: SecretBox;
 }
+
+/** Written beside a tmpfs workspace once its checkout is whole (the mount point exists before that). */
+function readyMarkerOf(ws: string): string {
+  return `${ws}.ready`;
+}
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 /** Host directory of a job's /artifacts: beside its workspace, kept across its steps. */
 function artifactsDirOf(ws: string): string {
@@ -74,6 +83,7 @@ function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
 /** Activities of the sandbox task queue: run one step in a sandbox, clean a job's workspace. */
 export function createSandboxActivities(deps: SandboxActivityDeps) {
   const { db, redis, store } = deps;
+  let tmpfsUnavailable = false;
 
   return {
     async runStep(input: StepInput): Promise<StepResult> {
@@ -129,7 +139,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
     async cleanupWorkspace(args: { runId: string; job: string }): Promise<void> {
       const ws = workspaceDir(deps.workspacesDir, args.runId, args.job);
+      await unmountIfMounted(ws);
       await fs.rm(ws, { recursive: true, force: true });
+      await fs.rm(readyMarkerOf(ws), { force: true });
       await fs.rm(artifactsDirOf(ws), { recursive: true, force: true });
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
@@ -154,14 +166,35 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
   /** The job's workspace: checked out once (into a temporary folder renamed into place, so a half-made checkout is never reused). */
   async function prepareWorkspace(input: StepInput, ws: string): Promise<void> {
-    if (await fs.stat(ws).then(() => true, () => false)) return;
+    if (deps.workspaceTmpfsBytes && !tmpfsUnavailable) {
+      if (await exists(readyMarkerOf(ws))) return;
+      try {
+        await mountTmpfs(ws, deps.workspaceTmpfsBytes);
+      } catch (err) {
+        // No mount rights here (e.g. a container without CAP_SYS_ADMIN): disk workspaces from now on.
+        tmpfsUnavailable = true;
+        await fs.rmdir(ws).catch(() => undefined);
+        console.warn(`dotgit: tmpfs workspaces unavailable, using disk: ${(err as Error).message}`);
+        return prepareWorkspace(input, ws);
+      }
+      try {
+        // A checkout a killed worker left half-made is cleared first; the marker says it is whole.
+        for (const entry of await fs.readdir(ws)) await fs.rm(path.join(ws, entry), { recursive: true, force: true });
+        await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, ws);
+        await fs.writeFile(readyMarkerOf(ws), '');
+      } catch (err) {
+        throw ApplicationFailure.retryable(`checkout of ${input.commit.slice(0, 12)} failed`, 'CheckoutFailed', (err as Error).message);
+      }
+      return;
+    }
+    if (await exists(ws)) return;
     const tmp = `${ws}.checkout-${randomBytes(4).toString('hex')}`;
     try {
       await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, tmp);
       await fs.rename(tmp, ws);
     } catch (err) {
       await fs.rm(tmp, { recursive: true, force: true });
-      if (await fs.stat(ws).then(() => true, () => false)) return; // another attempt won the race
+      if (await exists(ws)) return; // another attempt won the race
       throw ApplicationFailure.retryable(`checkout of ${input.commit.slice(0, 12)} failed`, 'CheckoutFailed', (err as Error).message);
     }
   }

@@ -67,3 +67,45 @@ export async function artifactFiles(workspace: string, entry: string): Promise<s
   await walk(target);
   return out.sort();
 }
+
+/** Whether `dir` is itself a mount point (an exact entry in /proc/self/mounts). */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  const target = path.resolve(dir);
+  // Mount points with spaces are octal-escaped in /proc/mounts; ours never contain spaces.
+  return mounts.split('\n').some((line) => line.split(' ')[1] === target);
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+  });
+}
+
+/** Mounts a size-capped tmpfs at `dir` (made if missing) unless one is there already. Needs root. */
+export async function mountTmpfs(dir: string, sizeBytes: number): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  if (await isMountPoint(dir)) return;
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0777,nosuid,nodev`, 'tmpfs', dir]);
+}
+
+/** Unmounts `dir` if it is a mount point (lazily: a sandbox that still holds it lets go when it ends). */
+export async function unmountIfMounted(dir: string): Promise<void> {
+  if (await isMountPoint(dir)) await run('umount', ['-l', dir]);
+}
+
+/** Unmounts every mount point below `root` (deepest first): before a data directory is removed. */
+export async function unmountAllUnder(root: string): Promise<void> {
+  const prefix = path.resolve(root) + path.sep;
+  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  const below = mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1])
+    .filter((p): p is string => Boolean(p) && p.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const p of below) await run('umount', ['-l', p]).catch(() => undefined);
+}

@@ -87,6 +87,8 @@ const configSchema = z.object({
    * on 2 cores against 4.0 with 8 (BENCHMARKS.md, issue 5).
    */
   sandboxConcurrency: z.coerce.number().int().min(1, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64').max(64, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64'),
+  /** `DOTGIT_WORKSPACE_TMPFS_MB` — size cap of each job's tmpfs workspace (a worker running as root mounts one per job); 0 keeps workspaces on disk. Default 2048. */
+  workspaceTmpfsMb: z.coerce.number().int().min(0).max(1024 * 1024),
   /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
   maxPushBytes: z.coerce.number().int().positive(),
   /** `DOTGIT_UPLOAD_PACK_CONCURRENCY` — fetches served at once per repository. Default 8. */
@@ -206,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
     sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '8',
+    workspaceTmpfsMb: env.DOTGIT_WORKSPACE_TMPFS_MB ?? '2048',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',

@@ -99,6 +99,8 @@ async function main(): Promise<void> {
       reposDir: paths.repos,
       workspacesDir: paths.workspaces,
       defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
+      // Mounting needs root; an unprivileged worker keeps workspaces on disk.
+      workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
     }),
     maxConcurrentActivityTaskExecutions: config.sandboxConcurrency,

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
@@ -134,4 +134,26 @@ test('files a job puts in /artifacts, in any of its steps, are uploaded after it
   expect(list.body.artifacts.map((a: { job: string; path: string }) => `${a.job}:${a.path}`)).toEqual(['report:b.txt', 'report:report/a.txt']);
   const a = await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts/report/a.txt`, { token: owner.token });
   expect(a.text).toBe('from step one\n');
+});
+
+test("a job's workspace is a size-capped tmpfs on the worker, mounted for the job and gone after it", async () => {
+  const workspaces = path.join(platformInfo().dataDir, 'workspaces') + path.sep;
+  const tmpfsUnder = () =>
+    readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f[2] === 'tmpfs' && f[1]?.startsWith(workspaces));
+  const before = new Set(tmpfsUnder().map((f) => f[1]));
+  const id = await pushPipeline('jobs:\n  ws:\n    steps:\n      - name: hold\n        run: |\n          echo in-tmpfs > marker.txt\n          sleep 4\n', 'tmpfs workspace');
+  let mount: string[] | undefined;
+  const deadline = Date.now() + 60_000;
+  while (!mount && Date.now() < deadline) {
+    mount = tmpfsUnder().find((f) => !before.has(f[1]) && existsSync(path.join(f[1], 'marker.txt')));
+    if (!mount) await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(mount).toBeDefined();
+  expect(mount![3]).toMatch(/size=\d+k/);
+  expect((await waitForRun(id, owner.token)).status).toBe('success');
+  expect(tmpfsUnder().some((f) => f[1] === mount![1])).toBe(false);
+  expect(existsSync(mount![1])).toBe(false);
 });
