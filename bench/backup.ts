@@ -11,6 +11,7 @@
  *   replication lag after a push: from the push returning to the replica zone holding the pushed
  *     commit, BENCH_REPLICATION_PUSHES pushes (default 40) over those repositories; goal p99 ≤ 5 s
  */
+import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,15 +190,10 @@ export async function runBackupBench(progress: (m: string) => void): Promise<str
   let platform: Platform | undefined;
   try {
     platform = await startPlatform({
-      env: {
-        ...process.env,
-        DOTGIT_DATA_DIR: dataDir,
-        DATABASE_URL: '',
-        REDIS_URL: '',
-        TEMPORAL_ADDRESS: '',
+      env: ownPlatformEnv(dataDir, {
         DOTGIT_REPLICA_ZONES: JSON.stringify([{ name: 'b', root: zoneRoot }]),
-        DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
-      },
+        DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
+      }),
       log: { info: () => undefined, debug: () => undefined, warn: (m: string) => progress(`platform: ${m}`) },
       ephemeral: true,
     });

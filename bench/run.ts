@@ -30,6 +30,7 @@
  * (default 5) with min and max; ours and the peer alternate so drift hits both. Prints a table and
  * rewrites BENCHMARKS.md. The platform is always stopped and the data dir removed at the end.
  */
+import { ownPlatformEnv } from '../infra/own-platform-env';
 import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -182,15 +183,7 @@ async function main(): Promise<void> {
     progress(`starting the platform in ${path.relative(ROOT, dataDir)} (BENCH_RUNS=${RUNS})`);
     const startedAt = performance.now();
     platformStart = startPlatform({
-      env: {
-        ...process.env,
-        DOTGIT_DATA_DIR: dataDir,
-        DATABASE_URL: '',
-        REDIS_URL: '',
-        TEMPORAL_ADDRESS: '',
-        LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-        DOTGIT_RATE_LIMITS: benchRateLimits(),
-      },
+      env: ownPlatformEnv(dataDir, { DOTGIT_RATE_LIMITS: benchRateLimits() }),
       log: quiet,
       ephemeral: true,
     });

@@ -1,3 +1,4 @@
+import { ownPlatformEnv } from '../../infra/own-platform-env';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -67,19 +68,14 @@ beforeAll(async () => {
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await client.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
   platform = await startPlatform({
-    env: {
-      ...process.env,
-      DOTGIT_DATA_DIR: dataDir,
-      DATABASE_URL: '',
-      REDIS_URL: '',
-      TEMPORAL_ADDRESS: '',
+    env: ownPlatformEnv(dataDir, {
       DOTGIT_OBJECT_STORE: 's3',
       DOTGIT_S3_ENDPOINT: s3.endpoint,
       DOTGIT_S3_BUCKET: BUCKET,
       DOTGIT_S3_PREFIX: PREFIX,
       DOTGIT_S3_ACCESS_KEY_ID: s3.accessKeyId,
       DOTGIT_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    },
+    }),
     log: { info: () => {}, debug: () => {}, warn: console.warn },
     ephemeral: true,
   });

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { startPlatform, ROOT } from '../../infra/platform';
 import { freePort } from '../../infra/provision/free-port';
+import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
 import { PLATFORM_FILE, type PlatformInfo } from './platform-info';
 
 /**
@@ -20,13 +21,7 @@ export default async function globalSetup(): Promise<void> {
   const alertPort = await freePort();
   const started = Date.now();
   const platform = await startPlatform({
-    env: {
-      ...process.env,
-      DOTGIT_DATA_DIR: dataDir,
-      DATABASE_URL: '',
-      REDIS_URL: '',
-      TEMPORAL_ADDRESS: '',
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    env: ownPlatformEnv(dataDir, {
       // Load tests (50 concurrent pushes, hundreds of clones) share one token; the limits
       // themselves are tested on gateways of their own (test/integration/gateway-rate-limit).
       // Webhook tests run their receivers on 127.0.0.1: exempt that literal host from the SSRF guard
@@ -35,8 +30,8 @@ export default async function globalSetup(): Promise<void> {
       DOTGIT_ALERT_WEBHOOK_URL: `http://127.0.0.1:${alertPort}/alerts`,
       DOTGIT_ALERT_WEBHOOK_SECRET: 'test-alert-secret',
       DOTGIT_REPLICA_ZONES: JSON.stringify([{ name: 'b', root: replicaRoot }]),
-      DOTGIT_RATE_LIMITS: JSON.stringify(Object.fromEntries(['api-read', 'api-write', 'git-fetch', 'git-push'].map((c) => [c, { window: { limit: 1_000_000, windowMs: 60_000 }, bucket: null }]))),
-    },
+      DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
+    }),
     log: quiet,
     ephemeral: true,
   });
