@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startWorkflowTestEnv } from '../helpers/workflow-env';
+import { Worker } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeployActivities } from '../../activities/deploy-activities';
@@ -11,8 +12,6 @@ import type { WebhookActivities } from '../../activities/webhook-activities';
 import { acquireLockSignal, approveUpdate, rejectUpdate, type DeployInput, type DeployResult } from '../../core/deploy-types';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type StepInput } from '../../core/run-types';
-import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
-import { ensureTemporalCli } from '../../infra/provision/temporal';
 import { ROOT } from '../../infra/root';
 
 // The deploy workflow's logic against a real Temporal dev server with recording fake activities:
@@ -49,11 +48,7 @@ const stepDelayMs = new Map<string, number>();
 let lastGood: { id: string; commit: string } | null = null;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: cli.cliPath }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
-  });
+  env = await startWorkflowTestEnv();
   const deploy: DeployActivities = {
     loadDeployEnvironment: async (i) => {
       if (i.deployId === 'e1') throw ApplicationFailure.nonRetryable('the repository is gone', 'Gone');

@@ -1,16 +1,15 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
-import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
-import { ensureTemporalCli } from '../../infra/provision/temporal';
 import { ROOT } from '../../infra/root';
 
 // The pipeline workflow's logic against a real Temporal dev server (existing-path executable),
@@ -23,11 +22,7 @@ export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v4.j
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: cli.cliPath }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
-  });
+  env = await startWorkflowTestEnv();
 }, 120_000);
 
 afterAll(async () => {

@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker, DefaultLogger, Runtime } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { ReplicationActivities } from '../../activities/replication-activities';
 import { PUSHED_SIGNAL, replicationWorkflowId, type ReplicationInput } from '../../core/replication-types';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
-import { ensureTemporalCli } from '../../infra/provision/temporal';
 import { ROOT } from '../../infra/root';
 
 // The replication workflow's logic against a real Temporal dev server with recording fake
@@ -20,9 +20,7 @@ const HISTORY_FILE = path.join(__dirname, 'histories', 'replication-v1.json');
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli({ toolsDir: path.join(ROOT, '.tools'), log: { info: () => undefined, warn: () => undefined, debug: () => undefined } });
-  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.cliPath } } });
+  env = await startWorkflowTestEnv();
 }, 120_000);
 
 afterAll(async () => {
