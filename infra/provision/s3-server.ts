@@ -4,16 +4,13 @@
  * objects in memory (gone when it stops): fine for tests, never a place for real data. Why moto
  * and not MinIO or s3rver: docs/decisions/0004-object-store-s3.md.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { startChild } from './child';
-import { ToolInstallError } from './errors';
+import { pipInstallInto } from './pip-install';
 import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 
-const execFileAsync = promisify(execFile);
 
 /** Pinned, with the two packages of moto's `server` extra it needs for S3 (the extra itself pulls in every service's dependencies, ~300 MB). Bump deliberately. */
 export const MOTO_VERSION = '5.2.5';
@@ -48,29 +45,9 @@ export interface S3ServerHandle {
 export async function ensureMoto(opts: { toolsDir: string; log: ProvisionLog }): Promise<string> {
   const target = path.resolve(opts.toolsDir, `moto-${MOTO_VERSION}`);
   if (fs.existsSync(path.join(target, 'moto', '__init__.py'))) return target;
-  // Into a scratch dir, then renamed: an interrupted install never looks complete.
   opts.log.info(`installing ${REQUIREMENTS.join(' ')} (PyPI) into ${target}`);
-  const scratch = `${target}.tmp-${process.pid}`;
-  fs.rmSync(scratch, { recursive: true, force: true });
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  try {
-    await execFileAsync(
-      'python3',
-      ['-m', 'pip', 'install', '--target', scratch, '--disable-pip-version-check', '--no-warn-script-location', '--no-warn-conflicts', '-q', ...REQUIREMENTS],
-      { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' }, maxBuffer: 16 * 1024 * 1024 },
-    );
-  } catch (err) {
-    fs.rmSync(scratch, { recursive: true, force: true });
-    const e = err as { stderr?: string; message: string };
-    throw new ToolInstallError(`could not install moto ${MOTO_VERSION} with "python3 -m pip" (needs python3 with pip and access to PyPI): ${(e.stderr || e.message).trim()}`);
-  }
-  if (fs.existsSync(path.join(target, 'moto', '__init__.py'))) {
-    // Another process (two test runs at once) finished the same install first: keep theirs.
-    fs.rmSync(scratch, { recursive: true, force: true });
-  } else {
-    fs.rmSync(target, { recursive: true, force: true });
-    fs.renameSync(scratch, target);
-  }
+  const installed = () => fs.existsSync(path.join(target, 'moto', '__init__.py'));
+  await pipInstallInto(target, REQUIREMENTS, { what: `moto ${MOTO_VERSION}`, isComplete: installed, extraArgs: ['--no-warn-conflicts'] });
   return target;
 }
 

