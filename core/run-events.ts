@@ -1,3 +1,5 @@
+import type { Db } from './db';
+import { InputError } from './errors';
 import { logStreamKey, streamFields, type Redis } from './redis';
 
 /**
@@ -109,4 +111,24 @@ export async function* followRunEvents(redis: Redis, runId: string, o: FollowOpt
     o.signal.removeEventListener('abort', abort);
     reader.disconnect();
   }
+}
+
+/**
+ * The events of a run or a deploy (a row of `table`, whose status the database keeps) after a
+ * client's resume point. A malformed resume point is an InputError, thrown before anything is sent.
+ */
+export function followRowEvents(
+  db: Db,
+  redis: Redis,
+  table: 'runs' | 'deploys',
+  row: { tenantId: number; id: string },
+  after: string,
+  signal: AbortSignal,
+): AsyncGenerator<RunEvent> {
+  if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
+  const currentStatus = async () => {
+    const r = await db.query(`SELECT status, message FROM ${table} WHERE tenant_id = $1 AND id = $2`, [row.tenantId, row.id]);
+    return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
+  };
+  return followRunEvents(redis, row.id, { after, currentStatus, signal });
 }

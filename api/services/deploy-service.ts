@@ -15,7 +15,7 @@ import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
 import type { Redis } from '../../core/redis';
-import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
+import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
@@ -170,13 +170,9 @@ export class DeployService {
 
   async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
     const { row } = await this.readableDeploy(principal, id);
-    if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
-    const currentStatus = async () => {
-      const r = await this.db.query('SELECT status, message FROM deploys WHERE tenant_id = $1 AND id = $2', [row.tenant_id, id]);
-      return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
-    };
-    return followRunEvents(this.redis, id, { after, currentStatus, signal });
+    return followRowEvents(this.db, this.redis, 'deploys', { tenantId: Number(row.tenant_id), id }, after, signal);
   }
+
 
   private async writableDeploy(principal: Principal, id: string, what: string) {
     const p = requirePrincipal(principal);

@@ -13,7 +13,7 @@ import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
 import type { RefResolver } from './deploy-service';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
-import { followRunEvents, isStreamId, type RunEvent } from '../../core/run-events';
+import { followRowEvents, type RunEvent } from '../../core/run-events';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
 
@@ -147,13 +147,9 @@ export class RunService {
    */
   async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
     const { row } = await this.readableRun(principal, id);
-    if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
-    const currentStatus = async () => {
-      const r = await this.db.query('SELECT status, message FROM runs WHERE tenant_id = $1 AND id = $2', [row.tenant_id, id]);
-      return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
-    };
-    return followRunEvents(this.redis, id, { after, currentStatus, signal });
+    return followRowEvents(this.db, this.redis, 'runs', { tenantId: Number(row.tenant_id), id }, after, signal);
   }
+
 
   async artifacts(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
