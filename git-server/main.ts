@@ -8,6 +8,7 @@ import { createGitServerApp } from './app';
 import { createObjectStore } from '../core/object-store-factory';
 import { OutboxRelay } from './outbox-relay';
 import { ReplicationRelay } from './replication-relay';
+import { PollingRelay } from './outbox-drainer';
 import { PackCache } from './pack-cache';
 import { RepoGenerations } from './repo-generation';
 import { createRedis } from '../core/redis';
@@ -26,8 +27,11 @@ async function main(): Promise<void> {
     });
     return temporal;
   };
-  const relay = new OutboxRelay(db, getTemporal, log);
-  const replication = new ReplicationRelay(db, getTemporal, log);
+  // Pushes commit outbox rows; these start their workflows (at once when kicked, else every second).
+  const outbox = new OutboxRelay(db, getTemporal, log);
+  const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);
+  const replicationOutbox = new ReplicationRelay(db, getTemporal);
+  const replication = new PollingRelay('replication relay', () => replicationOutbox.drain(), log);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
   const packCache = new PackCache({
     dir: dataPaths(config).packCache,

@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger';
 import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../core/temporal';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
-import { drainOutbox, isPermanentRefusal, PollingRelay, type RowOutcome } from './outbox-drainer';
+import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drainer';
 
 /**
  * Starts a `pipeline` workflow for every pending `push_outbox` row, and a `webhookDispatch` for
@@ -13,36 +13,16 @@ import { drainOutbox, isPermanentRefusal, PollingRelay, type RowOutcome } from '
  * dispatch id), so a start retried after a crash is a no-op; while Temporal is down rows wait.
  */
 export class OutboxRelay {
-  private readonly poller: PollingRelay;
-
   constructor(
     private readonly db: Db,
     private readonly temporal: () => Promise<Client>,
     private readonly log: Logger,
-    pollMs = 1000,
-  ) {
-    this.poller = new PollingRelay(
-      'outbox relay',
-      async () => {
-        await this.drain();
-        await this.drainWebhookEvents();
-      },
-      log,
-      pollMs,
-    );
-  }
+  ) {}
 
-  start(): void {
-    this.poller.start();
-  }
-
-  /** Called after a push commits its rows, so pipelines start without waiting for the next poll. */
-  kick(): void {
-    this.poller.kick();
-  }
-
-  stop(): Promise<void> {
-    return this.poller.stop();
+  /** One pass over both outboxes (a PollingRelay runs it; a push's commit kicks it). */
+  async drainAll(): Promise<void> {
+    await this.drain();
+    await this.drainWebhookEvents();
   }
 
   /** Pipelines: a permanent refusal fails the run (it could never start); a transient one waits with backoff. */

@@ -1,9 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../core/db';
-import type { Logger } from '../core/logger';
 import { ORCHESTRATION_QUEUE, type RepoTarget } from '../core/run-types';
 import { PUSHED_SIGNAL, replicationWorkflowId, type PushedSignal, type ReplicationInput } from '../core/replication-types';
-import { drainOutbox, PollingRelay } from './outbox-drainer';
+import { drainOutbox } from './outbox-drainer';
 
 /**
  * Signals-with-start the repository's `replication` workflow for every pending replication outbox
@@ -11,29 +10,10 @@ import { drainOutbox, PollingRelay } from './outbox-drainer';
  * rows wait with backoff. Many pushes to one repository become signals to one workflow.
  */
 export class ReplicationRelay {
-  private readonly poller: PollingRelay;
-
   constructor(
     private readonly db: Db,
     private readonly temporal: () => Promise<Client>,
-    log: Logger,
-    pollMs = 1000,
-  ) {
-    this.poller = new PollingRelay('replication relay', () => this.drain(), log, pollMs);
-  }
-
-  start(): void {
-    this.poller.start();
-  }
-
-  /** Called after a push commits its row, so replication starts without waiting for the next poll. */
-  kick(): void {
-    this.poller.kick();
-  }
-
-  stop(): Promise<void> {
-    return this.poller.stop();
-  }
+  ) {}
 
   drain(): Promise<number> {
     return drainOutbox(
