@@ -1,4 +1,3 @@
-import type { Client } from '@temporalio/client';
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { ConflictError } from '../core/errors';
@@ -7,7 +6,7 @@ import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
 import { createRedis } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
-import { connectTemporal } from '../core/temporal';
+import { lazyTemporalClient } from '../core/temporal';
 import { createApiApp } from './app';
 import { attachEventSockets } from './event-socket';
 import { RepoService } from './services/repo-service';
@@ -35,14 +34,7 @@ async function main(): Promise<void> {
   const secret = await readInternalSecret(config);
   const db = createDb(config.databaseUrl);
   const redis = createRedis(config.redisUrl);
-  let temporal: Promise<Client> | undefined;
-  const getTemporal = () => {
-    temporal ??= connectTemporal(config.temporalAddress!, config.temporalNamespace).catch((err) => {
-      temporal = undefined;
-      throw err;
-    });
-    return temporal;
-  };
+  const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   const gitServer = `http://${config.internalHost}:${config.gitPort}`;
   const initBareRepo = async (owner: string, name: string) => {
     const res = await fetch(`${gitServer}/internal/repos`, {

@@ -1,8 +1,7 @@
-import type { Client } from '@temporalio/client';
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
-import { connectTemporal } from '../core/temporal';
+import { lazyTemporalClient } from '../core/temporal';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGitServerApp } from './app';
 import { createObjectStore } from '../core/object-store-factory';
@@ -19,14 +18,7 @@ async function main(): Promise<void> {
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
   const db = createDb(config.databaseUrl);
-  let temporal: Promise<Client> | undefined;
-  const getTemporal = () => {
-    temporal ??= connectTemporal(config.temporalAddress!, config.temporalNamespace).catch((err) => {
-      temporal = undefined; // try again on the next pass
-      throw err;
-    });
-    return temporal;
-  };
+  const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Pushes commit outbox rows; these start their workflows (at once when kicked, else every second).
   const outbox = new OutboxRelay(db, getTemporal, log);
   const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);

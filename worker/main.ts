@@ -24,8 +24,7 @@ import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
 import { createAlertActivities } from '../activities/alert-activities';
-import { connectTemporal } from '../core/temporal';
-import type { Client } from '@temporalio/client';
+import { lazyTemporalClient } from '../core/temporal';
 
 /**
  * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
@@ -46,8 +45,7 @@ async function main(): Promise<void> {
   const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
 
   // A client for what activities start or signal (environment locks), made on first use.
-  let client: Promise<Client> | undefined;
-  const getClient = () => (client ??= connectTemporal(config.temporalAddress!, config.temporalNamespace));
+  const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const orchestration = await Worker.create({
     connection,
