@@ -42,6 +42,16 @@ export class ConflictError extends DotgitError {
   readonly code = 'conflict';
 }
 
+/**
+ * Thrown when the request is well-formed but cannot be processed as sent, e.g. an Idempotency-Key
+ * reused with a different request (draft-ietf-httpapi-idempotency-key-header answers 422).
+ */
+export class UnprocessableError extends DotgitError {
+  override readonly name = 'UnprocessableError';
+  readonly status = 422;
+  readonly code = 'unprocessable';
+}
+
 /** Thrown when a request body is larger than the limit for its kind. */
 export class PayloadTooLargeError extends DotgitError {
   override readonly name = 'PayloadTooLargeError';
