@@ -142,6 +142,14 @@ const configSchema = z.object({
   backupRetentionDays: z.coerce.number().positive(),
   /** `DOTGIT_BACKUP_FULL_EVERY_HOURS` — a new base (full bundle, Postgres base backup) after this many hours; increments between. Default 24. */
   backupFullEveryHours: z.coerce.number().positive(),
+  /** `DOTGIT_OUTBOX_RETENTION_DAYS` — outbox rows (push, webhook, replication) already handed on are deleted this long after. Default 7. */
+  outboxRetentionDays: z.coerce.number().positive('DOTGIT_OUTBOX_RETENTION_DAYS must be a positive number of days'),
+  /** `DOTGIT_DELIVERY_LOG_RETENTION_DAYS` — webhook delivery-log rows older than this are deleted (beyond each hook's newest `DOTGIT_DELIVERY_LOG_KEEP`). Default 30. */
+  deliveryLogRetentionDays: z.coerce.number().positive('DOTGIT_DELIVERY_LOG_RETENTION_DAYS must be a positive number of days'),
+  /** `DOTGIT_DELIVERY_LOG_KEEP` — newest delivery-log rows every webhook keeps whatever their age, so a quiet hook keeps its history. Default 100. */
+  deliveryLogKeep: z.coerce.number().int().min(0, 'DOTGIT_DELIVERY_LOG_KEEP must be 0 or more'),
+  /** `DOTGIT_RESTORE_COPY_RETENTION_DAYS` — restored copies under `restores/` (API restores, drills kept after failing) are deleted this long after they finished; never one still running or whose Postgres runs. Default 1. */
+  restoreCopyRetentionDays: z.coerce.number().positive('DOTGIT_RESTORE_COPY_RETENTION_DAYS must be a positive number of days'),
   /** `DOTGIT_PG_TOOLS_DIR` — directory with `pg_basebackup` of the server's version; `npm start` installs and sets it. Unset: no Postgres base backups. */
   pgToolsDir: z.string().optional(),
   /** `DOTGIT_REPLICA_ZONES` — zones every repository is replicated to after each push (JSON list of `{name, root}` / `{name, url}`, or `name=/root,name=http://…`). Default none. */
@@ -235,6 +243,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     alertWebhookSecret: env.DOTGIT_ALERT_WEBHOOK_SECRET || undefined,
     backupRetentionDays: env.DOTGIT_BACKUP_RETENTION_DAYS ?? '7',
     backupFullEveryHours: env.DOTGIT_BACKUP_FULL_EVERY_HOURS ?? '24',
+    outboxRetentionDays: env.DOTGIT_OUTBOX_RETENTION_DAYS ?? '7',
+    deliveryLogRetentionDays: env.DOTGIT_DELIVERY_LOG_RETENTION_DAYS ?? '30',
+    deliveryLogKeep: env.DOTGIT_DELIVERY_LOG_KEEP ?? '100',
+    restoreCopyRetentionDays: env.DOTGIT_RESTORE_COPY_RETENTION_DAYS ?? '1',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
     replicaZones: parseReplicaZonesEnv(env.DOTGIT_REPLICA_ZONES, (text) => parseJsonEnv('DOTGIT_REPLICA_ZONES', text, [])),
     logLevel: env.LOG_LEVEL ?? 'info',
