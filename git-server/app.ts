@@ -5,7 +5,8 @@ import type { Db } from '../core/db';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
 import { acquireRedisLock } from '../core/redis-lock';
 import type { Redis } from '../core/redis';
-import { repoPath, resolveRef, runGit } from '../core/git';
+import { FileTooLargeError, readFileAtCommit, repoPath, resolveRef, runGit } from '../core/git';
+import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH } from '../core/pipeline-spec';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route, traceIdOf } from '../core/http';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
@@ -118,6 +119,24 @@ export function createGitServerApp(o: GitServerOptions) {
     const found = await resolveRef(repoPath(o.reposDir, owner, name), ref);
     if (!found) throw new NotFoundError(`ref ${JSON.stringify(ref.slice(0, 100))} not found in ${owner}/${name}`);
     res.json(found);
+  }));
+
+  // Internal API: the pipeline file at a commit (the api checks a deploy's environment against it).
+  // Only that one file: the api has no business reading anything else from repositories.
+  app.post('/internal/repos/pipeline-file', express.json(), route(async (req, res) => {
+    await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+      throw new AuthenticationError(e.message);
+    });
+    const owner = assertValidName('owner', req.body?.owner);
+    const name = assertValidName('name', req.body?.name);
+    const commit = typeof req.body?.commit === 'string' && /^[0-9a-f]{40,64}$/.test(req.body.commit) ? req.body.commit : undefined;
+    if (!commit) throw new InputError('commit must be a full commit id');
+    try {
+      res.json({ text: (await readFileAtCommit(repoPath(o.reposDir, owner, name), commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES)) ?? null });
+    } catch (err) {
+      if (err instanceof FileTooLargeError) throw new PayloadTooLargeError(err.message);
+      throw err;
+    }
   }));
 
   async function hookClaims(req: Request): Promise<HookClaims> {
