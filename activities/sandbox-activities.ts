@@ -16,6 +16,7 @@ import { appendRunEvent } from '../core/run-events';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
+import { holdSandboxPath } from './sandbox/orphans';
 import { artifactFiles, checkout, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
@@ -92,10 +93,14 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       // look like a dead worker (Temporal would run the step a second time).
       ctx.heartbeat();
       const heartbeat = setInterval(() => ctx.heartbeat(), 1000);
+      const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
+      // Orphan pruning keeps workspaces in use here, and judges the others by when a step last began.
+      const release = holdSandboxPath(ws);
       try {
-        const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
         const driver = sandboxDriver(deps);
         await prepareWorkspace(input, ws);
+        const now = new Date();
+        await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });
         await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
         await db.query(
@@ -134,6 +139,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         }
       } finally {
         clearInterval(heartbeat);
+        release();
       }
     },
 

@@ -19,6 +19,7 @@ import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { ensureSchedules } from './schedules';
 import { createSandboxDriver } from '../activities/sandbox/create-driver';
+import { activeRunIdsFromDb, pruneOrphanedSandboxState } from '../activities/sandbox/orphans';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -43,6 +44,11 @@ async function main(): Promise<void> {
   // Resolved lazily so a machine without a sandbox still runs workflows; steps then fail with a clear error.
   let driver: SandboxDriver | undefined;
   const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
+  // Before this worker takes steps: what a killed predecessor left (its containers still run the
+  // step Temporal is about to retry here) goes; workspaces of runs in progress stay for their retries.
+  await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db) })
+    .then((r) => log.info(r, 'orphaned sandbox state pruned'))
+    .catch((err) => log.warn({ err }, 'could not prune orphaned sandbox state'));
 
   // A client for what activities start or signal (environment locks), made on first use.
   const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);

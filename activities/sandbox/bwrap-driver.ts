@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { bwrapSeccompProgram } from './bwrap-seccomp';
 import { locateBwrap } from './locate';
+import { holdSandboxPath } from './orphans';
 import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
 import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
@@ -46,6 +47,7 @@ export class BwrapDriver implements SandboxDriver {
     const env = sandboxEnv(options.env);
     const runDir = path.join(this.opts.stateDir, 'bwrap', `run-${randomBytes(8).toString('hex')}`);
     await mkdir(runDir, { recursive: true, mode: 0o700 });
+    const release = holdSandboxPath(runDir);
     const fds: number[] = [];
     try {
       // Decision (ADR 0002): when the worker is root, bwrap itself runs as the sandbox uid on the
@@ -127,6 +129,7 @@ export class BwrapDriver implements SandboxDriver {
     } finally {
       for (const fd of fds) closeSync(fd);
       await rm(runDir, { recursive: true, force: true });
+      release();
     }
   }
 }

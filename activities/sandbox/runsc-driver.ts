@@ -8,6 +8,7 @@ import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { locateRunsc } from './locate';
+import { holdSandboxPath } from './orphans';
 import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
 import { buildOciSpec, DEFAULT_LIMITS, type SandboxLimits } from './runsc-spec';
 import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
@@ -99,6 +100,7 @@ export class RunscDriver implements SandboxDriver {
     const bundle = path.join(this.opts.stateDir, 'bundles', id);
     await mkdir(this.stateRoot, { recursive: true, mode: 0o700 });
     await mkdir(bundle, { recursive: true, mode: 0o700 });
+    const release = holdSandboxPath(bundle); // periodic orphan pruning must not take a live step's bundle
     try {
       const spec = await this.prepareBundle(bundle, options.workspace, options.artifacts, options.command, env);
       await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
@@ -120,6 +122,7 @@ export class RunscDriver implements SandboxDriver {
       // `runsc run` deletes the container when it exits normally; this covers crashes and kills.
       await this.runscCommand(['delete', '--force', id]).catch(() => undefined);
       await rm(bundle, { recursive: true, force: true });
+      release();
     }
   }
 
