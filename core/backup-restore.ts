@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ObjectStore } from './object-store';
 import { listManifests, manifestAt } from './backup-manifest';
@@ -59,4 +60,53 @@ export async function restoreToDir(o: {
     }
   }
   return { manifest, repos, postgres };
+}
+
+/** Names of the copies restores and drills make under the restores directory (restoreIdFor, `npm run restore`'s `restore-offline-…`). */
+const RESTORE_COPY_NAME = /^(restore|drill)-[0-9A-Za-z-]+$/;
+
+/** True when `<copy>/postgres` is a cluster a Postgres server runs on (someone inspects the copy). */
+async function postgresRunsOn(copy: string): Promise<boolean> {
+  const pid = Number((await fs.readFile(path.join(copy, 'postgres', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the restored copies under `restoresDir` (`<id>/repos`, `<id>/postgres`: what the restore
+ * workflow, a drill kept for inspection, or `npm run restore` left) that ended more than
+ * `olderThanMs` ago: by `finishedAt` when the restore is recorded, else by the folder's
+ * modification time. Never a copy still being written (`running`) or one a Postgres server runs on.
+ */
+export async function pruneRestoreCopies(o: {
+  restoresDir: string;
+  olderThanMs: number;
+  finishedAt: ReadonlyMap<string, Date>;
+  running: ReadonlySet<string>;
+  now?: number;
+}): Promise<{ removed: string[]; kept: number }> {
+  const now = o.now ?? Date.now();
+  const removed: string[] = [];
+  let kept = 0;
+  const entries = await fs.readdir(o.restoresDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !RESTORE_COPY_NAME.test(entry.name)) continue;
+    const copy = path.join(o.restoresDir, entry.name);
+    const endedAt = o.finishedAt.get(entry.name)?.getTime() ?? (await fs.stat(copy)).mtimeMs;
+    if (o.running.has(entry.name) || now - endedAt < o.olderThanMs || (await postgresRunsOn(copy))) {
+      kept++;
+      continue;
+    }
+    await fs.rm(copy, { recursive: true, force: true });
+    removed.push(entry.name);
+  }
+  return { removed, kept };
 }

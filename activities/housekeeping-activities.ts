@@ -1,0 +1,127 @@
+import { Context } from '@temporalio/activity';
+import type { Db } from '../core/db';
+import { pruneRestoreCopies } from '../core/backup-restore';
+import { activeRunIdsFromDb, PERIODIC_PRUNE_MIN_AGE_MS, pruneOrphanedSandboxState } from './sandbox/orphans';
+
+/** Outbox tables (migrations/): a row is handed on (or failed for good) once `started_at` is stamped. */
+export const OUTBOX_TABLES = ['push_outbox', 'webhook_outbox', 'replication_outbox'] as const;
+
+/** How long an `Idempotency-Key` is remembered (its answer replayed): 24 hours, as Stripe does. */
+export const IDEMPOTENCY_KEY_TTL_HOURS = 24;
+
+/** Rows deleted per statement: short transactions, no long lock on a busy table. */
+const BATCH = 5000;
+
+/**
+ * A restore or drill recorded as running longer than this is not running any more (its longest
+ * activity may take 6 h × 5 attempts, workflows/backup.ts); its copy is then aged like the others.
+ */
+const RESTORE_MAX_RUNNING_HOURS = 48;
+
+export interface HousekeepingDeps {
+  db: Db;
+  /** `dataPaths(config).restores`: where restores and drills put their copies. */
+  restoresDir: string;
+  /** `dataPaths(config).sandbox` and `.workspaces` of this worker. */
+  sandboxStateDir: string;
+  workspacesDir: string;
+  outboxRetentionDays: number;
+  deliveryLogRetentionDays: number;
+  /** Newest delivery-log rows each webhook keeps whatever their age. */
+  deliveryLogKeep: number;
+  restoreCopyRetentionDays: number;
+}
+
+/** Rows deleted per table; `idempotency_keys: null` when that table does not exist (yet). */
+export type RowsPruned = Record<(typeof OUTBOX_TABLES)[number] | 'webhook_deliveries', number> & { idempotency_keys: number | null };
+
+export interface SandboxPruned {
+  removed: number;
+}
+
+/** What one round of housekeeping did; `failed` names each part that failed and why. */
+export interface HousekeepingResult {
+  rows?: RowsPruned;
+  restoreCopies?: { removed: string[]; kept: number };
+  sandbox?: SandboxPruned;
+  failed: string[];
+}
+
+const DAY_SECONDS = 86_400;
+
+/** Activities of the hourly housekeeping (workflows/maintenance.ts). Each is safe to run again. */
+export function createHousekeepingActivities(deps: HousekeepingDeps) {
+  const { db } = deps;
+
+  /** Runs a `DELETE … WHERE ctid = ANY(ARRAY(SELECT ctid … LIMIT $batch))` until a batch comes back short. */
+  async function deleteInBatches(table: string, where: string, params: unknown[]): Promise<number> {
+    const sql = `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${table} d WHERE ${where} LIMIT ${BATCH}))`;
+    let total = 0;
+    for (;;) {
+      const n = (await db.query(sql, params)).rowCount ?? 0;
+      total += n;
+      Context.current().heartbeat(`${table}: ${total}`);
+      if (n < BATCH) return total;
+    }
+  }
+
+  return {
+    /**
+     * Outbox rows handed on more than the outbox retention ago (pending rows stay whatever their
+     * age: they are pushes still to start); delivery-log rows older than their retention beyond
+     * each webhook's newest `deliveryLogKeep`; idempotency keys older than 24 hours.
+     */
+    async pruneRows(): Promise<RowsPruned> {
+      const counts: Partial<RowsPruned> = {};
+      for (const table of OUTBOX_TABLES) {
+        counts[table] = await deleteInBatches(table, 'd.started_at < now() - make_interval(secs => $1)', [deps.outboxRetentionDays * DAY_SECONDS]);
+      }
+      // The keep-N bound: a row may go when its id is at most the id of its hook's (N+1)-th newest
+      // row (none: the hook has at most N, all stay); webhook_deliveries_by_hook serves it.
+      counts.webhook_deliveries = await deleteInBatches(
+        'webhook_deliveries',
+        `d.finished_at < now() - make_interval(secs => $1)
+         AND d.id <= (SELECT k.id FROM webhook_deliveries k WHERE k.webhook_id = d.webhook_id ORDER BY k.id DESC OFFSET $2 LIMIT 1)`,
+        [deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep],
+      );
+      // The table comes with the api's Idempotency-Key support (migrations/0012); until then, nothing to do.
+      const present = (await db.query<{ present: boolean }>(`SELECT to_regclass('idempotency_keys') IS NOT NULL AS present`)).rows[0]!.present;
+      counts.idempotency_keys = present
+        ? await deleteInBatches('idempotency_keys', 'd.created_at < now() - make_interval(hours => $1)', [IDEMPOTENCY_KEY_TTL_HOURS])
+        : null;
+      return counts as RowsPruned;
+    },
+
+    /** Restore copies (`<restoresDir>/<id>`) that ended more than the retention ago; see pruneRestoreCopies. */
+    async pruneRestoreCopies(): Promise<{ removed: string[]; kept: number }> {
+      const rows = (
+        await db.query<{ id: string; status: string; finished_at: Date | null; running_long: boolean }>(
+          `SELECT id, status, finished_at, started_at < now() - make_interval(hours => $1) AS running_long FROM restores`,
+          [RESTORE_MAX_RUNNING_HOURS],
+        )
+      ).rows;
+      const running = new Set(rows.filter((r) => r.status === 'running' && !r.running_long).map((r) => r.id));
+      const finishedAt = new Map(rows.filter((r) => r.finished_at).map((r) => [r.id, r.finished_at!]));
+      const result = await pruneRestoreCopies({ restoresDir: deps.restoresDir, olderThanMs: deps.restoreCopyRetentionDays * DAY_SECONDS * 1000, finishedAt, running });
+      // The api answers a restore's `dir`; once the copy is gone there is none to point at.
+      if (result.removed.length) await db.query('UPDATE restores SET dir = NULL WHERE id = ANY($1)', [result.removed]);
+      return result;
+    },
+
+    /**
+     * Sandbox state no step of this worker owns (bundles, bubblewrap runs, workspaces of ended runs,
+     * runsc containers) untouched for longer than any step may run; the same pruning as at worker start.
+     */
+    async pruneSandboxState(): Promise<SandboxPruned> {
+      const r = await pruneOrphanedSandboxState({
+        stateDir: deps.sandboxStateDir,
+        workspacesDir: deps.workspacesDir,
+        olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS,
+        activeRunIds: activeRunIdsFromDb(db),
+      });
+      return { removed: r.containers.length + r.bundles.length + r.bwrapRuns.length + r.workspaces.length };
+    },
+  };
+}
+
+export type HousekeepingActivities = ReturnType<typeof createHousekeepingActivities>;
