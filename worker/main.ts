@@ -11,6 +11,7 @@ import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
+import { createHousekeepingActivities } from '../activities/housekeeping-activities';
 import { createBackupActivities } from '../activities/backup-activities';
 import { createReplicationActivities } from '../activities/replication-activities';
 import { backupStore } from '../core/backup-store';
@@ -68,6 +69,16 @@ async function main(): Promise<void> {
         timeoutMs: config.webhookTimeoutSeconds * 1000,
       }),
       ...createMaintenanceActivities({ db, reposDir: paths.repos }),
+      ...createHousekeepingActivities({
+        db,
+        restoresDir: paths.restores,
+        sandboxStateDir: paths.sandbox,
+        workspacesDir: paths.workspaces,
+        outboxRetentionDays: config.outboxRetentionDays,
+        deliveryLogRetentionDays: config.deliveryLogRetentionDays,
+        deliveryLogKeep: config.deliveryLogKeep,
+        restoreCopyRetentionDays: config.restoreCopyRetentionDays,
+      }),
       ...createBackupActivities({
         db,
         store: backupStore(config),
