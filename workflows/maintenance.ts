@@ -1,4 +1,5 @@
-import { executeChild, isCancellation, proxyActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import { executeChild, isCancellation, log, patched, proxyActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import type { HousekeepingActivities, HousekeepingResult } from '../activities/housekeeping-activities';
 import type { MaintenanceActivities } from '../activities/maintenance-activities';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE, type RepoTarget } from '../core/run-types';
 
@@ -9,13 +10,54 @@ const maintenance = proxyActivities<MaintenanceActivities>({
   retry: { initialInterval: '10 seconds', maximumAttempts: 3 },
 });
 
+// Deletions go in batches with a heartbeat after each, so a worker lost mid-way is noticed soon;
+// every part is safe to run again.
+const housekeeping = proxyActivities<HousekeepingActivities>({
+  taskQueue: ORCHESTRATION_QUEUE,
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '10 seconds', maximumAttempts: 3 },
+});
+
 /** Maintenance of one repository (started after many pushes, or by the sweep). */
 export async function repoMaintenance(target: RepoTarget): Promise<{ pushesCovered: number }> {
   return maintenance.maintainRepo(target);
 }
 
-/** The scheduled sweep: every repository that changed since its last maintenance, one after another. */
-export async function maintenanceSweep(): Promise<{ repos: number }> {
+const failure = (err: unknown) => ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+
+/**
+ * Housekeeping of a long-running platform, its parts side by side: outbox, delivery-log and
+ * idempotency-key rows past their retention, restore copies no longer needed, sandbox state no
+ * step owns any more. A part that fails is named in the result (and retried next hour); it stops
+ * neither the others nor the repacks.
+ */
+async function housekeep(): Promise<HousekeepingResult> {
+  const result: HousekeepingResult = { failed: [] };
+  const part = async <K extends 'rows' | 'restoreCopies' | 'sandbox'>(name: K, run: () => Promise<HousekeepingResult[K]>) => {
+    try {
+      result[name] = await run();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('a housekeeping part failed', { part: name, error: failure(err) });
+      result.failed.push(`${name}: ${failure(err)}`);
+    }
+  };
+  await Promise.all([
+    part('rows', () => housekeeping.pruneRows()),
+    part('restoreCopies', () => housekeeping.pruneRestoreCopies()),
+    part('sandbox', () => housekeeping.pruneSandboxState()),
+  ]);
+  return result;
+}
+
+/**
+ * The scheduled sweep (`dotgit-maintenance`, hourly): housekeeping, and beside it every repository
+ * that changed since its last maintenance, one after another.
+ */
+export async function maintenanceSweep(): Promise<{ repos: number; housekeeping?: HousekeepingResult }> {
+  // Added after the first sweeps ran, hence patched: their histories replay without it.
+  const housekept = patched('maintenance-housekeeping') ? housekeep() : undefined;
   const targets = await maintenance.listReposNeedingMaintenance({ limit: 500 });
   for (const target of targets) {
     try {
@@ -30,5 +72,5 @@ export async function maintenanceSweep(): Promise<{ repos: number }> {
       if (isCancellation(err)) throw err;
     }
   }
-  return { repos: targets.length };
+  return { repos: targets.length, ...(housekept ? { housekeeping: await housekept } : {}) };
 }

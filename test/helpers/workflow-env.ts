@@ -16,3 +16,18 @@ export async function startWorkflowTestEnv(): Promise<TestWorkflowEnvironment> {
     server: { executable: { type: 'existing-path', path: cli.cliPath }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
   });
 }
+
+/**
+ * Registers beforeAll/afterAll for a file's workflow tests and returns a getter of the environment
+ * (set once beforeAll has run).
+ */
+export function useWorkflowTestEnv(): () => TestWorkflowEnvironment {
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    env = await startWorkflowTestEnv();
+  }, 120_000);
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return () => env!;
+}
