@@ -113,8 +113,14 @@ const configSchema = z.object({
   ),
   /** `DOTGIT_RATE_LIMITS` — JSON of per-class limits and per-tenant overrides (see README); unset = the defaults. */
   rateLimits: z.unknown(),
-  /** `DOTGIT_RATE_LIMIT_FAIL` — when Redis cannot answer within 100 ms: `open` (allow) or `closed` (503). Default `open`. */
+  /** `DOTGIT_RATE_LIMIT_FAIL` — when Redis cannot answer within `DOTGIT_GATEWAY_REDIS_TIMEOUT_MS`: `open` (allow) or `closed` (503). Default `open`. */
   rateLimitFail: z.enum(['open', 'closed']),
+  /**
+   * `DOTGIT_GATEWAY_REDIS_TIMEOUT_MS` — the longest any Redis call on a gateway request's path (rate
+   * limits, revocation tombstones, failed-authentication counts) may take; then the request fails
+   * open or closed as `DOTGIT_RATE_LIMIT_FAIL` says. Default 100.
+   */
+  gatewayRedisTimeoutMs: z.coerce.number().int().min(10).max(10_000),
   /** `DOTGIT_OBJECT_STORE` — `fs` (files under the data dir) or `s3`; where artifacts, logs and LFS objects live. Default `fs`. */
   objectStore: objectStoreSchema,
   /** `DOTGIT_TOKEN_CACHE_TTL` — seconds the gateway keeps an API token lookup in memory (revocation still acts at once); 0 = off. Default 60. */
@@ -232,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     objectStore: objectStoreEnv(env),
     rateLimits: parseJsonEnv('DOTGIT_RATE_LIMITS', env.DOTGIT_RATE_LIMITS, undefined),
     rateLimitFail: env.DOTGIT_RATE_LIMIT_FAIL ?? 'open',
+    gatewayRedisTimeoutMs: env.DOTGIT_GATEWAY_REDIS_TIMEOUT_MS ?? '100',
     tlsCert: env.DOTGIT_TLS_CERT || undefined,
     tlsKey: env.DOTGIT_TLS_KEY || undefined,
     tlsPort: env.DOTGIT_TLS_PORT ?? '8443',
