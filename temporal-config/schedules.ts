@@ -1,6 +1,10 @@
 /** Temporal Schedules the platform keeps (created idempotently by the worker at start). */
 
-/** Repacks (bitmaps, commit-graph) every repository that changed since its last maintenance. */
+/**
+ * Repacks (bitmaps, commit-graph) every repository that changed since its last maintenance, and
+ * housekeeps beside it: outbox, delivery-log and idempotency-key rows past their retention, restore
+ * copies no longer needed, orphaned sandbox state (activities/housekeeping-activities.ts).
+ */
 export const MAINTENANCE_SCHEDULE = {
   id: 'dotgit-maintenance',
   every: '1h',
