@@ -34,6 +34,9 @@ export interface Producer {
   kill(): void;
 }
 
+/** Output of a failed upload-pack up to this size is its error answer; more is a pack cut short. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
+
 const outcomes = new client.Counter({ name: 'dotgit_pack_cache_requests_total', help: 'upload-pack responses by where they came from', labelNames: ['outcome'] });
 const spawned = new client.Counter({ name: 'dotgit_upload_pack_processes_total', help: 'git upload-pack processes started for fetches' });
 
@@ -42,6 +45,8 @@ class Production extends EventEmitter {
   size = 0;
   done = false;
   failure: Error | undefined;
+  /** The whole answer of a git that refused the request (its ERR pkt-line): sent as is, never cached. */
+  refusal: Buffer | undefined;
   constructor(readonly file: string) {
     super();
     this.setMaxListeners(0);
@@ -161,6 +166,14 @@ export class PackCache {
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
         production.size = (await fs.stat(tmp)).size;
         if (code !== 0) {
+          // git's own refusal ("ERR upload-pack: not our ref …") is a complete answer the client
+          // understands: send it whole (git http-backend does the same), but never as a cached pack.
+          if (production.size > 0 && production.size <= MAX_REFUSAL_BYTES) {
+            production.refusal = await fs.readFile(tmp);
+            production.done = true;
+            await fs.rm(tmp, { force: true });
+            return;
+          }
           const why = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
           throw new InputError(`git upload-pack refused the request: ${why.replace(/^fatal: /, '').slice(0, 300)}`);
         }
@@ -233,6 +246,11 @@ async function follow(p: Production, res: Response, contentType: string): Promis
   let position = 0;
   try {
     for (;;) {
+      if (p.refusal) {
+        if (position === 0) res.setHeader('Content-Type', contentType);
+        res.end(p.refusal.subarray(position));
+        return;
+      }
       if (p.failure && position === 0) throw p.failure;
       if (p.failure) {
         res.destroy(p.failure);
