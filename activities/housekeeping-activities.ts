@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import client from 'prom-client';
 import type { Db } from '../core/db';
 import { pruneRestoreCopies } from '../core/backup-restore';
 import { activeRunIdsFromDb, PERIODIC_PRUNE_MIN_AGE_MS, pruneOrphanedSandboxState } from './sandbox/orphans';
@@ -17,6 +18,12 @@ const BATCH = 5000;
  * activity may take 6 h × 5 attempts, workflows/backup.ts); its copy is then aged like the others.
  */
 const RESTORE_MAX_RUNNING_HOURS = 48;
+
+const removedTotal = new client.Counter({
+  name: 'dotgit_housekeeping_removed_total',
+  help: 'What the hourly housekeeping removed: rows per table, restore copies, sandbox state',
+  labelNames: ['what'],
+});
 
 export interface HousekeepingDeps {
   db: Db;
@@ -89,6 +96,7 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
       counts.idempotency_keys = present
         ? await deleteInBatches('idempotency_keys', 'd.created_at < now() - make_interval(hours => $1)', [IDEMPOTENCY_KEY_TTL_HOURS])
         : null;
+      for (const [table, n] of Object.entries(counts)) if (n) removedTotal.inc({ what: table }, n);
       return counts as RowsPruned;
     },
 
@@ -105,6 +113,7 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
       const result = await pruneRestoreCopies({ restoresDir: deps.restoresDir, olderThanMs: deps.restoreCopyRetentionDays * DAY_SECONDS * 1000, finishedAt, running });
       // The api answers a restore's `dir`; once the copy is gone there is none to point at.
       if (result.removed.length) await db.query('UPDATE restores SET dir = NULL WHERE id = ANY($1)', [result.removed]);
+      removedTotal.inc({ what: 'restore_copies' }, result.removed.length);
       return result;
     },
 
@@ -119,7 +128,9 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
         olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS,
         activeRunIds: activeRunIdsFromDb(db),
       });
-      return { removed: r.containers.length + r.bundles.length + r.bwrapRuns.length + r.workspaces.length };
+      const removed = r.containers.length + r.bundles.length + r.bwrapRuns.length + r.workspaces.length;
+      removedTotal.inc({ what: 'sandbox_state' }, removed);
+      return { removed };
     },
   };
 }

@@ -248,3 +248,12 @@ test('orphaned sandbox bundles and workspaces untouched for 6 hours are removed;
   expect(Object.fromEntries(Object.entries(sandbox).map(([k, p]) => [k, existsSync(p)]))).toEqual({ oldBundle: false, newBundle: true, oldWorkspace: false, newWorkspace: true });
   expect(sweep.housekeeping!.sandbox!.removed).toBeGreaterThanOrEqual(2);
 });
+
+test('what housekeeping removed is counted on the worker\'s /metrics', async () => {
+  const text = await (await fetch(`http://127.0.0.1:${platformInfo().workerPort}/metrics`)).text();
+  const counted = (what: string) => Number(new RegExp(`^dotgit_housekeeping_removed_total\\{what="${what}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  expect(counted('push_outbox')).toBeGreaterThanOrEqual(1);
+  expect(counted('webhook_deliveries')).toBeGreaterThanOrEqual(55);
+  expect(counted('restore_copies')).toBeGreaterThanOrEqual(3);
+  expect(counted('sandbox_state')).toBeGreaterThanOrEqual(2);
+});
