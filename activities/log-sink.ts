@@ -28,14 +28,12 @@ export class LogSink {
     private readonly job: string,
     private readonly step: string,
     filePath: string,
-    /** Applied to every line before it is stored or streamed (secret masking). */
-    private readonly filter: (line: string) => string = (line) => line,
   ) {
     this.file = createWriteStream(filePath);
   }
 
-  line(stream: 'stdout' | 'stderr', raw: string): void {
-    const text = this.filter(raw);
+  /** One line, already masked (the sandbox masks secrets before it cuts lines). */
+  line(stream: 'stdout' | 'stderr', text: string): void {
     if (!this.capped) {
       this.logBytes += Buffer.byteLength(text) + 1;
       if (this.logBytes > MAX_STEP_LOG_BYTES) {

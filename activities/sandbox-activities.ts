@@ -111,7 +111,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
-        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, (line) => masker.mask(line));
+        // The sandbox masks its output before cutting long lines (a secret across a cut stays whole);
+        // dotgit's own notes never hold secret values.
+        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile);
         let result: StepResult;
         try {
           if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
@@ -123,6 +125,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             env: stepEnv(input, secrets),
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
+            workspaceBytes: deps.workspaceTmpfsBytes && !tmpfsUnavailable ? deps.workspaceTmpfsBytes : 0,
+            mask: masker,
             onLine: (stream, line) => sink.line(stream, line),
             signal: ctx.cancellationSignal,
           });
@@ -211,7 +215,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     if (result.exitCode === 0 && !result.cancelled && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
     const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
     await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
-    const status = result.cancelled ? 'cancelled' : result.exitCode === 0 ? 'success' : 'failure';
+    const status = result.cancelled ? 'cancelled' : result.exitCode === 0 && !result.timedOut ? 'success' : 'failure';
     await db.query(
       `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
       [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],

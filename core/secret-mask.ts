@@ -14,6 +14,8 @@ const MIN_ENCODED_LENGTH = 6;
  */
 export class SecretMasker {
   private readonly pattern: RegExp | undefined;
+  /** Length of the longest text replaced: a cut of a stream this far from its end can split no secret. */
+  readonly longest: number;
 
   constructor(values: Iterable<string>) {
     const forms = new Set<string>();
@@ -25,10 +27,16 @@ export class SecretMasker {
     // Longest first, so a form that contains another is replaced whole.
     const sorted = [...forms].sort((a, b) => b.length - a.length);
     this.pattern = sorted.length ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : undefined;
+    this.longest = sorted[0]?.length ?? 0;
   }
 
   mask(line: string): string {
     return this.pattern ? line.replace(this.pattern, MASK) : line;
+  }
+
+  /** Where `mask` would replace, as [start, end) pairs, left to right. */
+  spans(text: string): [number, number][] {
+    return this.pattern ? [...text.matchAll(this.pattern)].map((m) => [m.index, m.index + m[0].length]) : [];
   }
 }
 

@@ -102,7 +102,7 @@ export class RunscDriver implements SandboxDriver {
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     const release = holdSandboxPath(bundle); // periodic orphan pruning must not take a live step's bundle
     try {
-      const spec = await this.prepareBundle(bundle, options.workspace, options.artifacts, options.command, env);
+      const spec = await this.prepareBundle(bundle, options, env);
       await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
       return await supervise(
         options,
@@ -126,7 +126,7 @@ export class RunscDriver implements SandboxDriver {
     }
   }
 
-  private async prepareBundle(bundle: string, workspace: string, artifacts: string | undefined, command: string, env: Record<string, string>) {
+  private async prepareBundle(bundle: string, { workspace, artifacts, command, workspaceBytes = 0 }: SandboxRunOptions, env: Record<string, string>) {
     const rootfs = path.join(bundle, 'rootfs');
     const etcDir = path.join(bundle, 'etc');
     const toolchain = toolchainEntries();
@@ -154,7 +154,9 @@ export class RunscDriver implements SandboxDriver {
       artifacts,
       uid: SANDBOX_UID,
       gid: SANDBOX_GID,
-      limits: this.limits,
+      // A tmpfs workspace's pages are charged to this sandbox's memory cgroup (the gofer writes
+      // them): without room for them, a full workspace is an OOM kill (137), not ENOSPC.
+      limits: { ...this.limits, memoryBytes: this.limits.memoryBytes + workspaceBytes },
     });
   }
 }

@@ -3,6 +3,8 @@
  * except a read-only toolchain, and no network unless asked. Implementations: gVisor `runsc`
  * (default), bubblewrap (fallback), and `none` (development only, insecure).
  */
+import type { LineMask } from './line-splitter';
+
 export interface SandboxRunOptions {
   /** Host directory mounted read-write at /workspace; the command's working directory. */
   workspace: string;
@@ -12,10 +14,19 @@ export interface SandboxRunOptions {
   command: string;
   /** Environment of the command; nothing of the host's environment leaks in. */
   env: Record<string, string>;
-  /** Wall-clock limit; on expiry the command gets SIGTERM, then SIGKILL after a short grace period. */
+  /** Wall-clock limit; on expiry the command gets SIGTERM, then SIGKILL after a short grace period.
+   * A timed-out step exits 124 (as coreutils `timeout`), or 137 when it needed SIGKILL. */
   timeoutMs: number;
   /** `none` (default): loopback only, in a namespace of its own. `isolated`: own network namespace. */
   network?: 'none' | 'isolated';
+  /**
+   * Bytes of the workspace that count against the sandbox's memory: a tmpfs workspace's size cap.
+   * Its pages are charged to the sandbox's memory cgroup, so the runsc driver raises the memory
+   * limit by this much; a full workspace is then the shell's ENOSPC, not an OOM kill (exit 137).
+   */
+  workspaceBytes?: number;
+  /** Secret masking applied to each line before it is cut to the maximum line length, so no secret is split unmasked. */
+  mask?: LineMask;
   /** Called once per output line (without the newline), in order, as the command prints it. */
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
   /** Aborting kills the command (SIGTERM, grace period, SIGKILL). */

@@ -25,11 +25,13 @@ export interface SuperviseOptions {
 
 /** Exit code reported when the step was cancelled before it started. 143 = killed by SIGTERM. */
 const NOT_STARTED_EXIT = 128 + constants.signals.SIGTERM;
+/** Exit code of a step stopped by its timeout that ended on SIGTERM, whatever it exited with (coreutils `timeout` answers the same). */
+export const TIMED_OUT_EXIT = 124;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function supervise(
-  opts: Pick<SandboxRunOptions, 'timeoutMs' | 'onLine' | 'signal'>,
+  opts: Pick<SandboxRunOptions, 'timeoutMs' | 'onLine' | 'signal' | 'mask'>,
   start: () => ChildProcess,
   hooks: StopHooks,
   { graceMs = 3000, drainMs = 2000 }: SuperviseOptions = {},
@@ -46,8 +48,8 @@ export async function supervise(
       callbackError = err;
     }
   };
-  const out = new LineSplitter(deliver('stdout'));
-  const err = new LineSplitter(deliver('stderr'));
+  const out = new LineSplitter(deliver('stdout'), undefined, opts.mask);
+  const err = new LineSplitter(deliver('stderr'), undefined, opts.mask);
 
   const child = start();
   child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
@@ -94,7 +96,10 @@ export async function supervise(
     if (stopping) await stopping;
     if (callbackError !== undefined) throw callbackError;
     const exitCode = code ?? 128 + (signal ? constants.signals[signal] : constants.signals.SIGKILL);
-    return { exitCode, timedOut: cause === 'timeout', cancelled: cause === 'abort' };
+    // A timeout is a failure even when the step catches SIGTERM and exits 0 (issue 10).
+    const forced = exitCode === 128 + constants.signals.SIGKILL;
+    if (cause === 'timeout') return { exitCode: forced ? exitCode : TIMED_OUT_EXIT, timedOut: true, cancelled: false };
+    return { exitCode, timedOut: false, cancelled: cause === 'abort' };
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
