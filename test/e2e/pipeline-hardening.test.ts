@@ -4,6 +4,7 @@ import { platformInfo } from '../harness/platform-info';
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 import { isAlive, pidsMatching } from '../helpers/procs';
+import { readSse } from '../helpers/sse';
 import { DEFAULT_LIMITS } from '../../activities/sandbox/runsc-spec';
 
 // The pipeline language's step controls and the sandbox's limits on the real platform (runsc):
@@ -157,3 +158,49 @@ test("a job's workspace is a size-capped tmpfs on the worker, mounted for the jo
   expect(tmpfsUnder().some((f) => f[1] === mount![1])).toBe(false);
   expect(existsSync(mount![1])).toBe(false);
 });
+
+// Issue 10: a secret across the 64 KiB line cut, a timed-out step that exits 0, a full workspace.
+
+test('a secret printed across the 64 KiB line cut is masked in the stored log and the live stream', async () => {
+  const secret = 'tok-straddle-9f8e7d6c5b4a';
+  expect((await api('PUT', `/api/v1/repos/${owner.tenant}/${repo}/secrets/STRADDLE`, { token: owner.token, body: { value: secret } })).status).toBe(204);
+  const id = await pushPipeline(
+    'jobs:\n  leak:\n    secrets: [STRADDLE]\n    steps:\n      - name: print\n        run: |\n' +
+      `          node -e 'process.stdout.write("x".repeat(65531) + process.env.STRADDLE + "\\n")'\n`,
+    'straddling secret',
+  );
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('success');
+  const log = await logsOf(id, 'leak', 'print');
+  expect(log).toContain('***');
+  const live = await readSse(`${platformInfo().gatewayUrl}/api/v1/runs/${encodeURIComponent(id)}/events`, { token: owner.token });
+  const liveText = live.events.filter((e) => e.event === 'log').map((e) => e.data.line).join('\n');
+  expect(liveText).toContain('***');
+  for (const text of [log, liveText]) for (const piece of ['tok-str', 'straddle-9f', '5b4a']) expect(text).not.toContain(piece);
+});
+
+test('a step that exits 0 on SIGTERM after its timeout fails (exit 124) and the next step does not run', async () => {
+  const id = await pushPipeline(
+    "jobs:\n  slow:\n    steps:\n      - name: wait\n        timeout: 3s\n        run: |\n          trap 'exit 0' TERM\n          echo begun\n          sleep 30 &\n          wait\n      - name: after\n        run: echo after-ran\n",
+    'timeout trap',
+  );
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('failure');
+  expect(run.steps).toEqual([
+    expect.objectContaining({ name: 'wait', status: 'failure', exitCode: 124 }),
+    expect.objectContaining({ name: 'after', status: 'skipped' }),
+  ]);
+  expect(await logsOf(id, 'slow', 'wait')).toContain('dotgit: step timed out');
+});
+
+test('filling the tmpfs workspace fails the step with "No space left on device", not exit 137', async () => {
+  const id = await pushPipeline(
+    'jobs:\n  fill:\n    steps:\n      - name: dd\n        run: dd if=/dev/zero of=big bs=1M count=2200\n',
+    'fill the workspace',
+  );
+  const run = await waitForRun(id, owner.token);
+  expect(run.status).toBe('failure');
+  expect(run.steps[0].exitCode).not.toBe(137);
+  expect(run.steps[0].exitCode).toBe(1);
+  expect(await logsOf(id, 'fill', 'dd')).toMatch(/No space left on device/);
+}, 180_000);
