@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../core/db';
 import { repoGenerationKey, type Redis } from '../core/redis';
 import { inTransaction } from '../core/db';
@@ -15,15 +16,27 @@ export interface OrchestrationDeps {
 /** Light activities of the pipeline workflow: parsing the pipeline file and recording state in Postgres. */
 export function createOrchestrationActivities({ db, reposDir, redis }: OrchestrationDeps) {
   return {
-    /** Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so the run fails cleanly. */
+    /**
+     * Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so
+     * the run fails at once with the line and problem as its message. Only reading can fail for
+     * reasons worth retrying (git unreachable); parsing fails the same way every time, so never.
+     */
     async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
+      let text: string | undefined;
       try {
-        const text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
-        if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
+        text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
+      } catch (err) {
+        if (err instanceof FileTooLargeError) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${err.message}` };
+        throw err;
+      }
+      if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
+      try {
         return { ok: true, spec: parsePipeline(text) };
       } catch (err) {
-        if (err instanceof PipelineSpecError || err instanceof FileTooLargeError) return { ok: false, message: err.message };
-        throw err;
+        if (err instanceof PipelineSpecError) return { ok: false, message: err.message };
+        // parsePipeline turns every problem of the file into a PipelineSpecError; anything else is a
+        // defect here, and the same on every attempt: fail the activity at once rather than 20 times.
+        throw ApplicationFailure.nonRetryable(`${PIPELINE_PATH}: ${err instanceof Error ? err.message : String(err)}`, 'PipelineParseFailure');
       }
     },
 

@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { Composer, LineCounter, Parser, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, type CST, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
@@ -10,25 +10,66 @@ const MAX_JOBS = 100;
 const MAX_STEPS = 100;
 /** A step may run at most this long; the activity's own limit sits above it (workflows/pipeline.ts). */
 export const MAX_STEP_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+/** Below a second the sandbox cannot even start, so a shorter timeout is a mistake, not a limit. */
+export const MIN_STEP_TIMEOUT_MS = 1000;
+/**
+ * Limits on the YAML itself, checked before anything is built from it, so a hostile file (alias
+ * bomb, deep nesting) costs little and fails with a line. Each is far above what a real file needs.
+ */
+export const YAML_LIMITS = {
+  /** Collection nesting; the deepest legal path (jobs.x.steps.0.env.X) is 6 levels. */
+  depth: 32,
+  anchors: 100,
+  aliases: 1000,
+  /** The file's size with every alias replaced by what it names (billion laughs stops here). */
+  expandedBytes: 512 * 1024,
+} as const;
+/** Per step / per job list limits. */
+const MAX_ENV_VARS = 100;
+const MAX_LIST = 100;
+
+/** C0 controls and DEL other than tab and newline: a NUL cuts a command short, the rest only hide what runs. */
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
+const noControls = (s: string, ctx: z.RefinementCtx) => {
+  const c = CONTROL.exec(s);
+  if (c) ctx.addIssue({ code: 'custom', message: `control character U+${c[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at offset ${c.index}; only tab and newline are allowed` });
+};
+const text = (max: number) => z.string().max(max).superRefine(noControls);
+
+/**
+ * Names every JavaScript object already answers to (`__proto__`, `constructor`, `toString`…):
+ * a job or environment with one of them would vanish or collide wherever names key an object.
+ */
+const RESERVED_NAMES = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+const notReserved = (n: string) => !RESERVED_NAMES.has(n);
+const reservedMessage = 'is reserved (a name every JavaScript object carries)';
+const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
 
 const duration = z
-  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 30s, 5m or 1h')])
+  .union([z.number(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 30s, 5m or 1h')])
   .transform((v) => (typeof v === 'number' ? v * 1000 : parseDuration(v)))
-  .refine((ms) => ms <= MAX_STEP_TIMEOUT_MS, 'at most 2h');
+  .pipe(z.number().min(MIN_STEP_TIMEOUT_MS, 'at least 1s').max(MAX_STEP_TIMEOUT_MS, 'at most 2h'));
 
 const stepSchema = z.strictObject({
-  name: z.string().min(1).max(100).regex(/^[^\x00-\x1f/]+$/, 'no control characters or "/"').optional(),
-  run: z.string().min(1, 'run must not be empty').max(64 * 1024),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
+  name: z.string().min(1).max(100).regex(/^[^\x00-\x1f\x7f/]+$/, 'no control characters or "/"').optional(),
+  run: text(64 * 1024).min(1, 'run must not be empty'),
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, 'an environment variable name (letters, digits and _, not starting with a digit)'),
+      z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(text(64 * 1024)),
+    )
+    .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} variables`)
+    .optional(),
   timeout: duration.optional(),
   retry: z.number().int().min(0).max(10).optional(),
 });
 
 const jobSchema = z.strictObject({
-  needs: z.array(z.string()).optional(),
+  needs: z.array(z.string().regex(JOB_NAME, 'a job name')).max(MAX_JOBS).optional(),
   steps: z.array(stepSchema).min(1, 'a job needs at least one step').max(MAX_STEPS, `at most ${MAX_STEPS} steps per job`),
-  artifacts: z.array(z.string().min(1)).optional(),
-  secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
+  artifacts: z.array(text(1024).min(1)).max(MAX_LIST, `at most ${MAX_LIST} artifacts`).optional(),
+  secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
 });
 
@@ -39,19 +80,25 @@ const environmentSchema = z.strictObject({
   approval: z.boolean().optional(),
   deploy: z.array(stepSchema).min(1, 'an environment needs at least one deploy step').max(MAX_STEPS, `at most ${MAX_STEPS} steps`),
   rollback: z.array(stepSchema).max(MAX_STEPS, `at most ${MAX_STEPS} steps`).optional(),
-  secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
+  secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
 });
 
-const patterns = z.array(z.string().min(1).max(255)).max(100);
+const patterns = z.array(text(255).min(1)).max(100);
 const fileSchema = z.strictObject({
   on: z
     .strictObject({ push: z.strictObject({ branches: patterns.optional(), tags: patterns.optional() }).nullish() })
     .optional(),
   jobs: z
-    .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'job names use letters, digits, _ and -'), jobSchema)
+    .record(z.string().regex(JOB_NAME, 'job names use letters, digits, _ and -').refine(notReserved, `this job name ${reservedMessage}`), jobSchema)
+    .refine((jobs) => Object.keys(jobs).length >= 1, 'at least one job is needed')
     .refine((jobs) => Object.keys(jobs).length <= MAX_JOBS, `at most ${MAX_JOBS} jobs`),
-  environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names use letters, digits, _ and -'), environmentSchema).optional(),
+  environments: z
+    .record(
+      z.string().regex(ENVIRONMENT_NAME, 'environment names use letters, digits, _ and -').refine(notReserved, `this environment name ${reservedMessage}`),
+      environmentSchema,
+    )
+    .optional(),
 });
 
 export interface StepSpec {
@@ -99,15 +146,16 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
-function nodeAt(root: Node | null, path: PropertyKey[]): Node | null {
+/** The node at `path` (or the deepest one that exists); with `key`, the last step's key rather than its value. */
+function nodeAt(root: Node | null, path: PropertyKey[], key = false): Node | null {
   let node: Node | null = root;
-  for (const key of path) {
+  for (const [i, segment] of path.entries()) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === key);
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === segment);
       if (!pair) return node;
-      node = (pair.value as Node | null) ?? (pair.key as Node);
-    } else if (isSeq(node) && typeof key === 'number') {
-      const item = node.items[key] as Node | undefined;
+      node = key && i === path.length - 1 ? (pair.key as Node) : ((pair.value as Node | null) ?? (pair.key as Node));
+    } else if (isSeq(node) && typeof segment === 'number') {
+      const item = node.items[segment] as Node | undefined;
       if (!item) return node;
       node = item;
     } else return node;
@@ -115,24 +163,130 @@ function nodeAt(root: Node | null, path: PropertyKey[]): Node | null {
   return node;
 }
 
-/** Parses and validates a pipeline file. Throws PipelineSpecError with line and column. */
-export function parsePipeline(text: string): PipelineSpec {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const pos = e.linePos?.[0];
-    throw new PipelineSpecError(`${PIPELINE_PATH}:${pos?.line ?? 1}:${pos?.col ?? 1}: ${e.message.split('\n')[0]}`, pos?.line, pos?.col);
+/** Where in the file: `offset` into the text, as line and column. */
+function failAtOffset(lc: LineCounter, offset: number, message: string): never {
+  const { line, col } = lc.linePos(offset);
+  throw new PipelineSpecError(`${PIPELINE_PATH}:${line}:${col}: ${message}`, line, col);
+}
+
+/**
+ * Parses the file into its concrete syntax tree and checks it before any node is built: one
+ * document, nesting at most YAML_LIMITS.depth. The CST parser keeps its own stack and this walk an
+ * explicit one, so even 100 000 nested brackets cost no call stack (the composer would recurse).
+ */
+function syntaxTree(text: string, lc: LineCounter): CST.Token[] {
+  const tokens = [...new Parser(lc.addNewLine).parse(text)];
+  let documents = 0;
+  for (const token of tokens) {
+    if (token.type !== 'document') continue;
+    if (++documents > 1) failAtOffset(lc, token.offset, 'only one YAML document is allowed in the pipeline file (this "---" starts a second)');
+    const stack: [CST.Token, number][] = token.value ? [[token.value, 1]] : [];
+    for (let next = stack.pop(); next; next = stack.pop()) {
+      const [node, depth] = next;
+      if (node.type !== 'block-map' && node.type !== 'block-seq' && node.type !== 'flow-collection') continue;
+      if (depth > YAML_LIMITS.depth) failAtOffset(lc, node.offset, `the file nests too deeply (at most ${YAML_LIMITS.depth} levels)`);
+      for (const item of node.items as CST.CollectionItem[]) {
+        if (item.key) stack.push([item.key, depth + 1]);
+        if (item.value) stack.push([item.value, depth + 1]);
+      }
+    }
   }
-  const parsed = fileSchema.safeParse(doc.toJS());
+  return tokens;
+}
+
+/**
+ * Checks anchors and aliases before the document becomes plain values: every alias names an
+ * anchor defined before it (and not around it), at most YAML_LIMITS.anchors/aliases of each, and
+ * the file with aliases expanded stays under YAML_LIMITS.expandedBytes. Also refuses `__proto__`
+ * keys anywhere, since they would set an object's prototype instead of adding a key.
+ */
+function checkNodes(doc: Document, text: string, lc: LineCounter): void {
+  const at = (node: Node, path: PropertyKey[], message: string): never =>
+    failAtOffset(lc, node.range?.[0] ?? 0, path.length ? `${path.join('.')}: ${message}` : message);
+  const length = (node: Node) => (node.range ? node.range[1] - node.range[0] : 0);
+  /** Expanded size of each anchor's latest finished node, as YAML resolves an alias to the last anchor before it. */
+  const expanded = new Map<string, number>();
+  const open = new Set<string>();
+  let anchors = 0;
+  let aliases = 0;
+  let growth = 0;
+  // Recursion is safe: checkSyntaxTree bounded the depth. Answers how much aliases grow `node`.
+  const walk = (node: unknown, path: PropertyKey[]): number => {
+    if (isAlias(node)) {
+      if (++aliases > YAML_LIMITS.aliases) at(node, path, `at most ${YAML_LIMITS.aliases} aliases are allowed`);
+      const size = expanded.get(node.source);
+      if (size === undefined) {
+        return at(node, path, open.has(node.source) ? `alias *${node.source} is inside the node it names (&${node.source} contains it)` : `alias *${node.source} has no anchor &${node.source} before it`);
+      }
+      const grows = size - length(node);
+      growth += grows;
+      if (text.length + growth > YAML_LIMITS.expandedBytes) at(node, path, `aliases expand the file past ${YAML_LIMITS.expandedBytes / 1024} KiB (at most that much once every alias is replaced)`);
+      return grows;
+    }
+    if (!isNode(node)) return 0;
+    if (node.anchor) {
+      if (++anchors > YAML_LIMITS.anchors) at(node, path, `at most ${YAML_LIMITS.anchors} anchors are allowed`);
+      expanded.delete(node.anchor);
+      open.add(node.anchor);
+    }
+    let grows = 0;
+    if (isCollection(node)) {
+      node.items.forEach((item, i) => {
+        if (isPair(item)) {
+          const key = isScalar(item.key) ? item.key.value : undefined;
+          if (key === '__proto__') at(item.key as Node, [...path, key], '"__proto__" is reserved and cannot be a key');
+          grows += walk(item.key, [...path, typeof key === 'string' || typeof key === 'number' ? key : '?']);
+          grows += walk(item.value, [...path, typeof key === 'string' || typeof key === 'number' ? key : '?']);
+        } else grows += walk(item, [...path, i]);
+      });
+    }
+    if (node.anchor) {
+      open.delete(node.anchor);
+      expanded.set(node.anchor, length(node) + grows);
+    }
+    return grows;
+  };
+  walk(doc.contents, []);
+}
+
+/** Parses and validates a pipeline file. Throws PipelineSpecError naming line, column and problem, whatever is wrong. */
+export function parsePipeline(text: string): PipelineSpec {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_PIPELINE_FILE_BYTES) throw new PipelineSpecError(`${PIPELINE_PATH}:1:1: the file is ${bytes} bytes; at most ${MAX_PIPELINE_FILE_BYTES} are allowed`, 1, 1);
+  const lineCounter = new LineCounter();
+  let doc: Document;
+  let raw: unknown;
+  try {
+    const tokens = syntaxTree(text, lineCounter);
+    // What parseDocument does, over the tokens already checked (parsing twice would double the cost).
+    const [first] = new Composer({ uniqueKeys: true }).compose(tokens, true, text.length);
+    doc = first;
+    // A warning (an unknown tag such as !!js/function) would silently keep the text as a string: refused too.
+    const [problem] = [...doc.errors, ...doc.warnings];
+    if (problem) failAtOffset(lineCounter, problem.pos[0], problem.message.split('\n')[0]);
+    if (doc.contents === null) failAtOffset(lineCounter, 0, 'the file is empty; it needs at least a jobs: map');
+    checkNodes(doc, text, lineCounter);
+    // The checks above already bound aliases; YAML's own alias budget is a second fence.
+    raw = doc.toJS({ maxAliasCount: YAML_LIMITS.aliases * 10 });
+  } catch (err) {
+    if (err instanceof PipelineSpecError) throw err;
+    // Whatever else a parser can throw (ReferenceError, RangeError) is still a problem of this file.
+    throw new PipelineSpecError(`${PIPELINE_PATH}:1:1: the file could not be read as YAML: ${err instanceof Error ? err.message : String(err)}`, 1, 1);
+  }
+  return buildSpec(doc, raw, lineCounter);
+}
+
+function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): PipelineSpec {
+  const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) {
     // An unknown key (often a typo) explains a missing required one, so it is reported first.
     const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0];
-    const node = nodeAt(doc.contents as Node | null, issue.path);
+    // A bad record key (job or environment name) is reported at the key, with the rule it broke one level down.
+    const badKey = issue.code === 'invalid_key';
+    const node = nodeAt(doc.contents as Node | null, issue.path, badKey);
     const pos = node?.range ? lineCounter.linePos(node.range[0]) : { line: 1, col: 1 };
     const where = issue.path.length ? issue.path.join('.') : '(file)';
-    // A bad record key (job or environment name) carries the rule it broke one level down.
-    const inner = issue.code === 'invalid_key' ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
+    const inner = badKey ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
     const message = inner ? `${issue.message}: ${inner}` : issue.message;
     throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${where}: ${message}`, pos.line, pos.col);
   }
@@ -183,6 +337,7 @@ function checkJobs(jobs: JobSpec[], root: Node | null, lc: LineCounter): void {
   for (const job of jobs) {
     job.needs.forEach((n, i) => {
       if (!names.has(n)) fail(['jobs', job.name, 'needs', i], `unknown job "${n}"`);
+      if (job.needs.indexOf(n) !== i) fail(['jobs', job.name, 'needs', i], `"${n}" is listed twice`);
     });
     const seen = new Set<string>();
     job.steps.forEach((s, i) => {
