@@ -100,7 +100,9 @@ export async function pruneRestoreCopies(o: {
   for (const entry of entries) {
     if (!entry.isDirectory() || !RESTORE_COPY_NAME.test(entry.name)) continue;
     const copy = path.join(o.restoresDir, entry.name);
-    const endedAt = o.finishedAt.get(entry.name)?.getTime() ?? (await fs.stat(copy)).mtimeMs;
+    // A drill that passed removes its own copy: one gone meanwhile is simply skipped.
+    const endedAt = o.finishedAt.get(entry.name)?.getTime() ?? (await fs.stat(copy).catch(() => undefined))?.mtimeMs;
+    if (endedAt === undefined) continue;
     if (o.running.has(entry.name) || now - endedAt < o.olderThanMs || (await postgresRunsOn(copy))) {
       kept++;
       continue;
