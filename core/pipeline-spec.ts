@@ -10,7 +10,7 @@ const MAX_JOBS = 100;
 const MAX_STEPS = 100;
 /** A step may run at most this long; the activity's own limit sits above it (workflows/pipeline.ts). */
 export const MAX_STEP_TIMEOUT_MS = 2 * 60 * 60 * 1000;
-/** Below a second the sandbox cannot even start, so a shorter timeout is a mistake, not a limit. */
+/** A timeout under a second could only cut a step off while its sandbox starts: refused as a mistake. */
 export const MIN_STEP_TIMEOUT_MS = 1000;
 /**
  * Limits on the YAML itself, checked before anything is built from it, so a hostile file (alias
@@ -34,7 +34,7 @@ const noControls = (s: string, ctx: z.RefinementCtx) => {
   const c = CONTROL.exec(s);
   if (c) ctx.addIssue({ code: 'custom', message: `control character U+${c[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at offset ${c.index}; only tab and newline are allowed` });
 };
-const text = (max: number) => z.string().max(max).superRefine(noControls);
+const plainText = (max: number) => z.string().max(max).superRefine(noControls);
 
 /**
  * Names every JavaScript object already answers to (`__proto__`, `constructor`, `toString`…):
@@ -53,11 +53,11 @@ const duration = z
 
 const stepSchema = z.strictObject({
   name: z.string().min(1).max(100).regex(/^[^\x00-\x1f\x7f/]+$/, 'no control characters or "/"').optional(),
-  run: text(64 * 1024).min(1, 'run must not be empty'),
+  run: plainText(64 * 1024).min(1, 'run must not be empty'),
   env: z
     .record(
       z.string().regex(ENV_NAME, 'an environment variable name (letters, digits and _, not starting with a digit)'),
-      z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(text(64 * 1024)),
+      z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(plainText(64 * 1024)),
     )
     .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} variables`)
     .optional(),
@@ -68,7 +68,7 @@ const stepSchema = z.strictObject({
 const jobSchema = z.strictObject({
   needs: z.array(z.string().regex(JOB_NAME, 'a job name')).max(MAX_JOBS).optional(),
   steps: z.array(stepSchema).min(1, 'a job needs at least one step').max(MAX_STEPS, `at most ${MAX_STEPS} steps per job`),
-  artifacts: z.array(text(1024).min(1)).max(MAX_LIST, `at most ${MAX_LIST} artifacts`).optional(),
+  artifacts: z.array(plainText(1024).min(1)).max(MAX_LIST, `at most ${MAX_LIST} artifacts`).optional(),
   secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
 });
@@ -84,7 +84,7 @@ const environmentSchema = z.strictObject({
   network: z.enum(['none', 'isolated']).optional(),
 });
 
-const patterns = z.array(text(255).min(1)).max(100);
+const patterns = z.array(plainText(255).min(1)).max(100);
 const fileSchema = z.strictObject({
   on: z
     .strictObject({ push: z.strictObject({ branches: patterns.optional(), tags: patterns.optional() }).nullish() })
