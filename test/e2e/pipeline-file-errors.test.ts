@@ -81,6 +81,7 @@ test.each([
   ['a zero timeout', 'jobs:\n  a:\n    steps:\n      - run: echo x\n        timeout: 0s\n', /:5:18: jobs\.a\.steps\.0\.timeout: at least 1s/],
   ['nesting too deep', `jobs:\n  a:\n    steps: [{run: echo x}]\nx: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`, /:4:\d+: the file nests too deeply \(at most 32 levels\)/],
   ['a second YAML document', 'jobs:\n  a:\n    steps: [{run: echo x}]\n---\njobs: {}\n', /:4:1: only one YAML document/],
+  ['a file over 256 KiB', `${'# padding padding padding padding padding padding padding padding\n'.repeat(5000)}jobs:\n  a:\n    steps: [{run: echo x}]\n`, /:1:1: .*bytes; at most 262144 are allowed/],
 ])('%s: the run fails in seconds naming the line', async (_case, yaml, message) => {
   const started = Date.now();
   const id = await pushPipeline(`case-${Math.random().toString(36).slice(2, 8)}`, yaml);

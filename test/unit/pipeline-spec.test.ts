@@ -266,3 +266,8 @@ test('an unknown tag or an empty file is refused, not read as something else', (
   expect(errorOf('').message).toMatch(/^\.dotgit\/pipeline\.yml:1:1: the file is empty/);
   expect(errorOf('# only a comment\n').message).toMatch(/:1:1: the file is empty/);
 });
+
+test('a file with CRLF line ends still parses: YAML folds the carriage returns away, so none reaches a command', () => {
+  const spec = parsePipeline('jobs:\r\n  a:\r\n    steps:\r\n      - run: |\r\n          echo a\r\n          echo b\r\n        env: {A: "x"}\r\n');
+  expect(spec.jobs[0].steps[0]).toMatchObject({ run: 'echo a\necho b\n', env: { A: 'x' } });
+});
