@@ -10,6 +10,12 @@ export interface Principal {
   platformAdmin: boolean;
   scopes: Scope[];
   tokenId: number;
+  /**
+   * When this credential ends (ms since the epoch): the API token's expiry, or the JWT's `exp` (and
+   * the expiry of the token it was exchanged for). Null or absent: it does not expire. Tokens it
+   * creates never outlive it (docs/decisions/0009-token-derivation.md).
+   */
+  expiresAt?: number | null;
 }
 
 export type Access = 'none' | 'read' | 'write' | 'admin';

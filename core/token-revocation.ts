@@ -18,8 +18,23 @@ export function revokedTokenKey(tokenId: number): string {
  */
 export const REVOCATION_TOMBSTONE_SECONDS = 24 * 3600;
 
-/** Writes the tombstone; a 503 when Redis does not take it (the revocation must then not commit). */
-export async function markTokenRevoked(redis: Redis, tokenId: number): Promise<void> {
-  const ok = await redis.set(revokedTokenKey(tokenId), '1', 'EX', REVOCATION_TOMBSTONE_SECONDS).catch(() => null);
-  if (ok !== 'OK') throw new UnavailableError('the revocation could not be recorded (Redis did not answer); nothing was revoked, retry shortly', 1);
+/** How long a revocation waits for Redis before it gives up (503, nothing revoked). */
+const TOMBSTONE_TIMEOUT_MS = 2000;
+
+/**
+ * Writes the tombstones of a revoked token and of every token derived from it, in one round trip;
+ * a 503 when Redis does not take all of them (the revocation must then not commit).
+ */
+export async function markTokensRevoked(redis: Redis, tokenIds: readonly number[]): Promise<void> {
+  if (tokenIds.length === 0) return;
+  const m = redis.multi();
+  for (const id of tokenIds) m.set(revokedTokenKey(id), '1', 'EX', REVOCATION_TOMBSTONE_SECONDS);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), TOMBSTONE_TIMEOUT_MS);
+  });
+  const answers = await Promise.race([m.exec().catch(() => null), timeout]).finally(() => clearTimeout(timer));
+  if (!answers || answers.length !== tokenIds.length || answers.some(([err, v]) => err || v !== 'OK')) {
+    throw new UnavailableError('the revocation could not be recorded (Redis did not answer); nothing was revoked, retry shortly', 1);
+  }
 }

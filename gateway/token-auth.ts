@@ -3,13 +3,22 @@ import { AuthenticationError } from '../core/errors';
 import type { Principal } from '../core/principal';
 import { hashToken, type Scope } from '../core/tokens';
 
+/**
+ * `<scheme> <credentials>` as RFC 9110 §11.4 has it, with the credentials one token68 (what Bearer
+ * and Basic carry): anything after them is refused, never ignored.
+ */
+const AUTHORIZATION = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) +([A-Za-z0-9._~+/-]+=*)$/;
+const MALFORMED = 'malformed Authorization header: expected "Bearer <token>" or "Basic <base64 of user:token>"';
+
 /** The token of a request: `Authorization: Bearer <token>`, or HTTP Basic with the token as password (git). */
 export function credentialsFrom(authorization: string | undefined): string | undefined {
   if (!authorization) return undefined;
-  const [scheme, value] = authorization.split(' ', 2);
-  if (!value) throw new AuthenticationError('malformed Authorization header');
-  if (/^bearer$/i.test(scheme)) return value.trim();
+  const m = AUTHORIZATION.exec(authorization);
+  if (!m) throw new AuthenticationError(MALFORMED);
+  const [, scheme, value] = m;
+  if (/^bearer$/i.test(scheme)) return value;
   if (/^basic$/i.test(scheme)) {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) throw new AuthenticationError(MALFORMED);
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     const password = colon >= 0 ? decoded.slice(colon + 1) : '';
@@ -20,7 +29,7 @@ export function credentialsFrom(authorization: string | undefined): string | und
 }
 
 /** A user row (user_id, username, role, platform_admin, tenant_id, tenant_name) as a principal. */
-function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number): Principal {
+function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number, expiresAt: number | null): Principal {
   return {
     userId: Number(row.user_id),
     username: String(row.username),
@@ -30,8 +39,11 @@ function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId
     platformAdmin: row.platform_admin === true,
     scopes,
     tokenId,
+    expiresAt,
   };
 }
+
+const msOf = (v: unknown): number | null => (v ? new Date(v as string).getTime() : null);
 
 /**
  * Looks a token up by its hash in Postgres: unknown, expired and revoked tokens all answer the same
@@ -46,7 +58,8 @@ export async function lookupToken(db: Db, hash: Buffer): Promise<{ principal: Pr
   );
   const row = r.rows[0];
   if (!row) throw new AuthenticationError('invalid, expired or revoked token');
-  return { principal: principalFromRow(row, row.scopes as Scope[], Number(row.token_id)), expiresAt: row.expires_at ? new Date(row.expires_at as string) : null };
+  const expiresAt = msOf(row.expires_at);
+  return { principal: principalFromRow(row, row.scopes as Scope[], Number(row.token_id), expiresAt), expiresAt: expiresAt === null ? null : new Date(expiresAt) };
 }
 
 /** Plausible API token length; longer values are refused before hashing or querying. */
@@ -61,8 +74,9 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
 /**
  * The principal of a verified JWT: the named dotgit user, with the token's scopes. For our own
  * JWTs the API token they were exchanged for must still be valid, so revoking it ends them too.
+ * It ends at the JWT's `exp` or the API token's expiry, whichever comes first.
  */
-export async function principalForJwt(db: Db, jwt: { username: string; scopes: Scope[]; tokenId?: number }): Promise<Principal> {
+export async function principalForJwt(db: Db, jwt: { username: string; scopes: Scope[]; tokenId?: number; expiresAt?: number }): Promise<Principal> {
   const r = await db.query(
     `SELECT u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
        FROM users u JOIN tenants tn ON tn.id = u.tenant_id WHERE u.username = $1`,
@@ -70,14 +84,17 @@ export async function principalForJwt(db: Db, jwt: { username: string; scopes: S
   );
   const row = r.rows[0];
   if (!row) throw new AuthenticationError('invalid or expired JWT');
+  let expiresAt = jwt.expiresAt ?? null;
   if (jwt.tokenId !== undefined) {
     const live = await db.query(
-      `SELECT 1 FROM tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+      `SELECT expires_at FROM tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
       [jwt.tokenId, row.user_id],
     );
     if (live.rowCount === 0) throw new AuthenticationError('invalid or expired JWT');
+    const tokenEnds = msOf(live.rows[0].expires_at);
+    if (tokenEnds !== null) expiresAt = expiresAt === null ? tokenEnds : Math.min(expiresAt, tokenEnds);
   }
-  return principalFromRow(row, jwt.scopes, jwt.tokenId ?? 0);
+  return principalFromRow(row, jwt.scopes, jwt.tokenId ?? 0, expiresAt);
 }
 
 /** Compact JWS shape (header.payload.signature, base64url); anything else is an API token. */

@@ -1,11 +1,11 @@
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
-import { InputError, NotAllowedError, NotFoundError } from '../../core/errors';
+import { AuthenticationError, InputError, NotAllowedError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
-import { atLeast, scopeCeiling, type Principal } from '../../core/principal';
+import type { Principal } from '../../core/principal';
 import type { Redis } from '../../core/redis';
-import { markTokenRevoked } from '../../core/token-revocation';
-import { SCOPES, generateToken, hashToken, type Scope } from '../../core/tokens';
+import { markTokensRevoked } from '../../core/token-revocation';
+import { DerivationError, SCOPES, derivedExpiry, generateToken, hashToken, type Scope } from '../../core/tokens';
 import { requireScope } from '../authz';
 import { audit } from './audit';
 
@@ -17,8 +17,10 @@ export class TokenService {
   ) {}
 
   /**
-   * A token for the caller or, for a tenant admin, for a user of their tenant. A new token never
-   * carries more than the token that made it, so a read token cannot mint a write token.
+   * A token for the caller or, for a tenant admin, for a user of their tenant, derived from the
+   * credential that asks (docs/decisions/0009-token-derivation.md): only a credential that can write
+   * creates tokens, never with more scopes than it has, never outliving it (the child's expiry
+   * defaults to the parent's); the child records its parent, so revoking the parent ends it.
    */
   async createToken(principal: Principal, body: { username?: unknown; scopes?: unknown; expiresAt?: unknown }, requestId?: string) {
     const scopes = body.scopes;
@@ -26,14 +28,18 @@ export class TokenService {
       throw new InputError(`scopes must be a non-empty array of ${SCOPES.join(', ')}`);
     }
     const wanted = [...new Set(scopes as Scope[])];
-    if (!atLeast(scopeCeiling(principal.scopes), scopeCeiling(wanted))) {
-      throw new NotAllowedError('a token cannot be given more scopes than the token that creates it');
-    }
-    let expiresAt: Date | null = null;
+    let asked: Date | null = null;
     if (body.expiresAt !== undefined && body.expiresAt !== null) {
-      expiresAt = new Date(String(body.expiresAt));
-      if (Number.isNaN(expiresAt.getTime())) throw new InputError('expiresAt must be an ISO 8601 date-time');
-      if (expiresAt.getTime() <= Date.now()) throw new InputError('expiresAt must be in the future');
+      asked = new Date(String(body.expiresAt));
+      if (Number.isNaN(asked.getTime())) throw new InputError('expiresAt must be an ISO 8601 date-time');
+      if (asked.getTime() <= Date.now()) throw new InputError('expiresAt must be in the future');
+    }
+    let expiresAt: Date | null;
+    try {
+      expiresAt = derivedExpiry({ scopes: principal.scopes, expiresAt: principal.expiresAt ?? null }, wanted, asked);
+    } catch (err) {
+      if (err instanceof DerivationError) throw err.rule === 'scope' ? new NotAllowedError(err.message) : new InputError(err.message);
+      throw err;
     }
     const username = body.username === undefined ? principal.username : assertValidName('username', body.username);
     const u = await this.db.query('SELECT id, tenant_id, platform_admin FROM users WHERE username = $1', [username]);
@@ -50,19 +56,27 @@ export class TokenService {
     }
     if (!user) throw new NotFoundError(`user ${username} not found`);
     const token = generateToken();
+    const parentId = principal.tokenId || null;
     return inTransaction(this.db, async (c) => {
+      if (parentId !== null) {
+        // FOR SHARE: a revocation of the parent waits for this insert to commit and then revokes
+        // the new child too; one that committed first makes this check fail.
+        const live = await c.query('SELECT 1 FROM tokens WHERE id = $1 AND revoked_at IS NULL FOR SHARE', [parentId]);
+        if (live.rowCount === 0) throw new AuthenticationError('invalid, expired or revoked token');
+      }
       const r = await c.query(
-        'INSERT INTO tokens (tenant_id, user_id, token_hash, scopes, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-        [user.tenant_id, user.id, hashToken(token), wanted, expiresAt],
+        'INSERT INTO tokens (tenant_id, user_id, token_hash, scopes, expires_at, parent_token_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
+        [user.tenant_id, user.id, hashToken(token), wanted, expiresAt, parentId],
       );
-      await audit(c, { tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted }, requestId });
+      await audit(c, { tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted, expiresAt, parentTokenId: parentId }, requestId });
       return { id: Number(r.rows[0].id), token, scopes: wanted, expiresAt };
     });
   }
 
   /**
-   * Revocation takes effect at once: the gateway checks the Redis tombstone on every request (in
-   * the rate-limit round trip), and on a cache miss reads `revoked_at` from Postgres.
+   * Revocation takes effect at once, for the token and every token derived from it (children,
+   * grandchildren…): the gateway checks each one's Redis tombstone on every request (in the
+   * rate-limit round trip), and on a cache miss reads `revoked_at` from Postgres.
    */
   async revokeToken(principal: Principal, idText: string, requestId?: string): Promise<void> {
     const id = Number(idText);
@@ -80,10 +94,21 @@ export class TokenService {
     if (id !== principal.tokenId) requireScope(principal, own ? 'write' : 'admin');
     await inTransaction(this.db, async (c) => {
       await c.query('UPDATE tokens SET revoked_at = now() WHERE id = $1', [id]);
-      await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), requestId });
-      // Before the commit: if Redis does not take the tombstone, nothing is revoked and the caller
+      // A separate statement after the parent's row is locked: its snapshot sees every child whose
+      // creation committed meanwhile (createToken holds the parent FOR SHARE while it inserts).
+      const descendants = await c.query<{ id: string }>(
+        `WITH RECURSIVE d AS (
+           SELECT id FROM tokens WHERE parent_token_id = $1
+           UNION SELECT t.id FROM tokens t JOIN d ON t.parent_token_id = d.id
+         )
+         UPDATE tokens SET revoked_at = now() FROM d WHERE tokens.id = d.id AND tokens.revoked_at IS NULL RETURNING tokens.id`,
+        [id],
+      );
+      const ended = descendants.rows.map((d) => Number(d.id));
+      await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId });
+      // Before the commit: if Redis does not take the tombstones, nothing is revoked and the caller
       // gets an error, rather than a 204 while cached copies keep working.
-      await markTokenRevoked(this.redis, id);
+      await markTokensRevoked(this.redis, [id, ...ended]);
     });
   }
 }

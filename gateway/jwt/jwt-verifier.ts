@@ -20,7 +20,11 @@ export interface VerifiedJwt {
   issuer: string;
   /** The API token our own JWTs were exchanged for (checked for revocation on every request). */
   tokenId?: number;
+  /** `exp` in ms since the epoch: tokens minted with this JWT end no later. */
+  expiresAt?: number;
 }
+
+const expOf = (payload: JWTPayload) => (typeof payload.exp === 'number' ? payload.exp * 1000 : undefined);
 
 /** Access tokens of our issuer are typed per RFC 9068. */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -71,7 +75,7 @@ export class JwtVerifier {
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
           requiredClaims: ['exp', 'iat', 'sub'],
         });
-        return { username: String(payload.sub), scopes: scopesOf(payload), issuer: this.o.issuer, tokenId: Number(payload.tok) || undefined };
+        return { username: String(payload.sub), scopes: scopesOf(payload), issuer: this.o.issuer, tokenId: Number(payload.tok) || undefined, expiresAt: expOf(payload) };
       }
       const ext = typeof unverified.iss === 'string' ? this.remote.get(unverified.iss) : undefined;
       if (!ext) throw new Error('unknown issuer');
@@ -84,7 +88,7 @@ export class JwtVerifier {
       });
       const username = payload[ext.cfg.usernameClaim ?? 'preferred_username'];
       if (typeof username !== 'string') throw new Error('no user name claim');
-      return { username, scopes: scopesOf(payload), issuer: ext.cfg.issuer };
+      return { username, scopes: scopesOf(payload), issuer: ext.cfg.issuer, expiresAt: expOf(payload) };
     } catch {
       // One answer for every reason: the caller learns nothing about keys or claims.
       throw new AuthenticationError('invalid or expired JWT');
