@@ -17,7 +17,7 @@ import { proxyUpgrade } from './upgrade';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
 import { pickUpstream, routingTable } from './routing';
-import { subjectFor, type RateLimiter } from './rate-limit';
+import { routeClass, subjectFor, type RateDecision, type RateLimiter } from './rate-limit';
 import { credentialsFrom, lookupToken, looksLikeJwt, MAX_TOKEN_LENGTH, principalForCertificate, principalForJwt } from './token-auth';
 import { TokenCache } from './token-cache';
 import { clientCertUser } from './tls';
@@ -51,6 +51,13 @@ export interface GatewayOptions {
   healthChecks: Record<string, () => Promise<unknown>>;
 }
 
+/** The brute-force gate refused to check a credential: answered with the decision (429, or 503 failing closed). */
+class GateRefused extends Error {
+  constructor(readonly decision: RateDecision) {
+    super(decision.message);
+  }
+}
+
 export function createGatewayApp(o: GatewayOptions) {
   const app = express();
   app.disable('x-powered-by');
@@ -78,17 +85,22 @@ export function createGatewayApp(o: GatewayOptions) {
       next();
       return;
     }
-    authenticate(req.header('authorization'), req.socket, tokenCache)
+    const authorization = req.header('authorization');
+    // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
+    authenticate(authorization, req.socket, tokenCache, req.ip)
       .then(async (auth) => {
         let principal = auth.principal;
+        // A push always needs credentials: git's credential-less first request is asked for them
+        // here, spending nothing from the address's push limits (git-server would answer the same).
+        if (!principal && routeClass(req.method, req.path, query) === 'git-push') throw new AuthenticationError('authentication required');
         if (o.limiter) {
           // JWTs of outside issuers and certificates have no token id: they are limited per user.
           const subject = principal ? (principal.tokenId ? `token:${principal.tokenId}` : `user:${principal.userId}`) : subjectFor(null, req.ip);
           const decision = await o.limiter.check({
             method: req.method,
             path: req.path,
-            // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
-            query: req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined,
+            query,
             subject,
             tenant: principal?.tenantName,
             revocationKey: principal?.tokenId ? revokedTokenKey(principal.tokenId) : undefined,
@@ -99,11 +111,11 @@ export function createGatewayApp(o: GatewayOptions) {
           }
           // No answer from Redis (failing open): a cached token's revocation is unknown, so Postgres decides.
           if (decision.unchecked && auth.cached && auth.tokenHash) principal = (await lookupToken(o.db, auth.tokenHash)).principal;
-          for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
           if (!decision.allowed) {
-            res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', req.requestId));
+            refuse(res, decision, req.requestId);
             return;
           }
+          for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
         }
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
         const traceparent = nextTraceparent(req.header('traceparent'));
@@ -114,7 +126,17 @@ export function createGatewayApp(o: GatewayOptions) {
           bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
         });
       })
-      .catch(next);
+      .catch(async (err: unknown) => {
+        if (err instanceof GateRefused) return refuse(res, err.decision, req.requestId);
+        // Brute-force protection counts every refused credential (not anonymous requests).
+        if (err instanceof AuthenticationError && authorization !== undefined) await o.limiter?.recordAuthFailure(req.ip);
+        next(err);
+      });
+  }
+
+  function refuse(res: Response, decision: RateDecision, requestId: string | undefined): void {
+    for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
+    res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', requestId));
   }
 
   app.get('/healthz', (req, res) => {
@@ -141,8 +163,20 @@ export function createGatewayApp(o: GatewayOptions) {
     cached?: boolean;
   }
 
-  /** `cache`: only where the caller then runs the limiter, whose round trip checks revocation. */
-  async function authenticate(authorization: string | undefined, socket: Socket, cache: TokenCache | undefined): Promise<Authenticated> {
+  /**
+   * Before a credential is checked (not one the cache already vouches for): refused while the
+   * client address has too many failed authentications.
+   */
+  async function gate(address: string | undefined): Promise<void> {
+    const decision = await o.limiter?.authFailureGate(address);
+    if (decision && !decision.allowed) throw new GateRefused(decision);
+  }
+
+  /**
+   * `cache`: only where the caller then runs the limiter, whose round trip checks revocation.
+   * `address`: the client's, for brute-force protection.
+   */
+  async function authenticate(authorization: string | undefined, socket: Socket, cache: TokenCache | undefined, address: string | undefined): Promise<Authenticated> {
     const token = credentialsFrom(authorization);
     if (o.clientCert && (socket as { encrypted?: boolean }).encrypted) {
       const cert = clientCertUser(socket);
@@ -153,6 +187,7 @@ export function createGatewayApp(o: GatewayOptions) {
     }
     if (!token) return { principal: null, kind: 'none' };
     if (looksLikeJwt(token)) {
+      await gate(address);
       if (!o.jwt) throw new AuthenticationError('JWTs are not accepted here');
       return { principal: await principalForJwt(o.db, await o.jwt.verify(token)), kind: 'jwt' };
     }
@@ -161,6 +196,7 @@ export function createGatewayApp(o: GatewayOptions) {
     const key = tokenHash.toString('base64');
     const hit = cache?.get(key);
     if (hit) return { principal: hit, kind: 'token', tokenHash, cached: true };
+    await gate(address);
     const found = await lookupToken(o.db, tokenHash);
     cache?.set(key, found.principal, found.expiresAt);
     return { principal: found.principal, kind: 'token', tokenHash };
@@ -179,12 +215,17 @@ export function createGatewayApp(o: GatewayOptions) {
     const target = problem ? undefined : upstreamFor(path) ? pickUpstream(table, fake) : undefined;
     if (!target) return refuse(problem ? 400 : 404, problem ?? `no route for ${path}`);
     // Upgrades are not rate-limited, so nothing would check a cached token's revocation: Postgres decides.
-    authenticate(fake.header('authorization'), req.socket, undefined)
+    const authorization = fake.header('authorization');
+    authenticate(authorization, req.socket, undefined, req.socket.remoteAddress)
       .then(async ({ principal }) => {
         const identity = await signIdentity(o.internalSecret, principal, requestId);
         proxyUpgrade(req, socket, head, target.url, { 'x-request-id': requestId, traceparent: nextTraceparent(fake.header('traceparent')), [IDENTITY_HEADER]: identity });
       })
-      .catch((err) => refuse(err instanceof DotgitError ? err.status : 500, err instanceof DotgitError ? err.message : 'internal error'));
+      .catch(async (err) => {
+        if (err instanceof GateRefused) return refuse(err.decision.status ?? 429, err.decision.message ?? 'rate limited');
+        if (err instanceof AuthenticationError && authorization !== undefined) await o.limiter?.recordAuthFailure(req.socket.remoteAddress);
+        refuse(err instanceof DotgitError ? err.status : 500, err instanceof DotgitError ? err.message : 'internal error');
+      });
   };
   app.set('onUpgrade', onUpgrade);
 

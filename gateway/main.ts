@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
     upstreams: { api, git },
     routesFile: config.routesFile,
-    limiter: redis ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail }) : undefined,
+    limiter: redis ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail, timeoutMs: config.gatewayRedisTimeoutMs }) : undefined,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });

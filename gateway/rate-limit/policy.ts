@@ -58,8 +58,12 @@ const classEntrySchema = z.strictObject({
 });
 const classEntries = z.strictObject(Object.fromEntries(ROUTE_CLASSES.map((c) => [c, classEntrySchema.optional()])) as Record<RouteClass, z.ZodOptional<typeof classEntrySchema>>);
 
-/** Limits configuration as written (JSON/YAML): per route class, plus per-tenant overrides by tenant name. */
+/**
+ * Limits configuration as written (JSON/YAML): per route class, plus per-tenant overrides by tenant
+ * name, plus `auth-failure`: failed authentications per client address (brute-force protection).
+ */
 export const rateLimitConfigSchema = classEntries.extend({
+  'auth-failure': z.strictObject({ window: windowSchema }).optional(),
   tenants: z.record(z.string().min(1), classEntries).optional(),
 });
 export type RateLimitConfigInput = z.input<typeof rateLimitConfigSchema>;
@@ -77,6 +81,8 @@ export interface RateLimitConfig {
   classes: Record<RouteClass, ClassLimits>;
   /** Only the classes a tenant overrides; the rest fall back to `classes`. */
   tenants: Record<string, Partial<Record<RouteClass, ClassLimits>>>;
+  /** Failed authentications admitted per client address; past it, credentials from there are not checked (429). */
+  authFailures: WindowLimit;
 }
 
 const MINUTE = 60_000;
@@ -90,6 +96,13 @@ export const DEFAULT_CLASS_LIMITS: Readonly<Record<RouteClass, ClassLimits>> = {
   'git-fetch': { window: { limit: 300, windowMs: MINUTE } },
   'git-push': { window: { limit: 60, windowMs: MINUTE }, bucket: { capacity: 10, ratePerSecond: 1 } },
 };
+
+/**
+ * Failed authentications per client address: enough for people mistyping and a CI fleet with a
+ * stale token or two behind one address, far too few to guess a token (256 random bits) or probe
+ * a JWT verifier. Tokens the gateway already knows (cached) keep working from a locked address.
+ */
+export const DEFAULT_AUTH_FAILURE_LIMIT: Readonly<WindowLimit> = { limit: 20, windowMs: MINUTE };
 
 function merge(base: ClassLimits, entry: z.infer<typeof classEntrySchema> | undefined): ClassLimits {
   if (!entry) return base;
@@ -108,7 +121,7 @@ export function parseRateLimitConfig(input: unknown = {}): RateLimitConfig {
     for (const c of ROUTE_CLASSES) if (entries[c]) resolved[c] = merge(classes[c], entries[c]);
     tenants[tenant] = resolved;
   }
-  return { classes, tenants };
+  return { classes, tenants, authFailures: parsed['auth-failure']?.window ?? { ...DEFAULT_AUTH_FAILURE_LIMIT } };
 }
 
 /** The limits for a class, the tenant's override if it has one. */
@@ -130,7 +143,7 @@ export function subjectFor(principal: { tokenId: number | string } | null | unde
 
 export type Algorithm = 'window' | 'bucket';
 
-/** Redis key of one subject's state for one algorithm and class. */
-export function rateLimitKey(algo: Algorithm, cls: RouteClass, subject: string): string {
+/** Redis key of one subject's state for one algorithm and class (or the failed-authentication log). */
+export function rateLimitKey(algo: Algorithm, cls: RouteClass | 'auth-failure', subject: string): string {
   return `dotgit:rl:${algo}:${cls}:${subject}`;
 }

@@ -1,8 +1,8 @@
 import client from 'prom-client';
 import type { Redis } from '../../core/redis';
 import { burstPolicyName, rateLimitHeaders, retryAfterSeconds } from './headers';
-import { slidingWindow } from './sliding-window';
-import { limitsFor, rateLimitKey, routeClass, type ClassLimits, type QueryInput, type RateLimitConfig, type RouteClass } from './policy';
+import { slidingWindow, slidingWindowPeek } from './sliding-window';
+import { limitsFor, rateLimitKey, routeClass, subjectFor, type ClassLimits, type QueryInput, type RateLimitConfig, type RouteClass } from './policy';
 import { CredentialRevokedError, type LimitResult } from './lua-script';
 import { windowAndBucket } from './window-and-bucket';
 
@@ -22,7 +22,7 @@ export interface RateLimiterOptions {
   config: RateLimitConfig;
   /** Without an answer from Redis: 'open' lets the request through (header-less), 'closed' answers 503. */
   failMode: 'open' | 'closed';
-  /** How long a check may wait for Redis before failing open/closed. Default 100 ms. */
+  /** How long any call may wait for Redis before failing open/closed (`DOTGIT_GATEWAY_REDIS_TIMEOUT_MS`). Default 100 ms. */
   timeoutMs?: number;
   /** Told about each Redis failure (for logging); the limiter has already counted it. */
   onRedisFailure?: (err: unknown) => void;
@@ -117,6 +117,39 @@ export class RateLimiter {
     return windowAndBucket(this.o.redis, { window: windowKey, bucket: rateLimitKey('bucket', cls, subject) }, { window: limits.window, bucket: limits.bucket }, undefined, revocationKey);
   }
 
+  /**
+   * Brute-force protection, asked before a credential is checked (an API token the gateway has not
+   * cached, a JWT): refused with 429 while the client address has used up its failed
+   * authentications (`authFailures`), so guessing stops being answered at all. Records nothing.
+   */
+  async authFailureGate(address: string | undefined): Promise<RateDecision> {
+    const limit = this.o.config.authFailures;
+    let result: LimitResult;
+    try {
+      result = await withTimeout(slidingWindowPeek(this.o.redis, rateLimitKey('window', 'auth-failure', subjectOfAddress(address)), limit), this.timeoutMs);
+    } catch (err) {
+      return this.unavailable(err);
+    }
+    if (result.allowed) return { allowed: true, headers: {} };
+    refusals.inc({ class: 'auth-failure' });
+    const retryAfter = retryAfterSeconds(result.retryAfterMs);
+    return {
+      allowed: false,
+      status: 429,
+      headers: { 'Retry-After': String(retryAfter) },
+      message: `too many failed authentications from this address (${limit.limit} per ${limit.windowMs / 1000} s); credentials are not checked for ${retryAfter} s`,
+    };
+  }
+
+  /** Counts one failed authentication against the client address; a Redis failure only loses the count. */
+  async recordAuthFailure(address: string | undefined): Promise<void> {
+    const key = rateLimitKey('window', 'auth-failure', subjectOfAddress(address));
+    await withTimeout(slidingWindow(this.o.redis, key, this.o.config.authFailures), this.timeoutMs).catch((err: unknown) => {
+      redisFailures.inc({ reason: err instanceof RateLimitTimeoutError ? 'timeout' : 'error', mode: 'open' });
+      this.o.onRedisFailure?.(err);
+    });
+  }
+
   /** A request outside every route class still gets its revocation checked (one EXISTS). */
   private async revocationOnly(key: string): Promise<RateDecision> {
     try {
@@ -133,6 +166,8 @@ export class RateLimiter {
     return { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly', unchecked: true };
   }
 }
+
+const subjectOfAddress = (address: string | undefined) => subjectFor(null, address);
 
 const REVOKED: RateDecision = { allowed: false, revoked: true, headers: {} };
 

@@ -60,6 +60,19 @@ if s.allowed then sw_commit(KEYS[1], window, now, ARGV[3]) end
 return sw_reply(s, limit, window, now, s.allowed)
 `);
 
+// KEYS[1] the log; ARGV: limit, windowMs, [now ms]. Checks without recording anything.
+const PEEK_SCRIPT = new LuaScript(`${SLIDING_WINDOW_LUA_FUNCTIONS}
+${nowLua(3)}
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local s = sw_check(KEYS[1], limit, window, now)
+return sw_reply(s, limit, window, now, false)
+`);
+
+/** Whether one more entry would fit in `key`'s window now, recording nothing (one round trip). */
+export async function slidingWindowPeek(redis: Redis, key: string, limit: SlidingWindowLimit, nowMs?: number): Promise<LimitResult> {
+  return limitResult(integers(await PEEK_SCRIPT.run(redis, [key], [limit.limit, limit.windowMs, nowArg(nowMs)]), 4));
+}
+
 // Members must be unique even for requests in the same millisecond (or the same explicit test
 // time), or ZADD would overwrite instead of adding: a per-process random prefix plus a counter.
 const INSTANCE = randomBytes(6).toString('hex');

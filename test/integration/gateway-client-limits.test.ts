@@ -1,0 +1,117 @@
+import { Redis } from 'ioredis';
+import { createDb, type Db } from '../../core/db';
+import { startRedis, type RedisHandle } from '../../infra/provision/redis';
+import { RateLimiter, parseRateLimitConfig } from '../../gateway/rate-limit';
+import { platformInfo } from '../harness/platform-info';
+import { api, createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
+import { git, localRepo, tempDir } from '../helpers/git';
+import { cloneUrlVia, seededPrivateRepo, startOwnGateway } from '../helpers/own-gateway';
+
+// Issue 10, defect 7: rate limits that tell clients apart. A gateway of its own with the DEFAULT
+// limits (and a Redis of its own, so no other suite's counters interfere), in front of the
+// platform's api and git-server, driven by the real git client from one address (127.0.0.1):
+// a CI fleet's parallel clones and pushes with their own tokens are never refused, git's
+// credential-less probe spends nothing, and repeated bad credentials still end in 429.
+
+const quiet = { info: () => undefined, debug: () => undefined, warn: () => undefined };
+let db: Db;
+let ownRedis: RedisHandle;
+let redis: Redis;
+let gw: { base: string; close(): void };
+let base: string;
+let t: TenantFixture;
+let repo: string;
+
+const viaOwn = (owner: string, name: string, token?: string) => cloneUrlVia(base, owner, name, token);
+
+beforeAll(async () => {
+  db = createDb(platformInfo().databaseUrl, 4);
+  ownRedis = await startRedis({ dataDir: tempDir('dotgit-rl-redis-'), port: 0, log: quiet });
+  redis = new Redis(ownRedis.redisUrl);
+  gw = await startOwnGateway(db, new RateLimiter({ redis, config: parseRateLimitConfig({}), failMode: 'open' }));
+  base = gw.base;
+  t = await createTenantWithAdmin();
+  repo = await seededPrivateRepo(t, 'fleet');
+});
+
+afterAll(async () => {
+  gw.close();
+  redis.disconnect();
+  await ownRedis.stop();
+  await db.end();
+});
+
+async function fleetTokens(n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await api<{ token: string }>('POST', '/api/v1/tokens', { token: t.token, body: { scopes: ['read', 'write'] } });
+    if (r.status !== 201) throw new Error(`token: ${r.status} ${r.text}`);
+    out.push(r.body.token);
+  }
+  return out;
+}
+
+test('50 parallel pushes and 20 parallel clones from one address, each with its own token, are never refused at the default limits', async () => {
+  const tokens = await fleetTokens(50);
+  // One repository per job, as a fleet building many projects has: pushes to one repository take
+  // its write lock in turn, which is not what this test is about.
+  const repos: string[] = [];
+  for (let i = 0; i < tokens.length; i++) repos.push(await createPrivateRepo(t, 'job'));
+  const src = await localRepo({ 'README.md': 'one job of the fleet\n' });
+  const pushes = await Promise.all(
+    tokens.map(async (token, i) => {
+      const r = await git(['push', viaOwn(t.tenant, repos[i], token), 'main'], src);
+      return { i, code: r.code, stderr: r.stderr };
+    }),
+  );
+  expect(pushes.filter((p) => p.code !== 0)).toEqual([]);
+  const work = tempDir('dotgit-fleet-');
+  const clones = await Promise.all(
+    tokens.slice(0, 20).map(async (token, i) => {
+      const r = await git(['clone', '-q', viaOwn(t.tenant, repo, token), `c-${i}`], work);
+      return { i, code: r.code, stderr: r.stderr };
+    }),
+  );
+  expect(clones.filter((c) => c.code !== 0)).toEqual([]);
+}, 400_000);
+
+test('git\'s credential-less probe is answered 401 without spending the address\'s push bucket', async () => {
+  // Far more probes than the push bucket holds (10): each is asked for credentials, none is refused.
+  const probes = await Promise.all(
+    Array.from({ length: 30 }, () => fetch(`${base}/${t.tenant}/${repo}.git/info/refs?service=git-receive-pack`)),
+  );
+  expect(probes.map((r) => r.status)).toEqual(Array(30).fill(401));
+  expect(probes[0].headers.get('www-authenticate')).toMatch(/^Basic /);
+  // And a push with a token right after them still goes through.
+  const [token] = await fleetTokens(1);
+  const work = tempDir('dotgit-probe-');
+  const clone = await git(['clone', '-q', viaOwn(t.tenant, repo, token), 'w'], work);
+  expect(clone.code).toBe(0);
+  const push = await git(['push', viaOwn(t.tenant, repo, token), 'HEAD:refs/heads/after-probes'], `${work}/w`);
+  expect(push.code).toBe(0);
+});
+
+test('repeated bad credentials from one address end in 429; a known good token from there still works', async () => {
+  // Used once first, so this gateway knows it (a lock-out must not take down a fleet's good tokens).
+  const good = await fetch(`${base}/api/v1/repos/${t.tenant}/${repo}`, { headers: { authorization: `Bearer ${t.token}` } });
+  expect(good.status).toBe(200);
+  const statuses: number[] = [];
+  let last: Response | undefined;
+  for (let i = 0; i < 40; i++) {
+    const bad = Buffer.from(`x:dg_not-a-real-token-${i}`).toString('base64');
+    last = await fetch(`${base}/${t.tenant}/${repo}.git/info/refs?service=git-upload-pack`, { headers: { authorization: `Basic ${bad}` } });
+    statuses.push(last.status);
+  }
+  expect(statuses[0]).toBe(401);
+  expect(statuses).toContain(429);
+  expect(statuses.slice(statuses.indexOf(429)).every((s) => s === 429)).toBe(true);
+  expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0);
+  const body = (await last!.json()) as { error: { code: string; message: string } };
+  expect(body.error.code).toBe('rate_limited');
+  expect(body.error.message).toMatch(/failed authentication/);
+  // A bad JWT-looking bearer counts the same way.
+  const jwtish = await fetch(`${base}/api/v1/repos/${t.tenant}/${repo}`, { headers: { authorization: 'Bearer eyJhbGciOiJub25lIn0.e30.' } });
+  expect(jwtish.status).toBe(429);
+  const again = await fetch(`${base}/api/v1/repos/${t.tenant}/${repo}`, { headers: { authorization: `Bearer ${t.token}` } });
+  expect(again.status).toBe(200);
+});
