@@ -101,6 +101,14 @@ const configSchema = z.object({
   packCacheTtlSeconds: z.coerce.number().int().positive(),
   /** `DOTGIT_PACK_CACHE_MAX_BYTES` — disk budget of the pack cache. Default 1 GiB. */
   packCacheMaxBytes: z.coerce.number().int().positive(),
+  /**
+   * `DOTGIT_GIT_REDIS_TIMEOUT_MS` — the longest any one Redis call of the git-server (write lock,
+   * repository generations, pack-cache index) may take before it counts as failed: the lock falls
+   * back to a Postgres advisory lock, generations fail open (the cache misses). Default 250.
+   */
+  gitRedisTimeoutMs: z.coerce.number().int().min(10).max(60_000),
+  /** `DOTGIT_PUSH_RECONCILE_INTERVAL` — seconds between the git-server's passes over the push journal (recovering pushes a crash left unrecorded). Default 30. */
+  pushReconcileSeconds: z.coerce.number().int().min(1).max(3600),
   /** `DOTGIT_JWT_ISSUER` — `iss` of the JWTs `POST /oauth/token` issues. Default: the public URL. */
   jwtIssuer: z.string().min(1),
   /** `DOTGIT_JWT_AUDIENCE` — `aud` our JWTs carry and require. Default `dotgit`. */
@@ -229,6 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     packCache: env.DOTGIT_PACK_CACHE ?? 'on',
     packCacheTtlSeconds: env.DOTGIT_PACK_CACHE_TTL ?? '300',
     packCacheMaxBytes: env.DOTGIT_PACK_CACHE_MAX_BYTES ?? String(1024 ** 3),
+    gitRedisTimeoutMs: env.DOTGIT_GIT_REDIS_TIMEOUT_MS ?? '250',
+    pushReconcileSeconds: env.DOTGIT_PUSH_RECONCILE_INTERVAL ?? '30',
     jwtIssuer: env.DOTGIT_JWT_ISSUER ?? env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
     jwtAudience: env.DOTGIT_JWT_AUDIENCE ?? 'dotgit',
     jwtTtlSeconds: env.DOTGIT_JWT_TTL ?? '600',

@@ -2,9 +2,12 @@ import { Redis } from 'ioredis';
 
 export type { Redis };
 
-/** A Redis client that fails fast instead of queueing commands forever while Redis is down. */
-export function createRedis(url: string): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+/**
+ * A Redis client that fails fast instead of queueing commands forever while Redis is down.
+ * `commandTimeoutMs` also bounds every command while Redis is up but stalled (no reply).
+ */
+export function createRedis(url: string, o: { commandTimeoutMs?: number } = {}): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false, commandTimeout: o.commandTimeoutMs });
   redis.on('error', () => undefined); // reconnects by itself; callers see command errors
   return redis;
 }

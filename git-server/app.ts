@@ -14,6 +14,8 @@ import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
 import { recordPush } from './push-recorder';
+import { journalPrepared, journalSettled, postReceiveGuard } from './push-journal';
+import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
@@ -54,6 +56,16 @@ export interface GitServerOptions {
   replicaZones?: ReplicaZone[];
   /** Called after a push queued its replication (starts the replication relay's pass). */
   onReplicationQueued?: () => void;
+  /** This git-server's name in the push journal (push-journal.ts instanceName). */
+  instance?: string;
+  /** Pool whose connections hold repository write locks while Redis does not answer (default: db). */
+  lockDb?: Db;
+  /**
+   * Test hook (DOTGIT_TEST_STALL_AFTER_REF_UPDATE): after a push's refs are updated and before its
+   * post-receive work is recorded, write this file (repository and new shas) and never answer, so
+   * a test can kill the git-server at that instant. Unset in production.
+   */
+  stallAfterRefUpdate?: string;
 }
 
 const HOOKS_DIR = path.resolve(__dirname, 'hooks');
@@ -66,25 +78,33 @@ export function createGitServerApp(o: GitServerOptions) {
   const advertisements = new AdvertisementCache();
   /**
    * One writer per repository: in this process (FIFO), and across git-server instances through
-   * Redis. Without Redis the local lock still holds and git's own ref lockfiles keep updates safe.
+   * Redis. When Redis does not answer in time (every call is bounded by the client's command
+   * timeout), a Postgres advisory lock takes its place, so pushes go on while Redis is down.
    */
   async function writeLock(repoName: string, log: Logger): Promise<() => void> {
     const releaseLocal = await locks.acquire(repoName);
-    if (!o.redis) return releaseLocal;
     try {
-      const releaseShared = await acquireRedisLock(o.redis, `dotgit:lock:repo:${repoName}`, `repository ${repoName}`);
+      const releaseShared = await sharedWriteLock(repoName, log);
       return () => {
         void releaseShared().finally(releaseLocal);
       };
     } catch (err) {
-      if (err instanceof UnavailableError) {
-        releaseLocal();
-        throw err;
-      }
-      log.warn({ err, repo: repoName }, 'Redis lock unavailable; using the local lock only');
-      return releaseLocal;
+      releaseLocal();
+      throw err;
     }
   }
+  async function sharedWriteLock(repoName: string, log: Logger): Promise<() => Promise<void>> {
+    if (!o.redis) return async () => undefined; // one instance, no Redis: the local lock is the lock
+    try {
+      return await acquireRedisLock(o.redis, `dotgit:lock:repo:${repoName}`, `repository ${repoName}`);
+    } catch (err) {
+      if (err instanceof UnavailableError) throw err; // busy: another writer holds it
+      log.warn({ err, repo: repoName }, 'Redis lock unavailable; using a Postgres advisory lock');
+      return acquireAdvisoryLock(o.lockDb ?? o.db, `repo:${repoName}`, `repository ${repoName}`);
+    }
+  }
+  /** Push options by push id, from pre-receive (the only hook git gives them to) to the journal. */
+  const pushOptionsOf = new Map<string, string[]>();
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -152,6 +172,9 @@ export function createGitServerApp(o: GitServerOptions) {
   app.post('/internal/hooks/pre-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
     const claims = await hookClaims(req);
     const updates = parseUpdates(req.body?.updates);
+    const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
+    pushOptionsOf.set(claims.pushId, options);
+    setTimeout(() => pushOptionsOf.delete(claims.pushId), 3_600_000).unref(); // the hook token's lifetime
     const rules = await loadProtections(o.db, claims.tenantId, claims.repoId);
     const problems: string[] = [];
     for (const u of updates) {
@@ -159,6 +182,28 @@ export function createGitServerApp(o: GitServerOptions) {
       if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
     }
     res.json({ allow: problems.length === 0, messages: problems });
+  }));
+
+  // git's reference-transaction hook: `prepared` journals the updates before they become visible
+  // (a failure here aborts them: no journal, no ref update); `committed` / `aborted` settle them.
+  app.post('/internal/hooks/reference-transaction', express.json({ limit: '1mb' }), route(async (req, res) => {
+    const claims = await hookClaims(req);
+    const updates = parseUpdates(req.body?.updates);
+    const state: unknown = req.body?.state;
+    if (state === 'prepared') {
+      await journalPrepared(o.db, claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
+    } else if (state === 'committed') {
+      if (o.stallAfterRefUpdate) {
+        await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
+        await new Promise<never>(() => undefined); // the test kills this process now
+      }
+      await journalSettled(o.db, claims, updates, 'committed');
+    } else if (state === 'aborted') {
+      await journalSettled(o.db, claims, updates, 'aborted');
+    } else {
+      throw new InputError('state must be prepared, committed or aborted');
+    }
+    res.json({ messages: [] });
   }));
 
   app.post('/internal/hooks/post-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
@@ -171,14 +216,15 @@ export function createGitServerApp(o: GitServerOptions) {
     // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
     const refsFingerprint = fingerprintOf(await readRefs(gitDir));
     const replicate = (o.replicaZones?.length ?? 0) > 0;
-    const { runs, notes, maintenanceDue } = await recordPush(o.db, {
+    pushOptionsOf.delete(claims.pushId);
+    const { runs, notes, maintenanceDue, recordedEarlier } = await recordPush(o.db, {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
       repo: claims.repo,
       gitDir,
       actor: claims.actor,
-    }, updates, { skipPipelines: skip, refsFingerprint, replicate });
+    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) });
     if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.
     o.log
@@ -187,7 +233,9 @@ export function createGitServerApp(o: GitServerOptions) {
     if (runs.length > 0) o.onPushRecorded();
     if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo });
     const base = o.publicUrl.replace(/\/+$/, '');
-    const messages = [...notes, ...runs.map((r) => `dotgit: run ${r.runId} ${base}/api/v1/runs/${encodeURIComponent(r.runId)}`)];
+    // Runs a reconciliation recorded first (this push outlived a git-server restart) are still this push's.
+    const runIds = [...recordedEarlier, ...runs.map((r) => r.runId)];
+    const messages = [...notes, ...runIds.map((id) => `dotgit: run ${id} ${base}/api/v1/runs/${encodeURIComponent(id)}`)];
     if (skip) messages.push('dotgit: ci.skip: no pipeline started');
     res.json({ messages });
   }));

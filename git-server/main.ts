@@ -12,6 +12,12 @@ import { PackCache } from './pack-cache';
 import { RepoGenerations } from './repo-generation';
 import { createRedis } from '../core/redis';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
+import { instanceName, PushReconciler } from './push-journal';
+
+/** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
+const RECONCILE_GRACE_MS = 60_000;
+/** Finished journal rows are pruned on the first pass and then every this many passes. */
+const PRUNE_EVERY_PASSES = 100;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -24,7 +30,35 @@ async function main(): Promise<void> {
   const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);
   const replicationOutbox = new ReplicationRelay(db, getTemporal);
   const replication = new PollingRelay('replication relay', () => replicationOutbox.drain(), log);
-  const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl ? createRedis(config.redisUrl, { commandTimeoutMs: config.gitRedisTimeoutMs }) : undefined;
+  const instance = instanceName(config.gitPort);
+  // Holds repository write locks while Redis does not answer: apart from the pool the hooks use.
+  const lockDb = createDb(config.databaseUrl, 16);
+  const reconciler = new PushReconciler({
+    db,
+    reposDir: dataPaths(config).repos,
+    log,
+    replicate: config.replicaZones.length > 0,
+    onRunsCreated: () => relay.kick(),
+    onReplicationQueued: () => replication.kick(),
+  });
+  // At start-up this instance's own unfinished rows are recovered at once (the process that wrote
+  // them is gone); after that, every pass also takes other instances' rows past the grace period.
+  const startedAt = (await db.query<{ now: Date }>('SELECT now()')).rows[0].now;
+  let firstPass = true;
+  let passes = 0;
+  const reconciliation = new PollingRelay(
+    'push reconciliation',
+    async () => {
+      const scope = { graceMs: RECONCILE_GRACE_MS, ownRowsBefore: firstPass ? { instance, before: startedAt } : undefined };
+      const r = await reconciler.reconcile(scope);
+      if (passes++ % PRUNE_EVERY_PASSES === 0) await reconciler.prune();
+      firstPass = false;
+      if (r.recovered + r.dropped > 0) log.info(r, 'push journal reconciled');
+    },
+    log,
+    config.pushReconcileSeconds * 1000,
+  );
   const packCache = new PackCache({
     dir: dataPaths(config).packCache,
     enabled: config.packCache === 'on',
@@ -62,16 +96,20 @@ async function main(): Promise<void> {
     packCache,
     generations: new RepoGenerations(redis),
     redis,
+    lockDb,
+    instance,
+    stallAfterRefUpdate: process.env.DOTGIT_TEST_STALL_AFTER_REF_UPDATE || undefined,
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
   const server = app.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();
   replication.start();
+  reconciliation.start();
   const stop = () => {
     log.info('git-server shutting down');
     server.close();
-    void Promise.all([relay.stop(), replication.stop()]).then(() => Promise.allSettled([db.end(), redis?.quit()])).then(() => process.exit(0));
+    void Promise.all([relay.stop(), replication.stop(), reconciliation.stop()]).then(() => Promise.allSettled([db.end(), lockDb.end(), redis?.quit()])).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../core/db';
+import type { Db, DbClient } from '../core/db';
 import { inTransaction } from '../core/db';
 import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
@@ -11,6 +11,14 @@ export interface RefUpdate {
   oldSha: string;
   newSha: string;
   ref: string;
+}
+
+/** How the push journal (push-journal.ts) takes part in recording a push. */
+export interface JournalGuard {
+  /** Locks the push's journal rows; answers the updates not yet recorded and the runs of those that were. */
+  claim(c: DbClient, updates: RefUpdate[]): Promise<{ todo: RefUpdate[]; recordedRuns: string[] }>;
+  /** Marks the recorded updates done with their runs. */
+  done(c: DbClient, updates: RefUpdate[], runs: PipelineInput[]): Promise<void>;
 }
 
 export interface PushContext {
@@ -53,9 +61,11 @@ export async function recordPush(
     refsFingerprint?: string;
     /** Queue the push for replication (replica zones are configured). */
     replicate?: boolean;
+    /** The push journal's guard: which updates are still to record, and marking them done (same transaction). */
+    journal?: JournalGuard;
   } = {},
-): Promise<{ runs: PipelineInput[]; notes: string[]; maintenanceDue: boolean }> {
-  const planned: PipelineInput[] = [];
+): Promise<{ runs: PipelineInput[]; notes: string[]; maintenanceDue: boolean; recordedEarlier: string[] }> {
+  let planned: PipelineInput[] = [];
   let maintenanceDue = false;
   const notes: string[] = [];
   for (const u of options.skipPipelines ? [] : updates) {
@@ -87,7 +97,18 @@ export async function recordPush(
       commit,
     });
   }
+  let recordedEarlier: string[] = [];
+  let mine = updates;
   await inTransaction(db, async (c) => {
+    // Another path (post-receive or reconciliation) may have recorded some of these updates first.
+    if (options.journal) {
+      const claim = await options.journal.claim(c, updates);
+      recordedEarlier = claim.recordedRuns;
+      const todo = new Set(claim.todo.map((u) => u.ref));
+      mine = updates.filter((u) => todo.has(u.ref));
+      planned = planned.filter((p) => todo.has(p.ref));
+      if (mine.length === 0) return;
+    }
     for (const run of planned) {
       await c.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [
         run.tenantId,
@@ -99,7 +120,7 @@ export async function recordPush(
       await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [run.tenantId, run.runId, JSON.stringify(run)]);
     }
     // The push's webhook events go out through the relay, like pipelines; only when a hook wants them.
-    const events = pushEvents(ctx, updates);
+    const events = pushEvents(ctx, mine);
     if (events.length > 0) {
       const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events };
       await c.query(
@@ -119,8 +140,9 @@ export async function recordPush(
       ctx.tenantId,
       ctx.actor,
       `${ctx.tenant}/${ctx.repo}`,
-      JSON.stringify({ updates, runs: planned.map((p) => p.runId) }),
+      JSON.stringify({ updates: mine, runs: planned.map((p) => p.runId) }),
     ]);
+    await options.journal?.done(c, mine, planned);
   });
-  return { runs: planned, notes, maintenanceDue };
+  return { runs: planned, notes, maintenanceDue, recordedEarlier };
 }
