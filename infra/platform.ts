@@ -41,9 +41,65 @@ export interface Platform {
   serviceEnv: NodeJS.ProcessEnv;
   /** The supervised service processes by name (gateway, api, git-server, worker). */
   services: Map<string, ServiceSupervisor>;
+  /**
+   * The backing services this platform started itself (not those given by URL), for fault drills:
+   * each can be stopped and started again on the same port over the same data.
+   */
+  backing: Partial<Record<BackingName, BackingService>>;
   /** Stops the services, then Temporal, Redis and Postgres (in that order). Idempotent. */
   stop(): Promise<void>;
 }
+
+export type BackingName = 'postgres' | 'redis' | 'temporal';
+
+/** One embedded backing service that can be taken away and brought back in place. */
+export interface BackingService {
+  /** The running process, or undefined while stopped. */
+  readonly pid: number | undefined;
+  /** Orderly stop (what each server does on SIGTERM/SIGINT); resolves once the process is gone. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port over the same data; resolves once it answers. No-op when running. */
+  start(): Promise<void>;
+}
+
+interface Instance {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Keeps whichever instance runs now, so `stop()` of the platform ends the current one. */
+class Restartable implements BackingService {
+  private current: Instance | undefined;
+  private transition: Promise<void> = Promise.resolve();
+
+  constructor(
+    first: Instance,
+    private readonly startAgain: () => Promise<Instance>,
+  ) {
+    this.current = first;
+  }
+
+  get pid(): number | undefined {
+    return this.current?.pid;
+  }
+
+  // One transition at a time: a drill's start never races the platform's final stop.
+  stop(): Promise<void> {
+    return (this.transition = this.transition.then(async () => {
+      const running = this.current;
+      this.current = undefined;
+      await running?.stop();
+    }));
+  }
+
+  start(): Promise<void> {
+    return (this.transition = this.transition.then(async () => {
+      this.current ??= await this.startAgain();
+    }));
+  }
+}
+
+const portOf = (url: string) => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
 
 const SERVICES = [
   { name: 'git-server', entry: 'git-server/main.ts', portVar: 'DOTGIT_GIT_PORT' },
@@ -75,32 +131,39 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const pgTools = config.databaseUrl || config.pgToolsDir ? undefined : ensurePgTools({ toolsDir, log: o.log }).catch((err) => o.log.warn(`backups: ${(err as Error).message}`));
     // Best effort: the server speaks LFS itself; the client is for tests and pipeline checkouts.
     const gitLfs = ensureGitLfs(o.log).catch((err) => o.log.warn(`git-lfs: ${(err as Error).message}`));
-    const postgres = config.databaseUrl
-      ? undefined
-      : await startEmbeddedPostgres({
-          dataDir: paths.postgres,
-          port: eph ? 0 : config.postgresPort,
-          log: o.log,
-          ephemeral: eph,
-          archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: paths.objects, pgDataDir: paths.postgres }),
-        });
-    if (postgres) stops.push(() => postgres.stop());
+    const backing: Partial<Record<BackingName, BackingService>> = {};
+    // Started on a free port the first time; a restart takes that same port, so clients reconnect.
+    const keep = (name: BackingName, first: Instance, again: () => Promise<Instance>) => {
+      const b = new Restartable(first, again);
+      backing[name] = b;
+      stops.push(() => b.stop());
+    };
+    const postgresOptions = (port: number) => ({
+      dataDir: paths.postgres,
+      port,
+      log: o.log,
+      ephemeral: eph,
+      archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: paths.objects, pgDataDir: paths.postgres }),
+    });
+    const postgres = config.databaseUrl ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
+    if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)));
     const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
-    if (redis) stops.push(() => redis.stop());
+    if (redis) keep('redis', redis, () => startRedis({ dataDir: paths.redis, port: portOf(redis.redisUrl), log: o.log }));
     let temporalAddress = config.temporalAddress;
     let temporalUiUrl: string | undefined;
     if (!temporalAddress) {
       const cli = await ensureTemporalCli({ toolsDir, log: o.log });
-      const temporal = await startTemporalDevServer({
+      const temporalOptions = (port: number, uiPort: number) => ({
         cliPath: cli.cliPath,
         dataDir: paths.temporal,
-        port: eph ? 0 : config.temporalPort,
-        uiPort: eph ? 0 : config.temporalUiPort,
+        port,
+        uiPort,
         namespace: config.temporalNamespace,
         dynamicConfig: DEV_SERVER_DYNAMIC_CONFIG,
         log: o.log,
       });
-      stops.push(() => temporal.stop());
+      const temporal = await startTemporalDevServer(temporalOptions(eph ? 0 : config.temporalPort, eph ? 0 : config.temporalUiPort));
+      keep('temporal', temporal, () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl))));
       temporalAddress = temporal.address;
       temporalUiUrl = temporal.uiUrl;
     }
@@ -178,6 +241,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       adminToken,
       serviceEnv,
       services,
+      backing,
       stop: () => (stopped ??= stopAll()),
     };
   } catch (err) {

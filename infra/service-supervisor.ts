@@ -20,12 +20,32 @@ export class ServiceSupervisor {
   restarts = 0;
 
   constructor(
-    private readonly spec: ChildSpec,
+    private spec: ChildSpec,
     private readonly log: ProvisionLog,
   ) {}
 
   get pid(): number | undefined {
     return this.child?.isRunning() ? this.child.pid : undefined;
+  }
+
+  /** The environment the service (re)starts with. */
+  get env(): NodeJS.ProcessEnv {
+    return this.spec.env ?? process.env;
+  }
+
+  /** The environment of every later start, a restart after a crash included; the running process keeps its own. */
+  setEnv(env: NodeJS.ProcessEnv): void {
+    this.spec = { ...this.spec, env };
+  }
+
+  /** An orderly stop and a fresh start now (e.g. to take a new environment); not counted as a crash. */
+  async restartNow(): Promise<void> {
+    if (this.stopping) return;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const old = this.child;
+    this.child = undefined; // its exit is expected: no crash restart for it
+    await old?.stop();
+    await this.start();
   }
 
   /** Starts the first time; rejects if the service does not become ready. */
@@ -39,16 +59,16 @@ export class ServiceSupervisor {
       const delay = Math.min(MIN_DELAY_MS * 2 ** this.failures, MAX_DELAY_MS);
       this.failures++;
       this.log.warn(`${this.spec.name} exited (code ${exit.code}, signal ${exit.signal}); restarting in ${delay} ms. Last lines:\n${child.logTail(15)}`);
-      this.restartTimer = setTimeout(() => this.restart(), delay);
+      this.restartTimer = setTimeout(() => this.restartAfterCrash(), delay);
     });
   }
 
-  private restart(): void {
+  private restartAfterCrash(): void {
     if (this.stopping) return;
     this.restarts++;
     this.start().catch((err) => {
       this.log.warn(`${this.spec.name} did not come back: ${(err as Error).message}`);
-      if (!this.stopping) this.restartTimer = setTimeout(() => this.restart(), MAX_DELAY_MS);
+      if (!this.stopping) this.restartTimer = setTimeout(() => this.restartAfterCrash(), MAX_DELAY_MS);
     });
   }
 

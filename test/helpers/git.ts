@@ -10,8 +10,16 @@ export interface GitOutput {
   stderr: string;
 }
 
-/** Runs the real `git` client with no user config and no credential helpers or prompts. */
-export function git(args: string[], cwd?: string, env: NodeJS.ProcessEnv = {}): Promise<GitOutput> {
+/**
+ * Runs the real `git` client with no user config and no credential helpers or prompts. `timeoutMs`
+ * kills it (a push into a part that is down must not hang a test); `onStderr` sees output as it comes.
+ */
+export function git(
+  args: string[],
+  cwd?: string,
+  env: NodeJS.ProcessEnv = {},
+  opts: { timeoutMs?: number; onStderr?: (chunk: string) => void } = {},
+): Promise<GitOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', args, {
       cwd,
@@ -31,10 +39,17 @@ export function git(args: string[], cwd?: string, env: NodeJS.ProcessEnv = {}): 
     });
     let stdout = '';
     let stderr = '';
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      opts.onStderr?.(String(d));
+    });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
   });
 }
 
