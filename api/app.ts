@@ -5,6 +5,8 @@ import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, rout
 import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
+import { idempotency, keepRawBody, type IdempotencyStore } from './idempotency';
+import { jsonObject, parseBody } from './validation';
 import { serveSse } from './event-stream';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
@@ -35,14 +37,19 @@ export interface ApiServices {
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
-export function createApiApp(services: ApiServices, o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>> }) {
+export function createApiApp(
+  services: ApiServices,
+  o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>>; idempotencyKeys: IdempotencyStore },
+) {
   const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
   app.use(requestLogger(o.log));
-  app.use(express.json({ limit: '1mb' }));
+  app.use(express.json({ limit: '1mb', verify: keepRawBody }));
+  // Every POST honours Idempotency-Key (CONTRACT), after the caller and body are known.
+  app.use(idempotency(o.idempotencyKeys, o.log));
   const v1 = express.Router();
 
   v1.post('/tenants', route(async (req, res) => {
@@ -52,7 +59,7 @@ export function createApiApp(services: ApiServices, o: { log: Logger; internalSe
     res.status(201).json(await tenants.createUser(requirePrincipal(req.principal), String(req.params.tenant), req.body ?? {}, req.requestId));
   }));
   v1.post('/tokens', route(async (req, res) => {
-    res.status(201).json(await tokens.createToken(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
+    res.status(201).json(await tokens.createToken(requirePrincipal(req.principal), parseBody(jsonObject, req.body ?? {}), req.requestId));
   }));
   v1.delete('/tokens/:id', route(async (req, res) => {
     await tokens.revokeToken(requirePrincipal(req.principal), String(req.params.id), req.requestId);

@@ -1,6 +1,6 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
-import { ConflictError } from '../core/errors';
+import { ConflictError, InputError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
@@ -8,6 +8,7 @@ import { createRedis } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
 import { lazyTemporalClient } from '../core/temporal';
 import { createApiApp } from './app';
+import { IdempotencyStore } from './idempotency';
 import { attachEventSockets } from './event-socket';
 import { RepoService } from './services/repo-service';
 import { RunService } from './services/run-service';
@@ -36,28 +37,33 @@ async function main(): Promise<void> {
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   const gitServer = `http://${config.internalHost}:${config.gitPort}`;
-  const initBareRepo = async (owner: string, name: string) => {
-    const res = await fetch(`${gitServer}/internal/repos`, {
+  // The git-server's internal API (where the repositories live), signed as the api.
+  const gitServerPost = async (path: string, body: unknown) =>
+    fetch(`${gitServer}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(secret, 'api') },
-      body: JSON.stringify({ owner, name }),
+      body: JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
+  const refused = async (res: Response) => new Error(`git-server answered ${res.status}: ${await res.text()}`);
+  const initBareRepo = async (owner: string, name: string) => {
+    const res = await gitServerPost('/internal/repos', { owner, name });
     if (res.status === 409) throw new ConflictError(`repository ${owner}/${name} already exists on disk`);
-    if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
+    if (!res.ok) throw await refused(res);
   };
   const resolveRef = async (owner: string, name: string, ref: string) => {
-    const res = await fetch(`${gitServer}/internal/repos/resolve`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(secret, 'api') },
-      body: JSON.stringify({ owner, name, ref }),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const res = await gitServerPost('/internal/repos/resolve', { owner, name, ref });
     if (res.status === 404) return undefined;
-    if (!res.ok) throw new Error(`git-server answered ${res.status}: ${await res.text()}`);
+    if (!res.ok) throw await refused(res);
     return (await res.json()) as { ref: string; commit: string };
   };
-  const deployService = new DeployService(db, redis, getTemporal, resolveRef);
+  const readPipelineFile = async (owner: string, name: string, commit: string) => {
+    const res = await gitServerPost('/internal/repos/pipeline-file', { owner, name, commit });
+    if (res.status === 413) throw new InputError(((await res.json()) as { error: { message: string } }).error.message);
+    if (!res.ok) throw await refused(res);
+    return ((await res.json()) as { text: string | null }).text;
+  };
+  const deployService = new DeployService(db, redis, getTemporal, resolveRef, readPipelineFile);
   const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef);
   const app = createApiApp(
     {
@@ -74,7 +80,12 @@ async function main(): Promise<void> {
       replicas: new ReplicaService(db, config.replicaZones),
       runs: runService,
     },
-    { log, internalSecret: secret, healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) } },
+    {
+      log,
+      internalSecret: secret,
+      idempotencyKeys: new IdempotencyStore(db, new SecretBox(secret, 'idempotency-answer')),
+      healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) },
+    },
   );
   const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));
   attachEventSockets(server, {

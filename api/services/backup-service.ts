@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
 import { InputError, NotFoundError, UnavailableError } from '../../core/errors';
@@ -7,10 +8,34 @@ import type { Principal } from '../../core/principal';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { backupIdFor, restoreIdFor, type BackupInput, type RestoreInput } from '../../core/backup-types';
 import { requirePlatformAdmin, requirePrincipal } from '../authz';
+import { checked, flag, parseBody } from '../validation';
 import { audit } from './audit';
 
 // Clocks of the caller and ours may differ a little; a restore point further in the future is a mistake.
 const FUTURE_SKEW_MS = 60_000;
+
+const backupBody = z.strictObject({ full: flag });
+const AT_MESSAGE = 'at must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z';
+const REPOS_MESSAGE = 'repos must be a non-empty list of "owner/name"';
+const restoreBody = z.strictObject({
+  at: z
+    .string({ error: AT_MESSAGE })
+    .refine((s) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), { error: AT_MESSAGE })
+    .transform((s) => new Date(s)),
+  repos: z
+    .array(
+      checked((r) => {
+        const parts = typeof r === 'string' ? r.split('/') : [];
+        if (parts.length !== 2) throw new InputError(`repos: ${JSON.stringify(r)} is not "owner/name"`);
+        return `${assertValidName('owner', parts[0])}/${assertValidName('repo', parts[1])}`;
+      }),
+      { error: REPOS_MESSAGE },
+    )
+    .min(1, { error: REPOS_MESSAGE })
+    .max(10_000, { error: REPOS_MESSAGE })
+    .optional(),
+  postgres: z.boolean().optional(),
+});
 
 /** On-demand backups, their listing, and restores (CONTRACT: platform admins only). */
 export class BackupService {
@@ -35,15 +60,15 @@ export class BackupService {
   }
 
   /** Starts a backup now; `full` makes every part a new base. The row says running until the manifest is written. */
-  async create(principal: Principal | null | undefined, body: { full?: unknown }, requestId?: string) {
+  async create(principal: Principal | null | undefined, body: unknown, requestId?: string) {
     const p = requirePrincipal(principal);
     requirePlatformAdmin(p);
-    if (body.full !== undefined && typeof body.full !== 'boolean') throw new InputError('full must be true or false');
+    const { full } = parseBody(backupBody, body);
     const id = backupIdFor(new Date(), randomBytes(4).toString('hex'));
     await this.db.query(`INSERT INTO backups (id, trigger, status) VALUES ($1, 'api', 'running')`, [id]);
     await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'backup.create', target: id, requestId });
     try {
-      await this.start('backup', id, { id, trigger: 'api', full: body.full === true });
+      await this.start('backup', id, { id, trigger: 'api', full });
     } catch (err) {
       await this.db.query(`UPDATE backups SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1`, [id, (err as Error).message]);
       throw err;
@@ -77,29 +102,16 @@ export class BackupService {
    * repositories or `repos`, and Postgres unless `postgres: false`. Switching the platform to it
    * is an offline step (`npm run restore`), see the README.
    */
-  async restore(principal: Principal | null | undefined, body: { at?: unknown; repos?: unknown; postgres?: unknown }, requestId?: string) {
+  async restore(principal: Principal | null | undefined, body: unknown, requestId?: string) {
     const p = requirePrincipal(principal);
     requirePlatformAdmin(p);
-    if (typeof body.at !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(body.at) || Number.isNaN(Date.parse(body.at))) {
-      throw new InputError('at must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z');
-    }
-    const at = new Date(body.at);
+    const { at, repos, postgres } = parseBody(restoreBody, body);
     if (at.getTime() > Date.now() + FUTURE_SKEW_MS) throw new InputError('at is in the future');
-    let repos: string[] | undefined;
-    if (body.repos !== undefined) {
-      if (!Array.isArray(body.repos) || body.repos.length === 0 || body.repos.length > 10_000) throw new InputError('repos must be a non-empty list of "owner/name"');
-      repos = body.repos.map((r) => {
-        const parts = typeof r === 'string' ? r.split('/') : [];
-        if (parts.length !== 2) throw new InputError(`repos: ${JSON.stringify(r)} is not "owner/name"`);
-        return `${assertValidName('owner', parts[0])}/${assertValidName('repo', parts[1])}`;
-      });
-    }
-    if (body.postgres !== undefined && typeof body.postgres !== 'boolean') throw new InputError('postgres must be true or false');
     const id = restoreIdFor('restore', new Date(), randomBytes(4).toString('hex'));
     await this.db.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, 'restore', $2, 'running')`, [id, at]);
     await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'restore.create', target: id, detail: { at: at.toISOString(), repos }, requestId });
     try {
-      await this.start('restore', id, { id, at: at.toISOString(), repos, postgres: body.postgres as boolean | undefined });
+      await this.start('restore', id, { id, at: at.toISOString(), repos, postgres });
     } catch (err) {
       await this.db.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [id, JSON.stringify([(err as Error).message])]);
       throw err;

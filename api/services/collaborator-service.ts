@@ -1,12 +1,14 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
-import { InputError, NotFoundError } from '../../core/errors';
+import { NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { requireRepoAdmin } from '../authz';
+import { parseBody } from '../validation';
 import { audit } from './audit';
 
 const ACCESS = ['read', 'write', 'admin'] as const;
-type Access = (typeof ACCESS)[number];
+const grantBody = z.strictObject({ access: z.enum(ACCESS, { error: `access must be one of ${ACCESS.join(', ')}` }) });
 
 /**
  * Per-repository grants (`read`/`write`/`admin`) on top of tenant roles, as GitHub collaborators:
@@ -19,10 +21,9 @@ export class CollaboratorService {
     return requireRepoAdmin(this.db, principal, owner, name, 'managing collaborators');
   }
 
-  async put(principal: Principal, owner: string, name: string, username: string, body: { access?: unknown }, requestId?: string) {
+  async put(principal: Principal, owner: string, name: string, username: string, body: unknown, requestId?: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    const access = body.access as Access;
-    if (!ACCESS.includes(access)) throw new InputError(`access must be one of ${ACCESS.join(', ')}`);
+    const { access } = parseBody(grantBody, body);
     const user = (await this.db.query('SELECT id FROM users WHERE username = $1', [assertValidName('username', username)])).rows[0];
     if (!user) throw new NotFoundError(`user ${username} not found`);
     await this.db.query(

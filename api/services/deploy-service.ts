@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
 import {
@@ -11,7 +12,7 @@ import {
 } from '../../core/deploy-types';
 import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
-import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
+import { ENVIRONMENT_NAME, PIPELINE_PATH, PipelineSpecError, parsePipeline } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
 import type { Redis } from '../../core/redis';
@@ -19,12 +20,18 @@ import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
+import { environmentField, parseBody, refField } from '../validation';
 import { audit } from './audit';
 
 /** Resolves a user-given ref in a repository (the git-server's internal API); undefined when it names nothing. */
 export type RefResolver = (owner: string, repo: string, ref: string) => Promise<{ ref: string; commit: string } | undefined>;
 
+/** The pipeline file at a commit (the git-server's internal API); null when the commit has none. */
+export type PipelineFileReader = (owner: string, repo: string, commit: string) => Promise<string | null>;
+
 const DEPLOY_SELECT = repoOwnedSelect('deploys');
+const deployBody = z.strictObject({ ref: refField, environment: environmentField });
+const decisionBody = z.strictObject({ comment: z.string({ error: 'comment must be a string of at most 1000 characters' }).max(1000, { error: 'comment must be a string of at most 1000 characters' }).optional() });
 
 function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
   const id = String(row.id);
@@ -59,15 +66,15 @@ export class DeployService {
     private readonly redis: Redis,
     private readonly temporal: () => Promise<Client>,
     private readonly resolveRef: RefResolver,
+    private readonly readPipelineFile: PipelineFileReader,
   ) {}
 
-  async create(principal: Principal, owner: string, repoName: string, body: Record<string, unknown>, requestId?: string) {
+  async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deploying');
-    const environment = body.environment;
-    if (typeof environment !== 'string' || !ENVIRONMENT_NAME.test(environment)) throw new InputError('environment must be an environment name: letters, digits, _ and -, at most 64');
-    if (typeof body.ref !== 'string' || body.ref.length === 0 || body.ref.length > 255) throw new InputError('ref must be a branch, tag or commit id');
-    const target = await this.resolveRef(repo.owner, repo.name, body.ref);
-    if (!target) throw new NotFoundError(`ref ${body.ref} not found in ${repo.owner}/${repo.name}`);
+    const { environment, ref } = parseBody(deployBody, body);
+    const target = await this.resolveRef(repo.owner, repo.name, ref);
+    if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
+    await this.requireEnvironment(repo.owner, repo.name, target, environment);
     const id = deployWorkflowId(repo.owner, repo.name, environment, randomUUID());
     await this.db.query(
       `INSERT INTO deploys (tenant_id, id, repo_id, environment, ref, commit_sha, status, requested_by) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)`,
@@ -112,6 +119,28 @@ export class DeployService {
     return { id, status: 'queued' as DeployStatus, links: deployView({ id }).links };
   }
 
+  /**
+   * 400 unless the pipeline file at the deployed commit defines `environment`, naming the ones it
+   * does: refused now rather than accepted and failed later. (The workflow checks again, as the
+   * file it reads is the source of truth.)
+   */
+  private async requireEnvironment(owner: string, repoName: string, target: { ref: string; commit: string }, environment: string): Promise<void> {
+    const at = `${target.ref} (${target.commit.slice(0, 12)})`;
+    const text = await this.readPipelineFile(owner, repoName, target.commit);
+    if (text === null) throw new InputError(`there is no ${PIPELINE_PATH} at ${at}, so it defines no environment "${environment}"`);
+    let names: string[];
+    try {
+      names = (parsePipeline(text).environments ?? []).map((e) => e.name).sort();
+    } catch (err) {
+      if (err instanceof PipelineSpecError) throw new InputError(`${PIPELINE_PATH} at ${at} is not valid: ${err.message}`);
+      throw err;
+    }
+    if (!names.includes(environment)) {
+      const defined = names.length ? `it defines: ${names.join(', ')}` : 'it defines no environments';
+      throw new InputError(`${PIPELINE_PATH} at ${at} defines no environment "${environment}"; ${defined}`);
+    }
+  }
+
   /** The deploy row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableDeploy(principal: Principal | null | undefined, id: string) {
     if (id.length > 400) throw new InputError('deploy id is too long');
@@ -139,10 +168,10 @@ export class DeployService {
   }
 
   /** Approve or reject at the gate: a Temporal update, so the answer says whether the workflow took it. */
-  async decide(principal: Principal, id: string, approve: boolean, body: Record<string, unknown>, requestId?: string) {
+  async decide(principal: Principal, id: string, approve: boolean, body: unknown, requestId?: string) {
     const { row } = await this.writableDeploy(principal, id, approve ? 'approving a deploy' : 'rejecting a deploy');
-    if (body.comment !== undefined && (typeof body.comment !== 'string' || body.comment.length > 1000)) throw new InputError('comment must be a string of at most 1000 characters');
-    const decision = { by: principal.username, ...(typeof body.comment === 'string' ? { comment: body.comment } : {}) };
+    const { comment } = parseBody(decisionBody, body);
+    const decision = { by: principal.username, ...(comment !== undefined ? { comment } : {}) };
     try {
       const client = await this.temporal();
       await client.workflow.getHandle(id).executeUpdate(approve ? approveUpdate : rejectUpdate, { args: [decision] });

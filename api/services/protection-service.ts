@@ -1,13 +1,31 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { InputError } from '../../core/errors';
-import { assertValidName } from '../../core/names';
+import { assertValidName, isValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import type { BranchProtection } from '../../core/protections';
 import { findReadableRepo } from '../../core/repos';
 import { requireRepoAdmin } from '../authz';
+import { flag, parseBody } from '../validation';
 import { audit } from './audit';
 
 const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
+
+/** `PUT …/protections/{branch}`: unknown fields are refused, so a misspelt one never protects less than meant. */
+const protectionBody = z.strictObject({
+  allowForcePush: flag,
+  allowDeletion: flag,
+  pushers: z
+    .array(z.string())
+    .max(1000)
+    .nullish()
+    .superRefine((list, ctx) =>
+      list?.forEach((p, i) => {
+        if (!isValidName(p)) ctx.addIssue({ code: 'custom', input: p, message: `pushers[${i}] is not a user name (${JSON.stringify(p.slice(0, 100))})` });
+      }),
+    )
+    .transform((v) => v ?? undefined),
+});
 
 /** Protected branches of a repository (CONTRACT `PUT …/protections/{branch}`), enforced by the git-server's pre-receive hook. */
 export class ProtectionService {
@@ -17,23 +35,12 @@ export class ProtectionService {
     return requireRepoAdmin(this.db, principal, owner, name, 'protecting branches');
   }
 
-  async put(principal: Principal, owner: string, name: string, branch: string, body: Record<string, unknown>, requestId?: string): Promise<BranchProtection> {
+  async put(principal: Principal, owner: string, name: string, branch: string, body: unknown, requestId?: string): Promise<BranchProtection> {
     const repo = await this.adminRepo(principal, owner, name);
     if (!PATTERN.test(branch) || branch.split('/').some((p) => p === '' || p === '.' || p === '..' || p.startsWith('-'))) {
       throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and *');
     }
-    const bool = (key: string): boolean => {
-      const v = body[key] ?? false;
-      if (typeof v !== 'boolean') throw new InputError(`${key} must be true or false`);
-      return v;
-    };
-    const allowForcePush = bool('allowForcePush');
-    const allowDeletion = bool('allowDeletion');
-    let pushers: string[] | undefined;
-    if (body.pushers !== undefined && body.pushers !== null) {
-      if (!Array.isArray(body.pushers) || body.pushers.length > 1000) throw new InputError('pushers must be an array of user names');
-      pushers = body.pushers.map((p) => assertValidName('pushers[]', p));
-    }
+    const { allowForcePush, allowDeletion, pushers } = parseBody(protectionBody, body);
     await this.db.query(
       `INSERT INTO protected_branches (tenant_id, repo_id, pattern, allow_force_push, allow_deletion, pushers) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (tenant_id, repo_id, pattern) DO UPDATE SET allow_force_push = $4, allow_deletion = $5, pushers = $6, updated_at = now()`,

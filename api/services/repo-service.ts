@@ -1,11 +1,22 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
-import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
+import { ConflictError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { requireScope } from '../authz';
+import { parseBody, validName } from '../validation';
 import { audit } from './audit';
+
+const repoBody = z.strictObject({
+  owner: validName('owner'),
+  name: validName('name'),
+  visibility: z
+    .enum(['public', 'private'], { error: 'visibility must be public or private' })
+    .nullish()
+    .transform((v) => v ?? 'private'),
+});
 
 /** Creates the bare repository on the git-server (its internal API); the api never touches repo storage. */
 export type InitBareRepo = (owner: string, name: string) => Promise<void>;
@@ -27,12 +38,9 @@ export class RepoService {
     };
   }
 
-  async create(principal: Principal, body: { owner?: unknown; name?: unknown; visibility?: unknown }, requestId?: string) {
+  async create(principal: Principal, body: unknown, requestId?: string) {
     requireScope(principal, 'write');
-    const owner = assertValidName('owner', body.owner);
-    const name = assertValidName('name', body.name);
-    const visibility = body.visibility ?? 'private';
-    if (visibility !== 'public' && visibility !== 'private') throw new InputError('visibility must be public or private');
+    const { owner, name, visibility } = parseBody(repoBody, body);
     const t = await this.db.query('SELECT id FROM tenants WHERE name = $1', [owner]);
     if (t.rowCount === 0) throw new NotFoundError(`tenant ${owner} not found`);
     const tenantId = Number(t.rows[0].id);

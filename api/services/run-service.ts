@@ -1,4 +1,5 @@
 import { createGunzip } from 'node:zlib';
+import { z } from 'zod';
 import type { Readable } from 'node:stream';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { inTransaction, type Db } from '../../core/db';
@@ -11,6 +12,7 @@ import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
 import type { RefResolver } from './deploy-service';
+import { parseBody, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
@@ -33,6 +35,9 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
       name: s.name,
       status: s.status,
       exitCode: s.exit_code ?? null,
+      // The attempt number and sandbox host of the step's latest run (CONTRACT "Extended surface").
+      attempt: s.attempt ?? null,
+      host: s.host ?? null,
       startedAt: s.started_at ?? null,
       finishedAt: s.finished_at ?? null,
     })),
@@ -40,6 +45,7 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
 }
 
 const RUN_SELECT = repoOwnedSelect('runs');
+const runBody = z.strictObject({ ref: refField });
 
 export class RunService {
   constructor(
@@ -55,11 +61,11 @@ export class RunService {
    * do not apply). Written to the same outbox as pushes, in one transaction with the run row, so the
    * git-server's relay starts it exactly once; answered 202 with the run's id at once.
    */
-  async create(principal: Principal, owner: string, repoName: string, body: Record<string, unknown>, requestId?: string) {
+  async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'starting a run');
-    if (typeof body.ref !== 'string' || body.ref.length === 0 || body.ref.length > 255) throw new InputError('ref must be a branch, tag or commit id');
-    const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, body.ref) : undefined;
-    if (!target) throw new NotFoundError(`ref ${body.ref} not found in ${repo.owner}/${repo.name}`);
+    const { ref } = parseBody(runBody, body);
+    const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, ref) : undefined;
+    if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
     const runId = pipelineWorkflowId(repo.owner, repo.name, `manual-${randomUUID()}`);
     const input: PipelineInput = { runId, tenantId: repo.tenantId, tenant: repo.owner, repoId: repo.id, repo: repo.name, ref: target.ref, commit: target.commit };
     await inTransaction(this.db, async (c) => {

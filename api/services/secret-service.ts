@@ -1,10 +1,11 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { InputError } from '../../core/errors';
 import { MAX_SECRET_BYTES, SECRET_NAME, isReservedSecretName } from '../../core/pipeline-secrets';
 import type { Principal } from '../../core/principal';
 import type { SecretBox } from '../../core/secret-box';
-import { ENVIRONMENT_NAME } from '../../core/pipeline-spec';
 import { requireRepoWrite } from '../authz';
+import { environmentField, parseBody } from '../validation';
 import { audit } from './audit';
 
 /** Pipeline secrets (CONTRACT `PUT …/secrets/{name}`): write-only, sealed at rest, injected into the jobs that name them. */
@@ -14,17 +15,14 @@ export class SecretService {
     private readonly box: SecretBox,
   ) {}
 
-  async put(principal: Principal, owner: string, repoName: string, name: string, body: Record<string, unknown>, requestId?: string): Promise<void> {
+  async put(principal: Principal, owner: string, repoName: string, name: string, body: unknown, requestId?: string): Promise<void> {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'setting secrets');
     checkName(name);
-    const environment = environmentOf(body.environment);
-    if (typeof body.value !== 'string') throw new InputError('value must be a string');
-    if (Buffer.byteLength(body.value) > MAX_SECRET_BYTES) throw new InputError(`value is larger than ${MAX_SECRET_BYTES} bytes`);
-    if (body.value.includes('\0')) throw new InputError('value must not contain NUL characters (environment variables cannot)');
+    const { value, environment } = parseBody(secretBody, body);
     await this.db.query(
       `INSERT INTO secrets (tenant_id, repo_id, environment, name, value_enc, updated_by) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (tenant_id, repo_id, environment, name) DO UPDATE SET value_enc = $5, updated_by = $6, updated_at = now()`,
-      [repo.tenantId, repo.id, environment, name, this.box.seal(body.value), principal.username],
+      [repo.tenantId, repo.id, environment, name, this.box.seal(value), principal.username],
     );
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.put', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
   }
@@ -53,9 +51,17 @@ function checkName(name: string): void {
   if (isReservedSecretName(name)) throw new InputError(`${name} is reserved (DOTGIT_* and CI are set by the platform)`);
 }
 
-/** '' means "every job and environment". */
+/** '' (or none) means "every job and environment". */
+const secretEnvironment = z.preprocess((v) => (v === '' || v === null ? undefined : v), environmentField.optional()).transform((v) => v ?? '');
+
+const secretBody = z.strictObject({
+  value: z
+    .string({ error: 'value must be a string' })
+    .refine((v) => Buffer.byteLength(v) <= MAX_SECRET_BYTES, { error: `value is larger than ${MAX_SECRET_BYTES} bytes` })
+    .refine((v) => !v.includes('\0'), { error: 'value must not contain NUL characters (environment variables cannot)' }),
+  environment: secretEnvironment,
+});
+
 function environmentOf(v: unknown): string {
-  if (v === undefined || v === null || v === '') return '';
-  if (typeof v !== 'string' || !ENVIRONMENT_NAME.test(v)) throw new InputError('environment must be an environment name: letters, digits, _ and -, at most 64');
-  return v;
+  return parseBody(secretEnvironment, v);
 }

@@ -1,13 +1,23 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
-import { ConflictError, InputError, NotFoundError } from '../../core/errors';
+import { ConflictError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { requirePlatformAdmin, requireTenantAdmin } from '../authz';
+import { parseBody, validName } from '../validation';
 import { audit } from './audit';
 
 const ROLES = ['admin', 'member', 'reader'] as const;
-type Role = (typeof ROLES)[number];
+
+const tenantBody = z.strictObject({ name: validName('name') });
+const userBody = z.strictObject({
+  username: validName('username'),
+  role: z
+    .enum(ROLES, { error: `role must be one of ${ROLES.join(', ')}` })
+    .nullish()
+    .transform((r) => r ?? 'member'),
+});
 
 function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === '23505';
@@ -16,9 +26,9 @@ function isUniqueViolation(err: unknown): boolean {
 export class TenantService {
   constructor(private readonly db: Db) {}
 
-  async createTenant(principal: Principal, body: { name?: unknown }, requestId?: string) {
+  async createTenant(principal: Principal, body: unknown, requestId?: string) {
     requirePlatformAdmin(principal);
-    const name = assertValidName('name', body.name);
+    const { name } = parseBody(tenantBody, body);
     try {
       return await inTransaction(this.db, async (c) => {
         const r = await c.query('INSERT INTO tenants (name) VALUES ($1) RETURNING id, name', [name]);
@@ -37,12 +47,17 @@ export class TenantService {
     return { id: Number(r.rows[0].id), name: r.rows[0].name };
   }
 
-  async createUser(principal: Principal, tenantName: string, body: { username?: unknown; role?: unknown }, requestId?: string) {
-    const tenant = await this.tenantByName(assertValidName('tenant', tenantName));
+  /**
+   * A user in a tenant the caller administers. Outsiders get the same 404 whether or not the tenant
+   * exists, and a taken name the same 409 wherever it is taken (docs/decisions/0010-name-enumeration.md).
+   */
+  async createUser(principal: Principal, tenantName: string, body: unknown, requestId?: string) {
+    assertValidName('tenant', tenantName);
+    // Before any lookup: whether the tenant exists is no business of a caller outside it.
+    if (!principal.platformAdmin && principal.tenantName !== tenantName) throw new NotFoundError(`tenant ${tenantName} not found`);
+    const tenant = await this.tenantByName(tenantName);
     requireTenantAdmin(principal, tenant.id);
-    const username = assertValidName('username', body.username);
-    const role = (body.role ?? 'member') as Role;
-    if (!ROLES.includes(role)) throw new InputError(`role must be one of ${ROLES.join(', ')}`);
+    const { username, role } = parseBody(userBody, body);
     try {
       return await inTransaction(this.db, async (c) => {
         const r = await c.query('INSERT INTO users (tenant_id, username, role) VALUES ($1, $2, $3) RETURNING id', [tenant.id, username, role]);
@@ -50,7 +65,12 @@ export class TenantService {
         return { id: Number(r.rows[0].id), username, role };
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`user ${username} already exists`);
+      if (isUniqueViolation(err)) {
+        // Names are global; the answer says only that this one is taken, never where (ADR 0010).
+        // Each refusal is audited in the caller's tenant, so probing for names shows.
+        await audit(this.db, { tenantId: tenant.id, actor: principal.username, action: 'user.create.refused', target: username, detail: { reason: 'username taken' }, requestId });
+        throw new ConflictError(`username ${username} is not available`);
+      }
       throw err;
     }
   }

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { InputError, NotFoundError } from '../../core/errors';
 import type { Principal } from '../../core/principal';
@@ -5,10 +6,23 @@ import type { SecretBox } from '../../core/secret-box';
 import { parseOutboundUrl, refuseLiteralPrivateIp, SsrfRefusedError } from '../../core/ssrf-guard';
 import { WEBHOOK_EVENTS } from '../../core/webhook-payloads';
 import { requireRepoAdmin } from '../authz';
+import { parseBody } from '../validation';
 import { audit } from './audit';
 
 const MAX_HOOKS_PER_REPO = 20;
 const EVENT_NAMES: readonly string[] = [...WEBHOOK_EVENTS, '*'];
+const EVENTS_MESSAGE = `events must be a non-empty list of ${EVENT_NAMES.join(', ')}`;
+const SECRET_MESSAGE = 'secret must be a string of 1 to 256 characters';
+
+/** `POST …/webhooks`; the URL's own checks (scheme, credentials, private addresses) follow in `create`. */
+const webhookBody = z.strictObject({
+  url: z.unknown(),
+  secret: z.string({ error: SECRET_MESSAGE }).min(1, { error: SECRET_MESSAGE }).max(256, { error: SECRET_MESSAGE }),
+  events: z
+    .array(z.string({ error: EVENTS_MESSAGE }).refine((e) => EVENT_NAMES.includes(e), { error: EVENTS_MESSAGE }), { error: EVENTS_MESSAGE })
+    .min(1, { error: EVENTS_MESSAGE })
+    .max(EVENT_NAMES.length, { error: EVENTS_MESSAGE }),
+});
 
 function hookView(row: Record<string, unknown>) {
   return { id: Number(row.id), url: row.url, events: row.events, createdBy: row.created_by, createdAt: row.created_at };
@@ -34,24 +48,19 @@ export class WebhookService {
     return requireRepoAdmin(this.db, principal, owner, name, 'managing webhooks');
   }
 
-  async create(principal: Principal, owner: string, name: string, body: Record<string, unknown>, requestId?: string) {
+  async create(principal: Principal, owner: string, name: string, body: unknown, requestId?: string) {
     const repo = await this.adminRepo(principal, owner, name);
+    const { url: rawUrl, secret, events } = parseBody(webhookBody, body);
     let url: URL;
     try {
-      url = parseOutboundUrl(body.url);
+      url = parseOutboundUrl(rawUrl);
       // Host names are vetted at each delivery (after resolution); a literal private IP can be refused now.
       refuseLiteralPrivateIp(url, this.allowHosts);
     } catch (err) {
       if (err instanceof SsrfRefusedError) throw new InputError(err.message);
       throw err;
     }
-    const secret = body.secret;
-    if (typeof secret !== 'string' || secret.length === 0 || secret.length > 256) throw new InputError('secret must be a string of 1 to 256 characters');
-    const events = body.events;
-    if (!Array.isArray(events) || events.length === 0 || events.length > EVENT_NAMES.length || events.some((e) => typeof e !== 'string' || !EVENT_NAMES.includes(e))) {
-      throw new InputError(`events must be a non-empty list of ${EVENT_NAMES.join(', ')}`);
-    }
-    const unique = [...new Set(events as string[])];
+    const unique = [...new Set(events)];
     const count = await this.db.query('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND repo_id = $2', [repo.tenantId, repo.id]);
     if (count.rows[0].n >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
     const r = await this.db.query(

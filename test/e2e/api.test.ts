@@ -60,7 +60,8 @@ test('tenants are isolated: another tenant sees private repos and runs as not fo
   expectError(await api('GET', `/api/v1/repos/${acme.tenant}/${name}/runs`, { token: other.token }), 404);
   expectError(await api('GET', `/api/v1/repos/${acme.tenant}/${name}`), 404);
   expectError(await api('POST', '/api/v1/repos', { token: other.token, body: { owner: acme.tenant, name: uniqueName('r') } }), 404);
-  expectError(await api('POST', `/api/v1/tenants/${acme.tenant}/users`, { token: other.token, body: { username: uniqueName('u'), role: 'admin' } }), 403);
+  // Not 403: that would tell an outsider the tenant exists (issue 10; see api-validation.test.ts).
+  expectError(await api('POST', `/api/v1/tenants/${acme.tenant}/users`, { token: other.token, body: { username: uniqueName('u'), role: 'admin' } }), 404);
   // git agrees: the other tenant's token cannot clone.
   const clone = await git(['ls-remote', cloneUrl(acme.tenant, name, other.token)]);
   expect(clone.code).not.toBe(0);
