@@ -135,7 +135,7 @@ test('external issuers: JWTs of a configured JWKS verify with pinned algorithms;
     const verifier = new JwtVerifier({ keys, issuer: ISS(), audience: 'dotgit', external: [{ issuer: 'https://sso.example', jwksUrl: url, audience: 'dotgit-ext', algorithms: ['RS256'] }] });
     const sign = (kid: string, aud = 'dotgit-ext') =>
       new SignJWT({ preferred_username: t.username, scope: 'read write' }).setProtectedHeader({ alg: 'RS256', kid }).setIssuer('https://sso.example').setAudience(aud).setIssuedAt().setExpirationTime('5m').sign(privateKey);
-    await expect(verifier.verify(await sign('ext-1'))).resolves.toEqual({ username: t.username, scopes: ['read', 'write'], issuer: 'https://sso.example' });
+    await expect(verifier.verify(await sign('ext-1'))).resolves.toEqual({ username: t.username, scopes: ['read', 'write'], issuer: 'https://sso.example', expiresAt: expect.any(Number) });
     await expect(verifier.verify(await sign('ext-1', 'other'))).rejects.toThrow();
     // Key confusion: HS256 "signed" with the issuer's RSA public key (PEM, and the JWK as published).
     for (const secret of [await exportSPKI(publicKey), JSON.stringify(jwk)]) {
