@@ -6,6 +6,8 @@ import { createDb, type Db } from '../../core/db';
 import { signIdentity } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { createRedis, type Redis } from '../../core/redis';
+import { UnavailableError } from '../../core/errors';
+import { acquireAdvisoryLock } from '../../git-server/advisory-lock';
 import { createGitServerApp } from '../../git-server/app';
 import { PackCache } from '../../git-server/pack-cache';
 import { RepoGenerations } from '../../git-server/repo-generation';
@@ -106,3 +108,24 @@ test('with Redis stalled, pushes and fetches answer within a few timeouts and ru
     redisServer.kill('SIGCONT');
   }
 }, 120_000);
+
+test('the Postgres advisory lock that stands in for Redis excludes a second writer; a crashed holder frees it at once', async () => {
+  const key = `repo:${uniqueName('adv')}`;
+  const release = await acquireAdvisoryLock(db, key, 'repository x');
+  await expect(acquireAdvisoryLock(db, key, 'repository x', { waitMs: 300 })).rejects.toBeInstanceOf(UnavailableError);
+  await release();
+  const again = await acquireAdvisoryLock(db, key, 'repository x', { waitMs: 300 });
+  await again();
+  // A holder whose process is killed (kill -9): its connection closes and the lock is free at once.
+  const holder = spawn(process.execPath, ['--import', 'tsx', '-e', `
+    const { createDb } = require(${JSON.stringify(path.resolve(__dirname, '../../core/db'))});
+    const { acquireAdvisoryLock } = require(${JSON.stringify(path.resolve(__dirname, '../../git-server/advisory-lock'))});
+    acquireAdvisoryLock(createDb(process.env.DATABASE_URL, 1), process.env.LOCK_KEY, 'x').then(() => { console.log('locked'); setInterval(() => undefined, 1000); });
+  `], { env: { ...process.env, DATABASE_URL: platformInfo().databaseUrl, LOCK_KEY: key }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+  await expect(acquireAdvisoryLock(db, key, 'repository x', { waitMs: 300 })).rejects.toBeInstanceOf(UnavailableError);
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  const afterCrash = await acquireAdvisoryLock(db, key, 'repository x', { waitMs: 2000 });
+  await afterCrash();
+});
