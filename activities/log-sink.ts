@@ -28,6 +28,8 @@ export class LogSink {
     private readonly job: string,
     private readonly step: string,
     filePath: string,
+    /** The step's attempt number, on every live line: a re-run's lines are told apart from the lost attempt's. */
+    private readonly attempt = 1,
   ) {
     this.file = createWriteStream(filePath);
   }
@@ -54,7 +56,7 @@ export class LogSink {
 
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
     this.pending++;
-    this.queue.push(['job', this.job, 'step', this.step, 'stream', stream, 'line', text]);
+    this.queue.push(['job', this.job, 'step', this.step, 'stream', stream, 'line', text, 'attempt', String(this.attempt)]);
     this.schedule();
   }
 

@@ -1,6 +1,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { Transform, pipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
@@ -32,6 +33,34 @@ export interface SandboxActivityDeps {
   workspaceTmpfsBytes?: number;
   /** Opens pipeline secrets (core/pipeline-secrets.ts); without it, jobs naming secrets fail. */
   secretBox?: SecretBox;
+  /** The sandbox host id its steps report (run answers' `host`); default the machine's host name. */
+  hostId?: string;
+}
+
+/** A step's row as the previous run of its activity left it. */
+interface PreviousRun {
+  status: string;
+  attempt: number | null;
+  host: string | null;
+}
+
+/**
+ * The step's attempt number: the workflow's number for this call (counting `retry:` re-runs) plus
+ * Temporal's re-runs of this activity (after a worker was lost), so numbers never repeat.
+ */
+export function stepAttempt(input: Pick<StepInput, 'attempt'>, activityAttempt: number): number {
+  return input.attempt + activityAttempt - 1;
+}
+
+/** The line that opens a re-run's log, saying why it runs again; undefined for a first attempt. */
+export function attemptNote(attempt: number, activityAttempt: number, previous: PreviousRun | undefined): string | undefined {
+  if (activityAttempt > 1) {
+    // Only this activity marks a step running, and a finished attempt records its end: a step still
+    // `running` when Temporal runs the activity again lost its worker mid-command.
+    if (previous?.status === 'running') return `dotgit: attempt ${attempt} after worker lost (attempt ${previous.attempt ?? attempt - 1} was running on ${previous.host ?? 'another worker'})`;
+    return `dotgit: attempt ${attempt} (the previous attempt failed before its command ran)`;
+  }
+  return attempt > 1 ? `dotgit: attempt ${attempt}` : undefined;
 }
 
 /** Written beside a tmpfs workspace once its checkout is whole (the mount point exists before that). */
@@ -57,7 +86,7 @@ export function artifactKey(runId: string, job: string, filePath: string): strin
 }
 
 /** The step's environment: the pipeline's own variables, then ours (which win). Nothing of the worker's. */
-function stepEnv(input: StepInput, secrets: Record<string, string>): Record<string, string> {
+function stepEnv(input: StepInput, attempt: number, secrets: Record<string, string>): Record<string, string> {
   return {
     CI: 'true',
     ...input.step.env,
@@ -66,7 +95,7 @@ function stepEnv(input: StepInput, secrets: Record<string, string>): Record<stri
     DOTGIT_REF: input.ref,
     DOTGIT_REPO: `${input.tenant}/${input.repo}`,
     DOTGIT_RUN_ID: input.runId,
-    DOTGIT_STEP_ATTEMPT: String(input.attempt),
+    DOTGIT_STEP_ATTEMPT: String(attempt),
     DOTGIT_ARTIFACTS: ARTIFACTS_IN_SANDBOX,
   };
 }
@@ -84,11 +113,13 @@ function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
 /** Activities of the sandbox task queue: run one step in a sandbox, clean a job's workspace. */
 export function createSandboxActivities(deps: SandboxActivityDeps) {
   const { db, redis, store } = deps;
+  const host = deps.hostId ?? os.hostname();
   let tmpfsUnavailable = false;
 
   return {
     async runStep(input: StepInput): Promise<StepResult> {
       const ctx = Context.current();
+      const attempt = stepAttempt(input, ctx.info.attempt);
       // Heartbeat from the start until the activity returns: a long checkout or log upload must not
       // look like a dead worker (Temporal would run the step a second time).
       ctx.heartbeat();
@@ -103,26 +134,29 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });
         await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
+        const previous = ctx.info.attempt > 1 ? await previousRun(input) : undefined;
         await db.query(
-          `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
-          [input.tenantId, input.runId, input.job.name, input.step.name],
+          `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()), attempt = $5, host = $6
+           WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+          [input.tenantId, input.runId, input.job.name, input.step.name, attempt, host],
         );
-        await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running' });
+        await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
         // The sandbox masks its output before cutting long lines (a secret across a cut stays whole);
         // dotgit's own notes never hold secret values.
-        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile);
+        const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, attempt);
         let result: StepResult;
         try {
-          if (input.attempt > 1) sink.line('stderr', `dotgit: attempt ${input.attempt}`);
+          const note = attemptNote(attempt, ctx.info.attempt, previous);
+          if (note) sink.line('stderr', note);
           for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
           result = await driver.run({
             workspace: ws,
             artifacts: artifactsDirOf(ws),
             command: input.step.run,
-            env: stepEnv(input, secrets),
+            env: stepEnv(input, attempt, secrets),
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
             workspaceBytes: deps.workspaceTmpfsBytes && !tmpfsUnavailable ? deps.workspaceTmpfsBytes : 0,
@@ -135,7 +169,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         }
         // From here on the user's command has run: a failure must not make Temporal run it again.
         try {
-          return await finishStep(input, ws, logFile, result);
+          return await finishStep(input, ws, logFile, { ...result, attempt });
         } catch (err) {
           throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
         } finally {
@@ -156,6 +190,17 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
+
+  /** The step's row before this attempt marks it running. */
+  async function previousRun(input: StepInput): Promise<PreviousRun | undefined> {
+    const r = await db.query(`SELECT status, attempt, host FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`, [
+      input.tenantId,
+      input.runId,
+      input.job.name,
+      input.step.name,
+    ]);
+    return r.rows[0] as PreviousRun | undefined;
+  }
 
   /** The secrets the job names, opened; an environment's own value wins over the repository-wide one. */
   async function loadSecrets(input: StepInput): Promise<{ values: Record<string, string>; missing: string[] }> {
@@ -220,7 +265,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
       [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
     );
-    await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode });
+    await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode, attempt: result.attempt });
     return result;
   }
 

@@ -9,8 +9,8 @@ import { logStreamKey, streamFields, type Redis } from './redis';
  * the entries after the last one it saw: no line lost, none repeated.
  */
 export type RunEvent =
-  | { id: string; event: 'log'; data: { job: string; step: string; stream: string; line: string } }
-  | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null } }
+  | { id: string; event: 'log'; data: { job: string; step: string; stream: string; line: string; attempt?: number } }
+  | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null; attempt?: number } }
   | { id: string; event: 'status'; data: { status: string; message: string | null } };
 
 /** How long a run's event stream stays in Redis after its last entry (the whole logs are in the object store). */
@@ -26,12 +26,12 @@ export const TERMINAL_STATUSES = new Set(['success', 'failure', 'cancelled', 'ro
 export async function appendRunEvent(
   redis: Redis | undefined,
   runId: string,
-  e: { event: 'step'; job: string; step: string; status: string; exitCode?: number | null } | { event: 'status'; status: string; message?: string | null },
+  e: { event: 'step'; job: string; step: string; status: string; exitCode?: number | null; attempt?: number } | { event: 'status'; status: string; message?: string | null },
 ): Promise<void> {
   if (!redis) return;
   const fields =
     e.event === 'step'
-      ? ['event', 'step', 'job', e.job, 'step', e.step, 'status', e.status, 'exitCode', e.exitCode == null ? '' : String(e.exitCode)]
+      ? ['event', 'step', 'job', e.job, 'step', e.step, 'status', e.status, 'exitCode', e.exitCode == null ? '' : String(e.exitCode), ...(e.attempt ? ['attempt', String(e.attempt)] : [])]
       : ['event', 'status', 'status', e.status, 'message', e.message ?? ''];
   const key = logStreamKey(runId);
   await redis
@@ -45,9 +45,11 @@ export async function appendRunEvent(
 /** A stream entry as a typed event; entries without `event` are log lines (the sandbox's LogSink writes those). */
 export function toRunEvent(id: string, flat: string[]): RunEvent {
   const f = streamFields(flat);
-  if (f.event === 'step') return { id, event: 'step', data: { job: f.job, step: f.step, status: f.status, exitCode: f.exitCode ? Number(f.exitCode) : null } };
+  // `attempt` (issue 10) is absent from entries written before it existed.
+  const attempt = f.attempt ? { attempt: Number(f.attempt) } : {};
+  if (f.event === 'step') return { id, event: 'step', data: { job: f.job, step: f.step, status: f.status, exitCode: f.exitCode ? Number(f.exitCode) : null, ...attempt } };
   if (f.event === 'status') return { id, event: 'status', data: { status: f.status, message: f.message || null } };
-  return { id, event: 'log', data: { job: f.job, step: f.step, stream: f.stream, line: f.line } };
+  return { id, event: 'log', data: { job: f.job, step: f.step, stream: f.stream, line: f.line, ...attempt } };
 }
 
 /** Stream entry ids are `<ms>-<seq>`; anything else from a client is refused rather than passed to Redis. */

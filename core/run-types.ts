@@ -49,6 +49,8 @@ export interface StepResult {
   exitCode: number;
   timedOut: boolean;
   cancelled: boolean;
+  /** The attempt number the step ran as (absent from results recorded before issue 10). */
+  attempt?: number;
 }
 
 export interface RunResult {

@@ -1,4 +1,4 @@
-import { ActivityFailure, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
 import type { SandboxActivities } from '../activities/sandbox-activities';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type StepInput, type StepResult, type StepStatus } from '../core/run-types';
@@ -30,8 +30,12 @@ export type StepRequest = Omit<StepInput, 'attempt' | 'step'> & { step: StepSpec
  */
 export async function runStepWithRetries(req: StepRequest): Promise<StepStatus> {
   const { step, ...rest } = req;
-  for (let attempt = 1; attempt <= step.retry + 1; attempt++) {
-    if (attempt > 1) await sleep(Math.min(2 ** (attempt - 2) * 1000, 60_000));
+  // Issue 10: the step's attempt number counts on after Temporal's re-runs of the activity (a lost
+  // worker), which the activity reports in its result, so a `retry:` re-run never repeats a number.
+  const countsReruns = patched('step-attempt-numbers');
+  let attempt = 1;
+  for (let run = 1; run <= step.retry + 1; run++) {
+    if (run > 1) await sleep(Math.min(2 ** (run - 2) * 1000, 60_000));
     let result: StepResult;
     try {
       result = await sandboxSteps.runStep({ ...rest, step: { name: step.name, run: step.run, env: step.env, timeoutMs: step.timeoutMs }, attempt });
@@ -44,6 +48,7 @@ export async function runStepWithRetries(req: StepRequest): Promise<StepStatus> 
     }
     if (result.cancelled) return 'cancelled';
     if (result.exitCode === 0) return 'success';
+    attempt = countsReruns ? (result.attempt ?? attempt) + 1 : run + 1;
   }
   return 'failure';
 }

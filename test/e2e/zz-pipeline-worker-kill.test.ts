@@ -1,11 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+import { readSse } from '../helpers/sse';
+import { locateRunsc } from '../../activities/sandbox/locate';
 
 // kill -9 of the worker in the middle of a step: the step's heartbeats stop, Temporal retries it
-// on the restarted worker (the supervisor brings it back), and the run still finishes.
+// on the restarted worker (the supervisor brings it back), and the run still finishes. The re-run is
+// visible (issue 10): attempt 2 in DOTGIT_STEP_ATTEMPT, the run answer, a marker line in the log and
+// the live stream, whose lines carry their attempt; the killed attempt's sandbox is gone.
 
 test('a worker killed mid-step: the step runs again on the restarted worker and the run succeeds', async () => {
   const info = platformInfo();
@@ -13,7 +18,8 @@ test('a worker killed mid-step: the step runs again on the restarted worker and 
   const repo = uniqueName('wkill');
   expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
   const work = await localRepo({
-    '.dotgit/pipeline.yml': 'jobs:\n  long:\n    steps:\n      - name: ticks\n        run: |\n          for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done\n          echo finished\n',
+    '.dotgit/pipeline.yml':
+      'jobs:\n  long:\n    steps:\n      - name: ticks\n        run: |\n          echo "attempt $DOTGIT_STEP_ATTEMPT"\n          for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done\n          echo finished\n',
   });
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   const [id] = runIdsFrom(push.stderr);
@@ -38,4 +44,25 @@ test('a worker killed mid-step: the step runs again on the restarted worker and 
   // A new worker took over.
   const newPid = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
   expect(newPid).not.toBe(workerPid);
+
+  // The re-run is visible: its number, the marker line, the run answer.
+  expect(text).toContain('attempt 2');
+  expect(text).toMatch(/^dotgit: attempt 2 after worker lost/m);
+  expect(run.steps[0]).toMatchObject({ attempt: 2, host: expect.any(String) });
+  // The live stream: the lost attempt's lines, then the marker, then the re-run's lines, each with its attempt.
+  const live = await readSse(`${info.gatewayUrl}/api/v1/runs/${encodeURIComponent(id)}/events`, { token: owner.token });
+  const lines = live.events.filter((e) => e.event === 'log').map((e) => ({ line: e.data.line as string, attempt: e.data.attempt as number }));
+  const marker = lines.findIndex((l) => l.line.startsWith('dotgit: attempt 2 after worker lost'));
+  expect(marker).toBeGreaterThan(0);
+  expect(lines.slice(0, marker)).toEqual(expect.arrayContaining([{ line: 'attempt 1', attempt: 1 }, { line: 'tick 2', attempt: 1 }]));
+  expect(lines.slice(0, marker).every((l) => l.attempt === 1)).toBe(true);
+  expect(lines.slice(marker).every((l) => l.attempt === 2)).toBe(true);
+  expect(lines.slice(marker).map((l) => l.line)).toEqual(expect.arrayContaining(['attempt 2', 'tick 1', 'tick 12', 'finished']));
+  expect(live.events.filter((e) => e.event === 'step' && e.data.status === 'running').map((e) => e.data.attempt)).toEqual([1, 2]);
+
+  // Nothing of the killed attempt's sandbox is left: no bundle folder, no runsc container.
+  const sandboxDir = path.join(info.dataDir, 'sandbox');
+  expect(readdirSync(path.join(sandboxDir, 'bundles'))).toEqual([]);
+  const containers = execFileSync(locateRunsc()!, [`--root=${path.join(sandboxDir, 'runsc-root')}`, 'list', '--quiet'], { encoding: 'utf8' }).trim();
+  expect(containers).toBe('');
 }, 300_000);
