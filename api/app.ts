@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
 import { idempotency, keepRawBody, type IdempotencyStore } from './idempotency';
-import { jsonObject, parseBody } from './validation';
+import { jsonBodyErrors, jsonObject, parseBody } from './validation';
 import { serveSse } from './event-stream';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
@@ -47,7 +47,7 @@ export function createApiApp(
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
   app.use(requestLogger(o.log));
-  app.use(express.json({ limit: '1mb', verify: keepRawBody }));
+  app.use(express.json({ limit: '1mb', verify: keepRawBody }), jsonBodyErrors);
   // Every POST honours Idempotency-Key (CONTRACT), after the caller and body are known.
   app.use(idempotency(o.idempotencyKeys, o.log));
   const v1 = express.Router();

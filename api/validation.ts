@@ -1,3 +1,4 @@
+import type { ErrorRequestHandler } from 'express';
 import { z } from 'zod';
 import { DotgitError, InputError } from '../core/errors';
 import { assertValidName } from '../core/names';
@@ -21,6 +22,14 @@ const KINDS: Record<string, string> = {
 
 type Issue = z.core.$ZodRawIssue;
 
+/** What a JSON value is, for "…, not an array". */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (v === undefined) return 'empty';
+  return `a ${typeof v}`;
+}
+
 /**
  * Messages for zod's own issues that name the field. A schema's own message wins over these
  * (zod's precedence), and such messages name their field themselves.
@@ -30,6 +39,7 @@ function messageFor(iss: Issue): string | undefined {
   switch (iss.code) {
     case 'invalid_type':
       if (iss.input === undefined && field !== 'body') return `${field} is required`;
+      if (field === 'body' && (iss.expected === 'object' || iss.expected === 'record')) return `body must be a JSON object, not ${kindOf(iss.input)}`;
       return `${field} must be ${KINDS[iss.expected] ?? iss.expected}`;
     case 'unrecognized_keys': {
       const where = field === 'body' ? '' : ` in ${field}`;
@@ -52,6 +62,27 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
   if (r.success) return r.data;
   throw new InputError([...new Set(r.error.issues.map((i) => i.message))].slice(0, 5).join('; '));
 }
+
+/**
+ * Error middleware right after the JSON body parser: its refusals become InputErrors that say what
+ * is wrong, as CONTRACT's error body with code invalid_input. The parser (strict) refuses JSON that
+ * is not an object or array with the same error as broken JSON; which one it was is told apart here.
+ */
+export const jsonBodyErrors: ErrorRequestHandler = (err: unknown, _req, _res, next) => {
+  const e = err as { type?: string; body?: unknown; message?: string };
+  if (e?.type !== 'entity.parse.failed') {
+    next(err);
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(e.body));
+  } catch {
+    next(new InputError(`the request body is not valid JSON: ${e.message ?? 'it does not parse'}`));
+    return;
+  }
+  next(new InputError(`body must be a JSON object, not ${kindOf(parsed)}`));
+};
 
 /** A schema from an existing check that throws an InputError naming the field (names, URLs…). */
 export function checked<T>(check: (value: unknown) => T) {

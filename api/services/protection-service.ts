@@ -37,8 +37,9 @@ export class ProtectionService {
 
   async put(principal: Principal, owner: string, name: string, branch: string, body: unknown, requestId?: string): Promise<BranchProtection> {
     const repo = await this.adminRepo(principal, owner, name);
-    if (!PATTERN.test(branch) || branch.split('/').some((p) => p === '' || p === '.' || p === '..' || p.startsWith('-'))) {
-      throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and *');
+    // git's own ref-name rules (check-ref-format): no "..", no empty or dot-led segments, no ".lock" ends.
+    if (!PATTERN.test(branch) || branch.includes('..') || branch.endsWith('.') || branch.split('/').some((p) => p === '' || p.startsWith('.') || p.startsWith('-') || p.endsWith('.lock'))) {
+      throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and * (no "..", no empty segments or ones starting with "." or "-")');
     }
     const { allowForcePush, allowDeletion, pushers } = parseBody(protectionBody, body);
     await this.db.query(

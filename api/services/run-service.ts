@@ -100,7 +100,7 @@ export class RunService {
       where.push(`${col} = $${args.length}`);
     };
     add('x.commit_sha', q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit');
-    add('x.ref', q.ref, (s) => s.length <= 255, 'ref');
+    add('x.ref', q.ref, (s) => refField.safeParse(s).success, 'ref');
     add('x.status', q.status, (s) => STATUSES.includes(s), 'status');
     const r = await this.db.query(`${RUN_SELECT} WHERE ${where.join(' AND ')} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args);
     return { runs: r.rows.map((row) => runView(row)) };

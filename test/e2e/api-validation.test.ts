@@ -35,6 +35,19 @@ test('PUT protections with a body that is not an object, a wrong type or an unkn
   await expect400(await put({ allowDeletion: 1 }), /allowDeletion/);
   await expect400(await put({ pushers: 'alice' }), /pushers/);
   await expect400(await put({ pushers: ['ok', 7] }), /pushers\[1\]/);
+  // Valid JSON that is no object, and broken JSON, are told apart (both invalid_input).
+  const raw = (text: string) =>
+    fetch(`${platformInfo().gatewayUrl}/api/v1/repos/${acme.tenant}/${repo}/protections/main`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${acme.token}`, 'content-type': 'application/json' },
+      body: text,
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  await expect400(await raw('"main"'), /body must be a JSON object, not a string/);
+  await expect400(await raw('null'), /body must be a JSON object, not null/);
+  await expect400(await raw('{"allowForcePush": tru'), /request body is not valid JSON/);
+  // Branch patterns follow git's ref-name rules.
+  for (const branch of ['a..b', 'a/.x', 'x.lock'])
+    await expect400(await api('PUT', `/api/v1/repos/${acme.tenant}/${repo}/protections/${branch}`, { token: acme.token, body: {} }), /branch must be/);
   // A misspelt field is refused, not silently ignored (the protection would lack what was meant).
   await expect400(await put({ allowForcepush: true }), /allowForcepush/);
   const list = await api('GET', `/api/v1/repos/${acme.tenant}/${repo}/protections`, { token: acme.token });

@@ -23,7 +23,11 @@ test('field paths read as a person writes them', () => {
 });
 
 test('a body that is not an object is named as the body', () => {
-  for (const body of [[], [{ name: 'x' }], 'x', 42, null]) expect(messageOf(body)).toBe('body must be a JSON object');
+  expect(messageOf([])).toBe('body must be a JSON object, not an array');
+  expect(messageOf([{ name: 'x' }])).toBe('body must be a JSON object, not an array');
+  expect(messageOf('x')).toBe('body must be a JSON object, not a string');
+  expect(messageOf(42)).toBe('body must be a JSON object, not a number');
+  expect(messageOf(null)).toBe('body must be a JSON object, not null');
 });
 
 test('wrong types, missing and unknown fields name the field', () => {
