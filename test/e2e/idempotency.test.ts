@@ -106,6 +106,22 @@ test('a request with a key whose first request is still running is 409', async (
   expect(busy.headers.get('retry-after')).toBeTruthy();
 });
 
+test('a key left unanswered by an api that died is taken over once the in-flight lease has passed', async () => {
+  const key = randomUUID();
+  const body = { scopes: ['read'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() };
+  const first = await api('POST', '/api/v1/tokens', { token: acme.token, body, headers: keyed(key) });
+  expect(first.status).toBe(201);
+  // As if the api had died mid-request two minutes ago: the claim is there, no answer.
+  await db.query(`UPDATE idempotency_keys SET status = NULL, response = NULL, locked_at = now() - interval '2 minutes' WHERE key = $1`, [key]);
+  const again = await api('POST', '/api/v1/tokens', { token: acme.token, body, headers: keyed(key) });
+  expect(again.status).toBe(201);
+  expect(again.headers.get('idempotent-replayed')).toBeNull();
+  // From then on its answer is the one replayed.
+  const replay = await api('POST', '/api/v1/tokens', { token: acme.token, body, headers: keyed(key) });
+  expect(replay.headers.get('idempotent-replayed')).toBe('true');
+  expect(replay.body.id).toBe(again.body.id);
+});
+
 test('keys belong to their caller: another caller with the same key and body gets an answer of its own', async () => {
   const stranger = await createTenantWithAdmin();
   const key = randomUUID();
