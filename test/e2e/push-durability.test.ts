@@ -3,7 +3,7 @@ import { existsSync, openSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { createDb, type Db } from '../../core/db';
-import { signIdentity } from '../../core/internal-identity';
+import { SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { repoPath } from '../../core/git';
 import { freePort } from '../../infra/provision/free-port';
@@ -146,7 +146,7 @@ test('kill -9 of the git-server between the ref update and the post-receive work
   killGroup(second, 'SIGTERM');
 }, 240_000);
 
-test('a journaled update whose ref never moved is dropped, and a journaled push that landed gets its runs once', async () => {
+test('a journaled update whose ref never moved is dropped; one that landed gets its runs once (none with ci.skip), also when its post-receive comes late', async () => {
   const repo = uniqueName('journal');
   expect((await api('POST', '/api/v1/repos', { token: t.token, body: { owner: t.tenant, name: repo } })).status).toBe(201);
   const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
@@ -162,16 +162,34 @@ test('a journaled update whose ref never moved is dropped, and a journaled push 
   // A push that landed (the objects and the ref are in the repository) but whose post-receive never ran.
   expect((await git(['push', '-q', gitDir, 'main:refs/heads/landed'], work)).code).toBe(0);
   await journalPrepared(db, { ...claims, pushId: 'landed' }, [{ ref: 'refs/heads/landed', oldSha: zero, newSha: commit }]);
+  // One that landed with `-o ci.skip`: recovered (marked done) without a run, as its post-receive would.
+  expect((await git(['push', '-q', gitDir, 'main:refs/heads/skipped'], work)).code).toBe(0);
+  await journalPrepared(db, { ...claims, pushId: 'skipped' }, [{ ref: 'refs/heads/skipped', oldSha: zero, newSha: commit }], { pushOptions: ['ci.skip'] });
   const reconciler = new PushReconciler({ db, reposDir, log: pino({ level: 'silent' }), replicate: false });
   // Young rows of other instances are left alone: their push may still be under way.
   expect(await reconciler.reconcile({ graceMs: 60_000, repoId })).toEqual({ recovered: 0, dropped: 0 });
   const passes = await Promise.all([reconciler.reconcile({ graceMs: 0, repoId }), reconciler.reconcile({ graceMs: 0, repoId })]);
-  expect(passes.reduce((n, p) => n + p.recovered, 0)).toBe(1);
+  expect(passes.reduce((n, p) => n + p.recovered, 0)).toBe(2);
   expect(passes.reduce((n, p) => n + p.dropped, 0)).toBe(1);
   expect(await reconciler.reconcile({ graceMs: 0, repoId })).toEqual({ recovered: 0, dropped: 0 });
   const runs = await runsOf(repo, commit);
   expect(runs).toHaveLength(1);
   const states = await db.query(`SELECT push_id, status FROM push_journal WHERE repo_id = $1 ORDER BY push_id`, [repoId]);
-  expect(states.rows).toEqual([{ push_id: 'landed', status: 'done' }, { push_id: 'never-applied', status: 'aborted' }]);
+  expect(states.rows).toEqual([
+    { push_id: 'landed', status: 'done' },
+    { push_id: 'never-applied', status: 'aborted' },
+    { push_id: 'skipped', status: 'done' },
+  ]);
+  // The push's own post-receive arriving after the reconciliation (a git that outlived its
+  // git-server) names the run the reconciliation made and makes none.
+  const token = await signServiceToken(platformInfo().internalSecret, 'git-hook', { ...claims, pushId: 'landed' }, 60);
+  const late = await fetch(`http://127.0.0.1:${platformInfo().gitPort}/internal/hooks/post-receive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token },
+    body: JSON.stringify({ updates: [{ ref: 'refs/heads/landed', oldSha: zero, newSha: commit }], pushOptions: [] }),
+  });
+  expect(late.status).toBe(200);
+  expect(((await late.json()) as { messages: string[] }).messages.join('\n')).toContain(`dotgit: run ${runs[0].id} `);
+  expect(await runsOf(repo, commit)).toHaveLength(1);
   expect((await waitForRun(runs[0].id, t.token)).status).toBe('success');
 }, 180_000);
