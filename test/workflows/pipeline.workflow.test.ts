@@ -4,8 +4,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
+import { Context } from '@temporalio/activity';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
-import type { SandboxActivities } from '../../activities/sandbox-activities';
+import { stepAttempt, type SandboxActivities } from '../../activities/sandbox-activities';
 import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
@@ -17,7 +18,7 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v4.json');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v5.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -71,7 +72,8 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
       concurrent--;
       const code = exitCodes(s);
       if (code instanceof Error) throw code;
-      return { exitCode: code, timedOut: false, cancelled: false };
+      // As the real activity: the attempt it ran as, counting Temporal's re-runs of it.
+      return { exitCode: code, timedOut: false, cancelled: false, attempt: stepAttempt(s, Context.current().info.attempt) };
     },
     cleanupWorkspace: async () => undefined,
   };
@@ -149,6 +151,25 @@ test('a flaky step passes on retry, with the attempt number counted up', async (
   const { result, rec } = await runPipeline(yaml, (s) => (s.attempt < 3 ? 1 : 0), 'wf-retry');
   expect(result.status).toBe('success');
   expect(rec.events.filter((e) => e.startsWith('start ')).map((e) => e.split(' ')[1])).toEqual(['j/flaky#1', 'j/flaky#2', 'j/flaky#3']);
+});
+
+test('attempt numbers count on after Temporal re-ran the step (a lost worker): retry: never repeats a number', async () => {
+  const yaml = `jobs:\n  j:\n    steps:\n      - name: flaky\n        run: x\n        retry: 1\n`;
+  const seen: string[] = [];
+  const { result } = await runPipeline(
+    yaml,
+    (s) => {
+      const activityAttempt = Context.current().info.attempt;
+      seen.push(`${s.attempt}/${activityAttempt}`);
+      // The first run of the activity is lost (its worker died): Temporal runs it again, as attempt 2; that one fails.
+      if (s.attempt === 1 && activityAttempt === 1) return ApplicationFailure.retryable('worker lost');
+      return stepAttempt(s, activityAttempt) === 2 ? 1 : 0;
+    },
+    'wf-attempts',
+  );
+  expect(result.status).toBe('success');
+  // Workflow attempt / activity attempt: the retry: re-run is attempt 3, not a second attempt 2.
+  expect(seen).toEqual(['1/1', '1/2', '3/1']);
 });
 
 test('an invalid pipeline file fails the run without running anything', async () => {
