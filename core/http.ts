@@ -79,15 +79,51 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
       res.status(err.status).json(errorBody(err.code, err.message, requestId));
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string };
-    // body-parser errors (malformed JSON, too large) are client errors with a status of their own.
-    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json(errorBody(e.type ?? 'bad_request', e.message ?? 'bad request', requestId));
+    const refused = bodyRefusal(err as BodyParserError, req.header('content-encoding'));
+    if (refused) {
+      res.status(refused.status).json(errorBody(refused.code, refused.message, requestId));
       return;
     }
     (req.log ?? log).error({ err, requestId }, 'unhandled error');
     res.status(500).json(errorBody('internal', 'internal error', requestId));
   };
+}
+
+/** What body-parser (express.json, express.urlencoded) attaches to the errors it passes on. */
+interface BodyParserError {
+  status?: number;
+  type?: string;
+  message?: string;
+  limit?: number;
+}
+
+/**
+ * body-parser's refusals as CONTRACT answers: one of our stable codes (never body-parser's internal
+ * `type`, e.g. `entity.parse.failed`) and a message that says what is wrong with the body. Undefined
+ * for anything that is not a client error.
+ */
+export function bodyRefusal(e: BodyParserError | undefined, contentEncoding?: string): { status: number; code: string; message: string } | undefined {
+  if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
+  switch (e.type) {
+    case 'entity.parse.failed':
+      // (The api tells valid non-object JSON apart first: api/validation.ts jsonBodyErrors.)
+      return { status: 400, code: 'invalid_input', message: `the request body is not valid JSON: ${e.message ?? 'it does not parse'}` };
+    case 'entity.too.large':
+      return { status: 413, code: 'payload_too_large', message: e.limit === undefined ? 'the request body is too large' : `the request body is larger than ${e.limit} bytes` };
+    case 'charset.unsupported':
+      return { status: 415, code: 'unsupported_media_type', message: `${e.message}; JSON bodies are UTF-8` };
+    case 'encoding.unsupported':
+      return { status: 415, code: 'unsupported_media_type', message: `${e.message}; send the body as is, or as gzip, deflate or br` };
+    case 'request.aborted':
+      return { status: 400, code: 'bad_request', message: 'the request body ended before it was complete' };
+    case 'request.size.invalid':
+      return { status: 400, code: 'bad_request', message: 'the request body is not as long as its Content-Length says' };
+  }
+  // A decompression stream's error (zlib's own message, no type): the body is not what its encoding says.
+  if (e.type === undefined && contentEncoding && contentEncoding.toLowerCase() !== 'identity') {
+    return { status: 400, code: 'invalid_input', message: `the request body could not be decoded as Content-Encoding ${contentEncoding}: ${e.message ?? 'corrupt data'}` };
+  }
+  return { status: e.status, code: 'bad_request', message: e.message ?? 'bad request' };
 }
 
 /** Wraps an async handler so a rejected promise reaches the error middleware. */
