@@ -256,7 +256,10 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
   async function finishStep(input: StepInput, ws: string, logFile: string, result: StepResult): Promise<StepResult> {
     const note = (line: string) => appendFile(logFile, line + '\n');
-    if (result.timedOut) await note('dotgit: step timed out');
+    if (result.timedOut) {
+      const limit = (input.step.timeoutMs ?? deps.defaultStepTimeoutMs) / 1000;
+      await note(`dotgit: step timed out after ${limit}s; a timed-out step fails whatever its command exits with (exit ${result.exitCode})`);
+    }
     if (result.exitCode === 0 && !result.cancelled && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
     const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
     await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
