@@ -104,6 +104,7 @@ export function createGatewayApp(o: GatewayOptions) {
             subject,
             tenant: principal?.tenantName,
             revocationKey: principal?.tokenId ? revokedTokenKey(principal.tokenId) : undefined,
+            deferCount: !principal,
           });
           if (decision.revoked) {
             if (auth.tokenHash) tokenCache?.delete(auth.tokenHash.toString('base64'));
@@ -116,6 +117,9 @@ export function createGatewayApp(o: GatewayOptions) {
             return;
           }
           for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
+          // Anonymous: counted against the address unless the answer asks for credentials (git's probe).
+          const count = decision.count;
+          if (count) res.once('close', () => void (res.statusCode === 401 ? undefined : count()));
         }
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
         const traceparent = nextTraceparent(req.header('traceparent'));

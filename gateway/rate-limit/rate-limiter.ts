@@ -39,6 +39,12 @@ export interface RateCheckInput {
   tenant?: string;
   /** The caller's revocation tombstone (`revokedTokenKey`): checked in the same round trip. */
   revocationKey?: string;
+  /**
+   * Check without counting; the caller counts with the decision's `count` once it knows the answer
+   * was not a 401. For anonymous requests: git's credential-less probe of a private repository is
+   * answered 401 and must not spend the address's limit. Classes with a bucket count at once.
+   */
+  deferCount?: boolean;
 }
 
 export interface RateDecision {
@@ -51,6 +57,8 @@ export interface RateDecision {
   revoked?: boolean;
   /** Redis did not answer: the limit was not applied, nor was revocation checked. */
   unchecked?: boolean;
+  /** With `deferCount`: records this request against the limit (bounded like every call; never throws). */
+  count?: () => Promise<void>;
 }
 
 /** Raised when Redis has not answered within the timeout (the command may still complete later). */
@@ -78,15 +86,16 @@ export class RateLimiter {
     const cls = routeClass(input.method, input.path, input.query);
     if (!cls) return input.revocationKey ? this.revocationOnly(input.revocationKey) : { allowed: true, headers: {} };
     const limits = limitsFor(this.o.config, cls, input.tenant);
+    const deferred = input.deferCount === true && !limits.bucket && !input.revocationKey;
     let result: { allowed: boolean; window: LimitResult; bucket?: LimitResult };
     try {
-      result = await withTimeout(this.evaluate(cls, limits, input.subject, input.revocationKey), this.timeoutMs);
+      result = await withTimeout(deferred ? this.peek(cls, limits, input.subject) : this.evaluate(cls, limits, input.subject, input.revocationKey), this.timeoutMs);
     } catch (err) {
       if (err instanceof CredentialRevokedError) return REVOKED;
       return this.unavailable(err);
     }
     const headers = rateLimitHeaders(cls, limits, result.window, result.bucket);
-    if (result.allowed) return { allowed: true, headers };
+    if (result.allowed) return deferred ? { allowed: true, headers, count: () => this.record(cls, limits, input.subject) } : { allowed: true, headers };
 
     refusals.inc({ class: cls });
     const refused: string[] = [];
@@ -144,10 +153,22 @@ export class RateLimiter {
   /** Counts one failed authentication against the client address; a Redis failure only loses the count. */
   async recordAuthFailure(address: string | undefined): Promise<void> {
     const key = rateLimitKey('window', 'auth-failure', subjectOfAddress(address));
-    await withTimeout(slidingWindow(this.o.redis, key, this.o.config.authFailures), this.timeoutMs).catch((err: unknown) => {
-      redisFailures.inc({ reason: err instanceof RateLimitTimeoutError ? 'timeout' : 'error', mode: 'open' });
-      this.o.onRedisFailure?.(err);
-    });
+    await withTimeout(slidingWindow(this.o.redis, key, this.o.config.authFailures), this.timeoutMs).catch((err: unknown) => this.lostCount(err));
+  }
+
+  private async peek(cls: RouteClass, limits: ClassLimits, subject: string) {
+    const window = await slidingWindowPeek(this.o.redis, rateLimitKey('window', cls, subject), limits.window);
+    return { allowed: window.allowed, window };
+  }
+
+  private async record(cls: RouteClass, limits: ClassLimits, subject: string): Promise<void> {
+    await withTimeout(slidingWindow(this.o.redis, rateLimitKey('window', cls, subject), limits.window), this.timeoutMs).catch((err: unknown) => this.lostCount(err));
+  }
+
+  /** A count that Redis did not take: only that count is lost (the request was already answered). */
+  private lostCount(err: unknown): void {
+    redisFailures.inc({ reason: err instanceof RateLimitTimeoutError ? 'timeout' : 'error', mode: 'open' });
+    this.o.onRedisFailure?.(err);
   }
 
   /** A request outside every route class still gets its revocation checked (one EXISTS). */

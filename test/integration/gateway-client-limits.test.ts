@@ -4,7 +4,7 @@ import { startRedis, type RedisHandle } from '../../infra/provision/redis';
 import { RateLimiter, parseRateLimitConfig } from '../../gateway/rate-limit';
 import { platformInfo } from '../harness/platform-info';
 import { api, createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
-import { git, localRepo, tempDir } from '../helpers/git';
+import { cloneUrl, git, localRepo, tempDir } from '../helpers/git';
 import { cloneUrlVia, seededPrivateRepo, startOwnGateway } from '../helpers/own-gateway';
 
 // Issue 10, defect 7: rate limits that tell clients apart. A gateway of its own with the DEFAULT
@@ -114,4 +114,30 @@ test('repeated bad credentials from one address end in 429; a known good token f
   expect(jwtish.status).toBe(429);
   const again = await fetch(`${base}/api/v1/repos/${t.tenant}/${repo}`, { headers: { authorization: `Bearer ${t.token}` } });
   expect(again.status).toBe(200);
+});
+
+test('anonymous requests answered 401 spend nothing from the address\'s limits; anonymous reads that succeed still do', async () => {
+  // A gateway with a small fetch window (5 a minute per address), over its own Redis database.
+  const small = new Redis(ownRedis.redisUrl, { db: 1 });
+  const own = await startOwnGateway(db, new RateLimiter({ redis: small, config: parseRateLimitConfig({ 'git-fetch': { window: { limit: 5, windowMs: 60_000 } } }), failMode: 'open' }));
+  try {
+    // Private: git's credential-less probe, 20 times (a CI fleet cloning): always asked for credentials.
+    const probes: number[] = [];
+    for (let i = 0; i < 20; i++) probes.push((await fetch(`${own.base}/${t.tenant}/${repo}.git/info/refs?service=git-upload-pack`)).status);
+    expect(probes).toEqual(Array(20).fill(401));
+    // A clone with a token right after them goes through.
+    const work = tempDir('dotgit-anon-');
+    expect((await git(['clone', '-q', cloneUrlVia(own.base, t.tenant, repo, t.token), 'c'], work)).code).toBe(0);
+    // Public: anonymous clones are served, and counted against the address.
+    const pub = (await api<{ name: string }>('POST', '/api/v1/repos', { token: t.token, body: { owner: t.tenant, name: `pub-${Date.now()}`, visibility: 'public' } })).body.name;
+    const src = await localRepo({ 'README.md': 'public\n' });
+    expect((await git(['push', '-q', cloneUrl(t.tenant, pub, t.token), 'main'], src)).code).toBe(0);
+    const reads: number[] = [];
+    for (let i = 0; i < 8; i++) reads.push((await fetch(`${own.base}/${t.tenant}/${pub}.git/info/refs?service=git-upload-pack`)).status);
+    expect(reads.slice(0, 5)).toEqual(Array(5).fill(200));
+    expect(reads.slice(5)).toEqual(Array(3).fill(429));
+  } finally {
+    own.close();
+    small.disconnect();
+  }
 });
