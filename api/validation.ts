@@ -64,12 +64,12 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
 }
 
 /**
- * Error middleware right after the JSON body parser: its refusals become InputErrors that say what
- * is wrong, as CONTRACT's error body with code invalid_input. The parser (strict) refuses JSON that
- * is not an object or array with the same error as broken JSON; which one it was is told apart here.
+ * Error middleware right after the JSON body parser. The parser (strict) refuses JSON that is no
+ * object or array with the same error as broken JSON; valid JSON is told apart here and named like
+ * any other body that is no object. Everything else goes on to core's errorMiddleware (bodyRefusal).
  */
 export const jsonBodyErrors: ErrorRequestHandler = (err: unknown, _req, _res, next) => {
-  const e = err as { type?: string; body?: unknown; message?: string };
+  const e = err as { type?: string; body?: unknown };
   if (e?.type !== 'entity.parse.failed') {
     next(err);
     return;
@@ -78,7 +78,7 @@ export const jsonBodyErrors: ErrorRequestHandler = (err: unknown, _req, _res, ne
   try {
     parsed = JSON.parse(String(e.body));
   } catch {
-    next(new InputError(`the request body is not valid JSON: ${e.message ?? 'it does not parse'}`));
+    next(err); // broken JSON
     return;
   }
   next(new InputError(`body must be a JSON object, not ${kindOf(parsed)}`));
