@@ -82,15 +82,15 @@ test('a push starts a pipeline whose two jobs succeed, with logs and a byte-iden
   expect(logs.text).toContain(`hello from ${owner.tenant}/${repo} at ${firstCommit}`);
   expect(logs.text).toContain('to stderr');
 
-  // Every line also went, as printed, to the run's Redis stream (live logs), tagged with its step and stream.
+  // Every line also went, as printed, to the run's Redis stream (live logs), tagged with its step, stream and attempt.
   const redis = new Redis(platformInfo().redisUrl);
   try {
     const entries = (await redis.xrange(logStreamKey(firstRunId), '-', '+')).map(([, f]) => streamFields(f));
     expect(entries).toEqual(
       expect.arrayContaining([
-        { job: 'build', step: 'hello', stream: 'stdout', line: `hello from ${owner.tenant}/${repo} at ${firstCommit}` },
-        { job: 'build', step: 'hello', stream: 'stderr', line: 'to stderr' },
-        { job: 'package', step: 'make-artifact', stream: 'stdout', line: 'packaged' },
+        { job: 'build', step: 'hello', stream: 'stdout', line: `hello from ${owner.tenant}/${repo} at ${firstCommit}`, attempt: '1' },
+        { job: 'build', step: 'hello', stream: 'stderr', line: 'to stderr', attempt: '1' },
+        { job: 'package', step: 'make-artifact', stream: 'stdout', line: 'packaged', attempt: '1' },
       ]),
     );
   } finally {
