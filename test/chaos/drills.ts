@@ -72,6 +72,8 @@ export interface DrillReport {
   downS?: number;
   /** Parts /healthz named failing after the fault. */
   red: string[];
+  /** Accepted pushes whose run came late (recovered by the git-server's reconciliation). */
+  late: string[];
   pushesAccepted: number;
   pushesFailed: number;
   deploys: number;
@@ -294,7 +296,7 @@ class HealthWatch {
       while (this.active) {
         const answer = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) }).then(
           async (r) => ({ ok: r.status === 200, failing: r.status === 200 ? [] : (((await r.json().catch(() => ({}))) as { failing?: string[] }).failing ?? [`HTTP ${r.status}`]) }),
-          () => ({ ok: false, failing: ['gateway'] }),
+          () => ({ ok: false, failing: ['(no answer in 2 s)'] }),
         );
         answer.failing.forEach((f) => this.failing.add(f));
         if (!answer.ok) this.lastGreenSince = undefined;
@@ -361,12 +363,13 @@ export async function runDrill(c: Chaos, drill: Drill, opts: { warmupMs?: number
   if (outcome.resolve) violations.push(...(await outcome.resolve()));
   violations.push(...(await settle(c.cp, 240_000)));
   if (outcome.verify) violations.push(...(await outcome.verify()));
-  violations.push(...(await checkPushes(c.cp, c.load.pushes)));
+  const pushes = await checkPushes(c.cp, c.load.pushes, RECONCILE_WAIT_MS);
+  violations.push(...pushes.problems);
   const deploys = await checkDeploysRanOnce(c.cp, since);
   violations.push(...deploys.problems);
   violations.push(...(await checkFsck(c.cp)).problems);
   violations.push(...(await lingeringOrphans(c.cp.dataDir, 15_000)));
-  const pushes = c.load.pushes.slice(pushesBefore);
+  const made = c.load.pushes.slice(pushesBefore);
   progress(`${drill.name}: ${violations.length} violations`);
   return {
     drill: drill.name,
@@ -375,8 +378,9 @@ export async function runDrill(c: Chaos, drill: Drill, opts: { warmupMs?: number
     recoveredS: (recoveredAt - outcome.at) / 1000,
     downS: outcome.restoredAt ? (outcome.restoredAt - outcome.at) / 1000 : undefined,
     red: [...watch.failing].sort(),
-    pushesAccepted: pushes.filter((p) => p.code === 0).length,
-    pushesFailed: pushes.filter((p) => p.code !== 0).length,
+    pushesAccepted: made.filter((p) => p.code === 0).length,
+    pushesFailed: made.filter((p) => p.code !== 0).length,
+    late: pushes.late,
     deploys: c.load.deploys.length - deploysBefore,
     apiFailed: c.load.apiFailed - apiFailedBefore,
     notSuccessful: await unsuccessful(c.cp, since),
@@ -405,7 +409,11 @@ export function reportTable(rows: DrillReport[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  const details = rows.flatMap((r) => [...r.violations.map((v) => `  ${r.drill}: VIOLATION ${v}`), ...r.notSuccessful.map((v) => `  ${r.drill}: not success ${v}`)]);
+  const details = rows.flatMap((r) => [
+    ...r.violations.map((v) => `  ${r.drill}: VIOLATION ${v}`),
+    ...r.notSuccessful.map((v) => `  ${r.drill}: not success ${v}`),
+    ...r.late.map((v) => `  ${r.drill}: late run ${v}`),
+  ]);
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), ...details].join('\n');
 }
 

@@ -1,6 +1,9 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { readSse } from '../helpers/sse';
+import { gunzipSync } from 'node:zlib';
+import { Client, Connection } from '@temporalio/client';
+import { dataPaths, loadConfig } from '../../core/config';
+import { createObjectStore } from '../../core/object-store-factory';
 import type { ChaosPlatform } from './chaos-platform';
 import { runGit, type PushRecord } from './load';
 
@@ -35,9 +38,30 @@ export async function settle(cp: ChaosPlatform, timeoutMs: number): Promise<stri
   return open;
 }
 
-/** Every push the client saw succeed has exactly one run for its commit; no commit has two push runs. */
-export async function checkPushes(cp: ChaosPlatform, pushes: PushRecord[]): Promise<string[]> {
+/**
+ * Every push the client saw succeed has exactly one run for its commit; no commit has two push
+ * runs. A push whose hook could not record it (Postgres away) is recovered by the git-server's
+ * journal reconciliation, after its grace period: missing runs get `patienceMs` to appear.
+ */
+export async function checkPushes(cp: ChaosPlatform, pushes: PushRecord[], patienceMs: number): Promise<{ problems: string[]; late: string[] }> {
+  const started = Date.now();
+  const late: string[] = [];
+  let missing = new Set<PushRecord>();
+  for (;;) {
+    const problems = await pushProblems(cp, pushes, missing);
+    for (const p of [...missing]) if (!problems.missingNow.has(p)) late.push(`${p.repo}@${p.commit.slice(0, 12)} got its run ${((Date.now() - p.at) / 1000).toFixed(0)} s after the push`);
+    missing = problems.missingNow;
+    if (missing.size === 0 || Date.now() - started > patienceMs) {
+      if (late.length > 0) problems.list.push(...(await settle(cp, 180_000)));
+      return { problems: problems.list, late };
+    }
+    await sleep(2000);
+  }
+}
+
+async function pushProblems(cp: ChaosPlatform, pushes: PushRecord[], known: Set<PushRecord>): Promise<{ list: string[]; missingNow: Set<PushRecord> }> {
   const problems: string[] = [];
+  const missingNow = new Set<PushRecord>();
   const rows = (
     await cp.db.query(`SELECT r.id, r.commit_sha, r.status, p.name AS repo FROM runs r JOIN repos p ON p.id = r.repo_id WHERE r.tenant_id = $1`, [cp.tenantId])
   ).rows.filter((r) => isPushRun(r.id));
@@ -45,38 +69,75 @@ export async function checkPushes(cp: ChaosPlatform, pushes: PushRecord[]): Prom
   for (const r of rows) byCommit.set(`${r.repo}@${r.commit_sha}`, [...(byCommit.get(`${r.repo}@${r.commit_sha}`) ?? []), r]);
   for (const p of pushes.filter((x) => x.code === 0)) {
     const runs = byCommit.get(`${p.repo}@${p.commit}`) ?? [];
-    if (runs.length !== 1) problems.push(`accepted push of ${p.repo}@${p.commit.slice(0, 12)} has ${runs.length} runs (${runs.map((r) => r.id).join(', ')})`);
+    if (runs.length === 0) missingNow.add([...known].find((k) => k.commit === p.commit && k.repo === p.repo) ?? p);
+    if (runs.length !== 1) {
+      const remote = p.output.split('\n').filter((l) => l.startsWith('remote:') || l.startsWith('error') || l.startsWith('To ')).join(' | ');
+      problems.push(`accepted push of ${p.repo}@${p.commit.slice(0, 12)} has ${runs.length} runs (${runs.map((r) => r.id).join(', ')}); the client saw: ${remote.slice(0, 600)}`);
+    }
   }
   for (const [key, runs] of byCommit) if (runs.length > 1) problems.push(`${key.slice(0, 60)} has ${runs.length} push runs: ${runs.map((r) => r.id).join(', ')}`);
-  return [...new Set(problems)];
+  return { list: [...new Set(problems)], missingNow };
 }
 
 /** Runs and deploys that ended without success, with their messages (reported, and asserted where the drill expects success). */
 export async function unsuccessful(cp: ChaosPlatform, since: Date): Promise<string[]> {
   const runs = await cp.db.query(`SELECT id, status, message FROM runs WHERE tenant_id = $1 AND created_at >= $2 AND status <> 'success'`, [cp.tenantId, since]);
   const deploys = await cp.db.query(`SELECT id, status, message FROM deploys WHERE tenant_id = $1 AND created_at >= $2 AND status <> 'success'`, [cp.tenantId, since]);
-  return [...runs.rows, ...deploys.rows].map((r) => `${r.id}: ${r.status}${r.message ? ` (${r.message})` : ''}`);
+  const out: string[] = [];
+  for (const r of [...runs.rows, ...deploys.rows]) out.push(`${r.id}: ${r.status}${r.message ? ` (${r.message})` : ''}: ${await diagnose(cp, r.id)}`);
+  return out;
 }
 
 /**
- * No deploy ran twice: each deploy of the tenant since `since` that got to its steps says, in its
- * event feed, how often its step completed in its workspace (`completed=N`); N must be 1.
+ * No deploy ran twice: the deploy step appends to a marker in its job's workspace (kept across
+ * the step's retries) and prints `completed=N`; the step's stored log (the object store's copy,
+ * whole even when Redis lost live lines) must say N = 1 for every deploy whose step ended.
  */
 export async function checkDeploysRanOnce(cp: ChaosPlatform, since: Date): Promise<{ checked: number; problems: string[] }> {
-  const rows = (await cp.db.query(`SELECT id, status FROM deploys WHERE tenant_id = $1 AND created_at >= $2 AND status IN ('success', 'failure', 'rolled_back')`, [cp.tenantId, since])).rows;
+  const config = loadConfig(cp.platform.serviceEnv);
+  const store = createObjectStore(config, dataPaths(config));
+  const rows = (
+    await cp.db.query(
+      `SELECT d.id, d.status, s.log_key, s.status AS step_status FROM deploys d JOIN steps s ON s.tenant_id = d.tenant_id AND s.run_id = d.id AND s.job = 'deploy'
+       WHERE d.tenant_id = $1 AND d.created_at >= $2 AND s.status IN ('success', 'failure')`,
+      [cp.tenantId, since],
+    )
+  ).rows;
   const problems: string[] = [];
   for (const row of rows) {
-    const feed = await readSse(`${cp.platform.gatewayUrl}/api/v1/deploys/${encodeURIComponent(row.id)}/events`, { token: cp.token });
-    const counts = feed.events
-      .filter((e) => e.event === 'log' && typeof e.data?.line === 'string')
-      .map((e) => /^completed=(\d+)$/.exec(e.data.line)?.[1])
-      .filter((n): n is string => n !== undefined)
-      .map(Number);
-    const ran = Math.max(0, ...counts);
-    if (row.status === 'success' && ran !== 1) problems.push(`deploy ${row.id} (${row.status}): its step completed ${ran} times`);
-    else if (ran > 1) problems.push(`deploy ${row.id} (${row.status}): its step completed ${ran} times`);
+    if (!row.log_key) {
+      problems.push(`deploy ${row.id} (${row.status}): its step ended ${row.step_status} with no stored log`);
+      continue;
+    }
+    const text = gunzipSync(await store.getBuffer(row.log_key)).toString('utf8');
+    const ran = Math.max(0, ...[...text.matchAll(/^completed=(\d+)$/gm)].map((m) => Number(m[1])));
+    if (ran > 1 || (row.step_status === 'success' && ran !== 1)) problems.push(`deploy ${row.id} (${row.status}): its step completed ${ran} times`);
   }
   return { checked: rows.length, problems };
+}
+
+/** Why a run or deploy did not succeed: its steps, and the activity failures in its Temporal history. */
+export async function diagnose(cp: ChaosPlatform, id: string): Promise<string> {
+  const steps = (await cp.db.query(`SELECT job, name, status, exit_code FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position`, [cp.tenantId, id])).rows;
+  const parts = [steps.map((s) => `${s.job}/${s.name} ${s.status} exit ${s.exit_code ?? '-'}`).join(', ')];
+  const connection = await Connection.connect({ address: cp.platform.temporalAddress });
+  try {
+    const history = await new Client({ connection, namespace: cp.platform.namespace }).workflow.getHandle(id).fetchHistory();
+    const types = new Map<string, string>();
+    for (const e of history.events ?? []) {
+      if (e.activityTaskScheduledEventAttributes) types.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+      const f = e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes;
+      if (f) {
+        const failure = f.failure;
+        parts.push(`${types.get(String(f.scheduledEventId)) ?? 'activity'} ${e.activityTaskFailedEventAttributes ? 'failed' : 'timed out'}: ${failure?.message ?? ''}${failure?.cause?.message ? ` (cause: ${failure.cause.message})` : ''}`);
+      }
+    }
+  } catch (err) {
+    parts.push(`no history: ${(err as Error).message}`);
+  } finally {
+    await connection.close();
+  }
+  return parts.join('; ').slice(0, 1500);
 }
 
 /** `git fsck` of every repository of the tenant on disk. */
