@@ -28,16 +28,19 @@ async function main(): Promise<void> {
   const keys = new SigningKeys(db, internalSecret);
   await keys.rotateIfDue();
   setInterval(() => keys.rotateIfDue().catch((err) => log.warn({ err }, 'key rotation failed')), 3600_000).unref();
+  const limiter = redis
+    ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail, timeoutMs: config.gatewayRedisTimeoutMs })
+    : undefined;
   const app = createGatewayApp({
     db,
     log,
     internalSecret,
     jwt: new JwtVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience, external: config.externalIssuers }),
     clientCert: config.tlsClientCa ? config.tlsClientCert : undefined,
-    issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds }),
+    issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds, limiter }),
     upstreams: { api, git },
     routesFile: config.routesFile,
-    limiter: redis ? new RateLimiter({ redis, config: parseRateLimitConfig(config.rateLimits), failMode: config.rateLimitFail, timeoutMs: config.gatewayRedisTimeoutMs }) : undefined,
+    limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
   });

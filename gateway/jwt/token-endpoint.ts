@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import type { Db } from '../../core/db';
 import { AuthenticationError } from '../../core/errors';
 import { SCOPES, type Scope } from '../../core/tokens';
+import type { RateLimiter } from '../rate-limit';
 import { principalForToken } from '../token-auth';
 import { ACCESS_TOKEN_TYP } from './jwt-verifier';
 import { OWN_ALG, type SigningKeys } from './signing-keys';
@@ -15,6 +16,8 @@ export interface IssuerOptions {
   audience: string;
   /** Lifetime of issued access tokens. Default 600 s. */
   ttlSeconds: number;
+  /** Brute-force protection shared with the gateway's other routes: failed client secrets count per address. */
+  limiter?: Pick<RateLimiter, 'authFailureGate' | 'recordAuthFailure'>;
 }
 
 /** An OAuth error answer (RFC 6749 §5.2): `{error, error_description}`. */
@@ -23,6 +26,7 @@ class OAuthError extends Error {
     readonly status: number,
     readonly error: string,
     description: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(description);
   }
@@ -83,6 +87,7 @@ export function issuerRouter(o: IssuerOptions): Router {
   });
   const oauthError = (res: Response, e: OAuthError) => {
     res.setHeader('Cache-Control', 'no-store');
+    for (const k in e.headers) res.setHeader(k, e.headers[k]);
     if (e.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit"');
     res.status(e.status).json({ error: e.error, error_description: e.message });
   };
@@ -98,14 +103,18 @@ export function issuerRouter(o: IssuerOptions): Router {
         const scope = field(req.body, 'scope');
         const { id, secret } = clientCredentials(req);
         if (!id || !secret) throw new OAuthError(401, 'invalid_client', 'client_id and client_secret (an API token) are required');
-        let principal;
-        try {
-          principal = await principalForToken(o.db, secret);
-        } catch (err) {
-          if (err instanceof AuthenticationError) throw new OAuthError(401, 'invalid_client', 'unknown client or secret');
-          throw err;
+        const gate = await o.limiter?.authFailureGate(req.ip);
+        if (gate && !gate.allowed) {
+          throw new OAuthError(gate.status ?? 429, gate.status === 503 ? 'temporarily_unavailable' : 'slow_down', gate.message ?? 'too many failed authentications', gate.headers);
         }
-        if (principal.username !== id) throw new OAuthError(401, 'invalid_client', 'unknown client or secret');
+        const principal = await principalForToken(o.db, secret).catch((err: unknown) => {
+          if (err instanceof AuthenticationError) return undefined;
+          throw err;
+        });
+        if (!principal || principal.username !== id) {
+          await o.limiter?.recordAuthFailure(req.ip);
+          throw new OAuthError(401, 'invalid_client', 'unknown client or secret');
+        }
         const asked = scope?.trim() ? scope.trim().split(/\s+/) : principal.scopes;
         if (!asked.every((s: string) => (SCOPES as readonly string[]).includes(s) && principal.scopes.includes(s as Scope))) {
           throw new OAuthError(400, 'invalid_scope', `scopes must be a subset of the client's: ${principal.scopes.join(' ')}`);

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type express from 'express';
 import pino from 'pino';
 import type { Db } from '../../core/db';
 import { createGatewayApp } from '../../gateway/app';
@@ -12,7 +13,7 @@ import { cloneUrl, git, localRepo } from './git';
  * A gateway of a test's own, in-process, in front of the platform's real api and git-server: for
  * limits and Redis behaviour the shared gateway (limits out of the way, the platform's Redis) cannot show.
  */
-export async function startOwnGateway(db: Db, limiter: RateLimiter): Promise<{ base: string; close(): void }> {
+export async function startOwnGateway(db: Db, limiter: RateLimiter, o: { issuer?: express.Router } = {}): Promise<{ base: string; close(): void }> {
   const p = platformInfo();
   const app = createGatewayApp({
     db,
@@ -20,6 +21,7 @@ export async function startOwnGateway(db: Db, limiter: RateLimiter): Promise<{ b
     internalSecret: p.internalSecret,
     upstreams: { api: new URL(`http://127.0.0.1:${p.apiPort}`), git: new URL(`http://127.0.0.1:${p.gitPort}`) },
     limiter,
+    issuer: o.issuer,
     healthChecks: {},
   });
   const server = http.createServer(app);

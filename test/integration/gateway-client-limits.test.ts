@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { createDb, type Db } from '../../core/db';
 import { startRedis, type RedisHandle } from '../../infra/provision/redis';
 import { RateLimiter, parseRateLimitConfig } from '../../gateway/rate-limit';
+import { SigningKeys } from '../../gateway/jwt/signing-keys';
+import { issuerRouter } from '../../gateway/jwt/token-endpoint';
 import { platformInfo } from '../harness/platform-info';
 import { api, createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, tempDir } from '../helpers/git';
@@ -139,5 +141,30 @@ test('anonymous requests answered 401 spend nothing from the address\'s limits; 
   } finally {
     own.close();
     small.disconnect();
+  }
+});
+
+test('/oauth/token: repeated bad client secrets from one address end in 429 in the OAuth shape', async () => {
+  const own = new Redis(ownRedis.redisUrl, { db: 2 });
+  const limiter = new RateLimiter({ redis: own, config: parseRateLimitConfig({}), failMode: 'open' });
+  const keys = new SigningKeys(db, platformInfo().internalSecret);
+  const gw2 = await startOwnGateway(db, limiter, { issuer: issuerRouter({ db, keys, issuer: 'https://own.example', audience: 'dotgit', ttlSeconds: 600, limiter }) });
+  try {
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 30; i++) {
+      last = await fetch(`${gw2.base}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: t.username, client_secret: `dg_guess-${i}` }) });
+      statuses.push(last.status);
+    }
+    expect(statuses[0]).toBe(401);
+    expect(statuses).toContain(429);
+    expect(statuses.slice(statuses.indexOf(429)).every((s) => s === 429)).toBe(true);
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0);
+    const body = (await last!.json()) as { error: string; error_description: string };
+    expect(body.error).toBe('slow_down');
+    expect(body.error_description).toMatch(/too many failed authentications/);
+  } finally {
+    gw2.close();
+    own.disconnect();
   }
 });
