@@ -7,7 +7,7 @@ import { problemWith } from './hostile/check';
 import { apiJsonCases } from './hostile/api-json';
 import { gitClientCases, gitHttpCases } from './hostile/git';
 import { headerCases } from './hostile/headers';
-import { jwtCases, makeJwts } from './hostile/jwt';
+import { CONTROL, jwtCases, makeJwts } from './hostile/jwt';
 import { nameCases } from './hostile/names';
 import { oauthCases } from './hostile/oauth';
 import { PIPELINE_CASES } from './hostile/pipeline';
@@ -118,6 +118,8 @@ test('OAuth token endpoint', async () => {
 });
 
 test('JWTs', async () => {
+  const control = await api('GET', `/api/v1/repos/${ctx.t.tenant}/${ctx.repo}`, { token: ctx.jwts[CONTROL] });
+  expect(control.status).toBe(200);
   expectNone(await runHttp(jwtCases(ctx)));
 });
 

@@ -8,6 +8,9 @@ import type { Ctx, HttpCase } from './types';
 // audience, issuer, kid, malformed segments, sizes. Every one is a 401 that names the JWT
 // (the gateway gives one answer for every reason, so a caller learns nothing about keys or claims).
 
+/** The key of the one JWT in `makeJwts` that is valid (the control, not a case). */
+export const CONTROL = '(control) valid';
+
 const b64 = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
 
 /** Makes the JWTs of the cases: some signed with the gateway's real key (read from Postgres) to vary one claim at a time. */
@@ -48,6 +51,8 @@ export async function makeJwts(c: Ctx): Promise<Record<string, string>> {
   const [h, p, s] = good.split('.');
   const unsigned = (header: unknown, payload: unknown = claims) => `${b64(header)}.${b64(payload)}.`;
   return {
+    // Signed like the others with nothing changed: it must authenticate, or the variations prove nothing.
+    [CONTROL]: await sign({}),
     'alg none': unsigned({ alg: 'none', typ: 'at+jwt' }),
     'alg none with our kid': unsigned({ alg: 'none', kid, typ: 'at+jwt' }),
     'alg "NONE"': unsigned({ alg: 'NONE', kid, typ: 'at+jwt' }),
@@ -83,7 +88,7 @@ export async function makeJwts(c: Ctx): Promise<Record<string, string>> {
 
 export function jwtCases(c: Ctx): HttpCase[] {
   const repoUrl = `/api/v1/repos/${c.t.tenant}/${c.repo}`;
-  const cases: HttpCase[] = Object.entries(c.jwts).map(([name, jwt]) => ({
+  const cases: HttpCase[] = Object.entries(c.jwts).filter(([name]) => name !== CONTROL).map(([name, jwt]) => ({
     kind: 'jwt',
     name,
     req: { method: 'GET', path: repoUrl, headers: [['Authorization', `Bearer ${jwt}`]] },
