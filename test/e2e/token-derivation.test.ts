@@ -88,3 +88,15 @@ test('a token minted with a JWT is bounded by the JWT\'s expiry and dies with th
   expect((await api('DELETE', `/api/v1/tokens/${base.body.id}`, { token: t.token })).status).toBe(204);
   expect((await me(child.body.token)).status).toBe(401);
 });
+
+test('/oauth/token never issues a JWT that outlives the API token it is exchanged for', async () => {
+  const short = await mint(t.token, { scopes: ['read', 'write'], expiresAt: inSeconds(90) });
+  const jwt = await jwtFor(t.username, short.body.token, 'read write');
+  expect(jwt.expires_in).toBeGreaterThan(0);
+  expect(jwt.expires_in).toBeLessThanOrEqual(90);
+  const exp = JSON.parse(Buffer.from(jwt.access_token.split('.')[1], 'base64url').toString()).exp * 1000;
+  expect(exp).toBeLessThanOrEqual(new Date(short.body.expiresAt!).getTime() + 1000);
+  // And what it mints is bounded the same way.
+  const child = await mint(jwt.access_token, { scopes: ['read'] });
+  expect(new Date(child.body.expiresAt!).getTime()).toBeLessThanOrEqual(new Date(short.body.expiresAt!).getTime());
+});
