@@ -79,7 +79,9 @@ beforeAll(async () => {
   const push = await git(['push', cloneUrl(t.tenant, repo, t.token), 'main'], work);
   if (push.code !== 0) throw new Error(`push: ${push.stderr}`);
   const head = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
-  ctx = { t, readToken: read.body.token, admin: platformInfo().adminToken, repo, head, otherTenant: other.tenant, jwts: {} };
+  const run = await api<{ id: string }>('POST', `/api/v1/repos/${t.tenant}/${repo}/runs`, { token: t.token, body: { ref: 'main' } });
+  if (run.status !== 202) throw new Error(`run: ${run.status} ${run.text}`);
+  ctx = { t, readToken: read.body.token, admin: platformInfo().adminToken, repo, head, runId: run.body.id, otherTenant: other.tenant, jwts: {} };
   ctx.jwts = await makeJwts(ctx);
   // Pushes and runs take the longest (hooks, a workflow per run): started now, they go on while the
   // HTTP cases run, and their test waits for them.

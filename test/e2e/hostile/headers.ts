@@ -119,5 +119,18 @@ export function headerCases(c: Ctx): HttpCase[] {
   ] as const) {
     add(`X-Request-Id ${what} is replaced`, { method: 'GET', path: `/api/v1/repos/${c.t.tenant}/no-such-repo`, headers: [['Authorization', `Bearer ${c.t.token}`], ['X-Request-Id', id]] }, /not found/, 404, /not_found/);
   }
+
+  // Resuming an event stream: a Last-Event-ID this stream never sent is refused before anything is streamed.
+  const events = `/api/v1/runs/${encodeURIComponent(c.runId)}/events`;
+  for (const [what, id] of [
+    ['not an id', 'abc'],
+    ['negative', '-1'],
+    ['with SQL', "1700000000000-0'; DROP TABLE runs;--"],
+    ['of 300 characters', '1'.repeat(300)],
+    ['three parts', '1-2-3'],
+  ] as const) {
+    add(`Last-Event-ID ${what}`, { method: 'GET', path: events, headers: [['Authorization', `Bearer ${c.t.token}`], ['Accept', 'text/event-stream'], ['Last-Event-ID', id]] }, /Last-Event-ID/, 400, /invalid_input/);
+  }
+  add('lastEventId query not an id', { method: 'GET', path: `${events}?lastEventId=abc`, headers: [['Authorization', `Bearer ${c.t.token}`], ['Accept', 'text/event-stream']] }, /Last-Event-ID/, 400, /invalid_input/);
   return cases;
 }

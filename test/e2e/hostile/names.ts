@@ -111,6 +111,12 @@ export function nameCases(c: Ctx): HttpCase[] {
   api('runs filtered by a commit that is no commit id', 'GET', `${repoBase}/runs?commit=zzzz`, c.t.token, undefined, /commit/);
   api('runs filtered by a ref with NUL', 'GET', `${repoBase}/runs?ref=ma%00in`, c.t.token, undefined, /\bref\b/);
   api('runs filtered by a ref of 10 000 characters', 'GET', `${repoBase}/runs?ref=${'r'.repeat(10_000)}`, c.t.token, undefined, /\bref\b/);
-  api('run logs for a job named with NUL', 'GET', `/api/v1/runs/${encodeURIComponent(`pipeline:${c.t.tenant}:${c.repo}:nope`)}/logs?job=a%00b`, c.t.token, undefined, /job|not found/, [400, 404]);
+  const run = `/api/v1/runs/${encodeURIComponent(c.runId)}`;
+  api('run logs for a job named with NUL', 'GET', `${run}/logs?job=a%00b`, c.t.token, undefined, /\bjob\b|no such job/, [400, 404]);
+  api('run logs for a step of 10 000 characters', 'GET', `${run}/logs?job=build&step=${'s'.repeat(10_000)}`, c.t.token, undefined, /\bstep\b|no such job/, [400, 404]);
+  api('artifact path with encoded ../', 'GET', `${run}/artifacts/..%2f..%2fetc%2fpasswd`, c.t.token, undefined, /encoded dots, slashes/);
+  api('artifact path with dot segments', 'GET', `${run}/artifacts/../../etc/passwd`, c.t.token, undefined, /dot segments/);
+  api('artifact path with an encoded NUL', 'GET', `${run}/artifacts/a%00b`, c.t.token, undefined, /NUL/);
+  api('artifact of a job named with NUL', 'GET', `${run}/artifacts/out.txt?job=a%00b`, c.t.token, undefined, /\bjob\b|not found/, [400, 404]);
   return cases;
 }

@@ -14,6 +14,8 @@ export interface Ctx {
   /** A private repository of `t` with one commit on main (`head`). */
   repo: string;
   head: string;
+  /** A manual run of `repo`'s main (the repository has no pipeline file, so it fails at once). */
+  runId: string;
   /** A tenant that exists, of which `t` is no member. */
   otherTenant: string;
   /** JWTs made with chosen claims (see jwt.ts); filled in before the JWT cases are built. */
