@@ -168,6 +168,24 @@ const configSchema = z.object({
   pgToolsDir: z.string().optional(),
   /** `DOTGIT_REPLICA_ZONES` — zones every repository is replicated to after each push (JSON list of `{name, root}` / `{name, url}`, or `name=/root,name=http://…`). Default none. */
   replicaZones: replicaZonesSchema,
+  /**
+   * `DOTGIT_WORKER_ROLES` — comma list of what a worker process does: `orchestration` (workflows and
+   * their records), `storage` (activities that read the repositories' disk: loading pipeline files,
+   * maintenance, backup, replication), `sandbox` (pipeline steps). Default all three (`npm start`).
+   * Until storage activities have per-node queues, `orchestration` and `storage` go together.
+   */
+  workerRoles: z
+    .array(z.enum(['orchestration', 'sandbox', 'storage'], { error: 'DOTGIT_WORKER_ROLES lists orchestration, sandbox or storage' }))
+    .min(1, 'DOTGIT_WORKER_ROLES names at least one role')
+    .refine((r) => r.includes('orchestration') === r.includes('storage'), 'DOTGIT_WORKER_ROLES: orchestration and storage go together (storage activities still run on the orchestration queue)')
+    .transform((r) => [...new Set(r)]),
+  /** `DOTGIT_HOST_ID` — the worker's stable host id (steps report it as `host`; its own task queue is `dotgit-sandbox@<id>`). Default: made once from the host name and saved in the data dir (`host-id`). */
+  hostId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'DOTGIT_HOST_ID must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit')
+    .optional(),
+  /** `DOTGIT_WORKER_DRAIN_SECONDS` — after SIGTERM, how long a worker lets running steps (and the rest of their jobs) finish before it stops them. Default 600. */
+  workerDrainSeconds: z.coerce.number().int().min(0, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400').max(86400, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400'),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -266,6 +284,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     restoreCopyRetentionDays: env.DOTGIT_RESTORE_COPY_RETENTION_DAYS ?? '1',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
     replicaZones: parseReplicaZonesEnv(env.DOTGIT_REPLICA_ZONES, (text) => parseJsonEnv('DOTGIT_REPLICA_ZONES', text, [])),
+    workerRoles: (env.DOTGIT_WORKER_ROLES || 'orchestration,sandbox,storage').split(',').map((r) => r.trim()).filter(Boolean),
+    hostId: env.DOTGIT_HOST_ID || undefined,
+    workerDrainSeconds: env.DOTGIT_WORKER_DRAIN_SECONDS ?? '600',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);
@@ -291,5 +312,6 @@ export function dataPaths(config: Pick<Config, 'dataDir'>) {
     restores: path.join(d, 'restores'),
     adminToken: path.join(d, 'admin.token'),
     internalSecret: path.join(d, 'internal.secret'),
+    hostId: path.join(d, 'host-id'),
   };
 }

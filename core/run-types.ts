@@ -9,6 +9,14 @@ export const ORCHESTRATION_QUEUE = 'dotgit-orchestration';
 /** Sandbox task queue: step activities, on hosts that can run gVisor. */
 export const SANDBOX_QUEUE = 'dotgit-sandbox';
 
+/**
+ * A sandbox host's own task queue (Temporal's worker-specific task queue pattern): a job's later
+ * steps go here, to the host that holds the job's workspace. Every sandbox worker polls its own.
+ */
+export function hostQueue(hostId: string): string {
+  return `${SANDBOX_QUEUE}@${hostId}`;
+}
+
 export type RunStatus = 'queued' | 'running' | 'success' | 'failure' | 'cancelled';
 export type StepStatus = RunStatus | 'skipped';
 
@@ -22,7 +30,10 @@ export interface PipelineInput {
   commit: string;
 }
 
-export type LoadPipelineResult = { ok: true; spec: PipelineSpec } | { ok: false; message: string };
+export type LoadPipelineResult = ({ ok: true; spec: PipelineSpec } | { ok: false; message: string }) & {
+  /** Whether the repository has a webhook for `workflow_run` (absent before issue 11: assume yes). */
+  workflowRunHooks?: boolean;
+};
 
 export interface StepInput {
   runId: string;
@@ -43,6 +54,13 @@ export interface StepInput {
   artifacts: string[];
   /** The job's last step: after it succeeds, everything in the job's /artifacts directory is uploaded too. */
   lastStep?: boolean;
+  /**
+   * A later step of a job pinned to its host: its workspace must be there already (a host that lost
+   * it answers `WorkspaceLost` instead of running the step on a fresh checkout).
+   */
+  pinned?: boolean;
+  /** The job started again from a fresh checkout because the host it ran on was lost: the line its logs open with. */
+  restartNote?: string;
 }
 
 export interface StepResult {
@@ -51,6 +69,9 @@ export interface StepResult {
   cancelled: boolean;
   /** The attempt number the step ran as (absent from results recorded before issue 10). */
   attempt?: number;
+  /** The host id the step ran on and that host's own task queue (absent before issue 11). */
+  host?: string;
+  hostQueue?: string;
 }
 
 export interface RunResult {
