@@ -5,6 +5,7 @@ import { inTransaction } from '../core/db';
 import { FileTooLargeError, readFileAtCommit, repoPath } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
+import { hasWebhookFor } from './webhook-activities';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
 export interface OrchestrationDeps {
@@ -22,18 +23,20 @@ export function createOrchestrationActivities({ db, reposDir, redis }: Orchestra
      * reasons worth retrying (git unreachable); parsing fails the same way every time, so never.
      */
     async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
+      // Issue 11: the workflow starts no workflow_run dispatch children for a repository without such hooks.
+      const workflowRunHooks = await hasWebhookFor(db, input.tenantId, input.repoId, 'workflow_run');
       let text: string | undefined;
       try {
         text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
       } catch (err) {
-        if (err instanceof FileTooLargeError) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${err.message}` };
+        if (err instanceof FileTooLargeError) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${err.message}`, workflowRunHooks };
         throw err;
       }
-      if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
+      if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}`, workflowRunHooks };
       try {
-        return { ok: true, spec: parsePipeline(text) };
+        return { ok: true, spec: parsePipeline(text), workflowRunHooks };
       } catch (err) {
-        if (err instanceof PipelineSpecError) return { ok: false, message: err.message };
+        if (err instanceof PipelineSpecError) return { ok: false, message: err.message, workflowRunHooks };
         // parsePipeline turns every problem of the file into a PipelineSpecError; anything else is a
         // defect here, and the same on every attempt: fail the activity at once rather than 20 times.
         throw ApplicationFailure.nonRetryable(`${PIPELINE_PATH}: ${err instanceof Error ? err.message : String(err)}`, 'PipelineParseFailure');

@@ -54,6 +54,16 @@ export function signBody(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
+/** Whether the repository has any webhook subscribed to the event (or to every event, `*`). */
+export async function hasWebhookFor(db: Db, tenantId: number, repoId: number, event: WebhookEventName): Promise<boolean> {
+  const r = await db.query(`SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND (events @> ARRAY[$3]::text[] OR events @> ARRAY['*']::text[])) AS any`, [
+    tenantId,
+    repoId,
+    event,
+  ]);
+  return r.rows[0]?.any === true;
+}
+
 /** Webhook activities (orchestration queue): plan an event's payload and hooks, deliver it to one hook. */
 export function createWebhookActivities(deps: WebhookDeps) {
   const { db } = deps;

@@ -19,13 +19,21 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   const webhooks = patched('webhooks-workflow-run');
   const announceRun = (action: 'requested' | 'completed') =>
     startWebhookDispatch({ tenantId: input.tenantId, repoId: input.repoId, events: [{ event: 'workflow_run', action, runId: input.runId }] }, `webhook:${input.runId}:${action}`);
-  const requested = webhooks ? announceRun('requested') : undefined;
+  // Issue 11: only a repository with a workflow_run hook gets the two dispatch children (each costs
+  // Temporal actions); loadPipeline tells, so `requested` goes out once it has answered.
+  const onlyHooked = webhooks && patched('webhooks-only-when-hooked');
+  let requested = webhooks && !onlyHooked ? announceRun('requested') : undefined;
+  let hooked: boolean | undefined;
+  const onLoaded = (workflowRunHooks = true) => {
+    hooked = workflowRunHooks;
+    if (onlyHooked && hooked) requested = announceRun('requested');
+  };
   // The run's status as a search attribute, so the Web UI can filter runs by it (also patched in later).
   const statusAttribute = patched('status-search-attribute');
   if (statusAttribute) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'running' }]);
   let result: RunResult;
   try {
-    result = await runPipeline(input);
+    result = await runPipeline(input, onLoaded);
     // A cancel that arrived while the last activity was finishing still counts.
     if (CancellationScope.current().consideredCancelled) result = { status: 'cancelled' };
   } catch (err) {
@@ -38,16 +46,18 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
     await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message });
     // Added after the first recorded histories: `patched` keeps those replaying unchanged.
     if (patched('invalidate-repo-caches')) await records.invalidateRepoCaches({ tenant: input.tenant, repo: input.repo });
-    if (webhooks) {
-      await requested;
+    // Not known (loading never answered): announce, as before.
+    if (webhooks && (!onlyHooked || hooked !== false)) {
+      await (requested ??= announceRun('requested'));
       await announceRun('completed');
     }
   });
   return result;
 }
 
-async function runPipeline(input: PipelineInput): Promise<RunResult> {
+async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: boolean) => void): Promise<RunResult> {
   const loaded = await records.loadPipeline(input);
+  onLoaded(loaded.workflowRunHooks);
   if (!loaded.ok) return { status: 'failure', message: loaded.message };
   const spec = loaded.spec;
   await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });

@@ -18,7 +18,7 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v5.json');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v6.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -39,13 +39,13 @@ interface Recorder {
   finished?: { status: string; message?: string };
 }
 
-function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: Recorder) {
+function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: Recorder, workflowRunHooks: boolean) {
   const orchestration: OrchestrationActivities = {
     loadPipeline: async () => {
       try {
-        return { ok: true, spec: parsePipeline(yaml) };
+        return { ok: true, spec: parsePipeline(yaml), workflowRunHooks };
       } catch (err) {
-        return { ok: false, message: (err as Error).message };
+        return { ok: false, message: (err as Error).message, workflowRunHooks };
       }
     },
     startRun: async () => undefined,
@@ -91,9 +91,14 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
   return { orchestration, sandbox, webhooks };
 }
 
-async function runPipeline(yaml: string, exitCodes: (s: StepInput) => number | Error, workflowId: string, o: { input?: PipelineInput; waitFor?: string[] } = {}) {
+async function runPipeline(
+  yaml: string,
+  exitCodes: (s: StepInput) => number | Error,
+  workflowId: string,
+  o: { input?: PipelineInput; waitFor?: string[]; workflowRunHooks?: boolean } = {},
+) {
   const rec: Recorder = { events: [], webhooks: [] };
-  const { orchestration, sandbox, webhooks } = fakes(yaml, exitCodes, rec);
+  const { orchestration, sandbox, webhooks } = fakes(yaml, exitCodes, rec, o.workflowRunHooks ?? false);
   const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...orchestration, ...webhooks } });
   const w2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
   const handle = await env.client.workflow.start('pipeline', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [o.input ?? input] });
@@ -193,6 +198,7 @@ test('a run announces workflow_run requested and completed to webhooks through c
   const { result, rec } = await runPipeline(`jobs:\n  j:\n    steps: [{ name: one, run: x }]\n`, () => 0, 'wf-hooks', {
     input: hooked,
     waitFor: [`webhook:${hooked.runId}:requested`, `webhook:${hooked.runId}:completed`],
+    workflowRunHooks: true,
   });
   expect(result.status).toBe('success');
   const ours = rec.webhooks.filter((w) => w.includes(hooked.runId));
@@ -207,4 +213,16 @@ test('a run announces workflow_run requested and completed to webhooks through c
   const child = await env.client.workflow.getHandle(`webhook:${hooked.runId}:completed`).describe();
   expect(child.type).toBe('webhookDispatch');
   expect(await env.client.workflow.getHandle(`webhook:${hooked.runId}:completed`).result()).toEqual({ delivered: 1, failed: 0 });
+});
+
+test('a repository without workflow_run hooks: the run starts no dispatch child (issue 11: fewer Temporal actions)', async () => {
+  const quiet = { ...input, runId: 'pipeline:t:r:no-hooks' };
+  const { result, rec, handle } = await runPipeline(`jobs:\n  j:\n    steps: [{ name: one, run: x }]\n`, () => 0, 'wf-no-hooks', { input: quiet, workflowRunHooks: false });
+  expect(result.status).toBe('success');
+  expect(rec.webhooks.filter((w) => w.includes(quiet.runId))).toEqual([]);
+  const history = await handle.fetchHistory();
+  expect(history.events?.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toEqual([]);
+  for (const action of ['requested', 'completed']) {
+    await expect(env.client.workflow.getHandle(`webhook:${quiet.runId}:${action}`).describe()).rejects.toThrow(/not found/i);
+  }
 });
