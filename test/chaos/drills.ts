@@ -3,7 +3,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackingName } from '../../infra/platform';
 import { startChaosPlatform, stopChaosPlatform, type ChaosPlatform } from './chaos-platform';
-import { checkDeploysRanOnce, checkFsck, checkPushes, lingeringOrphans, settle, unsuccessful } from './invariants';
+import { checkDeploysRanOnce, checkFsck, checkPushes, lingeringOrphans, orphans, settle, unsuccessful } from './invariants';
 import { Load, LOAD_PIPELINE, PushedRepo, type PushRecord } from './load';
 
 /**
@@ -74,6 +74,8 @@ export interface DrillReport {
   red: string[];
   /** Accepted pushes whose run came late (recovered by the git-server's reconciliation). */
   late: string[];
+  /** Orphaned processes seen when the platform had recovered (they must end by themselves, soon). */
+  orphansAtRecovery: string[];
   pushesAccepted: number;
   pushesFailed: number;
   deploys: number;
@@ -87,6 +89,10 @@ const pid = (c: Chaos, service: string) => {
   if (!p) throw new Error(`${service} is not running`);
   return p;
 };
+
+function waitForRunningStep(c: Chaos): Promise<void> {
+  return waitUntil('a running step', 60_000, async () => (await c.cp.db.query(`SELECT 1 FROM steps WHERE tenant_id = $1 AND status = 'running' LIMIT 1`, [c.cp.tenantId])).rowCount! > 0);
+}
 
 async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -108,7 +114,10 @@ async function startDeploy(c: Chaos, environment: string): Promise<string> {
   return r.body.id;
 }
 
-/** A backing service stopped, kept away for `downMs` (counted from the stop), and started again in place. */
+/**
+ * A backing service stopped, kept away for `downMs` (counted from the stop), and started again in
+ * place. The stop comes while a step runs, so steps end (and record their results) while it is away.
+ */
 function awayAndBack(part: BackingName, downMs: number, name: string, fault: string): Drill {
   return {
     name,
@@ -116,6 +125,7 @@ function awayAndBack(part: BackingName, downMs: number, name: string, fault: str
     async inject(c) {
       const service = c.cp.platform.backing[part];
       if (!service) throw new Error(`${part} is not one this platform started`);
+      await waitForRunningStep(c);
       const at = Date.now();
       await service.stop();
       await sleep(Math.max(0, downMs - (Date.now() - at)));
@@ -131,7 +141,7 @@ export const DRILLS = {
     name: 'worker kill -9',
     fault: 'SIGKILL of the worker while a step runs',
     async inject(c) {
-      await waitUntil('a running step', 60_000, async () => (await c.cp.db.query(`SELECT 1 FROM steps WHERE tenant_id = $1 AND status = 'running' LIMIT 1`, [c.cp.tenantId])).rowCount! > 0);
+      await waitForRunningStep(c);
       const at = Date.now();
       process.kill(pid(c, 'worker'), 'SIGKILL');
       return { at };
@@ -357,6 +367,8 @@ export async function runDrill(c: Chaos, drill: Drill, opts: { warmupMs?: number
   }
   const healthyAt = watch.greenSince ?? Date.now();
   await watch.stop();
+  // Processes the fault left without a parent, seen at recovery; the invariant is that none lingers.
+  const orphansAtRecovery = orphans(c.cp.dataDir);
   progress(`${drill.name}: /healthz green after ${((healthyAt - outcome.at) / 1000).toFixed(1)} s, a fresh push's run succeeded after ${((recoveredAt - outcome.at) / 1000).toFixed(1)} s; checking`);
 
   const violations: string[] = [];
@@ -369,6 +381,9 @@ export async function runDrill(c: Chaos, drill: Drill, opts: { warmupMs?: number
   violations.push(...deploys.problems);
   violations.push(...(await checkFsck(c.cp)).problems);
   violations.push(...(await lingeringOrphans(c.cp.dataDir, 15_000)));
+  // The load's steps cannot fail on their own: a run or deploy that did not succeed failed because of the fault.
+  const notSuccessful = await unsuccessful(c.cp, since);
+  violations.push(...notSuccessful.map((n) => `did not succeed, though its steps always do: ${n}`));
   const made = c.load.pushes.slice(pushesBefore);
   progress(`${drill.name}: ${violations.length} violations`);
   return {
@@ -381,9 +396,10 @@ export async function runDrill(c: Chaos, drill: Drill, opts: { warmupMs?: number
     pushesAccepted: made.filter((p) => p.code === 0).length,
     pushesFailed: made.filter((p) => p.code !== 0).length,
     late: pushes.late,
+    orphansAtRecovery: orphansAtRecovery.map((o) => `pid ${o.pid}: ${o.cmd}`),
     deploys: c.load.deploys.length - deploysBefore,
     apiFailed: c.load.apiFailed - apiFailedBefore,
-    notSuccessful: await unsuccessful(c.cp, since),
+    notSuccessful,
     violations,
   };
 }
@@ -411,8 +427,8 @@ export function reportTable(rows: DrillReport[]): string {
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   const details = rows.flatMap((r) => [
     ...r.violations.map((v) => `  ${r.drill}: VIOLATION ${v}`),
-    ...r.notSuccessful.map((v) => `  ${r.drill}: not success ${v}`),
     ...r.late.map((v) => `  ${r.drill}: late run ${v}`),
+    ...r.orphansAtRecovery.map((v) => `  ${r.drill}: orphan at recovery (ended later) ${v}`),
   ]);
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), ...details].join('\n');
 }
