@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { UnavailableError } from './errors';
+import type { Logger } from './logger';
 import type { Redis } from './redis';
 
 // Deletes or extends the lock only if it still holds our token (one round trip, atomic).
@@ -11,6 +12,8 @@ export interface RedisLockOptions {
   leaseMs?: number;
   /** How long to wait for the lock before giving up with UnavailableError. Default 120 s. */
   waitMs?: number;
+  /** Told when a lock could not be released at all (it then ends with its lease). */
+  log?: Pick<Logger, 'warn'>;
 }
 
 /**
@@ -22,7 +25,14 @@ export async function acquireRedisLock(redis: Redis, key: string, what: string, 
   const deadline = Date.now() + (o.waitMs ?? 120_000);
   const token = randomBytes(16).toString('hex');
   let delay = 25;
-  while ((await redis.set(key, token, 'PX', lease, 'NX')) !== 'OK') {
+  const tryLock = () =>
+    redis.set(key, token, 'PX', lease, 'NX').catch((err: unknown) => {
+      // A SET that timed out here may still have taken the lock in Redis: free it (in the background),
+      // or every other instance waits out the lease for a holder that never came.
+      releaseInBackground(redis, key, token, o.log);
+      throw err;
+    });
+  while ((await tryLock()) !== 'OK') {
     if (Date.now() > deadline) throw new UnavailableError(`${what} is busy (locked by another writer); try again`, 5);
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 500);
@@ -32,6 +42,31 @@ export async function acquireRedisLock(redis: Redis, key: string, what: string, 
   }, Math.floor(lease / 3));
   return async () => {
     clearInterval(renew);
-    await redis.eval(RELEASE, 1, key, token).catch(() => undefined);
+    try {
+      await redis.eval(RELEASE, 1, key, token);
+    } catch {
+      // Left as is, the key would keep every writer of the repository waiting for the rest of the
+      // lease (up to 30 s). The caller goes on; the release is retried briefly, then the lease ends it.
+      releaseInBackground(redis, key, token, o.log);
+    }
   };
+}
+
+/** Pauses before each retry of a failed release: about 8 s in all, well inside the default lease. */
+const RELEASE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+
+function releaseInBackground(redis: Redis, key: string, token: string, log?: Pick<Logger, 'warn'>): void {
+  void (async () => {
+    let last: unknown;
+    for (const ms of RELEASE_RETRY_DELAYS_MS) {
+      await new Promise((r) => setTimeout(r, ms).unref());
+      try {
+        await redis.eval(RELEASE, 1, key, token);
+        return;
+      } catch (err) {
+        last = err;
+      }
+    }
+    log?.warn({ err: last, key }, 'could not release a Redis lock; it ends with its lease');
+  })();
 }

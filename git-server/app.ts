@@ -96,7 +96,7 @@ export function createGitServerApp(o: GitServerOptions) {
   async function sharedWriteLock(repoName: string, log: Logger): Promise<() => Promise<void>> {
     if (!o.redis) return async () => undefined; // one instance, no Redis: the local lock is the lock
     try {
-      return await acquireRedisLock(o.redis, `dotgit:lock:repo:${repoName}`, `repository ${repoName}`);
+      return await acquireRedisLock(o.redis, `dotgit:lock:repo:${repoName}`, `repository ${repoName}`, { log });
     } catch (err) {
       if (err instanceof UnavailableError) throw err; // busy: another writer holds it
       log.warn({ err, repo: repoName }, 'Redis lock unavailable; using a Postgres advisory lock');

@@ -1,4 +1,6 @@
+import net from 'node:net';
 import { Redis } from 'ioredis';
+import { createRedis } from '../../core/redis';
 import { acquireRedisLock } from '../../core/redis-lock';
 import { UnavailableError } from '../../core/errors';
 import { platformInfo } from '../harness/platform-info';
@@ -50,4 +52,57 @@ test('a push waits while another instance holds the repository lock', async () =
   await redis.del(lockKey);
   expect((await push).code).toBe(0);
   expect(await redis.exists(lockKey)).toBe(0); // released after the push
+});
+
+/**
+ * A TCP proxy to the platform's Redis that can go away for a while: open connections cut, new ones
+ * refused (ECONNREFUSED), so the client gives up on queued commands instead of resending them.
+ */
+async function cuttableProxy(target: URL) {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        open.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut(ms: number) {
+      server.close();
+      for (const s of open) s.destroy();
+      setTimeout(() => server.listen(port, '127.0.0.1'), ms);
+    },
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+test('a release that fails while Redis is unreachable is retried, so the repository is not locked for the rest of the lease', async () => {
+  const proxy = await cuttableProxy(new URL(platformInfo().redisUrl));
+  const holder = createRedis(proxy.url, { commandTimeoutMs: 300 });
+  try {
+    const key = `dotgit:test-lock:${uniqueName('k')}`;
+    const release = await acquireRedisLock(holder, key, 'thing', { leaseMs: 20_000 });
+    proxy.cut(2500);
+    const t0 = Date.now();
+    await release(); // the first attempt fails; the caller is not held up by the retries
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await redis.exists(key)).toBe(1); // Redis never heard the release
+    // Redis is reachable again after 2.5 s: the lock is gone within seconds, not at the 20 s lease.
+    const deadline = Date.now() + 8000;
+    while ((await redis.exists(key)) === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await redis.exists(key)).toBe(0);
+  } finally {
+    holder.disconnect();
+    await proxy.close();
+  }
 });
