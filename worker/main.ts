@@ -27,6 +27,7 @@ import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
 import { createAlertActivities } from '../activities/alert-activities';
 import { lazyTemporalClient } from '../core/temporal';
+import { startQueueMetrics } from './queue-metrics';
 
 /**
  * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
 
   await ensureSchedules(config.temporalAddress, config.temporalNamespace).catch((err) => log.warn({ err }, 'could not create the schedules'));
 
+  startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers: [orchestration, sandbox], intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
   const app = express();
   app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));
   const server = app.listen(config.workerPort, config.internalHost);
