@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
 import { idempotency, keepRawBody, type IdempotencyStore } from './idempotency';
-import { jsonBodyErrors, jsonObject, parseBody } from './validation';
+import { JSON_TYPES, jsonBodyErrors, jsonObject, parseBody, queryWithoutControlChars, requireJsonBody } from './validation';
 import { serveSse } from './event-stream';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
@@ -47,7 +47,8 @@ export function createApiApp(
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
   app.use(requestLogger(o.log));
-  app.use(express.json({ limit: '1mb', verify: keepRawBody }), jsonBodyErrors);
+  app.use(queryWithoutControlChars, requireJsonBody);
+  app.use(express.json({ limit: '1mb', type: JSON_TYPES, verify: keepRawBody }), jsonBodyErrors);
   // Every POST honours Idempotency-Key (CONTRACT), after the caller and body are known.
   app.use(idempotency(o.idempotencyKeys, o.log));
   const v1 = express.Router();
@@ -153,7 +154,7 @@ export function createApiApp(
   }));
   v1.get('/runs/:id/artifacts/*path', route(async (req, res) => {
     const parts = (req.params as unknown as { path: string[] }).path;
-    const { size, stream } = await runs.artifact(req.principal, String(req.params.id), parts.join('/'), req.query.job);
+    const { size, stream } = await runs.artifact(req.principal, String(req.params.id), parts.join('/'), req.query);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(size));
     stream.pipe(res);

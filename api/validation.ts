@@ -1,6 +1,6 @@
-import type { ErrorRequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { z } from 'zod';
-import { DotgitError, InputError } from '../core/errors';
+import { DotgitError, InputError, UnsupportedMediaTypeError } from '../core/errors';
 import { assertValidName } from '../core/names';
 import { ENVIRONMENT_NAME } from '../core/pipeline-spec';
 
@@ -82,6 +82,50 @@ export const jsonBodyErrors: ErrorRequestHandler = (err: unknown, _req, _res, ne
     return;
   }
   next(new InputError(`body must be a JSON object, not ${kindOf(parsed)}`));
+};
+
+/** C0 controls and DEL: never part of a name, ref or id, and a NUL cannot even reach Postgres. */
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/;
+
+/** A query parameter as one string; a repeated one (an array) or one with control characters is a 400 naming it. */
+export function queryParam(query: Record<string, unknown>, name: string): string | undefined {
+  const v = query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new InputError(`query parameter ${name} must be given once, as text`);
+  if (CONTROL_CHARS.test(v)) throw new InputError(`query parameter ${name} must not contain control characters`);
+  return v;
+}
+
+/**
+ * Refuses a request whose query string has control characters in any parameter (name or value),
+ * naming the parameter, before a handler passes one on to Postgres or git.
+ */
+export const queryWithoutControlChars: RequestHandler = (req, _res, next) => {
+  for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+    const values = (Array.isArray(value) ? value : [value]).filter((x): x is string => typeof x === 'string');
+    if (CONTROL_CHARS.test(name) || values.some((x) => CONTROL_CHARS.test(x))) {
+      next(new InputError(`query parameter ${JSON.stringify(name)} must not contain control characters`));
+      return;
+    }
+  }
+  next();
+};
+
+/** The media types the API reads bodies in (express.json's `type`). */
+export const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/**
+ * A write with a body that is not JSON is refused as such (415), rather than read as an empty
+ * object and answered with "field is required". A write without a body (approve, cancel: no
+ * Content-Length or 0, no Transfer-Encoding) goes on.
+ */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  if (!['POST', 'PUT', 'PATCH'].includes(req.method)) return next();
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+  if (!hasBody || req.is(JSON_TYPES)) return next();
+  const given = req.headers['content-type'];
+  next(new UnsupportedMediaTypeError(`the request body must be JSON, sent with Content-Type: application/json (it was sent ${given ? `as ${JSON.stringify(given.slice(0, 100))}` : 'without a Content-Type'})`));
 };
 
 /** A schema from an existing check that throws an InputError naming the field (names, URLs…). */

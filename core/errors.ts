@@ -59,6 +59,13 @@ export class PayloadTooLargeError extends DotgitError {
   readonly code = 'payload_too_large';
 }
 
+/** Thrown when a request body is of a media type the endpoint does not read (a JSON API sent a form). */
+export class UnsupportedMediaTypeError extends DotgitError {
+  override readonly name = 'UnsupportedMediaTypeError';
+  readonly status = 415;
+  readonly code = 'unsupported_media_type';
+}
+
 /** Thrown when a dependency (database, Temporal, an upstream) cannot answer now. */
 export class UnavailableError extends DotgitError {
   override readonly name = 'UnavailableError';

@@ -4,6 +4,7 @@ import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
+import { clientErrorHandler } from './client-error';
 import { RateLimiter, parseRateLimitConfig } from './rate-limit';
 import { createRedis } from '../core/redis';
 import { createHttpsServer } from './tls';
@@ -48,18 +49,24 @@ async function main(): Promise<void> {
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).
   // connectionsCheckingInterval: Node checks the header timeout only this often (default 30 s, which
   // would let a slow client hold a socket for up to 45 s).
-  const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, app);
+  const maxHeaderSize = 16 * 1024;
+  const server = http.createServer({ maxHeaderSize, headersTimeout: 15_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, app);
   server.timeout = 120_000;
   // Idle keep-alive sockets outlive the clients' own idle timeouts (undici 4 s, browsers ~60 s), so a
   // client never sends on a socket the gateway is closing at that moment ("other side closed").
   server.keepAliveTimeout = 65_000;
   server.on('upgrade', app.get('onUpgrade'));
+  // Requests Node's parser refuses (bad Content-Length, header bytes, oversized headers, header
+  // timeout) are answered in the CONTRACT's error shape, not with a bare status line.
+  const onClientError = clientErrorHandler(log, maxHeaderSize);
+  server.on('clientError', onClientError);
   server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
   const secure =
     config.tlsCert && config.tlsKey
       ? createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, app)
       : undefined;
   secure?.on('upgrade', app.get('onUpgrade'));
+  secure?.on('clientError', onClientError);
   secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
   const stop = () => {
     server.close();

@@ -67,9 +67,15 @@ export function runService(
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let body: Readable = req;
+    // Why the body could not be read (not gzip, cut off): git then only sees its input end early,
+    // so this, not git's "the remote end hung up", is what the client is told.
+    let bodyError: Error | undefined;
     if (encoding === 'gzip') {
       const gunzip = createGunzip();
-      gunzip.on('error', () => child.stdin.destroy());
+      gunzip.on('error', (err) => {
+        bodyError ??= err;
+        child.stdin.destroy();
+      });
       body = req.pipe(gunzip);
     }
     body.pipe(child.stdin);
@@ -96,6 +102,8 @@ export function runService(
         res.status(200).setHeader('Content-Type', `application/x-${service}-result`);
         res.end();
         resolve(0);
+      } else if (bodyError) {
+        reject(new InputError(`could not read the request body: ${bodyError.message}`));
       } else {
         const why = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
         reject(new InputError(`git ${service.slice(4)} refused the request: ${why.replace(/^fatal: /, '').slice(0, 300)}`));

@@ -12,7 +12,7 @@ import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
 import type { RefResolver } from './deploy-service';
-import { parseBody, refField } from '../validation';
+import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
@@ -111,21 +111,23 @@ export class RunService {
    * step ended, from the live Redis stream (read in pages) before. Nothing is held whole in memory.
    * Permission and existence are checked before the first chunk, so errors still become 4xx.
    */
-  async logs(principal: Principal | null | undefined, id: string, q: { job?: unknown; step?: unknown }): Promise<AsyncIterable<string | Buffer>> {
+  async logs(principal: Principal | null | undefined, id: string, q: Record<string, unknown>): Promise<AsyncIterable<string | Buffer>> {
+    const job = queryParam(q, 'job');
+    const step = queryParam(q, 'step');
     const { row } = await this.readableRun(principal, id);
     const args: unknown[] = [row.tenant_id, id];
     let filter = '';
-    if (q.job !== undefined) {
-      args.push(String(q.job));
+    if (job !== undefined) {
+      args.push(job);
       filter += ` AND job = $${args.length}`;
     }
-    if (q.step !== undefined) {
-      args.push(String(q.step));
+    if (step !== undefined) {
+      args.push(step);
       filter += ` AND name = $${args.length}`;
     }
     const steps = (await this.db.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
-    if (steps.length === 0) throw new NotFoundError(q.job || q.step ? 'no such job or step in this run' : 'this run has no steps yet');
-    const single = q.job !== undefined && q.step !== undefined;
+    if (steps.length === 0) throw new NotFoundError(job || step ? 'no such job or step in this run' : 'this run has no steps yet');
+    const single = job !== undefined && step !== undefined;
     const stored = await Promise.all(steps.map(async (s) => (s.log_key && (await this.store.exists(s.log_key)) ? (s.log_key as string) : undefined)));
     const { store, redis } = this;
     return (async function* () {
@@ -164,12 +166,13 @@ export class RunService {
   }
 
   /** The bytes of an artifact; `job` picks one when several jobs uploaded the same path (default: the latest). */
-  async artifact(principal: Principal | null | undefined, id: string, filePath: string, job?: unknown): Promise<{ size: number; stream: Readable }> {
+  async artifact(principal: Principal | null | undefined, id: string, filePath: string, q: Record<string, unknown> = {}): Promise<{ size: number; stream: Readable }> {
+    const job = queryParam(q, 'job');
     const { row } = await this.readableRun(principal, id);
     const r = await this.db.query(
       `SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3 AND ($4::text IS NULL OR job = $4)
        ORDER BY created_at DESC LIMIT 1`,
-      [row.tenant_id, id, filePath, job === undefined ? null : String(job)],
+      [row.tenant_id, id, filePath, job ?? null],
     );
     if (r.rowCount === 0) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
     return { size: Number(r.rows[0].size), stream: await this.store.get(r.rows[0].object_key) };

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
 import { AuthenticationError, InputError, NotAllowedError, NotFoundError } from '../../core/errors';
@@ -7,7 +8,17 @@ import type { Redis } from '../../core/redis';
 import { markTokensRevoked } from '../../core/token-revocation';
 import { DerivationError, SCOPES, derivedExpiry, generateToken, hashToken, type Scope } from '../../core/tokens';
 import { requireScope } from '../authz';
+import { parseBody } from '../validation';
 import { audit } from './audit';
+
+const EXPIRES_MESSAGE = 'expiresAt must be an ISO 8601 date-time with a time zone (2030-01-31T12:00:00Z) or a date (2030-01-31)';
+/**
+ * Only ISO 8601 text: `new Date(String(x))` would take an array (`["2999-01-01"]`), a NUL-suffixed
+ * string or a bare number. null or absent: the default (the creating credential's own expiry).
+ */
+const expiryBody = z.object({
+  expiresAt: z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: EXPIRES_MESSAGE }).nullish(),
+});
 
 export class TokenService {
   /** `redis` receives revocation tombstones, which end tokens the gateway holds in its cache. */
@@ -29,9 +40,10 @@ export class TokenService {
     }
     const wanted = [...new Set(scopes as Scope[])];
     let asked: Date | null = null;
-    if (body.expiresAt !== undefined && body.expiresAt !== null) {
-      asked = new Date(String(body.expiresAt));
-      if (Number.isNaN(asked.getTime())) throw new InputError('expiresAt must be an ISO 8601 date-time');
+    const { expiresAt: askedText } = parseBody(expiryBody, body);
+    if (askedText) {
+      asked = new Date(askedText);
+      if (Number.isNaN(asked.getTime())) throw new InputError(EXPIRES_MESSAGE);
       if (asked.getTime() <= Date.now()) throw new InputError('expiresAt must be in the future');
     }
     let expiresAt: Date | null;
