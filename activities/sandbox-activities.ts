@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Transform, pipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import type { Db } from '../core/db';
 import { repoPath } from '../core/git';
 import type { ObjectStore } from '../core/object-store';
@@ -99,6 +100,13 @@ function stepEnv(input: StepInput, attempt: number, secrets: Record<string, stri
     DOTGIT_ARTIFACTS: ARTIFACTS_IN_SANDBOX,
   };
 }
+
+/**
+ * Recording a finished step's results (artifacts, log, row) is retried for about 80 s (11 tries,
+ * 0.5 s doubling to 10 s apart) while the step heartbeats: long enough for Postgres or the object
+ * store to restart, short of the heartbeat-free window that would look like a lost worker.
+ */
+const RECORDING_RETRY = retry(handleAll, { maxAttempts: 10, backoff: new ExponentialBackoff({ initialDelay: 500, maxDelay: 10_000 }) });
 
 /** The driver, or a non-retryable failure: a missing sandbox will not appear by retrying. */
 function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
@@ -260,15 +268,22 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       const limit = (input.step.timeoutMs ?? deps.defaultStepTimeoutMs) / 1000;
       await note(`dotgit: step timed out after ${limit}s; a timed-out step fails whatever its command exits with (exit ${result.exitCode})`);
     }
-    if (result.exitCode === 0 && !result.cancelled && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
     const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
-    await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
     const status = result.cancelled ? 'cancelled' : result.exitCode === 0 && !result.timedOut ? 'success' : 'failure';
-    await db.query(
-      `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
-      [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
+    // Every part below is safe to repeat; a Postgres or object-store restart while the step ends
+    // must not fail a step whose command succeeded (the command itself is never run again).
+    await RECORDING_RETRY.execute(async () => {
+      if (status === 'success' && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
+      await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
+      await db.query(
+        `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+        [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
+      );
+    });
+    // The live stream only: the row above is the record, so a Redis outage costs the event, not the step.
+    await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode, attempt: result.attempt }).catch(
+      () => undefined,
     );
-    await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode, attempt: result.attempt });
     return result;
   }
 
