@@ -27,6 +27,9 @@ async function gateway(upstream: URL, halfOpenAfterMs = 60_000) {
   return { base, policies };
 }
 
+// A push with credentials: git's credential-less first request is answered 401 by the gateway itself.
+const pushAuth = () => ({ authorization: `Basic ${Buffer.from(`x:${platformInfo().adminToken}`).toString('base64')}` });
+
 beforeAll(() => {
   db = createDb(platformInfo().databaseUrl, 2);
 });
@@ -49,7 +52,7 @@ test('a GET that keeps failing is retried at most 3 times; a push is never retri
   expect(get.status).toBe(503);
   expect(hits).toBe(4); // the first try and 3 retries
   hits = 0;
-  const push = await fetch(`${base.origin}/a/b.git/git-receive-pack`, { method: 'POST', body: 'x' });
+  const push = await fetch(`${base.origin}/a/b.git/git-receive-pack`, { method: 'POST', headers: pushAuth(), body: 'x' });
   expect(push.status).toBe(503);
   expect(hits).toBe(1);
 });
@@ -167,7 +170,7 @@ describe('POST retries need an Idempotency-Key', () => {
 
   test('a push is never retried, key or not; a body over 1 MiB is sent once', async () => {
     const push = await flaky(1);
-    const res = await fetch(`${push.base.origin}/a/b.git/git-receive-pack`, { method: 'POST', headers: { 'idempotency-key': 'push-1' }, body: 'PACK' });
+    const res = await fetch(`${push.base.origin}/a/b.git/git-receive-pack`, { method: 'POST', headers: { ...pushAuth(), 'idempotency-key': 'push-1' }, body: 'PACK' });
     expect(res.status).toBe(503);
     expect(push.bodies).toHaveLength(1);
 
