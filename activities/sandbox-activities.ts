@@ -11,7 +11,7 @@ import type { Db } from '../core/db';
 import { repoPath } from '../core/git';
 import type { ObjectStore } from '../core/object-store';
 import type { Redis } from '../core/redis';
-import type { StepInput, StepResult } from '../core/run-types';
+import { hostQueue, type StepInput, type StepResult } from '../core/run-types';
 import type { SecretBox } from '../core/secret-box';
 import { SecretMasker } from '../core/secret-mask';
 import { appendRunEvent } from '../core/run-events';
@@ -19,7 +19,7 @@ import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-d
 import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
 import { holdSandboxPath } from './sandbox/orphans';
-import { artifactFiles, checkout, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
+import { artifactFiles, checkout, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
   db: Db;
@@ -36,6 +36,11 @@ export interface SandboxActivityDeps {
   secretBox?: SecretBox;
   /** The sandbox host id its steps report (run answers' `host`); default the machine's host name. */
   hostId?: string;
+  /**
+   * Workspaces of jobs in progress on this host (added when a step prepares one, removed by the
+   * job's clean-up): a draining worker keeps serving its host queue until this is empty.
+   */
+  activeJobs?: Set<string>;
 }
 
 /** A step's row as the previous run of its activity left it. */
@@ -62,6 +67,11 @@ export function attemptNote(attempt: number, activityAttempt: number, previous: 
     return `dotgit: attempt ${attempt} (the previous attempt failed before its command ran)`;
   }
   return attempt > 1 ? `dotgit: attempt ${attempt}` : undefined;
+}
+
+/** Whether an activity's cancel came from its worker shutting down, not from the workflow. */
+function isWorkerShutdown(reason: unknown): boolean {
+  return reason instanceof Error && reason.message === 'WORKER_SHUTDOWN';
 }
 
 /** Written beside a tmpfs workspace once its checkout is whole (the mount point exists before that). */
@@ -122,12 +132,13 @@ function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
 export function createSandboxActivities(deps: SandboxActivityDeps) {
   const { db, redis, store } = deps;
   const host = deps.hostId ?? os.hostname();
+  const ownQueue = hostQueue(host);
   let tmpfsUnavailable = false;
 
   return {
     async runStep(input: StepInput): Promise<StepResult> {
       const ctx = Context.current();
-      const attempt = stepAttempt(input, ctx.info.attempt);
+      let attempt = stepAttempt(input, ctx.info.attempt);
       // Heartbeat from the start until the activity returns: a long checkout or log upload must not
       // look like a dead worker (Temporal would run the step a second time).
       ctx.heartbeat();
@@ -137,12 +148,19 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       const release = holdSandboxPath(ws);
       try {
         const driver = sandboxDriver(deps);
+        if (input.pinned && !(await workspaceReady(ws))) {
+          // A later step must find what the earlier ones left; a fresh checkout here would run it without.
+          throw ApplicationFailure.nonRetryable("the job's workspace is gone from this host", 'WorkspaceLost');
+        }
         await prepareWorkspace(input, ws);
+        deps.activeJobs?.add(ws);
         const now = new Date();
         await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });
         await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
-        const previous = ctx.info.attempt > 1 ? await previousRun(input) : undefined;
+        const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
+        // A job restarted after its host was lost: its steps count on from what they ran as there.
+        if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
         await db.query(
           `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()), attempt = $5, host = $6
            WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
@@ -157,7 +175,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, attempt);
         let result: StepResult;
         try {
-          const note = attemptNote(attempt, ctx.info.attempt, previous);
+          if (input.restartNote) sink.line('stderr', `dotgit: ${input.restartNote}; the job runs again from a fresh checkout on host ${host}`);
+          const note = input.restartNote ? undefined : attemptNote(attempt, ctx.info.attempt, previous);
           if (note) sink.line('stderr', note);
           for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
           result = await driver.run({
@@ -175,14 +194,24 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         } finally {
           await sink.close();
         }
+        if (result.cancelled && isWorkerShutdown(ctx.cancellationSignal.reason)) {
+          // Not the run's cancel: this host stopped (drain period over). Failing retryably sends the
+          // step, and with a pinned job the whole job, to another host.
+          await fs.rm(logFile, { force: true });
+          throw ApplicationFailure.retryable('the host stopped before the step finished (drain period over)', 'HostStopped');
+        }
         // From here on the user's command has run: a failure must not make Temporal run it again.
         try {
-          return await finishStep(input, ws, logFile, { ...result, attempt });
+          return await finishStep(input, ws, logFile, { ...result, attempt, host, hostQueue: ownQueue });
         } catch (err) {
           throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
         } finally {
           await fs.rm(logFile, { force: true });
         }
+      } catch (err) {
+        // A first step that answers no result pins nothing here: the job's clean-up goes elsewhere.
+        if (!input.pinned) deps.activeJobs?.delete(ws);
+        throw err;
       } finally {
         clearInterval(heartbeat);
         release();
@@ -191,6 +220,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
     async cleanupWorkspace(args: { runId: string; job: string }): Promise<void> {
       const ws = workspaceDir(deps.workspacesDir, args.runId, args.job);
+      deps.activeJobs?.delete(ws);
       await unmountIfMounted(ws);
       await fs.rm(ws, { recursive: true, force: true });
       await fs.rm(readyMarkerOf(ws), { force: true });
@@ -198,6 +228,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
+
+  /** Whether the job's workspace is here and whole (a tmpfs one has its marker). */
+  async function workspaceReady(ws: string): Promise<boolean> {
+    return (await exists(readyMarkerOf(ws))) || ((await exists(ws)) && !(await isMountPoint(ws)));
+  }
 
   /** The step's row before this attempt marks it running. */
   async function previousRun(input: StepInput): Promise<PreviousRun | undefined> {

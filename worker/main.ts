@@ -1,13 +1,14 @@
 import express from 'express';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig, dataPaths } from '../core/config';
 import { createDb } from '../core/db';
 import { createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
 import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
-import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
+import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
+import { resolveHostId } from '../core/host-id';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
@@ -30,8 +31,11 @@ import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
 
 /**
- * The worker process: one Temporal worker on the orchestration queue (workflows + records) and
- * one on the sandbox queue (steps), so step capacity scales apart from orchestration.
+ * The worker process, its roles chosen by DOTGIT_WORKER_ROLES (default all): `orchestration` (with
+ * `storage`, the activities that read the repositories' disk) runs workflows and records on the
+ * orchestration queue; `sandbox` runs steps from the shared sandbox queue and from this host's own
+ * queue (`dotgit-sandbox@<host id>`), where a job's later steps find the workspace its first step
+ * made. Sandbox capacity thus scales apart from orchestration.
  */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -39,78 +43,94 @@ async function main(): Promise<void> {
   if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {
     throw new Error('worker needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
   }
+  // The SDK would shut every worker down on SIGTERM/SIGINT by itself (the host queue's too, with its
+  // short grace): the drain below decides instead.
+  Runtime.install({ shutdownSignals: [] });
+  const roles = new Set(config.workerRoles);
   const paths = dataPaths(config);
+  const hostId = await resolveHostId(config.hostId, paths.hostId);
+  const drainMs = config.workerDrainSeconds * 1000;
+  // Past the drain period and a minute more, the SDK gives up waiting, so a stop always ends.
+  const shutdownForceTime = drainMs + 60_000;
   const db = createDb(config.databaseUrl);
   const redis = createRedis(config.redisUrl);
-  const store = createObjectStore(config, paths);
-  // Resolved lazily so a machine without a sandbox still runs workflows; steps then fail with a clear error.
-  let driver: SandboxDriver | undefined;
-  const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
-  // Before this worker takes steps: what a killed predecessor left (its containers still run the
-  // step Temporal is about to retry here) goes; workspaces of runs in progress stay for their retries.
-  await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db) })
-    .then((r) => log.info(r, 'orphaned sandbox state pruned'))
-    .catch((err) => log.warn({ err }, 'could not prune orphaned sandbox state'));
-
-  // A client for what activities start or signal (environment locks), made on first use.
-  const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  const orchestration = await Worker.create({
-    connection,
-    namespace: config.temporalNamespace,
-    taskQueue: ORCHESTRATION_QUEUE,
-    workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
-    activities: {
-      ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
-      ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
-      ...createAlertActivities({
-        url: config.alertWebhookUrl,
-        secret: config.alertWebhookSecret,
-        allowHosts: parseAllowHosts(config.webhookAllowHosts),
-        timeoutMs: config.webhookTimeoutSeconds * 1000,
-      }),
-      ...createMaintenanceActivities({ db, reposDir: paths.repos }),
-      ...createHousekeepingActivities({
-        db,
-        restoresDir: paths.restores,
-        sandboxStateDir: paths.sandbox,
-        workspacesDir: paths.workspaces,
-        outboxRetentionDays: config.outboxRetentionDays,
-        deliveryLogRetentionDays: config.deliveryLogRetentionDays,
-        deliveryLogKeep: config.deliveryLogKeep,
-        restoreCopyRetentionDays: config.restoreCopyRetentionDays,
-      }),
-      ...createBackupActivities({
-        db,
-        store: backupStore(config),
-        reposDir: paths.repos,
-        restoresDir: paths.restores,
-        databaseUrl: config.databaseUrl,
-        // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
-        pgToolsDir: config.pgToolsDir,
-        pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
-        retentionDays: config.backupRetentionDays,
-        fullEveryHours: config.backupFullEveryHours,
-      }),
-      ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
-      ...createWebhookActivities({
-        db,
-        reposDir: paths.repos,
-        publicUrl: config.publicUrl,
-        secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
-        allowHosts: parseAllowHosts(config.webhookAllowHosts),
-        timeoutMs: config.webhookTimeoutSeconds * 1000,
-      }),
-    },
-  });
-  const sandbox = await Worker.create({
-    connection,
-    namespace: config.temporalNamespace,
-    taskQueue: SANDBOX_QUEUE,
-    activities: createSandboxActivities({
+  const workers: Worker[] = [];
+
+  let orchestration: Worker | undefined;
+  if (roles.has('orchestration')) {
+    // A client for what activities start or signal (environment locks), made on first use.
+    const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
+    orchestration = await Worker.create({
+      connection,
+      namespace: config.temporalNamespace,
+      taskQueue: ORCHESTRATION_QUEUE,
+      workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
+      shutdownGraceTime: drainMs,
+      shutdownForceTime,
+      activities: {
+        ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
+        ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
+        ...createAlertActivities({
+          url: config.alertWebhookUrl,
+          secret: config.alertWebhookSecret,
+          allowHosts: parseAllowHosts(config.webhookAllowHosts),
+          timeoutMs: config.webhookTimeoutSeconds * 1000,
+        }),
+        ...createMaintenanceActivities({ db, reposDir: paths.repos }),
+        ...createHousekeepingActivities({
+          db,
+          restoresDir: paths.restores,
+          sandboxStateDir: paths.sandbox,
+          workspacesDir: paths.workspaces,
+          outboxRetentionDays: config.outboxRetentionDays,
+          deliveryLogRetentionDays: config.deliveryLogRetentionDays,
+          deliveryLogKeep: config.deliveryLogKeep,
+          restoreCopyRetentionDays: config.restoreCopyRetentionDays,
+        }),
+        ...createBackupActivities({
+          db,
+          store: backupStore(config),
+          reposDir: paths.repos,
+          restoresDir: paths.restores,
+          databaseUrl: config.databaseUrl,
+          // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
+          pgToolsDir: config.pgToolsDir,
+          pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
+          retentionDays: config.backupRetentionDays,
+          fullEveryHours: config.backupFullEveryHours,
+        }),
+        ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+        ...createWebhookActivities({
+          db,
+          reposDir: paths.repos,
+          publicUrl: config.publicUrl,
+          secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
+          allowHosts: parseAllowHosts(config.webhookAllowHosts),
+          timeoutMs: config.webhookTimeoutSeconds * 1000,
+        }),
+      },
+    });
+    workers.push(orchestration);
+  }
+
+  let shared: Worker | undefined;
+  let own: Worker | undefined;
+  // Workspaces of jobs in progress here: a draining worker serves its own queue until they end.
+  const activeJobs = new Set<string>();
+  if (roles.has('sandbox')) {
+    // Resolved lazily so a machine without a sandbox still starts; steps then fail with a clear error.
+    let driver: SandboxDriver | undefined;
+    const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
+    // Before this worker takes steps: what a killed predecessor left (its containers still run the
+    // step Temporal is about to retry here) goes; workspaces of runs in progress stay for their retries.
+    await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db) })
+      .then((r) => log.info(r, 'orphaned sandbox state pruned'))
+      .catch((err) => log.warn({ err }, 'could not prune orphaned sandbox state'));
+    const activities = createSandboxActivities({
       db,
       redis,
-      store,
+      store: createObjectStore(config, paths),
       driver: getDriver,
       reposDir: paths.repos,
       workspacesDir: paths.workspaces,
@@ -118,33 +138,72 @@ async function main(): Promise<void> {
       // Mounting needs root; an unprivileged worker keeps workspaces on disk.
       workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
-    }),
-    maxConcurrentActivityTaskExecutions: config.sandboxConcurrency,
-    // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
-    // second (not the SDK's default of 80% of the heartbeat timeout), so a cancelled sandbox stops
-    // within a couple of seconds.
-    maxHeartbeatThrottleInterval: '1 second',
-  });
+      hostId,
+      activeJobs,
+    });
+    const sandboxOptions = {
+      connection,
+      namespace: config.temporalNamespace,
+      activities,
+      maxConcurrentActivityTaskExecutions: config.sandboxConcurrency,
+      // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
+      // second (not the SDK's default of 80% of the heartbeat timeout), so a cancelled sandbox stops
+      // within a couple of seconds.
+      maxHeartbeatThrottleInterval: '1 second',
+      shutdownForceTime,
+    } as const;
+    // New jobs (their first steps) from the shared queue.
+    shared = await Worker.create({ ...sandboxOptions, taskQueue: SANDBOX_QUEUE, shutdownGraceTime: drainMs });
+    // Jobs in progress here, on slots of their own: a host busy with new jobs still takes its
+    // pinned steps within the schedule-to-start timeout that would otherwise call it lost.
+    // Shut down only once the drain is over, so its grace is short.
+    own = await Worker.create({ ...sandboxOptions, taskQueue: hostQueue(hostId), shutdownGraceTime: '5 seconds' });
+    workers.push(shared, own);
+  }
 
-  await ensureSchedules(config.temporalAddress, config.temporalNamespace).catch((err) => log.warn({ err }, 'could not create the schedules'));
+  if (orchestration) await ensureSchedules(config.temporalAddress, config.temporalNamespace).catch((err) => log.warn({ err }, 'could not create the schedules'));
 
-  startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers: [orchestration, sandbox], intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
+  startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers, intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
+
   const app = express();
   app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));
   const server = app.listen(config.workerPort, config.internalHost);
 
-  const stop = () => {
-    log.info('worker shutting down');
-    orchestration.shutdown();
-    sandbox.shutdown();
+  let draining = false;
+  /**
+   * SIGTERM/SIGINT: take no new work; running steps, and the rest of jobs begun here, finish within
+   * DOTGIT_WORKER_DRAIN_SECONDS; then the host queue stops too (what still runs is stopped and, on
+   * another host, started again). A second signal ends the drain at once.
+   */
+  const stop = (signal: string) => {
+    if (draining) {
+      log.warn({ signal }, 'second signal: ending the drain now');
+      if (own?.getState() === 'RUNNING') own.shutdown();
+      return;
+    }
+    draining = true;
+    log.info({ signal, drainSeconds: config.workerDrainSeconds, jobsHere: activeJobs.size }, 'worker draining: no new work; running jobs finish');
+    orchestration?.shutdown();
+    shared?.shutdown();
+    const deadline = Date.now() + drainMs;
+    const poll = setInterval(() => {
+      if (own?.getState() !== 'RUNNING') return clearInterval(poll);
+      if (activeJobs.size > 0 && Date.now() < deadline) return;
+      if (activeJobs.size > 0) log.warn({ jobs: [...activeJobs] }, 'drain period over; stopping the jobs still here');
+      clearInterval(poll);
+      own.shutdown();
+    }, 250);
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  log.info({ queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE] }, 'worker running');
-  await Promise.all([orchestration.run(), sandbox.run()]);
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  log.info({ roles: [...roles], hostId, queues: workers.map((w) => w.options.taskQueue) }, 'worker running');
+  await Promise.all(workers.map((w) => w.run()));
+  log.info({ hostId }, 'worker stopped');
   server.close();
   await connection.close();
   await Promise.all([db.end(), redis.quit()]);
+  // Nothing is left to do; a stray timer (a driver's, a client's) must not keep a drained host alive.
+  process.exit(0);
 }
 
 main().catch((err) => {

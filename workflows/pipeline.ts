@@ -3,7 +3,7 @@ import type { OrchestrationActivities } from '../activities/orchestration-activi
 import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
 import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
-import { runStepWithRetries, sandboxSteps } from './step-runner';
+import { cleanupPinnedWorkspace, runStep, runStepWithRetries, sandboxSteps, type HostPin, type StepRequest } from './step-runner';
 import { startWebhookDispatch } from './webhooks';
 
 const records = proxyActivities<OrchestrationActivities>({
@@ -101,16 +101,84 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
 }
 
 async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
+  // Issue 11 (added after the recorded histories up to v6): a job's steps stay on its first step's host.
+  if (patched('job-host-queues')) return runPinnedJob(input, job);
+  return runJobAnywhere(input, job);
+}
+
+/** How many times a job starts again from a fresh checkout after losing its host, before it fails. */
+export const MAX_HOST_LOSSES = 2;
+
+/**
+ * A job pinned to its host (Temporal's worker-specific task queue pattern): the first step runs on
+ * the shared sandbox queue and answers with its host's own queue; the later steps, the artifact
+ * upload (with the last step) and the clean-up go there. A lost host starts the job again from a
+ * fresh checkout on the shared queue, with every step's log saying so; a job that ended is never run again.
+ */
+async function runPinnedJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
+  let restartNote: string | undefined;
+  for (let losses = 0; ; losses++) {
+    let pin: HostPin | undefined;
+    let lost: { step: string; why: string } | undefined;
+    let status: StepStatus = 'success';
+    try {
+      for (const [index, step] of job.steps.entries()) {
+        const last = index === job.steps.length - 1;
+        const req: StepRequest = {
+          ...stepBase(input, job),
+          step,
+          artifacts: last ? job.artifacts : [],
+          ...(last ? { lastStep: true } : {}),
+          ...(restartNote ? { restartNote } : {}),
+        };
+        const outcome = await runStep(req, pin, { pinRetries: true });
+        if (outcome.lost) {
+          lost = { step: step.name, why: outcome.lost };
+          break;
+        }
+        pin ??= outcome.pin;
+        if (outcome.status !== 'success') {
+          await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });
+          status = outcome.status;
+          break;
+        }
+      }
+    } finally {
+      // A lost host took its workspace with it (or prunes it when it returns): nothing to wait for there.
+      if (!lost) {
+        await CancellationScope.nonCancellable(() =>
+          pin ? cleanupPinnedWorkspace(pin.queue, { runId: input.runId, job: job.name }) : sandboxSteps.cleanupWorkspace({ runId: input.runId, job: job.name }),
+        );
+      }
+    }
+    if (!lost) return status;
+    if (losses >= MAX_HOST_LOSSES) {
+      await records.failStep({ runId: input.runId, tenantId: input.tenantId, job: job.name, step: lost.step, message: `${lost.why}; the job already started again ${MAX_HOST_LOSSES} times after lost hosts` });
+      await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: lost.step });
+      return 'failure';
+    }
+    restartNote = `restarted: ${lost.why}`;
+  }
+}
+
+function stepBase(input: PipelineInput, job: JobSpec): Omit<StepRequest, 'step' | 'artifacts'> {
+  return {
+    runId: input.runId,
+    tenantId: input.tenantId,
+    tenant: input.tenant,
+    repo: input.repo,
+    ref: input.ref,
+    commit: input.commit,
+    job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
+  };
+}
+
+/** Before issue 11: every step on the shared sandbox queue (kept for runs recorded before the patch). */
+async function runJobAnywhere(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
   try {
     for (const [index, step] of job.steps.entries()) {
       const status = await runStepWithRetries({
-        runId: input.runId,
-        tenantId: input.tenantId,
-        tenant: input.tenant,
-        repo: input.repo,
-        ref: input.ref,
-        commit: input.commit,
-        job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
+        ...stepBase(input, job),
         step,
         artifacts: index === job.steps.length - 1 ? job.artifacts : [],
         ...(index === job.steps.length - 1 ? { lastStep: true } : {}),

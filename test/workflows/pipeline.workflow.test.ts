@@ -10,7 +10,8 @@ import { stepAttempt, type SandboxActivities } from '../../activities/sandbox-ac
 import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
-import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import { MAX_HOST_LOSSES } from '../../workflows/pipeline';
 import { ROOT } from '../../infra/root';
 
 // The pipeline workflow's logic against a real Temporal dev server (existing-path executable),
@@ -18,7 +19,7 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
-export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v6.json');
+export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v7.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -36,7 +37,17 @@ interface Recorder {
   events: string[];
   /** What the webhookDispatch children did (they may outlive the run). */
   webhooks: string[];
+  /** `job/step queue [pinned] [restart note]` of each step started, and `cleanup job queue`. */
+  queues: string[];
   finished?: { status: string; message?: string };
+}
+
+/** Fake sandbox activities as one host answers them: its id and own queue in each result. */
+function onHost(sandbox: SandboxActivities, host: string): SandboxActivities {
+  return {
+    runStep: async (s) => ({ ...(await sandbox.runStep(s)), host, hostQueue: hostQueue(host) }),
+    cleanupWorkspace: (a) => sandbox.cleanupWorkspace(a),
+  };
 }
 
 function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: Recorder, workflowRunHooks: boolean) {
@@ -67,7 +78,9 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
   const sandbox: SandboxActivities = {
     runStep: async (s) => {
       concurrent++;
+      const queue = Context.current().info.taskQueue;
       rec.events.push(`start ${s.job.name}/${s.step.name}#${s.attempt} (concurrent ${concurrent})`);
+      rec.queues.push(`${s.job.name}/${s.step.name} ${queue}${s.pinned ? ' pinned' : ''}${s.restartNote ? ` [${s.restartNote}]` : ''}`);
       await new Promise((r) => setTimeout(r, 300));
       concurrent--;
       const code = exitCodes(s);
@@ -75,7 +88,9 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
       // As the real activity: the attempt it ran as, counting Temporal's re-runs of it.
       return { exitCode: code, timedOut: false, cancelled: false, attempt: stepAttempt(s, Context.current().info.attempt) };
     },
-    cleanupWorkspace: async () => undefined,
+    cleanupWorkspace: async (a) => {
+      rec.queues.push(`cleanup ${a.job} ${Context.current().info.taskQueue}`);
+    },
   };
   const webhooks: WebhookActivities = {
     planWebhookEvent: async (a) => {
@@ -97,18 +112,23 @@ async function runPipeline(
   workflowId: string,
   o: { input?: PipelineInput; waitFor?: string[]; workflowRunHooks?: boolean } = {},
 ) {
-  const rec: Recorder = { events: [], webhooks: [] };
+  const rec: Recorder = { events: [], webhooks: [], queues: [] };
   const { orchestration, sandbox, webhooks } = fakes(yaml, exitCodes, rec, o.workflowRunHooks ?? false);
   const w1 = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...orchestration, ...webhooks } });
-  const w2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
+  // One sandbox host, as a sandbox worker runs: the shared queue and its own.
+  const host = onHost(sandbox, 'host-a');
+  const w2 = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: host });
+  const w3 = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue('host-a'), activities: host });
   const handle = await env.client.workflow.start('pipeline', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [o.input ?? input] });
   // Also waits for the named workflows (children that outlive the run) before the workers stop.
   const result = await w1.runUntil(
-    w2.runUntil(async () => {
-      const r = await handle.result();
-      for (const id of o.waitFor ?? []) await env.client.workflow.getHandle(id).result();
-      return r;
-    }),
+    w2.runUntil(
+      w3.runUntil(async () => {
+        const r = await handle.result();
+        for (const id of o.waitFor ?? []) await env.client.workflow.getHandle(id).result();
+        return r;
+      }),
+    ),
   );
   return { result, rec, handle };
 }
@@ -226,3 +246,105 @@ test('a repository without workflow_run hooks: the run starts no dispatch child 
     await expect(env.client.workflow.getHandle(`webhook:${quiet.runId}:${action}`).describe()).rejects.toThrow(/not found/i);
   }
 });
+
+const THREE_STEPS = `jobs:\n  j:\n    steps:\n      - { name: one, run: x }\n      - { name: two, run: x }\n      - { name: three, run: x }\n`;
+
+test("a job's first step runs on the shared queue, its later steps and clean-up on that host's own queue", async () => {
+  const { result, rec } = await runPipeline(THREE_STEPS, () => 0, 'wf-pinned');
+  expect(result.status).toBe('success');
+  expect(rec.queues).toEqual(['j/one dotgit-sandbox', 'j/two dotgit-sandbox@host-a pinned', 'j/three dotgit-sandbox@host-a pinned', 'cleanup j dotgit-sandbox@host-a']);
+});
+
+test('a retry: re-run of the first step stays on the host its first run answered from', async () => {
+  const yaml = `jobs:\n  j:\n    steps:\n      - name: flaky\n        run: x\n        retry: 1\n`;
+  const { result, rec } = await runPipeline(yaml, (s) => (s.attempt === 1 ? 1 : 0), 'wf-pinned-retry');
+  expect(result.status).toBe('success');
+  expect(rec.queues).toEqual(['j/flaky dotgit-sandbox', 'j/flaky dotgit-sandbox@host-a pinned', 'cleanup j dotgit-sandbox@host-a']);
+});
+
+const WORKSPACE_LOST = "the job's workspace is gone from this host";
+
+test('a host that lost the workspace: the job starts again from its first step, every step saying why; once per loss', async () => {
+  let lostOnce = false;
+  const { result, rec } = await runPipeline(
+    THREE_STEPS,
+    (s) => {
+      if (s.step.name === 'two' && !lostOnce) {
+        lostOnce = true;
+        return ApplicationFailure.nonRetryable(WORKSPACE_LOST, 'WorkspaceLost');
+      }
+      return 0;
+    },
+    'wf-workspace-lost',
+  );
+  expect(result.status).toBe('success');
+  const note = `restarted: host host-a lost (${WORKSPACE_LOST})`;
+  expect(rec.queues).toEqual([
+    'j/one dotgit-sandbox',
+    'j/two dotgit-sandbox@host-a pinned',
+    `j/one dotgit-sandbox [${note}]`,
+    `j/two dotgit-sandbox@host-a pinned [${note}]`,
+    `j/three dotgit-sandbox@host-a pinned [${note}]`,
+    'cleanup j dotgit-sandbox@host-a',
+  ]);
+  // Not recorded as a failed step: the job went on.
+  expect(rec.events.filter((e) => e.startsWith('fail '))).toEqual([]);
+});
+
+test('restarts after lost hosts are bounded: then the step fails naming the lost host', async () => {
+  const { result, rec } = await runPipeline(
+    THREE_STEPS,
+    (s) => (s.step.name === 'two' ? ApplicationFailure.nonRetryable(WORKSPACE_LOST, 'WorkspaceLost') : 0),
+    'wf-lost-bounded',
+  );
+  expect(result.status).toBe('failure');
+  expect(rec.queues.filter((q) => q.startsWith('j/one'))).toHaveLength(MAX_HOST_LOSSES + 1);
+  expect(rec.events.filter((e) => e.startsWith('fail '))).toEqual([
+    `fail j/two: host host-a lost (${WORKSPACE_LOST}); the job already started again ${MAX_HOST_LOSSES} times after lost hosts`,
+  ]);
+  expect(rec.queues.some((q) => q.startsWith('j/three'))).toBe(false);
+});
+
+test('a host that disappears between steps (its queue unpolled past the schedule-to-start timeout): the job restarts on another host', async () => {
+  const rec: Recorder = { events: [], webhooks: [], queues: [] };
+  const { orchestration, sandbox, webhooks } = fakes(THREE_STEPS, () => 0, rec, false);
+  const orch = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...orchestration, ...webhooks } });
+  const hostB = onHost(sandbox, 'host-b');
+  // Host b takes the first step, then goes away (both its workers stop) before the second is scheduled.
+  const bShared: Worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: SANDBOX_QUEUE,
+    activities: {
+      ...hostB,
+      runStep: async (s: StepInput) => {
+        const r = await hostB.runStep(s);
+        setImmediate(() => {
+          bShared.shutdown();
+          bOwn.shutdown();
+        });
+        return r;
+      },
+    },
+  });
+  const bOwn = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue('host-b'), activities: hostB });
+  const handle = await env.client.workflow.start('pipeline', { workflowId: 'wf-host-gone', taskQueue: ORCHESTRATION_QUEUE, args: [{ ...input, runId: 'pipeline:t:r:gone' }] });
+  const started = Date.now();
+  const result = await orch.runUntil(async () => {
+    await Promise.all([bShared.run(), bOwn.run()]);
+    const hostA = onHost(sandbox, 'host-a');
+    const aShared = await Worker.create({ connection: env.nativeConnection, taskQueue: SANDBOX_QUEUE, activities: hostA });
+    const aOwn = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue('host-a'), activities: hostA });
+    return aShared.runUntil(aOwn.runUntil(handle.result()));
+  });
+  expect(result.status).toBe('success');
+  const note = 'restarted: host host-b lost (it took no task for 30 seconds)';
+  expect(rec.queues).toEqual([
+    'j/one dotgit-sandbox',
+    `j/one dotgit-sandbox [${note}]`,
+    `j/two dotgit-sandbox@host-a pinned [${note}]`,
+    `j/three dotgit-sandbox@host-a pinned [${note}]`,
+    'cleanup j dotgit-sandbox@host-a',
+  ]);
+  // Found lost by the schedule-to-start timeout, not left waiting.
+  expect(Date.now() - started).toBeGreaterThan(29_000);
+}, 90_000);
