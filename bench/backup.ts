@@ -22,7 +22,7 @@ import { WAL_PREFIX } from '../core/backup-types';
 import { loadConfig } from '../core/config';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, Git, sleep, stats, type Stats } from './lib';
+import { Api, fmtMs, Git, replaceSection, sleep, stats, type Stats } from './lib';
 
 export const BACKUP_HEADING = '## Backups, restore and replication (issue 6)';
 
@@ -246,8 +246,5 @@ function renderBackupSection(b: BackupBench): string {
 
 /** Replaces (or appends) this section of BENCHMARKS.md. */
 export function replaceBackupSection(doc: string, section: string): string {
-  const start = doc.indexOf(BACKUP_HEADING);
-  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
-  const next = doc.indexOf('\n## ', start + BACKUP_HEADING.length);
-  return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+  return replaceSection(doc, BACKUP_HEADING, section);
 }

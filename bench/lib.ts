@@ -171,3 +171,11 @@ export function fmtRatio(r: number): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Replaces the section of BENCHMARKS.md that starts with `heading` (up to the next `## `), or appends it. */
+export function replaceSection(doc: string, heading: string, section: string): string {
+  const start = doc.indexOf(heading);
+  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
+  const next = doc.indexOf('\n## ', start + heading.length);
+  return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+}

@@ -47,6 +47,7 @@ import { freePort } from '../infra/provision/free-port';
 import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type GeneratedRepo } from './gen-repo';
 import { measureGateway, type GatewayBench } from './gateway';
 import { replaceBackupSection, runBackupBench } from './backup';
+import { replaceActionsSection, runActionsBench } from './actions';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
@@ -78,7 +79,7 @@ const PARALLEL_ROUNDS = (() => {
 /** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
 const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (raw !== '' && raw !== 'gateway' && raw !== 'pipelines' && raw !== 'backup') throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines" or "backup", got ${raw}`);
+  if (!['', 'gateway', 'pipelines', 'backup', 'actions'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup" or "actions", got ${raw}`);
   return raw;
 })();
 const GATEWAY_ONLY = ONLY === 'gateway';
@@ -1195,17 +1196,22 @@ function renderMarkdown(r: Report): string {
   return md.join('\n');
 }
 
-/** Issue 6's part (bench/backup.ts) runs on a platform of its own, after the others; `BENCH_ONLY=backup` runs it alone. */
-async function backupPart(): Promise<void> {
-  const section = await runBackupBench(progress);
+/** A part on a platform of its own, after the others: measures, then rewrites only its section of BENCHMARKS.md. */
+async function ownPlatformPart(name: string, measure: (p: typeof progress) => Promise<string>, replace: (doc: string, section: string) => string): Promise<void> {
+  const section = await measure(progress);
   const file = path.join(ROOT, 'BENCHMARKS.md');
   const before = existsSync(file) ? await fs.readFile(file, 'utf8') : '# Benchmarks\n';
-  await fs.writeFile(file, replaceBackupSection(before, section));
+  await fs.writeFile(file, replace(before, section));
   console.log('\n' + section);
-  progress('BENCHMARKS.md: backup section written');
+  progress(`BENCHMARKS.md: ${name} section written`);
 }
 
-(ONLY === 'backup' ? backupPart() : main().then(() => (ONLY === '' ? backupPart() : undefined))).then(
+/** Issue 6's part (bench/backup.ts); `BENCH_ONLY=backup` runs it alone. */
+const backupPart = () => ownPlatformPart('backup', runBackupBench, replaceBackupSection);
+/** Issue 11's Temporal actions per run (bench/actions.ts); `BENCH_ONLY=actions` runs it alone. */
+const actionsPart = () => ownPlatformPart('actions', runActionsBench, replaceActionsSection);
+
+(ONLY === 'backup' ? backupPart() : ONLY === 'actions' ? actionsPart() : main().then(() => (ONLY === '' ? backupPart().then(actionsPart) : undefined))).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err instanceof Error ? (err.stack ?? err.message) : err);
