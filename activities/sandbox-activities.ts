@@ -19,6 +19,7 @@ import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-d
 import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
 import { holdSandboxPath } from './sandbox/orphans';
+import type { HostJobs } from './sandbox/host-jobs';
 import { artifactFiles, checkout, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
@@ -36,11 +37,8 @@ export interface SandboxActivityDeps {
   secretBox?: SecretBox;
   /** The sandbox host id its steps report (run answers' `host`); default the machine's host name. */
   hostId?: string;
-  /**
-   * Workspaces of jobs in progress on this host (added when a step prepares one, removed by the
-   * job's clean-up): a draining worker keeps serving its host queue until this is empty.
-   */
-  activeJobs?: Set<string>;
+  /** The jobs in progress on this host (a draining worker serves its host queue until none are left). */
+  jobs?: HostJobs;
 }
 
 /** A step's row as the previous run of its activity left it. */
@@ -146,6 +144,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       const ws = workspaceDir(deps.workspacesDir, input.runId, input.job.name);
       // Orphan pruning keeps workspaces in use here, and judges the others by when a step last began.
       const release = holdSandboxPath(ws);
+      let counted = false;
+      let answered = false;
       try {
         const driver = sandboxDriver(deps);
         if (input.pinned && !(await workspaceReady(ws))) {
@@ -153,7 +153,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           throw ApplicationFailure.nonRetryable("the job's workspace is gone from this host", 'WorkspaceLost');
         }
         await prepareWorkspace(input, ws);
-        deps.activeJobs?.add(ws);
+        // From its first step to its clean-up, the job holds a place on this host.
+        deps.jobs?.stepStarted(ws, !input.pinned);
+        counted = true;
         const now = new Date();
         await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });
@@ -202,25 +204,25 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         }
         // From here on the user's command has run: a failure must not make Temporal run it again.
         try {
-          return await finishStep(input, ws, logFile, { ...result, attempt, host, hostQueue: ownQueue });
+          const finished = await finishStep(input, ws, logFile, { ...result, attempt, host, hostQueue: ownQueue });
+          answered = true;
+          return finished;
         } catch (err) {
           throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
         } finally {
           await fs.rm(logFile, { force: true });
         }
-      } catch (err) {
-        // A first step that answers no result pins nothing here: the job's clean-up goes elsewhere.
-        if (!input.pinned) deps.activeJobs?.delete(ws);
-        throw err;
       } finally {
         clearInterval(heartbeat);
         release();
+        // A first step that answers no result pins nothing here: its job goes on elsewhere, if at all.
+        if (counted) deps.jobs?.stepEnded(ws, !input.pinned, answered || Boolean(input.pinned));
       }
     },
 
     async cleanupWorkspace(args: { runId: string; job: string }): Promise<void> {
       const ws = workspaceDir(deps.workspacesDir, args.runId, args.job);
-      deps.activeJobs?.delete(ws);
+      deps.jobs?.ended(ws);
       await unmountIfMounted(ws);
       await fs.rm(ws, { recursive: true, force: true });
       await fs.rm(readyMarkerOf(ws), { force: true });

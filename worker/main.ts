@@ -9,6 +9,7 @@ import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
 import { resolveHostId } from '../core/host-id';
+import { HostJobs, jobSlots } from '../activities/sandbox/host-jobs';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
@@ -116,8 +117,8 @@ async function main(): Promise<void> {
 
   let shared: Worker | undefined;
   let own: Worker | undefined;
-  // Workspaces of jobs in progress here: a draining worker serves its own queue until they end.
-  const activeJobs = new Set<string>();
+  // Jobs in progress here: a draining worker serves its own queue until they end.
+  const hostJobs = new HostJobs();
   if (roles.has('sandbox')) {
     // Resolved lazily so a machine without a sandbox still starts; steps then fail with a clear error.
     let driver: SandboxDriver | undefined;
@@ -139,25 +140,35 @@ async function main(): Promise<void> {
       workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
       hostId,
-      activeJobs,
+      jobs: hostJobs,
     });
     const sandboxOptions = {
       connection,
       namespace: config.temporalNamespace,
       activities,
-      maxConcurrentActivityTaskExecutions: config.sandboxConcurrency,
       // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
       // second (not the SDK's default of 80% of the heartbeat timeout), so a cancelled sandbox stops
       // within a couple of seconds.
       maxHeartbeatThrottleInterval: '1 second',
       shutdownForceTime,
     } as const;
-    // New jobs (their first steps) from the shared queue.
-    shared = await Worker.create({ ...sandboxOptions, taskQueue: SANDBOX_QUEUE, shutdownGraceTime: drainMs });
-    // Jobs in progress here, on slots of their own: a host busy with new jobs still takes its
-    // pinned steps within the schedule-to-start timeout that would otherwise call it lost.
+    // New jobs (their first steps) from the shared queue, only while the jobs in progress here
+    // leave room: DOTGIT_SANDBOX_CONCURRENCY bounds jobs (each with its workspace), not just steps.
+    shared = await Worker.create({
+      ...sandboxOptions,
+      taskQueue: SANDBOX_QUEUE,
+      shutdownGraceTime: drainMs,
+      tuner: {
+        activityTaskSlotSupplier: jobSlots(config.sandboxConcurrency, hostJobs),
+        workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      },
+    });
+    // Jobs in progress here, on slots of their own: with at most that many jobs here, their pinned
+    // steps always find a slot within the schedule-to-start timeout that would call the host lost.
     // Shut down only once the drain is over, so its grace is short.
-    own = await Worker.create({ ...sandboxOptions, taskQueue: hostQueue(hostId), shutdownGraceTime: '5 seconds' });
+    own = await Worker.create({ ...sandboxOptions, taskQueue: hostQueue(hostId), maxConcurrentActivityTaskExecutions: config.sandboxConcurrency, shutdownGraceTime: '5 seconds' });
     workers.push(shared, own);
   }
 
@@ -182,14 +193,14 @@ async function main(): Promise<void> {
       return;
     }
     draining = true;
-    log.info({ signal, drainSeconds: config.workerDrainSeconds, jobsHere: activeJobs.size }, 'worker draining: no new work; running jobs finish');
+    log.info({ signal, drainSeconds: config.workerDrainSeconds, jobsHere: hostJobs.size }, 'worker draining: no new work; running jobs finish');
     orchestration?.shutdown();
     shared?.shutdown();
     const deadline = Date.now() + drainMs;
     const poll = setInterval(() => {
       if (own?.getState() !== 'RUNNING') return clearInterval(poll);
-      if (activeJobs.size > 0 && Date.now() < deadline) return;
-      if (activeJobs.size > 0) log.warn({ jobs: [...activeJobs] }, 'drain period over; stopping the jobs still here');
+      if (hostJobs.size > 0 && Date.now() < deadline) return;
+      if (hostJobs.size > 0) log.warn({ jobs: hostJobs.list() }, 'drain period over; stopping the jobs still here');
       clearInterval(poll);
       own.shutdown();
     }, 250);

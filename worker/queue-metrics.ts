@@ -75,7 +75,9 @@ export function startQueueMetrics(o: QueueMetricsOptions): () => void {
   const slotsOf = (w: Worker) => {
     const kinds: Array<[TaskType, number, number | undefined]> = [];
     const status = w.getStatus();
-    const total = (s: { type: string; numSlots?: number }) => (s.type === 'fixed-size' ? s.numSlots : undefined);
+    // A custom supplier (the SDK keeps it wrapped) may say its capacity too: the sandbox queue's job slots do.
+    const total = (s: { type: string; numSlots?: number; supplier?: { numSlots?: number } }) =>
+      s.type === 'fixed-size' ? s.numSlots : s.type === 'custom' ? s.supplier?.numSlots : undefined;
     const tuner = w.options.tuner as unknown as { workflowTaskSlotSupplier: { type: string; numSlots?: number }; activityTaskSlotSupplier: { type: string; numSlots?: number } };
     if (w.options.workflowsPath || w.options.workflowBundle) kinds.push(['workflow', status.numInFlightWorkflowActivations, total(tuner.workflowTaskSlotSupplier)]);
     if (w.options.activities.size > 0) kinds.push(['activity', status.numInFlightNonLocalActivities, total(tuner.activityTaskSlotSupplier)]);

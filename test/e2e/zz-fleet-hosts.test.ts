@@ -167,7 +167,17 @@ test('kill -9 of a host mid-step: its job starts again from a fresh checkout on 
   // Every job with a step on b when it dies (a first step of another job may run there too).
   const jobsOnB = new Set((await runOf(id)).steps.filter((s) => s.host === HOST_B).map((s) => s.job));
   b!.child.kill('SIGKILL');
+  const killedAt = Date.now();
   await exited(b!.child);
+  // Found lost (heartbeat timeout, then the host queue's schedule-to-start timeout) and started again, never left waiting.
+  const restarted = async () => (await runOf(id)).steps.some((s) => s.job === onB.job && s.name === 'write' && s.host === hostA && (s.attempt ?? 0) > 1);
+  while (!(await restarted())) {
+    if (Date.now() - killedAt > 120_000) throw new Error(`job ${onB.job} did not restart within 120 s of the kill`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const restartDelay = Date.now() - killedAt;
+  console.log(`fleet: job restarted on ${hostA} ${(restartDelay / 1000).toFixed(1)} s after ${HOST_B} was killed`);
+  expect(restartDelay).toBeLessThan(90_000);
 
   const run = await waitForRun(id, owner.token, 180_000);
   expect(run.status).toBe('success');
