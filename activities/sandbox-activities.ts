@@ -153,9 +153,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           throw ApplicationFailure.nonRetryable("the job's workspace is gone from this host", 'WorkspaceLost');
         }
         await prepareWorkspace(input, ws);
-        // From its first step to its clean-up, the job holds a place on this host.
-        deps.jobs?.stepStarted(ws, !input.pinned);
-        counted = true;
+        // From its first step to its clean-up, a job pinned to this host holds a place here.
+        if (input.pinsHost || input.pinned) {
+          deps.jobs?.stepStarted(ws, !input.pinned);
+          counted = true;
+        }
         const now = new Date();
         await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });

@@ -59,6 +59,11 @@ export interface StepInput {
    * it answers `WorkspaceLost` instead of running the step on a fresh checkout).
    */
   pinned?: boolean;
+  /**
+   * A step of a job whose later steps go to its host's own queue (issue 11): the host counts the
+   * job as in progress from this step to its clean-up. Deploy jobs (every step on the shared queue) do not.
+   */
+  pinsHost?: boolean;
   /** The job started again from a fresh checkout because the host it ran on was lost: the line its logs open with. */
   restartNote?: string;
 }

@@ -130,6 +130,7 @@ async function runPinnedJob(input: PipelineInput, job: JobSpec): Promise<StepSta
           artifacts: last ? job.artifacts : [],
           ...(last ? { lastStep: true } : {}),
           ...(restartNote ? { restartNote } : {}),
+          pinsHost: true,
         };
         const outcome = await runStep(req, pin, { pinRetries: true });
         if (outcome.lost) {
