@@ -80,7 +80,9 @@ export function startQueueMetrics(o: QueueMetricsOptions): () => void {
       s.type === 'fixed-size' ? s.numSlots : s.type === 'custom' ? s.supplier?.numSlots : undefined;
     const tuner = w.options.tuner as unknown as { workflowTaskSlotSupplier: { type: string; numSlots?: number }; activityTaskSlotSupplier: { type: string; numSlots?: number } };
     if (w.options.workflowsPath || w.options.workflowBundle) kinds.push(['workflow', status.numInFlightWorkflowActivations, total(tuner.workflowTaskSlotSupplier)]);
-    if (w.options.activities.size > 0) kinds.push(['activity', status.numInFlightNonLocalActivities, total(tuner.activityTaskSlotSupplier)]);
+    // A custom supplier may count its places taken itself (the sandbox queue's jobs hold one between steps).
+    const used = (s: { type: string; supplier?: { used?: unknown } }) => (s.type === 'custom' && typeof s.supplier?.used === 'number' ? s.supplier.used : undefined);
+    if (w.options.activities.size > 0) kinds.push(['activity', used(tuner.activityTaskSlotSupplier) ?? status.numInFlightNonLocalActivities, total(tuner.activityTaskSlotSupplier)]);
     return kinds;
   };
   gauge('dotgit_worker_slots_used', "This worker's busy task slots (workflow activations or activities in progress)", ['queue', 'kind'], function collect() {

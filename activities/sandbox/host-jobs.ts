@@ -97,8 +97,10 @@ export class HostJobs {
  * queue (which has `limit` slots too) well within the schedule-to-start timeout that would call the
  * host lost — however long those steps are.
  */
-export function jobSlots(limit: number, jobs: HostJobs): CustomSlotSupplier<ActivitySlotInfo> & { numSlots: number } {
+export function jobSlots(limit: number, jobs: HostJobs): CustomSlotSupplier<ActivitySlotInfo> & { numSlots: number; readonly used: number } {
   let permits = 0;
+  // Permits that took a task (the SDK also reserves permits for polls still waiting).
+  let inUse = 0;
   const free = () => permits + jobs.holding < limit;
   const waiters = new Set<() => void>();
   const wake = () => {
@@ -111,6 +113,10 @@ export function jobSlots(limit: number, jobs: HostJobs): CustomSlotSupplier<Acti
     type: 'custom',
     // The capacity the metrics report (dotgit_worker_slots).
     numSlots: limit,
+    // The places taken (dotgit_worker_slots_used): a job holds one between its steps too, so the SDK's count of running activities would say too few.
+    get used() {
+      return inUse + jobs.holding;
+    },
     async reserveSlot(_ctx, abortSignal): Promise<SlotPermit> {
       while (!free()) {
         await new Promise<void>((resolve, reject) => {
@@ -137,9 +143,12 @@ export function jobSlots(limit: number, jobs: HostJobs): CustomSlotSupplier<Acti
       permits++;
       return {};
     },
-    markSlotUsed(): void {},
-    releaseSlot(): void {
+    markSlotUsed(): void {
+      inUse++;
+    },
+    releaseSlot(ctx): void {
       permits--;
+      if (ctx.slotInfo) inUse = Math.max(0, inUse - 1);
       wake();
     },
   };

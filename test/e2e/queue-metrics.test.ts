@@ -3,6 +3,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { SANDBOX_QUEUE } from '../../core/run-types';
 import { platformInfo } from '../harness/platform-info';
+import { api, createTenantWithAdmin, uniqueName, waitForRun } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // Issue 11's autoscaling signal on the real platform: work nobody can pick up makes the worker's
 // `dotgit_task_queue_backlog` rise on /metrics; a worker that appears and drains it makes it fall.
@@ -88,3 +90,24 @@ test('queued work nobody can take raises the backlog gauge; a worker that drains
     await connection.close();
   }
 }, 240_000);
+
+test("a job holds its host's sandbox slot between and during its later (pinned) steps, so busy slots never read 0 mid-job", async () => {
+  const owner = await createTenantWithAdmin();
+  const name = uniqueName('slots');
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility: 'private' } })).status).toBe(201);
+  const pipeline = 'jobs:\n  long:\n    steps:\n      - name: first\n        run: "true"\n      - name: second\n        run: sleep 6\n';
+  const dir = await localRepo({ '.dotgit/pipeline.yml': pipeline });
+  const push = await git(['push', cloneUrl(owner.tenant, name, owner.token), 'main'], dir);
+  expect(push.code).toBe(0);
+  const [runId] = runIdsFrom(push.stderr);
+  const busy = { queue: SANDBOX_QUEUE, kind: 'activity' };
+  // While the second step runs (on the host's own queue, not the shared one), the shared queue's slot is still the job's.
+  await waitFor('the second step running', async () => {
+    const run = await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { token: owner.token });
+    return run.body.steps?.some((st: { name: string; status: string }) => st.name === 'second' && st.status === 'running') ?? false;
+  });
+  expect(await series('dotgit_worker_slots_used', busy)).toBeGreaterThanOrEqual(1);
+  expect((await waitForRun(runId, owner.token)).status).toBe('success');
+  // The job's clean-up gives the place back.
+  await waitFor('the slot given back', async () => (await series('dotgit_worker_slots_used', busy)) === 0, 30_000);
+}, 180_000);
