@@ -22,7 +22,7 @@ import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { ensureSchedules } from './schedules';
 import { createSandboxDriver } from '../activities/sandbox/create-driver';
-import { activeRunIdsFromDb, pruneOrphanedSandboxState } from '../activities/sandbox/orphans';
+import { activeRunIdsFromDb, PERIODIC_PRUNE_MIN_AGE_MS, pruneOrphanedSandboxState } from '../activities/sandbox/orphans';
 import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -128,6 +128,15 @@ async function main(): Promise<void> {
     await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db) })
       .then((r) => log.info(r, 'orphaned sandbox state pruned'))
       .catch((err) => log.warn({ err }, 'could not prune orphaned sandbox state'));
+    if (!roles.has('orchestration')) {
+      // The hourly housekeeping workflow prunes the disk of whichever orchestration worker runs it;
+      // a sandbox-only host prunes its own (only state older than any step may run).
+      setInterval(() => {
+        pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db), olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS })
+          .then((r) => log.info(r, 'old sandbox state pruned'))
+          .catch((err) => log.warn({ err }, 'could not prune old sandbox state'));
+      }, 60 * 60 * 1000).unref();
+    }
     const activities = createSandboxActivities({
       db,
       redis,
