@@ -3,6 +3,7 @@
  * implements Linux in user space, so a kernel bug reachable from the step is not a host bug.
  */
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -34,6 +35,20 @@ export interface RunscDriverOptions {
 
 /** runsc needs nothing from the worker's environment; don't hand it secrets by accident. */
 const RUNSC_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** util-linux's `setpriv`, which can set the parent-death signal of the program it runs. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/**
+ * `runsc run` under a parent-death signal: when the worker dies (kill -9, OOM), its sandboxes die
+ * with it, as bubblewrap's `--die-with-parent` does and as a pod's containers do. Otherwise a
+ * killed worker's step runs on to its end unseen while Temporal runs it again elsewhere — a deploy
+ * step would then act twice (chaos drill "worker kill -9"). Without setpriv: as before, and the
+ * next worker's start-up pruning kills the orphan.
+ */
+function dieWithParent(command: string, args: string[]): [string, string[]] {
+  return SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+}
 
 export class RunscDriver implements SandboxDriver {
   readonly name = 'runsc' as const;
@@ -107,7 +122,7 @@ export class RunscDriver implements SandboxDriver {
       return await supervise(
         options,
         () =>
-          spawn(this.runscPath, [...this.globalFlags(), 'run', '--bundle', bundle, id], {
+          spawn(...dieWithParent(this.runscPath, [...this.globalFlags(), 'run', '--bundle', bundle, id]), {
             env: RUNSC_ENV,
             stdio: ['ignore', 'pipe', 'pipe'],
           }),

@@ -8,8 +8,8 @@ import { RunscDriver } from '../../activities/sandbox/runsc-driver';
 import { isMountPoint, mountTmpfs, workspaceDir } from '../../activities/workspace';
 
 /**
- * What a worker killed with -9 leaves behind (a runsc container still running its step, the OCI
- * bundle, a tmpfs workspace), made by a real child process running the real runsc driver and then
+ * What a worker killed with -9 leaves behind (the OCI bundle, a tmpfs workspace, runsc's state of a
+ * container whose sandbox died with the worker), made by a real child process running the real runsc driver and then
  * SIGKILLed; pruneOrphanedSandboxState removes it, except what a run still in progress owns.
  */
 jest.setTimeout(90_000);
@@ -42,7 +42,7 @@ async function killedWorkerMidStep(runId: string): Promise<string> {
   await mountTmpfs(ws, 16 * 1024 * 1024);
   const script = `
     const { RunscDriver } = require(${JSON.stringify(path.join(ROOT, 'activities/sandbox/runsc-driver.ts'))});
-    new RunscDriver({ stateDir: ${JSON.stringify(stateDir)} }).run({ workspace: ${JSON.stringify(ws)}, command: 'echo started; sleep 600',
+    new RunscDriver({ stateDir: ${JSON.stringify(stateDir)} }).run({ workspace: ${JSON.stringify(ws)}, command: 'echo started; sleep 3; echo ran-on > ran-on; sleep 600',
       env: {}, timeoutMs: 600000, onLine: (s, l) => console.log(l) });`;
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -54,15 +54,18 @@ async function killedWorkerMidStep(runId: string): Promise<string> {
   return ws;
 }
 
-test('a killed worker leaves a running container, its bundle and a tmpfs workspace; pruning at start removes them all', async () => {
+test("a killed worker's step dies with it; its bundle, tmpfs workspace and container state are pruned at start", async () => {
   const ws = await killedWorkerMidStep('run-orphan-1');
-  // What the kill left: the step still running in its container, the bundle, the mount.
-  expect(containers().map((c) => c.status)).toContain('running');
+  // The step's sandbox died with its worker (parent-death signal): its command does not run on
+  // unseen while Temporal runs the step again elsewhere (a deploy step would act twice).
+  await new Promise((r) => setTimeout(r, 5000));
+  expect(fs.existsSync(path.join(ws, 'ran-on'))).toBe(false);
+  expect(containers().map((c) => c.status)).not.toContain('running');
+  // What the kill left: the bundle, the mount, and whatever state runsc kept of the container.
   expect(fs.readdirSync(path.join(stateDir, 'bundles')).length).toBe(1);
   expect(await isMountPoint(ws)).toBe(true);
 
   const report = await pruneOrphanedSandboxState({ stateDir, workspacesDir, activeRunIds: async () => [] });
-  expect(report.containers).toHaveLength(1);
   expect(report.bundles).toHaveLength(1);
   expect(report.unmounted).toContain(ws);
   expect(containers()).toEqual([]);
