@@ -186,6 +186,8 @@ const configSchema = z.object({
     .optional(),
   /** `DOTGIT_WORKER_DRAIN_SECONDS` — after SIGTERM, how long a worker lets running steps (and the rest of their jobs) finish before it stops them. Default 600. */
   workerDrainSeconds: z.coerce.number().int().min(0, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400').max(86400, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400'),
+  /** `DOTGIT_DRAIN_SECONDS` — after SIGTERM, how long a git-server or gateway lets requests in flight (pushes, clones, proxied streams) finish before it cuts them and exits; new requests meanwhile get 503. Default 30. */
+  drainSeconds: z.coerce.number().int().min(0, 'DOTGIT_DRAIN_SECONDS must be 0..3600').max(3600, 'DOTGIT_DRAIN_SECONDS must be 0..3600'),
   /** `DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS` — how often a worker reads the task queues' backlog from Temporal for `/metrics` (the autoscaling signal, ADR 0013); 0 = never. Default 5. */
   queueMetricsIntervalSeconds: z.coerce.number().min(0, 'DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS must be 0..3600').max(3600, 'DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS must be 0..3600'),
   /** `LOG_LEVEL` — pino level. Default `info`. */
@@ -289,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerRoles: (env.DOTGIT_WORKER_ROLES || 'orchestration,sandbox,storage').split(',').map((r) => r.trim()).filter(Boolean),
     hostId: env.DOTGIT_HOST_ID || undefined,
     workerDrainSeconds: env.DOTGIT_WORKER_DRAIN_SECONDS ?? '600',
+    drainSeconds: env.DOTGIT_DRAIN_SECONDS ?? '30',
     queueMetricsIntervalSeconds: env.DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS ?? '5',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
