@@ -16,6 +16,8 @@ import { ensurePgTools } from './provision/pg-tools';
 import { prepareWalArchiving } from './provision/wal-archiving';
 import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
 import { ROOT } from './root';
+import { TopologyFile, type TopologyProcess } from './topology';
+import { resolveHostId } from '../core/host-id';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
 
 export { ROOT };
@@ -75,6 +77,8 @@ class Restartable implements BackingService {
   constructor(
     first: Instance,
     private readonly startAgain: () => Promise<Instance>,
+    /** Called after each stop and start (its pid changed). */
+    private readonly onChange: () => void,
   ) {
     this.current = first;
   }
@@ -89,12 +93,15 @@ class Restartable implements BackingService {
       const running = this.current;
       this.current = undefined;
       await running?.stop();
+      if (running) this.onChange();
     }));
   }
 
   start(): Promise<void> {
     return (this.transition = this.transition.then(async () => {
-      this.current ??= await this.startAgain();
+      if (this.current) return;
+      this.current = await this.startAgain();
+      this.onChange();
     }));
   }
 }
@@ -132,10 +139,38 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // Best effort: the server speaks LFS itself; the client is for tests and pipeline checkouts.
     const gitLfs = ensureGitLfs(o.log).catch((err) => o.log.warn(`git-lfs: ${(err as Error).message}`));
     const backing: Partial<Record<BackingName, BackingService>> = {};
+    const backingPorts: Partial<Record<BackingName, { port: number; url?: string }>> = {};
+    const services = new Map<string, ServiceSupervisor>();
+    const internalHost = config.internalHost;
+    const gatewayHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+    // What topology.json lists: each service and backing service running now. A worker's instance
+    // is the host id its steps report, resolved as the worker itself does (its DOTGIT_HOST_ID, else
+    // the data dir's host-id file).
+    const processes = async () => {
+      const list: TopologyProcess[] = [];
+      for (const s of SERVICES) {
+        const supervisor = services.get(s.name);
+        if (!supervisor?.pid) continue;
+        const env = supervisor.env;
+        const port = Number(env[s.portVar]);
+        const instance = s.name === 'worker' ? await resolveHostId(env.DOTGIT_HOST_ID || undefined, dataPaths(loadConfig(env)).hostId) : `${s.name}-1`;
+        list.push({ role: s.name, instance, pid: supervisor.pid, port, url: `http://${s.name === 'gateway' ? gatewayHost : internalHost}:${port}` });
+      }
+      for (const [name, b] of Object.entries(backing) as Array<[BackingName, BackingService]>) {
+        const { port, url } = backingPorts[name]!;
+        if (b.pid) list.push({ role: name, instance: `${name}-1`, pid: b.pid, port, ...(url ? { url } : {}) });
+      }
+      return list;
+    };
+    const topology = new TopologyFile(path.join(config.dataDir, 'run', 'topology.json'), processes, (m) => o.log.warn(m));
+    // First in, last out: removed once everything it lists has stopped.
+    stops.push(() => topology.remove());
+    const rewrite = () => void topology.write();
     // Started on a free port the first time; a restart takes that same port, so clients reconnect.
-    const keep = (name: BackingName, first: Instance, again: () => Promise<Instance>) => {
-      const b = new Restartable(first, again);
+    const keep = (name: BackingName, first: Instance, again: () => Promise<Instance>, port: number, url?: string) => {
+      const b = new Restartable(first, again, rewrite);
       backing[name] = b;
+      backingPorts[name] = { port, url };
       stops.push(() => b.stop());
     };
     const postgresOptions = (port: number) => ({
@@ -146,9 +181,9 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: paths.objects, pgDataDir: paths.postgres }),
     });
     const postgres = config.databaseUrl ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
-    if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)));
+    if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)), postgres.port);
     const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
-    if (redis) keep('redis', redis, () => startRedis({ dataDir: paths.redis, port: portOf(redis.redisUrl), log: o.log }));
+    if (redis) keep('redis', redis, () => startRedis({ dataDir: paths.redis, port: portOf(redis.redisUrl), log: o.log }), portOf(redis.redisUrl), redis.redisUrl);
     let temporalAddress = config.temporalAddress;
     let temporalUiUrl: string | undefined;
     if (!temporalAddress) {
@@ -163,7 +198,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
         log: o.log,
       });
       const temporal = await startTemporalDevServer(temporalOptions(eph ? 0 : config.temporalPort, eph ? 0 : config.temporalUiPort));
-      keep('temporal', temporal, () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl))));
+      keep('temporal', temporal, () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl))), portOf(temporal.address), temporal.uiUrl);
       temporalAddress = temporal.address;
       temporalUiUrl = temporal.uiUrl;
     }
@@ -199,9 +234,6 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       DOTGIT_WORKER_PORT: String(eph ? await resolvePort(0) : config.workerPort),
       ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
     };
-    const internalHost = config.internalHost;
-    const gatewayHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-    const services = new Map<string, ServiceSupervisor>();
     stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
     // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
     await Promise.all(
@@ -222,12 +254,14 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
           o.log,
         );
         services.set(s.name, supervisor);
+        supervisor.onStarted = rewrite;
         await supervisor.start();
       }),
     );
     // The gateway's own /healthz checks every part; ready means all of them answer.
     const gatewayUrl = `http://${gatewayHost}:${port}`;
     await waitFor(() => probeHealth(`${gatewayUrl}/healthz`, true), 60_000, 'gateway /healthz');
+    await topology.write();
 
     let stopped: Promise<void> | undefined;
     return {

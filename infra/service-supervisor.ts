@@ -18,6 +18,8 @@ export class ServiceSupervisor {
   private restartTimer: NodeJS.Timeout | undefined;
   /** How many times the service was restarted after an unexpected exit. */
   restarts = 0;
+  /** Called after each start with the new process's pid (the runner rewrites its topology file). */
+  onStarted: ((pid: number) => void) | undefined;
 
   constructor(
     private spec: ChildSpec,
@@ -52,6 +54,7 @@ export class ServiceSupervisor {
   async start(): Promise<void> {
     const child = await startChild(this.spec);
     this.child = child;
+    this.onStarted?.(child.pid);
     const startedAt = Date.now();
     void child.exited.then((exit) => {
       if (this.stopping || this.child !== child) return;
