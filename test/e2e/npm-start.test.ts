@@ -79,9 +79,15 @@ test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everyth
 
     expect(processesMentioning(dataDir).length).toBeGreaterThanOrEqual(2); // postgres and temporal (redis renames itself)
     expect(await listening(ports[5])).toBe(true);
+    // While it runs, the runner lists what it started (CONTRACT "Extended surface"), on the ports configured.
+    const topologyFile = path.join(dataDir, 'run', 'topology.json');
+    const { processes } = JSON.parse(await fs.readFile(topologyFile, 'utf8')) as { processes: Array<{ role: string; pid: number; port: number }> };
+    const roles = ['gateway', 'api', 'git-server', 'worker', 'postgres', 'redis', 'temporal'];
+    expect(Object.fromEntries(processes.map((p) => [p.role, p.port]))).toEqual(Object.fromEntries(roles.map((r, i) => [r, ports[i]])));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toContain('dotgit stopped');
+    await expect(fs.stat(topologyFile)).rejects.toThrow(/ENOENT/);
     await new Promise((r) => setTimeout(r, 500));
     expect(processesMentioning(dataDir)).toEqual([]);
     for (const port of ports) expect(await listening(port)).toBe(false);
