@@ -74,6 +74,13 @@ async function startHostB(): Promise<NonNullable<typeof b>> {
   return { child, output: () => out };
 }
 
+/**
+ * Jobs in one run that the platform's own sandbox host cannot all hold (it takes at most
+ * DOTGIT_SANDBOX_CONCURRENCY = 8 jobs at once), so Temporal must hand some to host b; with fewer,
+ * every job may land on the platform's host and the test would prove nothing (seen in CI).
+ */
+const JOBS_BEYOND_HOST_A = 10;
+
 /** Three steps: the later ones read (and add to) what the earlier ones wrote in the job's workspace. */
 function job(name: string, middle = 'true'): string {
   return [
@@ -162,7 +169,8 @@ test("jobs run on both hosts, every job's steps on one host, later steps reading
 }, 150_000);
 
 test('kill -9 of a host mid-step: its job starts again from a fresh checkout on the other host, the log naming the lost host', async () => {
-  const id = await push(pipeline(5, 'for i in $(seq 1 30); do echo tick $i; sleep 0.5; done'));
+  // More jobs than the platform's host takes at once (DOTGIT_SANDBOX_CONCURRENCY, 8): host b surely gets some.
+  const id = await push(pipeline(JOBS_BEYOND_HOST_A, 'for i in $(seq 1 30); do echo tick $i; sleep 0.5; done'));
   const onB = await longStepOnB(id);
   // Every job with a step on b when it dies (a first step of another job may run there too).
   const jobsOnB = new Set((await runOf(id)).steps.filter((s) => s.host === HOST_B).map((s) => s.job));
@@ -201,7 +209,7 @@ test('kill -9 of a host mid-step: its job starts again from a fresh checkout on 
 test('SIGTERM of a host mid-step: the step and the rest of its job finish there, the host exits, nothing restarts', async () => {
   // Same host id and data dir: its start also clears what the killed process left.
   b = await startHostB();
-  const id = await push(pipeline(6, 'for i in $(seq 1 12); do echo tick $i; sleep 0.5; done'));
+  const id = await push(pipeline(JOBS_BEYOND_HOST_A, 'for i in $(seq 1 12); do echo tick $i; sleep 0.5; done'));
   const onB = await longStepOnB(id);
   b.child.kill('SIGTERM');
   const code = await exited(b.child);
