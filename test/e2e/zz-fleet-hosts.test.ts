@@ -42,6 +42,9 @@ async function polledBy(pid: number, queue: string): Promise<boolean> {
   }
 }
 
+/** Every host b process started here. */
+const started: ChildProcess[] = [];
+
 /** Starts host b (roles: sandbox only) and waits until it polls. */
 async function startHostB(): Promise<NonNullable<typeof b>> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], {
@@ -62,6 +65,7 @@ async function startHostB(): Promise<NonNullable<typeof b>> {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -149,7 +153,9 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(() => {
-  if (b?.child.pid && isAlive(b.child.pid)) b.child.kill('SIGKILL');
+  // Every host b this file started, also one a failed test left running: a stray sandbox host
+  // would take later suites' jobs into a data dir of its own.
+  for (const child of started) if (child.pid && isAlive(child.pid)) child.kill('SIGKILL');
 });
 
 test("jobs run on both hosts, every job's steps on one host, later steps reading what earlier ones wrote", async () => {
