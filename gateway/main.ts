@@ -11,6 +11,7 @@ import { createHttpsServer } from './tls';
 import { SigningKeys } from './jwt/signing-keys';
 import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
+import { HttpDrain, stopOnSignals } from '../core/drain';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -50,7 +51,10 @@ async function main(): Promise<void> {
   // connectionsCheckingInterval: Node checks the header timeout only this often (default 30 s, which
   // would let a slow client hold a socket for up to 45 s).
   const maxHeaderSize = 16 * 1024;
-  const server = http.createServer({ maxHeaderSize, headersTimeout: 15_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, app);
+  // On SIGTERM: listening stops (a balancer's new connections go elsewhere), requests in flight
+  // (long clone and push streams too) finish, new ones on kept-alive sockets and /healthz get 503.
+  const drain = new HttpDrain({ graceSeconds: config.drainSeconds, healthPath: '/healthz' });
+  const server = drain.add(http.createServer({ maxHeaderSize, headersTimeout: 15_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, drain.handler(app)));
   server.timeout = 120_000;
   // Idle keep-alive sockets outlive the clients' own idle timeouts (undici 4 s, browsers ~60 s), so a
   // client never sends on a socket the gateway is closing at that moment ("other side closed").
@@ -63,18 +67,12 @@ async function main(): Promise<void> {
   server.listen(config.port, config.host, () => log.info({ port: config.port }, 'gateway listening'));
   const secure =
     config.tlsCert && config.tlsKey
-      ? createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, app)
+      ? drain.add(createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, drain.handler(app)))
       : undefined;
   secure?.on('upgrade', app.get('onUpgrade'));
   secure?.on('clientError', onClientError);
   secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
-  const stop = () => {
-    server.close();
-    secure?.close();
-    void Promise.allSettled([db.end(), redis?.quit()]).then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  stopOnSignals({ name: 'gateway', log, drain, graceSeconds: config.drainSeconds, close: () => Promise.allSettled([db.end(), redis?.quit()]) });
 }
 
 main().catch((err) => {

@@ -13,6 +13,8 @@ import { RepoGenerations } from './repo-generation';
 import { createRedis } from '../core/redis';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
 import { instanceName, PushReconciler } from './push-journal';
+import http from 'node:http';
+import { HttpDrain, stopOnSignals } from '../core/drain';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -102,17 +104,31 @@ async function main(): Promise<void> {
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
-  const server = app.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
+  // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
+  const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, exempt: (req) => (req.url ?? '').startsWith('/internal/hooks/'), healthPath: '/healthz' });
+  const server = drain.add(http.createServer(drain.handler(app)));
+  server.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();
   replication.start();
   reconciliation.start();
-  const stop = () => {
-    log.info('git-server shutting down');
-    server.close();
-    void Promise.all([relay.stop(), replication.stop(), reconciliation.stop()]).then(() => Promise.allSettled([db.end(), lockDb.end(), redis?.quit()])).then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  stopOnSignals({
+    name: 'git-server',
+    log,
+    drain,
+    graceSeconds: config.drainSeconds,
+    // After the pushes: their outbox rows are started and their journal rows settled. A relay
+    // stops after the pass it is in (each claimed batch commits in one transaction); if that
+    // outlasts the grace, exiting rolls the open transaction back and the rows stay for another
+    // instance (SKIP LOCKED claims), so nothing is half-written.
+    after: async (deadline) => {
+      const stopped = Promise.all([relay.stop(), replication.stop(), reconciliation.stop()]).then(() => true);
+      const left = Math.max(deadline - Date.now(), 2000);
+      if (!(await Promise.race([stopped, new Promise<false>((r) => setTimeout(() => r(false), left).unref())]))) {
+        log.warn('relays still in a pass at the end of the drain; their open batch is left for another instance');
+      }
+    },
+    close: () => Promise.allSettled([db.end(), lockDb.end(), redis?.quit()]),
+  });
 }
 
 main().catch((err) => {

@@ -232,6 +232,9 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       DOTGIT_API_PORT: String(eph ? await resolvePort(0) : config.apiPort),
       DOTGIT_GIT_PORT: String(eph ? await resolvePort(0) : config.gitPort),
       DOTGIT_WORKER_PORT: String(eph ? await resolvePort(0) : config.workerPort),
+      // The git-server's and gateway's drain after SIGTERM stays well inside the supervisor's 10 s
+      // before SIGKILL, so Ctrl-C stops quickly even with a clone in flight.
+      DOTGIT_DRAIN_SECONDS: o.env.DOTGIT_DRAIN_SECONDS ?? '5',
       ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
     };
     stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
