@@ -39,6 +39,18 @@ export interface SandboxActivityDeps {
   hostId?: string;
   /** The jobs in progress on this host (a draining worker serves its host queue until none are left). */
   jobs?: HostJobs;
+  /**
+   * Test hook (DOTGIT_TEST_STALL_BEFORE_STEP_RECORD): a file the first attempt of a step whose env
+   * sets DOTGIT_TEST_STALL=1 writes once its command has finished, then waits 120 s before recording
+   * it, so a test can kill the worker in that window. Unset in production.
+   */
+  stallBeforeRecord?: string;
+}
+
+/** A finished command's result, kept beside its log until the step is recorded. */
+interface FinishedCommand {
+  result: StepResult;
+  attempt: number;
 }
 
 /** A step's row as the previous run of its activity left it. */
@@ -77,7 +89,41 @@ function readyMarkerOf(ws: string): string {
   return `${ws}.ready`;
 }
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
+/**
+ * Where a step's finished command waits to be recorded. Written (synced, renamed into place) as soon
+ * as the command ends: a worker killed before the step is recorded lets Temporal run the activity
+ * again, and the re-run records this instead of running the command a second time (a deploy must
+ * not ship twice).
+ */
+function finishedFileOf(logFile: string): string {
+  return logFile.replace(/\.log$/, '.finished.json');
+}
+
+async function writeFinished(file: string, finished: FinishedCommand): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const handle = await fs.open(tmp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify(finished));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, file);
+}
+
+async function readFinished(file: string): Promise<FinishedCommand | undefined> {
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as FinishedCommand;
+  } catch {
+    return undefined; // never whole (rename makes that unlikely): the command runs again
+  }
+}
 
 /** Host directory of a job's /artifacts: beside its workspace, kept across its steps. */
 function artifactsDirOf(ws: string): string {
@@ -162,6 +208,23 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         await fs.utimes(ws, now, now);
         await fs.mkdir(artifactsDirOf(ws), { recursive: true });
         await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
+        const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
+        const finishedFile = finishedFileOf(logFile);
+        const earlier = ctx.info.attempt > 1 ? await readFinished(finishedFile) : undefined;
+        if (earlier) {
+          // The command ran to its end under an earlier attempt whose worker was lost before recording it.
+          try {
+            await appendFile(logFile, `dotgit: attempt ${earlier.attempt} finished its command before its worker was lost; its result is recorded now, the command is not run again\n`);
+            const finished = await finishStep(input, ws, logFile, earlier.result);
+            answered = true;
+            return finished;
+          } catch (err) {
+            throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
+          } finally {
+            await fs.rm(logFile, { force: true });
+            await fs.rm(finishedFile, { force: true });
+          }
+        }
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
         // A job restarted after its host was lost: its steps count on from what they ran as there.
         if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
@@ -171,7 +234,6 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           [input.tenantId, input.runId, input.job.name, input.step.name, attempt, host],
         );
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
-        const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
         // The sandbox masks its output before cutting long lines (a secret across a cut stays whole);
@@ -205,14 +267,18 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           throw ApplicationFailure.retryable('the host stopped before the step finished (drain period over)', 'HostStopped');
         }
         // From here on the user's command has run: a failure must not make Temporal run it again.
+        const ran: StepResult = { ...result, attempt, host, hostQueue: ownQueue };
         try {
-          const finished = await finishStep(input, ws, logFile, { ...result, attempt, host, hostQueue: ownQueue });
+          await writeFinished(finishedFile, { result: ran, attempt });
+          await stallForTest(input, ctx.info.attempt);
+          const finished = await finishStep(input, ws, logFile, ran);
           answered = true;
           return finished;
         } catch (err) {
           throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
         } finally {
           await fs.rm(logFile, { force: true });
+          await fs.rm(finishedFile, { force: true });
         }
       } finally {
         clearInterval(heartbeat);
@@ -229,9 +295,21 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       await fs.rm(ws, { recursive: true, force: true });
       await fs.rm(readyMarkerOf(ws), { force: true });
       await fs.rm(artifactsDirOf(ws), { recursive: true, force: true });
+      // Logs and finished results a lost worker left beside the workspace (a recorded step removes its own).
+      const leftover = new RegExp(`^${escapeRegExp(path.basename(ws))}\\.[0-9a-f]{16}\\.(log|finished\\.json)$`);
+      for (const entry of await fs.readdir(path.dirname(ws)).catch(() => [] as string[])) {
+        if (leftover.test(entry)) await fs.rm(path.join(path.dirname(ws), entry), { force: true });
+      }
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
+
+  /** The test hook's pause between a command's end and its recording (see `stallBeforeRecord`). */
+  async function stallForTest(input: StepInput, activityAttempt: number): Promise<void> {
+    if (!deps.stallBeforeRecord || activityAttempt > 1 || input.step.env?.DOTGIT_TEST_STALL !== '1') return;
+    await fs.writeFile(deps.stallBeforeRecord, `${input.runId}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 120_000));
+  }
 
   /** Whether the job's workspace is here and whole (a tmpfs one has its marker). */
   async function workspaceReady(ws: string): Promise<boolean> {

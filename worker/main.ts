@@ -149,6 +149,7 @@ async function main(): Promise<void> {
       workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
       hostId,
+      stallBeforeRecord: process.env.DOTGIT_TEST_STALL_BEFORE_STEP_RECORD || undefined,
       jobs: hostJobs,
     });
     const sandboxOptions = {

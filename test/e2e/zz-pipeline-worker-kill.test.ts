@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun } from '../helpers/api-client';
@@ -65,4 +65,55 @@ test('a worker killed mid-step: the step runs again on the restarted worker and 
   expect(readdirSync(path.join(sandboxDir, 'bundles'))).toEqual([]);
   const containers = execFileSync(locateRunsc()!, [`--root=${path.join(sandboxDir, 'runsc-root')}`, 'list', '--quiet'], { encoding: 'utf8' }).trim();
   expect(containers).toBe('');
+}, 300_000);
+
+// kill -9 of the worker after a step's command finished and before its result was recorded (held
+// there by the DOTGIT_TEST_STALL_BEFORE_STEP_RECORD hook): the retried activity records the finished
+// result and never runs the command again — a deploy must not ship twice.
+test('a worker killed after a step finished, before it was recorded: the command is not run again', async () => {
+  const info = platformInfo();
+  const owner = await createTenantWithAdmin();
+  const repo = uniqueName('wkrec');
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  const work = await localRepo({
+    '.dotgit/pipeline.yml': [
+      'jobs:',
+      '  ship:',
+      '    steps:',
+      '      - name: ship',
+      '        env:',
+      '          DOTGIT_TEST_STALL: "1"',
+      '        run: |',
+      '          echo done >> .marker',
+      '          echo "completed=$(grep -c done .marker)"',
+      '      - name: check',
+      '        run: test "$(grep -c done .marker)" = 1',
+      '',
+    ].join('\n'),
+  });
+  const stallFile = path.join(info.dataDir, 'stalled-before-step-record');
+  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  const [id] = runIdsFrom(push.stderr);
+
+  const deadline = Date.now() + 120_000;
+  while (!(existsSync(stallFile) && readFileSync(stallFile, 'utf8').trim() === id)) {
+    if (Date.now() > deadline) throw new Error('the step never reached the stall before recording (is DOTGIT_TEST_STALL_BEFORE_STEP_RECORD set on the worker?)');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pidFile = path.join(info.dataDir, 'run', 'worker.pid');
+  const workerPid = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
+  process.kill(workerPid, 'SIGKILL');
+
+  const run = await waitForRun(id, owner.token, 240_000);
+  const log = (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=ship&step=ship`, { token: owner.token })).text;
+  expect(log).toContain('completed=1');
+  expect(log).not.toContain('completed=2');
+  expect(log).toMatch(/^dotgit: attempt 1 finished its command before its worker was lost/m);
+  expect(run.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
+    ['ship', 'success'],
+    ['check', 'success'],
+  ]);
+  expect(run.status).toBe('success');
+  // The step keeps the attempt that ran its command.
+  expect(run.steps[0]).toMatchObject({ attempt: 1 });
 }, 300_000);

@@ -31,6 +31,9 @@ export default async function globalSetup(): Promise<void> {
       DOTGIT_ALERT_WEBHOOK_SECRET: 'test-alert-secret',
       DOTGIT_REPLICA_ZONES: JSON.stringify([{ name: 'b', root: replicaRoot }]),
       DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
+      // Steps whose env sets DOTGIT_TEST_STALL=1 pause between their command's end and its recording
+      // (test/e2e/zz-pipeline-worker-kill.test.ts kills the worker there); other steps never do.
+      DOTGIT_TEST_STALL_BEFORE_STEP_RECORD: path.join(dataDir, 'stalled-before-step-record'),
     }),
     log: quiet,
     ephemeral: true,
