@@ -51,6 +51,8 @@ export interface SandboxActivityDeps {
 interface FinishedCommand {
   result: StepResult;
   attempt: number;
+  /** The workflow's attempt number of the call (StepInput.attempt): a `retry:` re-run is a new call. */
+  call: number;
 }
 
 /** A step's row as the previous run of its activity left it. */
@@ -211,8 +213,13 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const finishedFile = finishedFileOf(logFile);
         const earlier = ctx.info.attempt > 1 ? await readFinished(finishedFile) : undefined;
-        if (earlier) {
-          // The command ran to its end under an earlier attempt whose worker was lost before recording it.
+        if (earlier?.call === input.attempt) {
+          // The command ran to its end under an earlier attempt whose worker was lost before answering.
+          // Its log is removed only once the step is recorded: without it, only the answer was lost.
+          if (!(await exists(logFile))) {
+            answered = true;
+            return earlier.result;
+          }
           try {
             await appendFile(logFile, `dotgit: attempt ${earlier.attempt} finished its command before its worker was lost; its result is recorded now, the command is not run again\n`);
             const finished = await finishStep(input, ws, logFile, earlier.result);
@@ -222,7 +229,6 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
           } finally {
             await fs.rm(logFile, { force: true });
-            await fs.rm(finishedFile, { force: true });
           }
         }
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
@@ -269,7 +275,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         // From here on the user's command has run: a failure must not make Temporal run it again.
         const ran: StepResult = { ...result, attempt, host, hostQueue: ownQueue };
         try {
-          await writeFinished(finishedFile, { result: ran, attempt });
+          await writeFinished(finishedFile, { result: ran, attempt, call: input.attempt });
           await stallForTest(input, ctx.info.attempt);
           const finished = await finishStep(input, ws, logFile, ran);
           answered = true;
@@ -277,8 +283,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         } catch (err) {
           throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
         } finally {
+          // The finished file stays until the job's clean-up: a worker lost after this point but before
+          // Temporal heard the answer must still not run the command again.
           await fs.rm(logFile, { force: true });
-          await fs.rm(finishedFile, { force: true });
         }
       } finally {
         clearInterval(heartbeat);
