@@ -190,6 +190,25 @@ const configSchema = z.object({
   drainSeconds: z.coerce.number().int().min(0, 'DOTGIT_DRAIN_SECONDS must be 0..3600').max(3600, 'DOTGIT_DRAIN_SECONDS must be 0..3600'),
   /** `DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS` — how often a worker reads the task queues' backlog from Temporal for `/metrics` (the autoscaling signal, ADR 0013); 0 = never. Default 5. */
   queueMetricsIntervalSeconds: z.coerce.number().min(0, 'DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS must be 0..3600').max(3600, 'DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS must be 0..3600'),
+  /**
+   * `DOTGIT_API_UPSTREAMS` — comma list of the api instances' base URLs the gateway balances over
+   * (ADR 0014). Default the one api at `http://$DOTGIT_INTERNAL_HOST:$DOTGIT_API_PORT`.
+   */
+  apiUpstreams: z.array(z.url({ protocol: /^https?$/, error: 'DOTGIT_API_UPSTREAMS lists http(s) URLs' })).min(1, 'DOTGIT_API_UPSTREAMS names at least one URL'),
+  /**
+   * `DOTGIT_GIT_UPSTREAMS` — comma list of the git-server (storage node) base URLs: the gateway
+   * balances git traffic over them and the api and workers call any of them; a node forwards a
+   * repository's requests to the node that holds it (ADR 0014). Default the one git-server at
+   * `http://$DOTGIT_INTERNAL_HOST:$DOTGIT_GIT_PORT`.
+   */
+  gitUpstreams: z.array(z.url({ protocol: /^https?$/, error: 'DOTGIT_GIT_UPSTREAMS lists http(s) URLs' })).min(1, 'DOTGIT_GIT_UPSTREAMS names at least one URL'),
+  /** `DOTGIT_NODE_ID` — a git-server's storage node id (repositories are placed on nodes by id). Default: the host id (`DOTGIT_HOST_ID` or the one saved in the data dir). */
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'DOTGIT_NODE_ID must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit')
+    .optional(),
+  /** `DOTGIT_NODE_URL` — the base URL other parts reach this git-server (storage node) at. Default `http://$DOTGIT_INTERNAL_HOST:$DOTGIT_GIT_PORT`. */
+  nodeUrl: z.url({ protocol: /^https?$/, error: 'DOTGIT_NODE_URL must be an http(s) URL' }),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -219,6 +238,12 @@ function objectStoreEnv(env: NodeJS.ProcessEnv): unknown {
   };
 }
 
+/** A comma list of URLs (trailing slashes dropped); undefined when the variable is unset or empty. */
+function urlList(value: string | undefined): string[] | undefined {
+  const items = (value ?? '').split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
+  return items.length > 0 ? items : undefined;
+}
+
 function parseJsonEnv(name: string, value: string | undefined, fallback: unknown): unknown {
   if (!value) return fallback;
   try {
@@ -230,11 +255,12 @@ function parseJsonEnv(name: string, value: string | undefined, fallback: unknown
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = env.PORT ?? '8080';
+  const internalHost = env.DOTGIT_INTERNAL_HOST ?? '127.0.0.1';
   const raw = {
     dataDir: path.resolve(env.DOTGIT_DATA_DIR ?? '.data'),
     port,
     host: env.DOTGIT_HOST ?? '127.0.0.1',
-    internalHost: env.DOTGIT_INTERNAL_HOST ?? '127.0.0.1',
+    internalHost,
     publicUrl: env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
     apiPort: env.DOTGIT_API_PORT ?? '8081',
     gitPort: env.DOTGIT_GIT_PORT ?? '8082',
@@ -293,6 +319,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerDrainSeconds: env.DOTGIT_WORKER_DRAIN_SECONDS ?? '600',
     drainSeconds: env.DOTGIT_DRAIN_SECONDS ?? '30',
     queueMetricsIntervalSeconds: env.DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS ?? '5',
+    apiUpstreams: urlList(env.DOTGIT_API_UPSTREAMS) ?? [`http://${internalHost}:${env.DOTGIT_API_PORT ?? '8081'}`],
+    gitUpstreams: urlList(env.DOTGIT_GIT_UPSTREAMS) ?? [`http://${internalHost}:${env.DOTGIT_GIT_PORT ?? '8082'}`],
+    nodeId: env.DOTGIT_NODE_ID || undefined,
+    nodeUrl: env.DOTGIT_NODE_URL || `http://${internalHost}:${env.DOTGIT_GIT_PORT ?? '8082'}`,
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);
