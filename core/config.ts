@@ -6,7 +6,8 @@ import { parseReplicaZonesEnv, replicaZonesSchema } from './replica-zones';
 
 /** `DOTGIT_OBJECT_STORE` and, for `s3`, the `DOTGIT_S3_*` variables (see README). */
 const objectStoreSchema = z.discriminatedUnion('driver', [
-  z.strictObject({ driver: z.literal('fs') }),
+  // `dir`: DOTGIT_FS_OBJECTS_DIR, so processes with data dirs of their own share one store (as they would a bucket).
+  z.strictObject({ driver: z.literal('fs'), dir: z.string().min(1).optional() }),
   z
     .strictObject({
       driver: z.literal('s3'),
@@ -209,6 +210,8 @@ const configSchema = z.object({
     .optional(),
   /** `DOTGIT_NODE_URL` — the base URL other parts reach this git-server (storage node) at. Default `http://$DOTGIT_INTERNAL_HOST:$DOTGIT_GIT_PORT`. */
   nodeUrl: z.url({ protocol: /^https?$/, error: 'DOTGIT_NODE_URL must be an http(s) URL' }),
+  /** `DOTGIT_FLEET` — `npm start` runs the local fleet (as `npm start -- --fleet`): 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts. Default off. */
+  fleet: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_FLEET must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -223,7 +226,7 @@ export class ConfigError extends Error {
 /** The S3 settings are read only with `DOTGIT_OBJECT_STORE=s3`, so stray AWS-ish variables cannot break an fs setup. */
 function objectStoreEnv(env: NodeJS.ProcessEnv): unknown {
   const driver = env.DOTGIT_OBJECT_STORE || 'fs';
-  if (driver !== 's3') return { driver };
+  if (driver !== 's3') return { driver, ...(env.DOTGIT_FS_OBJECTS_DIR ? { dir: path.resolve(env.DOTGIT_FS_OBJECTS_DIR) } : {}) };
   const endpoint = env.DOTGIT_S3_ENDPOINT || undefined;
   return {
     driver,
@@ -323,6 +326,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitUpstreams: urlList(env.DOTGIT_GIT_UPSTREAMS) ?? [`http://${internalHost}:${env.DOTGIT_GIT_PORT ?? '8082'}`],
     nodeId: env.DOTGIT_NODE_ID || undefined,
     nodeUrl: env.DOTGIT_NODE_URL || `http://${internalHost}:${env.DOTGIT_GIT_PORT ?? '8082'}`,
+    fleet: env.DOTGIT_FLEET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -5,11 +5,16 @@ import { createS3Client, S3ObjectStore } from './s3-object-store';
 
 /**
  * The object store the configuration names (`DOTGIT_OBJECT_STORE`): files under
- * `paths.objects`, or an S3 bucket. Every service builds its store here, so api, git-server and
- * worker always agree on where an object is.
+ * `DOTGIT_FS_OBJECTS_DIR` (default `paths.objects`), or an S3 bucket. Every service builds its
+ * store here, so api, git-server and worker always agree on where an object is.
  */
 export function createObjectStore(config: Pick<Config, 'objectStore'>, paths: { objects: string }): ObjectStore {
   const c = config.objectStore;
-  if (c.driver === 'fs') return new FsObjectStore(paths.objects);
+  if (c.driver === 'fs') return new FsObjectStore(c.dir ?? paths.objects);
   return new S3ObjectStore({ client: createS3Client(c), bucket: c.bucket, prefix: c.prefix });
+}
+
+/** The folder of the filesystem store (`DOTGIT_FS_OBJECTS_DIR`, default `paths.objects`); undefined with S3. */
+export function fsObjectsDir(config: Pick<Config, 'objectStore'>, paths: { objects: string }): string | undefined {
+  return config.objectStore.driver === 'fs' ? (config.objectStore.dir ?? paths.objects) : undefined;
 }
