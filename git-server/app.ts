@@ -30,6 +30,7 @@ import type { ReplicaZone } from '../core/replica-zones';
 import { fingerprintOf, readRefs } from '../core/replica-sync';
 import { readableCopy } from './read-failover';
 import { createReplicaReceiver } from './replica-receiver';
+import { createSourceArchive } from './source-archive';
 
 export interface GitServerOptions {
   db: Db;
@@ -158,6 +159,9 @@ export function createGitServerApp(o: GitServerOptions) {
       throw err;
     }
   }));
+
+  // Internal API: a commit's files as a tar, for sandbox hosts (authorised by a job credential).
+  app.use(createSourceArchive({ reposDir: o.reposDir, internalSecret: o.internalSecret }));
 
   async function hookClaims(req: Request): Promise<HookClaims> {
     const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
