@@ -16,7 +16,7 @@ import { DEFAULT_WAF_LIMITS, bodyLimitFor, pathProblem, waf, type WafLimits } fr
 import { proxyUpgrade } from './upgrade';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
-import { pickUpstream, routingTable } from './routing';
+import { pickUpstream, routingTable, type UpstreamSpec } from './routing';
 import { routeClass, subjectFor, type RateDecision, type RateLimiter } from './rate-limit';
 import { credentialsFrom, lookupToken, looksLikeJwt, MAX_TOKEN_LENGTH, principalForCertificate, principalForJwt } from './token-auth';
 import { TokenCache } from './token-cache';
@@ -27,12 +27,17 @@ export interface GatewayOptions {
   db: Db;
   log: Logger;
   internalSecret: string;
-  upstreams: { api: URL; git: URL };
+  /**
+   * The built-in upstreams: pools of instances (balanced round robin, taken out while unreachable;
+   * main.ts builds them from `DOTGIT_API_UPSTREAMS` / `DOTGIT_GIT_UPSTREAMS` and starts their
+   * probes), or one fixed URL each.
+   */
+  upstreams: { api: UpstreamSpec; git: UpstreamSpec };
   /** Extra routes (`DOTGIT_ROUTES_FILE`): path prefixes and header rules to other upstreams. */
   routesFile?: string;
   /** Edge limits (body sizes per route kind, header count). Default DEFAULT_WAF_LIMITS. */
   waf?: WafLimits;
-  /** Resilience policies per upstream name; default `upstreamPolicies()` for each. */
+  /** Resilience policies per upstream name (breakers per instance); default `upstreamPolicies()` for each. */
   policies?: Record<string, UpstreamPolicies>;
   /** Verifies bearer JWTs (ours and configured issuers'); without it only API tokens are accepted. */
   jwt?: JwtVerifier;
@@ -63,7 +68,7 @@ export function createGatewayApp(o: GatewayOptions) {
   app.disable('x-powered-by');
   const wafLimits = o.waf ?? DEFAULT_WAF_LIMITS;
   const table = routingTable(o.upstreams, o.routesFile);
-  // One breaker per upstream; git answers can take minutes to start (pack generation).
+  // Retries per upstream, a breaker per instance; git answers can take minutes to start (pack generation).
   const policies: Record<string, UpstreamPolicies> = { ...o.policies };
   const policyFor = (name: string) => (policies[name] ??= upstreamPolicies(name === 'git' ? { attemptTimeoutMs: 600_000 } : {}));
   const tokenCache = o.limiter ? new TokenCache(o.tokenCacheTtlMs ?? 60_000) : undefined;
@@ -125,7 +130,7 @@ export function createGatewayApp(o: GatewayOptions) {
         const traceparent = nextTraceparent(req.header('traceparent'));
         // Per-request lines only at debug: at info they cost a measurable share of the hop's CPU.
         if (debug) o.log.debug({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
-        await forward(req, res, target.url, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
+        await forward(req, res, target.pool, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
           policies: policyFor(target.name),
           bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
         });
@@ -223,7 +228,7 @@ export function createGatewayApp(o: GatewayOptions) {
     authenticate(authorization, req.socket, undefined, req.socket.remoteAddress)
       .then(async ({ principal }) => {
         const identity = await signIdentity(o.internalSecret, principal, requestId);
-        proxyUpgrade(req, socket, head, target.url, { 'x-request-id': requestId, traceparent: nextTraceparent(fake.header('traceparent')), [IDENTITY_HEADER]: identity });
+        proxyUpgrade(req, socket, head, target.pool, { 'x-request-id': requestId, traceparent: nextTraceparent(fake.header('traceparent')), [IDENTITY_HEADER]: identity });
       })
       .catch(async (err) => {
         if (err instanceof GateRefused) return refuse(err.decision.status ?? 429, err.decision.message ?? 'rate limited');

@@ -12,6 +12,7 @@ import { SigningKeys } from './jwt/signing-keys';
 import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
+import { UpstreamPool } from '../core/upstream-pool';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -19,8 +20,10 @@ async function main(): Promise<void> {
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
-  const api = new URL(`http://${config.internalHost}:${config.apiPort}`);
-  const git = new URL(`http://${config.internalHost}:${config.gitPort}`);
+  // Every api and git-server instance (ADR 0014, "Balancing"): requests go round robin to the
+  // healthy ones; each is probed every 2 s and taken out while it cannot be reached.
+  const api = new UpstreamPool('api', config.apiUpstreams, { log }).start();
+  const git = new UpstreamPool('git-server', config.gitUpstreams, { log }).start();
   const worker = new URL(`http://${config.internalHost}:${config.workerPort}`);
   const healthOf = (base: URL) => async () => {
     const res = await fetch(new URL('/healthz', base), { signal: AbortSignal.timeout(2000) });
@@ -44,7 +47,8 @@ async function main(): Promise<void> {
     routesFile: config.routesFile,
     limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
-    healthChecks: { postgres: () => db.query('SELECT 1'), api: healthOf(api), 'git-server': healthOf(git), worker: healthOf(worker) },
+    // api and git-server are healthy while at least one of their instances is.
+    healthChecks: { postgres: () => db.query('SELECT 1'), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).
@@ -72,7 +76,17 @@ async function main(): Promise<void> {
   secure?.on('upgrade', app.get('onUpgrade'));
   secure?.on('clientError', onClientError);
   secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
-  stopOnSignals({ name: 'gateway', log, drain, graceSeconds: config.drainSeconds, close: () => Promise.allSettled([db.end(), redis?.quit()]) });
+  stopOnSignals({
+    name: 'gateway',
+    log,
+    drain,
+    graceSeconds: config.drainSeconds,
+    close: () => {
+      api.stop();
+      git.stop();
+      return Promise.allSettled([db.end(), redis?.quit()]);
+    },
+  });
 }
 
 main().catch((err) => {

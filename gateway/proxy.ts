@@ -1,8 +1,9 @@
 import http from 'node:http';
 import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
-import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, type IPolicy } from 'cockatiel';
 import { errorBody } from '../core/http';
+import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
 import { readWholeBody, replayablePost } from './idempotency';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
@@ -23,6 +24,26 @@ class ClientGoneError extends Error {
   override readonly name = 'ClientGoneError';
 }
 
+/**
+ * The connection to an instance failed before it was made (refused, unreachable, not made within
+ * CONNECT_TIMEOUT_MS): nothing reached the instance, so the request may go to another one, even
+ * a POST or a push.
+ */
+class NotSentError extends Error {
+  override readonly name = 'NotSentError';
+  constructor(readonly reason: Error) {
+    super(reason.message);
+  }
+}
+
+/** No instance of the upstream can be tried (all taken out): 503 with Retry-After. */
+export class NoInstanceError extends Error {
+  override readonly name = 'NoInstanceError';
+  constructor(readonly pool: UpstreamPool) {
+    super(`no ${pool.name} instance is reachable (${pool.describe()})`);
+  }
+}
+
 /** Only upstream trouble counts: a client that left or sent too much says nothing about the upstream. */
 const upstreamFailures = handleWhen((err) => !(err instanceof ClientGoneError) && !(err instanceof BodyTooLargeError));
 
@@ -31,28 +52,42 @@ class BodyTooLargeError extends Error {
   override readonly name = 'BodyTooLargeError';
 }
 
+/** A new connection to an instance must be made within this; else the request goes to another instance. */
+const CONNECT_TIMEOUT_MS = 5000;
+
 export interface UpstreamPolicies {
   /**
-   * Bodiless idempotent requests and POSTs with an Idempotency-Key (body held in memory): timeout,
-   * then up to 3 retries with exponential backoff and jitter, each attempt through the breaker.
+   * Bodiless idempotent requests and POSTs with an Idempotency-Key (body held in memory): up to 3
+   * retries with exponential backoff and jitter; each attempt picks an instance afresh.
    */
-  idempotent: IPolicy;
-  /** Everything else (pushes, unkeyed POSTs, streamed bodies): through the breaker only, never retried. */
-  once: IPolicy;
+  retry: IPolicy;
+  /** Bounds a retried attempt's wait for response headers (other requests, e.g. pushes, are not bounded). */
+  perAttempt: IPolicy;
+  /** The circuit breaker of one instance (by origin), made on first use: one failing api does not stop the others. */
+  breakerFor(instance: URL): IPolicy;
   /** Upstream hits by attempt, for tests and metrics. */
   attempts: number;
 }
 
 /**
- * Resilience for one upstream (cockatiel): a circuit breaker that opens after 5 consecutive
- * failures (connection errors, 502-504 on idempotent requests) and half-opens after `halfOpenAfterMs`.
+ * Resilience for one upstream (cockatiel): per instance a circuit breaker that opens after 5
+ * consecutive failures (connection errors, 502-504 on idempotent requests) and half-opens after
+ * `halfOpenAfterMs`; per upstream the retries and the attempt time limit.
  */
 export function upstreamPolicies(o: { halfOpenAfterMs?: number; retryInitialDelayMs?: number; attemptTimeoutMs?: number } = {}): UpstreamPolicies {
-  const breaker = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
+  const breakers = new Map<string, IPolicy>();
+  const breakerFor = (instance: URL): IPolicy => {
+    let breaker = breakers.get(instance.origin);
+    if (!breaker) {
+      breaker = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
+      breakers.set(instance.origin, breaker);
+    }
+    return breaker;
+  };
   const retries = retry(upstreamFailures, { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs ?? 100, maxDelay: 2000 }) });
   // Bounds the wait for response headers only: aborting on return would cut the streamed answer.
   const perAttempt = timeout(o.attemptTimeoutMs ?? 30_000, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
-  return { idempotent: wrap(retries, breaker, perAttempt), once: breaker, attempts: 0 };
+  return { retry: retries, perAttempt, breakerFor, attempts: 0 };
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -77,15 +112,17 @@ export function drainRequest(req: http.IncomingMessage, cap = DRAIN_CAP_BYTES): 
 }
 
 /**
- * Streams the request to `upstream` and the answer back, without buffering either (git packs can be
- * large); `extraHeaders` carry the request id, traceparent and signed identity. Bodiless idempotent
- * requests are retried, and so are POSTs with an Idempotency-Key whose small body is held for the
- * next attempt; a body past `bodyLimit` is cut off with 413.
+ * Streams the request to an instance of `pool` and the answer back, without buffering either (git
+ * packs can be large); `extraHeaders` carry the request id, traceparent and signed identity.
+ * Bodiless idempotent requests are retried, and so are POSTs with an Idempotency-Key whose small
+ * body is held for the next attempt; a body past `bodyLimit` is cut off with 413. Any request
+ * whose connection to the picked instance could not be made goes to the next instance (nothing
+ * reached the first, so this holds for pushes too); that instance is taken out of the pool.
  */
 export async function forward(
   req: Request,
   res: Response,
-  upstream: URL,
+  pool: UpstreamPool,
   extraHeaders: Record<string, string>,
   o: { policies: UpstreamPolicies; bodyLimit: number },
 ): Promise<void> {
@@ -112,46 +149,91 @@ export async function forward(
     current?.destroy(new ClientGoneError('the client went away'));
   });
 
-  const attempt = ({ signal }: { signal: AbortSignal }) =>
+  const attempt = (instance: UpstreamInstance, signal?: AbortSignal) =>
     new Promise<http.IncomingMessage>((resolve, reject) => {
       if (clientGone) {
         reject(new ClientGoneError('the client went away'));
         return;
       }
       o.policies.attempts++;
+      const upstream = instance.url;
       const out = http.request({ agent, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.originalUrl, headers, signal });
       current = out;
-      out.on('error', (err) => reject(clientGone ? new ClientGoneError('the client went away') : err));
+      let connected = false;
+      let answered = false;
+      out.on('error', (err: NodeJS.ErrnoException) => {
+        if (clientGone) reject(new ClientGoneError('the client went away'));
+        else if (!connected) reject(new NotSentError(err));
+        else {
+          // A new connection reset before any answer: the instance died (a kept-alive one may just
+          // have been closed as idle, so that one is not taken out). Bytes were sent: not re-sent here.
+          if (!answered && !out.reusedSocket && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) pool.markDown(instance, err.code ?? err.message);
+          reject(err);
+        }
+      });
       out.on('response', (up) => {
+        answered = true;
         const status = up.statusCode ?? 502;
         if (retried && status >= 502 && status <= 504) {
           up.resume();
           reject(new UpstreamStatusError(status));
         } else resolve(up);
       });
-      if (idempotent || replayBody) {
-        out.end(replayBody);
-        return;
-      }
-      let seen = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length;
-          if (seen > o.bodyLimit) done(new BodyTooLargeError(`request bodies here are limited to ${o.bodyLimit} bytes`));
-          else done(null, chunk);
-        },
+      // A streamed body is read from the client only once the connection is made, so that a
+      // refused connection leaves it whole for the next instance.
+      const sendBody = () => {
+        connected = true;
+        if (idempotent || replayBody) return;
+        let seen = 0;
+        const counter = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            seen += chunk.length;
+            if (seen > o.bodyLimit) done(new BodyTooLargeError(`request bodies here are limited to ${o.bodyLimit} bytes`));
+            else done(null, chunk);
+          },
+        });
+        counter.on('error', (err) => {
+          out.destroy();
+          drainRequest(req);
+          reject(err);
+        });
+        req.pipe(counter).pipe(out);
+      };
+      out.once('socket', (socket) => {
+        if (!socket.connecting) return sendBody(); // a kept-alive socket
+        const timer = setTimeout(() => out.destroy(new Error(`connection to ${upstream.host} not made within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          sendBody();
+        });
+        socket.once('close', () => clearTimeout(timer));
       });
-      counter.on('error', (err) => {
-        out.destroy();
-        drainRequest(req);
-        reject(err);
-      });
-      req.pipe(counter).pipe(out);
+      // Held bodies are queued now; the socket sends them once connected.
+      if (idempotent || replayBody) out.end(replayBody);
     });
+
+  /** One attempt: the next instance that can be tried, through its breaker; on to another while nothing was sent. */
+  const toSomeInstance = async (): Promise<http.IncomingMessage> => {
+    const tried = new Set<UpstreamInstance>();
+    let last: unknown;
+    for (;;) {
+      const instance = pool.pick(tried);
+      if (!instance) throw pool.allDown() || last === undefined ? new NoInstanceError(pool) : last;
+      tried.add(instance);
+      const breaker = o.policies.breakerFor(instance.url);
+      try {
+        return await (retried ? breaker.execute(() => o.policies.perAttempt.execute(({ signal }) => attempt(instance, signal))) : breaker.execute(() => attempt(instance)));
+      } catch (err) {
+        if (err instanceof NotSentError) pool.markDown(instance, (err.reason as NodeJS.ErrnoException).code ?? err.message);
+        else if (!(err instanceof BrokenCircuitError)) throw err; // an open breaker sent nothing either
+        last = err;
+      }
+    }
+  };
 
   let up: http.IncomingMessage;
   try {
-    up = await (retried ? o.policies.idempotent : o.policies.once).execute(attempt);
+    up = await (retried ? o.policies.retry.execute(toSomeInstance) : toSomeInstance());
   } catch (err) {
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -160,9 +242,12 @@ export async function forward(
     const requestId = extraHeaders['x-request-id'];
     if (err instanceof BodyTooLargeError) {
       res.status(413).json(errorBody('payload_too_large', err.message, requestId));
+    } else if (err instanceof NoInstanceError) {
+      res.setHeader('Retry-After', '2');
+      res.status(503).json(errorBody('upstream_unavailable', `${err.message}; retry shortly`, requestId));
     } else if (err instanceof BrokenCircuitError) {
       res.setHeader('Retry-After', '10');
-      res.status(503).json(errorBody('upstream_unavailable', `${upstream.host} is failing; the gateway stopped sending it requests for a moment`, requestId));
+      res.status(503).json(errorBody('upstream_unavailable', `${pool.name} is failing; the gateway stopped sending it requests for a moment`, requestId));
     } else if (err instanceof UpstreamStatusError) {
       res.status(err.status).json(errorBody('bad_gateway', `upstream answered ${err.status} after retries`, requestId));
     } else if (err instanceof TaskCancelledError) {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { UpstreamPool } from '../core/upstream-pool';
 import { upstreamFor } from './upstream-for';
 
 const routeSchema = z.strictObject({
@@ -19,7 +20,8 @@ const routesFileSchema = z.strictObject({
 
 export type Route = z.infer<typeof routeSchema>;
 export interface RoutingTable {
-  upstreams: Record<string, URL>;
+  /** Each upstream's instances: the built-in api and git pools, one fixed URL per routes-file upstream. */
+  upstreams: Record<string, UpstreamPool>;
   routes: Route[];
 }
 
@@ -28,11 +30,16 @@ export class RoutesConfigError extends Error {
   override readonly name = 'RoutesConfigError';
 }
 
+/** A built-in upstream: a pool of its instances, or one fixed URL (never taken out). */
+export type UpstreamSpec = URL | UpstreamPool;
+
+const asPool = (name: string, u: UpstreamSpec) => (u instanceof UpstreamPool ? u : UpstreamPool.single(name, u));
+
 /**
  * The routing table: routes from `DOTGIT_ROUTES_FILE` (YAML or JSON) first, in order, then the
  * built-in ones (`/api/` → api, git paths → git-server). Every route names a known upstream.
  */
-export function routingTable(defaults: { api: URL; git: URL }, file?: string): RoutingTable {
+export function routingTable(defaults: { api: UpstreamSpec; git: UpstreamSpec }, file?: string): RoutingTable {
   let extra: z.infer<typeof routesFileSchema> = { upstreams: {}, routes: [] };
   if (file) {
     try {
@@ -41,8 +48,8 @@ export function routingTable(defaults: { api: URL; git: URL }, file?: string): R
       throw new RoutesConfigError(`routes file ${file}: ${(err as Error).message}`);
     }
   }
-  const upstreams: Record<string, URL> = { api: defaults.api, git: defaults.git };
-  for (const [name, url] of Object.entries(extra.upstreams)) upstreams[name] = new URL(url);
+  const upstreams: Record<string, UpstreamPool> = { api: asPool('api', defaults.api), git: asPool('git', defaults.git) };
+  for (const [name, url] of Object.entries(extra.upstreams)) upstreams[name] = UpstreamPool.single(name, new URL(url));
   const routes: Route[] = [...extra.routes, { prefix: '/api/', upstream: 'api' }, { git: true, upstream: 'git' }];
   for (const r of routes) {
     if (!upstreams[r.upstream]) throw new RoutesConfigError(`route to unknown upstream "${r.upstream}"`);
@@ -52,13 +59,13 @@ export function routingTable(defaults: { api: URL; git: URL }, file?: string): R
 }
 
 /** The upstream for a request: the first route whose path and header conditions hold. */
-export function pickUpstream(table: RoutingTable, req: { path: string; header(name: string): string | undefined }): { name: string; url: URL } | undefined {
+export function pickUpstream(table: RoutingTable, req: { path: string; header(name: string): string | undefined }): { name: string; pool: UpstreamPool } | undefined {
   const kind = upstreamFor(req.path);
   for (const r of table.routes) {
     if (r.git && kind !== 'git') continue;
     if (r.prefix && !(req.path === r.prefix.replace(/\/$/, '') || req.path.startsWith(r.prefix))) continue;
     if (r.header && req.header(r.header.name) !== r.header.value) continue;
-    return { name: r.upstream, url: table.upstreams[r.upstream] };
+    return { name: r.upstream, pool: table.upstreams[r.upstream] };
   }
   return undefined;
 }
