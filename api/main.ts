@@ -1,6 +1,6 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
-import { ConflictError, InputError } from '../core/errors';
+import { ConflictError, InputError, UnavailableError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
@@ -11,6 +11,7 @@ import { createApiApp } from './app';
 import { IdempotencyStore } from './idempotency';
 import { attachEventSockets } from './event-socket';
 import { RepoService } from './services/repo-service';
+import { placementNodes } from './placement-nodes';
 import { RunService } from './services/run-service';
 import { ProtectionService } from './services/protection-service';
 import { CollaboratorService } from './services/collaborator-service';
@@ -36,7 +37,8 @@ async function main(): Promise<void> {
   const db = createDb(config.databaseUrl);
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
-  const gitServer = `http://${config.internalHost}:${config.gitPort}`;
+  // Any git-server serves any repository (it forwards to the node holding it, ADR 0014).
+  const gitServer = config.gitUpstreams[0];
   // The git-server's internal API (where the repositories live), signed as the api.
   const gitServerPost = async (path: string, body: unknown) =>
     fetch(`${gitServer}${path}`, {
@@ -46,9 +48,11 @@ async function main(): Promise<void> {
       signal: AbortSignal.timeout(10_000),
     });
   const refused = async (res: Response) => new Error(`git-server answered ${res.status}: ${await res.text()}`);
-  const initBareRepo = async (owner: string, name: string) => {
-    const res = await gitServerPost('/internal/repos', { owner, name });
+  const initBareRepo = async (owner: string, name: string, node: string) => {
+    const res = await gitServerPost('/internal/repos', { owner, name, node });
     if (res.status === 409) throw new ConflictError(`repository ${owner}/${name} already exists on disk`);
+    // The node it was placed on is down: the git-server's message names it.
+    if (res.status === 503) throw new UnavailableError(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? 'the git server is unavailable', 10);
     if (!res.ok) throw await refused(res);
   };
   const resolveRef = async (owner: string, name: string, ref: string) => {
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
     {
       tenants: new TenantService(db),
       tokens: new TokenService(db, redis),
-      repos: new RepoService(db, initBareRepo, config.publicUrl),
+      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret)),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
       deploys: deployService,

@@ -9,16 +9,18 @@ export interface RepoRow {
   name: string;
   visibility: 'public' | 'private';
   createdAt: Date;
+  /** The storage node holding it (ADR 0014); null for a repository from before nodes, not yet claimed. */
+  nodeId?: string | null;
 }
 
 export async function findRepo(db: Db, owner: string, name: string): Promise<RepoRow | undefined> {
   const r = await db.query(
-    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at, r.node_id
        FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`,
     [owner, name],
   );
   const row = r.rows[0];
-  return row && { id: Number(row.id), tenantId: Number(row.tenant_id), owner: row.owner, name: row.name, visibility: row.visibility, createdAt: row.created_at };
+  return row && { id: Number(row.id), tenantId: Number(row.tenant_id), owner: row.owner, name: row.name, visibility: row.visibility, createdAt: row.created_at, nodeId: row.node_id ?? null };
 }
 
 /** The caller's effective access to a repository (role or explicit grant, capped by token scopes). */

@@ -30,6 +30,7 @@ import type { ReplicaZone } from '../core/replica-zones';
 import { fingerprintOf, readRefs } from '../core/replica-sync';
 import { readableCopy } from './read-failover';
 import { createReplicaReceiver } from './replica-receiver';
+import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
 
 export interface GitServerOptions {
@@ -67,6 +68,8 @@ export interface GitServerOptions {
    * a test can kill the git-server at that instant. Unset in production.
    */
   stallAfterRefUpdate?: string;
+  /** This storage node (ADR 0014): requests for repositories placed on other nodes are sent on to them. */
+  node?: { id: string; url: string };
 }
 
 const HOOKS_DIR = path.resolve(__dirname, 'hooks');
@@ -109,6 +112,7 @@ export function createGitServerApp(o: GitServerOptions) {
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
+  if (o.node) app.use(createNodeRouter({ db: o.db, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
   // Internal API: repository creation (from the api service) and the post-receive hook.
   app.post('/internal/repos', express.json(), route(async (req, res) => {

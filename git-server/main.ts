@@ -15,6 +15,8 @@ import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
 import { instanceName, PushReconciler } from './push-journal';
 import http from 'node:http';
 import { HttpDrain, stopOnSignals } from '../core/drain';
+import { resolveHostId } from '../core/host-id';
+import { claimUnplacedRepos, registerNode, startHeartbeat } from '../core/storage-nodes';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -71,6 +73,13 @@ async function main(): Promise<void> {
     redis,
   });
 
+  // This git-server is a storage node (ADR 0014): registered, heartbeating, owner of what its disk holds from before nodes.
+  const node = { id: config.nodeId ?? (await resolveHostId(config.hostId, dataPaths(config).hostId)), url: config.nodeUrl };
+  await registerNode(db, node.id, node.url);
+  const claimed = await claimUnplacedRepos(db, node.id, dataPaths(config).repos);
+  log.info({ node: node.id, url: node.url, claimed: claimed.length }, 'storage node registered');
+  const stopHeartbeat = startHeartbeat(db, node.id, node.url, (err) => log.warn({ err }, 'storage node heartbeat failed'));
+
   const app = createGitServerApp({
     db,
     log,
@@ -102,6 +111,7 @@ async function main(): Promise<void> {
     instance,
     stallAfterRefUpdate: process.env.DOTGIT_TEST_STALL_AFTER_REF_UPDATE || undefined,
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
+    node,
     healthChecks: { postgres: () => db.query('SELECT 1') },
   });
   // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
@@ -121,6 +131,7 @@ async function main(): Promise<void> {
     // outlasts the grace, exiting rolls the open transaction back and the rows stay for another
     // instance (SKIP LOCKED claims), so nothing is half-written.
     after: async (deadline) => {
+      stopHeartbeat(); // requests in flight are done: the others see this node down 10 s from now
       const stopped = Promise.all([relay.stop(), replication.stop(), reconciliation.stop()]).then(() => true);
       const left = Math.max(deadline - Date.now(), 2000);
       if (!(await Promise.race([stopped, new Promise<false>((r) => setTimeout(() => r(false), left).unref())]))) {

@@ -5,6 +5,7 @@ import { ConflictError, NotAllowedError, NotFoundError, UnavailableError } from 
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
+import { placeRepo } from '../../core/storage-nodes';
 import { requireScope } from '../authz';
 import { parseBody, validName } from '../validation';
 import { audit } from './audit';
@@ -18,14 +19,21 @@ const repoBody = z.strictObject({
     .transform((v) => v ?? 'private'),
 });
 
-/** Creates the bare repository on the git-server (its internal API); the api never touches repo storage. */
-export type InitBareRepo = (owner: string, name: string) => Promise<void>;
+/**
+ * Creates the bare repository on storage node `node` through a git-server's internal API (any
+ * git-server: it forwards to the node); the api never touches repo storage.
+ */
+export type InitBareRepo = (owner: string, name: string, node: string) => Promise<void>;
+
+/** The storage nodes this api places new repositories on: those behind its configured git-servers. */
+export type PlacementNodes = () => Promise<string[]>;
 
 export class RepoService {
   constructor(
     private readonly db: Db,
     private readonly initBareRepo: InitBareRepo,
     private readonly publicUrl: string,
+    private readonly placementNodes: PlacementNodes,
   ) {}
 
   view(repo: RepoRow) {
@@ -35,6 +43,10 @@ export class RepoService {
       visibility: repo.visibility,
       cloneUrl: `${this.publicUrl.replace(/\/+$/, '')}/${repo.owner}/${repo.name}.git`,
       createdAt: repo.createdAt,
+      // Where it lives (ADR 0014). Replicas are node ids too, empty until replicas live on nodes
+      // (replica zones are not nodes; their state is GET …/replicas).
+      node: repo.nodeId ?? null,
+      replicas: [] as string[],
     };
   }
 
@@ -48,23 +60,25 @@ export class RepoService {
       if (principal.tenantId !== tenantId) throw new NotFoundError(`tenant ${owner} not found`);
       if (principal.role === 'reader') throw new NotAllowedError('readers cannot create repositories');
     }
+    // Placed on the least-used node before anything is written (ADR 0014).
+    const nodeId = await placeRepo(this.db, await this.placementNodes());
     // Row and bare repository appear together: the row commits only after the git-server made the repository.
     const row = await inTransaction(this.db, async (c) => {
       let r;
       try {
-        r = await c.query('INSERT INTO repos (tenant_id, name, visibility) VALUES ($1, $2, $3) RETURNING id, created_at', [tenantId, name, visibility]);
+        r = await c.query('INSERT INTO repos (tenant_id, name, visibility, node_id) VALUES ($1, $2, $3, $4) RETURNING id, created_at', [tenantId, name, visibility, nodeId]);
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw new ConflictError(`repository ${owner}/${name} already exists`);
         throw err;
       }
       await audit(c, { tenantId, actor: principal.username, action: 'repo.create', target: `${owner}/${name}`, detail: { visibility }, requestId });
-      await this.initBareRepo(owner, name).catch((err) => {
-        if (err instanceof ConflictError) throw err;
+      await this.initBareRepo(owner, name, nodeId).catch((err) => {
+        if (err instanceof ConflictError || err instanceof UnavailableError) throw err;
         throw new UnavailableError(`could not create the repository on the git server: ${(err as Error).message}`);
       });
       return r.rows[0];
     });
-    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at });
+    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId });
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {

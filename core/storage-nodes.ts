@@ -1,0 +1,155 @@
+import { promises as fs } from 'node:fs';
+import type { Db, DbClient } from './db';
+import { InputError, UnavailableError } from './errors';
+import { repoPath } from './git';
+
+/**
+ * Storage nodes (ADR 0014): every git-server is one, registered here with the URL the others reach
+ * it at. The record in `repos.node_id`, not a hash, says where a repository lives.
+ */
+
+/** How often a node writes its heartbeat. */
+export const HEARTBEAT_MS = 2_000;
+/** A node whose heartbeat is older than this is down. */
+export const NODE_DOWN_AFTER_SECONDS = 10;
+
+export interface StorageNode {
+  id: string;
+  url: string;
+  up: boolean;
+}
+
+/** Where requests for a repository go: its node (undefined for a repository from before nodes). */
+export interface RepoPlacement {
+  nodeId: string | undefined;
+  node: StorageNode | undefined;
+}
+
+type Queryable = Db | DbClient;
+
+/** Registers the node (or takes its row over after a restart: same id, maybe a new URL) and beats once. */
+export async function registerNode(db: Queryable, id: string, url: string): Promise<void> {
+  await db.query(
+    `INSERT INTO storage_nodes (id, url, heartbeat_at, started_at) VALUES ($1, $2, now(), now())
+     ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, heartbeat_at = now(), started_at = now()`,
+    [id, url],
+  );
+}
+
+/** One heartbeat. The URL is written again, so a node whose row another process overwrote reclaims it. */
+export async function heartbeatNode(db: Queryable, id: string, url: string): Promise<void> {
+  await db.query(
+    `INSERT INTO storage_nodes (id, url, heartbeat_at, started_at) VALUES ($1, $2, now(), now())
+     ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, heartbeat_at = now()`,
+    [id, url],
+  );
+}
+
+const UP = `heartbeat_at > now() - make_interval(secs => ${NODE_DOWN_AFTER_SECONDS})`;
+
+/** Every registered node, with whether it is up. */
+export async function listNodes(db: Queryable): Promise<StorageNode[]> {
+  const r = await db.query(`SELECT id, url, ${UP} AS up FROM storage_nodes ORDER BY id`);
+  return r.rows.map((row) => ({ id: row.id, url: row.url, up: row.up }));
+}
+
+/** The node with this id, or undefined when no such node is registered. */
+export async function findNode(db: Queryable, id: string): Promise<StorageNode | undefined> {
+  const row = (await db.query(`SELECT id, url, ${UP} AS up FROM storage_nodes WHERE id = $1`, [id])).rows[0];
+  return row && { id: row.id, url: row.url, up: row.up };
+}
+
+/** Where a repository lives; undefined when there is no such repository. */
+export async function placementOf(db: Queryable, owner: string, name: string): Promise<RepoPlacement | undefined> {
+  const r = await db.query(
+    `SELECT r.node_id, n.url, n.${UP} AS up
+       FROM repos r JOIN tenants t ON t.id = r.tenant_id LEFT JOIN storage_nodes n ON n.id = r.node_id
+      WHERE t.name = $1 AND r.name = $2`,
+    [owner, name],
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  return { nodeId: row.node_id ?? undefined, node: row.node_id ? { id: row.node_id, url: row.url, up: row.up } : undefined };
+}
+
+/** An up node and how many repositories it holds: what placement chooses from. */
+export interface NodeLoad {
+  id: string;
+  repos: number;
+}
+
+/** Least-used placement: the node holding the fewest repositories, ties by id (ADR 0014). */
+export function chooseNode(loads: NodeLoad[]): string | undefined {
+  let best: NodeLoad | undefined;
+  for (const l of loads) {
+    if (!best || l.repos < best.repos || (l.repos === best.repos && l.id < best.id)) best = l;
+  }
+  return best?.id;
+}
+
+/**
+ * The node a new repository goes to: of the `candidates` (the nodes the caller's installation is
+ * configured with) that are up, the one holding the fewest repositories. A git-server that merely
+ * registered (another installation's zone server, a test's own) is never chosen unless listed.
+ */
+export async function placeRepo(db: Queryable, candidates: string[]): Promise<string> {
+  const r = await db.query(
+    `SELECT n.id, count(r.id)::int AS repos
+       FROM storage_nodes n LEFT JOIN repos r ON r.node_id = n.id
+      WHERE n.id = ANY($1::text[]) AND n.${UP}
+      GROUP BY n.id`,
+    [candidates],
+  );
+  const chosen = chooseNode(r.rows.map((row) => ({ id: row.id, repos: row.repos })));
+  if (!chosen) {
+    throw new UnavailableError(
+      candidates.length === 0 ? 'no storage node answers; repositories cannot be created now' : `no storage node is up (of ${candidates.join(', ')}); repositories cannot be created now`,
+      10,
+    );
+  }
+  return chosen;
+}
+
+/** Checks a node id someone named: it must be registered. */
+export async function assertNodeRegistered(db: Queryable, id: string): Promise<StorageNode> {
+  const node = await findNode(db, id);
+  if (!node) throw new InputError(`storage node ${JSON.stringify(id.slice(0, 100))} is not registered`);
+  return node;
+}
+
+/**
+ * Repositories from before nodes (`node_id` NULL) whose bare repository is on this node's disk
+ * become this node's. Each is claimed only while still unplaced, so of two nodes that both hold a
+ * copy the first wins and the other changes nothing. Returns the names claimed.
+ */
+export async function claimUnplacedRepos(db: Queryable, nodeId: string, reposDir: string): Promise<string[]> {
+  const unplaced = (
+    await db.query(`SELECT r.id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id IS NULL ORDER BY r.id`)
+  ).rows as { id: string; owner: string; name: string }[];
+  const found: typeof unplaced = [];
+  for (const repo of unplaced) {
+    const onDisk = await fs.stat(repoPath(reposDir, repo.owner, repo.name)).then((s) => s.isDirectory(), () => false);
+    if (onDisk) found.push(repo);
+  }
+  if (found.length === 0) return [];
+  const r = await db.query(`UPDATE repos SET node_id = $1 WHERE id = ANY($2::bigint[]) AND node_id IS NULL RETURNING id`, [nodeId, found.map((f) => f.id)]);
+  const claimed = new Set(r.rows.map((row) => String(row.id)));
+  return found.filter((f) => claimed.has(String(f.id))).map((f) => `${f.owner}/${f.name}`);
+}
+
+/**
+ * Heartbeats every HEARTBEAT_MS until the returned stop is called. A failed beat (Postgres away) is
+ * logged and the next one tried: others see the node down only after NODE_DOWN_AFTER_SECONDS.
+ */
+export function startHeartbeat(db: Db, id: string, url: string, onError: (err: unknown) => void): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    heartbeatNode(db, id, url)
+      .catch(onError)
+      .finally(() => (busy = false));
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,182 @@
+import http from 'node:http';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Db } from '../core/db';
+import { AuthenticationError, DotgitError, InputError, UnavailableError } from '../core/errors';
+import { IDENTITY_HEADER, SERVICE_HEADER, verifyIdentity, verifyServiceToken } from '../core/internal-identity';
+import type { Logger } from '../core/logger';
+import { assertValidName } from '../core/names';
+import { accessTo, findRepo } from '../core/repos';
+import { assertNodeRegistered, placementOf, type StorageNode } from '../core/storage-nodes';
+
+/** Marks a request one node sent on to another: the receiver serves it or refuses it, never sends it on. */
+export const FORWARDED_BY_HEADER = 'x-dotgit-forwarded-by';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) are not sent on; `host` names the node sent to. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** A forwarded request reached a node that does not hold the repository (RFC 9110 §15.5.20). */
+export class MisdirectedRequestError extends DotgitError {
+  override readonly name = 'MisdirectedRequestError';
+  readonly status = 421;
+  readonly code = 'misdirected_request';
+}
+
+export interface NodeRouterOptions {
+  db: Db;
+  log: Logger;
+  internalSecret: string;
+  /** This node's id and the URL the others reach it at. */
+  nodeId: string;
+  nodeUrl: string;
+}
+
+/** Internal calls that name a repository in their JSON body (the api's), or in the query (`archive`). */
+const INTERNAL_REPO_CALL = /^\/internal\/repos(?:\/(?:resolve|pipeline-file|archive))?$/;
+/** Smart HTTP and LFS: everything under `/{owner}/{repo}.git/`. */
+const GIT_PATH = /^\/([^/]+)\/([^/]+)\.git\/./;
+
+function downError(repo: string, nodeId: string): UnavailableError {
+  return new UnavailableError(`repository ${repo} is on storage node ${nodeId}, which is down; try again later`, 10);
+}
+
+/**
+ * Routing by any git-server (ADR 0014): a request for a repository placed on another node is
+ * streamed to that node, once (marked with `X-Dotgit-Forwarded-By`), and its answer streamed back.
+ * Requests for this node's repositories, for repositories from before nodes and for unknown ones
+ * go on to the local routes unchanged, so a single node behaves exactly as before.
+ */
+export function createNodeRouter(o: NodeRouterOptions): express.Router {
+  const router = express.Router();
+  const internalJson = express.json();
+
+  // Which node this is: the api asks its configured git-servers, to place repositories only on them.
+  router.get('/internal/node', async (req, res, next) => {
+    try {
+      await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+        throw new AuthenticationError(e.message);
+      });
+      res.json({ id: o.nodeId, url: o.nodeUrl });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  const internalCall: RequestHandler = (req, res, next) => {
+    if (!INTERNAL_REPO_CALL.test(req.path)) {
+      next();
+      return;
+    }
+    const route = async () => {
+      if (req.path === '/internal/repos/archive') {
+        // Authorised by a job credential, which the node holding the repository checks; without one, the local 401.
+        if (!req.header('authorization')) return next();
+      } else {
+        await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
+          throw new AuthenticationError(e.message);
+        });
+      }
+      const source = (req.method === 'GET' ? req.query : req.body) as Record<string, unknown> | undefined;
+      if (typeof source?.owner !== 'string' || typeof source?.name !== 'string') return next(); // the route refuses it
+      const owner = assertValidName('owner', source.owner);
+      const name = assertValidName('name', source.name);
+      const repo = `${owner}/${name}`;
+      if (req.method === 'POST' && req.path === '/internal/repos') {
+        // Creation: the api placed the repository (its row is not committed yet) and names the node.
+        if (source.node === undefined) return next(); // an api from before nodes: created here
+        if (typeof source.node !== 'string' || source.node.length === 0) throw new InputError('node must be a storage node id');
+        if (source.node === o.nodeId) return next();
+        if (req.header(FORWARDED_BY_HEADER)) throw new MisdirectedRequestError(`repository ${repo} is to be created on node ${source.node.slice(0, 100)}, not on node ${o.nodeId}`);
+        const node = await assertNodeRegistered(o.db, source.node);
+        return forward(req, res, repo, node, JSON.stringify(req.body));
+      }
+      const placed = await placementOf(o.db, owner, name);
+      if (!placed?.node || placed.node.id === o.nodeId) return next();
+      if (req.header(FORWARDED_BY_HEADER)) throw new MisdirectedRequestError(`repository ${repo} is not on node ${o.nodeId}`);
+      return forward(req, res, repo, placed.node, req.method === 'GET' ? undefined : JSON.stringify(req.body));
+    };
+    // JSON bodies are small: read here (the route's own parser then sees the body already read).
+    if (req.method === 'POST') internalJson(req, res, (err?: unknown) => (err ? next(err) : route().catch(next)));
+    else route().catch(next);
+  };
+
+  const gitCall: RequestHandler = (req, res, next) => {
+    const m = GIT_PATH.exec(req.path);
+    if (!m) {
+      next();
+      return;
+    }
+    (async () => {
+      let owner: string;
+      let name: string;
+      try {
+        owner = assertValidName('owner', decodeURIComponent(m[1]));
+        name = assertValidName('repo', decodeURIComponent(m[2]));
+      } catch {
+        return next(); // the local routes refuse a bad name as they always did
+      }
+      const placed = await placementOf(o.db, owner, name);
+      if (!placed?.node || placed.node.id === o.nodeId) return next();
+      // Only a caller who may read the repository learns where it is (or that its node is down):
+      // anyone else gets the local answer, the same 401/404 as for a repository that does not exist.
+      const identity = await verifyIdentity(o.internalSecret, req.header(IDENTITY_HEADER)).catch(() => undefined);
+      if (!identity) return next();
+      const repo = await findRepo(o.db, owner, name);
+      if (!repo || (await accessTo(o.db, identity.principal, repo)) === 'none') return next();
+      if (req.header(FORWARDED_BY_HEADER)) throw new MisdirectedRequestError(`repository ${owner}/${name} is not on node ${o.nodeId}`);
+      return forward(req, res, `${owner}/${name}`, placed.node);
+    })().catch(next);
+  };
+
+  /** Streams the request to `node` and its answer back; a node that is down or refuses the connection: 503. */
+  async function forward(req: Request, res: Response, repo: string, node: StorageNode, body?: string): Promise<void> {
+    if (!node.up) throw downError(repo, node.id);
+    const target = new URL(node.url);
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
+    headers[FORWARDED_BY_HEADER] = o.nodeId;
+    if (body !== undefined) {
+      headers['content-length'] = String(Buffer.byteLength(body));
+      delete headers['content-encoding']; // the body was decoded when it was read
+    }
+    const base = target.pathname.replace(/\/+$/, '');
+    const bodiless = body === undefined && (req.method === 'GET' || req.method === 'HEAD') && !req.headers['content-length'] && !req.headers['transfer-encoding'];
+    const attempt = (retried: boolean) =>
+      new Promise<void>((resolve, reject) => {
+        const out = http.request({ agent, hostname: target.hostname, port: target.port, method: req.method, path: base + req.originalUrl, headers });
+        // The client went away: the other node's socket is freed at once.
+        res.on('close', () => {
+          if (!res.writableFinished) out.destroy();
+        });
+        out.on('error', (err) => {
+          if (res.headersSent) {
+            res.destroy();
+            resolve();
+          } else if (bodiless && out.reusedSocket && !retried) {
+            // A kept-alive connection the other node closed meanwhile: nothing was sent, try a fresh one.
+            attempt(true).then(resolve, reject);
+          } else {
+            (req.log ?? o.log).warn({ err, repo, node: node.id }, 'storage node did not answer a forwarded request');
+            reject(downError(repo, node.id));
+          }
+        });
+        out.on('response', (up) => {
+          const resHeaders: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) resHeaders[k] = v;
+          res.writeHead(up.statusCode ?? 502, resHeaders);
+          up.pipe(res);
+          up.on('error', () => res.destroy());
+          up.on('end', resolve);
+        });
+        if (body !== undefined) out.end(body);
+        else if (bodiless) out.end();
+        else req.pipe(out);
+      });
+    await attempt(false);
+  }
+
+  router.use(internalCall);
+  router.use(gitCall);
+  return router;
+}

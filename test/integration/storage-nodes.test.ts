@@ -1,0 +1,233 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createDb, type Db } from '../../core/db';
+import { repoPath } from '../../core/git';
+import { IDENTITY_HEADER, SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
+import type { Principal } from '../../core/principal';
+import { freePort } from '../../infra/provision/free-port';
+import { platformInfo } from '../harness/platform-info';
+import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { git, localRepo, tempDir } from '../helpers/git';
+
+// Storage nodes (issue 11 item 4, ADR 0014): two git-servers of this test's own, n1 and n2 (own
+// data dirs and ports; the shared platform's Postgres, Redis and Temporal), and an api of its own
+// configured with just those two (DOTGIT_GIT_UPSTREAMS). That api places the test's repositories on
+// n1 and n2; the platform's api only ever places on the git-servers it is configured with (its
+// own), so no other suite's repository lands on a node this test stops. Requests go to n1, which
+// streams those of n2's repositories to n2.
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const suffix = randomBytes(3).toString('hex');
+const N1 = `n1-${suffix}`;
+const N2 = `n2-${suffix}`;
+
+interface Proc {
+  child: ChildProcess;
+  port: number;
+  output: () => string;
+}
+
+let db: Db;
+let t: TenantFixture;
+let principal: Principal;
+let identity: string;
+let n1: Proc;
+let n2: Proc;
+let ownApi: Proc;
+const dirs = { n1: tempDir('dotgit-n1-'), n2: tempDir('dotgit-n2-') };
+const started: ChildProcess[] = [];
+
+async function start(entry: string, port: number, env: Record<string, string>): Promise<Proc> {
+  const info = platformInfo();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+    cwd: ROOT,
+    detached: true, // its own process group: a stop reaches its git children too
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: info.databaseUrl,
+      REDIS_URL: info.redisUrl,
+      TEMPORAL_ADDRESS: info.temporalAddress,
+      TEMPORAL_NAMESPACE: info.namespace,
+      DOTGIT_INTERNAL_SECRET: info.internalSecret,
+      DOTGIT_PUBLIC_URL: info.gatewayUrl,
+      DOTGIT_DRAIN_SECONDS: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+  });
+  started.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) return { child, port, output: () => out };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${entry} did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function startNode(id: string, dataDir: string, port: number): Promise<Proc> {
+  return start('git-server/main.ts', port, { DOTGIT_DATA_DIR: dataDir, DOTGIT_GIT_PORT: String(port), DOTGIT_NODE_ID: id });
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  try {
+    process.kill(-p.child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  await exited;
+}
+
+const via = (p: Proc, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
+const gitAuth = () => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${identity}`];
+
+/** Creates a repository through the test's own api (placement among n1 and n2). */
+async function createRepo(name: string) {
+  const res = await fetch(`http://127.0.0.1:${ownApi.port}/api/v1/repos`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [IDENTITY_HEADER]: identity },
+    body: JSON.stringify({ owner: t.tenant, name }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function refs(url: string): Promise<string> {
+  const r = await git([...gitAuth(), 'ls-remote', url]);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  return r.stdout;
+}
+
+beforeAll(async () => {
+  const info = platformInfo();
+  db = createDb(info.databaseUrl, 2);
+  t = await createTenantWithAdmin();
+  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
+  principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  identity = await signIdentity(info.internalSecret, principal, 'storage-nodes');
+  const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
+  [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
+  // The api calls n1 first (the first upstream): n2's repositories are created through n1.
+  ownApi = await start('api/main.ts', pApi, {
+    DOTGIT_DATA_DIR: info.dataDir,
+    DOTGIT_API_PORT: String(pApi),
+    DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  for (const child of started) {
+    try {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await db?.end();
+});
+
+let onN1: string;
+let onN2: string;
+
+test('least-used placement: the two repositories go one to each node, the answer says which, and the bare repository is on that node only', async () => {
+  onN1 = uniqueName('place');
+  onN2 = uniqueName('place');
+  // Both nodes empty: the tie goes to the lower id (n1); then n2 holds fewer.
+  const first = await createRepo(onN1);
+  expect(first).toEqual({ status: 201, body: expect.objectContaining({ name: onN1, node: N1, replicas: [] }) });
+  const second = await createRepo(onN2);
+  expect(second).toEqual({ status: 201, body: expect.objectContaining({ name: onN2, node: N2, replicas: [] }) });
+  expect(existsSync(repoPath(path.join(dirs.n2, 'repos'), t.tenant, onN2))).toBe(true);
+  expect(existsSync(repoPath(path.join(dirs.n1, 'repos'), t.tenant, onN2))).toBe(false);
+  expect(existsSync(repoPath(path.join(dirs.n1, 'repos'), t.tenant, onN1))).toBe(true);
+  // The repository answer through the platform's gateway names the node too.
+  const got = await api('GET', `/api/v1/repos/${t.tenant}/${onN2}`, { token: t.token });
+  expect(got.status).toBe(200);
+  expect(got.body).toEqual(expect.objectContaining({ node: N2, replicas: [] }));
+  // The platform's own repositories never go to this test's nodes (they are not in its api's list).
+  const platformRepo = uniqueName('platform');
+  expect((await api('POST', '/api/v1/repos', { token: t.token, body: { owner: t.tenant, name: platformRepo } })).status).toBe(201);
+  const placed = await api<{ node: string }>('GET', `/api/v1/repos/${t.tenant}/${platformRepo}`, { token: t.token });
+  expect(typeof placed.body.node).toBe('string');
+  expect([N1, N2]).not.toContain(placed.body.node);
+});
+
+test('push and clone through n1 of a repository on n2 are forwarded: refs identical on n2, clone has the commit', async () => {
+  const work = await localRepo({ 'README.md': 'on n2\n' });
+  const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
+  const push = await git([...gitAuth(), 'push', '-q', via(n1, onN2), 'main'], work);
+  expect({ code: push.code, stderr: push.stderr }).toEqual({ code: 0, stderr: '' });
+  // Landed on n2's disk, not n1's.
+  const onDisk = await git(['--git-dir', repoPath(path.join(dirs.n2, 'repos'), t.tenant, onN2), 'rev-parse', 'refs/heads/main']);
+  expect(onDisk.stdout.trim()).toBe(commit);
+  expect(await refs(via(n1, onN2))).toBe(await refs(via(n2, onN2)));
+  expect(await refs(via(n1, onN2))).toContain(`${commit}\trefs/heads/main`);
+  const copy = path.join(tempDir('dotgit-clone-'), 'c');
+  const clone = await git([...gitAuth(), 'clone', '-q', via(n1, onN2), copy]);
+  expect(clone.code).toBe(0);
+  expect((await git(['rev-parse', 'HEAD'], copy)).stdout.trim()).toBe(commit);
+  expect((await git(['fsck', '--strict'], copy)).code).toBe(0);
+});
+
+test('a forwarded request for a repository the node does not hold is refused with 421, never sent on', async () => {
+  const res = await fetch(`${via(n1, onN2)}/info/refs?service=git-upload-pack`, { headers: { [IDENTITY_HEADER]: identity, 'x-dotgit-forwarded-by': N2 } });
+  expect(res.status).toBe(421);
+  expect(((await res.json()) as { error: { message: string } }).error.message).toBe(`repository ${t.tenant}/${onN2} is not on node ${N1}`);
+  // The same for an internal call, and for a creation meant for another node.
+  const token = await signServiceToken(platformInfo().internalSecret, 'api');
+  const internal = await fetch(`http://127.0.0.1:${n2.port}/internal/repos/resolve`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token, 'x-dotgit-forwarded-by': N1 },
+    body: JSON.stringify({ owner: t.tenant, name: onN1, ref: 'main' }),
+  });
+  expect(internal.status).toBe(421);
+});
+
+test('bad input: creating a repository on a node that is not registered, or with a node that is not a string, is a 400', async () => {
+  const token = await signServiceToken(platformInfo().internalSecret, 'api');
+  const post = (body: unknown) =>
+    fetch(`http://127.0.0.1:${n1.port}/internal/repos`, { method: 'POST', headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token }, body: JSON.stringify(body) });
+  const unknown = await post({ owner: t.tenant, name: uniqueName('x'), node: 'no-such-node' });
+  expect(unknown.status).toBe(400);
+  expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe('storage node "no-such-node" is not registered');
+  expect((await post({ owner: t.tenant, name: uniqueName('x'), node: 7 })).status).toBe(400);
+  // And the node still serves.
+  expect((await fetch(`http://127.0.0.1:${n1.port}/healthz`)).status).toBe(200);
+});
+
+test('n2 down: a push via n1 answers 503 with Retry-After and a message naming n2; once n2 is back, pushes work again', async () => {
+  await stop(n2);
+  const message = `repository ${t.tenant}/${onN2} is on storage node ${N2}, which is down; try again later`;
+  const probe = () => fetch(`${via(n1, onN2)}/info/refs?service=git-receive-pack`, { headers: { [IDENTITY_HEADER]: identity } });
+  // Its heartbeat is still fresh: the refused connection says it is down.
+  let res = await probe();
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toBe('10');
+  expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
+  const work = await localRepo({ 'README.md': 'second\n' });
+  const refused = await git([...gitAuth(), 'push', '-q', '--force', via(n1, onN2), 'main'], work, {}, { timeoutMs: 60_000 });
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/503/);
+  // A stale heartbeat (older than 10 s) says so without trying the connection.
+  await db.query(`UPDATE storage_nodes SET heartbeat_at = now() - interval '1 minute' WHERE id = $1`, [N2]);
+  res = await probe();
+  expect(res.status).toBe(503);
+  expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
+  // n1's own repositories are not affected.
+  expect((await fetch(`${via(n1, onN1)}/info/refs?service=git-receive-pack`, { headers: { [IDENTITY_HEADER]: identity } })).status).toBe(200);
+
+  n2 = await startNode(N2, dirs.n2, n2.port);
+  const push = await git([...gitAuth(), 'push', '-q', '--force', via(n1, onN2), 'main'], work);
+  expect({ code: push.code, stderr: push.stderr }).toEqual({ code: 0, stderr: '' });
+  const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
+  expect(await refs(via(n2, onN2))).toContain(`${commit}\trefs/heads/main`);
+  expect(await refs(via(n1, onN2))).toBe(await refs(via(n2, onN2)));
+}, 120_000);
