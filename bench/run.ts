@@ -48,6 +48,7 @@ import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type Genera
 import { measureGateway, type GatewayBench } from './gateway';
 import { replaceBackupSection, runBackupBench } from './backup';
 import { replaceActionsSection, runActionsBench } from './actions';
+import { replaceFleetSection, runFleetBench } from './fleet-scaling';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
@@ -79,7 +80,7 @@ const PARALLEL_ROUNDS = (() => {
 /** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
 const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (!['', 'gateway', 'pipelines', 'backup', 'actions'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup" or "actions", got ${raw}`);
+  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions" or "fleet", got ${raw}`);
   return raw;
 })();
 const GATEWAY_ONLY = ONLY === 'gateway';
@@ -1211,7 +1212,11 @@ const backupPart = () => ownPlatformPart('backup', runBackupBench, replaceBackup
 /** Issue 11's Temporal actions per run (bench/actions.ts); `BENCH_ONLY=actions` runs it alone. */
 const actionsPart = () => ownPlatformPart('actions', runActionsBench, replaceActionsSection);
 
-(ONLY === 'backup' ? backupPart() : ONLY === 'actions' ? actionsPart() : main().then(() => (ONLY === '' ? backupPart().then(actionsPart) : undefined))).then(
+/** Issue 11's sandbox scaling across hosts (bench/fleet-scaling.ts); `BENCH_ONLY=fleet` runs it alone. */
+const fleetPart = () => ownPlatformPart('fleet', runFleetBench, replaceFleetSection);
+const OWN_PLATFORM_PARTS: Record<string, () => Promise<void>> = { backup: backupPart, actions: actionsPart, fleet: fleetPart };
+
+(OWN_PLATFORM_PARTS[ONLY]?.() ?? main().then(() => (ONLY === '' ? backupPart().then(actionsPart).then(fleetPart) : undefined))).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err instanceof Error ? (err.stack ?? err.message) : err);
