@@ -19,6 +19,8 @@ import { ROOT } from './root';
 import { TopologyFile, type TopologyProcess } from './topology';
 import { resolveHostId } from '../core/host-id';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
+import { fsObjectsDir } from '../core/object-store-factory';
+import { fleetLayout, SERVICE_ROLES, singleLayout, type ServiceInstance } from './fleet';
 
 export { ROOT };
 
@@ -28,10 +30,14 @@ export interface PlatformOptions {
   log: ProvisionLog;
   /** Tests: every port free-picked, Postgres without fsync. Default false. */
   ephemeral?: boolean;
+  /** The local fleet (`npm start -- --fleet`, infra/fleet.ts) instead of one of each. Default false. */
+  fleet?: boolean;
 }
 
 export interface Platform {
   gatewayUrl: string;
+  /** Every gateway's URL (one, or the fleet's), the first being `gatewayUrl`. */
+  gatewayUrls: string[];
   temporalUiUrl: string | undefined;
   temporalAddress: string;
   namespace: string;
@@ -41,8 +47,10 @@ export interface Platform {
   adminToken: string;
   /** Environment the service processes run with. */
   serviceEnv: NodeJS.ProcessEnv;
-  /** The supervised service processes by name (gateway, api, git-server, worker). */
+  /** The supervised service processes by name (gateway, api, git-server, worker; in a fleet, by instance: gateway-2, node-1, sandbox-3). */
   services: Map<string, ServiceSupervisor>;
+  /** What each service process is: role, instance, port, environment (its data dir). */
+  instances: ServiceInstance[];
   /**
    * The backing services this platform started itself (not those given by URL), for fault drills:
    * each can be stopped and started again on the same port over the same data.
@@ -108,13 +116,6 @@ class Restartable implements BackingService {
 
 const portOf = (url: string) => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
 
-const SERVICES = [
-  { name: 'git-server', entry: 'git-server/main.ts', portVar: 'DOTGIT_GIT_PORT' },
-  { name: 'api', entry: 'api/main.ts', portVar: 'DOTGIT_API_PORT' },
-  { name: 'worker', entry: 'worker/main.ts', portVar: 'DOTGIT_WORKER_PORT' },
-  { name: 'gateway', entry: 'gateway/main.ts', portVar: 'PORT' },
-] as const;
-
 /**
  * Provisions what is missing (Temporal CLI, Postgres, Redis, sandbox), migrates, makes the admin on
  * first start, and runs gateway, api, git-server and worker as child processes. Used by `npm start`
@@ -146,15 +147,15 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // What topology.json lists: each service and backing service running now. A worker's instance
     // is the host id its steps report, resolved as the worker itself does (its DOTGIT_HOST_ID, else
     // the data dir's host-id file).
+    let instances: ServiceInstance[] = [];
     const processes = async () => {
       const list: TopologyProcess[] = [];
-      for (const s of SERVICES) {
+      for (const s of instances) {
         const supervisor = services.get(s.name);
         if (!supervisor?.pid) continue;
         const env = supervisor.env;
-        const port = Number(env[s.portVar]);
-        const instance = s.name === 'worker' ? await resolveHostId(env.DOTGIT_HOST_ID || undefined, dataPaths(loadConfig(env)).hostId) : `${s.name}-1`;
-        list.push({ role: s.name, instance, pid: supervisor.pid, port, url: `http://${s.name === 'gateway' ? gatewayHost : internalHost}:${port}` });
+        const instance = s.instance ?? (await resolveHostId(env.DOTGIT_HOST_ID || undefined, dataPaths(loadConfig(env)).hostId));
+        list.push({ role: s.role, instance, pid: supervisor.pid, port: s.port, url: `http://${s.role === 'gateway' ? gatewayHost : internalHost}:${s.port}` });
       }
       for (const [name, b] of Object.entries(backing) as Array<[BackingName, BackingService]>) {
         const { port, url } = backingPorts[name]!;
@@ -178,7 +179,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       port,
       log: o.log,
       ephemeral: eph,
-      archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: paths.objects, pgDataDir: paths.postgres }),
+      archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: fsObjectsDir(config, paths) ?? paths.objects, pgDataDir: paths.postgres }),
     });
     const postgres = config.databaseUrl ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
     if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)), postgres.port);
@@ -237,20 +238,30 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       DOTGIT_DRAIN_SECONDS: o.env.DOTGIT_DRAIN_SECONDS ?? '5',
       ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
     };
+    instances = o.fleet
+      ? await fleetLayout({
+          serviceEnv,
+          dataDir: config.dataDir,
+          objectsDir: fsObjectsDir(config, paths),
+          internalHost,
+          // The first of each takes the port chosen above (free-picked in tests), so the public URL is gateway-1's.
+          port: (base, n) => (n === 1 ? Promise.resolve(base) : eph ? resolvePort(0) : Promise.resolve(base + 10 * (n - 1))),
+        })
+      : singleLayout(serviceEnv);
     stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
     // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
     await Promise.all(
-      SERVICES.map(async (s) => {
+      instances.map(async (s) => {
         const supervisor = new ServiceSupervisor(
           {
             name: s.name,
             command: process.execPath,
-            args: ['--import', 'tsx', path.join(ROOT, s.entry)],
+            args: ['--import', 'tsx', path.join(ROOT, SERVICE_ROLES[s.role].entry)],
             logFile: path.join(logsDir, `${s.name}.log`),
             pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
             log: o.log,
-            env: serviceEnv,
-            probe: () => probeHealth(`http://${s.name === 'gateway' ? gatewayHost : internalHost}:${serviceEnv[s.portVar]}/healthz`, s.name !== 'gateway'),
+            env: s.env,
+            probe: () => probeHealth(`http://${s.role === 'gateway' ? gatewayHost : internalHost}:${s.port}/healthz`, s.role !== 'gateway'),
             readyTimeoutMs: 90_000,
             stopGraceMs: 10_000,
           },
@@ -262,13 +273,15 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       }),
     );
     // The gateway's own /healthz checks every part; ready means all of them answer.
-    const gatewayUrl = `http://${gatewayHost}:${port}`;
-    await waitFor(() => probeHealth(`${gatewayUrl}/healthz`, true), 60_000, 'gateway /healthz');
+    const gatewayUrls = instances.filter((s) => s.role === 'gateway').map((s) => `http://${gatewayHost}:${s.port}`);
+    const gatewayUrl = gatewayUrls[0]!;
+    await Promise.all(gatewayUrls.map((u) => waitFor(() => probeHealth(`${u}/healthz`, true), 60_000, `gateway ${u} /healthz`)));
     await topology.write();
 
     let stopped: Promise<void> | undefined;
     return {
       gatewayUrl,
+      gatewayUrls,
       temporalUiUrl,
       temporalAddress,
       namespace: config.temporalNamespace,
@@ -278,6 +291,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       adminToken,
       serviceEnv,
       services,
+      instances,
       backing,
       stop: () => (stopped ??= stopAll()),
     };

@@ -1,24 +1,41 @@
 import { writeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config';
 import { startPlatform } from './platform';
 
 // Written synchronously: the last lines must reach the terminal (or a pipe) before process.exit.
 const say = (line: string) => writeSync(1, line + '\n');
 
+const USAGE = 'usage: npm start [-- --fleet]';
+
+/** The modes after `--` (CONTRACT "Extended surface"); a wrong one is a usage error (exit 2). */
+function modes(): { fleet: boolean } {
+  try {
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { fleet: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    return { fleet: values.fleet ?? false };
+  } catch (err) {
+    say(`dotgit: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 /** `npm start`: the whole platform on its embedded defaults, until Ctrl-C or SIGTERM. */
 async function main(): Promise<void> {
   const debug = process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace';
   const provisionLog = { info: (m: string) => say(`dotgit: ${m}`), warn: (m: string) => say(`dotgit: warning: ${m}`), debug: (m: string) => debug && say(`dotgit: ${m}`) };
+  const flags = modes();
   const config = loadConfig();
+  const fleet = flags.fleet || config.fleet;
   const started = Date.now();
-  const platform = await startPlatform({ env: process.env, log: provisionLog });
+  const platform = await startPlatform({ env: process.env, log: provisionLog, fleet });
   const lines = [
-    `gateway       ${platform.gatewayUrl}`,
+    `gateway       ${platform.gatewayUrls.join('  ')}`,
     `api           ${platform.gatewayUrl}/api/v1`,
     `git           ${platform.gatewayUrl}/{owner}/{repo}.git`,
     `temporal ui   ${platform.temporalUiUrl ?? '(external Temporal at ' + platform.temporalAddress + ')'}`,
     `admin token   ${platform.adminToken}  (also in ${config.dataDir}/admin.token)`,
     `logs          ${config.dataDir}/logs/`,
+    ...(fleet ? [`fleet         ${fleetSummary(platform.instances)}  (${config.dataDir}/run/topology.json)`] : []),
     `dotgit ready  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
   ];
   say(lines.join('\n'));
@@ -41,6 +58,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** `gateway-1 gateway-2 | api-1 api-2 | …`: the fleet's service processes, by role. */
+function fleetSummary(instances: Array<{ role: string; name: string }>): string {
+  const byRole = new Map<string, string[]>();
+  for (const i of instances) byRole.set(i.role, [...(byRole.get(i.role) ?? []), i.name]);
+  return [...byRole.values()].map((names) => names.join(' ')).join(' | ');
 }
 
 main().catch((err) => {
