@@ -27,13 +27,22 @@ export interface RepoPlacement {
 
 type Queryable = Db | DbClient;
 
-/** Registers the node (or takes its row over after a restart: same id, maybe a new URL) and beats once. */
-export async function registerNode(db: Queryable, id: string, url: string): Promise<void> {
+/** SQL: the node's heartbeat is recent enough for it to count as up. */
+const UP = `heartbeat_at > now() - make_interval(secs => ${NODE_DOWN_AFTER_SECONDS})`;
+
+/**
+ * Registers the node (or takes its row over after a restart: same id, maybe a new URL) and beats
+ * once. Answers the URL another live process was heartbeating under this id, if any: two processes
+ * sharing a node id (one data dir, or one DOTGIT_NODE_ID) must hold the same disk.
+ */
+export async function registerNode(db: Queryable, id: string, url: string): Promise<{ sharedWith?: string }> {
+  const before = (await db.query(`SELECT url, ${UP} AS up FROM storage_nodes WHERE id = $1`, [id])).rows[0];
   await db.query(
     `INSERT INTO storage_nodes (id, url, heartbeat_at, started_at) VALUES ($1, $2, now(), now())
      ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, heartbeat_at = now(), started_at = now()`,
     [id, url],
   );
+  return before?.up && before.url !== url ? { sharedWith: before.url } : {};
 }
 
 /** One heartbeat. The URL is written again, so a node whose row another process overwrote reclaims it. */
@@ -44,8 +53,6 @@ export async function heartbeatNode(db: Queryable, id: string, url: string): Pro
     [id, url],
   );
 }
-
-const UP = `heartbeat_at > now() - make_interval(secs => ${NODE_DOWN_AFTER_SECONDS})`;
 
 /** Every registered node, with whether it is up. */
 export async function listNodes(db: Queryable): Promise<StorageNode[]> {

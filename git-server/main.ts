@@ -75,7 +75,8 @@ async function main(): Promise<void> {
 
   // This git-server is a storage node (ADR 0014): registered, heartbeating, owner of what its disk holds from before nodes.
   const node = { id: config.nodeId ?? (await resolveHostId(config.hostId, dataPaths(config).hostId)), url: config.nodeUrl };
-  await registerNode(db, node.id, node.url);
+  const { sharedWith } = await registerNode(db, node.id, node.url);
+  if (sharedWith) log.warn({ node: node.id, url: node.url, sharedWith }, 'another live git-server heartbeats under this node id: both must serve one storage root');
   const claimed = await claimUnplacedRepos(db, node.id, dataPaths(config).repos);
   log.info({ node: node.id, url: node.url, claimed: claimed.length }, 'storage node registered');
   const stopHeartbeat = startHeartbeat(db, node.id, node.url, (err) => log.warn({ err }, 'storage node heartbeat failed'));
