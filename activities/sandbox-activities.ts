@@ -8,7 +8,6 @@ import { createGzip } from 'node:zlib';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import type { Db } from '../core/db';
-import { repoPath } from '../core/git';
 import type { ObjectStore } from '../core/object-store';
 import type { Redis } from '../core/redis';
 import { hostQueue, type StepInput, type StepResult } from '../core/run-types';
@@ -20,14 +19,16 @@ import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
 import { holdSandboxPath } from './sandbox/orphans';
 import type { HostJobs } from './sandbox/host-jobs';
-import { artifactFiles, checkout, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
+import type { SourceCache } from './sandbox/source-cache';
+import { artifactFiles, extractArchive, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 
 export interface SandboxActivityDeps {
   db: Db;
   redis: Redis;
   store: ObjectStore;
   driver: () => SandboxDriver;
-  reposDir: string;
+  /** Where jobs' commits come from: archives fetched from a git-server, cached on this host (no repository disk here). */
+  sources: SourceCache;
   workspacesDir: string;
   /** Used when a step sets no `timeout`. */
   defaultStepTimeoutMs: number;
@@ -351,6 +352,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     return { values, missing: names.filter((n) => !(n in values)) };
   }
 
+  /** The commit's files into `dir`, from the host's source cache. */
+  function checkout(input: StepInput, dir: string): Promise<void> {
+    return deps.sources.use({ repo: `${input.tenant}/${input.repo}`, commit: input.commit }, (tarFile) => extractArchive(tarFile, dir));
+  }
+
   /** The job's workspace: checked out once (into a temporary folder renamed into place, so a half-made checkout is never reused). */
   async function prepareWorkspace(input: StepInput, ws: string): Promise<void> {
     if (deps.workspaceTmpfsBytes && !tmpfsUnavailable) {
@@ -367,7 +373,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       try {
         // A checkout a killed worker left half-made is cleared first; the marker says it is whole.
         for (const entry of await fs.readdir(ws)) await fs.rm(path.join(ws, entry), { recursive: true, force: true });
-        await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, ws);
+        await checkout(input, ws);
         await fs.writeFile(readyMarkerOf(ws), '');
       } catch (err) {
         throw ApplicationFailure.retryable(`checkout of ${input.commit.slice(0, 12)} failed`, 'CheckoutFailed', (err as Error).message);
@@ -377,7 +383,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     if (await exists(ws)) return;
     const tmp = `${ws}.checkout-${randomBytes(4).toString('hex')}`;
     try {
-      await checkout(repoPath(deps.reposDir, input.tenant, input.repo), input.commit, tmp);
+      await checkout(input, tmp);
       await fs.rename(tmp, ws);
     } catch (err) {
       await fs.rm(tmp, { recursive: true, force: true });

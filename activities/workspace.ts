@@ -10,29 +10,13 @@ export function workspaceDir(workspacesRoot: string, runId: string, job: string)
   return path.join(workspacesRoot, `${safe}-${digest}`, job);
 }
 
-/** Fills `dir` with the files of `commit` (`git archive | tar -x`): no .git, nothing of the server's repository. */
-export async function checkout(gitDir: string, commit: string, dir: string): Promise<void> {
+/**
+ * Fills `dir` with the files of a commit from its `git archive` tar (activities/sandbox/source-cache.ts):
+ * no .git, nothing of the server's repository.
+ */
+export async function extractArchive(tarFile: string, dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    const archive = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', commit], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const tar = spawn('tar', ['-x', '--no-same-owner', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let errors = '';
-    archive.stderr.on('data', (d) => (errors += d));
-    tar.stderr.on('data', (d) => (errors += d));
-    archive.stdout.pipe(tar.stdin);
-    let pending = 2;
-    let failed = false;
-    const done = (code: number | null) => {
-      if (code !== 0) failed = true;
-      if (--pending > 0) return;
-      if (failed) reject(new Error(`checkout of ${commit} failed: ${errors.trim()}`));
-      else resolve();
-    };
-    archive.on('close', done);
-    tar.on('close', done);
-    archive.on('error', reject);
-    tar.on('error', reject);
-  });
+  await run('tar', ['-x', '--no-same-owner', '-C', dir, '-f', tarFile]);
   // Steps may run as an unprivileged user inside the sandbox; the workspace is theirs to write.
   await fs.chmod(dir, 0o777);
 }

@@ -90,6 +90,8 @@ const configSchema = z.object({
   sandboxConcurrency: z.coerce.number().int().min(1, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64').max(64, 'DOTGIT_SANDBOX_CONCURRENCY must be 1..64'),
   /** `DOTGIT_WORKSPACE_TMPFS_MB` — size cap of each job's tmpfs workspace (a worker running as root mounts one per job); 0 keeps workspaces on disk. Default 2048. */
   workspaceTmpfsMb: z.coerce.number().int().min(0).max(1024 * 1024),
+  /** `DOTGIT_SOURCE_CACHE_MB` — disk budget of a sandbox host's cache of fetched commit archives (`cache/sources`; least recently used go first). Default 1024. */
+  sourceCacheMb: z.coerce.number().int().min(1, 'DOTGIT_SOURCE_CACHE_MB must be at least 1').max(1024 * 1024),
   /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
   maxPushBytes: z.coerce.number().int().positive(),
   /** `DOTGIT_UPLOAD_PACK_CONCURRENCY` — fetches served at once per repository. Default 8. */
@@ -282,6 +284,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stepTimeoutSeconds: env.DOTGIT_STEP_TIMEOUT ?? '600',
     sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '8',
     workspaceTmpfsMb: env.DOTGIT_WORKSPACE_TMPFS_MB ?? '2048',
+    sourceCacheMb: env.DOTGIT_SOURCE_CACHE_MB ?? '1024',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',
@@ -345,6 +348,7 @@ export function dataPaths(config: Pick<Config, 'dataDir'>) {
     objects: path.join(d, 'objects'),
     workspaces: path.join(d, 'workspaces'),
     packCache: path.join(d, 'cache', 'packs'),
+    sourceCache: path.join(d, 'cache', 'sources'),
     postgres: path.join(d, 'postgres'),
     redis: path.join(d, 'redis'),
     temporal: path.join(d, 'temporal'),

@@ -30,6 +30,7 @@ import { createDeployActivities } from '../activities/deploy-activities';
 import { createAlertActivities } from '../activities/alert-activities';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
+import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 
 /**
  * The worker process, its roles chosen by DOTGIT_WORKER_ROLES (default all): `orchestration` (with
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: drainMs,
       shutdownForceTime,
       activities: {
-        ...createOrchestrationActivities({ db, reposDir: paths.repos, redis }),
+        ...createOrchestrationActivities({ db, redis, gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) }),
         ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,
@@ -142,7 +143,12 @@ async function main(): Promise<void> {
       redis,
       store: createObjectStore(config, paths),
       driver: getDriver,
-      reposDir: paths.repos,
+      // Sources over the network (ADR 0014): a sandbox host needs no repository disk.
+      sources: new SourceCache({
+        dir: paths.sourceCache,
+        maxBytes: config.sourceCacheMb * 1024 * 1024,
+        fetch: gitServerArchiveFetcher({ upstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) }),
+      }),
       workspacesDir: paths.workspaces,
       defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
       // Mounting needs root; an unprivileged worker keeps workspaces on disk.

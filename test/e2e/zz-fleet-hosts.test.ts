@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
@@ -22,9 +22,8 @@ let hostA: string;
 let owner: TenantFixture;
 let b: { child: ChildProcess; output: () => string } | undefined;
 // Its own data dir: own workspaces, sandbox state and host-id file. Only the object store (logs,
-// artifacts) and, until sources come over the network (issue 11 item 3), the repositories are shared.
+// artifacts) is shared; no repository disk: sources come from the git-server (ADR 0014).
 const bDataDir = tempDir('fleet-host-b-');
-symlinkSync(path.join(info.dataDir, 'repos'), path.join(bDataDir, 'repos'));
 mkdirSync(path.join(info.dataDir, 'objects'), { recursive: true });
 symlinkSync(path.join(info.dataDir, 'objects'), path.join(bDataDir, 'objects'));
 
@@ -57,6 +56,7 @@ async function startHostB(): Promise<NonNullable<typeof b>> {
       TEMPORAL_ADDRESS: info.temporalAddress,
       TEMPORAL_NAMESPACE: info.namespace,
       DOTGIT_INTERNAL_SECRET: info.internalSecret,
+      DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${info.gitPort}`,
       DOTGIT_WORKER_ROLES: 'sandbox',
       DOTGIT_HOST_ID: HOST_B,
       DOTGIT_WORKER_PORT: '0',
@@ -172,6 +172,10 @@ test("jobs run on both hosts, every job's steps on one host, later steps reading
     expect(run.steps.every((s: Step) => s.attempt === 1)).toBe(true);
   }
   expect([...used].sort()).toEqual([hostA, HOST_B].sort());
+  // Host b ran jobs with no repository disk: their commits came over the network into its source cache.
+  expect(existsSync(path.join(bDataDir, 'repos'))).toBe(false);
+  const cached = readdirSync(path.join(bDataDir, 'cache', 'sources'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.tar'));
+  expect(cached.length).toBeGreaterThan(0);
 }, 150_000);
 
 test('kill -9 of a host mid-step: its job starts again from a fresh checkout on the other host, the log naming the lost host', async () => {
