@@ -1,0 +1,236 @@
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
+import { startPlatform, ROOT, type Platform } from '../../infra/platform';
+import type { TopologyProcess } from '../../infra/topology';
+import { git, localRepo, runIdsFrom } from '../helpers/git';
+import { isAlive } from '../helpers/procs';
+
+// Issue 11 item 8, the local fleet (`npm start -- --fleet`): a platform of its own with 2 gateways,
+// 2 apis, 2 git storage nodes, 3 sandbox hosts and an orchestration worker, each with its own data
+// dir, on one Postgres, Redis and Temporal. It is what a user gets, seen from outside: topology.json,
+// both gateways, work done through either of them.
+
+jest.setTimeout(240_000);
+
+const dataDir = path.join(ROOT, '.test-data', `fleet-${process.pid}`);
+const quiet = { info: () => undefined, debug: () => undefined, warn: (m: string) => console.warn(`[fleet] ${m}`) };
+let platform: Platform;
+let token: string;
+const tenant = 'fleet';
+
+interface Answer<T = any> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+async function call<T = any>(gateway: string, method: string, p: string, body?: unknown, auth = token): Promise<Answer<T>> {
+  const res = await fetch(`${gateway}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${auth}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  return { status: res.status, text, body: (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text };
+}
+
+async function must<T = any>(what: string, answer: Promise<Answer<T>>, status: number): Promise<T> {
+  const a = await answer;
+  if (a.status !== status) throw new Error(`${what}: ${a.status} ${a.text}`);
+  return a.body;
+}
+
+const cloneUrl = (gateway: string, repo: string) => {
+  const u = new URL(`${gateway}/${tenant}/${repo}.git`);
+  u.username = 'x';
+  u.password = token;
+  return u.toString();
+};
+
+let repoCount = 0;
+async function createRepo(gateway: string): Promise<string> {
+  const name = `r${++repoCount}`;
+  await must('repo', call(gateway, 'POST', '/api/v1/repos', { owner: tenant, name, visibility: 'private' }), 201);
+  return name;
+}
+
+async function topology(): Promise<TopologyProcess[]> {
+  return (JSON.parse(await fs.readFile(path.join(dataDir, 'run', 'topology.json'), 'utf8')) as { processes: TopologyProcess[] }).processes;
+}
+
+interface Step {
+  job: string;
+  name: string;
+  status: string;
+  host: string | null;
+}
+
+async function waitForRun(gateway: string, id: string): Promise<{ status: string; steps: Step[] }> {
+  const deadline = Date.now() + 150_000;
+  for (;;) {
+    const run = await must<{ status: string; steps: Step[] }>('run', call(gateway, 'GET', `/api/v1/runs/${encodeURIComponent(id)}`), 200);
+    if (['success', 'failure', 'cancelled'].includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${id} did not finish: ${JSON.stringify(run)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+beforeAll(async () => {
+  await fs.rm(dataDir, { recursive: true, force: true });
+  platform = await startPlatform({
+    env: ownPlatformEnv(dataDir, {
+      DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      // 3 jobs per host, 9 in all: fewer than the jobs pushed at once, so no host can take them all
+      // (with 8 each, two hosts could, and "every host ran jobs" would prove nothing).
+      DOTGIT_SANDBOX_CONCURRENCY: '3',
+    }),
+    log: quiet,
+    ephemeral: true,
+    fleet: true,
+  });
+  token = platform.adminToken;
+  const g = platform.gatewayUrl;
+  await must('tenant', call(g, 'POST', '/api/v1/tenants', { name: tenant }), 201);
+  await must('user', call(g, 'POST', `/api/v1/tenants/${tenant}/users`, { username: 'fleet-admin', role: 'admin' }), 201);
+  token = (await must<{ token: string }>('token', call(g, 'POST', '/api/v1/tokens', { username: 'fleet-admin', scopes: ['read', 'write', 'admin'] }), 201)).token;
+}, 300_000);
+
+afterAll(async () => {
+  await platform?.stop();
+}, 120_000);
+
+test('topology.json lists 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts and the orchestration worker, all running', async () => {
+  const processes = await topology();
+  const of = (role: string) => processes.filter((p) => p.role === role).map((p) => p.instance).sort();
+  expect(of('gateway')).toEqual(['gateway-1', 'gateway-2']);
+  expect(of('api')).toEqual(['api-1', 'api-2']);
+  expect(of('git-server')).toEqual(['node-1', 'node-2']);
+  expect(of('worker')).toEqual(['orchestration-1', 'sandbox-1', 'sandbox-2', 'sandbox-3']);
+  for (const p of processes) expect({ instance: p.instance, alive: isAlive(p.pid) }).toEqual({ instance: p.instance, alive: true });
+  const services = processes.filter((p) => ['gateway', 'api', 'git-server', 'worker'].includes(p.role));
+  expect(new Set(services.map((p) => p.port)).size).toBe(services.length);
+  expect(new Set(services.map((p) => p.pid)).size).toBe(services.length);
+  // The gateways' URLs are the ones users are given.
+  expect(processes.filter((p) => p.role === 'gateway').map((p) => p.url)).toEqual(platform.gatewayUrls);
+});
+
+test('each gateway, api, node and sandbox host has a data dir of its own; the object store is shared', () => {
+  const dirOf = new Map(platform.instances.map((i) => [i.name, i.env.DOTGIT_DATA_DIR]));
+  const own = ['gateway-1', 'gateway-2', 'api-1', 'api-2', 'node-1', 'node-2', 'sandbox-1', 'sandbox-2', 'sandbox-3'].map((n) => dirOf.get(n));
+  expect(new Set(own).size).toBe(own.length);
+  // Known gap: the orchestration (+storage) worker still reads repositories from node-1's disk.
+  expect(dirOf.get('orchestration-1')).toBe(dirOf.get('node-1'));
+  expect(new Set(platform.instances.map((i) => i.env.DOTGIT_FS_OBJECTS_DIR))).toEqual(new Set([path.join(dataDir, 'objects')]));
+});
+
+test('both gateways answer /healthz', async () => {
+  expect(platform.gatewayUrls).toHaveLength(2);
+  for (const g of platform.gatewayUrls) {
+    const res = await fetch(`${g}/healthz`);
+    expect({ gateway: g, status: res.status }).toEqual({ gateway: g, status: 200 });
+  }
+});
+
+test('a repository made and pushed through gateway 1 is read through gateway 2', async () => {
+  const [g1, g2] = platform.gatewayUrls;
+  const repo = await createRepo(g1);
+  expect((await call(g2, 'GET', `/api/v1/repos/${tenant}/${repo}`)).status).toBe(200);
+  const work = await localRepo({ 'hello.txt': 'from gateway 1\n' });
+  const pushed = await git(['push', cloneUrl(g1, repo), 'main'], work);
+  expect(pushed.code).toBe(0);
+  const clone = path.join(work, 'clone');
+  const cloned = await git(['clone', '-q', cloneUrl(g2, repo), clone]);
+  expect(cloned.code).toBe(0);
+  expect(await fs.readFile(path.join(clone, 'hello.txt'), 'utf8')).toBe('from gateway 1\n');
+});
+
+test('a push through either gateway runs its pipeline to success on the sandbox hosts; the apis serve its artifact', async () => {
+  const yaml = [
+    'jobs:',
+    '  build:',
+    '    steps:',
+    '      - name: write',
+    '        run: echo one > made.txt',
+    '      - name: check',
+    '        run: test "$(cat made.txt)" = one',
+    '    artifacts: [made.txt]',
+    '',
+  ].join('\n');
+  for (const g of platform.gatewayUrls) {
+    const repo = await createRepo(g);
+    const work = await localRepo({ '.dotgit/pipeline.yml': yaml });
+    const pushed = await git(['push', cloneUrl(g, repo), 'main'], work);
+    const [id] = runIdsFrom(pushed.stderr);
+    expect(id).toBeDefined();
+    const run = await waitForRun(g, id!);
+    expect({ gateway: g, status: run.status }).toEqual({ gateway: g, status: 'success' });
+    const hosts = new Set(run.steps.map((s) => s.host));
+    expect(hosts.size).toBe(1);
+    expect(['sandbox-1', 'sandbox-2', 'sandbox-3']).toContain([...hosts][0]);
+    // Uploaded by a sandbox host, read by an api: one object store, as a bucket would be.
+    const artifact = await call(g, 'GET', `/api/v1/runs/${encodeURIComponent(id!)}/artifacts/made.txt`);
+    expect({ status: artifact.status, text: artifact.text }).toEqual({ status: 200, text: 'one\n' });
+  }
+});
+
+/** Three steps: the later ones read (and add to) what the earlier ones wrote in the job's workspace. */
+const THREE_STEPS = [
+  'jobs:',
+  '  build:',
+  '    steps:',
+  '      - name: write',
+  '        run: echo one > made.txt && sleep 1',
+  '      - name: append',
+  '        run: cat made.txt && echo two >> made.txt',
+  '      - name: check',
+  '        run: test "$(cat made.txt)" = "$(printf \'one\\ntwo\')"',
+  '',
+].join('\n');
+
+test('30 pushes through both gateways to repositories on both nodes: every 3-step job succeeds on one host, every sandbox host ran jobs', async () => {
+  const REPOS = 10;
+  const PUSHES_EACH = 3;
+  const gateways = platform.gatewayUrls;
+  const repos: string[] = [];
+  for (let i = 0; i < REPOS; i++) repos.push(await createRepo(gateways[i % gateways.length]!));
+  // Placed least-used first: both nodes hold some.
+  const nodes = await Promise.all(repos.map(async (r) => (await must<{ node: string }>('repo', call(platform.gatewayUrl, 'GET', `/api/v1/repos/${tenant}/${r}`), 200)).node));
+  expect(new Set(nodes)).toEqual(new Set(['node-1', 'node-2']));
+
+  // Each repository's pushes go one after another (each a new commit), through alternating gateways.
+  const runIds = (
+    await Promise.all(
+      repos.map(async (repo, i) => {
+        const work = await localRepo({ '.dotgit/pipeline.yml': THREE_STEPS });
+        const ids: string[] = [];
+        for (let n = 0; n < PUSHES_EACH; n++) {
+          if (n > 0) {
+            await fs.writeFile(path.join(work, 'n.txt'), `${n}\n`);
+            await git(['add', 'n.txt'], work);
+            await git(['commit', '-q', '-m', `push ${n}`], work);
+          }
+          const pushed = await git(['push', '-q', cloneUrl(gateways[(i + n) % gateways.length]!, repo), 'main'], work);
+          const [id] = runIdsFrom(pushed.stderr);
+          if (!id) throw new Error(`push ${n} to ${repo}: no run (${pushed.code}): ${pushed.stderr}`);
+          ids.push(id);
+        }
+        return ids;
+      }),
+    )
+  ).flat();
+  expect(runIds).toHaveLength(REPOS * PUSHES_EACH);
+
+  const runs = await Promise.all(runIds.map((id, i) => waitForRun(gateways[i % gateways.length]!, id)));
+  expect(runs.filter((r) => r.status !== 'success').map((r) => r.steps)).toEqual([]);
+  for (const run of runs) {
+    expect(run.steps.map((s) => s.name)).toEqual(['write', 'append', 'check']);
+    // The job's steps ran where its workspace is: one host.
+    expect(new Set(run.steps.map((s) => s.host)).size).toBe(1);
+  }
+  expect(new Set(runs.map((r) => r.steps[0]!.host))).toEqual(new Set(['sandbox-1', 'sandbox-2', 'sandbox-3']));
+  // Sandbox hosts have no repository disk: their sources come over the network.
+  for (const n of ['sandbox-1', 'sandbox-2', 'sandbox-3']) expect(existsSync(path.join(dataDir, 'fleet', n, 'repos'))).toBe(false);
+});
