@@ -93,6 +93,12 @@ export class UpstreamPool {
 
   /** The next instance to send to, skipping `exclude` (those a request already tried); undefined when none can be tried. */
   pick(exclude?: ReadonlySet<UpstreamInstance>): UpstreamInstance | undefined {
+    // The hot path (every proxied request): the instance in turn is up and nothing is excluded.
+    const next = this.instances[this.cursor];
+    if (!exclude && next.state === 'up') {
+      this.cursor = (this.cursor + 1) % this.instances.length;
+      return next;
+    }
     const i = pickIndex(
       this.instances.map((x) => x.state),
       this.cursor,

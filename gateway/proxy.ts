@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
 import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, type IPolicy } from 'cockatiel';
@@ -9,7 +10,13 @@ import { readWholeBody, replayablePost } from './idempotency';
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'x-dotgit-identity', 'x-dotgit-service']);
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+
+/** A request to `url`'s instance over http or https (instance lists may name either), on a kept-alive socket. */
+export function upstreamRequest(url: URL, options: http.RequestOptions): http.ClientRequest {
+  const secure = url.protocol === 'https:';
+  return (secure ? https : http).request({ agent: secure ? agents.https : agents.http, hostname: url.hostname, port: url.port, ...options });
+}
 
 /** Thrown (inside the retry policy) when an idempotent request got 502/503/504 from the upstream. */
 class UpstreamStatusError extends Error {
@@ -157,7 +164,7 @@ export async function forward(
       }
       o.policies.attempts++;
       const upstream = instance.url;
-      const out = http.request({ agent, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.originalUrl, headers, signal });
+      const out = upstreamRequest(upstream, { method: req.method, path: req.originalUrl, headers, signal });
       current = out;
       let connected = false;
       let answered = false;
@@ -214,12 +221,11 @@ export async function forward(
 
   /** One attempt: the next instance that can be tried, through its breaker; on to another while nothing was sent. */
   const toSomeInstance = async (): Promise<http.IncomingMessage> => {
-    const tried = new Set<UpstreamInstance>();
+    let tried: Set<UpstreamInstance> | undefined; // made on the first instance that sent nothing (rare)
     let last: unknown;
     for (;;) {
       const instance = pool.pick(tried);
       if (!instance) throw pool.allDown() || last === undefined ? new NoInstanceError(pool) : last;
-      tried.add(instance);
       const breaker = o.policies.breakerFor(instance.url);
       try {
         return await (retried ? breaker.execute(() => o.policies.perAttempt.execute(({ signal }) => attempt(instance, signal))) : breaker.execute(() => attempt(instance)));
@@ -227,6 +233,7 @@ export async function forward(
         if (err instanceof NotSentError) pool.markDown(instance, (err.reason as NodeJS.ErrnoException).code ?? err.message);
         else if (!(err instanceof BrokenCircuitError)) throw err; // an open breaker sent nothing either
         last = err;
+        (tried ??= new Set()).add(instance);
       }
     }
   };

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { errorBody } from '../core/http';
 import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
+import { upstreamRequest } from './proxy';
 
 /**
  * Passes an HTTP upgrade (WebSocket) through to an instance of `pool`: the handshake goes with our
@@ -35,7 +36,8 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
     const upstream = instance.url;
     const headers: http.OutgoingHttpHeaders = { ...req.headers, ...extraHeaders, host: upstream.host };
     delete headers['x-dotgit-service'];
-    const out = http.request({ hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers });
+    // Not on a kept-alive socket of the pool: an upgraded socket leaves the agent for good.
+    const out = upstreamRequest(upstream, { agent: false, method: req.method, path: req.url, headers });
     let connected = false;
     out.once('socket', (s) => {
       if (!s.connecting) connected = true;
