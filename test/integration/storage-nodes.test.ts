@@ -203,7 +203,9 @@ test('bad input: creating a repository on a node that is not registered, or with
   expect((await fetch(`http://127.0.0.1:${n1.port}/healthz`)).status).toBe(200);
 });
 
-test('n2 down: a push via n1 answers 503 with Retry-After and a message naming n2; once n2 is back, pushes work again', async () => {
+test('n2 down: a push via n1 answers 503 with Retry-After and a message naming n2; new repositories go to n1; once n2 is back, pushes work again', async () => {
+  // n1 now holds one more repository than n2, so while both are up n2 is the next choice.
+  expect((await createRepo(uniqueName('more'))).body.node).toBe(N1);
   await stop(n2);
   const message = `repository ${t.tenant}/${onN2} is on storage node ${N2}, which is down; try again later`;
   const probe = () => fetch(`${via(n1, onN2)}/info/refs?service=git-receive-pack`, { headers: { [IDENTITY_HEADER]: identity } });
@@ -221,13 +223,36 @@ test('n2 down: a push via n1 answers 503 with Retry-After and a message naming n
   res = await probe();
   expect(res.status).toBe(503);
   expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
-  // n1's own repositories are not affected.
+  // n1's own repositories are not affected, and a node that is down is given no new repository.
   expect((await fetch(`${via(n1, onN1)}/info/refs?service=git-receive-pack`, { headers: { [IDENTITY_HEADER]: identity } })).status).toBe(200);
+  expect((await createRepo(uniqueName('while-down'))).body.node).toBe(N1);
 
   n2 = await startNode(N2, dirs.n2, n2.port);
+  expect((await createRepo(uniqueName('after'))).body.node).toBe(N2);
   const push = await git([...gitAuth(), 'push', '-q', '--force', via(n1, onN2), 'main'], work);
   expect({ code: push.code, stderr: push.stderr }).toEqual({ code: 0, stderr: '' });
   const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
   expect(await refs(via(n2, onN2))).toContain(`${commit}\trefs/heads/main`);
   expect(await refs(via(n1, onN2))).toBe(await refs(via(n2, onN2)));
+}, 120_000);
+
+test('at start-up a node claims the unplaced repositories (from before nodes) that are on its disk, and only those', async () => {
+  const tenantId = principal.tenantId;
+  const onDisk = uniqueName('legacy');
+  const elsewhere = uniqueName('legacy');
+  const ids: string[] = [];
+  for (const name of [onDisk, elsewhere]) {
+    ids.push((await db.query(`INSERT INTO repos (tenant_id, name, visibility) VALUES ($1, $2, 'private') RETURNING id`, [tenantId, name])).rows[0].id);
+  }
+  try {
+    expect((await git(['init', '--bare', '-q', repoPath(path.join(dirs.n1, 'repos'), t.tenant, onDisk)])).code).toBe(0);
+    await stop(n1);
+    n1 = await startNode(N1, dirs.n1, n1.port);
+    const nodes = (await db.query(`SELECT name, node_id FROM repos WHERE id = ANY($1::bigint[]) ORDER BY name`, [ids])).rows;
+    expect(Object.fromEntries(nodes.map((r) => [r.name, r.node_id]))).toEqual({ [onDisk]: N1, [elsewhere]: null });
+    const answer = await fetch(`http://127.0.0.1:${ownApi.port}/api/v1/repos/${t.tenant}/${onDisk}`, { headers: { [IDENTITY_HEADER]: identity } });
+    expect(await answer.json()).toEqual(expect.objectContaining({ node: N1, replicas: [] }));
+  } finally {
+    await db.query(`DELETE FROM repos WHERE id = ANY($1::bigint[])`, [ids]);
+  }
 }, 120_000);
