@@ -11,6 +11,10 @@ import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drain
  * Starts a `pipeline` workflow for every pending `push_outbox` row, and a `webhookDispatch` for
  * every pending `webhook_outbox` row. Workflow ids are deterministic (the run id; the push's
  * dispatch id), so a start retried after a crash is a no-op; while Temporal is down rows wait.
+ * Every git-server instance runs one against the same Postgres without double starts: a pass
+ * claims its rows FOR UPDATE SKIP LOCKED and stamps them in the same transaction (`drainOutbox`),
+ * so no two passes hold a row; a relay that dies mid-pass rolls back, and the next one's start of
+ * the same workflow id is refused as already started (REJECT_DUPLICATE), which counts as done.
  */
 export class OutboxRelay {
   constructor(

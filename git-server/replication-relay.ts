@@ -8,6 +8,10 @@ import { drainOutbox } from './outbox-drainer';
  * Signals-with-start the repository's `replication` workflow for every pending replication outbox
  * row (written in the push's own transaction), so no push is ever missed: while Temporal is down
  * rows wait with backoff. Many pushes to one repository become signals to one workflow.
+ * Safe in every git-server instance at once: rows are claimed FOR UPDATE SKIP LOCKED (`drainOutbox`),
+ * and a row sent again after a relay died mid-pass is one more signal to the same workflow id,
+ * folded into its pending sync (the earliest `pushedAt` wins), or at worst one more sync of
+ * replicas already up to date (syncs are idempotent): never two replications of one repository at once.
  */
 export class ReplicationRelay {
   constructor(
