@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
@@ -22,10 +22,9 @@ let hostA: string;
 let owner: TenantFixture;
 let b: { child: ChildProcess; output: () => string } | undefined;
 // Its own data dir: own workspaces, sandbox state and host-id file. Only the object store (logs,
-// artifacts) is shared; no repository disk: sources come from the git-server (ADR 0014).
+// artifacts) is shared (DOTGIT_FS_OBJECTS_DIR, as a bucket would be); no repository disk: sources
+// come from the git-server (ADR 0014).
 const bDataDir = tempDir('fleet-host-b-');
-mkdirSync(path.join(info.dataDir, 'objects'), { recursive: true });
-symlinkSync(path.join(info.dataDir, 'objects'), path.join(bDataDir, 'objects'));
 
 async function polledBy(pid: number, queue: string): Promise<boolean> {
   const connection = await Connection.connect({ address: info.temporalAddress });
@@ -51,6 +50,7 @@ async function startHostB(): Promise<NonNullable<typeof b>> {
     env: {
       ...process.env,
       DOTGIT_DATA_DIR: bDataDir,
+      DOTGIT_FS_OBJECTS_DIR: path.join(info.dataDir, 'objects'),
       DATABASE_URL: info.databaseUrl,
       REDIS_URL: info.redisUrl,
       TEMPORAL_ADDRESS: info.temporalAddress,
