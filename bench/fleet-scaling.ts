@@ -23,7 +23,11 @@ import { hostQueue, SANDBOX_QUEUE } from '../core/run-types';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, fmtRatio, Git, replaceSection, sleep } from './lib';
+import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
+import { startChild } from '../infra/provision/child';
+import { freePort } from '../infra/provision/free-port';
+import { generateRepo, DEFAULT_SHAPE } from './gen-repo';
+import { adminPrincipal, Api, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, replaceSection, sleep, stats, type Stats } from './lib';
 
 export const FLEET_HEADING = '## Sandbox scaling across hosts (issue 11)';
 /** Issue 11's goal at 4 hosts, where the cores allow. */
@@ -40,6 +44,16 @@ function intEnv(name: string, fallback: number, min: number, max: number): numbe
 const RUNS = intEnv('BENCH_FLEET_RUNS', 300, 10, 5000);
 const SLOTS = intEnv('BENCH_FLEET_SLOTS', 2, 1, 64);
 const DRAIN_TIMEOUT_MS = 30 * 60_000;
+/** Clones of each side in the cross-node comparison (alternating). */
+const CLONES = intEnv('BENCH_RUNS', 5, 1, 100);
+/** Issue 11's goal: a clone through a node that does not hold the repository ÷ a clone from the node that does. */
+const GOAL_FORWARDED_RATIO = 1.05;
+
+interface CrossNode {
+  packBytes: number;
+  direct: Stats;
+  forwarded: Stats;
+}
 
 interface Drain {
   hosts: number;
@@ -219,7 +233,8 @@ export async function runFleetBench(progress: (m: string) => void): Promise<stri
       drains.push(drain);
       await Promise.all(round.map(stopHost));
     }
-    return renderFleetSection({ drains, platformStartMs, loadBefore, loadAfter: os.loadavg(), date: new Date().toISOString().slice(0, 10) });
+    const crossNode = await measureCrossNode(platform, api, token, git, scratch, progress);
+    return renderFleetSection({ drains, crossNode, platformStartMs, loadBefore, loadAfter: os.loadavg(), date: new Date().toISOString().slice(0, 10) });
   } finally {
     await Promise.all(hosts.map((h) => stopHost(h).catch(() => undefined)));
     await client?.end().catch(() => undefined);
@@ -234,6 +249,7 @@ export async function runFleetBench(progress: (m: string) => void): Promise<stri
 
 interface FleetBench {
   drains: Drain[];
+  crossNode: CrossNode;
   platformStartMs: number;
   loadBefore: number[];
   loadAfter: number[];
@@ -266,10 +282,81 @@ function renderFleetSection(b: FleetBench): string {
         `All hosts here share the machine's ${cores} cores: a one-step run costs CPU for its workflow tasks, a gVisor sandbox start and stop, checkout and log upload, and the machine's CPU use over each drain (column above) shows how close the drain came to the cores' limit. ` +
         'Hosts on their own machines add their own cores; the queueing itself (Temporal task queues, one orchestration worker) is what this figure checks does not serialise the hosts.'
       : '',
+    '',
+    `| clone of a ${fmtBytes(b.crossNode.packBytes)} repository (${DEFAULT_SHAPE.commits} commits, ${DEFAULT_SHAPE.textFiles + DEFAULT_SHAPE.binaryFiles} files) | median (min–max) of ${b.crossNode.direct.n} |`,
+    '|---|---|',
+    `| through a git node that does not hold it (streamed to the holder) | ${fmtStats(b.crossNode.forwarded)} |`,
+    `| peer: from the node that holds it | ${fmtStats(b.crossNode.direct)} |`,
+    `| ratio (goal ≤ ${GOAL_FORWARDED_RATIO}) | ${fmtRatio(b.crossNode.forwarded.median / b.crossNode.direct.median)} — ${b.crossNode.forwarded.median / b.crossNode.direct.median <= GOAL_FORWARDED_RATIO ? '**met**' : '**not met**'} |`,
+    '',
+    '- Cross-node clone: a second git-server (own data dir, node id `bench-node-2`) beside the platform\'s; `git clone` (with checkout, as users clone) straight at each git-server with a signed identity (what the gateway adds), alternating sides, one warm-up each (the holder\'s pack cache then serves both sides alike).',
     '- Method: N sandbox-only worker processes start and poll their queues (Temporal `DescribeTaskQueue`), then the runs are queued with `POST /api/v1/repos/bench/scaling/runs` (8 at a time, tens per second, far faster than any drain here). ' +
       'The drain time runs from the first step\'s `started_at` to the last run\'s `finished_at` (Postgres), so host start-up is not counted. The pipeline never runs on push (`on.push.branches: [none]`).',
     '',
   ].join('\n');
+}
+
+/**
+ * A second git storage node (a git-server process with its own data dir and node id) beside the
+ * platform's: a clone of a repository the platform's node holds, sent to the second node (which
+ * streams it to the holder), against the same clone sent to the holder. Both straight at the
+ * git-servers with a signed identity, as the gateway would send them, so only the hop differs.
+ */
+async function measureCrossNode(platform: Platform, api: Api, token: string, git: Git, scratch: string, progress: (m: string) => void): Promise<CrossNode> {
+  const src = path.join(scratch, 'cross-src.git');
+  const generated = await generateRepo(src, git, DEFAULT_SHAPE);
+  await api.call('POST', '/api/v1/repos', token, { owner: OWNER, name: 'cross', visibility: 'private' });
+  await git.run(['push', '--quiet', api.cloneUrl(OWNER, 'cross', token), 'main:main'], src);
+  const internalHost = platform.serviceEnv.DOTGIT_INTERNAL_HOST ?? '127.0.0.1';
+  const port = String(await freePort());
+  const nodeDir = path.join(scratch, 'node-2');
+  await fs.mkdir(nodeDir, { recursive: true });
+  progress(`fleet: starting a second git node on port ${port}`);
+  const node = await startChild({
+    name: 'git-node-2',
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(ROOT, 'git-server', 'main.ts')],
+    logFile: path.join(scratch, 'git-node-2.log'),
+    pidFile: path.join(scratch, 'git-node-2.pid'),
+    log: { info: () => undefined, debug: () => undefined, warn: (m: string) => progress(`git-node-2: ${m}`) },
+    env: { ...platform.serviceEnv, DOTGIT_DATA_DIR: nodeDir, DOTGIT_GIT_PORT: port, DOTGIT_NODE_ID: 'bench-node-2', DOTGIT_NODE_URL: `http://${internalHost}:${port}`, LOG_LEVEL: 'warn' },
+    probe: async () => {
+      const res = await fetch(`http://${internalHost}:${port}/healthz`, { signal: AbortSignal.timeout(3000) });
+      if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+    },
+    readyTimeoutMs: 90_000,
+    stopGraceMs: 10_000,
+  });
+  try {
+    const jwt = await signIdentity(platform.serviceEnv.DOTGIT_INTERNAL_SECRET!, await adminPrincipal(platform.databaseUrl), 'bench-cross-node');
+    const tip = (await git.run(['--git-dir', src, 'rev-parse', 'main'])).stdout.trim();
+    const clone = async (gitPort: string, dest: string) => {
+      const started = performance.now();
+      await git.run(['-c', `http.extraHeader=${IDENTITY_HEADER}: ${jwt}`, 'clone', '--quiet', `http://${internalHost}:${gitPort}/${OWNER}/cross.git`, dest]);
+      const ms = performance.now() - started;
+      const head = (await git.run(['-C', dest, 'rev-parse', 'HEAD'])).stdout.trim();
+      if (head !== tip) throw new Error(`clone via port ${gitPort} has main ${head}, expected ${tip}`);
+      await fs.rm(dest, { recursive: true, force: true });
+      return ms;
+    };
+    const holder = platform.serviceEnv.DOTGIT_GIT_PORT!;
+    // Warm-up: fills the holder's pack cache, which both sides then use alike.
+    await clone(holder, path.join(scratch, 'cross-warm-1'));
+    await clone(port, path.join(scratch, 'cross-warm-2'));
+    const direct: number[] = [];
+    const forwarded: number[] = [];
+    for (let i = 0; i < CLONES; i++) {
+      const order = i % 2 === 0 ? ['direct', 'forwarded'] : ['forwarded', 'direct'];
+      for (const side of order) {
+        if (side === 'direct') direct.push(await clone(holder, path.join(scratch, `cross-d-${i}`)));
+        else forwarded.push(await clone(port, path.join(scratch, `cross-f-${i}`)));
+      }
+    }
+    progress(`fleet: cross-node clone: direct ${fmtStats(stats(direct))}, through the other node ${fmtStats(stats(forwarded))}`);
+    return { packBytes: generated.packBytes, direct: stats(direct), forwarded: stats(forwarded) };
+  } finally {
+    await node.stop();
+  }
 }
 
 /** Replaces (or appends) this section of BENCHMARKS.md. */

@@ -4,6 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import type { Principal } from '../core/principal';
 
 export interface ProcResult {
   code: number;
@@ -178,4 +180,31 @@ export function replaceSection(doc: string, heading: string, section: string): s
   if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
   const next = doc.indexOf('\n## ', start + heading.length);
   return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+}
+
+/** The platform admin (made at first start) as a Principal, for identities signed like the gateway's. */
+export async function adminPrincipal(databaseUrl: string): Promise<Principal> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const user = await client.query<{ id: string; tenant_id: string; tenant: string; role: Principal['role'] }>(
+      `SELECT u.id, u.tenant_id, t.name AS tenant, u.role FROM users u JOIN tenants t ON t.id = u.tenant_id
+        WHERE u.username = 'admin' AND t.name = 'dotgit' AND u.platform_admin`,
+    );
+    const row = user.rows[0];
+    if (!row) throw new Error('no platform admin "admin" in tenant "dotgit"');
+    const tok = await client.query<{ id: string }>('SELECT id FROM tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id LIMIT 1', [row.id]);
+    return {
+      userId: Number(row.id),
+      username: 'admin',
+      tenantId: Number(row.tenant_id),
+      tenantName: row.tenant,
+      role: row.role,
+      platformAdmin: true,
+      scopes: ['read', 'write', 'admin'],
+      tokenId: Number(tok.rows[0]?.id ?? 0),
+    };
+  } finally {
+    await client.end();
+  }
 }

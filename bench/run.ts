@@ -36,11 +36,9 @@ import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { dataPaths } from '../core/config';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
-import type { Principal } from '../core/principal';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
 import { startChild, type ManagedChild } from '../infra/provision/child';
 import { freePort } from '../infra/provision/free-port';
@@ -52,7 +50,7 @@ import { replaceFleetSection, runFleetBench } from './fleet-scaling';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
-import { Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+import { adminPrincipal, Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 
 const RUNS = (() => {
@@ -728,32 +726,6 @@ function benchRateLimits(): string {
   });
 }
 
-/** The platform admin (made at first start) as a Principal, for identities signed like the gateway's. */
-async function adminPrincipal(databaseUrl: string): Promise<Principal> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const user = await client.query<{ id: string; tenant_id: string; tenant: string; role: Principal['role'] }>(
-      `SELECT u.id, u.tenant_id, t.name AS tenant, u.role FROM users u JOIN tenants t ON t.id = u.tenant_id
-        WHERE u.username = 'admin' AND t.name = 'dotgit' AND u.platform_admin`,
-    );
-    const row = user.rows[0];
-    if (!row) throw new Error('no platform admin "admin" in tenant "dotgit"');
-    const tok = await client.query<{ id: string }>('SELECT id FROM tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id LIMIT 1', [row.id]);
-    return {
-      userId: Number(row.id),
-      username: 'admin',
-      tenantId: Number(row.tenant_id),
-      tenantName: row.tenant,
-      role: row.role,
-      platformAdmin: true,
-      scopes: ['read', 'write', 'admin'],
-      tokenId: Number(tok.rows[0]?.id ?? 0),
-    };
-  } finally {
-    await client.end();
-  }
-}
 
 /** The git-server's pack-cache counters from its /metrics (process-wide, since it started). */
 async function packCacheCounters(host: string, port: string): Promise<{ produced: number; hits: number; uncached: number; processes: number }> {
