@@ -38,9 +38,12 @@ async function main(): Promise<void> {
   const instance = instanceName(config.gitPort);
   // Holds repository write locks while Redis does not answer: apart from the pool the hooks use.
   const lockDb = createDb(config.databaseUrl, 16);
+  // This git-server is a storage node (ADR 0014).
+  const node = { id: config.nodeId ?? (await resolveHostId(config.hostId, dataPaths(config).hostId)), url: config.nodeUrl };
   const reconciler = new PushReconciler({
     db,
     reposDir: dataPaths(config).repos,
+    nodeId: node.id,
     log,
     replicate: config.replicaZones.length > 0,
     onRunsCreated: () => relay.kick(),
@@ -73,8 +76,7 @@ async function main(): Promise<void> {
     redis,
   });
 
-  // This git-server is a storage node (ADR 0014): registered, heartbeating, owner of what its disk holds from before nodes.
-  const node = { id: config.nodeId ?? (await resolveHostId(config.hostId, dataPaths(config).hostId)), url: config.nodeUrl };
+  // Registered, heartbeating, owner of what its disk holds from before nodes.
   const { sharedWith } = await registerNode(db, node.id, node.url);
   if (sharedWith) log.warn({ node: node.id, url: node.url, sharedWith }, 'another live git-server heartbeats under this node id: both must serve one storage root');
   const claimed = await claimUnplacedRepos(db, node.id, dataPaths(config).repos);

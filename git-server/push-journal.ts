@@ -114,6 +114,11 @@ export interface ReconcilerOptions {
   /** Called when a pass created runs (kicks the outbox relay). */
   onRunsCreated?: () => void;
   onReplicationQueued?: () => void;
+  /**
+   * This storage node (ADR 0014): only pushes to repositories placed on it (or not placed yet) are
+   * its to judge; another node's repository is not on this disk, so its refs would look unmoved.
+   */
+  nodeId?: string;
 }
 
 interface OpenPush {
@@ -155,8 +160,9 @@ export class PushReconciler {
         WHERE j.status IN ('prepared', 'committed')
           AND (j.created_at < now() - make_interval(secs => $1::double precision / 1000)
                OR (j.instance = $2 AND j.created_at < $3))
-          AND ($4::bigint IS NULL OR j.repo_id = $4)`,
-      [scope.graceMs, scope.ownRowsBefore?.instance ?? null, scope.ownRowsBefore?.before ?? null, scope.repoId ?? null],
+          AND ($4::bigint IS NULL OR j.repo_id = $4)
+          AND ($5::text IS NULL OR r.node_id IS NULL OR r.node_id = $5)`,
+      [scope.graceMs, scope.ownRowsBefore?.instance ?? null, scope.ownRowsBefore?.before ?? null, scope.repoId ?? null, this.o.nodeId ?? null],
     );
     let recovered = 0;
     let dropped = 0;

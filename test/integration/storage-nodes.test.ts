@@ -2,11 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import { createDb, type Db } from '../../core/db';
 import { repoPath } from '../../core/git';
 import { IDENTITY_HEADER, SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { freePort } from '../../infra/provision/free-port';
+import { journalPrepared, PushReconciler } from '../../git-server/push-journal';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
 import { git, localRepo, tempDir } from '../helpers/git';
@@ -256,3 +258,18 @@ test('at start-up a node claims the unplaced repositories (from before nodes) th
     await db.query(`DELETE FROM repos WHERE id = ANY($1::bigint[])`, [ids]);
   }
 }, 120_000);
+
+test("a node's push reconciliation judges only pushes to its own repositories: another node's are not on its disk", async () => {
+  const repoId = Number((await db.query(`SELECT r.id FROM repos r WHERE r.tenant_id = $1 AND r.name = $2`, [principal.tenantId, onN2])).rows[0].id);
+  const claims = { tenantId: principal.tenantId, repoId, actor: t.username, pushId: uniqueName('unfinished') };
+  // A push journaled on n2 whose ref never moved (n2 died before git applied it).
+  await journalPrepared(db, claims, [{ ref: 'refs/heads/unfinished', oldSha: '0'.repeat(40), newSha: 'f'.repeat(40) }]);
+  const reconciler = (nodeId: string, dir: string) => new PushReconciler({ db, reposDir: path.join(dir, 'repos'), nodeId, log: pino({ level: 'silent' }), replicate: false });
+  const status = async () => (await db.query(`SELECT status FROM push_journal WHERE push_id = $1`, [claims.pushId])).rows.map((r) => r.status);
+  // n1 leaves it alone (on n1's disk the repository is absent, so the ref would look unmoved) …
+  expect(await reconciler(N1, dirs.n1).reconcile({ graceMs: 0, repoId })).toEqual({ recovered: 0, dropped: 0 });
+  expect(await status()).toEqual(['prepared']);
+  // … n2, which holds the repository, finds the ref did not move and drops it.
+  expect(await reconciler(N2, dirs.n2).reconcile({ graceMs: 0, repoId })).toEqual({ recovered: 0, dropped: 1 });
+  expect(await status()).toEqual(['aborted']);
+});
