@@ -234,3 +234,38 @@ test('30 pushes through both gateways to repositories on both nodes: every 3-ste
   // Sandbox hosts have no repository disk: their sources come over the network.
   for (const n of ['sandbox-1', 'sandbox-2', 'sandbox-3']) expect(existsSync(path.join(dataDir, 'fleet', n, 'repos'))).toBe(false);
 });
+
+test('kill -9 of api-1 and gateway-1 under load: clients of gateway-2 see no error; the runner restarts both, topology.json lists their new pids', async () => {
+  const before = await topology();
+  const pidOf = (list: TopologyProcess[], instance: string) => list.find((p) => p.instance === instance)?.pid;
+  const [, g2] = platform.gatewayUrls;
+  const repo = await createRepo(g2!);
+  let stop = false;
+  let answered = 0;
+  const failures: string[] = [];
+  const client = async () => {
+    while (!stop) {
+      const a = await call(g2!, 'GET', `/api/v1/repos/${tenant}/${repo}`).catch((err: Error) => ({ status: 0, text: err.message }));
+      if (a.status === 200) answered++;
+      else failures.push(`${a.status} ${a.text}`);
+    }
+  };
+  const clients = Array.from({ length: 4 }, client);
+  await new Promise((r) => setTimeout(r, 500));
+  process.kill(pidOf(before, 'api-1')!, 'SIGKILL');
+  process.kill(pidOf(before, 'gateway-1')!, 'SIGKILL');
+  const deadline = Date.now() + 60_000;
+  let now = before;
+  while (['api-1', 'gateway-1'].some((i) => !pidOf(now, i) || pidOf(now, i) === pidOf(before, i) || !isAlive(pidOf(now, i)!))) {
+    if (Date.now() > deadline) throw new Error(`not restarted: ${JSON.stringify(now)}`);
+    await new Promise((r) => setTimeout(r, 250));
+    now = await topology();
+  }
+  stop = true;
+  await Promise.all(clients);
+  expect(failures).toEqual([]);
+  expect(answered).toBeGreaterThan(0);
+  const healthy = async () => (await fetch(`${platform.gatewayUrls[0]}/healthz`).catch(() => undefined))?.status;
+  for (const until = Date.now() + 30_000; (await healthy()) !== 200 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
+  expect(await healthy()).toBe(200);
+});
