@@ -12,6 +12,7 @@ import { IdempotencyStore } from './idempotency';
 import { attachEventSockets } from './event-socket';
 import { RepoService } from './services/repo-service';
 import { placementNodes } from './placement-nodes';
+import { fetchFromGitServer } from '../core/git-upstreams';
 import { RunService } from './services/run-service';
 import { ProtectionService } from './services/protection-service';
 import { CollaboratorService } from './services/collaborator-service';
@@ -37,11 +38,10 @@ async function main(): Promise<void> {
   const db = createDb(config.databaseUrl);
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
-  // Any git-server serves any repository (it forwards to the node holding it, ADR 0014).
-  const gitServer = config.gitUpstreams[0];
-  // The git-server's internal API (where the repositories live), signed as the api.
+  // Any git-server serves any repository (it forwards to the node holding it, ADR 0014); one that
+  // cannot be reached or is draining passes the call to the next.
   const gitServerPost = async (path: string, body: unknown) =>
-    fetch(`${gitServer}${path}`, {
+    fetchFromGitServer(config.gitUpstreams, path, {
       method: 'POST',
       headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(secret, 'api') },
       body: JSON.stringify(body),

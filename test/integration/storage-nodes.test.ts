@@ -117,7 +117,7 @@ beforeAll(async () => {
   identity = await signIdentity(info.internalSecret, principal, 'storage-nodes');
   const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
   [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
-  // The api calls n1 first (the first upstream): n2's repositories are created through n1.
+  // The api calls either node (round robin); each forwards a creation meant for the other.
   ownApi = await start('api/main.ts', pApi, {
     DOTGIT_DATA_DIR: info.dataDir,
     DOTGIT_API_PORT: String(pApi),
@@ -177,6 +177,19 @@ test('push and clone through n1 of a repository on n2 are forwarded: refs identi
   expect(clone.code).toBe(0);
   expect((await git(['rev-parse', 'HEAD'], copy)).stdout.trim()).toBe(commit);
   expect((await git(['fsck', '--strict'], copy)).code).toBe(0);
+});
+
+test("the api's creation call to n1 for a repository placed on n2 is forwarded: the bare repository appears on n2's disk", async () => {
+  const token = await signServiceToken(platformInfo().internalSecret, 'api');
+  const name = uniqueName('fwd');
+  const res = await fetch(`http://127.0.0.1:${n1.port}/internal/repos`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token },
+    body: JSON.stringify({ owner: t.tenant, name, node: N2 }),
+  });
+  expect(res.status).toBe(201);
+  expect(existsSync(repoPath(path.join(dirs.n2, 'repos'), t.tenant, name))).toBe(true);
+  expect(existsSync(repoPath(path.join(dirs.n1, 'repos'), t.tenant, name))).toBe(false);
 });
 
 test('a forwarded request for a repository the node does not hold is refused with 421, never sent on', async () => {
