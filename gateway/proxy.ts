@@ -70,8 +70,8 @@ export interface UpstreamPolicies {
   retry: IPolicy;
   /** Bounds a retried attempt's wait for response headers (other requests, e.g. pushes, are not bounded). */
   perAttempt: IPolicy;
-  /** The circuit breaker of one instance (by origin), made on first use: one failing api does not stop the others. */
-  breakerFor(instance: URL): IPolicy;
+  /** The circuit breaker of one instance, made on first use: one failing api does not stop the others. */
+  breakerFor(instance: UpstreamInstance): IPolicy;
   /** Upstream hits by attempt, for tests and metrics. */
   attempts: number;
 }
@@ -82,12 +82,12 @@ export interface UpstreamPolicies {
  * `halfOpenAfterMs`; per upstream the retries and the attempt time limit.
  */
 export function upstreamPolicies(o: { halfOpenAfterMs?: number; retryInitialDelayMs?: number; attemptTimeoutMs?: number } = {}): UpstreamPolicies {
-  const breakers = new Map<string, IPolicy>();
-  const breakerFor = (instance: URL): IPolicy => {
-    let breaker = breakers.get(instance.origin);
+  const breakers = new WeakMap<UpstreamInstance, IPolicy>();
+  const breakerFor = (instance: UpstreamInstance): IPolicy => {
+    let breaker = breakers.get(instance);
     if (!breaker) {
       breaker = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
-      breakers.set(instance.origin, breaker);
+      breakers.set(instance, breaker);
     }
     return breaker;
   };
@@ -226,7 +226,7 @@ export async function forward(
     for (;;) {
       const instance = pool.pick(tried);
       if (!instance) throw pool.allDown() || last === undefined ? new NoInstanceError(pool) : last;
-      const breaker = o.policies.breakerFor(instance.url);
+      const breaker = o.policies.breakerFor(instance);
       try {
         return await (retried ? breaker.execute(() => o.policies.perAttempt.execute(({ signal }) => attempt(instance, signal))) : breaker.execute(() => attempt(instance)));
       } catch (err) {

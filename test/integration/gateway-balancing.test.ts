@@ -35,10 +35,10 @@ describe('a gateway over two small upstreams', () => {
   const pools: UpstreamPool[] = [];
 
   /**
-   * An upstream named `name` on `port` (0: any): answers JSON with its name and the body it read
+   * An upstream named `name` on `port` (0: any): answers JSON (with `status`, default 200/201) with its name and the body it read
    * (`seen` lists its requests, probes aside); `/api/v1/crash` cuts the connection after reading the body.
    */
-  async function upstream(name: string, port = 0) {
+  async function upstream(name: string, port = 0, status?: number) {
     const seen: { method: string; body: string }[] = [];
     const server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -47,7 +47,7 @@ describe('a gateway over two small upstreams', () => {
         if (req.url === '/healthz') return void res.writeHead(200).end('{"status":"ok"}');
         seen.push({ method: req.method!, body: Buffer.concat(chunks).toString() });
         if (req.url === '/api/v1/crash') return void req.socket.destroy();
-        res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ name, body: Buffer.concat(chunks).toString() }));
+        res.writeHead(status ?? (req.method === 'POST' ? 201 : 200), { 'content-type': 'application/json' }).end(JSON.stringify({ name, body: Buffer.concat(chunks).toString() }));
       });
     });
     server.on('upgrade', (_req, socket: Duplex) => {
@@ -155,6 +155,18 @@ describe('a gateway over two small upstreams', () => {
     const after = await namesOf(await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/api/v1/x`))));
     expect(after).toContain('a2');
     expect(again.seen.filter((s) => s.method === 'GET').length).toBeGreaterThan(0);
+  });
+
+  test('an instance that keeps failing opens its own breaker: the others go on serving, it is left alone', async () => {
+    const a = await upstream('a', 0, 502);
+    const b = await upstream('b');
+    const { base } = await gatewayOver([a.url, b.url]);
+    const answers = [];
+    for (let i = 0; i < 20; i++) answers.push(await fetch(`${base}/api/v1/x`));
+    expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200)); // each GET that met a was retried on b
+    expect(new Set(await namesOf(answers))).toEqual(new Set(['b']));
+    // a's breaker opened after its 5th consecutive failure (b's successes do not close it): no more attempts on a.
+    expect(a.seen).toHaveLength(5);
   });
 
   test('every instance down: 503 in the error shape with Retry-After; upgrades too', async () => {
