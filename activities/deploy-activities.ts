@@ -1,15 +1,16 @@
 import type { Client } from '@temporalio/client';
 import { inTransaction, type Db } from '../core/db';
 import { acquireLockSignal, type DeployInput, type DeployStatus } from '../core/deploy-types';
-import { FileTooLargeError, readFileAtCommit, repoPath } from '../core/git';
-import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../core/pipeline-spec';
+import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../core/pipeline-spec';
 import type { Redis } from '../core/redis';
 import { appendRunEvent } from '../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../core/run-types';
+import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 
 export interface DeployActivityDeps {
   db: Db;
-  reposDir: string;
+  /** Where the deployed commit's pipeline file is read (no repository disk needed). */
+  source: PipelineFileSource;
   redis?: Redis;
   temporal: () => Promise<Client>;
 }
@@ -17,18 +18,19 @@ export interface DeployActivityDeps {
 export type LoadEnvironmentResult = { ok: true; environment: EnvironmentSpec } | { ok: false; message: string };
 
 /** Light activities of the deploy workflow (orchestration queue): records, the environment's spec, the lock. */
-export function createDeployActivities({ db, reposDir, redis, temporal }: DeployActivityDeps) {
+export function createDeployActivities({ db, source, redis, temporal }: DeployActivityDeps) {
   return {
     /** The environment as the pipeline file at the deployed commit defines it; a bad file is a result, not an error. */
     async loadDeployEnvironment(input: DeployInput): Promise<LoadEnvironmentResult> {
       try {
-        const text = await readFileAtCommit(repoPath(reposDir, input.tenant, input.repo), input.commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
+        const { text, tooLarge } = await readPipelineFile(source, input);
+        if (tooLarge) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${tooLarge}` };
         if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}` };
         const env = parsePipeline(text).environments?.find((e) => e.name === input.environment);
         if (!env) return { ok: false, message: `${PIPELINE_PATH} at ${input.commit.slice(0, 12)} defines no environment "${input.environment}"` };
         return { ok: true, environment: env };
       } catch (err) {
-        if (err instanceof PipelineSpecError || err instanceof FileTooLargeError) return { ok: false, message: err.message };
+        if (err instanceof PipelineSpecError) return { ok: false, message: err.message };
         throw err;
       }
     },

@@ -2,34 +2,15 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../core/db';
 import { repoGenerationKey, type Redis } from '../core/redis';
 import { inTransaction } from '../core/db';
-import { answerMessage, fetchFromGitServer } from '../core/git-upstreams';
-import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
+import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
 import { hasWebhookFor } from './webhook-activities';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
-export interface OrchestrationDeps {
+export interface OrchestrationDeps extends PipelineFileSource {
   db: Db;
-  /** Git-servers to read the pipeline file from (ADR 0014: any of them reaches the node holding the repository). */
-  gitUpstreams: readonly string[];
-  /** Signs the service token the git-server's internal API asks for. */
-  internalSecret: string;
   redis?: Redis;
-}
-
-/** The pipeline file at a commit, read through a git-server as the api does; undefined when there is none. */
-async function readPipelineFile(deps: OrchestrationDeps, input: PipelineInput): Promise<{ text?: string; tooLarge?: string }> {
-  const res = await fetchFromGitServer(deps.gitUpstreams, '/internal/repos/pipeline-file', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(deps.internalSecret, 'worker') },
-    body: JSON.stringify({ owner: input.tenant, name: input.repo, commit: input.commit }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (res.status === 413) return { tooLarge: await answerMessage(res) };
-  // Anything else is worth a retry (a node restarting, a repository being moved).
-  if (!res.ok) throw new Error(`git-server answered ${res.status} reading ${PIPELINE_PATH} of ${input.tenant}/${input.repo}: ${await answerMessage(res)}`);
-  return { text: ((await res.json()) as { text: string | null }).text ?? undefined };
 }
 
 /** Light activities of the pipeline workflow: parsing the pipeline file and recording state in Postgres. */

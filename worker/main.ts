@@ -63,6 +63,7 @@ async function main(): Promise<void> {
   if (roles.has('orchestration')) {
     // A client for what activities start or signal (environment locks), made on first use.
     const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
+    const pipelineFiles = { gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) };
     orchestration = await Worker.create({
       connection,
       namespace: config.temporalNamespace,
@@ -71,8 +72,8 @@ async function main(): Promise<void> {
       shutdownGraceTime: drainMs,
       shutdownForceTime,
       activities: {
-        ...createOrchestrationActivities({ db, redis, gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) }),
-        ...createDeployActivities({ db, reposDir: paths.repos, redis, temporal: getClient }),
+        ...createOrchestrationActivities({ db, redis, ...pipelineFiles }),
+        ...createDeployActivities({ db, source: pipelineFiles, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,
           secret: config.alertWebhookSecret,
