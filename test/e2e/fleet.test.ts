@@ -269,3 +269,29 @@ test('kill -9 of api-1 and gateway-1 under load: clients of gateway-2 see no err
   for (const until = Date.now() + 30_000; (await healthy()) !== 200 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
   expect(await healthy()).toBe(200);
 });
+
+test('kill -9 of a sandbox host mid-step: the runner starts it again under its host id and the run still succeeds', async () => {
+  const yaml = THREE_STEPS.replace('cat made.txt && echo two', 'for i in $(seq 1 20); do echo tick $i; sleep 0.5; done && cat made.txt && echo two');
+  const g = platform.gatewayUrl;
+  const repo = await createRepo(g);
+  const pushed = await git(['push', cloneUrl(g, repo), 'main'], await localRepo({ '.dotgit/pipeline.yml': yaml }));
+  const [id] = runIdsFrom(pushed.stderr);
+  expect(id).toBeDefined();
+  const runPath = `/api/v1/runs/${encodeURIComponent(id!)}`;
+  // The host running the long step, once the step has shown it runs.
+  let host: string | undefined;
+  for (const until = Date.now() + 90_000; !host; ) {
+    if (Date.now() > until) throw new Error('the long step never ran');
+    const run = await must<{ steps: Step[] }>('run', call(g, 'GET', runPath), 200);
+    const s = run.steps.find((x) => x.name === 'append' && x.status === 'running' && x.host);
+    if (s && (await call(g, 'GET', `${runPath}/logs?job=build&step=append`)).text.includes('tick 2')) host = s.host!;
+    else await new Promise((r) => setTimeout(r, 250));
+  }
+  const before = (await topology()).find((p) => p.role === 'worker' && p.instance === host)!;
+  process.kill(before.pid, 'SIGKILL');
+  const run = await waitForRun(g, id!);
+  expect(run.status).toBe('success');
+  const after = (await topology()).find((p) => p.role === 'worker' && p.instance === host)!;
+  expect(after.pid).not.toBe(before.pid);
+  expect(isAlive(after.pid)).toBe(true);
+});
