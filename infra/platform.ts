@@ -252,6 +252,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
     await Promise.all(
       instances.map(async (s) => {
+        // A fleet instance's own data dir exists from the start, so users see where each keeps its state.
+        await fs.mkdir(String(s.env.DOTGIT_DATA_DIR), { recursive: true });
         const supervisor = new ServiceSupervisor(
           {
             name: s.name,
