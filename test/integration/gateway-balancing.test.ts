@@ -12,6 +12,8 @@ import { LIMITS_OUT_OF_THE_WAY } from '../../infra/own-platform-env';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
+import { git, tempDir, writeFiles } from '../helpers/git';
+import { cloneUrlVia, seededPrivateRepo } from '../helpers/own-gateway';
 
 // Balancing across upstream instances (issue 11 item 5, ADR 0014 "Balancing"). First a gateway
 // in front of small HTTP servers this test controls (round robin, a refused connection re-sent,
@@ -274,26 +276,36 @@ describe('a gateway process over two api processes', () => {
   }
 
   const startApi = (port: number) => start('api/main.ts', port, { DOTGIT_API_PORT: String(port), LOG_LEVEL: 'debug' });
+  let portA: number;
+  let a: Proc;
+  let b: Proc;
+  let gw: Proc;
 
+  // Two apis, and a gateway configured only by the two lists; its git list names a git-server that
+  // is not there before the platform's real one.
   beforeAll(async () => {
     t = await createTenantWithAdmin();
     const repo = await createPrivateRepo(t, 'balanced');
     repoPath = `/api/v1/repos/${t.tenant}/${repo}`;
-  }, 60_000);
+    const [portB, portGw, deadGit] = [await freePort(), await freePort(), await freePort()];
+    portA = await freePort();
+    a = await startApi(portA);
+    b = await startApi(portB);
+    gw = await start('gateway/main.ts', portGw, {
+      PORT: String(portGw),
+      DOTGIT_API_UPSTREAMS: `http://127.0.0.1:${portA},http://127.0.0.1:${portB}`,
+      DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${deadGit},http://127.0.0.1:${platformInfo().gitPort}`,
+      DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
+      // The single-instance settings point nowhere: only the lists lead to the instances.
+      DOTGIT_API_PORT: String(deadGit),
+      DOTGIT_GIT_PORT: String(deadGit),
+    });
+  }, 180_000);
   afterAll(() => {
     for (const p of procs) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
   });
 
   test('requests spread over both; one killed under load costs no client an error; started again, it gets requests', async () => {
-    const [portA, portB, portGw] = [await freePort(), await freePort(), await freePort()];
-    const a = await startApi(portA);
-    const b = await startApi(portB);
-    const gw = await start('gateway/main.ts', portGw, {
-      PORT: String(portGw),
-      DOTGIT_API_UPSTREAMS: `http://127.0.0.1:${portA},http://127.0.0.1:${portB}`,
-      DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${platformInfo().gitPort}`,
-      DOTGIT_RATE_LIMITS: LIMITS_OUT_OF_THE_WAY,
-    });
     const get = () => fetch(`http://127.0.0.1:${gw.port}${repoPath}`, { headers: { authorization: `Bearer ${t.token}` } });
 
     // Spread: round robin over both.
@@ -342,4 +354,23 @@ describe('a gateway process over two api processes', () => {
       'the restarted api to get requests',
     );
   }, 180_000);
+
+  test('clones and pushes work through a git list whose first instance is not there', async () => {
+    const repo = await seededPrivateRepo(t, 'balanced-git');
+    const url = cloneUrlVia(`http://127.0.0.1:${gw.port}`, t.tenant, repo, t.token);
+    const work = path.join(tempDir(), 'work');
+    const clone = await git(['clone', '-q', url, work]);
+    expect(clone.stderr).toBe('');
+    expect(clone.code).toBe(0);
+    for (let i = 0; i < 3; i++) {
+      await writeFiles(work, { [`f${i}.txt`]: `${i}\n` });
+      await git(['add', '.'], work);
+      await git(['commit', '-q', '-m', `change ${i}`], work);
+      const push = await git(['push', '-q', url, 'HEAD:main'], work);
+      expect(push.stderr).not.toMatch(/error|fatal/);
+      expect(push.code).toBe(0);
+    }
+    const again = await git(['ls-remote', url, 'refs/heads/main'], work);
+    expect(again.stdout).toContain((await git(['rev-parse', 'HEAD'], work)).stdout.trim());
+  }, 120_000);
 });
