@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
@@ -124,6 +125,21 @@ test('each gateway, api, node and sandbox host has a data dir of its own; the ob
   // Known gap: the orchestration (+storage) worker still reads repositories from node-1's disk.
   expect(dirOf.get('orchestration-1')).toBe(dirOf.get('node-1'));
   expect(new Set(platform.instances.map((i) => i.env.DOTGIT_FS_OBJECTS_DIR))).toEqual(new Set([path.join(dataDir, 'objects')]));
+});
+
+test('npm start refuses an unknown flag (usage, exit 2) and a DOTGIT_FLEET that is no boolean (exit 1), starting nothing', () => {
+  const start = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'infra', 'start.ts'), ...args], {
+      cwd: ROOT,
+      env: ownPlatformEnv(path.join(dataDir, 'never-started'), env),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const bad = start(['--flete']);
+  expect({ status: bad.status, out: bad.stdout }).toEqual({ status: 2, out: expect.stringContaining('usage: npm start [-- --fleet]') });
+  const badEnv = start([], { DOTGIT_FLEET: 'yes' });
+  expect({ status: badEnv.status, err: badEnv.stderr }).toEqual({ status: 1, err: expect.stringContaining('DOTGIT_FLEET must be 1/true or 0/false') });
+  expect(existsSync(path.join(dataDir, 'never-started'))).toBe(false);
 });
 
 test('both gateways answer /healthz', async () => {
