@@ -42,11 +42,12 @@ describe('a gateway over two small upstreams', () => {
    */
   async function upstream(name: string, port = 0, status?: number) {
     const seen: { method: string; body: string }[] = [];
+    const health = { status: 200 };
     const server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (req.url === '/healthz') return void res.writeHead(200).end('{"status":"ok"}');
+        if (req.url === '/healthz') return void res.writeHead(health.status).end(health.status === 200 ? '{"status":"ok"}' : '{"status":"draining"}');
         seen.push({ method: req.method!, body: Buffer.concat(chunks).toString() });
         if (req.url === '/api/v1/crash') return void req.socket.destroy();
         res.writeHead(status ?? (req.method === 'POST' ? 201 : 200), { 'content-type': 'application/json' }).end(JSON.stringify({ name, body: Buffer.concat(chunks).toString() }));
@@ -62,6 +63,8 @@ describe('a gateway over two small upstreams', () => {
     return {
       url,
       seen,
+      /** What its `/healthz` answers (200 unless set). */
+      health,
       close: () => {
         servers.delete(server);
         server.closeAllConnections();
@@ -169,6 +172,23 @@ describe('a gateway over two small upstreams', () => {
     expect(new Set(await namesOf(answers))).toEqual(new Set(['b']));
     // a's breaker opened after its 5th consecutive failure (b's successes do not close it): no more attempts on a.
     expect(a.seen).toHaveLength(5);
+  });
+
+  test('an instance whose /healthz fails gets nothing while another is healthy; when none is, the reachable ones still serve', async () => {
+    const a = await upstream('a');
+    const b = await upstream('b');
+    const { base, pool } = await gatewayOver([a.url, b.url]);
+    a.health.status = 503; // draining, or a dependency of its own down
+    await waitUntil(() => pool.instances[0].state === 'unhealthy', 10_000, 'the probe to see a unhealthy');
+    const onlyB = await namesOf(await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/api/v1/x`))));
+    expect(new Set(onlyB)).toEqual(new Set(['b']));
+    // Both fail their checks (a shared dependency, e.g. Temporal, is down): requests still reach them.
+    b.health.status = 503;
+    await waitUntil(() => pool.instances[1].state === 'unhealthy', 10_000, 'the probe to see b unhealthy');
+    const both = await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/api/v1/x`)));
+    expect(both.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect(new Set(await namesOf(both))).toEqual(new Set(['a', 'b']));
+    expect((await fetch(`${base}/healthz`)).status).toBe(503); // but the gateway says so
   });
 
   test('every instance down: 503 in the error shape with Retry-After; upgrades too', async () => {
