@@ -12,11 +12,11 @@ export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir
   return {
     async listReposNeedingMaintenance(args: { limit: number }): Promise<RepoTarget[]> {
       const r = await db.query(
-        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id
+        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
           WHERE r.pushes_since_maintenance > 0 ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
         [args.limit],
       );
-      return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name }));
+      return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}) }));
     },
 
     /**

@@ -175,12 +175,13 @@ const configSchema = z.object({
    * `DOTGIT_WORKER_ROLES` — comma list of what a worker process does: `orchestration` (workflows and
    * their records), `storage` (activities that read the repositories' disk: loading pipeline files,
    * maintenance, backup, replication), `sandbox` (pipeline steps). Default all three (`npm start`).
-   * Until storage activities have per-node queues, `orchestration` and `storage` go together.
+   * A `storage` worker also polls its node's queue `dotgit-storage@<DOTGIT_NODE_ID or host id>`
+   * (run it beside each git-server, on the same data dir); `orchestration` needs `storage` too.
    */
   workerRoles: z
     .array(z.enum(['orchestration', 'sandbox', 'storage'], { error: 'DOTGIT_WORKER_ROLES lists orchestration, sandbox or storage' }))
     .min(1, 'DOTGIT_WORKER_ROLES names at least one role')
-    .refine((r) => r.includes('orchestration') === r.includes('storage'), 'DOTGIT_WORKER_ROLES: orchestration and storage go together (storage activities still run on the orchestration queue)')
+    .refine((r) => !r.includes('orchestration') || r.includes('storage'), 'DOTGIT_WORKER_ROLES: orchestration needs storage too (repositories from before storage nodes still have their disk activities on the orchestration queue)')
     .transform((r) => [...new Set(r)]),
   /** `DOTGIT_HOST_ID` — the worker's stable host id (steps report it as `host`; its own task queue is `dotgit-sandbox@<id>`). Default: made once from the host name and saved in the data dir (`host-id`). */
   hostId: z

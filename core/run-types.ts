@@ -17,6 +17,14 @@ export function hostQueue(hostId: string): string {
   return `${SANDBOX_QUEUE}@${hostId}`;
 }
 
+/**
+ * A storage node's own task queue (ADR 0014): activities that need a repository's disk (repack,
+ * replica sync) run on the worker beside the node that holds it, which polls this queue.
+ */
+export function storageQueue(nodeId: string): string {
+  return `dotgit-storage@${nodeId}`;
+}
+
 export type RunStatus = 'queued' | 'running' | 'success' | 'failure' | 'cancelled';
 export type StepStatus = RunStatus | 'skipped';
 
@@ -95,6 +103,11 @@ export interface RepoTarget {
   tenant: string;
   repoId: number;
   repo: string;
+  /**
+   * The storage node holding the repository: its disk activities go to `storageQueue(node)`.
+   * Absent in targets (and recorded histories) from before storage nodes: the orchestration queue.
+   */
+  node?: string;
 }
 
 /** Workflow id of one repository's maintenance: one at a time per repository. */

@@ -232,6 +232,7 @@ export function createGitServerApp(o: GitServerOptions) {
       repo: claims.repo,
       gitDir,
       actor: claims.actor,
+      node: o.node?.id,
     }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) });
     if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.
@@ -239,7 +240,7 @@ export function createGitServerApp(o: GitServerOptions) {
       .child({ requestId: claims.requestId ?? null, traceId: claims.traceId ?? null })
       .info({ repo: `${claims.tenant}/${claims.repo}`, actor: claims.actor, refs: updates.length, runs: runs.map((r) => r.runId), skip }, 'push recorded');
     if (runs.length > 0) o.onPushRecorded();
-    if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo });
+    if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo, node: o.node?.id });
     const base = o.publicUrl.replace(/\/+$/, '');
     // Runs a reconciliation recorded first (this push outlived a git-server restart) are still this push's.
     const runIds = [...recordedEarlier, ...runs.map((r) => r.runId)];

@@ -224,7 +224,7 @@ export class PushReconciler {
     // One transaction records the updates that landed and drops those that did not (the guard).
     const { runs } = await recordPush(
       db,
-      { tenantId, tenant: push.tenant, repoId, repo: push.repo, gitDir, actor: rows[0].actor },
+      { tenantId, tenant: push.tenant, repoId, repo: push.repo, gitDir, actor: rows[0].actor, node: this.o.nodeId },
       applied,
       {
         skipPipelines: options.includes('ci.skip'),

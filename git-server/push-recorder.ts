@@ -28,6 +28,8 @@ export interface PushContext {
   repo: string;
   gitDir: string;
   actor: string;
+  /** The storage node recording the push (it holds the repository): named in the replication target. */
+  node?: string;
 }
 
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
@@ -131,7 +133,7 @@ export async function recordPush(
     }
     if (options.refsFingerprint) await c.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [ctx.repoId, options.refsFingerprint]);
     if (options.replicate) {
-      const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo };
+      const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo, ...(ctx.node ? { node: ctx.node } : {}) };
       await c.query(`INSERT INTO replication_outbox (tenant_id, repo_id, payload) VALUES ($1, $2, $3)`, [ctx.tenantId, ctx.repoId, JSON.stringify(target)]);
     }
     const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);

@@ -7,7 +7,7 @@ import { createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
 import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
-import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE } from '../core/run-types';
+import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, storageQueue } from '../core/run-types';
 import { resolveHostId } from '../core/host-id';
 import { HostJobs, jobSlots } from '../activities/sandbox/host-jobs';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
@@ -117,6 +117,24 @@ async function main(): Promise<void> {
     workers.push(orchestration);
   }
 
+  // Beside a git-server (same data dir): the disk activities of the repositories its node holds.
+  let storage: Worker | undefined;
+  const nodeId = config.nodeId ?? hostId;
+  if (roles.has('storage')) {
+    storage = await Worker.create({
+      connection,
+      namespace: config.temporalNamespace,
+      taskQueue: storageQueue(nodeId),
+      shutdownGraceTime: drainMs,
+      shutdownForceTime,
+      activities: {
+        ...createMaintenanceActivities({ db, reposDir: paths.repos }),
+        ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+      },
+    });
+    workers.push(storage);
+  }
+
   let shared: Worker | undefined;
   let own: Worker | undefined;
   // Jobs in progress here: a draining worker serves its own queue until they end.
@@ -212,6 +230,7 @@ async function main(): Promise<void> {
     draining = true;
     log.info({ signal, drainSeconds: config.workerDrainSeconds, jobsHere: hostJobs.size }, 'worker draining: no new work; running jobs finish');
     orchestration?.shutdown();
+    storage?.shutdown();
     shared?.shutdown();
     const deadline = Date.now() + drainMs;
     const poll = setInterval(() => {
@@ -224,7 +243,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ roles: [...roles], hostId, queues: workers.map((w) => w.options.taskQueue) }, 'worker running');
+  log.info({ roles: [...roles], hostId, nodeId: roles.has('storage') ? nodeId : undefined, queues: workers.map((w) => w.options.taskQueue) }, 'worker running');
   await Promise.all(workers.map((w) => w.run()));
   log.info({ hostId }, 'worker stopped');
   server.close();

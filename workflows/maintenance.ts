@@ -1,14 +1,14 @@
-import { executeChild, isCancellation, log, patched, proxyActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import { type ActivityOptions, executeChild, isCancellation, log, patched, proxyActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import type { HousekeepingActivities, HousekeepingResult } from '../activities/housekeeping-activities';
 import type { MaintenanceActivities } from '../activities/maintenance-activities';
-import { maintenanceWorkflowId, ORCHESTRATION_QUEUE, type RepoTarget } from '../core/run-types';
+import { maintenanceWorkflowId, ORCHESTRATION_QUEUE, storageQueue, type RepoTarget } from '../core/run-types';
 
-const maintenance = proxyActivities<MaintenanceActivities>({
-  taskQueue: ORCHESTRATION_QUEUE,
+const REPACK_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   // A repack of a large repository takes minutes.
   startToCloseTimeout: '1 hour',
   retry: { initialInterval: '10 seconds', maximumAttempts: 3 },
-});
+};
+const maintenance = proxyActivities<MaintenanceActivities>({ taskQueue: ORCHESTRATION_QUEUE, ...REPACK_OPTIONS });
 
 // Deletions go in batches with a heartbeat after each, so a worker lost mid-way is noticed soon;
 // every part is safe to run again.
@@ -21,7 +21,10 @@ const housekeeping = proxyActivities<HousekeepingActivities>({
 
 /** Maintenance of one repository (started after many pushes, or by the sweep). */
 export async function repoMaintenance(target: RepoTarget): Promise<{ pushesCovered: number }> {
-  return maintenance.maintainRepo(target);
+  // The repack runs beside the node holding the repository (ADR 0014). Targets from before nodes
+  // (and their histories) name none and keep the orchestration queue: the input decides, no patch.
+  const onDisk = target.node ? proxyActivities<MaintenanceActivities>({ taskQueue: storageQueue(target.node), ...REPACK_OPTIONS }) : maintenance;
+  return onDisk.maintainRepo(target);
 }
 
 const failure = (err: unknown) => ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;

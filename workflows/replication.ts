@@ -1,15 +1,14 @@
-import { condition, continueAsNew, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { type ActivityOptions, condition, continueAsNew, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ReplicationActivities } from '../activities/replication-activities';
-import { ORCHESTRATION_QUEUE } from '../core/run-types';
+import { ORCHESTRATION_QUEUE, storageQueue } from '../core/run-types';
 import { PUSHED_SIGNAL, type PushedSignal, type ReconcileResult, type ReplicationInput, type SyncResult } from '../core/replication-types';
 
 // A sync retries a few times quickly; a zone that stays down is retried by the workflow itself
 // with backoff, so it catches up whenever it returns while the other zones go on.
-const sync = proxyActivities<ReplicationActivities>({
-  taskQueue: ORCHESTRATION_QUEUE,
+const SYNC_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   startToCloseTimeout: '30 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['UnknownZoneError'] },
-});
+};
 const reconcile = proxyActivities<ReplicationActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
   startToCloseTimeout: '6 hours',
@@ -34,6 +33,9 @@ const MAX_ROUNDS = 200;
  */
 export async function replication(input: ReplicationInput): Promise<{ rounds: number }> {
   const { pendingSince: _p, behind: _b, idleMs = IDLE_MS, ...target } = input;
+  // Syncs read the primary copy: they run beside the node holding it (ADR 0014). Inputs from before
+  // nodes (and their histories) name none and keep the orchestration queue: the input decides, no patch.
+  const sync = proxyActivities<ReplicationActivities>({ taskQueue: target.node ? storageQueue(target.node) : ORCHESTRATION_QUEUE, ...SYNC_OPTIONS });
   let pendingSince = input.pendingSince;
   const behind = new Map<string, number>(Object.entries(input.behind ?? {}));
   setHandler(pushedSignal, ({ pushedAt }) => {

@@ -2,7 +2,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createDb } from '../../core/db';
-import { maintenanceWorkflowId } from '../../core/run-types';
+import { maintenanceWorkflowId, storageQueue } from '../../core/run-types';
 import { MAINTENANCE_SCHEDULE } from '../../temporal-config/schedules';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName } from '../helpers/api-client';
@@ -40,8 +40,14 @@ test('the maintenance schedule repacks changed repositories', async () => {
     const after = await counter();
     expect(after.n).toBe(0);
     expect(after.last_maintenance_at).not.toBeNull();
-    const result = await client.workflow.getHandle(maintenanceWorkflowId(owner.tenant, repo)).result();
-    expect(result).toEqual({ pushesCovered: 3 });
+    const handle = client.workflow.getHandle(maintenanceWorkflowId(owner.tenant, repo));
+    expect(await handle.result()).toEqual({ pushesCovered: 3 });
+    // The repack ran on the queue of the storage node holding the repository (ADR 0014), which the
+    // worker beside that git-server polls.
+    const node = (await api('GET', `/api/v1/repos/${owner.tenant}/${repo}`, { token: owner.token })).body.node as string;
+    expect(node).toEqual(expect.any(String));
+    const queues = ((await handle.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name ?? []);
+    expect(queues).toEqual([storageQueue(node)]);
 
     const gitDir = path.join(info.dataDir, 'repos', owner.tenant, `${repo}.git`);
     const packs = readdirSync(path.join(gitDir, 'objects', 'pack'));

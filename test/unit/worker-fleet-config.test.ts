@@ -8,11 +8,13 @@ test('worker roles default to all three; a list is trimmed and deduplicated', ()
   expect(loadConfig({}).workerRoles.sort()).toEqual(['orchestration', 'sandbox', 'storage']);
   expect(loadConfig({ DOTGIT_WORKER_ROLES: ' sandbox ,sandbox' }).workerRoles).toEqual(['sandbox']);
   expect(loadConfig({ DOTGIT_WORKER_ROLES: 'orchestration,storage' }).workerRoles).toEqual(['orchestration', 'storage']);
+  // Beside a git-server: its node's disk activities only.
+  expect(loadConfig({ DOTGIT_WORKER_ROLES: 'storage' }).workerRoles).toEqual(['storage']);
 });
 
 test('an unknown role, or orchestration without storage, is refused with the variable named', () => {
   expect(() => loadConfig({ DOTGIT_WORKER_ROLES: 'sandbox,gpu' })).toThrow(/DOTGIT_WORKER_ROLES lists orchestration, sandbox or storage/);
-  expect(() => loadConfig({ DOTGIT_WORKER_ROLES: 'orchestration' })).toThrow(/DOTGIT_WORKER_ROLES: orchestration and storage go together/);
+  expect(() => loadConfig({ DOTGIT_WORKER_ROLES: 'orchestration' })).toThrow(/DOTGIT_WORKER_ROLES: orchestration needs storage too/);
 });
 
 test('host id and drain period: defaults, and bad values named', () => {

@@ -6,7 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { MaintenanceActivities } from '../../activities/maintenance-activities';
 import type { HousekeepingActivities } from '../../activities/housekeeping-activities';
-import { ORCHESTRATION_QUEUE, type RepoTarget } from '../../core/run-types';
+import { ORCHESTRATION_QUEUE, storageQueue, type RepoTarget } from '../../core/run-types';
 import { ROOT } from '../../infra/root';
 
 // The hourly maintenance sweep's logic against a real Temporal dev server with recording fake
@@ -94,4 +94,36 @@ test.each(['maintenance-v0.json', 'maintenance-v1.json'])('the recorded history 
   const history = historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8')));
   expect(history.events?.length).toBeGreaterThan(10);
   await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, file);
+});
+
+// ADR 0014: a target that names its storage node is repacked by the worker beside that node
+// (queue dotgit-storage@<node>), never by the orchestration worker, which has no such disk.
+const NODE_HISTORY_FILE = path.join(HISTORIES, 'maintenance-node-v2.json');
+
+test("a repository's repack runs on its storage node's queue; a history is recorded", async () => {
+  const env = testEnv();
+  const calls: string[] = [];
+  const on = (where: string) => ({ maintainRepo: async (t: RepoTarget) => (calls.push(`${where} repack ${t.tenant}/${t.repo}`), { pushesCovered: 4 }) }) as unknown as MaintenanceActivities;
+  const orchestration = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: on('orchestration') });
+  const node = await Worker.create({ connection: env.nativeConnection, taskQueue: storageQueue('n2'), activities: on('n2') });
+  const target: RepoTarget = { tenantId: 1, tenant: 'acme', repoId: 10, repo: 'web', node: 'n2' };
+  const handle = await env.client.workflow.start('repoMaintenance', { workflowId: 'wf-maintenance-on-node', taskQueue: ORCHESTRATION_QUEUE, args: [target] });
+  const result = await orchestration.runUntil(node.runUntil(handle.result()));
+  expect(result).toEqual({ pushesCovered: 4 });
+  expect(calls).toEqual(['n2 repack acme/web']);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1' || !existsSync(NODE_HISTORY_FILE)) {
+    await fs.writeFile(NODE_HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+  }
+  // A target from before nodes still goes to the orchestration queue.
+  calls.length = 0;
+  const old = await env.client.workflow.start('repoMaintenance', { workflowId: 'wf-maintenance-no-node', taskQueue: ORCHESTRATION_QUEUE, args: [{ ...target, node: undefined }] });
+  const again = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: on('orchestration') });
+  await again.runUntil(old.result());
+  expect(calls).toEqual(['orchestration repack acme/web']);
+});
+
+test('the recorded history maintenance-node-v2.json replays against the current workflow code', async () => {
+  const history = historyFromJSON(JSON.parse(readFileSync(NODE_HISTORY_FILE, 'utf8')));
+  expect(history.events?.length).toBeGreaterThan(5);
+  await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, 'maintenance-node-v2');
 });

@@ -7,7 +7,7 @@ import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { ReplicationActivities } from '../../activities/replication-activities';
 import { PUSHED_SIGNAL, replicationWorkflowId, type ReplicationInput } from '../../core/replication-types';
-import { ORCHESTRATION_QUEUE } from '../../core/run-types';
+import { ORCHESTRATION_QUEUE, storageQueue } from '../../core/run-types';
 import { ROOT } from '../../infra/root';
 
 // The replication workflow's logic against a real Temporal dev server with recording fake
@@ -105,4 +105,34 @@ test('the recorded replication history replays against the current workflow code
   const history = historyFromJSON(JSON.parse(readFileSync(HISTORY_FILE, 'utf8')));
   expect(history.events?.length).toBeGreaterThan(10);
   await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, 'replication-v1');
+});
+
+// ADR 0014: a repository whose target names its storage node is synced by the worker beside that
+// node (queue dotgit-storage@<node>), which holds the primary copy; the orchestration worker runs
+// only the workflow.
+const NODE_HISTORY_FILE = path.join(__dirname, 'histories', 'replication-node-v2.json');
+
+test("a repository's replica syncs run on its storage node's queue; a history is recorded", async () => {
+  const calls: Call[] = [];
+  const orchestration = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: {} });
+  const node = await Worker.create({ connection: env.nativeConnection, taskQueue: storageQueue('n2'), activities: fakes(calls) });
+  const onNode: ReplicationInput = { ...target, repo: 'on-node', node: 'n2' };
+  const handle = await env.client.workflow.signalWithStart('replication', {
+    workflowId: replicationWorkflowId('t', 'on-node'),
+    taskQueue: ORCHESTRATION_QUEUE,
+    args: [onNode],
+    signal: PUSHED_SIGNAL,
+    signalArgs: [{ pushedAt: 7000 }],
+  });
+  await orchestration.runUntil(node.runUntil(handle.result()));
+  expect(calls.map((c) => `${c.zone}@${c.pushedAt}`).sort()).toEqual(['a@7000', 'b@7000']);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1' || !existsSync(NODE_HISTORY_FILE)) {
+    await fs.writeFile(NODE_HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+  }
+});
+
+test('the recorded history replication-node-v2.json replays against the current workflow code', async () => {
+  const history = historyFromJSON(JSON.parse(readFileSync(NODE_HISTORY_FILE, 'utf8')));
+  expect(history.events?.length).toBeGreaterThan(10);
+  await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, 'replication-node-v2');
 });
