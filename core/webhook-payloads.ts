@@ -33,6 +33,11 @@ export interface WebhookDispatchInput {
   tenantId: number;
   repoId: number;
   events: WebhookEvent[];
+  /**
+   * The storage node holding the repository (a push's dispatch): payloads that read the repository
+   * (commits, default branch) are planned beside it, on `storageQueue(node)` (ADR 0014).
+   */
+  node?: string;
 }
 
 /** Workflow id of the dispatch of one push's events (deterministic: a retried start is a no-op). */

@@ -124,7 +124,7 @@ export async function recordPush(
     // The push's webhook events go out through the relay, like pipelines; only when a hook wants them.
     const events = pushEvents(ctx, mine);
     if (events.length > 0) {
-      const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events };
+      const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events, ...(ctx.node ? { node: ctx.node } : {}) };
       await c.query(
         `INSERT INTO webhook_outbox (tenant_id, workflow_id, payload)
          SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $4 AND (events @> ARRAY['push']::text[] OR events @> ARRAY['*']::text[]))`,

@@ -59,6 +59,17 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const workers: Worker[] = [];
 
+  // Payloads of push events read the repository: planned on the orchestration queue (repositories
+  // from before nodes) or on the storage queue of the node holding it.
+  const webhookActivities = createWebhookActivities({
+    db,
+    reposDir: paths.repos,
+    publicUrl: config.publicUrl,
+    secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
+    allowHosts: parseAllowHosts(config.webhookAllowHosts),
+    timeoutMs: config.webhookTimeoutSeconds * 1000,
+  });
+
   let orchestration: Worker | undefined;
   if (roles.has('orchestration')) {
     // A client for what activities start or signal (environment locks), made on first use.
@@ -104,14 +115,7 @@ async function main(): Promise<void> {
           fullEveryHours: config.backupFullEveryHours,
         }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
-        ...createWebhookActivities({
-          db,
-          reposDir: paths.repos,
-          publicUrl: config.publicUrl,
-          secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
-          allowHosts: parseAllowHosts(config.webhookAllowHosts),
-          timeoutMs: config.webhookTimeoutSeconds * 1000,
-        }),
+        ...webhookActivities,
       },
     });
     workers.push(orchestration);
@@ -130,6 +134,7 @@ async function main(): Promise<void> {
       activities: {
         ...createMaintenanceActivities({ db, reposDir: paths.repos }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+        planWebhookEvent: webhookActivities.planWebhookEvent,
       },
     });
     workers.push(storage);

@@ -1,17 +1,16 @@
-import { CancellationScope, isCancellation, log, ParentClosePolicy, proxyActivities, startChild, uuid4, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import { type ActivityOptions, CancellationScope, isCancellation, log, ParentClosePolicy, proxyActivities, startChild, uuid4, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/webhook-activities';
-import { ORCHESTRATION_QUEUE } from '../core/run-types';
+import { ORCHESTRATION_QUEUE, storageQueue } from '../core/run-types';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
 
 // Kept in step with NON_RETRYABLE_WEBHOOK_ERRORS in activities/webhook-activities.ts (a value
 // import from activities is not allowed in workflow code).
 const NON_RETRYABLE = ['WebhookRefused', 'WebhookRejected', 'WebhookMisconfigured'];
 
-const planning = proxyActivities<WebhookActivities>({
-  taskQueue: ORCHESTRATION_QUEUE,
+const PLANNING_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
-});
+};
 
 /**
  * Each attempt is recorded by the activity; Temporal spaces them out (2 s, 4 s, … up to 10 min,
@@ -27,6 +26,9 @@ const delivery = proxyActivities<WebhookActivities>({
 export async function webhookDispatch(input: WebhookDispatchInput): Promise<{ delivered: number; failed: number }> {
   let delivered = 0;
   let failed = 0;
+  // A push's payload reads the repository: planned beside the node holding it (ADR 0014). Inputs
+  // from before nodes (and their histories) name none: the orchestration queue; the input decides.
+  const planning = proxyActivities<WebhookActivities>({ taskQueue: input.node ? storageQueue(input.node) : ORCHESTRATION_QUEUE, ...PLANNING_OPTIONS });
   for (const event of input.events) {
     const plan = await planning.planWebhookEvent({ tenantId: input.tenantId, repoId: input.repoId, event });
     if (!plan) continue;
