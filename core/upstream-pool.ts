@@ -123,6 +123,19 @@ export class UpstreamPool {
     this.set(instance, 'down', reason);
   }
 
+  /**
+   * A connection to `instance` was reset before it answered: a dying process, or only that one
+   * request's fate (a handler that cut it). Probed at once rather than taken out on the spot, so a
+   * healthy instance (the only one, maybe) is not shunned for a request that crashed.
+   */
+  recheck(instance: UpstreamInstance): void {
+    if (!this.o.eject) return;
+    void this.o
+      .probe(instance.url, this.o.probeTimeoutMs)
+      .catch((err: Error) => ({ state: 'down' as const, reason: err.message }))
+      .then((r) => this.set(instance, r.state, r.reason));
+  }
+
   /** Starts the active probes (every `probeIntervalMs`; the timer never keeps the process alive). */
   start(): this {
     if (!this.o.eject || this.timer) return this;

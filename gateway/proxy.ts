@@ -172,9 +172,9 @@ export async function forward(
         if (clientGone) reject(new ClientGoneError('the client went away'));
         else if (!connected) reject(new NotSentError(err));
         else {
-          // A new connection reset before any answer: the instance died (a kept-alive one may just
-          // have been closed as idle, so that one is not taken out). Bytes were sent: not re-sent here.
-          if (!answered && !out.reusedSocket && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) pool.markDown(instance, err.code ?? err.message);
+          // A new connection reset before any answer: the instance may have died; a probe tells at
+          // once (a kept-alive one may just have been closed as idle). Bytes were sent: not re-sent here.
+          if (!answered && !out.reusedSocket && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) pool.recheck(instance);
           reject(err);
         }
       });

@@ -56,6 +56,19 @@ describe('UpstreamPool', () => {
     expect(pool.pick()!.url.host).toBe('10.0.0.3:3');
   });
 
+  test('a reset connection is checked by a probe at once: out only if the probe cannot reach it', async () => {
+    let answer: InstanceState = 'up';
+    const pool = new UpstreamPool('api', urls, { probe: async () => ({ state: answer, reason: 'ECONNREFUSED' }) });
+    pool.recheck(pool.instances[0]);
+    expect(pool.pick()).toBe(pool.instances[0]); // still in rotation while the probe runs
+    await new Promise((r) => setImmediate(r));
+    expect(pool.instances[0].state).toBe('up'); // one request's fate, not the instance's
+    answer = 'down';
+    pool.recheck(pool.instances[0]);
+    await new Promise((r) => setImmediate(r));
+    expect(pool.instances[0].state).toBe('down');
+  });
+
   test('a single fixed URL is never taken out (nothing would probe it back)', () => {
     const pool = UpstreamPool.single('canary', new URL('http://10.0.0.9:9'));
     pool.markDown(pool.instances[0], 'ECONNREFUSED');
