@@ -66,6 +66,7 @@ interface Step {
   name: string;
   status: string;
   host: string | null;
+  attempt: number | null;
 }
 
 async function waitForRun(gateway: string, id: string): Promise<{ status: string; steps: Step[] }> {
@@ -128,7 +129,7 @@ test('each gateway, api, node and sandbox host has a data dir of its own; the ob
 });
 
 test('npm start refuses an unknown flag (usage, exit 2) and a DOTGIT_FLEET that is no boolean (exit 1), starting nothing', () => {
-  const start = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  const start = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'infra', 'start.ts'), ...args], {
       cwd: ROOT,
       env: ownPlatformEnv(path.join(dataDir, 'never-started'), env),
@@ -286,7 +287,7 @@ test('kill -9 of api-1 and gateway-1 under load: clients of gateway-2 see no err
   expect(await healthy()).toBe(200);
 });
 
-test('kill -9 of a sandbox host mid-step: the runner starts it again under its host id and the run still succeeds', async () => {
+test('kill -9 of a sandbox host mid-step: the runner starts it again under its host id, the step runs again (attempt 2, the log says why) and the run succeeds', async () => {
   const yaml = THREE_STEPS.replace('cat made.txt && echo two', 'for i in $(seq 1 20); do echo tick $i; sleep 0.5; done && cat made.txt && echo two');
   const g = platform.gatewayUrl;
   const repo = await createRepo(g);
@@ -307,6 +308,10 @@ test('kill -9 of a sandbox host mid-step: the runner starts it again under its h
   process.kill(before.pid, 'SIGKILL');
   const run = await waitForRun(g, id!);
   expect(run.status).toBe('success');
+  // The killed step ran again (attempt 2, its log saying why), the job's steps on one host.
+  expect(run.steps.find((x) => x.name === 'append')!.attempt).toBeGreaterThan(1);
+  expect(new Set(run.steps.map((x) => x.host)).size).toBe(1);
+  expect((await call(g, 'GET', `${runPath}/logs?job=build&step=append`)).text).toContain(`after worker lost (attempt 1 was running on ${host})`);
   const after = (await topology()).find((p) => p.role === 'worker' && p.instance === host)!;
   expect(after.pid).not.toBe(before.pid);
   expect(isAlive(after.pid)).toBe(true);
