@@ -86,7 +86,7 @@ export class UpstreamPool {
     this.o = { probeIntervalMs: 2000, probeTimeoutMs: 1500, eject: true, probe: probeHealth, ...o };
   }
 
-  /** A pool of one fixed URL, never ejected and never probed (a test's upstream, a routes-file upstream). */
+  /** A pool of one fixed URL that is never taken out, as nothing probes it back (a test's upstream, a routes-file upstream). */
   static single(name: string, url: URL): UpstreamPool {
     return new UpstreamPool(name, [url], { eject: false });
   }
@@ -136,9 +136,10 @@ export class UpstreamPool {
       .then((r) => this.set(instance, r.state, r.reason));
   }
 
-  /** Starts the active probes (every `probeIntervalMs`; the timer never keeps the process alive). */
+  /** Starts the active probes: one now, then every `probeIntervalMs` (the timer never keeps the process alive). */
   start(): this {
     if (!this.o.eject || this.timer) return this;
+    void this.probeAll();
     this.timer = setInterval(() => void this.probeAll(), this.o.probeIntervalMs);
     this.timer.unref();
     return this;

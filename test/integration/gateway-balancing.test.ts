@@ -73,9 +73,13 @@ describe('a gateway over two small upstreams', () => {
     };
   }
 
-  /** A gateway (in-process) over one pool of `urls` for both built-in upstreams; probes every 100 ms. */
-  async function gatewayOver(urls: URL[]) {
-    const pool = new UpstreamPool('api', urls, { probeIntervalMs: 100, probeTimeoutMs: 1000 }).start();
+  /**
+   * A gateway (in-process) over one pool of `urls` for both built-in upstreams; probes every 100 ms,
+   * or (`probes: false`) none: then only the requests themselves find out an instance is not there.
+   */
+  async function gatewayOver(urls: URL[], o: { probes?: boolean } = {}) {
+    const pool = new UpstreamPool('api', urls, { probeIntervalMs: 100, probeTimeoutMs: 1000 });
+    if (o.probes !== false) pool.start();
     pools.push(pool);
     const policies = { api: upstreamPolicies({ retryInitialDelayMs: 10 }), git: upstreamPolicies({ retryInitialDelayMs: 10 }) };
     const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: pool, git: pool }, policies, healthChecks: { api: () => pool.check() } });
@@ -117,7 +121,7 @@ describe('a gateway over two small upstreams', () => {
 
   test('a POST whose connection was refused is sent, body whole, to another instance; the refusing one is taken out', async () => {
     const b = await upstream('b');
-    const { base, pool } = await gatewayOver([await deadUrl(), b.url]);
+    const { base, pool } = await gatewayOver([await deadUrl(), b.url], { probes: false });
     // No Idempotency-Key: a streamed body, never retried once it was sent.
     for (let i = 0; i < 4; i++) {
       const res = await fetch(`${base}/api/v1/things`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `thing ${i}` });
@@ -192,7 +196,7 @@ describe('a gateway over two small upstreams', () => {
   });
 
   test('every instance down: 503 in the error shape with Retry-After; upgrades too', async () => {
-    const { base, port } = await gatewayOver([await deadUrl(), await deadUrl()]);
+    const { base, port } = await gatewayOver([await deadUrl(), await deadUrl()], { probes: false });
     const res = await fetch(`${base}/api/v1/x`, { headers: { 'x-request-id': 'req-alldown1' } });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('2');
@@ -210,7 +214,7 @@ describe('a gateway over two small upstreams', () => {
 
   test('an upgrade whose connection was refused goes to another instance', async () => {
     const b = await upstream('b');
-    const { port, pool } = await gatewayOver([await deadUrl(), b.url]);
+    const { port, pool } = await gatewayOver([await deadUrl(), b.url], { probes: false });
     const up = await upgradeVia(port);
     expect(up.status).toBe(101);
     expect(up.text).toBe('b');
