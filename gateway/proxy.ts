@@ -21,10 +21,20 @@ export function upstreamRequest(url: URL, options: http.RequestOptions): http.Cl
 /** Thrown (inside the retry policy) when an idempotent request got 502/503/504 from the upstream. */
 class UpstreamStatusError extends Error {
   override readonly name = 'UpstreamStatusError';
-  constructor(readonly status: number) {
+  /**
+   * `answer`: the upstream's headers and (small) body, relayed when no retry does better: its own
+   * message and `Retry-After` (a draining instance, a storage node that is down) say more than ours.
+   */
+  constructor(
+    readonly status: number,
+    readonly answer?: { headers: http.IncomingHttpHeaders; body: Buffer },
+  ) {
     super(`upstream answered ${status}`);
   }
 }
+
+/** Largest 502-504 body kept for relaying after the retries; a larger one is replaced by our own message. */
+const RELAYED_ERROR_BYTES = 64 * 1024;
 
 /** Thrown when the client went away: not the upstream's fault, so neither retried nor counted by the breaker. */
 class ClientGoneError extends Error {
@@ -182,8 +192,14 @@ export async function forward(
         answered = true;
         const status = up.statusCode ?? 502;
         if (retried && status >= 502 && status <= 504) {
-          up.resume();
-          reject(new UpstreamStatusError(status));
+          const chunks: Buffer[] = [];
+          let size = 0;
+          up.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= RELAYED_ERROR_BYTES) chunks.push(chunk);
+          });
+          up.on('end', () => reject(new UpstreamStatusError(status, size <= RELAYED_ERROR_BYTES ? { headers: up.headers, body: Buffer.concat(chunks) } : undefined)));
+          up.on('error', () => reject(new UpstreamStatusError(status)));
         } else resolve(up);
       });
       // A streamed body is read from the client only once the connection is made, so that a
@@ -255,6 +271,10 @@ export async function forward(
     } else if (err instanceof BrokenCircuitError) {
       res.setHeader('Retry-After', '10');
       res.status(503).json(errorBody('upstream_unavailable', `${pool.name} is failing; the gateway stopped sending it requests for a moment`, requestId));
+    } else if (err instanceof UpstreamStatusError && err.answer) {
+      // The retries are spent: the last instance's own answer goes back as it was.
+      for (const [k, v] of Object.entries(err.answer.headers)) if (!DROP.has(k) && v !== undefined) res.setHeader(k, v);
+      res.status(err.status).end(err.answer.body);
     } else if (err instanceof UpstreamStatusError) {
       res.status(err.status).json(errorBody('bad_gateway', `upstream answered ${err.status} after retries`, requestId));
     } else if (err instanceof TaskCancelledError) {

@@ -50,7 +50,7 @@ describe('a gateway over two small upstreams', () => {
         if (req.url === '/healthz') return void res.writeHead(health.status).end(health.status === 200 ? '{"status":"ok"}' : '{"status":"draining"}');
         seen.push({ method: req.method!, body: Buffer.concat(chunks).toString() });
         if (req.url === '/api/v1/crash') return void req.socket.destroy();
-        res.writeHead(status ?? (req.method === 'POST' ? 201 : 200), { 'content-type': 'application/json' }).end(JSON.stringify({ name, body: Buffer.concat(chunks).toString() }));
+        res.writeHead(status ?? (req.method === 'POST' ? 201 : 200), { 'content-type': 'application/json', ...(status ? { 'retry-after': '7' } : {}) }).end(JSON.stringify({ name, body: Buffer.concat(chunks).toString() }));
       });
     });
     server.on('upgrade', (_req, socket: Duplex) => {
@@ -176,6 +176,17 @@ describe('a gateway over two small upstreams', () => {
     expect(new Set(await namesOf(answers))).toEqual(new Set(['b']));
     // a's breaker opened after its 5th consecutive failure (b's successes do not close it): no more attempts on a.
     expect(a.seen).toHaveLength(5);
+  });
+
+  test('a GET every instance refuses (503) is tried on each, then the last answer itself reaches the client', async () => {
+    const a = await upstream('a', 0, 503);
+    const b = await upstream('b', 0, 503);
+    const { base } = await gatewayOver([a.url, b.url]);
+    const res = await fetch(`${base}/api/v1/x`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('7'); // the upstream's, not ours
+    expect(['a', 'b']).toContain(((await res.json()) as { name: string }).name);
+    expect([a.seen.length, b.seen.length]).toEqual([2, 2]); // 4 attempts, in turn
   });
 
   test('an instance whose /healthz fails gets nothing while another is healthy; when none is, the reachable ones still serve', async () => {
