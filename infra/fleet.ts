@@ -33,6 +33,9 @@ export function singleLayout(serviceEnv: NodeJS.ProcessEnv): ServiceInstance[] {
   }));
 }
 
+/** `npm start`'s port of the `n`-th instance (1-based) of a role: the role's port + 10 × (n − 1), so the second gateway is on PORT+10. */
+export const nthPort = (base: number, n: number): number => base + 10 * (n - 1);
+
 /** How many of each the local fleet runs (CONTRACT "Extended surface", `--fleet`). */
 export const FLEET = { gateways: 2, apis: 2, nodes: 2, sandboxHosts: 3 } as const;
 
@@ -44,10 +47,7 @@ export interface FleetOptions {
   /** The fs object store every instance shares, as it would a bucket (`DOTGIT_FS_OBJECTS_DIR`). */
   objectsDir: string | undefined;
   internalHost: string;
-  /**
-   * The port of the `n`-th instance (1-based) of a role, given the role's configured port (for
-   * `npm start`: that port + 10 × (n − 1), so the second gateway is on PORT+10).
-   */
+  /** The port of the `n`-th instance (1-based) of a role, given the role's configured port (`npm start`: `nthPort`). */
   port(base: number, n: number): Promise<number>;
 }
 

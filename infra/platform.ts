@@ -20,7 +20,7 @@ import { TopologyFile, type TopologyProcess } from './topology';
 import { resolveHostId } from '../core/host-id';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
 import { fsObjectsDir } from '../core/object-store-factory';
-import { fleetLayout, SERVICE_ROLES, singleLayout, type ServiceInstance } from './fleet';
+import { fleetLayout, nthPort, SERVICE_ROLES, singleLayout, type ServiceInstance } from './fleet';
 
 export { ROOT };
 
@@ -245,7 +245,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
           objectsDir: fsObjectsDir(config, paths),
           internalHost,
           // The first of each takes the port chosen above (free-picked in tests), so the public URL is gateway-1's.
-          port: (base, n) => (n === 1 ? Promise.resolve(base) : eph ? resolvePort(0) : Promise.resolve(base + 10 * (n - 1))),
+          port: (base, n) => (n === 1 ? Promise.resolve(base) : eph ? resolvePort(0) : Promise.resolve(nthPort(base, n))),
         })
       : singleLayout(serviceEnv);
     stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
