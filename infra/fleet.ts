@@ -52,12 +52,14 @@ export interface FleetOptions {
 }
 
 /**
- * `npm start -- --fleet`: 2 gateways, 2 apis, 2 git storage nodes, 3 sandbox hosts and one
- * orchestration (+storage) worker on one machine, sharing the platform's Postgres, Redis and
- * Temporal, each instance with a data dir of its own under `<data>/fleet/<instance>` (ADR 0014).
- * Storage node `node-1` keeps the platform's data dir, so the repositories of a single-instance
- * `npm start` stay served; the orchestration worker shares it, because maintenance, backup and
- * replication still read repositories from disk (no per-node storage queues yet).
+ * `npm start -- --fleet`: 2 gateways, 2 apis, 2 git storage nodes, 3 sandbox hosts, an
+ * orchestration worker and a storage worker beside each node, on one machine, sharing the
+ * platform's Postgres, Redis and Temporal, each instance with a data dir of its own under
+ * `<data>/fleet/<instance>` (ADR 0014). Storage node `node-1` keeps the platform's data dir, so the
+ * repositories of a single-instance `npm start` stay served. A storage worker works on its node's
+ * disk (queue `dotgit-storage@<node>`): node-1's is the orchestration worker (orchestration needs
+ * storage), node-2's is `storage-2`. Backups and replica reconciliation still walk only the
+ * orchestration worker's disk, node-1's.
  */
 export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
   const base = (v: string) => Number(o.serviceEnv[v]);
@@ -81,8 +83,11 @@ export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
   const gateways = await ports('gateway', FLEET.gateways);
   const apis = await ports('api', FLEET.apis);
   const nodes = await ports('git-server', FLEET.nodes);
-  // The orchestration worker takes the role's own port; the sandbox hosts the next ones.
-  const [orchestrationPort, ...sandboxPorts] = await ports('worker', 1 + FLEET.sandboxHosts);
+  // The orchestration worker takes the role's own port; the sandbox hosts and node-2's storage worker the next ones.
+  const [orchestrationPort, ...workerPorts] = await ports('worker', 1 + FLEET.sandboxHosts + (FLEET.nodes - 1));
+  const sandboxPorts = workerPorts.slice(0, FLEET.sandboxHosts);
+  const storagePorts = workerPorts.slice(FLEET.sandboxHosts);
+  const nodeDir = (n: number) => (n === 1 ? o.dataDir : ownDir(`node-${n}`));
   const ownDir = (instance: string) => path.join(o.dataDir, 'fleet', instance);
 
   const shared: NodeJS.ProcessEnv = {
@@ -108,19 +113,28 @@ export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
       instance('git-server', `node-${i + 1}`, p, {
         DOTGIT_NODE_ID: `node-${i + 1}`,
         DOTGIT_NODE_URL: url(p),
-        DOTGIT_DATA_DIR: i === 0 ? o.dataDir : ownDir(`node-${i + 1}`),
+        DOTGIT_DATA_DIR: nodeDir(i + 1),
       }),
     ),
     instance('worker', 'orchestration-1', orchestrationPort, {
       DOTGIT_WORKER_ROLES: 'orchestration,storage',
       DOTGIT_HOST_ID: 'orchestration-1',
-      DOTGIT_DATA_DIR: o.dataDir,
+      DOTGIT_NODE_ID: 'node-1',
+      DOTGIT_DATA_DIR: nodeDir(1),
     }),
     ...sandboxPorts.map((p, i) =>
       instance('worker', `sandbox-${i + 1}`, p, {
         DOTGIT_WORKER_ROLES: 'sandbox',
         DOTGIT_HOST_ID: `sandbox-${i + 1}`,
         DOTGIT_DATA_DIR: ownDir(`sandbox-${i + 1}`),
+      }),
+    ),
+    ...storagePorts.map((p, i) =>
+      instance('worker', `storage-${i + 2}`, p, {
+        DOTGIT_WORKER_ROLES: 'storage',
+        DOTGIT_HOST_ID: `storage-${i + 2}`,
+        DOTGIT_NODE_ID: `node-${i + 2}`,
+        DOTGIT_DATA_DIR: nodeDir(i + 2),
       }),
     ),
   ];

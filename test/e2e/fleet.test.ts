@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
 import { startPlatform, ROOT, type Platform } from '../../infra/platform';
@@ -88,6 +90,8 @@ beforeAll(async () => {
       // 3 jobs per host, 9 in all: fewer than the jobs pushed at once, so no host can take them all
       // (with 8 each, two hosts could, and "every host ran jobs" would prove nothing).
       DOTGIT_SANDBOX_CONCURRENCY: '3',
+      // The webhook test's receiver listens on 127.0.0.1.
+      DOTGIT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
     }),
     log: quiet,
     ephemeral: true,
@@ -104,13 +108,13 @@ afterAll(async () => {
   await platform?.stop();
 }, 120_000);
 
-test('topology.json lists 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts and the orchestration worker, all running', async () => {
+test('topology.json lists 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts, the orchestration worker and node-2\'s storage worker, all running', async () => {
   const processes = await topology();
   const of = (role: string) => processes.filter((p) => p.role === role).map((p) => p.instance).sort();
   expect(of('gateway')).toEqual(['gateway-1', 'gateway-2']);
   expect(of('api')).toEqual(['api-1', 'api-2']);
   expect(of('git-server')).toEqual(['node-1', 'node-2']);
-  expect(of('worker')).toEqual(['orchestration-1', 'sandbox-1', 'sandbox-2', 'sandbox-3']);
+  expect(of('worker')).toEqual(['orchestration-1', 'sandbox-1', 'sandbox-2', 'sandbox-3', 'storage-2']);
   for (const p of processes) expect({ instance: p.instance, alive: isAlive(p.pid) }).toEqual({ instance: p.instance, alive: true });
   const services = processes.filter((p) => ['gateway', 'api', 'git-server', 'worker'].includes(p.role));
   expect(new Set(services.map((p) => p.port)).size).toBe(services.length);
@@ -123,8 +127,9 @@ test('each gateway, api, node and sandbox host has a data dir of its own; the ob
   const dirOf = new Map(platform.instances.map((i) => [i.name, i.env.DOTGIT_DATA_DIR]));
   const own = ['gateway-1', 'gateway-2', 'api-1', 'api-2', 'node-1', 'node-2', 'sandbox-1', 'sandbox-2', 'sandbox-3'].map((n) => dirOf.get(n));
   expect(new Set(own).size).toBe(own.length);
-  // Known gap: the orchestration (+storage) worker still reads repositories from node-1's disk.
+  // Storage workers work on their node's disk: node-1's is the orchestration worker.
   expect(dirOf.get('orchestration-1')).toBe(dirOf.get('node-1'));
+  expect(dirOf.get('storage-2')).toBe(dirOf.get('node-2'));
   expect(new Set(platform.instances.map((i) => i.env.DOTGIT_FS_OBJECTS_DIR))).toEqual(new Set([path.join(dataDir, 'objects')]));
 });
 
@@ -250,6 +255,42 @@ test('30 pushes through both gateways to repositories on both nodes: every 3-ste
   expect(new Set(runs.map((r) => r.steps[0]!.host))).toEqual(new Set(['sandbox-1', 'sandbox-2', 'sandbox-3']));
   // Sandbox hosts have no repository disk: their sources come over the network.
   for (const n of ['sandbox-1', 'sandbox-2', 'sandbox-3']) expect(existsSync(path.join(dataDir, 'fleet', n, 'repos'))).toBe(false);
+});
+
+test("push webhooks of repositories on both nodes carry their commits (planned by each node's storage worker, on its disk)", async () => {
+  const received: Array<{ repo: string; after: string; head: string | undefined }> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const json = JSON.parse(body) as { repository?: { name: string }; after?: string; head_commit?: { id: string } };
+      if (req.headers['x-github-event'] === 'push') received.push({ repo: json.repository!.name, after: json.after!, head: json.head_commit?.id });
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const g = platform.gatewayUrl;
+    const byNode = new Map<string, string>();
+    for (let i = 0; i < 4 && byNode.size < 2; i++) {
+      const repo = await createRepo(g);
+      byNode.set((await must<{ node: string }>('repo', call(g, 'GET', `/api/v1/repos/${tenant}/${repo}`), 200)).node, repo);
+    }
+    expect([...byNode.keys()].sort()).toEqual(['node-1', 'node-2']);
+    const pushedSha = new Map<string, string>();
+    for (const repo of byNode.values()) {
+      await must('webhook', call(g, 'POST', `/api/v1/repos/${tenant}/${repo}/webhooks`, { url, secret: 'fleet-secret', events: ['push'] }), 201);
+      const work = await localRepo({ 'x.txt': `${repo}\n` });
+      expect((await git(['push', '-q', cloneUrl(g, repo), 'main'], work)).code).toBe(0);
+      pushedSha.set(repo, (await git(['rev-parse', 'HEAD'], work)).stdout.trim());
+    }
+    for (const until = Date.now() + 60_000; received.length < 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 250));
+    const sorted = (list: Array<{ repo: string }>) => [...list].sort((a, b) => a.repo.localeCompare(b.repo));
+    expect(sorted(received)).toEqual(sorted([...pushedSha].map(([repo, sha]) => ({ repo, after: sha, head: sha }))));
+  } finally {
+    server.close();
+  }
 });
 
 test('kill -9 of api-1 and gateway-1 under load: clients of gateway-2 see no error; the runner restarts both, topology.json lists their new pids', async () => {

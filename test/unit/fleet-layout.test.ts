@@ -6,7 +6,7 @@ import { fleetLayout, nthPort, singleLayout } from '../../infra/fleet';
 const serviceEnv = { PORT: '8080', DOTGIT_API_PORT: '8081', DOTGIT_GIT_PORT: '8082', DOTGIT_WORKER_PORT: '8083', DOTGIT_INTERNAL_SECRET: 's'.repeat(32) };
 const layout = () => fleetLayout({ serviceEnv, dataDir: '/d', objectsDir: '/d/objects', internalHost: '127.0.0.1', port: async (base, n) => nthPort(base, n) });
 
-test("npm start's fleet: every role's n-th instance on its port + 10(n-1), own data dirs, node-1 and the orchestration worker on the platform's", async () => {
+test("npm start's fleet: every role's n-th instance on its port + 10(n-1), own data dirs, each storage worker on its node's", async () => {
   const rows = (await layout()).map((i) => [i.name, i.role, i.port, i.env.DOTGIT_DATA_DIR]);
   expect(rows).toEqual([
     ['gateway-1', 'gateway', 8080, '/d/fleet/gateway-1'],
@@ -19,6 +19,7 @@ test("npm start's fleet: every role's n-th instance on its port + 10(n-1), own d
     ['sandbox-1', 'worker', 8093, '/d/fleet/sandbox-1'],
     ['sandbox-2', 'worker', 8103, '/d/fleet/sandbox-2'],
     ['sandbox-3', 'worker', 8113, '/d/fleet/sandbox-3'],
+    ['storage-2', 'worker', 8123, '/d/fleet/node-2'],
   ]);
 });
 
@@ -29,7 +30,10 @@ test('each instance listens on its own port and knows the fleet: upstream lists,
   expect(env('api-2').DOTGIT_API_PORT).toBe('8091');
   expect(env('node-2')).toMatchObject({ DOTGIT_GIT_PORT: '8092', DOTGIT_NODE_ID: 'node-2', DOTGIT_NODE_URL: 'http://127.0.0.1:8092' });
   expect(env('sandbox-3')).toMatchObject({ DOTGIT_WORKER_PORT: '8113', DOTGIT_WORKER_ROLES: 'sandbox', DOTGIT_HOST_ID: 'sandbox-3' });
-  expect(env('orchestration-1')).toMatchObject({ DOTGIT_WORKER_PORT: '8083', DOTGIT_WORKER_ROLES: 'orchestration,storage', DOTGIT_HOST_ID: 'orchestration-1' });
+  // Storage workers serve their node's queue (dotgit-storage@<node id>) on its disk.
+  expect(env('orchestration-1')).toMatchObject({ DOTGIT_WORKER_PORT: '8083', DOTGIT_WORKER_ROLES: 'orchestration,storage', DOTGIT_HOST_ID: 'orchestration-1', DOTGIT_NODE_ID: 'node-1' });
+  expect(env('storage-2')).toMatchObject({ DOTGIT_WORKER_PORT: '8123', DOTGIT_WORKER_ROLES: 'storage', DOTGIT_HOST_ID: 'storage-2', DOTGIT_NODE_ID: 'node-2' });
+  expect(env('sandbox-1').DOTGIT_NODE_ID).toBeUndefined();
   for (const i of by.values()) {
     expect(i.env).toMatchObject({
       DOTGIT_API_UPSTREAMS: 'http://127.0.0.1:8081,http://127.0.0.1:8091',
@@ -39,7 +43,7 @@ test('each instance listens on its own port and knows the fleet: upstream lists,
     });
   }
   // A worker's topology instance is the host id it resolves; every other one's is its name.
-  expect([...by.values()].filter((i) => i.instance === undefined).map((i) => i.name)).toEqual(['orchestration-1', 'sandbox-1', 'sandbox-2', 'sandbox-3']);
+  expect([...by.values()].filter((i) => i.instance === undefined).map((i) => i.name)).toEqual(['orchestration-1', 'sandbox-1', 'sandbox-2', 'sandbox-3', 'storage-2']);
 });
 
 test('configured ports that would meet are refused with a message, not used twice', async () => {
