@@ -64,9 +64,9 @@ export interface FleetOptions {
 export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
   const base = (v: string) => Number(o.serviceEnv[v]);
   const taken = new Set<number>();
-  const ports = async (role: ServiceRole, count: number, first = 1) => {
+  const ports = async (role: ServiceRole, count: number) => {
     const list: number[] = [];
-    for (let n = first; n < first + count; n++) {
+    for (let n = 1; n <= count; n++) {
       let p = await o.port(base(SERVICE_ROLES[role].portVar), n);
       // Free-picked ports (tests) are random: never hand one out twice. Configured ones that meet
       // are the user's to change.
@@ -87,8 +87,8 @@ export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
   const [orchestrationPort, ...workerPorts] = await ports('worker', 1 + FLEET.sandboxHosts + (FLEET.nodes - 1));
   const sandboxPorts = workerPorts.slice(0, FLEET.sandboxHosts);
   const storagePorts = workerPorts.slice(FLEET.sandboxHosts);
-  const nodeDir = (n: number) => (n === 1 ? o.dataDir : ownDir(`node-${n}`));
   const ownDir = (instance: string) => path.join(o.dataDir, 'fleet', instance);
+  const nodeDir = (n: number) => (n === 1 ? o.dataDir : ownDir(`node-${n}`));
 
   const shared: NodeJS.ProcessEnv = {
     ...o.serviceEnv,
