@@ -358,7 +358,7 @@ test('kill -9 of a sandbox host mid-step: the runner starts it again under its h
   expect(isAlive(after.pid)).toBe(true);
 });
 
-test("a stopped storage node: its repositories answer 503, the other node's still clone through both gateways; once it is back, pushes to it work", async () => {
+test("a stopped storage node: its repositories answer 503 naming it, with Retry-After; the other node's still clone through both gateways; once it is back, pushes to it work", async () => {
   const [g1, g2] = platform.gatewayUrls as [string, string];
   // Two fresh repositories with a commit each, found on both nodes.
   const byNode = new Map<string, string>();
@@ -386,8 +386,8 @@ test("a stopped storage node: its repositories answer 503, the other node's stil
       answer = await refs(g1, onNode2, 'git-receive-pack');
       if (answer?.status !== 503) await new Promise((r) => setTimeout(r, 500));
     }
-    // Not asserted yet: the node's own answer names it and carries Retry-After, but the gateway's
-    // retry of this GET ends in its generic `bad_gateway` "upstream answered 503 after retries".
+    expect(answer.headers.get('retry-after')).toBeTruthy();
+    expect(await answer.text()).toContain(`is on storage node node-2, which is down`);
     for (const g of [g1, g2]) {
       const cloned = await git(['clone', '-q', cloneUrl(g, onNode1), path.join(work, `clone-${g.split(':').pop()}`)], undefined, {}, { timeoutMs: 30_000 });
       expect({ gateway: g, code: cloned.code, err: cloned.code ? cloned.stderr : '' }).toEqual({ gateway: g, code: 0, err: '' });
