@@ -3,6 +3,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { RunscDriver } from '../../activities/sandbox/runsc-driver';
+import { unmountAllUnder } from '../../activities/workspace';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
 import { startPlatform, ROOT, type Platform } from '../../infra/platform';
 import type { TopologyProcess } from '../../infra/topology';
@@ -105,7 +107,13 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await platform?.stop();
+  if (!platform) return;
+  await platform.stop();
+  // runsc pins a network namespace under each host's state dir, and a killed host's job may leave
+  // its tmpfs workspace mounted: released first, or the removal fails with EBUSY.
+  for (const i of platform.instances) await RunscDriver.releaseState(path.join(String(i.env.DOTGIT_DATA_DIR), 'sandbox'));
+  await unmountAllUnder(dataDir);
+  await fs.rm(dataDir, { recursive: true, force: true });
 }, 120_000);
 
 test('topology.json lists 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts, the orchestration worker and node-2\'s storage worker, all running', async () => {
