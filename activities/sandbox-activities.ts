@@ -221,16 +221,10 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             answered = true;
             return earlier.result;
           }
-          try {
-            await appendFile(logFile, `dotgit: attempt ${earlier.attempt} finished its command before its worker was lost; its result is recorded now, the command is not run again\n`);
-            const finished = await finishStep(input, ws, logFile, earlier.result);
-            answered = true;
-            return finished;
-          } catch (err) {
-            throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
-          } finally {
-            await fs.rm(logFile, { force: true });
-          }
+          const note = `dotgit: attempt ${earlier.attempt} finished its command before its worker was lost; its result is recorded now, the command is not run again\n`;
+          const finished = await recordRan(input, ws, logFile, earlier.result, () => appendFile(logFile, note));
+          answered = true;
+          return finished;
         }
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
         // A job restarted after its host was lost: its steps count on from what they ran as there.
@@ -275,19 +269,12 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         }
         // From here on the user's command has run: a failure must not make Temporal run it again.
         const ran: StepResult = { ...result, attempt, host, hostQueue: ownQueue };
-        try {
+        const finished = await recordRan(input, ws, logFile, ran, async () => {
           await writeFinished(finishedFile, { result: ran, attempt, call: input.attempt });
           await stallForTest(input, ctx.info.attempt);
-          const finished = await finishStep(input, ws, logFile, ran);
-          answered = true;
-          return finished;
-        } catch (err) {
-          throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
-        } finally {
-          // The finished file stays until the job's clean-up: a worker lost after this point but before
-          // Temporal heard the answer must still not run the command again.
-          await fs.rm(logFile, { force: true });
-        }
+        });
+        answered = true;
+        return finished;
       } finally {
         clearInterval(heartbeat);
         release();
@@ -311,6 +298,22 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       await fs.rmdir(path.dirname(ws)).catch(() => undefined); // only when no other job of the run is left
     },
   };
+
+  /**
+   * Records a step whose command has run (after `first`), then removes its log. A failure is final:
+   * Temporal must not run the command again. The finished file stays until the job's clean-up, so a
+   * worker lost after this but before Temporal heard the answer does not run it again either.
+   */
+  async function recordRan(input: StepInput, ws: string, logFile: string, ran: StepResult, first: () => Promise<void>): Promise<StepResult> {
+    try {
+      await first();
+      return await finishStep(input, ws, logFile, ran);
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(`recording the step's results failed: ${(err as Error).message}`, 'StepFinishFailed');
+    } finally {
+      await fs.rm(logFile, { force: true });
+    }
+  }
 
   /** The test hook's pause between a command's end and its recording (see `stallBeforeRecord`). */
   async function stallForTest(input: StepInput, activityAttempt: number): Promise<void> {
