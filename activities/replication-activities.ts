@@ -7,6 +7,7 @@ import { fingerprintOf, isRepository, readRefs, syncZone, zoneRefs, type Refs } 
 import type { ReplicaZone } from '../core/replica-zones';
 import type { ReconcileResult, SyncResult } from '../core/replication-types';
 import type { RepoTarget } from '../core/run-types';
+import { nodeZone, replicaNodesOf } from '../core/storage-nodes';
 
 const lag = new client.Histogram({
   name: 'dotgit_replication_lag_seconds',
@@ -35,6 +36,13 @@ function beat(detail?: unknown): void {
 }
 
 const sameRefs = (a: Refs | undefined, b: Refs) => !!a && fingerprintOf(a) === fingerprintOf(b);
+
+/**
+ * The one zone of the workflow's rounds that stands for a repository's replica nodes (ADR 0014):
+ * `replicaZones` knows no repository, so `syncReplica` looks its nodes up and pushes to each as to
+ * a url zone, recording each as zone `node:<id>`. Not a valid configured zone name, so no clash.
+ */
+export const REPLICA_NODES_ZONE = '@nodes';
 
 /** Activities of replication: sync one repository to one zone, and the periodic reconciliation. */
 export function createReplicationActivities(deps: ReplicationDeps) {
@@ -72,14 +80,39 @@ export function createReplicationActivities(deps: ReplicationDeps) {
     }
   }
 
+  /** Every replica node of the repository gets its copy (a url zone each); one that fails fails the round, retried. */
+  async function syncReplicaNodes(target: RepoTarget, pushedAt: number): Promise<SyncResult> {
+    const nodes = await replicaNodesOf(db, target.repoId);
+    const outcomes = await Promise.allSettled(
+      nodes.map(async (node) => {
+        const zone: ReplicaZone = { name: nodeZone(node.id), url: node.url };
+        const refs = await sync(target, zone);
+        if (!refs) return undefined;
+        const lagSeconds = Math.max(0, (Date.now() - pushedAt) / 1000);
+        lag.observe({ zone: zone.name }, lagSeconds);
+        lastLag.set({ zone: zone.name }, lagSeconds);
+        await record(target, zone.name, { refs, lagSeconds });
+        return lagSeconds;
+      }),
+    );
+    const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${nodes[i].id}: ${(o.reason as Error).message.slice(0, 200)}`] : []));
+    if (failed.length > 0) throw new Error(`replica nodes not synced: ${failed.join('; ')}`);
+    const lags = outcomes.flatMap((o) => (o.status === 'fulfilled' && o.value !== undefined ? [o.value] : []));
+    return lags.length > 0 ? { zone: REPLICA_NODES_ZONE, synced: true, lagSeconds: Math.max(...lags) } : { zone: REPLICA_NODES_ZONE, synced: false };
+  }
+
   return {
     /** Names of the configured zones (the workflow asks each round, so a changed configuration applies). */
     async replicaZones(): Promise<string[]> {
-      return deps.zones.map((z) => z.name);
+      const zones = deps.zones.map((z) => z.name);
+      // Replica nodes are recorded per repository; only when some repository has any is there a round for them.
+      const anyNodes = (await db.query(`SELECT EXISTS (SELECT 1 FROM repos WHERE replica_nodes <> '{}') AS any`)).rows[0]?.any === true;
+      return anyNodes ? [...zones, REPLICA_NODES_ZONE] : zones;
     },
 
     /** Brings `zone`'s copy of the repository up to date; the lag counts from `pushedAt` (epoch ms). */
     async syncReplica(args: { target: RepoTarget; zone: string; pushedAt: number }): Promise<SyncResult> {
+      if (args.zone === REPLICA_NODES_ZONE) return syncReplicaNodes(args.target, args.pushedAt);
       const zone = zoneNamed(args.zone);
       const refs = await sync(args.target, zone);
       if (!refs) return { zone: zone.name, synced: false };

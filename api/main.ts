@@ -24,7 +24,6 @@ import { WebhookService } from './services/webhook-service';
 import { CommitStatusService } from './services/commit-status-service';
 import { BackupService } from './services/backup-service';
 import { ReplicaService } from './services/replica-service';
-import { MoveService } from './services/move-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -74,7 +73,7 @@ async function main(): Promise<void> {
     {
       tenants: new TenantService(db),
       tokens: new TokenService(db, redis),
-      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret)),
+      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
       deploys: deployService,
@@ -83,7 +82,6 @@ async function main(): Promise<void> {
       commitStatuses: new CommitStatusService(db, config.publicUrl),
       backups: new BackupService(db, getTemporal),
       replicas: new ReplicaService(db, config.replicaZones),
-      moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
       runs: runService,
     },
     {

@@ -61,6 +61,9 @@ export interface ReplicaTarget {
   primaryDir: string;
 }
 
+/** The primary's HEAD (a `refs/heads/…` name) a sync to a url zone sends along: `push --mirror` carries none, and fetches served from the replica need it. */
+export const REPLICA_HEAD_HEADER = 'x-dotgit-replica-head';
+
 /** Where a url zone's git-server receives replicas (internal API, never through the gateway). */
 export function zoneRepoUrl(zone: { url: string }, owner: string, repo: string): string {
   return `${zone.url.replace(/\/+$/, '')}/internal/replica/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}.git`;
@@ -89,7 +92,9 @@ export async function zoneRefs(zone: ReplicaZone, t: Omit<ReplicaTarget, 'primar
  */
 export async function syncZone(zone: ReplicaZone, t: ReplicaTarget, internalSecret: string): Promise<Refs> {
   if (!isRootZone(zone)) {
-    await git(['--git-dir', t.primaryDir, ...(await authArgs(internalSecret, t.owner, t.repo)), 'push', '--mirror', '--quiet', zoneRepoUrl(zone, t.owner, t.repo)], { GIT_TERMINAL_PROMPT: '0' });
+    const head = await runGit(['--git-dir', t.primaryDir, 'symbolic-ref', '-q', 'HEAD']);
+    const headArgs = head.code === 0 ? ['-c', `http.extraHeader=${REPLICA_HEAD_HEADER}: ${head.stdout.toString().trim()}`] : [];
+    await git(['--git-dir', t.primaryDir, ...(await authArgs(internalSecret, t.owner, t.repo)), ...headArgs, 'push', '--mirror', '--quiet', zoneRepoUrl(zone, t.owner, t.repo)], { GIT_TERMINAL_PROMPT: '0' });
     return (await zoneRefs(zone, t, internalSecret))!;
   }
   // The root itself is never created: a missing root is an unmounted or lost volume, not an empty zone.

@@ -11,16 +11,18 @@ export interface RepoRow {
   createdAt: Date;
   /** The storage node holding it (ADR 0014); null for a repository from before nodes, not yet claimed. */
   nodeId?: string | null;
+  /** Other nodes holding a replica of it (ADR 0014, `DOTGIT_REPLICA_NODES`). */
+  replicaNodes?: string[];
 }
 
 export async function findRepo(db: Db, owner: string, name: string): Promise<RepoRow | undefined> {
   const r = await db.query(
-    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at, r.node_id
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at, r.node_id, r.replica_nodes
        FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`,
     [owner, name],
   );
   const row = r.rows[0];
-  return row && { id: Number(row.id), tenantId: Number(row.tenant_id), owner: row.owner, name: row.name, visibility: row.visibility, createdAt: row.created_at, nodeId: row.node_id ?? null };
+  return row && { id: Number(row.id), tenantId: Number(row.tenant_id), owner: row.owner, name: row.name, visibility: row.visibility, createdAt: row.created_at, nodeId: row.node_id ?? null, replicaNodes: row.replica_nodes ?? [] };
 }
 
 /** The caller's effective access to a repository (role or explicit grant, capped by token scopes). */

@@ -117,6 +117,58 @@ export async function placeRepo(db: Queryable, candidates: string[]): Promise<st
   return chosen;
 }
 
+/**
+ * Replica nodes (ADR 0014, `DOTGIT_REPLICA_NODES`): up to `count` of the up `candidates` other than
+ * the holder, least-used first (repositories held plus replicas held, ties by id). Fewer when fewer
+ * are up: a repository is never refused for want of replicas.
+ */
+export async function placeReplicas(db: Queryable, candidates: string[], holder: string, count: number): Promise<string[]> {
+  if (count <= 0) return [];
+  const r = await db.query(
+    `SELECT n.id, (SELECT count(*) FROM repos r WHERE r.node_id = n.id OR n.id = ANY(r.replica_nodes))::int AS repos
+       FROM storage_nodes n
+      WHERE n.id = ANY($1::text[]) AND n.id <> $2 AND n.${UP}`,
+    [candidates, holder],
+  );
+  const loads: NodeLoad[] = r.rows.map((row) => ({ id: row.id, repos: row.repos }));
+  const chosen: string[] = [];
+  while (chosen.length < count) {
+    const next = chooseNode(loads.filter((l) => !chosen.includes(l.id)));
+    if (!next) break;
+    chosen.push(next);
+  }
+  return chosen;
+}
+
+/** The `repo_replicas` zone under which a replica node's copy is recorded (`:` is never in a configured zone's name). */
+export const nodeZone = (id: string) => `node:${id}`;
+
+/** A repository's replica nodes, with where they are and whether they are up. */
+export async function replicaNodesOf(db: Queryable, repoId: number): Promise<StorageNode[]> {
+  const r = await db.query(
+    `SELECT n.id, n.url, n.${UP} AS up FROM repos r JOIN storage_nodes n ON n.id = ANY(r.replica_nodes) WHERE r.id = $1 ORDER BY n.id`,
+    [repoId],
+  );
+  return r.rows.map((row) => ({ id: row.id, url: row.url, up: row.up }));
+}
+
+/**
+ * The replica nodes whose recorded copy holds exactly the refs the last push left (its fingerprint
+ * equals `repos.refs_fingerprint`): only these may serve a read while the holder is down.
+ */
+export async function upToDateReplicaNodes(db: Queryable, repoId: number): Promise<StorageNode[]> {
+  const r = await db.query(
+    `SELECT n.id, n.url, n.${UP} AS up
+       FROM repos r
+       JOIN storage_nodes n ON n.id = ANY(r.replica_nodes)
+       JOIN repo_replicas rr ON rr.tenant_id = r.tenant_id AND rr.repo_id = r.id AND rr.zone = 'node:' || n.id
+      WHERE r.id = $1 AND r.refs_fingerprint IS NOT NULL AND rr.refs_fingerprint = r.refs_fingerprint
+      ORDER BY n.id`,
+    [repoId],
+  );
+  return r.rows.map((row) => ({ id: row.id, url: row.url, up: row.up }));
+}
+
 /** Checks a node id someone named: it must be registered. */
 export async function assertNodeRegistered(db: Queryable, id: string): Promise<StorageNode> {
   const node = await findNode(db, id);

@@ -1,12 +1,13 @@
 import http from 'node:http';
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import client from 'prom-client';
 import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError, InputError, UnavailableError } from '../core/errors';
 import { IDENTITY_HEADER, SERVICE_HEADER, verifyIdentity, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
 import { accessTo, findRepo } from '../core/repos';
-import { assertNodeRegistered, placementOf, type StorageNode } from '../core/storage-nodes';
+import { assertNodeRegistered, NODE_DOWN_AFTER_SECONDS, placementOf, upToDateReplicaNodes, type StorageNode } from '../core/storage-nodes';
 
 /** Marks a request one node sent on to another: the receiver serves it or refuses it, never sends it on. */
 export const FORWARDED_BY_HEADER = 'x-dotgit-forwarded-by';
@@ -15,6 +16,15 @@ export const FORWARDED_BY_HEADER = 'x-dotgit-forwarded-by';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** Marks a read sent to a replica node while the holder is down: the replica serves it from its copy. */
+export const REPLICA_READ_HEADER = 'x-dotgit-replica-read';
+
+const replicaReads = new client.Counter({ name: 'dotgit_node_replica_reads_total', help: 'Fetches served by a replica node because the node holding the repository was down', labelNames: ['node'] });
+
+/** Fetches (upload-pack's advertisement and negotiation): the requests a replica node may serve. */
+const isFetch = (req: Request) =>
+  (req.method === 'GET' && req.path.endsWith('.git/info/refs') && req.query.service === 'git-upload-pack') || (req.method === 'POST' && req.path.endsWith('.git/git-upload-pack'));
 
 /** A forwarded request reached a node that does not hold the repository (RFC 9110 §15.5.20). */
 export class MisdirectedRequestError extends DotgitError {
@@ -124,18 +134,51 @@ export function createNodeRouter(o: NodeRouterOptions): express.Router {
       if (!identity) return next();
       const repo = await findRepo(o.db, owner, name);
       if (!repo || (await accessTo(o.db, identity.principal, repo)) === 'none') return next();
-      if (req.header(FORWARDED_BY_HEADER)) throw new MisdirectedRequestError(`repository ${owner}/${name} is not on node ${o.nodeId}`);
-      return forward(req, res, `${owner}/${name}`, placed.node);
+      const reading = isFetch(req);
+      if (req.header(FORWARDED_BY_HEADER)) {
+        // A fetch another node failed over to this replica: served here if this copy is up to date (checked again).
+        if (reading && req.header(REPLICA_READ_HEADER) && (await upToDateReplicaNodes(o.db, repo.id)).some((n) => n.id === o.nodeId)) return next();
+        throw new MisdirectedRequestError(`repository ${owner}/${name} is not on node ${o.nodeId}`);
+      }
+      if (reading && (!placed.node.up || refusedLately(placed.node.id))) return readFromReplica(req, res, next, repo.id, `${owner}/${name}`, placed.node);
+      try {
+        return await forward(req, res, `${owner}/${name}`, placed.node);
+      } catch (err) {
+        // The holder refused a GET (nothing of it was sent): a fetch fails over. A POST's body is spent; 503.
+        if (reading && req.method === 'GET' && err instanceof UnavailableError && !res.headersSent) return readFromReplica(req, res, next, repo.id, `${owner}/${name}`, placed.node);
+        throw err;
+      }
     })().catch(next);
   };
 
+  // Nodes that refused a connection lately, so the next requests (a clone's POST after its GET) fail
+  // over at once rather than wait for the heartbeat to go stale.
+  const refusedAt = new Map<string, number>();
+  const refusedLately = (id: string) => Date.now() - (refusedAt.get(id) ?? 0) < NODE_DOWN_AFTER_SECONDS * 1000;
+
+  /**
+   * The holder is down: a fetch is served by a replica node whose recorded copy is up to date (this
+   * node itself, else the first such node that is up), never by a stale one (503, as without replicas).
+   */
+  async function readFromReplica(req: Request, res: Response, next: NextFunction, repoId: number, repo: string, holder: StorageNode): Promise<void> {
+    const replicas = await upToDateReplicaNodes(o.db, repoId);
+    const replica = replicas.find((n) => n.id === o.nodeId) ?? replicas.find((n) => n.up);
+    if (!replica) throw downError(repo, holder.id);
+    replicaReads.inc({ node: replica.id });
+    (req.log ?? o.log).warn({ repo, holder: holder.id, replica: replica.id }, 'holder down; serving the fetch from an up-to-date replica node');
+    if (replica.id === o.nodeId) return next();
+    return forward(req, res, repo, replica, undefined, true);
+  }
+
   /** Streams the request to `node` and its answer back; a node that is down or refuses the connection: 503. */
-  async function forward(req: Request, res: Response, repo: string, node: StorageNode, body?: string): Promise<void> {
+  async function forward(req: Request, res: Response, repo: string, node: StorageNode, body?: string, replicaRead = false): Promise<void> {
     if (!node.up) throw downError(repo, node.id);
     const target = new URL(node.url);
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     headers[FORWARDED_BY_HEADER] = o.nodeId;
+    if (replicaRead) headers[REPLICA_READ_HEADER] = '1';
+    else delete headers[REPLICA_READ_HEADER];
     if (body !== undefined) {
       headers['content-length'] = String(Buffer.byteLength(body));
       delete headers['content-encoding']; // the body was decoded when it was read
@@ -158,10 +201,12 @@ export function createNodeRouter(o: NodeRouterOptions): express.Router {
             attempt(true).then(resolve, reject);
           } else {
             (req.log ?? o.log).warn({ err, repo, node: node.id }, 'storage node did not answer a forwarded request');
+            refusedAt.set(node.id, Date.now());
             reject(downError(repo, node.id));
           }
         });
         out.on('response', (up) => {
+          refusedAt.delete(node.id);
           const resHeaders: Record<string, string | string[]> = {};
           for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) resHeaders[k] = v;
           res.writeHead(up.statusCode ?? 502, resHeaders);

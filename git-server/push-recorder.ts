@@ -132,7 +132,10 @@ export async function recordPush(
       );
     }
     if (options.refsFingerprint) await c.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [ctx.repoId, options.refsFingerprint]);
-    if (options.replicate) {
+    // Replica nodes (ADR 0014) are the repository's own: a push to one that has any is replicated
+    // even where no zone is configured.
+    const toReplicaNodes = async () => !!options.refsFingerprint && ((await c.query(`SELECT 1 FROM repos WHERE id = $1 AND replica_nodes <> '{}'`, [ctx.repoId])).rowCount ?? 0) > 0;
+    if (options.replicate || (await toReplicaNodes())) {
       const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo, ...(ctx.node ? { node: ctx.node } : {}) };
       await c.query(`INSERT INTO replication_outbox (tenant_id, repo_id, payload) VALUES ($1, $2, $3)`, [ctx.tenantId, ctx.repoId, JSON.stringify(target)]);
     }

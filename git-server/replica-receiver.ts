@@ -2,13 +2,13 @@ import express, { type Request } from 'express';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AuthenticationError, NotAllowedError } from '../core/errors';
+import { AuthenticationError, InputError, NotAllowedError } from '../core/errors';
 import { repoPath, runGit } from '../core/git';
 import { route } from '../core/http';
 import { SERVICE_HEADER, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
-import { isRepository } from '../core/replica-sync';
+import { isRepository, REPLICA_HEAD_HEADER } from '../core/replica-sync';
 import { advertiseRefs, gitProtocolEnv, runService, type GitService } from './smart-http';
 
 // A replica is an exact mirror: deletions and force-pushes land as the primary made them, and no
@@ -36,6 +36,12 @@ export function createReplicaReceiver(o: { reposDir: string; internalSecret: str
       await fs.mkdir(path.dirname(gitDir), { recursive: true });
       const r = await runGit(['init', '--bare', '--quiet', gitDir]);
       if (r.code !== 0) throw new Error(`git init ${gitDir}: ${r.stderr}`);
+    }
+    const head = req.header(REPLICA_HEAD_HEADER);
+    if (head !== undefined) {
+      if (!head.startsWith('refs/heads/') || (await runGit(['check-ref-format', head])).code !== 0) throw new InputError(`${REPLICA_HEAD_HEADER} must name a branch ref`);
+      const r = await runGit(['--git-dir', gitDir, 'symbolic-ref', 'HEAD', head]);
+      if (r.code !== 0) throw new Error(`git symbolic-ref in ${gitDir}: ${r.stderr}`);
     }
     return { name: `${owner}/${repo}`, gitDir };
   }

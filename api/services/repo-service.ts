@@ -5,7 +5,7 @@ import { ConflictError, NotAllowedError, NotFoundError, UnavailableError } from 
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
-import { placeRepo } from '../../core/storage-nodes';
+import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { requireScope } from '../authz';
 import { parseBody, validName } from '../validation';
 import { audit } from './audit';
@@ -34,6 +34,8 @@ export class RepoService {
     private readonly initBareRepo: InitBareRepo,
     private readonly publicUrl: string,
     private readonly placementNodes: PlacementNodes,
+    /** `DOTGIT_REPLICA_NODES`: how many other nodes get a replica of each new repository. */
+    private readonly replicaNodes = 0,
   ) {}
 
   view(repo: RepoRow) {
@@ -43,10 +45,10 @@ export class RepoService {
       visibility: repo.visibility,
       cloneUrl: `${this.publicUrl.replace(/\/+$/, '')}/${repo.owner}/${repo.name}.git`,
       createdAt: repo.createdAt,
-      // Where it lives (ADR 0014). Replicas are node ids too, empty until replicas live on nodes
-      // (replica zones are not nodes; their state is GET …/replicas).
+      // Where it lives (ADR 0014), and the nodes holding its replicas (replica zones are not nodes;
+      // the state of both is GET …/replicas).
       node: repo.nodeId ?? null,
-      replicas: [] as string[],
+      replicas: repo.replicaNodes ?? [],
     };
   }
 
@@ -61,12 +63,14 @@ export class RepoService {
       if (principal.role === 'reader') throw new NotAllowedError('readers cannot create repositories');
     }
     // Placed on the least-used node before anything is written (ADR 0014).
-    const nodeId = await placeRepo(this.db, await this.placementNodes());
+    const candidates = await this.placementNodes();
+    const nodeId = await placeRepo(this.db, candidates);
+    const replicaNodes = await placeReplicas(this.db, candidates, nodeId, this.replicaNodes);
     // Row and bare repository appear together: the row commits only after the git-server made the repository.
     const row = await inTransaction(this.db, async (c) => {
       let r;
       try {
-        r = await c.query('INSERT INTO repos (tenant_id, name, visibility, node_id) VALUES ($1, $2, $3, $4) RETURNING id, created_at', [tenantId, name, visibility, nodeId]);
+        r = await c.query('INSERT INTO repos (tenant_id, name, visibility, node_id, replica_nodes) VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at', [tenantId, name, visibility, nodeId, replicaNodes]);
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw new ConflictError(`repository ${owner}/${name} already exists`);
         throw err;
@@ -78,7 +82,7 @@ export class RepoService {
       });
       return r.rows[0];
     });
-    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId });
+    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId, replicaNodes });
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {
