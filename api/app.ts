@@ -20,6 +20,7 @@ import type { SecretService } from './services/secret-service';
 import type { DeployService } from './services/deploy-service';
 import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
+import type { MoveService } from './services/move-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -34,6 +35,7 @@ export interface ApiServices {
   commitStatuses: CommitStatusService;
   backups: BackupService;
   replicas: ReplicaService;
+  moves: MoveService;
 }
 
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
@@ -41,7 +43,7 @@ export function createApiApp(
   services: ApiServices,
   o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>>; idempotencyKeys: IdempotencyStore },
 ) {
-  const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas } = services;
+  const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas, moves } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(healthAndMetrics(o.healthChecks));
@@ -71,6 +73,10 @@ export function createApiApp(
   }));
   v1.get('/repos/:owner/:repo', route(async (req, res) => {
     res.json(await repos.get(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  // Moving a repository to another storage node (platform admins): 202 with the move's workflow id.
+  v1.post('/repos/:owner/:repo/move', route(async (req, res) => {
+    res.status(202).json(await moves.move(req.principal, String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId));
   }));
   v1.post('/repos/:owner/:repo/runs', route(async (req, res) => {
     const created = await runs.create(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId);

@@ -24,6 +24,7 @@ import { WebhookService } from './services/webhook-service';
 import { CommitStatusService } from './services/commit-status-service';
 import { BackupService } from './services/backup-service';
 import { ReplicaService } from './services/replica-service';
+import { MoveService } from './services/move-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
       commitStatuses: new CommitStatusService(db, config.publicUrl),
       backups: new BackupService(db, getTemporal),
       replicas: new ReplicaService(db, config.replicaZones),
+      moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
       runs: runService,
     },
     {

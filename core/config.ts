@@ -167,6 +167,8 @@ const configSchema = z.object({
   deliveryLogKeep: z.coerce.number().int().min(0, 'DOTGIT_DELIVERY_LOG_KEEP must be 0 or more'),
   /** `DOTGIT_RESTORE_COPY_RETENTION_DAYS` — restored copies under `restores/` (API restores, drills kept after failing) are deleted this long after they finished; never one still running or whose Postgres runs. Default 1. */
   restoreCopyRetentionDays: z.coerce.number().positive('DOTGIT_RESTORE_COPY_RETENTION_DAYS must be a positive number of days'),
+  /** `DOTGIT_MOVE_GRACE_SECONDS` — after a repository moved to another storage node, its old node keeps the copy this long (reads begun there finish), then drops it. Default 300. */
+  moveGraceSeconds: z.coerce.number().int().min(0, 'DOTGIT_MOVE_GRACE_SECONDS must be 0 or more seconds'),
   /** `DOTGIT_PG_TOOLS_DIR` — directory with `pg_basebackup` of the server's version; `npm start` installs and sets it. Unset: no Postgres base backups. */
   pgToolsDir: z.string().optional(),
   /** `DOTGIT_REPLICA_ZONES` — zones every repository is replicated to after each push (JSON list of `{name, root}` / `{name, url}`, or `name=/root,name=http://…`). Default none. */
@@ -321,6 +323,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deliveryLogRetentionDays: env.DOTGIT_DELIVERY_LOG_RETENTION_DAYS ?? '30',
     deliveryLogKeep: env.DOTGIT_DELIVERY_LOG_KEEP ?? '100',
     restoreCopyRetentionDays: env.DOTGIT_RESTORE_COPY_RETENTION_DAYS ?? '1',
+    moveGraceSeconds: env.DOTGIT_MOVE_GRACE_SECONDS ?? '300',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
     replicaZones: parseReplicaZonesEnv(env.DOTGIT_REPLICA_ZONES, (text) => parseJsonEnv('DOTGIT_REPLICA_ZONES', text, [])),
     replicaNodes: env.DOTGIT_REPLICA_NODES ?? '0',

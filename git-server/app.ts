@@ -32,6 +32,8 @@ import { readableCopy } from './read-failover';
 import { createReplicaReceiver } from './replica-receiver';
 import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
+import { createRepoMoveRoutes } from './repo-move';
+import { assertWritableHere } from '../core/repo-moves';
 
 export interface GitServerOptions {
   db: Db;
@@ -176,6 +178,8 @@ export function createGitServerApp(o: GitServerOptions) {
   }
 
   app.use(createReplicaReceiver({ reposDir: o.reposDir, internalSecret: o.internalSecret, log: o.log, writeLock, onReceived: (name) => o.generations.bump(name) }));
+  // Moving repositories between nodes (workflows/move.ts): copies, the write fence's barrier, drops.
+  if (o.node) app.use(createRepoMoveRoutes({ db: o.db, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
 
   app.post('/internal/hooks/pre-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
     const claims = await hookClaims(req);
@@ -284,7 +288,9 @@ export function createGitServerApp(o: GitServerOptions) {
 
   git.get('/:owner/:repo.git/info/refs', route(async (req, res) => {
     const service = serviceParam(req.query.service);
-    const { gitDir } = await authorize(req, service);
+    const { repo, gitDir } = await authorize(req, service);
+    // A push to a repository a move fences is refused before it sends its pack (and again under the lock).
+    if (service === 'git-receive-pack') await assertWritableHere(o.db, repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
     const env = gitProtocolEnv(req);
     const repoName = `${req.params.owner}/${req.params.repo}`;
     const generation = await o.generations.get(repoName);
@@ -331,6 +337,8 @@ export function createGitServerApp(o: GitServerOptions) {
     const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
     const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);
     try {
+      // Under the lock: a move's barrier waits for this push, or this push sees the move's fence.
+      await assertWritableHere(o.db, repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',
         `core.hooksPath=${HOOKS_DIR}`,

@@ -28,6 +28,7 @@ import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
 import { createAlertActivities } from '../activities/alert-activities';
+import { createMoveActivities } from '../activities/move-activities';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
           fullEveryHours: config.backupFullEveryHours,
         }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+        ...createMoveActivities({ db, internalSecret: await readInternalSecret(config) }),
         ...webhookActivities,
       },
     });

@@ -6,3 +6,4 @@ export { replication, reconcileReplicas } from './replication';
 export { webhookDispatch } from './webhooks';
 export { deploy } from './deploy';
 export { environmentLock } from './environment-lock';
+export { moveRepository } from './move';

@@ -1,0 +1,91 @@
+import type { Db, DbClient } from './db';
+import { ConflictError, UnavailableError } from './errors';
+
+/**
+ * Moving a repository between storage nodes (ADR 0014): the write fence (`repos.moving_to`) and
+ * the switch of `repos.node_id`. The workflow is workflows/move.ts; these are its records.
+ */
+
+type Queryable = Db | DbClient;
+
+/** The move workflow's input: one repository, from the node holding it to another. */
+export interface MoveInput {
+  tenant: string;
+  repo: string;
+  repoId: number;
+  from: string;
+  to: string;
+  /** How long the source copy stays after the switch (reads in flight there finish). */
+  graceSeconds: number;
+}
+
+export interface MoveResult {
+  from: string;
+  to: string;
+  refs: number;
+  sourceRemoved: boolean;
+}
+
+/** Refs of a repository, name to object id: what must be equal on both nodes before the switch. */
+export type RefMap = Record<string, string>;
+
+/** One move per repository at a time: a second start while one runs is refused. */
+export function moveWorkflowId(tenant: string, repo: string): string {
+  return `move:${tenant}:${repo}`;
+}
+
+/** The service name of the tokens a move's calls carry (the activities' to the nodes, the target's fetches). */
+export const MOVE_SERVICE = 'repo-move';
+
+/** Seconds a refused push is told to wait while its repository is fenced. */
+export const FENCED_RETRY_AFTER_SECONDS = 2;
+
+/** Where a repository is and whether a move fences it, by id. */
+export async function moveStateOf(db: Queryable, repoId: number): Promise<{ nodeId: string | null; movingTo: string | null } | undefined> {
+  const row = (await db.query(`SELECT node_id, moving_to FROM repos WHERE id = $1`, [repoId])).rows[0];
+  return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null };
+}
+
+/** The same by name (a node asked to drop its copy knows only the name). */
+export async function moveStateByName(db: Queryable, owner: string, name: string): Promise<{ nodeId: string | null; movingTo: string | null } | undefined> {
+  const row = (await db.query(`SELECT r.node_id, r.moving_to FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
+  return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null };
+}
+
+/**
+ * Refuses a write unless the repository is this node's and no move fences it. Called by the
+ * holding node under the repository's write lock, so a push that got the lock before the fence
+ * finishes before the move's barrier does, and one after it sees the fence (or the new node).
+ */
+export async function assertWritableHere(db: Queryable, repoId: number, repo: string, nodeId: string | undefined): Promise<void> {
+  const state = await moveStateOf(db, repoId);
+  if (!state) return;
+  if (state.movingTo) throw new UnavailableError(`repository ${repo} is being moved to storage node ${state.movingTo}; try again in a moment`, FENCED_RETRY_AFTER_SECONDS);
+  if (nodeId && state.nodeId && state.nodeId !== nodeId) {
+    // Moved away while this request waited: the retry is routed to the new node.
+    throw new UnavailableError(`repository ${repo} has moved to storage node ${state.nodeId}; try again`, 1);
+  }
+}
+
+/** Fences the repository's writes for a move `from` → `to`; refuses when it is no longer on `from`. */
+export async function fenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | 'from' | 'to' | 'tenant' | 'repo'>): Promise<void> {
+  const r = await db.query(`UPDATE repos SET moving_to = $3 WHERE id = $1 AND node_id = $2 AND (moving_to IS NULL OR moving_to = $3)`, [i.repoId, i.from, i.to]);
+  if (r.rowCount !== 1) throw new ConflictError(`repository ${i.tenant}/${i.repo} is no longer on storage node ${i.from}, or another move fences it`);
+}
+
+/** Lifts this move's fence (a failed move); the repository stays where it was. */
+export async function unfenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | 'to'>): Promise<void> {
+  await db.query(`UPDATE repos SET moving_to = NULL WHERE id = $1 AND moving_to = $2`, [i.repoId, i.to]);
+}
+
+/**
+ * The switch: the repository is `to`'s from now on, and writes are open again, in one statement
+ * (one transaction). Done twice (a retried activity), the second finds it done.
+ */
+export async function switchRepoNode(db: Queryable, i: Pick<MoveInput, 'repoId' | 'from' | 'to' | 'tenant' | 'repo'>): Promise<void> {
+  const r = await db.query(`UPDATE repos SET node_id = $3, moving_to = NULL WHERE id = $1 AND node_id = $2 AND moving_to = $3`, [i.repoId, i.from, i.to]);
+  if (r.rowCount === 1) return;
+  const state = await moveStateOf(db, i.repoId);
+  if (state?.nodeId === i.to && !state.movingTo) return;
+  throw new ConflictError(`repository ${i.tenant}/${i.repo} is not fenced for a move from ${i.from} to ${i.to}`);
+}
