@@ -95,6 +95,8 @@ export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
     ...(o.objectsDir ? { DOTGIT_FS_OBJECTS_DIR: o.objectsDir } : {}),
     DOTGIT_API_UPSTREAMS: apis.map(url).join(','),
     DOTGIT_GIT_UPSTREAMS: nodes.map(url).join(','),
+    // Every new repository gets a replica on the other node, so its clones survive its node's loss.
+    DOTGIT_REPLICA_NODES: o.serviceEnv.DOTGIT_REPLICA_NODES ?? String(FLEET.nodes - 1),
     // What a part that knows one api or git-server calls: the first of each.
     DOTGIT_API_PORT: String(apis[0]),
     DOTGIT_GIT_PORT: String(nodes[0]),

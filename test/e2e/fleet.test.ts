@@ -366,7 +366,7 @@ test('kill -9 of a sandbox host mid-step: the runner starts it again under its h
   expect(isAlive(after.pid)).toBe(true);
 });
 
-test("a stopped storage node: its repositories answer 503 naming it, with Retry-After; the other node's still clone through both gateways; once it is back, pushes to it work", async () => {
+test("a stopped storage node: pushes to its repositories answer 503 naming it, with Retry-After, their clones come from the replica node; the other node's still clone through both gateways; once it is back, pushes to it work", async () => {
   const [g1, g2] = platform.gatewayUrls as [string, string];
   // Two fresh repositories with a commit each, found on both nodes.
   const byNode = new Map<string, string>();
@@ -378,6 +378,7 @@ test("a stopped storage node: its repositories answer 503 naming it, with Retry-
   }
   const [onNode1, onNode2] = [byNode.get('node-1')!, byNode.get('node-2')!];
   expect([onNode1, onNode2].every(Boolean)).toBe(true);
+  expect((await must<{ replicas: string[] }>('repo', call(g1, 'GET', `/api/v1/repos/${tenant}/${onNode2}`), 200)).replicas).toEqual(['node-1']);
   const refs = (g: string, repo: string, service: string) =>
     fetch(`${g}/${tenant}/${repo}.git/info/refs?service=${service}`, {
       headers: { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` },
@@ -396,6 +397,13 @@ test("a stopped storage node: its repositories answer 503 naming it, with Retry-
     }
     expect(answer.headers.get('retry-after')).toBeTruthy();
     expect(await answer.text()).toContain(`is on storage node node-2, which is down`);
+    // Its clones are served by its replica on node-1 (once that has caught up with the push).
+    let replicaClone = await git(['clone', '-q', cloneUrl(g2, onNode2), path.join(work, 'replica-0')], undefined, {}, { timeoutMs: 30_000 });
+    for (let i = 1; replicaClone.code !== 0 && i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      replicaClone = await git(['clone', '-q', cloneUrl(g2, onNode2), path.join(work, `replica-${i}`)], undefined, {}, { timeoutMs: 30_000 });
+    }
+    expect({ code: replicaClone.code, err: replicaClone.code ? replicaClone.stderr : '' }).toEqual({ code: 0, err: '' });
     for (const g of [g1, g2]) {
       const cloned = await git(['clone', '-q', cloneUrl(g, onNode1), path.join(work, `clone-${g.split(':').pop()}`)], undefined, {}, { timeoutMs: 30_000 });
       expect({ gateway: g, code: cloned.code, err: cloned.code ? cloned.stderr : '' }).toEqual({ gateway: g, code: 0, err: '' });

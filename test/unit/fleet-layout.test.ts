@@ -39,6 +39,7 @@ test('each instance listens on its own port and knows the fleet: upstream lists,
       DOTGIT_API_UPSTREAMS: 'http://127.0.0.1:8081,http://127.0.0.1:8091',
       DOTGIT_GIT_UPSTREAMS: 'http://127.0.0.1:8082,http://127.0.0.1:8092',
       DOTGIT_FS_OBJECTS_DIR: '/d/objects',
+      DOTGIT_REPLICA_NODES: '1',
       DOTGIT_INTERNAL_SECRET: serviceEnv.DOTGIT_INTERNAL_SECRET,
     });
   }
