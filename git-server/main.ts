@@ -9,6 +9,7 @@ import { OutboxRelay } from './outbox-relay';
 import { ReplicationRelay } from './replication-relay';
 import { PollingRelay } from './outbox-drainer';
 import { PackCache } from './pack-cache';
+import { tuneHeapForStreaming } from './heap-growth';
 import { RepoGenerations } from './repo-generation';
 import { createRedis } from '../core/redis';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
@@ -24,6 +25,8 @@ const RECONCILE_GRACE_MS = 60_000;
 const PRUNE_EVERY_PASSES = 100;
 
 async function main(): Promise<void> {
+  // Packs stream through this process: fewer full GCs over their short-lived buffers (heap-growth.ts).
+  tuneHeapForStreaming();
   const config = loadConfig();
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
