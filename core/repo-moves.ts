@@ -46,10 +46,10 @@ export async function moveStateOf(db: Queryable, repoId: number): Promise<{ node
   return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null };
 }
 
-/** The same by name (a node asked to drop its copy knows only the name). */
-export async function moveStateByName(db: Queryable, owner: string, name: string): Promise<{ nodeId: string | null; movingTo: string | null } | undefined> {
-  const row = (await db.query(`SELECT r.node_id, r.moving_to FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
-  return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null };
+/** The same by name, with the replica nodes (a node asked to drop its copy knows only the name). */
+export async function moveStateByName(db: Queryable, owner: string, name: string): Promise<{ nodeId: string | null; movingTo: string | null; replicaNodes: string[] } | undefined> {
+  const row = (await db.query(`SELECT r.node_id, r.moving_to, r.replica_nodes FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
+  return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null, replicaNodes: row.replica_nodes ?? [] };
 }
 
 /**
@@ -80,10 +80,14 @@ export async function unfenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | '
 
 /**
  * The switch: the repository is `to`'s from now on, and writes are open again, in one statement
- * (one transaction). Done twice (a retried activity), the second finds it done.
+ * (one transaction). A target that was one of its replica nodes is one no longer (it holds it).
+ * Done twice (a retried activity), the second finds it done.
  */
 export async function switchRepoNode(db: Queryable, i: Pick<MoveInput, 'repoId' | 'from' | 'to' | 'tenant' | 'repo'>): Promise<void> {
-  const r = await db.query(`UPDATE repos SET node_id = $3, moving_to = NULL WHERE id = $1 AND node_id = $2 AND moving_to = $3`, [i.repoId, i.from, i.to]);
+  const r = await db.query(
+    `UPDATE repos SET node_id = $3, moving_to = NULL, replica_nodes = array_remove(replica_nodes, $3) WHERE id = $1 AND node_id = $2 AND moving_to = $3`,
+    [i.repoId, i.from, i.to],
+  );
   if (r.rowCount === 1) return;
   const state = await moveStateOf(db, i.repoId);
   if (state?.nodeId === i.to && !state.movingTo) return;

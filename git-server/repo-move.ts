@@ -39,8 +39,8 @@ export interface RepoMoveOptions {
  *    of its own (a bare repository, every ref, pruned, HEAD as the source's) and answers its refs;
  *  - `POST /internal/repos/move-barrier`: the source takes and releases the repository's write lock,
  *    so every push that began before the fence has ended, and answers its refs (now unchanging);
- *  - `POST /internal/repos/move-drop`: removes a copy this node does not hold (the source's after
- *    the switch and its grace period, the target's after a failed move).
+ *  - `POST /internal/repos/move-drop`: removes a copy this node neither holds nor keeps as a replica
+ *    (the source's after the switch and its grace period, the target's after a failed move).
  */
 export function createRepoMoveRoutes(o: RepoMoveOptions): express.Router {
   const router = express.Router();
@@ -126,10 +126,11 @@ export function createRepoMoveRoutes(o: RepoMoveOptions): express.Router {
     await authorize(req);
     const { owner, name, repo, gitDir } = names(req.body);
     const state = await moveStateByName(o.db, owner, name);
-    // Only a copy that is not the repository: placed elsewhere, and not being moved here.
+    // Only a copy that is neither the repository (placed elsewhere, not being moved here) nor one of its replicas.
     if (!state?.nodeId || state.nodeId === o.nodeId || state.movingTo === o.nodeId) {
       throw new ConflictError(`repository ${repo} is held by storage node ${o.nodeId} (or about to be); its copy stays`);
     }
+    if (state.replicaNodes.includes(o.nodeId)) throw new ConflictError(`storage node ${o.nodeId} is a replica node of ${repo}; its copy stays`);
     await fs.rm(gitDir, { recursive: true, force: true });
     res.json({ dropped: true });
   }));

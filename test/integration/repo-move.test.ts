@@ -6,9 +6,9 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createDb, type Db } from '../../core/db';
 import { repoPath } from '../../core/git';
-import { IDENTITY_HEADER, signIdentity } from '../../core/internal-identity';
+import { IDENTITY_HEADER, SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
-import { moveWorkflowId } from '../../core/repo-moves';
+import { MOVE_SERVICE, moveWorkflowId } from '../../core/repo-moves';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
@@ -306,10 +306,44 @@ test('who may move: a tenant admin is refused (403), another tenant learns nothi
     await db.query(`DELETE FROM storage_nodes WHERE id = $1`, [down]);
   }
   // One move at a time: the second, while the first runs (its grace period alone lasts seconds), is refused.
+  // (The target is one of its replica nodes: after the move it holds it, and is a replica no longer.)
+  await db.query(`UPDATE repos SET replica_nodes = $3 WHERE tenant_id = $1 AND name = $2`, [member.tenantId, name, [N2]]);
   const first = await moveRepo(name, N2);
   expect(first.status).toBe(202);
   const second = await moveRepo(name, N2);
   expect(second).toEqual({ status: 409, body: { error: expect.objectContaining({ message: `a move of ${t.tenant}/${name} is already running (${moveWorkflowId(t.tenant, name)})` }) } });
   await temporal.workflow.getHandle(first.body.id).result();
   expect((await callApi('GET', `/api/v1/repos/${t.tenant}/${name}`, member)).body.node).toBe(N2);
+  expect((await db.query(`SELECT replica_nodes FROM repos WHERE tenant_id = $1 AND name = $2`, [member.tenantId, name])).rows[0].replica_nodes).toEqual([]);
 }, 120_000);
+
+test('a node drops only a copy that is neither the repository nor a replica of it', async () => {
+  const { name } = await repoOnN1('drop');
+  const drop = async (p: Proc) => {
+    const res = await fetch(`http://127.0.0.1:${p.port}/internal/repos/move-drop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(platformInfo().internalSecret, MOVE_SERVICE) },
+      body: JSON.stringify({ owner: t.tenant, name }),
+    });
+    return { status: res.status, message: ((await res.json()) as { error?: { message: string } }).error?.message };
+  };
+  // The holder keeps its copy.
+  expect(await drop(n1)).toEqual({ status: 409, message: `repository ${t.tenant}/${name} is held by storage node ${N1} (or about to be); its copy stays` });
+  expect(existsSync(onDisk(dirs.n1, name))).toBe(true);
+  // A replica node keeps its copy.
+  const replica = onDisk(dirs.n2, name);
+  expect((await git(['init', '--bare', '-q', replica])).code).toBe(0);
+  await db.query(`UPDATE repos SET replica_nodes = $3 WHERE tenant_id = $1 AND name = $2`, [member.tenantId, name, [N2]]);
+  expect(await drop(n2)).toEqual({ status: 409, message: `storage node ${N2} is a replica node of ${t.tenant}/${name}; its copy stays` });
+  expect(existsSync(replica)).toBe(true);
+  // Any other copy goes; a token that is not a move's is refused.
+  await db.query(`UPDATE repos SET replica_nodes = '{}' WHERE tenant_id = $1 AND name = $2`, [member.tenantId, name]);
+  expect(await drop(n2)).toEqual({ status: 200, message: undefined });
+  expect(existsSync(replica)).toBe(false);
+  const other = await fetch(`http://127.0.0.1:${n1.port}/internal/repos/move-drop`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(platformInfo().internalSecret, 'api') },
+    body: JSON.stringify({ owner: t.tenant, name }),
+  });
+  expect(other.status).toBe(403);
+});
