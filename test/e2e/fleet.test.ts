@@ -11,10 +11,11 @@ import type { TopologyProcess } from '../../infra/topology';
 import { git, localRepo, runIdsFrom } from '../helpers/git';
 import { isAlive } from '../helpers/procs';
 
-// Issue 11 item 8, the local fleet (`npm start -- --fleet`): a platform of its own with 2 gateways,
-// 2 apis, 2 git storage nodes, 3 sandbox hosts and an orchestration worker, each with its own data
-// dir, on one Postgres, Redis and Temporal. It is what a user gets, seen from outside: topology.json,
-// both gateways, work done through either of them.
+// Issue 11's fleet suite on the local fleet (`npm start -- --fleet`): a platform of its own with 2
+// gateways, 2 apis, 2 git storage nodes (each repository replicated to the other), 3 sandbox hosts,
+// an orchestration worker and node-2's storage worker, each with its own data dir, on one Postgres,
+// Redis and Temporal. Seen from outside, as a user sees it: topology.json, both gateways, work done
+// through either of them, and instances killed or frozen under it.
 
 jest.setTimeout(240_000);
 
