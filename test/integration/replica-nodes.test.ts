@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createDb, type Db } from '../../core/db';
@@ -8,6 +7,7 @@ import type { Principal } from '../../core/principal';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { killAllServices, startNode, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 
 // Replica nodes (issue 11 items 4 and 9, ADR 0014): two git-servers of this test's own, n1 and n2,
@@ -17,77 +17,19 @@ import { git, localRepo, tempDir } from '../helpers/git';
 // orchestration worker runs the `replication` workflow). A repository placed on n1 gets n2 as its
 // replica; pushes reach n2 through the replication workflow; while n1 is down n2 serves fetches.
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const suffix = randomBytes(3).toString('hex');
 const N1 = `n1-${suffix}`;
 const N2 = `n2-${suffix}`;
 
-interface Proc {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-}
-
 let db: Db;
 let t: TenantFixture;
 let identity: string;
-let n1: Proc;
-let n2: Proc;
-let ownApi: Proc;
+let n1: OwnService;
+let n2: OwnService;
+let ownApi: OwnService;
 const dirs = { n1: tempDir('dotgit-rn1-'), n2: tempDir('dotgit-rn2-') };
-const started: ChildProcess[] = [];
 
-async function start(entry: string, port: number, env: Record<string, string>): Promise<Proc> {
-  const info = platformInfo();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-    cwd: ROOT,
-    detached: true, // its own process group: a stop reaches its git children too
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: info.databaseUrl,
-      REDIS_URL: info.redisUrl,
-      TEMPORAL_ADDRESS: info.temporalAddress,
-      TEMPORAL_NAMESPACE: info.namespace,
-      DOTGIT_INTERNAL_SECRET: info.internalSecret,
-      DOTGIT_PUBLIC_URL: info.gatewayUrl,
-      DOTGIT_DRAIN_SECONDS: '0',
-      DOTGIT_WORKER_DRAIN_SECONDS: '0',
-      DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS: '0',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-  });
-  started.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    if (ok) return { child, port, output: () => out };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${entry} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function startNode(id: string, dataDir: string, port: number): Promise<Proc> {
-  return start('git-server/main.ts', port, { DOTGIT_DATA_DIR: dataDir, DOTGIT_GIT_PORT: String(port), DOTGIT_NODE_ID: id });
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  try {
-    process.kill(-p.child.pid!, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  await exited;
-}
-
-const via = (p: Proc, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
+const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const gitAuth = () => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${identity}`];
 
 async function refs(url: string): Promise<string> {
@@ -130,24 +72,19 @@ beforeAll(async () => {
   identity = await signIdentity(info.internalSecret, principal, 'replica-nodes');
   const [p1, p2, pApi, pWorker] = [await freePort(), await freePort(), await freePort(), await freePort()];
   [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
-  ownApi = await start('api/main.ts', pApi, {
+  ownApi = await startService('api/main.ts', pApi, {
     DOTGIT_DATA_DIR: info.dataDir,
     DOTGIT_API_PORT: String(pApi),
+    DOTGIT_DRAIN_SECONDS: '0',
     DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
     DOTGIT_REPLICA_NODES: '1',
   });
   // The storage worker beside n1: polls dotgit-storage@n1, where n1's repositories' syncs run.
-  await start('worker/main.ts', pWorker, { DOTGIT_DATA_DIR: dirs.n1, DOTGIT_WORKER_PORT: String(pWorker), DOTGIT_WORKER_ROLES: 'storage', DOTGIT_NODE_ID: N1 });
+  await startService('worker/main.ts', pWorker, { DOTGIT_DATA_DIR: dirs.n1, DOTGIT_WORKER_PORT: String(pWorker), DOTGIT_WORKER_ROLES: 'storage', DOTGIT_NODE_ID: N1, DOTGIT_DRAIN_SECONDS: '0', DOTGIT_WORKER_DRAIN_SECONDS: '0', DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS: '0' });
 }, 240_000);
 
 afterAll(async () => {
-  for (const child of started) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killAllServices();
   await db?.end();
 });
 
@@ -196,7 +133,7 @@ test('a push to the holder reaches the replica node: its refs equal the holder\'
 }, 90_000);
 
 test('n1 down: a clone through n2 is served by the up-to-date replica with identical refs; a push answers 503 naming n1; a stale replica answers 503', async () => {
-  await stop(n1);
+  await stopService(n1);
   const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
   const copy = path.join(tempDir('dotgit-rclone-'), 'c');
   // n1's heartbeat is still fresh: the refused connection sends the fetch to the replica.

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
@@ -12,6 +11,7 @@ import { MOVE_SERVICE, moveWorkflowId } from '../../core/repo-moves';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { killAllServices, startNode, startService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir, writeFiles } from '../helpers/git';
 
 // Moving a repository between storage nodes (issue 11 item 4, ADR 0014, workflows/move.ts): two
@@ -19,63 +19,22 @@ import { git, localRepo, tempDir, writeFiles } from '../helpers/git';
 // storage-nodes.test.ts), on the shared platform's Postgres, Redis and Temporal; the move workflow
 // runs on the platform's worker. A pusher pushes all along while a repository moves from n1 to n2.
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const suffix = randomBytes(3).toString('hex');
 const N1 = `n1-${suffix}`;
 const N2 = `n2-${suffix}`;
 const GRACE_SECONDS = 2;
-
-interface Proc {
-  child: ChildProcess;
-  port: number;
-}
 
 let db: Db;
 let temporal: Client;
 let t: TenantFixture;
 let member: Principal;
 let admin: Principal;
-let n1: Proc;
-let n2: Proc;
-let ownApi: Proc;
+let n1: OwnService;
+let n2: OwnService;
+let ownApi: OwnService;
 const dirs = { n1: tempDir('dotgit-move-n1-'), n2: tempDir('dotgit-move-n2-') };
-const started: ChildProcess[] = [];
 
-async function start(entry: string, port: number, env: Record<string, string>): Promise<Proc> {
-  const info = platformInfo();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: info.databaseUrl,
-      REDIS_URL: info.redisUrl,
-      TEMPORAL_ADDRESS: info.temporalAddress,
-      TEMPORAL_NAMESPACE: info.namespace,
-      DOTGIT_INTERNAL_SECRET: info.internalSecret,
-      DOTGIT_PUBLIC_URL: info.gatewayUrl,
-      DOTGIT_DRAIN_SECONDS: '0',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-  });
-  started.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    if (ok) return { child, port };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${entry} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const startNode = (id: string, dataDir: string, port: number) => start('git-server/main.ts', port, { DOTGIT_DATA_DIR: dataDir, DOTGIT_GIT_PORT: String(port), DOTGIT_NODE_ID: id });
-const via = (p: Proc, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
+const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const onDisk = (dir: string, repo: string) => repoPath(path.join(dir, 'repos'), t.tenant, repo);
 /** A fresh identity per call: the pusher runs longer than one identity lives. */
 const gitAuth = async (p: Principal = member) => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${await signIdentity(platformInfo().internalSecret, p, 'repo-move')}`];
@@ -133,22 +92,17 @@ beforeAll(async () => {
   expect(member.tenantId).toBe(tenantId);
   const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
   [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
-  ownApi = await start('api/main.ts', pApi, {
+  ownApi = await startService('api/main.ts', pApi, {
     DOTGIT_DATA_DIR: info.dataDir,
     DOTGIT_API_PORT: String(pApi),
+    DOTGIT_DRAIN_SECONDS: '0',
     DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
     DOTGIT_MOVE_GRACE_SECONDS: String(GRACE_SECONDS),
   });
 }, 180_000);
 
 afterAll(async () => {
-  for (const child of started) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killAllServices();
   await temporal?.connection.close();
   await db?.end();
 });
@@ -195,7 +149,7 @@ test('a repository moves from n1 to n2 while a pusher pushes all along: no push 
   const expected = Object.fromEntries([...succeeded]);
   expect(Object.fromEntries(Object.entries(onN2).filter(([ref]) => ref.startsWith('refs/heads/push-')))).toEqual(expected);
   expect(onN2['refs/heads/main']).toBe((await git(['rev-parse', 'HEAD'], work)).stdout.trim());
-  const lsRemote = async (p: Proc) => (await git([...(await gitAuth()), 'ls-remote', via(p, name)])).stdout;
+  const lsRemote = async (p: OwnService) => (await git([...(await gitAuth()), 'ls-remote', via(p, name)])).stdout;
   expect(await lsRemote(n1)).toBe(await lsRemote(n2));
   const fsck = await git(['--git-dir', onDisk(dirs.n2, name), 'fsck', '--full', '--strict']);
   expect({ code: fsck.code, stderr: fsck.stderr.replace(/^Checking.*\n?/gm, '') }).toEqual({ code: 0, stderr: '' });
@@ -319,7 +273,7 @@ test('who may move: a tenant admin is refused (403), another tenant learns nothi
 
 test('a node drops only a copy that is neither the repository nor a replica of it', async () => {
   const { name } = await repoOnN1('drop');
-  const drop = async (p: Proc) => {
+  const drop = async (p: OwnService) => {
     const res = await fetch(`http://127.0.0.1:${p.port}/internal/repos/move-drop`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', [SERVICE_HEADER]: await signServiceToken(platformInfo().internalSecret, MOVE_SERVICE) },

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { freePort } from '../../infra/provision/free-port';
 import { journalPrepared, PushReconciler } from '../../git-server/push-journal';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { killAllServices, startNode, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 
 // Storage nodes (issue 11 item 4, ADR 0014): two git-servers of this test's own, n1 and n2 (own
@@ -20,76 +20,20 @@ import { git, localRepo, tempDir } from '../helpers/git';
 // own), so no other suite's repository lands on a node this test stops. Requests go to n1, which
 // streams those of n2's repositories to n2.
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const suffix = randomBytes(3).toString('hex');
 const N1 = `n1-${suffix}`;
 const N2 = `n2-${suffix}`;
-
-interface Proc {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-}
 
 let db: Db;
 let t: TenantFixture;
 let principal: Principal;
 let identity: string;
-let n1: Proc;
-let n2: Proc;
-let ownApi: Proc;
+let n1: OwnService;
+let n2: OwnService;
+let ownApi: OwnService;
 const dirs = { n1: tempDir('dotgit-n1-'), n2: tempDir('dotgit-n2-') };
-const started: ChildProcess[] = [];
 
-async function start(entry: string, port: number, env: Record<string, string>): Promise<Proc> {
-  const info = platformInfo();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-    cwd: ROOT,
-    detached: true, // its own process group: a stop reaches its git children too
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: info.databaseUrl,
-      REDIS_URL: info.redisUrl,
-      TEMPORAL_ADDRESS: info.temporalAddress,
-      TEMPORAL_NAMESPACE: info.namespace,
-      DOTGIT_INTERNAL_SECRET: info.internalSecret,
-      DOTGIT_PUBLIC_URL: info.gatewayUrl,
-      DOTGIT_DRAIN_SECONDS: '0',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-  });
-  started.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    if (ok) return { child, port, output: () => out };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${entry} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function startNode(id: string, dataDir: string, port: number): Promise<Proc> {
-  return start('git-server/main.ts', port, { DOTGIT_DATA_DIR: dataDir, DOTGIT_GIT_PORT: String(port), DOTGIT_NODE_ID: id });
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  try {
-    process.kill(-p.child.pid!, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  await exited;
-}
-
-const via = (p: Proc, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
+const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const gitAuth = () => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${identity}`];
 
 /** Creates a repository through the test's own api (placement among n1 and n2). */
@@ -118,21 +62,16 @@ beforeAll(async () => {
   const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
   [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
   // The api calls either node (round robin); each forwards a creation meant for the other.
-  ownApi = await start('api/main.ts', pApi, {
+  ownApi = await startService('api/main.ts', pApi, {
     DOTGIT_DATA_DIR: info.dataDir,
     DOTGIT_API_PORT: String(pApi),
+    DOTGIT_DRAIN_SECONDS: '0',
     DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
   });
 }, 180_000);
 
 afterAll(async () => {
-  for (const child of started) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killAllServices();
   await db?.end();
 });
 
@@ -221,7 +160,7 @@ test('bad input: creating a repository on a node that is not registered, or with
 test('n2 down: a push via n1 answers 503 with Retry-After and a message naming n2; new repositories go to n1; once n2 is back, pushes work again', async () => {
   // n1 now holds one more repository than n2, so while both are up n2 is the next choice.
   expect((await createRepo(uniqueName('more'))).body.node).toBe(N1);
-  await stop(n2);
+  await stopService(n2);
   const message = `repository ${t.tenant}/${onN2} is on storage node ${N2}, which is down; try again later`;
   const probe = () => fetch(`${via(n1, onN2)}/info/refs?service=git-receive-pack`, { headers: { [IDENTITY_HEADER]: identity } });
   // Its heartbeat is still fresh: the refused connection says it is down.
@@ -261,7 +200,7 @@ test('at start-up a node claims the unplaced repositories (from before nodes) th
   }
   try {
     expect((await git(['init', '--bare', '-q', repoPath(path.join(dirs.n1, 'repos'), t.tenant, onDisk)])).code).toBe(0);
-    await stop(n1);
+    await stopService(n1);
     n1 = await startNode(N1, dirs.n1, n1.port);
     const nodes = (await db.query(`SELECT name, node_id FROM repos WHERE id = ANY($1::bigint[]) ORDER BY name`, [ids])).rows;
     expect(Object.fromEntries(nodes.map((r) => [r.name, r.node_id]))).toEqual({ [onDisk]: N1, [elsewhere]: null });
