@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
-import { InputError, NotFoundError, UnavailableError } from '../../core/errors';
+import { InputError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
-import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { backupIdFor, restoreIdFor, type BackupInput, type RestoreInput } from '../../core/backup-types';
 import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { checked, flag, parseBody } from '../validation';
 import { audit } from './audit';
+import { startOrchestrationWorkflow } from './start-workflow';
 
 // Clocks of the caller and ours may differ a little; a restore point further in the future is a mistake.
 const FUTURE_SKEW_MS = 60_000;
@@ -45,18 +45,8 @@ export class BackupService {
   ) {}
 
   private async start(workflowType: 'backup' | 'restore', id: string, arg: BackupInput | RestoreInput): Promise<void> {
-    let client: Client;
-    try {
-      client = await this.temporal();
-    } catch (err) {
-      throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`, 5);
-    }
-    try {
-      await client.workflow.start(workflowType, { taskQueue: ORCHESTRATION_QUEUE, workflowId: id, args: [arg] });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
-      throw new UnavailableError(`could not start the ${workflowType} workflow: ${(err as Error).message}`, 5);
-    }
+    // Already running under this id: that run is the answer.
+    await startOrchestrationWorkflow(this.temporal, workflowType, id, arg, `the ${workflowType} workflow`);
   }
 
   /** Starts a backup now; `full` makes every part a new base. The row says running until the manifest is written. */

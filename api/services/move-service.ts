@@ -1,16 +1,16 @@
 import { z } from 'zod';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
-import { ConflictError, InputError, UnavailableError } from '../../core/errors';
+import { ConflictError, InputError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo } from '../../core/repos';
 import { moveWorkflowId, type MoveInput } from '../../core/repo-moves';
-import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { findNode } from '../../core/storage-nodes';
 import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
+import { startOrchestrationWorkflow } from './start-workflow';
 
 const NODE_MESSAGE = 'node must be a storage node id';
 const moveBody = z.strictObject({ node: z.string({ error: NODE_MESSAGE }).min(1, { error: NODE_MESSAGE }).max(200, { error: NODE_MESSAGE }) });
@@ -39,17 +39,8 @@ export class MoveService {
     if (repo.nodeId === to) throw new ConflictError(`repository ${label} is already on storage node ${to}`);
     const id = moveWorkflowId(repo.owner, repo.name);
     const input: MoveInput = { tenant: repo.owner, repo: repo.name, repoId: repo.id, from: repo.nodeId, to, graceSeconds: this.graceSeconds };
-    let client: Client;
-    try {
-      client = await this.temporal();
-    } catch (err) {
-      throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`, 5);
-    }
-    try {
-      await client.workflow.start('moveRepository', { taskQueue: ORCHESTRATION_QUEUE, workflowId: id, args: [input] });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`a move of ${label} is already running (${id})`);
-      throw new UnavailableError(`could not start the move of ${label}: ${(err as Error).message}`, 5);
+    if (!(await startOrchestrationWorkflow(this.temporal, 'moveRepository', id, input, `the move of ${label}`))) {
+      throw new ConflictError(`a move of ${label} is already running (${id})`);
     }
     await audit(this.db, { tenantId: repo.tenantId, actor: p.username, action: 'repo.move', target: label, detail: { from: input.from, to }, requestId });
     return { id, from: input.from, to };
