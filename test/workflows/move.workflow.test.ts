@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { startWorkflowTestEnv } from '../helpers/workflow-env';
+import { useWorkflowTestEnv } from '../helpers/workflow-env';
 import type { MoveActivities } from '../../activities/move-activities';
 import type { MoveInput } from '../../core/repo-moves';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
@@ -17,15 +16,7 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 const HISTORY_FILE = path.join(__dirname, 'histories', 'move-v1.json');
-let env: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  env = await startWorkflowTestEnv();
-}, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
+const testEnv = useWorkflowTestEnv();
 
 const input: MoveInput = { tenant: 'acme', repo: 'app', repoId: 7, from: 'n1', to: 'n2', graceSeconds: 1 };
 const REFS = { 'refs/heads/main': 'a'.repeat(40) };
@@ -46,8 +37,8 @@ function fakes(calls: string[], o: { failCatchUp?: string } = {}): MoveActivitie
 }
 
 async function run(activities: MoveActivities, workflowId: string) {
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities });
-  const handle = await env.client.workflow.start('moveRepository', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
+  const worker = await Worker.create({ connection: testEnv().nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities });
+  const handle = await testEnv().client.workflow.start('moveRepository', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
   const result = await worker.runUntil(handle.result().then((r) => ({ ok: true as const, r }), (err: Error) => ({ ok: false as const, err })));
   return { result, handle };
 }
