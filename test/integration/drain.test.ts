@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -9,6 +8,7 @@ import { platformInfo } from '../harness/platform-info';
 import { createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, tempDir } from '../helpers/git';
 import { cloneUrlVia } from '../helpers/own-gateway';
+import { killAllServices, startService, type OwnService } from '../helpers/own-services';
 
 // Graceful drain (issue 11 item 6): SIGTERM to a git-server or a gateway lets the transfer in flight
 // finish, answers new requests with 503 (or refuses new connections), and exits 0 within
@@ -17,48 +17,10 @@ import { cloneUrlVia } from '../helpers/own-gateway';
 // Redis, Temporal and repositories); the git client talks through a throttling TCP proxy, so the
 // SIGTERM surely lands mid-transfer.
 
-const ROOT = path.resolve(__dirname, '..', '..');
-
-interface Service {
-  proc: ChildProcess;
-  port: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output: () => string;
-}
-
-async function startService(entry: string, port: number, env: NodeJS.ProcessEnv): Promise<Service> {
+/** A service of the test's own beside the platform's: its data dir, api and worker. */
+function startOwn(entry: string, port: number, env: NodeJS.ProcessEnv): Promise<OwnService> {
   const p = platformInfo();
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DOTGIT_DATA_DIR: p.dataDir,
-      DATABASE_URL: p.databaseUrl,
-      REDIS_URL: p.redisUrl,
-      TEMPORAL_ADDRESS: p.temporalAddress,
-      TEMPORAL_NAMESPACE: p.namespace,
-      DOTGIT_INTERNAL_SECRET: p.internalSecret,
-      DOTGIT_PUBLIC_URL: p.gatewayUrl,
-      DOTGIT_API_PORT: String(p.apiPort),
-      DOTGIT_WORKER_PORT: String(p.workerPort),
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  proc.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${entry} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return { proc, port, exited, output: () => out };
+  return startService(entry, port, { DOTGIT_DATA_DIR: p.dataDir, DOTGIT_API_PORT: String(p.apiPort), DOTGIT_WORKER_PORT: String(p.workerPort), ...env });
 }
 
 /** A TCP proxy to `target` that passes at most `bytesPerSecond` each way; counts bytes passed. */
@@ -117,7 +79,6 @@ async function bigRepo(mb: number): Promise<string> {
 }
 
 let t: TenantFixture;
-const started: Service[] = [];
 const proxies: { close(): void }[] = [];
 
 beforeAll(async () => {
@@ -125,18 +86,16 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(() => {
-  for (const s of started) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+  killAllServices();
   for (const p of proxies) p.close();
 });
 
 /** An own git-server and an own gateway in front of it; `drain` seconds for the one the test stops. */
-async function stack(drain: { git?: string; gateway?: string }): Promise<{ gitServer: Service; gateway: Service }> {
+async function stack(drain: { git?: string; gateway?: string }): Promise<{ gitServer: OwnService; gateway: OwnService }> {
   const gitPort = await freePort();
-  const gitServer = await startService('git-server/main.ts', gitPort, { DOTGIT_GIT_PORT: String(gitPort), ...(drain.git ? { DOTGIT_DRAIN_SECONDS: drain.git } : {}) });
-  started.push(gitServer);
+  const gitServer = await startOwn('git-server/main.ts', gitPort, { DOTGIT_GIT_PORT: String(gitPort), ...(drain.git ? { DOTGIT_DRAIN_SECONDS: drain.git } : {}) });
   const gwPort = await freePort();
-  const gateway = await startService('gateway/main.ts', gwPort, { PORT: String(gwPort), DOTGIT_GIT_PORT: String(gitPort), ...(drain.gateway ? { DOTGIT_DRAIN_SECONDS: drain.gateway } : {}) });
-  started.push(gateway);
+  const gateway = await startOwn('gateway/main.ts', gwPort, { PORT: String(gwPort), DOTGIT_GIT_PORT: String(gitPort), ...(drain.gateway ? { DOTGIT_DRAIN_SECONDS: drain.gateway } : {}) });
   return { gitServer, gateway };
 }
 
@@ -151,9 +110,9 @@ test('SIGTERM to a git-server mid-push: the push completes, new requests get 503
   // Mid-pack: a third of the data is through.
   await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the push to be under way');
   const signalledAt = Date.now();
-  gitServer.proc.kill('SIGTERM');
+  gitServer.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
-  expect(gitServer.proc.exitCode).toBeNull();
+  expect(gitServer.child.exitCode).toBeNull();
   // New requests while draining: 503 with Retry-After and Connection: close; /healthz says draining.
   const health = await fetch(`http://127.0.0.1:${gitServer.port}/healthz`);
   expect(health.status).toBe(503);
@@ -178,7 +137,7 @@ test('SIGTERM to a git-server mid-push: the push completes, new requests get 503
   expect((await git(['clone', '-q', cloneUrl(t.tenant, repo, t.token), copy])).code).toBe(0);
   expect((await git(['fsck', '--strict'], copy)).code).toBe(0);
   expect((await git(['rev-parse', 'HEAD:blob.bin'], copy)).stdout).toBe((await git(['rev-parse', 'HEAD:blob.bin'], work)).stdout);
-  gateway.proc.kill('SIGKILL');
+  gateway.child.kill('SIGKILL');
 }, 240_000);
 
 test('SIGTERM to a gateway mid-clone: the clone completes, new connections are refused, the process exits 0', async () => {
@@ -194,9 +153,9 @@ test('SIGTERM to a gateway mid-clone: the clone completes, new connections are r
   const clone = git(['clone', '-q', cloneUrlVia(`http://127.0.0.1:${proxy.port}`, t.tenant, repo, t.token), copy]);
   await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the clone to be under way');
   const signalledAt = Date.now();
-  gateway.proc.kill('SIGTERM');
+  gateway.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
-  expect(gateway.proc.exitCode).toBeNull();
+  expect(gateway.child.exitCode).toBeNull();
   // Listening has stopped: a balancer's new connections go to another instance.
   await expect(fetch(`http://127.0.0.1:${gateway.port}/healthz`)).rejects.toThrow();
 
@@ -208,7 +167,7 @@ test('SIGTERM to a gateway mid-clone: the clone completes, new connections are r
   expect(Date.now() - signalledAt).toBeLessThan(30_000);
   expect(gateway.output()).toMatch(/"requests":[1-9].*gateway draining/);
   expect(gateway.output()).toMatch(/gateway stopped/);
-  gitServer.proc.kill('SIGKILL');
+  gitServer.child.kill('SIGKILL');
 }, 240_000);
 
 test('a push still running past a short grace (DOTGIT_DRAIN_SECONDS=2) is cut and the git-server exits', async () => {
@@ -221,7 +180,7 @@ test('a push still running past a short grace (DOTGIT_DRAIN_SECONDS=2) is cut an
   const push = git(['push', '-q', cloneUrlVia(`http://127.0.0.1:${proxy.port}`, t.tenant, repo, t.token), 'main'], work, {}, { timeoutMs: 120_000 });
   await waitUntil(() => proxy.bytes() > 512 * 1024, 60_000, 'the push to be under way');
   const signalledAt = Date.now();
-  gitServer.proc.kill('SIGTERM');
+  gitServer.child.kill('SIGTERM');
   expect(await gitServer.exited).toEqual({ code: 0, signal: null });
   const took = Date.now() - signalledAt;
   // The grace, plus the relays' stop and pool close (bounded), on a loaded machine.
@@ -234,5 +193,5 @@ test('a push still running past a short grace (DOTGIT_DRAIN_SECONDS=2) is cut an
   // Nothing half-written: main was never created.
   const remote = await git(['ls-remote', cloneUrl(t.tenant, repo, t.token), 'refs/heads/main']);
   expect(remote.stdout).toBe('');
-  gateway.proc.kill('SIGKILL');
+  gateway.child.kill('SIGKILL');
 }, 240_000);

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,14 +13,13 @@ import { platformInfo } from '../harness/platform-info';
 import { createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
 import { git, tempDir, writeFiles } from '../helpers/git';
 import { cloneUrlVia, seededPrivateRepo } from '../helpers/own-gateway';
+import { killAllServices, startService, type OwnService } from '../helpers/own-services';
 
 // Balancing across upstream instances (issue 11 item 5, ADR 0014 "Balancing"). First a gateway
 // in front of small HTTP servers this test controls (round robin, a refused connection re-sent,
 // a failure after bytes not re-sent, taken out and back, all down, upgrades); then a real gateway
 // process in front of two real api processes (the shared platform's Postgres, Redis, Temporal),
 // one of them killed with SIGKILL under steady load and started again.
-
-const ROOT = path.resolve(__dirname, '..', '..');
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -251,43 +249,18 @@ describe('a gateway over two small upstreams', () => {
 });
 
 describe('a gateway process over two api processes', () => {
-  interface Proc {
-    proc: ChildProcess;
-    port: number;
+  interface Proc extends OwnService {
     /** GETs of `path` this process logged. */
     served: (path: string) => number;
-    output: () => string;
   }
-  const procs: Proc[] = [];
   let t: TenantFixture;
   let repoPath: string;
 
   async function start(entry: string, port: number, env: NodeJS.ProcessEnv): Promise<Proc> {
     const p = platformInfo();
-    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        DOTGIT_DATA_DIR: p.dataDir,
-        DATABASE_URL: p.databaseUrl,
-        REDIS_URL: p.redisUrl,
-        TEMPORAL_ADDRESS: p.temporalAddress,
-        TEMPORAL_NAMESPACE: p.namespace,
-        DOTGIT_INTERNAL_SECRET: p.internalSecret,
-        DOTGIT_PUBLIC_URL: p.gatewayUrl,
-        DOTGIT_GIT_PORT: String(p.gitPort),
-        DOTGIT_WORKER_PORT: String(p.workerPort),
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let tail = '';
     const served = new Map<string, number>();
     let partial = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      tail = (tail + d).slice(-20_000);
+    const onStdout = (d: Buffer) => {
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop()!;
       for (const line of lines) {
@@ -295,19 +268,9 @@ describe('a gateway process over two api processes', () => {
         const m = /"method":"GET","path":"([^"]+)"[^\n]*"msg":"request"/.exec(line);
         if (m) served.set(m[1], (served.get(m[1]) ?? 0) + 1);
       }
-    });
-    proc.stderr!.on('data', (d) => (tail = (tail + d).slice(-20_000)));
-    const me: Proc = { proc, port, served: (p) => served.get(p) ?? 0, output: () => tail };
-    procs.push(me);
-    await waitUntil(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`${entry} exited:\n${tail}`);
-        return fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-      },
-      90_000,
-      `${entry} on ${port} to start:\n${tail}`,
-    );
-    return me;
+    };
+    const s = await startService(entry, port, { DOTGIT_DATA_DIR: p.dataDir, DOTGIT_GIT_PORT: String(p.gitPort), DOTGIT_WORKER_PORT: String(p.workerPort), ...env }, { onStdout });
+    return { ...s, served: (path) => served.get(path) ?? 0 };
   }
 
   const startApi = (port: number) => start('api/main.ts', port, { DOTGIT_API_PORT: String(port), LOG_LEVEL: 'debug' });
@@ -337,7 +300,7 @@ describe('a gateway process over two api processes', () => {
     });
   }, 180_000);
   afterAll(() => {
-    for (const p of procs) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+    killAllServices();
   });
 
   test('requests spread over both; one killed under load costs no client an error; started again, it gets requests', async () => {
@@ -368,7 +331,7 @@ describe('a gateway process over two api processes', () => {
     const clients = Array.from({ length: 20 }, client);
     await new Promise((r) => setTimeout(r, 3000));
     const aBeforeKill = a.served(repoPath);
-    a.proc.kill('SIGKILL');
+    a.child.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 2000));
     expect((await fetch(`http://127.0.0.1:${gw.port}/healthz`)).status).toBe(200); // b is enough
     await new Promise((r) => setTimeout(r, 5000));
