@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
+import { tempDir } from './git';
 
 /**
  * Real service processes of a test's own (git-server, api, worker, gateway `main.ts`) on the shared
@@ -88,4 +91,28 @@ export async function stopService(s: OwnService): Promise<void> {
 /** For afterAll: kills every service this file started that still runs, with its children. */
 export function killAllServices(): void {
   for (const child of started) killGroup(child);
+}
+
+/** Ids and data dirs for two storage nodes of a test's own (ids unique to the run: nodes register in the shared Postgres). */
+export function ownNodePair(dirPrefix: string): { N1: string; N2: string; dirs: { n1: string; n2: string } } {
+  const suffix = randomBytes(3).toString('hex');
+  return { N1: `n1-${suffix}`, N2: `n2-${suffix}`, dirs: { n1: tempDir(`${dirPrefix}n1-`), n2: tempDir(`${dirPrefix}n2-`) } };
+}
+
+/**
+ * Starts the pair's two git-servers and an api configured with just those two
+ * (DOTGIT_GIT_UPSTREAMS): that api places repositories on them alone, and the platform's api never
+ * does, so no other suite's repository lands on a node the test stops. `apiEnv` adds to the api's settings.
+ */
+export async function startNodesWithApi(pair: ReturnType<typeof ownNodePair>, apiEnv: NodeJS.ProcessEnv = {}): Promise<[OwnService, OwnService, OwnService]> {
+  const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
+  const [n1, n2] = await Promise.all([startNode(pair.N1, pair.dirs.n1, p1), startNode(pair.N2, pair.dirs.n2, p2)]);
+  const api = await startService('api/main.ts', pApi, {
+    DOTGIT_DATA_DIR: platformInfo().dataDir,
+    DOTGIT_API_PORT: String(pApi),
+    DOTGIT_DRAIN_SECONDS: '0',
+    DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
+    ...apiEnv,
+  });
+  return [n1, n2, api];
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createDb, type Db } from '../../core/db';
 import { repoPath } from '../../core/git';
@@ -7,7 +6,7 @@ import type { Principal } from '../../core/principal';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
-import { killAllServices, startNode, startService, stopService, type OwnService } from '../helpers/own-services';
+import { killAllServices, ownNodePair, startNode, startNodesWithApi, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 
 // Replica nodes (issue 11 items 4 and 9, ADR 0014): two git-servers of this test's own, n1 and n2,
@@ -17,9 +16,7 @@ import { git, localRepo, tempDir } from '../helpers/git';
 // orchestration worker runs the `replication` workflow). A repository placed on n1 gets n2 as its
 // replica; pushes reach n2 through the replication workflow; while n1 is down n2 serves fetches.
 
-const suffix = randomBytes(3).toString('hex');
-const N1 = `n1-${suffix}`;
-const N2 = `n2-${suffix}`;
+const { N1, N2, dirs } = ownNodePair('dotgit-r');
 
 let db: Db;
 let t: TenantFixture;
@@ -27,7 +24,6 @@ let identity: string;
 let n1: OwnService;
 let n2: OwnService;
 let ownApi: OwnService;
-const dirs = { n1: tempDir('dotgit-rn1-'), n2: tempDir('dotgit-rn2-') };
 
 const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const gitAuth = () => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${identity}`];
@@ -70,15 +66,8 @@ beforeAll(async () => {
   const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
   const principal: Principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
   identity = await signIdentity(info.internalSecret, principal, 'replica-nodes');
-  const [p1, p2, pApi, pWorker] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
-  ownApi = await startService('api/main.ts', pApi, {
-    DOTGIT_DATA_DIR: info.dataDir,
-    DOTGIT_API_PORT: String(pApi),
-    DOTGIT_DRAIN_SECONDS: '0',
-    DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
-    DOTGIT_REPLICA_NODES: '1',
-  });
+  [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs }, { DOTGIT_REPLICA_NODES: '1' });
+  const pWorker = await freePort();
   // The storage worker beside n1: polls dotgit-storage@n1, where n1's repositories' syncs run.
   await startService('worker/main.ts', pWorker, { DOTGIT_DATA_DIR: dirs.n1, DOTGIT_WORKER_PORT: String(pWorker), DOTGIT_WORKER_ROLES: 'storage', DOTGIT_NODE_ID: N1, DOTGIT_DRAIN_SECONDS: '0', DOTGIT_WORKER_DRAIN_SECONDS: '0', DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS: '0' });
 }, 240_000);

@@ -8,10 +8,9 @@ import { repoPath } from '../../core/git';
 import { IDENTITY_HEADER, SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { MOVE_SERVICE, moveWorkflowId } from '../../core/repo-moves';
-import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
-import { killAllServices, startNode, startService, type OwnService } from '../helpers/own-services';
+import { killAllServices, ownNodePair, startNodesWithApi, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir, writeFiles } from '../helpers/git';
 
 // Moving a repository between storage nodes (issue 11 item 4, ADR 0014, workflows/move.ts): two
@@ -19,9 +18,8 @@ import { git, localRepo, tempDir, writeFiles } from '../helpers/git';
 // storage-nodes.test.ts), on the shared platform's Postgres, Redis and Temporal; the move workflow
 // runs on the platform's worker. A pusher pushes all along while a repository moves from n1 to n2.
 
+const { N1, N2, dirs } = ownNodePair('dotgit-move-');
 const suffix = randomBytes(3).toString('hex');
-const N1 = `n1-${suffix}`;
-const N2 = `n2-${suffix}`;
 const GRACE_SECONDS = 2;
 
 let db: Db;
@@ -32,7 +30,6 @@ let admin: Principal;
 let n1: OwnService;
 let n2: OwnService;
 let ownApi: OwnService;
-const dirs = { n1: tempDir('dotgit-move-n1-'), n2: tempDir('dotgit-move-n2-') };
 
 const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const onDisk = (dir: string, repo: string) => repoPath(path.join(dir, 'repos'), t.tenant, repo);
@@ -90,15 +87,7 @@ beforeAll(async () => {
   const platformAdmin = await principalOf('platform_admin = $1', true, '');
   admin = { ...platformAdmin, tenantName: (await db.query(`SELECT name FROM tenants WHERE id = $1`, [platformAdmin.tenantId])).rows[0].name };
   expect(member.tenantId).toBe(tenantId);
-  const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
-  [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
-  ownApi = await startService('api/main.ts', pApi, {
-    DOTGIT_DATA_DIR: info.dataDir,
-    DOTGIT_API_PORT: String(pApi),
-    DOTGIT_DRAIN_SECONDS: '0',
-    DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
-    DOTGIT_MOVE_GRACE_SECONDS: String(GRACE_SECONDS),
-  });
+  [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs }, { DOTGIT_MOVE_GRACE_SECONDS: String(GRACE_SECONDS) });
 }, 180_000);
 
 afterAll(async () => {

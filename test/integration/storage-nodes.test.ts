@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
@@ -6,11 +5,10 @@ import { createDb, type Db } from '../../core/db';
 import { repoPath } from '../../core/git';
 import { IDENTITY_HEADER, SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
-import { freePort } from '../../infra/provision/free-port';
 import { journalPrepared, PushReconciler } from '../../git-server/push-journal';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
-import { killAllServices, startNode, startService, stopService, type OwnService } from '../helpers/own-services';
+import { killAllServices, ownNodePair, startNode, startNodesWithApi, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 
 // Storage nodes (issue 11 item 4, ADR 0014): two git-servers of this test's own, n1 and n2 (own
@@ -20,9 +18,7 @@ import { git, localRepo, tempDir } from '../helpers/git';
 // own), so no other suite's repository lands on a node this test stops. Requests go to n1, which
 // streams those of n2's repositories to n2.
 
-const suffix = randomBytes(3).toString('hex');
-const N1 = `n1-${suffix}`;
-const N2 = `n2-${suffix}`;
+const { N1, N2, dirs } = ownNodePair('dotgit-');
 
 let db: Db;
 let t: TenantFixture;
@@ -31,7 +27,6 @@ let identity: string;
 let n1: OwnService;
 let n2: OwnService;
 let ownApi: OwnService;
-const dirs = { n1: tempDir('dotgit-n1-'), n2: tempDir('dotgit-n2-') };
 
 const via = (p: OwnService, repo: string) => `http://127.0.0.1:${p.port}/${t.tenant}/${repo}.git`;
 const gitAuth = () => ['-c', `http.extraHeader=${IDENTITY_HEADER}: ${identity}`];
@@ -59,15 +54,8 @@ beforeAll(async () => {
   const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
   principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
   identity = await signIdentity(info.internalSecret, principal, 'storage-nodes');
-  const [p1, p2, pApi] = [await freePort(), await freePort(), await freePort()];
-  [n1, n2] = await Promise.all([startNode(N1, dirs.n1, p1), startNode(N2, dirs.n2, p2)]);
   // The api calls either node (round robin); each forwards a creation meant for the other.
-  ownApi = await startService('api/main.ts', pApi, {
-    DOTGIT_DATA_DIR: info.dataDir,
-    DOTGIT_API_PORT: String(pApi),
-    DOTGIT_DRAIN_SECONDS: '0',
-    DOTGIT_GIT_UPSTREAMS: `http://127.0.0.1:${p1},http://127.0.0.1:${p2}`,
-  });
+  [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs });
 }, 180_000);
 
 afterAll(async () => {
