@@ -1,6 +1,7 @@
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import type { RepoTarget } from '../core/run-types';
+import { reposNeedingMaintenance } from '../core/storage-nodes';
 
 /** Thrown when git fails to repack a repository (the activity is retried by Temporal). */
 export class MaintenanceFailedError extends Error {
@@ -11,12 +12,7 @@ export class MaintenanceFailedError extends Error {
 export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir: string }) {
   return {
     async listReposNeedingMaintenance(args: { limit: number }): Promise<RepoTarget[]> {
-      const r = await db.query(
-        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
-          WHERE r.pushes_since_maintenance > 0 ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
-        [args.limit],
-      );
-      return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}) }));
+      return reposNeedingMaintenance(db, args.limit);
     },
 
     /**

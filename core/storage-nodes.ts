@@ -212,3 +212,19 @@ export function startHeartbeat(db: Db, id: string, url: string, onError: (err: u
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * Repositories with pushes since their last repack, most first, whose storage node is up (or that
+ * have none yet): a repack waits for the worker beside the node, so one down node must not hold up
+ * the sweep; its repositories keep their counts for a later sweep.
+ */
+export async function reposNeedingMaintenance(db: Queryable, limit: number): Promise<Array<{ tenantId: number; tenant: string; repoId: number; repo: string; node?: string }>> {
+  const r = await db.query(
+    `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
+      WHERE r.pushes_since_maintenance > 0
+        AND (r.node_id IS NULL OR EXISTS (SELECT 1 FROM storage_nodes n WHERE n.id = r.node_id AND n.${UP}))
+      ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
+    [limit],
+  );
+  return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}) }));
+}

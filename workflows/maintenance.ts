@@ -23,7 +23,9 @@ const housekeeping = proxyActivities<HousekeepingActivities>({
 export async function repoMaintenance(target: RepoTarget): Promise<{ pushesCovered: number }> {
   // The repack runs beside the node holding the repository (ADR 0014). Targets from before nodes
   // (and their histories) name none and keep the orchestration queue: the input decides, no patch.
-  const onDisk = target.node ? proxyActivities<MaintenanceActivities>({ taskQueue: storageQueue(target.node), ...REPACK_OPTIONS }) : maintenance;
+  // A node that went down after the sweep listed it: the repack gives up after 10 minutes unstarted
+  // (the repository keeps its count for a later sweep) rather than holding up the sweep.
+  const onDisk = target.node ? proxyActivities<MaintenanceActivities>({ taskQueue: storageQueue(target.node), scheduleToStartTimeout: '10 minutes', ...REPACK_OPTIONS }) : maintenance;
   return onDisk.maintainRepo(target);
 }
 
