@@ -8,7 +8,11 @@ import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
 import { readWholeBody, replayablePost } from './idempotency';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'x-dotgit-identity', 'x-dotgit-service']);
+/** Internal headers a client must never set: identities, service tokens, and what storage nodes send each other (forwarding, replica reads). LFS action tokens pass. */
+export const INTERNAL_HEADERS = ['x-dotgit-identity', 'x-dotgit-service', 'x-dotgit-forwarded-by', 'x-dotgit-replica-read', 'x-dotgit-replica-head'];
+
+/** Not sent on: hop-by-hop headers and the internal ones. */
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', ...INTERNAL_HEADERS]);
 
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { errorBody } from '../core/http';
 import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
-import { upstreamRequest } from './proxy';
+import { INTERNAL_HEADERS, upstreamRequest } from './proxy';
 
 /**
  * Passes an HTTP upgrade (WebSocket) through to an instance of `pool`: the handshake goes with our
@@ -34,8 +34,9 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
 
   const handshake = (instance: UpstreamInstance, notSent: (err: Error) => void) => {
     const upstream = instance.url;
-    const headers: http.OutgoingHttpHeaders = { ...req.headers, ...extraHeaders, host: upstream.host };
-    delete headers['x-dotgit-service'];
+    const headers: http.OutgoingHttpHeaders = { ...req.headers };
+    for (const name of INTERNAL_HEADERS) delete headers[name];
+    Object.assign(headers, extraHeaders, { host: upstream.host });
     // Not on a kept-alive socket of the pool: an upgraded socket leaves the agent for good.
     const out = upstreamRequest(upstream, { agent: false, method: req.method, path: req.url, headers });
     let connected = false;

@@ -115,6 +115,20 @@ test('request id and traceparent reach the upstream; a caller trace continues', 
   expect(seen.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
 });
 
+test("internal headers a client sends (service token, storage nodes' forwarding and replica-read marks) never reach the upstream; an LFS action token does", async () => {
+  let seen: http.IncomingHttpHeaders = {};
+  const upstream = await listen((req, res) => {
+    seen = req.headers;
+    res.writeHead(200).end('ok');
+  });
+  const { base } = await gateway(upstream);
+  const internal = { 'x-dotgit-service': 'forged', 'x-dotgit-forwarded-by': 'n1', 'x-dotgit-replica-read': '1', 'x-dotgit-replica-head': 'refs/heads/x' };
+  const res = await fetch(`${base.origin}/api/v1/x`, { headers: { ...internal, 'x-dotgit-lfs-token': 'action' } });
+  expect(res.status).toBe(200);
+  for (const name of Object.keys(internal)) expect(seen[name]).toBeUndefined();
+  expect(seen['x-dotgit-lfs-token']).toBe('action');
+});
+
 test('clients that hang up mid-request do not open the breaker', async () => {
   let hits = 0;
   const upstream = await listen((_req, res) => {
