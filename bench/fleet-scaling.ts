@@ -287,7 +287,7 @@ function renderFleetSection(b: FleetBench): string {
     '|---|---|',
     `| through a git node that does not hold it (streamed to the holder) | ${fmtStats(b.crossNode.forwarded)} |`,
     `| peer: from the node that holds it | ${fmtStats(b.crossNode.direct)} |`,
-    `| ratio (goal ≤ ${GOAL_FORWARDED_RATIO}) | ${fmtRatio(b.crossNode.forwarded.median / b.crossNode.direct.median)} — ${b.crossNode.forwarded.median / b.crossNode.direct.median <= GOAL_FORWARDED_RATIO ? '**met**' : '**not met**'} |`,
+    `| ratio (goal ≤ ${GOAL_FORWARDED_RATIO}) | ${(b.crossNode.forwarded.median / b.crossNode.direct.median).toFixed(3)}× — ${b.crossNode.forwarded.median / b.crossNode.direct.median <= GOAL_FORWARDED_RATIO ? '**met**' : '**not met**'} |`,
     '',
     '- Cross-node clone: a second git-server (own data dir, node id `bench-node-2`) beside the platform\'s; `git clone` (with checkout, as users clone) straight at each git-server with a signed identity (what the gateway adds), alternating sides, one warm-up each (the holder\'s pack cache then serves both sides alike).',
     '- Method: N sandbox-only worker processes start and poll their queues (Temporal `DescribeTaskQueue`), then the runs are queued with `POST /api/v1/repos/bench/scaling/runs` (8 at a time, tens per second, far faster than any drain here). ' +
