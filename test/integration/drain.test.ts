@@ -61,10 +61,19 @@ async function throttlingProxy(target: number, bytesPerSecond: number): Promise<
   };
 }
 
-async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
+/**
+ * Waits for `cond`; a transfer (`running`) that ends first, or the deadline, fails with what the
+ * git client and the services said, so a failure here explains itself.
+ */
+async function waitUntil(cond: () => boolean, ms: number, what: string, running?: Promise<{ code: number; stderr: string }>, services: OwnService[] = []): Promise<void> {
+  let ended: { code: number; stderr: string } | undefined;
+  void running?.then((r) => (ended = r));
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (ended || Date.now() > deadline) {
+      const said = services.map((s) => `--- ${s.port}:\n${s.output().slice(-3000)}`).join('\n');
+      throw new Error(`${ended ? `the transfer ended (exit ${ended.code}) before` : 'timed out waiting for'} ${what}: ${ended?.stderr ?? ''}\n${said}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -108,7 +117,7 @@ test('SIGTERM to a git-server mid-push: the push completes, new requests get 503
   proxies.push(proxy);
   const push = git(['push', '-q', cloneUrlVia(`http://127.0.0.1:${proxy.port}`, t.tenant, repo, t.token), 'main'], work);
   // Mid-pack: a third of the data is through.
-  await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the push to be under way');
+  await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the push to be under way', push, [gitServer, gateway]);
   const signalledAt = Date.now();
   gitServer.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
@@ -151,7 +160,7 @@ test('SIGTERM to a gateway mid-clone: the clone completes, new connections are r
   proxies.push(proxy);
   const copy = tempDir();
   const clone = git(['clone', '-q', cloneUrlVia(`http://127.0.0.1:${proxy.port}`, t.tenant, repo, t.token), copy]);
-  await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the clone to be under way');
+  await waitUntil(() => proxy.bytes() > 1024 * 1024, 60_000, 'the clone to be under way', clone, [gitServer, gateway]);
   const signalledAt = Date.now();
   gateway.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
@@ -178,7 +187,7 @@ test('a push still running past a short grace (DOTGIT_DRAIN_SECONDS=2) is cut an
   const proxy = await throttlingProxy(gateway.port, 100 * 1024);
   proxies.push(proxy);
   const push = git(['push', '-q', cloneUrlVia(`http://127.0.0.1:${proxy.port}`, t.tenant, repo, t.token), 'main'], work, {}, { timeoutMs: 120_000 });
-  await waitUntil(() => proxy.bytes() > 512 * 1024, 60_000, 'the push to be under way');
+  await waitUntil(() => proxy.bytes() > 512 * 1024, 60_000, 'the push to be under way', push, [gitServer, gateway]);
   const signalledAt = Date.now();
   gitServer.child.kill('SIGTERM');
   expect(await gitServer.exited).toEqual({ code: 0, signal: null });
