@@ -63,14 +63,17 @@ export interface FleetOptions {
  */
 export async function fleetLayout(o: FleetOptions): Promise<ServiceInstance[]> {
   const base = (v: string) => Number(o.serviceEnv[v]);
+  // The first instance of each role takes the role's own port: reserved before any other is picked.
+  const reserved = new Set<number>(Object.values(SERVICE_ROLES).map((r) => base(r.portVar)));
   const taken = new Set<number>();
   const ports = async (role: ServiceRole, count: number) => {
     const list: number[] = [];
     for (let n = 1; n <= count; n++) {
       let p = await o.port(base(SERVICE_ROLES[role].portVar), n);
-      // Free-picked ports (tests) are random: never hand one out twice. Configured ones that meet
-      // are the user's to change.
-      for (let tries = 0; taken.has(p); tries++) {
+      if (n === 1 && taken.has(p)) throw new Error(`the fleet would use port ${p} twice: give PORT, DOTGIT_API_PORT, DOTGIT_GIT_PORT and DOTGIT_WORKER_PORT room for instances 10 apart`);
+      // Free-picked ports (tests) are random: never hand one out twice, nor a role's own port (not
+      // yet bound when the others are picked). Configured ones that meet are the user's to change.
+      for (let tries = 0; n > 1 && (taken.has(p) || reserved.has(p)); tries++) {
         if (tries === 10) throw new Error(`the fleet would use port ${p} twice: give PORT, DOTGIT_API_PORT, DOTGIT_GIT_PORT and DOTGIT_WORKER_PORT room for instances 10 apart`);
         p = await o.port(base(SERVICE_ROLES[role].portVar), n);
       }

@@ -61,3 +61,20 @@ test('without --fleet: one of each on the platform environment, as before', () =
     ['gateway', 'gateway', 'gateway-1', 8080],
   ]);
 });
+
+test("free-picked ports (tests) never land on a role's own port, which is not bound yet when the others are picked (seen in CI)", async () => {
+  // The picker first offers the worker role's own port to every later instance, then fresh ones.
+  let next = 20_000;
+  const offered = new Set<number>();
+  const port = async (base: number, n: number) => {
+    if (n === 1) return base;
+    if (!offered.has(n)) {
+      offered.add(n);
+      return 8083;
+    }
+    return next++;
+  };
+  const ports = (await fleetLayout({ serviceEnv, dataDir: '/d', objectsDir: '/d/objects', internalHost: '127.0.0.1', port })).map((i) => i.port);
+  expect(new Set(ports).size).toBe(ports.length);
+  expect(ports.filter((p) => p === 8083)).toHaveLength(1);
+});
