@@ -24,18 +24,13 @@ import { Client, Connection } from '@temporalio/client';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, fmtRatio, Git, replaceSection, runIdsFrom, sleep, stats, type RunView, type Stats } from './lib';
+import { Api, fmtMs, intEnv, fmtRatio, Git, replaceSection, runIdsFrom, sleep, stats, type RunView, type Stats } from './lib';
 
 export const ACTIONS_HEADING = '## Temporal actions per one-step run (issue 11)';
 /** Issue 11's goal. */
 export const GOAL_TASKS_PER_RUN = 20;
 const OWNER = 'bench';
-const RUNS = (() => {
-  const raw = process.env.BENCH_ACTIONS_RUNS ?? '5';
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error(`BENCH_ACTIONS_RUNS must be an integer 1..50, got ${raw}`);
-  return n;
-})();
+const RUNS = intEnv('BENCH_ACTIONS_RUNS', 5, 1, 50);
 /** The server counts as quiet once its counters have not moved for this long. */
 const QUIET_MS = 2500;
 

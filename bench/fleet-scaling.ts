@@ -27,7 +27,7 @@ import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import { startChild } from '../infra/provision/child';
 import { freePort } from '../infra/provision/free-port';
 import { generateRepo, DEFAULT_SHAPE } from './gen-repo';
-import { adminPrincipal, Api, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, replaceSection, sleep, stats, type Stats } from './lib';
+import { adminPrincipal, Api, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, replaceSection, sleep, stats, type Stats } from './lib';
 
 export const FLEET_HEADING = '## Sandbox scaling across hosts (issue 11)';
 /** Issue 11's goal at 4 hosts, where the cores allow. */
@@ -35,12 +35,6 @@ const GOAL_EFFICIENCY = 0.8;
 const OWNER = 'bench';
 const HOST_COUNTS = [1, 2, 4];
 
-function intEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name] ?? String(fallback);
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}..${max}, got ${raw}`);
-  return n;
-}
 const RUNS = intEnv('BENCH_FLEET_RUNS', 300, 10, 5000);
 const SLOTS = intEnv('BENCH_FLEET_SLOTS', 2, 1, 64);
 const DRAIN_TIMEOUT_MS = 30 * 60_000;

@@ -208,3 +208,11 @@ export async function adminPrincipal(databaseUrl: string): Promise<Principal> {
     await client.end();
   }
 }
+
+/** An integer benchmark setting from the environment (`fallback` when unset), refused outside min..max. */
+export function intEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name] ?? String(fallback);
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}..${max}, got ${raw}`);
+  return n;
+}

@@ -50,15 +50,10 @@ import { replaceFleetSection, runFleetBench } from './fleet-scaling';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
-import { adminPrincipal, Api, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+import { adminPrincipal, Api, endInFlightProcesses, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 
-const RUNS = (() => {
-  const raw = process.env.BENCH_RUNS ?? '5';
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`BENCH_RUNS must be an integer 1..100, got ${raw}`);
-  return n;
-})();
+const RUNS = intEnv('BENCH_RUNS', 5, 1, 100);
 const POLL_MS = 50;
 const OWNER = 'bench';
 /** Size of the large push whose memory use is measured (issue 3: 500 MiB); 0 skips it. */
