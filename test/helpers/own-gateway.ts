@@ -4,7 +4,7 @@ import type express from 'express';
 import pino from 'pino';
 import type { Db } from '../../core/db';
 import { createGatewayApp } from '../../gateway/app';
-import type { RateLimiter } from '../../gateway/rate-limit';
+import { parseRateLimitConfig, type RateLimitConfig, type RateLimitConfigInput, type RateLimiter } from '../../gateway/rate-limit';
 import { platformInfo } from '../harness/platform-info';
 import { createPrivateRepo, type TenantFixture } from './api-client';
 import { cloneUrl, git, localRepo } from './git';
@@ -33,6 +33,16 @@ export async function startOwnGateway(db: Db, limiter: RateLimiter, o: { issuer?
       server.close();
     },
   };
+}
+
+/**
+ * Limits for a test's own gateway: `input`, with brute-force protection out of the way. Counters
+ * live in the platform's shared Redis, and the hostile-input suites leave hundreds of failed
+ * authentications from 127.0.0.1 there, which the default `auth-failure` limit (20/min) would
+ * answer with 429 before any limit under test is reached.
+ */
+export function ownLimits(input: RateLimitConfigInput = {}): RateLimitConfig {
+  return parseRateLimitConfig({ 'auth-failure': { window: { limit: 1_000_000, windowMs: 60_000 } }, ...input });
 }
 
 /** The clone URL of `owner/repo` through the gateway at `base`, with the token as HTTP Basic password. */

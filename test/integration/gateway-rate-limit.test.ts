@@ -7,6 +7,7 @@ import { createGatewayApp } from '../../gateway/app';
 import { RateLimiter, parseRateLimitConfig } from '../../gateway/rate-limit';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
+import { ownLimits } from '../helpers/own-gateway';
 
 // Rate limits wired into the gateway: two gateway instances over one Redis share one limit, the
 // answers carry the RateLimit fields, and a refusal is 429 with Retry-After.
@@ -47,7 +48,7 @@ afterAll(async () => {
 test('two gateway instances share one sliding window through Redis', async () => {
   const upstream = new URL(await serve((_req, res) => res.writeHead(200).end('ok')));
   // A fresh tenant-specific limit so earlier runs' counters cannot interfere.
-  const config = parseRateLimitConfig({ tenants: { [t.tenant]: { 'api-read': { window: { limit: 5, windowMs: 60_000 } } } } });
+  const config = ownLimits({ tenants: { [t.tenant]: { 'api-read': { window: { limit: 5, windowMs: 60_000 } } } } });
   const gateways = await Promise.all(
     [1, 2].map(() =>
       serve(createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, limiter: new RateLimiter({ redis: track(redis.duplicate()), config, failMode: 'open' }), healthChecks: {} })),

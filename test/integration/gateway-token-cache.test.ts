@@ -4,9 +4,10 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { createDb, type Db } from '../../core/db';
 import { createGatewayApp } from '../../gateway/app';
-import { RateLimiter, parseRateLimitConfig } from '../../gateway/rate-limit';
+import { RateLimiter } from '../../gateway/rate-limit';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
+import { ownLimits } from '../helpers/own-gateway';
 
 // API tokens cached in the gateway's memory: no Postgres query for a known token, yet a revoked
 // token is refused at once by every instance (the tombstone the api writes to Redis is checked in
@@ -44,7 +45,7 @@ function countingDb(): { db: Db; queries: () => number } {
 async function gatewayOver(limiterRedis: Redis, failMode: 'open' | 'closed' = 'open') {
   const upstream = new URL(await serve((_req, res) => res.writeHead(200).end('ok')));
   const counted = countingDb();
-  const limiter = new RateLimiter({ redis: limiterRedis, config: parseRateLimitConfig({}), failMode, timeoutMs: 500 });
+  const limiter = new RateLimiter({ redis: limiterRedis, config: ownLimits(), failMode, timeoutMs: 500 });
   const base = await serve(createGatewayApp({ db: counted.db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, limiter, healthChecks: {} }));
   const get = (token: string) => fetch(`${base}/api/v1/anything`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
   return { get, queries: counted.queries };
