@@ -1,11 +1,13 @@
 import type { Client } from '@temporalio/client';
-import { inTransaction, type Db } from '../core/db';
+import type { Db } from '../core/db';
 import { acquireLockSignal, type DeployInput, type DeployStatus } from '../core/deploy-types';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../core/pipeline-spec';
 import type { Redis } from '../core/redis';
 import { appendRunEvent } from '../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../core/run-types';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
+import * as deploysStore from '../core/stores/deploys-store';
+import { createQueuedSteps } from '../core/stores/runs-store';
 
 export interface DeployActivityDeps {
   db: Db;
@@ -51,51 +53,29 @@ export function createDeployActivities({ db, source, redis, temporal }: DeployAc
     },
 
     async setDeployStatus(args: { deployId: string; tenantId: number; status: DeployStatus; decidedBy?: string }): Promise<void> {
-      await db.query(
-        `UPDATE deploys SET status = $3,
-           started_at = CASE WHEN $3 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
-           decided_by = coalesce($4, decided_by), decided_at = CASE WHEN $4::text IS NULL THEN decided_at ELSE now() END
-         WHERE tenant_id = $1 AND id = $2`,
-        [args.tenantId, args.deployId, args.status, args.decidedBy ?? null],
-      );
+      await deploysStore.setDeployStatus(db, args.tenantId, args.deployId, args.status, args.decidedBy ?? null);
       await appendRunEvent(redis, args.deployId, { event: 'status', status: args.status });
     },
 
     /** Step rows of one part (deploy or rollback) of a deploy, so logs and statuses work as for runs (idempotent). */
     async createDeploySteps(args: { deployId: string; tenantId: number; job: string; steps: string[]; firstPosition: number }): Promise<void> {
-      await inTransaction(db, async (c) => {
-        for (const [i, name] of args.steps.entries()) {
-          await c.query(
-            `INSERT INTO steps (tenant_id, run_id, job, name, position, status) VALUES ($1, $2, $3, $4, $5, 'queued') ON CONFLICT DO NOTHING`,
-            [args.tenantId, args.deployId, args.job, name, args.firstPosition + i],
-          );
-        }
-      });
+      const steps = args.steps.map((name) => ({ job: args.job, name }));
+      await createQueuedSteps(db, args.tenantId, args.deployId, steps, args.firstPosition);
     },
 
     /** The environment's most recent successful deploy before this one: what a rollback returns to. */
     async lastGoodDeploy(args: { tenantId: number; repoId: number; environment: string; excludeId: string }): Promise<{ id: string; commit: string } | null> {
-      const r = await db.query(
-        `SELECT id, commit_sha FROM deploys WHERE tenant_id = $1 AND repo_id = $2 AND environment = $3 AND status = 'success' AND id <> $4
-         ORDER BY finished_at DESC LIMIT 1`,
-        [args.tenantId, args.repoId, args.environment, args.excludeId],
-      );
-      return r.rows[0] ? { id: r.rows[0].id, commit: r.rows[0].commit_sha } : null;
+      return deploysStore.lastGoodDeploy(db, args.tenantId, args.repoId, args.environment, args.excludeId);
     },
 
     async finishDeploy(args: { deployId: string; tenantId: number; status: DeployStatus; message?: string; rollbackTo?: string; decidedBy?: string }): Promise<void> {
-      await inTransaction(db, async (c) => {
-        await c.query(
-          `UPDATE deploys SET status = $3, message = $4, rollback_to = $5, finished_at = now(),
-             decided_by = coalesce($6, decided_by), decided_at = CASE WHEN $6::text IS NULL THEN decided_at ELSE now() END
-           WHERE tenant_id = $1 AND id = $2`,
-          [args.tenantId, args.deployId, args.status, args.message ?? null, args.rollbackTo ?? null, args.decidedBy ?? null],
-        );
-        await c.query(
-          `UPDATE steps SET status = CASE WHEN $3 = 'cancelled' THEN 'cancelled' ELSE 'skipped' END
-           WHERE tenant_id = $1 AND run_id = $2 AND status IN ('queued', 'running')`,
-          [args.tenantId, args.deployId, args.status],
-        );
+      await deploysStore.finishDeploy(db, {
+        tenantId: args.tenantId,
+        id: args.deployId,
+        status: args.status,
+        message: args.message ?? null,
+        rollbackTo: args.rollbackTo ?? null,
+        decidedBy: args.decidedBy ?? null,
       });
       await appendRunEvent(redis, args.deployId, { event: 'status', status: args.status, message: args.message });
     },

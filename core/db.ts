@@ -2,6 +2,10 @@ import pg from 'pg';
 
 export type Db = pg.Pool;
 export type DbClient = pg.PoolClient;
+/** What store functions query through: the pool, or a transaction's client when a caller joins several stores in one transaction. */
+export type Queryable = Pick<DbClient, 'query'>;
+/** A row as a store returns it when it does not map it: columns by their SQL names. */
+export type Row = pg.QueryResultRow;
 
 /** A connection pool. `max` defaults to 10 connections per process. */
 export function createDb(databaseUrl: string, max = 10): Db {

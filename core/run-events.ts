@@ -1,4 +1,6 @@
 import type { Db } from './db';
+import { deployStatus } from './stores/deploys-store';
+import { runStatus } from './stores/runs-store';
 import { InputError } from './errors';
 import { logStreamKey, streamFields, type Redis } from './redis';
 
@@ -128,9 +130,6 @@ export function followRowEvents(
   signal: AbortSignal,
 ): AsyncGenerator<RunEvent> {
   if (after && !isStreamId(after)) throw new InputError('Last-Event-ID must be an event id this stream sent, such as 1700000000000-0');
-  const currentStatus = async () => {
-    const r = await db.query(`SELECT status, message FROM ${table} WHERE tenant_id = $1 AND id = $2`, [row.tenantId, row.id]);
-    return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
-  };
+  const currentStatus = () => (table === 'runs' ? runStatus : deployStatus)(db, row.tenantId, row.id);
   return followRunEvents(redis, row.id, { after, currentStatus, signal });
 }

@@ -1,17 +1,11 @@
-import type { Db, DbClient } from '../core/db';
+import { inTransaction, type Db, type DbClient } from '../core/db';
 import type { Logger } from '../core/logger';
+import { claimDueOutboxRows, retryOutboxRowLater, stampOutboxRow, type OutboxRow } from '../core/stores/outbox-store';
+
+export type { OutboxRow } from '../core/stores/outbox-store';
 
 /** What became of one outbox row: handed on, or failed (permanently: never retried; else retried with backoff). */
 export type RowOutcome = 'done' | { permanent: boolean; message: string };
-
-export interface OutboxRow {
-  tenant_id: string;
-  id: string;
-  attempts: number;
-  payload: unknown;
-  created_at: Date;
-  [column: string]: unknown;
-}
 
 export interface DrainOptions {
   /** Rows claimed per transaction. Default 20. */
@@ -21,48 +15,37 @@ export interface DrainOptions {
 }
 
 /**
- * One pass over a transactional outbox table (`started_at`, `attempts`, `last_error`,
- * `next_attempt_at`): claims due rows with SKIP LOCKED (several relays may run), hands each batch
- * on together, and stamps each row: done, failed for good, or due again after an exponential
- * backoff (2^attempts s, at most 5 min). One bad row never holds up the rows behind it.
+ * One pass over a transactional outbox table (outbox-store): claims due rows with SKIP LOCKED
+ * (several relays may run), hands each batch on together, and stamps each row: done, failed for
+ * good, or due again after an exponential backoff (2^attempts s, at most 5 min). One bad row never
+ * holds up the rows behind it.
  */
 export async function drainOutbox(db: Db, table: string, handOn: (row: OutboxRow) => Promise<RowOutcome>, o: DrainOptions = {}): Promise<number> {
   let handed = 0;
   for (;;) {
-    const client = await db.connect();
-    try {
-      await client.query('BEGIN');
-      const rows = await client.query<OutboxRow>(
-        `SELECT * FROM ${table} WHERE started_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT ${o.batch ?? 20} FOR UPDATE SKIP LOCKED`,
-      );
-      if (rows.rowCount === 0) {
-        await client.query('COMMIT');
-        return handed;
-      }
+    // One transaction per batch; an empty claim ends the pass.
+    const handedNow = await inTransaction(db, async (client) => {
+      const rows = await claimDueOutboxRows(client, table, o.batch ?? 20);
+      if (rows.length === 0) return undefined;
+      let n = 0;
       // Together: one at a time, a burst of rows waited one Temporal round trip per row ahead of it.
-      const outcomes = await Promise.all(rows.rows.map((row) => handOn(row).catch((err: Error): RowOutcome => ({ permanent: false, message: String(err.message) }))));
-      for (const [i, row] of rows.rows.entries()) {
+      const outcomes = await Promise.all(rows.map((row) => handOn(row).catch((err: Error): RowOutcome => ({ permanent: false, message: String(err.message) }))));
+      for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome === 'done' || outcome.permanent) {
           const error = outcome === 'done' ? null : outcome.message.slice(0, 500);
-          await client.query(`UPDATE ${table} SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, error]);
-          if (error === null) handed++;
+          await stampOutboxRow(client, table, row, error);
+          if (error === null) n++;
           else await o.onPermanent?.(client, row, error);
         } else {
           const delaySeconds = Math.min(2 ** Math.min(Number(row.attempts), 8), 300);
-          await client.query(
-            `UPDATE ${table} SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`,
-            [row.tenant_id, row.id, outcome.message.slice(0, 500), delaySeconds],
-          );
+          await retryOutboxRowLater(client, table, row, outcome.message.slice(0, 500), delaySeconds);
         }
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      return n;
+    });
+    if (handedNow === undefined) return handed;
+    handed += handedNow;
   }
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger';
 import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../core/temporal';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
+import { failQueuedRun } from '../core/stores/runs-store';
 import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drainer';
 
 /**
@@ -34,11 +35,7 @@ export class OutboxRelay {
     return drainOutbox(this.db, 'push_outbox', async (row) => this.startPipeline(await this.temporal(), row.payload as PipelineInput), {
       onPermanent: async (client, row, message) => {
         this.log.warn({ runId: row.run_id, err: message }, 'pipeline start refused; failing the run');
-        await client.query(`UPDATE runs SET status = 'failure', message = $3, finished_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [
-          row.tenant_id,
-          row.run_id,
-          `the pipeline could not be started: ${message}`,
-        ]);
+        await failQueuedRun(client, row.tenant_id, String(row.run_id), `the pipeline could not be started: ${message}`);
       },
     });
   }

@@ -9,6 +9,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Db } from '../../core/db';
+import { unfinishedDeployIds } from '../../core/stores/deploys-store';
+import { unfinishedRunIds } from '../../core/stores/runs-store';
 import { isMountPoint, unmountAllUnder, workspaceDir } from '../workspace';
 import { locateRunsc } from './locate';
 
@@ -160,10 +162,7 @@ async function mountsUnder(dir: string): Promise<string[]> {
 /** activeRunIds for PruneOrphansOptions: runs and deploys of every tenant that have not ended. */
 export function activeRunIdsFromDb(db: Db): () => Promise<string[]> {
   return async () => {
-    const r = await db.query(
-      `SELECT id FROM runs WHERE status IN ('queued', 'running')
-       UNION ALL SELECT id FROM deploys WHERE status IN ('queued', 'waiting_approval', 'running')`,
-    );
-    return r.rows.map((row) => String(row.id));
+    const [runs, deploys] = await Promise.all([unfinishedRunIds(db), unfinishedDeployIds(db)]);
+    return [...runs, ...deploys];
   };
 }

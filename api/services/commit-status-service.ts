@@ -3,6 +3,7 @@ import { InputError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo } from '../../core/repos';
+import { listRunsOfCommit } from '../../core/stores/runs-store';
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
 
@@ -34,13 +35,9 @@ export class CommitStatusService {
   async combined(principal: Principal | null | undefined, owner: string, name: string, sha: string) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
     if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(sha)) throw new InputError('sha must be a full commit id (40 or 64 lowercase hex digits)');
-    const r = await this.db.query(
-      `SELECT id, ref, status, message, created_at, started_at, finished_at FROM runs
-        WHERE tenant_id = $1 AND repo_id = $2 AND commit_sha = $3 ORDER BY created_at DESC, id DESC LIMIT 100`,
-      [repo.tenantId, repo.id, sha],
-    );
+    const runs = await listRunsOfCommit(this.db, repo.tenantId, repo.id, sha);
     const base = this.publicUrl.replace(/\/+$/, '');
-    const statuses = r.rows.map((row) => ({
+    const statuses = runs.map((row) => ({
       id: row.id as string,
       state: commitStateOf(row.status),
       context: `dotgit/pipeline (${row.ref})`,

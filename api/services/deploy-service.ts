@@ -14,7 +14,9 @@ import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableE
 import { assertValidName } from '../../core/names';
 import { ENVIRONMENT_NAME, PIPELINE_PATH, PipelineSpecError, parsePipeline } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
-import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
+import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
+import { failUnstartedDeploy, insertQueuedDeploy, listDeploys } from '../../core/stores/deploys-store';
+import { listSteps } from '../../core/stores/runs-store';
 import type { Redis } from '../../core/redis';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
@@ -29,7 +31,6 @@ export type RefResolver = (owner: string, repo: string, ref: string) => Promise<
 /** The pipeline file at a commit (the git-server's internal API); null when the commit has none. */
 export type PipelineFileReader = (owner: string, repo: string, commit: string) => Promise<string | null>;
 
-const DEPLOY_SELECT = repoOwnedSelect('deploys');
 const deployBody = z.strictObject({ ref: refField, environment: environmentField });
 const decisionBody = z.strictObject({ comment: z.string({ error: 'comment must be a string of at most 1000 characters' }).max(1000, { error: 'comment must be a string of at most 1000 characters' }).optional() });
 
@@ -76,10 +77,7 @@ export class DeployService {
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
     await this.requireEnvironment(repo.owner, repo.name, target, environment);
     const id = deployWorkflowId(repo.owner, repo.name, environment, randomUUID());
-    await this.db.query(
-      `INSERT INTO deploys (tenant_id, id, repo_id, environment, ref, commit_sha, status, requested_by) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)`,
-      [repo.tenantId, id, repo.id, environment, target.ref, target.commit, principal.username],
-    );
+    await insertQueuedDeploy(this.db, { tenantId: repo.tenantId, id, repoId: repo.id, environment, ref: target.ref, commit: target.commit, requestedBy: principal.username });
     const input: DeployInput = {
       deployId: id,
       tenantId: repo.tenantId,
@@ -108,11 +106,7 @@ export class DeployService {
       });
     } catch (err) {
       // Never a row that claims to be queued with nothing behind it.
-      await this.db.query(`UPDATE deploys SET status = 'failure', message = $3, finished_at = now() WHERE tenant_id = $1 AND id = $2`, [
-        repo.tenantId,
-        id,
-        'the deploy could not be started',
-      ]);
+      await failUnstartedDeploy(this.db, repo.tenantId, id, 'the deploy could not be started');
       throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`);
     }
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
@@ -149,22 +143,15 @@ export class DeployService {
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableDeploy(principal, id);
-    const steps = await this.db.query('SELECT * FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [row.tenant_id, id]);
-    return deployView(row, steps.rows);
+    return deployView(row, await listSteps(this.db, row.tenant_id, id));
   }
 
   /** An environment's (or every environment's) deploy history, newest first. */
   async list(principal: Principal | null | undefined, owner: string, repoName: string, q: { environment?: unknown }) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', repoName));
-    const args: unknown[] = [repo.id];
-    let filter = '';
-    if (q.environment !== undefined) {
-      if (typeof q.environment !== 'string' || !ENVIRONMENT_NAME.test(q.environment)) throw new InputError('environment is not valid');
-      args.push(q.environment);
-      filter = ' AND x.environment = $2';
-    }
-    const r = await this.db.query(`${DEPLOY_SELECT} WHERE x.repo_id = $1${filter} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args);
-    return { deploys: r.rows.map((row) => deployView(row)) };
+    if (q.environment !== undefined && (typeof q.environment !== 'string' || !ENVIRONMENT_NAME.test(q.environment))) throw new InputError('environment is not valid');
+    const rows = await listDeploys(this.db, repo.id, q.environment);
+    return { deploys: rows.map((row) => deployView(row)) };
   }
 
   /** Approve or reject at the gate: a Temporal update, so the answer says whether the workflow took it. */

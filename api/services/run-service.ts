@@ -2,12 +2,15 @@ import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import type { Readable } from 'node:stream';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { inTransaction, type Db } from '../../core/db';
+import type { Db } from '../../core/db';
 import { InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
-import { findReadableRepo, findReadableRepoRow, repoOwnedSelect } from '../../core/repos';
+import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
+import { cancelUnstartedRun, findArtifact, insertQueuedRun, listArtifacts, listRuns, listStepLogKeys, listSteps } from '../../core/stores/runs-store';
+import { enqueuePipelineStart } from '../../core/stores/outbox-store';
+import { inTransaction } from '../../core/db';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
@@ -44,7 +47,6 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
   };
 }
 
-const RUN_SELECT = repoOwnedSelect('runs');
 const runBody = z.strictObject({ ref: refField });
 
 export class RunService {
@@ -69,8 +71,8 @@ export class RunService {
     const runId = pipelineWorkflowId(repo.owner, repo.name, `manual-${randomUUID()}`);
     const input: PipelineInput = { runId, tenantId: repo.tenantId, tenant: repo.owner, repoId: repo.id, repo: repo.name, ref: target.ref, commit: target.commit };
     await inTransaction(this.db, async (c) => {
-      await c.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [repo.tenantId, runId, repo.id, target.ref, target.commit]);
-      await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [repo.tenantId, runId, JSON.stringify(input)]);
+      await insertQueuedRun(c, { tenantId: repo.tenantId, runId, repoId: repo.id, ref: target.ref, commit: target.commit });
+      await enqueuePipelineStart(c, repo.tenantId, runId, input);
     });
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
     const self = `/api/v1/runs/${encodeURIComponent(runId)}`;
@@ -85,25 +87,22 @@ export class RunService {
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    const steps = await this.db.query('SELECT * FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [row.tenant_id, id]);
-    return runView(row, steps.rows);
+    return runView(row, await listSteps(this.db, row.tenant_id, id));
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const where = ['x.repo_id = $1'];
-    const args: unknown[] = [repo.id];
-    const add = (col: string, v: unknown, check?: (s: string) => boolean, what?: string) => {
-      if (v === undefined) return;
-      if (typeof v !== 'string' || (check && !check(v))) throw new InputError(`${what ?? col} is not valid`);
-      args.push(v);
-      where.push(`${col} = $${args.length}`);
+    const valid = (v: unknown, check: (s: string) => boolean, what: string): string | undefined => {
+      if (v === undefined) return undefined;
+      if (typeof v !== 'string' || !check(v)) throw new InputError(`${what} is not valid`);
+      return v;
     };
-    add('x.commit_sha', q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit');
-    add('x.ref', q.ref, (s) => refField.safeParse(s).success, 'ref');
-    add('x.status', q.status, (s) => STATUSES.includes(s), 'status');
-    const r = await this.db.query(`${RUN_SELECT} WHERE ${where.join(' AND ')} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args);
-    return { runs: r.rows.map((row) => runView(row)) };
+    const rows = await listRuns(this.db, repo.id, {
+      commit_sha: valid(q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit'),
+      ref: valid(q.ref, (s) => refField.safeParse(s).success, 'ref'),
+      status: valid(q.status, (s) => STATUSES.includes(s), 'status'),
+    });
+    return { runs: rows.map((row) => runView(row)) };
   }
 
   /**
@@ -115,17 +114,7 @@ export class RunService {
     const job = queryParam(q, 'job');
     const step = queryParam(q, 'step');
     const { row } = await this.readableRun(principal, id);
-    const args: unknown[] = [row.tenant_id, id];
-    let filter = '';
-    if (job !== undefined) {
-      args.push(job);
-      filter += ` AND job = $${args.length}`;
-    }
-    if (step !== undefined) {
-      args.push(step);
-      filter += ` AND name = $${args.length}`;
-    }
-    const steps = (await this.db.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
+    const steps = await listStepLogKeys(this.db, row.tenant_id, id, { job, step });
     if (steps.length === 0) throw new NotFoundError(job || step ? 'no such job or step in this run' : 'this run has no steps yet');
     const single = job !== undefined && step !== undefined;
     const stored = await Promise.all(steps.map(async (s) => (s.log_key && (await this.store.exists(s.log_key)) ? (s.log_key as string) : undefined)));
@@ -161,21 +150,17 @@ export class RunService {
 
   async artifacts(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    const r = await this.db.query('SELECT job, path, size, sha256, created_at FROM artifacts WHERE tenant_id = $1 AND run_id = $2 ORDER BY path, job', [row.tenant_id, id]);
-    return { artifacts: r.rows.map((a) => ({ job: a.job, path: a.path, size: Number(a.size), sha256: a.sha256, createdAt: a.created_at })) };
+    const rows = await listArtifacts(this.db, row.tenant_id, id);
+    return { artifacts: rows.map((a) => ({ job: a.job, path: a.path, size: Number(a.size), sha256: a.sha256, createdAt: a.created_at })) };
   }
 
   /** The bytes of an artifact; `job` picks one when several jobs uploaded the same path (default: the latest). */
   async artifact(principal: Principal | null | undefined, id: string, filePath: string, q: Record<string, unknown> = {}): Promise<{ size: number; stream: Readable }> {
     const job = queryParam(q, 'job');
     const { row } = await this.readableRun(principal, id);
-    const r = await this.db.query(
-      `SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3 AND ($4::text IS NULL OR job = $4)
-       ORDER BY created_at DESC LIMIT 1`,
-      [row.tenant_id, id, filePath, job ?? null],
-    );
-    if (r.rowCount === 0) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
-    return { size: Number(r.rows[0].size), stream: await this.store.get(r.rows[0].object_key) };
+    const found = await findArtifact(this.db, row.tenant_id, id, filePath, job);
+    if (!found) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
+    return { size: Number(found.size), stream: await this.store.get(found.object_key) };
   }
 
   async cancel(principal: Principal | null | undefined, id: string): Promise<void> {
@@ -186,16 +171,7 @@ export class RunService {
     if (['success', 'failure', 'cancelled'].includes(row.status)) return;
     // A run whose workflow the relay has not started yet is cancelled right here: stamping its
     // outbox row (which waits for the relay's lock if it is starting it now) keeps it from starting.
-    const unstarted = await inTransaction(this.db, async (c) => {
-      const r = await c.query(
-        `UPDATE push_outbox SET started_at = now(), last_error = 'cancelled before start' WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL`,
-        [row.tenant_id, id],
-      );
-      if (r.rowCount === 0) return false;
-      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now() WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, id]);
-      return true;
-    });
-    if (unstarted) return;
+    if (await cancelUnstartedRun(this.db, row.tenant_id, id)) return;
     try {
       const client = await this.temporal();
       await client.workflow.getHandle(id).cancel();

@@ -1,0 +1,71 @@
+import type { Queryable } from '../db';
+
+/**
+ * The transactional outboxes' SQL (`push_outbox`, `webhook_outbox`, `replication_outbox`): rows are
+ * written in the transaction of what caused them and handed on by a relay, which claims due rows
+ * with SKIP LOCKED and stamps each one (`started_at`) once it is handed on or failed for good.
+ */
+
+/** Outbox tables (migrations/): a row is handed on (or failed for good) once `started_at` is stamped. */
+export const OUTBOX_TABLES = ['push_outbox', 'webhook_outbox', 'replication_outbox'] as const;
+export type OutboxTable = (typeof OUTBOX_TABLES)[number];
+
+export interface OutboxRow {
+  tenant_id: string;
+  id: string;
+  attempts: number;
+  payload: unknown;
+  created_at: Date;
+  [column: string]: unknown;
+}
+
+/** A pipeline start for the relay (`payload`: the PipelineInput). */
+export async function enqueuePipelineStart(q: Queryable, tenantId: number, runId: string, payload: unknown): Promise<void> {
+  await q.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [tenantId, runId, JSON.stringify(payload)]);
+}
+
+/** Stamps a run's pipeline start that the relay has not handed on yet, so it never is; false when there is none. */
+export async function cancelUnstartedPipelineStart(q: Queryable, tenantId: number, runId: string): Promise<boolean> {
+  const r = await q.query(`UPDATE push_outbox SET started_at = now(), last_error = 'cancelled before start' WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL`, [tenantId, runId]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** A push's webhook dispatch, written only when one of the repository's webhooks wants `push` events (or all: `*`). */
+export async function enqueuePushWebhookDispatch(q: Queryable, tenantId: number, repoId: number, workflowId: string, payload: unknown): Promise<void> {
+  await q.query(
+    `INSERT INTO webhook_outbox (tenant_id, workflow_id, payload)
+     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $4 AND (events @> ARRAY['push']::text[] OR events @> ARRAY['*']::text[]))`,
+    [tenantId, workflowId, JSON.stringify(payload), repoId],
+  );
+}
+
+/** A replication of a repository for the relay (`payload`: the RepoTarget). */
+export async function enqueueReplication(q: Queryable, tenantId: number, repoId: number, payload: unknown): Promise<void> {
+  await q.query(`INSERT INTO replication_outbox (tenant_id, repo_id, payload) VALUES ($1, $2, $3)`, [tenantId, repoId, JSON.stringify(payload)]);
+}
+
+/*
+ * The functions below take the outbox table's name (one of OUTBOX_TABLES, or a test's own copy of
+ * one): code passes it, never a request.
+ */
+
+/** Up to `batch` due, unstamped rows, locked for this transaction (rows another relay holds are skipped). */
+export async function claimDueOutboxRows(q: Queryable, table: string, batch: number): Promise<OutboxRow[]> {
+  const rows = await q.query<OutboxRow>(`SELECT * FROM ${table} WHERE started_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT ${Number(batch)} FOR UPDATE SKIP LOCKED`);
+  return rows.rows;
+}
+
+/** Stamps a row as handed on (`error` null) or failed for good (`error`: why). */
+export async function stampOutboxRow(q: Queryable, table: string, row: OutboxRow, error: string | null): Promise<void> {
+  await q.query(`UPDATE ${table} SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, error]);
+}
+
+/** A row that failed for now: due again after `delaySeconds`. */
+export async function retryOutboxRowLater(q: Queryable, table: string, row: OutboxRow, error: string, delaySeconds: number): Promise<void> {
+  await q.query(`UPDATE ${table} SET attempts = attempts + 1, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND id = $2`, [
+    row.tenant_id,
+    row.id,
+    error,
+    delaySeconds,
+  ]);
+}

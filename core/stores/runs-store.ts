@@ -1,0 +1,230 @@
+import { inTransaction, type Db, type Queryable, type Row } from '../db';
+import { cancelUnstartedPipelineStart } from './outbox-store';
+import { listRepoOwnedRows } from './repos-store';
+
+/**
+ * The runs aggregate's SQL: `runs`, their `steps` (a deploy's steps too: `steps.run_id` is then the
+ * deploy's id) and `artifacts`. Every run and step state transition is a function here:
+ *
+ *   run:  queued -> running -> success | failure | cancelled   (queued -> cancelled | failure before start)
+ *   step: queued -> running -> success | failure | cancelled   (queued | running -> skipped | cancelled when the run ends)
+ */
+
+/** A new run, `queued` (its start is enqueued by the caller in the same transaction). */
+export async function insertQueuedRun(q: Queryable, run: { tenantId: number; runId: string; repoId: number; ref: string; commit: string }): Promise<void> {
+  await q.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [run.tenantId, run.runId, run.repoId, run.ref, run.commit]);
+}
+
+/** A repository's runs (with owner and repository name), newest first, at most 100, filtered by column. */
+export function listRuns(q: Queryable, repoId: number, filters: { commit_sha?: string; ref?: string; status?: string }): Promise<Row[]> {
+  return listRepoOwnedRows(q, 'runs', repoId, filters);
+}
+
+/** The runs of one commit of a repository, newest first (at most 100). */
+export async function listRunsOfCommit(q: Queryable, tenantId: number, repoId: number, sha: string): Promise<Row[]> {
+  const r = await q.query(
+    `SELECT id, ref, status, message, created_at, started_at, finished_at FROM runs
+      WHERE tenant_id = $1 AND repo_id = $2 AND commit_sha = $3 ORDER BY created_at DESC, id DESC LIMIT 100`,
+    [tenantId, repoId, sha],
+  );
+  return r.rows;
+}
+
+/** A run's id, ref, commit, status and times, if it exists. */
+export async function findRunSummary(q: Queryable, tenantId: number, runId: string): Promise<Row | undefined> {
+  const r = await q.query('SELECT id, ref, commit_sha, status, created_at, started_at, finished_at FROM runs WHERE tenant_id = $1 AND id = $2', [tenantId, runId]);
+  return r.rows[0];
+}
+
+/** A run's status and message ('cancelled' when the row is gone). */
+export async function runStatus(q: Queryable, tenantId: number, runId: string): Promise<{ status: string; message: string | null }> {
+  const r = await q.query(`SELECT status, message FROM runs WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
+  return { status: String(r.rows[0]?.status ?? 'cancelled'), message: r.rows[0]?.message ?? null };
+}
+
+/** Ids of the runs of every tenant that have not ended (queued or running). */
+export async function unfinishedRunIds(q: Queryable): Promise<string[]> {
+  const r = await q.query(`SELECT id FROM runs WHERE status IN ('queued', 'running')`);
+  return r.rows.map((row) => String(row.id));
+}
+
+/**
+ * Cancels a run whose workflow has not been started yet: its outbox row is stamped (waiting for the
+ * relay's row lock if the relay is starting it now), so it never starts. False when it has started.
+ */
+export function cancelUnstartedRun(db: Db, tenantId: number, runId: string): Promise<boolean> {
+  return inTransaction(db, async (c) => {
+    if (!(await cancelUnstartedPipelineStart(c, tenantId, runId))) return false;
+    await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now() WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
+    return true;
+  });
+}
+
+/** A queued run whose workflow could never start: failed with `message`. */
+export async function failQueuedRun(q: Queryable, tenantId: number | string, runId: string, message: string): Promise<void> {
+  await q.query(`UPDATE runs SET status = 'failure', message = $3, finished_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [tenantId, runId, message]);
+}
+
+/** Marks the run running and creates its step rows, `queued`, in order (idempotent). */
+export function startRun(db: Db, tenantId: number, runId: string, steps: { job: string; name: string }[]): Promise<void> {
+  return inTransaction(db, async (c) => {
+    await c.query(`UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [tenantId, runId]);
+    await insertQueuedSteps(c, tenantId, runId, steps, 0);
+  });
+}
+
+/**
+ * Ends the run with `status` (and `message`); its steps that never ran end with it (`endOpenSteps`).
+ * Answers the status it had before (`was`: a retried call sees the end status) and its duration.
+ */
+export function finishRun(db: Db, tenantId: number, runId: string, status: string, message: string | null): Promise<{ was: string; seconds: number } | undefined> {
+  return inTransaction(db, async (c) => {
+    const r = await c.query<{ was: string; seconds: number }>(
+      `UPDATE runs r SET status = $3, message = $4, started_at = coalesce(r.started_at, now()), finished_at = now()
+       FROM (SELECT status AS was FROM runs WHERE tenant_id = $1 AND id = $2 FOR UPDATE) o
+       WHERE r.tenant_id = $1 AND r.id = $2
+       RETURNING o.was, extract(epoch FROM r.finished_at - r.created_at)::float8 AS seconds`,
+      [tenantId, runId, status, message],
+    );
+    await endOpenSteps(c, tenantId, runId, status);
+    return r.rows[0];
+  });
+}
+
+/** Sets the run's message (the reason shown while it is still running or once it ends). */
+export async function setRunMessage(q: Queryable, tenantId: number, runId: string, message: string): Promise<void> {
+  await q.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [tenantId, runId, message]);
+}
+
+/** Step rows (of a run or a deploy), `queued`, at positions from `firstPosition` on; existing ones are kept. */
+export async function insertQueuedSteps(q: Queryable, tenantId: number, runId: string, steps: { job: string; name: string }[], firstPosition: number): Promise<void> {
+  let position = firstPosition;
+  for (const step of steps) {
+    await q.query(`INSERT INTO steps (tenant_id, run_id, job, name, position, status) VALUES ($1, $2, $3, $4, $5, 'queued') ON CONFLICT DO NOTHING`, [
+      tenantId,
+      runId,
+      step.job,
+      step.name,
+      position++,
+    ]);
+  }
+}
+
+/** `insertQueuedSteps` in a transaction of its own: all of them or none. */
+export function createQueuedSteps(db: Db, tenantId: number, runId: string, steps: { job: string; name: string }[], firstPosition: number): Promise<void> {
+  return inTransaction(db, (c) => insertQueuedSteps(c, tenantId, runId, steps, firstPosition));
+}
+
+/** Steps still queued or running when their run (or deploy) ended with `status`: cancelled if it was cancelled, else skipped. */
+export async function endOpenSteps(q: Queryable, tenantId: number, runId: string, status: string): Promise<void> {
+  await q.query(
+    `UPDATE steps SET status = CASE WHEN $3 = 'cancelled' THEN 'cancelled' ELSE 'skipped' END
+     WHERE tenant_id = $1 AND run_id = $2 AND status IN ('queued', 'running')`,
+    [tenantId, runId, status],
+  );
+}
+
+/** Every step of a run (or deploy), in order, all columns. */
+export async function listSteps(q: Queryable, tenantId: number, runId: string): Promise<Row[]> {
+  return (await q.query('SELECT * FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [tenantId, runId])).rows;
+}
+
+/** The steps' job, name and stored log key, in order; only `job`'s and/or only the step named `step` when given. */
+export async function listStepLogKeys(q: Queryable, tenantId: number, runId: string, only: { job?: string; step?: string }): Promise<{ job: string; name: string; log_key: string | null }[]> {
+  const args: unknown[] = [tenantId, runId];
+  let filter = '';
+  if (only.job !== undefined) {
+    args.push(only.job);
+    filter += ` AND job = $${args.length}`;
+  }
+  if (only.step !== undefined) {
+    args.push(only.step);
+    filter += ` AND name = $${args.length}`;
+  }
+  return (await q.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
+}
+
+/** A step's status, attempt and host as recorded (before a new attempt marks it running). */
+export async function findStepAttempt(q: Queryable, s: StepKey): Promise<{ status: string; attempt: number | null; host: string | null } | undefined> {
+  const r = await q.query(`SELECT status, attempt, host FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`, [s.tenantId, s.runId, s.job, s.step]);
+  return r.rows[0];
+}
+
+/** Identifies one step row. */
+export interface StepKey {
+  tenantId: number;
+  runId: string;
+  job: string;
+  step: string;
+}
+
+/** The step is running, as attempt `attempt` on sandbox host `host`; answers the seconds since its run was created. */
+export async function markStepRunning(q: Queryable, s: StepKey, attempt: number, host: string): Promise<number | null | undefined> {
+  const r = await q.query<{ since_push: number | null }>(
+    `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()), attempt = $5, host = $6
+     WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
+     RETURNING (SELECT extract(epoch FROM now() - r.created_at)::float8 FROM runs r WHERE r.id = steps.run_id) AS since_push`,
+    [s.tenantId, s.runId, s.job, s.step, attempt, host],
+  );
+  return r.rows[0]?.since_push;
+}
+
+/** The step ran: its end status, exit code and stored log; answers how long it ran in seconds. */
+export async function recordStepResult(q: Queryable, s: StepKey, status: string, exitCode: number | null, logKey: string): Promise<number | null | undefined> {
+  const r = await q.query<{ seconds: number | null }>(
+    `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
+     RETURNING extract(epoch FROM finished_at - started_at)::float8 AS seconds`,
+    [s.tenantId, s.runId, s.job, s.step, status, exitCode, logKey],
+  );
+  return r.rows[0]?.seconds;
+}
+
+/** A step that could not run at all: failed, and its reason becomes the run's message. */
+export async function failStep(q: Queryable, s: StepKey, runMessage: string): Promise<void> {
+  await q.query(
+    `UPDATE steps SET status = 'failure', finished_at = now(), started_at = coalesce(started_at, now())
+     WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+    [s.tenantId, s.runId, s.job, s.step],
+  );
+  await setRunMessage(q, s.tenantId, s.runId, runMessage);
+}
+
+/** Skips a job's queued steps; answers the names of those it skipped. */
+export async function skipQueuedSteps(q: Queryable, tenantId: number, runId: string, job: string): Promise<string[]> {
+  const r = await q.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued' RETURNING name`, [tenantId, runId, job]);
+  return r.rows.map((row) => String(row.name));
+}
+
+/** Skips a job's queued steps after step `after`; answers the names of those it skipped. */
+export async function skipQueuedStepsAfter(q: Queryable, tenantId: number, runId: string, job: string, after: string): Promise<string[]> {
+  const r = await q.query(
+    `UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'
+       AND position > (SELECT position FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4) RETURNING name`,
+    [tenantId, runId, job, after],
+  );
+  return r.rows.map((row) => String(row.name));
+}
+
+/** A run's artifacts, by path then job. */
+export async function listArtifacts(q: Queryable, tenantId: number, runId: string): Promise<{ job: string; path: string; size: string; sha256: string; created_at: Date }[]> {
+  return (await q.query('SELECT job, path, size, sha256, created_at FROM artifacts WHERE tenant_id = $1 AND run_id = $2 ORDER BY path, job', [tenantId, runId])).rows;
+}
+
+/** Where an artifact's bytes are: the latest upload of `path` (by `job` when given). */
+export async function findArtifact(q: Queryable, tenantId: number, runId: string, path: string, job: string | undefined): Promise<{ object_key: string; size: string } | undefined> {
+  const r = await q.query(
+    `SELECT object_key, size FROM artifacts WHERE tenant_id = $1 AND run_id = $2 AND path = $3 AND ($4::text IS NULL OR job = $4)
+     ORDER BY created_at DESC LIMIT 1`,
+    [tenantId, runId, path, job ?? null],
+  );
+  return r.rows[0];
+}
+
+/** Records an uploaded artifact; uploading the same job and path again replaces it. */
+export async function upsertArtifact(q: Queryable, a: { tenantId: number; runId: string; job: string; path: string; objectKey: string; size: number; sha256: string }): Promise<void> {
+  await q.query(
+    `INSERT INTO artifacts (tenant_id, run_id, job, path, object_key, size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (tenant_id, run_id, job, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,
+    [a.tenantId, a.runId, a.job, a.path, a.objectKey, a.size, a.sha256],
+  );
+}
