@@ -6,6 +6,7 @@ import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
 import { hasWebhookFor } from './webhook-activities';
+import { observeRunFinished } from './run-metrics';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
 export interface OrchestrationDeps extends PipelineFileSource {
@@ -60,10 +61,13 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     },
 
     async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
-      await inTransaction(db, async (c) => {
-        await c.query(
-          `UPDATE runs SET status = $3, message = $4, started_at = coalesce(started_at, now()), finished_at = now()
-           WHERE tenant_id = $1 AND id = $2`,
+      const ended = await inTransaction(db, async (c) => {
+        // The status it had before: a retried activity counts the run's end once in the metrics.
+        const r = await c.query<{ was: string; seconds: number }>(
+          `UPDATE runs r SET status = $3, message = $4, started_at = coalesce(r.started_at, now()), finished_at = now()
+           FROM (SELECT status AS was FROM runs WHERE tenant_id = $1 AND id = $2 FOR UPDATE) o
+           WHERE r.tenant_id = $1 AND r.id = $2
+           RETURNING o.was, extract(epoch FROM r.finished_at - r.created_at)::float8 AS seconds`,
           [args.tenantId, args.runId, args.status, args.message ?? null],
         );
         // Steps that never ran end with the run.
@@ -72,7 +76,9 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
            WHERE tenant_id = $1 AND run_id = $2 AND status IN ('queued', 'running')`,
           [args.tenantId, args.runId, args.status],
         );
+        return r.rows[0];
       });
+      if (ended && (ended.was === 'queued' || ended.was === 'running')) observeRunFinished(args.status, ended.seconds);
       await appendRunEvent(redis, args.runId, { event: 'status', status: args.status, message: args.message });
     },
 

@@ -21,6 +21,7 @@ import { holdSandboxPath } from './sandbox/orphans';
 import type { HostJobs } from './sandbox/host-jobs';
 import type { SourceCache } from './sandbox/source-cache';
 import { artifactFiles, extractArchive, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
+import { observeStepFinished, observeStepStart } from './run-metrics';
 
 export interface SandboxActivityDeps {
   db: Db;
@@ -229,11 +230,14 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
         // A job restarted after its host was lost: its steps count on from what they ran as there.
         if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
-        await db.query(
+        const started = await db.query<{ since_push: number | null }>(
           `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()), attempt = $5, host = $6
-           WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+           WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
+           RETURNING (SELECT extract(epoch FROM now() - r.created_at)::float8 FROM runs r WHERE r.id = steps.run_id) AS since_push`,
           [input.tenantId, input.runId, input.job.name, input.step.name, attempt, host],
         );
+        // A job's first step, first try: how long the push waited for its work to begin.
+        if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(started.rows[0]?.since_push);
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
@@ -403,16 +407,20 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     }
     const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
     const status = result.cancelled ? 'cancelled' : result.exitCode === 0 && !result.timedOut ? 'success' : 'failure';
+    let seconds: number | null | undefined;
     // Every part below is safe to repeat; a Postgres or object-store restart while the step ends
     // must not fail a step whose command succeeded (the command itself is never run again).
     await RECORDING_RETRY.execute(async () => {
       if (status === 'success' && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
       await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
-      await db.query(
-        `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
+      const r = await db.query<{ seconds: number | null }>(
+        `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
+         RETURNING extract(epoch FROM finished_at - started_at)::float8 AS seconds`,
         [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
       );
+      seconds = r.rows[0]?.seconds;
     });
+    observeStepFinished(status, seconds);
     // The live stream only: the row above is the record, so a Redis outage costs the event, not the step.
     await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode, attempt: result.attempt }).catch(
       () => undefined,

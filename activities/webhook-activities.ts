@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import client from 'prom-client';
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import type { SecretBox } from '../core/secret-box';
@@ -13,6 +14,12 @@ import {
   type WebhookEvent,
   type WebhookEventName,
 } from '../core/webhook-payloads';
+
+const deliveries = new client.Counter({
+  name: 'dotgit_webhook_deliveries_total',
+  help: 'Webhook delivery attempts, by event and outcome (success, failure: retried unless 3xx/4xx, refused by the SSRF guard)',
+  labelNames: ['event', 'outcome'],
+});
 
 export interface WebhookDeps {
   db: Db;
@@ -221,6 +228,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
         else failure = ApplicationFailure.retryable(error, 'WebhookDeliveryFailed');
       }
       const outcome = !failure ? 'success' : failure.type === 'WebhookRefused' ? 'refused' : 'failure';
+      deliveries.inc({ event: args.event, outcome });
       await db.query(
         `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (delivery_id, attempt) DO NOTHING`,

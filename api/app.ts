@@ -2,6 +2,7 @@ import express from 'express';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route } from '../core/http';
+import { httpMetrics } from '../core/metrics';
 import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
@@ -46,6 +47,7 @@ export function createApiApp(
   const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas, moves } = services;
   const app = express();
   app.disable('x-powered-by');
+  app.use(httpMetrics('api'));
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
   app.use(requestLogger(o.log));

@@ -73,6 +73,8 @@ const configSchema = z.object({
   temporalNamespace: z.string().min(1),
   /** `TEMPORAL_UI_PORT` — Web UI port of the dev server. Default 8233. */
   temporalUiPort: z.coerce.number().int().min(0).max(65535),
+  /** `TEMPORAL_METRICS_PORT` — the dev server's Prometheus `/metrics` port (scraped with `--observability`). Default 8234. */
+  temporalMetricsPort: z.coerce.number().int().min(0).max(65535),
   /** `DOTGIT_INTERNAL_SECRET` — HMAC key of the internal identity the gateway signs; default: generated once into the data dir. */
   internalSecret: z.string().min(32).optional(),
   /** `DOTGIT_SECRETS_KEY` — master key that seals pipeline secrets (AES-256-GCM); default: the internal secret. */
@@ -283,6 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalPort: env.TEMPORAL_PORT ?? '7233',
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? DEFAULT_NAMESPACE,
     temporalUiPort: env.TEMPORAL_UI_PORT ?? '8233',
+    temporalMetricsPort: env.TEMPORAL_METRICS_PORT ?? '8234',
     internalSecret: env.DOTGIT_INTERNAL_SECRET || undefined,
     secretsKey: env.DOTGIT_SECRETS_KEY || undefined,
     sandbox: env.DOTGIT_SANDBOX ?? 'auto',

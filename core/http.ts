@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
 import { performance } from 'node:perf_hooks';
-import client from 'prom-client';
+import { METRICS_CONTENT_TYPE, metricsText, startProcessMetrics } from './metrics';
 import { AuthenticationError, DotgitError } from './errors';
 import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
 import type { Principal } from './principal';
@@ -133,13 +133,16 @@ export function route(fn: (req: Request, res: Response) => Promise<void>): Reque
   };
 }
 
-/** `/healthz` (checks named parts) and `/metrics` (prom-client default registry) for every process. */
-export function healthAndMetrics(checks: Record<string, () => Promise<unknown>>): RequestHandler {
+/**
+ * `/healthz` (checks named parts) and `/metrics` (prom-client default registry with the process
+ * metrics, plus what `extraMetrics` adds) for every process.
+ */
+export function healthAndMetrics(checks: Record<string, () => Promise<unknown>>, extraMetrics?: () => Promise<string>): RequestHandler {
+  startProcessMetrics();
   return (req, res, next) => {
     if (req.path === '/metrics' && req.method === 'GET') {
-      client.register
-        .metrics()
-        .then((text) => res.type(client.register.contentType).send(text))
+      metricsText(extraMetrics)
+        .then((text) => res.type(METRICS_CONTENT_TYPE).send(text))
         .catch(next);
       return;
     }

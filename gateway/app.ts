@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
 import { errorBody } from '../core/http';
+import { httpMetrics, METRICS_CONTENT_TYPE, metricsText } from '../core/metrics';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
@@ -56,6 +57,15 @@ export interface GatewayOptions {
   healthChecks: Record<string, () => Promise<unknown>>;
 }
 
+/** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
+function gatewayRoute(req: Request): string {
+  const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
+  const cls = routeClass(req.method, req.path, query);
+  if (cls) return cls;
+  if (req.path === '/healthz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json') return req.path;
+  return 'other';
+}
+
 /** The brute-force gate refused to check a credential: answered with the decision (429, or 503 failing closed). */
 class GateRefused extends Error {
   constructor(readonly decision: RateDecision) {
@@ -77,7 +87,9 @@ export function createGatewayApp(o: GatewayOptions) {
   // Request id, edge checks and forwarding in one middleware, ahead of the issuer's and health
   // routes: each router layer a request walks costs measurable CPU on the hot path.
   const edgeChecks = waf(wafLimits);
+  const timed = httpMetrics('gateway', gatewayRoute);
   app.use((req, res, next) => {
+    timed(req, res, () => undefined);
     const id = requestIdFrom(req.header('x-request-id'));
     req.requestId = id;
     res.setHeader('X-Request-Id', id);
@@ -147,6 +159,10 @@ export function createGatewayApp(o: GatewayOptions) {
     for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
     res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', requestId));
   }
+
+  app.get('/metrics', (_req, res, next) => {
+    metricsText().then((text) => res.type(METRICS_CONTENT_TYPE).send(text), next);
+  });
 
   app.get('/healthz', (req, res) => {
     const names = Object.keys(o.healthChecks);

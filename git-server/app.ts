@@ -8,6 +8,7 @@ import type { Redis } from '../core/redis';
 import { FileTooLargeError, readFileAtCommit, repoPath, resolveRef, runGit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH } from '../core/pipeline-spec';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route, traceIdOf } from '../core/http';
+import { httpMetrics } from '../core/metrics';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
@@ -113,6 +114,7 @@ export function createGitServerApp(o: GitServerOptions) {
   const pushOptionsOf = new Map<string, string[]>();
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
+  app.use(httpMetrics('git-server'));
   app.use(healthAndMetrics(o.healthChecks));
   if (o.node) app.use(createNodeRouter({ db: o.db, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 

@@ -39,6 +39,8 @@ export interface Platform {
   /** Every gateway's URL (one, or the fleet's), the first being `gatewayUrl`. */
   gatewayUrls: string[];
   temporalUiUrl: string | undefined;
+  /** The embedded Temporal server's Prometheus endpoint (`TEMPORAL_METRICS_PORT`); undefined for an external Temporal. */
+  temporalMetricsUrl: string | undefined;
   temporalAddress: string;
   namespace: string;
   databaseUrl: string;
@@ -140,7 +142,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // Best effort: the server speaks LFS itself; the client is for tests and pipeline checkouts.
     const gitLfs = ensureGitLfs(o.log).catch((err) => o.log.warn(`git-lfs: ${(err as Error).message}`));
     const backing: Partial<Record<BackingName, BackingService>> = {};
-    const backingPorts: Partial<Record<BackingName, { port: number; url?: string }>> = {};
+    const backingPorts: Partial<Record<BackingName, { port: number; url?: string; metricsUrl?: string }>> = {};
     const services = new Map<string, ServiceSupervisor>();
     const internalHost = config.internalHost;
     const gatewayHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
@@ -158,8 +160,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
         list.push({ role: s.role, instance, pid: supervisor.pid, port: s.port, url: `http://${s.role === 'gateway' ? gatewayHost : internalHost}:${s.port}` });
       }
       for (const [name, b] of Object.entries(backing) as Array<[BackingName, BackingService]>) {
-        const { port, url } = backingPorts[name]!;
-        if (b.pid) list.push({ role: name, instance: `${name}-1`, pid: b.pid, port, ...(url ? { url } : {}) });
+        const { port, url, metricsUrl } = backingPorts[name]!;
+        if (b.pid) list.push({ role: name, instance: `${name}-1`, pid: b.pid, port, ...(url ? { url } : {}), ...(metricsUrl ? { metricsUrl } : {}) });
       }
       return list;
     };
@@ -168,10 +170,10 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     stops.push(() => topology.remove());
     const rewrite = () => void topology.write();
     // Started on a free port the first time; a restart takes that same port, so clients reconnect.
-    const keep = (name: BackingName, first: Instance, again: () => Promise<Instance>, port: number, url?: string) => {
+    const keep = (name: BackingName, first: Instance, again: () => Promise<Instance>, port: number, url?: string, metricsUrl?: string) => {
       const b = new Restartable(first, again, rewrite);
       backing[name] = b;
-      backingPorts[name] = { port, url };
+      backingPorts[name] = { port, url, metricsUrl };
       stops.push(() => b.stop());
     };
     const postgresOptions = (port: number) => ({
@@ -187,21 +189,25 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     if (redis) keep('redis', redis, () => startRedis({ dataDir: paths.redis, port: portOf(redis.redisUrl), log: o.log }), portOf(redis.redisUrl), redis.redisUrl);
     let temporalAddress = config.temporalAddress;
     let temporalUiUrl: string | undefined;
+    let temporalMetricsUrl: string | undefined;
     if (!temporalAddress) {
       const cli = await ensureTemporalCli({ toolsDir, log: o.log });
-      const temporalOptions = (port: number, uiPort: number) => ({
+      const temporalOptions = (port: number, uiPort: number, metricsPort: number) => ({
         cliPath: cli.cliPath,
         dataDir: paths.temporal,
         port,
         uiPort,
+        metricsPort,
         namespace: config.temporalNamespace,
         dynamicConfig: DEV_SERVER_DYNAMIC_CONFIG,
         log: o.log,
       });
-      const temporal = await startTemporalDevServer(temporalOptions(eph ? 0 : config.temporalPort, eph ? 0 : config.temporalUiPort));
-      keep('temporal', temporal, () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl))), portOf(temporal.address), temporal.uiUrl);
+      const temporal = await startTemporalDevServer(temporalOptions(eph ? 0 : config.temporalPort, eph ? 0 : config.temporalUiPort, eph ? 0 : config.temporalMetricsPort));
+      const again = () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl), portOf(temporal.metricsUrl)));
+      keep('temporal', temporal, again, portOf(temporal.address), temporal.uiUrl, temporal.metricsUrl);
       temporalAddress = temporal.address;
       temporalUiUrl = temporal.uiUrl;
+      temporalMetricsUrl = temporal.metricsUrl;
     }
     await sandbox;
     await gitLfs;
@@ -285,6 +291,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       gatewayUrl,
       gatewayUrls,
       temporalUiUrl,
+      temporalMetricsUrl,
       temporalAddress,
       namespace: config.temporalNamespace,
       databaseUrl,

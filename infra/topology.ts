@@ -12,6 +12,8 @@ export interface TopologyProcess {
   pid: number;
   port: number;
   url?: string;
+  /** Where its Prometheus metrics are, when not at `url` + `/metrics` (the Temporal server's own port). */
+  metricsUrl?: string;
 }
 
 /**

@@ -31,6 +31,7 @@ import { createAlertActivities } from '../activities/alert-activities';
 import { createMoveActivities } from '../activities/move-activities';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
+import { sdkMetrics } from './sdk-metrics';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 
 /**
@@ -48,7 +49,9 @@ async function main(): Promise<void> {
   }
   // The SDK would shut every worker down on SIGTERM/SIGINT by itself (the host queue's too, with its
   // short grace): the drain below decides instead.
-  Runtime.install({ shutdownSignals: [] });
+  // The SDK's metrics on a loopback port of their own, served again on this worker's /metrics.
+  const sdk = await sdkMetrics();
+  Runtime.install({ shutdownSignals: [], telemetryOptions: sdk.telemetryOptions });
   const roles = new Set(config.workerRoles);
   const paths = dataPaths(config);
   const hostId = await resolveHostId(config.hostId, paths.hostId);
@@ -219,7 +222,7 @@ async function main(): Promise<void> {
   startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers, intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
 
   const app = express();
-  app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }));
+  app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }, sdk.scrape));
   const server = app.listen(config.workerPort, config.internalHost);
 
   let draining = false;

@@ -66,6 +66,8 @@ export interface TemporalDevServerOptions {
   port: number;
   /** Web UI port; 0 = a free one. */
   uiPort: number;
+  /** The server's Prometheus `/metrics` port; 0 = a free one. Default 0. */
+  metricsPort?: number;
   namespace?: string;
   log: ProvisionLog;
   ip?: string;
@@ -78,6 +80,8 @@ export interface TemporalHandle {
   /** host:port for `Connection.connect({ address })`. */
   address: string;
   uiUrl: string;
+  /** The server's own Prometheus metrics (`http://ip:port/metrics`). */
+  metricsUrl: string;
   namespace: string;
   pid: number;
   logFile: string;
@@ -90,7 +94,7 @@ export interface TemporalHandle {
  * ReadinessTimeoutError (with the log tail) when the server does not come up.
  */
 export function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalHandle> {
-  return withPortRetry(opts.port === 0 || opts.uiPort === 0, () => startOnce(opts));
+  return withPortRetry(opts.port === 0 || opts.uiPort === 0 || !opts.metricsPort, () => startOnce(opts));
 }
 
 async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle> {
@@ -98,6 +102,7 @@ async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle
   const namespace = opts.namespace ?? 'dotgit';
   const port = await resolvePort(opts.port, ip);
   const uiPort = await resolvePort(opts.uiPort, ip);
+  const metricsPort = await resolvePort(opts.metricsPort ?? 0, ip);
   const dataDir = path.resolve(opts.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
   const address = `${ip}:${port}`;
@@ -107,6 +112,7 @@ async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle
     '--db-filename', path.join(dataDir, 'temporal.sqlite'),
     '--port', String(port),
     '--ui-port', String(uiPort),
+    '--metrics-port', String(metricsPort),
     '--ip', ip,
     '--namespace', namespace,
     '--log-level', 'warn',
@@ -135,6 +141,7 @@ async function startOnce(opts: TemporalDevServerOptions): Promise<TemporalHandle
   return {
     address,
     uiUrl: `http://${ip}:${uiPort}`,
+    metricsUrl: `http://${ip}:${metricsPort}/metrics`,
     namespace,
     pid: child.pid,
     logFile: child.logFile,

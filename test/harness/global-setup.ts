@@ -42,6 +42,7 @@ export default async function globalSetup(): Promise<void> {
   const info: PlatformInfo = {
     gatewayUrl: platform.gatewayUrl,
     temporalAddress: platform.temporalAddress,
+    temporalMetricsUrl: platform.temporalMetricsUrl,
     namespace: platform.namespace,
     databaseUrl: platform.databaseUrl,
     redisUrl: platform.redisUrl,

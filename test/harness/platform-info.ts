@@ -11,6 +11,8 @@ export const PLATFORM_FILE = process.env.DOTGIT_TEST_PLATFORM_FILE ?? path.resol
 export interface PlatformInfo {
   gatewayUrl: string;
   temporalAddress: string;
+  /** The Temporal dev server's Prometheus endpoint. */
+  temporalMetricsUrl?: string;
   namespace: string;
   databaseUrl: string;
   redisUrl: string;

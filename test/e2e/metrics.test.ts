@@ -1,0 +1,89 @@
+import { platformInfo } from '../harness/platform-info';
+import { api, createTenantWithAdmin, waitForRun } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+import { scrape, type Scrape } from '../helpers/prom';
+
+// Issue 14: every process of the platform is a Prometheus target. Each answers /metrics with the
+// process metrics; a push through the gateway moves the HTTP histograms of gateway, api and
+// git-server, and the run's end moves the worker's run and step series; the worker also serves
+// the Temporal SDK's metrics, and the Temporal server has its own endpoint on a known port.
+// Other suites share the platform, so counts are compared as "at least this much more".
+
+const info = platformInfo();
+const targets = {
+  gateway: `${info.gatewayUrl}/metrics`,
+  api: `http://127.0.0.1:${info.apiPort}/metrics`,
+  'git-server': `http://127.0.0.1:${info.gitPort}/metrics`,
+  worker: `http://127.0.0.1:${info.workerPort}/metrics`,
+};
+
+const PIPELINE = `
+jobs:
+  good:
+    steps:
+      - name: ok
+        run: echo fine
+  bad:
+    steps:
+      - name: fails
+        run: exit 3
+`;
+
+const all = async () => Object.fromEntries(await Promise.all(Object.entries(targets).map(async ([k, url]) => [k, await scrape(url)] as const))) as Record<keyof typeof targets, Scrape>;
+const http = (s: Scrape, labels: Record<string, string>) => s.sum('dotgit_http_request_duration_seconds_count', labels) ?? 0;
+
+test('each service process serves the process metrics and its HTTP histogram', async () => {
+  const s = await all();
+  for (const [name, one] of Object.entries(s)) {
+    expect([name, one.sum('process_cpu_user_seconds_total')]).toEqual([name, expect.any(Number)]);
+    expect([name, one.sum('nodejs_eventloop_lag_seconds')]).toEqual([name, expect.any(Number)]);
+  }
+  // The gateway's rate-limit counters (README) are scrapeable now that it has /metrics.
+  expect(s.gateway.text).toContain('# TYPE dotgit_rate_limit_redis_failures_total counter');
+  // Route labels are templates or classes, never raw paths.
+  for (const one of Object.values(s)) {
+    for (const line of one.text.split('\n').filter((l) => l.startsWith('dotgit_http_request_duration_seconds_count{'))) {
+      expect(line).not.toMatch(/route="[^"]*(acme|tenant-|\.git\/)/);
+    }
+  }
+});
+
+test('a push with a failing job moves the HTTP, run, step and pickup series; the SDK and Temporal server have theirs', async () => {
+  const owner = await createTenantWithAdmin();
+  const before = await all();
+  const created = await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: 'metered', visibility: 'private' } });
+  expect(created.status).toBe(201);
+  const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
+  const push = await git(['push', cloneUrl(owner.tenant, 'metered', owner.token), 'main'], work);
+  expect(push.code).toBe(0);
+  const [runId] = runIdsFrom(push.stderr);
+  expect((await waitForRun(runId, owner.token)).status).toBe('failure');
+  const after = await all();
+
+  // Gateway: by rate-limit class; api and git-server: by route template.
+  expect(http(after.gateway, { route: 'git-push', method: 'POST', code: '200' })).toBeGreaterThanOrEqual(http(before.gateway, { route: 'git-push', method: 'POST', code: '200' }) + 1);
+  expect(http(after.gateway, { route: 'api-write', code: '201' })).toBeGreaterThanOrEqual(http(before.gateway, { route: 'api-write', code: '201' }) + 1);
+  expect(http(after.api, { route: '/api/v1/repos', method: 'POST', code: '201' })).toBeGreaterThanOrEqual(http(before.api, { route: '/api/v1/repos', method: 'POST', code: '201' }) + 1);
+  const receivePack = (s: Scrape) => s.text.split('\n').filter((l) => l.startsWith('dotgit_http_request_duration_seconds_count{') && l.includes('git-receive-pack') && l.includes('method="POST"'));
+  expect(receivePack(after['git-server']).length).toBeGreaterThan(0);
+  expect(http(after['git-server'], { service: 'git-server', method: 'POST', code: '200' })).toBeGreaterThan(http(before['git-server'], { service: 'git-server', method: 'POST', code: '200' }));
+
+  // Worker: the run's end, its two steps, the pickup latency of its two jobs.
+  const w0 = before.worker;
+  const w1 = after.worker;
+  expect(w1.sum('dotgit_runs_finished_total', { status: 'failure' })).toBeGreaterThanOrEqual((w0.sum('dotgit_runs_finished_total', { status: 'failure' }) ?? 0) + 1);
+  expect(w1.sum('dotgit_run_duration_seconds_count', { status: 'failure' })).toBeGreaterThanOrEqual((w0.sum('dotgit_run_duration_seconds_count', { status: 'failure' }) ?? 0) + 1);
+  expect(w1.sum('dotgit_steps_finished_total', { status: 'success' })).toBeGreaterThanOrEqual((w0.sum('dotgit_steps_finished_total', { status: 'success' }) ?? 0) + 1);
+  expect(w1.sum('dotgit_steps_finished_total', { status: 'failure' })).toBeGreaterThanOrEqual((w0.sum('dotgit_steps_finished_total', { status: 'failure' }) ?? 0) + 1);
+  expect(w1.sum('dotgit_step_duration_seconds_count')).toBeGreaterThanOrEqual((w0.sum('dotgit_step_duration_seconds_count') ?? 0) + 2);
+  expect(w1.sum('dotgit_push_to_step_start_seconds_count')).toBeGreaterThanOrEqual((w0.sum('dotgit_push_to_step_start_seconds_count') ?? 0) + 2);
+
+  // The Temporal SDK's own metrics, through the worker's /metrics.
+  expect(w1.sum('temporal_workflow_completed_total')).toBeGreaterThan(0);
+  expect(w1.sum('temporal_activity_execution_latency_seconds_count')).toBeGreaterThan(0);
+
+  // The Temporal server's, on the port the platform chose and reports.
+  expect(info.temporalMetricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  const server = await scrape(info.temporalMetricsUrl!);
+  expect(server.sum('service_requests')).toBeGreaterThan(0);
+});
