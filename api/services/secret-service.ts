@@ -4,6 +4,7 @@ import { InputError } from '../../core/errors';
 import { MAX_SECRET_BYTES, SECRET_NAME, isReservedSecretName } from '../../core/pipeline-secrets';
 import type { Principal } from '../../core/principal';
 import type { SecretBox } from '../../core/secret-box';
+import { deleteSecret, listSecretNames, upsertSecret } from '../../core/stores/secrets-store';
 import { requireRepoWrite } from '../authz';
 import { environmentField, parseBody } from '../validation';
 import { audit } from './audit';
@@ -19,29 +20,22 @@ export class SecretService {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'setting secrets');
     checkName(name);
     const { value, environment } = parseBody(secretBody, body);
-    await this.db.query(
-      `INSERT INTO secrets (tenant_id, repo_id, environment, name, value_enc, updated_by) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (tenant_id, repo_id, environment, name) DO UPDATE SET value_enc = $5, updated_by = $6, updated_at = now()`,
-      [repo.tenantId, repo.id, environment, name, this.box.seal(value), principal.username],
-    );
+    await upsertSecret(this.db, { tenantId: repo.tenantId, repoId: repo.id, environment, name, valueEnc: this.box.seal(value), updatedBy: principal.username });
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.put', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
   }
 
   /** Names only: values are never readable back. */
   async list(principal: Principal, owner: string, repoName: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'listing secrets');
-    const r = await this.db.query(
-      'SELECT name, environment, updated_by, updated_at FROM secrets WHERE tenant_id = $1 AND repo_id = $2 ORDER BY environment, name',
-      [repo.tenantId, repo.id],
-    );
-    return { secrets: r.rows.map((s) => ({ name: s.name, environment: s.environment || null, updatedBy: s.updated_by, updatedAt: s.updated_at })) };
+    const rows = await listSecretNames(this.db, repo.tenantId, repo.id);
+    return { secrets: rows.map((s) => ({ name: s.name, environment: s.environment || null, updatedBy: s.updated_by, updatedAt: s.updated_at })) };
   }
 
   async remove(principal: Principal, owner: string, repoName: string, name: string, environmentParam: unknown, requestId?: string): Promise<void> {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deleting secrets');
     checkName(name);
     const environment = environmentOf(environmentParam);
-    await this.db.query('DELETE FROM secrets WHERE tenant_id = $1 AND repo_id = $2 AND environment = $3 AND name = $4', [repo.tenantId, repo.id, environment, name]);
+    await deleteSecret(this.db, repo.tenantId, repo.id, environment, name);
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.delete', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
   }
 }
