@@ -325,9 +325,11 @@ async function measureCrossNode(platform: Platform, api: Api, token: string, git
     stopGraceMs: 10_000,
   });
   try {
-    const jwt = await signIdentity(platform.serviceEnv.DOTGIT_INTERNAL_SECRET!, await adminPrincipal(platform.databaseUrl), 'bench-cross-node');
+    const principal = await adminPrincipal(platform.databaseUrl);
     const tip = (await git.run(['--git-dir', src, 'rev-parse', 'main'])).stdout.trim();
     const clone = async (gitPort: string, dest: string) => {
+      // A fresh identity each time: the gateway's lives a minute, less than all the pairs take.
+      const jwt = await signIdentity(platform.serviceEnv.DOTGIT_INTERNAL_SECRET!, principal, 'bench-cross-node');
       const started = performance.now();
       await git.run(['-c', `http.extraHeader=${IDENTITY_HEADER}: ${jwt}`, 'clone', '--quiet', `http://${internalHost}:${gitPort}/${OWNER}/cross.git`, dest]);
       const ms = performance.now() - started;
