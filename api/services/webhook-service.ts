@@ -5,6 +5,7 @@ import type { Principal } from '../../core/principal';
 import type { SecretBox } from '../../core/secret-box';
 import { parseOutboundUrl, refuseLiteralPrivateIp, SsrfRefusedError } from '../../core/ssrf-guard';
 import { WEBHOOK_EVENTS } from '../../core/webhook-payloads';
+import { countWebhooks, deleteWebhook, findWebhook, insertWebhook, listDeliveries, listWebhooks } from '../../core/stores/webhooks-store';
 import { requireRepoAdmin } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
@@ -61,55 +62,44 @@ export class WebhookService {
       throw err;
     }
     const unique = [...new Set(events)];
-    const count = await this.db.query('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND repo_id = $2', [repo.tenantId, repo.id]);
-    if (count.rows[0].n >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
-    const r = await this.db.query(
-      `INSERT INTO webhooks (tenant_id, repo_id, url, secret_enc, events, created_by) VALUES ($1, $2, $3, $4, $5, $6)
-       RETURNING id, url, events, created_by, created_at`,
-      [repo.tenantId, repo.id, url.toString(), this.secrets.seal(secret), unique, principal.username],
-    );
+    if ((await countWebhooks(this.db, repo.tenantId, repo.id)) >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
+    const hook = await insertWebhook(this.db, { tenantId: repo.tenantId, repoId: repo.id, url: url.toString(), secretEnc: this.secrets.seal(secret), events: unique, createdBy: principal.username });
     // The URL may carry a token in its query: the audit entry names the host only.
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.create', target: `${owner}/${name}`, detail: { id: Number(r.rows[0].id), host: url.host, events: unique }, requestId });
-    return hookView(r.rows[0]);
+    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.create', target: `${owner}/${name}`, detail: { id: Number(hook.id), host: url.host, events: unique }, requestId });
+    return hookView(hook);
   }
 
   async list(principal: Principal, owner: string, name: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    const r = await this.db.query('SELECT id, url, events, created_by, created_at FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 ORDER BY id', [repo.tenantId, repo.id]);
-    return { webhooks: r.rows.map(hookView) };
+    return { webhooks: (await listWebhooks(this.db, repo.tenantId, repo.id)).map(hookView) };
   }
 
   async get(principal: Principal, owner: string, name: string, id: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    const r = await this.db.query('SELECT id, url, events, created_by, created_at FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
-    if (!r.rows[0]) throw new NotFoundError(`webhook ${id} not found`);
-    return hookView(r.rows[0]);
+    const hook = await findWebhook(this.db, repo.tenantId, repo.id, hookId(id));
+    if (!hook) throw new NotFoundError(`webhook ${id} not found`);
+    return hookView(hook);
   }
 
   async remove(principal: Principal, owner: string, name: string, id: string, requestId?: string): Promise<void> {
     const repo = await this.adminRepo(principal, owner, name);
-    const r = await this.db.query('DELETE FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
-    if (r.rowCount === 0) throw new NotFoundError(`webhook ${id} not found`);
+    if (!(await deleteWebhook(this.db, repo.tenantId, repo.id, hookId(id)))) throw new NotFoundError(`webhook ${id} not found`);
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.delete', target: `${owner}/${name}`, detail: { id: Number(id) }, requestId });
   }
 
   /** Every recorded attempt of the hook's deliveries, newest first (at most `limit`, default 100). */
   async deliveries(principal: Principal, owner: string, name: string, id: string, q: { limit?: unknown }) {
     const repo = await this.adminRepo(principal, owner, name);
-    const hook = await this.db.query('SELECT id FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND id = $3', [repo.tenantId, repo.id, hookId(id)]);
-    if (!hook.rows[0]) throw new NotFoundError(`webhook ${id} not found`);
+    const hook = await findWebhook(this.db, repo.tenantId, repo.id, hookId(id));
+    if (!hook) throw new NotFoundError(`webhook ${id} not found`);
     let limit = 100;
     if (q.limit !== undefined) {
       if (typeof q.limit !== 'string' || !/^\d{1,4}$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 1000) throw new InputError('limit must be a number from 1 to 1000');
       limit = Number(q.limit);
     }
-    const r = await this.db.query(
-      `SELECT delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at, finished_at
-         FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY id DESC LIMIT $3`,
-      [repo.tenantId, hook.rows[0].id, limit],
-    );
+    const rows = await listDeliveries(this.db, repo.tenantId, Number(hook.id), limit);
     return {
-      deliveries: r.rows.map((row) => ({
+      deliveries: rows.map((row) => ({
         deliveryId: row.delivery_id,
         event: row.event,
         action: row.action,
