@@ -212,7 +212,8 @@ async function endStalePostmaster(dataDir: string, log: ProvisionLog): Promise<v
   fs.rmSync(pidFile, { force: true });
 }
 
-async function ensureDatabase(conn: { port: number; user: string; password: string }, database: string): Promise<void> {
+/** Creates `database` on the server at 127.0.0.1:`port` unless it exists. */
+export async function ensureDatabase(conn: { port: number; user: string; password: string }, database: string): Promise<void> {
   const client = new Client({ host: '127.0.0.1', database: 'postgres', ...conn });
   await client.connect();
   try {
