@@ -2,6 +2,7 @@ import type { Db } from '../core/db';
 import { AuthenticationError } from '../core/errors';
 import type { Principal } from '../core/principal';
 import { hashToken, type Scope } from '../core/tokens';
+import { findLiveTokenByHash, findUserWithTenant, liveTokenExpiry } from '../core/stores/tenants-store';
 
 /**
  * `<scheme> <credentials>` as RFC 9110 §11.4 has it, with the credentials one token68 (what Bearer
@@ -50,13 +51,7 @@ const msOf = (v: unknown): number | null => (v ? new Date(v as string).getTime()
  * 401. The gateway caches the answer (`TokenCache`), with `expiresAt` to honour expiry from memory.
  */
 export async function lookupToken(db: Db, hash: Buffer): Promise<{ principal: Principal; expiresAt: Date | null }> {
-  const r = await db.query(
-    `SELECT t.id AS token_id, t.scopes, t.expires_at, u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
-       FROM tokens t JOIN users u ON u.id = t.user_id JOIN tenants tn ON tn.id = u.tenant_id
-      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`,
-    [hash],
-  );
-  const row = r.rows[0];
+  const row = await findLiveTokenByHash(db, hash);
   if (!row) throw new AuthenticationError('invalid, expired or revoked token');
   const expiresAt = msOf(row.expires_at);
   return { principal: principalFromRow(row, row.scopes as Scope[], Number(row.token_id), expiresAt), expiresAt: expiresAt === null ? null : new Date(expiresAt) };
@@ -77,21 +72,13 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
  * It ends at the JWT's `exp` or the API token's expiry, whichever comes first.
  */
 export async function principalForJwt(db: Db, jwt: { username: string; scopes: Scope[]; tokenId?: number; expiresAt?: number }): Promise<Principal> {
-  const r = await db.query(
-    `SELECT u.id AS user_id, u.username, u.role, u.platform_admin, u.tenant_id, tn.name AS tenant_name
-       FROM users u JOIN tenants tn ON tn.id = u.tenant_id WHERE u.username = $1`,
-    [jwt.username],
-  );
-  const row = r.rows[0];
+  const row = await findUserWithTenant(db, jwt.username);
   if (!row) throw new AuthenticationError('invalid or expired JWT');
   let expiresAt = jwt.expiresAt ?? null;
   if (jwt.tokenId !== undefined) {
-    const live = await db.query(
-      `SELECT expires_at FROM tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-      [jwt.tokenId, row.user_id],
-    );
-    if (live.rowCount === 0) throw new AuthenticationError('invalid or expired JWT');
-    const tokenEnds = msOf(live.rows[0].expires_at);
+    const live = await liveTokenExpiry(db, jwt.tokenId, row.user_id);
+    if (!live) throw new AuthenticationError('invalid or expired JWT');
+    const tokenEnds = msOf(live.expires_at);
     if (tokenEnds !== null) expiresAt = expiresAt === null ? tokenEnds : Math.min(expiresAt, tokenEnds);
   }
   return principalFromRow(row, jwt.scopes, jwt.tokenId ?? 0, expiresAt);

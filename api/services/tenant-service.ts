@@ -7,6 +7,7 @@ import type { Principal } from '../../core/principal';
 import { requirePlatformAdmin, requireTenantAdmin } from '../authz';
 import { parseBody, validName } from '../validation';
 import { audit } from './audit';
+import { findTenantByName, insertTenant, insertUser } from '../../core/stores/tenants-store';
 
 const ROLES = ['admin', 'member', 'reader'] as const;
 
@@ -31,9 +32,9 @@ export class TenantService {
     const { name } = parseBody(tenantBody, body);
     try {
       return await inTransaction(this.db, async (c) => {
-        const r = await c.query('INSERT INTO tenants (name) VALUES ($1) RETURNING id, name', [name]);
-        await audit(c, { tenantId: Number(r.rows[0].id), actor: principal.username, action: 'tenant.create', target: name, requestId });
-        return { id: Number(r.rows[0].id), name: r.rows[0].name as string };
+        const tenant = await insertTenant(c, name);
+        await audit(c, { tenantId: tenant.id, actor: principal.username, action: 'tenant.create', target: name, requestId });
+        return tenant;
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError(`tenant ${name} already exists`);
@@ -42,9 +43,9 @@ export class TenantService {
   }
 
   async tenantByName(name: string): Promise<{ id: number; name: string }> {
-    const r = await this.db.query('SELECT id, name FROM tenants WHERE name = $1', [name]);
-    if (r.rowCount === 0) throw new NotFoundError(`tenant ${name} not found`);
-    return { id: Number(r.rows[0].id), name: r.rows[0].name };
+    const tenant = await findTenantByName(this.db, name);
+    if (!tenant) throw new NotFoundError(`tenant ${name} not found`);
+    return tenant;
   }
 
   /**
@@ -60,9 +61,9 @@ export class TenantService {
     const { username, role } = parseBody(userBody, body);
     try {
       return await inTransaction(this.db, async (c) => {
-        const r = await c.query('INSERT INTO users (tenant_id, username, role) VALUES ($1, $2, $3) RETURNING id', [tenant.id, username, role]);
+        const id = await insertUser(c, { tenantId: tenant.id, username, role });
         await audit(c, { tenantId: tenant.id, actor: principal.username, action: 'user.create', target: username, detail: { role }, requestId });
-        return { id: Number(r.rows[0].id), username, role };
+        return { id, username, role };
       });
     } catch (err) {
       if (isUniqueViolation(err)) {

@@ -10,6 +10,7 @@ import { DerivationError, SCOPES, derivedExpiry, generateToken, hashToken, type 
 import { requireScope } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
+import { findLiveToken, findUserByName, insertToken, lockLiveToken, revokeTokenTree } from '../../core/stores/tenants-store';
 
 const EXPIRES_MESSAGE = 'expiresAt must be an ISO 8601 date-time with a time zone (2030-01-31T12:00:00Z) or a date (2030-01-31)';
 /**
@@ -54,8 +55,7 @@ export class TokenService {
       throw err;
     }
     const username = body.username === undefined ? principal.username : assertValidName('username', body.username);
-    const u = await this.db.query('SELECT id, tenant_id, platform_admin FROM users WHERE username = $1', [username]);
-    const user = u.rows[0];
+    const user = await findUserByName(this.db, username);
     const self = username === principal.username;
     if (!self) {
       requireScope(principal, 'admin');
@@ -73,15 +73,11 @@ export class TokenService {
       if (parentId !== null) {
         // FOR SHARE: a revocation of the parent waits for this insert to commit and then revokes
         // the new child too; one that committed first makes this check fail.
-        const live = await c.query('SELECT 1 FROM tokens WHERE id = $1 AND revoked_at IS NULL FOR SHARE', [parentId]);
-        if (live.rowCount === 0) throw new AuthenticationError('invalid, expired or revoked token');
+        if (!(await lockLiveToken(c, parentId))) throw new AuthenticationError('invalid, expired or revoked token');
       }
-      const r = await c.query(
-        'INSERT INTO tokens (tenant_id, user_id, token_hash, scopes, expires_at, parent_token_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
-        [user.tenant_id, user.id, hashToken(token), wanted, expiresAt, parentId],
-      );
+      const id = await insertToken(c, { tenantId: user.tenant_id, userId: user.id, tokenHash: hashToken(token), scopes: wanted, expiresAt, parentTokenId: parentId });
       await audit(c, { tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted, expiresAt, parentTokenId: parentId }, requestId });
-      return { id: Number(r.rows[0].id), token, scopes: wanted, expiresAt };
+      return { id, token, scopes: wanted, expiresAt };
     });
   }
 
@@ -93,11 +89,7 @@ export class TokenService {
   async revokeToken(principal: Principal, idText: string, requestId?: string): Promise<void> {
     const id = Number(idText);
     if (!Number.isSafeInteger(id) || id <= 0) throw new InputError('token id must be a positive integer');
-    const r = await this.db.query(
-      'SELECT t.id, t.tenant_id, t.user_id, u.platform_admin FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1 AND t.revoked_at IS NULL',
-      [id],
-    );
-    const row = r.rows[0];
+    const row = await findLiveToken(this.db, id);
     const own = row && Number(row.user_id) === principal.userId;
     const admin =
       row && (principal.platformAdmin || (principal.role === 'admin' && !row.platform_admin && Number(row.tenant_id) === principal.tenantId));
@@ -105,18 +97,9 @@ export class TokenService {
     // Revoking is a write: a read token may only end itself.
     if (id !== principal.tokenId) requireScope(principal, own ? 'write' : 'admin');
     await inTransaction(this.db, async (c) => {
-      await c.query('UPDATE tokens SET revoked_at = now() WHERE id = $1', [id]);
-      // A separate statement after the parent's row is locked: its snapshot sees every child whose
-      // creation committed meanwhile (createToken holds the parent FOR SHARE while it inserts).
-      const descendants = await c.query<{ id: string }>(
-        `WITH RECURSIVE d AS (
-           SELECT id FROM tokens WHERE parent_token_id = $1
-           UNION SELECT t.id FROM tokens t JOIN d ON t.parent_token_id = d.id
-         )
-         UPDATE tokens SET revoked_at = now() FROM d WHERE tokens.id = d.id AND tokens.revoked_at IS NULL RETURNING tokens.id`,
-        [id],
-      );
-      const ended = descendants.rows.map((d) => Number(d.id));
+      // The descendants are found after the parent's row is locked, so every child whose creation
+      // committed meanwhile is seen (createToken holds the parent FOR SHARE while it inserts).
+      const ended = await revokeTokenTree(c, id);
       await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId });
       // Before the commit: if Redis does not take the tombstones, nothing is revoked and the caller
       // gets an error, rather than a 204 while cached copies keep working.
