@@ -1,7 +1,8 @@
 /**
- * A typed TypeScript SDK of the REST API v1 (CONTRACT). Uses global fetch; no dependencies, so
- * scripts can import it on its own.
+ * A typed TypeScript SDK of the REST API v1 (CONTRACT). Uses global fetch; its one dependency,
+ * eventsource-parser, reads the live event streams.
  */
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 
 export interface Run {
   id: string;
@@ -41,6 +42,21 @@ export interface Repo {
   name: string;
   visibility: 'public' | 'private';
   cloneUrl: string;
+  /** CONTRACT "Extended surface": repository answers carry it once default branches exist. */
+  defaultBranch?: string;
+}
+
+/** One event of a run's or deploy's live feed (`GET …/events`, README "Live logs and events"). */
+export type RunEvent =
+  | { id: string; event: 'log'; data: { job: string; step: string; stream: string; line: string; attempt?: number } }
+  | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null; attempt?: number } }
+  | { id: string; event: 'status'; data: { status: string; message: string | null } };
+
+/** `GET /api/v1/audit/verify` (platform admin). */
+export interface AuditVerification {
+  ok: boolean;
+  checked: number;
+  firstBroken?: unknown;
 }
 
 /** Thrown for every non-2xx answer; carries the CONTRACT error body's code and the request id. */
@@ -66,11 +82,11 @@ export class DotgitClient {
     private readonly token?: string,
   ) {}
 
-  private async request(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = {};
+  private async request(method: string, path: string, body?: unknown, extra: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...extra.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${this.baseUrl.replace(/\/+$/, '')}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${this.baseUrl.replace(/\/+$/, '')}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: extra.signal });
     if (!res.ok) {
       const text = await res.text();
       let err: { code?: string; message?: string; requestId?: string | null } = {};
@@ -105,6 +121,10 @@ export class DotgitClient {
   }
   getRepo(owner: string, name: string) {
     return this.json<Repo>('GET', `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`);
+  }
+  /** Changes the branch HEAD points at (repository admin; CONTRACT "Extended surface"). */
+  setDefaultBranch(owner: string, name: string, defaultBranch: string) {
+    return this.json<Repo>('PATCH', repoPath(owner, name), { defaultBranch });
   }
   async listRuns(owner: string, name: string, filter: { commit?: string; ref?: string; status?: string } = {}): Promise<Run[]> {
     const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]).toString();
@@ -155,6 +175,55 @@ export class DotgitClient {
   }
   async cancelDeploy(id: string): Promise<void> {
     await this.request('POST', `/api/v1/deploys/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Whether the platform accepts this client's token: any answer but 401 to an authenticated `GET /api/v1`. */
+  async tokenAccepted(): Promise<boolean> {
+    try {
+      await this.request('GET', '/api/v1');
+      return true;
+    } catch (err) {
+      if (err instanceof DotgitApiError && err.status !== 401) return true;
+      if (err instanceof DotgitApiError) return false;
+      throw err;
+    }
+  }
+
+  /** `GET /api/v1/audit/verify`: whether the audit log's hash chain is intact (platform admin). */
+  verifyAudit() {
+    return this.json<AuditVerification>('GET', '/api/v1/audit/verify');
+  }
+
+  /**
+   * Follows the live events of a run (or a deploy) over Server-Sent Events, from the first one (or
+   * after `after`) until the terminal `status` event. A dropped connection is resumed with
+   * `Last-Event-ID`, so no event is lost or repeated; API errors (404, 403…) are thrown at once.
+   */
+  async *events(kind: 'run' | 'deploy', id: string, o: { after?: string; signal?: AbortSignal; reconnects?: number } = {}): AsyncGenerator<RunEvent> {
+    const path = `/api/v1/${kind}s/${encodeURIComponent(id)}/events`;
+    let last = o.after ?? '';
+    for (let failures = 0; ; ) {
+      let broken: unknown;
+      try {
+        const res = await this.request('GET', path, undefined, { headers: { accept: 'text/event-stream', ...(last ? { 'last-event-id': last } : {}) }, signal: o.signal });
+        if (!res.body) throw new Error('the event stream has no body');
+        const messages = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+        for await (const m of messages) {
+          if (!m.event || !m.id) continue;
+          failures = 0;
+          last = m.id;
+          const e = { id: m.id, event: m.event, data: JSON.parse(m.data) } as RunEvent;
+          yield e;
+          if (e.event === 'status' && (TERMINAL_DEPLOY_STATUSES as readonly string[]).concat(TERMINAL_STATUSES).includes(e.data.status)) return;
+        }
+      } catch (err) {
+        if (err instanceof DotgitApiError || o.signal?.aborted) throw err;
+        broken = err;
+      }
+      // The stream ended (or broke) before the terminal status: resume after the last event seen.
+      if (++failures > (o.reconnects ?? 5)) throw new Error(`the event stream of ${kind} ${id} kept closing before the end`, { cause: broken });
+      await new Promise((r) => setTimeout(r, 500 * failures));
+    }
   }
 
   /** Polls a run until it ends (default every second, up to an hour). */

@@ -1,118 +1,449 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { DotgitApiError, DotgitClient } from './client';
+import { Command, CommanderError, Option } from 'commander';
+import { DotgitApiError, DotgitClient, type Deploy, type Run, type RunEvent } from './client';
+import { configPath, readConfig, resolveTarget, writeConfig } from './config';
 
-const USAGE = `usage: npm run dotgit -- <command> [args]
-  tenant create NAME
-  user create TENANT USERNAME [--role admin|member|reader]
-  token create [--user USERNAME] [--scopes read,write,admin] [--expires ISO-DATE]
-  token revoke ID
-  repo create OWNER/NAME [--public]
-  repo show OWNER/NAME
-  runs OWNER/NAME [--ref REF] [--status STATUS]
-  run ID [--wait]
-  logs ID [--job JOB] [--step STEP]
-  artifacts ID
-  cancel ID
-  start OWNER/NAME --ref REF                  a run by hand
-  secret set OWNER/NAME NAME [--environment ENV]   (the value is read from stdin)
-  deploy OWNER/NAME ENVIRONMENT --ref REF [--wait]
-  deploy show ID [--wait]
-  deploys OWNER/NAME [--environment ENV]
-  approve ID [--comment TEXT] | reject ID [--comment TEXT] | deploy cancel ID
-environment: DOTGIT_URL (default http://127.0.0.1:8080), DOTGIT_TOKEN (default: .data/admin.token)`;
+/**
+ * The `dotgit` command (CONTRACT: `npx dotgit …`, `--help` everywhere, `--json`, exit codes).
+ * Commands are `noun verb` like gh's; each is a thin layer over the SDK in ./client.ts. commander
+ * gives every command and group its `--help`; the exit codes are decided in one place (`exitCode`).
+ */
 
-function token(): string | undefined {
-  if (process.env.DOTGIT_TOKEN) return process.env.DOTGIT_TOKEN;
-  const file = path.join(process.env.DOTGIT_DATA_DIR ?? '.data', 'admin.token');
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined;
+/** Exit codes (README "The dotgit command"). */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, notAllowed: 4 } as const;
+
+/** Bad arguments the parser cannot see (e.g. OWNER/NAME malformed): exit 2 like the parser's own. */
+class UsageError extends Error {}
+
+/** What was waited for (a run, a deploy, the audit chain) ended badly: exit 1, after its answer was printed. */
+class Failed extends Error {}
+
+function exitCode(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof DotgitApiError) {
+    if (err.status === 404) return EXIT.notFound;
+    if (err.status === 401 || err.status === 403) return EXIT.notAllowed;
   }
+  return EXIT.failed;
 }
 
-function ownerRepo(arg: string | undefined): [string, string] {
-  const [owner, name, extra] = (arg ?? '').split('/');
-  if (!owner || !name || extra !== undefined) throw new Error('expected OWNER/NAME');
+const EXIT_HELP = `
+Exit codes: 0 success; 1 what was waited for failed (a run or deploy that did not succeed, a broken
+audit chain) or the request failed; 2 usage error; 3 not found (404); 4 not allowed (401/403).
+Environment: DOTGIT_URL and DOTGIT_TOKEN override the config file written by \`dotgit login\`
+($XDG_CONFIG_HOME/dotgit/config.json, default ~/.config/dotgit/config.json); without either, the
+URL is http://127.0.0.1:8080 and the token .data/admin.token of a local \`npm start\`.`;
+
+function ownerRepo(arg: string): [string, string] {
+  const [owner, name, extra] = arg.split('/');
+  if (!owner || !name || extra !== undefined) throw new UsageError(`expected OWNER/NAME, got '${arg}'`);
   return [owner, name];
 }
 
-async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      role: { type: 'string' },
-      user: { type: 'string' },
-      scopes: { type: 'string' },
-      expires: { type: 'string' },
-      public: { type: 'boolean' },
-      ref: { type: 'string' },
-      status: { type: 'string' },
-      job: { type: 'string' },
-      step: { type: 'string' },
-      wait: { type: 'boolean' },
-      environment: { type: 'string' },
-      comment: { type: 'string' },
-    },
-  });
-  const client = new DotgitClient(process.env.DOTGIT_URL ?? 'http://127.0.0.1:8080', token());
-  const print = (v: unknown): void => {
-    process.stdout.write((typeof v === 'string' ? v : JSON.stringify(v, null, 2)) + '\n');
+interface Globals {
+  json?: boolean;
+}
+
+/** The options of a command together with the program's (`--json` works before or after the command). */
+function globals(cmd: Command): Globals {
+  return cmd.optsWithGlobals<Globals>();
+}
+
+function client(): DotgitClient {
+  const { url, token } = resolveTarget();
+  return new DotgitClient(url, token);
+}
+
+const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+const err = (text: string): void => void process.stderr.write(text.endsWith('\n') ? text : text + '\n');
+
+/** One answer: JSON with `--json`, else `key: value` lines. */
+function show(cmd: Command, value: object, human?: string): void {
+  if (globals(cmd).json) return out(JSON.stringify(value, null, 2));
+  if (human !== undefined) return out(human);
+  out(
+    Object.entries(value)
+      .map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+      .join('\n'),
+  );
+}
+
+/** A list: JSON array with `--json`, else one tab-separated line per item with the given columns. */
+function list<T extends object>(cmd: Command, items: T[], columns: (keyof T & string)[]): void {
+  if (globals(cmd).json) return out(JSON.stringify(items, null, 2));
+  if (items.length === 0) return err('(none)');
+  out(items.map((i) => columns.map((c) => String((i as Record<string, unknown>)[c] ?? '-')).join('\t')).join('\n'));
+}
+
+function done(cmd: Command, json: object, human: string): void {
+  if (globals(cmd).json) out(JSON.stringify(json, null, 2));
+  else out(human);
+}
+
+/**
+ * Follows a run's or deploy's live events (SSE) to its end: log lines to stdout (when `logs`),
+ * a step progress line to stderr (rewritten in place on a terminal). Answers the final status.
+ */
+async function follow(
+  api: DotgitClient,
+  kind: 'run' | 'deploy',
+  id: string,
+  o: { logs: boolean; json?: boolean; job?: string; step?: string; progress: boolean },
+): Promise<void> {
+  const steps = new Map<string, string>();
+  const tty = process.stderr.isTTY;
+  let progressShown = false;
+  const progress = (current: string): void => {
+    if (!o.progress) return;
+    const finished = [...steps.values()].filter((s) => !['queued', 'running', 'pending'].includes(s)).length;
+    const line = `[${finished}/${steps.size} steps] ${current}`;
+    if (tty) {
+      process.stderr.write(`\r\x1b[K${line}`);
+      progressShown = true;
+    } else err(line);
   };
-  const [cmd, sub, a, b] = positionals;
-  const waitUpdates = { onUpdate: (x: { status: string }) => process.stderr.write(`${x.status}\n`) };
-  switch (`${cmd ?? ''} ${['create', 'revoke', 'show', 'set', 'cancel'].includes(sub ?? '') ? sub : ''}`.trim()) {
-    case 'tenant create':
-      return print(await client.createTenant(a));
-    case 'user create':
-      return print(await client.createUser(a, b, (values.role ?? 'member') as 'member'));
-    case 'token create':
-      return print(await client.createToken((values.scopes ?? 'read').split(',') as 'read'[], { username: values.user, expiresAt: values.expires }));
-    case 'token revoke':
-      return client.revokeToken(Number(a));
-    case 'repo create':
-      return print(await client.createRepo(...ownerRepo(a), values.public ? 'public' : 'private'));
-    case 'repo show':
-      return print(await client.getRepo(...ownerRepo(a)));
-    case 'runs':
-      return print(await client.listRuns(...ownerRepo(sub), { ref: values.ref, status: values.status }));
-    case 'run':
-      return print(values.wait ? await client.waitForRun(sub, { onUpdate: (r) => process.stderr.write(`${r.status}\n`) }) : await client.getRun(sub));
-    case 'logs':
-      return print(await client.logs(sub, values.job, values.step));
-    case 'artifacts':
-      return print(await client.artifacts(sub));
-    case 'cancel':
-      return client.cancelRun(sub);
-    case 'start':
-      if (!values.ref) throw new Error('start needs --ref');
-      return print(await client.startRun(...ownerRepo(sub), values.ref));
-    case 'secret set':
-      return client.setSecret(...ownerRepo(a), b, readFileSync(0, 'utf8').replace(/\n$/, ''), values.environment);
-    case 'deploy': {
-      if (!values.ref || !a) throw new Error('deploy needs OWNER/NAME ENVIRONMENT --ref REF');
-      const d = await client.deploy(...ownerRepo(sub), a, values.ref);
-      return print(values.wait ? await client.waitForDeploy(d.id, waitUpdates) : d);
+  const wanted = (e: { job: string; step: string }) => (!o.job || e.job === o.job) && (!o.step || e.step === o.step);
+  // Steps already known (a run followed late) count in the progress line from the start.
+  for (const s of (kind === 'run' ? await api.getRun(id) : await api.getDeploy(id)).steps) steps.set(`${s.job}/${s.name}`, s.status);
+  for await (const e of api.events(kind, id) as AsyncGenerator<RunEvent>) {
+    if (o.json && o.logs && (e.event !== 'log' || wanted(e.data))) out(JSON.stringify(e));
+    if (e.event === 'log' && o.logs && !o.json && wanted(e.data)) {
+      if (progressShown) process.stderr.write('\r\x1b[K');
+      out(o.job && o.step ? e.data.line : `${e.data.job}/${e.data.step} | ${e.data.line}`);
+    } else if (e.event === 'step') {
+      steps.set(`${e.data.job}/${e.data.step}`, e.data.status);
+      progress(`${e.data.job}/${e.data.step} ${e.data.status}${e.data.exitCode != null && e.data.status !== 'running' ? ` (exit ${e.data.exitCode})` : ''}`);
+    } else if (e.event === 'status') {
+      progress(`${kind} ${e.data.status}${e.data.message ? `: ${e.data.message}` : ''}`);
     }
-    case 'deploy show':
-      return print(values.wait ? await client.waitForDeploy(a, waitUpdates) : await client.getDeploy(a));
-    case 'deploy cancel':
-      return client.cancelDeploy(a);
-    case 'deploys':
-      return print(await client.listDeploys(...ownerRepo(sub), values.environment));
-    case 'approve':
-    case 'reject':
-      return print(await client.decideDeploy(sub, cmd === 'approve' ? 'approve' : 'reject', values.comment));
-    default:
-      process.stderr.write(USAGE + '\n');
-      process.exitCode = 2;
+  }
+  if (progressShown) process.stderr.write('\n');
+}
+
+/** Exit 1 when the run or deploy did not succeed (what `--wait`, `watch` and `--follow` promise scripts). */
+function failIfUnsuccessful(kind: string, x: { id: string; status: string; message?: string | null }): void {
+  if (x.status !== 'success') throw new Failed(`${kind} ${x.id} ended ${x.status}${x.message ? `: ${x.message}` : ''}`);
+}
+
+function runLine(r: Run): string {
+  const lines = [`${r.id}  ${r.status}  ${r.ref} ${r.commit.slice(0, 12)}${r.message ? `  ${r.message}` : ''}`];
+  for (const s of r.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}`);
+  return lines.join('\n');
+}
+
+function deployLine(d: Deploy): string {
+  const lines = [`${d.id}  ${d.status}  ${d.environment}  ${d.ref} ${d.commit.slice(0, 12)}${d.message ? `  ${d.message}` : ''}`];
+  for (const s of d.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}`);
+  return lines.join('\n');
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The command tree; `output` replaces stdout/stderr for commander's own text (help, usage errors). */
+export function program(output?: { writeOut: (s: string) => void; writeErr: (s: string) => void }): Command {
+  const root = new Command('dotgit');
+  if (output) root.configureOutput(output);
+  root
+    .description('The dotgit platform from the command line: repositories, runs, logs, deploys, tokens.')
+    .option('--json', 'print answers as JSON (lists as arrays; followed events as one JSON object a line)')
+    .configureHelp({ showGlobalOptions: true })
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .addHelpText('after', EXIT_HELP);
+  // Groups without a verb show their help, as a usage error (exit 2).
+  const group = (name: string, description: string) => root.command(name).description(description);
+
+  root
+    .command('login')
+    .description('store the platform URL and a token in the config file (mode 0600); the token is read from stdin without --token')
+    .option('--url <url>', 'the gateway, e.g. http://127.0.0.1:8080 (default: the current one)')
+    .option('--token <token>', 'an API token (default: read from stdin)')
+    .option('--no-verify', 'store without asking the platform whether it accepts the token')
+    .action(async (o: { url?: string; token?: string; verify: boolean }, cmd: Command) => {
+      const file = configPath();
+      const current = readConfig(file);
+      const url = o.url ?? current.url ?? resolveTarget().url;
+      const token = (o.token ?? (await readStdin())).trim();
+      if (!token) throw new UsageError('no token given (use --token or pipe it on stdin)');
+      if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got '${url}'`);
+      if (o.verify && !(await new DotgitClient(url, token).tokenAccepted())) {
+        throw new DotgitApiError(401, 'unauthenticated', `${url} does not accept this token; nothing stored`, null);
+      }
+      writeConfig({ ...current, url, token }, file);
+      done(cmd, { url, configFile: file }, `logged in to ${url} (token stored in ${file})`);
+    });
+  root
+    .command('logout')
+    .description('remove the token from the config file')
+    .action((_o: unknown, cmd: Command) => {
+      const file = configPath();
+      const current = readConfig(file);
+      delete current.token;
+      writeConfig(current, file);
+      done(cmd, { configFile: file }, `token removed from ${file}`);
+    });
+
+  const tenant = group('tenant', 'tenants (platform admin)');
+  tenant
+    .command('create <name>')
+    .description('create a tenant')
+    .action(async (name: string, _o: unknown, cmd: Command) => show(cmd, await client().createTenant(name)));
+
+  const user = group('user', 'users of a tenant (tenant admin)');
+  user
+    .command('create <tenant> <username>')
+    .description('create a user in a tenant')
+    .addOption(new Option('--role <role>', 'the user\'s role').choices(['admin', 'member', 'reader']).default('member'))
+    .action(async (t: string, username: string, o: { role: 'admin' }, cmd: Command) => show(cmd, await client().createUser(t, username, o.role)));
+
+  const token = group('token', 'API tokens');
+  token
+    .command('create')
+    .description('create a token (shown once), for yourself or, as a tenant admin, for --user')
+    .option('--user <username>', 'the user the token is for')
+    .option('--scopes <list>', 'comma-separated: read, write, admin', 'read')
+    .option('--expires <iso-date>', 'when it stops working')
+    .action(async (o: { user?: string; scopes: string; expires?: string }, cmd: Command) => {
+      const scopes = o.scopes.split(',').map((s) => s.trim());
+      const bad = scopes.filter((s) => !['read', 'write', 'admin'].includes(s));
+      if (bad.length) throw new UsageError(`unknown scope ${bad.join(', ')} (read, write, admin)`);
+      const t = await client().createToken(scopes as 'read'[], { username: o.user, expiresAt: o.expires });
+      show(cmd, t, globals(cmd).json ? undefined : `${t.token}\n`);
+      if (!globals(cmd).json) err(`token ${t.id} created; it is shown only this once`);
+    });
+  token
+    .command('revoke <id>')
+    .description('revoke a token: it stops working at once')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      if (!/^\d+$/.test(id)) throw new UsageError(`a token id is a number, got '${id}'`);
+      await client().revokeToken(Number(id));
+      done(cmd, { id: Number(id), revoked: true }, `token ${id} revoked`);
+    });
+
+  const repo = group('repo', 'repositories');
+  repo
+    .command('create <owner/name>')
+    .description('create a repository (private unless --public)')
+    .option('--public', 'anyone can clone it')
+    .action(async (r: string, o: { public?: boolean }, cmd: Command) => show(cmd, await client().createRepo(...ownerRepo(r), o.public ? 'public' : 'private')));
+  repo
+    .command('view <owner/name>')
+    .alias('show')
+    .description('show a repository')
+    .action(async (r: string, _o: unknown, cmd: Command) => show(cmd, await client().getRepo(...ownerRepo(r))));
+  repo
+    .command('default-branch <owner/name> [branch]')
+    .description('show the default branch (HEAD), or set it to BRANCH (repository admin)')
+    .action(async (r: string, branch: string | undefined, _o: unknown, cmd: Command) => {
+      const api = client();
+      const answer = branch === undefined ? await api.getRepo(...ownerRepo(r)) : await api.setDefaultBranch(...ownerRepo(r), branch);
+      show(cmd, answer, String(answer.defaultBranch ?? '(unknown)'));
+    });
+
+  const run = group('run', 'pipeline runs');
+  run
+    .command('list <owner/name>')
+    .description('runs of a repository, newest first')
+    .option('--ref <ref>', 'only runs of this ref')
+    .option('--commit <sha>', 'only runs of this commit')
+    .option('--status <status>', 'queued, running, success, failure or cancelled')
+    .action(async (r: string, o: { ref?: string; commit?: string; status?: string }, cmd: Command) =>
+      list(cmd, await client().listRuns(...ownerRepo(r), o), ['id', 'status', 'ref', 'createdAt']),
+    );
+  run
+    .command('view <id>')
+    .description('a run: status and steps (exit 1 with --wait when it does not succeed)')
+    .option('--wait', 'wait until it ends')
+    .action(async (id: string, o: { wait?: boolean }, cmd: Command) => {
+      const api = client();
+      if (o.wait) await follow(api, 'run', id, { logs: false, progress: !globals(cmd).json });
+      const r = await api.getRun(id);
+      show(cmd, r, runLine(r));
+      if (o.wait) failIfUnsuccessful('run', r);
+    });
+  run
+    .command('watch <id>')
+    .description('follow a run live (log lines on stdout, a step progress line on stderr); exit 1 unless it succeeds')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const api = client();
+      await follow(api, 'run', id, { logs: true, json: globals(cmd).json, progress: true });
+      const r = await api.getRun(id);
+      if (!globals(cmd).json) err(runLine(r));
+      failIfUnsuccessful('run', r);
+    });
+  run
+    .command('start <owner/name>')
+    .description('start a run of a ref by hand (push filters do not apply)')
+    .requiredOption('--ref <ref>', 'the branch, tag or commit')
+    .option('--wait', 'wait until it ends; exit 1 unless it succeeds')
+    .action(async (r: string, o: { ref: string; wait?: boolean }, cmd: Command) => {
+      const api = client();
+      const started = await api.startRun(...ownerRepo(r), o.ref);
+      if (!o.wait) return show(cmd, started, started.id);
+      await follow(api, 'run', started.id, { logs: false, progress: !globals(cmd).json });
+      const final = await api.getRun(started.id);
+      show(cmd, final, runLine(final));
+      failIfUnsuccessful('run', final);
+    });
+  run
+    .command('cancel <id>')
+    .description('cancel a run')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await client().cancelRun(id);
+      done(cmd, { id, cancelling: true }, `run ${id} is being cancelled`);
+    });
+
+  root
+    .command('logs <run-id>')
+    .description("a run's logs: the whole log of every step (or one job/step), or followed live with --follow")
+    .option('--job <job>', 'only this job')
+    .option('--step <step>', 'only this step')
+    .option('-f, --follow', 'stream lines as they are printed until the run ends; exit 1 unless it succeeds')
+    .action(async (id: string, o: { job?: string; step?: string; follow?: boolean }, cmd: Command) => {
+      const api = client();
+      if (!o.follow) return void process.stdout.write(await api.logs(id, o.job, o.step));
+      await follow(api, 'run', id, { logs: true, json: globals(cmd).json, job: o.job, step: o.step, progress: true });
+      failIfUnsuccessful('run', await api.getRun(id));
+    });
+
+  const artifacts = group('artifacts', "a run's artifacts");
+  artifacts
+    .command('list <run-id>')
+    .description('the artifacts of a run')
+    .action(async (id: string, _o: unknown, cmd: Command) => list(cmd, await client().artifacts(id), ['path', 'size', 'job', 'sha256']));
+  artifacts
+    .command('download <run-id> [paths...]')
+    .description('download artifacts (all without PATHS) into --dir, keeping their paths')
+    .option('--dir <dir>', 'where to write them', '.')
+    .action(async (id: string, paths: string[], o: { dir: string }, cmd: Command) => {
+      const api = client();
+      const all = await api.artifacts(id);
+      const chosen = paths.length ? paths : all.map((a) => a.path);
+      const missing = chosen.filter((p) => !all.some((a) => a.path === p));
+      if (missing.length) throw new DotgitApiError(404, 'not_found', `run ${id} has no artifact ${missing.join(', ')}`, null);
+      const root = path.resolve(o.dir);
+      const written: { path: string; file: string; size: number }[] = [];
+      for (const p of chosen) {
+        const file = path.resolve(root, p);
+        // Artifact paths come from the server: never write outside --dir.
+        if (!file.startsWith(root + path.sep)) throw new Error(`artifact path ${p} leaves ${root}; not written`);
+        const bytes = await api.artifact(id, p);
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(file, bytes);
+        written.push({ path: p, file, size: bytes.length });
+      }
+      list(cmd, written, ['file', 'size']);
+    });
+
+  const secret = group('secret', 'pipeline secrets (write-only)');
+  secret
+    .command('set <owner/name> <name>')
+    .description('set a secret; the value is read from stdin (one trailing newline dropped) unless --body')
+    .option('--environment <env>', 'only for deploys to this environment')
+    .option('--body <value>', 'the value (visible in the process list: prefer stdin)')
+    .action(async (r: string, name: string, o: { environment?: string; body?: string }, cmd: Command) => {
+      const value = o.body ?? (await readStdin()).replace(/\r?\n$/, '');
+      const [owner, repoName] = ownerRepo(r);
+      await client().setSecret(owner, repoName, name, value, o.environment);
+      done(cmd, { repo: `${owner}/${repoName}`, name, environment: o.environment ?? null }, `secret ${name} set for ${owner}/${repoName}${o.environment ? ` (environment ${o.environment})` : ''}`);
+    });
+
+  const deploy = group('deploy', 'deploys to environments');
+  deploy
+    .command('create <owner/name> <environment>')
+    .description('ask for a deploy of a ref to an environment')
+    .requiredOption('--ref <ref>', 'the branch, tag or commit')
+    .option('--wait', 'wait until it ends; exit 1 unless it succeeds (an approval gate waits for its answer)')
+    .action(async (r: string, env: string, o: { ref: string; wait?: boolean }, cmd: Command) => {
+      const api = client();
+      const d = await api.deploy(...ownerRepo(r), env, o.ref);
+      if (!o.wait) return show(cmd, d, d.id);
+      await follow(api, 'deploy', d.id, { logs: false, progress: !globals(cmd).json });
+      const final = await api.getDeploy(d.id);
+      show(cmd, final, deployLine(final));
+      failIfUnsuccessful('deploy', final);
+    });
+  deploy
+    .command('view <id>')
+    .alias('show')
+    .description('a deploy: status, steps, who decided')
+    .option('--wait', 'wait until it ends; exit 1 unless it succeeds')
+    .action(async (id: string, o: { wait?: boolean }, cmd: Command) => {
+      const api = client();
+      if (o.wait) await follow(api, 'deploy', id, { logs: false, progress: !globals(cmd).json });
+      const d = await api.getDeploy(id);
+      show(cmd, d, deployLine(d));
+      if (o.wait) failIfUnsuccessful('deploy', d);
+    });
+  deploy
+    .command('watch <id>')
+    .description('follow a deploy live (log lines on stdout, progress on stderr); exit 1 unless it succeeds')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const api = client();
+      await follow(api, 'deploy', id, { logs: true, json: globals(cmd).json, progress: true });
+      const d = await api.getDeploy(id);
+      if (!globals(cmd).json) err(deployLine(d));
+      failIfUnsuccessful('deploy', d);
+    });
+  deploy
+    .command('list <owner/name>')
+    .description('deploys of a repository, newest first')
+    .option('--environment <env>', 'only this environment')
+    .action(async (r: string, o: { environment?: string }, cmd: Command) =>
+      list(cmd, await client().listDeploys(...ownerRepo(r), o.environment), ['id', 'status', 'environment', 'ref', 'createdAt']),
+    );
+  for (const decision of ['approve', 'reject'] as const) {
+    deploy
+      .command(`${decision} <id>`)
+      .description(`${decision} a deploy waiting at its approval gate`)
+      .option('--comment <text>', 'recorded with the decision')
+      .action(async (id: string, o: { comment?: string }, cmd: Command) => show(cmd, await client().decideDeploy(id, decision, o.comment)));
+  }
+  deploy
+    .command('cancel <id>')
+    .description('cancel a deploy')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await client().cancelDeploy(id);
+      done(cmd, { id, cancelling: true }, `deploy ${id} is being cancelled`);
+    });
+
+  const audit = group('audit', 'the audit log');
+  audit
+    .command('verify')
+    .description("check the audit log's hash chain (platform admin); exit 1 when it is broken")
+    .action(async (_o: unknown, cmd: Command) => {
+      const v = await client().verifyAudit();
+      show(cmd, v, v.ok ? `audit log intact: ${v.checked} entries checked` : `audit log BROKEN at ${JSON.stringify(v.firstBroken)} (${v.checked} entries checked)`);
+      if (!v.ok) throw new Failed('the audit log does not verify');
+    });
+
+  return root;
+}
+
+/** An error's message, with its cause's ("fetch failed" alone says nothing of the refused connection). */
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = e.cause instanceof Error ? e.cause.message || (e.cause as { code?: string }).code : undefined;
+  return cause ? `${e.message} (${cause})` : e.message;
+}
+
+/** Runs one command line; answers the exit code (never exits the process itself). */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (e) {
+    const code = exitCode(e);
+    // commander has already printed its own message (and the help) for usage errors.
+    if (!(e instanceof CommanderError)) err(`dotgit: ${describe(e)}`);
+    return code;
   }
 }
 
-main(process.argv.slice(2)).catch((err) => {
-  process.stderr.write(`dotgit: ${err instanceof DotgitApiError || err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) void main(process.argv.slice(2)).then((code) => (process.exitCode = code));

@@ -1,26 +1,45 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DotgitApiError, DotgitClient } from '../../cli/client';
 import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
-import { uniqueName } from '../helpers/api-client';
-import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+import { createTenantWithAdmin, uniqueName } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
 
 // The typed SDK and the `dotgit` command against the running platform.
 
-function cli(args: string[], token: string, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+// Each command runs as installed (package.json bin), from a directory without .data/ and with a
+// config directory of its own, so neither a developer's login nor a local admin token leaks in.
+const xdg = tempDir('dotgit-cli-xdg-');
+const cwd = tempDir('dotgit-cli-cwd-');
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnCli(args: string[], o: { token?: string; env?: Record<string, string>; stdin?: string; onStdout?: (all: string) => void } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'dotgit.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: token },
-    });
-    child.stdin.end(stdin);
+    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, XDG_CONFIG_HOME: xdg, ...o.env };
+    delete env.DOTGIT_TOKEN;
+    if (o.token) env.DOTGIT_TOKEN = o.token;
+    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd, env });
+    child.stdin.end(o.stdin ?? '');
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      o.onStdout?.(stdout);
+    });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+function cli(args: string[], token: string, stdin = ''): Promise<CliResult> {
+  return spawnCli(args, { token, stdin });
 }
 
 test('the SDK drives the whole flow: tenant, user, token, repo, run, logs, artifacts', async () => {
@@ -50,15 +69,15 @@ test('the SDK drives the whole flow: tenant, user, token, repo, run, logs, artif
   expect(err.status).toBe(404);
   expect(err.code).toBe('not_found');
 
-  const shown = await cli(['repo', 'show', `${tenant}/app`], token);
+  const shown = await cli(['repo', 'show', `${tenant}/app`, '--json'], token);
   expect(shown.code).toBe(0);
   expect(JSON.parse(shown.stdout)).toEqual(expect.objectContaining({ owner: tenant, name: 'app' }));
   const bad = await cli(['repo', 'show', `${tenant}/missing`], token);
-  expect(bad.code).toBe(1);
+  expect(bad.code).toBe(3);
   expect(bad.stderr).toContain('404 not_found');
   const usage = await cli(['frobnicate'], token);
   expect(usage.code).toBe(2);
-  expect(usage.stderr).toContain('usage:');
+  expect(usage.stderr).toContain("unknown command 'frobnicate'");
 });
 
 test('the SDK and the command drive secrets, manual runs and a deploy through its approval gate', async () => {
@@ -84,7 +103,7 @@ test('the SDK and the command drive secrets, manual runs and a deploy through it
   const d = await ops.deploy(tenant, 'svc', 'prod', 'main');
   expect(d.status).toBe('queued');
   expect((await ops.waitForDeploy(d.id, { intervalMs: 200, timeoutMs: 60_000, until: (x) => x.status === 'waiting_approval' })).status).toBe('waiting_approval');
-  const approved = await cli(['approve', d.id, '--comment', 'ok'], token);
+  const approved = await cli(['deploy', 'approve', d.id, '--comment', 'ok'], token);
   expect(approved.code).toBe(0);
   const done = await ops.waitForDeploy(d.id, { intervalMs: 200, timeoutMs: 120_000 });
   expect(done).toMatchObject({ status: 'success', decidedBy: `${tenant}-ops` });
@@ -92,4 +111,135 @@ test('the SDK and the command drive secrets, manual runs and a deploy through it
   const again = await ops.decideDeploy(d.id, 'approve').catch((e) => e);
   expect(again).toBeInstanceOf(DotgitApiError);
   expect(again.status).toBe(409);
+});
+
+test('logs --follow prints a line while its step still runs; run watch, --wait and --json exit 1 when the run fails', async () => {
+  const { tenant, token } = await createTenantWithAdmin();
+  const dev = new DotgitClient(platformInfo().gatewayUrl, token);
+  await dev.createRepo(tenant, 'live');
+  const work = await localRepo({
+    '.dotgit/pipeline.yml':
+      'jobs:\n  slow:\n    steps:\n      - name: talk\n        run: |\n          echo first-line\n          sleep 5\n          echo second-line\n          mkdir -p o && echo art > o/a.txt\n    artifacts: [o/a.txt]\n',
+  });
+  const [id] = runIdsFrom((await git(['push', cloneUrl(tenant, 'live', token), 'main'], work)).stderr);
+
+  // The moment `first-line` reaches the follower, the step is still sleeping: the run has not ended
+  // and `second-line` has not been printed. Lines arrive as printed, not when the run ends.
+  let atFirstLine: Promise<{ status: string; sawSecond: boolean }> | undefined;
+  const followed = await spawnCli(['logs', id, '--follow'], {
+    token,
+    onStdout: (all) => {
+      if (!atFirstLine && all.includes('first-line')) atFirstLine = dev.getRun(id).then((r) => ({ status: r.status, sawSecond: all.includes('second-line') }));
+    },
+  });
+  expect(followed.code).toBe(0);
+  expect(await atFirstLine).toEqual({ status: 'running', sawSecond: false });
+  expect(followed.stdout).toMatch(/slow\/talk \| first-line\n(.*\n)*slow\/talk \| second-line/);
+  expect(followed.stderr).toContain('[1/1 steps] slow/talk success (exit 0)');
+
+  // Followed after the end: the whole log again, then exit 0; one step's lines alone with --job/--step.
+  const watched = await spawnCli(['run', 'watch', id], { token });
+  expect(watched.code).toBe(0);
+  expect(watched.stdout).toContain('slow/talk | second-line');
+  const oneStep = await spawnCli(['logs', id, '--follow', '--job', 'slow', '--step', 'talk'], { token });
+  expect(oneStep.stdout.split('\n').filter(Boolean)).toEqual(['first-line', 'second-line']);
+  const listed = await spawnCli(['run', 'list', `${tenant}/live`, '--json'], { token });
+  expect(listed.code).toBe(0);
+  expect(JSON.parse(listed.stdout).map((r: { id: string }) => r.id)).toEqual([id]);
+
+  // Artifacts: listed, downloaded under --dir with their paths.
+  const arts = await spawnCli(['artifacts', 'list', id, '--json'], { token });
+  expect(JSON.parse(arts.stdout).map((a: { path: string }) => a.path)).toEqual(['o/a.txt']);
+  const dir = tempDir('dotgit-cli-art-');
+  const down = await spawnCli(['artifacts', 'download', id, '--dir', dir], { token });
+  expect(down.code).toBe(0);
+  expect(readFileSync(path.join(dir, 'o', 'a.txt'), 'utf8')).toBe('art\n');
+  expect((await spawnCli(['artifacts', 'download', id, 'o/none.txt', '--dir', dir], { token })).code).toBe(3);
+
+  // A failing run: every way of waiting for it exits 1, and says so.
+  await writeFiles(work, { '.dotgit/pipeline.yml': 'jobs:\n  bad:\n    steps:\n      - name: boom\n        run: echo going-down; exit 3\n' });
+  await git(['commit', '-qam', 'break'], work);
+  const [badId] = runIdsFrom((await git(['push', cloneUrl(tenant, 'live', token), 'main'], work)).stderr);
+  const badFollow = await spawnCli(['logs', badId, '--follow', '--json'], { token });
+  expect(badFollow.code).toBe(1);
+  const events = badFollow.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  expect(events.find((e) => e.event === 'log')).toMatchObject({ data: { job: 'bad', step: 'boom', line: 'going-down' } });
+  expect(events[events.length - 1]).toMatchObject({ event: 'status', data: { status: 'failure' } });
+  const badWatch = await spawnCli(['run', 'watch', badId], { token });
+  expect(badWatch.code).toBe(1);
+  expect(badWatch.stderr).toContain(`run ${badId} ended failure`);
+  const badWait = await spawnCli(['run', 'view', badId, '--wait', '--json'], { token });
+  expect(badWait.code).toBe(1);
+  expect(JSON.parse(badWait.stdout)).toMatchObject({ id: badId, status: 'failure', steps: [{ job: 'bad', name: 'boom', exitCode: 3 }] });
+  expect((await spawnCli(['run', 'view', id, '--wait'], { token })).code).toBe(0);
+  expect((await spawnCli(['run', 'watch', 'pipeline:nope:nope:0'], { token })).code).toBe(3);
+});
+
+test('login stores URL and token 0600 and later commands use them; tokens, repos, secrets and deploys through the command', async () => {
+  const { tenant, token } = await createTenantWithAdmin();
+  const noEnv = { DOTGIT_URL: '' };
+  const refused = await spawnCli(['login', '--url', platformInfo().gatewayUrl, '--token', 'dg_not-a-token'], { env: noEnv });
+  expect(refused.code).toBe(4);
+  const file = path.join(xdg, 'dotgit', 'config.json');
+  expect(existsSync(file)).toBe(false);
+  const login = await spawnCli(['login', '--url', platformInfo().gatewayUrl], { env: noEnv, stdin: `${token}\n` });
+  expect(login.code).toBe(0);
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ url: platformInfo().gatewayUrl, token });
+
+  // From here on no DOTGIT_URL / DOTGIT_TOKEN: the config file is what the commands use.
+  const created = await spawnCli(['repo', 'create', `${tenant}/made`, '--json'], { env: noEnv });
+  expect(created.code).toBe(0);
+  expect(JSON.parse(created.stdout)).toMatchObject({ owner: tenant, name: 'made', visibility: 'private' });
+  expect((await spawnCli(['repo', 'create', `${tenant}/made`], { env: noEnv })).code).toBe(1); // 409: exists
+  const viewed = await spawnCli(['repo', 'view', `${tenant}/made`], { env: noEnv });
+  expect(viewed.stdout).toContain(`name: made`);
+
+  // Tokens: a read token is refused a write (exit 4, "not allowed"); a revoked one stops at once.
+  const made = await spawnCli(['token', 'create', '--scopes', 'read', '--json'], { env: noEnv });
+  expect(made.code).toBe(0);
+  const readToken = JSON.parse(made.stdout) as { id: number; token: string };
+  const denied = await spawnCli(['repo', 'create', `${tenant}/nope`], { token: readToken.token });
+  expect(denied.code).toBe(4);
+  expect((await spawnCli(['repo', 'view', `${tenant}/made`], { token: readToken.token })).code).toBe(0);
+  const revoked = await spawnCli(['token', 'revoke', String(readToken.id)], { env: noEnv });
+  expect(revoked.code).toBe(0);
+  expect(revoked.stdout).toContain(`token ${readToken.id} revoked`);
+  expect((await spawnCli(['repo', 'view', `${tenant}/made`], { token: readToken.token })).code).toBe(4);
+
+  // A secret says what it set; --json answers what was set (never the value).
+  const secret = await spawnCli(['secret', 'set', `${tenant}/made`, 'GREETING'], { env: noEnv, stdin: 'hi\n' });
+  expect(secret.code).toBe(0);
+  expect(secret.stdout).toContain(`secret GREETING set for ${tenant}/made`);
+  const secretJson = await spawnCli(['secret', 'set', `${tenant}/made`, 'OTHER', '--environment', 'prod', '--json'], { env: noEnv, stdin: 'x' });
+  expect(JSON.parse(secretJson.stdout)).toEqual({ repo: `${tenant}/made`, name: 'OTHER', environment: 'prod' });
+
+  // A deploy whose step fails (and has no rollback): --wait and watch exit 1.
+  const work = await localRepo({
+    '.dotgit/pipeline.yml': 'on:\n  push:\n    branches: [none]\njobs:\n  j:\n    steps: [{ run: "true" }]\nenvironments:\n  prod:\n    deploy:\n      - name: ship\n        run: echo shipping; exit 1\n',
+  });
+  expect((await git(['push', cloneUrl(tenant, 'made', token), 'main'], work)).code).toBe(0);
+  const deployed = await spawnCli(['deploy', 'create', `${tenant}/made`, 'prod', '--ref', 'main', '--wait', '--json'], { env: noEnv });
+  expect(deployed.code).toBe(1);
+  const d = JSON.parse(deployed.stdout) as { id: string; status: string };
+  expect(d.status).toBe('failure');
+  const watched = await spawnCli(['deploy', 'watch', d.id], { env: noEnv });
+  expect(watched.code).toBe(1);
+  expect(watched.stdout).toContain('shipping');
+  const listed = await spawnCli(['deploy', 'list', `${tenant}/made`, '--json'], { env: noEnv });
+  expect(JSON.parse(listed.stdout).map((x: { id: string }) => x.id)).toEqual([d.id]);
+
+  const logout = await spawnCli(['logout'], { env: noEnv });
+  expect(logout.code).toBe(0);
+  expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ url: platformInfo().gatewayUrl });
+  expect((await spawnCli(['repo', 'view', `${tenant}/made`], { env: noEnv })).code).toBe(3); // anonymous: a private repository is not found
+});
+
+test('the installed command answers --help, and usage errors exit 2, as a process', async () => {
+  const help = await spawnCli(['run', 'watch', '--help']);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain('Usage: dotgit run watch');
+  const usage = await spawnCli(['run', 'watch']);
+  expect(usage.code).toBe(2);
+  expect(usage.stderr).toContain("missing required argument 'id'");
 });
