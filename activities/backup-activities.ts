@@ -1,15 +1,17 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import client from 'prom-client';
 import type { Db } from '../core/db';
 import type { ObjectStore } from '../core/object-store';
 import { backupRepo, listRepoDirs, repoDir, repoState } from '../core/backup-repos';
 import { restoreToDir } from '../core/backup-restore';
 import { basebackup, startThrowawayPostgres } from '../core/backup-postgres';
-import { listManifests, planRetention, storeInventory, writeManifest } from '../core/backup-manifest';
-import { BACKUP_PREFIX, WAL_PREFIX, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
+import { combineNodeParts, listManifests, planRetention, readManifest, storeInventory, writeManifest } from '../core/backup-manifest';
+import { BACKUP_PREFIX, repoPartKey, WAL_PREFIX, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
 import { runGit } from '../core/git';
+import { nodesHoldingRepos, reposOwnedHere, reposPlacedOn } from '../core/storage-nodes';
 
 const drillFailures = new client.Counter({ name: 'dotgit_backup_drill_failures_total', help: 'Restore drills that failed (the latest backup did not restore, or differed from live data)' });
 const lastBackup = new client.Gauge({ name: 'dotgit_backup_last_complete_timestamp_seconds', help: 'When the newest complete backup finished' });
@@ -27,6 +29,8 @@ export interface BackupDeps {
   pgDataDir?: string;
   retentionDays: number;
   fullEveryHours: number;
+  /** The storage node whose disk `reposDir` is, on a `storage` worker (its queue runs the per-node parts). */
+  nodeId?: string;
   now?: () => Date;
 }
 
@@ -41,8 +45,6 @@ async function withHeartbeat<T>(fn: (beat: (detail?: unknown) => void) => Promis
   }
 }
 
-const partsKey = (id: string) => `${BACKUP_PREFIX}/${id}/parts/repos.json`;
-
 /** Activities of backups, restores, retention and drills. Each is safe to retry: keys are per backup id. */
 export function createBackupActivities(deps: BackupDeps) {
   const { db, store } = deps;
@@ -51,6 +53,19 @@ export function createBackupActivities(deps: BackupDeps) {
 
   const restoreInto = (dir: string, at: Date, opts: { repos?: string[]; postgres?: boolean }) =>
     withHeartbeat((beat) => restoreToDir({ store, dir, at, ...opts, databaseUrl: deps.databaseUrl, pgDataDir: deps.pgDataDir, beat }));
+
+  /** Problems of `names` in `manifest` whose recorded tips the live repository here lacks (deleted ones are skipped). */
+  async function tipsUnknownToLive(manifest: BackupManifest, names: string[]): Promise<string[]> {
+    const problems: string[] = [];
+    for (const name of names) {
+      const live = repoDir(deps.reposDir, name);
+      if (!(await fs.stat(live).then(() => true, () => false))) continue; // deleted since
+      for (const sha of new Set(Object.values(manifest.repos[name].refs))) {
+        if ((await runGit(['--git-dir', live, 'cat-file', '-e', sha])).code !== 0) problems.push(`${name}: restored ${sha} is unknown to the live repository`);
+      }
+    }
+    return problems;
+  }
 
   return {
     async startBackupRecord(args: { id: string; trigger: BackupTrigger }): Promise<void> {
@@ -61,10 +76,17 @@ export function createBackupActivities(deps: BackupDeps) {
      * Bundles every repository that changed since the newest complete backup (a base when it has
      * none yet, when `full`, or when its base is older than the full-backup interval). The entries
      * go to a part file, not into history: thousands of repositories would not fit an event.
+     * With `node` (on that node's storage queue, ADR 0014): only the repositories on this worker's
+     * disk that are that node's own (reposOwnedHere), into the node's part file.
      */
-    async backupRepositories(args: { id: string; full: boolean }): Promise<{ repos: number; changed: number }> {
+    async backupRepositories(args: { id: string; full: boolean; node?: string }): Promise<{ repos: number; changed: number }> {
+      if (args.node !== undefined && args.node !== deps.nodeId) {
+        // A worker polling another node's queue would back up the wrong disk under that node's name.
+        throw ApplicationFailure.nonRetryable(`this worker is storage node ${deps.nodeId ?? '(none)'}, not ${args.node}`, 'WrongNodeError');
+      }
       const previous = (await listManifests(store)).at(-1);
-      const names = await listRepoDirs(deps.reposDir);
+      const onDisk = await listRepoDirs(deps.reposDir);
+      const names = args.node ? await reposOwnedHere(db, args.node, onDisk) : onDisk;
       const entries: Record<string, RepoBackupEntry> = {};
       let changed = 0;
       await withHeartbeat(async (beat) => {
@@ -72,12 +94,17 @@ export function createBackupActivities(deps: BackupDeps) {
           const prev = previous?.repos[name];
           const entry = await backupRepo({ store, reposDir: deps.reposDir, fullName: name, backupId: args.id, previous: prev, base: args.full || (!!prev && olderThan(prev.baseAt, deps.fullEveryHours)), now });
           if (entry.kind !== 'unchanged') changed++;
-          entries[name] = entry;
+          entries[name] = args.node ? { ...entry, node: args.node } : entry;
           beat(name);
         }
       });
-      await store.put(partsKey(args.id), Buffer.from(JSON.stringify(entries)));
+      await store.put(repoPartKey(args.id, args.node), Buffer.from(JSON.stringify(entries)));
       return { repos: names.length, changed };
+    },
+
+    /** The storage nodes a backup, drill or reconciliation walks (empty: the orchestration worker's disk, as before nodes). */
+    async listBackupNodes(): Promise<{ up: string[]; down: string[] }> {
+      return nodesHoldingRepos(db);
     },
 
     /** A Postgres base backup when due; otherwise the newest one stays the base (WAL covers the rest). */
@@ -88,18 +115,42 @@ export function createBackupActivities(deps: BackupDeps) {
       return withHeartbeat(() => basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl: deps.databaseUrl, backupId: args.id, now }));
     },
 
-    /** Writes the manifest (last: only now is the backup complete), then marks the row complete. */
-    async completeBackup(args: { id: string; startedAt: string; postgres: PostgresBackupEntry | null; repos: number; changed: number }): Promise<BackupResult> {
-      const repos = JSON.parse((await store.getBuffer(partsKey(args.id))).toString('utf8')) as Record<string, RepoBackupEntry>;
+    /**
+     * Writes the manifest (last: only now is the backup complete), then marks the row complete.
+     * With `nodes` (a backup taken per storage node), the manifest combines their parts, and
+     * carries over the previous entries of the repositories on `missedNodes` (combineNodeParts).
+     */
+    async completeBackup(args: {
+      id: string;
+      startedAt: string;
+      postgres: PostgresBackupEntry | null;
+      repos: number;
+      changed: number;
+      nodes?: string[];
+      missedNodes?: string[];
+    }): Promise<BackupResult> {
+      const readPart = async (node?: string) => JSON.parse((await store.getBuffer(repoPartKey(args.id, node))).toString('utf8')) as Record<string, RepoBackupEntry>;
+      let repos: Record<string, RepoBackupEntry>;
+      let count = args.repos;
+      const missedNodes = args.missedNodes?.length ? args.missedNodes : undefined;
+      if (args.nodes) {
+        const parts = await Promise.all(args.nodes.map(async (node) => ({ node, entries: await readPart(node) })));
+        const missed = missedNodes ? await reposPlacedOn(db, missedNodes) : new Map<string, string>();
+        repos = combineNodeParts({ parts, missed, previous: missed.size ? (await listManifests(store)).at(-1) : undefined });
+        count = Object.keys(repos).length;
+      } else {
+        repos = await readPart();
+      }
       const finishedAt = now().toISOString();
-      await writeManifest(store, { version: 1, id: args.id, startedAt: args.startedAt, finishedAt, repos, ...(args.postgres ? { postgres: args.postgres } : {}) });
+      const manifest: BackupManifest = { version: 1, id: args.id, startedAt: args.startedAt, finishedAt, repos, ...(args.postgres ? { postgres: args.postgres } : {}), ...(missedNodes ? { missedNodes } : {}) };
+      await writeManifest(store, manifest);
       const postgresBase = args.postgres?.baseBackupId === args.id;
       await db.query(
-        `UPDATE backups SET status = 'complete', finished_at = $2, repos = $3, changed = $4, postgres_base = $5, error = NULL WHERE id = $1`,
-        [args.id, finishedAt, args.repos, args.changed, postgresBase],
+        `UPDATE backups SET status = 'complete', finished_at = $2, repos = $3, changed = $4, postgres_base = $5, error = $6 WHERE id = $1`,
+        [args.id, finishedAt, count, args.changed, postgresBase, missedNodes ? `storage nodes ${missedNodes.join(', ')} missed this backup: their repositories are carried over from the previous one` : null],
       );
       lastBackup.set(Date.parse(finishedAt) / 1000);
-      return { id: args.id, repos: args.repos, changed: args.changed, postgresBase };
+      return { id: args.id, repos: count, changed: args.changed, postgresBase, ...(missedNodes ? { missedNodes } : {}) };
     },
 
     async failBackup(args: { id: string; error: string }): Promise<void> {
@@ -145,9 +196,10 @@ export function createBackupActivities(deps: BackupDeps) {
      * The drill's check: the newest backup restored into the scratch area must match what it
      * recorded and be a past state of the live data. Repositories: refs as recorded, fsck clean,
      * every restored tip known to the live repository. Postgres: starts, and holds the same
-     * tenants created up to the backup, and no migration live does not know.
+     * tenants created up to the backup, and no migration live does not know. With `liveOnNodes`
+     * the comparison with the live repositories is left to their nodes (checkLiveRepos).
      */
-    async compareWithLive(args: { id: string }): Promise<{ problems: string[]; backupId: string }> {
+    async compareWithLive(args: { id: string; liveOnNodes?: boolean }): Promise<{ problems: string[]; backupId: string }> {
       const dir = path.join(deps.restoresDir, args.id);
       const problems: string[] = [];
       const manifest = (await listManifests(store)).at(-1);
@@ -160,12 +212,8 @@ export function createBackupActivities(deps: BackupDeps) {
       for (const [name, entry] of Object.entries(manifest.repos)) {
         const restored = await repoState(repoDir(path.join(dir, 'repos'), name));
         if (JSON.stringify(restored.refs) !== JSON.stringify(Object.fromEntries(Object.entries(entry.refs).sort()))) problems.push(`${name}: restored refs differ from the backup's`);
-        const live = repoDir(deps.reposDir, name);
-        if (!(await fs.stat(live).then(() => true, () => false))) continue; // deleted since
-        for (const sha of new Set(Object.values(entry.refs))) {
-          if ((await runGit(['--git-dir', live, 'cat-file', '-e', sha])).code !== 0) problems.push(`${name}: restored ${sha} is unknown to the live repository`);
-        }
       }
+      if (!args.liveOnNodes) problems.push(...(await tipsUnknownToLive(manifest, Object.keys(manifest.repos))));
       if (r.postgres) {
         const u = new URL(deps.databaseUrl);
         const database = u.pathname.slice(1);
@@ -184,6 +232,18 @@ export function createBackupActivities(deps: BackupDeps) {
         }
       }
       return { problems, backupId: manifest.id };
+    },
+
+    /**
+     * The drill's comparison with live data on one storage node (its queue): every tip backup
+     * `backupId` recorded for a repository that is this node's own now must be known to the live
+     * repository here (one moved here since is compared here).
+     */
+    async checkLiveRepos(args: { backupId: string; node: string }): Promise<{ problems: string[] }> {
+      if (args.node !== deps.nodeId) throw ApplicationFailure.nonRetryable(`this worker is storage node ${deps.nodeId ?? '(none)'}, not ${args.node}`, 'WrongNodeError');
+      const manifest = await readManifest(store, args.backupId);
+      const here = await reposOwnedHere(db, args.node, Object.keys(manifest.repos));
+      return { problems: await tipsUnknownToLive(manifest, here) };
     },
 
     /** Records a drill's outcome; a failed drill counts in `dotgit_backup_drill_failures_total`. */

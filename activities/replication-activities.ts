@@ -7,7 +7,7 @@ import { fingerprintOf, isRepository, readRefs, syncZone, zoneRefs, type Refs } 
 import type { ReplicaZone } from '../core/replica-zones';
 import type { ReconcileResult, SyncResult } from '../core/replication-types';
 import type { RepoTarget } from '../core/run-types';
-import { nodeZone, replicaNodesOf } from '../core/storage-nodes';
+import { nodesHoldingRepos, nodeZone, replicaNodesOf } from '../core/storage-nodes';
 
 const lag = new client.Histogram({
   name: 'dotgit_replication_lag_seconds',
@@ -123,13 +123,21 @@ export function createReplicationActivities(deps: ReplicationDeps) {
       return { zone: zone.name, synced: true, lagSeconds };
     },
 
+    /** The storage nodes the reconciliation walks beside (empty: the orchestration worker's disk, as before nodes). */
+    async reconcileNodes(): Promise<{ up: string[]; down: string[] }> {
+      return nodesHoldingRepos(db);
+    },
+
     /**
      * Compares every repository's refs in every zone with the primary's and repairs each replica
      * that differs (missed pushes, a zone restored from an old copy, changes made behind our back).
-     * A zone that fails is reported and left for the next pass; the others go on.
+     * A zone that fails is reported and left for the next pass; the others go on. With `node` (on
+     * that node's storage queue, ADR 0014): only the repositories placed on it, or on no node.
      */
-    async reconcileReplicas(): Promise<ReconcileResult> {
-      const repos = await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id ORDER BY r.id`);
+    async reconcileReplicas(args: { node?: string } = {}): Promise<ReconcileResult> {
+      const repos = args.node
+        ? await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = $1 OR r.node_id IS NULL ORDER BY r.id`, [args.node])
+        : await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id ORDER BY r.id`);
       const result: ReconcileResult = { repos: 0, zones: deps.zones.length, repaired: [], failed: [] };
       for (const row of repos.rows) {
         const target: RepoTarget = { tenantId: Number(row.tenant_id), tenant: row.owner, repoId: Number(row.id), repo: row.name };

@@ -1,5 +1,5 @@
 import type { ObjectStore } from './object-store';
-import { BACKUP_PREFIX, manifestKey, WAL_PREFIX, type BackupManifest } from './backup-types';
+import { BACKUP_PREFIX, manifestKey, WAL_PREFIX, type BackupManifest, type RepoBackupEntry } from './backup-types';
 
 /** Every complete backup (one with a manifest), oldest first. */
 export async function listManifests(store: ObjectStore): Promise<BackupManifest[]> {
@@ -13,6 +13,34 @@ export function manifestAt(manifests: BackupManifest[], at: Date): BackupManifes
   let found: BackupManifest | undefined;
   for (const m of manifests) if (Date.parse(m.finishedAt) <= at.getTime()) found = m;
   return found;
+}
+
+/** The manifest of one complete backup (throws when the store has none). */
+export async function readManifest(store: ObjectStore, id: string): Promise<BackupManifest> {
+  return JSON.parse((await store.getBuffer(manifestKey(id))).toString('utf8')) as BackupManifest;
+}
+
+/**
+ * The repositories of a backup taken per storage node (ADR 0014): every node's part, in node id
+ * order (a repository two nodes both took as their own, both having found it unplaced on their
+ * disk, comes from the first); then, for the repositories placed on a node that missed the backup
+ * (`missed`: `owner/name` → node), the previous backup's entry carried over as `unchanged` — its
+ * `capturedAt` still says when it was read. One that no earlier backup had stays absent.
+ */
+export function combineNodeParts(args: {
+  parts: Array<{ node: string; entries: Record<string, RepoBackupEntry> }>;
+  missed: ReadonlyMap<string, string>;
+  previous?: BackupManifest;
+}): Record<string, RepoBackupEntry> {
+  const repos: Record<string, RepoBackupEntry> = {};
+  for (const part of [...args.parts].sort((a, b) => a.node.localeCompare(b.node))) {
+    for (const [name, entry] of Object.entries(part.entries)) repos[name] ??= entry;
+  }
+  for (const [name, node] of args.missed) {
+    const prev = args.previous?.repos[name];
+    if (prev && !repos[name]) repos[name] = { ...prev, kind: 'unchanged', node: prev.node ?? node };
+  }
+  return Object.fromEntries(Object.entries(repos).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 export async function writeManifest(store: ObjectStore, manifest: BackupManifest): Promise<void> {

@@ -15,13 +15,19 @@ export class NoBackupError extends Error {
  * Restores the state at `at` into `dir` (`repos/<owner>/<name>.git`, `postgres/`) from the object
  * store alone: the repositories of the newest complete backup at or before `at` (all, or `repos`),
  * and Postgres from the newest base that ended by then plus WAL. Used by the restore workflow and
- * by the offline `npm run restore`.
+ * by the offline `npm run restore`. Reads the object store only, never a node's repositories, so
+ * the restore workflow's copy is made on the orchestration worker whichever nodes held them.
  */
 export async function restoreToDir(o: {
   store: ObjectStore;
   dir: string;
   at: Date;
   repos?: string[];
+  /**
+   * Only the repositories this storage node held when backed up (and those the backup recorded no
+   * node for: taken before nodes): a fleet's hosts each restore their own node's share (ADR 0014).
+   */
+  node?: string;
   /** Default true; false restores repositories only. */
   postgres?: boolean;
   /** The live database (its credentials are the restored cluster's too); asked to archive its current WAL first when it answers. */
@@ -37,6 +43,7 @@ export async function restoreToDir(o: {
   let repos = 0;
   for (const [name, entry] of Object.entries(manifest.repos)) {
     if (o.repos && !o.repos.includes(name)) continue;
+    if (o.node !== undefined && entry.node !== undefined && entry.node !== o.node) continue;
     await restoreRepo({ store, entry, targetDir: repoDir(path.join(dir, 'repos'), name) });
     repos++;
     o.beat?.(name);

@@ -19,6 +19,8 @@ export interface RepoBackupEntry {
   baseAt: string;
   /** When the refs above were read. */
   capturedAt: string;
+  /** The storage node whose worker read it (ADR 0014); absent in backups from before nodes, or taken on the orchestration worker's disk. */
+  node?: string;
 }
 
 /** The Postgres part of a backup: the newest base backup (maybe of an earlier backup) plus the WAL archive. */
@@ -47,6 +49,12 @@ export interface BackupManifest {
   repos: Record<string, RepoBackupEntry>;
   /** Absent when Postgres is not ours to back up (DATABASE_URL points elsewhere). */
   postgres?: PostgresBackupEntry;
+  /**
+   * Storage nodes holding repositories whose worker did not take this backup (node down, or no
+   * storage worker polling it): their repositories' entries are the previous backup's, carried
+   * over (their `capturedAt` says when); ones no earlier backup had are absent.
+   */
+  missedNodes?: string[];
 }
 
 export type BackupTrigger = 'schedule' | 'api';
@@ -64,6 +72,8 @@ export interface BackupResult {
   repos: number;
   changed: number;
   postgresBase: boolean;
+  /** As in the manifest: nodes whose repositories were carried over, not read (absent when none). */
+  missedNodes?: string[];
 }
 
 export interface RestoreInput {
@@ -96,6 +106,8 @@ export interface DrillResult {
 export const BACKUP_PREFIX = 'backups';
 export const WAL_PREFIX = 'wal';
 export const manifestKey = (id: string) => `${BACKUP_PREFIX}/${id}/manifest.json`;
+/** The repository part's entries until the manifest takes them: one file, or one per storage node. */
+export const repoPartKey = (id: string, node?: string) => `${BACKUP_PREFIX}/${id}/parts/${node ? `repos@${node}` : 'repos'}.json`;
 
 /** Ids carry their start time, so retention can age out even a backup that never completed. */
 export function backupIdFor(startedAt: Date, suffix: string): string {

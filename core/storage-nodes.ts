@@ -228,3 +228,46 @@ export async function reposNeedingMaintenance(db: Queryable, limit: number): Pro
   );
   return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}) }));
 }
+
+/**
+ * The nodes whose repositories whole-platform walks (backups, the drill, replica reconciliation)
+ * run beside (ADR 0014): every node holding a repository, up or down. Empty when no repository is
+ * placed on a node (no nodes registered, or only repositories from before nodes): the caller then
+ * walks the orchestration worker's disk as before nodes.
+ */
+export async function nodesHoldingRepos(db: Queryable): Promise<{ up: string[]; down: string[] }> {
+  const r = await db.query(
+    `SELECT n.id, n.${UP} AS up FROM storage_nodes n WHERE EXISTS (SELECT 1 FROM repos r WHERE r.node_id = n.id) ORDER BY n.id`,
+  );
+  return { up: r.rows.filter((row) => row.up).map((row) => row.id), down: r.rows.filter((row) => !row.up).map((row) => row.id) };
+}
+
+/**
+ * Of the repository directories found on node `nodeId`'s disk (`owner/name`), those that are its
+ * own: placed on it, or on no node (from before nodes), or unknown to Postgres (a directory made
+ * behind dotgit's back is backed up as before nodes). A copy placed on another node (a replica
+ * node's copy, a moved repository's old copy in its grace period) belongs to that node's walk.
+ */
+export async function reposOwnedHere(db: Queryable, nodeId: string, names: string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  const r = await db.query(
+    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
+      WHERE t.name || '/' || r.name = ANY($1::text[])`,
+    [names],
+  );
+  const placed = new Map<string, string | null>(r.rows.map((row) => [row.full_name, row.node_id]));
+  return names.filter((n) => {
+    const node = placed.get(n);
+    return node === undefined || node === null || node === nodeId;
+  });
+}
+
+/** `owner/name` → node id of the repositories placed on one of `nodes`. */
+export async function reposPlacedOn(db: Queryable, nodes: string[]): Promise<Map<string, string>> {
+  if (nodes.length === 0) return new Map();
+  const r = await db.query(
+    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = ANY($1::text[])`,
+    [nodes],
+  );
+  return new Map(r.rows.map((row) => [row.full_name as string, row.node_id as string]));
+}

@@ -8,15 +8,20 @@ import { listRepoDirs, repoDir } from '../core/backup-repos';
 import { assertValidName } from '../core/names';
 
 /**
- * `npm run restore -- --at <ISO time> [--repos owner/name,…] [--no-postgres]`, or
+ * `npm run restore -- --at <ISO time> [--repos owner/name,…] [--node <id>] [--no-postgres]`, or
  * `npm run restore -- --from <restore id>` (a copy the restore workflow already made): switches
  * the stopped platform to the state at that time. Restores from the object store into
  * `.data/restores/<id>/`, then moves the live Postgres cluster and repositories aside
  * (`*.before-<id>`) and the restored ones into place. Refuses while any part of the platform runs:
  * swapping a live cluster under its server would corrupt it.
+ *
+ * It swaps one data directory. A fleet restores host by host, each storage node's host with its
+ * own DOTGIT_DATA_DIR and DOTGIT_NODE_ID (or `--node`): only the repositories the backup recorded
+ * for that node (and those it recorded none for, from before nodes) go there, so every repository
+ * returns to the node that held it, which is the node the restored Postgres places it on (ADR 0014).
  */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { at: { type: 'string' }, from: { type: 'string' }, repos: { type: 'string' }, 'no-postgres': { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { at: { type: 'string' }, from: { type: 'string' }, repos: { type: 'string' }, node: { type: 'string' }, 'no-postgres': { type: 'boolean' } } });
   const config = loadConfig();
   const paths = dataPaths(config);
   assertStopped(config.dataDir, paths.postgres);
@@ -25,6 +30,9 @@ async function main(): Promise<void> {
     if (extra !== undefined || !name) throw new Error(`--repos: ${JSON.stringify(r)} is not owner/name`);
     return `${assertValidName('owner', owner)}/${assertValidName('repo', name)}`;
   });
+  // This host's storage node: its share of the backup only (unset on a single node: everything, as before nodes).
+  const node = values.node ?? config.nodeId;
+  if (node !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(node)) throw new Error(`--node: ${JSON.stringify(node.slice(0, 100))} is not a storage node id`);
   // Postgres is ours to swap only when it is the embedded one.
   const postgres = !values['no-postgres'] && !config.databaseUrl;
 
@@ -33,12 +41,12 @@ async function main(): Promise<void> {
     id = values.from;
     if (!/^restore-[0-9A-Za-z-]+$/.test(id) || !existsSync(path.join(paths.restores, id))) throw new Error(`--from: no restored copy ${id} in ${paths.restores}`);
   } else {
-    if (!values.at || Number.isNaN(Date.parse(values.at))) throw new Error('usage: npm run restore -- --at <ISO 8601 time> [--repos owner/name,…] [--no-postgres] | --from <restore id>');
+    if (!values.at || Number.isNaN(Date.parse(values.at))) throw new Error('usage: npm run restore -- --at <ISO 8601 time> [--repos owner/name,…] [--node <id>] [--no-postgres] | --from <restore id>');
     const at = new Date(values.at);
     id = `restore-offline-${new Date().toISOString().replace(/[-:.]/g, '')}`;
-    console.log(`restoring the state at ${at.toISOString()} into ${path.join(paths.restores, id)}`);
+    console.log(`restoring the state at ${at.toISOString()}${node ? ` of storage node ${node}` : ''} into ${path.join(paths.restores, id)}`);
     // The embedded cluster's credentials (infra/provision/postgres.ts); the server is down, so no WAL flush.
-    const r = await restoreToDir({ store: backupStore(config), dir: path.join(paths.restores, id), at, repos, postgres, databaseUrl: 'postgres://postgres:postgres@127.0.0.1:1/dotgit', pgDataDir: paths.postgres });
+    const r = await restoreToDir({ store: backupStore(config), dir: path.join(paths.restores, id), at, repos, node, postgres, databaseUrl: 'postgres://postgres:postgres@127.0.0.1:1/dotgit', pgDataDir: paths.postgres });
     console.log(`restored ${r.repos} repositories${r.postgres ? ' and Postgres' : ''} from backup ${r.manifest.id}`);
   }
   await swap({ restored: path.join(paths.restores, id), reposDir: paths.repos, pgDir: paths.postgres, suffix: `before-${id}`, postgres, onlyRepos: repos });

@@ -34,6 +34,9 @@ import { startQueueMetrics } from './queue-metrics';
 import { sdkMetrics } from './sdk-metrics';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 
+/** What a storage worker runs of the backup activities: the parts that read its node's disk. */
+const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof createBackupActivities>) => ({ backupRepositories, checkLiveRepos });
+
 /**
  * The worker process, its roles chosen by DOTGIT_WORKER_ROLES (default all): `orchestration` (with
  * `storage`, the activities that read the repositories' disk) runs workflows and records on the
@@ -140,6 +143,19 @@ async function main(): Promise<void> {
         ...createMaintenanceActivities({ db, reposDir: paths.repos }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
         planWebhookEvent: webhookActivities.planWebhookEvent,
+        // The repository parts of backups and drills (ADR 0014): this node's repositories only.
+        ...pickNodeParts(
+          createBackupActivities({
+            db,
+            store: backupStore(config),
+            reposDir: paths.repos,
+            restoresDir: paths.restores,
+            databaseUrl: config.databaseUrl,
+            retentionDays: config.backupRetentionDays,
+            fullEveryHours: config.backupFullEveryHours,
+            nodeId,
+          }),
+        ),
       },
     });
     workers.push(storage);

@@ -1,4 +1,4 @@
-import { type ActivityOptions, condition, continueAsNew, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { type ActivityOptions, ActivityFailure, condition, continueAsNew, defineSignal, patched, proxyActivities, setHandler, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import type { ReplicationActivities } from '../activities/replication-activities';
 import { ORCHESTRATION_QUEUE, storageQueue } from '../core/run-types';
 import { PUSHED_SIGNAL, type PushedSignal, type ReconcileResult, type ReplicationInput, type SyncResult } from '../core/replication-types';
@@ -9,12 +9,15 @@ const SYNC_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   startToCloseTimeout: '30 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['UnknownZoneError'] },
 };
-const reconcile = proxyActivities<ReplicationActivities>({
-  taskQueue: ORCHESTRATION_QUEUE,
+const RECONCILE_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '10 seconds', maximumAttempts: 3 },
-});
+};
+const reconcile = proxyActivities<ReplicationActivities>({ taskQueue: ORCHESTRATION_QUEUE, ...RECONCILE_OPTIONS });
+const listNodes = proxyActivities<ReplicationActivities>({ taskQueue: ORCHESTRATION_QUEUE, startToCloseTimeout: '1 minute', retry: { initialInterval: '2 seconds', maximumAttempts: 10 } });
+/** A node whose worker takes nothing for this long (down, or none polls its queue) is reported, not waited for. */
+const NODE_TAKES_WITHIN = '1 minute';
 
 export const pushedSignal = defineSignal<[PushedSignal]>(PUSHED_SIGNAL);
 
@@ -71,7 +74,32 @@ export async function replication(input: ReplicationInput): Promise<{ rounds: nu
   }
 }
 
-/** The scheduled reconciliation (`dotgit-replica-reconcile`): compares every repository across zones and repairs drift. */
+/**
+ * The scheduled reconciliation (`dotgit-replica-reconcile`): compares every repository across zones
+ * and repairs drift. Since storage nodes (added later, hence patched) each node compares the
+ * repositories it holds, on its own queue, side by side; a node that is down or takes nothing is
+ * named in `failed` (its repositories wait for the next pass). With no repository placed on a node,
+ * the orchestration worker's disk as before.
+ */
 export async function reconcileReplicas(): Promise<ReconcileResult> {
-  return reconcile.reconcileReplicas();
+  if (!patched('reconcile-per-node')) return reconcile.reconcileReplicas();
+  const nodes = await listNodes.reconcileNodes();
+  if (nodes.up.length + nodes.down.length === 0) return reconcile.reconcileReplicas();
+  const outcomes = await Promise.allSettled(
+    nodes.up.map((node) => proxyActivities<ReplicationActivities>({ taskQueue: storageQueue(node), scheduleToStartTimeout: NODE_TAKES_WITHIN, ...RECONCILE_OPTIONS }).reconcileReplicas({ node })),
+  );
+  const result: ReconcileResult = { repos: 0, zones: 0, repaired: [], failed: nodes.down.map((node) => `storage node ${node} is down: its repositories were not compared`) };
+  outcomes.forEach((o, i) => {
+    if (o.status === 'fulfilled') {
+      result.repos += o.value.repos;
+      result.zones = Math.max(result.zones, o.value.zones);
+      result.repaired.push(...o.value.repaired);
+      result.failed.push(...o.value.failed);
+      return;
+    }
+    const err = o.reason as Error;
+    const notTaken = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
+    result.failed.push(notTaken ? `storage node ${nodes.up[i]} took nothing within ${NODE_TAKES_WITHIN}: its repositories were not compared` : `storage node ${nodes.up[i]}: ${((err.cause as Error | undefined) ?? err).message.slice(0, 200)}`);
+  });
+  return result;
 }

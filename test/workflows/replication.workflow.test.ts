@@ -136,3 +136,47 @@ test('the recorded history replication-node-v2.json replays against the current 
   expect(history.events?.length).toBeGreaterThan(10);
   await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, 'replication-node-v2');
 });
+
+// ADR 0014: the scheduled reconciliation compares each storage node's repositories beside that
+// node (its queue); a down node is named in `failed`, never waited for.
+const RECONCILE_HISTORY_FILE = path.join(__dirname, 'histories', 'reconcile-node-v1.json');
+
+test("the reconciliation runs on each storage node's queue and adds up their results; a history is recorded", async () => {
+  const calls: string[] = [];
+  const orchestration = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: ORCHESTRATION_QUEUE,
+    workflowsPath: WORKFLOWS,
+    activities: {
+      reconcileNodes: async () => ({ up: ['n1', 'n2'], down: ['n3'] }),
+      reconcileReplicas: async () => {
+        throw ApplicationFailure.nonRetryable('the orchestration worker must not read repositories');
+      },
+    },
+  });
+  const node = (id: string) =>
+    Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: storageQueue(id),
+      activities: {
+        reconcileReplicas: async (a: { node?: string }) => {
+          calls.push(`${id} node=${a.node}`);
+          return { repos: id === 'n1' ? 2 : 3, zones: 1, repaired: [`a t/${id}`], failed: id === 'n2' ? ['a t/x: zone down'] : [] };
+        },
+      },
+    });
+  const [n1, n2] = [await node('n1'), await node('n2')];
+  const handle = await env.client.workflow.start('reconcileReplicas', { workflowId: 'wf-reconcile-nodes', taskQueue: ORCHESTRATION_QUEUE, args: [] });
+  const result = await orchestration.runUntil(n1.runUntil(n2.runUntil(handle.result())));
+  expect(calls.sort()).toEqual(['n1 node=n1', 'n2 node=n2']);
+  expect(result).toEqual({ repos: 5, zones: 1, repaired: ['a t/n1', 'a t/n2'], failed: ['storage node n3 is down: its repositories were not compared', 'a t/x: zone down'] });
+  if (process.env.DOTGIT_RECORD_HISTORY === '1' || !existsSync(RECONCILE_HISTORY_FILE)) {
+    await fs.writeFile(RECONCILE_HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+  }
+});
+
+test('the recorded history reconcile-node-v1.json replays against the current workflow code', async () => {
+  const history = historyFromJSON(JSON.parse(readFileSync(RECONCILE_HISTORY_FILE, 'utf8')));
+  expect(history.events?.length).toBeGreaterThan(10);
+  await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, history, 'reconcile-node-v1');
+});
