@@ -1,6 +1,6 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { createDb } from '../core/db';
-import { ConflictError, InputError, UnavailableError } from '../core/errors';
+import { ConflictError, InputError, NotFoundError, UnavailableError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
@@ -56,6 +56,14 @@ async function main(): Promise<void> {
     if (res.status === 503) throw new UnavailableError(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? 'the git server is unavailable', 10);
     if (!res.ok) throw await refused(res);
   };
+  const setDefaultBranch = async (owner: string, name: string, branch: string) => {
+    const res = await gitServerPost('/internal/repos/default-branch', { owner, name, branch });
+    const message = async () => ((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `git-server answered ${res.status}`;
+    if (res.status === 404) throw new NotFoundError(await message());
+    if (res.status === 400) throw new InputError(await message());
+    if (res.status === 503) throw new UnavailableError(await message(), 10);
+    if (!res.ok) throw await refused(res);
+  };
   const resolveRef = async (owner: string, name: string, ref: string) => {
     const res = await gitServerPost('/internal/repos/resolve', { owner, name, ref });
     if (res.status === 404) return undefined;
@@ -74,7 +82,7 @@ async function main(): Promise<void> {
     {
       tenants: new TenantService(db),
       tokens: new TokenService(db, redis),
-      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes),
+      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
       deploys: deployService,

@@ -35,6 +35,8 @@ import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
 import { createRepoMoveRoutes } from './repo-move';
 import { assertWritableHere } from '../core/repo-moves';
+import { adoptPushedBranch, createDefaultBranchRoute } from './default-branch';
+import { recordDefaultBranch } from '../core/stores/default-branch-store';
 
 export interface GitServerOptions {
   db: Db;
@@ -170,6 +172,8 @@ export function createGitServerApp(o: GitServerOptions) {
 
   // Internal API: a commit's files as a tar, for sandbox hosts (authorised by a job credential).
   app.use(createSourceArchive({ reposDir: o.reposDir, internalSecret: o.internalSecret }));
+  // Internal API: the api's change of a repository's default branch (HEAD).
+  app.use(createDefaultBranchRoute({ db: o.db, reposDir: o.reposDir, internalSecret: o.internalSecret, onChanged: (name) => o.generations.bump(name) }));
 
   async function hookClaims(req: Request): Promise<HookClaims> {
     const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
@@ -227,6 +231,10 @@ export function createGitServerApp(o: GitServerOptions) {
     // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
     const skip = options.includes('ci.skip');
     const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
+    // The first branch pushed to an empty repository becomes its default (HEAD), before the
+    // fingerprint and replication read the repository.
+    const adopted = await adoptPushedBranch(gitDir, updates);
+    if (adopted) await recordDefaultBranch(o.db, claims.repoId, adopted);
     // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
     const refsFingerprint = fingerprintOf(await readRefs(gitDir));
     const replicate = (o.replicaZones?.length ?? 0) > 0;

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
 import { ConflictError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
@@ -6,18 +5,11 @@ import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
-import { requireScope } from '../authz';
-import { parseBody, validName } from '../validation';
+import { findDefaultBranch } from '../../core/stores/default-branch-store';
+import { requireRepoAdmin, requireScope } from '../authz';
+import { createRepoBody, patchRepoBody } from '../schemas/repos';
+import { parseBody } from '../validation';
 import { audit } from './audit';
-
-const repoBody = z.strictObject({
-  owner: validName('owner'),
-  name: validName('name'),
-  visibility: z
-    .enum(['public', 'private'], { error: 'visibility must be public or private' })
-    .nullish()
-    .transform((v) => v ?? 'private'),
-});
 
 /**
  * Creates the bare repository on storage node `node` through a git-server's internal API (any
@@ -28,6 +20,12 @@ export type InitBareRepo = (owner: string, name: string, node: string) => Promis
 /** The storage nodes this api places new repositories on: those behind its configured git-servers. */
 export type PlacementNodes = () => Promise<string[]>;
 
+/**
+ * Points the repository's HEAD at an existing branch on the node holding it, through a git-server's
+ * internal API (which also records it in `repos.default_branch`); NotFoundError for no such branch.
+ */
+export type SetDefaultBranch = (owner: string, name: string, branch: string) => Promise<void>;
+
 export class RepoService {
   constructor(
     private readonly db: Db,
@@ -36,13 +34,15 @@ export class RepoService {
     private readonly placementNodes: PlacementNodes,
     /** `DOTGIT_REPLICA_NODES`: how many other nodes get a replica of each new repository. */
     private readonly replicaNodes = 0,
+    private readonly setDefaultBranch?: SetDefaultBranch,
   ) {}
 
-  view(repo: RepoRow) {
+  view(repo: RepoRow, defaultBranch: string) {
     return {
       owner: repo.owner,
       name: repo.name,
       visibility: repo.visibility,
+      defaultBranch,
       cloneUrl: `${this.publicUrl.replace(/\/+$/, '')}/${repo.owner}/${repo.name}.git`,
       createdAt: repo.createdAt,
       // Where it lives (ADR 0014), and the nodes holding its replicas (replica zones are not nodes;
@@ -54,7 +54,7 @@ export class RepoService {
 
   async create(principal: Principal, body: unknown, requestId?: string) {
     requireScope(principal, 'write');
-    const { owner, name, visibility } = parseBody(repoBody, body);
+    const { owner, name, visibility } = parseBody(createRepoBody, body);
     const t = await this.db.query('SELECT id FROM tenants WHERE name = $1', [owner]);
     if (t.rowCount === 0) throw new NotFoundError(`tenant ${owner} not found`);
     const tenantId = Number(t.rows[0].id);
@@ -82,11 +82,24 @@ export class RepoService {
       });
       return r.rows[0];
     });
-    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId, replicaNodes });
+    // A new repository's HEAD is main until its first push names another branch (git-server/default-branch.ts).
+    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId, replicaNodes }, 'main');
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    return this.view(repo);
+    return this.view(repo, (await findDefaultBranch(this.db, repo.id)) ?? 'main');
+  }
+
+  /** `PATCH …/repos/{owner}/{repo}` (repository admins): today the default branch. */
+  async update(principal: Principal, owner: string, name: string, body: unknown, requestId?: string) {
+    const repo = await requireRepoAdmin(this.db, principal, owner, name, 'changing the repository');
+    const { defaultBranch } = parseBody(patchRepoBody, body);
+    if (defaultBranch !== undefined) {
+      if (!this.setDefaultBranch) throw new UnavailableError('this api cannot reach the git servers');
+      await this.setDefaultBranch(repo.owner, repo.name, defaultBranch);
+      await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.default_branch', target: `${repo.owner}/${repo.name}`, detail: { defaultBranch }, requestId });
+    }
+    return this.view(repo, (await findDefaultBranch(this.db, repo.id)) ?? 'main');
   }
 }
