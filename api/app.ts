@@ -7,7 +7,9 @@ import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
 import { idempotency, keepRawBody, type IdempotencyStore } from './idempotency';
-import { JSON_TYPES, jsonBodyErrors, jsonObject, parseBody, queryWithoutControlChars, requireJsonBody } from './validation';
+import { JSON_TYPES, jsonBodyErrors, jsonObject, parseBody, queryWithoutControlChars, requireJsonBody, validateRequests } from './validation';
+import { API_ROUTES } from './schemas/routes';
+import { openApiDocument } from './openapi';
 import { serveSse } from './event-stream';
 import type { RepoService } from './services/repo-service';
 import type { RunService } from './services/run-service';
@@ -39,6 +41,28 @@ export interface ApiServices {
   moves: MoveService;
 }
 
+/** `GET /api/v1`: the API's links (paths on the gateway; `{…}` to fill in). */
+export const API_INDEX = {
+  name: 'dotgit',
+  version: 'v1',
+  links: {
+    self: '/api/v1',
+    openapi: '/api/v1/openapi.json',
+    tokens: '/api/v1/tokens',
+    repos: '/api/v1/repos',
+    repo: '/api/v1/repos/{owner}/{repo}',
+    runs: '/api/v1/repos/{owner}/{repo}/runs',
+    run: '/api/v1/runs/{id}',
+    runEvents: '/api/v1/runs/{id}/events',
+    deploys: '/api/v1/repos/{owner}/{repo}/deploys',
+    deploy: '/api/v1/deploys/{id}',
+    webhooks: '/api/v1/repos/{owner}/{repo}/webhooks',
+    backups: '/api/v1/backups',
+    git: '/{owner}/{repo}.git',
+    health: '/healthz',
+  },
+};
+
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(
   services: ApiServices,
@@ -56,6 +80,16 @@ export function createApiApp(
   // Every POST honours Idempotency-Key (CONTRACT), after the caller and body are known.
   app.use(idempotency(o.idempotencyKeys, o.log));
   const v1 = express.Router();
+
+  // Where things are (issue 15 item 6): what the banner's api link opens, anonymously too.
+  v1.get('/', (_req, res) => {
+    res.json(API_INDEX);
+  });
+  // The OpenAPI 3.1 document of this API, generated from the schemas requests are validated with.
+  let openapi: unknown;
+  v1.get('/openapi.json', (_req, res) => {
+    res.json((openapi ??= openApiDocument()));
+  });
 
   v1.post('/tenants', route(async (req, res) => {
     res.status(201).json(await tenants.createTenant(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
@@ -75,6 +109,9 @@ export function createApiApp(
   }));
   v1.get('/repos/:owner/:repo', route(async (req, res) => {
     res.json(await repos.get(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.patch('/repos/:owner/:repo', route(async (req, res) => {
+    res.json(await repos.update(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId));
   }));
   // Moving a repository to another storage node (platform admins): 202 with the move's workflow id.
   v1.post('/repos/:owner/:repo/move', route(async (req, res) => {
@@ -207,7 +244,8 @@ export function createApiApp(
     res.json(await backups.getRestore(req.principal, String(req.params.id)));
   }));
 
-  app.use('/api/v1', v1);
+  // Every request is checked against its route's schemas (api/schemas/routes.ts) before a handler runs.
+  app.use('/api/v1', validateRequests(API_ROUTES), v1);
   app.use((req, _res, next) => next(new NotFoundError(`no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(o.log));
   return app;

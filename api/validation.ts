@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { DotgitError, InputError, UnsupportedMediaTypeError } from '../core/errors';
 import { assertValidName } from '../core/names';
@@ -34,11 +34,14 @@ function kindOf(v: unknown): string {
  * Messages for zod's own issues that name the field. A schema's own message wins over these
  * (zod's precedence), and such messages name their field themselves.
  */
-function messageFor(iss: Issue): string | undefined {
-  const field = fieldPath(iss.path ?? []);
+function messageFor(iss: Issue, where = ''): string | undefined {
+  const named = fieldPath(iss.path ?? []);
+  const field = where && named !== 'body' ? `${where} ${named}` : named;
   switch (iss.code) {
     case 'invalid_type':
-      if (iss.input === undefined && field !== 'body') return `${field} is required`;
+      if (iss.input === undefined && named !== 'body') return `${field} is required`;
+      // A query parameter given twice (`?job=a&job=b`) is an array, not a text.
+      if (where === 'query parameter' && Array.isArray(iss.input)) return `${field} must be given once, as text`;
       if (field === 'body' && (iss.expected === 'object' || iss.expected === 'record')) return `body must be a JSON object, not ${kindOf(iss.input)}`;
       return `${field} must be ${KINDS[iss.expected] ?? iss.expected}`;
     case 'unrecognized_keys': {
@@ -58,9 +61,51 @@ function messageFor(iss: Issue): string | undefined {
 
 /** The body as `schema` reads it, or an InputError (400) naming each field that does not fit. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const r = schema.safeParse(body, { error: messageFor });
+  return parsePart(schema, body, '');
+}
+
+/** Like parseBody, for a request's path parameters or query: messages say which (`query parameter job …`). */
+function parsePart<S extends z.ZodType>(schema: S, value: unknown, where: '' | 'path parameter' | 'query parameter'): z.output<S> {
+  const r = schema.safeParse(value, { error: (iss) => messageFor(iss, where) });
   if (r.success) return r.data;
   throw new InputError([...new Set(r.error.issues.map((i) => i.message))].slice(0, 5).join('; '));
+}
+
+/** What validateRequests needs of a route (api/schemas/routes.ts ApiRoute). */
+export interface ValidatedRoute {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  path: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** Anonymous callers may use it; other routes answer an anonymous caller 401 (the handler's) before any 400. */
+  anonymous?: boolean;
+}
+
+/** Marks the route layers of validateRequests, so a route listing can tell them from the handlers. */
+export const VALIDATOR = Symbol('dotgit.validator');
+
+/**
+ * Checks each request against its route's schemas (path parameters, query, JSON body) before any
+ * handler runs: a 400 names the part and field. Express matches the paths, as it does for the
+ * handlers; mount it before them. Wildcard parameters (`*branch`) are checked joined with `/`. A
+ * write without a body is checked as `{}`. Handlers still read the request as it came.
+ */
+export function validateRequests(routes: readonly ValidatedRoute[]): express.Router {
+  const router = express.Router();
+  for (const r of routes) {
+    const check: RequestHandler & { [VALIDATOR]?: true } = (req, _res, next) => {
+      if (!r.anonymous && !req.principal) return next();
+      const params = Object.fromEntries(Object.entries(req.params as Record<string, string | string[]>).map(([k, v]) => [k, Array.isArray(v) ? v.join('/') : v]));
+      if (r.params) parsePart(r.params, params, 'path parameter');
+      if (r.query) parsePart(r.query, req.query, 'query parameter');
+      if (r.body) parseBody(r.body, req.body ?? {});
+      next();
+    };
+    check[VALIDATOR] = true;
+    router[r.method](r.path, check);
+  }
+  return router;
 }
 
 /**

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { emptyBody, links, nameField, ownerRepoParams, runIdParam } from './common';
+import { createRepoBody, patchRepoBody, repoAnswer } from './repos';
+import {
+  artifactListAnswer,
+  artifactQuery,
+  cancellingAnswer,
+  createDeployBody,
+  createRunBody,
+  decisionAnswer,
+  decisionBody,
+  deployAnswer,
+  deployCreatedAnswer,
+  deployListAnswer,
+  eventsQuery,
+  listDeploysQuery,
+  listRunsQuery,
+  logsQuery,
+  runAnswer,
+  runCreatedAnswer,
+  runListAnswer,
+} from './runs';
+import {
+  collaboratorAnswer,
+  collaboratorBody,
+  collaboratorListAnswer,
+  commitStatusAnswer,
+  deliveriesQuery,
+  deliveryListAnswer,
+  moveAnswer,
+  moveBody,
+  protectionAnswer,
+  protectionBody,
+  protectionListAnswer,
+  replicaListAnswer,
+  secretBody,
+  secretListAnswer,
+  secretQuery,
+  webhookAnswer,
+  webhookBody,
+  webhookListAnswer,
+} from './settings';
+import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, userAnswer, userBody } from './admin';
+
+/**
+ * Every route of the REST API v1, with the schemas of its path parameters, query, body and answers:
+ * the api validates requests with it before any handler runs (api/validation.ts
+ * `validateRequests`), the OpenAPI document is generated from it (api/openapi.ts), and a test
+ * checks it against the routes the express app has (test/unit/openapi.test.ts). Paths are in
+ * express syntax, relative to `/api/v1`; `*name` is a wildcard that may hold `/`.
+ */
+
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface ApiResponse {
+  description: string;
+  /** JSON answer; absent with `contentType` for text and streams, and for 202/204 without a body. */
+  schema?: z.ZodType;
+  contentType?: string;
+}
+
+export interface ApiRoute {
+  method: HttpMethod;
+  path: string;
+  summary: string;
+  tag: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  /** The JSON body; a request without one is read as `{}`. */
+  body?: z.ZodType;
+  responses: Record<number, ApiResponse>;
+  /** Anonymous callers may use it (public repositories' reads; the index). */
+  anonymous?: boolean;
+}
+
+const json = (description: string, schema: z.ZodType): ApiResponse => ({ description, schema });
+const noContent: ApiResponse = { description: 'done; no body' };
+const sse: ApiResponse = { description: 'Server-Sent Events (log, step, status), resumable with Last-Event-ID; also a WebSocket at the same path', contentType: 'text/event-stream' };
+
+const idParam = z.object({ id: runIdParam });
+const repoIdParams = ownerRepoParams.extend({ id: z.string().min(1).max(30) });
+const branchParams = ownerRepoParams.extend({ branch: z.string().min(1).max(255).meta({ description: 'branch name or glob (may contain /)' }) });
+const userParams = ownerRepoParams.extend({ username: nameField('username') });
+const secretParams = ownerRepoParams.extend({ name: z.string().min(1).max(100) });
+const shaParams = ownerRepoParams.extend({ sha: z.string().min(1).max(64) });
+
+/** `GET /api/v1`: where things are (URLs relative to the gateway, `{…}` to fill in). */
+export const linksAnswer = z.object({ name: z.string(), version: z.string(), links }).meta({ id: 'ApiIndex' });
+
+export const API_ROUTES: ApiRoute[] = [
+  { method: 'get', path: '/', tag: 'meta', summary: 'The API’s links, the OpenAPI document’s among them', anonymous: true, responses: { 200: json('links', linksAnswer) } },
+  { method: 'get', path: '/openapi.json', tag: 'meta', summary: 'This OpenAPI 3.1 document', anonymous: true, responses: { 200: { description: 'the document', contentType: 'application/json' } } },
+
+  { method: 'post', path: '/tenants', tag: 'tenants', summary: 'Create a tenant (platform admins)', body: tenantBody, responses: { 201: json('created', tenantAnswer) } },
+  { method: 'post', path: '/tenants/:tenant/users', tag: 'tenants', summary: 'Create a user in a tenant (tenant admins)', params: z.object({ tenant: nameField('tenant') }), body: userBody, responses: { 201: json('created', userAnswer) } },
+  { method: 'post', path: '/tokens', tag: 'tokens', summary: 'Create an API token derived from the caller’s credential', body: tokenBody, responses: { 201: json('created; the token is shown once', tokenAnswer) } },
+  { method: 'delete', path: '/tokens/:id', tag: 'tokens', summary: 'Revoke a token (and the tokens derived from it)', params: z.object({ id: z.string().regex(/^\d{1,18}$/, { error: 'id must be a token id' }) }), responses: { 204: noContent } },
+
+  { method: 'post', path: '/repos', tag: 'repos', summary: 'Create a repository', body: createRepoBody, responses: { 201: json('created', repoAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo', tag: 'repos', summary: 'A repository', params: ownerRepoParams, anonymous: true, responses: { 200: json('the repository', repoAnswer) } },
+  { method: 'patch', path: '/repos/:owner/:repo', tag: 'repos', summary: 'Change a repository: its default branch (repository admins)', params: ownerRepoParams, body: patchRepoBody, responses: { 200: json('the repository as changed', repoAnswer) } },
+  { method: 'post', path: '/repos/:owner/:repo/move', tag: 'repos', summary: 'Move a repository to another storage node (platform admins)', params: ownerRepoParams, body: moveBody, responses: { 202: json('the move workflow started', moveAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/replicas', tag: 'repos', summary: 'State of the repository’s replicas per zone', params: ownerRepoParams, anonymous: true, responses: { 200: json('replicas', replicaListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/commits/:sha/status', tag: 'repos', summary: 'Combined status of a commit (GitHub-shaped)', params: shaParams, anonymous: true, responses: { 200: json('combined status', commitStatusAnswer) } },
+
+  { method: 'put', path: '/repos/:owner/:repo/protections/*branch', tag: 'protections', summary: 'Protect a branch or glob (repository admins)', params: branchParams, body: protectionBody, responses: { 200: json('the protection', protectionAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/protections', tag: 'protections', summary: 'Protected branches', params: ownerRepoParams, anonymous: true, responses: { 200: json('protections', protectionListAnswer) } },
+  { method: 'delete', path: '/repos/:owner/:repo/protections/*branch', tag: 'protections', summary: 'Lift a protection', params: branchParams, responses: { 204: noContent } },
+
+  { method: 'put', path: '/repos/:owner/:repo/collaborators/:username', tag: 'collaborators', summary: 'Grant a user access to the repository (repository admins)', params: userParams, body: collaboratorBody, responses: { 200: json('the grant', collaboratorAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/collaborators', tag: 'collaborators', summary: 'Grants of the repository', params: ownerRepoParams, responses: { 200: json('grants', collaboratorListAnswer) } },
+  { method: 'delete', path: '/repos/:owner/:repo/collaborators/:username', tag: 'collaborators', summary: 'Remove a grant', params: userParams, responses: { 204: noContent } },
+
+  { method: 'put', path: '/repos/:owner/:repo/secrets/:name', tag: 'secrets', summary: 'Set a pipeline secret (write access); sealed, never returned', params: secretParams, body: secretBody, responses: { 204: noContent } },
+  { method: 'get', path: '/repos/:owner/:repo/secrets', tag: 'secrets', summary: 'Names of the repository’s secrets', params: ownerRepoParams, responses: { 200: json('secret names', secretListAnswer) } },
+  { method: 'delete', path: '/repos/:owner/:repo/secrets/:name', tag: 'secrets', summary: 'Remove a secret', params: secretParams, query: secretQuery, responses: { 204: noContent } },
+
+  { method: 'post', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Start a pipeline run of a ref by hand', params: ownerRepoParams, body: createRunBody, responses: { 202: json('queued', runCreatedAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Runs of the repository, newest first, each with a steps summary', params: ownerRepoParams, query: listRunsQuery, anonymous: true, responses: { 200: json('runs', runListAnswer) } },
+  { method: 'get', path: '/runs/:id', tag: 'runs', summary: 'A run with its steps', params: idParam, anonymous: true, responses: { 200: json('the run', runAnswer) } },
+  { method: 'get', path: '/runs/:id/logs', tag: 'runs', summary: 'Logs of a run’s steps as text', params: idParam, query: logsQuery, anonymous: true, responses: { 200: { description: 'the log', contentType: 'text/plain' } } },
+  { method: 'get', path: '/runs/:id/events', tag: 'runs', summary: 'Live events of a run', params: idParam, query: eventsQuery, anonymous: true, responses: { 200: sse } },
+  { method: 'get', path: '/runs/:id/artifacts', tag: 'runs', summary: 'Artifacts of a run', params: idParam, anonymous: true, responses: { 200: json('artifacts', artifactListAnswer) } },
+  { method: 'get', path: '/runs/:id/artifacts/*path', tag: 'runs', summary: 'The bytes of an artifact', params: idParam.extend({ path: z.string().min(1).max(4096) }), query: artifactQuery, anonymous: true, responses: { 200: { description: 'the file', contentType: 'application/octet-stream' } } },
+  { method: 'post', path: '/runs/:id/cancel', tag: 'runs', summary: 'Cancel a run', params: idParam, body: emptyBody, responses: { 202: json('cancelling', cancellingAnswer) } },
+
+  { method: 'post', path: '/repos/:owner/:repo/deploys', tag: 'deploys', summary: 'Deploy a ref to an environment of the pipeline file', params: ownerRepoParams, body: createDeployBody, responses: { 202: json('queued', deployCreatedAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/deploys', tag: 'deploys', summary: 'Deploys of the repository, newest first', params: ownerRepoParams, query: listDeploysQuery, anonymous: true, responses: { 200: json('deploys', deployListAnswer) } },
+  { method: 'get', path: '/deploys/:id', tag: 'deploys', summary: 'A deploy with its steps', params: idParam, anonymous: true, responses: { 200: json('the deploy', deployAnswer) } },
+  { method: 'get', path: '/deploys/:id/events', tag: 'deploys', summary: 'Live events of a deploy', params: idParam, query: eventsQuery, anonymous: true, responses: { 200: sse } },
+  { method: 'post', path: '/deploys/:id/approve', tag: 'deploys', summary: 'Approve a deploy waiting for approval', params: idParam, body: decisionBody, responses: { 200: json('decided', decisionAnswer) } },
+  { method: 'post', path: '/deploys/:id/reject', tag: 'deploys', summary: 'Reject a deploy waiting for approval', params: idParam, body: decisionBody, responses: { 200: json('decided', decisionAnswer) } },
+  { method: 'post', path: '/deploys/:id/cancel', tag: 'deploys', summary: 'Cancel a deploy', params: idParam, body: emptyBody, responses: { 202: json('cancelling', cancellingAnswer) } },
+
+  { method: 'post', path: '/repos/:owner/:repo/webhooks', tag: 'webhooks', summary: 'Add a webhook (repository admins)', params: ownerRepoParams, body: webhookBody, responses: { 201: json('created', webhookAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/webhooks', tag: 'webhooks', summary: 'Webhooks of the repository', params: ownerRepoParams, responses: { 200: json('webhooks', webhookListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/webhooks/:id', tag: 'webhooks', summary: 'A webhook', params: repoIdParams, responses: { 200: json('the webhook', webhookAnswer) } },
+  { method: 'delete', path: '/repos/:owner/:repo/webhooks/:id', tag: 'webhooks', summary: 'Remove a webhook', params: repoIdParams, responses: { 204: noContent } },
+  { method: 'get', path: '/repos/:owner/:repo/webhooks/:id/deliveries', tag: 'webhooks', summary: 'Delivery attempts of a webhook, newest first', params: repoIdParams, query: deliveriesQuery, responses: { 200: json('deliveries', deliveryListAnswer) } },
+
+  { method: 'post', path: '/backups', tag: 'backups', summary: 'Take a backup now (platform admins)', body: backupBody, responses: { 202: json('started', backupStartedAnswer) } },
+  { method: 'get', path: '/backups', tag: 'backups', summary: 'Backups, newest first (platform admins)', responses: { 200: json('backups', backupListAnswer) } },
+  { method: 'post', path: '/restores', tag: 'backups', summary: 'Restore to a point in time beside the live data (platform admins)', body: restoreBody, responses: { 202: json('started', restoreStartedAnswer) } },
+  { method: 'get', path: '/restores/:id', tag: 'backups', summary: 'A restore', params: z.object({ id: z.string().min(1).max(200) }), responses: { 200: json('the restore', restoreAnswer) } },
+];
+
+/** `/repos/:owner/:repo/protections/*branch` → `/repos/{owner}/{repo}/protections/{branch}`. */
+export function openApiPath(expressPath: string): string {
+  return expressPath.replace(/[:*]([A-Za-z_]\w*)/g, '{$1}');
+}

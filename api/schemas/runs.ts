@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { environmentField, refField } from '../validation';
+import { links, timestamp } from './common';
+
+/** Runs (pipelines) and deploys: what starts them, lists them and what they answer. */
+
+export const RUN_STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'] as const;
+
+export const createRunBody = z.strictObject({ ref: refField.meta({ description: 'branch, tag or commit id to run the pipeline of' }) });
+
+export const listRunsQuery = z.object({
+  commit: z.string().regex(/^[0-9a-f]{40,64}$/, { error: 'commit must be a full commit id' }).optional(),
+  ref: refField.optional(),
+  status: z.enum(RUN_STATUSES).optional(),
+});
+
+export const logsQuery = z.object({
+  job: z.string().max(200).optional().meta({ description: 'only this job’s steps' }),
+  step: z.string().max(200).optional().meta({ description: 'only this step (with job: one log, without headers)' }),
+});
+
+export const artifactQuery = z.object({ job: z.string().max(200).optional().meta({ description: 'the job that uploaded it, when several did' }) });
+
+/** `?lastEventId=` resumes a stream after that event (as the Last-Event-ID header does). */
+export const eventsQuery = z.object({ lastEventId: z.string().max(100).optional() });
+
+export const stepAnswer = z.object({
+  job: z.string(),
+  name: z.string(),
+  status: z.string(),
+  exitCode: z.number().int().nullable(),
+  attempt: z.number().int().nullable(),
+  host: z.string().nullable(),
+  startedAt: timestamp.nullable(),
+  finishedAt: timestamp.nullable(),
+});
+
+/** How many of a run's steps are in each state: what a list shows instead of every step. */
+export const stepsSummary = z
+  .object({
+    total: z.number().int(),
+    queued: z.number().int(),
+    running: z.number().int(),
+    success: z.number().int(),
+    failure: z.number().int(),
+    cancelled: z.number().int(),
+    skipped: z.number().int(),
+  })
+  .meta({ id: 'StepsSummary', description: 'steps of the run by status (GET /runs/{id} lists them one by one)' });
+
+export const runAnswer = z
+  .object({
+    id: z.string(),
+    repo: z.string(),
+    ref: z.string(),
+    commit: z.string(),
+    status: z.enum(RUN_STATUSES),
+    message: z.string().nullable(),
+    createdAt: timestamp,
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+    steps: z.array(stepAnswer),
+    stepsSummary: stepsSummary.optional(),
+  })
+  .meta({ id: 'Run' });
+
+export const runListAnswer = z.object({ runs: z.array(runAnswer) });
+
+export const runCreatedAnswer = z.object({ id: z.string(), status: z.literal('queued'), ref: z.string(), commit: z.string(), links });
+
+export const cancellingAnswer = z.object({ id: z.string(), status: z.literal('cancelling') });
+
+export const artifactListAnswer = z.object({
+  artifacts: z.array(z.object({ job: z.string(), path: z.string(), size: z.number().int(), sha256: z.string(), createdAt: timestamp })),
+});
+
+export const createDeployBody = z.strictObject({ ref: refField, environment: environmentField });
+
+const COMMENT_MESSAGE = 'comment must be a string of at most 1000 characters';
+export const decisionBody = z.strictObject({ comment: z.string({ error: COMMENT_MESSAGE }).max(1000, { error: COMMENT_MESSAGE }).optional() });
+
+export const listDeploysQuery = z.object({ environment: environmentField.optional() });
+
+export const DEPLOY_STATUSES = ['queued', 'waiting_approval', 'running', 'success', 'failure', 'rolled_back', 'rejected', 'cancelled'] as const;
+
+export const deployAnswer = z
+  .object({
+    id: z.string(),
+    repo: z.string(),
+    environment: z.string(),
+    ref: z.string(),
+    commit: z.string().nullable(),
+    status: z.enum(DEPLOY_STATUSES),
+    message: z.string().nullable(),
+    requestedBy: z.string(),
+    decidedBy: z.string().nullable(),
+    decidedAt: timestamp.nullable(),
+    rollbackTo: z.string().nullable(),
+    createdAt: timestamp,
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+    steps: z.array(stepAnswer.pick({ job: true, name: true, status: true, exitCode: true, startedAt: true, finishedAt: true })),
+    links,
+  })
+  .meta({ id: 'Deploy' });
+
+export const deployListAnswer = z.object({ deploys: z.array(deployAnswer) });
+export const deployCreatedAnswer = z.object({ id: z.string(), status: z.literal('queued'), links });
+export const decisionAnswer = z.object({ id: z.string(), status: z.string(), decidedBy: z.string() });
+
+export type CreateRunBody = z.input<typeof createRunBody>;
+export type RunAnswer = z.infer<typeof runAnswer>;
+export type StepsSummary = z.infer<typeof stepsSummary>;
+export type CreateDeployBody = z.input<typeof createDeployBody>;
