@@ -1,7 +1,8 @@
 import type { Db } from './db';
 import { NotFoundError } from './errors';
 import { repoAccess, type Access, type Principal } from './principal';
-import { findPermission, findRepoOwnedRow, findRepoRowByName, type RepoOwnedTable } from './stores/repos-store';
+import { findRepoOwnedRow, findRepoRowByName, type RepoOwnedTable } from './stores/repos-store';
+import { findPermission } from './stores/tenants-store';
 
 export interface RepoRow {
   id: number;

@@ -1,6 +1,7 @@
 import type { Db } from '../core/db';
 import { InputError } from '../core/errors';
 import type { BranchProtection, ProposedUpdate } from '../core/protections';
+import { listProtections } from '../core/stores/repos-store';
 
 /** What the git-server signs into the hook token of one push (and the hooks send back). */
 export interface HookClaims {
@@ -40,16 +41,12 @@ export function badRefName(ref: string): string | undefined {
 
 /** A repository's protections, exact branch names before globs so the most specific rule wins. */
 export async function loadProtections(db: Db, tenantId: number, repoId: number): Promise<BranchProtection[]> {
-  const r = await db.query(
-    `SELECT pattern, allow_force_push, allow_deletion, pushers FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2`,
-    [tenantId, repoId],
-  );
-  return r.rows
+  return (await listProtections(db, tenantId, repoId))
     .map((row) => ({
-      pattern: row.pattern as string,
-      allowForcePush: row.allow_force_push as boolean,
-      allowDeletion: row.allow_deletion as boolean,
-      pushers: (row.pushers as string[] | null) ?? undefined,
+      pattern: row.pattern,
+      allowForcePush: row.allow_force_push,
+      allowDeletion: row.allow_deletion,
+      pushers: row.pushers ?? undefined,
     }))
     .sort((a, b) => Number(a.pattern.includes('*')) - Number(b.pattern.includes('*')) || b.pattern.length - a.pattern.length);
 }

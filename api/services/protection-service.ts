@@ -8,6 +8,7 @@ import { findReadableRepo } from '../../core/repos';
 import { requireRepoAdmin } from '../authz';
 import { flag, parseBody } from '../validation';
 import { audit } from './audit';
+import { deleteProtection, listProtections, upsertProtection } from '../../core/stores/repos-store';
 
 const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
 
@@ -42,29 +43,22 @@ export class ProtectionService {
       throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and * (no "..", no empty segments or ones starting with "." or "-")');
     }
     const { allowForcePush, allowDeletion, pushers } = parseBody(protectionBody, body);
-    await this.db.query(
-      `INSERT INTO protected_branches (tenant_id, repo_id, pattern, allow_force_push, allow_deletion, pushers) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (tenant_id, repo_id, pattern) DO UPDATE SET allow_force_push = $4, allow_deletion = $5, pushers = $6, updated_at = now()`,
-      [repo.tenantId, repo.id, branch, allowForcePush, allowDeletion, pushers ?? null],
-    );
+    await upsertProtection(this.db, repo.tenantId, repo.id, { pattern: branch, allowForcePush, allowDeletion, pushers: pushers ?? null });
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.protect', target: `${owner}/${name}:${branch}`, detail: { allowForcePush, allowDeletion, pushers }, requestId });
     return { pattern: branch, allowForcePush, allowDeletion, ...(pushers ? { pushers } : {}) };
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string): Promise<{ protections: BranchProtection[] }> {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const r = await this.db.query(
-      'SELECT pattern, allow_force_push, allow_deletion, pushers FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 ORDER BY pattern',
-      [repo.tenantId, repo.id],
-    );
+    const rows = await listProtections(this.db, repo.tenantId, repo.id);
     return {
-      protections: r.rows.map((row) => ({ pattern: row.pattern, allowForcePush: row.allow_force_push, allowDeletion: row.allow_deletion, ...(row.pushers ? { pushers: row.pushers } : {}) })),
+      protections: rows.map((row) => ({ pattern: row.pattern, allowForcePush: row.allow_force_push, allowDeletion: row.allow_deletion, ...(row.pushers ? { pushers: row.pushers } : {}) })),
     };
   }
 
   async remove(principal: Principal, owner: string, name: string, branch: string, requestId?: string): Promise<void> {
     const repo = await this.adminRepo(principal, owner, name);
-    await this.db.query('DELETE FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 AND pattern = $3', [repo.tenantId, repo.id, branch]);
+    await deleteProtection(this.db, repo.tenantId, repo.id, branch);
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.unprotect', target: `${owner}/${name}:${branch}`, requestId });
   }
 }

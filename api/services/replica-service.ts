@@ -3,6 +3,7 @@ import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo } from '../../core/repos';
 import type { ReplicaZone } from '../../core/replica-zones';
+import { listReplicaStatus } from '../../core/stores/repos-store';
 
 /**
  * A repository's replication state per configured zone (`GET …/replicas`, read access): whether
@@ -17,15 +18,10 @@ export class ReplicaService {
 
   async list(principal: Principal | null | undefined, owner: string, name: string) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const r = await this.db.query(
-      `SELECT rr.zone, rr.refs_fingerprint, rr.synced_at, rr.lag_seconds, rr.last_error, r.refs_fingerprint AS pushed_fingerprint, r.pushed_at
-         FROM repos r LEFT JOIN repo_replicas rr ON rr.tenant_id = r.tenant_id AND rr.repo_id = r.id
-        WHERE r.tenant_id = $1 AND r.id = $2`,
-      [repo.tenantId, repo.id],
-    );
-    const byZone = new Map(r.rows.filter((row) => row.zone).map((row) => [row.zone as string, row]));
-    const pushed = r.rows[0]?.pushed_fingerprint as string | null;
-    const pushedAt = r.rows[0]?.pushed_at as Date | null;
+    const rows = await listReplicaStatus(this.db, repo.tenantId, repo.id);
+    const byZone = new Map(rows.filter((row) => row.zone).map((row) => [row.zone as string, row]));
+    const pushed = rows[0]?.pushed_fingerprint as string | null;
+    const pushedAt = rows[0]?.pushed_at as Date | null;
     return {
       pushedAt: pushedAt ? pushedAt.toISOString() : null,
       replicas: this.zones.map((zone) => {

@@ -1,8 +1,9 @@
 import type { Queryable, Row } from '../db';
 
 /**
- * The repositories aggregate's SQL (docs/decisions, "data layer"): repository rows, explicit permissions, and the join
- * that finds a repository-owned row (a run, a deploy) together with its repository and tenant.
+ * The repositories aggregate's SQL (docs/decisions, "data layer"): repository rows, their branch
+ * protections and replica status, and the join that finds a repository-owned row (a run, a deploy)
+ * together with its repository and tenant.
  */
 
 /** A repository with its tenant's name as `owner`, by owner and name. */
@@ -13,12 +14,6 @@ export async function findRepoRowByName(q: Queryable, owner: string, name: strin
     [owner, name],
   );
   return r.rows[0];
-}
-
-/** A user's explicit grant on a repository (`permissions.access`), if any. */
-export async function findPermission(q: Queryable, tenantId: number, repoId: number, userId: number): Promise<string | undefined> {
-  const g = await q.query(`SELECT access FROM permissions WHERE tenant_id = $1 AND repo_id = $2 AND user_id = $3`, [tenantId, repoId, userId]);
-  return g.rows[0]?.access;
 }
 
 /** The repository-owned tables `repoOwnedSelect` joins. */
@@ -52,4 +47,46 @@ export async function listRepoOwnedRows(q: Queryable, table: RepoOwnedTable, rep
     where.push(`x.${column} = $${args.length}`);
   }
   return (await q.query(`${repoOwnedSelect(table)} WHERE ${where.join(' AND ')} ORDER BY x.created_at DESC, x.id DESC LIMIT 100`, args)).rows;
+}
+
+/** One branch protection rule as stored. */
+export interface ProtectionRow {
+  pattern: string;
+  allow_force_push: boolean;
+  allow_deletion: boolean;
+  pushers: string[] | null;
+}
+
+/** Sets the protection of a branch pattern (creating or replacing it). */
+export async function upsertProtection(q: Queryable, tenantId: number, repoId: number, p: { pattern: string; allowForcePush: boolean; allowDeletion: boolean; pushers: string[] | null }): Promise<void> {
+  await q.query(
+    `INSERT INTO protected_branches (tenant_id, repo_id, pattern, allow_force_push, allow_deletion, pushers) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (tenant_id, repo_id, pattern) DO UPDATE SET allow_force_push = $4, allow_deletion = $5, pushers = $6, updated_at = now()`,
+    [tenantId, repoId, p.pattern, p.allowForcePush, p.allowDeletion, p.pushers],
+  );
+}
+
+/** A repository's branch protections, by pattern. */
+export async function listProtections(q: Queryable, tenantId: number, repoId: number): Promise<ProtectionRow[]> {
+  const r = await q.query('SELECT pattern, allow_force_push, allow_deletion, pushers FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 ORDER BY pattern', [tenantId, repoId]);
+  return r.rows;
+}
+
+/** Removes a branch pattern's protection (nothing when there is none). */
+export async function deleteProtection(q: Queryable, tenantId: number, repoId: number, pattern: string): Promise<void> {
+  await q.query('DELETE FROM protected_branches WHERE tenant_id = $1 AND repo_id = $2 AND pattern = $3', [tenantId, repoId, pattern]);
+}
+
+/**
+ * The repository's pushed refs fingerprint and time with each replica zone's recorded state (one
+ * row per zone; a single row with a null zone when there is none).
+ */
+export async function listReplicaStatus(q: Queryable, tenantId: number, repoId: number): Promise<Row[]> {
+  const r = await q.query(
+    `SELECT rr.zone, rr.refs_fingerprint, rr.synced_at, rr.lag_seconds, rr.last_error, r.refs_fingerprint AS pushed_fingerprint, r.pushed_at
+       FROM repos r LEFT JOIN repo_replicas rr ON rr.tenant_id = r.tenant_id AND rr.repo_id = r.id
+      WHERE r.tenant_id = $1 AND r.id = $2`,
+    [tenantId, repoId],
+  );
+  return r.rows;
 }

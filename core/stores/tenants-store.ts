@@ -114,6 +114,12 @@ export async function liveTokenExpiry(q: Queryable, id: number, userId: number |
   return r.rows[0];
 }
 
+/** A user's explicit grant on a repository (`permissions.access`), if any. */
+export async function findPermission(q: Queryable, tenantId: number, repoId: number, userId: number): Promise<string | undefined> {
+  const g = await q.query(`SELECT access FROM permissions WHERE tenant_id = $1 AND repo_id = $2 AND user_id = $3`, [tenantId, repoId, userId]);
+  return g.rows[0]?.access;
+}
+
 /** Grants (or changes) a user's explicit access to a repository. */
 export async function upsertCollaborator(q: Queryable, tenantId: number, repoId: number, userId: number | string, access: string): Promise<void> {
   await q.query(
