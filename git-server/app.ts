@@ -18,6 +18,7 @@ import { recordPush } from './push-recorder';
 import { journalPrepared, journalSettled, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
+import { answerHook, hookBody } from './hook-wire';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, refsFingerprint, runService, startUploadPack, type GitService } from './smart-http';
@@ -187,7 +188,7 @@ export function createGitServerApp(o: GitServerOptions) {
   // Moving repositories between nodes (workflows/move.ts): copies, the write fence's barrier, drops.
   if (o.node) app.use(createRepoMoveRoutes({ db: o.db, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
 
-  app.post('/internal/hooks/pre-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+  app.post('/internal/hooks/pre-receive', ...hookBody, route(async (req, res) => {
     const claims = await hookClaims(req);
     const updates = parseUpdates(req.body?.updates);
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
@@ -199,12 +200,12 @@ export function createGitServerApp(o: GitServerOptions) {
       const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
       if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
     }
-    res.json({ allow: problems.length === 0, messages: problems });
+    answerHook(req, res, { allow: problems.length === 0, messages: problems });
   }));
 
   // git's reference-transaction hook: `prepared` journals the updates before they become visible
   // (a failure here aborts them: no journal, no ref update); `committed` / `aborted` settle them.
-  app.post('/internal/hooks/reference-transaction', express.json({ limit: '1mb' }), route(async (req, res) => {
+  app.post('/internal/hooks/reference-transaction', ...hookBody, route(async (req, res) => {
     const claims = await hookClaims(req);
     const updates = parseUpdates(req.body?.updates);
     const state: unknown = req.body?.state;
@@ -221,10 +222,10 @@ export function createGitServerApp(o: GitServerOptions) {
     } else {
       throw new InputError('state must be prepared, committed or aborted');
     }
-    res.json({ messages: [] });
+    answerHook(req, res, { messages: [] });
   }));
 
-  app.post('/internal/hooks/post-receive', express.json({ limit: '1mb' }), route(async (req, res) => {
+  app.post('/internal/hooks/post-receive', ...hookBody, route(async (req, res) => {
     const claims = await hookClaims(req);
     const updates = parseUpdates(req.body?.updates);
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
@@ -260,7 +261,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const runIds = [...recordedEarlier, ...runs.map((r) => r.runId)];
     const messages = [...notes, ...runIds.map((id) => `dotgit: run ${id} ${base}/api/v1/runs/${encodeURIComponent(id)}`)];
     if (skip) messages.push('dotgit: ci.skip: no pipeline started');
-    res.json({ messages });
+    answerHook(req, res, { messages });
   }));
 
   // Everything below is user traffic, forwarded by the gateway with a signed identity.
