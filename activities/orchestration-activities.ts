@@ -1,10 +1,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../core/db';
 import { repoGenerationKey, type Redis } from '../core/redis';
-import { inTransaction } from '../core/db';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
+import * as runsStore from '../core/stores/runs-store';
 import { hasWebhookFor } from './webhook-activities';
 import { observeRunFinished } from './run-metrics';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
@@ -41,55 +41,22 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
 
     /** Marks the run running and creates its step rows (idempotent for activity retries). */
     async startRun(args: { runId: string; tenantId: number; jobs: JobSpec[] }): Promise<void> {
-      await inTransaction(db, async (c) => {
-        await c.query(
-          `UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`,
-          [args.tenantId, args.runId],
-        );
-        let position = 0;
-        for (const job of args.jobs) {
-          for (const step of job.steps) {
-            await c.query(
-              `INSERT INTO steps (tenant_id, run_id, job, name, position, status) VALUES ($1, $2, $3, $4, $5, 'queued')
-               ON CONFLICT DO NOTHING`,
-              [args.tenantId, args.runId, job.name, step.name, position++],
-            );
-          }
-        }
-      });
+      const steps = args.jobs.flatMap((job) => job.steps.map((step) => ({ job: job.name, name: step.name })));
+      await runsStore.startRun(db, args.tenantId, args.runId, steps);
       await appendRunEvent(redis, args.runId, { event: 'status', status: 'running' });
     },
 
     async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
-      const ended = await inTransaction(db, async (c) => {
-        // The status it had before: a retried activity counts the run's end once in the metrics.
-        const r = await c.query<{ was: string; seconds: number }>(
-          `UPDATE runs r SET status = $3, message = $4, started_at = coalesce(r.started_at, now()), finished_at = now()
-           FROM (SELECT status AS was FROM runs WHERE tenant_id = $1 AND id = $2 FOR UPDATE) o
-           WHERE r.tenant_id = $1 AND r.id = $2
-           RETURNING o.was, extract(epoch FROM r.finished_at - r.created_at)::float8 AS seconds`,
-          [args.tenantId, args.runId, args.status, args.message ?? null],
-        );
-        // Steps that never ran end with the run.
-        await c.query(
-          `UPDATE steps SET status = CASE WHEN $3 = 'cancelled' THEN 'cancelled' ELSE 'skipped' END
-           WHERE tenant_id = $1 AND run_id = $2 AND status IN ('queued', 'running')`,
-          [args.tenantId, args.runId, args.status],
-        );
-        return r.rows[0];
-      });
+      // Steps that never ran end with the run. `was`, the status it had before: a retried activity
+      // counts the run's end once in the metrics.
+      const ended = await runsStore.finishRun(db, args.tenantId, args.runId, args.status, args.message ?? null);
       if (ended && (ended.was === 'queued' || ended.was === 'running')) observeRunFinished(args.status, ended.seconds);
       await appendRunEvent(redis, args.runId, { event: 'status', status: args.status, message: args.message });
     },
 
     /** A step that could not run at all (no sandbox, checkout failed): failed, with the reason as its log line. */
     async failStep(args: { runId: string; tenantId: number; job: string; step: string; message: string }): Promise<void> {
-      await db.query(
-        `UPDATE steps SET status = 'failure', finished_at = now(), started_at = coalesce(started_at, now())
-         WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`,
-        [args.tenantId, args.runId, args.job, args.step],
-      );
-      await db.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [args.tenantId, args.runId, `${args.job}/${args.step}: ${args.message}`]);
+      await runsStore.failStep(db, { tenantId: args.tenantId, runId: args.runId, job: args.job, step: args.step }, `${args.job}/${args.step}: ${args.message}`);
       await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: args.step, status: 'failure' });
     },
 
@@ -102,21 +69,13 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     },
 
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
-      const r = await db.query(`UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued' RETURNING name`, [
-        args.tenantId,
-        args.runId,
-        args.job,
-      ]);
-      for (const row of r.rows) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: row.name, status: 'skipped' });
+      const skipped = await runsStore.skipQueuedSteps(db, args.tenantId, args.runId, args.job);
+      for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
     },
 
     async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {
-      const r = await db.query(
-        `UPDATE steps SET status = 'skipped' WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'
-           AND position > (SELECT position FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4) RETURNING name`,
-        [args.tenantId, args.runId, args.job, args.after],
-      );
-      for (const row of r.rows) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: row.name, status: 'skipped' });
+      const skipped = await runsStore.skipQueuedStepsAfter(db, args.tenantId, args.runId, args.job, args.after);
+      for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
     },
   };
 }

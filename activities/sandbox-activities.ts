@@ -14,6 +14,8 @@ import { hostQueue, type StepInput, type StepResult } from '../core/run-types';
 import type { SecretBox } from '../core/secret-box';
 import { SecretMasker } from '../core/secret-mask';
 import { appendRunEvent } from '../core/run-events';
+import { findStepAttempt, markStepRunning, recordStepResult, upsertArtifact, type StepKey } from '../core/stores/runs-store';
+import { findSecretValues } from '../core/stores/secrets-store';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
@@ -22,6 +24,7 @@ import type { HostJobs } from './sandbox/host-jobs';
 import type { SourceCache } from './sandbox/source-cache';
 import { artifactFiles, extractArchive, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
 import { observeStepFinished, observeStepStart } from './run-metrics';
+import { currentTraceparent, inSpan } from '../core/tracing';
 
 export interface SandboxActivityDeps {
   db: Db;
@@ -159,6 +162,12 @@ function stepEnv(input: StepInput, attempt: number, secrets: Record<string, stri
   };
 }
 
+/** `TRACEPARENT` of the active span (the step's), when tracing. */
+function traceEnv(): Record<string, string> {
+  const traceparent = currentTraceparent();
+  return traceparent ? { TRACEPARENT: traceparent } : {};
+}
+
 /**
  * Recording a finished step's results (artifacts, log, row) is retried for about 80 s (11 tries,
  * 0.5 s doubling to 10 s apart) while the step heartbeats: long enough for Postgres or the object
@@ -230,14 +239,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
         // A job restarted after its host was lost: its steps count on from what they ran as there.
         if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
-        const started = await db.query<{ since_push: number | null }>(
-          `UPDATE steps SET status = 'running', started_at = coalesce(started_at, now()), attempt = $5, host = $6
-           WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
-           RETURNING (SELECT extract(epoch FROM now() - r.created_at)::float8 FROM runs r WHERE r.id = steps.run_id) AS since_push`,
-          [input.tenantId, input.runId, input.job.name, input.step.name, attempt, host],
-        );
+        const sincePush = await markStepRunning(db, stepKeyOf(input), attempt, host);
         // A job's first step, first try: how long the push waited for its work to begin.
-        if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(started.rows[0]?.since_push);
+        if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(sincePush);
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
         const { values: secrets, missing } = await loadSecrets(input);
         const masker = new SecretMasker(Object.values(secrets));
@@ -250,18 +254,19 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           const note = input.restartNote ? undefined : attemptNote(attempt, ctx.info.attempt, previous);
           if (note) sink.line('stderr', note);
           for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
-          result = await driver.run({
+          // The step is a span of the run's trace; TRACEPARENT lets the user's own tools continue it.
+          result = await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run({
             workspace: ws,
             artifacts: artifactsDirOf(ws),
             command: input.step.run,
-            env: stepEnv(input, attempt, secrets),
+            env: { ...stepEnv(input, attempt, secrets), ...traceEnv() },
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
             workspaceBytes: deps.workspaceTmpfsBytes && !tmpfsUnavailable ? deps.workspaceTmpfsBytes : 0,
             mask: masker,
             onLine: (stream, line) => sink.line(stream, line),
             signal: ctx.cancellationSignal,
-          });
+          }));
         } finally {
           await sink.close();
         }
@@ -333,13 +338,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
   /** The step's row before this attempt marks it running. */
   async function previousRun(input: StepInput): Promise<PreviousRun | undefined> {
-    const r = await db.query(`SELECT status, attempt, host FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4`, [
-      input.tenantId,
-      input.runId,
-      input.job.name,
-      input.step.name,
-    ]);
-    return r.rows[0] as PreviousRun | undefined;
+    return (await findStepAttempt(db, stepKeyOf(input))) as PreviousRun | undefined;
   }
 
   /** The secrets the job names, opened; an environment's own value wins over the repository-wide one. */
@@ -348,14 +347,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     if (names.length === 0) return { values: {}, missing: [] };
     const box = deps.secretBox;
     if (!box) throw ApplicationFailure.nonRetryable('this worker has no key to open secrets', 'SecretsUnavailable');
-    const r = await db.query(
-      `SELECT s.name, s.environment, s.value_enc FROM secrets s JOIN repos p ON p.id = s.repo_id
-       WHERE s.tenant_id = $1 AND p.tenant_id = $1 AND p.name = $2 AND s.name = ANY($3) AND s.environment IN ('', $4)
-       ORDER BY s.environment`,
-      [input.tenantId, input.repo, names, input.job.environment ?? ''],
-    );
+    const rows = await findSecretValues(db, input.tenantId, input.repo, names, input.job.environment ?? '');
     const values: Record<string, string> = {};
-    for (const row of r.rows) values[row.name] = box.open(row.value_enc); // '' sorts first, so the environment's value overwrites
+    for (const row of rows) values[row.name] = box.open(row.value_enc); // '' sorts first, so the environment's value overwrites
     return { values, missing: names.filter((n) => !(n in values)) };
   }
 
@@ -413,12 +407,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     await RECORDING_RETRY.execute(async () => {
       if (status === 'success' && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
       await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
-      const r = await db.query<{ seconds: number | null }>(
-        `UPDATE steps SET status = $5, exit_code = $6, log_key = $7, finished_at = now() WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND name = $4
-         RETURNING extract(epoch FROM finished_at - started_at)::float8 AS seconds`,
-        [input.tenantId, input.runId, input.job.name, input.step.name, status, result.exitCode, logKey],
-      );
-      seconds = r.rows[0]?.seconds;
+      seconds = await recordStepResult(db, stepKeyOf(input), status, result.exitCode, logKey);
     });
     observeStepFinished(status, seconds);
     // The live stream only: the row above is the record, so a Redis outage costs the event, not the step.
@@ -446,11 +435,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         });
         const key = artifactKey(input.runId, input.job.name, file);
         const { size } = await store.put(key, pipeline(createReadStream(path.join(root, file)), hashing, () => undefined));
-        await db.query(
-          `INSERT INTO artifacts (tenant_id, run_id, job, path, object_key, size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (tenant_id, run_id, job, path) DO UPDATE SET object_key = EXCLUDED.object_key, size = EXCLUDED.size, sha256 = EXCLUDED.sha256`,
-          [input.tenantId, input.runId, input.job.name, file, key, size, hash.digest('hex')],
-        );
+        await upsertArtifact(db, { tenantId: input.tenantId, runId: input.runId, job: input.job.name, path: file, objectKey: key, size, sha256: hash.digest('hex') });
         await note(`dotgit: uploaded artifact ${file} (${size} bytes)`);
       }
     }
@@ -458,3 +443,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 }
 
 export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
+/** The step row a sandbox step records into. */
+function stepKeyOf(input: StepInput): StepKey {
+  return { tenantId: input.tenantId, runId: input.runId, job: input.job.name, step: input.step.name };
+}
