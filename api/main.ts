@@ -4,7 +4,7 @@ import { ConflictError, InputError, NotFoundError, UnavailableError } from '../c
 import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { createLogger } from '../core/logger';
-import { createRedis } from '../core/redis';
+import { assertSentinelMaster, createRedis } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
 import { lazyTemporalClient } from '../core/temporal';
 import { createApiApp } from './app';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   }
   const secret = await readInternalSecret(config);
   const db = createDb(config.databaseUrl);
+  await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Any git-server serves any repository (it forwards to the node holding it, ADR 0014); one that

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_NAMESPACE } from '../temporal-config/dev-server';
 import { assertObjectKey } from './object-store';
 import { parseReplicaZonesEnv, replicaZonesSchema } from './replica-zones';
+import { parseRedisUrl } from './redis-url';
 
 /** `DOTGIT_OBJECT_STORE` and, for `s3`, the `DOTGIT_S3_*` variables (see README). */
 const objectStoreSchema = z.discriminatedUnion('driver', [
@@ -59,8 +60,20 @@ const configSchema = z.object({
   workerPort: z.coerce.number().int().min(0).max(65535),
   /** `DATABASE_URL` — Postgres; unset means the embedded Postgres under the data dir. */
   databaseUrl: z.string().optional(),
-  /** `REDIS_URL` — Redis; unset means a redis-server started under the data dir. */
-  redisUrl: z.string().optional(),
+  /**
+   * `REDIS_URL` — Redis; unset means a redis-server started under the data dir.
+   * `redis-sentinel://host:port,…/<master name>` finds the master through Sentinel (ADR 0016).
+   */
+  redisUrl: z
+    .string()
+    .superRefine((url, ctx) => {
+      try {
+        parseRedisUrl(url);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .optional(),
   /** `TEMPORAL_ADDRESS` — Temporal frontend host:port; unset means the Temporal CLI dev server. */
   temporalAddress: z.string().optional(),
   /** `DOTGIT_POSTGRES_PORT` — port of the embedded Postgres (when `DATABASE_URL` is unset). Default 15432. */

@@ -6,7 +6,7 @@ import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
 import { clientErrorHandler } from './client-error';
 import { RateLimiter, parseRateLimitConfig } from './rate-limit';
-import { createRedis } from '../core/redis';
+import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createHttpsServer } from './tls';
 import { SigningKeys } from './jwt/signing-keys';
 import { JwtVerifier } from './jwt/jwt-verifier';
@@ -19,6 +19,8 @@ async function main(): Promise<void> {
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);
+  // A sentinel master name the sentinels do not know stops start-up here (ADR 0016).
+  if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
   // Every api and git-server instance (ADR 0014, "Balancing"): requests go round robin to the
   // healthy ones; each is probed every 2 s and taken out while it cannot be reached.

@@ -11,7 +11,7 @@ import { PollingRelay } from './outbox-drainer';
 import { PackCache } from './pack-cache';
 import { tuneHeapForStreaming } from './heap-growth';
 import { RepoGenerations } from './repo-generation';
-import { createRedis } from '../core/redis';
+import { assertSentinelMaster, createRedis } from '../core/redis';
 import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
 import { instanceName, PushReconciler } from './push-journal';
 import http from 'node:http';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);
   const replicationOutbox = new ReplicationRelay(db, getTemporal);
   const replication = new PollingRelay('replication relay', () => replicationOutbox.drain(), log);
+  if (config.redisUrl) await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = config.redisUrl ? createRedis(config.redisUrl, { commandTimeoutMs: config.gitRedisTimeoutMs }) : undefined;
   const instance = instanceName(config.gitPort);
   // Holds repository write locks while Redis does not answer: apart from the pool the hooks use.

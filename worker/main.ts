@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig, dataPaths } from '../core/config';
 import { createDb } from '../core/db';
-import { createRedis } from '../core/redis';
+import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
 import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   // Past the drain period and a minute more, the SDK gives up waiting, so a stop always ends.
   const shutdownForceTime = drainMs + 60_000;
   const db = createDb(config.databaseUrl);
+  await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const workers: Worker[] = [];

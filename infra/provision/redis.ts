@@ -73,7 +73,7 @@ async function ping(url: string): Promise<void> {
 }
 
 /** redis-server from PATH (or /usr/sbin), else `apt-get install redis-server` when running as root. */
-async function ensureRedisServer(log: ProvisionLog): Promise<string> {
+export async function ensureRedisServer(log: ProvisionLog): Promise<string> {
   const found = findOnPath('redis-server', ['/usr/sbin', '/usr/local/bin']);
   if (found) return found;
   if (process.getuid?.() !== 0) {
