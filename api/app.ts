@@ -24,6 +24,7 @@ import type { DeployService } from './services/deploy-service';
 import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
 import type { MoveService } from './services/move-service';
+import type { AuditService } from './services/audit-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -39,6 +40,7 @@ export interface ApiServices {
   backups: BackupService;
   replicas: ReplicaService;
   moves: MoveService;
+  audit: AuditService;
 }
 
 /** `GET /api/v1`: the API's links (paths on the gateway; `{…}` to fill in). */
@@ -242,6 +244,13 @@ export function createApiApp(
   }));
   v1.get('/restores/:id', route(async (req, res) => {
     res.json(await backups.getRestore(req.principal, String(req.params.id)));
+  }));
+  // The audit log (tenant admins: their tenant; platform admins: any) and its hash chains' check.
+  v1.get('/audit', route(async (req, res) => {
+    res.json(await services.audit.list(req.principal, req.query));
+  }));
+  v1.get('/audit/verify', route(async (req, res) => {
+    res.json(await services.audit.verify(req.principal, req.query));
   }));
 
   // Every request is checked against its route's schemas (api/schemas/routes.ts) before a handler runs.

@@ -25,6 +25,7 @@ import { CommitStatusService } from './services/commit-status-service';
 import { BackupService } from './services/backup-service';
 import { ReplicaService } from './services/replica-service';
 import { MoveService } from './services/move-service';
+import { AuditService } from './services/audit-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
       backups: new BackupService(db, getTemporal),
       replicas: new ReplicaService(db, config.replicaZones),
       moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
+      audit: new AuditService(db),
       runs: runService,
     },
     {

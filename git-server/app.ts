@@ -248,6 +248,7 @@ export function createGitServerApp(o: GitServerOptions) {
       gitDir,
       actor: claims.actor,
       node: o.node?.id,
+      requestId: claims.requestId,
     }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) });
     if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.

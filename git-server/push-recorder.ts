@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Db, DbClient } from '../core/db';
 import { inTransaction } from '../core/db';
-import { FileTooLargeError, peelToCommit, readFileAtCommit } from '../core/git';
+import { FileTooLargeError, peelToCommit, readFileAtCommit, runGit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput, type RepoTarget } from '../core/run-types';
+import { appendAudit } from '../core/stores/audit-store';
 import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
@@ -30,6 +31,8 @@ export interface PushContext {
   actor: string;
   /** The storage node recording the push (it holds the repository): named in the replication target. */
   node?: string;
+  /** The push's request id (the gateway's), for its audit entry. */
+  requestId?: string;
 }
 
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
@@ -38,6 +41,30 @@ const ZERO = /^0+$/;
 export const MAX_REF_LENGTH = 255;
 /** `push` webhook events per push at most (one per ref, as GitHub sends them); a mass tag push sends the first ones. */
 const MAX_PUSH_EVENTS = 100;
+
+/** What an update did to its ref, for the audit log: `force` when the old commit is not an ancestor of the new one. */
+export type RefUpdateKind = 'create' | 'update' | 'force' | 'delete';
+
+async function updateKind(gitDir: string, u: RefUpdate): Promise<RefUpdateKind> {
+  if (ZERO.test(u.oldSha)) return 'create';
+  if (ZERO.test(u.newSha)) return 'delete';
+  if (!SHA.test(u.oldSha) || !SHA.test(u.newSha)) return 'update';
+  // Exit 1: not an ancestor (history rewritten); tags peel to their commits. Anything else (an
+  // object that is not a commit) is not a rewrite of history.
+  const r = await runGit(['--git-dir', gitDir, 'merge-base', '--is-ancestor', u.oldSha, u.newSha]);
+  return r.code === 1 ? 'force' : 'update';
+}
+
+/** The push's updates with their kinds, a few git processes at a time. */
+async function classify(gitDir: string, updates: RefUpdate[]): Promise<(RefUpdate & { kind: RefUpdateKind })[]> {
+  const out: (RefUpdate & { kind: RefUpdateKind })[] = [];
+  for (let i = 0; i < updates.length; i += 4) {
+    const batch = updates.slice(i, i + 4);
+    const kinds = await Promise.all(batch.map((u) => updateKind(gitDir, u)));
+    batch.forEach((u, j) => out.push({ ...u, kind: kinds[j] }));
+  }
+  return out;
+}
 
 /** The `push` webhook events of a push: every branch and tag created, updated or deleted. */
 function pushEvents(ctx: PushContext, updates: RefUpdate[]): WebhookDispatchInput['events'] {
@@ -101,6 +128,7 @@ export async function recordPush(
   }
   let recordedEarlier: string[] = [];
   let mine = updates;
+  const kinds = new Map((await classify(ctx.gitDir, updates)).map((u) => [u.ref, u.kind]));
   await inTransaction(db, async (c) => {
     // Another path (post-receive or reconciliation) may have recorded some of these updates first.
     if (options.journal) {
@@ -141,13 +169,22 @@ export async function recordPush(
     }
     const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);
     maintenanceDue = Number(counted.rows[0]?.pushes_since_maintenance ?? 0) >= MAINTENANCE_EVERY_PUSHES;
-    await c.query(`INSERT INTO audit_log (tenant_id, actor, action, target, detail) VALUES ($1, $2, 'repo.push', $3, $4)`, [
-      ctx.tenantId,
-      ctx.actor,
-      `${ctx.tenant}/${ctx.repo}`,
-      JSON.stringify({ updates: mine, runs: planned.map((p) => p.runId) }),
-    ]);
     await options.journal?.done(c, mine, planned);
+    // Last, so the audit chain's lock is held only while this transaction commits.
+    const audited = mine.map((u) => ({ ...u, kind: kinds.get(u.ref) ?? 'update' }));
+    await appendAudit(c, {
+      tenantId: ctx.tenantId,
+      actor: ctx.actor,
+      action: 'repo.push',
+      target: `${ctx.tenant}/${ctx.repo}`,
+      detail: {
+        updates: audited,
+        runs: planned.map((p) => p.runId),
+        forced: audited.filter((u) => u.kind === 'force').map((u) => u.ref),
+        deleted: audited.filter((u) => u.kind === 'delete').map((u) => u.ref),
+      },
+      requestId: ctx.requestId,
+    });
   });
   return { runs: planned, notes, maintenanceDue, recordedEarlier };
 }

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
 import { inTransaction } from '../core/db';
+import { appendAudit } from '../core/stores/audit-store';
 import { generateToken, hashToken } from '../core/tokens';
 
 /** Tenant and user made on first start; the admin is a platform admin (may create tenants). */
@@ -29,7 +30,7 @@ export async function bootstrapAdmin(db: Db, tokenFile: string): Promise<{ token
       user = (await c.query(`INSERT INTO users (tenant_id, username, role, platform_admin) VALUES ($1, $2, 'admin', true) RETURNING id`, [tenant.id, ADMIN_USER])).rows[0];
     }
     await c.query(`INSERT INTO tokens (tenant_id, user_id, token_hash, scopes) VALUES ($1, $2, $3, $4)`, [tenant.id, user.id, hashToken(token), ['read', 'write', 'admin']]);
-    await c.query(`INSERT INTO audit_log (tenant_id, actor, action, target) VALUES ($1, 'system', 'admin.bootstrap', $2)`, [tenant.id, ADMIN_USER]);
+    await appendAudit(c, { tenantId: Number(tenant.id), actor: 'system', action: 'admin.bootstrap', target: ADMIN_USER });
     return isNew;
   });
   await fs.writeFile(tokenFile, token + '\n', { mode: 0o600 });
