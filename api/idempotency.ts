@@ -6,6 +6,7 @@ import { ConflictError, UnprocessableError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
 import type { SecretBox } from '../core/secret-box';
+import { claimIdempotencyKey, completeIdempotencyKey, findIdempotencyKey, releaseIdempotencyKey, takeOverStaleIdempotencyKey } from '../core/stores/idempotency-store';
 
 /**
  * `Idempotency-Key` on every POST (draft-ietf-httpapi-idempotency-key-header): the first request
@@ -74,33 +75,24 @@ export class IdempotencyStore {
   async begin(principal: string, key: string, fingerprint: string): Promise<Begin> {
     // A row can vanish between the statements (a 5xx releases it): then claim again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const claimed = await this.db.query(
-        'INSERT INTO idempotency_keys (principal, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT (principal, key) DO NOTHING',
-        [principal, key, fingerprint],
-      );
-      if (claimed.rowCount === 1) return { kind: 'run' };
-      const row = (await this.db.query('SELECT fingerprint, status, response FROM idempotency_keys WHERE principal = $1 AND key = $2', [principal, key])).rows[0];
+      if (await claimIdempotencyKey(this.db, principal, key, fingerprint)) return { kind: 'run' };
+      const row = await findIdempotencyKey(this.db, principal, key);
       if (!row) continue;
       if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-      if (row.status !== null) return { kind: 'done', status: Number(row.status), answer: JSON.parse(this.box.open(row.response)) as StoredAnswer };
+      if (row.status !== null) return { kind: 'done', status: Number(row.status), answer: JSON.parse(this.box.open(row.response as string)) as StoredAnswer };
       // Unanswered: still running, unless its api died; then this request takes it over.
-      const takeover = await this.db.query(
-        `UPDATE idempotency_keys SET locked_at = now()
-          WHERE principal = $1 AND key = $2 AND status IS NULL AND locked_at < now() - make_interval(secs => $3)`,
-        [principal, key, IN_FLIGHT_LEASE_SECONDS],
-      );
-      return takeover.rowCount === 1 ? { kind: 'run' } : { kind: 'busy' };
+      return (await takeOverStaleIdempotencyKey(this.db, principal, key, IN_FLIGHT_LEASE_SECONDS)) ? { kind: 'run' } : { kind: 'busy' };
     }
     return { kind: 'busy' };
   }
 
   async complete(principal: string, key: string, status: number, answer: StoredAnswer): Promise<void> {
-    await this.db.query('UPDATE idempotency_keys SET status = $3, response = $4 WHERE principal = $1 AND key = $2', [principal, key, status, this.box.seal(JSON.stringify(answer))]);
+    await completeIdempotencyKey(this.db, principal, key, status, this.box.seal(JSON.stringify(answer)));
   }
 
   /** Forgets an unanswered claim, so the request can be sent again (after a 5xx, or when no answer could be kept). */
   async release(principal: string, key: string): Promise<void> {
-    await this.db.query('DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND status IS NULL', [principal, key]);
+    await releaseIdempotencyKey(this.db, principal, key);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Db } from '../../core/db';
 import { inTransaction } from '../../core/db';
+import { currentSigningKey, listUsableSigningKeys, lockSigningKeyRotation, replaceCurrentSigningKey } from '../../core/stores/signing-keys-store';
 import { SecretBox } from '../../core/secret-box';
 
 /** Our issuer signs with ES256 only; verification of our tokens accepts nothing else. */
@@ -48,13 +49,9 @@ export class SigningKeys {
   private async reload(): Promise<void> {
     this.loading ??= (async () => {
       this.reloads++;
-      const r = await this.db.query(
-        `SELECT kid, public_jwk, private_enc, created_at, retired_at FROM signing_keys
-          WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)`,
-        [this.rotation.overlapMs / 1000],
-      );
+      const rows = await listUsableSigningKeys(this.db, this.rotation.overlapMs / 1000);
       const next = new Map<string, LoadedKey>();
-      for (const row of r.rows) {
+      for (const row of rows) {
         next.set(row.kid, {
           kid: row.kid,
           publicJwk: row.public_jwk,
@@ -73,15 +70,14 @@ export class SigningKeys {
   /** Makes a new signing key when there is none or the current one is due, retiring the old (lock: one gateway does it). */
   async rotateIfDue(now = Date.now()): Promise<void> {
     await inTransaction(this.db, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock(724003)');
-      const current = (await c.query('SELECT kid, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1')).rows[0];
+      await lockSigningKeyRotation(c);
+      const current = await currentSigningKey(c);
       if (current && now - new Date(current.created_at).getTime() < this.rotation.rotateAfterMs) return;
       const { publicKey, privateKey } = await generateKeyPair(OWN_ALG, { extractable: true });
       const kid = randomBytes(12).toString('base64url');
       const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: OWN_ALG, use: 'sig' };
       const privateJwk = await exportJWK(privateKey);
-      await c.query('UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL');
-      await c.query('INSERT INTO signing_keys (kid, alg, public_jwk, private_enc) VALUES ($1, $2, $3, $4)', [kid, OWN_ALG, publicJwk, this.box.seal(JSON.stringify(privateJwk))]);
+      await replaceCurrentSigningKey(c, { kid, alg: OWN_ALG, publicJwk, privateEnc: this.box.seal(JSON.stringify(privateJwk)) });
     });
     await this.reload();
   }
