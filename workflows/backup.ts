@@ -14,10 +14,10 @@ const HEAVY: Omit<ActivityOptions, 'taskQueue'> = {
 const heavy = proxyActivities<BackupActivities>({ taskQueue: ORCHESTRATION_QUEUE, ...HEAVY });
 /**
  * The repository parts run beside each storage node, by its `storage` worker (ADR 0014). A node
- * whose worker takes nothing for a minute (it is down, or none polls its queue) misses the backup
+ * whose worker takes nothing for 2 minutes (it is down, or none polls its queue) misses the backup
  * instead of holding it up: its repositories are carried over from the previous one.
  */
-const NODE_TAKES_WITHIN = '1 minute';
+const NODE_TAKES_WITHIN = '2 minutes';
 const onNode = (node: string) => proxyActivities<BackupActivities>({ taskQueue: storageQueue(node), scheduleToStartTimeout: NODE_TAKES_WITHIN, ...HEAVY });
 
 /** True when the activity failed because no worker took it in time (Temporal never retries that). */

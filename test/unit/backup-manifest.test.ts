@@ -1,6 +1,6 @@
-import { manifestAt, referencedBackups, startedFromId } from '../../core/backup-manifest';
+import { combineNodeParts, manifestAt, referencedBackups, startedFromId } from '../../core/backup-manifest';
 import { walFileName } from '../../core/backup-postgres';
-import { backupIdFor, type BackupManifest } from '../../core/backup-types';
+import { backupIdFor, type BackupManifest, type RepoBackupEntry } from '../../core/backup-types';
 
 // Pure parts of backups: ids that carry their start time, picking the backup for a point in
 // time, what a manifest depends on, WAL file names from LSNs.
@@ -38,4 +38,25 @@ test('WAL file names from LSNs (16 MiB segments)', () => {
   expect(walFileName(1, '0/2000028')).toBe('000000010000000000000002');
   expect(walFileName(1, '0/FF000000')).toBe('0000000100000000000000FF');
   expect(walFileName(3, '1A/3000000')).toBe('000000030000001A00000003');
+});
+
+test("a backup per storage node: the nodes' parts combined, a missed node's repositories carried over from the previous backup", () => {
+  const e = (node: string, capturedAt: string): RepoBackupEntry => ({ refs: { 'refs/heads/main': node.padEnd(40, '0') }, chain: [`backups/b/${node}.bundle`], kind: 'base', baseAt: capturedAt, capturedAt, node });
+  const previous = m('prev', '2024-01-01T00:00:00.000Z');
+  previous.repos = { 'acme/old': e('n3', '2024-01-01T00:00:00.000Z'), 'acme/gone': { ...e('n3', '2024-01-01T00:00:00.000Z'), node: undefined } };
+  const repos = combineNodeParts({
+    // A repository both n1 and n2 took as their own (found unplaced on both disks): n1's, whatever the order.
+    parts: [
+      { node: 'n2', entries: { 'acme/b': e('n2', 'now'), 'acme/both': e('n2', 'now') } },
+      { node: 'n1', entries: { 'acme/a': e('n1', 'now'), 'acme/both': e('n1', 'now') } },
+    ],
+    // n3 missed the backup: old had an entry before, new did not; gone was unplaced in the previous backup.
+    missed: new Map([['acme/old', 'n3'], ['acme/new', 'n3'], ['acme/gone', 'n3']]),
+    previous,
+  });
+  expect(Object.keys(repos)).toEqual(['acme/a', 'acme/b', 'acme/both', 'acme/gone', 'acme/old']);
+  expect(repos['acme/both'].node).toBe('n1');
+  expect(repos['acme/old']).toEqual({ ...previous.repos['acme/old'], kind: 'unchanged' });
+  expect(repos['acme/gone']).toMatchObject({ kind: 'unchanged', node: 'n3', capturedAt: '2024-01-01T00:00:00.000Z' });
+  expect(combineNodeParts({ parts: [], missed: new Map([['acme/old', 'n3']]) })).toEqual({});
 });
