@@ -35,18 +35,17 @@ function kindOf(v: unknown): string {
  * (zod's precedence), and such messages name their field themselves.
  */
 function messageFor(iss: Issue, where = ''): string | undefined {
-  const named = fieldPath(iss.path ?? []);
-  const field = where && named !== 'body' ? `${where} ${named}` : named;
+  const field = fieldPath(iss.path ?? []);
   switch (iss.code) {
     case 'invalid_type':
-      if (iss.input === undefined && named !== 'body') return `${field} is required`;
+      if (iss.input === undefined && field !== 'body') return `${field} is required`;
       // A query parameter given twice (`?job=a&job=b`) is an array, not a text.
       if (where === 'query parameter' && Array.isArray(iss.input)) return `${field} must be given once, as text`;
       if (field === 'body' && (iss.expected === 'object' || iss.expected === 'record')) return `body must be a JSON object, not ${kindOf(iss.input)}`;
       return `${field} must be ${KINDS[iss.expected] ?? iss.expected}`;
     case 'unrecognized_keys': {
-      const where = field === 'body' ? '' : ` in ${field}`;
-      return `unknown field${iss.keys.length > 1 ? 's' : ''}${where}: ${iss.keys.join(', ')}`;
+      const inside = field === 'body' ? '' : ` in ${field}`;
+      return `unknown field${iss.keys.length > 1 ? 's' : ''}${inside}: ${iss.keys.join(', ')}`;
     }
     case 'invalid_value':
       return `${field} must be one of ${iss.values.map(String).join(', ')}`;
@@ -68,7 +67,8 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
 function parsePart<S extends z.ZodType>(schema: S, value: unknown, where: '' | 'path parameter' | 'query parameter'): z.output<S> {
   const r = schema.safeParse(value, { error: (iss) => messageFor(iss, where) });
   if (r.success) return r.data;
-  throw new InputError([...new Set(r.error.issues.map((i) => i.message))].slice(0, 5).join('; '));
+  // Every message names its field first; a parameter's says which kind it is (`query parameter job …`).
+  throw new InputError([...new Set(r.error.issues.map((i) => (where ? `${where} ${i.message}` : i.message)))].slice(0, 5).join('; '));
 }
 
 /** What validateRequests needs of a route (api/schemas/routes.ts ApiRoute). */

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Request, Response } from 'express';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -135,11 +137,17 @@ export async function readRequestBody(req: Request, limit = MAX_FETCH_REQUEST_BY
   return Buffer.concat(chunks);
 }
 
-/** A fingerprint of every ref of the repository: the part of a fetch's answer that can change. */
+/**
+ * A fingerprint of every ref of the repository and of HEAD (the default branch, which `ls-refs`
+ * answers as a symref): the part of a fetch's answer that can change.
+ */
 export async function refsFingerprint(gitDir: string): Promise<string> {
-  const r = await runGit(['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']);
+  const [r, head] = await Promise.all([
+    runGit(['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']),
+    fs.readFile(path.join(gitDir, 'HEAD')).catch(() => Buffer.alloc(0)),
+  ]);
   if (r.code !== 0) throw new Error(`git for-each-ref failed: ${r.stderr.trim()}`);
-  return createHash('sha256').update(r.stdout).digest('hex');
+  return createHash('sha256').update(head).update('\0').update(r.stdout).digest('hex');
 }
 
 /** `git upload-pack --stateless-rpc` answering one request body. */
