@@ -1,5 +1,6 @@
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
+import { markMaintained, pushesSinceMaintenance } from '../core/stores/repos-store';
 import type { RepoTarget } from '../core/run-types';
 import { reposNeedingMaintenance } from '../core/storage-nodes';
 
@@ -21,7 +22,7 @@ export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir
      * pushes and fetches: new packs from concurrent pushes are not touched, readers keep open packs.
      */
     async maintainRepo(target: RepoTarget): Promise<{ pushesCovered: number }> {
-      const seen = (await db.query('SELECT pushes_since_maintenance FROM repos WHERE id = $1', [target.repoId])).rows[0];
+      const seen = await pushesSinceMaintenance(db, target.repoId);
       const gitDir = repoPath(reposDir, target.tenant, target.repo);
       for (const args of [
         ['repack', '-a', '-d', '-b', '--write-midx', '-q'],
@@ -31,12 +32,9 @@ export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir
         const r = await runGit(['--git-dir', gitDir, '-c', 'repack.writeBitmaps=true', ...args]);
         if (r.code !== 0) throw new MaintenanceFailedError(`git ${args[0]} failed for ${target.tenant}/${target.repo}: ${r.stderr.trim().slice(0, 300)}`);
       }
-      const covered = Number(seen?.pushes_since_maintenance ?? 0);
+      const covered = seen ?? 0;
       // Pushes that arrived during the repack keep their count for the next round.
-      await db.query(
-        `UPDATE repos SET pushes_since_maintenance = greatest(0, pushes_since_maintenance - $2), last_maintenance_at = now() WHERE id = $1`,
-        [target.repoId, covered],
-      );
+      await markMaintained(db, target.repoId, covered);
       return { pushesCovered: covered };
     },
   };

@@ -1,12 +1,11 @@
-import type { Db, DbClient } from './db';
+import type { Queryable } from './db';
 import { ConflictError, UnavailableError } from './errors';
+import { clearMovingTo, findNodeState, findNodeStateByName, setMovingTo, switchNode } from './stores/repos-store';
 
 /**
  * Moving a repository between storage nodes (ADR 0014): the write fence (`repos.moving_to`) and
  * the switch of `repos.node_id`. The workflow is workflows/move.ts; these are its records.
  */
-
-type Queryable = Db | DbClient;
 
 /** The move workflow's input: one repository, from the node holding it to another. */
 export interface MoveInput {
@@ -42,13 +41,13 @@ export const FENCED_RETRY_AFTER_SECONDS = 2;
 
 /** Where a repository is and whether a move fences it, by id. */
 export async function moveStateOf(db: Queryable, repoId: number): Promise<{ nodeId: string | null; movingTo: string | null } | undefined> {
-  const row = (await db.query(`SELECT node_id, moving_to FROM repos WHERE id = $1`, [repoId])).rows[0];
+  const row = await findNodeState(db, repoId);
   return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null };
 }
 
 /** The same by name, with the replica nodes (a node asked to drop its copy knows only the name). */
 export async function moveStateByName(db: Queryable, owner: string, name: string): Promise<{ nodeId: string | null; movingTo: string | null; replicaNodes: string[] } | undefined> {
-  const row = (await db.query(`SELECT r.node_id, r.moving_to, r.replica_nodes FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
+  const row = await findNodeStateByName(db, owner, name);
   return row && { nodeId: row.node_id ?? null, movingTo: row.moving_to ?? null, replicaNodes: row.replica_nodes ?? [] };
 }
 
@@ -69,13 +68,12 @@ export async function assertWritableHere(db: Queryable, repoId: number, repo: st
 
 /** Fences the repository's writes for a move `from` → `to`; refuses when it is no longer on `from`. */
 export async function fenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | 'from' | 'to' | 'tenant' | 'repo'>): Promise<void> {
-  const r = await db.query(`UPDATE repos SET moving_to = $3 WHERE id = $1 AND node_id = $2 AND (moving_to IS NULL OR moving_to = $3)`, [i.repoId, i.from, i.to]);
-  if (r.rowCount !== 1) throw new ConflictError(`repository ${i.tenant}/${i.repo} is no longer on storage node ${i.from}, or another move fences it`);
+  if (!(await setMovingTo(db, i.repoId, i.from, i.to))) throw new ConflictError(`repository ${i.tenant}/${i.repo} is no longer on storage node ${i.from}, or another move fences it`);
 }
 
 /** Lifts this move's fence (a failed move); the repository stays where it was. */
 export async function unfenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | 'to'>): Promise<void> {
-  await db.query(`UPDATE repos SET moving_to = NULL WHERE id = $1 AND moving_to = $2`, [i.repoId, i.to]);
+  await clearMovingTo(db, i.repoId, i.to);
 }
 
 /**
@@ -84,11 +82,7 @@ export async function unfenceRepo(db: Queryable, i: Pick<MoveInput, 'repoId' | '
  * Done twice (a retried activity), the second finds it done.
  */
 export async function switchRepoNode(db: Queryable, i: Pick<MoveInput, 'repoId' | 'from' | 'to' | 'tenant' | 'repo'>): Promise<void> {
-  const r = await db.query(
-    `UPDATE repos SET node_id = $3, moving_to = NULL, replica_nodes = array_remove(replica_nodes, $3) WHERE id = $1 AND node_id = $2 AND moving_to = $3`,
-    [i.repoId, i.from, i.to],
-  );
-  if (r.rowCount === 1) return;
+  if (await switchNode(db, i.repoId, i.from, i.to)) return;
   const state = await moveStateOf(db, i.repoId);
   if (state?.nodeId === i.to && !state.movingTo) return;
   throw new ConflictError(`repository ${i.tenant}/${i.repo} is not fenced for a move from ${i.from} to ${i.to}`);

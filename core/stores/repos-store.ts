@@ -90,3 +90,45 @@ export async function listReplicaStatus(q: Queryable, tenantId: number, repoId: 
   );
   return r.rows;
 }
+
+/** Where a repository is (`node_id`) and which node a move fences it for (`moving_to`), by id. */
+export async function findNodeState(q: Queryable, repoId: number): Promise<{ node_id: string | null; moving_to: string | null } | undefined> {
+  return (await q.query(`SELECT node_id, moving_to FROM repos WHERE id = $1`, [repoId])).rows[0];
+}
+
+/** The same by owner and name, with the replica nodes. */
+export async function findNodeStateByName(q: Queryable, owner: string, name: string): Promise<{ node_id: string | null; moving_to: string | null; replica_nodes: string[] | null } | undefined> {
+  return (await q.query(`SELECT r.node_id, r.moving_to, r.replica_nodes FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
+}
+
+/** Fences writes for a move `from` → `to` (again, if this move fenced it already); false when the repository is not on `from` or another move fences it. */
+export async function setMovingTo(q: Queryable, repoId: number, from: string, to: string): Promise<boolean> {
+  const r = await q.query(`UPDATE repos SET moving_to = $3 WHERE id = $1 AND node_id = $2 AND (moving_to IS NULL OR moving_to = $3)`, [repoId, from, to]);
+  return r.rowCount === 1;
+}
+
+/** Lifts the fence of a move to `to`. */
+export async function clearMovingTo(q: Queryable, repoId: number, to: string): Promise<void> {
+  await q.query(`UPDATE repos SET moving_to = NULL WHERE id = $1 AND moving_to = $2`, [repoId, to]);
+}
+
+/** The switch of a fenced move: `to` holds it (and is no longer one of its replica nodes), writes open again; false when it was not fenced for this move. */
+export async function switchNode(q: Queryable, repoId: number, from: string, to: string): Promise<boolean> {
+  const r = await q.query(`UPDATE repos SET node_id = $3, moving_to = NULL, replica_nodes = array_remove(replica_nodes, $3) WHERE id = $1 AND node_id = $2 AND moving_to = $3`, [
+    repoId,
+    from,
+    to,
+  ]);
+  return r.rowCount === 1;
+}
+
+/** How many pushes the repository took since its last maintenance (undefined: no such repository). */
+export async function pushesSinceMaintenance(q: Queryable, repoId: number): Promise<number | undefined> {
+  const row = (await q.query('SELECT pushes_since_maintenance FROM repos WHERE id = $1', [repoId])).rows[0];
+  return row && Number(row.pushes_since_maintenance ?? 0);
+}
+
+/** Maintenance done covering `covered` pushes; pushes that arrived meanwhile keep their count. */
+export async function markMaintained(q: Queryable, repoId: number, covered: number): Promise<void> {
+  await q.query(`UPDATE repos SET pushes_since_maintenance = greatest(0, pushes_since_maintenance - $2), last_maintenance_at = now() WHERE id = $1`, [repoId, covered]);
+}

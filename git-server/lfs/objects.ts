@@ -3,6 +3,7 @@ import type { Db } from '../../core/db';
 import type { ObjectStore } from '../../core/object-store';
 import type { RepoRow } from '../../core/repos';
 import { lfsObjectKey } from './batch';
+import { findLfsObjectSize, insertLfsObject, listLfsObjects } from '../../core/stores/lfs-store';
 
 /** LFS objects of one repository: rows in `lfs_objects` (oid → size) and bytes in the object store. */
 export class LfsObjects {
@@ -13,24 +14,20 @@ export class LfsObjects {
 
   /** Size of the object when this repository has it (row and bytes both present), else undefined. */
   async sizeOf(repo: RepoRow, oid: string): Promise<number | undefined> {
-    const r = await this.db.query(`SELECT size FROM lfs_objects WHERE tenant_id = $1 AND repo_id = $2 AND oid = $3`, [repo.tenantId, repo.id, oid]);
-    if (r.rows.length === 0) return undefined;
+    const size = await findLfsObjectSize(this.db, repo.tenantId, repo.id, oid);
+    if (size === undefined) return undefined;
     // The row is written after the bytes; a store that lost them must not make us promise a download.
     if (!(await this.store.exists(lfsObjectKey(repo.owner, repo.name, oid)))) return undefined;
-    return Number(r.rows[0].size);
+    return size;
   }
 
   /** Sizes of those of `oids` this repository has, in one query (a batch names up to 1000). */
   async sizesOf(repo: RepoRow, oids: string[]): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     if (oids.length === 0) return found;
-    const r = await this.db.query(`SELECT oid, size FROM lfs_objects WHERE tenant_id = $1 AND repo_id = $2 AND oid = ANY($3::text[])`, [
-      repo.tenantId,
-      repo.id,
-      oids,
-    ]);
+    const rows = await listLfsObjects(this.db, repo.tenantId, repo.id, oids);
     await Promise.all(
-      r.rows.map(async (row: { oid: string; size: string }) => {
+      rows.map(async (row) => {
         if (await this.store.exists(lfsObjectKey(repo.owner, repo.name, row.oid))) found.set(row.oid, Number(row.size));
       }),
     );
@@ -44,12 +41,7 @@ export class LfsObjects {
    */
   async put(repo: RepoRow, oid: string, body: Readable): Promise<number> {
     const { size } = await this.store.put(lfsObjectKey(repo.owner, repo.name, oid), body);
-    await this.db.query(`INSERT INTO lfs_objects (tenant_id, repo_id, oid, size) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
-      repo.tenantId,
-      repo.id,
-      oid,
-      size,
-    ]);
+    await insertLfsObject(this.db, repo.tenantId, repo.id, oid, size);
     return size;
   }
 
