@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, dataPaths } from '../core/config';
 import { createDb } from '../core/db';
+import { assertSentinelMaster } from '../core/redis';
 import { migrate } from '../core/migrate';
 import { readInternalSecret } from '../core/secrets-file';
 import { bootstrapAdmin } from './bootstrap-admin';
@@ -10,6 +11,7 @@ import { resolvePort } from './provision/free-port';
 import type { ProvisionLog } from './provision/log';
 import { startEmbeddedPostgres } from './provision/postgres';
 import { startRedis } from './provision/redis';
+import { startRedisSentinels, type RedisSentinelHandle } from './provision/redis-sentinel';
 import { ensureSandbox } from './provision/sandbox';
 import { ensureGitLfs } from './provision/git-lfs';
 import { ensurePgTools } from './provision/pg-tools';
@@ -32,6 +34,11 @@ export interface PlatformOptions {
   ephemeral?: boolean;
   /** The local fleet (`npm start -- --fleet`, infra/fleet.ts) instead of one of each. Default false. */
   fleet?: boolean;
+  /**
+   * High availability (`npm start -- --ha`, CONTRACT "Extended surface"): Redis under Sentinel (1
+   * master, 2 replicas, 3 sentinels; ADR 0016) unless REDIS_URL is set. Default false.
+   */
+  ha?: boolean;
 }
 
 export interface Platform {
@@ -58,6 +65,8 @@ export interface Platform {
    * each can be stopped and started again on the same port over the same data.
    */
   backing: Partial<Record<BackingName, BackingService>>;
+  /** With `ha`: the Sentinel set behind `redisUrl` (its processes, for failover drills). */
+  redisSentinels?: RedisSentinelHandle;
   /** Stops the services, then Temporal, Redis and Postgres (in that order). Idempotent. */
   stop(): Promise<void>;
 }
@@ -150,6 +159,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // is the host id its steps report, resolved as the worker itself does (its DOTGIT_HOST_ID, else
     // the data dir's host-id file).
     let instances: ServiceInstance[] = [];
+    let redisSentinels: RedisSentinelHandle | undefined;
     const processes = async () => {
       const list: TopologyProcess[] = [];
       for (const s of instances) {
@@ -163,6 +173,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
         const { port, url, metricsUrl } = backingPorts[name]!;
         if (b.pid) list.push({ role: name, instance: `${name}-1`, pid: b.pid, port, ...(url ? { url } : {}), ...(metricsUrl ? { metricsUrl } : {}) });
       }
+      for (const p of redisSentinels?.processes ?? []) if (p.pid) list.push({ role: p.role, instance: p.instance, pid: p.pid, port: p.port });
       return list;
     };
     const topology = new TopologyFile(path.join(config.dataDir, 'run', 'topology.json'), processes, (m) => o.log.warn(m));
@@ -185,7 +196,14 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     });
     const postgres = config.databaseUrl ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
     if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)), postgres.port);
-    const redis = config.redisUrl ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
+    // A REDIS_URL naming a sentinel master the sentinels do not know stops here, before anything starts.
+    if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
+    if (o.ha && !config.redisUrl) {
+      const set = await startRedisSentinels({ dataDir: path.join(config.dataDir, 'redis-ha'), port: eph ? 0 : config.redisPort, log: o.log });
+      redisSentinels = set;
+      stops.push(() => set.stop());
+    }
+    const redis = config.redisUrl || redisSentinels ? undefined : await startRedis({ dataDir: paths.redis, port: eph ? 0 : config.redisPort, log: o.log });
     if (redis) keep('redis', redis, () => startRedis({ dataDir: paths.redis, port: portOf(redis.redisUrl), log: o.log }), portOf(redis.redisUrl), redis.redisUrl);
     let temporalAddress = config.temporalAddress;
     let temporalUiUrl: string | undefined;
@@ -214,7 +232,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const pgToolsDir = config.pgToolsDir ?? (await pgTools)?.binDir;
 
     const databaseUrl = config.databaseUrl ?? postgres!.databaseUrl;
-    const redisUrl = config.redisUrl ?? redis!.redisUrl;
+    const redisUrl = config.redisUrl ?? redisSentinels?.redisUrl ?? redis!.redisUrl;
     const db = createDb(databaseUrl, 2);
     let adminToken: string;
     try {
@@ -296,6 +314,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       namespace: config.temporalNamespace,
       databaseUrl,
       redisUrl,
+      redisSentinels,
       dataDir: config.dataDir,
       adminToken,
       serviceEnv,

@@ -212,7 +212,7 @@ async function startSet(serverPath: string, dataDir: string, layout: Layout, opt
  * and sees the other two sentinels (they find each other through the master within ~2 s). Before
  * that, a master loss would not be failed over.
  */
-async function waitForQuorum(sentinels: Array<{ host: string; port: number }>, name: string, timeoutMs: number): Promise<void> {
+export async function waitForQuorum(sentinels: Array<{ host: string; port: number }>, name: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
