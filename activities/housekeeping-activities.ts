@@ -2,10 +2,13 @@ import { Context } from '@temporalio/activity';
 import client from 'prom-client';
 import type { Db } from '../core/db';
 import { pruneRestoreCopies } from '../core/backup-restore';
+import { clearRestoreDirs, listRestoreStates } from '../core/stores/backups-store';
+import { deleteOldIdempotencyKeys, idempotencyKeysTableExists } from '../core/stores/idempotency-store';
+import { deleteHandedOnOutboxRows, OUTBOX_TABLES } from '../core/stores/outbox-store';
+import { deleteOldDeliveries } from '../core/stores/webhooks-store';
 import { activeRunIdsFromDb, PERIODIC_PRUNE_MIN_AGE_MS, pruneOrphanedSandboxState } from './sandbox/orphans';
 
-/** Outbox tables (migrations/): a row is handed on (or failed for good) once `started_at` is stamped. */
-export const OUTBOX_TABLES = ['push_outbox', 'webhook_outbox', 'replication_outbox'] as const;
+export { OUTBOX_TABLES };
 
 /** How long an `Idempotency-Key` is remembered (its answer replayed): 24 hours, as Stripe does. */
 export const IDEMPOTENCY_KEY_TTL_HOURS = 24;
@@ -60,12 +63,11 @@ const DAY_SECONDS = 86_400;
 export function createHousekeepingActivities(deps: HousekeepingDeps) {
   const { db } = deps;
 
-  /** Runs a `DELETE … WHERE ctid = ANY(ARRAY(SELECT ctid … LIMIT $batch))` until a batch comes back short. */
-  async function deleteInBatches(table: string, where: string, params: unknown[]): Promise<number> {
-    const sql = `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${table} d WHERE ${where} LIMIT ${BATCH}))`;
+  /** Deletes batch after batch (a store's one-batch delete) until a batch comes back short. */
+  async function deleteInBatches(table: string, deleteBatch: (batch: number) => Promise<number>): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = (await db.query(sql, params)).rowCount ?? 0;
+      const n = await deleteBatch(BATCH);
       total += n;
       Context.current().heartbeat(`${table}: ${total}`);
       if (n < BATCH) return total;
@@ -81,20 +83,15 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
     async pruneRows(): Promise<RowsPruned> {
       const counts: Partial<RowsPruned> = {};
       for (const table of OUTBOX_TABLES) {
-        counts[table] = await deleteInBatches(table, 'd.started_at < now() - make_interval(secs => $1)', [deps.outboxRetentionDays * DAY_SECONDS]);
+        counts[table] = await deleteInBatches(table, (batch) => deleteHandedOnOutboxRows(db, table, deps.outboxRetentionDays * DAY_SECONDS, batch));
       }
-      // The keep-N bound: a row may go when its id is at most the id of its hook's (N+1)-th newest
-      // row (none: the hook has at most N, all stay); webhook_deliveries_by_hook serves it.
-      counts.webhook_deliveries = await deleteInBatches(
-        'webhook_deliveries',
-        `d.finished_at < now() - make_interval(secs => $1)
-         AND d.id <= (SELECT k.id FROM webhook_deliveries k WHERE k.webhook_id = d.webhook_id ORDER BY k.id DESC OFFSET $2 LIMIT 1)`,
-        [deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep],
+      // The keep-N bound: a hook's newest N rows stay whatever their age.
+      counts.webhook_deliveries = await deleteInBatches('webhook_deliveries', (batch) =>
+        deleteOldDeliveries(db, deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep, batch),
       );
       // The table comes with the api's Idempotency-Key support (migrations/0012); until then, nothing to do.
-      const present = (await db.query<{ present: boolean }>(`SELECT to_regclass('idempotency_keys') IS NOT NULL AS present`)).rows[0]!.present;
-      counts.idempotency_keys = present
-        ? await deleteInBatches('idempotency_keys', 'd.created_at < now() - make_interval(hours => $1)', [IDEMPOTENCY_KEY_TTL_HOURS])
+      counts.idempotency_keys = (await idempotencyKeysTableExists(db))
+        ? await deleteInBatches('idempotency_keys', (batch) => deleteOldIdempotencyKeys(db, IDEMPOTENCY_KEY_TTL_HOURS, batch))
         : null;
       for (const [table, n] of Object.entries(counts)) if (n) removedTotal.inc({ what: table }, n);
       return counts as RowsPruned;
@@ -102,17 +99,12 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
 
     /** Restore copies (`<restoresDir>/<id>`) that ended more than the retention ago; see pruneRestoreCopies. */
     async pruneRestoreCopies(): Promise<{ removed: string[]; kept: number }> {
-      const rows = (
-        await db.query<{ id: string; status: string; finished_at: Date | null; running_long: boolean }>(
-          `SELECT id, status, finished_at, started_at < now() - make_interval(hours => $1) AS running_long FROM restores`,
-          [RESTORE_MAX_RUNNING_HOURS],
-        )
-      ).rows;
+      const rows = await listRestoreStates(db, RESTORE_MAX_RUNNING_HOURS);
       const running = new Set(rows.filter((r) => r.status === 'running' && !r.running_long).map((r) => r.id));
       const finishedAt = new Map(rows.filter((r) => r.finished_at).map((r) => [r.id, r.finished_at!]));
       const result = await pruneRestoreCopies({ restoresDir: deps.restoresDir, olderThanMs: deps.restoreCopyRetentionDays * DAY_SECONDS * 1000, finishedAt, running });
       // The api answers a restore's `dir`; once the copy is gone there is none to point at.
-      if (result.removed.length) await db.query('UPDATE restores SET dir = NULL WHERE id = ANY($1)', [result.removed]);
+      if (result.removed.length) await clearRestoreDirs(db, result.removed);
       removedTotal.inc({ what: 'restore_copies' }, result.removed.length);
       return result;
     },

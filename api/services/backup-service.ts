@@ -10,6 +10,7 @@ import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { checked, flag, parseBody } from '../validation';
 import { audit } from './audit';
 import { startOrchestrationWorkflow } from './start-workflow';
+import { failBackup, failRestore, findRestore, insertApiBackup, insertApiRestore, listBackups } from '../../core/stores/backups-store';
 
 // Clocks of the caller and ours may differ a little; a restore point further in the future is a mistake.
 const FUTURE_SKEW_MS = 60_000;
@@ -55,12 +56,12 @@ export class BackupService {
     requirePlatformAdmin(p);
     const { full } = parseBody(backupBody, body);
     const id = backupIdFor(new Date(), randomBytes(4).toString('hex'));
-    await this.db.query(`INSERT INTO backups (id, trigger, status) VALUES ($1, 'api', 'running')`, [id]);
+    await insertApiBackup(this.db, id);
     await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'backup.create', target: id, requestId });
     try {
       await this.start('backup', id, { id, trigger: 'api', full });
     } catch (err) {
-      await this.db.query(`UPDATE backups SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1`, [id, (err as Error).message]);
+      await failBackup(this.db, id, (err as Error).message);
       throw err;
     }
     return { id, status: 'running' as const };
@@ -69,11 +70,9 @@ export class BackupService {
   /** Newest first. `complete` only once the backup's manifest is written (the workflow's last step). */
   async list(principal: Principal | null | undefined) {
     requirePlatformAdmin(requirePrincipal(principal));
-    const r = await this.db.query(
-      `SELECT id, trigger, status, started_at, finished_at, repos, changed, postgres_base, error FROM backups ORDER BY started_at DESC, id DESC LIMIT 1000`,
-    );
+    const rows = await listBackups(this.db);
     return {
-      backups: r.rows.map((row) => ({
+      backups: rows.map((row) => ({
         id: row.id as string,
         trigger: row.trigger as string,
         status: row.status as string,
@@ -98,12 +97,12 @@ export class BackupService {
     const { at, repos, postgres } = parseBody(restoreBody, body);
     if (at.getTime() > Date.now() + FUTURE_SKEW_MS) throw new InputError('at is in the future');
     const id = restoreIdFor('restore', new Date(), randomBytes(4).toString('hex'));
-    await this.db.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, 'restore', $2, 'running')`, [id, at]);
+    await insertApiRestore(this.db, id, at);
     await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'restore.create', target: id, detail: { at: at.toISOString(), repos }, requestId });
     try {
       await this.start('restore', id, { id, at: at.toISOString(), repos, postgres });
     } catch (err) {
-      await this.db.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [id, JSON.stringify([(err as Error).message])]);
+      await failRestore(this.db, id, [(err as Error).message]);
       throw err;
     }
     return { id, status: 'running' as const, at: at.toISOString() };
@@ -111,9 +110,8 @@ export class BackupService {
 
   async getRestore(principal: Principal | null | undefined, id: string) {
     requirePlatformAdmin(requirePrincipal(principal));
-    const r = await this.db.query(`SELECT id, kind, at, status, backup_id, dir, problems, started_at, finished_at FROM restores WHERE id = $1`, [id]);
-    if (r.rowCount === 0) throw new NotFoundError(`restore ${id} not found`);
-    const row = r.rows[0];
+    const row = await findRestore(this.db, id);
+    if (!row) throw new NotFoundError(`restore ${id} not found`);
     return {
       id: row.id as string,
       kind: row.kind as string,

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db';
+import { deleteBatch } from './prune';
 
 /** The SQL of `idempotency_keys`: a request's claim on an `Idempotency-Key` and its kept answer. */
 
@@ -31,4 +32,14 @@ export async function completeIdempotencyKey(q: Queryable, principal: string, ke
 /** Forgets an unanswered claim. */
 export async function releaseIdempotencyKey(q: Queryable, principal: string, key: string): Promise<void> {
   await q.query('DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND status IS NULL', [principal, key]);
+}
+
+/** Whether the `idempotency_keys` table exists (it came with migrations/0012). */
+export async function idempotencyKeysTableExists(q: Queryable): Promise<boolean> {
+  return (await q.query<{ present: boolean }>(`SELECT to_regclass('idempotency_keys') IS NOT NULL AS present`)).rows[0]!.present;
+}
+
+/** Deletes up to `batch` keys created more than `olderThanHours` ago; answers how many. */
+export function deleteOldIdempotencyKeys(q: Queryable, olderThanHours: number, batch: number): Promise<number> {
+  return deleteBatch(q, 'idempotency_keys', 'd.created_at < now() - make_interval(hours => $1)', [olderThanHours], batch);
 }

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db';
+import { deleteBatch } from './prune';
 
 /**
  * The transactional outboxes' SQL (`push_outbox`, `webhook_outbox`, `replication_outbox`): rows are
@@ -69,3 +70,9 @@ export async function retryOutboxRowLater(q: Queryable, table: string, row: Outb
     delaySeconds,
   ]);
 }
+
+/** Deletes up to `batch` rows of an outbox handed on more than `olderThanSeconds` ago (pending rows stay); answers how many. */
+export async function deleteHandedOnOutboxRows(q: Queryable, table: OutboxTable, olderThanSeconds: number, batch: number): Promise<number> {
+  return deleteBatch(q, table, 'd.started_at < now() - make_interval(secs => $1)', [olderThanSeconds], batch);
+}
+

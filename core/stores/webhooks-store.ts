@@ -1,4 +1,5 @@
 import type { Queryable, Row } from '../db';
+import { deleteBatch } from './prune';
 
 /** The webhooks aggregate's SQL: `webhooks` (per repository, secret sealed) and their `webhook_deliveries` log. */
 
@@ -80,5 +81,21 @@ export async function recordDelivery(
     `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
     [d.tenantId, d.webhookId, d.deliveryId, d.event, d.action, d.attempt, d.outcome, d.responseStatus, d.error, d.durationMs, d.startedAt],
+  );
+}
+
+/**
+ * Deletes up to `batch` delivery-log rows finished more than `olderThanSeconds` ago, beyond each
+ * webhook's newest `keep` (a row may go when its id is at most the id of its hook's (keep+1)-th
+ * newest row; webhook_deliveries_by_hook serves it); answers how many.
+ */
+export function deleteOldDeliveries(q: Queryable, olderThanSeconds: number, keep: number, batch: number): Promise<number> {
+  return deleteBatch(
+    q,
+    'webhook_deliveries',
+    `d.finished_at < now() - make_interval(secs => $1)
+     AND d.id <= (SELECT k.id FROM webhook_deliveries k WHERE k.webhook_id = d.webhook_id ORDER BY k.id DESC OFFSET $2 LIMIT 1)`,
+    [olderThanSeconds, keep],
+    batch,
   );
 }
