@@ -7,4 +7,5 @@ export * from './repos';
 export * from './runs';
 export * from './settings';
 export * from './admin';
+export * from './audit';
 export * from './routes';

@@ -40,6 +40,7 @@ import {
   webhookBody,
   webhookListAnswer,
 } from './settings';
+import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
 import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, userAnswer, userBody } from './admin';
 
 /**
@@ -142,6 +143,9 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'get', path: '/backups', tag: 'backups', summary: 'Backups, newest first (platform admins)', responses: { 200: json('backups', backupListAnswer) } },
   { method: 'post', path: '/restores', tag: 'backups', summary: 'Restore to a point in time beside the live data (platform admins)', body: restoreBody, responses: { 202: json('started', restoreStartedAnswer) } },
   { method: 'get', path: '/restores/:id', tag: 'backups', summary: 'A restore', params: z.object({ id: z.string().min(1).max(200) }), responses: { 200: json('the restore', restoreAnswer) } },
+
+  { method: 'get', path: '/audit', tag: 'audit', summary: 'Audit events, oldest first, a page at a time (tenant admins: their tenant; platform admins: any)', query: auditQuery, responses: { 200: json('events', auditListAnswer) } },
+  { method: 'get', path: '/audit/verify', tag: 'audit', summary: 'Check the audit log’s hash chains (platform admins)', query: auditVerifyQuery, responses: { 200: json('the check', auditVerifyAnswer) } },
 ];
 
 /** `/repos/:owner/:repo/protections/*branch` → `/repos/{owner}/{repo}/protections/{branch}`. */
