@@ -1,5 +1,6 @@
 import type { Db } from '../core/db';
 import { UnavailableError } from '../core/errors';
+import { advisoryUnlock, tryAdvisoryLock } from '../core/stores/locks-store';
 
 /** Key space of these locks (two-int form; migrate's single-bigint lock lives elsewhere). */
 const LOCK_SPACE = 724002;
@@ -17,7 +18,7 @@ export async function acquireAdvisoryLock(db: Db, key: string, what: string, o: 
     const client = await db.connect();
     let got: boolean;
     try {
-      got = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_SPACE, key])).rows[0].ok;
+      got = await tryAdvisoryLock(client, LOCK_SPACE, key);
     } catch (err) {
       client.release(err as Error);
       throw err;
@@ -25,7 +26,7 @@ export async function acquireAdvisoryLock(db: Db, key: string, what: string, o: 
     if (got) {
       return async () => {
         try {
-          await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_SPACE, key]);
+          await advisoryUnlock(client, LOCK_SPACE, key);
           client.release();
         } catch (err) {
           client.release(err as Error); // a discarded connection frees its locks too

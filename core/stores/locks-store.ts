@@ -1,0 +1,13 @@
+import type { Queryable } from '../db';
+
+/** Postgres session advisory locks (two-int form: a key space and the text key's hash), on a connection the caller holds. */
+
+/** Takes the lock without waiting; false when another session holds it. */
+export async function tryAdvisoryLock(q: Queryable, space: number, key: string): Promise<boolean> {
+  return (await q.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [space, key])).rows[0].ok;
+}
+
+/** Releases a lock this session holds. */
+export async function advisoryUnlock(q: Queryable, space: number, key: string): Promise<void> {
+  await q.query('SELECT pg_advisory_unlock($1, hashtext($2))', [space, key]);
+}
