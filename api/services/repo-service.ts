@@ -75,11 +75,13 @@ export class RepoService {
         if ((err as { code?: string }).code === '23505') throw new ConflictError(`repository ${owner}/${name} already exists`);
         throw err;
       }
-      await audit(c, { tenantId, actor: principal.username, action: 'repo.create', target: `${owner}/${name}`, detail: { visibility }, requestId });
       await this.initBareRepo(owner, name, nodeId).catch((err) => {
         if (err instanceof ConflictError || err instanceof UnavailableError) throw err;
         throw new UnavailableError(`could not create the repository on the git server: ${(err as Error).message}`);
       });
+      // Last: the audit chain's lock is then held only while the transaction commits, never across
+      // the git-server call.
+      await audit(c, { tenantId, actor: principal.username, action: 'repo.create', target: `${owner}/${name}`, detail: { visibility }, requestId });
       return r.rows[0];
     });
     // A new repository's HEAD is main until its first push names another branch (git-server/default-branch.ts).

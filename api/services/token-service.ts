@@ -100,10 +100,11 @@ export class TokenService {
       // The descendants are found after the parent's row is locked, so every child whose creation
       // committed meanwhile is seen (createToken holds the parent FOR SHARE while it inserts).
       const ended = await revokeTokenTree(c, id);
-      await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId });
       // Before the commit: if Redis does not take the tombstones, nothing is revoked and the caller
       // gets an error, rather than a 204 while cached copies keep working.
       await markTokensRevoked(this.redis, [id, ...ended]);
+      // Last: the audit chain's lock is held only while the transaction commits, not across Redis.
+      await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId });
     });
   }
 }
