@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import client from 'prom-client';
+import { currentTraceparent } from '../core/tracing';
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import type { SecretBox } from '../core/secret-box';
@@ -20,6 +21,11 @@ const deliveries = new client.Counter({
   help: 'Webhook delivery attempts, by event and outcome (success, failure: retried unless 3xx/4xx, refused by the SSRF guard)',
   labelNames: ['event', 'outcome'],
 });
+
+function traceHeader(): Record<string, string> {
+  const traceparent = currentTraceparent();
+  return traceparent ? { traceparent } : {};
+}
 
 export interface WebhookDeps {
   db: Db;
@@ -211,6 +217,8 @@ export function createWebhookActivities(deps: WebhookDeps) {
             'x-github-delivery': args.deliveryId,
             'x-github-hook-id': String(args.hookId),
             'x-hub-signature-256': signBody(secret, args.body),
+            // The receiver may continue the trace (the delivery activity's span) when tracing is on.
+            ...traceHeader(),
           },
           body: args.body,
           timeoutMs: deps.timeoutMs,

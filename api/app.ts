@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route } from '../core/http';
 import { httpMetrics } from '../core/metrics';
+import { traceRequests } from '../core/tracing';
 import type { Logger } from '../core/logger';
 import { NotFoundError } from '../core/errors';
 import { requirePrincipal } from './authz';
@@ -74,6 +75,7 @@ export function createApiApp(
   const app = express();
   app.disable('x-powered-by');
   app.use(httpMetrics('api'));
+  app.use(traceRequests('api'));
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
   app.use(requestLogger(o.log));

@@ -1,4 +1,5 @@
 import { dataPaths, loadConfig } from '../core/config';
+import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { ConflictError, InputError, NotFoundError, UnavailableError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
@@ -32,6 +33,8 @@ import { pipelineSecretBox } from '../core/pipeline-secrets';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  startTracing('api');
   const log = createLogger('api', config.logLevel);
   if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {
     throw new Error('api needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');

@@ -6,6 +6,7 @@ import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
 import { errorBody } from '../core/http';
 import { httpMetrics, METRICS_CONTENT_TYPE, metricsText } from '../core/metrics';
+import { startServerSpan } from '../core/tracing';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
@@ -139,7 +140,10 @@ export function createGatewayApp(o: GatewayOptions) {
           if (count) res.once('close', () => void (res.statusCode === 401 ? undefined : count()));
         }
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
-        const traceparent = nextTraceparent(req.header('traceparent'));
+        // Traced: this hop is a span and the upstream its child; otherwise the id just passes on.
+        const span = startServerSpan('gateway', req.header('traceparent'), { 'http.request.method': req.method });
+        if (span) res.once('close', () => span.end(res.statusCode, `gateway ${gatewayRoute(req)}`));
+        const traceparent = span?.traceparent ?? nextTraceparent(req.header('traceparent'));
         // Per-request lines only at debug: at info they cost a measurable share of the hop's CPU.
         if (debug) o.log.debug({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
         await forward(req, res, target.pool, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {

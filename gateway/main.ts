@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { loadConfig } from '../core/config';
+import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
@@ -16,6 +17,8 @@ import { UpstreamPool } from '../core/upstream-pool';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  startTracing('gateway');
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);

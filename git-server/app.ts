@@ -9,6 +9,7 @@ import { FileTooLargeError, readFileAtCommit, repoPath, resolveRef, runGit } fro
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH } from '../core/pipeline-spec';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route, traceIdOf } from '../core/http';
 import { httpMetrics } from '../core/metrics';
+import { contextFrom, currentTraceparent, inSpan, traceRequests } from '../core/tracing';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { assertValidName } from '../core/names';
@@ -118,6 +119,8 @@ export function createGitServerApp(o: GitServerOptions) {
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(httpMetrics('git-server'));
+  // The hooks' calls continue the push's trace from their token (post-receive below).
+  app.use(traceRequests('git-server', (req) => req.path.startsWith('/internal/hooks/')));
   app.use(healthAndMetrics(o.healthChecks));
   if (o.node) app.use(createNodeRouter({ db: o.db, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
@@ -240,7 +243,8 @@ export function createGitServerApp(o: GitServerOptions) {
     const refsFingerprint = fingerprintOf(await readRefs(gitDir));
     const replicate = (o.replicaZones?.length ?? 0) > 0;
     pushOptionsOf.delete(claims.pushId);
-    const { runs, notes, maintenanceDue, recordedEarlier } = await recordPush(o.db, {
+    // A span of the push's trace; its context goes into the outbox rows, so the workflows continue it.
+    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => recordPush(o.db, {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
@@ -248,8 +252,9 @@ export function createGitServerApp(o: GitServerOptions) {
       gitDir,
       actor: claims.actor,
       node: o.node?.id,
+      traceparent: currentTraceparent(),
       requestId: claims.requestId,
-    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) });
+    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) }), contextFrom(claims.traceparent));
     if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.
     o.log
@@ -345,6 +350,7 @@ export function createGitServerApp(o: GitServerOptions) {
       pushId: newPushId(),
       requestId: req.requestId,
       traceId: traceIdOf(req.header('traceparent')),
+      traceparent: currentTraceparent(),
     };
     const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
     const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);

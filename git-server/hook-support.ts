@@ -14,6 +14,8 @@ export interface HookClaims {
   /** The push request's id and trace id, so the hooks' log lines join the request's. */
   requestId?: string;
   traceId?: string;
+  /** The receive-pack request's span (when tracing), which the hooks' work continues. */
+  traceparent?: string;
 }
 
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;

@@ -1,4 +1,5 @@
 import { dataPaths, loadConfig } from '../core/config';
+import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { createLogger } from '../core/logger';
 import { lazyTemporalClient } from '../core/temporal';
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   // Packs stream through this process: fewer full GCs over their short-lived buffers (heap-growth.ts).
   tuneHeapForStreaming();
   const config = loadConfig();
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  startTracing('git-server');
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
   const db = createDb(config.databaseUrl);

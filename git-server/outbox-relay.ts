@@ -6,7 +6,9 @@ import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../core/temporal';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
 import { failQueuedRun } from '../core/stores/runs-store';
+import type { OutboxRow } from '../core/stores/outbox-store';
 import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drainer';
+import { contextFrom, otelContext } from '../core/tracing';
 
 /**
  * Starts a `pipeline` workflow for every pending `push_outbox` row, and a `webhookDispatch` for
@@ -32,7 +34,9 @@ export class OutboxRelay {
 
   /** Pipelines: a permanent refusal fails the run (it could never start); a transient one waits with backoff. */
   drain(): Promise<number> {
-    return drainOutbox(this.db, 'push_outbox', async (row) => this.startPipeline(await this.temporal(), row.payload as PipelineInput), {
+    // Started in the push's trace (its context is in the row): the workflow continues it.
+    const start = async (row: OutboxRow) => this.startPipeline(await this.temporal(), row.payload as PipelineInput);
+    return drainOutbox(this.db, 'push_outbox', (row) => otelContext.with(contextFrom(row.traceparent as string | null), () => start(row)), {
       onPermanent: async (client, row, message) => {
         this.log.warn({ runId: row.run_id, err: message }, 'pipeline start refused; failing the run');
         await failQueuedRun(client, row.tenant_id, String(row.run_id), `the pipeline could not be started: ${message}`);

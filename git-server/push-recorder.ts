@@ -31,6 +31,8 @@ export interface PushContext {
   actor: string;
   /** The storage node recording the push (it holds the repository): named in the replication target. */
   node?: string;
+  /** The push's trace context (when tracing), stored in its outbox rows for the workflows to continue. */
+  traceparent?: string;
   /** The push's request id (the gateway's), for its audit entry. */
   requestId?: string;
 }
@@ -147,7 +149,7 @@ export async function recordPush(
         run.ref,
         run.commit,
       ]);
-      await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [run.tenantId, run.runId, JSON.stringify(run)]);
+      await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload, traceparent) VALUES ($1, $2, $3, $4)`, [run.tenantId, run.runId, JSON.stringify(run), ctx.traceparent ?? null]);
     }
     // The push's webhook events go out through the relay, like pipelines; only when a hook wants them.
     const events = pushEvents(ctx, mine);

@@ -2,6 +2,7 @@ import express from 'express';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig, dataPaths } from '../core/config';
+import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
@@ -32,6 +33,7 @@ import { createMoveActivities } from '../activities/move-activities';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
 import { sdkMetrics } from './sdk-metrics';
+import { tracingOptions } from './tracing';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 
 /** What a storage worker runs of the backup activities: the parts that read its node's disk. */
@@ -46,6 +48,8 @@ const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof
  */
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  startTracing('worker');
   const log = createLogger('worker', config.logLevel);
   if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {
     throw new Error('worker needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
@@ -55,6 +59,8 @@ async function main(): Promise<void> {
   // The SDK's metrics on a loopback port of their own, served again on this worker's /metrics.
   const sdk = await sdkMetrics();
   Runtime.install({ shutdownSignals: [], telemetryOptions: sdk.telemetryOptions });
+  // Workflows and activities continue the trace of whoever started the workflow (when tracing is on).
+  const traced = tracingOptions();
   const roles = new Set(config.workerRoles);
   const paths = dataPaths(config);
   const hostId = await resolveHostId(config.hostId, paths.hostId);
@@ -85,6 +91,7 @@ async function main(): Promise<void> {
     const pipelineFiles = { gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) };
     orchestration = await Worker.create({
       connection,
+      ...traced,
       namespace: config.temporalNamespace,
       taskQueue: ORCHESTRATION_QUEUE,
       workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
@@ -136,6 +143,7 @@ async function main(): Promise<void> {
   if (roles.has('storage')) {
     storage = await Worker.create({
       connection,
+      ...traced,
       namespace: config.temporalNamespace,
       taskQueue: storageQueue(nodeId),
       shutdownGraceTime: drainMs,
@@ -206,6 +214,7 @@ async function main(): Promise<void> {
     });
     const sandboxOptions = {
       connection,
+      ...traced,
       namespace: config.temporalNamespace,
       activities,
       // A cancel reaches a running step only through a heartbeat's answer: heartbeats go out every
