@@ -6,6 +6,19 @@ import { fingerprintOf, readRefs } from '../core/replica-sync';
 import type { PipelineInput } from '../core/run-types';
 import type { HookClaims } from './hook-support';
 import { recordPush, type JournalGuard, type RefUpdate } from './push-recorder';
+import {
+  abortJournalRows,
+  insertPreparedUpdates,
+  laterUpdateFrom,
+  listOpenJournalRows,
+  listOpenPushes,
+  lockJournalRows,
+  markJournalDone,
+  pruneFinishedJournal,
+  settlePreparedUpdates,
+  type OpenJournalRow,
+  type OpenPush,
+} from '../core/stores/push-journal-store';
 
 /**
  * The push journal (docs/decisions/0011-push-durability.md): git's reference-transaction hook
@@ -32,61 +45,33 @@ export function instanceName(port: number): string {
 export async function journalPrepared(db: Db, claims: JournalClaims, updates: RefUpdate[], o: { instance?: string; pushOptions?: string[] } = {}): Promise<void> {
   const mine = updates.filter((u) => JOURNALED_REF.test(u.ref));
   if (mine.length === 0) return;
-  await db.query(
-    `INSERT INTO push_journal (tenant_id, repo_id, push_id, ref, old_sha, new_sha, actor, push_options, instance)
-     SELECT $1, $2, $3, u.ref, u.old_sha, u.new_sha, $4, $5, $6
-       FROM unnest($7::text[], $8::text[], $9::text[]) AS u(ref, old_sha, new_sha)
-     ON CONFLICT (tenant_id, push_id, ref) DO UPDATE SET old_sha = EXCLUDED.old_sha, new_sha = EXCLUDED.new_sha
-       WHERE push_journal.status IN ('prepared', 'aborted')`,
-    [
-      claims.tenantId,
-      claims.repoId,
-      claims.pushId,
-      claims.actor,
-      JSON.stringify(o.pushOptions ?? []),
-      o.instance ?? 'unknown',
-      mine.map((u) => u.ref),
-      mine.map((u) => u.oldSha),
-      mine.map((u) => u.newSha),
-    ],
-  );
+  await insertPreparedUpdates(db, {
+    tenantId: claims.tenantId,
+    repoId: claims.repoId,
+    pushId: claims.pushId,
+    actor: claims.actor,
+    pushOptions: o.pushOptions ?? [],
+    instance: o.instance ?? 'unknown',
+    updates: mine,
+  });
 }
 
 /** `committed` (the refs moved) or `aborted` (they did not): what git says happened to prepared updates. */
 export async function journalSettled(db: Db, claims: Pick<JournalClaims, 'tenantId' | 'pushId'>, updates: RefUpdate[], state: 'committed' | 'aborted'): Promise<void> {
   const refs = updates.filter((u) => JOURNALED_REF.test(u.ref)).map((u) => u.ref);
   if (refs.length === 0) return;
-  await db.query(`UPDATE push_journal SET status = $3 WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($4::text[]) AND status = 'prepared'`, [
-    claims.tenantId,
-    claims.pushId,
-    state,
-    refs,
-  ]);
-}
-
-interface JournalRow {
-  ref: string;
-  status: string;
-  run_ids: string[];
-}
-
-/** Locks the push's rows; the updates without a `done` row are still to record. */
-async function lockRows(c: DbClient, tenantId: number, pushId: string, refs: string[]): Promise<JournalRow[]> {
-  const r = await c.query<JournalRow>(
-    `SELECT ref, status, run_ids FROM push_journal WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($3::text[]) ORDER BY ref FOR UPDATE`,
-    [tenantId, pushId, refs],
-  );
-  return r.rows;
+  await settlePreparedUpdates(db, claims.tenantId, claims.pushId, refs, state);
 }
 
 async function markDone(c: DbClient, tenantId: number, pushId: string, updates: RefUpdate[], runs: PipelineInput[]): Promise<void> {
   for (const u of updates.filter((x) => JOURNALED_REF.test(x.ref))) {
-    await c.query(`UPDATE push_journal SET status = 'done', run_ids = $4, finished_at = now() WHERE tenant_id = $1 AND push_id = $2 AND ref = $3`, [
+    await markJournalDone(
+      c,
       tenantId,
       pushId,
       u.ref,
       runs.filter((r) => r.ref === u.ref).map((r) => r.runId),
-    ]);
+    );
   }
 }
 
@@ -97,7 +82,7 @@ async function markDone(c: DbClient, tenantId: number, pushId: string, updates: 
 export function postReceiveGuard(tenantId: number, pushId: string): JournalGuard {
   return {
     async claim(c, updates) {
-      const rows = await lockRows(c, tenantId, pushId, updates.map((u) => u.ref));
+      const rows = await lockJournalRows(c, tenantId, pushId, updates.map((u) => u.ref));
       const done = new Map(rows.filter((r) => r.status === 'done').map((r) => [r.ref, r.run_ids]));
       return { todo: updates.filter((u) => !done.has(u.ref)), recordedRuns: [...done.values()].flat() };
     },
@@ -121,23 +106,7 @@ export interface ReconcilerOptions {
   nodeId?: string;
 }
 
-interface OpenPush {
-  tenant_id: string;
-  push_id: string;
-  repo_id: string;
-  tenant: string;
-  repo: string;
-}
-
-interface OpenRow {
-  id: string;
-  ref: string;
-  old_sha: string;
-  new_sha: string;
-  actor: string;
-  push_options: string[];
-  status: string;
-}
+type OpenRow = OpenJournalRow;
 
 /**
  * Finds journaled pushes that were never recorded (the git-server died between the ref update
@@ -154,19 +123,16 @@ export class PushReconciler {
    */
   async reconcile(scope: { graceMs: number; repoId?: number; ownRowsBefore?: { instance: string; before: Date } }): Promise<{ recovered: number; dropped: number }> {
     const { db } = this.o;
-    const open = await db.query<OpenPush>(
-      `SELECT DISTINCT j.tenant_id, j.push_id, j.repo_id, t.name AS tenant, r.name AS repo
-         FROM push_journal j JOIN repos r ON r.id = j.repo_id JOIN tenants t ON t.id = r.tenant_id
-        WHERE j.status IN ('prepared', 'committed')
-          AND (j.created_at < now() - make_interval(secs => $1::double precision / 1000)
-               OR (j.instance = $2 AND j.created_at < $3))
-          AND ($4::bigint IS NULL OR j.repo_id = $4)
-          AND ($5::text IS NULL OR r.node_id IS NULL OR r.node_id = $5)`,
-      [scope.graceMs, scope.ownRowsBefore?.instance ?? null, scope.ownRowsBefore?.before ?? null, scope.repoId ?? null, this.o.nodeId ?? null],
-    );
+    const open = await listOpenPushes(db, {
+      graceMs: scope.graceMs,
+      instance: scope.ownRowsBefore?.instance ?? null,
+      before: scope.ownRowsBefore?.before ?? null,
+      repoId: scope.repoId ?? null,
+      nodeId: this.o.nodeId ?? null,
+    });
     let recovered = 0;
     let dropped = 0;
-    for (const push of open.rows) {
+    for (const push of open) {
       try {
         const r = await this.reconcilePush(push);
         recovered += r.recovered;
@@ -183,12 +149,7 @@ export class PushReconciler {
     const { db } = this.o;
     const tenantId = Number(push.tenant_id);
     const repoId = Number(push.repo_id);
-    const rows = (
-      await db.query<OpenRow>(
-        `SELECT id, ref, old_sha, new_sha, actor, push_options, status FROM push_journal WHERE tenant_id = $1 AND push_id = $2 AND status IN ('prepared', 'committed')`,
-        [tenantId, push.push_id],
-      )
-    ).rows;
+    const rows = await listOpenJournalRows(db, tenantId, push.push_id);
     if (rows.length === 0) return { recovered: 0, dropped: 0 };
     const gitDir = repoPath(this.o.reposDir, push.tenant, push.repo);
     const applied: RefUpdate[] = [];
@@ -203,16 +164,11 @@ export class PushReconciler {
     const guard: JournalGuard = {
       claim: async (c) => {
         // Under the row locks: only rows nobody finished meanwhile.
-        const locked = await lockRows(c, tenantId, push.push_id, rows.map((r) => r.ref));
+        const locked = await lockJournalRows(c, tenantId, push.push_id, rows.map((r) => r.ref));
         const open = new Set(locked.filter((r) => r.status === 'prepared' || r.status === 'committed').map((r) => r.ref));
         const drop = notApplied.filter((ref) => open.has(ref));
         if (drop.length > 0) {
-          const r = await c.query(`UPDATE push_journal SET status = 'aborted', finished_at = now() WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($3::text[])`, [
-            tenantId,
-            push.push_id,
-            drop,
-          ]);
-          aborted = r.rowCount ?? 0;
+          aborted = await abortJournalRows(c, tenantId, push.push_id, drop);
         }
         const todo = applied.filter((u) => open.has(u.ref));
         claimed = todo.length;
@@ -249,18 +205,11 @@ export class PushReconciler {
     const now = await runGit(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', '--end-of-options', row.ref]);
     const current = now.code === 0 ? now.stdout.toString().trim() : undefined;
     if (ZERO.test(row.new_sha) ? current === undefined : current === row.new_sha) return true;
-    const later = await this.o.db.query(`SELECT 1 FROM push_journal WHERE repo_id = $1 AND ref = $2 AND id > $3 AND old_sha = $4 AND status <> 'aborted' LIMIT 1`, [
-      repoId,
-      row.ref,
-      row.id,
-      row.new_sha,
-    ]);
-    return (later.rowCount ?? 0) > 0;
+    return laterUpdateFrom(this.o.db, repoId, row.ref, row.id, row.new_sha);
   }
 
   /** Drops finished rows past their keeping time. */
   async prune(): Promise<number> {
-    const r = await this.o.db.query(`DELETE FROM push_journal WHERE status IN ('done', 'aborted') AND created_at < now() - make_interval(days => $1)`, [KEEP_FINISHED_DAYS]);
-    return r.rowCount ?? 0;
+    return pruneFinishedJournal(this.o.db, KEEP_FINISHED_DAYS);
   }
 }
