@@ -224,7 +224,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       const again = () => startTemporalDevServer(temporalOptions(portOf(temporal.address), portOf(temporal.uiUrl), portOf(temporal.metricsUrl)));
       keep('temporal', temporal, again, portOf(temporal.address), temporal.uiUrl, temporal.metricsUrl);
       temporalAddress = temporal.address;
-      temporalUiUrl = temporal.uiUrl;
+      // The Web UI opened on our namespace, where the runs are (its root shows `default`, empty).
+      temporalUiUrl = `${temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows`;
       temporalMetricsUrl = temporal.metricsUrl;
     }
     await sandbox;

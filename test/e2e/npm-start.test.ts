@@ -66,7 +66,13 @@ test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everyth
     while (!out.includes('dotgit ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
     expect(out).toContain('dotgit ready');
     expect(out).toContain(`gateway       http://127.0.0.1:${ports[0]}`);
-    expect(out).toContain(`temporal ui   http://127.0.0.1:${ports[7]}`);
+    expect(out).toContain(`temporal ui   http://127.0.0.1:${ports[7]}/namespaces/dotgit/workflows`);
+    // The banner's links answer (issue 15 item 6): the api's index, and the Web UI on namespace dotgit.
+    for (const label of ['api', 'temporal ui']) {
+      const link = new RegExp(`^${label} +(http\\S+)$`, 'm').exec(out)?.[1];
+      expect(link).toBeDefined();
+      expect({ link, status: (await fetch(link!)).status }).toEqual({ link, status: 200 });
+    }
     const token = (await fs.readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
     expect(out).toContain(`admin token   ${token}`);
     expect((await fs.stat(path.join(dataDir, 'admin.token'))).mode & 0o777).toBe(0o600);
