@@ -130,6 +130,9 @@ test('a repository moves from n1 to n2 while a pusher pushes all along: no push 
   stop = true;
   await pusher;
   expect(result).toEqual({ from: N1, to: N2, refs: expect.any(Number), sourceRemoved: true });
+  // The move is in the audit log's chain, by the platform admin who asked (issue 12 item 5).
+  const audited = await db.query(`SELECT actor, detail, seq FROM audit_log WHERE action = 'repo.move' AND target = $1`, [`${t.tenant}/${name}`]);
+  expect(audited.rows).toEqual([{ actor: admin.username, detail: { from: N1, to: N2 }, seq: expect.any(String) }]);
 
   // The repository answer names n2; every push the pusher saw succeed is on n2, and main is its last.
   const repo = await callApi('GET', `/api/v1/repos/${t.tenant}/${name}`, member);
