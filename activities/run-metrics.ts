@@ -1,7 +1,7 @@
 import client from 'prom-client';
 
 /**
- * Pipeline metrics of the worker (ADR 0015), labelled by status only: run ids, repositories and
+ * Pipeline metrics of the worker (ADR 0018), labelled by status only: run ids, repositories and
  * commits are never labels, so the number of series stays bounded however many runs there are.
  */
 

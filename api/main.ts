@@ -33,7 +33,7 @@ import { pipelineSecretBox } from '../core/pipeline-secrets';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0018).
   startTracing('api');
   const log = createLogger('api', config.logLevel);
   if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import client from 'prom-client';
 
 /**
- * Prometheus metrics every process shares (ADR 0015): the default process metrics (CPU, memory,
+ * Prometheus metrics every process shares (ADR 0018): the default process metrics (CPU, memory,
  * event-loop lag, GC, handles) and RED histograms of its HTTP server. Each process serves them on
  * its own `/metrics` (core/http.ts healthAndMetrics; the gateway's app), from prom-client's
  * default registry.

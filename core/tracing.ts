@@ -5,7 +5,7 @@ import { routeTemplate } from './metrics';
 import type { Resource } from '@opentelemetry/resources';
 
 /**
- * OpenTelemetry tracing (ADR 0015): one trace per push, from the gateway through the git-server,
+ * OpenTelemetry tracing (ADR 0018): one trace per push, from the gateway through the git-server,
  * the outbox row, the workflow and its activities to the sandbox step and outgoing webhooks.
  * Export is OTLP over HTTP (JSON), configured by the standard variables
  * (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`,

@@ -17,7 +17,7 @@ import { UpstreamPool } from '../core/upstream-pool';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0018).
   startTracing('gateway');
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');

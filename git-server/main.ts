@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   // Packs stream through this process: fewer full GCs over their short-lived buffers (heap-growth.ts).
   tuneHeapForStreaming();
   const config = loadConfig();
-  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0018).
   startTracing('git-server');
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');

@@ -48,7 +48,7 @@ const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0015).
+  // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (ADR 0018).
   startTracing('worker');
   const log = createLogger('worker', config.logLevel);
   if (!config.databaseUrl || !config.redisUrl || !config.temporalAddress) {

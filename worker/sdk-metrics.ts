@@ -5,7 +5,7 @@ import type { RuntimeOptions } from '@temporalio/worker';
  * The Temporal SDK's own metrics (`temporal_*`: task latencies, slots, polls, sticky cache, activity
  * and workflow outcomes) come from its Rust core, which can only serve them on a Prometheus
  * endpoint of its own. The worker binds that endpoint to a free loopback port and appends its text
- * to its own `/metrics`, so each worker stays one scrape target (ADR 0015).
+ * to its own `/metrics`, so each worker stays one scrape target (ADR 0018).
  */
 export interface SdkMetrics {
   /** For `Runtime.install({ telemetryOptions })`. */
