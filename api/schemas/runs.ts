@@ -60,11 +60,13 @@ export const runAnswer = z
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
     steps: z.array(stepAnswer),
-    stepsSummary: stepsSummary.optional(),
   })
   .meta({ id: 'Run' });
 
-export const runListAnswer = z.object({ runs: z.array(runAnswer) });
+/** A run as lists show it: its steps counted by status instead of listed. */
+export const runListItem = runAnswer.omit({ steps: true }).extend({ stepsSummary }).meta({ id: 'RunListItem' });
+
+export const runListAnswer = z.object({ runs: z.array(runListItem) });
 
 export const runCreatedAnswer = z.object({ id: z.string(), status: z.literal('queued'), ref: z.string(), commit: z.string(), links });
 
@@ -111,4 +113,5 @@ export const decisionAnswer = z.object({ id: z.string(), status: z.string(), dec
 export type CreateRunBody = z.input<typeof createRunBody>;
 export type RunAnswer = z.infer<typeof runAnswer>;
 export type StepsSummary = z.infer<typeof stepsSummary>;
+export type RunListItem = z.infer<typeof runListItem>;
 export type CreateDeployBody = z.input<typeof createDeployBody>;

@@ -8,7 +8,7 @@ import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
 import { atLeast, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
-import { cancelUnstartedRun, findArtifact, insertQueuedRun, listArtifacts, listRuns, listStepLogKeys, listSteps } from '../../core/stores/runs-store';
+import { cancelUnstartedRun, countStepsByStatus, findArtifact, insertQueuedRun, listArtifacts, listRuns, listStepLogKeys, listSteps } from '../../core/stores/runs-store';
 import { enqueuePipelineStart } from '../../core/stores/outbox-store';
 import { inTransaction } from '../../core/db';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
@@ -19,8 +19,15 @@ import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
+import type { StepsSummary } from '../schemas/runs';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
+
+/** A run's steps by status (api/schemas/runs.ts StepsSummary). */
+function stepsSummary(by: Record<string, number>): StepsSummary {
+  const n = (s: string) => by[s] ?? 0;
+  return { total: Object.values(by).reduce((a, b) => a + b, 0), queued: n('queued'), running: n('running'), success: n('success'), failure: n('failure'), cancelled: n('cancelled'), skipped: n('skipped') };
+}
 
 function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
   return {
@@ -102,7 +109,14 @@ export class RunService {
       ref: valid(q.ref, (s) => refField.safeParse(s).success, 'ref'),
       status: valid(q.status, (s) => STATUSES.includes(s), 'status'),
     });
-    return { runs: rows.map((row) => runView(row)) };
+    // Each run's steps counted by status rather than listed (GET /runs/{id} lists them): one query for the page.
+    const counts = await countStepsByStatus(this.db, repo.tenantId, rows.map((row) => String(row.id)));
+    return {
+      runs: rows.map((row) => {
+        const { steps: _, ...run } = runView(row);
+        return { ...run, stepsSummary: stepsSummary(counts.get(String(row.id)) ?? {}) };
+      }),
+    };
   }
 
   /**

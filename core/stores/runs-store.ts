@@ -20,6 +20,19 @@ export function listRuns(q: Queryable, repoId: number, filters: { commit_sha?: s
   return listRepoOwnedRows(q, 'runs', repoId, filters);
 }
 
+/** How many steps of each of these runs (one tenant's) are in each status: what a run list shows instead of the steps. */
+export async function countStepsByStatus(q: Queryable, tenantId: number, runIds: string[]): Promise<Map<string, Record<string, number>>> {
+  const counts = new Map<string, Record<string, number>>();
+  if (runIds.length === 0) return counts;
+  const r = await q.query('SELECT run_id, status, count(*)::int AS n FROM steps WHERE tenant_id = $1 AND run_id = ANY($2::text[]) GROUP BY run_id, status', [tenantId, runIds]);
+  for (const row of r.rows) {
+    const of = counts.get(row.run_id) ?? {};
+    of[row.status] = row.n;
+    counts.set(row.run_id, of);
+  }
+  return counts;
+}
+
 /** The runs of one commit of a repository, newest first (at most 100). */
 export async function listRunsOfCommit(q: Queryable, tenantId: number, repoId: number, sha: string): Promise<Row[]> {
   const r = await q.query(
