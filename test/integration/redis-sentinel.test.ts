@@ -124,6 +124,8 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
   let killedAt = 0;
   const since = () => Date.now() - killedAt;
   const controller = new AbortController();
+  // Every loop of the drill ends when it does, also when an assertion fails half-way.
+  const loops: Array<Promise<unknown>> = [];
 
   try {
     // Requests through the gateway, one every 50 ms: their answers and whether Redis counted them.
@@ -131,7 +133,7 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
     const sendRequests = () => {
       let on = true;
       const done = (async () => {
-        while (on) {
+        while (on && !controller.signal.aborted) {
           const afterKill = killedAt > 0;
           const res = await fetch(`${gw.base}/api/v1/repos/${t.tenant}/${repo}`, { headers: { authorization: `Bearer ${t.token}` } });
           await res.arrayBuffer();
@@ -140,6 +142,7 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
           await sleep(50);
         }
       })();
+      loops.push(done);
       return () => ((on = false), done);
     };
     const stopWarmRequests = sendRequests();
@@ -152,7 +155,7 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
     let grantedWhileHeld = false;
     let bGotIt = false;
     const contender = (async () => {
-      while (!bGotIt) {
+      while (!bGotIt && !controller.signal.aborted) {
         try {
           const releaseB = await acquireRedisLock(gitB, lockKey, 'repository', { waitMs: 300 });
           grantedWhileHeld ||= aHolds;
@@ -163,24 +166,26 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
         }
       }
     })();
+    loops.push(contender);
 
     // A step printing a line every 20 ms; a watcher following the run's events as the SSE endpoint does.
     const sink = new LogSink(worker, runId, 'build', 'compile', logFile);
     let written = 0;
     let producing = true;
     const producer = (async () => {
-      while (producing) {
+      while (producing && !controller.signal.aborted) {
         sink.line('stdout', `line ${written++}`);
         await sleep(20);
       }
       await sink.close();
       await appendRunEvent(worker, runId, { event: 'status', status: 'success' });
     })();
+    loops.push(producer);
     const seen: Array<{ id: string; line?: string; at: number }> = [];
     let resumes = 0;
     const watcher = (async () => {
       let last = '0-0';
-      for (;;) {
+      while (!controller.signal.aborted) {
         try {
           for await (const e of followRunEvents(apiRedis, runId, { after: last, currentStatus: async () => ({ status: 'running', message: null }), signal: controller.signal, blockMs: 500 })) {
             seen.push({ id: e.id, line: e.event === 'log' ? e.data.line : undefined, at: Date.now() });
@@ -193,6 +198,7 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
         }
       }
     })();
+    loops.push(watcher);
 
     // Warm: lines flow, requests are counted (2 of LIMIT), and all of it has reached the replicas.
     while (seen.length < 20 || answers.filter((a) => a.counted).length < 2) await sleep(20);
@@ -260,6 +266,7 @@ test('master loss: limits, a held lock and a live log keep working on the new ma
     console.log(`live log: ${lines.length} of ${written} lines seen live (${shown.length - lines.length} twice), watcher resumed ${resumes} times; stream holds ${await probe.xlen(logStreamKey(runId))} entries`);
   } finally {
     controller.abort();
+    await Promise.allSettled(loops);
     gw.close();
   }
 }, 120_000);
