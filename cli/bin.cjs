@@ -3,6 +3,4 @@
 // `dotgit` on PATH after `npm link`. tsx is registered from here, not from the caller's directory,
 // so the command works wherever it is run from.
 require('tsx/cjs/api').register();
-require('./dotgit.ts')
-  .main(process.argv.slice(2))
-  .then((code) => (process.exitCode = code));
+require('./dotgit.ts').run();

@@ -3,48 +3,35 @@
  * eventsource-parser, reads the live event streams.
  */
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import type { z } from 'zod';
+import type {
+  DEPLOY_STATUSES,
+  ROLES,
+  RepoAnswer,
+  TokenAnswer,
+  TokenBody,
+  artifactListAnswer,
+  auditListAnswer,
+  auditVerifyAnswer,
+  decisionAnswer,
+  deployAnswer,
+  deployCreatedAnswer,
+  deployListAnswer,
+  runAnswer,
+  runCreatedAnswer,
+  runListAnswer,
+  tenantAnswer,
+  userAnswer,
+} from '../api/schemas';
 
-export interface Run {
-  id: string;
-  repo: string;
-  ref: string;
-  commit: string;
-  status: 'queued' | 'running' | 'success' | 'failure' | 'cancelled';
-  message: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  steps: { job: string; name: string; status: string; exitCode: number | null; startedAt: string | null; finishedAt: string | null }[];
-}
-
-export type DeployStatus = 'queued' | 'waiting_approval' | 'running' | 'success' | 'failure' | 'rolled_back' | 'rejected' | 'cancelled';
-
-export interface Deploy {
-  id: string;
-  repo: string;
-  environment: string;
-  ref: string;
-  commit: string;
-  status: DeployStatus;
-  message: string | null;
-  requestedBy: string;
-  decidedBy: string | null;
-  rollbackTo: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  steps: Run['steps'];
-  links: { self: string; events: string };
-}
-
-export interface Repo {
-  owner: string;
-  name: string;
-  visibility: 'public' | 'private';
-  cloneUrl: string;
-  /** CONTRACT "Extended surface": repository answers carry it once default branches exist. */
-  defaultBranch?: string;
-}
+// The API's own schemas (api/schemas) are the one description of its answers: types only, so the
+// SDK loads neither zod nor the api at run time.
+export type Run = z.infer<typeof runAnswer>;
+export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
+export type Deploy = z.infer<typeof deployAnswer>;
+export type Repo = RepoAnswer;
+export type Artifact = z.infer<typeof artifactListAnswer>['artifacts'][number];
+type Role = (typeof ROLES)[number];
 
 /** One event of a run's or deploy's live feed (`GET …/events`, README "Live logs and events"). */
 export type RunEvent =
@@ -52,12 +39,9 @@ export type RunEvent =
   | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null; attempt?: number } }
   | { id: string; event: 'status'; data: { status: string; message: string | null } };
 
-/** `GET /api/v1/audit/verify` (platform admin). */
-export interface AuditVerification {
-  ok: boolean;
-  checked: number;
-  firstBroken?: unknown;
-}
+/** One audit event as `GET /api/v1/audit` lists it; the answer of `GET /api/v1/audit/verify`. */
+export type AuditEntry = z.infer<typeof auditListAnswer>['events'][number];
+export type AuditVerification = z.infer<typeof auditVerifyAnswer>;
 
 /** Thrown for every non-2xx answer; carries the CONTRACT error body's code and the request id. */
 export class DotgitApiError extends Error {
@@ -105,13 +89,13 @@ export class DotgitClient {
   }
 
   createTenant(name: string) {
-    return this.json<{ id: number; name: string }>('POST', '/api/v1/tenants', { name });
+    return this.json<z.infer<typeof tenantAnswer>>('POST', '/api/v1/tenants', { name });
   }
-  createUser(tenant: string, username: string, role: 'admin' | 'member' | 'reader' = 'member') {
-    return this.json<{ id: number; username: string; role: string }>('POST', `/api/v1/tenants/${encodeURIComponent(tenant)}/users`, { username, role });
+  createUser(tenant: string, username: string, role: Role = 'member') {
+    return this.json<z.infer<typeof userAnswer>>('POST', `/api/v1/tenants/${encodeURIComponent(tenant)}/users`, { username, role });
   }
-  createToken(scopes: ('read' | 'write' | 'admin')[], options: { username?: string; expiresAt?: string } = {}) {
-    return this.json<{ id: number; token: string }>('POST', '/api/v1/tokens', { scopes, ...options });
+  createToken(scopes: TokenBody['scopes'], options: Omit<TokenBody, 'scopes'> = {}) {
+    return this.json<TokenAnswer>('POST', '/api/v1/tokens', { scopes, ...options });
   }
   async revokeToken(id: number): Promise<void> {
     await this.request('DELETE', `/api/v1/tokens/${id}`);
@@ -126,10 +110,10 @@ export class DotgitClient {
   setDefaultBranch(owner: string, name: string, defaultBranch: string) {
     return this.json<Repo>('PATCH', repoPath(owner, name), { defaultBranch });
   }
-  async listRuns(owner: string, name: string, filter: { commit?: string; ref?: string; status?: string } = {}): Promise<Run[]> {
+  async listRuns(owner: string, name: string, filter: { commit?: string; ref?: string; status?: string } = {}) {
     const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]).toString();
     const path = `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/runs${q ? `?${q}` : ''}`;
-    return (await this.json<{ runs: Run[] }>('GET', path)).runs;
+    return (await this.json<z.infer<typeof runListAnswer>>('GET', path)).runs;
   }
   getRun(id: string) {
     return this.json<Run>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);
@@ -138,8 +122,8 @@ export class DotgitClient {
     const q = new URLSearchParams({ ...(job ? { job } : {}), ...(step ? { step } : {}) }).toString();
     return (await this.request('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs${q ? `?${q}` : ''}`)).text();
   }
-  async artifacts(id: string) {
-    return (await this.json<{ artifacts: { job: string; path: string; size: number; sha256: string }[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`)).artifacts;
+  async artifacts(id: string): Promise<Artifact[]> {
+    return (await this.json<z.infer<typeof artifactListAnswer>>('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`)).artifacts;
   }
   async artifact(id: string, path: string): Promise<Buffer> {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
@@ -151,7 +135,7 @@ export class DotgitClient {
 
   /** Starts a run of a ref by hand; answers at once (202) with its id. */
   startRun(owner: string, name: string, ref: string) {
-    return this.json<{ id: string; status: string; ref: string; commit: string }>('POST', `${repoPath(owner, name)}/runs`, { ref });
+    return this.json<z.infer<typeof runCreatedAnswer>>('POST', `${repoPath(owner, name)}/runs`, { ref });
   }
   /** Sets a pipeline secret (write-only; `environment` limits it to deploys of that environment). */
   async setSecret(owner: string, name: string, secret: string, value: string, environment?: string): Promise<void> {
@@ -160,18 +144,18 @@ export class DotgitClient {
 
   /** Asks for a deploy; answers at once (202) with its id and links. */
   deploy(owner: string, name: string, environment: string, ref: string) {
-    return this.json<{ id: string; status: DeployStatus; links: Deploy['links'] }>('POST', `${repoPath(owner, name)}/deploys`, { ref, environment });
+    return this.json<z.infer<typeof deployCreatedAnswer>>('POST', `${repoPath(owner, name)}/deploys`, { ref, environment });
   }
   getDeploy(id: string) {
     return this.json<Deploy>('GET', `/api/v1/deploys/${encodeURIComponent(id)}`);
   }
   async listDeploys(owner: string, name: string, environment?: string): Promise<Deploy[]> {
     const q = environment ? `?environment=${encodeURIComponent(environment)}` : '';
-    return (await this.json<{ deploys: Deploy[] }>('GET', `${repoPath(owner, name)}/deploys${q}`)).deploys;
+    return (await this.json<z.infer<typeof deployListAnswer>>('GET', `${repoPath(owner, name)}/deploys${q}`)).deploys;
   }
   /** Answers a deploy waiting at its approval gate (409 when it is not waiting). */
   decideDeploy(id: string, decision: 'approve' | 'reject', comment?: string) {
-    return this.json<{ id: string; status: string; decidedBy: string }>('POST', `/api/v1/deploys/${encodeURIComponent(id)}/${decision}`, comment ? { comment } : {});
+    return this.json<z.infer<typeof decisionAnswer>>('POST', `/api/v1/deploys/${encodeURIComponent(id)}/${decision}`, comment ? { comment } : {});
   }
   async cancelDeploy(id: string): Promise<void> {
     await this.request('POST', `/api/v1/deploys/${encodeURIComponent(id)}/cancel`);
@@ -189,9 +173,14 @@ export class DotgitClient {
     }
   }
 
-  /** `GET /api/v1/audit/verify`: whether the audit log's hash chain is intact (platform admin). */
-  verifyAudit() {
-    return this.json<AuditVerification>('GET', '/api/v1/audit/verify');
+  /** `GET /api/v1/audit/verify`: whether the audit log's hash chains are intact (platform admin); `tenant` walks its shard only. */
+  verifyAudit(tenant?: string) {
+    return this.json<AuditVerification>('GET', `/api/v1/audit/verify${tenant ? `?tenant=${encodeURIComponent(tenant)}` : ''}`);
+  }
+  /** `GET /api/v1/audit`: events oldest first after the event id `after`; `next` is the following page's `after` (null at the end). */
+  listAudit(q: { tenant?: string; after?: number; limit?: number } = {}) {
+    const query = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)])).toString();
+    return this.json<{ events: AuditEntry[]; next: number | null }>('GET', `/api/v1/audit${query ? `?${query}` : ''}`);
   }
 
   /**

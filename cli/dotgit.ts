@@ -134,7 +134,7 @@ function runLine(r: Run): string {
 }
 
 function deployLine(d: Deploy): string {
-  const lines = [`${d.id}  ${d.status}  ${d.environment}  ${d.ref} ${d.commit.slice(0, 12)}${d.message ? `  ${d.message}` : ''}`];
+  const lines = [`${d.id}  ${d.status}  ${d.environment}  ${d.ref} ${(d.commit ?? '').slice(0, 12)}${d.message ? `  ${d.message}` : ''}`];
   for (const s of d.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}`);
   return lines.join('\n');
 }
@@ -200,7 +200,7 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
     .command('create <tenant> <username>')
     .description('create a user in a tenant')
     .addOption(new Option('--role <role>', 'the user\'s role').choices(['admin', 'member', 'reader']).default('member'))
-    .action(async (t: string, username: string, o: { role: 'admin' }, cmd: Command) => show(cmd, await client().createUser(t, username, o.role)));
+    .action(async (t: string, username: string, o: { role: 'admin' | 'member' | 'reader' }, cmd: Command) => show(cmd, await client().createUser(t, username, o.role)));
 
   const token = group('token', 'API tokens');
   token
@@ -413,13 +413,36 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
       done(cmd, { id, cancelling: true }, `deploy ${id} is being cancelled`);
     });
 
-  const audit = group('audit', 'the audit log');
+  const audit = group('audit', 'the tamper-evident audit log');
+  audit
+    .command('list')
+    .description('audit events, oldest first (tenant admins: their tenant; platform admins: any or all)')
+    .option('--tenant <name>', 'only this tenant')
+    .option('--after <id>', 'events after this event id (the answer\'s next)')
+    .option('--limit <n>', 'at most this many (1-1000, default 100)')
+    .action(async (o: { tenant?: string; after?: string; limit?: string }, cmd: Command) => {
+      for (const [k, v] of [['after', o.after], ['limit', o.limit]] as const) {
+        if (v !== undefined && !/^\d+$/.test(v)) throw new UsageError(`--${k} must be a whole number, got '${v}'`);
+      }
+      const page = await client().listAudit({ tenant: o.tenant, after: o.after === undefined ? undefined : Number(o.after), limit: o.limit === undefined ? undefined : Number(o.limit) });
+      if (globals(cmd).json) return out(JSON.stringify(page, null, 2));
+      list(cmd, page.events, ['id', 'at', 'tenant', 'actor', 'action', 'target']);
+      if (page.next !== null) err(`more: --after ${page.next}`);
+    });
   audit
     .command('verify')
-    .description("check the audit log's hash chain (platform admin); exit 1 when it is broken")
-    .action(async (_o: unknown, cmd: Command) => {
-      const v = await client().verifyAudit();
-      show(cmd, v, v.ok ? `audit log intact: ${v.checked} entries checked` : `audit log BROKEN at ${JSON.stringify(v.firstBroken)} (${v.checked} entries checked)`);
+    .description("check the audit log's hash chains (platform admin); exit 1 when a link is broken")
+    .option('--tenant <name>', "only the chain of this tenant's shard")
+    .action(async (o: { tenant?: string }, cmd: Command) => {
+      const v = await client().verifyAudit(o.tenant);
+      const broken = v.firstBroken;
+      show(
+        cmd,
+        v,
+        broken
+          ? `audit log BROKEN: shard ${broken.shard}, seq ${broken.seq}${broken.id !== null ? ` (event ${broken.id})` : ''}: ${broken.reason} (${v.checked} links checked)`
+          : `audit log intact: ${v.checked} links checked${v.unchained ? ` (${v.unchained} older events are not chained)` : ''}`,
+      );
       if (!v.ok) throw new Failed('the audit log does not verify');
     });
 
@@ -446,4 +469,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+/** The process entry (cli/bin.cjs, or `node --import tsx cli/dotgit.ts`). */
+export function run(): void {
+  // `dotgit … | head` closes the pipe early: stop quietly, as other commands do, instead of an EPIPE trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+}
+
+if (require.main === module) run();

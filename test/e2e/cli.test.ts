@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { DotgitApiError, DotgitClient } from '../../cli/client';
 import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
@@ -40,6 +41,14 @@ function spawnCli(args: string[], o: { token?: string; env?: Record<string, stri
 
 function cli(args: string[], token: string, stdin = ''): Promise<CliResult> {
   return spawnCli(args, { token, stdin });
+}
+
+/** Pushes and answers the one run the push started (failing with the push's output when there is none). */
+async function pushRun(work: string, tenant: string, repo: string, token: string): Promise<string> {
+  const pushed = await git(['push', cloneUrl(tenant, repo, token), 'main'], work);
+  const [id] = runIdsFrom(pushed.stderr);
+  if (!id) throw new Error(`the push started no run (exit ${pushed.code}):\n${pushed.stderr}`);
+  return id;
 }
 
 test('the SDK drives the whole flow: tenant, user, token, repo, run, logs, artifacts', async () => {
@@ -121,7 +130,7 @@ test('logs --follow prints a line while its step still runs; run watch, --wait a
     '.dotgit/pipeline.yml':
       'jobs:\n  slow:\n    steps:\n      - name: talk\n        run: |\n          echo first-line\n          sleep 5\n          echo second-line\n          mkdir -p o && echo art > o/a.txt\n    artifacts: [o/a.txt]\n',
   });
-  const [id] = runIdsFrom((await git(['push', cloneUrl(tenant, 'live', token), 'main'], work)).stderr);
+  const id = await pushRun(work, tenant, 'live', token);
 
   // The moment `first-line` reaches the follower, the step is still sleeping: the run has not ended
   // and `second-line` has not been printed. Lines arrive as printed, not when the run ends.
@@ -132,10 +141,9 @@ test('logs --follow prints a line while its step still runs; run watch, --wait a
       if (!atFirstLine && all.includes('first-line')) atFirstLine = dev.getRun(id).then((r) => ({ status: r.status, sawSecond: all.includes('second-line') }));
     },
   });
-  expect(followed.code).toBe(0);
+  expect({ code: followed.code, stderr: followed.stderr }).toEqual({ code: 0, stderr: expect.stringContaining('[1/1 steps] slow/talk success (exit 0)') });
   expect(await atFirstLine).toEqual({ status: 'running', sawSecond: false });
   expect(followed.stdout).toMatch(/slow\/talk \| first-line\n(.*\n)*slow\/talk \| second-line/);
-  expect(followed.stderr).toContain('[1/1 steps] slow/talk success (exit 0)');
 
   // Followed after the end: the whole log again, then exit 0; one step's lines alone with --job/--step.
   const watched = await spawnCli(['run', 'watch', id], { token });
@@ -159,7 +167,7 @@ test('logs --follow prints a line while its step still runs; run watch, --wait a
   // A failing run: every way of waiting for it exits 1, and says so.
   await writeFiles(work, { '.dotgit/pipeline.yml': 'jobs:\n  bad:\n    steps:\n      - name: boom\n        run: echo going-down; exit 3\n' });
   await git(['commit', '-qam', 'break'], work);
-  const [badId] = runIdsFrom((await git(['push', cloneUrl(tenant, 'live', token), 'main'], work)).stderr);
+  const badId = await pushRun(work, tenant, 'live', token);
   const badFollow = await spawnCli(['logs', badId, '--follow', '--json'], { token });
   expect(badFollow.code).toBe(1);
   const events = badFollow.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -218,7 +226,15 @@ test('login stores URL and token 0600 and later commands use them; tokens, repos
   const work = await localRepo({
     '.dotgit/pipeline.yml': 'on:\n  push:\n    branches: [none]\njobs:\n  j:\n    steps: [{ run: "true" }]\nenvironments:\n  prod:\n    deploy:\n      - name: ship\n        run: echo shipping; exit 1\n',
   });
-  expect((await git(['push', cloneUrl(tenant, 'made', token), 'main'], work)).code).toBe(0);
+  expect((await git(['push', cloneUrl(tenant, 'made', token), 'main', 'main:trunk'], work)).code).toBe(0);
+
+  // The default branch: shown, changed (PATCH), refused for a branch that does not exist (404 → 3).
+  expect((await spawnCli(['repo', 'default-branch', `${tenant}/made`], { env: noEnv })).stdout).toBe('main\n');
+  const changed = await spawnCli(['repo', 'default-branch', `${tenant}/made`, 'trunk', '--json'], { env: noEnv });
+  expect(changed.code).toBe(0);
+  expect(JSON.parse(changed.stdout)).toMatchObject({ owner: tenant, name: 'made', defaultBranch: 'trunk' });
+  expect((await spawnCli(['repo', 'default-branch', `${tenant}/made`], { env: noEnv })).stdout).toBe('trunk\n');
+  expect((await spawnCli(['repo', 'default-branch', `${tenant}/made`, 'no-such-branch'], { env: noEnv })).code).toBe(3);
   const deployed = await spawnCli(['deploy', 'create', `${tenant}/made`, 'prod', '--ref', 'main', '--wait', '--json'], { env: noEnv });
   expect(deployed.code).toBe(1);
   const d = JSON.parse(deployed.stdout) as { id: string; status: string };
@@ -242,4 +258,41 @@ test('the installed command answers --help, and usage errors exit 2, as a proces
   const usage = await spawnCli(['run', 'watch']);
   expect(usage.code).toBe(2);
   expect(usage.stderr).toContain("missing required argument 'id'");
+});
+
+test('audit verify: intact → exit 0 (--json the answer), a link altered in SQL → exit 1 naming it, not a platform admin → exit 4; audit list pages', async () => {
+  const admin = platformInfo().adminToken;
+  const { tenant, token } = await createTenantWithAdmin();
+  const intact = await spawnCli(['audit', 'verify', '--json'], { token: admin });
+  expect(intact.code).toBe(0);
+  expect(JSON.parse(intact.stdout)).toMatchObject({ ok: true, checked: expect.any(Number) });
+  const human = await spawnCli(['audit', 'verify', '--tenant', tenant], { token: admin });
+  expect(human.stdout).toMatch(/^audit log intact: \d+ links checked/);
+  expect((await spawnCli(['audit', 'verify'], { token })).code).toBe(4);
+
+  const listed = await spawnCli(['audit', 'list', '--tenant', tenant, '--limit', '1', '--json'], { token });
+  expect(listed.code).toBe(0);
+  const page = JSON.parse(listed.stdout);
+  expect(page.events).toHaveLength(1);
+  expect(page.events[0].tenant).toBe(tenant);
+  expect((await spawnCli(['audit', 'list', '--after', 'x'], { token })).code).toBe(2);
+
+  // As an attacker with the database would (the append-only trigger out of the way): one link altered.
+  const db = new pg.Client({ connectionString: platformInfo().databaseUrl });
+  await db.connect();
+  try {
+    const row = (await db.query('SELECT a.* FROM audit_log a JOIN tenants t ON t.id = a.tenant_id WHERE t.name = $1 AND a.seq IS NOT NULL ORDER BY a.seq DESC LIMIT 1', [tenant])).rows[0];
+    await db.query('SET session_replication_role = replica');
+    await db.query(`UPDATE audit_log SET target = 'nothing to see here' WHERE id = $1`, [row.id]);
+    try {
+      const broken = await spawnCli(['audit', 'verify', '--tenant', tenant], { token: admin });
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toContain(`audit log BROKEN: shard ${row.shard}, seq ${row.seq} (event ${row.id})`);
+    } finally {
+      await db.query('UPDATE audit_log SET target = $2 WHERE id = $1', [row.id, row.target]);
+    }
+  } finally {
+    await db.end();
+  }
+  expect((await spawnCli(['audit', 'verify', '--tenant', tenant], { token: admin })).code).toBe(0);
 });
