@@ -6,6 +6,34 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+// The data layer (docs/decisions, "data layer"): SQL lives in core/stores/ (one store per aggregate),
+// core/db.ts (pool, transactions) and core/migrate.ts + migrations/; tests and benchmarks set up and
+// check data directly. Anywhere else a SQL string, a `.query(` call or a `pg` import is an error.
+// core/db-leader.ts is connection-level too (it asks a server whether it is the primary).
+const SQL_HOMES = ['core/stores/**', 'core/db.ts', 'core/db-leader.ts', 'core/migrate.ts', 'migrations/**', 'test/**', 'bench/**'];
+// Not yet migrated: files that still hold SQL. This list only shrinks; a file leaves it when its SQL
+// moves into a store.
+const SQL_NOT_YET_MIGRATED = [
+  'activities/backup-activities.ts',
+  'activities/move-activities.ts',
+  'activities/replication-activities.ts',
+  'activities/webhook-activities.ts',
+  'api/main.ts',
+  'api/services/audit.ts',
+  'api/services/repo-service.ts',
+  'core/backup-postgres.ts',
+  'core/storage-nodes.ts',
+  'gateway/main.ts',
+  'git-server/main.ts',
+  'git-server/push-recorder.ts',
+  'infra/bootstrap-admin.ts',
+  'infra/platform.ts',
+  'infra/provision/postgres.ts',
+  'worker/main.ts',
+];
+const SQL_MESSAGE = 'SQL belongs in a store (core/stores/<aggregate>-store.ts); call the store instead.';
+const SQL_KEYWORD = '/^\\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\\s/';
+
 export default tseslint.config(
   { ignores: ['node_modules/**', '.data/**', '.tools/**', 'dist/**', 'coverage/**', '**/*.cjs', 'git-server/hooks/**'] },
   ...tseslint.configs.recommended,
@@ -30,6 +58,19 @@ export default tseslint.config(
         paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node built-ins (use activities).' })),
         patterns: [{ group: ['**/activities/**'], allowTypeImports: true, message: 'Import activities as types only (import type).' }],
       }],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    ignores: [...SQL_HOMES, ...SQL_NOT_YET_MIGRATED],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'pg', message: SQL_MESSAGE }] }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: `Literal[value=${SQL_KEYWORD}]`, message: SQL_MESSAGE },
+        { selector: `TemplateLiteral > TemplateElement:first-child[value.raw=${SQL_KEYWORD}]`, message: SQL_MESSAGE },
+        { selector: "CallExpression[callee.property.name='query']", message: SQL_MESSAGE },
+      ],
     },
   },
 );

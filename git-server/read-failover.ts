@@ -4,6 +4,7 @@ import { UnavailableError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { fingerprintOf, isRepository, readRefs } from '../core/replica-sync';
 import { isRootZone, replicaPath, type ReplicaZone } from '../core/replica-zones';
+import { pushedRefsFingerprint } from '../core/stores/repos-store';
 
 const failovers = new client.Counter({ name: 'dotgit_replication_read_failovers_total', help: 'Fetches served from a replica zone because the primary copy was unavailable', labelNames: ['zone'] });
 
@@ -15,7 +16,7 @@ const failovers = new client.Counter({ name: 'dotgit_replication_read_failovers_
 export async function readableCopy(o: { db: Db; zones: ReplicaZone[]; log: Logger }, repo: { id: number; owner: string; name: string }, primaryDir: string): Promise<string> {
   if (await isRepository(primaryDir)) return primaryDir;
   const zones = o.zones.filter(isRootZone);
-  const expected = zones.length ? (await o.db.query<{ refs_fingerprint: string | null }>('SELECT refs_fingerprint FROM repos WHERE id = $1', [repo.id])).rows[0]?.refs_fingerprint : undefined;
+  const expected = zones.length ? await pushedRefsFingerprint(o.db, repo.id) : undefined;
   if (expected) {
     for (const zone of zones) {
       const dir = replicaPath(zone, repo.owner, repo.name);

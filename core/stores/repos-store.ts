@@ -132,3 +132,8 @@ export async function pushesSinceMaintenance(q: Queryable, repoId: number): Prom
 export async function markMaintained(q: Queryable, repoId: number, covered: number): Promise<void> {
   await q.query(`UPDATE repos SET pushes_since_maintenance = greatest(0, pushes_since_maintenance - $2), last_maintenance_at = now() WHERE id = $1`, [repoId, covered]);
 }
+
+/** The refs fingerprint the repository's last push left (null before any). */
+export async function pushedRefsFingerprint(q: Queryable, repoId: number): Promise<string | null | undefined> {
+  return (await q.query<{ refs_fingerprint: string | null }>('SELECT refs_fingerprint FROM repos WHERE id = $1', [repoId])).rows[0]?.refs_fingerprint;
+}
