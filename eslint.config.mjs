@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
-// The data layer (docs/decisions, "data layer"): SQL lives in core/stores/ (one store per aggregate),
+// The data layer (docs/decisions/0019-data-layer.md): SQL lives in core/stores/ (one store per aggregate),
 // core/db.ts (pool, transactions) and core/migrate.ts + migrations/; tests and benchmarks set up and
 // check data directly. Anywhere else a SQL string, a `.query(` call or a `pg` import is an error.
 // core/db-leader.ts is connection-level too (it asks a server whether it is the primary).

@@ -1,7 +1,7 @@
 import type { Queryable, Row } from '../db';
 
 /**
- * The repositories aggregate's SQL (docs/decisions, "data layer"): repository rows, their branch
+ * The repositories aggregate's SQL (ADR 0019): repository rows, their branch
  * protections and replica status, and the join that finds a repository-owned row (a run, a deploy)
  * together with its repository and tenant.
  */
