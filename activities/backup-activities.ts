@@ -34,6 +34,12 @@ export interface BackupDeps {
   now?: () => Date;
 }
 
+/** What a complete backup that some storage nodes missed says in its `error` (the manifest lists them all). */
+function missedMessage(nodes: string[]): string {
+  const named = nodes.length > 10 ? `${nodes.slice(0, 10).join(', ')} and ${nodes.length - 10} more` : nodes.join(', ');
+  return `storage nodes ${named} missed this backup: their repositories are carried over from the previous one`;
+}
+
 /** Keeps a long activity alive (and cancellable) while it works; the worker dying stops the beats. */
 async function withHeartbeat<T>(fn: (beat: (detail?: unknown) => void) => Promise<T>): Promise<T> {
   const ctx = Context.current();
@@ -147,7 +153,7 @@ export function createBackupActivities(deps: BackupDeps) {
       const postgresBase = args.postgres?.baseBackupId === args.id;
       await db.query(
         `UPDATE backups SET status = 'complete', finished_at = $2, repos = $3, changed = $4, postgres_base = $5, error = $6 WHERE id = $1`,
-        [args.id, finishedAt, count, args.changed, postgresBase, missedNodes ? `storage nodes ${missedNodes.join(', ')} missed this backup: their repositories are carried over from the previous one` : null],
+        [args.id, finishedAt, count, args.changed, postgresBase, missedNodes ? missedMessage(missedNodes) : null],
       );
       lastBackup.set(Date.parse(finishedAt) / 1000);
       return { id: args.id, repos: count, changed: args.changed, postgresBase, ...(missedNodes ? { missedNodes } : {}) };

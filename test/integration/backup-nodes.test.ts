@@ -11,7 +11,7 @@ import { storageQueue } from '../../core/run-types';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
-import { killAllServices, ownNodePair, startNodesWithApi, startService, type OwnService } from '../helpers/own-services';
+import { killAllServices, ownNodePair, startNodesWithApi, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 import { createDb, type Db } from '../../core/db';
 
@@ -29,6 +29,7 @@ let db: Db;
 let t: TenantFixture;
 let identity: string;
 let n1: OwnService;
+let n2: OwnService;
 let ownApi: OwnService;
 const workers: Record<string, OwnService> = {};
 
@@ -51,7 +52,7 @@ beforeAll(async () => {
     { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 },
     'backup-nodes',
   );
-  [n1, , ownApi] = await startNodesWithApi({ N1, N2, dirs });
+  [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs });
   // The storage worker beside each node: polls dotgit-storage@<node>, backs up into the shared store.
   for (const [node, dir] of [[N1, dirs.n1], [N2, dirs.n2]] as const) {
     const port = await freePort();
@@ -86,8 +87,24 @@ async function takeBackup(): Promise<string> {
   throw new Error(`backup ${r.body.id} did not complete`);
 }
 
+/** Identities of the workers that took backup `id`'s repository part on `node`'s queue (undefined: none was scheduled there). */
+async function partsTakenBy(id: string, node: string): Promise<string[] | undefined> {
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  try {
+    const events = (await new Client({ connection, namespace: info.namespace }).workflow.getHandle(id).fetchHistory()).events ?? [];
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'backupRepositories' && e.activityTaskScheduledEventAttributes.taskQueue?.name === storageQueue(node));
+    if (!scheduled) return undefined;
+    return events.filter((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled.eventId)).map((e) => e.activityTaskStartedEventAttributes!.identity ?? '');
+  } finally {
+    await connection.close();
+  }
+}
+
+const manifestOf = (id: string) => JSON.parse(readFileSync(path.join(objects, 'backups', id, 'manifest.json'), 'utf8')) as BackupManifest;
+let names: { a: string; b: string };
+
 test("a backup holds both nodes' repositories, each bundled by the worker beside its node; a node's share restores on its own", async () => {
-  const names = { a: uniqueName('bk-n1'), b: uniqueName('bk-n2') };
+  names = { a: uniqueName('bk-n1'), b: uniqueName('bk-n2') };
   // Both nodes empty of this test's repositories: least-used placement puts one on each.
   expect(await createRepo(names.a)).toBe(N1);
   expect(await createRepo(names.b)).toBe(N2);
@@ -104,7 +121,7 @@ test("a backup holds both nodes' repositories, each bundled by the worker beside
   expect(existsSync(repoPath(path.join(info.dataDir, 'repos'), t.tenant, names.b))).toBe(false);
 
   const id = await takeBackup();
-  const manifest = JSON.parse(readFileSync(path.join(objects, 'backups', id, 'manifest.json'), 'utf8')) as BackupManifest;
+  const manifest = manifestOf(id);
   for (const [name, node] of [[names.a, N1], [names.b, N2]] as const) {
     const entry = manifest.repos[`${t.tenant}/${name}`];
     expect(entry).toMatchObject({ kind: 'base', node, refs: { 'refs/heads/main': tips[name] } });
@@ -116,19 +133,8 @@ test("a backup holds both nodes' repositories, each bundled by the worker beside
 
   // Each node's part ran on its own queue and was taken by the worker beside it (its identity is
   // `<pid>@<host>`), never by the platform's worker.
-  const connection = await Connection.connect({ address: info.temporalAddress });
-  try {
-    const events = (await new Client({ connection, namespace: info.namespace }).workflow.getHandle(id).fetchHistory()).events ?? [];
-    const takenBy = (queue: string) => {
-      const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'backupRepositories' && e.activityTaskScheduledEventAttributes.taskQueue?.name === queue);
-      expect(scheduled).toBeDefined();
-      return events.filter((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled!.eventId)).map((e) => e.activityTaskStartedEventAttributes!.identity);
-    };
-    expect(takenBy(storageQueue(N2))).toEqual([`${workers[N2].child.pid}@${os.hostname()}`]);
-    expect(takenBy(storageQueue(N1))).toEqual([`${workers[N1].child.pid}@${os.hostname()}`]);
-  } finally {
-    await connection.close();
-  }
+  expect(await partsTakenBy(id, N2)).toEqual([`${workers[N2].child.pid}@${os.hostname()}`]);
+  expect(await partsTakenBy(id, N1)).toEqual([`${workers[N1].child.pid}@${os.hostname()}`]);
 
   // A fleet host's offline restore takes its own node's share only (npm run restore --node).
   const dir = tempDir('dotgit-bk-restore-');
@@ -136,4 +142,23 @@ test("a backup holds both nodes' repositories, each bundled by the worker beside
   expect(r.repos).toBe(1);
   expect(existsSync(repoPath(path.join(dir, 'repos'), t.tenant, names.a))).toBe(false);
   expect((await git(['--git-dir', repoPath(path.join(dir, 'repos'), t.tenant, names.b), 'rev-parse', 'refs/heads/main'])).stdout.trim()).toBe(tips[names.b]);
+}, 300_000);
+
+test("a node that is down misses the backup: its repositories are carried over from the previous one, and the backup says so", async () => {
+  const before = manifestOf(await takeBackup());
+  // n2 stops; its heartbeat is made stale at once rather than waited for (10 s).
+  await stopService(n2);
+  await db.query(`UPDATE storage_nodes SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, [N2]);
+  const id = await takeBackup();
+  const manifest = manifestOf(id);
+  expect(manifest.missedNodes).toContain(N2);
+  expect(manifest.missedNodes).not.toContain(N1);
+  const b = `${t.tenant}/${names.b}`;
+  expect(manifest.repos[b]).toEqual({ ...before.repos[b], kind: 'unchanged' });
+  expect(manifest.repos[`${t.tenant}/${names.a}`]).toMatchObject({ node: N1, capturedAt: expect.any(String) });
+  expect(manifest.repos[`${t.tenant}/${names.a}`].capturedAt > before.repos[`${t.tenant}/${names.a}`].capturedAt).toBe(true);
+  // Nothing was sent to n2's queue (its worker still polls it); the listing names the miss.
+  expect(await partsTakenBy(id, N2)).toBeUndefined();
+  const listed = (await api<{ backups: Array<{ id: string; status: string; error?: string }> }>('GET', '/api/v1/backups', { token: info.adminToken })).body.backups.find((x) => x.id === id);
+  expect(listed).toMatchObject({ status: 'complete', error: expect.stringMatching(/^storage nodes .* missed this backup/) });
 }, 300_000);
