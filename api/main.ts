@@ -30,6 +30,7 @@ import { AuditService } from './services/audit-service';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
+import { pingDatabase } from '../core/stores/server-store';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
       log,
       internalSecret: secret,
       idempotencyKeys: new IdempotencyStore(db, new SecretBox(secret, 'idempotency-answer')),
-      healthChecks: { postgres: () => db.query('SELECT 1'), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) },
+      healthChecks: { postgres: () => pingDatabase(db), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) },
     },
   );
   const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));

@@ -14,6 +14,7 @@ import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
 import { UpstreamPool } from '../core/upstream-pool';
+import { pingDatabase } from '../core/stores/server-store';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     // api and git-server are healthy while at least one of their instances is.
-    healthChecks: { postgres: () => db.query('SELECT 1'), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
+    healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).

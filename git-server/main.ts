@@ -19,6 +19,7 @@ import http from 'node:http';
 import { HttpDrain, stopOnSignals } from '../core/drain';
 import { resolveHostId } from '../core/host-id';
 import { claimUnplacedRepos, registerNode, startHeartbeat } from '../core/storage-nodes';
+import { databaseNow, pingDatabase } from '../core/stores/server-store';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   });
   // At start-up this instance's own unfinished rows are recovered at once (the process that wrote
   // them is gone); after that, every pass also takes other instances' rows past the grace period.
-  const startedAt = (await db.query<{ now: Date }>('SELECT now()')).rows[0].now;
+  const startedAt = await databaseNow(db);
   let firstPass = true;
   let passes = 0;
   const reconciliation = new PollingRelay(
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
     stallAfterRefUpdate: process.env.DOTGIT_TEST_STALL_AFTER_REF_UPDATE || undefined,
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     node,
-    healthChecks: { postgres: () => db.query('SELECT 1') },
+    healthChecks: { postgres: () => pingDatabase(db) },
   });
   // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
   const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, exempt: (req) => (req.url ?? '').startsWith('/internal/hooks/'), healthPath: '/healthz' });

@@ -35,6 +35,7 @@ import { startQueueMetrics } from './queue-metrics';
 import { sdkMetrics } from './sdk-metrics';
 import { tracingOptions } from './tracing';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
+import { pingDatabase } from '../core/stores/server-store';
 
 /** What a storage worker runs of the backup activities: the parts that read its node's disk. */
 const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof createBackupActivities>) => ({ backupRepositories, checkLiveRepos });
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
   startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers, intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
 
   const app = express();
-  app.use(healthAndMetrics({ postgres: () => db.query('SELECT 1'), redis: () => redis.ping() }, sdk.scrape));
+  app.use(healthAndMetrics({ postgres: () => pingDatabase(db), redis: () => redis.ping() }, sdk.scrape));
   const server = app.listen(config.workerPort, config.internalHost);
 
   let draining = false;
