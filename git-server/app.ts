@@ -16,6 +16,7 @@ import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
 import { recordPush } from './push-recorder';
+import { appendAudit } from '../core/stores/audit-store';
 import { journalPrepared, journalSettled, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
@@ -202,6 +203,10 @@ export function createGitServerApp(o: GitServerOptions) {
     for (const u of updates) {
       const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
       if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
+    }
+    // A refused push is evidence too: who tried to rewrite or delete a protected branch.
+    if (problems.length > 0) {
+      await appendAudit(o.db, { tenantId: claims.tenantId, actor: claims.actor, action: 'repo.push.refused', target: `${claims.tenant}/${claims.repo}`, detail: { updates, problems }, requestId: claims.requestId });
     }
     answerHook(req, res, { allow: problems.length === 0, messages: problems });
   }));

@@ -8,7 +8,7 @@ import { appendAudit, verifyAuditChains } from '../../core/stores/audit-store';
 import { shardOf } from '../../core/shards';
 
 // Issue 12 item 5: the tamper-evident audit log on the shared platform. Every security-relevant
-// action, done for real through the gateway (API and git push), writes its chained row; the chains
+// action, done for real through the gateway (API and git push, a refused one too), writes its chained row; the chains
 // verify untouched and name the first broken link after a row is altered, deleted or two rows are
 // swapped behind the application's back (SQL as a superuser, undone afterwards); concurrent
 // appends never fork a chain; the listing is for tenant admins (own tenant) and platform admins.
@@ -107,6 +107,13 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
   expect((await git(['push', '--force', url, 'main'], work)).code).toBe(0);
   const third = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
   expect((await git(['push', url, ':doomed'], work)).code).toBe(0);
+  // A force push to a protected branch is refused, and the attempt is on record.
+  expect((await api('PUT', `/api/v1/repos/${full}/protections/main`, { token: acme.token, body: { allowForcePush: false, allowDeletion: false } })).status).toBe(200);
+  await git(['commit', '-q', '--amend', '--allow-empty', '-m', 'two, rewritten again'], work);
+  const attempt = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
+  const refused = await git(['push', '--force', url, 'main'], work);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toContain('rejected refs/heads/main');
 
   // Deploys: one approved, one rejected.
   const deploy = async (environment: string) => {
@@ -174,6 +181,10 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
     expect(p.actor).toBe(acme.username);
     expect(p.requestId).toEqual(expect.any(String));
   }
+  const refusedRows = mine.filter((e) => e.action === 'repo.push.refused' && e.target === full);
+  expect(refusedRows).toEqual([expect.objectContaining({ actor: acme.username, requestId: expect.any(String) })]);
+  expect(refusedRows[0].detail.updates).toEqual([expect.objectContaining({ ref: 'refs/heads/main', oldSha: third, newSha: attempt })]);
+  expect(refusedRows[0].detail.problems).toEqual([expect.stringContaining('rejected refs/heads/main')]);
 
   // Backup and restore: in the platform admin's tenant, seen by a platform admin.
   const platform = await listAll(admin(), 'tenant=dotgit', before, 100);
