@@ -22,7 +22,6 @@ const SQL_NOT_YET_MIGRATED = [
   'api/services/audit.ts',
   'api/services/repo-service.ts',
   'core/storage-nodes.ts',
-  'git-server/push-recorder.ts',
   'infra/bootstrap-admin.ts',
 ];
 const SQL_MESSAGE = 'SQL belongs in a store (core/stores/<aggregate>-store.ts); call the store instead.';

@@ -5,6 +5,9 @@ import { FileTooLargeError, peelToCommit, readFileAtCommit, runGit } from '../co
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput, type RepoTarget } from '../core/run-types';
 import { appendAudit } from '../core/stores/audit-store';
+import { enqueuePipelineStart, enqueuePushWebhookDispatch, enqueueReplication } from '../core/stores/outbox-store';
+import { countPushForMaintenance, hasReplicaNodes, recordPushedRefs } from '../core/stores/repos-store';
+import { insertQueuedRun } from '../core/stores/runs-store';
 import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
@@ -142,35 +145,24 @@ export async function recordPush(
       if (mine.length === 0) return;
     }
     for (const run of planned) {
-      await c.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [
-        run.tenantId,
-        run.runId,
-        run.repoId,
-        run.ref,
-        run.commit,
-      ]);
-      await c.query(`INSERT INTO push_outbox (tenant_id, run_id, payload, traceparent) VALUES ($1, $2, $3, $4)`, [run.tenantId, run.runId, JSON.stringify(run), ctx.traceparent ?? null]);
+      await insertQueuedRun(c, run);
+      await enqueuePipelineStart(c, run.tenantId, run.runId, run, ctx.traceparent ?? null);
     }
     // The push's webhook events go out through the relay, like pipelines; only when a hook wants them.
     const events = pushEvents(ctx, mine);
     if (events.length > 0) {
       const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events, ...(ctx.node ? { node: ctx.node } : {}) };
-      await c.query(
-        `INSERT INTO webhook_outbox (tenant_id, workflow_id, payload)
-         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $4 AND (events @> ARRAY['push']::text[] OR events @> ARRAY['*']::text[]))`,
-        [ctx.tenantId, pushDispatchWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')), JSON.stringify(dispatch), ctx.repoId],
-      );
+      await enqueuePushWebhookDispatch(c, ctx.tenantId, ctx.repoId, pushDispatchWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')), dispatch);
     }
-    if (options.refsFingerprint) await c.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [ctx.repoId, options.refsFingerprint]);
+    if (options.refsFingerprint) await recordPushedRefs(c, ctx.repoId, options.refsFingerprint);
     // Replica nodes (ADR 0014) are the repository's own: a push to one that has any is replicated
     // even where no zone is configured.
-    const toReplicaNodes = async () => !!options.refsFingerprint && ((await c.query(`SELECT 1 FROM repos WHERE id = $1 AND replica_nodes <> '{}'`, [ctx.repoId])).rowCount ?? 0) > 0;
+    const toReplicaNodes = async () => !!options.refsFingerprint && (await hasReplicaNodes(c, ctx.repoId));
     if (options.replicate || (await toReplicaNodes())) {
       const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo, ...(ctx.node ? { node: ctx.node } : {}) };
-      await c.query(`INSERT INTO replication_outbox (tenant_id, repo_id, payload) VALUES ($1, $2, $3)`, [ctx.tenantId, ctx.repoId, JSON.stringify(target)]);
+      await enqueueReplication(c, ctx.tenantId, ctx.repoId, target);
     }
-    const counted = await c.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [ctx.repoId]);
-    maintenanceDue = Number(counted.rows[0]?.pushes_since_maintenance ?? 0) >= MAINTENANCE_EVERY_PUSHES;
+    maintenanceDue = (await countPushForMaintenance(c, ctx.repoId)) >= MAINTENANCE_EVERY_PUSHES;
     await options.journal?.done(c, mine, planned);
     // Last, so the audit chain's lock is held only while this transaction commits.
     const audited = mine.map((u) => ({ ...u, kind: kinds.get(u.ref) ?? 'update' }));

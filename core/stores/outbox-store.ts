@@ -20,9 +20,9 @@ export interface OutboxRow {
   [column: string]: unknown;
 }
 
-/** A pipeline start for the relay (`payload`: the PipelineInput). */
-export async function enqueuePipelineStart(q: Queryable, tenantId: number, runId: string, payload: unknown): Promise<void> {
-  await q.query(`INSERT INTO push_outbox (tenant_id, run_id, payload) VALUES ($1, $2, $3)`, [tenantId, runId, JSON.stringify(payload)]);
+/** A pipeline start for the relay (`payload`: the PipelineInput; `traceparent`: the trace the start continues). */
+export async function enqueuePipelineStart(q: Queryable, tenantId: number, runId: string, payload: unknown, traceparent: string | null = null): Promise<void> {
+  await q.query(`INSERT INTO push_outbox (tenant_id, run_id, payload, traceparent) VALUES ($1, $2, $3, $4)`, [tenantId, runId, JSON.stringify(payload), traceparent]);
 }
 
 /** Stamps a run's pipeline start that the relay has not handed on yet, so it never is; false when there is none. */

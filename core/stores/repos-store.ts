@@ -137,3 +137,19 @@ export async function markMaintained(q: Queryable, repoId: number, covered: numb
 export async function pushedRefsFingerprint(q: Queryable, repoId: number): Promise<string | null | undefined> {
   return (await q.query<{ refs_fingerprint: string | null }>('SELECT refs_fingerprint FROM repos WHERE id = $1', [repoId])).rows[0]?.refs_fingerprint;
 }
+
+/** A push moved the repository's refs: their fingerprint and the time. */
+export async function recordPushedRefs(q: Queryable, repoId: number, refsFingerprint: string): Promise<void> {
+  await q.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [repoId, refsFingerprint]);
+}
+
+/** Whether the repository has replica nodes (ADR 0014). */
+export async function hasReplicaNodes(q: Queryable, repoId: number): Promise<boolean> {
+  return ((await q.query(`SELECT 1 FROM repos WHERE id = $1 AND replica_nodes <> '{}'`, [repoId])).rowCount ?? 0) > 0;
+}
+
+/** Counts one more push since the last maintenance; answers the count. */
+export async function countPushForMaintenance(q: Queryable, repoId: number): Promise<number> {
+  const counted = await q.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [repoId]);
+  return Number(counted.rows[0]?.pushes_since_maintenance ?? 0);
+}
