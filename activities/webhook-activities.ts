@@ -4,12 +4,14 @@ import client from 'prom-client';
 import { currentTraceparent } from '../core/tracing';
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
+import { findUserByName } from '../core/stores/tenants-store';
 import type { SecretBox } from '../core/secret-box';
 import { parseOutboundUrl, requestVetted, SsrfRefusedError, vetTarget, type Resolver } from '../core/ssrf-guard';
 import {
   deploymentStatusPayload,
   pushPayload,
   workflowRunPayload,
+  type Actor,
   type CommitInfo,
   type RepositoryInfo,
   type WebhookEvent,
@@ -101,6 +103,17 @@ export function createWebhookActivities(deps: WebhookDeps) {
     };
   }
 
+  /**
+   * A user as payloads name them: the numeric user id (usernames are global), and an email when one
+   * is known: accounts carry none, so the pushed head commit's committer (else author) email when that
+   * identity is the user's own (its name or the email's local part is the user name).
+   */
+  async function actorOf(login: string, commit?: CommitInfo | null): Promise<Actor> {
+    const user = await findUserByName(db, login);
+    const own = [commit?.committer, commit?.author].find((p) => p && (p.name === login || p.email.split('@')[0] === login));
+    return { login, id: user ? Number(user.id) : null, email: own?.email ?? null };
+  }
+
   async function commits(gitDir: string, args: string[]): Promise<CommitInfo[]> {
     const r = await runGit(['--git-dir', gitDir, 'log', '--no-renames', '--name-status', '--format=%x1e%H%x00%T%x00%an%x00%ae%x00%cn%x00%ce%x00%cI%x00%B%x00', ...args]);
     if (r.code !== 0) return [];
@@ -140,7 +153,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
       }
       if (!created) forced = (await runGit(['--git-dir', gitDir, 'merge-base', '--is-ancestor', e.before, e.after])).code === 1;
     }
-    return pushPayload({ repo, publicUrl: deps.publicUrl, ref: e.ref, before: e.before, after: e.after, forced, commits: list, headCommit: head, pusher: e.pusher });
+    return pushPayload({ repo, publicUrl: deps.publicUrl, ref: e.ref, before: e.before, after: e.after, forced, commits: list, headCommit: head, pusher: await actorOf(e.pusher, head) });
   }
 
   async function workflowRunBody(repo: RepositoryInfo, e: Extract<WebhookEvent, { event: 'workflow_run' }>) {
@@ -156,7 +169,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
       repo,
       publicUrl: deps.publicUrl,
       action: e.action,
-      sender: who.rows[0]?.actor ?? repo.owner,
+      sender: await actorOf(who.rows[0]?.actor ?? repo.owner),
       run: { id: row.id, ref: row.ref, commit: row.commit_sha, status: row.status, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at },
     });
   }
@@ -180,7 +193,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
       let payload: object | undefined;
       if (e.event === 'push') payload = await pushBody(repo, e);
       else if (e.event === 'workflow_run') payload = await workflowRunBody(repo, e);
-      else payload = deploymentStatusPayload({ repo, publicUrl: deps.publicUrl, event: e, now: new Date() });
+      else payload = deploymentStatusPayload({ repo, publicUrl: deps.publicUrl, event: e, now: new Date(), creator: await actorOf(e.creator) });
       if (!payload) return null;
       return { event: name, action: 'action' in payload ? String(payload.action) : null, body: JSON.stringify(payload), hookIds: hooks.rows.map((h) => Number(h.id)) };
     },

@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Webhook events and their GitHub-shaped payloads (`push`, `workflow_run`, `deployment_status`), so
- * receivers written for GitHub work with few changes. Pure types and functions only: workflow code
- * imports the event types from here.
+ * receivers written for GitHub work with few changes: GitHub's field names and types where
+ * consumers read them (numeric `id`s, with our own string ids as `node_id`, GitHub's opaque string
+ * id), compared with recorded GitHub examples in test/unit/webhook-shape.test.ts. Pure types and
+ * functions only: workflow code imports the event types from here.
  */
 
 export const WEBHOOK_EVENTS = ['push', 'workflow_run', 'deployment_status'] as const;
@@ -55,6 +59,29 @@ export interface RepositoryInfo {
   createdAt: Date | string;
 }
 
+/**
+ * A stable numeric id for one of our string ids (runs, deploys: `pipeline:acme:web:…`), where
+ * GitHub has numbers: the first 48 bits of its SHA-256, a safe integer in every JSON reader.
+ */
+export function numericId(kind: string, id: string): number {
+  return parseInt(createHash('sha256').update(`${kind}\0${id}`).digest('hex').slice(0, 12), 16);
+}
+
+/** Who did it: a user name, with the user's numeric id and email when known. */
+export interface Actor {
+  login: string;
+  id?: number | null;
+  email?: string | null;
+}
+
+const actor = (a: Actor | string): Actor => (typeof a === 'string' ? { login: a } : a);
+
+/** GitHub's user object (`sender`, `creator`): an unknown user's id is derived from the name. */
+function userPayload(who: Actor | string) {
+  const a = actor(who);
+  return { login: a.login, id: a.id ?? numericId('user', a.login), type: 'User' };
+}
+
 const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
 const base = (publicUrl: string) => publicUrl.replace(/\/+$/, '');
 
@@ -62,11 +89,14 @@ export function repositoryPayload(r: RepositoryInfo, publicUrl: string) {
   const web = `${base(publicUrl)}/${r.owner}/${r.name}`;
   return {
     id: r.id,
+    node_id: `${r.owner}/${r.name}`,
     name: r.name,
     full_name: `${r.owner}/${r.name}`,
     private: r.private,
     visibility: r.private ? 'private' : 'public',
-    owner: { login: r.owner, id: r.tenantId, type: 'Organization' },
+    owner: { login: r.owner, id: r.tenantId, type: 'Organization', html_url: `${base(publicUrl)}/${r.owner}` },
+    description: null,
+    fork: false,
     html_url: web,
     url: `${base(publicUrl)}/api/v1/repos/${r.owner}/${r.name}`,
     clone_url: `${web}.git`,
@@ -114,8 +144,10 @@ export function pushPayload(o: {
   forced: boolean;
   commits: CommitInfo[];
   headCommit: CommitInfo | null;
-  pusher: string;
+  /** The pusher, with the email when known. */
+  pusher: Actor | string;
 }) {
+  const pusher = actor(o.pusher);
   const repository = repositoryPayload(o.repo, o.publicUrl);
   return {
     ref: o.ref,
@@ -129,8 +161,8 @@ export function pushPayload(o: {
     commits: o.commits.map((c) => commitPayload(c, repository.url)),
     head_commit: o.headCommit ? commitPayload(o.headCommit, repository.url) : null,
     repository,
-    pusher: { name: o.pusher, email: null },
-    sender: { login: o.pusher, type: 'User' },
+    pusher: { name: pusher.login, email: pusher.email ?? null },
+    sender: userPayload(pusher),
   };
 }
 
@@ -151,16 +183,19 @@ export function workflowRunState(status: RunInfo['status']): { status: 'queued' 
   return { status: 'completed', conclusion: status };
 }
 
-export function workflowRunPayload(o: { repo: RepositoryInfo; publicUrl: string; action: string; run: RunInfo; sender: string }) {
+export function workflowRunPayload(o: { repo: RepositoryInfo; publicUrl: string; action: string; run: RunInfo; sender: Actor | string }) {
   const repository = repositoryPayload(o.repo, o.publicUrl);
   const runUrl = `${base(o.publicUrl)}/api/v1/runs/${encodeURIComponent(o.run.id)}`;
   const state = workflowRunState(o.run.status);
-  const workflow = { id: 'pipeline', name: 'pipeline', path: '.dotgit/pipeline.yml', state: 'active' };
+  const path = '.dotgit/pipeline.yml';
+  const workflow = { id: numericId('workflow', `${repository.full_name}:${path}`), node_id: 'pipeline', name: 'pipeline', path, state: 'active', html_url: `${repository.html_url}/blob/${repository.default_branch}/${path}` };
   return {
     action: o.action,
     workflow_run: {
-      id: o.run.id,
+      id: numericId('run', o.run.id),
+      node_id: o.run.id,
       name: workflow.name,
+      workflow_id: workflow.id,
       path: workflow.path,
       head_branch: o.run.ref.replace(/^refs\/(heads|tags)\//, ''),
       head_sha: o.run.commit,
@@ -177,22 +212,26 @@ export function workflowRunPayload(o: { repo: RepositoryInfo; publicUrl: string;
       artifacts_url: `${runUrl}/artifacts`,
       cancel_url: `${runUrl}/cancel`,
       repository,
+      head_repository: repository,
     },
     workflow,
     repository,
-    sender: { login: o.sender, type: 'User' },
+    sender: userPayload(o.sender),
   };
 }
 
-export function deploymentStatusPayload(o: { repo: RepositoryInfo; publicUrl: string; event: Extract<WebhookEvent, { event: 'deployment_status' }>; now: Date }) {
+export function deploymentStatusPayload(o: { repo: RepositoryInfo; publicUrl: string; event: Extract<WebhookEvent, { event: 'deployment_status' }>; now: Date; creator?: Actor }) {
   const repository = repositoryPayload(o.repo, o.publicUrl);
   const e = o.event;
   const deployUrl = `${base(o.publicUrl)}/api/v1/deploys/${encodeURIComponent(e.deployId)}`;
-  const creator = { login: e.creator, type: 'User' };
+  const creator = userPayload(o.creator ?? e.creator);
   const now = o.now.toISOString();
   return {
     action: 'created',
     deployment_status: {
+      // One status of a deploy per state it reaches: the id is the deploy's and the state's.
+      id: numericId('deployment_status', `${e.deployId}:${e.state}`),
+      node_id: `${e.deployId}:${e.state}`,
       state: e.state,
       description: e.description ?? '',
       environment: e.environment,
@@ -205,11 +244,15 @@ export function deploymentStatusPayload(o: { repo: RepositoryInfo; publicUrl: st
       repository_url: repository.url,
     },
     deployment: {
-      id: e.deployId,
+      id: numericId('deploy', e.deployId),
+      node_id: e.deployId,
       sha: e.sha,
       ref: e.ref.replace(/^refs\/(heads|tags)\//, ''),
       task: 'deploy',
+      payload: {},
+      original_environment: e.environment,
       environment: e.environment,
+      description: e.description ?? null,
       creator,
       created_at: e.createdAt ?? now,
       updated_at: now,

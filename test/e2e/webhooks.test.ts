@@ -126,17 +126,19 @@ test('push and workflow_run events reach the receiver, signed with the secret; t
     created: true,
     deleted: false,
     head_commit: { id: sha, message: 'initial', added: expect.arrayContaining(['README.md', '.dotgit/pipeline.yml']) },
-    repository: { full_name: `${owner.tenant}/${name}`, private: true },
+    repository: { full_name: `${owner.tenant}/${name}`, private: true, default_branch: 'main', owner: { login: owner.tenant } },
     pusher: { name: owner.username },
+    sender: { login: owner.username, id: expect.any(Number) },
   });
   expect(pushed.json.commits.map((c: { id: string }) => c.id)).toEqual([sha]);
 
   const completed = await waitFor('workflow_run completed', () => ours().find((r) => r.headers['x-github-event'] === 'workflow_run' && r.json.action === 'completed'));
   expect(completed.signatureValid).toBe(true);
-  expect(completed.json.workflow_run).toMatchObject({ id: runId, head_sha: sha, head_branch: 'main', status: 'completed', conclusion: 'success', event: 'push' });
+  expect(completed.json.workflow_run).toMatchObject({ node_id: runId, head_sha: sha, head_branch: 'main', status: 'completed', conclusion: 'success', event: 'push' });
   expect(completed.json.sender.login).toBe(owner.username);
   const requested = await waitFor('workflow_run requested', () => ours().find((r) => r.headers['x-github-event'] === 'workflow_run' && r.json.action === 'requested'));
-  expect(requested.json.workflow_run.id).toBe(runId);
+  expect(requested.json.workflow_run.node_id).toBe(runId);
+  expect(typeof requested.json.workflow_run.id).toBe('number');
   expect(requested.headers['x-github-delivery']).not.toBe(completed.headers['x-github-delivery']);
 
   // The delivery log shows each, one successful attempt apiece.
@@ -166,7 +168,7 @@ test('push and workflow_run events reach the receiver, signed with the secret; t
   const sha2 = (await git(['rev-parse', 'HEAD'], dir)).stdout.trim();
   const status2 = await api('GET', `/api/v1/repos/${owner.tenant}/${name}/commits/${sha2}/status`, { token: owner.token });
   expect(status2.body).toMatchObject({ state: 'failure', total_count: 1, statuses: [{ id: failedRun, state: 'failure' }] });
-  const failedPayload = await waitFor('workflow_run completed (failure)', () => ours().find((r) => r.json?.workflow_run?.id === failedRun && r.json.action === 'completed'));
+  const failedPayload = await waitFor('workflow_run completed (failure)', () => ours().find((r) => r.json?.workflow_run?.node_id === failedRun && r.json.action === 'completed'));
   expect(failedPayload.json.workflow_run.conclusion).toBe('failure');
   const pushed2 = ours().find((r) => r.headers['x-github-event'] === 'push' && r.json.after === sha2);
   expect(pushed2?.json).toMatchObject({ before: sha, created: false, forced: false, commits: [{ id: sha2, message: 'break it', modified: ['.dotgit/pipeline.yml'] }] });

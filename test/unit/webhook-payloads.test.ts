@@ -36,6 +36,6 @@ test('push and workflow_run payloads carry GitHub’s fields', () => {
     sender: 'alice',
     run: { id: 'pipeline:acme:web:1', ref: 'refs/heads/main', commit: 'c'.repeat(40), status: 'success', createdAt: '2024-01-01T00:00:00Z', startedAt: '2024-01-01T00:00:01Z', finishedAt: '2024-01-01T00:00:09Z' },
   });
-  expect(run).toMatchObject({ action: 'completed', workflow_run: { id: 'pipeline:acme:web:1', head_branch: 'main', head_sha: 'c'.repeat(40), status: 'completed', conclusion: 'success', updated_at: '2024-01-01T00:00:09.000Z' } });
+  expect(run).toMatchObject({ action: 'completed', workflow_run: { node_id: 'pipeline:acme:web:1', head_branch: 'main', head_sha: 'c'.repeat(40), status: 'completed', conclusion: 'success', updated_at: '2024-01-01T00:00:09.000Z' } });
   expect(run.workflow_run.url).toBe('https://git.example/api/v1/runs/pipeline%3Aacme%3Aweb%3A1');
 });
