@@ -1,4 +1,4 @@
-import { CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
 import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
 import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
@@ -52,6 +52,13 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
       await announceRun('completed');
     }
   });
+  // Issue 14 (patched: earlier histories completed with the result): once everything is recorded, a
+  // failed run is a failed workflow execution and a cancelled one a cancelled execution, so the Web
+  // UI's status filters and Failures view tell the truth. The failure carries the result as details.
+  if (patched('failed-run-fails-workflow')) {
+    if (result.status === 'failure') throw ApplicationFailure.nonRetryable(result.message ?? 'the run failed', 'RunFailed', result);
+    if (result.status === 'cancelled' && CancellationScope.current().consideredCancelled) throw new CancelledFailure('the run was cancelled');
+  }
   return result;
 }
 

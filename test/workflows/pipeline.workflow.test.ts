@@ -2,7 +2,8 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
@@ -10,7 +11,7 @@ import { stepAttempt, type SandboxActivities } from '../../activities/sandbox-ac
 import type { WebhookActivities } from '../../activities/webhook-activities';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { parsePipeline } from '../../core/pipeline-spec';
-import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type RunResult, type StepInput } from '../../core/run-types';
 import { MAX_HOST_LOSSES } from '../../workflows/pipeline';
 import { ROOT } from '../../infra/root';
 
@@ -20,6 +21,8 @@ import { ROOT } from '../../infra/root';
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 // Each workflow change that alters commands records a new file; old files stay and must keep replaying.
 export const HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-dag-v7.json');
+/** A failed run after issue 14: its workflow execution fails too. */
+const FAILED_HISTORY_FILE = path.join(__dirname, 'histories', 'pipeline-failed-v8.json');
 
 let env: TestWorkflowEnvironment;
 
@@ -106,6 +109,17 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
   return { orchestration, sandbox, webhooks };
 }
 
+/** The run's result: a failed run fails its workflow (issue 14), with the result as the failure's details; a cancelled one is cancelled. */
+async function runResult(handle: WorkflowHandle): Promise<RunResult> {
+  try {
+    return (await handle.result()) as RunResult;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'RunFailed') return err.cause.details?.[0] as RunResult;
+    if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure) return { status: 'cancelled' };
+    throw err;
+  }
+}
+
 async function runPipeline(
   yaml: string,
   exitCodes: (s: StepInput) => number | Error,
@@ -124,7 +138,7 @@ async function runPipeline(
   const result = await w1.runUntil(
     w2.runUntil(
       w3.runUntil(async () => {
-        const r = await handle.result();
+        const r = await runResult(handle);
         for (const id of o.waitFor ?? []) await env.client.workflow.getHandle(id).result();
         return r;
       }),
@@ -163,9 +177,12 @@ test('jobs run in DAG order, independent jobs in parallel; a history is recorded
   }
 });
 
-test('a failed job skips the jobs that need it; the run fails', async () => {
-  const { result, rec } = await runPipeline(DAG, (s) => (s.job.name === 'b' ? 3 : 0), 'wf-fail');
+test('a failed job skips the jobs that need it; the run fails, and so does its workflow execution (a history is recorded)', async () => {
+  const { result, rec, handle } = await runPipeline(DAG, (s) => (s.job.name === 'b' ? 3 : 0), 'wf-fail');
   expect(result.status).toBe('failure');
+  // The Web UI's status filters and Failures view see it (issue 14).
+  expect((await handle.describe()).status.name).toBe('FAILED');
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(FAILED_HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
   expect(result.message).toContain('b');
   expect(rec.events).toContain('skip d');
   expect(rec.events.some((e) => e.startsWith('start d/'))).toBe(false);
