@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { createBackupActivities } from '../../activities/backup-activities';
 import { restoreToDir } from '../../core/backup-restore';
 import type { BackupManifest } from '../../core/backup-types';
 import { FsObjectStore } from '../../core/fs-object-store';
@@ -102,6 +103,7 @@ async function partsTakenBy(id: string, node: string): Promise<string[] | undefi
 
 const manifestOf = (id: string) => JSON.parse(readFileSync(path.join(objects, 'backups', id, 'manifest.json'), 'utf8')) as BackupManifest;
 let names: { a: string; b: string };
+let firstBackup: string;
 
 test("a backup holds both nodes' repositories, each bundled by the worker beside its node; a node's share restores on its own", async () => {
   names = { a: uniqueName('bk-n1'), b: uniqueName('bk-n2') };
@@ -121,6 +123,7 @@ test("a backup holds both nodes' repositories, each bundled by the worker beside
   expect(existsSync(repoPath(path.join(info.dataDir, 'repos'), t.tenant, names.b))).toBe(false);
 
   const id = await takeBackup();
+  firstBackup = id;
   const manifest = manifestOf(id);
   for (const [name, node] of [[names.a, N1], [names.b, N2]] as const) {
     const entry = manifest.repos[`${t.tenant}/${name}`];
@@ -162,3 +165,18 @@ test("a node that is down misses the backup: its repositories are carried over f
   const listed = (await api<{ backups: Array<{ id: string; status: string; error?: string }> }>('GET', '/api/v1/backups', { token: info.adminToken })).body.backups.find((x) => x.id === id);
   expect(listed).toMatchObject({ status: 'complete', error: expect.stringMatching(/^storage nodes .* missed this backup/) });
 }, 300_000);
+
+test("the drill's comparison on a node checks the tips of that node's repositories against its own disk", async () => {
+  const onN2 = createBackupActivities({ db, store: new FsObjectStore(objects), reposDir: path.join(dirs.n2, 'repos'), restoresDir: tempDir(), databaseUrl: info.databaseUrl, retentionDays: 7, fullEveryHours: 24, nodeId: N2 });
+  expect(await onN2.checkLiveRepos({ backupId: firstBackup, node: N2 })).toEqual({ problems: [] });
+  // A worker asked for another node's share refuses rather than judge the wrong disk.
+  await expect(onN2.checkLiveRepos({ backupId: firstBackup, node: N1 })).rejects.toThrow(`this worker is storage node ${N2}, not ${N1}`);
+  // n2's repository loses the backed-up commit (history rewritten, old objects pruned): the comparison says so.
+  const live = repoPath(path.join(dirs.n2, 'repos'), t.tenant, names.b);
+  const tip = manifestOf(firstBackup).repos[`${t.tenant}/${names.b}`].refs['refs/heads/main'];
+  const orphan = (await git(['--git-dir', live, 'commit-tree', '-m', 'rewritten', '4b825dc642cb6eb9a060e54bf8d69288fbee4904'])).stdout.trim();
+  for (const args of [['update-ref', 'refs/heads/main', orphan], ['reflog', 'expire', '--expire=now', '--all'], ['gc', '-q', '--prune=now']]) {
+    expect((await git(['--git-dir', live, ...args])).code).toBe(0);
+  }
+  expect(await onN2.checkLiveRepos({ backupId: firstBackup, node: N2 })).toEqual({ problems: [`${t.tenant}/${names.b}: restored ${tip} is unknown to the live repository`] });
+});
