@@ -153,3 +153,46 @@ export async function countPushForMaintenance(q: Queryable, repoId: number): Pro
   const counted = await q.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [repoId]);
   return Number(counted.rows[0]?.pushes_since_maintenance ?? 0);
 }
+
+/** A repository with its tenant's name as `owner`, by tenant and id. */
+export async function findRepoRowById(q: Queryable, tenantId: number, repoId: number): Promise<Row | undefined> {
+  const r = await q.query(
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at FROM repos r JOIN tenants t ON t.id = r.tenant_id
+     WHERE r.tenant_id = $1 AND r.id = $2`,
+    [tenantId, repoId],
+  );
+  return r.rows[0];
+}
+
+/** Every repository (id, tenant, owner, name) by id; only those on `nodeId` (or not placed yet) when given. */
+export async function listRepoTargets(q: Queryable, nodeId?: string): Promise<{ id: string; tenant_id: string; owner: string; name: string }[]> {
+  const r = nodeId
+    ? await q.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = $1 OR r.node_id IS NULL ORDER BY r.id`, [nodeId])
+    : await q.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id ORDER BY r.id`);
+  return r.rows;
+}
+
+/** Whether any repository has replica nodes. */
+export async function anyReplicaNodes(q: Queryable): Promise<boolean> {
+  return (await q.query(`SELECT EXISTS (SELECT 1 FROM repos WHERE replica_nodes <> '{}') AS any`)).rows[0]?.any === true;
+}
+
+/**
+ * Records a replica zone's state of a repository: its refs fingerprint (null: unchanged; set:
+ * synced now), lag and last error (null clears it); unset values keep what was recorded.
+ */
+export async function upsertReplicaState(
+  q: Queryable,
+  s: { tenantId: number; repoId: number; zone: string; refsFingerprint: string | null; lagSeconds: number | null; error: string | null },
+): Promise<void> {
+  await q.query(
+    `INSERT INTO repo_replicas (tenant_id, repo_id, zone, refs_fingerprint, synced_at, lag_seconds, last_error, updated_at)
+     VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, $5, $6, now())
+     ON CONFLICT (tenant_id, repo_id, zone) DO UPDATE SET
+       refs_fingerprint = COALESCE(EXCLUDED.refs_fingerprint, repo_replicas.refs_fingerprint),
+       synced_at = COALESCE(EXCLUDED.synced_at, repo_replicas.synced_at),
+       lag_seconds = COALESCE(EXCLUDED.lag_seconds, repo_replicas.lag_seconds),
+       last_error = EXCLUDED.last_error, updated_at = now()`,
+    [s.tenantId, s.repoId, s.zone, s.refsFingerprint, s.lagSeconds, s.error],
+  );
+}
