@@ -20,6 +20,7 @@ import type {
   runAnswer,
   runCreatedAnswer,
   runListAnswer,
+  secretListAnswer,
   tenantAnswer,
   userAnswer,
 } from '../api/schemas';
@@ -140,6 +141,14 @@ export class DotgitClient {
   /** Sets a pipeline secret (write-only; `environment` limits it to deploys of that environment). */
   async setSecret(owner: string, name: string, secret: string, value: string, environment?: string): Promise<void> {
     await this.request('PUT', `${repoPath(owner, name)}/secrets/${encodeURIComponent(secret)}`, { value, ...(environment ? { environment } : {}) });
+  }
+
+  /** Names of the repository's secrets (never their values). */
+  async listSecrets(owner: string, name: string) {
+    return (await this.json<z.infer<typeof secretListAnswer>>('GET', `${repoPath(owner, name)}/secrets`)).secrets;
+  }
+  async deleteSecret(owner: string, name: string, secret: string, environment?: string): Promise<void> {
+    await this.request('DELETE', `${repoPath(owner, name)}/secrets/${encodeURIComponent(secret)}${environment ? `?environment=${encodeURIComponent(environment)}` : ''}`);
   }
 
   /** Asks for a deploy; answers at once (202) with its id and links. */

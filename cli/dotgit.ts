@@ -354,6 +354,20 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
       done(cmd, { repo: `${owner}/${repoName}`, name, environment: o.environment ?? null }, `secret ${name} set for ${owner}/${repoName}${o.environment ? ` (environment ${o.environment})` : ''}`);
     });
 
+  secret
+    .command('list <owner/name>')
+    .description('names of the secrets set (values are never shown)')
+    .action(async (r: string, _o: unknown, cmd: Command) => list(cmd, await client().listSecrets(...ownerRepo(r)), ['name', 'environment', 'updatedBy', 'updatedAt']));
+  secret
+    .command('delete <owner/name> <name>')
+    .description('remove a secret')
+    .option('--environment <env>', 'the environment-only value of that name')
+    .action(async (r: string, name: string, o: { environment?: string }, cmd: Command) => {
+      const [owner, repoName] = ownerRepo(r);
+      await client().deleteSecret(owner, repoName, name, o.environment);
+      done(cmd, { repo: `${owner}/${repoName}`, name, environment: o.environment ?? null, deleted: true }, `secret ${name} deleted from ${owner}/${repoName}`);
+    });
+
   const deploy = group('deploy', 'deploys to environments');
   deploy
     .command('create <owner/name> <environment>')

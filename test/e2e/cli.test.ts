@@ -222,6 +222,12 @@ test('login stores URL and token 0600 and later commands use them; tokens, repos
   expect(secret.stdout).toContain(`secret GREETING set for ${tenant}/made`);
   const secretJson = await spawnCli(['secret', 'set', `${tenant}/made`, 'OTHER', '--environment', 'prod', '--json'], { env: noEnv, stdin: 'x' });
   expect(JSON.parse(secretJson.stdout)).toEqual({ repo: `${tenant}/made`, name: 'OTHER', environment: 'prod' });
+  const secrets = await spawnCli(['secret', 'list', `${tenant}/made`, '--json'], { env: noEnv });
+  expect(JSON.parse(secrets.stdout).map((x: { name: string; environment: string | null }) => [x.name, x.environment ?? ''])).toEqual(
+    expect.arrayContaining([['GREETING', ''], ['OTHER', 'prod']]),
+  );
+  expect((await spawnCli(['secret', 'delete', `${tenant}/made`, 'OTHER', '--environment', 'prod'], { env: noEnv })).code).toBe(0);
+  expect((await spawnCli(['secret', 'list', `${tenant}/made`], { env: noEnv })).stdout).not.toContain('OTHER');
 
   // A deploy whose step fails (and has no rollback): --wait and watch exit 1.
   const work = await localRepo({

@@ -28,7 +28,7 @@ const paths = commandPaths(program()).filter((p) => p[p.length - 1] !== 'help');
 
 test('the tree has the commands the README and CONTRACT name', () => {
   const names = paths.map((p) => p.join(' '));
-  for (const required of ['login', 'logout', 'run watch', 'run view', 'run list', 'run start', 'run cancel', 'logs', 'deploy watch', 'deploy create', 'deploy approve', 'artifacts download', 'artifacts list', 'repo create', 'repo view', 'repo default-branch', 'token create', 'token revoke', 'secret set', 'audit verify']) {
+  for (const required of ['login', 'logout', 'run watch', 'run view', 'run list', 'run start', 'run cancel', 'logs', 'deploy watch', 'deploy create', 'deploy approve', 'artifacts download', 'artifacts list', 'repo create', 'repo view', 'repo default-branch', 'token create', 'token revoke', 'secret set', 'secret list', 'secret delete', 'audit verify', 'audit list']) {
     expect(names).toContain(required);
   }
 });
