@@ -11,3 +11,8 @@ export async function pingDatabase(q: Queryable): Promise<void> {
 export async function databaseNow(q: Queryable): Promise<Date> {
   return (await q.query<{ now: Date }>('SELECT now()')).rows[0].now;
 }
+
+/** The names of the migrations applied to this database. */
+export async function appliedMigrationNames(q: Queryable): Promise<string[]> {
+  return (await q.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((x) => x.name);
+}
