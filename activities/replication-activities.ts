@@ -8,6 +8,7 @@ import type { ReplicaZone } from '../core/replica-zones';
 import type { ReconcileResult, SyncResult } from '../core/replication-types';
 import type { RepoTarget } from '../core/run-types';
 import { nodesHoldingRepos, nodeZone, replicaNodesOf } from '../core/storage-nodes';
+import { anyReplicaNodes, listRepoTargets, upsertReplicaState } from '../core/stores/repos-store';
 
 const lag = new client.Histogram({
   name: 'dotgit_replication_lag_seconds',
@@ -55,16 +56,14 @@ export function createReplicationActivities(deps: ReplicationDeps) {
   };
 
   async function record(target: RepoTarget, zone: string, state: { refs?: Refs; lagSeconds?: number; error?: string }): Promise<void> {
-    await db.query(
-      `INSERT INTO repo_replicas (tenant_id, repo_id, zone, refs_fingerprint, synced_at, lag_seconds, last_error, updated_at)
-       VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, $5, $6, now())
-       ON CONFLICT (tenant_id, repo_id, zone) DO UPDATE SET
-         refs_fingerprint = COALESCE(EXCLUDED.refs_fingerprint, repo_replicas.refs_fingerprint),
-         synced_at = COALESCE(EXCLUDED.synced_at, repo_replicas.synced_at),
-         lag_seconds = COALESCE(EXCLUDED.lag_seconds, repo_replicas.lag_seconds),
-         last_error = EXCLUDED.last_error, updated_at = now()`,
-      [target.tenantId, target.repoId, zone, state.refs ? fingerprintOf(state.refs) : null, state.lagSeconds ?? null, state.error?.slice(0, 1000) ?? null],
-    );
+    await upsertReplicaState(db, {
+      tenantId: target.tenantId,
+      repoId: target.repoId,
+      zone,
+      refsFingerprint: state.refs ? fingerprintOf(state.refs) : null,
+      lagSeconds: state.lagSeconds ?? null,
+      error: state.error?.slice(0, 1000) ?? null,
+    });
   }
 
   async function sync(target: RepoTarget, zone: ReplicaZone): Promise<Refs | undefined> {
@@ -106,7 +105,7 @@ export function createReplicationActivities(deps: ReplicationDeps) {
     async replicaZones(): Promise<string[]> {
       const zones = deps.zones.map((z) => z.name);
       // Replica nodes are recorded per repository; only when some repository has any is there a round for them.
-      const anyNodes = (await db.query(`SELECT EXISTS (SELECT 1 FROM repos WHERE replica_nodes <> '{}') AS any`)).rows[0]?.any === true;
+      const anyNodes = await anyReplicaNodes(db);
       return anyNodes ? [...zones, REPLICA_NODES_ZONE] : zones;
     },
 
@@ -135,11 +134,9 @@ export function createReplicationActivities(deps: ReplicationDeps) {
      * that node's storage queue, ADR 0014): only the repositories placed on it, or on no node.
      */
     async reconcileReplicas(args: { node?: string } = {}): Promise<ReconcileResult> {
-      const repos = args.node
-        ? await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = $1 OR r.node_id IS NULL ORDER BY r.id`, [args.node])
-        : await db.query(`SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id ORDER BY r.id`);
+      const repos = await listRepoTargets(db, args.node);
       const result: ReconcileResult = { repos: 0, zones: deps.zones.length, repaired: [], failed: [] };
-      for (const row of repos.rows) {
+      for (const row of repos) {
         const target: RepoTarget = { tenantId: Number(row.tenant_id), tenant: row.owner, repoId: Number(row.id), repo: row.name };
         const primaryDir = repoPath(deps.reposDir, target.tenant, target.repo);
         if (!(await isRepository(primaryDir))) continue;
