@@ -1,5 +1,6 @@
 import { Composer, LineCounter, Parser, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, type CST, type Document, type Node } from 'yaml';
 import { z } from 'zod';
+import { MatrixError, expandMatrix, expressions, instanceName, matrixEnvName, parseReference, substitute, type MatrixCombination } from './pipeline-matrix';
 
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
 export const PIPELINE_PATH = '.dotgit/pipeline.yml';
@@ -44,6 +45,10 @@ const RESERVED_NAMES = new Set([...Object.getOwnPropertyNames(Object.prototype),
 const notReserved = (n: string) => !RESERVED_NAMES.has(n);
 const reservedMessage = 'is reserved (a name every JavaScript object carries)';
 const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Step ids, output names and matrix keys (what `${{ steps.<id>.outputs.<name> }}` and `${{ matrix.<key> }}` name). */
+const REF_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/** Matrix jobs expand into instances; all of a file's jobs, instances counted, stay under this. */
+const MAX_JOB_INSTANCES = 256;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
 
 const duration = z
@@ -52,6 +57,7 @@ const duration = z
   .pipe(z.number().min(MIN_STEP_TIMEOUT_MS, 'at least 1s').max(MAX_STEP_TIMEOUT_MS, 'at most 2h'));
 
 const stepSchema = z.strictObject({
+  id: z.string().regex(REF_NAME, 'a step id (letters, digits, _ and -, not starting with a digit or -)').optional(),
   name: z.string().min(1).max(100).regex(/^[^\x00-\x1f\x7f/]+$/, 'no control characters or "/"').optional(),
   run: plainText(64 * 1024).min(1, 'run must not be empty'),
   env: z
@@ -65,7 +71,27 @@ const stepSchema = z.strictObject({
   retry: z.number().int().min(0).max(10).optional(),
 });
 
+/** A matrix value: a scalar, used as text (in names, `${{ matrix.* }}` and MATRIX_* variables). */
+const matrixValue = z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(plainText(100));
+const matrixEntry = z
+  .record(z.string().regex(REF_NAME, 'a matrix key'), matrixValue)
+  .refine((e) => Object.keys(e).length >= 1, 'an include/exclude entry needs at least one key');
+/** `include`, `exclude`, `fail-fast` and `max-parallel`; every other key is an axis (a list of values). */
+const matrixSchema = z
+  .object({
+    include: z.array(matrixEntry).max(MAX_LIST).optional(),
+    exclude: z.array(matrixEntry).max(MAX_LIST).optional(),
+    'fail-fast': z.boolean().optional(),
+    'max-parallel': z.number().int().min(1).max(256).optional(),
+  })
+  .catchall(z.array(matrixValue).min(1, 'a matrix axis needs at least one value').max(256));
+
 const jobSchema = z.strictObject({
+  matrix: matrixSchema.optional(),
+  outputs: z
+    .record(z.string().regex(REF_NAME, 'an output name (letters, digits, _ and -)'), plainText(1024))
+    .refine((o) => Object.keys(o).length <= MAX_LIST, `at most ${MAX_LIST} outputs`)
+    .optional(),
   needs: z.array(z.string().regex(JOB_NAME, 'a job name')).max(MAX_JOBS).optional(),
   steps: z.array(stepSchema).min(1, 'a job needs at least one step').max(MAX_STEPS, `at most ${MAX_STEPS} steps per job`),
   artifacts: z.array(plainText(1024).min(1)).max(MAX_LIST, `at most ${MAX_LIST} artifacts`).optional(),
@@ -102,6 +128,8 @@ const fileSchema = z.strictObject({
 });
 
 export interface StepSpec {
+  /** What `${{ steps.<id>.outputs.* }}` names it by; only present when the file gives one. */
+  id?: string;
   name: string;
   run: string;
   env: Record<string, string>;
@@ -115,6 +143,20 @@ export interface JobSpec {
   artifacts: string[];
   secrets: string[];
   network: 'none' | 'isolated';
+  /** Declared outputs, `${{ steps.<id>.outputs.<k> }}` templates resolved when the job has run (only when declared). */
+  outputs?: Record<string, string>;
+  /** An instance of a matrix job (only then): the job it came from and its combination. */
+  matrix?: MatrixInstance;
+}
+/** What a matrix job instance knows of its matrix. */
+export interface MatrixInstance {
+  /** The job's name in the file (`test` of `test (18, pg)`): `needs:` and `${{ needs.<job>.* }}` name it. */
+  job: string;
+  values: MatrixCombination;
+  /** One instance failing cancels the others (default true). */
+  failFast: boolean;
+  /** At most this many of the job's instances run at once (default: all). */
+  maxParallel?: number;
 }
 /** A deploy target: its steps, the steps that undo a failed deploy, and whether a person must approve first. */
 export interface EnvironmentSpec {
@@ -292,16 +334,20 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
   }
   type RawStep = z.infer<typeof stepSchema>;
   const toSteps = (steps: RawStep[]): StepSpec[] =>
-    steps.map((s, i) => ({ name: s.name ?? `step-${i + 1}`, run: s.run, env: s.env ?? {}, timeoutMs: s.timeout, retry: s.retry ?? 0 }));
-  const jobs: JobSpec[] = Object.entries(parsed.data.jobs).map(([name, job]) => ({
+    steps.map((s, i) => ({ ...(s.id ? { id: s.id } : {}), name: s.name ?? `step-${i + 1}`, run: s.run, env: s.env ?? {}, timeoutMs: s.timeout, retry: s.retry ?? 0 }));
+  const declared: JobSpec[] = Object.entries(parsed.data.jobs).map(([name, job]) => ({
     name,
     needs: job.needs ?? [],
     steps: toSteps(job.steps),
     artifacts: job.artifacts ?? [],
     secrets: job.secrets ?? [],
     network: job.network ?? 'none',
+    ...(job.outputs ? { outputs: job.outputs } : {}),
   }));
-  checkJobs(jobs, doc.contents as Node | null, lineCounter);
+  checkJobs(declared, doc.contents as Node | null, lineCounter);
+  const matrices = new Map(Object.entries(parsed.data.jobs).flatMap(([name, job]) => (job.matrix ? [[name, job.matrix] as const] : [])));
+  checkReferences(declared, matrices, doc.contents as Node | null, lineCounter);
+  const jobs = expandJobs(declared, matrices, doc.contents as Node | null, lineCounter);
   const environments: EnvironmentSpec[] = Object.entries(parsed.data.environments ?? {}).map(([name, e]) => ({
     name,
     approval: e.approval ?? false,
@@ -329,6 +375,98 @@ function failAt(root: Node | null, lc: LineCounter, path: PropertyKey[], msg: st
   const node = nodeAt(root, path);
   const pos = node?.range ? lc.linePos(node.range[0]) : { line: 1, col: 1 };
   throw new PipelineSpecError(`${PIPELINE_PATH}:${pos.line}:${pos.col}: ${path.join('.')}: ${msg}`, pos.line, pos.col);
+}
+
+type RawMatrix = z.infer<typeof matrixSchema>;
+
+/** A matrix's keys: its axes and the keys its `include` entries add. */
+function matrixKeys(m: RawMatrix): Set<string> {
+  const axes = Object.keys(m).filter((k) => !['include', 'exclude', 'fail-fast', 'max-parallel'].includes(k));
+  return new Set([...axes, ...(m.include ?? []).flatMap((e) => Object.keys(e))]);
+}
+
+/**
+ * `${{ matrix.<key> }}`, `${{ steps.<id>.outputs.<k> }}` and `${{ needs.<job>.outputs.<k> }}` must
+ * name something that exists: a key of the job's matrix, an earlier step's id in the same job (in
+ * `outputs:`, any of its steps), an output that a job listed in `needs:` declares.
+ */
+function checkReferences(jobs: JobSpec[], matrices: Map<string, RawMatrix>, root: Node | null, lc: LineCounter): void {
+  const byName = new Map(jobs.map((j) => [j.name, j]));
+  for (const job of jobs) {
+    const matrix = matrices.get(job.name);
+    for (const key of matrix ? Object.keys(matrix) : []) {
+      if (!['include', 'exclude', 'fail-fast', 'max-parallel'].includes(key) && !REF_NAME.test(key)) failAt(root, lc, ['jobs', job.name, 'matrix', key], 'a matrix axis name uses letters, digits, _ and -');
+    }
+    const keys = matrix ? matrixKeys(matrix) : new Set<string>();
+    const ids = new Set<string>();
+    const check = (text: string, path: PropertyKey[], stepIds: Set<string>) => {
+      for (const expr of expressions(text)) {
+        const ref = parseReference(expr);
+        if (ref?.kind === 'matrix' && !keys.has(ref.key)) failAt(root, lc, path, matrix ? `\${{ ${expr} }}: the matrix has no key "${ref.key}"` : `\${{ ${expr} }}: job "${job.name}" has no matrix`);
+        if (ref?.kind === 'steps' && !stepIds.has(ref.id)) failAt(root, lc, path, `\${{ ${expr} }}: no step with id "${ref.id}" before this one in job "${job.name}"`);
+        if (ref?.kind === 'needs') {
+          if (!job.needs.includes(ref.job)) failAt(root, lc, path, `\${{ ${expr} }}: job "${job.name}" does not list "${ref.job}" in needs:`);
+          if (!Object.hasOwn(byName.get(ref.job)?.outputs ?? {}, ref.key)) failAt(root, lc, path, `\${{ ${expr} }}: job "${ref.job}" declares no output "${ref.key}"`);
+        }
+      }
+    };
+    job.steps.forEach((step, i) => {
+      if (step.id !== undefined && ids.has(step.id)) failAt(root, lc, ['jobs', job.name, 'steps', i, 'id'], `duplicate step id "${step.id}"`);
+      check(step.run, ['jobs', job.name, 'steps', i, 'run'], ids);
+      for (const [k, v] of Object.entries(step.env)) check(v, ['jobs', job.name, 'steps', i, 'env', k], ids);
+      if (step.id !== undefined) ids.add(step.id);
+    });
+    for (const [k, v] of Object.entries(job.outputs ?? {})) {
+      check(v, ['jobs', job.name, 'outputs', k], ids);
+      if (expressions(v).some((e) => parseReference(e)?.kind === 'needs')) failAt(root, lc, ['jobs', job.name, 'outputs', k], 'a job output is made of its own steps\' outputs (steps.<id>.outputs.<name>) and matrix values');
+    }
+  }
+}
+
+/**
+ * Each matrix job becomes one job per combination (see core/pipeline-matrix.ts), named
+ * `job (v1, v2)`, its `${{ matrix.* }}` substituted and each key also set as MATRIX_<KEY>; a job
+ * that needs a matrix job needs all of its instances.
+ */
+function expandJobs(jobs: JobSpec[], matrices: Map<string, RawMatrix>, root: Node | null, lc: LineCounter): JobSpec[] {
+  const instances = new Map<string, string[]>();
+  const expanded: JobSpec[] = [];
+  for (const job of jobs) {
+    const m = matrices.get(job.name);
+    if (!m) {
+      expanded.push(job);
+      continue;
+    }
+    const { include, exclude, 'fail-fast': failFast, 'max-parallel': maxParallel, ...axes } = m;
+    let combos: MatrixCombination[];
+    try {
+      combos = expandMatrix({ axes: axes as Record<string, string[]>, include: include ?? [], exclude: exclude ?? [] });
+    } catch (err) {
+      if (err instanceof MatrixError) failAt(root, lc, ['jobs', job.name, 'matrix'], err.message);
+      throw err;
+    }
+    const names: string[] = [];
+    for (const values of combos) {
+      const name = instanceName(job.name, values);
+      if (names.includes(name) || jobs.some((j) => j.name === name)) failAt(root, lc, ['jobs', job.name, 'matrix'], `two combinations make the same job name "${name}"`);
+      names.push(name);
+      const fill = (text: string) => substitute(text, (expr) => {
+        const ref = parseReference(expr);
+        return ref?.kind === 'matrix' ? (values[ref.key] ?? '') : undefined;
+      });
+      const matrixEnv = Object.fromEntries(Object.entries(values).map(([k, v]) => [matrixEnvName(k), v]));
+      expanded.push({
+        ...job,
+        name,
+        steps: job.steps.map((st) => ({ ...st, run: fill(st.run), env: { ...matrixEnv, ...Object.fromEntries(Object.entries(st.env).map(([k, v]) => [k, fill(v)])) } })),
+        ...(job.outputs ? { outputs: Object.fromEntries(Object.entries(job.outputs).map(([k, v]) => [k, fill(v)])) } : {}),
+        matrix: { job: job.name, values, failFast: failFast ?? true, ...(maxParallel !== undefined ? { maxParallel } : {}) },
+      });
+    }
+    instances.set(job.name, names);
+  }
+  if (expanded.length > MAX_JOB_INSTANCES) failAt(root, lc, ['jobs'], `the jobs expand to ${expanded.length} job instances; at most ${MAX_JOB_INSTANCES} are allowed`);
+  return expanded.map((j) => (j.needs.some((n) => instances.has(n)) ? { ...j, needs: j.needs.flatMap((n) => instances.get(n) ?? [n]) } : j));
 }
 
 function checkJobs(jobs: JobSpec[], root: Node | null, lc: LineCounter): void {
