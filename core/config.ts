@@ -234,6 +234,10 @@ const configSchema = z.object({
   nodeUrl: z.url({ protocol: /^https?$/, error: 'DOTGIT_NODE_URL must be an http(s) URL' }),
   /** `DOTGIT_FLEET` — `npm start` runs the local fleet (as `npm start -- --fleet`): 2 gateways, 2 apis, 2 storage nodes, 3 sandbox hosts. Default off. */
   fleet: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_FLEET must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
+  /** `DOTGIT_OBSERVABILITY` — `npm start` also runs Prometheus (as `npm start -- --observability`). Default off. */
+  observability: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_OBSERVABILITY must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
+  /** `DOTGIT_PROMETHEUS_PORT` — Prometheus's port with `--observability`. Default 9090. */
+  prometheusPort: z.coerce.number().int().min(0).max(65535),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -353,6 +357,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeId: env.DOTGIT_NODE_ID || undefined,
     nodeUrl: env.DOTGIT_NODE_URL || `http://${internalHost}:${env.DOTGIT_GIT_PORT ?? '8082'}`,
     fleet: env.DOTGIT_FLEET ?? '',
+    observability: env.DOTGIT_OBSERVABILITY ?? '',
+    prometheusPort: env.DOTGIT_PROMETHEUS_PORT ?? '9090',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -17,6 +17,7 @@ import { ensureGitLfs } from './provision/git-lfs';
 import { ensurePgTools } from './provision/pg-tools';
 import { prepareWalArchiving } from './provision/wal-archiving';
 import { ensureTemporalCli, startTemporalDevServer } from './provision/temporal';
+import { startPrometheus, type ScrapeTarget } from './provision/prometheus';
 import { ROOT } from './root';
 import { TopologyFile, type TopologyProcess } from './topology';
 import { resolveHostId } from '../core/host-id';
@@ -34,6 +35,8 @@ export interface PlatformOptions {
   ephemeral?: boolean;
   /** The local fleet (`npm start -- --fleet`, infra/fleet.ts) instead of one of each. Default false. */
   fleet?: boolean;
+  /** `npm start -- --observability`: Prometheus scraping every process (infra/provision/prometheus.ts). Default false. */
+  observability?: boolean;
   /**
    * High availability (`npm start -- --ha`, CONTRACT "Extended surface"): Redis under Sentinel (1
    * master, 2 replicas, 3 sentinels; ADR 0016) unless REDIS_URL is set. Default false.
@@ -48,6 +51,8 @@ export interface Platform {
   temporalUiUrl: string | undefined;
   /** The embedded Temporal server's Prometheus endpoint (`TEMPORAL_METRICS_PORT`); undefined for an external Temporal. */
   temporalMetricsUrl: string | undefined;
+  /** With `observability`: Prometheus (`DOTGIT_PROMETHEUS_PORT`, default 9090). */
+  prometheusUrl: string | undefined;
   temporalAddress: string;
   namespace: string;
   databaseUrl: string;
@@ -71,7 +76,7 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export type BackingName = 'postgres' | 'redis' | 'temporal';
+export type BackingName = 'postgres' | 'redis' | 'temporal' | 'prometheus';
 
 /** One embedded backing service that can be taken away and brought back in place. */
 export interface BackingService {
@@ -303,6 +308,16 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const gatewayUrls = instances.filter((s) => s.role === 'gateway').map((s) => `http://${gatewayHost}:${s.port}`);
     const gatewayUrl = gatewayUrls[0]!;
     await Promise.all(gatewayUrls.map((u) => waitFor(() => probeHealth(`${u}/healthz`, true), 60_000, `gateway ${u} /healthz`)));
+    let prometheusUrl: string | undefined;
+    if (o.observability) {
+      // Every service process and the Temporal server, with the alert rules (infra/observability/).
+      const targets: ScrapeTarget[] = instances.map((s) => ({ job: s.role, instance: s.name, url: `http://${s.role === 'gateway' ? gatewayHost : internalHost}:${s.port}/metrics` }));
+      if (temporalMetricsUrl) targets.push({ job: 'temporal', instance: 'temporal-1', url: temporalMetricsUrl });
+      const promOptions = (port: number) => ({ dataDir: path.join(config.dataDir, 'prometheus'), port, targets, ruleFiles: [path.join(ROOT, 'infra', 'observability', 'alerts.yml')], log: o.log });
+      const prom = await startPrometheus(promOptions(eph ? 0 : config.prometheusPort));
+      keep('prometheus', prom, () => startPrometheus(promOptions(prom.port)), prom.port, prom.url);
+      prometheusUrl = prom.url;
+    }
     await topology.write();
 
     let stopped: Promise<void> | undefined;
@@ -311,6 +326,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       gatewayUrls,
       temporalUiUrl,
       temporalMetricsUrl,
+      prometheusUrl,
       temporalAddress,
       namespace: config.temporalNamespace,
       databaseUrl,

@@ -6,13 +6,13 @@ import { startPlatform } from './platform';
 // Written synchronously: the last lines must reach the terminal (or a pipe) before process.exit.
 const say = (line: string) => writeSync(1, line + '\n');
 
-const USAGE = 'usage: npm start [-- --fleet]';
+const USAGE = 'usage: npm start [-- --observability] [--fleet]';
 
 /** The modes after `--` (CONTRACT "Extended surface"); a wrong one is a usage error (exit 2). */
-function modes(): { fleet: boolean } {
+function modes(): { observability: boolean; fleet: boolean } {
   try {
-    const { values } = parseArgs({ args: process.argv.slice(2), options: { fleet: { type: 'boolean' } }, strict: true, allowPositionals: false });
-    return { fleet: values.fleet ?? false };
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { observability: { type: 'boolean' }, fleet: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    return { observability: values.observability ?? false, fleet: values.fleet ?? false };
   } catch (err) {
     say(`dotgit: ${(err as Error).message}\n${USAGE}`);
     process.exit(2);
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const fleet = flags.fleet || config.fleet;
   const started = Date.now();
-  const platform = await startPlatform({ env: process.env, log: provisionLog, fleet });
+  const platform = await startPlatform({ env: process.env, log: provisionLog, observability: flags.observability || config.observability, fleet });
   const lines = [
     `gateway       ${platform.gatewayUrls.join('  ')}`,
     `api           ${platform.gatewayUrl}/api/v1`,
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     `temporal ui   ${platform.temporalUiUrl ?? '(external Temporal at ' + platform.temporalAddress + ')'}`,
     `admin token   ${platform.adminToken}  (also in ${config.dataDir}/admin.token)`,
     `logs          ${config.dataDir}/logs/`,
+    ...(platform.prometheusUrl ? [`prometheus    ${platform.prometheusUrl}`] : []),
     ...(fleet ? [`fleet         ${fleetSummary(platform.instances)}  (${config.dataDir}/run/topology.json)`] : []),
     `dotgit ready  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
   ];
