@@ -7,10 +7,22 @@ import type { Db } from '../core/db';
 import type { ObjectStore } from '../core/object-store';
 import { backupRepo, listRepoDirs, repoDir, repoState } from '../core/backup-repos';
 import { restoreToDir } from '../core/backup-restore';
-import { basebackup, startThrowawayPostgres } from '../core/backup-postgres';
+import { basebackup, startThrowawayPostgres, throwawayDatabase } from '../core/backup-postgres';
 import { combineNodeParts, listManifests, planRetention, readManifest, storeInventory, writeManifest } from '../core/backup-manifest';
 import { BACKUP_PREFIX, repoPartKey, WAL_PREFIX, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
 import { runGit } from '../core/git';
+import {
+  completeBackup,
+  completeRestore,
+  countTenantsCreatedBefore,
+  deleteBackups,
+  failRestore,
+  failRunningBackup,
+  finishDrill,
+  startBackupRecord,
+  startRestoreRecord,
+} from '../core/stores/backups-store';
+import { appliedMigrationNames } from '../core/stores/server-store';
 import { nodesHoldingRepos, reposOwnedHere, reposPlacedOn } from '../core/storage-nodes';
 
 const drillFailures = new client.Counter({ name: 'dotgit_backup_drill_failures_total', help: 'Restore drills that failed (the latest backup did not restore, or differed from live data)' });
@@ -75,7 +87,7 @@ export function createBackupActivities(deps: BackupDeps) {
 
   return {
     async startBackupRecord(args: { id: string; trigger: BackupTrigger }): Promise<void> {
-      await db.query(`INSERT INTO backups (id, trigger, status) VALUES ($1, $2, 'running') ON CONFLICT (id) DO NOTHING`, [args.id, args.trigger]);
+      await startBackupRecord(db, args.id, args.trigger);
     },
 
     /**
@@ -151,16 +163,13 @@ export function createBackupActivities(deps: BackupDeps) {
       const manifest: BackupManifest = { version: 1, id: args.id, startedAt: args.startedAt, finishedAt, repos, ...(args.postgres ? { postgres: args.postgres } : {}), ...(missedNodes ? { missedNodes } : {}) };
       await writeManifest(store, manifest);
       const postgresBase = args.postgres?.baseBackupId === args.id;
-      await db.query(
-        `UPDATE backups SET status = 'complete', finished_at = $2, repos = $3, changed = $4, postgres_base = $5, error = $6 WHERE id = $1`,
-        [args.id, finishedAt, count, args.changed, postgresBase, missedNodes ? missedMessage(missedNodes) : null],
-      );
+      await completeBackup(db, { id: args.id, finishedAt, repos: count, changed: args.changed, postgresBase, error: missedNodes ? missedMessage(missedNodes) : null });
       lastBackup.set(Date.parse(finishedAt) / 1000);
       return { id: args.id, repos: count, changed: args.changed, postgresBase, ...(missedNodes ? { missedNodes } : {}) };
     },
 
     async failBackup(args: { id: string; error: string }): Promise<void> {
-      await db.query(`UPDATE backups SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status = 'running'`, [args.id, args.error.slice(0, 2000)]);
+      await failRunningBackup(db, args.id, args.error.slice(0, 2000));
     },
 
     /**
@@ -177,24 +186,24 @@ export function createBackupActivities(deps: BackupDeps) {
         for (const key of await store.list(`${BACKUP_PREFIX}/${id}`)) await store.delete(key);
       }
       for (const f of plan.wal) await store.delete(`${WAL_PREFIX}/${f}`);
-      if (plan.backups.length) await db.query('DELETE FROM backups WHERE id = ANY($1)', [plan.backups]);
+      if (plan.backups.length) await deleteBackups(db, plan.backups);
       return { backups: plan.backups, walFiles: plan.wal.length };
     },
 
     async startRestoreRecord(args: { id: string; kind: 'restore' | 'drill'; at: string }): Promise<void> {
-      await db.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, $2, $3, 'running') ON CONFLICT (id) DO NOTHING`, [args.id, args.kind, args.at]);
+      await startRestoreRecord(db, args.id, args.kind, args.at);
     },
 
     /** Restores repositories (all or some) and Postgres to `at` into `<restoresDir>/<id>/`. */
     async restoreTo(args: { id: string; at: string; repos?: string[]; postgres?: boolean }): Promise<RestoreResult> {
       const dir = path.join(deps.restoresDir, args.id);
       const r = await restoreInto(dir, new Date(args.at), { repos: args.repos, postgres: args.postgres });
-      await db.query(`UPDATE restores SET status = 'complete', finished_at = now(), backup_id = $2, dir = $3 WHERE id = $1`, [args.id, r.manifest.id, dir]);
+      await completeRestore(db, args.id, r.manifest.id, dir);
       return { id: args.id, dir, backupId: r.manifest.id, repos: r.repos, postgres: r.postgres };
     },
 
     async failRestore(args: { id: string; problems: string[] }): Promise<void> {
-      await db.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [args.id, JSON.stringify(args.problems)]);
+      await failRestore(db, args.id, args.problems);
       if (args.id.startsWith('drill-')) drillFailures.inc();
     },
 
@@ -226,12 +235,12 @@ export function createBackupActivities(deps: BackupDeps) {
         const server = await startThrowawayPostgres({ dataDir: path.join(dir, 'postgres'), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });
         try {
           // created_at is a transaction's start: one that began just before the backup may commit after it.
-          const q = `SELECT count(*)::int AS n FROM tenants WHERE created_at <= $1::timestamptz - interval '10 seconds'`;
-          const restored = (await server.query<{ n: number }>(q, [manifest.finishedAt], database)).rows[0].n;
-          const live = (await db.query<{ n: number }>(q, [manifest.finishedAt])).rows[0].n;
+          const restoredDb = throwawayDatabase(server, database);
+          const restored = await countTenantsCreatedBefore(restoredDb, manifest.finishedAt);
+          const live = await countTenantsCreatedBefore(db, manifest.finishedAt);
           if (restored !== live) problems.push(`postgres: ${restored} tenants restored, live has ${live} created up to the backup`);
-          const migrations = (await server.query<{ name: string }>('SELECT name FROM schema_migrations', [], database)).rows.map((x) => x.name);
-          const liveMigrations = new Set((await db.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((x) => x.name));
+          const migrations = await appliedMigrationNames(restoredDb);
+          const liveMigrations = new Set(await appliedMigrationNames(db));
           for (const m of migrations) if (!liveMigrations.has(m)) problems.push(`postgres: restored migration ${m} is unknown to live`);
         } finally {
           await server.stop();
@@ -255,7 +264,7 @@ export function createBackupActivities(deps: BackupDeps) {
     /** Records a drill's outcome; a failed drill counts in `dotgit_backup_drill_failures_total`. */
     async finishDrill(args: { id: string; backupId: string; problems: string[] }): Promise<void> {
       const ok = args.problems.length === 0;
-      await db.query(`UPDATE restores SET status = $2, finished_at = now(), backup_id = $3, problems = $4 WHERE id = $1`, [args.id, ok ? 'complete' : 'failed', args.backupId || null, JSON.stringify(args.problems)]);
+      await finishDrill(db, args.id, ok, args.backupId || null, args.problems);
       if (!ok) drillFailures.inc();
       // The scratch copy has served its purpose; a failed one stays for inspection.
       if (ok) await fs.rm(path.join(deps.restoresDir, args.id), { recursive: true, force: true });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { Queryable } from './db';
 import type { ObjectStore } from './object-store';
 import { BACKUP_PREFIX, WAL_PREFIX, type PostgresBackupEntry } from './backup-types';
 
@@ -181,6 +182,11 @@ export interface ThrowawayPostgres {
   query<R extends pg.QueryResultRow>(sql: string, params?: unknown[], database?: string): Promise<pg.QueryResult<R>>;
   /** Fast shutdown, waits for the exit. */
   stop(): Promise<void>;
+}
+
+/** One database of a throwaway server, as store functions query it. */
+export function throwawayDatabase(server: ThrowawayPostgres, database: string): Queryable {
+  return { query: (sql: string, params?: unknown[]) => server.query(sql, params, database) } as Queryable;
 }
 
 /**
