@@ -204,7 +204,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // A REDIS_URL naming a sentinel master the sentinels do not know stops here, before anything starts.
     if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
     if (o.ha && !config.redisUrl) {
-      const set = await startRedisSentinels({ dataDir: path.join(config.dataDir, 'redis-ha'), port: eph ? 0 : config.redisPort, log: o.log });
+      const set = await startRedisSentinels({ dataDir: path.join(config.dataDir, 'redis-ha'), port: eph ? 0 : config.redisPort, log: o.log, onChange: rewrite });
       redisSentinels = set;
       stops.push(() => set.stop());
     }

@@ -32,6 +32,8 @@ export interface RedisSentinelOptions {
    */
   downAfterMs?: number;
   readyTimeoutMs?: number;
+  /** Told whenever one of its processes exits or starts again (the runner rewrites topology.json). */
+  onChange?: () => void;
 }
 
 export interface RedisSentinelProcess {
@@ -169,6 +171,8 @@ async function startSet(serverPath: string, dataDir: string, layout: Layout, opt
       readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
     });
     running.set(instance, child);
+    void child.exited.then(() => opts.onChange?.());
+    opts.onChange?.();
   };
   let stopping: Promise<void> | undefined;
   const stop = () =>
