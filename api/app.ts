@@ -104,12 +104,18 @@ export function createApiApp(
   v1.post('/tokens', route(async (req, res) => {
     res.status(201).json(await tokens.createToken(requirePrincipal(req.principal), parseBody(jsonObject, req.body ?? {}), req.requestId));
   }));
+  v1.get('/tokens', route(async (req, res) => {
+    res.json(await tokens.list(requirePrincipal(req.principal), req.query));
+  }));
   v1.delete('/tokens/:id', route(async (req, res) => {
     await tokens.revokeToken(requirePrincipal(req.principal), String(req.params.id), req.requestId);
     res.status(204).end();
   }));
   v1.post('/repos', route(async (req, res) => {
     res.status(201).json(await repos.create(requirePrincipal(req.principal), req.body ?? {}, req.requestId));
+  }));
+  v1.get('/repos', route(async (req, res) => {
+    res.json(await repos.list(req.principal, req.query));
   }));
   v1.get('/repos/:owner/:repo', route(async (req, res) => {
     res.json(await repos.get(req.principal, String(req.params.owner), String(req.params.repo)));

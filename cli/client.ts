@@ -8,8 +8,10 @@ import type {
   DEPLOY_STATUSES,
   ROLES,
   RepoAnswer,
+  RepoListAnswer,
   TokenAnswer,
   TokenBody,
+  TokenListAnswer,
   artifactListAnswer,
   auditListAnswer,
   auditVerifyAnswer,
@@ -57,6 +59,12 @@ export class DotgitApiError extends Error {
   }
 }
 
+/** `?a=1&b=x` of the defined values, or '' when none is. */
+function query(q: Record<string, string | number | undefined>): string {
+  const text = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)])).toString();
+  return text ? `?${text}` : '';
+}
+
 export const TERMINAL_STATUSES = ['success', 'failure', 'cancelled'] as const;
 export const TERMINAL_DEPLOY_STATUSES = ['success', 'failure', 'rolled_back', 'rejected', 'cancelled'] as const;
 
@@ -98,11 +106,19 @@ export class DotgitClient {
   createToken(scopes: TokenBody['scopes'], options: Omit<TokenBody, 'scopes'> = {}) {
     return this.json<TokenAnswer>('POST', '/api/v1/tokens', { scopes, ...options });
   }
+  /** The caller's own live tokens, a page at a time (`next`: the `after` of the next page). */
+  listTokens(page: { after?: number; limit?: number } = {}) {
+    return this.json<TokenListAnswer>('GET', `/api/v1/tokens${query(page)}`);
+  }
   async revokeToken(id: number): Promise<void> {
     await this.request('DELETE', `/api/v1/tokens/${id}`);
   }
   createRepo(owner: string, name: string, visibility: 'public' | 'private' = 'private') {
     return this.json<Repo>('POST', '/api/v1/repos', { owner, name, visibility });
+  }
+  /** Repositories the caller may read (only tenant `owner`'s when given), a page at a time. */
+  listRepos(page: { owner?: string; after?: number; limit?: number } = {}) {
+    return this.json<RepoListAnswer>('GET', `/api/v1/repos${query(page)}`);
   }
   getRepo(owner: string, name: string) {
     return this.json<Repo>('GET', `/api/v1/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`);

@@ -42,6 +42,14 @@ function ownerRepo(arg: string): [string, string] {
   return [owner, name];
 }
 
+/** `--after`/`--limit` of a paged list, checked before anything is asked. */
+function pageOptions(o: { after?: string; limit?: string }): { after?: number; limit?: number } {
+  for (const [k, v] of [['after', o.after], ['limit', o.limit]] as const) {
+    if (v !== undefined && !/^\d+$/.test(v)) throw new UsageError(`--${k} must be a whole number, got '${v}'`);
+  }
+  return { after: o.after === undefined ? undefined : Number(o.after), limit: o.limit === undefined ? undefined : Number(o.limit) };
+}
+
 interface Globals {
   json?: boolean;
 }
@@ -226,7 +234,30 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
       done(cmd, { id: Number(id), revoked: true }, `token ${id} revoked`);
     });
 
+  token
+    .command('list')
+    .description('your live tokens: id, scopes, created, expires (never the secrets)')
+    .option('--after <id>', "tokens after this id (the answer's next)")
+    .option('--limit <n>', 'at most this many (1-1000, default 100)')
+    .action(async (o: { after?: string; limit?: string }, cmd: Command) => {
+      const page = await client().listTokens(pageOptions(o));
+      if (globals(cmd).json) return out(JSON.stringify(page, null, 2));
+      list(cmd, page.tokens.map((t) => ({ ...t, scopes: t.scopes.join(','), expiresAt: t.expiresAt ?? 'never', current: t.current ? '(this token)' : '' })), ['id', 'scopes', 'createdAt', 'expiresAt', 'current']);
+      if (page.next !== null) err(`more: --after ${page.next}`);
+    });
+
   const repo = group('repo', 'repositories');
+  repo
+    .command('list [owner]')
+    .description("repositories you may read (only OWNER's when given), public ones without a token")
+    .option('--after <id>', "repositories after this id (the answer's next)")
+    .option('--limit <n>', 'at most this many (1-1000, default 100)')
+    .action(async (owner: string | undefined, o: { after?: string; limit?: string }, cmd: Command) => {
+      const page = await client().listRepos({ owner, ...pageOptions(o) });
+      if (globals(cmd).json) return out(JSON.stringify(page, null, 2));
+      list(cmd, page.repos.map((r) => ({ ...r, fullName: `${r.owner}/${r.name}` })), ['fullName', 'visibility', 'defaultBranch', 'cloneUrl']);
+      if (page.next !== null) err(`more: --after ${page.next}`);
+    });
   repo
     .command('create <owner/name>')
     .description('create a repository (private unless --public)')

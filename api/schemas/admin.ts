@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nameField, timestamp } from './common';
+import { nameField, nextPage, timestamp } from './common';
 
 /** Tenants, users, tokens, backups and restores. */
 
@@ -30,6 +30,21 @@ export const tokenAnswer = z.object({
   token: z.string().meta({ description: 'shown once' }),
   scopes: z.array(z.enum(SCOPES)),
   expiresAt: timestamp.nullable(),
+});
+
+/** `GET /api/v1/tokens`: the caller's own live tokens; never the secret (only its hash is stored). */
+export const tokenListAnswer = z.object({
+  tokens: z.array(
+    z.object({
+      id: z.number().int(),
+      scopes: z.array(z.enum(SCOPES)),
+      createdAt: timestamp,
+      expiresAt: timestamp.nullable(),
+      parentTokenId: z.number().int().nullable().meta({ description: 'the token it was derived from (revoking that one ends this one)' }),
+      current: z.boolean().meta({ description: 'the token of this request' }),
+    }),
+  ),
+  next: nextPage,
 });
 
 export const backupBody = z.strictObject({ full: z.boolean().optional().transform((v) => v ?? false) });
@@ -72,3 +87,4 @@ export const restoreAnswer = z.object({
 
 export type TokenBody = z.input<typeof tokenBody>;
 export type TokenAnswer = z.infer<typeof tokenAnswer>;
+export type TokenListAnswer = z.infer<typeof tokenListAnswer>;

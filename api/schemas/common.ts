@@ -39,3 +39,13 @@ export const links = z.record(z.string(), z.string()).meta({ description: 'relat
 
 /** An empty JSON object: writes whose body carries nothing (approve/cancel may also send none). */
 export const emptyBody = z.strictObject({});
+
+const wholeNumber = (name: string) => z.string().regex(/^\d{1,16}$/, { error: `${name} must be a whole number` }).optional();
+
+/** `?after=&limit=` of a list read a page at a time by id (audit, repositories, tokens); the answer's `next` is the next `after`. */
+export const pageQuery = z.object({
+  after: wholeNumber('after').meta({ description: 'the id to continue after (`next` of the previous page)' }),
+  limit: wholeNumber('limit').meta({ description: '1 to 1000, default 100' }),
+});
+
+export const nextPage = z.number().int().nullable().meta({ description: 'the `after` of the next page; null on the last' });

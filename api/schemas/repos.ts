@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nameField, timestamp } from './common';
+import { nameField, nextPage, pageQuery, timestamp } from './common';
 
 /** Repositories: creation, the repository answer, and changes to it (PATCH). */
 
@@ -39,6 +39,13 @@ export const repoAnswer = z
   })
   .meta({ id: 'Repository' });
 
+/** `GET /api/v1/repos`: the repositories the caller may read, a page at a time. */
+export const listReposQuery = pageQuery.extend({
+  owner: nameField('owner').optional().meta({ description: 'only this tenant’s repositories (an unknown or hidden tenant lists none)' }),
+});
+export const repoListAnswer = z.object({ repos: z.array(repoAnswer), next: nextPage });
+
 export type CreateRepoBody = z.input<typeof createRepoBody>;
 export type PatchRepoBody = z.input<typeof patchRepoBody>;
 export type RepoAnswer = z.infer<typeof repoAnswer>;
+export type RepoListAnswer = z.infer<typeof repoListAnswer>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { emptyBody, links, nameField, ownerRepoParams, runIdParam } from './common';
-import { createRepoBody, patchRepoBody, repoAnswer } from './repos';
+import { emptyBody, links, nameField, ownerRepoParams, pageQuery, runIdParam } from './common';
+import { createRepoBody, listReposQuery, patchRepoBody, repoAnswer, repoListAnswer } from './repos';
 import {
   artifactListAnswer,
   artifactQuery,
@@ -41,7 +41,7 @@ import {
   webhookListAnswer,
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
-import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, userAnswer, userBody } from './admin';
+import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
 /**
  * Every route of the REST API v1, with the schemas of its path parameters, query, body and answers:
@@ -95,9 +95,11 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'post', path: '/tenants', tag: 'tenants', summary: 'Create a tenant (platform admins)', body: tenantBody, responses: { 201: json('created', tenantAnswer) } },
   { method: 'post', path: '/tenants/:tenant/users', tag: 'tenants', summary: 'Create a user in a tenant (tenant admins)', params: z.object({ tenant: nameField('tenant') }), body: userBody, responses: { 201: json('created', userAnswer) } },
   { method: 'post', path: '/tokens', tag: 'tokens', summary: 'Create an API token derived from the caller’s credential', body: tokenBody, responses: { 201: json('created; the token is shown once', tokenAnswer) } },
+  { method: 'get', path: '/tokens', tag: 'tokens', summary: 'The caller’s own live tokens, a page at a time (never their secrets)', query: pageQuery, responses: { 200: json('tokens', tokenListAnswer) } },
   { method: 'delete', path: '/tokens/:id', tag: 'tokens', summary: 'Revoke a token (and the tokens derived from it)', params: z.object({ id: z.string().regex(/^\d{1,18}$/, { error: 'id must be a token id' }) }), responses: { 204: noContent } },
 
   { method: 'post', path: '/repos', tag: 'repos', summary: 'Create a repository', body: createRepoBody, responses: { 201: json('created', repoAnswer) } },
+  { method: 'get', path: '/repos', tag: 'repos', summary: 'Repositories the caller may read (public ones anonymously), by id, a page at a time', query: listReposQuery, anonymous: true, responses: { 200: json('repositories', repoListAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo', tag: 'repos', summary: 'A repository', params: ownerRepoParams, anonymous: true, responses: { 200: json('the repository', repoAnswer) } },
   { method: 'patch', path: '/repos/:owner/:repo', tag: 'repos', summary: 'Change a repository: its default branch (repository admins)', params: ownerRepoParams, body: patchRepoBody, responses: { 200: json('the repository as changed', repoAnswer) } },
   { method: 'post', path: '/repos/:owner/:repo/move', tag: 'repos', summary: 'Move a repository to another storage node (platform admins)', params: ownerRepoParams, body: moveBody, responses: { 202: json('the move workflow started', moveAnswer) } },

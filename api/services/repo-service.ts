@@ -6,6 +6,9 @@ import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { findDefaultBranch } from '../../core/stores/default-branch-store';
+import { listReadableRepoRows } from '../../core/stores/repos-store';
+import { repoAccess, type Access } from '../../core/principal';
+import { nextAfter, pageOf } from '../paging';
 import { requireRepoAdmin, requireScope } from '../authz';
 import { createRepoBody, patchRepoBody } from '../schemas/repos';
 import { parseBody } from '../validation';
@@ -91,6 +94,33 @@ export class RepoService {
   async get(principal: Principal | null | undefined, owner: string, name: string) {
     const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
     return this.view(repo, (await findDefaultBranch(this.db, repo.id)) ?? 'main');
+  }
+
+  /**
+   * `GET /api/v1/repos?owner=`: the repositories the caller may read, by id, a page at a time. The
+   * store preselects by tenant, visibility and grants; the one access rule (`repoAccess`, with token
+   * scopes) decides each. An unknown or hidden tenant lists none rather than 404: no name probing.
+   */
+  async list(principal: Principal | null | undefined, query: Record<string, unknown>) {
+    const owner = query.owner === undefined ? undefined : assertValidName('owner', query.owner);
+    const { after, limit } = pageOf(query);
+    const rows = await listReadableRepoRows(this.db, {
+      owner,
+      userId: principal?.userId ?? null,
+      tenantId: principal?.tenantId ?? null,
+      platformAdmin: principal?.platformAdmin === true,
+      after,
+      limit,
+    });
+    const repos = rows
+      .map((r) => ({
+        repo: { id: Number(r.id), tenantId: Number(r.tenant_id), owner: r.owner, name: r.name, visibility: r.visibility, createdAt: r.created_at, nodeId: r.node_id ?? null, replicaNodes: r.replica_nodes ?? [] } as RepoRow,
+        grant: (r.grant ?? undefined) as Access | undefined,
+        defaultBranch: r.default_branch as string,
+      }))
+      .filter((x) => repoAccess(principal ?? undefined, x.repo, x.grant) !== 'none')
+      .map((x) => this.view(x.repo, x.defaultBranch));
+    return { repos, next: nextAfter(rows.map((r) => Number(r.id)), limit) };
   }
 
   /** `PATCH …/repos/{owner}/{repo}` (repository admins): today the default branch. */

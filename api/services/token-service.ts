@@ -10,7 +10,8 @@ import { DerivationError, SCOPES, derivedExpiry, generateToken, hashToken, type 
 import { requireScope } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
-import { findLiveToken, findUserByName, insertToken, lockLiveToken, revokeTokenTree } from '../../core/stores/tenants-store';
+import { findLiveToken, findUserByName, insertToken, listLiveTokensOfUser, lockLiveToken, revokeTokenTree } from '../../core/stores/tenants-store';
+import { nextAfter, pageOf } from '../paging';
 
 const EXPIRES_MESSAGE = 'expiresAt must be an ISO 8601 date-time with a time zone (2030-01-31T12:00:00Z) or a date (2030-01-31)';
 /**
@@ -79,6 +80,24 @@ export class TokenService {
       await audit(c, { tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted, expiresAt, parentTokenId: parentId }, requestId });
       return { id, token, scopes: wanted, expiresAt };
     });
+  }
+
+  /**
+   * `GET /api/v1/tokens`: the caller's own live tokens, by id, a page at a time; what each may do and
+   * until when, never the secret (only its hash is stored). Any scope may list its owner's tokens.
+   */
+  async list(principal: Principal, query: Record<string, unknown>) {
+    const { after, limit } = pageOf(query);
+    const rows = await listLiveTokensOfUser(this.db, principal.userId, { after, limit });
+    const tokens = rows.map((t) => ({
+      id: Number(t.id),
+      scopes: t.scopes as Scope[],
+      createdAt: t.created_at,
+      expiresAt: t.expires_at,
+      parentTokenId: t.parent_token_id === null ? null : Number(t.parent_token_id),
+      current: Number(t.id) === principal.tokenId,
+    }));
+    return { tokens, next: nextAfter(tokens.map((t) => t.id), limit) };
   }
 
   /**

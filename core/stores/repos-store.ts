@@ -196,3 +196,25 @@ export async function upsertReplicaState(
     [s.tenantId, s.repoId, s.zone, s.refsFingerprint, s.lagSeconds, s.error],
   );
 }
+
+/**
+ * A page of the repositories a caller may read, by id after `after` (`GET /api/v1/repos`): public
+ * ones, every one for a platform admin, those of the caller's tenant, and those granted to the
+ * caller (`permissions`), optionally only of tenant `owner`. Each row carries the caller's grant, so
+ * the service applies the one access rule (core/principal `repoAccess`, token scopes included).
+ */
+export async function listReadableRepoRows(
+  q: Queryable,
+  o: { owner?: string; userId: number | null; tenantId: number | null; platformAdmin: boolean; after: number; limit: number },
+): Promise<Row[]> {
+  const r = await q.query(
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at, r.node_id, r.replica_nodes, r.default_branch, p.access AS grant
+       FROM repos r JOIN tenants t ON t.id = r.tenant_id
+       LEFT JOIN permissions p ON p.tenant_id = r.tenant_id AND p.repo_id = r.id AND p.user_id = $3::bigint
+      WHERE r.id > $1 AND ($2::text IS NULL OR t.name = $2)
+        AND (r.visibility = 'public' OR $4::boolean OR r.tenant_id = $5::bigint OR p.access IS NOT NULL)
+      ORDER BY r.id LIMIT $6`,
+    [o.after, o.owner ?? null, o.userId, o.platformAdmin, o.tenantId, o.limit],
+  );
+  return r.rows;
+}

@@ -139,3 +139,18 @@ export async function listCollaborators(q: Queryable, tenantId: number, repoId: 
 export async function deleteCollaborator(q: Queryable, tenantId: number, repoId: number, username: string): Promise<void> {
   await q.query('DELETE FROM permissions p USING users u WHERE u.id = p.user_id AND p.tenant_id = $1 AND p.repo_id = $2 AND u.username = $3', [tenantId, repoId, username]);
 }
+
+/**
+ * A page of a user's live (unrevoked, unexpired) tokens by id after `after` (`GET /api/v1/tokens`):
+ * never the hash. No last-use time is stored (the gateway caches tokens; writing one per request
+ * would put a write on every read).
+ */
+export async function listLiveTokensOfUser(q: Queryable, userId: number, o: { after: number; limit: number }): Promise<{ id: string; scopes: string[]; created_at: Date; expires_at: Date | null; parent_token_id: string | null }[]> {
+  const r = await q.query(
+    `SELECT id, scopes, created_at, expires_at, parent_token_id FROM tokens
+      WHERE user_id = $1 AND id > $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+      ORDER BY id LIMIT $3`,
+    [userId, o.after, o.limit],
+  );
+  return r.rows;
+}
