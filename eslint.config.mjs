@@ -19,7 +19,6 @@ const SQL_NOT_YET_MIGRATED = [
   'activities/webhook-activities.ts',
   'api/services/audit.ts',
   'api/services/repo-service.ts',
-  'core/storage-nodes.ts',
   'infra/bootstrap-admin.ts',
 ];
 const SQL_MESSAGE = 'SQL belongs in a store (core/stores/<aggregate>-store.ts); call the store instead.';
