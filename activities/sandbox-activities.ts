@@ -1,4 +1,4 @@
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -18,7 +18,8 @@ import { findStepAttempt, markStepRunning, recordStepResult, upsertArtifact, typ
 import { findSecretValues } from '../core/stores/secrets-store';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
 import { LogSink } from './log-sink';
-import { ARTIFACTS_IN_SANDBOX } from './sandbox/mount-policy';
+import { ARTIFACTS_IN_SANDBOX, WORKSPACE_IN_SANDBOX } from './sandbox/mount-policy';
+import { MAX_STEP_OUTPUT_BYTES, parseOutputFile } from '../core/pipeline-matrix';
 import { holdSandboxPath } from './sandbox/orphans';
 import type { HostJobs } from './sandbox/host-jobs';
 import type { SourceCache } from './sandbox/source-cache';
@@ -162,6 +163,40 @@ function stepEnv(input: StepInput, attempt: number, secrets: Record<string, stri
   };
 }
 
+/**
+ * The step's `$DOTGIT_OUTPUT` file, in the workspace (the one place both the sandbox and this host
+ * write): hidden, named after the step, created empty before it runs and removed once read.
+ */
+function outputFileName(step: string): string {
+  return `.dotgit-output-${createHash('sha256').update(step).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * What the step wrote to its output file, masked like its log; notes for the log about what was
+ * ignored. Opened without following links and refused unless a regular file: the step controls
+ * the workspace and could leave a symlink to a host file or a FIFO in its place.
+ */
+async function readStepOutputs(file: string, masker: SecretMasker): Promise<{ outputs?: Record<string, string>; notes: string[] }> {
+  let handle;
+  try {
+    handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return { notes: [] }; // removed (or replaced by a link) by the step: no outputs
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return { notes: ['dotgit: $DOTGIT_OUTPUT is not a regular file; its outputs are ignored'] };
+    if (st.size > MAX_STEP_OUTPUT_BYTES) return { notes: [`dotgit: $DOTGIT_OUTPUT holds ${st.size} bytes, more than ${MAX_STEP_OUTPUT_BYTES}; its outputs are ignored`] };
+    const buffer = Buffer.alloc(st.size);
+    const { bytesRead } = await handle.read(buffer, 0, st.size, 0);
+    const { outputs, problems } = parseOutputFile(buffer.subarray(0, bytesRead).toString('utf8'));
+    const masked = Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, masker.mask(v)]));
+    return { outputs: Object.keys(masked).length > 0 ? masked : undefined, notes: problems.map((p) => `dotgit: $DOTGIT_OUTPUT ${p}`) };
+  } finally {
+    await handle.close();
+  }
+}
+
 /** `TRACEPARENT` of the active span (the step's), when tracing. */
 function traceEnv(): Record<string, string> {
   const traceparent = currentTraceparent();
@@ -249,6 +284,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         // dotgit's own notes never hold secret values.
         const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, attempt);
         let result: StepResult;
+        // Issue 17: the step's `key=value` outputs; writable by the step's unprivileged user.
+        const outputFile = path.join(ws, outputFileName(input.step.name));
+        await fs.rm(outputFile, { force: true });
+        await fs.writeFile(outputFile, '', { mode: 0o666 });
+        await fs.chmod(outputFile, 0o666);
         try {
           if (input.restartNote) sink.line('stderr', `dotgit: ${input.restartNote}; the job runs again from a fresh checkout on host ${host}`);
           const note = input.restartNote ? undefined : attemptNote(attempt, ctx.info.attempt, previous);
@@ -259,7 +299,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             workspace: ws,
             artifacts: artifactsDirOf(ws),
             command: input.step.run,
-            env: { ...stepEnv(input, attempt, secrets), ...traceEnv() },
+            env: { ...stepEnv(input, attempt, secrets), DOTGIT_OUTPUT: `${WORKSPACE_IN_SANDBOX}/${path.basename(outputFile)}`, ...traceEnv() },
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
             workspaceBytes: deps.workspaceTmpfsBytes && !tmpfsUnavailable ? deps.workspaceTmpfsBytes : 0,
@@ -267,7 +307,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             onLine: (stream, line) => sink.line(stream, line),
             signal: ctx.cancellationSignal,
           }));
+          const { outputs, notes } = await readStepOutputs(outputFile, masker);
+          for (const note of notes) sink.line('stderr', note);
+          if (outputs) result = { ...result, outputs };
         } finally {
+          await fs.rm(outputFile, { force: true });
           await sink.close();
         }
         if (result.cancelled && isWorkerShutdown(ctx.cancellationSignal.reason)) {

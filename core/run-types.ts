@@ -85,6 +85,8 @@ export interface StepResult {
   /** The host id the step ran on and that host's own task queue (absent before issue 11). */
   host?: string;
   hostQueue?: string;
+  /** What the step wrote to `$DOTGIT_OUTPUT` (issue 17; only when it wrote something), masked like its log. */
+  outputs?: Record<string, string>;
 }
 
 export interface RunResult {

@@ -1,7 +1,8 @@
 import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
 import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
-import type { JobSpec, PipelineSpec } from '../core/pipeline-spec';
+import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
+import { MAX_STEP_OUTPUT_BYTES, resolveOutputs } from '../core/pipeline-matrix';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import { cleanupPinnedWorkspace, runStep, runStepWithRetries, sandboxSteps, type HostPin, type StepRequest } from './step-runner';
 import { startWebhookDispatch } from './webhooks';
@@ -69,21 +70,103 @@ async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: b
   const spec = loaded.spec;
   await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });
   const outcome: Record<string, StepStatus> = {};
-  await runDag(input, spec, outcome);
+  // Issue 17 (patched: earlier histories know no matrix, outputs or fail-fast): see runDag.
+  const matrixAndOutputs = patched('matrix-and-outputs');
+  await runDag(input, spec, outcome, matrixAndOutputs);
   if (spec.jobs.every((j) => outcome[j.name] === 'success')) return { status: 'success' };
+  // Matrix instances that fail-fast cancelled leave a failed run (the workflow's own cancel is told apart above).
+  if (matrixAndOutputs && Object.values(outcome).includes('failure')) {
+    return { status: 'failure', message: `failed jobs: ${spec.jobs.filter((j) => outcome[j.name] === 'failure').map((j) => j.name).join(', ')}` };
+  }
   if (Object.values(outcome).includes('cancelled')) return { status: 'cancelled' };
   const failedJobs = spec.jobs.filter((j) => outcome[j.name] !== 'success').map((j) => j.name);
   return { status: 'failure', message: `failed jobs: ${failedJobs.join(', ')}` };
 }
 
-/** Starts every job whose needs have succeeded, as soon as they have; a failed need skips its dependants. */
-async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<string, StepStatus>): Promise<void> {
+/** What a job instance learns while it runs: its steps' outputs, and the outputs of the jobs it needs. */
+interface JobContext {
+  steps: Record<string, Record<string, string>>;
+  needs: Record<string, Record<string, string>>;
+}
+
+/** A job's declared outputs also travel in Temporal's history: beyond this many bytes, the rest are dropped. */
+const MAX_JOB_OUTPUT_BYTES = 4 * MAX_STEP_OUTPUT_BYTES;
+
+/** The job's declared `outputs:`, its steps' outputs filled in. */
+function jobOutputsOf(job: JobSpec, ctx: JobContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  let bytes = 0;
+  for (const [key, template] of Object.entries(job.outputs ?? {})) {
+    const value = resolveOutputs(template, { steps: ctx.steps });
+    bytes += key.length + value.length;
+    if (bytes > MAX_JOB_OUTPUT_BYTES) break;
+    out[key] = value;
+  }
+  return out;
+}
+
+/** `needs.<job>.outputs.*` of a job: by the names in the file; a matrix job's instances' outputs merged in order. */
+function needsContext(spec: PipelineSpec, job: JobSpec, outputs: Record<string, Record<string, string>>): Record<string, Record<string, string>> {
+  const needs: Record<string, Record<string, string>> = {};
+  for (const need of spec.jobs.filter((j) => job.needs.includes(j.name))) {
+    const name = need.matrix?.job ?? need.name;
+    needs[name] = { ...needs[name], ...outputs[need.name] };
+  }
+  return needs;
+}
+
+/** A step with `${{ steps.* }}` and `${{ needs.* }}` filled in (one pass: a value is never expanded again). */
+function resolveStep(step: StepSpec, ctx: JobContext): StepSpec {
+  return { ...step, run: resolveOutputs(step.run, ctx), env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, resolveOutputs(v, ctx)])) };
+}
+
+/**
+ * Starts every job whose needs have succeeded, as soon as they have; a failed need skips its
+ * dependants. With `matrixAndOutputs` (issue 17): a matrix job runs at most `max-parallel` of its
+ * instances at once, and with fail-fast one failed instance cancels its running siblings and skips
+ * those not started; each job's declared outputs are kept for the jobs that need it.
+ */
+async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<string, StepStatus>, matrixAndOutputs = false): Promise<void> {
   const running = new Map<string, Promise<void>>();
   const pending = new Set(spec.jobs.map((j) => j.name));
+  const outputs: Record<string, Record<string, string>> = {};
+  const scopes = new Map<string, CancellationScope>();
+  /** Matrix jobs (by their name in the file) that one failed instance stopped. */
+  const failedFast = new Set<string>();
+  const runningOf = (matrixJob: string) => spec.jobs.filter((j) => j.matrix?.job === matrixJob && running.has(j.name)).length;
+  const startJob = (job: JobSpec): Promise<void> => {
+    const ctx: JobContext = { steps: {}, needs: needsContext(spec, job, outputs) };
+    const scope = new CancellationScope();
+    scopes.set(job.name, scope);
+    return scope
+      .run(() => runJob(input, job, ctx))
+      .catch((err: unknown) => {
+        // Only fail-fast cancels a single job's scope; the run's own cancel goes on up.
+        if (isCancellation(err) && job.matrix && failedFast.has(job.matrix.job) && !CancellationScope.current().consideredCancelled) return 'cancelled' as const;
+        throw err;
+      })
+      .then((status) => {
+        outcome[job.name] = status;
+        running.delete(job.name);
+        scopes.delete(job.name);
+        if (status === 'success' && job.outputs) outputs[job.name] = jobOutputsOf(job, ctx);
+        const m = job.matrix;
+        if (status === 'failure' && m?.failFast && !failedFast.has(m.job)) {
+          failedFast.add(m.job);
+          for (const sibling of spec.jobs) if (sibling.matrix?.job === m.job) scopes.get(sibling.name)?.cancel();
+        }
+      });
+  };
   while (pending.size > 0) {
     for (const job of spec.jobs) {
       if (!pending.has(job.name)) continue;
       const needs = job.needs.map((n) => outcome[n]);
+      if (matrixAndOutputs && job.matrix && failedFast.has(job.matrix.job)) {
+        pending.delete(job.name);
+        outcome[job.name] = 'skipped';
+        await records.skipJob({ runId: input.runId, tenantId: input.tenantId, job: job.name });
+        continue;
+      }
       if (needs.some((s) => s !== undefined && s !== 'success')) {
         pending.delete(job.name);
         outcome[job.name] = 'skipped';
@@ -91,6 +174,12 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
         continue;
       }
       if (needs.every((s) => s === 'success')) {
+        if (matrixAndOutputs) {
+          if (job.matrix?.maxParallel !== undefined && runningOf(job.matrix.job) >= job.matrix.maxParallel) continue;
+          pending.delete(job.name);
+          running.set(job.name, startJob(job));
+          continue;
+        }
         pending.delete(job.name);
         running.set(
           job.name,
@@ -107,9 +196,9 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
   await Promise.all(running.values());
 }
 
-async function runJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
+async function runJob(input: PipelineInput, job: JobSpec, ctx?: JobContext): Promise<StepStatus> {
   // Issue 11 (added after the recorded histories up to v6): a job's steps stay on its first step's host.
-  if (patched('job-host-queues')) return runPinnedJob(input, job);
+  if (patched('job-host-queues')) return runPinnedJob(input, job, ctx);
   return runJobAnywhere(input, job);
 }
 
@@ -122,14 +211,17 @@ export const MAX_HOST_LOSSES = 2;
  * upload (with the last step) and the clean-up go there. A lost host starts the job again from a
  * fresh checkout on the shared queue, with every step's log saying so; a job that ended is never run again.
  */
-async function runPinnedJob(input: PipelineInput, job: JobSpec): Promise<StepStatus> {
+async function runPinnedJob(input: PipelineInput, job: JobSpec, ctx?: JobContext): Promise<StepStatus> {
   let restartNote: string | undefined;
   for (let losses = 0; ; losses++) {
     let pin: HostPin | undefined;
     let lost: { step: string; why: string } | undefined;
     let status: StepStatus = 'success';
+    // A job that starts again from a fresh checkout runs its steps, and makes their outputs, anew.
+    if (ctx) ctx.steps = {};
     try {
-      for (const [index, step] of job.steps.entries()) {
+      for (const [index, written] of job.steps.entries()) {
+        const step = ctx ? resolveStep(written, ctx) : written;
         const last = index === job.steps.length - 1;
         const req: StepRequest = {
           ...stepBase(input, job),
@@ -145,6 +237,7 @@ async function runPinnedJob(input: PipelineInput, job: JobSpec): Promise<StepSta
           break;
         }
         pin ??= outcome.pin;
+        if (ctx && step.id && outcome.outputs) ctx.steps[step.id] = outcome.outputs;
         if (outcome.status !== 'success') {
           await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });
           status = outcome.status;

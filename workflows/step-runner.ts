@@ -84,6 +84,8 @@ export interface StepOutcome {
   pin?: HostPin;
   /** `host <id> lost (why)`: the step did not end; the job must start again on another host. */
   lost?: string;
+  /** What a successful step wrote to `$DOTGIT_OUTPUT` (issue 17). */
+  outputs?: Record<string, string>;
 }
 
 /**
@@ -124,7 +126,7 @@ export async function runStep(req: StepRequest, pinned?: HostPin, o: { pinRetrie
     }
     if (result.host && result.hostQueue) ranOn = { host: result.host, queue: result.hostQueue };
     if (result.cancelled) return { status: 'cancelled', pin: ranOn };
-    if (result.exitCode === 0) return { status: 'success', pin: ranOn };
+    if (result.exitCode === 0) return { status: 'success', pin: ranOn, ...(result.outputs ? { outputs: result.outputs } : {}) };
     if (o.pinRetries && !pin && ranOn) {
       pin = ranOn;
       steps = pinnedSteps(pin.queue);
