@@ -1,8 +1,11 @@
 import {
+  ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -127,6 +130,13 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     // The lock may already have moved on (it does when this deploy was never granted it); a failed signal is harmless.
     await getExternalWorkflowHandle(lockId).signal(releaseLockSignal, input.deployId).catch(() => undefined);
   });
+  // Issue 14 (patched: earlier histories completed with the result): once recorded and released, a
+  // failed deploy is a failed workflow execution and a cancelled one a cancelled execution, for the
+  // Web UI's status filters and Failures view. The failure carries the result as details.
+  if (patched('failed-deploy-fails-workflow')) {
+    if (result.status === 'failure') throw ApplicationFailure.nonRetryable(result.message ?? 'the deploy failed', 'DeployFailed', result);
+    if (result.status === 'cancelled' && CancellationScope.current().consideredCancelled) throw new CancelledFailure('the deploy was cancelled');
+  }
   return result;
 }
 

@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { Worker } from '@temporalio/worker';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeployActivities } from '../../activities/deploy-activities';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
@@ -19,6 +20,19 @@ import { ROOT } from '../../infra/root';
 
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 export const HISTORY_FILE = path.join(__dirname, 'histories', 'deploy-approval-rollback.json');
+/** A failed deploy after issue 14: its workflow execution fails too. */
+const FAILED_HISTORY_FILE = path.join(__dirname, 'histories', 'deploy-failed-v2.json');
+
+/** A deploy's result: a failed deploy fails its workflow (issue 14), with the result as the failure's details; a cancelled one is cancelled. */
+async function deployResult(handle: WorkflowHandle): Promise<DeployResult> {
+  try {
+    return (await handle.result()) as DeployResult;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'DeployFailed') return err.cause.details?.[0] as DeployResult;
+    if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure) return { status: 'cancelled', message: 'cancelled' };
+    throw err;
+  }
+}
 
 const SPEC = parsePipeline(`
 jobs:
@@ -155,8 +169,12 @@ test('a rejection ends the deploy without running a step, recording who', async 
 test('without a last good deploy there is nothing to roll back to: the deploy fails', async () => {
   lastGood = null;
   exitCodes.set('d3/deploy/ship', 2);
-  const result = await env.client.workflow.execute('deploy', { workflowId: 'd3', taskQueue: ORCHESTRATION_QUEUE, args: [input('d3', 'quick')] });
+  const d3 = await env.client.workflow.start('deploy', { workflowId: 'd3', taskQueue: ORCHESTRATION_QUEUE, args: [input('d3', 'quick')] });
+  const result = await deployResult(d3);
   expect(result).toMatchObject({ status: 'failure', message: expect.stringMatching(/no rollback steps|no earlier successful deploy/) });
+  // The Web UI's status filters and Failures view see it (issue 14).
+  expect((await d3.describe()).status.name).toBe('FAILED');
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(FAILED_HISTORY_FILE, historyToJSON(await d3.fetchHistory()));
 });
 
 test('deploys to one environment run one at a time in arrival order; a cancelled waiter leaves the queue', async () => {
@@ -168,7 +186,8 @@ test('deploys to one environment run one at a time in arrival order; a cancelled
   const q4 = await env.client.workflow.start('deploy', { workflowId: 'q4', taskQueue: ORCHESTRATION_QUEUE, args: [input('q4', 'quick')] });
   await new Promise((r) => setTimeout(r, 200));
   await q3.cancel();
-  const results = await Promise.all([q1.result(), q2.result(), q3.result(), q4.result()]);
+  const results = await Promise.all([q1, q2, q3, q4].map(deployResult));
+  expect((await q3.describe()).status.name).toBe('CANCELLED');
   expect(results.map((r) => r.status)).toEqual(['success', 'success', 'cancelled', 'success']);
   const runs = log.filter((l) => /^q\d (run|done) /.test(l)).map((l) => l.split(' ').slice(0, 2).join(' '));
   expect(runs).toEqual(['q1 run', 'q1 done', 'q2 run', 'q2 done', 'q4 run', 'q4 done']);
@@ -176,7 +195,7 @@ test('deploys to one environment run one at a time in arrival order; a cancelled
 });
 
 test('an activity that keeps failing ends the deploy as failed, recorded, and frees the environment', async () => {
-  const e1 = await env.client.workflow.execute('deploy', { workflowId: 'e1', taskQueue: ORCHESTRATION_QUEUE, args: [input('e1', 'quick')] });
+  const e1 = await deployResult(await env.client.workflow.start('deploy', { workflowId: 'e1', taskQueue: ORCHESTRATION_QUEUE, args: [input('e1', 'quick')] }));
   expect(e1).toMatchObject({ status: 'failure', message: expect.stringMatching(/Activity task failed|repository is gone/) });
   expect(ofDeploy('e1').at(-1)).toBe('finish failure');
   const e2 = await env.client.workflow.execute('deploy', { workflowId: 'e2', taskQueue: ORCHESTRATION_QUEUE, args: [input('e2', 'quick')] });
