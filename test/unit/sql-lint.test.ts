@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 
 /**
- * The data layer's lint rule (eslint.config.mjs, docs/decisions "data layer"): SQL, `.query(` calls
+ * The data layer's lint rule (eslint.config.mjs, docs/decisions/0019-data-layer.md): SQL, `.query(` calls
  * and `pg` imports are refused outside core/stores/ and the other SQL homes. Runs the project's
  * ESLint on source text as if it were a file at a given path.
  */
