@@ -31,6 +31,7 @@ import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { pingDatabase } from '../core/stores/server-store';
+import { registerSchemaClient } from '../core/schema-clients';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
   }
   const secret = await readInternalSecret(config);
   const db = createDb(config.databaseUrl);
+  // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
+  const schemaClient = await registerSchemaClient(db, 'api', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
@@ -122,7 +125,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     server.close();
-    void Promise.allSettled([db.end(), redis.quit()]).then(() => process.exit(0));
+    void Promise.allSettled([schemaClient.stop().then(() => db.end()), redis.quit()]).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

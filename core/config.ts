@@ -184,6 +184,10 @@ const configSchema = z.object({
   restoreCopyRetentionDays: z.coerce.number().positive('DOTGIT_RESTORE_COPY_RETENTION_DAYS must be a positive number of days'),
   /** `DOTGIT_MOVE_GRACE_SECONDS` — after a repository moved to another storage node, its old node keeps the copy this long (reads begun there finish), then drops it. Default 300. */
   moveGraceSeconds: z.coerce.number().int().min(0, 'DOTGIT_MOVE_GRACE_SECONDS must be 0 or more seconds'),
+  /** `DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS` — how often every process refreshes its row in `schema_clients` (the schema version it was shipped with; docs/migrations.md). Default 30. */
+  schemaClientRefreshSeconds: z.coerce.number().int().min(1, 'DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS must be 1 or more seconds'),
+  /** `DOTGIT_SCHEMA_CLIENT_STALE_SECONDS` — a process not seen for this long no longer holds back a contract migration (it crashed); keep it well above the refresh. Default 120. */
+  schemaClientStaleSeconds: z.coerce.number().int().min(1, 'DOTGIT_SCHEMA_CLIENT_STALE_SECONDS must be 1 or more seconds'),
   /** `DOTGIT_PG_TOOLS_DIR` — directory with `pg_basebackup` of the server's version; `npm start` installs and sets it. Unset: no Postgres base backups. */
   pgToolsDir: z.string().optional(),
   /** `DOTGIT_REPLICA_ZONES` — zones every repository is replicated to after each push (JSON list of `{name, root}` / `{name, url}`, or `name=/root,name=http://…`). Default none. */
@@ -344,6 +348,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deliveryLogKeep: env.DOTGIT_DELIVERY_LOG_KEEP ?? '100',
     restoreCopyRetentionDays: env.DOTGIT_RESTORE_COPY_RETENTION_DAYS ?? '1',
     moveGraceSeconds: env.DOTGIT_MOVE_GRACE_SECONDS ?? '300',
+    schemaClientRefreshSeconds: env.DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS ?? '30',
+    schemaClientStaleSeconds: env.DOTGIT_SCHEMA_CLIENT_STALE_SECONDS ?? '120',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,
     replicaZones: parseReplicaZonesEnv(env.DOTGIT_REPLICA_ZONES, (text) => parseJsonEnv('DOTGIT_REPLICA_ZONES', text, [])),
     replicaNodes: env.DOTGIT_REPLICA_NODES ?? '0',

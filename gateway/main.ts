@@ -15,6 +15,7 @@ import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
 import { UpstreamPool } from '../core/upstream-pool';
 import { pingDatabase } from '../core/stores/server-store';
+import { registerSchemaClient } from '../core/schema-clients';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -23,6 +24,8 @@ async function main(): Promise<void> {
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
   const db = createDb(config.databaseUrl);
+  // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
+  const schemaClient = await registerSchemaClient(db, 'gateway', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   // A sentinel master name the sentinels do not know stops start-up here (ADR 0016).
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
@@ -90,7 +93,7 @@ async function main(): Promise<void> {
     close: () => {
       api.stop();
       git.stop();
-      return Promise.allSettled([db.end(), redis?.quit()]);
+      return Promise.allSettled([schemaClient.stop().then(() => db.end()), redis?.quit()]);
     },
   });
 }

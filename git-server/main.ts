@@ -20,6 +20,7 @@ import { HttpDrain, stopOnSignals } from '../core/drain';
 import { resolveHostId } from '../core/host-id';
 import { claimUnplacedRepos, registerNode, startHeartbeat } from '../core/storage-nodes';
 import { databaseNow, pingDatabase } from '../core/stores/server-store';
+import { registerSchemaClient } from '../core/schema-clients';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
   const db = createDb(config.databaseUrl);
+  // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
+  const schemaClient = await registerSchemaClient(db, 'git-server', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Pushes commit outbox rows; these start their workflows (at once when kicked, else every second).
   const outbox = new OutboxRelay(db, getTemporal, log);
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
         log.warn('relays still in a pass at the end of the drain; their open batch is left for another instance');
       }
     },
-    close: () => Promise.allSettled([db.end(), lockDb.end(), redis?.quit()]),
+    close: () => Promise.allSettled([schemaClient.stop().then(() => db.end()), lockDb.end(), redis?.quit()]),
   });
 }
 

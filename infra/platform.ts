@@ -242,7 +242,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const db = createDb(databaseUrl, 2);
     let adminToken: string;
     try {
-      const applied = await migrate(db);
+      // A contract migration refuses while a process of an older release is still registered (docs/migrations.md).
+      const applied = await migrate(db, undefined, { staleSeconds: config.schemaClientStaleSeconds });
       if (applied.length) o.log.info(`migrations applied: ${applied.join(', ')}`);
       adminToken = (await bootstrapAdmin(db, paths.adminToken)).token;
     } finally {

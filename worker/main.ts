@@ -36,6 +36,7 @@ import { sdkMetrics } from './sdk-metrics';
 import { tracingOptions } from './tracing';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 import { pingDatabase } from '../core/stores/server-store';
+import { registerSchemaClient } from '../core/schema-clients';
 
 /** What a storage worker runs of the backup activities: the parts that read its node's disk. */
 const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof createBackupActivities>) => ({ backupRepositories, checkLiveRepos });
@@ -69,6 +70,8 @@ async function main(): Promise<void> {
   // Past the drain period and a minute more, the SDK gives up waiting, so a stop always ends.
   const shutdownForceTime = drainMs + 60_000;
   const db = createDb(config.databaseUrl);
+  // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
+  const schemaClient = await registerSchemaClient(db, 'worker', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -285,6 +288,7 @@ async function main(): Promise<void> {
   log.info({ hostId }, 'worker stopped');
   server.close();
   await connection.close();
+  await schemaClient.stop();
   await Promise.all([db.end(), redis.quit()]);
   // Nothing is left to do; a stray timer (a driver's, a client's) must not keep a drained host alive.
   process.exit(0);
