@@ -33,7 +33,8 @@ export const errorBody = z
 export const ownerRepoParams = z.object({ owner: nameField('owner'), repo: nameField('repo') });
 
 /** Ids of runs and deploys (`pipeline:acme:web:…`, `deploy:acme:web:production:…`). */
-export const runIdParam = z.string().min(1).max(300).meta({ description: 'a run id as a push or POST …/runs answered it' });
+const RUN_ID_MESSAGE = 'id must be a run id or deploy id of 1 to 300 characters';
+export const runIdParam = z.string({ error: RUN_ID_MESSAGE }).min(1, { error: RUN_ID_MESSAGE }).max(300, { error: RUN_ID_MESSAGE }).meta({ description: 'a run id (or deploy id) as the push or POST answered it' });
 
 export const links = z.record(z.string(), z.string()).meta({ description: 'related URLs by name' });
 

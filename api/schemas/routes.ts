@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SECRET_NAME } from '../../core/pipeline-secrets';
 import { emptyBody, links, nameField, ownerRepoParams, pageQuery, runIdParam } from './common';
 import { createRepoBody, listReposQuery, patchRepoBody, repoAnswer, repoListAnswer } from './repos';
 import {
@@ -82,7 +83,8 @@ const idParam = z.object({ id: runIdParam });
 const repoIdParams = ownerRepoParams.extend({ id: z.string().min(1).max(30) });
 const branchParams = ownerRepoParams.extend({ branch: z.string().min(1).max(255).meta({ description: 'branch name or glob (may contain /)' }) });
 const userParams = ownerRepoParams.extend({ username: nameField('username') });
-const secretParams = ownerRepoParams.extend({ name: z.string().min(1).max(100) });
+const SECRET_NAME_MESSAGE = 'secret names are environment variable names: letters, digits and _, not starting with a digit, at most 100';
+const secretParams = ownerRepoParams.extend({ name: z.string({ error: SECRET_NAME_MESSAGE }).regex(SECRET_NAME, { error: SECRET_NAME_MESSAGE }) });
 const shaParams = ownerRepoParams.extend({ sha: z.string().min(1).max(64) });
 
 /** `GET /api/v1`: where things are (URLs relative to the gateway, `{…}` to fill in). */

@@ -76,7 +76,7 @@ export const artifactListAnswer = z.object({
   artifacts: z.array(z.object({ job: z.string(), path: z.string(), size: z.number().int(), sha256: z.string(), createdAt: timestamp })),
 });
 
-export const createDeployBody = z.strictObject({ ref: refField, environment: environmentField });
+export const createDeployBody = z.strictObject({ ref: refField.meta({ description: 'branch, tag or commit id to deploy' }), environment: environmentField });
 
 const COMMENT_MESSAGE = 'comment must be a string of at most 1000 characters';
 export const decisionBody = z.strictObject({ comment: z.string({ error: COMMENT_MESSAGE }).max(1000, { error: COMMENT_MESSAGE }).optional() });

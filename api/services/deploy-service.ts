@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
 import {
@@ -22,7 +21,8 @@ import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
-import { environmentField, parseBody, refField } from '../validation';
+import { parseBody } from '../validation';
+import { createDeployBody, decisionBody } from '../schemas/runs';
 import { audit } from './audit';
 
 /** Resolves a user-given ref in a repository (the git-server's internal API); undefined when it names nothing. */
@@ -31,8 +31,6 @@ export type RefResolver = (owner: string, repo: string, ref: string) => Promise<
 /** The pipeline file at a commit (the git-server's internal API); null when the commit has none. */
 export type PipelineFileReader = (owner: string, repo: string, commit: string) => Promise<string | null>;
 
-const deployBody = z.strictObject({ ref: refField, environment: environmentField });
-const decisionBody = z.strictObject({ comment: z.string({ error: 'comment must be a string of at most 1000 characters' }).max(1000, { error: 'comment must be a string of at most 1000 characters' }).optional() });
 
 function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
   const id = String(row.id);
@@ -72,7 +70,7 @@ export class DeployService {
 
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deploying');
-    const { environment, ref } = parseBody(deployBody, body);
+    const { environment, ref } = parseBody(createDeployBody, body);
     const target = await this.resolveRef(repo.owner, repo.name, ref);
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
     await this.requireEnvironment(repo.owner, repo.name, target, environment);

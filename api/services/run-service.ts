@@ -1,5 +1,4 @@
 import { createGunzip } from 'node:zlib';
-import { z } from 'zod';
 import type { Readable } from 'node:stream';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
@@ -19,7 +18,7 @@ import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
-import type { StepsSummary } from '../schemas/runs';
+import { createRunBody, type StepsSummary } from '../schemas/runs';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
 
@@ -54,7 +53,6 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
   };
 }
 
-const runBody = z.strictObject({ ref: refField });
 
 export class RunService {
   constructor(
@@ -72,7 +70,7 @@ export class RunService {
    */
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'starting a run');
-    const { ref } = parseBody(runBody, body);
+    const { ref } = parseBody(createRunBody, body);
     const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, ref) : undefined;
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
     const runId = pipelineWorkflowId(repo.owner, repo.name, `manual-${randomUUID()}`);
