@@ -17,7 +17,6 @@ const SQL_HOMES = ['core/stores/**', 'core/db.ts', 'core/db-leader.ts', 'core/ba
 // moves into a store.
 const SQL_NOT_YET_MIGRATED = [
   'activities/webhook-activities.ts',
-  'api/services/audit.ts',
   'api/services/repo-service.ts',
   'infra/bootstrap-admin.ts',
 ];
