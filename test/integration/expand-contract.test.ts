@@ -1,10 +1,14 @@
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { createDb, type Db } from '../../core/db';
 import { ContractRefusedError, MIGRATIONS_DIR, migrate, migrationPhase, shippedSchemaVersion } from '../../core/migrate';
 import { registerSchemaClient } from '../../core/schema-clients';
+import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
+import { killAllServices, startService } from '../helpers/own-services';
 
 // Expand/contract migrations (issue 12 item 4, docs/migrations.md) against the shared platform's
 // real Postgres, each scenario in a database of its own (CREATE DATABASE) so no other suite sees
@@ -56,6 +60,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  killAllServices();
   await Promise.allSettled(pools.map((p) => p.end()));
   for (const d of databases) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => undefined);
   await admin.end();
@@ -79,6 +84,16 @@ test('the platform processes (api, gateway, git-server, worker) are registered w
   for (const kind of ['api', 'gateway', 'git-server', 'worker']) {
     expect(rows).toContainEqual({ kind, needs_version: shippedSchemaVersion(), pid: pids[kind] });
   }
+});
+
+test('an api of its own registers at start-up and deregisters on a clean shutdown (SIGTERM)', async () => {
+  const port = await freePort();
+  const api = await startService('api/main.ts', port, { DOTGIT_API_PORT: String(port) });
+  const rowsOf = async () => (await admin.query<{ kind: string; needs_version: number }>('SELECT kind, needs_version FROM schema_clients WHERE pid = $1', [api.child.pid])).rows;
+  expect(await rowsOf()).toEqual([{ kind: 'api', needs_version: shippedSchemaVersion() }]);
+  api.child.kill('SIGTERM');
+  expect(await api.exited).toEqual({ code: 0, signal: null });
+  expect(await rowsOf()).toEqual([]);
 });
 
 test('rename a column: expand runs beside the old release, the contract waits until it deregisters', async () => {
@@ -138,4 +153,16 @@ test('a release with only expands migrates fully while an older process is regis
   expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_clients')).rows[0].n).toBe(1);
   await old.stop();
   expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_clients')).rows[0].n).toBe(0);
+});
+
+test('infra/migrate.ts (deploys across hosts) applies the real migrations to an empty database, then finds nothing to do', async () => {
+  await freshDatabase();
+  const run = () =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', path.resolve(__dirname, '..', '..', 'infra', 'migrate.ts')], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: urlOf(databases[databases.length - 1]) },
+    });
+  const first = await run();
+  expect(first.stdout).toMatch(/^applied: 0001_initial\.sql, .*0024_schema_clients\.sql/);
+  expect((await run()).stdout).toBe('up to date\n');
 });
