@@ -52,12 +52,24 @@ export async function artifactFiles(workspace: string, entry: string): Promise<s
   return out.sort();
 }
 
+/**
+ * The mount points in /proc/self/mounts. The kernel writes a space, tab, newline or backslash in a
+ * path as an octal escape (\040…): decoded, since job names (matrix instances such as
+ * `test (18, pg)`) may contain spaces.
+ */
+export async function mountPoints(): Promise<string[]> {
+  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  return mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1])
+    .filter((p): p is string => Boolean(p))
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+}
+
 /** Whether `dir` is itself a mount point (an exact entry in /proc/self/mounts). */
 export async function isMountPoint(dir: string): Promise<boolean> {
-  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
   const target = path.resolve(dir);
-  // Mount points with spaces are octal-escaped in /proc/mounts; ours never contain spaces.
-  return mounts.split('\n').some((line) => line.split(' ')[1] === target);
+  return (await mountPoints()).includes(target);
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
@@ -85,11 +97,6 @@ export async function unmountIfMounted(dir: string): Promise<void> {
 /** Unmounts every mount point below `root` (deepest first): before a data directory is removed. */
 export async function unmountAllUnder(root: string): Promise<void> {
   const prefix = path.resolve(root) + path.sep;
-  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  const below = mounts
-    .split('\n')
-    .map((line) => line.split(' ')[1])
-    .filter((p): p is string => Boolean(p) && p.startsWith(prefix))
-    .sort((a, b) => b.length - a.length);
+  const below = (await mountPoints()).filter((p) => p.startsWith(prefix)).sort((a, b) => b.length - a.length);
   for (const p of below) await run('umount', ['-l', p]).catch(() => undefined);
 }

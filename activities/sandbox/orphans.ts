@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import type { Db } from '../../core/db';
 import { unfinishedDeployIds } from '../../core/stores/deploys-store';
 import { unfinishedRunIds } from '../../core/stores/runs-store';
-import { isMountPoint, unmountAllUnder, workspaceDir } from '../workspace';
+import { isMountPoint, mountPoints, unmountAllUnder, workspaceDir } from '../workspace';
 import { locateRunsc } from './locate';
 
 const execFileAsync = promisify(execFile);
@@ -153,8 +153,7 @@ async function listDir(dir: string): Promise<string[]> {
 
 async function mountsUnder(dir: string): Promise<string[]> {
   const prefix = path.resolve(dir) + path.sep;
-  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  const out = mounts.split('\n').map((l) => l.split(' ')[1]).filter((p): p is string => Boolean(p) && p.startsWith(prefix));
+  const out = (await mountPoints()).filter((p) => p.startsWith(prefix));
   if (await isMountPoint(dir)) out.push(path.resolve(dir));
   return out;
 }
