@@ -1,8 +1,8 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AuthenticationError, DotgitError, NotFoundError } from '../core/errors';
-import { errorBody } from '../core/http';
+import { AuthenticationError, NotFoundError } from '../core/errors';
+import { errorBody, httpErrorOf } from '../core/http-errors';
 import { IDENTITY_HEADER, verifyIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import type { Principal } from '../core/principal';
@@ -27,13 +27,14 @@ export function attachEventSockets(server: http.Server, o: { internalSecret: str
     const url = new URL(req.url ?? '/', 'http://api.invalid');
     const requestId = (req.headers['x-request-id'] as string | undefined) ?? undefined;
     const refuse = (err: unknown) => {
-      const status = err instanceof DotgitError ? err.status : 500;
-      const body = JSON.stringify(errorBody(err instanceof DotgitError ? err.code : 'internal', err instanceof DotgitError ? err.message : 'internal error', requestId));
+      const mapped = httpErrorOf(err);
+      const status = mapped?.status ?? 500;
+      const body = JSON.stringify(errorBody(mapped?.code ?? 'internal', mapped?.message ?? 'internal error', requestId));
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
     void (async () => {
-      const identity = await verifyIdentity(o.internalSecret, req.headers[IDENTITY_HEADER] as string | undefined).catch(() => {
-        throw new AuthenticationError('the request did not come through the gateway');
+      const identity = await verifyIdentity(o.internalSecret, req.headers[IDENTITY_HEADER] as string | undefined).catch((err: unknown) => {
+        throw new AuthenticationError('the request did not come through the gateway', { cause: err });
       });
       const open = o.route(url.pathname, identity.principal);
       if (!open) throw new NotFoundError(`no WebSocket feed at ${url.pathname}`);

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
-import { errorBody } from '../core/http';
+import { errorBody, httpErrorOf, httpStatusOf } from '../core/http-errors';
 import { httpMetrics, METRICS_CONTENT_TYPE, metricsText } from '../core/metrics';
 import { startServerSpan } from '../core/tracing';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
@@ -253,15 +253,15 @@ export function createGatewayApp(o: GatewayOptions) {
       .catch(async (err) => {
         if (err instanceof GateRefused) return refuse(err.decision.status ?? 429, err.decision.message ?? 'rate limited');
         if (err instanceof AuthenticationError && authorization !== undefined) await o.limiter?.recordAuthFailure(req.socket.remoteAddress);
-        refuse(err instanceof DotgitError ? err.status : 500, err instanceof DotgitError ? err.message : 'internal error');
+        refuse(httpStatusOf(err), err instanceof DotgitError ? err.message : 'internal error');
       });
   };
   app.set('onUpgrade', onUpgrade);
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof DotgitError) {
-      if (err.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit", charset="UTF-8"');
-      res.status(err.status).json(errorBody(err.code, err.message, req.requestId));
+    const mapped = httpErrorOf(err);
+    if (mapped) {
+      res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, req.requestId));
       return;
     }
     o.log.error({ err, requestId: req.requestId }, 'gateway error');

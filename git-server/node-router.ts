@@ -29,7 +29,6 @@ const isFetch = (req: Request) =>
 /** A forwarded request reached a node that does not hold the repository (RFC 9110 §15.5.20). */
 export class MisdirectedRequestError extends DotgitError {
   override readonly name = 'MisdirectedRequestError';
-  readonly status = 421;
   readonly code = 'misdirected_request';
 }
 

@@ -7,6 +7,5 @@ import { DotgitError } from '../../core/errors';
  */
 export class LfsValidationError extends DotgitError {
   override readonly name = 'LfsValidationError';
-  readonly status = 422;
   readonly code = 'lfs_validation_failed';
 }

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { DotgitError } from '../../core/errors';
+import { httpErrorOf } from '../../core/http-errors';
 import { LFS_MEDIA_TYPE } from './batch';
 
 export function sendLfs(res: Response, status: number, body: unknown): void {
@@ -8,8 +8,8 @@ export function sendLfs(res: Response, status: number, body: unknown): void {
 
 /**
  * Error answers in the shape the LFS spec gives (`message`, `request_id`), which git-lfs prints to
- * the user, plus the platform's usual `error` object; the status comes from the typed error as in
- * core/http.ts. On 401 both `LFS-Authenticate` and `WWW-Authenticate` ask for Basic credentials, so
+ * the user, plus the platform's usual `error` object; the status comes from the one mapper,
+ * core/http-errors.ts. On 401 both `LFS-Authenticate` and `WWW-Authenticate` ask for Basic credentials, so
  * git-lfs retries with the ones it has (URL or credential helper). Unknown errors go on to the
  * service's error middleware, which logs them as 500s.
  */
@@ -22,9 +22,10 @@ export function lfsErrors(): ErrorRequestHandler {
     const e = err as { status?: unknown; type?: unknown; message?: unknown };
     let status: number;
     let code: string;
-    if (err instanceof DotgitError) {
-      status = err.status;
-      code = err.code;
+    const mapped = httpErrorOf(err);
+    if (mapped) {
+      status = mapped.status;
+      code = mapped.code;
     } else if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
       // body-parser: malformed JSON (400), too large (413).
       status = e.status;
