@@ -16,7 +16,8 @@ export interface RedisLockOptions {
   log?: Pick<Logger, 'warn'>;
   /**
    * With Sentinel: how long a lock just taken waits for a replica to hold it too (WAIT 1). Default
-   * 200 ms, inside the git-server's 250 ms command timeout.
+   * 200 ms, at most half the client's command timeout (the git-server's 250 ms: 125 ms), so the
+   * answer arrives before the client gives up on it.
    */
   replicaAckMs?: number;
 }
@@ -57,7 +58,7 @@ export async function acquireRedisLock(redis: Redis, key: string, what: string, 
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 500);
   }
-  if (followsSentinel(redis)) await awaitReplica(redis, key, token, o.replicaAckMs ?? 200, o.log);
+  if (followsSentinel(redis)) await awaitReplica(redis, key, token, o.replicaAckMs ?? Math.min(200, Math.floor((redis.options.commandTimeout ?? 400) / 2)), o.log);
   const renew = setInterval(() => {
     redis.eval(EXTEND, 1, key, token, String(lease)).then(
       (extended) => {
@@ -86,8 +87,9 @@ async function awaitReplica(redis: Redis, key: string, token: string, ms: number
   try {
     acked = await redis.call('WAIT', '1', String(ms));
   } catch (err) {
+    // No answer (timed out, connection lost): no acknowledgement either.
     releaseInBackground(redis, key, token, log);
-    throw err;
+    throw new LockNotReplicatedError(`no Redis replica acknowledged the lock ${key}: ${(err as Error).message}`, { cause: err });
   }
   if (Number(acked) >= 1) return;
   releaseInBackground(redis, key, token, log);
