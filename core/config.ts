@@ -242,6 +242,8 @@ const configSchema = z.object({
   observability: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_OBSERVABILITY must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
   /** `DOTGIT_PROMETHEUS_PORT` — Prometheus's port with `--observability`. Default 9090. */
   prometheusPort: z.coerce.number().int().min(0).max(65535),
+  /** `DOTGIT_HA` — `npm start` runs the high-availability mode (as `npm start -- --ha`): Postgres under Patroni + etcd, Redis under Sentinel. Default off. */
+  ha: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_HA must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -365,6 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fleet: env.DOTGIT_FLEET ?? '',
     observability: env.DOTGIT_OBSERVABILITY ?? '',
     prometheusPort: env.DOTGIT_PROMETHEUS_PORT ?? '9090',
+    ha: env.DOTGIT_HA ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { followPrimary, parseMultiHostUrl, primaryFollowingClient } from './db-leader';
 
 export type Db = pg.Pool;
 export type DbClient = pg.PoolClient;
@@ -7,9 +8,16 @@ export type Queryable = Pick<DbClient, 'query'>;
 /** A row as a store returns it when it does not map it: columns by their SQL names. */
 export type Row = pg.QueryResultRow;
 
-/** A connection pool. `max` defaults to 10 connections per process. */
+/**
+ * A connection pool. `max` defaults to 10 connections per process. A libpq-style URL with several
+ * hosts (`h1:p1,h2:p2/db?target_session_attrs=read-write`, what `npm start -- --ha` hands out)
+ * connects to whichever of them is the primary now (core/db-leader.ts).
+ */
 export function createDb(databaseUrl: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max });
+  const multi = parseMultiHostUrl(databaseUrl);
+  const pool = multi
+    ? followPrimary(new pg.Pool({ connectionString: multi.singleHostUrl, max, Client: primaryFollowingClient(multi.hosts, multi.urlFor) }))
+    : new pg.Pool({ connectionString: databaseUrl, max });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   return pool;

@@ -10,6 +10,7 @@ import { ServiceSupervisor } from './service-supervisor';
 import { resolvePort } from './provision/free-port';
 import type { ProvisionLog } from './provision/log';
 import { startEmbeddedPostgres } from './provision/postgres';
+import { startHaPostgres, type HaPostgresHandle } from './provision/patroni';
 import { startRedis } from './provision/redis';
 import { startRedisSentinels, type RedisSentinelHandle } from './provision/redis-sentinel';
 import { ensureSandbox } from './provision/sandbox';
@@ -39,7 +40,9 @@ export interface PlatformOptions {
   observability?: boolean;
   /**
    * High availability (`npm start -- --ha`, CONTRACT "Extended surface"): Redis under Sentinel (1
-   * master, 2 replicas, 3 sentinels; ADR 0016) unless REDIS_URL is set. Default false.
+   * master, 2 replicas, 3 sentinels; ADR 0016) unless REDIS_URL is set, and Postgres under Patroni
+   * + etcd (1 primary, 1 synchronous standby, 2 async replicas; ADR 0021) unless DATABASE_URL is
+   * set. Default false.
    */
   ha?: boolean;
 }
@@ -72,6 +75,8 @@ export interface Platform {
   backing: Partial<Record<BackingName, BackingService>>;
   /** With `ha`: the Sentinel set behind `redisUrl` (its processes, for failover drills). */
   redisSentinels?: RedisSentinelHandle;
+  /** With `ha`: the Patroni cluster and etcd behind `databaseUrl` (for failover drills and switchovers). */
+  haPostgres?: HaPostgresHandle;
   /** Stops the services, then Temporal, Redis and Postgres (in that order). Idempotent. */
   stop(): Promise<void>;
 }
@@ -165,6 +170,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // the data dir's host-id file).
     let instances: ServiceInstance[] = [];
     let redisSentinels: RedisSentinelHandle | undefined;
+    let haPostgres: HaPostgresHandle | undefined;
     const processes = async () => {
       const list: TopologyProcess[] = [];
       for (const s of instances) {
@@ -179,6 +185,13 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
         if (b.pid) list.push({ role: name, instance: `${name}-1`, pid: b.pid, port, ...(url ? { url } : {}), ...(metricsUrl ? { metricsUrl } : {}) });
       }
       for (const p of redisSentinels?.processes ?? []) if (p.pid) list.push({ role: p.role, instance: p.instance, pid: p.pid, port: p.port });
+      // --ha: etcd members, Patroni members (url: the REST API, GET <url>/primary is 200 on the leader) and their postmasters.
+      for (const m of haPostgres?.etcd.members ?? []) if (m.pid) list.push({ role: 'etcd', instance: m.name, pid: m.pid, port: m.ports.client, url: m.clientUrl });
+      for (const m of haPostgres?.members ?? []) {
+        if (m.pid) list.push({ role: 'patroni', instance: m.name, pid: m.pid, port: m.restPort, url: m.restUrl });
+        const postmaster = m.postmasterPid();
+        if (postmaster) list.push({ role: 'postgres', instance: m.name, pid: postmaster, port: m.postgresPort });
+      }
       return list;
     };
     const topology = new TopologyFile(path.join(config.dataDir, 'run', 'topology.json'), processes, (m) => o.log.warn(m));
@@ -199,7 +212,13 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       ephemeral: eph,
       archiveCommand: prepareWalArchiving({ dataDir: config.dataDir, objectsDir: fsObjectsDir(config, paths) ?? paths.objects, pgDataDir: paths.postgres }),
     });
-    const postgres = config.databaseUrl ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
+    if (o.ha && !config.databaseUrl) {
+      const archive = (pgDataDir: string) => prepareWalArchiving({ dataDir: config.dataDir, objectsDir: fsObjectsDir(config, paths) ?? paths.objects, pgDataDir });
+      const cluster = await startHaPostgres({ dataDir: path.join(config.dataDir, 'postgres-ha'), toolsDir, log: o.log, ephemeral: eph, archiveCommand: archive });
+      haPostgres = cluster;
+      stops.push(() => cluster.stop());
+    }
+    const postgres = config.databaseUrl || haPostgres ? undefined : await startEmbeddedPostgres(postgresOptions(eph ? 0 : config.postgresPort));
     if (postgres) keep('postgres', postgres, () => startEmbeddedPostgres(postgresOptions(postgres.port)), postgres.port);
     // A REDIS_URL naming a sentinel master the sentinels do not know stops here, before anything starts.
     if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
@@ -237,7 +256,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     await gitLfs;
     const pgToolsDir = config.pgToolsDir ?? (await pgTools)?.binDir;
 
-    const databaseUrl = config.databaseUrl ?? postgres!.databaseUrl;
+    const databaseUrl = config.databaseUrl ?? haPostgres?.databaseUrl ?? postgres!.databaseUrl;
     const redisUrl = config.redisUrl ?? redisSentinels?.redisUrl ?? redis!.redisUrl;
     const db = createDb(databaseUrl, 2);
     let adminToken: string;
@@ -333,6 +352,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       databaseUrl,
       redisUrl,
       redisSentinels,
+      haPostgres,
       dataDir: config.dataDir,
       adminToken,
       serviceEnv,

@@ -6,13 +6,13 @@ import { startPlatform } from './platform';
 // Written synchronously: the last lines must reach the terminal (or a pipe) before process.exit.
 const say = (line: string) => writeSync(1, line + '\n');
 
-const USAGE = 'usage: npm start [-- --observability] [--fleet]';
+const USAGE = 'usage: npm start [-- --observability] [--fleet] [--ha]';
 
 /** The modes after `--` (CONTRACT "Extended surface"); a wrong one is a usage error (exit 2). */
-function modes(): { observability: boolean; fleet: boolean } {
+function modes(): { observability: boolean; fleet: boolean; ha: boolean } {
   try {
-    const { values } = parseArgs({ args: process.argv.slice(2), options: { observability: { type: 'boolean' }, fleet: { type: 'boolean' } }, strict: true, allowPositionals: false });
-    return { observability: values.observability ?? false, fleet: values.fleet ?? false };
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { observability: { type: 'boolean' }, fleet: { type: 'boolean' }, ha: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    return { observability: values.observability ?? false, fleet: values.fleet ?? false, ha: values.ha ?? false };
   } catch (err) {
     say(`dotgit: ${(err as Error).message}\n${USAGE}`);
     process.exit(2);
@@ -26,8 +26,9 @@ async function main(): Promise<void> {
   const flags = modes();
   const config = loadConfig();
   const fleet = flags.fleet || config.fleet;
+  const ha = flags.ha || config.ha;
   const started = Date.now();
-  const platform = await startPlatform({ env: process.env, log: provisionLog, observability: flags.observability || config.observability, fleet });
+  const platform = await startPlatform({ env: process.env, log: provisionLog, observability: flags.observability || config.observability, fleet, ha });
   const lines = [
     `gateway       ${platform.gatewayUrls.join('  ')}`,
     `api           ${platform.gatewayUrl}/api/v1`,
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     `logs          ${config.dataDir}/logs/`,
     ...(platform.prometheusUrl ? [`prometheus    ${platform.prometheusUrl}`] : []),
     ...(fleet ? [`fleet         ${fleetSummary(platform.instances)}  (${config.dataDir}/run/topology.json)`] : []),
+    ...(platform.haPostgres ? [`postgres ha   patroni ${platform.haPostgres.members.map((m) => m.restUrl).join(' ')}  (GET <url>/primary: 200 on the leader)`] : []),
     `dotgit ready  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
   ];
   say(lines.join('\n'));

