@@ -1,8 +1,9 @@
 import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
 import { performance } from 'node:perf_hooks';
 import { METRICS_CONTENT_TYPE, metricsText, startProcessMetrics } from './metrics';
-import { AuthenticationError, DotgitError } from './errors';
+import { AuthenticationError } from './errors';
 import { dbUnavailable } from './db-leader';
+import { errorBody, httpErrorOf } from './http-errors';
 import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
 import type { Principal } from './principal';
 import type { Logger } from './logger';
@@ -57,15 +58,14 @@ export function requireIdentity(secret: string): RequestHandler {
         req.requestId = identity.requestId || req.header('x-request-id') || undefined;
         next();
       })
-      .catch((err: Error) => next(new AuthenticationError(err.message)));
+      .catch((err: Error) => next(new AuthenticationError(err.message, { cause: err })));
   };
 }
 
-export function errorBody(code: string, message: string, requestId?: string) {
-  return { error: { code, message, requestId: requestId ?? null } };
-}
+// The error body lives with the mapper (core/http-errors.ts); re-exported for this module's users.
+export { errorBody };
 
-/** The one place business errors become HTTP answers. Unknown errors are 500s, logged with their stack. */
+/** Where the api's and git-server's errors become HTTP answers (the mapping: core/http-errors.ts). Unknown errors are 500s, logged with their stack. */
 export function errorMiddleware(log: Logger): ErrorRequestHandler {
   return (thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     // A database restarting or failing over is a retry-shortly (503 + Retry-After), never a 500.
@@ -75,11 +75,9 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
-    if (err instanceof DotgitError) {
-      if (err.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="dotgit", charset="UTF-8"');
-      const retryAfter = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
-      if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-      res.status(err.status).json(errorBody(err.code, err.message, requestId));
+    const mapped = httpErrorOf(err);
+    if (mapped) {
+      res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, requestId));
       return;
     }
     const refused = bodyRefusal(err as BodyParserError, req.header('content-encoding'));
