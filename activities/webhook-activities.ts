@@ -5,6 +5,10 @@ import { currentTraceparent } from '../core/tracing';
 import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import { findUserByName } from '../core/stores/tenants-store';
+import { findRunPusher } from '../core/stores/audit-store';
+import { findRepoRowById } from '../core/stores/repos-store';
+import { findRunSummary } from '../core/stores/runs-store';
+import { findWebhookTarget, hasWebhookFor as webhookSubscribed, recordDelivery, webhookIdsFor } from '../core/stores/webhooks-store';
 import type { SecretBox } from '../core/secret-box';
 import { parseOutboundUrl, requestVetted, SsrfRefusedError, vetTarget, type Resolver } from '../core/ssrf-guard';
 import {
@@ -71,12 +75,7 @@ export function signBody(secret: string, body: string): string {
 
 /** Whether the repository has any webhook subscribed to the event (or to every event, `*`). */
 export async function hasWebhookFor(db: Db, tenantId: number, repoId: number, event: WebhookEventName): Promise<boolean> {
-  const r = await db.query(`SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND (events @> ARRAY[$3]::text[] OR events @> ARRAY['*']::text[])) AS any`, [
-    tenantId,
-    repoId,
-    event,
-  ]);
-  return r.rows[0]?.any === true;
+  return webhookSubscribed(db, tenantId, repoId, event);
 }
 
 /** Webhook activities (orchestration queue): plan an event's payload and hooks, deliver it to one hook. */
@@ -84,12 +83,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
   const { db } = deps;
 
   async function repository(tenantId: number, repoId: number): Promise<RepositoryInfo | undefined> {
-    const r = await db.query(
-      `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at FROM repos r JOIN tenants t ON t.id = r.tenant_id
-       WHERE r.tenant_id = $1 AND r.id = $2`,
-      [tenantId, repoId],
-    );
-    const row = r.rows[0];
+    const row = await findRepoRowById(db, tenantId, repoId);
     if (!row) return undefined;
     const head = await runGit(['--git-dir', repoPath(deps.reposDir, row.owner, row.name), 'symbolic-ref', '--short', 'HEAD']);
     return {
@@ -157,19 +151,15 @@ export function createWebhookActivities(deps: WebhookDeps) {
   }
 
   async function workflowRunBody(repo: RepositoryInfo, e: Extract<WebhookEvent, { event: 'workflow_run' }>) {
-    const r = await db.query('SELECT id, ref, commit_sha, status, created_at, started_at, finished_at FROM runs WHERE tenant_id = $1 AND id = $2', [repo.tenantId, e.runId]);
-    const row = r.rows[0];
+    const row = await findRunSummary(db, repo.tenantId, e.runId);
     if (!row) return undefined;
     // The pusher, from the push's audit entry (runs do not carry it).
-    const who = await db.query(
-      `SELECT actor FROM audit_log WHERE tenant_id = $1 AND action = 'repo.push' AND at >= $3::timestamptz - interval '5 minutes' AND detail->'runs' ? $2 LIMIT 1`,
-      [repo.tenantId, e.runId, row.created_at],
-    );
+    const pusher = await findRunPusher(db, repo.tenantId, e.runId, row.created_at);
     return workflowRunPayload({
       repo,
       publicUrl: deps.publicUrl,
       action: e.action,
-      sender: await actorOf(who.rows[0]?.actor ?? repo.owner),
+      sender: await actorOf(pusher ?? repo.owner),
       run: { id: row.id, ref: row.ref, commit: row.commit_sha, status: row.status, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at },
     });
   }
@@ -181,12 +171,8 @@ export function createWebhookActivities(deps: WebhookDeps) {
      */
     async planWebhookEvent(args: { tenantId: number; repoId: number; event: WebhookEvent }): Promise<PlannedWebhookEvent | null> {
       const name = args.event.event;
-      const hooks = await db.query(`SELECT id FROM webhooks WHERE tenant_id = $1 AND repo_id = $2 AND (events @> ARRAY[$3]::text[] OR events @> ARRAY['*']::text[]) ORDER BY id`, [
-        args.tenantId,
-        args.repoId,
-        name,
-      ]);
-      if (hooks.rowCount === 0) return null;
+      const hookIds = await webhookIdsFor(db, args.tenantId, args.repoId, name);
+      if (hookIds.length === 0) return null;
       const repo = await repository(args.tenantId, args.repoId);
       if (!repo) return null;
       const e = args.event;
@@ -195,7 +181,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
       else if (e.event === 'workflow_run') payload = await workflowRunBody(repo, e);
       else payload = deploymentStatusPayload({ repo, publicUrl: deps.publicUrl, event: e, now: new Date(), creator: await actorOf(e.creator) });
       if (!payload) return null;
-      return { event: name, action: 'action' in payload ? String(payload.action) : null, body: JSON.stringify(payload), hookIds: hooks.rows.map((h) => Number(h.id)) };
+      return { event: name, action: 'action' in payload ? String(payload.action) : null, body: JSON.stringify(payload), hookIds };
     },
 
     /**
@@ -204,7 +190,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
      * throws so Temporal retries it with backoff, under the same delivery id.
      */
     async deliverWebhook(args: DeliveryArgs): Promise<{ status: number | null; outcome: 'success' | 'gone' }> {
-      const hook = (await db.query('SELECT url, secret_enc FROM webhooks WHERE tenant_id = $1 AND id = $2', [args.tenantId, args.hookId])).rows[0];
+      const hook = await findWebhookTarget(db, args.tenantId, args.hookId);
       if (!hook) return { status: null, outcome: 'gone' }; // deleted since the event was planned
       const attempt = Context.current().info.attempt;
       const startedAt = new Date();
@@ -250,11 +236,19 @@ export function createWebhookActivities(deps: WebhookDeps) {
       }
       const outcome = !failure ? 'success' : failure.type === 'WebhookRefused' ? 'refused' : 'failure';
       deliveries.inc({ event: args.event, outcome });
-      await db.query(
-        `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-        [args.tenantId, args.hookId, args.deliveryId, args.event, args.action, attempt, outcome, status, error?.slice(0, 1000) ?? null, Math.round(performance.now() - t0), startedAt],
-      );
+      await recordDelivery(db, {
+        tenantId: args.tenantId,
+        webhookId: args.hookId,
+        deliveryId: args.deliveryId,
+        event: args.event,
+        action: args.action,
+        attempt,
+        outcome,
+        responseStatus: status,
+        error: error?.slice(0, 1000) ?? null,
+        durationMs: Math.round(performance.now() - t0),
+        startedAt,
+      });
       if (failure) throw failure;
       return { status, outcome: 'success' };
     },
