@@ -1,7 +1,11 @@
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, waitForRun } from '../helpers/api-client';
-import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
-import { scrape, type Scrape } from '../helpers/prom';
+import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ROOT } from '../../infra/root';
+import { exportedNames, metricNamesIn, scrape, type Scrape } from '../helpers/prom';
 
 // Issue 14: every process of the platform is a Prometheus target. Each answers /metrics with the
 // process metrics; a push through the gateway moves the HTTP histograms of gateway, api and
@@ -43,7 +47,8 @@ test('each service process serves the process metrics and its HTTP histogram', a
   // Route labels are templates or classes, never raw paths.
   for (const one of Object.values(s)) {
     for (const line of one.text.split('\n').filter((l) => l.startsWith('dotgit_http_request_duration_seconds_count{'))) {
-      expect(line).not.toMatch(/route="[^"]*(acme|tenant-|\.git\/)/);
+      // A raw repository path (`/acme/web.git/…`), not the template (`/:owner/:repo.git/…`).
+      expect(line).not.toMatch(/route="[^"]*\/(?!:)[^/"]*\.git\//);
     }
   }
 });
@@ -58,6 +63,16 @@ test('a push with a failing job moves the HTTP, run, step and pickup series; the
   expect(push.code).toBe(0);
   const [runId] = runIdsFrom(push.stderr);
   expect((await waitForRun(runId, owner.token)).status).toBe('failure');
+  // And one that succeeds (a branch without the failing job), so completed workflows are counted too.
+  await writeFiles(work, { '.dotgit/pipeline.yml': 'jobs:\n  good:\n    steps:\n      - run: echo fine\n' });
+  await git(['checkout', '-q', '-b', 'green'], work);
+  await git(['commit', '-qam', 'green'], work);
+  const green = await git(['push', cloneUrl(owner.tenant, 'metered', owner.token), 'green'], work);
+  expect((await waitForRun(runIdsFrom(green.stderr)[0], owner.token)).status).toBe('success');
+  // The run is recorded before its workflow execution ends: wait for the SDK to count that end.
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+    if ((await scrape(targets.worker)).sum('temporal_workflow_completed_total') !== undefined) break;
+  }
   const after = await all();
 
   // Gateway: by rate-limit class; api and git-server: by route template.
@@ -79,11 +94,30 @@ test('a push with a failing job moves the HTTP, run, step and pickup series; the
   expect(w1.sum('dotgit_push_to_step_start_seconds_count')).toBeGreaterThanOrEqual((w0.sum('dotgit_push_to_step_start_seconds_count') ?? 0) + 2);
 
   // The Temporal SDK's own metrics, through the worker's /metrics.
-  expect(w1.sum('temporal_workflow_completed_total')).toBeGreaterThan(0);
+  expect([...w1.names()].filter((n) => n.startsWith('temporal_workflow_'))).toEqual(expect.arrayContaining(['temporal_workflow_completed_total', 'temporal_workflow_failed_total']));
+  // The failed run failed its workflow execution (issue 14: the Web UI tells the truth).
+  expect(w1.sum('temporal_workflow_failed_total', { workflow_type: 'pipeline' })).toBeGreaterThan(0);
   expect(w1.sum('temporal_activity_execution_latency_seconds_count')).toBeGreaterThan(0);
 
   // The Temporal server's, on the port the platform chose and reports.
   expect(info.temporalMetricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   const server = await scrape(info.temporalMetricsUrl!);
   expect(server.sum('service_requests')).toBeGreaterThan(0);
+});
+
+test('every dashboard query and alert rule names metrics the processes export', async () => {
+  // After the push above, so the Temporal SDK's and server's families have appeared.
+  const names = new Set(['up']);
+  for (const s of [...Object.values(await all()), await scrape(info.temporalMetricsUrl!)]) for (const n of exportedNames(s)) names.add(n);
+  const dir = path.join(ROOT, 'infra', 'observability');
+  const queries: Array<[string, string]> = [];
+  for (const file of readdirSync(path.join(dir, 'dashboards')).filter((f) => f.endsWith('.json'))) {
+    const dash = JSON.parse(readFileSync(path.join(dir, 'dashboards', file), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    for (const p of dash.panels) for (const t of p.targets) queries.push([`${file}: ${p.title}`, t.expr]);
+  }
+  const rules = parseYaml(readFileSync(path.join(dir, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+  for (const g of rules.groups) for (const r of g.rules) queries.push([`alerts.yml: ${r.alert}`, r.expr]);
+  expect(queries.length).toBeGreaterThan(20);
+  const missing = queries.flatMap(([where, expr]) => metricNamesIn(expr).filter((n) => !names.has(n)).map((n) => `${where}: ${n}`));
+  expect(missing).toEqual([]);
 });

@@ -35,3 +35,33 @@ export function parseProm(text: string): Scrape {
     names: () => new Set(samples.map((s) => s.name)),
   };
 }
+
+/** PromQL words that are not metric names: functions, aggregations, operators, modifiers. */
+const PROMQL_WORDS = new Set([
+  'sum', 'min', 'max', 'avg', 'count', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'group',
+  'rate', 'irate', 'increase', 'delta', 'idelta', 'deriv', 'histogram_quantile', 'clamp_min', 'clamp_max', 'clamp', 'abs', 'time',
+  'vector', 'scalar', 'absent', 'absent_over_time', 'avg_over_time', 'max_over_time', 'min_over_time', 'sum_over_time', 'label_replace',
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset',
+]);
+
+/** The metric names a PromQL expression reads (label matchers, grouping labels, strings and durations left out). */
+export function metricNamesIn(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/(?<![a-zA-Z_:])\d+(\.\d+)?(e[+-]?\d+)?/gi, ' ');
+  return [...new Set((stripped.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? []).filter((w) => !PROMQL_WORDS.has(w) && !/^\d/.test(w)))];
+}
+
+/** Every sample name a scrape can answer: each `# TYPE` family, with a histogram's `_bucket`, `_count`, `_sum`. */
+export function exportedNames(s: Scrape): Set<string> {
+  const names = new Set<string>();
+  for (const m of s.text.matchAll(/^# TYPE (\S+) (\S+)/gm)) {
+    names.add(m[1]);
+    if (m[2] === 'histogram' || m[2] === 'summary') for (const suffix of ['_bucket', '_count', '_sum']) names.add(m[1] + suffix);
+  }
+  for (const n of s.names()) names.add(n);
+  return names;
+}
