@@ -63,8 +63,8 @@ export class ContractRefusedError extends Error {
     super(
       `migration ${migration} is a contract migration: it needs every running process at schema version ${version} or newer, ` +
         `but ${blockers.length === 1 ? 'an older process is' : `${blockers.length} older processes are`} still registered: ${who}. ` +
-        `Stop or upgrade ${blockers.length === 1 ? 'it' : 'them'} (a clean shutdown deregisters; a process that stopped checking in ` +
-        `counts after ${staleSeconds} s, DOTGIT_SCHEMA_CLIENT_STALE_SECONDS), then migrate again. Migrations before it are applied.`,
+        `Stop or upgrade ${blockers.length === 1 ? 'it' : 'them'} (a clean shutdown deregisters; one that stopped checking in ` +
+        `stops counting after ${staleSeconds} s, DOTGIT_SCHEMA_CLIENT_STALE_SECONDS), then migrate again. Migrations before it are applied.`,
     );
     this.name = 'ContractRefusedError';
   }
