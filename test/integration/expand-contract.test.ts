@@ -79,11 +79,9 @@ test('phases: the first line declares expand or contract; none means expand; any
 });
 
 test('the platform processes (api, gateway, git-server, worker) are registered with the schema version they were shipped with', async () => {
-  const { rows } = await admin.query<{ kind: string; needs_version: number; pid: number }>('SELECT kind, needs_version, pid FROM schema_clients');
-  const pids = platformInfo().servicePids;
-  for (const kind of ['api', 'gateway', 'git-server', 'worker']) {
-    expect(rows).toContainEqual({ kind, needs_version: shippedSchemaVersion(), pid: pids[kind] });
-  }
+  const { rows } = await admin.query<{ kind: string; needs_version: number }>('SELECT kind, needs_version FROM schema_clients');
+  // By kind, not pid: a suite before this one may have restarted one of the platform's processes.
+  for (const kind of ['api', 'gateway', 'git-server', 'worker']) expect(rows).toContainEqual({ kind, needs_version: shippedSchemaVersion() });
 });
 
 test('an api of its own registers at start-up and deregisters on a clean shutdown (SIGTERM)', async () => {
