@@ -89,6 +89,8 @@ beforeAll(async () => {
     }),
     log: { info: () => {}, debug: () => {}, warn: console.warn },
     ephemeral: true,
+    // The same platform also shows `--observability`: the runner's own Prometheus (last test).
+    observability: true,
   });
   token = platform.adminToken;
   expect((await call('POST', '/api/v1/tenants', { name: 'acme' })).status).toBe(201);
@@ -134,7 +136,9 @@ test('one push is one trace: gateway, git-server, workflow, activities and the s
     has('dotgit-git-server', /StartWorkflow:pipeline/) &&
     has('dotgit-worker', /RunWorkflow:pipeline/) &&
     has('dotgit-worker', /RunActivity:runStep/) &&
-    has('dotgit-worker', /RunActivity:finishRun/)
+    has('dotgit-worker', /RunActivity:finishRun/) &&
+    // Spans arrive in batches from each process (workflow spans through the worker's sink): wait for every parent.
+    inTrace().every((s) => !s.parentSpanId || inTrace().some((p) => p.spanId === s.parentSpanId))
       ? true
       : undefined,
   );
@@ -155,4 +159,19 @@ test('one push is one trace: gateway, git-server, workflow, activities and the s
   // The run's workflow_run webhook carried the trace.
   const delivered = await until('a workflow_run delivery', () => hooks.find((h) => h.event === 'workflow_run'));
   expect(delivered.traceparent).toMatch(new RegExp(`^00-${step.traceId}-[0-9a-f]{16}-01$`));
+});
+
+test('with observability the runner starts Prometheus, listed in topology.json, scraping every process it started', async () => {
+  expect(platform.prometheusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const topology = JSON.parse(await fs.readFile(path.join(dataDir, 'run', 'topology.json'), 'utf8')) as { processes: Array<{ role: string; url?: string; metricsUrl?: string }> };
+  expect(topology.processes.find((p) => p.role === 'prometheus')?.url).toBe(platform.prometheusUrl);
+  expect(topology.processes.find((p) => p.role === 'temporal')?.metricsUrl).toBe(platform.temporalMetricsUrl);
+  const up = await until('every target up', async () => {
+    const res = (await (await fetch(`${platform.prometheusUrl}/api/v1/query?query=up`)).json()) as { data: { result: Array<{ metric: { job: string }; value: [number, string] }> } };
+    const jobs = res.data.result.filter((r) => r.value[1] === '1').map((r) => r.metric.job).sort();
+    return jobs.length === 5 ? jobs : undefined;
+  });
+  expect(up).toEqual(['api', 'gateway', 'git-server', 'temporal', 'worker']);
+  const rules = (await (await fetch(`${platform.prometheusUrl}/api/v1/rules`)).json()) as { data: { groups: Array<{ name: string; rules: unknown[] }> } };
+  expect(rules.data.groups.map((g) => g.name)).toEqual(['dotgit']);
 });
