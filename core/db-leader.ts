@@ -68,6 +68,9 @@ export function primaryFollowingClient(hosts: HostPort[], urlFor: (h: HostPort) 
     constructor(config?: string | pg.ClientConfig) {
       super(config);
       this.baseConfig = typeof config === 'string' ? { connectionString: config } : (config ?? {});
+      // pg-pool listens for errors only while a client is idle: a checked-out client whose primary
+      // goes away would emit an unhandled 'error' and end the process. Its queries get the error.
+      this.on('error', () => undefined);
     }
 
     override connect(): Promise<pg.Client>;

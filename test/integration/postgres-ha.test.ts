@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createDb, type Db } from '../../core/db';
+import { createDb, inTransaction, type Db } from '../../core/db';
 import { errorMiddleware } from '../../core/http';
 import { createLogger } from '../../core/logger';
 import { startHaPostgres, type HaPostgresHandle } from '../../infra/provision/patroni';
@@ -33,6 +33,13 @@ beforeAll(async () => {
   app.post('/writes/:n', (req, res, next) => {
     // Idempotent, as a POST with an Idempotency-Key is: a client may resend a write after a 503.
     db.query('INSERT INTO ha_writes (n) VALUES ($1) ON CONFLICT (n) DO NOTHING', [Number(req.params.n)]).then(() => res.status(201).end(), next);
+  });
+  // A transaction still open when the primary goes away.
+  app.post('/slow/:n', (req, res, next) => {
+    inTransaction(db, async (c) => {
+      await c.query('INSERT INTO ha_writes (n) VALUES ($1)', [Number(req.params.n)]);
+      await c.query('SELECT pg_sleep(60)');
+    }).then(() => res.status(201).end(), next);
   });
   app.use(errorMiddleware(createLogger('ha-test', 'silent')));
   server = app.listen(0, '127.0.0.1');
@@ -118,8 +125,14 @@ test('kill -9 of the primary (Patroni and Postgres): the synchronous standby tak
   const sync = (await ha.cluster()).find((m) => m.role === 'sync_standby')?.name;
   const writer = startWriter({ resend: false });
   await until('100 acknowledged writes', () => writer.acked().length >= 100);
-  const killedAt = Date.now();
+  const slow = fetch(`${base}/slow/${++next}`, { method: 'POST' });
+  await until('the slow transaction running', async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'")).rowCount === 1);
   await before!.kill();
+  // Times from the moment both processes are gone: a write sent while kill() ran may still land on the old primary.
+  const killedAt = Date.now();
+  // The transaction cut off by the loss answers 503 + Retry-After, not 500.
+  const cut = await slow;
+  expect([cut.status, cut.headers.get('retry-after')]).toEqual([503, '2']);
   await until('a write acknowledged after the kill', () => writer.acked().some((a) => a.sentAt > killedAt));
   const firstWrite = writer.acked().find((a) => a.sentAt > killedAt)!;
   const acksAfter = writer.acked().length;
