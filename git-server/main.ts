@@ -13,7 +13,8 @@ import { PackCache } from './pack-cache';
 import { tuneHeapForStreaming } from './heap-growth';
 import { RepoGenerations } from './repo-generation';
 import { assertSentinelMaster, createRedis } from '../core/redis';
-import { maintenanceWorkflowId, ORCHESTRATION_QUEUE } from '../core/run-types';
+import { maintenanceWorkflowId } from '../core/run-types';
+import { startWorkflow } from '../core/workflow-starter';
 import { instanceName, PushReconciler } from './push-journal';
 import http from 'node:http';
 import { HttpDrain, stopOnSignals } from '../core/drain';
@@ -109,12 +110,7 @@ async function main(): Promise<void> {
       // Best effort: the hourly sweep covers a start that fails here.
       getTemporal()
         .then((client) =>
-          client.workflow.start('repoMaintenance', {
-            workflowId: maintenanceWorkflowId(target.tenant, target.repo),
-            taskQueue: ORCHESTRATION_QUEUE,
-            args: [target],
-            workflowIdConflictPolicy: 'USE_EXISTING',
-          }),
+          startWorkflow(client, 'repoMaintenance', maintenanceWorkflowId(target.tenant, target.repo), [target], { workflowIdConflictPolicy: 'USE_EXISTING' }),
         )
         .catch((err) => log.warn({ err, repo: `${target.tenant}/${target.repo}` }, 'could not start maintenance'));
     },

@@ -2,8 +2,8 @@ import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Db } from '../core/db';
 import type { Logger } from '../core/logger';
-import { ORCHESTRATION_QUEUE, type PipelineInput } from '../core/run-types';
-import { SEARCH_ATTRIBUTES } from '../core/temporal';
+import type { PipelineInput } from '../core/run-types';
+import { repoSearchAttributes, startWorkflow } from '../core/workflow-starter';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
 import { failQueuedRun } from '../core/stores/runs-store';
 import type { OutboxRow } from '../core/stores/outbox-store';
@@ -49,37 +49,28 @@ export class OutboxRelay {
     return drainOutbox(
       this.db,
       'webhook_outbox',
-      async (row) =>
-        this.startWorkflow(await this.temporal(), 'webhookDispatch', {
-          workflowId: String(row.workflow_id),
-          taskQueue: ORCHESTRATION_QUEUE,
-          args: [row.payload as WebhookDispatchInput],
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        }),
+      async (row) => {
+        const temporal = await this.temporal();
+        return this.attempt(() => startWorkflow(temporal, 'webhookDispatch', String(row.workflow_id), [row.payload as WebhookDispatchInput], { workflowIdReusePolicy: 'REJECT_DUPLICATE' }));
+      },
       { onPermanent: async (_client, row, message) => this.log.warn({ workflowId: row.workflow_id, err: message }, 'webhook dispatch refused; dropping the push event') },
     );
   }
 
   private startPipeline(temporal: Client, input: PipelineInput): Promise<RowOutcome> {
-    return this.startWorkflow(temporal, 'pipeline', {
-      workflowId: input.runId,
-      taskQueue: ORCHESTRATION_QUEUE,
-      args: [input],
-      // A run id is used once: a start retried after the run finished must not run it again.
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: [
-        { key: SEARCH_ATTRIBUTES.tenant, value: input.tenant },
-        { key: SEARCH_ATTRIBUTES.repo, value: `${input.tenant}/${input.repo}` },
-        { key: SEARCH_ATTRIBUTES.ref, value: input.ref },
-        { key: SEARCH_ATTRIBUTES.commit, value: input.commit },
-      ],
-    });
+    return this.attempt(() =>
+      startWorkflow(temporal, 'pipeline', input.runId, [input], {
+        // A run id is used once: a start retried after the run finished must not run it again.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: repoSearchAttributes({ tenant: input.tenant, repo: input.repo, ref: input.ref, commit: input.commit }),
+      }),
+    );
   }
 
   /** A start by deterministic id: "already started" is success. */
-  private async startWorkflow(temporal: Client, workflow: string, options: Parameters<Client['workflow']['start']>[1]): Promise<RowOutcome> {
+  private async attempt(start: () => Promise<void>): Promise<RowOutcome> {
     try {
-      await temporal.workflow.start(workflow, options);
+      await start();
       return 'done';
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return 'done';

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../core/db';
-import { ORCHESTRATION_QUEUE, type RepoTarget } from '../core/run-types';
+import type { RepoTarget } from '../core/run-types';
+import { signalWithStartWorkflow } from '../core/workflow-starter';
 import { PUSHED_SIGNAL, replicationWorkflowId, type PushedSignal, type ReplicationInput } from '../core/replication-types';
 import { drainOutbox } from './outbox-drainer';
 
@@ -26,12 +27,9 @@ export class ReplicationRelay {
       async (row) => {
         const target = row.payload as RepoTarget;
         const pushed: PushedSignal = { pushedAt: new Date(row.created_at).getTime() };
-        await (await this.temporal()).workflow.signalWithStart('replication', {
-          workflowId: replicationWorkflowId(target.tenant, target.repo),
-          taskQueue: ORCHESTRATION_QUEUE,
-          args: [target satisfies ReplicationInput],
-          signal: PUSHED_SIGNAL,
-          signalArgs: [pushed],
+        await signalWithStartWorkflow(await this.temporal(), 'replication', replicationWorkflowId(target.tenant, target.repo), [target satisfies ReplicationInput], {
+          name: PUSHED_SIGNAL,
+          args: [pushed],
         });
         return 'done';
       },

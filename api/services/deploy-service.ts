@@ -18,8 +18,7 @@ import { failUnstartedDeploy, insertQueuedDeploy, listDeploys } from '../../core
 import { listSteps } from '../../core/stores/runs-store';
 import type { Redis } from '../../core/redis';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
-import { ORCHESTRATION_QUEUE } from '../../core/run-types';
-import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
+import { repoSearchAttributes, startWorkflow } from '../../core/workflow-starter';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { parseBody } from '../validation';
 import { createDeployBody, decisionBody } from '../schemas/runs';
@@ -89,23 +88,13 @@ export class DeployService {
     };
     try {
       const client = await this.temporal();
-      await client.workflow.start('deploy', {
-        workflowId: id,
-        taskQueue: ORCHESTRATION_QUEUE,
-        args: [input],
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.tenant, value: repo.owner },
-          { key: SEARCH_ATTRIBUTES.repo, value: `${repo.owner}/${repo.name}` },
-          { key: SEARCH_ATTRIBUTES.ref, value: target.ref },
-          { key: SEARCH_ATTRIBUTES.commit, value: target.commit },
-          { key: SEARCH_ATTRIBUTES.environment, value: environment },
-          { key: SEARCH_ATTRIBUTES.status, value: 'queued' },
-        ],
+      await startWorkflow(client, 'deploy', id, [input], {
+        typedSearchAttributes: repoSearchAttributes({ tenant: repo.owner, repo: repo.name, ref: target.ref, commit: target.commit, environment, status: 'queued' }),
       });
     } catch (err) {
       // Never a row that claims to be queued with nothing behind it.
       await failUnstartedDeploy(this.db, repo.tenantId, id, 'the deploy could not be started');
-      throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`);
+      throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`, undefined, { cause: err });
     }
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
     return { id, status: 'queued' as DeployStatus, links: deployView({ id }).links };
