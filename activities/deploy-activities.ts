@@ -4,7 +4,7 @@ import { acquireLockSignal, type DeployInput, type DeployStatus } from '../core/
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../core/pipeline-spec';
 import type { Redis } from '../core/redis';
 import { appendRunEvent } from '../core/run-events';
-import { ORCHESTRATION_QUEUE } from '../core/run-types';
+import { signalWithStartWorkflow } from '../core/workflow-starter';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import * as deploysStore from '../core/stores/deploys-store';
 import { createQueuedSteps } from '../core/stores/runs-store';
@@ -43,13 +43,7 @@ export function createDeployActivities({ db, source, redis, temporal }: DeployAc
      */
     async requestEnvironmentLock(args: { lockWorkflowId: string; deployId: string; requestedAt: number }): Promise<void> {
       const client = await temporal();
-      await client.workflow.signalWithStart('environmentLock', {
-        workflowId: args.lockWorkflowId,
-        taskQueue: ORCHESTRATION_QUEUE,
-        args: [{ queue: [] }],
-        signal: acquireLockSignal,
-        signalArgs: [args.deployId, args.requestedAt],
-      });
+      await signalWithStartWorkflow(client, 'environmentLock', args.lockWorkflowId, [{ queue: [] }], { name: acquireLockSignal.name, args: [args.deployId, args.requestedAt] });
     },
 
     async setDeployStatus(args: { deployId: string; tenantId: number; status: DeployStatus; decidedBy?: string }): Promise<void> {
