@@ -47,6 +47,12 @@ function fakes(calls: string[], o: { failRepos?: boolean; drillProblems?: string
     startRestoreRecord: async (a) => void calls.push(`record ${a.kind}`),
     compareWithLive: async () => (calls.push('compare'), { problems: o.drillProblems ?? [], backupId: 'b9' }),
     finishDrill: async (a) => void calls.push(`drill ${a.problems.length ? 'failed' : 'ok'}`),
+    restoreTo: async (a) => {
+      calls.push(`restore ${a.id} at=${a.at} repos=${a.repos?.join(',') ?? 'all'} postgres=${a.postgres}`);
+      if (o.failRepos) throw ApplicationFailure.nonRetryable('no backup covers that time', 'RestoreError');
+      return { id: a.id, dir: `/restores/${a.id}`, backupId: 'b9', repos: a.repos?.length ?? 3, postgres: a.postgres !== false };
+    },
+    failRestore: async (a) => void calls.push(`restore failed: ${a.problems.join('; ')}`),
   };
   const alerts: AlertActivities = {
     sendAlert: async (a) => (calls.push(`alert ${a.event}: ${(a.detail.problems as string[]).join('; ')}`), { sent: true, status: 200 }),
@@ -83,6 +89,23 @@ test('a drill with problems is recorded as failed and says why', async () => {
   const { result } = await run('restoreDrill', [], fakes(calls, { drillProblems: ['acme/web: restored refs differ'] }), 'wf-drill');
   expect(result).toEqual({ ok: true, r: { ok: false, backupId: 'b9', problems: ['acme/web: restored refs differ'] } });
   expect(calls).toEqual(['record drill', 'compare', 'drill failed', 'alert restore_drill.failed: acme/web: restored refs differ']);
+});
+
+const RESTORE_HISTORY_FILE = path.join(__dirname, 'histories', 'restore-v1.json');
+
+test('a restore is recorded, then restored from the object store; a failure is recorded with its reason; a history is recorded', async () => {
+  const calls: string[] = [];
+  const at = '2024-01-02T03:04:05.000Z';
+  const { result, handle } = await run('restore', [{ id: 'restore-test-1', at, repos: ['acme/web'], postgres: false }], fakes(calls), 'wf-restore');
+  expect(result).toEqual({ ok: true, r: { id: 'restore-test-1', dir: '/restores/restore-test-1', backupId: 'b9', repos: 1, postgres: false } });
+  expect(calls).toEqual(['record restore', `restore restore-test-1 at=${at} repos=acme/web postgres=false`]);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1' || !existsSync(RESTORE_HISTORY_FILE)) {
+    await fs.writeFile(RESTORE_HISTORY_FILE, historyToJSON(await handle.fetchHistory()));
+  }
+  const failed: string[] = [];
+  const refused = await run('restore', [{ id: 'restore-test-2', at }], fakes(failed, { failRepos: true }), 'wf-restore-fail');
+  expect(refused.result.ok).toBe(false);
+  expect(failed).toEqual(['record restore', `restore restore-test-2 at=${at} repos=all postgres=undefined`, 'restore failed: no backup covers that time']);
 });
 
 test('the recorded backup history replays against the current workflow code', async () => {

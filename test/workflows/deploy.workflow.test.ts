@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { Worker } from '@temporalio/worker';
@@ -10,7 +10,7 @@ import type { DeployActivities } from '../../activities/deploy-activities';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import type { WebhookActivities } from '../../activities/webhook-activities';
-import { acquireLockSignal, approveUpdate, rejectUpdate, type DeployInput, type DeployResult } from '../../core/deploy-types';
+import { acquireLockSignal, approveUpdate, environmentLockWorkflowId, rejectUpdate, type DeployInput, type DeployResult } from '../../core/deploy-types';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type StepInput } from '../../core/run-types';
 import { ROOT } from '../../infra/root';
@@ -22,6 +22,8 @@ const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
 export const HISTORY_FILE = path.join(__dirname, 'histories', 'deploy-approval-rollback.json');
 /** A failed deploy after issue 14: its workflow execution fails too. */
 const FAILED_HISTORY_FILE = path.join(__dirname, 'histories', 'deploy-failed-v2.json');
+/** The environment lock's history so far (it idles 10 minutes before ending): grants, releases, a cancelled waiter. */
+const LOCK_HISTORY_FILE = path.join(__dirname, 'histories', 'environment-lock-v1.json');
 
 /** A deploy's result: a failed deploy fails its workflow (issue 14), with the result as the failure's details; a cancelled one is cancelled. */
 async function deployResult(handle: WorkflowHandle): Promise<DeployResult> {
@@ -192,6 +194,9 @@ test('deploys to one environment run one at a time in arrival order; a cancelled
   const runs = log.filter((l) => /^q\d (run|done) /.test(l)).map((l) => l.split(' ').slice(0, 2).join(' '));
   expect(runs).toEqual(['q1 run', 'q1 done', 'q2 run', 'q2 done', 'q4 run', 'q4 done']);
   expect(ofDeploy('q3').some((l) => l.startsWith('run '))).toBe(false);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1' || !existsSync(LOCK_HISTORY_FILE)) {
+    await fs.writeFile(LOCK_HISTORY_FILE, historyToJSON(await env.client.workflow.getHandle(environmentLockWorkflowId('t', 'r', 'quick')).fetchHistory()));
+  }
 });
 
 test('an activity that keeps failing ends the deploy as failed, recorded, and frees the environment', async () => {
