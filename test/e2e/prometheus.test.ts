@@ -84,7 +84,12 @@ test('every process is an up target; PromQL sees runs by status and step duratio
     return r.length && Number(r[0].value[1]) >= 1 ? r : undefined;
   });
   expect(Number(failures[0].value[1])).toBeGreaterThanOrEqual(1);
-  const steps = await query('sum by (status) (dotgit_step_duration_seconds_count{job="worker"})');
+  // Steps are counted by the sandbox worker, runs by the orchestration worker: two targets Prometheus
+  // scrapes at their own moments, so the failed step may show a scrape after the failed run.
+  const steps = await until('both step outcomes in Prometheus', async () => {
+    const r = await query('sum by (status) (dotgit_step_duration_seconds_count{job="worker"})');
+    return ['success', 'failure'].every((s) => r.some((x) => x.metric.status === s)) ? r : undefined;
+  });
   expect(steps.map((r) => r.metric.status)).toEqual(expect.arrayContaining(['success', 'failure']));
   expect((await query('sum(dotgit_http_request_duration_seconds_count{job="gateway",route="git-push"})')).length).toBe(1);
 });
