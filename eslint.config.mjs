@@ -13,12 +13,9 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}
 // primary?), core/backup-postgres.ts (WAL switch, recovery) and infra/provision/postgres.ts (roles,
 // databases).
 const SQL_HOMES = ['core/stores/**', 'core/db.ts', 'core/db-leader.ts', 'core/backup-postgres.ts', 'infra/provision/postgres.ts', 'core/migrate.ts', 'migrations/**', 'test/**', 'bench/**'];
-// Not yet migrated: files that still hold SQL. This list only shrinks; a file leaves it when its SQL
-// moves into a store.
-const SQL_NOT_YET_MIGRATED = [
-  'api/services/repo-service.ts',
-  'infra/bootstrap-admin.ts',
-];
+// Not yet migrated: files that still hold SQL. Empty now; it stays so a migration in progress can
+// be listed here honestly rather than hidden.
+const SQL_NOT_YET_MIGRATED = [];
 const SQL_MESSAGE = 'SQL belongs in a store (core/stores/<aggregate>-store.ts); call the store instead.';
 const SQL_KEYWORD = '/^\\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\\s/';
 

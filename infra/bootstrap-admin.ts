@@ -2,11 +2,15 @@ import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
 import { inTransaction } from '../core/db';
 import { appendAudit } from '../core/stores/audit-store';
+import { advisoryXactLock } from '../core/stores/locks-store';
+import { ensureTenant, findUserByName, insertToken, insertUser, isLiveTokenHash } from '../core/stores/tenants-store';
 import { generateToken, hashToken } from '../core/tokens';
 
 /** Tenant and user made on first start; the admin is a platform admin (may create tenants). */
 export const ADMIN_TENANT = 'dotgit';
 export const ADMIN_USER = 'admin';
+/** The advisory lock key the first start's bootstrap holds. */
+const BOOTSTRAP_LOCK = 724002;
 
 /**
  * On first start (no platform admin yet) creates the admin and an admin-scoped token, and writes
@@ -15,23 +19,17 @@ export const ADMIN_USER = 'admin';
  */
 export async function bootstrapAdmin(db: Db, tokenFile: string): Promise<{ token: string; created: boolean }> {
   const existing = await fs.readFile(tokenFile, 'utf8').then((t) => t.trim(), () => undefined);
-  if (existing) {
-    const ok = await db.query('SELECT 1 FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL', [hashToken(existing)]);
-    if (ok.rowCount) return { token: existing, created: false };
-  }
+  if (existing && (await isLiveTokenHash(db, hashToken(existing)))) return { token: existing, created: false };
   const token = generateToken();
   const created = await inTransaction(db, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(724002)');
-    await c.query('INSERT INTO tenants (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [ADMIN_TENANT]);
-    const tenant = (await c.query('SELECT id FROM tenants WHERE name = $1', [ADMIN_TENANT])).rows[0];
-    let user = (await c.query('SELECT id FROM users WHERE username = $1', [ADMIN_USER])).rows[0];
-    const isNew = !user;
-    if (!user) {
-      user = (await c.query(`INSERT INTO users (tenant_id, username, role, platform_admin) VALUES ($1, $2, 'admin', true) RETURNING id`, [tenant.id, ADMIN_USER])).rows[0];
-    }
-    await c.query(`INSERT INTO tokens (tenant_id, user_id, token_hash, scopes) VALUES ($1, $2, $3, $4)`, [tenant.id, user.id, hashToken(token), ['read', 'write', 'admin']]);
-    await appendAudit(c, { tenantId: Number(tenant.id), actor: 'system', action: 'admin.bootstrap', target: ADMIN_USER });
-    return isNew;
+    // Two first starts at once (api and worker) make one admin.
+    await advisoryXactLock(c, BOOTSTRAP_LOCK);
+    const tenantId = await ensureTenant(c, ADMIN_TENANT);
+    const known = await findUserByName(c, ADMIN_USER);
+    const userId = known ? Number(known.id) : await insertUser(c, { tenantId, username: ADMIN_USER, role: 'admin', platformAdmin: true });
+    await insertToken(c, { tenantId, userId, tokenHash: hashToken(token), scopes: ['read', 'write', 'admin'] });
+    await appendAudit(c, { tenantId, actor: 'system', action: 'admin.bootstrap', target: ADMIN_USER });
+    return !known;
   });
   await fs.writeFile(tokenFile, token + '\n', { mode: 0o600 });
   await fs.chmod(tokenFile, 0o600);

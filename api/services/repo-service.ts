@@ -6,7 +6,8 @@ import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { findDefaultBranch } from '../../core/stores/default-branch-store';
-import { listReadableRepoRows } from '../../core/stores/repos-store';
+import { insertRepo, listReadableRepoRows } from '../../core/stores/repos-store';
+import { findTenantByName } from '../../core/stores/tenants-store';
 import { repoAccess, type Access } from '../../core/principal';
 import { nextAfter, pageOf } from '../paging';
 import { requireRepoAdmin, requireScope } from '../authz';
@@ -58,9 +59,9 @@ export class RepoService {
   async create(principal: Principal, body: unknown, requestId?: string) {
     requireScope(principal, 'write');
     const { owner, name, visibility } = parseBody(createRepoBody, body);
-    const t = await this.db.query('SELECT id FROM tenants WHERE name = $1', [owner]);
-    if (t.rowCount === 0) throw new NotFoundError(`tenant ${owner} not found`);
-    const tenantId = Number(t.rows[0].id);
+    const tenant = await findTenantByName(this.db, owner);
+    if (!tenant) throw new NotFoundError(`tenant ${owner} not found`);
+    const tenantId = tenant.id;
     if (!principal.platformAdmin) {
       if (principal.tenantId !== tenantId) throw new NotFoundError(`tenant ${owner} not found`);
       if (principal.role === 'reader') throw new NotAllowedError('readers cannot create repositories');
@@ -73,7 +74,7 @@ export class RepoService {
     const row = await inTransaction(this.db, async (c) => {
       let r;
       try {
-        r = await c.query('INSERT INTO repos (tenant_id, name, visibility, node_id, replica_nodes) VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at', [tenantId, name, visibility, nodeId, replicaNodes]);
+        r = await insertRepo(c, { tenantId, name, visibility, nodeId, replicaNodes });
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw new ConflictError(`repository ${owner}/${name} already exists`);
         throw err;
@@ -85,10 +86,10 @@ export class RepoService {
       // Last: the audit chain's lock is then held only while the transaction commits, never across
       // the git-server call.
       await audit(c, { tenantId, actor: principal.username, action: 'repo.create', target: `${owner}/${name}`, detail: { visibility }, requestId });
-      return r.rows[0];
+      return r;
     });
     // A new repository's HEAD is main until its first push names another branch (git-server/default-branch.ts).
-    return this.view({ id: Number(row.id), tenantId, owner, name, visibility, createdAt: row.created_at, nodeId, replicaNodes }, 'main');
+    return this.view({ id: row.id, tenantId, owner, name, visibility, createdAt: row.createdAt, nodeId, replicaNodes }, 'main');
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {

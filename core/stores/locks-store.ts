@@ -11,3 +11,8 @@ export async function tryAdvisoryLock(q: Queryable, space: number, key: string):
 export async function advisoryUnlock(q: Queryable, space: number, key: string): Promise<void> {
   await q.query('SELECT pg_advisory_unlock($1, hashtext($2))', [space, key]);
 }
+
+/** Waits for the transaction-scoped lock `key` (one-int form); it is released when the transaction ends. */
+export async function advisoryXactLock(q: Queryable, key: number): Promise<void> {
+  await q.query('SELECT pg_advisory_xact_lock($1)', [key]);
+}

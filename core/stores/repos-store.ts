@@ -218,3 +218,20 @@ export async function listReadableRepoRows(
   );
   return r.rows;
 }
+
+/** A new repository row; a name its tenant already uses is Postgres' unique violation (23505), which the caller words. */
+export async function insertRepo(
+  q: Queryable,
+  r: { tenantId: number; name: string; visibility: string; nodeId: string | null; replicaNodes: string[] },
+): Promise<{ id: number; createdAt: Date }> {
+  const row = (
+    await q.query('INSERT INTO repos (tenant_id, name, visibility, node_id, replica_nodes) VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at', [
+      r.tenantId,
+      r.name,
+      r.visibility,
+      r.nodeId,
+      r.replicaNodes,
+    ])
+  ).rows[0];
+  return { id: Number(row.id), createdAt: row.created_at };
+}
