@@ -67,6 +67,18 @@ test('tenants are isolated: another tenant sees private repos and runs as not fo
   expect(clone.code).not.toBe(0);
 });
 
+test('a repository name its tenant already uses is 409 naming it; an unknown tenant is 404; the first one is untouched', async () => {
+  const name = uniqueName('dup');
+  const first = await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: acme.tenant, name, visibility: 'private' } });
+  expect(first.status).toBe(201);
+  const again = await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: acme.tenant, name, visibility: 'public' } });
+  expectError(again, 409, 'conflict');
+  expect(again.body.error.message).toBe(`repository ${acme.tenant}/${name} already exists`);
+  expectError(await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: uniqueName('nobody'), name } }), 404);
+  const kept = await api('GET', `/api/v1/repos/${acme.tenant}/${name}`, { token: acme.token });
+  expect(kept.body).toEqual(expect.objectContaining({ createdAt: first.body.createdAt, visibility: 'private' }));
+});
+
 test('public repositories are readable anonymously, never writable', async () => {
   const name = uniqueName('pub');
   expect((await api('POST', '/api/v1/repos', { token: acme.token, body: { owner: acme.tenant, name, visibility: 'public' } })).status).toBe(201);
