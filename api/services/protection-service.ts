@@ -1,32 +1,18 @@
-import { z } from 'zod';
 import type { Db } from '../../core/db';
 import { InputError } from '../../core/errors';
-import { assertValidName, isValidName } from '../../core/names';
+import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import type { BranchProtection } from '../../core/protections';
 import { findReadableRepo } from '../../core/repos';
 import { requireRepoAdmin } from '../authz';
-import { flag, parseBody } from '../validation';
+import { parseBody } from '../validation';
+import { protectionBody } from '../schemas/settings';
 import { audit } from './audit';
 import { deleteProtection, listProtections, upsertProtection } from '../../core/stores/repos-store';
 
 const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
 
-/** `PUT …/protections/{branch}`: unknown fields are refused, so a misspelt one never protects less than meant. */
-const protectionBody = z.strictObject({
-  allowForcePush: flag,
-  allowDeletion: flag,
-  pushers: z
-    .array(z.string())
-    .max(1000)
-    .nullish()
-    .superRefine((list, ctx) =>
-      list?.forEach((p, i) => {
-        if (!isValidName(p)) ctx.addIssue({ code: 'custom', input: p, message: `pushers[${i}] is not a user name (${JSON.stringify(p.slice(0, 100))})` });
-      }),
-    )
-    .transform((v) => v ?? undefined),
-});
+/** `PUT …/protections/{branch}`: the route's schema (unknown fields are refused, so a misspelt one never protects less than meant). */
 
 /** Protected branches of a repository (CONTRACT `PUT …/protections/{branch}`), enforced by the git-server's pre-receive hook. */
 export class ProtectionService {
