@@ -11,6 +11,7 @@ import { journalPrepared, PushReconciler } from '../../git-server/push-journal';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { git, localRepo, tempDir } from '../helpers/git';
+import { adminPrincipalOf } from '../helpers/principal';
 
 // No push loses its pipeline: the ref updates are journaled before git makes them visible, and a
 // git-server that dies between the ref update and the post-receive work finds the journal at its
@@ -28,8 +29,7 @@ const started: ChildProcess[] = [];
 beforeAll(async () => {
   db = createDb(platformInfo().databaseUrl, 2);
   t = await createTenantWithAdmin();
-  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
-  principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  principal = await adminPrincipalOf(db, t);
 });
 
 afterAll(async () => {

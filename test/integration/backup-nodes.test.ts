@@ -15,6 +15,7 @@ import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../h
 import { killAllServices, ownNodePair, startNodesWithApi, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
 import { createDb, type Db } from '../../core/db';
+import { adminPrincipalOf } from '../helpers/principal';
 
 // Backups on storage nodes (issue 11 item 3, ADR 0014): two git-servers of this test's own, n1 and
 // n2 (own data dirs), each with a `storage` worker beside it (same data dir and node id, the
@@ -47,12 +48,7 @@ async function createRepo(name: string): Promise<string> {
 beforeAll(async () => {
   db = createDb(info.databaseUrl, 2);
   t = await createTenantWithAdmin();
-  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
-  identity = await signIdentity(
-    info.internalSecret,
-    { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 },
-    'backup-nodes',
-  );
+  identity = await signIdentity(info.internalSecret, await adminPrincipalOf(db, t), 'backup-nodes');
   [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs });
   // The storage worker beside each node: polls dotgit-storage@<node>, backs up into the shared store.
   for (const [node, dir] of [[N1, dirs.n1], [N2, dirs.n2]] as const) {

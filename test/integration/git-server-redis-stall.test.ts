@@ -15,6 +15,7 @@ import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
 import { git, localRepo, tempDir } from '../helpers/git';
+import { adminPrincipalOf } from '../helpers/principal';
 
 // Redis on the push path is bounded: with the git-server's Redis stalled (a redis-server of this
 // test's own, SIGSTOPped), pushes and fetches still answer promptly — the repository write lock
@@ -39,8 +40,7 @@ beforeAll(async () => {
   redis = createRedis(`redis://127.0.0.1:${redisPort}`, { commandTimeoutMs: TIMEOUT_MS });
   for (let i = 0; i < 100 && (await redis.ping().catch(() => '')) !== 'PONG'; i++) await new Promise((r) => setTimeout(r, 50));
   t = await createTenantWithAdmin();
-  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
-  principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  principal = await adminPrincipalOf(db, t);
   port = await freePort();
   const app = createGitServerApp({
     db,

@@ -2,12 +2,12 @@ import path from 'node:path';
 import { createDb, type Db } from '../../core/db';
 import { repoPath } from '../../core/git';
 import { IDENTITY_HEADER, signIdentity } from '../../core/internal-identity';
-import type { Principal } from '../../core/principal';
 import { freePort } from '../../infra/provision/free-port';
 import { platformInfo } from '../harness/platform-info';
 import { createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
 import { killAllServices, ownNodePair, startNode, startNodesWithApi, startService, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
+import { adminPrincipalOf } from '../helpers/principal';
 
 // Replica nodes (issue 11 items 4 and 9, ADR 0014): two git-servers of this test's own, n1 and n2,
 // an api of its own configured with just those two and DOTGIT_REPLICA_NODES=1, and a storage-role
@@ -63,8 +63,7 @@ beforeAll(async () => {
   const info = platformInfo();
   db = createDb(info.databaseUrl, 2);
   t = await createTenantWithAdmin();
-  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
-  const principal: Principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  const principal = await adminPrincipalOf(db, t);
   identity = await signIdentity(info.internalSecret, principal, 'replica-nodes');
   [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs }, { DOTGIT_REPLICA_NODES: '1' });
   const pWorker = await freePort();

@@ -10,6 +10,7 @@ import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
 import { killAllServices, ownNodePair, startNode, startNodesWithApi, stopService, type OwnService } from '../helpers/own-services';
 import { git, localRepo, tempDir } from '../helpers/git';
+import { adminPrincipalOf } from '../helpers/principal';
 
 // Storage nodes (issue 11 item 4, ADR 0014): two git-servers of this test's own, n1 and n2 (own
 // data dirs and ports; the shared platform's Postgres, Redis and Temporal), and an api of its own
@@ -51,8 +52,7 @@ beforeAll(async () => {
   const info = platformInfo();
   db = createDb(info.databaseUrl, 2);
   t = await createTenantWithAdmin();
-  const u = (await db.query(`SELECT id, tenant_id FROM users WHERE username = $1`, [t.username])).rows[0];
-  principal = { userId: Number(u.id), username: t.username, tenantId: Number(u.tenant_id), tenantName: t.tenant, role: 'admin', platformAdmin: false, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  principal = await adminPrincipalOf(db, t);
   identity = await signIdentity(info.internalSecret, principal, 'storage-nodes');
   // The api calls either node (round robin); each forwards a creation meant for the other.
   [n1, n2, ownApi] = await startNodesWithApi({ N1, N2, dirs });

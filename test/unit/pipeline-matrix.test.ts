@@ -1,15 +1,8 @@
 import { expandMatrix, instanceName, MAX_MATRIX_COMBINATIONS, parseOutputFile, resolveOutputs } from '../../core/pipeline-matrix';
-import { parsePipeline, PipelineSpecError } from '../../core/pipeline-spec';
+import { parsePipeline } from '../../core/pipeline-spec';
+import { pipelineErrorOf } from '../helpers/pipeline';
 
-const errorOf = (text: string): PipelineSpecError => {
-  try {
-    parsePipeline(text);
-  } catch (err) {
-    if (err instanceof PipelineSpecError) return err;
-    throw err;
-  }
-  throw new Error('expected a PipelineSpecError');
-};
+const errorOf = pipelineErrorOf;
 
 describe('expandMatrix (GitHub Actions semantics)', () => {
   test('the product of the axes, first axis outermost, minus what exclude matches', () => {

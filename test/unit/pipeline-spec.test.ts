@@ -1,14 +1,7 @@
-import { matchesPattern, parsePipeline, PipelineSpecError, triggersOnPush } from '../../core/pipeline-spec';
+import { matchesPattern, parsePipeline, triggersOnPush } from '../../core/pipeline-spec';
+import { pipelineErrorOf } from '../helpers/pipeline';
 
-const errorOf = (text: string): PipelineSpecError => {
-  try {
-    parsePipeline(text);
-  } catch (err) {
-    if (err instanceof PipelineSpecError) return err;
-    throw err;
-  }
-  throw new Error('expected a PipelineSpecError');
-};
+const errorOf = pipelineErrorOf;
 
 test('parses the CONTRACT example shape with defaults filled in', () => {
   const spec = parsePipeline(`
