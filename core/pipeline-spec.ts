@@ -1,6 +1,8 @@
 import { Composer, LineCounter, Parser, isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, type CST, type Document, type Node } from 'yaml';
 import { z } from 'zod';
+import { cacheOf, cacheProblem, cacheSchema, type CacheSpec } from './pipeline-cache';
 import { MatrixError, expandMatrix, expressions, instanceName, matrixEnvName, parseReference, substitute, type MatrixCombination } from './pipeline-matrix';
+import { checkTriggers, idTokenSchema, onSchema, requiresSchema, type IdTokenSpec, type TriggerSpec } from './pipeline-triggers';
 
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
 export const PIPELINE_PATH = '.dotgit/pipeline.yml';
@@ -88,6 +90,7 @@ const matrixSchema = z
 
 const jobSchema = z.strictObject({
   matrix: matrixSchema.optional(),
+  cache: cacheSchema.optional(),
   outputs: z
     .record(z.string().regex(REF_NAME, 'an output name (letters, digits, _ and -)'), plainText(1024))
     .refine((o) => Object.keys(o).length <= MAX_LIST, `at most ${MAX_LIST} outputs`)
@@ -97,6 +100,7 @@ const jobSchema = z.strictObject({
   artifacts: z.array(plainText(1024).min(1)).max(MAX_LIST, `at most ${MAX_LIST} artifacts`).optional(),
   secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
+  'id-token': idTokenSchema.optional(),
 });
 
 /** Environment names (deploy targets, per-environment secrets). */
@@ -108,13 +112,13 @@ const environmentSchema = z.strictObject({
   rollback: z.array(stepSchema).max(MAX_STEPS, `at most ${MAX_STEPS} steps`).optional(),
   secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
+  'id-token': idTokenSchema.optional(),
+  requires: requiresSchema.optional(),
 });
 
 const patterns = z.array(plainText(255).min(1)).max(100);
 const fileSchema = z.strictObject({
-  on: z
-    .strictObject({ push: z.strictObject({ branches: patterns.optional(), tags: patterns.optional() }).nullish() })
-    .optional(),
+  on: onSchema(z.strictObject({ branches: patterns.optional(), tags: patterns.optional() }).nullish()).optional(),
   jobs: z
     .record(z.string().regex(JOB_NAME, 'job names use letters, digits, _ and -').refine(notReserved, `this job name ${reservedMessage}`), jobSchema)
     .refine((jobs) => Object.keys(jobs).length >= 1, 'at least one job is needed')
@@ -141,12 +145,16 @@ export interface JobSpec {
   needs: string[];
   steps: StepSpec[];
   artifacts: string[];
+  /** `cache:` (issue 17; only when the job has one): restored before its first step, saved after its success. */
+  cache?: CacheSpec;
   secrets: string[];
   network: 'none' | 'isolated';
   /** Declared outputs, `${{ steps.<id>.outputs.<k> }}` templates resolved when the job has run (only when declared). */
   outputs?: Record<string, string>;
   /** An instance of a matrix job (only then): the job it came from and its combination. */
   matrix?: MatrixInstance;
+  /** `id-token:` (issue 17; only when the job asks): a JWT in DOTGIT_ID_TOKEN, for these audiences. */
+  idToken?: IdTokenSpec;
 }
 /** What a matrix job instance knows of its matrix. */
 export interface MatrixInstance {
@@ -166,9 +174,14 @@ export interface EnvironmentSpec {
   rollback: StepSpec[];
   secrets: string[];
   network: 'none' | 'isolated';
+  /** `id-token:` (only when asked): the deploy's steps get a JWT whose `sub` names the environment. */
+  idToken?: IdTokenSpec;
+  /** `requires: [pipeline]` (only when given): a deploy needs a successful run of its commit. */
+  requires?: 'pipeline'[];
 }
 export interface PipelineSpec {
-  on: { push: { branches?: string[]; tags?: string[] } };
+  /** `schedule` and `manual` only when the file has them (core/pipeline-triggers.ts). */
+  on: { push: { branches?: string[]; tags?: string[] } } & TriggerSpec;
   jobs: JobSpec[];
   environments?: EnvironmentSpec[];
 }
@@ -340,11 +353,17 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
     needs: job.needs ?? [],
     steps: toSteps(job.steps),
     artifacts: job.artifacts ?? [],
+    ...(job.cache ? { cache: cacheOf(job.cache) } : {}),
     secrets: job.secrets ?? [],
     network: job.network ?? 'none',
     ...(job.outputs ? { outputs: job.outputs } : {}),
+    ...(job['id-token'] ? { idToken: idTokenOf(job['id-token']) } : {}),
   }));
   checkJobs(declared, doc.contents as Node | null, lineCounter);
+  for (const [name, job] of Object.entries(parsed.data.jobs)) {
+    const problem = job.cache ? cacheProblem(job.cache) : undefined;
+    if (problem) failAt(doc.contents as Node | null, lineCounter, ['jobs', name, 'cache', ...problem[0]], problem[1]);
+  }
   const matrices = new Map(Object.entries(parsed.data.jobs).flatMap(([name, job]) => (job.matrix ? [[name, job.matrix] as const] : [])));
   checkReferences(declared, matrices, doc.contents as Node | null, lineCounter);
   const jobs = expandJobs(declared, matrices, doc.contents as Node | null, lineCounter);
@@ -355,6 +374,8 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
     rollback: toSteps(e.rollback ?? []),
     secrets: e.secrets ?? [],
     network: e.network ?? 'none',
+    ...(e['id-token'] ? { idToken: idTokenOf(e['id-token']) } : {}),
+    ...(e.requires?.length ? { requires: e.requires } : {}),
   }));
   for (const env of environments) {
     for (const part of ['deploy', 'rollback'] as const) {
@@ -365,10 +386,19 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
       });
     }
   }
-  const spec: PipelineSpec = { on: { push: { branches: parsed.data.on?.push?.branches, tags: parsed.data.on?.push?.tags } }, jobs };
+  // Issue 17: schedules, manual inputs and `${{ inputs.* }}` references, checked with their lines.
+  const triggers = checkTriggers(parsed.data.on, declared, (path, msg) => failAt(doc.contents as Node | null, lineCounter, path, msg));
+  const push = triggers.pushDisabled ? { branches: [] } : { branches: parsed.data.on?.push?.branches, tags: parsed.data.on?.push?.tags };
+  const spec: PipelineSpec = { on: { push, ...triggers.on }, jobs };
   // Only present when the file has environments, so pipeline activity results stay as they were.
   if (environments.length > 0) spec.environments = environments;
   return spec;
+}
+
+/** `id-token: true` or `{audience}` as the spec keeps it (audiences as a list; none: the default). */
+function idTokenOf(raw: z.infer<typeof idTokenSchema>): IdTokenSpec {
+  if (raw === true || raw === false) return {};
+  return { audience: Array.isArray(raw.audience) ? raw.audience : [raw.audience] };
 }
 
 function failAt(root: Node | null, lc: LineCounter, path: PropertyKey[], msg: string): never {
@@ -460,6 +490,7 @@ function expandJobs(jobs: JobSpec[], matrices: Map<string, RawMatrix>, root: Nod
         name,
         steps: job.steps.map((st) => ({ ...st, run: fill(st.run), env: { ...matrixEnv, ...Object.fromEntries(Object.entries(st.env).map(([k, v]) => [k, fill(v)])) } })),
         ...(job.outputs ? { outputs: Object.fromEntries(Object.entries(job.outputs).map(([k, v]) => [k, fill(v)])) } : {}),
+        ...(job.cache ? { cache: { ...job.cache, key: fill(job.cache.key), restoreKeys: job.cache.restoreKeys.map(fill) } } : {}),
         matrix: { job: job.name, values, failFast: failFast ?? true, ...(maxParallel !== undefined ? { maxParallel } : {}) },
       });
     }
