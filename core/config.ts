@@ -4,6 +4,7 @@ import { DEFAULT_NAMESPACE } from '../temporal-config/dev-server';
 import { assertObjectKey } from './object-store';
 import { parseReplicaZonesEnv, replicaZonesSchema } from './replica-zones';
 import { parseRedisUrl } from './redis-url';
+import { shardMapSchema } from './shard-map';
 
 /** `DOTGIT_OBJECT_STORE` and, for `s3`, the `DOTGIT_S3_*` variables (see README). */
 const objectStoreSchema = z.discriminatedUnion('driver', [
@@ -60,6 +61,8 @@ const configSchema = z.object({
   workerPort: z.coerce.number().int().min(0).max(65535),
   /** `DATABASE_URL` — Postgres; unset means the embedded Postgres under the data dir. */
   databaseUrl: z.string().optional(),
+  /** `DOTGIT_SHARD_MAP` — JSON: databases by name and the database of each of the 8 logical shards (core/shard-map.ts, ADR 0025). Unset: all 8 on `DATABASE_URL`. */
+  shardMap: shardMapSchema.optional(),
   /**
    * `REDIS_URL` — Redis; unset means a redis-server started under the data dir.
    * `redis-sentinel://host:port,…/<master name>` finds the master through Sentinel (ADR 0016).
@@ -301,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitPort: env.DOTGIT_GIT_PORT ?? '8082',
     workerPort: env.DOTGIT_WORKER_PORT ?? '8083',
     databaseUrl: env.DATABASE_URL || undefined,
+    shardMap: parseJsonEnv('DOTGIT_SHARD_MAP', env.DOTGIT_SHARD_MAP, undefined),
     redisUrl: env.REDIS_URL || undefined,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     postgresPort: env.DOTGIT_POSTGRES_PORT ?? '15432',

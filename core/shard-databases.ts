@@ -1,0 +1,56 @@
+import type { Db } from './db';
+import type { Logger } from './logger';
+import { migrate, MIGRATIONS_DIR, type MigrateOptions } from './migrate';
+import { registerSchemaClient, type SchemaClientOptions, type SchemaClientRegistration } from './schema-clients';
+import type { ShardRouter } from './shard-router';
+import { GLOBAL_DATABASE, type ResolvedShardMap } from './shard-map';
+import { ensureIdBlock, raiseIdentitySequences, seedShardPlacements } from './stores/shard-placements-store';
+
+/**
+ * Work done once per database of the shard map (ADR 0025): migrations, schema-client registration,
+ * and the fan-out of platform-wide reads.
+ */
+
+/** Ids of database block k start at k * 2^40 (below 2^53, so they stay exact JavaScript numbers). */
+export const ID_BLOCK_SIZE = 2 ** 40;
+
+/**
+ * Migrates every database of the map: the global one first (it holds `shard_databases` and
+ * `shard_placements`), then the others in parallel; then raises each database's identity sequences
+ * into its block and writes the map's placement for shards that have none yet. A contract refused
+ * on one database (ContractRefusedError) stops the run; what was applied stays applied.
+ * Answers the files applied, per database.
+ */
+export async function migrateAllDatabases(router: ShardRouter, map: ResolvedShardMap, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<Record<string, string[]>> {
+  const dbs = router.databases();
+  const applied: Record<string, string[]> = {};
+  applied[GLOBAL_DATABASE] = await migrate(router.global, dir, opts);
+  await Promise.all(dbs.filter((d) => d.name !== GLOBAL_DATABASE).map(async (d) => (applied[d.name] = await migrate(d.db, dir, opts))));
+  for (const d of dbs) {
+    const block = await ensureIdBlock(router.global, d.name, d.name === GLOBAL_DATABASE);
+    await raiseIdentitySequences(d.db, block * ID_BLOCK_SIZE);
+  }
+  await seedShardPlacements(router.global, map.shards);
+  await router.refresh();
+  return applied;
+}
+
+/** Registers this process in `schema_clients` of every database (a contract runs per database). */
+export async function registerSchemaClientEverywhere(router: ShardRouter, kind: string, opts: SchemaClientOptions = {}): Promise<SchemaClientRegistration> {
+  const regs = await Promise.all(router.databases().map((d) => registerSchemaClient(d.db, kind, opts)));
+  return { instance: regs[0].instance, needsVersion: regs[0].needsVersion, stop: () => Promise.all(regs.map((r) => r.stop())).then(() => undefined) };
+}
+
+/**
+ * A platform-wide read: `fn` on every database in parallel, results in the router's database
+ * order (global first). Each database answers only for the shards it holds, so a row is never
+ * counted twice.
+ */
+export async function fanOut<T>(router: ShardRouter, fn: (db: Db, database: { name: string; shards: number[] }) => Promise<T>): Promise<T[]> {
+  return Promise.all(router.databases().map((d) => fn(d.db, { name: d.name, shards: d.shards })));
+}
+
+/** Log line helper: what each database got from a migration run. */
+export function describeApplied(applied: Record<string, string[]>, log: Pick<Logger, 'info'>): void {
+  for (const [name, files] of Object.entries(applied)) if (files.length) log.info(`migrations applied on ${name}: ${files.join(', ')}`);
+}
