@@ -73,6 +73,11 @@ export class ContractRefusedError extends Error {
 export interface MigrateOptions {
   /** A registered process not seen for this long no longer blocks a contract migration. Default 120. */
   staleSeconds?: number;
+  /**
+   * Stop before the first contract migration instead of running it (a rollout's pre-upgrade step:
+   * Helm's expand hook). Default false: contracts run when nothing older is registered.
+   */
+  expandOnly?: boolean;
 }
 
 /**
@@ -97,6 +102,7 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR, opts: MigrateOptions
       if (done.has(file)) continue;
       const sql = await fs.readFile(path.join(dir, file), 'utf8');
       if (migrationPhase(sql, file) === 'contract') {
+        if (opts.expandOnly) break;
         // Checked under the advisory lock; a process of an older release that starts after this
         // check and before the commit is the operator's to avoid (docs/migrations.md: deploy the
         // new release everywhere first).

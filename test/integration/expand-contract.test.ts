@@ -153,6 +153,14 @@ test('a release with only expands migrates fully while an older process is regis
   expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_clients')).rows[0].n).toBe(0);
 });
 
+test('expandOnly (Helm\'s pre-upgrade hook, infra/migrate.ts --phase=expand) stops before the first contract even with nothing older registered; a full migrate then runs it', async () => {
+  const db = await freshDatabase();
+  await migrate(db, release(101));
+  expect(await migrate(db, release(103), { expandOnly: true })).toEqual(['0102_widgets_name_expand.sql']);
+  expect(await applied(db)).not.toContain('0103_widgets_name_contract.sql');
+  expect(await migrate(db, release(103))).toEqual(['0103_widgets_name_contract.sql']);
+});
+
 test('infra/migrate.ts (deploys across hosts) applies the real migrations to an empty database, then finds nothing to do', async () => {
   await freshDatabase();
   const run = () =>
