@@ -12,12 +12,20 @@ import { createShardRouter } from '../core/shard-router';
  * that older processes still block is refused with their names (exit code 2), and is run again
  * after they are gone (docs/migrations.md).
  */
+/** `--phase=expand`: only the expands before the first contract (Helm's pre-upgrade hook); `--phase=contract` (default): everything pending. */
+function phaseArg(): 'expand' | 'contract' {
+  const arg = process.argv.slice(2).find((a) => a.startsWith('--phase='));
+  const phase = arg?.slice('--phase='.length) ?? 'contract';
+  if (phase !== 'expand' && phase !== 'contract') throw new Error(`--phase must be expand or contract, not "${phase}"`);
+  return phase;
+}
+
 async function main(): Promise<number> {
   const config = loadConfig();
   if (!config.databaseUrl) throw new Error('migrate needs DATABASE_URL');
   const router = await createShardRouter(config, { max: 1 });
   try {
-    const applied = await migrateAllDatabases(router, resolveShardMap(config.shardMap, config.databaseUrl), undefined, { staleSeconds: config.schemaClientStaleSeconds });
+    const applied = await migrateAllDatabases(router, resolveShardMap(config.shardMap, config.databaseUrl), undefined, { staleSeconds: config.schemaClientStaleSeconds, expandOnly: phaseArg() === 'expand' });
     const lines = Object.entries(applied).filter(([, files]) => files.length).map(([name, files]) => `applied on ${name}: ${files.join(', ')}`);
     console.log(lines.length ? lines.join('\n') : 'up to date');
     return 0;
