@@ -1,0 +1,48 @@
+import { UnavailableError } from './errors';
+import type { ShardRouter } from './shard-router';
+import { SHARD_FENCED_SQLSTATE } from './stores/shard-move-store';
+
+/**
+ * Writes to a shard that is being moved (ADR 0026): the source database's guard trigger refuses them
+ * with SQLSTATE DGF01 from the fence until the old copy is gone, whatever shard map the writer holds.
+ * For a caller that is a retry shortly (503 + Retry-After); a writer that can wait refreshes its
+ * router (the switch may already be committed) and tries again.
+ */
+
+/** Seconds a refused request is told to wait: the fence lasts a few seconds at most. */
+export const SHARD_FENCED_RETRY_AFTER_SECONDS = 1;
+
+/** Whether `err` (or its cause) is the fence's refusal. */
+export function isShardFenced(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === SHARD_FENCED_SQLSTATE) return true;
+  }
+  return false;
+}
+
+/** The fence's refusal as a domain error (503, Retry-After); undefined for anything else. */
+export function shardFenced(err: unknown): UnavailableError | undefined {
+  if (!isShardFenced(err)) return undefined;
+  const message = (err as { message?: string }).message ?? 'the shard is moving';
+  return new UnavailableError(`${message} (writes to this tenant's shard pause while it moves to another database)`, SHARD_FENCED_RETRY_AFTER_SECONDS, { cause: err });
+}
+
+/**
+ * Runs a write; when the fence refuses it, refreshes the router's placements and runs it again (on
+ * the shard's new database once the switch is committed), up to `attempts` times `delayMs` apart.
+ * `fn` must pick its database from the router on each call. Still fenced after that: the refusal
+ * as UnavailableError.
+ */
+export async function retryWhenFenced<T>(router: Pick<ShardRouter, 'refresh'>, fn: () => Promise<T>, o: { attempts?: number; delayMs?: number } = {}): Promise<T> {
+  const attempts = o.attempts ?? 20;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isShardFenced(err)) throw err;
+      if (i >= attempts) throw shardFenced(err)!;
+      await new Promise((r) => setTimeout(r, o.delayMs ?? 250));
+      await router.refresh().catch(() => undefined);
+    }
+  }
+}
