@@ -7,5 +7,4 @@ export { webhookDispatch } from './webhooks';
 export { deploy } from './deploy';
 export { environmentLock } from './environment-lock';
 export { moveRepository } from './move';
-export { dbSwitchover } from './db-switchover';
 export { shardMove } from './shard-move';
