@@ -1,6 +1,7 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
-import { createDb } from '../core/db';
+import { createShardRouter } from '../core/shard-router';
+import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { ConflictError, InputError, NotFoundError, UnavailableError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
@@ -31,7 +32,6 @@ import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { pingDatabase } from '../core/stores/server-store';
-import { registerSchemaClient } from '../core/schema-clients';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -42,9 +42,11 @@ async function main(): Promise<void> {
     throw new Error('api needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
   }
   const secret = await readInternalSecret(config);
-  const db = createDb(config.databaseUrl);
+  // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
+  const router = await createShardRouter(config);
+  const db = router.global;
   // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
-  const schemaClient = await registerSchemaClient(db, 'api', { refreshSeconds: config.schemaClientRefreshSeconds, log });
+  const schemaClient = await registerSchemaClientEverywhere(router, 'api', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     server.close();
-    void Promise.allSettled([schemaClient.stop().then(() => db.end()), redis.quit()]).then(() => process.exit(0));
+    void Promise.allSettled([schemaClient.stop().then(() => router.close()), redis.quit()]).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

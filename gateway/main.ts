@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
-import { createDb } from '../core/db';
+import { createShardRouter } from '../core/shard-router';
+import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
 import { createGatewayApp } from './app';
@@ -15,7 +16,6 @@ import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
 import { UpstreamPool } from '../core/upstream-pool';
 import { pingDatabase } from '../core/stores/server-store';
-import { registerSchemaClient } from '../core/schema-clients';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -23,9 +23,11 @@ async function main(): Promise<void> {
   startTracing('gateway');
   const log = createLogger('gateway', config.logLevel);
   if (!config.databaseUrl) throw new Error('gateway needs DATABASE_URL (npm start sets it)');
-  const db = createDb(config.databaseUrl);
+  // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
+  const router = await createShardRouter(config);
+  const db = router.global;
   // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
-  const schemaClient = await registerSchemaClient(db, 'gateway', { refreshSeconds: config.schemaClientRefreshSeconds, log });
+  const schemaClient = await registerSchemaClientEverywhere(router, 'gateway', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   // A sentinel master name the sentinels do not know stops start-up here (ADR 0016).
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl);
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
     close: () => {
       api.stop();
       git.stop();
-      return Promise.allSettled([schemaClient.stop().then(() => db.end()), redis?.quit()]);
+      return Promise.allSettled([schemaClient.stop().then(() => router.close()), redis?.quit()]);
     },
   });
 }

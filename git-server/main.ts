@@ -1,6 +1,8 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
+import { createShardRouter } from '../core/shard-router';
+import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { createLogger } from '../core/logger';
 import { lazyTemporalClient } from '../core/temporal';
 import { readInternalSecret } from '../core/secrets-file';
@@ -21,7 +23,6 @@ import { HttpDrain, stopOnSignals } from '../core/drain';
 import { resolveHostId } from '../core/host-id';
 import { claimUnplacedRepos, registerNode, startHeartbeat } from '../core/storage-nodes';
 import { databaseNow, pingDatabase } from '../core/stores/server-store';
-import { registerSchemaClient } from '../core/schema-clients';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -36,9 +37,11 @@ async function main(): Promise<void> {
   startTracing('git-server');
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
-  const db = createDb(config.databaseUrl);
+  // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
+  const router = await createShardRouter(config);
+  const db = router.global;
   // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
-  const schemaClient = await registerSchemaClient(db, 'git-server', { refreshSeconds: config.schemaClientRefreshSeconds, log });
+  const schemaClient = await registerSchemaClientEverywhere(router, 'git-server', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Pushes commit outbox rows; these start their workflows (at once when kicked, else every second).
   const outbox = new OutboxRelay(db, getTemporal, log);
@@ -148,7 +151,7 @@ async function main(): Promise<void> {
         log.warn('relays still in a pass at the end of the drain; their open batch is left for another instance');
       }
     },
-    close: () => Promise.allSettled([schemaClient.stop().then(() => db.end()), lockDb.end(), redis?.quit()]),
+    close: () => Promise.allSettled([schemaClient.stop().then(() => router.close()), lockDb.end(), redis?.quit()]),
   });
 }
 

@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, dataPaths } from '../core/config';
-import { createDb } from '../core/db';
+import { createShardRouter } from '../core/shard-router';
+import { describeApplied, migrateAllDatabases } from '../core/shard-databases';
+import { resolveShardMap } from '../core/shard-map';
 import { assertSentinelMaster } from '../core/redis';
-import { migrate } from '../core/migrate';
 import { readInternalSecret } from '../core/secrets-file';
 import { bootstrapAdmin } from './bootstrap-admin';
 import { ServiceSupervisor } from './service-supervisor';
@@ -258,15 +259,15 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
 
     const databaseUrl = config.databaseUrl ?? haPostgres?.databaseUrl ?? postgres!.databaseUrl;
     const redisUrl = config.redisUrl ?? redisSentinels?.redisUrl ?? redis!.redisUrl;
-    const db = createDb(databaseUrl, 2);
+    // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops here.
+    const router = await createShardRouter({ databaseUrl, shardMap: config.shardMap }, { max: 2 });
     let adminToken: string;
     try {
-      // A contract migration refuses while a process of an older release is still registered (docs/migrations.md).
-      const applied = await migrate(db, undefined, { staleSeconds: config.schemaClientStaleSeconds });
-      if (applied.length) o.log.info(`migrations applied: ${applied.join(', ')}`);
-      adminToken = (await bootstrapAdmin(db, paths.adminToken)).token;
+      // Every database is migrated. A contract migration refuses while a process of an older release is still registered (docs/migrations.md).
+      describeApplied(await migrateAllDatabases(router, resolveShardMap(config.shardMap, databaseUrl), undefined, { staleSeconds: config.schemaClientStaleSeconds }), o.log);
+      adminToken = (await bootstrapAdmin(router, paths.adminToken)).token;
     } finally {
-      await db.end();
+      await router.close();
     }
 
     const port = eph ? await resolvePort(0) : config.port;

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig, dataPaths } from '../core/config';
 import { startTracing } from '../core/tracing';
-import { createDb } from '../core/db';
+import { createShardRouter } from '../core/shard-router';
+import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
 import { createObjectStore } from '../core/object-store-factory';
@@ -36,7 +37,6 @@ import { sdkMetrics } from './sdk-metrics';
 import { tracingOptions } from './tracing';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 import { pingDatabase } from '../core/stores/server-store';
-import { registerSchemaClient } from '../core/schema-clients';
 
 /** What a storage worker runs of the backup activities: the parts that read its node's disk. */
 const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof createBackupActivities>) => ({ backupRepositories, checkLiveRepos });
@@ -69,9 +69,11 @@ async function main(): Promise<void> {
   const drainMs = config.workerDrainSeconds * 1000;
   // Past the drain period and a minute more, the SDK gives up waiting, so a stop always ends.
   const shutdownForceTime = drainMs + 60_000;
-  const db = createDb(config.databaseUrl);
+  // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
+  const router = await createShardRouter(config);
+  const db = router.global;
   // The schema version this code was shipped with, so a contract migration waits for it (docs/migrations.md).
-  const schemaClient = await registerSchemaClient(db, 'worker', { refreshSeconds: config.schemaClientRefreshSeconds, log });
+  const schemaClient = await registerSchemaClientEverywhere(router, 'worker', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -289,7 +291,7 @@ async function main(): Promise<void> {
   server.close();
   await connection.close();
   await schemaClient.stop();
-  await Promise.all([db.end(), redis.quit()]);
+  await Promise.all([router.close(), redis.quit()]);
   // Nothing is left to do; a stray timer (a driver's, a client's) must not keep a drained host alive.
   process.exit(0);
 }
