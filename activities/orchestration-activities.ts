@@ -5,6 +5,7 @@ import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
 import * as runsStore from '../core/stores/runs-store';
+import { findReusableJobs, upsertJobOutputs } from '../core/stores/run-attempts-store';
 import { hasWebhookFor } from './webhook-activities';
 import { observeRunFinished } from './run-metrics';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
@@ -71,6 +72,16 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
       const skipped = await runsStore.skipQueuedSteps(db, args.tenantId, args.runId, args.job);
       for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
+    },
+
+    /** Issue 17 item 5: a job's outputs, kept so a later attempt that reuses the job can hand them on. */
+    async recordJobOutputs(args: { runId: string; tenantId: number; job: string; outputs: Record<string, string>; attempt: number }): Promise<void> {
+      await upsertJobOutputs(db, args.tenantId, args.runId, args.job, args.outputs, args.attempt);
+    },
+
+    /** The jobs a re-run reuses (every step succeeded in an earlier attempt; the api reset the others), with their kept outputs. */
+    async reusedJobs(args: { runId: string; tenantId: number }): Promise<Record<string, Record<string, string>>> {
+      return findReusableJobs(db, args.tenantId, args.runId);
     },
 
     async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {

@@ -21,6 +21,7 @@ import { LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX, WORKSPACE_IN_SANDBOX } from './sandbox/mount-policy';
 import { MAX_STEP_OUTPUT_BYTES, parseOutputFile } from '../core/pipeline-matrix';
 import { holdSandboxPath } from './sandbox/orphans';
+import { restoreCache, saveCache, type CacheScope, type JobCacheDeps } from './job-cache';
 import type { HostJobs } from './sandbox/host-jobs';
 import type { SourceCache } from './sandbox/source-cache';
 import { artifactFiles, extractArchive, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
@@ -51,6 +52,8 @@ export interface SandboxActivityDeps {
    * it, so a test can kill the worker in that window. Unset in production.
    */
   stallBeforeRecord?: string;
+  /** `DOTGIT_CACHE_REPO_MAX_MB` in bytes: a repository's pipeline caches beyond it lose their least recently used (issue 17). */
+  cacheMaxRepoBytes?: number;
 }
 
 /** A finished command's result, kept beside its log until the step is recorded. */
@@ -139,8 +142,10 @@ function artifactsDirOf(ws: string): string {
 }
 
 /** Object key of a step's whole log (gzip). */
-export function stepLogKey(runId: string, job: string, step: string): string {
+export function stepLogKey(runId: string, job: string, step: string, runAttempt?: number): string {
   // Step names are free text (up to 100 characters of any script): hashed, they always make a valid file name.
+  // A re-run's attempts (issue 17) keep their own logs: attempt 1 where runs always kept them.
+  if (runAttempt && runAttempt > 1) return `logs/${runId}/attempt-${runAttempt}/${job}/${createHash('sha256').update(step).digest('hex').slice(0, 32)}.log.gz`;
   return `logs/${runId}/${job}/${createHash('sha256').update(step).digest('hex').slice(0, 32)}.log.gz`;
 }
 
@@ -226,6 +231,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   const host = deps.hostId ?? os.hostname();
   const ownQueue = hostQueue(host);
   let tmpfsUnavailable = false;
+  // Job caches are staged on the host's disk beside the workspaces (never in a job's tmpfs).
+  const caches: JobCacheDeps = { db, store, maxRepoBytes: deps.cacheMaxRepoBytes ?? 1024 * 1024 * 1024, tmpDir: path.join(path.dirname(deps.workspacesDir), 'cache-staging') };
+  const cacheScope = (input: StepInput): CacheScope => ({ tenantId: input.tenantId, repo: input.repo, ref: input.ref, runId: input.runId, job: input.job.name });
 
   return {
     async runStep(input: StepInput): Promise<StepResult> {
@@ -294,6 +302,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           const note = input.restartNote ? undefined : attemptNote(attempt, ctx.info.attempt, previous);
           if (note) sink.line('stderr', note);
           for (const name of missing) sink.line('stderr', `dotgit: secret ${name} is not set for this repository; the variable is empty`);
+          // Issue 17: the job's cache, before its first step (the key is computed over the checkout).
+          const restored = input.cache?.restore ? await restoreCache(caches, cacheScope(input), input.cache.spec, ws, (l) => sink.line('stderr', l)) : undefined;
           // The step is a span of the run's trace; TRACEPARENT lets the user's own tools continue it.
           result = await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run({
             workspace: ws,
@@ -310,6 +320,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           const { outputs, notes } = await readStepOutputs(outputFile, masker);
           for (const note of notes) sink.line('stderr', note);
           if (outputs) result = { ...result, outputs };
+          if (restored) result = { ...result, cache: restored };
         } finally {
           await fs.rm(outputFile, { force: true });
           await sink.close();
@@ -443,8 +454,15 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
       const limit = (input.step.timeoutMs ?? deps.defaultStepTimeoutMs) / 1000;
       await note(`dotgit: step timed out after ${limit}s; a timed-out step fails whatever its command exits with (exit ${result.exitCode})`);
     }
-    const logKey = stepLogKey(input.runId, input.job.name, input.step.name);
+    const logKey = stepLogKey(input.runId, input.job.name, input.step.name, input.runAttempt);
     const status = result.cancelled ? 'cancelled' : result.exitCode === 0 && !result.timedOut ? 'success' : 'failure';
+    // Issue 17: the job succeeded (this is its last step): its cache is saved unless its key was found.
+    const saveKey = input.cache?.key ?? result.cache?.key;
+    if (status === 'success' && input.cache?.save && saveKey !== undefined && !result.cache?.hit) {
+      const lines: string[] = [];
+      await saveCache(caches, cacheScope(input), input.cache.spec, saveKey, ws, (l) => lines.push(l));
+      for (const l of lines) await note(l);
+    }
     let seconds: number | null | undefined;
     // Every part below is safe to repeat; a Postgres or object-store restart while the step ends
     // must not fail a step whose command succeeded (the command itself is never run again).

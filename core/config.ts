@@ -110,6 +110,8 @@ const configSchema = z.object({
   workspaceTmpfsMb: z.coerce.number().int().min(0).max(1024 * 1024),
   /** `DOTGIT_SOURCE_CACHE_MB` — disk budget of a sandbox host's cache of fetched commit archives (`cache/sources`; least recently used go first). Default 1024. */
   sourceCacheMb: z.coerce.number().int().min(1, 'DOTGIT_SOURCE_CACHE_MB must be at least 1').max(1024 * 1024),
+  /** `DOTGIT_CACHE_REPO_MAX_MB` — pipeline dependency caches a repository keeps in the object store (issue 17; least recently used evicted). Default 1024. */
+  cacheRepoMaxMb: z.coerce.number().int().min(1, 'DOTGIT_CACHE_REPO_MAX_MB must be at least 1').max(1024 * 1024),
   /** `DOTGIT_MAX_PUSH_BYTES` — largest pack a push may send (git's receive.maxInputSize). Default 2 GiB. */
   maxPushBytes: z.coerce.number().int().positive(),
   /** `DOTGIT_UPLOAD_PACK_CONCURRENCY` — fetches served at once per repository. Default 8. */
@@ -320,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sandboxConcurrency: env.DOTGIT_SANDBOX_CONCURRENCY ?? '8',
     workspaceTmpfsMb: env.DOTGIT_WORKSPACE_TMPFS_MB ?? '2048',
     sourceCacheMb: env.DOTGIT_SOURCE_CACHE_MB ?? '1024',
+    cacheRepoMaxMb: env.DOTGIT_CACHE_REPO_MAX_MB ?? '1024',
     maxPushBytes: env.DOTGIT_MAX_PUSH_BYTES ?? String(2 * 1024 ** 3),
     uploadPackConcurrency: env.DOTGIT_UPLOAD_PACK_CONCURRENCY ?? '8',
     uploadPackQueue: env.DOTGIT_UPLOAD_PACK_QUEUE ?? '64',

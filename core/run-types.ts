@@ -3,6 +3,7 @@
  * and constants only: workflow code imports this file, so it must stay free of I/O.
  */
 import type { JobSpec, PipelineSpec } from './pipeline-spec';
+import type { CacheSpec } from './pipeline-cache';
 
 /** Orchestration task queue: workflows and light activities (records, parsing). */
 export const ORCHESTRATION_QUEUE = 'dotgit-orchestration';
@@ -36,6 +37,11 @@ export interface PipelineInput {
   repo: string;
   ref: string;
   commit: string;
+  /**
+   * Issue 17 item 5: a re-run is attempt 2, 3 … of the same run id (absent: 1). The api has reset
+   * the steps of the jobs to run again; jobs whose steps all succeeded are reused, not run.
+   */
+  attempt?: number;
 }
 
 export type LoadPipelineResult = ({ ok: true; spec: PipelineSpec } | { ok: false; message: string }) & {
@@ -74,6 +80,13 @@ export interface StepInput {
   pinsHost?: boolean;
   /** The job started again from a fresh checkout because the host it ran on was lost: the line its logs open with. */
   restartNote?: string;
+  /**
+   * The job's cache (issue 17 item 3): `restore` on its first step (the key is computed there, over
+   * the checkout), `save` on its last step once it succeeded, under `key` when the first step found it.
+   */
+  cache?: { spec: CacheSpec; restore?: boolean; save?: boolean; key?: string };
+  /** The run's attempt (issue 17 item 5; only from 2 on): its step logs are stored apart from earlier attempts'. */
+  runAttempt?: number;
 }
 
 export interface StepResult {
@@ -87,6 +100,8 @@ export interface StepResult {
   hostQueue?: string;
   /** What the step wrote to `$DOTGIT_OUTPUT` (issue 17; only when it wrote something), masked like its log. */
   outputs?: Record<string, string>;
+  /** A first step that restored the job's cache: the key it computed, and whether that key itself was found. */
+  cache?: { key: string; hit: boolean };
 }
 
 export interface RunResult {

@@ -216,6 +216,7 @@ async function main(): Promise<void> {
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
       hostId,
       stallBeforeRecord: process.env.DOTGIT_TEST_STALL_BEFORE_STEP_RECORD || undefined,
+      cacheMaxRepoBytes: config.cacheRepoMaxMb * 1024 * 1024,
       jobs: hostJobs,
     });
     const sandboxOptions = {

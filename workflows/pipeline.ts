@@ -72,7 +72,11 @@ async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: b
   const outcome: Record<string, StepStatus> = {};
   // Issue 17 (patched: earlier histories know no matrix, outputs or fail-fast): see runDag.
   const matrixAndOutputs = patched('matrix-and-outputs');
-  await runDag(input, spec, outcome, matrixAndOutputs);
+  // Issue 17 item 5 (patched: earlier histories keep no outputs and know no attempts): job outputs are
+  // kept for later attempts, and a re-run reuses the jobs whose steps all succeeded before.
+  const attempts = matrixAndOutputs && patched('run-attempts');
+  const reused = attempts && (input.attempt ?? 1) > 1 ? await records.reusedJobs({ runId: input.runId, tenantId: input.tenantId }) : {};
+  await runDag(input, spec, outcome, matrixAndOutputs, attempts ? { reused } : undefined);
   if (spec.jobs.every((j) => outcome[j.name] === 'success')) return { status: 'success' };
   // Matrix instances that fail-fast cancelled leave a failed run (the workflow's own cancel is told apart above).
   if (matrixAndOutputs && Object.values(outcome).includes('failure')) {
@@ -126,10 +130,22 @@ function resolveStep(step: StepSpec, ctx: JobContext): StepSpec {
  * instances at once, and with fail-fast one failed instance cancels its running siblings and skips
  * those not started; each job's declared outputs are kept for the jobs that need it.
  */
-async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<string, StepStatus>, matrixAndOutputs = false): Promise<void> {
+async function runDag(
+  input: PipelineInput,
+  spec: PipelineSpec,
+  outcome: Record<string, StepStatus>,
+  matrixAndOutputs = false,
+  attempts?: { reused: Record<string, Record<string, string>> },
+): Promise<void> {
   const running = new Map<string, Promise<void>>();
   const pending = new Set(spec.jobs.map((j) => j.name));
   const outputs: Record<string, Record<string, string>> = {};
+  // A re-run's reused jobs count as succeeded, with the outputs their attempt kept.
+  for (const [job, kept] of Object.entries(attempts?.reused ?? {})) {
+    if (!pending.delete(job)) continue;
+    outcome[job] = 'success';
+    outputs[job] = kept;
+  }
   const scopes = new Map<string, CancellationScope>();
   /** Matrix jobs (by their name in the file) that one failed instance stopped. */
   const failedFast = new Set<string>();
@@ -154,6 +170,10 @@ async function runDag(input: PipelineInput, spec: PipelineSpec, outcome: Record<
         if (status === 'failure' && m?.failFast && !failedFast.has(m.job)) {
           failedFast.add(m.job);
           for (const sibling of spec.jobs) if (sibling.matrix?.job === m.job) scopes.get(sibling.name)?.cancel();
+        }
+        // Kept for a later attempt that reuses this job (before the jobs that need it start).
+        if (attempts && status === 'success' && job.outputs) {
+          return records.recordJobOutputs({ runId: input.runId, tenantId: input.tenantId, job: job.name, outputs: outputs[job.name], attempt: input.attempt ?? 1 });
         }
       });
   };
@@ -219,10 +239,14 @@ async function runPinnedJob(input: PipelineInput, job: JobSpec, ctx?: JobContext
     let status: StepStatus = 'success';
     // A job that starts again from a fresh checkout runs its steps, and makes their outputs, anew.
     if (ctx) ctx.steps = {};
+    // Issue 17 item 3 (patched): the job's cache is restored by its first step, saved by its last on a miss.
+    const caching = job.cache !== undefined && patched('job-caches');
+    let cacheKey: { key: string; hit: boolean } | undefined;
     try {
       for (const [index, written] of job.steps.entries()) {
         const step = ctx ? resolveStep(written, ctx) : written;
         const last = index === job.steps.length - 1;
+        const cache = !caching || !job.cache ? undefined : index === 0 ? { spec: job.cache, restore: true, ...(last ? { save: true } : {}) } : last && cacheKey && !cacheKey.hit ? { spec: job.cache, save: true, key: cacheKey.key } : undefined;
         const req: StepRequest = {
           ...stepBase(input, job),
           step,
@@ -230,6 +254,7 @@ async function runPinnedJob(input: PipelineInput, job: JobSpec, ctx?: JobContext
           ...(last ? { lastStep: true } : {}),
           ...(restartNote ? { restartNote } : {}),
           pinsHost: true,
+          ...(cache ? { cache } : {}),
         };
         const outcome = await runStep(req, pin, { pinRetries: true });
         if (outcome.lost) {
@@ -237,6 +262,7 @@ async function runPinnedJob(input: PipelineInput, job: JobSpec, ctx?: JobContext
           break;
         }
         pin ??= outcome.pin;
+        if (index === 0 && outcome.cache) cacheKey = outcome.cache;
         if (ctx && step.id && outcome.outputs) ctx.steps[step.id] = outcome.outputs;
         if (outcome.status !== 'success') {
           await records.skipRemainingSteps({ runId: input.runId, tenantId: input.tenantId, job: job.name, after: step.name });
@@ -271,6 +297,8 @@ function stepBase(input: PipelineInput, job: JobSpec): Omit<StepRequest, 'step' 
     ref: input.ref,
     commit: input.commit,
     job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
+    // A re-run's attempt (issue 17 item 5): its steps' logs are kept apart from earlier attempts'.
+    ...(input.attempt && input.attempt > 1 ? { runAttempt: input.attempt } : {}),
   };
 }
 

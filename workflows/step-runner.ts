@@ -86,6 +86,8 @@ export interface StepOutcome {
   lost?: string;
   /** What a successful step wrote to `$DOTGIT_OUTPUT` (issue 17). */
   outputs?: Record<string, string>;
+  /** A job's first step that restored its cache: the key and whether it was found as is (issue 17). */
+  cache?: { key: string; hit: boolean };
 }
 
 /**
@@ -126,7 +128,7 @@ export async function runStep(req: StepRequest, pinned?: HostPin, o: { pinRetrie
     }
     if (result.host && result.hostQueue) ranOn = { host: result.host, queue: result.hostQueue };
     if (result.cancelled) return { status: 'cancelled', pin: ranOn };
-    if (result.exitCode === 0) return { status: 'success', pin: ranOn, ...(result.outputs ? { outputs: result.outputs } : {}) };
+    if (result.exitCode === 0) return { status: 'success', pin: ranOn, ...(result.outputs ? { outputs: result.outputs } : {}), ...(result.cache ? { cache: result.cache } : {}) };
     if (o.pinRetries && !pin && ranOn) {
       pin = ranOn;
       steps = pinnedSteps(pin.queue);

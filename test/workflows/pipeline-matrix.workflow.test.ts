@@ -53,6 +53,8 @@ async function run(yaml: string, answer: Answer, workflowId: string) {
     },
     skipRemainingSteps: async () => undefined,
     invalidateRepoCaches: async () => undefined,
+    recordJobOutputs: async () => undefined,
+    reusedJobs: async () => ({}),
   };
   let concurrent = 0;
   const sandbox: SandboxActivities = {

@@ -76,6 +76,8 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
     invalidateRepoCaches: async () => {
       rec.events.push('invalidate');
     },
+    recordJobOutputs: async () => undefined,
+    reusedJobs: async () => ({}),
   };
   let concurrent = 0;
   const sandbox: SandboxActivities = {
