@@ -1,9 +1,10 @@
-import type { Db } from './db';
+import { inTransaction, type Db } from './db';
 import type { Logger } from './logger';
 import { migrate, MIGRATIONS_DIR, type MigrateOptions } from './migrate';
 import { registerSchemaClient, type SchemaClientOptions, type SchemaClientRegistration } from './schema-clients';
 import type { ShardRouter } from './shard-router';
 import { GLOBAL_DATABASE, type ResolvedShardMap } from './shard-map';
+import { syncTenantCopies } from './tenant-directory';
 import { ensureIdBlock, raiseIdentitySequences, seedShardPlacements } from './stores/shard-placements-store';
 
 /**
@@ -17,7 +18,8 @@ export const ID_BLOCK_SIZE = 2 ** 40;
 /**
  * Migrates every database of the map: the global one first (it holds `shard_databases` and
  * `shard_placements`), then the others in parallel; then raises each database's identity sequences
- * into its block and writes the map's placement for shards that have none yet. A contract refused
+ * into its block, writes the map's placement for shards that have none yet, and brings the
+ * reference copies of `tenants` up to date. A contract refused
  * on one database (ContractRefusedError) stops the run; what was applied stays applied.
  * Answers the files applied, per database.
  */
@@ -27,11 +29,12 @@ export async function migrateAllDatabases(router: ShardRouter, map: ResolvedShar
   applied[GLOBAL_DATABASE] = await migrate(router.global, dir, opts);
   await Promise.all(dbs.filter((d) => d.name !== GLOBAL_DATABASE).map(async (d) => (applied[d.name] = await migrate(d.db, dir, opts))));
   for (const d of dbs) {
-    const block = await ensureIdBlock(router.global, d.name, d.name === GLOBAL_DATABASE);
+    const block = await inTransaction(router.global, (c) => ensureIdBlock(c, d.name, d.name === GLOBAL_DATABASE));
     await raiseIdentitySequences(d.db, block * ID_BLOCK_SIZE);
   }
   await seedShardPlacements(router.global, map.shards);
   await router.refresh();
+  await syncTenantCopies(router);
   return applied;
 }
 

@@ -37,7 +37,8 @@ export async function setShardPlacement(q: Queryable, shard: number, database: s
 
 /**
  * The identity block of a database, allocating the next free one on first sight (`global` is
- * always 0). Serialised by a table lock: allocations happen once per database, at migration time.
+ * always 0). Serialised by a table lock, so call it in a transaction: allocations happen once per
+ * database, at migration time.
  */
 export async function ensureIdBlock(q: Queryable, name: string, isGlobal: boolean): Promise<number> {
   await q.query('LOCK TABLE shard_databases IN SHARE ROW EXCLUSIVE MODE');

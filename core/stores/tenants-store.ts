@@ -154,3 +154,18 @@ export async function listLiveTokensOfUser(q: Queryable, userId: number, o: { af
   );
   return r.rows;
 }
+
+/**
+ * The reference copy of a tenant in a shard database (ADR 0025: `tenants` is on every database, so
+ * tenant-owned tables keep their key to it and their joins for its name). Same id and name as the
+ * global row; writing it again is a no-op.
+ */
+export async function insertTenantCopy(q: Queryable, t: { id: number; name: string; createdAt?: Date }): Promise<void> {
+  await q.query('INSERT INTO tenants (id, name, created_at) OVERRIDING SYSTEM VALUE VALUES ($1, $2, coalesce($3, now())) ON CONFLICT (id) DO NOTHING', [t.id, t.name, t.createdAt ?? null]);
+}
+
+/** Every tenant of the global directory (id order), to bring the reference copies up to date. */
+export async function listTenants(q: Queryable): Promise<{ id: number; name: string; createdAt: Date }[]> {
+  const r = await q.query<{ id: string; name: string; created_at: Date }>('SELECT id, name, created_at FROM tenants ORDER BY id');
+  return r.rows.map((x) => ({ id: Number(x.id), name: x.name, createdAt: x.created_at }));
+}
