@@ -4,6 +4,7 @@ import { repoGenerationKey, type Redis } from '../core/redis';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
+import { applyInputs, defaultInputs } from '../core/pipeline-triggers';
 import * as runsStore from '../core/stores/runs-store';
 import { findReusableJobs, upsertJobOutputs } from '../core/stores/run-attempts-store';
 import { hasWebhookFor } from './webhook-activities';
@@ -31,7 +32,12 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
       if (tooLarge) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${tooLarge}`, workflowRunHooks };
       if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}`, workflowRunHooks };
       try {
-        return { ok: true, spec: parsePipeline(text), workflowRunHooks };
+        const spec = parsePipeline(text);
+        // Issue 17: `${{ inputs.* }}` and INPUT_* from a hand-started run's inputs (the api checked
+        // them), or the defaults for runs of pushes and schedules.
+        const declared = spec.on.manual?.inputs;
+        if (declared) spec.jobs = applyInputs(spec.jobs, input.inputs ?? defaultInputs(declared));
+        return { ok: true, spec, workflowRunHooks };
       } catch (err) {
         if (err instanceof PipelineSpecError) return { ok: false, message: err.message, workflowRunHooks };
         // parsePipeline turns every problem of the file into a PipelineSpecError; anything else is a

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     return ((await res.json()) as { text: string | null }).text;
   };
   const deployService = new DeployService(db, redis, getTemporal, resolveRef, readPipelineFile);
-  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef);
+  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
   const app = createApiApp(
     {
       tenants: new TenantService(db),

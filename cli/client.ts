@@ -151,8 +151,8 @@ export class DotgitClient {
   }
 
   /** Starts a run of a ref by hand; answers at once (202) with its id. */
-  startRun(owner: string, name: string, ref: string) {
-    return this.json<z.infer<typeof runCreatedAnswer>>('POST', `${repoPath(owner, name)}/runs`, { ref });
+  startRun(owner: string, name: string, ref: string, inputs?: Record<string, string | number | boolean>) {
+    return this.json<z.infer<typeof runCreatedAnswer>>('POST', `${repoPath(owner, name)}/runs`, { ref, ...(inputs ? { inputs } : {}) });
   }
   /** Sets a pipeline secret (write-only; `environment` limits it to deploys of that environment). */
   async setSecret(owner: string, name: string, secret: string, value: string, environment?: string): Promise<void> {

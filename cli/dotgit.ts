@@ -312,10 +312,15 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
     .command('start <owner/name>')
     .description('start a run of a ref by hand (push filters do not apply)')
     .requiredOption('--ref <ref>', 'the branch, tag or commit')
+    .option('--input <name=value>', 'a value of an input the pipeline file declares (on.manual.inputs); repeatable', (kv: string, all: Record<string, string> = {}) => {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new UsageError(`--input ${kv}: expected name=value`);
+      return { ...all, [kv.slice(0, i)]: kv.slice(i + 1) };
+    })
     .option('--wait', 'wait until it ends; exit 1 unless it succeeds')
-    .action(async (r: string, o: { ref: string; wait?: boolean }, cmd: Command) => {
+    .action(async (r: string, o: { ref: string; input?: Record<string, string>; wait?: boolean }, cmd: Command) => {
       const api = client();
-      const started = await api.startRun(...ownerRepo(r), o.ref);
+      const started = await api.startRun(...ownerRepo(r), o.ref, o.input);
       if (!o.wait) return show(cmd, started, started.id);
       await follow(api, 'run', started.id, { logs: false, progress: !globals(cmd).json });
       const final = await api.getRun(started.id);

@@ -191,6 +191,11 @@ export function resolveInputs(declared: Record<string, InputSpec> | undefined, g
   return values;
 }
 
+/** The inputs of a run not started by hand (push, schedule): each default, or empty (`false` for a boolean). */
+export function defaultInputs(declared: Record<string, InputSpec>): Record<string, string> {
+  return Object.fromEntries(Object.entries(declared).map(([name, input]) => [name, input.default ?? (input.type === 'boolean' ? 'false' : '')]));
+}
+
 /** INPUT_<NAME> of an input: upper-cased, other characters `_` (as MATRIX_<KEY>). */
 export function inputEnvName(name: string): string {
   return `INPUT_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;

@@ -37,6 +37,12 @@ export interface PipelineInput {
   repo: string;
   ref: string;
   commit: string;
+  /** What started the run (issue 17; absent in runs queued before: a push). */
+  event?: 'push' | 'manual' | 'schedule';
+  /** Who started it: the pusher, or the user who started it by hand (absent before issue 17). */
+  actor?: string;
+  /** A hand-started run's input values, checked by the api (on.manual.inputs); others get the defaults. */
+  inputs?: Record<string, string>;
   /**
    * Issue 17 item 5: a re-run is attempt 2, 3 … of the same run id (absent: 1). The api has reset
    * the steps of the jobs to run again; jobs whose steps all succeeded are reused, not run.

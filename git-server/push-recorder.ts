@@ -129,6 +129,8 @@ export async function recordPush(
       repo: ctx.repo,
       ref: u.ref,
       commit,
+      event: 'push',
+      actor: ctx.actor,
     });
   }
   let recordedEarlier: string[] = [];

@@ -6,7 +6,14 @@ import { links, timestamp } from './common';
 
 export const RUN_STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'] as const;
 
-export const createRunBody = z.strictObject({ ref: refField.meta({ description: 'branch, tag or commit id to run the pipeline of' }) });
+export const createRunBody = z.strictObject({
+  ref: refField.meta({ description: 'branch, tag or commit id to run the pipeline of' }),
+  // Issue 17 item 6: checked against the file's on.manual.inputs at that commit (400 naming the input).
+  inputs: z
+    .record(z.string().max(64), z.union([z.string().max(4096), z.number(), z.boolean()], { error: 'inputs: each value must be a string, a number or a boolean' }))
+    .optional()
+    .meta({ description: 'values of the inputs the pipeline file declares under on.manual.inputs (defaults fill the others)' }),
+});
 
 export const listRunsQuery = z.object({
   commit: z.string().regex(/^[0-9a-f]{40,64}$/, { error: 'commit must be a full commit id' }).optional(),
@@ -59,6 +66,8 @@ export const runAnswer = z
     createdAt: timestamp,
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
+    event: z.enum(['push', 'manual', 'schedule']).nullable().meta({ description: 'what started the run (null for runs from before this was recorded)' }),
+    inputs: z.record(z.string(), z.string()).nullable().meta({ description: 'the inputs of a run started by hand, as its steps see them' }),
     steps: z.array(stepAnswer),
   })
   .meta({ id: 'Run' });

@@ -11,11 +11,11 @@ import {
 } from '../../core/deploy-types';
 import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
-import { ENVIRONMENT_NAME, PIPELINE_PATH, PipelineSpecError, parsePipeline } from '../../core/pipeline-spec';
+import { ENVIRONMENT_NAME, PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
 import { failUnstartedDeploy, insertQueuedDeploy, listDeploys } from '../../core/stores/deploys-store';
-import { listSteps } from '../../core/stores/runs-store';
+import { commitPipelineState, listSteps } from '../../core/stores/runs-store';
 import type { Redis } from '../../core/redis';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { repoSearchAttributes, startWorkflow } from '../../core/workflow-starter';
@@ -72,7 +72,8 @@ export class DeployService {
     const { environment, ref } = parseBody(createDeployBody, body);
     const target = await this.resolveRef(repo.owner, repo.name, ref);
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
-    await this.requireEnvironment(repo.owner, repo.name, target, environment);
+    const env = await this.requireEnvironment(repo.owner, repo.name, target, environment);
+    if (env.requires?.includes('pipeline')) await this.requireGreenPipeline(repo.id, target, environment);
     const id = deployWorkflowId(repo.owner, repo.name, environment, randomUUID());
     await insertQueuedDeploy(this.db, { tenantId: repo.tenantId, id, repoId: repo.id, environment, ref: target.ref, commit: target.commit, requestedBy: principal.username });
     const input: DeployInput = {
@@ -105,13 +106,15 @@ export class DeployService {
    * does: refused now rather than accepted and failed later. (The workflow checks again, as the
    * file it reads is the source of truth.)
    */
-  private async requireEnvironment(owner: string, repoName: string, target: { ref: string; commit: string }, environment: string): Promise<void> {
+  private async requireEnvironment(owner: string, repoName: string, target: { ref: string; commit: string }, environment: string): Promise<EnvironmentSpec> {
     const at = `${target.ref} (${target.commit.slice(0, 12)})`;
     const text = await this.readPipelineFile(owner, repoName, target.commit);
     if (text === null) throw new InputError(`there is no ${PIPELINE_PATH} at ${at}, so it defines no environment "${environment}"`);
     let names: string[];
+    let environments: EnvironmentSpec[];
     try {
-      names = (parsePipeline(text).environments ?? []).map((e) => e.name).sort();
+      environments = parsePipeline(text).environments ?? [];
+      names = environments.map((e) => e.name).sort();
     } catch (err) {
       if (err instanceof PipelineSpecError) throw new InputError(`${PIPELINE_PATH} at ${at} is not valid: ${err.message}`);
       throw err;
@@ -120,6 +123,18 @@ export class DeployService {
       const defined = names.length ? `it defines: ${names.join(', ')}` : 'it defines no environments';
       throw new InputError(`${PIPELINE_PATH} at ${at} defines no environment "${environment}"; ${defined}`);
     }
+    return environments.find((e) => e.name === environment)!;
+  }
+
+  /**
+   * Deploy gate (issue 17 item 9): an environment with `requires: [pipeline]` takes only a commit
+   * some pipeline run of which succeeded; otherwise 409 saying what the commit's runs are.
+   */
+  private async requireGreenPipeline(repoId: number, target: { ref: string; commit: string }, environment: string): Promise<void> {
+    const state = await commitPipelineState(this.db, repoId, target.commit);
+    if (state.green) return;
+    const why = state.latest ? `its latest run ${state.latest.id} is ${state.latest.status}` : 'it has no pipeline run';
+    throw new ConflictError(`environment "${environment}" requires a successful pipeline run of the commit (requires: [pipeline]); ${target.commit.slice(0, 12)} (${target.ref}) has none: ${why}`);
   }
 
   /** The deploy row, if the caller may read its repository; otherwise not found (nothing leaks). */

@@ -13,7 +13,9 @@ import { inTransaction } from '../../core/db';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { pipelineWorkflowId, type PipelineInput } from '../../core/run-types';
-import type { RefResolver } from './deploy-service';
+import type { PipelineFileReader, RefResolver } from './deploy-service';
+import { PIPELINE_PATH, PipelineSpecError, parsePipeline } from '../../core/pipeline-spec';
+import { InputValueError, resolveInputs } from '../../core/pipeline-triggers';
 import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
@@ -39,6 +41,8 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
     createdAt: row.created_at,
     startedAt: row.started_at ?? null,
     finishedAt: row.finished_at ?? null,
+    event: row.event ?? null,
+    inputs: row.inputs ?? null,
     steps: steps.map((s) => ({
       job: s.job,
       name: s.name,
@@ -61,6 +65,7 @@ export class RunService {
     private readonly store: ObjectStore,
     private readonly temporal: () => Promise<Client>,
     private readonly resolveRef?: RefResolver,
+    private readonly readPipelineFile?: PipelineFileReader,
   ) {}
 
   /**
@@ -70,18 +75,59 @@ export class RunService {
    */
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'starting a run');
-    const { ref } = parseBody(createRunBody, body);
+    const { ref, inputs: given } = parseBody(createRunBody, body);
     const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, ref) : undefined;
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
+    const inputs = await this.manualInputs(repo.owner, repo.name, target, given);
     const runId = pipelineWorkflowId(repo.owner, repo.name, `manual-${randomUUID()}`);
-    const input: PipelineInput = { runId, tenantId: repo.tenantId, tenant: repo.owner, repoId: repo.id, repo: repo.name, ref: target.ref, commit: target.commit };
+    const input: PipelineInput = {
+      runId,
+      tenantId: repo.tenantId,
+      tenant: repo.owner,
+      repoId: repo.id,
+      repo: repo.name,
+      ref: target.ref,
+      commit: target.commit,
+      event: 'manual',
+      actor: principal.username,
+      ...(inputs ? { inputs } : {}),
+    };
     await inTransaction(this.db, async (c) => {
-      await insertQueuedRun(c, { tenantId: repo.tenantId, runId, repoId: repo.id, ref: target.ref, commit: target.commit });
+      await insertQueuedRun(c, { tenantId: repo.tenantId, runId, repoId: repo.id, ref: target.ref, commit: target.commit, event: 'manual', inputs });
       await enqueuePipelineStart(c, repo.tenantId, runId, input);
     });
     await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
     const self = `/api/v1/runs/${encodeURIComponent(runId)}`;
     return { id: runId, status: 'queued', ref: target.ref, commit: target.commit, links: { self, events: `${self}/events` } };
+  }
+
+  /**
+   * A hand-started run's inputs (issue 17 item 6): the values given, checked against the inputs the
+   * pipeline file at the commit declares (on.manual.inputs), with defaults for the others; 400
+   * naming the input that is wrong. Undefined when the file declares none and none are given (an
+   * invalid or missing file fails the run itself, as before, unless inputs were given).
+   */
+  private async manualInputs(owner: string, repoName: string, target: { ref: string; commit: string }, given: Record<string, unknown> | undefined): Promise<Record<string, string> | undefined> {
+    const text = this.readPipelineFile ? await this.readPipelineFile(owner, repoName, target.commit) : null;
+    const at = `${target.ref} (${target.commit.slice(0, 12)})`;
+    let declared;
+    try {
+      declared = text === null ? undefined : parsePipeline(text).on.manual?.inputs;
+    } catch (err) {
+      if (!(err instanceof PipelineSpecError)) throw err;
+      if (given && Object.keys(given).length > 0) throw new InputError(`${PIPELINE_PATH} at ${at} is not valid, so its inputs cannot be checked: ${err.message}`);
+      return undefined;
+    }
+    if (!declared) {
+      if (given && Object.keys(given).length > 0) throw new InputError(`input "${Object.keys(given)[0]}": ${text === null ? `there is no ${PIPELINE_PATH} at ${at}` : `${PIPELINE_PATH} at ${at} declares no on.manual.inputs`}`);
+      return undefined;
+    }
+    try {
+      return resolveInputs(declared, given);
+    } catch (err) {
+      if (err instanceof InputValueError) throw new InputError(err.message);
+      throw err;
+    }
   }
 
   /** The run row, if the caller may read its repository; otherwise not found (nothing leaks). */

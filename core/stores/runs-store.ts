@@ -11,8 +11,30 @@ import { listRepoOwnedRows } from './repos-store';
  */
 
 /** A new run, `queued` (its start is enqueued by the caller in the same transaction). */
-export async function insertQueuedRun(q: Queryable, run: { tenantId: number; runId: string; repoId: number; ref: string; commit: string }): Promise<void> {
-  await q.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status) VALUES ($1, $2, $3, $4, $5, 'queued')`, [run.tenantId, run.runId, run.repoId, run.ref, run.commit]);
+export async function insertQueuedRun(
+  q: Queryable,
+  run: { tenantId: number; runId: string; repoId: number; ref: string; commit: string; event?: string; inputs?: Record<string, string> },
+): Promise<void> {
+  // event and inputs (issue 17, migration 0035): what started the run and a hand-started run's inputs.
+  await q.query(`INSERT INTO runs (tenant_id, id, repo_id, ref, commit_sha, status, event, inputs) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)`, [
+    run.tenantId,
+    run.runId,
+    run.repoId,
+    run.ref,
+    run.commit,
+    run.event ?? null,
+    run.inputs ? JSON.stringify(run.inputs) : null,
+  ]);
+}
+
+/** Whether some run of `commit` in the repository ended `success` (a deploy gate, issue 17 item 9), and the latest run's status otherwise. */
+export async function commitPipelineState(q: Queryable, repoId: number, commit: string): Promise<{ green: boolean; latest?: { id: string; status: string } }> {
+  const r = await q.query(
+    `SELECT id, status FROM runs WHERE repo_id = $1 AND commit_sha = $2 ORDER BY (status = 'success') DESC, created_at DESC LIMIT 1`,
+    [repoId, commit],
+  );
+  const row = r.rows[0] as { id: string; status: string } | undefined;
+  return { green: row?.status === 'success', ...(row ? { latest: { id: row.id, status: row.status } } : {}) };
 }
 
 /** A repository's runs (with owner and repository name), newest first, at most 100, filtered by column. */
