@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../core/db';
+import type { ShardRouter } from '../core/shard-router';
 import { repoGenerationKey, type Redis } from '../core/redis';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
@@ -12,13 +13,18 @@ import { observeRunFinished } from './run-metrics';
 import type { LoadPipelineResult, PipelineInput, RunStatus } from '../core/run-types';
 
 export interface OrchestrationDeps extends PipelineFileSource {
+  /** The one database when there is no router (tests of their own database). */
   db: Db;
+  /** Routes each run's records to its tenant's shard database (ADR 0025). */
+  router?: ShardRouter;
   redis?: Redis;
 }
 
 /** Light activities of the pipeline workflow: parsing the pipeline file and recording state in Postgres. */
 export function createOrchestrationActivities(deps: OrchestrationDeps) {
   const { db, redis } = deps;
+  // A run's rows live in its tenant's shard (ADR 0025).
+  const dbOf = (tenantId: number) => deps.router?.forTenant(tenantId) ?? db;
   return {
     /**
      * Reads `.dotgit/pipeline.yml` at the pushed commit; an invalid file is a result, not an error, so
@@ -27,7 +33,7 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
      */
     async loadPipeline(input: PipelineInput): Promise<LoadPipelineResult> {
       // Issue 11: the workflow starts no workflow_run dispatch children for a repository without such hooks.
-      const workflowRunHooks = await hasWebhookFor(db, input.tenantId, input.repoId, 'workflow_run');
+      const workflowRunHooks = await hasWebhookFor(dbOf(input.tenantId), input.tenantId, input.repoId, 'workflow_run');
       const { text, tooLarge } = await readPipelineFile(deps, input);
       if (tooLarge) return { ok: false, message: `${PIPELINE_PATH}:1:1: ${tooLarge}`, workflowRunHooks };
       if (text === undefined) return { ok: false, message: `${PIPELINE_PATH} not found at ${input.commit}`, workflowRunHooks };
@@ -49,21 +55,21 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     /** Marks the run running and creates its step rows (idempotent for activity retries). */
     async startRun(args: { runId: string; tenantId: number; jobs: JobSpec[] }): Promise<void> {
       const steps = args.jobs.flatMap((job) => job.steps.map((step) => ({ job: job.name, name: step.name })));
-      await runsStore.startRun(db, args.tenantId, args.runId, steps);
+      await runsStore.startRun(dbOf(args.tenantId), args.tenantId, args.runId, steps);
       await appendRunEvent(redis, args.runId, { event: 'status', status: 'running' });
     },
 
     async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
       // Steps that never ran end with the run. `was`, the status it had before: a retried activity
       // counts the run's end once in the metrics.
-      const ended = await runsStore.finishRun(db, args.tenantId, args.runId, args.status, args.message ?? null);
+      const ended = await runsStore.finishRun(dbOf(args.tenantId), args.tenantId, args.runId, args.status, args.message ?? null);
       if (ended && (ended.was === 'queued' || ended.was === 'running')) observeRunFinished(args.status, ended.seconds);
       await appendRunEvent(redis, args.runId, { event: 'status', status: args.status, message: args.message });
     },
 
     /** A step that could not run at all (no sandbox, checkout failed): failed, with the reason as its log line. */
     async failStep(args: { runId: string; tenantId: number; job: string; step: string; message: string }): Promise<void> {
-      await runsStore.failStep(db, { tenantId: args.tenantId, runId: args.runId, job: args.job, step: args.step }, `${args.job}/${args.step}: ${args.message}`);
+      await runsStore.failStep(dbOf(args.tenantId), { tenantId: args.tenantId, runId: args.runId, job: args.job, step: args.step }, `${args.job}/${args.step}: ${args.message}`);
       await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: args.step, status: 'failure' });
     },
 
@@ -76,22 +82,22 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     },
 
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
-      const skipped = await runsStore.skipQueuedSteps(db, args.tenantId, args.runId, args.job);
+      const skipped = await runsStore.skipQueuedSteps(dbOf(args.tenantId), args.tenantId, args.runId, args.job);
       for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
     },
 
     /** Issue 17 item 5: a job's outputs, kept so a later attempt that reuses the job can hand them on. */
     async recordJobOutputs(args: { runId: string; tenantId: number; job: string; outputs: Record<string, string>; attempt: number }): Promise<void> {
-      await upsertJobOutputs(db, args.tenantId, args.runId, args.job, args.outputs, args.attempt);
+      await upsertJobOutputs(dbOf(args.tenantId), args.tenantId, args.runId, args.job, args.outputs, args.attempt);
     },
 
     /** The jobs a re-run reuses (every step succeeded in an earlier attempt; the api reset the others), with their kept outputs. */
     async reusedJobs(args: { runId: string; tenantId: number }): Promise<Record<string, Record<string, string>>> {
-      return findReusableJobs(db, args.tenantId, args.runId);
+      return findReusableJobs(dbOf(args.tenantId), args.tenantId, args.runId);
     },
 
     async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {
-      const skipped = await runsStore.skipQueuedStepsAfter(db, args.tenantId, args.runId, args.job, args.after);
+      const skipped = await runsStore.skipQueuedStepsAfter(dbOf(args.tenantId), args.tenantId, args.runId, args.job, args.after);
       for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
     },
   };

@@ -8,6 +8,7 @@ import { createGzip } from 'node:zlib';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import type { Db } from '../core/db';
+import type { ShardRouter } from '../core/shard-router';
 import type { ObjectStore } from '../core/object-store';
 import type { Redis } from '../core/redis';
 import { hostQueue, type StepInput, type StepResult } from '../core/run-types';
@@ -29,7 +30,10 @@ import { observeStepFinished, observeStepStart } from './run-metrics';
 import { currentTraceparent, inSpan } from '../core/tracing';
 
 export interface SandboxActivityDeps {
+  /** The one database when there is no router (tests of their own database). */
   db: Db;
+  /** Routes each step's records to its tenant's shard database (ADR 0025). */
+  router?: ShardRouter;
   redis: Redis;
   store: ObjectStore;
   driver: () => SandboxDriver;
@@ -228,6 +232,8 @@ function sandboxDriver(deps: SandboxActivityDeps): SandboxDriver {
 /** Activities of the sandbox task queue: run one step in a sandbox, clean a job's workspace. */
 export function createSandboxActivities(deps: SandboxActivityDeps) {
   const { db, redis, store } = deps;
+  // A run's rows live in its tenant's shard (ADR 0025).
+  const dbOf = (tenantId: number) => deps.router?.forTenant(tenantId) ?? db;
   const host = deps.hostId ?? os.hostname();
   const ownQueue = hostQueue(host);
   let tmpfsUnavailable = false;
@@ -282,7 +288,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
         // A job restarted after its host was lost: its steps count on from what they ran as there.
         if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
-        const sincePush = await markStepRunning(db, stepKeyOf(input), attempt, host);
+        const sincePush = await markStepRunning(dbOf(input.tenantId), stepKeyOf(input), attempt, host);
         // A job's first step, first try: how long the push waited for its work to begin.
         if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(sincePush);
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
@@ -393,7 +399,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
 
   /** The step's row before this attempt marks it running. */
   async function previousRun(input: StepInput): Promise<PreviousRun | undefined> {
-    return (await findStepAttempt(db, stepKeyOf(input))) as PreviousRun | undefined;
+    return (await findStepAttempt(dbOf(input.tenantId), stepKeyOf(input))) as PreviousRun | undefined;
   }
 
   /** The secrets the job names, opened; an environment's own value wins over the repository-wide one. */
@@ -402,7 +408,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     if (names.length === 0) return { values: {}, missing: [] };
     const box = deps.secretBox;
     if (!box) throw ApplicationFailure.nonRetryable('this worker has no key to open secrets', 'SecretsUnavailable');
-    const rows = await findSecretValues(db, input.tenantId, input.repo, names, input.job.environment ?? '');
+    const rows = await findSecretValues(dbOf(input.tenantId), input.tenantId, input.repo, names, input.job.environment ?? '');
     const values: Record<string, string> = {};
     for (const row of rows) values[row.name] = box.open(row.value_enc); // '' sorts first, so the environment's value overwrites
     return { values, missing: names.filter((n) => !(n in values)) };
@@ -469,7 +475,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     await RECORDING_RETRY.execute(async () => {
       if (status === 'success' && (input.artifacts.length > 0 || input.lastStep)) await uploadArtifacts(input, ws, note);
       await store.put(logKey, createReadStream(logFile).pipe(createGzip()));
-      seconds = await recordStepResult(db, stepKeyOf(input), status, result.exitCode, logKey);
+      seconds = await recordStepResult(dbOf(input.tenantId), stepKeyOf(input), status, result.exitCode, logKey);
     });
     observeStepFinished(status, seconds);
     // The live stream only: the row above is the record, so a Redis outage costs the event, not the step.
@@ -497,7 +503,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         });
         const key = artifactKey(input.runId, input.job.name, file);
         const { size } = await store.put(key, pipeline(createReadStream(path.join(root, file)), hashing, () => undefined));
-        await upsertArtifact(db, { tenantId: input.tenantId, runId: input.runId, job: input.job.name, path: file, objectKey: key, size, sha256: hash.digest('hex') });
+        await upsertArtifact(dbOf(input.tenantId), { tenantId: input.tenantId, runId: input.runId, job: input.job.name, path: file, objectKey: key, size, sha256: hash.digest('hex') });
         await note(`dotgit: uploaded artifact ${file} (${size} bytes)`);
       }
     }

@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
   const app = createApiApp(
     {
-      tenants: new TenantService(db),
+      tenants: new TenantService(router),
       tokens: new TokenService(db, redis),
       repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
       protections: new ProtectionService(db),

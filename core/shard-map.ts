@@ -15,14 +15,17 @@ import { SHARD_COUNT } from './shards';
  */
 export const GLOBAL_DATABASE = 'global';
 
-const databaseName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a database name is 1-32 of a-z 0-9 _ - (not starting with _ or -)');
+const DATABASE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 export const shardMapSchema = z
   .strictObject({
-    databases: z.record(databaseName, z.string().regex(/^postgres(ql)?:\/\//, 'a database URL starts with postgres:// or postgresql://')).default({}),
-    shards: z.array(databaseName),
+    databases: z.record(z.string(), z.string().regex(/^postgres(ql)?:\/\//, 'a database URL starts with postgres:// or postgresql://')).default({}),
+    shards: z.array(z.string()),
   })
   .superRefine((map, ctx) => {
+    for (const name of Object.keys(map.databases)) {
+      if (!DATABASE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: ['databases', name], message: `"${name}" is not a database name: 1-32 of a-z 0-9 _ - (not starting with _ or -)` });
+    }
     if (GLOBAL_DATABASE in map.databases) {
       ctx.addIssue({ code: 'custom', path: ['databases', GLOBAL_DATABASE], message: `"${GLOBAL_DATABASE}" is DATABASE_URL and cannot be redefined in the shard map` });
     }

@@ -104,8 +104,8 @@ async function main(): Promise<void> {
       shutdownGraceTime: drainMs,
       shutdownForceTime,
       activities: {
-        ...createOrchestrationActivities({ db, redis, ...pipelineFiles }),
-        ...createDeployActivities({ db, source: pipelineFiles, redis, temporal: getClient }),
+        ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
+        ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,
           secret: config.alertWebhookSecret,
@@ -200,6 +200,7 @@ async function main(): Promise<void> {
     }
     const activities = createSandboxActivities({
       db,
+      router,
       redis,
       store: createObjectStore(config, paths),
       driver: getDriver,

@@ -1,0 +1,110 @@
+import { freePort } from '../../infra/provision/free-port';
+import { ID_BLOCK_SIZE, fanOut, migrateAllDatabases } from '../../core/shard-databases';
+import { resolveShardMap } from '../../core/shard-map';
+import { createShardRouter, type ShardRouter } from '../../core/shard-router';
+import { shardOf } from '../../core/shards';
+import { copyTenantEverywhere, TenantDirectory } from '../../core/tenant-directory';
+import { insertRepo } from '../../core/stores/repos-store';
+import { setShardPlacement } from '../../core/stores/shard-placements-store';
+import { insertTenant } from '../../core/stores/tenants-store';
+import { appliedMigrationNames } from '../../core/stores/server-store';
+import { startShardServers, type ShardServers } from '../helpers/shard-databases';
+
+/**
+ * The shard router over three physical databases (three embedded Postgres servers of the test's
+ * own; ADR 0025): migrations on every one, placements from the map, tenants' rows on the database
+ * their hash says and nowhere else, ids unique across databases, live placements and refresh.
+ */
+
+let servers: ShardServers;
+let router: ShardRouter;
+
+beforeAll(async () => {
+  servers = await startShardServers(3);
+  router = await createShardRouter({ databaseUrl: servers.globalUrl, shardMap: servers.map }, { max: 4 });
+  await migrateAllDatabases(router, resolveShardMap(servers.map, servers.globalUrl));
+}, 180_000);
+
+afterAll(async () => {
+  await router?.close();
+  await servers?.stop();
+});
+
+const count = async (db: ReturnType<ShardRouter['forShard']>, sql: string, args: unknown[] = []) => Number((await db.query(sql, args)).rows[0].n);
+
+test('every database is migrated alike; placements come from the map; each database has its own id block', async () => {
+  const dbs = router.databases();
+  expect(dbs.map((d) => d.name)).toEqual(['global', 'db2', 'db3']);
+  expect(dbs.map((d) => d.shards)).toEqual([[0, 3, 6], [1, 4, 7], [2, 5]]);
+  const applied = await Promise.all(dbs.map((d) => appliedMigrationNames(d.db)));
+  expect(applied[0].length).toBeGreaterThan(20);
+  expect(applied[1].sort()).toEqual(applied[0].sort());
+  expect(applied[2].sort()).toEqual(applied[0].sort());
+  const placements = (await router.global.query('SELECT shard, database FROM shard_placements ORDER BY shard')).rows;
+  expect(placements.map((p) => p.database)).toEqual(servers.map.shards);
+  const blocks = (await router.global.query('SELECT name, id_block FROM shard_databases ORDER BY id_block')).rows;
+  expect(blocks).toEqual([{ name: 'global', id_block: 0 }, { name: 'db2', id_block: 1 }, { name: 'db3', id_block: 2 }]);
+});
+
+test("tenants land on the shard the hash says, and a tenant's rows appear in no other database", async () => {
+  const directory = new TenantDirectory(router);
+  const tenants = [];
+  for (let i = 0; i < 12; i++) {
+    const t = await insertTenant(router.global, `shard-t${i}-${process.pid}`);
+    await copyTenantEverywhere(router, { ...t, createdAt: new Date() });
+    tenants.push(t);
+  }
+  for (const t of tenants) {
+    const { db, tenantId } = (await directory.shardOfName(t.name))!;
+    expect(tenantId).toBe(t.id);
+    expect(db).toBe(router.forShard(shardOf(t.id)));
+    const repo = await insertRepo(db, { tenantId: t.id, name: 'web', visibility: 'private', nodeId: null, replicaNodes: [] });
+    // Ids of a database are in its block, so they never collide with another database's.
+    const home = router.databases().find((d) => d.db === db)!;
+    const block = home.name === 'global' ? 0 : home.name === 'db2' ? 1 : 2;
+    expect(Math.floor(repo.id / ID_BLOCK_SIZE)).toBe(block);
+  }
+  // Every database holds exactly the repositories of the tenants whose shards it holds.
+  const perDb = await fanOut(router, async (db, d) => ({ name: d.name, shards: d.shards, owners: (await db.query<{ tenant_id: string }>('SELECT tenant_id FROM repos ORDER BY tenant_id')).rows.map((r) => Number(r.tenant_id)) }));
+  for (const d of perDb) {
+    const expected = tenants.filter((t) => d.shards.includes(shardOf(t.id))).map((t) => t.id).sort((a, b) => a - b);
+    expect(d.owners).toEqual(expected);
+  }
+  expect(perDb.flatMap((d) => d.owners)).toHaveLength(tenants.length);
+  // The shards the 12 tenants fall on cover all three databases (so the check above means something).
+  expect(perDb.every((d) => d.owners.length > 0)).toBe(true);
+  // The SQL shard function is the same hash.
+  for (const t of tenants) expect(Number((await router.global.query('SELECT dotgit_shard_of($1) AS s', [t.id])).rows[0].s)).toBe(shardOf(t.id));
+  // The tenant directory (a reference table) is on every database.
+  for (const d of router.databases()) expect(await count(d.db, 'SELECT count(*) AS n FROM tenants WHERE name LIKE $1', [`shard-t%-${process.pid}`])).toBe(12);
+});
+
+test('a live placement wins over the map once written, and refresh() picks it up', async () => {
+  const before = router.forShard(5);
+  expect(router.databases().find((d) => d.db === before)!.name).toBe('db3');
+  await setShardPlacement(router.global, 5, 'db2');
+  expect(router.forShard(5)).toBe(before);
+  await router.refresh();
+  expect(router.databases().find((d) => d.db === router.forShard(5))!.name).toBe('db2');
+  // A new process reads the live placement too, whatever its map says.
+  const other = await createShardRouter({ databaseUrl: servers.globalUrl, shardMap: servers.map }, { max: 1 });
+  try {
+    expect(other.databases().find((d) => d.name === 'db2')!.shards).toEqual([1, 4, 5, 7]);
+  } finally {
+    await other.close();
+  }
+  await setShardPlacement(router.global, 5, 'db3');
+  await router.refresh();
+});
+
+test('start-up refuses a database it cannot reach, naming it; and a live placement on a database the map lacks', async () => {
+  const port = await freePort();
+  const unreachable = { databases: { ...servers.map.databases, db4: `postgres://postgres:secret@127.0.0.1:${port}/dotgit` }, shards: [...servers.map.shards.slice(0, 7), 'db4'] };
+  await expect(createShardRouter({ databaseUrl: servers.globalUrl, shardMap: unreachable })).rejects.toThrow(/shard map: database "db4" \(postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/dotgit\) cannot be reached/);
+  await setShardPlacement(router.global, 7, 'db9');
+  try {
+    await expect(createShardRouter({ databaseUrl: servers.globalUrl, shardMap: servers.map })).rejects.toThrow(/shard 7 is placed on database "db9"/);
+  } finally {
+    await setShardPlacement(router.global, 7, 'db2');
+  }
+});
