@@ -1,4 +1,5 @@
 import http from 'node:http';
+import path from 'node:path';
 import { loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createShardRouter } from '../core/shard-router';
@@ -58,6 +59,8 @@ async function main(): Promise<void> {
     routesFile: config.routesFile,
     limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
+    // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
+    console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds },
     // api and git-server are healthy while at least one of their instances is.
     healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
   });
