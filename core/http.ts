@@ -134,11 +134,43 @@ export function route(fn: (req: Request, res: Response) => Promise<void>): Reque
   };
 }
 
+/** Named dependency checks: each rejects (or outlasts its time) when its part is not reachable. */
+export type Checks = Record<string, () => Promise<unknown>>;
+
+/** How long one check may take before it counts as failing. */
+const CHECK_TIMEOUT_MS = 2000;
+
 /**
- * `/healthz` (checks named parts) and `/metrics` (prom-client default registry with the process
- * metrics, plus what `extraMetrics` adds) for every process.
+ * Runs `checks` at once, each bounded by CHECK_TIMEOUT_MS: the names that failed, and why (the
+ * error's message, cut short; for an upstream's readiness, the dependencies it names).
  */
-export function healthAndMetrics(checks: Record<string, () => Promise<unknown>>, extraMetrics?: () => Promise<string>): RequestHandler {
+export async function runChecks(checks: Checks): Promise<{ failing: string[]; reasons: Record<string, string> }> {
+  const names = Object.keys(checks);
+  const results = await Promise.all(
+    names.map((n) =>
+      Promise.race([Promise.resolve().then(() => checks[n]()), timeout(CHECK_TIMEOUT_MS)]).then(
+        () => null,
+        (err: unknown) => [n, String((err as Error)?.message ?? err).slice(0, 200)] as const,
+      ),
+    ),
+  );
+  const failed = results.filter((r): r is readonly [string, string] => r !== null);
+  return { failing: failed.map(([n]) => n), reasons: Object.fromEntries(failed) };
+}
+
+/** The `/readyz` answer: 200 `{status: 'ready'}`, else 503 naming each failing dependency and why. */
+export async function answerReadiness(res: Response, checks: Checks, requestId?: string): Promise<void> {
+  const { failing, reasons } = await runChecks(checks);
+  if (failing.length === 0) res.json({ status: 'ready', checked: Object.keys(checks) });
+  else res.status(503).json({ status: 'not ready', failing, reasons, ...(requestId ? { requestId } : {}) });
+}
+
+/**
+ * `/healthz` (checks named parts), `/readyz` (readiness: `ready`, default the same checks; every
+ * dependency the process needs to do its work, ADR 0028) and `/metrics` (prom-client default
+ * registry with the process metrics, plus what `extraMetrics` adds) for every process.
+ */
+export function healthAndMetrics(checks: Checks, extraMetrics?: () => Promise<string>, ready: Checks = checks): RequestHandler {
   startProcessMetrics();
   return (req, res, next) => {
     if (req.path === '/metrics' && req.method === 'GET') {
@@ -147,19 +179,21 @@ export function healthAndMetrics(checks: Record<string, () => Promise<unknown>>,
         .catch(next);
       return;
     }
+    if (req.path === '/readyz' && req.method === 'GET') {
+      answerReadiness(res, ready).catch(next);
+      return;
+    }
     if (req.path !== '/healthz' || req.method !== 'GET') {
       next();
       return;
     }
-    const names = Object.keys(checks);
-    Promise.all(names.map((n) => Promise.race([checks[n](), timeout(2000)]).then(() => null, () => n))).then((failed) => {
-      const bad = failed.filter((f): f is string => f !== null);
-      if (bad.length === 0) res.json({ status: 'ok' });
-      else res.status(503).json({ status: 'unavailable', failing: bad });
+    runChecks(checks).then(({ failing }) => {
+      if (failing.length === 0) res.json({ status: 'ok' });
+      else res.status(503).json({ status: 'unavailable', failing });
     }, next);
   };
 }
 
 function timeout(ms: number): Promise<never> {
-  return new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref());
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref());
 }

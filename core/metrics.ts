@@ -34,7 +34,7 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 export function routeTemplate(req: Request): string {
   const route = (req as { route?: { path?: unknown } }).route;
   if (route && typeof route.path === 'string') return `${req.baseUrl ?? ''}${route.path}` || '/';
-  if (req.path === '/metrics' || req.path === '/healthz') return req.path;
+  if (req.path === '/metrics' || req.path === '/healthz' || req.path === '/readyz') return req.path;
   return 'unmatched';
 }
 

@@ -140,7 +140,7 @@ export { context as otelContext };
 export function traceRequests(service: string, skip?: (req: Request) => boolean): RequestHandler {
   return (req, res, next) => {
     // Probes and scrapes (every few seconds) would bury the traces worth reading.
-    if (!started || req.path === '/healthz' || req.path === '/metrics' || skip?.(req)) return next();
+    if (!started || req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || skip?.(req)) return next();
     const s = startServerSpan(`${service} ${req.method}`, req.header('traceparent'), { 'http.request.method': req.method });
     if (!s) return next();
     res.once('close', () => s.end(res.statusCode, `${service} ${req.method} ${routeTemplate(req)}`));

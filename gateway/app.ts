@@ -6,6 +6,7 @@ import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
 import { errorBody, httpErrorOf, httpStatusOf } from '../core/http-errors';
 import { httpMetrics, METRICS_CONTENT_TYPE, metricsText } from '../core/metrics';
+import { answerReadiness } from '../core/http';
 import { startServerSpan } from '../core/tracing';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
@@ -23,8 +24,6 @@ import { routeClass, subjectFor, type RateDecision, type RateLimiter } from './r
 import { credentialsFrom, lookupToken, looksLikeJwt, MAX_TOKEN_LENGTH, principalForCertificate, principalForJwt } from './token-auth';
 import { TokenCache } from './token-cache';
 import { clientCertUser } from './tls';
-import { checkCsrf, consoleSessionRouter, isConsoleRequest, lookupSession, sessionIdFrom } from './console-session';
-import { consoleStaticRouter } from './console-static';
 import type { JwtVerifier } from './jwt/jwt-verifier';
 
 export interface GatewayOptions {
@@ -59,10 +58,10 @@ export interface GatewayOptions {
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
   /**
-   * The web console (ADR 0032): its built files (`console/dist`), served at `/`, and its sessions'
-   * lifetime. Without it only the API and git are served.
+   * Behind `/readyz` (ADR 0028): the gateway's own dependencies and each upstream's readiness,
+   * rejecting with what that upstream names as failing; default `healthChecks`.
    */
-  console?: { distDir: string; sessionTtlSeconds: number };
+  readyChecks?: Record<string, () => Promise<unknown>>;
 }
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
@@ -70,7 +69,7 @@ function gatewayRoute(req: Request): string {
   const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
   const cls = routeClass(req.method, req.path, query);
   if (cls) return cls;
-  if (req.path === '/healthz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json') return req.path;
+  if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json') return req.path;
   return 'other';
 }
 
@@ -88,7 +87,7 @@ export function createGatewayApp(o: GatewayOptions) {
   const table = routingTable(o.upstreams, o.routesFile);
   // Retries per upstream, a breaker per instance; git answers can take minutes to start (pack generation).
   const policies: Record<string, UpstreamPolicies> = { ...o.policies };
-  const policyFor = (name: string) => (policies[name] ??= upstreamPolicies(name === 'git' ? { attemptTimeoutMs: 600_000 } : {}));
+  const policyFor = (name: string) => (policies[name] ??= upstreamPolicies(name === 'git' ? { name, attemptTimeoutMs: 600_000 } : { name }));
   const tokenCache = o.limiter ? new TokenCache(o.tokenCacheTtlMs ?? 60_000) : undefined;
   const debug = o.log.isLevelEnabled('debug');
 
@@ -113,9 +112,7 @@ export function createGatewayApp(o: GatewayOptions) {
     const authorization = req.header('authorization');
     // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
-    // The console's session cookie stands in for a token on API requests only (never git, never upgrades).
-    const sessionId = o.console && !authorization && target.name === 'api' ? sessionIdFrom(req.header('cookie')) : undefined;
-    (sessionId ? authenticateSession(req, sessionId) : authenticate(authorization, req.socket, tokenCache, req.ip))
+    authenticate(authorization, req.socket, tokenCache, req.ip)
       .then(async (auth) => {
         let principal = auth.principal;
         // A push always needs credentials: git's credential-less first request is asked for them
@@ -186,11 +183,11 @@ export function createGatewayApp(o: GatewayOptions) {
     });
   });
 
+  app.get('/readyz', (req, res, next) => {
+    answerReadiness(res, o.readyChecks ?? o.healthChecks, req.requestId).catch(next);
+  });
+
   if (o.issuer) app.use(o.issuer);
-  if (o.console) {
-    app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, limiter: o.limiter }));
-    app.use(consoleStaticRouter(o.console.distDir));
-  }
 
   app.use((req, res) => {
     res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
@@ -198,7 +195,7 @@ export function createGatewayApp(o: GatewayOptions) {
 
   interface Authenticated {
     principal: Principal | null;
-    kind: 'none' | 'token' | 'jwt' | 'certificate' | 'session';
+    kind: 'none' | 'token' | 'jwt' | 'certificate';
     /** SHA-256 of an API token: its cache key, and what Postgres is asked with. */
     tokenHash?: Buffer;
     /** The principal came from the token cache (not from Postgres just now). */
@@ -244,13 +241,6 @@ export function createGatewayApp(o: GatewayOptions) {
     return { principal: found.principal, kind: 'token', tokenHash };
   }
 
-  /** A console session's principal; its writes must pass the CSRF checks (403 otherwise). */
-  async function authenticateSession(req: Request, id: string): Promise<Authenticated> {
-    const session = await lookupSession(o.db, id);
-    checkCsrf(req, session.csrf);
-    return { principal: session.principal, kind: 'session' };
-  }
-
   /** WebSocket (and other) upgrades: the same path checks, routing and authentication, then a byte pipe. */
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
@@ -280,8 +270,6 @@ export function createGatewayApp(o: GatewayOptions) {
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const mapped = httpErrorOf(err);
-    // No Basic challenge to the console's own requests: a browser would open its password dialog.
-    if (mapped && o.console && isConsoleRequest(req)) delete mapped.headers['WWW-Authenticate'];
     if (mapped) {
       res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, req.requestId));
       return;

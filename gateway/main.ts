@@ -1,5 +1,4 @@
 import http from 'node:http';
-import path from 'node:path';
 import { loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createShardRouter } from '../core/shard-router';
@@ -16,6 +15,7 @@ import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
 import { UpstreamPool } from '../core/upstream-pool';
+import { upstreamReadiness } from './readiness';
 import { pingDatabase } from '../core/stores/server-store';
 
 async function main(): Promise<void> {
@@ -59,10 +59,16 @@ async function main(): Promise<void> {
     routesFile: config.routesFile,
     limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
-    // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
-    console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds },
     // api and git-server are healthy while at least one of their instances is.
     healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
+    // /readyz (ADR 0028): each part's own readiness, so the answer names the dependency behind it.
+    readyChecks: {
+      postgres: () => pingDatabase(db),
+      ...(redis ? { redis: () => redis.ping() } : {}),
+      api: upstreamReadiness(config.apiUpstreams),
+      'git-server': upstreamReadiness(config.gitUpstreams),
+      worker: upstreamReadiness([worker]),
+    },
   });
   // Header size over 16 KiB: Node answers 431 itself. Slow clients: 15 s to send the headers, and a
   // socket idle for 2 minutes is closed (long pushes keep sending, so they are not cut).

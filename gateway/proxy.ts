@@ -2,7 +2,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
-import { BrokenCircuitError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, type IPolicy } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, type IPolicy } from 'cockatiel';
+import client from 'prom-client';
 import { errorBody } from '../core/http';
 import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
 import { readWholeBody, replayablePost } from './idempotency';
@@ -90,17 +91,38 @@ export interface UpstreamPolicies {
   attempts: number;
 }
 
+/** Breaker states as metric label values. */
+const STATE_NAMES: Record<CircuitState, string> = { [CircuitState.Closed]: 'closed', [CircuitState.Open]: 'open', [CircuitState.HalfOpen]: 'half_open', [CircuitState.Isolated]: 'isolated' };
+
+// Labels: the upstream's name and the instance's host:port, both from configuration (bounded).
+const breakerState = new client.Gauge({
+  name: 'dotgit_circuit_breaker_state',
+  help: "Each upstream instance's circuit breaker: 1 for its current state (closed, open, half_open, isolated), 0 for the others",
+  labelNames: ['upstream', 'address', 'state'],
+});
+const breakerOpens = new client.Counter({ name: 'dotgit_circuit_breaker_opens_total', help: "Times an upstream instance's circuit breaker opened", labelNames: ['upstream', 'address'] });
+
+function reportBreakerState(upstream: string, address: string, state: CircuitState): void {
+  for (const [s, name] of Object.entries(STATE_NAMES)) breakerState.set({ upstream, address, state: name }, Number(s) === state ? 1 : 0);
+}
+
 /**
  * Resilience for one upstream (cockatiel): per instance a circuit breaker that opens after 5
  * consecutive failures (connection errors, 502-504 on idempotent requests) and half-opens after
- * `halfOpenAfterMs`; per upstream the retries and the attempt time limit.
+ * `halfOpenAfterMs`; per upstream the retries and the attempt time limit. `name` labels the
+ * breakers' metrics (`dotgit_circuit_breaker_state`, `…_opens_total`).
  */
-export function upstreamPolicies(o: { halfOpenAfterMs?: number; retryInitialDelayMs?: number; attemptTimeoutMs?: number } = {}): UpstreamPolicies {
+export function upstreamPolicies(o: { name?: string; halfOpenAfterMs?: number; retryInitialDelayMs?: number; attemptTimeoutMs?: number } = {}): UpstreamPolicies {
   const breakers = new WeakMap<UpstreamInstance, IPolicy>();
   const breakerFor = (instance: UpstreamInstance): IPolicy => {
     let breaker = breakers.get(instance);
     if (!breaker) {
-      breaker = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
+      const made = circuitBreaker(upstreamFailures, { halfOpenAfter: o.halfOpenAfterMs ?? 10_000, breaker: new ConsecutiveBreaker(5) });
+      const labels = { upstream: o.name ?? 'upstream', address: instance.url.host };
+      reportBreakerState(labels.upstream, labels.address, made.state);
+      made.onStateChange((state) => reportBreakerState(labels.upstream, labels.address, state));
+      made.onBreak(() => breakerOpens.inc(labels));
+      breaker = made;
       breakers.set(instance, breaker);
     }
     return breaker;

@@ -60,6 +60,8 @@ export interface GitServerOptions {
   /** Repository generations that key the ref-advertisement cache. */
   generations: RepoGenerations;
   healthChecks: Record<string, () => Promise<unknown>>;
+  /** Behind `/readyz` (ADR 0028): every dependency (Postgres, Redis, Temporal); default `healthChecks`. */
+  readyChecks?: Record<string, () => Promise<unknown>>;
   /** Where Git LFS objects go; without it the LFS API is not served. */
   lfsStore?: LfsRouterOptions['store'];
   /** Replica zones: pushes are queued for replication, and fetches fail over to an up-to-date root zone. */
@@ -122,7 +124,7 @@ export function createGitServerApp(o: GitServerOptions) {
   app.use(httpMetrics('git-server'));
   // The hooks' calls continue the push's trace from their token (post-receive below).
   app.use(traceRequests('git-server', (req) => req.path.startsWith('/internal/hooks/')));
-  app.use(healthAndMetrics(o.healthChecks));
+  app.use(healthAndMetrics(o.healthChecks, undefined, o.readyChecks));
   if (o.node) app.use(createNodeRouter({ db: o.db, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
   // Internal API: repository creation (from the api service) and the post-receive hook.

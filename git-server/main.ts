@@ -11,6 +11,7 @@ import { createObjectStore } from '../core/object-store-factory';
 import { OutboxRelay } from './outbox-relay';
 import { ReplicationRelay } from './replication-relay';
 import { PollingRelay } from './outbox-drainer';
+import { registerOutboxBacklog } from './outbox-metrics';
 import { PackCache } from './pack-cache';
 import { tuneHeapForStreaming } from './heap-growth';
 import { RepoGenerations } from './repo-generation';
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
   const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);
   const replicationOutbox = new ReplicationRelay(db, getTemporal);
   const replication = new PollingRelay('replication relay', () => replicationOutbox.drain(), log);
+  // The outboxes' backlog on /metrics (ADR 0028), read when scraped.
+  registerOutboxBacklog(db);
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = config.redisUrl ? createRedis(config.redisUrl, { commandTimeoutMs: config.gitRedisTimeoutMs }) : undefined;
   const instance = instanceName(config.gitPort);
@@ -126,6 +129,12 @@ async function main(): Promise<void> {
     limits: { maxPushBytes: config.maxPushBytes, uploadPackConcurrency: config.uploadPackConcurrency, uploadPackQueue: config.uploadPackQueue },
     node,
     healthChecks: { postgres: () => pingDatabase(db) },
+    // Ready when what pushes need answers: the relays start workflows in Temporal.
+    readyChecks: {
+      postgres: () => pingDatabase(db),
+      ...(redis ? { redis: () => redis.ping() } : {}),
+      temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}),
+    },
   });
   // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
   const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, exempt: (req) => (req.url ?? '').startsWith('/internal/hooks/'), healthPath: '/healthz' });

@@ -1,6 +1,7 @@
 import { inTransaction, type Db, type DbClient } from '../core/db';
 import type { Logger } from '../core/logger';
 import { claimDueOutboxRows, retryOutboxRowLater, stampOutboxRow, type OutboxRow } from '../core/stores/outbox-store';
+import { recordOutboxRow } from './outbox-metrics';
 
 export type { OutboxRow } from '../core/stores/outbox-store';
 
@@ -34,12 +35,18 @@ export async function drainOutbox(db: Db, table: string, handOn: (row: OutboxRow
         const outcome = outcomes[i]!;
         if (outcome === 'done' || outcome.permanent) {
           const error = outcome === 'done' ? null : outcome.message.slice(0, 500);
-          await stampOutboxRow(client, table, row, error);
-          if (error === null) n++;
-          else await o.onPermanent?.(client, row, error);
+          const latency = await stampOutboxRow(client, table, row, error);
+          if (error === null) {
+            n++;
+            recordOutboxRow(table, 'handed_on', latency);
+          } else {
+            await o.onPermanent?.(client, row, error);
+            recordOutboxRow(table, 'failed');
+          }
         } else {
           const delaySeconds = Math.min(2 ** Math.min(Number(row.attempts), 8), 300);
           await retryOutboxRowLater(client, table, row, outcome.message.slice(0, 500), delaySeconds);
+          recordOutboxRow(table, 'retried');
         }
       }
       return n;

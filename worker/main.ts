@@ -35,6 +35,7 @@ import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
 import { sdkMetrics } from './sdk-metrics';
 import { tracingOptions } from './tracing';
+import { PinoTemporalLogger } from './temporal-logger';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 import { pingDatabase } from '../core/stores/server-store';
 
@@ -60,7 +61,8 @@ async function main(): Promise<void> {
   // short grace): the drain below decides instead.
   // The SDK's metrics on a loopback port of their own, served again on this worker's /metrics.
   const sdk = await sdkMetrics();
-  Runtime.install({ shutdownSignals: [], telemetryOptions: sdk.telemetryOptions });
+  // The SDK's own lines (workflow and activity logs included) through our logger: JSON with trace ids.
+  Runtime.install({ shutdownSignals: [], telemetryOptions: sdk.telemetryOptions, logger: new PinoTemporalLogger(log) });
   // Workflows and activities continue the trace of whoever started the workflow (when tracing is on).
   const traced = tracingOptions();
   const roles = new Set(config.workerRoles);
@@ -256,7 +258,19 @@ async function main(): Promise<void> {
   startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers, intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
 
   const app = express();
-  app.use(healthAndMetrics({ postgres: () => pingDatabase(db), redis: () => redis.ping() }, sdk.scrape));
+  // Ready (ADR 0028) when its dependencies answer and every Temporal worker it started still polls.
+  const readyTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
+  app.use(
+    healthAndMetrics({ postgres: () => pingDatabase(db), redis: () => redis.ping() }, sdk.scrape, {
+      postgres: () => pingDatabase(db),
+      redis: () => redis.ping(),
+      temporal: async () => (await readyTemporal()).workflowService.getSystemInfo({}),
+      workers: async () => {
+        const stopped = workers.filter((w) => w.getState() !== 'RUNNING').map((w) => `${w.options.taskQueue} ${w.getState()}`);
+        if (stopped.length) throw new Error(stopped.join(', '));
+      },
+    }),
+  );
   const server = app.listen(config.workerPort, config.internalHost);
 
   let draining = false;

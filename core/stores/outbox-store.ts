@@ -56,9 +56,25 @@ export async function claimDueOutboxRows(q: Queryable, table: string, batch: num
   return rows.rows;
 }
 
-/** Stamps a row as handed on (`error` null) or failed for good (`error`: why). */
-export async function stampOutboxRow(q: Queryable, table: string, row: OutboxRow, error: string | null): Promise<void> {
-  await q.query(`UPDATE ${table} SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2`, [row.tenant_id, row.id, error]);
+/**
+ * Stamps a row as handed on (`error` null) or failed for good (`error`: why). Answers the seconds
+ * from the row's creation to now by the database's clock (the relay latency; ADR 0028).
+ */
+export async function stampOutboxRow(q: Queryable, table: string, row: OutboxRow, error: string | null): Promise<number> {
+  const r = await q.query<{ seconds: number }>(
+    `UPDATE ${table} SET started_at = now(), attempts = attempts + 1, last_error = $3 WHERE tenant_id = $1 AND id = $2
+     RETURNING EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS seconds`,
+    [row.tenant_id, row.id, error],
+  );
+  return Number(r.rows[0]?.seconds ?? 0);
+}
+
+/** An outbox's backlog: rows not yet handed on, and the age in seconds of the oldest (0 when none). */
+export async function outboxBacklog(q: Queryable, table: OutboxTable): Promise<{ pending: number; oldestSeconds: number }> {
+  const r = await q.query<{ pending: string; oldest: number | null }>(
+    `SELECT count(*) AS pending, EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest FROM ${table} WHERE started_at IS NULL`,
+  );
+  return { pending: Number(r.rows[0]?.pending ?? 0), oldestSeconds: Math.max(0, Number(r.rows[0]?.oldest ?? 0)) };
 }
 
 /** A row that failed for now: due again after `delaySeconds`. */

@@ -161,6 +161,24 @@ test('one push is one trace: gateway, git-server, workflow, activities and the s
   expect(delivered.traceparent).toMatch(new RegExp(`^00-${step.traceId}-[0-9a-f]{16}-01$`));
 });
 
+test("log lines written inside the push's trace carry its traceId and their span's spanId (ADR 0028)", async () => {
+  const step = spans.find((s) => s.name === 'sandbox step')!;
+  const lines = async (service: string) =>
+    (await fs.readFile(path.join(dataDir, 'logs', `${service}.log`), 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // The worker's first step resolved the sandbox driver, inside the step's activity: its line is in the trace.
+  const worker = await lines('worker');
+  const sandbox = worker.find((l) => typeof l.msg === 'string' && l.msg.startsWith('sandbox:'));
+  expect(sandbox).toEqual(expect.objectContaining({ service: 'worker', traceId: step.traceId, spanId: expect.stringMatching(/^[0-9a-f]{16}$/) }));
+  expect(spans.some((s) => s.traceId === step.traceId && s.spanId === sandbox!.spanId)).toBe(true);
+  // Lines outside any trace carry none; lines inside one carry both ids, once each.
+  for (const l of [...worker, ...(await lines('git-server')), ...(await lines('api'))]) if (l.spanId) expect([l.msg, typeof l.traceId]).toEqual([l.msg, 'string']);
+  const raw = await fs.readFile(path.join(dataDir, 'logs', 'worker.log'), 'utf8');
+  expect(raw.split('\n').filter((l) => (l.match(/"traceId":/g) ?? []).length > 1 || (l.match(/"spanId":/g) ?? []).length > 1)).toEqual([]);
+});
+
 test('with observability the runner starts Prometheus, listed in topology.json, scraping every process it started', async () => {
   expect(platform.prometheusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   const topology = JSON.parse(await fs.readFile(path.join(dataDir, 'run', 'topology.json'), 'utf8')) as { processes: Array<{ role: string; url?: string; metricsUrl?: string }> };

@@ -1,0 +1,78 @@
+import client from 'prom-client';
+import type { Db } from '../core/db';
+import { OUTBOX_TABLES, outboxBacklog, type OutboxTable } from '../core/stores/outbox-store';
+
+/**
+ * The transactional outboxes' health (ADR 0028): what waits (rows and the oldest one's age, read
+ * from Postgres when scraped, so every relay instance reports the same shared backlog), how long a
+ * row took from its commit to being handed on to Temporal, and what became of each row a relay
+ * claimed. The `outbox` label is the table (three values).
+ */
+
+/** The outbox label of a table: `push_outbox` → `push`. */
+export const outboxLabel = (table: string): string => table.replace(/_outbox$/, '');
+
+const relayLatency = new client.Histogram({
+  name: 'dotgit_outbox_relay_latency_seconds',
+  help: "Time from an outbox row's commit to its hand-on to Temporal (the database's clock), by outbox",
+  labelNames: ['outbox'],
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+});
+
+const rowsRelayed = new client.Counter({
+  name: 'dotgit_outbox_rows_total',
+  help: 'Outbox rows a relay claimed, by outbox and outcome (handed_on, failed: for good, retried: due again after a backoff)',
+  labelNames: ['outbox', 'outcome'],
+});
+
+/** Records one claimed row's outcome; `latencySeconds` for a row handed on. */
+export function recordOutboxRow(table: string, outcome: 'handed_on' | 'failed' | 'retried', latencySeconds?: number): void {
+  const outbox = outboxLabel(table);
+  rowsRelayed.inc({ outbox, outcome });
+  if (latencySeconds !== undefined) relayLatency.observe({ outbox }, latencySeconds);
+}
+
+/** Longest a scrape waits for Postgres: a scrape must answer even while the database does not. */
+const BACKLOG_TIMEOUT_MS = 2000;
+
+/**
+ * Registers the backlog gauges (`dotgit_outbox_pending_rows`, `dotgit_outbox_oldest_pending_age_seconds`)
+ * of `db`'s outboxes, read at each scrape. When Postgres does not answer in time the gauges keep
+ * their last values and `dotgit_outbox_backlog_errors_total` counts the miss.
+ */
+export function registerOutboxBacklog(db: Db, registers: client.Registry[] = [client.register]): void {
+  const errors = new client.Counter({ name: 'dotgit_outbox_backlog_errors_total', help: 'Scrapes that could not read the outbox backlog from Postgres', registers });
+  let latest: Promise<Map<OutboxTable, { pending: number; oldestSeconds: number }>> | undefined;
+  // Both gauges are collected in one scrape: one round of queries serves both.
+  const read = () =>
+    (latest ??= (async () => {
+      try {
+        const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), BACKLOG_TIMEOUT_MS).unref());
+        const rows = await Promise.race([Promise.all(OUTBOX_TABLES.map(async (t) => [t, await outboxBacklog(db, t)] as const)), timeout]);
+        return new Map(rows);
+      } catch {
+        errors.inc();
+        return new Map();
+      } finally {
+        setImmediate(() => (latest = undefined));
+      }
+    })());
+  new client.Gauge({
+    name: 'dotgit_outbox_pending_rows',
+    help: 'Outbox rows committed but not yet handed on to Temporal, by outbox',
+    labelNames: ['outbox'],
+    registers,
+    async collect() {
+      for (const [t, b] of await read()) this.set({ outbox: outboxLabel(t) }, b.pending);
+    },
+  });
+  new client.Gauge({
+    name: 'dotgit_outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest outbox row not yet handed on (0 when none waits), by outbox',
+    labelNames: ['outbox'],
+    registers,
+    async collect() {
+      for (const [t, b] of await read()) this.set({ outbox: outboxLabel(t) }, b.oldestSeconds);
+    },
+  });
+}

@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import { platformInfo } from '../harness/platform-info';
+import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+import { scrape } from '../helpers/prom';
+
+// Issue 14: bounded label cardinality. A realistic workload (pushes to several repositories, their
+// runs, API calls with ids in their paths, clones, requests for things that do not exist) is run
+// twice with fresh names and ids; then no label of any series on any process's /metrics holds a
+// name or id the workload used (route classes and templates only), and the second round added no
+// series of its own: the series count does not grow with repositories, runs or commits.
+
+const info = platformInfo();
+const targets: Record<string, string> = {
+  gateway: `${info.gatewayUrl}/metrics`,
+  api: `http://127.0.0.1:${info.apiPort}/metrics`,
+  'git-server': `http://127.0.0.1:${info.gitPort}/metrics`,
+  worker: `http://127.0.0.1:${info.workerPort}/metrics`,
+};
+
+const PIPELINE = 'jobs:\n  build:\n    steps:\n      - name: hello\n        run: echo "built $DOTGIT_COMMIT"\n';
+const REPOS_PER_ROUND = 3;
+
+/**
+ * Every series of every process, by process: name and labels as written, a histogram's buckets,
+ * sum and count as one series. Node's own families (nodejs_*, process_*: bounded by the runtime,
+ * e.g. one per GC kind once it has run) are left out.
+ */
+async function series(): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const [name, url] of Object.entries(targets)) {
+    const lines = (await scrape(url)).text.split('\n').filter((l) => l && !l.startsWith('#') && !/^(nodejs|process)_/.test(l));
+    const keys = lines.map((l) =>
+      l
+        .replace(/\s+\S+(\s+\d+)?$/, '')
+        .replace(/^(\w+?)_(bucket|sum|count)\{/, '$1{')
+        .replace(/le="[^"]*",?/, ''),
+    );
+    out.set(name, new Set(keys));
+  }
+  return out;
+}
+
+/** One round: repositories with a push each (their runs), API reads by id, a clone, misses. Answers every name and id it used. */
+async function workload(owner: TenantFixture): Promise<string[]> {
+  const used: string[] = [owner.tenant, owner.username];
+  for (let i = 0; i < REPOS_PER_ROUND; i++) {
+    const name = `card-${randomBytes(5).toString('hex')}`;
+    used.push(name);
+    expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility: 'private' } })).status).toBe(201);
+    const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE, [`${name}.txt`]: name });
+    const commit = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
+    used.push(commit, commit.slice(0, 12));
+    const push = await git(['push', cloneUrl(owner.tenant, name, owner.token), 'main'], work);
+    expect(push.code).toBe(0);
+    const [runId] = runIdsFrom(push.stderr);
+    used.push(runId);
+    await waitForRun(runId, owner.token);
+    // Reads with ids in their paths and queries.
+    expect((await api('GET', `/api/v1/runs/${runId}`, { token: owner.token })).status).toBe(200);
+    expect((await api('GET', `/api/v1/runs/${runId}/logs?job=build&step=hello`, { token: owner.token })).status).toBe(200);
+    expect((await api('GET', `/api/v1/repos/${owner.tenant}/${name}`, { token: owner.token })).status).toBe(200);
+    expect((await api('GET', `/api/v1/repos/${owner.tenant}/${name}/runs?commit=${commit}`, { token: owner.token })).status).toBe(200);
+    expect((await git(['clone', '-q', cloneUrl(owner.tenant, name, owner.token), `${work}-clone`], work)).code).toBe(0);
+  }
+  // Misses: unknown runs, repositories and paths nothing routes.
+  const missing = randomBytes(6).toString('hex');
+  used.push(missing);
+  expect((await api('GET', `/api/v1/runs/${missing}`, { token: owner.token })).status).toBeGreaterThanOrEqual(400);
+  expect((await api('GET', `/api/v1/repos/${owner.tenant}/${missing}`, { token: owner.token })).status).toBe(404);
+  expect((await api('GET', `/${owner.tenant}/${missing}.git/info/refs?service=git-upload-pack`, { token: owner.token })).status).toBeGreaterThanOrEqual(400);
+  expect((await api('GET', `/nothing-${missing}/here`)).status).toBe(404);
+  return used;
+}
+
+test('after two rounds of pushes, runs and API calls, no label holds a name or id, and the second round added no series', async () => {
+  await series(); // scraping is a request too: its own series exist before the rounds
+  const first = await createTenantWithAdmin();
+  const usedFirst = await workload(first);
+  const afterFirst = await series();
+  const second = await createTenantWithAdmin();
+  const usedSecond = await workload(second);
+  const afterSecond = await series();
+
+  // No label value holds a name or id of either round.
+  const used = [...usedFirst, ...usedSecond].filter((u) => u.length >= 8);
+  const leaks: string[] = [];
+  for (const [process, all] of afterSecond) for (const s of all) if (used.some((u) => s.includes(u))) leaks.push(`${process}: ${s}`);
+  expect(leaks).toEqual([]);
+
+  // Route labels are classes or templates: every path segment a literal word or a :parameter.
+  for (const [process, all] of afterSecond) {
+    for (const s of all) {
+      const route = /route="([^"]*)"/.exec(s)?.[1];
+      if (route === undefined || !route.startsWith('/')) continue;
+      expect([process, route.split('/').filter((seg) => seg && !/^:|^[a-z.][a-z0-9._-]*$|^\(/.test(seg))]).toEqual([process, []]);
+    }
+  }
+
+  // The second round (new tenant, repositories, runs, commits) brought no series of its own. A
+  // background workflow (housekeeping, backups, replication) may add a few while this runs.
+  const grown: string[] = [];
+  let total = 0;
+  for (const [process, all] of afterSecond) {
+    total += all.size;
+    for (const s of all) if (!afterFirst.get(process)!.has(s)) grown.push(`${process}: ${s}`);
+  }
+  expect(grown.length <= 5 ? [] : grown).toEqual([]);
+  // And a bound on the whole: the four processes' series (a histogram's label set counted once).
+  expect(total).toBeLessThan(1500);
+  console.log(`metric series after the workload: ${total} (${[...afterSecond].map(([p, s]) => `${p} ${s.size}`).join(', ')}); new in round 2: ${grown.length}`);
+});
