@@ -20,7 +20,7 @@ const SQL_MESSAGE = 'SQL belongs in a store (core/stores/<aggregate>-store.ts); 
 const SQL_KEYWORD = '/^\\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\\s/';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.tools/**', 'dist/**', 'coverage/**', '**/*.cjs', 'git-server/hooks/**'] },
+  { ignores: ['node_modules/**', '.data/**', '.tools/**', 'dist/**', 'console/dist/**', 'coverage/**', '**/*.cjs', 'git-server/hooks/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

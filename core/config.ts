@@ -156,6 +156,8 @@ const configSchema = z.object({
   objectStore: objectStoreSchema,
   /** `DOTGIT_TOKEN_CACHE_TTL` — seconds the gateway keeps an API token lookup in memory (revocation still acts at once); 0 = off. Default 60. */
   tokenCacheTtlSeconds: z.coerce.number().int().min(0).max(3600),
+  /** `DOTGIT_CONSOLE_SESSION_TTL` — seconds a web console session lasts (it also ends with its token). Default 604800 (7 days). */
+  consoleSessionTtlSeconds: z.coerce.number().int().min(60).max(31_536_000),
   /** `DOTGIT_ROUTES_FILE` — YAML/JSON of extra gateway routes (prefixes, header rules, upstreams); see README. */
   routesFile: z.string().optional(),
   /** `DOTGIT_TLS_CERT` / `DOTGIT_TLS_KEY` — PEM files; set both to add an HTTPS listener on `DOTGIT_TLS_PORT`. */
@@ -337,6 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     externalIssuers: parseJsonEnv('DOTGIT_EXTERNAL_ISSUERS', env.DOTGIT_EXTERNAL_ISSUERS, []),
     routesFile: env.DOTGIT_ROUTES_FILE || undefined,
     tokenCacheTtlSeconds: env.DOTGIT_TOKEN_CACHE_TTL ?? '60',
+    consoleSessionTtlSeconds: env.DOTGIT_CONSOLE_SESSION_TTL ?? '604800',
     objectStore: objectStoreEnv(env),
     rateLimits: parseJsonEnv('DOTGIT_RATE_LIMITS', env.DOTGIT_RATE_LIMITS, undefined),
     rateLimitFail: env.DOTGIT_RATE_LIMIT_FAIL ?? 'open',

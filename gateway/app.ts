@@ -24,6 +24,8 @@ import { routeClass, subjectFor, type RateDecision, type RateLimiter } from './r
 import { credentialsFrom, lookupToken, looksLikeJwt, MAX_TOKEN_LENGTH, principalForCertificate, principalForJwt } from './token-auth';
 import { TokenCache } from './token-cache';
 import { clientCertUser } from './tls';
+import { checkCsrf, consoleSessionRouter, isConsoleRequest, lookupSession, sessionIdFrom } from './console-session';
+import { consoleStaticRouter } from './console-static';
 import type { JwtVerifier } from './jwt/jwt-verifier';
 
 export interface GatewayOptions {
@@ -62,6 +64,11 @@ export interface GatewayOptions {
    * rejecting with what that upstream names as failing; default `healthChecks`.
    */
   readyChecks?: Record<string, () => Promise<unknown>>;
+  /**
+   * The web console (ADR 0032): its built files (`console/dist`), served at `/`, and its sessions'
+   * lifetime. Without it only the API and git are served.
+   */
+  console?: { distDir: string; sessionTtlSeconds: number };
 }
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
@@ -112,7 +119,9 @@ export function createGatewayApp(o: GatewayOptions) {
     const authorization = req.header('authorization');
     // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
-    authenticate(authorization, req.socket, tokenCache, req.ip)
+    // The console's session cookie stands in for a token on API requests only (never git, never upgrades).
+    const sessionId = o.console && !authorization && target.name === 'api' ? sessionIdFrom(req.header('cookie')) : undefined;
+    (sessionId ? authenticateSession(req, sessionId) : authenticate(authorization, req.socket, tokenCache, req.ip))
       .then(async (auth) => {
         let principal = auth.principal;
         // A push always needs credentials: git's credential-less first request is asked for them
@@ -188,6 +197,10 @@ export function createGatewayApp(o: GatewayOptions) {
   });
 
   if (o.issuer) app.use(o.issuer);
+  if (o.console) {
+    app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, limiter: o.limiter }));
+    app.use(consoleStaticRouter(o.console.distDir));
+  }
 
   app.use((req, res) => {
     res.status(404).json(errorBody('not_found', `no route for ${req.path}`, req.requestId));
@@ -195,7 +208,7 @@ export function createGatewayApp(o: GatewayOptions) {
 
   interface Authenticated {
     principal: Principal | null;
-    kind: 'none' | 'token' | 'jwt' | 'certificate';
+    kind: 'none' | 'token' | 'jwt' | 'certificate' | 'session';
     /** SHA-256 of an API token: its cache key, and what Postgres is asked with. */
     tokenHash?: Buffer;
     /** The principal came from the token cache (not from Postgres just now). */
@@ -241,6 +254,13 @@ export function createGatewayApp(o: GatewayOptions) {
     return { principal: found.principal, kind: 'token', tokenHash };
   }
 
+  /** A console session's principal; its writes must pass the CSRF checks (403 otherwise). */
+  async function authenticateSession(req: Request, id: string): Promise<Authenticated> {
+    const session = await lookupSession(o.db, id);
+    checkCsrf(req, session.csrf);
+    return { principal: session.principal, kind: 'session' };
+  }
+
   /** WebSocket (and other) upgrades: the same path checks, routing and authentication, then a byte pipe. */
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
@@ -270,6 +290,8 @@ export function createGatewayApp(o: GatewayOptions) {
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const mapped = httpErrorOf(err);
+    // No Basic challenge to the console's own requests: a browser would open its password dialog.
+    if (mapped && o.console && isConsoleRequest(req)) delete mapped.headers['WWW-Authenticate'];
     if (mapped) {
       res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, req.requestId));
       return;

@@ -30,7 +30,7 @@ export function credentialsFrom(authorization: string | undefined): string | und
 }
 
 /** A user row (user_id, username, role, platform_admin, tenant_id, tenant_name) as a principal. */
-function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number, expiresAt: number | null): Principal {
+export function principalFromRow(row: Record<string, unknown>, scopes: Scope[], tokenId: number, expiresAt: number | null): Principal {
   return {
     userId: Number(row.user_id),
     username: String(row.username),

@@ -7,6 +7,8 @@ import { resolveShardMap } from '../core/shard-map';
 import { assertSentinelMaster } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
 import { bootstrapAdmin } from './bootstrap-admin';
+import { ensureConsoleBuilt } from './console-build';
+import { createSigninCode, signinLink } from '../core/console-link';
 import { ServiceSupervisor } from './service-supervisor';
 import { resolvePort } from './provision/free-port';
 import type { ProvisionLog } from './provision/log';
@@ -63,6 +65,8 @@ export interface Platform {
   redisUrl: string;
   dataDir: string;
   adminToken: string;
+  /** A one-time web console sign-in link for the admin (ADR 0032): the code is in the fragment, used once. */
+  consoleUrl: string;
   /** Environment the service processes run with. */
   serviceEnv: NodeJS.ProcessEnv;
   /** The supervised service processes by name (gateway, api, git-server, worker; in a fleet, by instance: gateway-2, node-1, sandbox-3). */
@@ -255,6 +259,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     }
     await sandbox;
     await gitLfs;
+    // The web console the gateway serves at `/` (ADR 0032): rebuilt only when its sources changed.
+    await ensureConsoleBuilt(o.log);
     const pgToolsDir = config.pgToolsDir ?? (await pgTools)?.binDir;
 
     const databaseUrl = config.databaseUrl ?? haPostgres?.databaseUrl ?? postgres!.databaseUrl;
@@ -262,10 +268,12 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops here.
     const router = await createShardRouter({ databaseUrl, shardMap: config.shardMap }, { max: 2 });
     let adminToken: string;
+    let consoleCode: string;
     try {
       // Every database is migrated. A contract migration refuses while a process of an older release is still registered (docs/migrations.md).
       describeApplied(await migrateAllDatabases(router, resolveShardMap(config.shardMap, databaseUrl), undefined, { staleSeconds: config.schemaClientStaleSeconds }), o.log);
       adminToken = (await bootstrapAdmin(router, paths.adminToken)).token;
+      consoleCode = await createSigninCode(router.global, adminToken);
     } finally {
       await router.close();
     }
@@ -356,6 +364,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       haPostgres,
       dataDir: config.dataDir,
       adminToken,
+      consoleUrl: signinLink(gatewayUrl, consoleCode),
       serviceEnv,
       services,
       instances,

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     `git           ${platform.gatewayUrl}/{owner}/{repo}.git`,
     `temporal ui   ${platform.temporalUiUrl ?? '(external Temporal at ' + platform.temporalAddress + ')'}`,
     `admin token   ${platform.adminToken}  (also in ${config.dataDir}/admin.token)`,
+    `console       ${platform.consoleUrl}  (one-time sign-in link)`,
     `logs          ${config.dataDir}/logs/`,
     ...(platform.prometheusUrl ? [`prometheus    ${platform.prometheusUrl}`] : []),
     ...(fleet ? [`fleet         ${fleetSummary(platform.instances)}  (${config.dataDir}/run/topology.json)`] : []),

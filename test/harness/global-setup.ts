@@ -48,6 +48,7 @@ export default async function globalSetup(): Promise<void> {
     redisUrl: platform.redisUrl,
     dataDir: platform.dataDir,
     adminToken: platform.adminToken,
+    consoleUrl: platform.consoleUrl,
     internalSecret: String(platform.serviceEnv.DOTGIT_INTERNAL_SECRET),
     gitPort: Number(platform.serviceEnv.DOTGIT_GIT_PORT),
     workerPort: Number(platform.serviceEnv.DOTGIT_WORKER_PORT),

@@ -18,6 +18,8 @@ export interface PlatformInfo {
   redisUrl: string;
   dataDir: string;
   adminToken: string;
+  /** The one-time web console sign-in link npm start would print (test/e2e/console.test.ts uses it). */
+  consoleUrl: string;
   internalSecret: string;
   gitPort: number;
   /** The worker's health/metrics port. */

@@ -1,0 +1,164 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM_FLAGS, ensureChromium, freshUserDataDir } from '../../infra/provision/chromium';
+import { platformInfo } from '../harness/platform-info';
+import { api, uniqueName, waitForRun } from '../helpers/api-client';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
+
+// The web console (issue 18, ADR 0032) in a real headless Chromium against the shared platform:
+// sign-in through npm start's one-time link, a repository made in the browser, a pushed pipeline's
+// log arriving line by line on the run page, and the session cookie's CSRF and 401 refusals.
+
+const TICKS = 6;
+// Slow lines, one a second, so the page is seen mid-step; then an ANSI red line and a markup line.
+const PIPELINE = `
+jobs:
+  build:
+    steps:
+      - name: slow
+        run: |
+          for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done
+          printf '\\033[31mred alert\\033[0m\\n'
+          echo '<img src=x onerror=alert(1)>'
+`;
+
+let context: BrowserContext;
+let page: Page;
+let userDataDir: string;
+const dialogs: string[] = [];
+const gw = () => platformInfo().gatewayUrl;
+
+beforeAll(async () => {
+  const executablePath = await ensureChromium({ info: () => undefined, warn: (m) => console.warn(m), debug: () => undefined });
+  userDataDir = freshUserDataDir();
+  context = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, args: CHROMIUM_FLAGS.filter((f) => f !== '--headless') });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+// A screenshot of the page as the failing test left it, kept as a test artefact.
+afterEach(async () => {
+  const state = (expect as unknown as { getState(): { currentTestName?: string; assertionCalls: number; numPassingAsserts: number } }).getState();
+  if (page && state.assertionCalls !== state.numPassingAsserts) {
+    const file = path.join(platformInfo().dataDir, 'screenshots', `${(state.currentTestName ?? 'test').replace(/[^A-Za-z0-9]+/g, '-')}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+    console.warn(`screenshot: ${file}`);
+  }
+});
+
+const sessionCookie = async () => (await context.cookies(gw())).find((c) => c.name === 'dotgit_session');
+
+test('the one-time link signs the admin in with an HttpOnly, SameSite=Strict cookie; the code leaves the URL and works once', async () => {
+  const link = platformInfo().consoleUrl;
+  expect(link).toMatch(/\/signin#code=[A-Za-z0-9_-]{40,}$/);
+  await page.goto(link);
+  await page.getByRole('heading', { name: 'Repositories' }).waitFor();
+  expect(page.url()).toBe(`${gw()}/`);
+  const cookie = await sessionCookie();
+  expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+  expect(cookie!.value).not.toContain(platformInfo().adminToken);
+  await expect(page.evaluate(() => document.cookie)).resolves.toBe('');
+  // Used once: the same code again is refused.
+  const again = await fetch(`${gw()}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: link.split('#code=')[1] }) });
+  expect(again.status).toBe(401);
+  expect((await again.json()).error.message).toMatch(/already used or has expired/);
+});
+
+test('a repository made in the browser; its run page shows the live log line by line from line 1, ANSI red as red, markup as text', async () => {
+  const name = uniqueName('console');
+  await page.getByLabel('name').fill(name);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('link', { name: `dotgit/${name}` }).click();
+  await page.getByText(`${gw()}/dotgit/${name}.git`).waitFor();
+
+  const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
+  const push = await git(['push', cloneUrl('dotgit', name, platformInfo().adminToken), 'main'], work);
+  expect(push.code).toBe(0);
+  const [runId] = runIdsFrom(push.stderr);
+
+  // The repository page lists the run without a reload; its link opens the run page.
+  await page.locator(`a[href="/runs/${encodeURIComponent(runId)}"]`).click();
+  const log = page.getByRole('region', { name: 'log' }).or(page.locator('.log-box'));
+  await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 60_000 });
+  // Line by line: the first line is on screen while the step is still printing the later ones.
+  expect(await log.getByText(`tick ${TICKS}`, { exact: true }).count()).toBe(0);
+  await log.getByText(`tick ${TICKS}`, { exact: true }).waitFor({ timeout: 30_000 });
+  await page.locator('.run-head .badge.s-success').waitFor({ timeout: 60_000 });
+
+  // Every line from line 1, numbered in order.
+  const texts = await page.locator('.log-line .log-text').allTextContents();
+  expect(texts.slice(0, TICKS)).toEqual(Array.from({ length: TICKS }, (_, i) => `tick ${i + 1}`));
+  const red = log.getByText('red alert', { exact: true });
+  await expect(red.evaluate((el) => getComputedStyle(el).color)).resolves.toBe('rgb(255, 0, 0)');
+  await log.getByText('<img src=x onerror=alert(1)>', { exact: true }).waitFor();
+  expect(await page.locator('.log-box img').count()).toBe(0);
+  expect(dialogs).toEqual([]);
+  // The job graph: the job and its step with their status and a duration.
+  await expect(page.locator('.job .job-head').textContent()).resolves.toMatch(/^build\s*success\s*\d/);
+  expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('success');
+});
+
+test('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
+  const cookie = (await sessionCookie())!;
+  const headers = { cookie: `dotgit_session=${cookie.value}`, 'content-type': 'application/json' };
+  const me = await fetch(`${gw()}/console/session`, { headers });
+  expect(me.status).toBe(200);
+  const { csrf } = await me.json();
+  const body = (name: string) => JSON.stringify({ owner: 'dotgit', name, visibility: 'private' });
+
+  const noToken = await fetch(`${gw()}/api/v1/repos`, { method: 'POST', headers, body: body(uniqueName('csrf')) });
+  expect(noToken.status).toBe(403);
+  expect((await noToken.json()).error.message).toMatch(/x-csrf-token/);
+  const otherOrigin = await fetch(`${gw()}/api/v1/repos`, { method: 'POST', headers: { ...headers, 'x-csrf-token': csrf, origin: 'http://127.0.0.1:1' }, body: body(uniqueName('csrf')) });
+  expect(otherOrigin.status).toBe(403);
+  const ok = await fetch(`${gw()}/api/v1/repos`, { method: 'POST', headers: { ...headers, 'x-csrf-token': csrf, origin: gw() }, body: body(uniqueName('csrf')) });
+  expect(ok.status).toBe(201);
+
+  // In the browser: a page of another origin on the same host (same-site, so the cookie is sent)
+  // posts to the API; the gateway refuses it and nothing is made.
+  const victim = uniqueName('xsite');
+  const server = http.createServer((_req, res) => {
+    res.setHeader('content-type', 'text/html');
+    res.end(`<!doctype html><script>
+      fetch(${JSON.stringify(`${gw()}/api/v1/repos`)}, { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'text/plain' }, body: ${JSON.stringify(body(victim))} })
+        .then(() => { document.title = 'sent'; }, () => { document.title = 'sent'; });
+    </script>`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const attacker = await context.newPage();
+    const refused = attacker.waitForResponse((r) => r.url() === `${gw()}/api/v1/repos`);
+    await attacker.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    expect((await refused).status()).toBe(403);
+    await attacker.close();
+  } finally {
+    server.close();
+  }
+  expect((await api('GET', `/api/v1/repos/dotgit/${victim}`, { token: platformInfo().adminToken })).status).toBe(404);
+});
+
+test('without the cookie: 401 from the session endpoint and the API; after sign-out the old cookie is 401 too', async () => {
+  expect((await fetch(`${gw()}/console/session`)).status).toBe(401);
+  expect((await fetch(`${gw()}/api/v1/tokens`)).status).toBe(401);
+  const cookie = (await sessionCookie())!;
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in to dotgit' }).waitFor();
+  const stale = await fetch(`${gw()}/api/v1/tokens`, { headers: { cookie: `dotgit_session=${cookie.value}` } });
+  expect(stale.status).toBe(401);
+  // Deep links still work: unsigned, they land on sign-in; an API token signs in again.
+  await page.goto(`${gw()}/runs/nope`);
+  await page.getByLabel('API token').fill(platformInfo().adminToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Repositories' }).waitFor();
+});
