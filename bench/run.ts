@@ -52,6 +52,7 @@ import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
 import { adminPrincipal, Api, endInFlightProcesses, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
+import { writeScalingSimulation } from './scaling-sim';
 
 const RUNS = intEnv('BENCH_RUNS', 5, 1, 100);
 const POLL_MS = 50;
@@ -73,7 +74,7 @@ const PARALLEL_ROUNDS = (() => {
 /** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
 const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions" or "fleet", got ${raw}`);
+  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet', 'scaling'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions", "fleet" or "scaling", got ${raw}`);
   return raw;
 })();
 const GATEWAY_ONLY = ONLY === 'gateway';
@@ -1181,9 +1182,11 @@ const actionsPart = () => ownPlatformPart('actions', runActionsBench, replaceAct
 
 /** Issue 11's sandbox scaling across hosts (bench/fleet-scaling.ts); `BENCH_ONLY=fleet` runs it alone. */
 const fleetPart = () => ownPlatformPart('fleet', runFleetBench, replaceFleetSection);
-const OWN_PLATFORM_PARTS: Record<string, () => Promise<void>> = { backup: backupPart, actions: actionsPart, fleet: fleetPart };
+/** Issue 19's sandbox autoscaling simulation (bench/scaling-sim.ts, no platform); writes docs/scaling.md's table. */
+const scalingPart = () => writeScalingSimulation().then((table) => console.log(table));
+const OWN_PLATFORM_PARTS: Record<string, () => Promise<void>> = { backup: backupPart, actions: actionsPart, fleet: fleetPart, scaling: scalingPart };
 
-(OWN_PLATFORM_PARTS[ONLY]?.() ?? main().then(() => (ONLY === '' ? backupPart().then(actionsPart).then(fleetPart) : undefined))).then(
+(OWN_PLATFORM_PARTS[ONLY]?.() ?? main().then(() => (ONLY === '' ? backupPart().then(actionsPart).then(fleetPart).then(scalingPart) : undefined))).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err instanceof Error ? (err.stack ?? err.message) : err);

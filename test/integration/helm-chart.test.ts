@@ -99,9 +99,11 @@ test('sandbox workers: gVisor RuntimeClass, no service-account token, KEDA on th
     const so = named(set, 'ScaledObject', '-sandbox');
     expect(so.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: named(set, 'Deployment', '-sandbox').metadata.name });
     expect([so.spec.minReplicaCount, so.spec.maxReplicaCount]).toEqual([0, 500]);
-    expect(so.spec.triggers).toEqual([
-      { type: 'temporal', metadata: expect.objectContaining({ taskQueue: 'dotgit-sandbox', namespace: 'dotgit', queueTypes: 'activity', targetQueueSize: '8' }) },
-    ]);
+    expect(so.spec.triggers[0]).toEqual({ type: 'temporal', metadata: expect.objectContaining({ taskQueue: 'dotgit-sandbox', namespace: 'dotgit', queueTypes: 'activity', targetQueueSize: '8' }) });
+    // With a Prometheus address, a second trigger on backlog + busy slots (docs/scaling.md).
+    expect(so.spec.triggers.slice(1)).toEqual(
+      set === 'ha' ? [{ type: 'prometheus', metadata: expect.objectContaining({ threshold: '8', query: expect.stringContaining('dotgit_worker_slots_used{queue=~"dotgit-sandbox(@.*)?",kind="activity"}') }) }] : [],
+    );
     // KEDA owns the replica count.
     expect(named(set, 'Deployment', '-sandbox').spec.replicas).toBeUndefined();
   }
