@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { prng } from './gen-repo';
 
 /**
  * The sandbox autoscaling simulation of docs/scaling.md (issue 19 item 4): replays a bursty day of
@@ -47,18 +48,6 @@ export interface SimResult {
   peakPods: number;
   /** Busy slot-hours ÷ slot-hours paid for. */
   utilisation: number;
-}
-
-/** mulberry32: a small seeded PRNG, so every run of the simulation replays the same day. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Relative arrival rate at second `t` of the day, before normalising to a mean of 1. */
@@ -145,7 +134,8 @@ function quantile(sorted: Float64Array, q: number): number {
 
 /** One simulated day at `runsPerMinute` (day mean) under `rule`. */
 export function simulateDay(runsPerMinute: number, rule: Rule, maxPods = MAX_PODS, seed = 42): SimResult {
-  const rand = rng(seed);
+  // Seeded (mulberry32), so every run of the simulation replays the same day.
+  const rand = prng(seed);
   const perSecond = (runsPerMinute * JOBS_PER_RUN) / 60 / SHAPE_MEAN;
   const queue: number[] = []; // arrival times of waiting jobs (FIFO)
   let qHead = 0;
