@@ -4,6 +4,7 @@ import { Link, Route, Switch, useLocation } from 'wouter-preact';
 import { api, ApiError, currentSession, enc, loadSession, onSession, signIn, signOut, type Repo, type Run, type Session } from './api';
 import { ago, duration } from './format';
 import { Badge, RunPage } from './run-page';
+import { Deploys, RepoSettings, Tokens } from './repo-tabs';
 import './style.css';
 
 function SignIn() {
@@ -97,16 +98,45 @@ function Repos() {
 
 const STATUSES = ['', 'queued', 'running', 'success', 'failure', 'cancelled'];
 
-function RepoPage({ owner, repo }: { owner: string; repo: string }) {
+function RepoPage({ owner, repo, tab }: { owner: string; repo: string; tab?: string }) {
   const [info, setInfo] = useState<Repo | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.get<Repo>(`/api/v1/repos/${enc(owner)}/${enc(repo)}`).then(setInfo, (e: ApiError) => setError(e.status === 404 ? 'No such repository (or you may not see it).' : e.message));
+  }, [owner, repo]);
+  if (error) return <p class="error">{error}</p>;
+  return (
+    <section>
+      <h1>{`${owner}/${repo}`}</h1>
+      {info && (
+        <p>
+          <span class="muted">clone</span> <code class="clone">{info.cloneUrl}</code> <span class="muted">{info.visibility}{info.defaultBranch ? ` · default branch ${info.defaultBranch}` : ''}</span>
+        </p>
+      )}
+      <nav class="tabs" aria-label="repository">
+        <Link href={`/${enc(owner)}/${enc(repo)}`} class={!tab ? 'on' : ''}>
+          Runs
+        </Link>
+        <Link href={`/${enc(owner)}/${enc(repo)}/deploys`} class={tab === 'deploys' ? 'on' : ''}>
+          Deploys
+        </Link>
+        <Link href={`/${enc(owner)}/${enc(repo)}/settings`} class={tab === 'settings' ? 'on' : ''}>
+          Settings
+        </Link>
+      </nav>
+      {tab === 'deploys' && <Deploys owner={owner} repo={repo} />}
+      {tab === 'settings' && <RepoSettings owner={owner} repo={repo} />}
+      {!tab && <RunList owner={owner} repo={repo} />}
+    </section>
+  );
+}
+
+function RunList({ owner, repo }: { owner: string; repo: string }) {
   const [runs, setRuns] = useState<Run[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const params = new URLSearchParams(location.search);
   const [ref, setRef] = useState(params.get('ref') ?? '');
   const [status, setStatus] = useState(params.get('status') ?? '');
-  useEffect(() => {
-    api.get<Repo>(`/api/v1/repos/${enc(owner)}/${enc(repo)}`).then(setInfo, (e: ApiError) => setError(e.status === 404 ? 'No such repository (or you may not see it).' : e.message));
-  }, [owner, repo]);
   useEffect(() => {
     const q = new URLSearchParams();
     if (ref) q.set('ref', ref.startsWith('refs/') ? ref : `refs/heads/${ref}`);
@@ -119,16 +149,9 @@ function RepoPage({ owner, repo }: { owner: string; repo: string }) {
     const t = window.setInterval(() => void load(), 5000);
     return () => clearInterval(t);
   }, [owner, repo, ref, status]);
-  if (error) return <p class="error">{error}</p>;
   return (
     <section>
-      <h1>{`${owner}/${repo}`}</h1>
-      {info && (
-        <p>
-          <span class="muted">clone</span> <code class="clone">{info.cloneUrl}</code> <span class="muted">{info.visibility}{info.defaultBranch ? ` · default branch ${info.defaultBranch}` : ''}</span>
-        </p>
-      )}
-      <h2>Runs</h2>
+      {error && <p class="error">{error}</p>}
       <form class="inline" onSubmit={(e) => e.preventDefault()}>
         <label>
           branch <input value={ref} placeholder="any" onChange={(e) => setRef((e.target as HTMLInputElement).value)} />
@@ -177,7 +200,7 @@ function Shell({ session }: { session: Session }) {
           dotgit
         </Link>
         <nav>
-          <Link href="/">Repositories</Link>
+          <Link href="/">Repositories</Link> <Link href="/tokens">Tokens</Link>
         </nav>
         <span class="who">
           {session.username} <span class="muted">({session.tenant})</span>{' '}
@@ -190,7 +213,11 @@ function Shell({ session }: { session: Session }) {
         <Switch>
           <Route path="/">{() => <Repos />}</Route>
           <Route path="/runs/:id">{(p: { id: string }) => <RunPage id={decodeURIComponent(p.id)} />}</Route>
+          <Route path="/tokens">{() => <Tokens />}</Route>
           <Route path="/:owner/:repo">{(p: { owner: string; repo: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} />}</Route>
+          <Route path="/:owner/:repo/:tab">
+            {(p: { owner: string; repo: string; tab: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} tab={p.tab} />}
+          </Route>
           <Route>
             <p>Page not found.</p>
           </Route>

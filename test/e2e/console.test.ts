@@ -13,6 +13,7 @@ import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 // log arriving line by line on the run page, and the session cookie's CSRF and 401 refusals.
 
 const TICKS = 6;
+const LONG = 20_000;
 // Slow lines, one a second, so the page is seen mid-step; then an ANSI red line and a markup line.
 const PIPELINE = `
 jobs:
@@ -23,6 +24,18 @@ jobs:
           for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done
           printf '\\033[31mred alert\\033[0m\\n'
           echo '<img src=x onerror=alert(1)>'
+      - name: long
+        run: seq -f 'row %g' 1 ${LONG}
+`;
+// Never ends by itself: cancelled from the run page.
+const ENDLESS = `
+jobs:
+  wait:
+    steps:
+      - name: forever
+        run: |
+          echo started
+          sleep 600
 `;
 
 let context: BrowserContext;
@@ -94,7 +107,8 @@ test('a repository made in the browser; its run page shows the live log line by 
   // Line by line: the first line is on screen while the step is still printing the later ones.
   expect(await log.getByText(`tick ${TICKS}`, { exact: true }).count()).toBe(0);
   await log.getByText(`tick ${TICKS}`, { exact: true }).waitFor({ timeout: 30_000 });
-  await page.locator('.run-head .badge.s-success').waitFor({ timeout: 60_000 });
+  // Not following, the view stays at line 1 as the long step streams in.
+  await page.getByRole('checkbox', { name: 'follow' }).uncheck();
 
   // Every line from line 1, numbered in order.
   const texts = await page.locator('.log-line .log-text').allTextContents();
@@ -104,9 +118,33 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('<img src=x onerror=alert(1)>', { exact: true }).waitFor();
   expect(await page.locator('.log-box img').count()).toBe(0);
   expect(dialogs).toEqual([]);
+  await page.locator('.run-head .badge.s-success').waitFor({ timeout: 60_000 });
   // The job graph: the job and its step with their status and a duration.
   await expect(page.locator('.job .job-head').textContent()).resolves.toMatch(/^build\s*success\s*\d/);
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('success');
+
+  // Full scrollback: all ${LONG} lines of the long step are kept; its last line found by search, line 1 still there.
+  await page.getByText(`${(TICKS + 2 + LONG).toLocaleString('en-US')} lines`).waitFor();
+  await page.getByLabel('search the log').fill(`row ${LONG}`);
+  await page.getByLabel('search the log').press('Enter');
+  await log.getByText(`row ${LONG}`, { exact: true }).waitFor();
+  await page.locator('.log-box').evaluate((el) => el.scrollTo(0, 0));
+  await log.getByText('tick 1', { exact: true }).waitFor();
+  // Windowed: only the lines in view are in the DOM.
+  expect(await page.locator('.log-line').count()).toBeLessThan(500);
+});
+
+test('a running run is cancelled from its run page', async () => {
+  const name = uniqueName('cancel');
+  expect((await api('POST', '/api/v1/repos', { token: platformInfo().adminToken, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
+  const work = await localRepo({ '.dotgit/pipeline.yml': ENDLESS });
+  const push = await git(['push', cloneUrl('dotgit', name, platformInfo().adminToken), 'main'], work);
+  const [runId] = runIdsFrom(push.stderr);
+  await page.goto(`${gw()}/runs/${encodeURIComponent(runId)}`);
+  await page.locator('.log-box').getByText('started', { exact: true }).waitFor({ timeout: 60_000 });
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 60_000 });
+  expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('cancelled');
 });
 
 test('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
