@@ -26,6 +26,8 @@ import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
 import type { MoveService } from './services/move-service';
 import type { AuditService } from './services/audit-service';
+import type { CacheService } from './services/cache-service';
+import type { RerunService } from './services/rerun-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -42,6 +44,9 @@ export interface ApiServices {
   replicas: ReplicaService;
   moves: MoveService;
   audit: AuditService;
+  /** Issue 17 items 3 and 5: pipeline caches and re-runs. */
+  caches: CacheService;
+  reruns: RerunService;
 }
 
 /** `GET /api/v1`: the API's links (paths on the gateway; `{…}` to fill in). */
@@ -200,6 +205,21 @@ export function createApiApp(
     const chunks = await runs.logs(req.principal, String(req.params.id), req.query);
     res.type('text/plain; charset=utf-8');
     await pipeline(Readable.from(chunks), res);
+  }));
+  // Issue 17 item 5: attempt N+1 of a run that ended (all jobs, or only those that did not succeed).
+  v1.post('/runs/:id/rerun', route(async (req, res) => {
+    res.status(202).json(await services.reruns.rerun(req.principal, String(req.params.id), req.body ?? {}, req.requestId));
+  }));
+  // Issue 17 item 3: a repository's pipeline dependency caches.
+  v1.get('/repos/:owner/:repo/caches', route(async (req, res) => {
+    res.json(await services.caches.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  v1.get('/repos/:owner/:repo/caches/:id', route(async (req, res) => {
+    res.json(await services.caches.get(req.principal, String(req.params.owner), String(req.params.repo), String(req.params.id)));
+  }));
+  v1.delete('/repos/:owner/:repo/caches/:id', route(async (req, res) => {
+    await services.caches.remove(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id), req.requestId);
+    res.status(204).end();
   }));
   v1.get('/runs/:id/events', route(async (req, res) => {
     await serveSse(req, res, (after, signal) => runs.events(req.principal, String(req.params.id), after, signal));

@@ -16,6 +16,8 @@ import { RepoService } from './services/repo-service';
 import { placementNodes } from './placement-nodes';
 import { fetchFromGitServer } from '../core/git-upstreams';
 import { RunService } from './services/run-service';
+import { CacheService } from './services/cache-service';
+import { RerunService } from './services/rerun-service';
 import { ProtectionService } from './services/protection-service';
 import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
@@ -104,6 +106,8 @@ async function main(): Promise<void> {
       replicas: new ReplicaService(db, config.replicaZones),
       moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
       audit: new AuditService(db),
+      caches: new CacheService(db, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
+      reruns: new RerunService(db, redis, getTemporal),
       runs: runService,
     },
     {

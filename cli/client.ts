@@ -26,6 +26,7 @@ import type {
   tenantAnswer,
   userAnswer,
 } from '../api/schemas';
+import type { cacheAnswer, cacheListAnswer, rerunAnswer } from '../api/schemas/pipelines';
 
 // The API's own schemas (api/schemas) are the one description of its answers: types only, so the
 // SDK loads neither zod nor the api at run time.
@@ -148,6 +149,21 @@ export class DotgitClient {
   }
   async cancelRun(id: string): Promise<void> {
     await this.request('POST', `/api/v1/runs/${encodeURIComponent(id)}/cancel`);
+  }
+  /** Re-runs a run that ended as its next attempt (issue 17): every job, or with `failedOnly` the ones that did not succeed. */
+  rerunRun(id: string, failedOnly = false) {
+    return this.json<z.infer<typeof rerunAnswer>>('POST', `/api/v1/runs/${encodeURIComponent(id)}/rerun`, failedOnly ? { failedOnly } : {});
+  }
+  /** A repository's pipeline dependency caches (issue 17), most recently used first. */
+  listCaches(owner: string, name: string, q: { ref?: string; key?: string } = {}) {
+    const query = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined) as [string, string][]).toString();
+    return this.json<z.infer<typeof cacheListAnswer>>('GET', `${repoPath(owner, name)}/caches${query ? `?${query}` : ''}`);
+  }
+  getCache(owner: string, name: string, id: string) {
+    return this.json<z.infer<typeof cacheAnswer>>('GET', `${repoPath(owner, name)}/caches/${encodeURIComponent(id)}`);
+  }
+  async deleteCache(owner: string, name: string, id: string): Promise<void> {
+    await this.request('DELETE', `${repoPath(owner, name)}/caches/${encodeURIComponent(id)}`);
   }
 
   /** Starts a run of a ref by hand; answers at once (202) with its id. */

@@ -334,6 +334,48 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
       await client().cancelRun(id);
       done(cmd, { id, cancelling: true }, `run ${id} is being cancelled`);
     });
+  run
+    .command('rerun <id>')
+    .description('run a run that ended again, as its next attempt (its other jobs, artifacts and outputs stand)')
+    .option('--failed-only', 'only the jobs that did not succeed, and the jobs that need them')
+    .option('--wait', 'wait until the attempt ends; exit 1 unless it succeeds')
+    .action(async (id: string, o: { failedOnly?: boolean; wait?: boolean }, cmd: Command) => {
+      const api = client();
+      const started = await api.rerunRun(id, Boolean(o.failedOnly));
+      if (!o.wait) return show(cmd, started, `run ${id} attempt ${started.attempt}`);
+      await follow(api, 'run', id, { logs: false, progress: !globals(cmd).json });
+      const final = await api.getRun(id);
+      show(cmd, final, `${runLine(final)} (attempt ${final.attempt})`);
+      failIfUnsuccessful('run', final);
+    });
+
+  const cache = group('cache', "a repository's pipeline dependency caches");
+  cache
+    .command('list <owner/name>')
+    .description('caches, most recently used first, and their total size')
+    .option('--ref <ref>', 'only those saved for this ref (refs/heads/main)')
+    .option('--key <prefix>', 'only those whose key starts with this')
+    .action(async (r: string, o: { ref?: string; key?: string }, cmd: Command) => {
+      const answer = await client().listCaches(...ownerRepo(r), o);
+      if (globals(cmd).json) return show(cmd, answer, '');
+      list(cmd, answer.caches, ['id', 'key', 'ref', 'size', 'lastUsedAt']);
+      err(`${answer.caches.length} caches, ${answer.totalBytes} of ${answer.limitBytes} bytes`);
+    });
+  cache
+    .command('view <owner/name> <id>')
+    .description('one cache: key, ref, size, the run that saved it, when it was last used')
+    .action(async (r: string, id: string, _o: unknown, cmd: Command) => {
+      const c = await client().getCache(...ownerRepo(r), id);
+      show(cmd, c, `${c.id}\t${c.key}\t${c.ref}\t${c.size} bytes\tsaved by ${c.runId ?? '?'} (${c.job ?? '?'})\tlast used ${c.lastUsedAt}`);
+    });
+  cache
+    .command('delete <owner/name> <id>')
+    .description('delete a cache (write access)')
+    .action(async (r: string, id: string, _o: unknown, cmd: Command) => {
+      const [owner, repoName] = ownerRepo(r);
+      await client().deleteCache(owner, repoName, id);
+      done(cmd, { repo: `${owner}/${repoName}`, id: Number(id), deleted: true }, `cache ${id} deleted from ${owner}/${repoName}`);
+    });
 
   root
     .command('logs <run-id>')

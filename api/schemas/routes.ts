@@ -42,6 +42,7 @@ import {
   webhookListAnswer,
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
+import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody } from './pipelines';
 import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
 /**
@@ -128,6 +129,10 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'get', path: '/runs/:id/artifacts', tag: 'runs', summary: 'Artifacts of a run', params: idParam, anonymous: true, responses: { 200: json('artifacts', artifactListAnswer) } },
   { method: 'get', path: '/runs/:id/artifacts/*path', tag: 'runs', summary: 'The bytes of an artifact', params: idParam.extend({ path: z.string().min(1).max(4096) }), query: artifactQuery, anonymous: true, responses: { 200: { description: 'the file', contentType: 'application/octet-stream' } } },
   { method: 'post', path: '/runs/:id/cancel', tag: 'runs', summary: 'Cancel a run', params: idParam, body: emptyBody, responses: { 202: json('cancelling', cancellingAnswer) } },
+  { method: 'post', path: '/runs/:id/rerun', tag: 'runs', summary: 'Re-run a run that ended, as its next attempt: every job, or only the jobs that did not succeed', params: idParam, body: rerunBody, responses: { 202: json('the new attempt', rerunAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/caches', tag: 'caches', summary: 'Pipeline dependency caches of the repository, most recently used first', params: ownerRepoParams, query: cacheListQuery, anonymous: true, responses: { 200: json('caches', cacheListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/caches/:id', tag: 'caches', summary: 'A pipeline cache', params: ownerRepoParams.extend(cacheIdParams.shape), anonymous: true, responses: { 200: json('the cache', cacheAnswer) } },
+  { method: 'delete', path: '/repos/:owner/:repo/caches/:id', tag: 'caches', summary: 'Delete a pipeline cache (write access)', params: ownerRepoParams.extend(cacheIdParams.shape), responses: { 204: noContent } },
 
   { method: 'post', path: '/repos/:owner/:repo/deploys', tag: 'deploys', summary: 'Deploy a ref to an environment of the pipeline file', params: ownerRepoParams, body: createDeployBody, responses: { 202: json('queued', deployCreatedAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/deploys', tag: 'deploys', summary: 'Deploys of the repository, newest first', params: ownerRepoParams, query: listDeploysQuery, anonymous: true, responses: { 200: json('deploys', deployListAnswer) } },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { environmentField, refField } from '../validation';
 import { links, timestamp } from './common';
+import { runAttempt } from './pipelines';
 
 /** Runs (pipelines) and deploys: what starts them, lists them and what they answer. */
 
@@ -38,6 +39,7 @@ export const stepAnswer = z.object({
   exitCode: z.number().int().nullable(),
   attempt: z.number().int().nullable(),
   host: z.string().nullable(),
+  runAttempt: z.number().int().min(1).meta({ description: 'the attempt of the run that produced this step (a re-run reuses the steps of jobs it does not run again)' }),
   startedAt: timestamp.nullable(),
   finishedAt: timestamp.nullable(),
 });
@@ -63,6 +65,8 @@ export const runAnswer = z
     commit: z.string(),
     status: z.enum(RUN_STATUSES),
     message: z.string().nullable(),
+    attempt: z.number().int().min(1).meta({ description: 'the run’s current attempt: 1, then 2, 3 … with each re-run' }),
+    attempts: z.array(runAttempt).optional().meta({ description: 'every attempt, oldest first (GET /runs/{id} only)' }),
     createdAt: timestamp,
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),

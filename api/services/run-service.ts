@@ -20,6 +20,7 @@ import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
+import { runAttemptsView } from './rerun-service';
 import { createRunBody, type StepsSummary } from '../schemas/runs';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
@@ -38,6 +39,8 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
     commit: row.commit_sha,
     status: row.status,
     message: row.message ?? null,
+    // Issue 17 item 5: the run's current attempt (re-runs count on from 1).
+    attempt: Number(row.attempt ?? 1),
     createdAt: row.created_at,
     startedAt: row.started_at ?? null,
     finishedAt: row.finished_at ?? null,
@@ -51,6 +54,7 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
       // The attempt number and sandbox host of the step's latest run (CONTRACT "Extended surface").
       attempt: s.attempt ?? null,
       host: s.host ?? null,
+      runAttempt: Number(s.run_attempt ?? 1),
       startedAt: s.started_at ?? null,
       finishedAt: s.finished_at ?? null,
     })),
@@ -138,7 +142,7 @@ export class RunService {
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    return runView(row, await listSteps(this.db, row.tenant_id, id));
+    return { ...runView(row, await listSteps(this.db, row.tenant_id, id)), attempts: await runAttemptsView(this.db, row.tenant_id, row) };
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
