@@ -43,6 +43,7 @@ export default async function globalSetup(): Promise<void> {
     gatewayUrl: platform.gatewayUrl,
     temporalAddress: platform.temporalAddress,
     temporalMetricsUrl: platform.temporalMetricsUrl,
+    temporalUiUrl: platform.temporalUiUrl,
     namespace: platform.namespace,
     databaseUrl: platform.databaseUrl,
     redisUrl: platform.redisUrl,

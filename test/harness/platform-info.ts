@@ -13,6 +13,8 @@ export interface PlatformInfo {
   temporalAddress: string;
   /** The Temporal dev server's Prometheus endpoint. */
   temporalMetricsUrl?: string;
+  /** The Temporal Web UI link the start banner prints (namespace's workflow list); undefined with an external Temporal. */
+  temporalUiUrl?: string;
   namespace: string;
   databaseUrl: string;
   redisUrl: string;
