@@ -90,12 +90,12 @@ async function main(): Promise<void> {
     return ((await res.json()) as { text: string | null }).text;
   };
   const deployService = new DeployService(db, redis, getTemporal, resolveRef, readPipelineFile);
-  const runService = new RunService(db, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
+  const runService = new RunService(router, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
   const app = createApiApp(
     {
       tenants: new TenantService(router),
       tokens: new TokenService(db, redis),
-      repos: new RepoService(db, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
+      repos: new RepoService(router, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
       protections: new ProtectionService(db),
       collaborators: new CollaboratorService(db),
       deploys: deployService,

@@ -22,11 +22,37 @@ export class TenantDirectory {
     return t?.id;
   }
 
+  /**
+   * The database of the named tenant's shard; for an unknown tenant the global database, where
+   * lookups of tenant-owned rows find nothing (so callers answer 404 as before).
+   */
+  async dbOfOwner(name: string): Promise<Db> {
+    return (await this.shardOfName(name))?.db ?? this.router.global;
+  }
+
+  /**
+   * The database of a run's or deploy's tenant, from its id: `pipeline:<tenant>:…`,
+   * `deploy:<tenant>:…` (core/run-types.ts, core/deploy-types.ts). Tenant names never hold `:`.
+   */
+  async dbOfWorkflowId(id: string): Promise<Db> {
+    const parts = id.split(':');
+    return parts.length >= 3 ? this.dbOfOwner(parts[1]) : this.router.global;
+  }
+
   /** The database holding the named tenant's shard and its id, or undefined for an unknown tenant. */
   async shardOfName(name: string): Promise<{ tenantId: number; db: Db } | undefined> {
     const id = await this.idOf(name);
     return id === undefined ? undefined : { tenantId: id, db: this.router.forTenant(id) };
   }
+}
+
+const directories = new WeakMap<ShardRouter, TenantDirectory>();
+
+/** The process's one directory of a router (one cache of names). */
+export function tenantDirectory(router: ShardRouter): TenantDirectory {
+  let d = directories.get(router);
+  if (!d) directories.set(router, (d = new TenantDirectory(router)));
+  return d;
 }
 
 /** Writes a new tenant's reference copy into every database but the global one. */

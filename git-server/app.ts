@@ -2,6 +2,8 @@ import express, { type Request } from 'express';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
+import type { ShardRouter } from '../core/shard-router';
+import { TenantDirectory } from '../core/tenant-directory';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
 import { acquireRedisLock } from '../core/redis-lock';
 import type { Redis } from '../core/redis';
@@ -42,7 +44,10 @@ import { adoptPushedBranch, createDefaultBranchRoute } from './default-branch';
 import { recordDefaultBranch } from '../core/stores/default-branch-store';
 
 export interface GitServerOptions {
+  /** The global database (storage nodes); every database when there is no router (tests of their own database). */
   db: Db;
+  /** Routes a repository's rows to its tenant's shard database (ADR 0025). */
+  router?: ShardRouter;
   log: Logger;
   reposDir: string;
   internalSecret: string;
@@ -88,6 +93,11 @@ const RECEIVE_PACK_CONFIG = ['-c', 'receive.advertisePushOptions=true'];
 
 export function createGitServerApp(o: GitServerOptions) {
   const app = express();
+  // A repository's rows (and its runs, journal, outbox rows) live in its tenant's shard (ADR 0025).
+  const dbOf = (tenantId: number) => o.router?.forTenant(tenantId) ?? o.db;
+  const tenants = o.router && new TenantDirectory(o.router);
+  /** The shard database of a tenant named in a URL; an unknown tenant's lookups find nothing anywhere. */
+  const dbOfOwner = async (owner: string) => (tenants ? (await tenants.shardOfName(owner))?.db : undefined) ?? o.db;
   const locks = new RepoWriteLocks();
   const advertisements = new AdvertisementCache();
   /**
@@ -180,7 +190,7 @@ export function createGitServerApp(o: GitServerOptions) {
   // Internal API: a commit's files as a tar, for sandbox hosts (authorised by a job credential).
   app.use(createSourceArchive({ reposDir: o.reposDir, internalSecret: o.internalSecret }));
   // Internal API: the api's change of a repository's default branch (HEAD).
-  app.use(createDefaultBranchRoute({ db: o.db, reposDir: o.reposDir, internalSecret: o.internalSecret, onChanged: (name) => o.generations.bump(name) }));
+  app.use(createDefaultBranchRoute({ db: o.db, dbOfOwner, reposDir: o.reposDir, internalSecret: o.internalSecret, onChanged: (name) => o.generations.bump(name) }));
 
   async function hookClaims(req: Request): Promise<HookClaims> {
     const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
@@ -200,7 +210,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
     pushOptionsOf.set(claims.pushId, options);
     setTimeout(() => pushOptionsOf.delete(claims.pushId), 3_600_000).unref(); // the hook token's lifetime
-    const rules = await loadProtections(o.db, claims.tenantId, claims.repoId);
+    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
     const problems: string[] = [];
     for (const u of updates) {
       const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
@@ -208,7 +218,7 @@ export function createGitServerApp(o: GitServerOptions) {
     }
     // A refused push is evidence too: who tried to rewrite or delete a protected branch.
     if (problems.length > 0) {
-      await appendAudit(o.db, { tenantId: claims.tenantId, actor: claims.actor, action: 'repo.push.refused', target: `${claims.tenant}/${claims.repo}`, detail: { updates, problems }, requestId: claims.requestId });
+      await appendAudit(dbOf(claims.tenantId), { tenantId: claims.tenantId, actor: claims.actor, action: 'repo.push.refused', target: `${claims.tenant}/${claims.repo}`, detail: { updates, problems }, requestId: claims.requestId });
     }
     answerHook(req, res, { allow: problems.length === 0, messages: problems });
   }));
@@ -220,15 +230,15 @@ export function createGitServerApp(o: GitServerOptions) {
     const updates = parseUpdates(req.body?.updates);
     const state: unknown = req.body?.state;
     if (state === 'prepared') {
-      await journalPrepared(o.db, claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
+      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
     } else if (state === 'committed') {
       if (o.stallAfterRefUpdate) {
         await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
         await new Promise<never>(() => undefined); // the test kills this process now
       }
-      await journalSettled(o.db, claims, updates, 'committed');
+      await journalSettled(dbOf(claims.tenantId), claims, updates, 'committed');
     } else if (state === 'aborted') {
-      await journalSettled(o.db, claims, updates, 'aborted');
+      await journalSettled(dbOf(claims.tenantId), claims, updates, 'aborted');
     } else {
       throw new InputError('state must be prepared, committed or aborted');
     }
@@ -245,13 +255,13 @@ export function createGitServerApp(o: GitServerOptions) {
     // The first branch pushed to an empty repository becomes its default (HEAD), before the
     // fingerprint and replication read the repository.
     const adopted = await adoptPushedBranch(gitDir, updates);
-    if (adopted) await recordDefaultBranch(o.db, claims.repoId, adopted);
+    if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
     // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
     const refsFingerprint = fingerprintOf(await readRefs(gitDir));
     const replicate = (o.replicaZones?.length ?? 0) > 0;
     pushOptionsOf.delete(claims.pushId);
     // A span of the push's trace; its context goes into the outbox rows, so the workflows continue it.
-    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => recordPush(o.db, {
+    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => recordPush(dbOf(claims.tenantId), {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
@@ -285,14 +295,15 @@ export function createGitServerApp(o: GitServerOptions) {
   async function authorize(req: Request, service: GitService): Promise<{ repo: RepoRow; gitDir: string }> {
     const owner = assertValidName('owner', req.params.owner);
     const name = assertValidName('repo', req.params.repo);
-    const repo = await findRepo(o.db, owner, name);
+    const db = await dbOfOwner(owner);
+    const repo = await findRepo(db, owner, name);
     const principal = req.principal;
     const need = service === 'git-receive-pack' ? 'write' : 'read';
     if (!repo) {
       if (!principal) throw new AuthenticationError('authentication required');
       throw new NotFoundError(`repository ${owner}/${name} not found`);
     }
-    const access = await accessTo(o.db, principal, repo);
+    const access = await accessTo(db, principal, repo);
     if (!atLeast(access, need)) {
       // Anonymous callers are asked for credentials (git then retries with them); known ones are refused.
       if (!principal) throw new AuthenticationError('authentication required');
@@ -301,7 +312,7 @@ export function createGitServerApp(o: GitServerOptions) {
     }
     const primaryDir = repoPath(o.reposDir, owner, name);
     // Reads may be served by an up-to-date replica when the primary copy is gone; writes never.
-    const gitDir = need === 'read' ? await readableCopy({ db: o.db, zones: o.replicaZones ?? [], log: req.log ?? o.log }, repo, primaryDir) : primaryDir;
+    const gitDir = need === 'read' ? await readableCopy({ db, zones: o.replicaZones ?? [], log: req.log ?? o.log }, repo, primaryDir) : primaryDir;
     return { repo, gitDir };
   }
 
@@ -314,7 +325,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const service = serviceParam(req.query.service);
     const { repo, gitDir } = await authorize(req, service);
     // A push to a repository a move fences is refused before it sends its pack (and again under the lock).
-    if (service === 'git-receive-pack') await assertWritableHere(o.db, repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
+    if (service === 'git-receive-pack') await assertWritableHere(dbOf(repo.tenantId), repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
     const env = gitProtocolEnv(req);
     const repoName = `${req.params.owner}/${req.params.repo}`;
     const generation = await o.generations.get(repoName);
@@ -363,7 +374,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);
     try {
       // Under the lock: a move's barrier waits for this push, or this push sees the move's fence.
-      await assertWritableHere(o.db, repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
+      await assertWritableHere(dbOf(repo.tenantId), repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
       await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
         '-c',
         `core.hooksPath=${HOOKS_DIR}`,

@@ -70,7 +70,14 @@ export async function setHeadBranch(gitDir: string, branch: string, what: string
  * service token): HEAD on this node, then the recorded copy. The node router sends it to the node
  * holding the repository. 404 for a branch the repository does not have.
  */
-export function createDefaultBranchRoute(o: { db: Db; reposDir: string; internalSecret: string; onChanged: (repo: string) => Promise<void> }) {
+export function createDefaultBranchRoute(o: {
+  db: Db;
+  /** The database of the named tenant's shard (ADR 0025); default `db`. */
+  dbOfOwner?: (owner: string) => Promise<Db>;
+  reposDir: string;
+  internalSecret: string;
+  onChanged: (repo: string) => Promise<void>;
+}) {
   const router = express.Router();
   router.post('/internal/repos/default-branch', express.json(), route(async (req, res) => {
     await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
@@ -80,10 +87,11 @@ export function createDefaultBranchRoute(o: { db: Db; reposDir: string; internal
     const name = assertValidName('name', req.body?.name);
     const branch: unknown = req.body?.branch;
     if (typeof branch !== 'string') throw new InputError('branch must be a string');
-    const repo = await findRepo(o.db, owner, name);
+    const db = o.dbOfOwner ? await o.dbOfOwner(owner) : o.db;
+    const repo = await findRepo(db, owner, name);
     if (!repo) throw new NotFoundError(`repository ${owner}/${name} not found`);
     await setHeadBranch(repoPath(o.reposDir, owner, name), branch, `${owner}/${name}`);
-    await recordDefaultBranch(o.db, repo.id, branch);
+    await recordDefaultBranch(db, repo.id, branch);
     // The ref advertisement names HEAD's target: cached ones are stale now.
     await o.onChanged(`${owner}/${name}`);
     res.json({ defaultBranch: branch });

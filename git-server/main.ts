@@ -45,10 +45,11 @@ async function main(): Promise<void> {
   const schemaClient = await registerSchemaClientEverywhere(router, 'git-server', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Pushes commit outbox rows; these start their workflows (at once when kicked, else every second).
-  const outbox = new OutboxRelay(db, getTemporal, log);
-  const relay = new PollingRelay('outbox relay', () => outbox.drainAll(), log);
-  const replicationOutbox = new ReplicationRelay(db, getTemporal);
-  const replication = new PollingRelay('replication relay', () => replicationOutbox.drain(), log);
+  // Outbox rows are written in the tenant's shard (ADR 0025): every pass drains every database.
+  const outboxes = router.databases().map((d) => new OutboxRelay(d.db, getTemporal, log));
+  const relay = new PollingRelay('outbox relay', () => Promise.all(outboxes.map((o) => o.drainAll())), log);
+  const replicationOutboxes = router.databases().map((d) => new ReplicationRelay(d.db, getTemporal));
+  const replication = new PollingRelay('replication relay', () => Promise.all(replicationOutboxes.map((o) => o.drain())), log);
   // The outboxes' backlog on /metrics (ADR 0028), read when scraped.
   registerOutboxBacklog(db);
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
@@ -58,15 +59,19 @@ async function main(): Promise<void> {
   const lockDb = createDb(config.databaseUrl, 16);
   // This git-server is a storage node (ADR 0014).
   const node = { id: config.nodeId ?? (await resolveHostId(config.hostId, dataPaths(config).hostId)), url: config.nodeUrl };
-  const reconciler = new PushReconciler({
-    db,
-    reposDir: dataPaths(config).repos,
-    nodeId: node.id,
-    log,
-    replicate: config.replicaZones.length > 0,
-    onRunsCreated: () => relay.kick(),
-    onReplicationQueued: () => replication.kick(),
-  });
+  // Push journals are written in the tenant's shard (ADR 0025): one reconciler per database.
+  const reconcilers = router.databases().map(
+    (d) =>
+      new PushReconciler({
+        db: d.db,
+        reposDir: dataPaths(config).repos,
+        nodeId: node.id,
+        log,
+        replicate: config.replicaZones.length > 0,
+        onRunsCreated: () => relay.kick(),
+        onReplicationQueued: () => replication.kick(),
+      }),
+  );
   // At start-up this instance's own unfinished rows are recovered at once (the process that wrote
   // them is gone); after that, every pass also takes other instances' rows past the grace period.
   const startedAt = await databaseNow(db);
@@ -76,8 +81,9 @@ async function main(): Promise<void> {
     'push reconciliation',
     async () => {
       const scope = { graceMs: RECONCILE_GRACE_MS, ownRowsBefore: firstPass ? { instance, before: startedAt } : undefined };
-      const r = await reconciler.reconcile(scope);
-      if (passes++ % PRUNE_EVERY_PASSES === 0) await reconciler.prune();
+      const results = await Promise.all(reconcilers.map((x) => x.reconcile(scope)));
+      const r = { recovered: results.reduce((n, x) => n + x.recovered, 0), dropped: results.reduce((n, x) => n + x.dropped, 0) };
+      if (passes++ % PRUNE_EVERY_PASSES === 0) await Promise.all(reconcilers.map((x) => x.prune()));
       firstPass = false;
       if (r.recovered + r.dropped > 0) log.info(r, 'push journal reconciled');
     },
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
 
   const app = createGitServerApp({
     db,
+    router,
     log,
     reposDir: dataPaths(config).repos,
     internalSecret: await readInternalSecret(config),

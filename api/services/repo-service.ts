@@ -1,4 +1,6 @@
-import type { Db } from '../../core/db';
+import { fanOut } from '../../core/shard-databases';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { inTransaction } from '../../core/db';
 import { ConflictError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
@@ -7,7 +9,7 @@ import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { findDefaultBranch } from '../../core/stores/default-branch-store';
 import { insertRepo, listReadableRepoRows } from '../../core/stores/repos-store';
-import { findTenantByName } from '../../core/stores/tenants-store';
+import { findTenantByName, insertTenantCopy } from '../../core/stores/tenants-store';
 import { repoAccess, type Access } from '../../core/principal';
 import { nextAfter, pageOf } from '../paging';
 import { requireRepoAdmin, requireScope } from '../authz';
@@ -32,7 +34,8 @@ export type SetDefaultBranch = (owner: string, name: string, branch: string) => 
 
 export class RepoService {
   constructor(
-    private readonly db: Db,
+    /** Repositories live in their tenant's shard database; storage nodes in the global one (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly initBareRepo: InitBareRepo,
     private readonly publicUrl: string,
     private readonly placementNodes: PlacementNodes,
@@ -59,7 +62,7 @@ export class RepoService {
   async create(principal: Principal, body: unknown, requestId?: string) {
     requireScope(principal, 'write');
     const { owner, name, visibility } = parseBody(createRepoBody, body);
-    const tenant = await findTenantByName(this.db, owner);
+    const tenant = await findTenantByName(this.router.global, owner);
     if (!tenant) throw new NotFoundError(`tenant ${owner} not found`);
     const tenantId = tenant.id;
     if (!principal.platformAdmin) {
@@ -68,10 +71,13 @@ export class RepoService {
     }
     // Placed on the least-used node before anything is written (ADR 0014).
     const candidates = await this.placementNodes();
-    const nodeId = await placeRepo(this.db, candidates);
-    const replicaNodes = await placeReplicas(this.db, candidates, nodeId, this.replicaNodes);
+    const nodeId = await placeRepo(this.router.global, candidates);
+    const replicaNodes = await placeReplicas(this.router.global, candidates, nodeId, this.replicaNodes);
     // Row and bare repository appear together: the row commits only after the git-server made the repository.
-    const row = await inTransaction(this.db, async (c) => {
+    const row = await inTransaction(this.router.forTenant(tenantId), async (c) => {
+      // The tenant's reference copy (ADR 0025) is written when the tenant is created; again here in
+      // case that was cut short (a no-op when present).
+      await insertTenantCopy(c, tenant);
       let r;
       try {
         r = await insertRepo(c, { tenantId, name, visibility, nodeId, replicaNodes });
@@ -93,8 +99,9 @@ export class RepoService {
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    return this.view(repo, (await findDefaultBranch(this.db, repo.id)) ?? 'main');
+    const db = await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner));
+    const { repo } = await findReadableRepo(db, principal, owner, assertValidName('repo', name));
+    return this.view(repo, (await findDefaultBranch(db, repo.id)) ?? 'main');
   }
 
   /**
@@ -105,14 +112,12 @@ export class RepoService {
   async list(principal: Principal | null | undefined, query: Record<string, unknown>) {
     const owner = query.owner === undefined ? undefined : assertValidName('owner', query.owner);
     const { after, limit } = pageOf(query);
-    const rows = await listReadableRepoRows(this.db, {
-      owner,
-      userId: principal?.userId ?? null,
-      tenantId: principal?.tenantId ?? null,
-      platformAdmin: principal?.platformAdmin === true,
-      after,
-      limit,
-    });
+    const filter = { owner, userId: principal?.userId ?? null, tenantId: principal?.tenantId ?? null, platformAdmin: principal?.platformAdmin === true, after, limit };
+    // One tenant's: its shard's database. Every tenant's: each database's first page, merged by id
+    // (ids are unique across databases, ADR 0025), the first `limit` of them.
+    const rows = owner
+      ? await listReadableRepoRows(await tenantDirectory(this.router).dbOfOwner(owner), filter)
+      : (await fanOut(this.router, (db) => listReadableRepoRows(db, filter))).flat().sort((a, b) => Number(a.id) - Number(b.id)).slice(0, limit);
     const repos = rows
       .map((r) => ({
         repo: { id: Number(r.id), tenantId: Number(r.tenant_id), owner: r.owner, name: r.name, visibility: r.visibility, createdAt: r.created_at, nodeId: r.node_id ?? null, replicaNodes: r.replica_nodes ?? [] } as RepoRow,
@@ -126,13 +131,14 @@ export class RepoService {
 
   /** `PATCH …/repos/{owner}/{repo}` (repository admins): today the default branch. */
   async update(principal: Principal, owner: string, name: string, body: unknown, requestId?: string) {
-    const repo = await requireRepoAdmin(this.db, principal, owner, name, 'changing the repository');
+    const db = await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner));
+    const repo = await requireRepoAdmin(db, principal, owner, name, 'changing the repository');
     const { defaultBranch } = parseBody(patchRepoBody, body);
     if (defaultBranch !== undefined) {
       if (!this.setDefaultBranch) throw new UnavailableError('this api cannot reach the git servers');
       await this.setDefaultBranch(repo.owner, repo.name, defaultBranch);
-      await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.default_branch', target: `${repo.owner}/${repo.name}`, detail: { defaultBranch }, requestId });
+      await audit(db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.default_branch', target: `${repo.owner}/${repo.name}`, detail: { defaultBranch }, requestId });
     }
-    return this.view(repo, (await findDefaultBranch(this.db, repo.id)) ?? 'main');
+    return this.view(repo, (await findDefaultBranch(db, repo.id)) ?? 'main');
   }
 }

@@ -1,7 +1,8 @@
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
@@ -64,7 +65,8 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
 
 export class RunService {
   constructor(
-    private readonly db: Db,
+    /** Runs live in their tenant's shard database (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly redis: Redis,
     private readonly store: ObjectStore,
     private readonly temporal: () => Promise<Client>,
@@ -78,7 +80,7 @@ export class RunService {
    * git-server's relay starts it exactly once; answered 202 with the run's id at once.
    */
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
-    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'starting a run');
+    const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'starting a run');
     const { ref, inputs: given } = parseBody(createRunBody, body);
     const target = this.resolveRef ? await this.resolveRef(repo.owner, repo.name, ref) : undefined;
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
@@ -96,11 +98,11 @@ export class RunService {
       actor: principal.username,
       ...(inputs ? { inputs } : {}),
     };
-    await inTransaction(this.db, async (c) => {
+    await inTransaction(this.router.forTenant(repo.tenantId), async (c) => {
       await insertQueuedRun(c, { tenantId: repo.tenantId, runId, repoId: repo.id, ref: target.ref, commit: target.commit, event: 'manual', inputs });
       await enqueuePipelineStart(c, repo.tenantId, runId, input);
     });
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
     const self = `/api/v1/runs/${encodeURIComponent(runId)}`;
     return { id: runId, status: 'queued', ref: target.ref, commit: target.commit, links: { self, events: `${self}/events` } };
   }
@@ -137,28 +139,28 @@ export class RunService {
   /** The run row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableRun(principal: Principal | null | undefined, id: string) {
     if (id.length > 300) throw new InputError('run id is too long');
-    return findReadableRepoRow(this.db, principal, 'runs', id, 'run');
+    return findReadableRepoRow(await tenantDirectory(this.router).dbOfWorkflowId(id), principal, 'runs', id, 'run');
   }
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    return { ...runView(row, await listSteps(this.db, row.tenant_id, id)), attempts: await runAttemptsView(this.db, row.tenant_id, row) };
+    return { ...runView(row, await listSteps(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id)), attempts: await runAttemptsView(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, row) };
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    const { repo } = await findReadableRepo(await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner)), principal, owner, assertValidName('repo', name));
     const valid = (v: unknown, check: (s: string) => boolean, what: string): string | undefined => {
       if (v === undefined) return undefined;
       if (typeof v !== 'string' || !check(v)) throw new InputError(`${what} is not valid`);
       return v;
     };
-    const rows = await listRuns(this.db, repo.id, {
+    const rows = await listRuns(this.router.forTenant(repo.tenantId), repo.id, {
       commit_sha: valid(q.commit, (s) => /^[0-9a-f]{40,64}$/.test(s), 'commit'),
       ref: valid(q.ref, (s) => refField.safeParse(s).success, 'ref'),
       status: valid(q.status, (s) => STATUSES.includes(s), 'status'),
     });
     // Each run's steps counted by status rather than listed (GET /runs/{id} lists them): one query for the page.
-    const counts = await countStepsByStatus(this.db, repo.tenantId, rows.map((row) => String(row.id)));
+    const counts = await countStepsByStatus(this.router.forTenant(repo.tenantId), repo.tenantId, rows.map((row) => String(row.id)));
     return {
       runs: rows.map((row) => {
         const { steps: _, ...run } = runView(row);
@@ -176,7 +178,7 @@ export class RunService {
     const job = queryParam(q, 'job');
     const step = queryParam(q, 'step');
     const { row } = await this.readableRun(principal, id);
-    const steps = await listStepLogKeys(this.db, row.tenant_id, id, { job, step });
+    const steps = await listStepLogKeys(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id, { job, step });
     if (steps.length === 0) throw new NotFoundError(job || step ? 'no such job or step in this run' : 'this run has no steps yet');
     const single = job !== undefined && step !== undefined;
     const stored = await Promise.all(steps.map(async (s) => (s.log_key && (await this.store.exists(s.log_key)) ? (s.log_key as string) : undefined)));
@@ -206,13 +208,13 @@ export class RunService {
    */
   async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
     const { row } = await this.readableRun(principal, id);
-    return followRowEvents(this.db, this.redis, 'runs', { tenantId: Number(row.tenant_id), id }, after, signal);
+    return followRowEvents(this.router.forTenant(Number(row.tenant_id)), this.redis, 'runs', { tenantId: Number(row.tenant_id), id }, after, signal);
   }
 
 
   async artifacts(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableRun(principal, id);
-    const rows = await listArtifacts(this.db, row.tenant_id, id);
+    const rows = await listArtifacts(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id);
     return { artifacts: rows.map((a) => ({ job: a.job, path: a.path, size: Number(a.size), sha256: a.sha256, createdAt: a.created_at })) };
   }
 
@@ -220,7 +222,7 @@ export class RunService {
   async artifact(principal: Principal | null | undefined, id: string, filePath: string, q: Record<string, unknown> = {}): Promise<{ size: number; stream: Readable }> {
     const job = queryParam(q, 'job');
     const { row } = await this.readableRun(principal, id);
-    const found = await findArtifact(this.db, row.tenant_id, id, filePath, job);
+    const found = await findArtifact(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id, filePath, job);
     if (!found) throw new NotFoundError(`artifact ${filePath} not found in run ${id}`);
     return { size: Number(found.size), stream: await this.store.get(found.object_key) };
   }
@@ -233,7 +235,7 @@ export class RunService {
     if (['success', 'failure', 'cancelled'].includes(row.status)) return;
     // A run whose workflow the relay has not started yet is cancelled right here: stamping its
     // outbox row (which waits for the relay's lock if it is starting it now) keeps it from starting.
-    if (await cancelUnstartedRun(this.db, row.tenant_id, id)) return;
+    if (await cancelUnstartedRun(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id)) return;
     try {
       const client = await this.temporal();
       await client.workflow.getHandle(id).cancel();
