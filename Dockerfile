@@ -33,7 +33,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git curl ca-cer
  && groupadd --gid 10001 dotgit && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home dotgit \
  && mkdir -p /data && chown dotgit:dotgit /data
 WORKDIR /app
-ENV NODE_ENV=production DOTGIT_DATA_DIR=/data
+ENV NODE_ENV=production DOTGIT_DATA_DIR=/data DOTGIT_WORKFLOW_BUNDLE_DIR=/app/dist
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Runtime files the compiled code reads by path: migrations, shell hooks, config templates.

@@ -218,6 +218,12 @@ const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'DOTGIT_HOST_ID must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit')
     .optional(),
+  /**
+   * `DOTGIT_WORKFLOW_BUNDLE_DIR` — a folder with the prebuilt workflow bundles (`workflows.js`, and
+   * `workflows-traced.js` for tracing; made by `infra/build.cjs`, ADR 0029): the worker loads one
+   * instead of bundling workflows/ at start. `npm start` sets it to `dist/`. Default unset (bundle at start).
+   */
+  workflowBundleDir: z.string().min(1).optional(),
   /** `DOTGIT_WORKER_DRAIN_SECONDS` — after SIGTERM, how long a worker lets running steps (and the rest of their jobs) finish before it stops them. Default 600. */
   workerDrainSeconds: z.coerce.number().int().min(0, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400').max(86400, 'DOTGIT_WORKER_DRAIN_SECONDS must be 0..86400'),
   /** `DOTGIT_DRAIN_SECONDS` — after SIGTERM, how long a git-server or gateway lets requests in flight (pushes, clones, proxied streams) finish before it cuts them and exits; new requests meanwhile get 503. Default 30. */
@@ -368,6 +374,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerRoles: (env.DOTGIT_WORKER_ROLES || 'orchestration,sandbox,storage').split(',').map((r) => r.trim()).filter(Boolean),
     hostId: env.DOTGIT_HOST_ID || undefined,
     workerDrainSeconds: env.DOTGIT_WORKER_DRAIN_SECONDS ?? '600',
+    workflowBundleDir: env.DOTGIT_WORKFLOW_BUNDLE_DIR || undefined,
     drainSeconds: env.DOTGIT_DRAIN_SECONDS ?? '30',
     queueMetricsIntervalSeconds: env.DOTGIT_QUEUE_METRICS_INTERVAL_SECONDS ?? '5',
     apiUpstreams: urlList(env.DOTGIT_API_UPSTREAMS) ?? [`http://${internalHost}:${env.DOTGIT_API_PORT ?? '8081'}`],

@@ -28,6 +28,7 @@ import { resolveHostId } from '../core/host-id';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../temporal-config/dev-server';
 import { fsObjectsDir } from '../core/object-store-factory';
 import { fleetLayout, nthPort, SERVICE_ROLES, singleLayout, type ServiceInstance } from './fleet';
+import { BUILD_DIR, compiledEntry, ensureBuilt } from './compiled';
 
 export { ROOT };
 
@@ -160,6 +161,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const logsDir = path.join(config.dataDir, 'logs');
     const toolsDir = path.join(ROOT, '.tools');
 
+    // The services run compiled (ADR 0029): what changed since the last build is compiled first.
+    await ensureBuilt(o.log);
     const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
     // pg_basebackup of the embedded server's version, for backups (best effort: without it backups skip Postgres).
     const pgTools = config.databaseUrl || config.pgToolsDir ? undefined : ensurePgTools({ toolsDir, log: o.log }).catch((err) => o.log.warn(`backups: ${(err as Error).message}`));
@@ -296,6 +299,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       // before SIGKILL, so Ctrl-C stops quickly even with a clone in flight.
       DOTGIT_DRAIN_SECONDS: o.env.DOTGIT_DRAIN_SECONDS ?? '5',
       ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
+      // The worker loads the prebuilt workflow bundle instead of bundling at start.
+      DOTGIT_WORKFLOW_BUNDLE_DIR: BUILD_DIR,
     };
     instances = o.fleet
       ? await fleetLayout({
@@ -317,7 +322,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
           {
             name: s.name,
             command: process.execPath,
-            args: ['--import', 'tsx', path.join(ROOT, SERVICE_ROLES[s.role].entry)],
+            args: [compiledEntry(SERVICE_ROLES[s.role].entry)],
             logFile: path.join(logsDir, `${s.name}.log`),
             pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
             log: o.log,

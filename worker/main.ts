@@ -39,6 +39,16 @@ import { PinoTemporalLogger } from './temporal-logger';
 import { gitServerArchiveFetcher, SourceCache } from '../activities/sandbox/source-cache';
 import { pingDatabase } from '../core/stores/server-store';
 
+/**
+ * The workflow code: the bundle the production build made (ADR 0029; with the OpenTelemetry
+ * workflow interceptors in it when tracing is on, as a prebuilt bundle cannot take them at start),
+ * or workflows/ bundled now, from source (development).
+ */
+function workflowCodeOption(bundleDir: string | undefined, traced: boolean): { workflowBundle: { codePath: string }; workflowsPath?: undefined } | { workflowsPath: string; workflowBundle?: undefined } {
+  if (bundleDir) return { workflowBundle: { codePath: path.join(bundleDir, traced ? 'workflows-traced.js' : 'workflows.js') } };
+  return { workflowsPath: path.resolve(__dirname, '../workflows/index.ts') };
+}
+
 /** What a storage worker runs of the backup activities: the parts that read its node's disk. */
 const pickNodeParts = ({ backupRepositories, checkLiveRepos }: ReturnType<typeof createBackupActivities>) => ({ backupRepositories, checkLiveRepos });
 
@@ -94,6 +104,8 @@ async function main(): Promise<void> {
 
   let orchestration: Worker | undefined;
   if (roles.has('orchestration')) {
+    const workflowCode = workflowCodeOption(config.workflowBundleDir, traced.plugins !== undefined);
+    log.info(workflowCode.workflowBundle ? { workflowBundle: workflowCode.workflowBundle.codePath } : { workflowsPath: workflowCode.workflowsPath }, workflowCode.workflowBundle ? 'workflow code: prebuilt bundle' : 'workflow code: bundling workflows/ at start');
     // A client for what activities start or signal (environment locks), made on first use.
     const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
     const pipelineFiles = { gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) };
@@ -102,7 +114,7 @@ async function main(): Promise<void> {
       ...traced,
       namespace: config.temporalNamespace,
       taskQueue: ORCHESTRATION_QUEUE,
-      workflowsPath: path.resolve(__dirname, '../workflows/index.ts'),
+      ...workflowCode,
       shutdownGraceTime: drainMs,
       shutdownForceTime,
       activities: {

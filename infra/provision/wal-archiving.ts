@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WAL_PREFIX } from '../../core/backup-types';
+import { compiledEntry } from '../compiled';
 import { ROOT } from '../root';
 import { PostgresPermissionError } from './errors';
 
@@ -20,5 +21,8 @@ export function prepareWalArchiving(o: { dataDir: string; objectsDir: string; pg
     if (r.status !== 0) throw new PostgresPermissionError(`cannot give ${walDir} to user postgres: ${r.stderr}`);
   }
   // %p is relative to the cluster directory, where Postgres runs the command; we run from ROOT.
-  return `cd ${q(ROOT)} && DOTGIT_DATA_DIR=${q(o.dataDir)} exec ${q(process.execPath)} --import tsx infra/wal-archive.ts ${q(o.pgDataDir)}/%p %f`;
+  // Compiled when the build has run (ADR 0029: no TypeScript compile per WAL segment), else from source.
+  const compiled = compiledEntry('infra/wal-archive.ts');
+  const script = fs.existsSync(compiled) ? q(compiled) : '--import tsx infra/wal-archive.ts';
+  return `cd ${q(ROOT)} && DOTGIT_DATA_DIR=${q(o.dataDir)} exec ${q(process.execPath)} ${script} ${q(o.pgDataDir)}/%p %f`;
 }

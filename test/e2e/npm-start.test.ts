@@ -1,13 +1,35 @@
-import { spawn } from 'node:child_process';
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { RunscDriver } from '../../activities/sandbox/runsc-driver';
 import { freePort } from '../../infra/provision/free-port';
 import { ROOT } from '../../infra/root';
 
-// CONTRACT "Starting": the runner behind `npm start` comes up on its embedded defaults, prints the
-// URLs and `dotgit ready`, writes the admin token 0600, and on SIGTERM stops every child cleanly.
+// CONTRACT "Starting": `npm start` comes up on its embedded defaults, prints the URLs and `dotgit
+// ready`, writes the admin token 0600, and on SIGTERM stops every child cleanly. It runs in a fresh
+// checkout of this tree, as a user's first start: the install step, the build (ADR 0029), compiled
+// services, and a tree as clean afterwards as before (issue 16).
+
+const run = promisify(execFile);
+
+/** This tree's files (tracked and new, as they are now) committed into a repository of their own, with node_modules and .tools linked. */
+async function freshCheckout(): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dotgit-checkout-'));
+  await fs.chmod(dir, 0o755); // Postgres (as user postgres, when we are root) runs its archive command from here
+  const files = (await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 })).stdout.split('\0').filter((f) => f && f !== 'node_modules' && f !== '.tools' && existsSync(path.join(ROOT, f)));
+  for (const f of new Set(files)) await fs.cp(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+  const git = (...args: string[]) => run('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
+  await git('init', '-q');
+  await git('add', '.');
+  await git('commit', '-qm', 'fresh checkout');
+  // Links to this tree's dependencies and tools; the ignore rules (`node_modules/`) match folders, not links.
+  for (const link of ['node_modules', '.tools']) await fs.symlink(path.join(ROOT, link), path.join(dir, link));
+  await fs.appendFile(path.join(dir, '.git', 'info', 'exclude'), '/node_modules\n/.tools\n');
+  return dir;
+}
 
 /** Pids of live processes whose command line mentions `needle`. */
 function processesMentioning(needle: string): number[] {
@@ -35,9 +57,10 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everything', async () => {
-  const dataDir = path.join(ROOT, '.test-data', `start-${process.pid}`);
-  await fs.rm(dataDir, { recursive: true, force: true });
+test('npm start in a fresh checkout builds, prints the URLs, the token and `dotgit ready`; SIGTERM stops everything; the tree stays clean', async () => {
+  const checkout = await freshCheckout();
+  // The default data dir, inside the checkout (.data/ is ignored).
+  const dataDir = path.join(checkout, '.data');
   const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
   const env = {
     ...process.env,
@@ -56,7 +79,7 @@ test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everyth
     DOTGIT_PUBLIC_URL: '',
   };
   delete (env as Record<string, string | undefined>).DOTGIT_PUBLIC_URL;
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'infra', 'start.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npm', ['start'], { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -90,6 +113,11 @@ test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everyth
     const { processes } = JSON.parse(await fs.readFile(topologyFile, 'utf8')) as { processes: Array<{ role: string; pid: number; port: number }> };
     const roles = ['gateway', 'api', 'git-server', 'worker', 'postgres', 'redis', 'temporal'];
     expect(Object.fromEntries(processes.map((p) => [p.role, p.port]))).toEqual(Object.fromEntries(roles.map((r, i) => [r, ports[i]])));
+    // The services run the JavaScript the build made in the checkout, not TypeScript through tsx.
+    for (const p of processes.filter((x) => ['gateway', 'api', 'git-server', 'worker'].includes(x.role))) {
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      expect({ role: p.role, argv: argv.slice(1) }).toEqual({ role: p.role, argv: [path.join(checkout, 'dist', p.role, 'main.js')] });
+    }
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toContain('dotgit stopped');
@@ -97,12 +125,14 @@ test('start prints the URLs, the token and `dotgit ready`; SIGTERM stops everyth
     await new Promise((r) => setTimeout(r, 500));
     expect(processesMentioning(dataDir)).toEqual([]);
     for (const port of ports) expect(await listening(port)).toBe(false);
-    for (const s of ['gateway', 'api', 'git-server', 'worker']) expect(processesMentioning(path.join(ROOT, s, 'main.ts')).filter((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').includes(dataDir))).toEqual([]);
+    for (const s of ['gateway', 'api', 'git-server', 'worker']) expect(processesMentioning(path.join(checkout, 'dist', s, 'main.js'))).toEqual([]);
     const pgLog = await fs.readFile(`${path.join(dataDir, 'postgres')}.log`, 'utf8');
     expect(pgLog).toMatch(/database system is shut down/);
+    // Install, build and a whole start and stop leave the checkout as it was.
+    expect((await run('git', ['status', '--porcelain'], { cwd: checkout })).stdout).toBe('');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await RunscDriver.releaseState(path.join(dataDir, 'sandbox'));
-    await fs.rm(dataDir, { recursive: true, force: true });
+    await fs.rm(checkout, { recursive: true, force: true });
   }
 }, 200_000);
