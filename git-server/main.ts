@@ -50,8 +50,8 @@ async function main(): Promise<void> {
   const relay = new PollingRelay('outbox relay', () => Promise.all(outboxes.map((o) => o.drainAll())), log);
   const replicationOutboxes = router.databases().map((d) => new ReplicationRelay(d.db, getTemporal));
   const replication = new PollingRelay('replication relay', () => Promise.all(replicationOutboxes.map((o) => o.drain())), log);
-  // The outboxes' backlog on /metrics (ADR 0028), read when scraped.
-  registerOutboxBacklog(db);
+  // The outboxes' backlog on /metrics (ADR 0028), read from every database when scraped.
+  registerOutboxBacklog(() => router.databases().map((d) => d.db));
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = config.redisUrl ? createRedis(config.redisUrl, { commandTimeoutMs: config.gitRedisTimeoutMs }) : undefined;
   const instance = instanceName(config.gitPort);

@@ -37,10 +37,11 @@ const BACKLOG_TIMEOUT_MS = 2000;
 
 /**
  * Registers the backlog gauges (`dotgit_outbox_pending_rows`, `dotgit_outbox_oldest_pending_age_seconds`)
- * of `db`'s outboxes, read at each scrape. When Postgres does not answer in time the gauges keep
- * their last values and `dotgit_outbox_backlog_errors_total` counts the miss.
+ * of the outboxes in `dbs` (every database outbox rows are written to: the shard databases, ADR
+ * 0025), read at each scrape: rows summed, the oldest of all. When a database does not answer in
+ * time the gauges keep their last values and `dotgit_outbox_backlog_errors_total` counts the miss.
  */
-export function registerOutboxBacklog(db: Db, registers: client.Registry[] = [client.register]): void {
+export function registerOutboxBacklog(dbs: () => Db[], registers: client.Registry[] = [client.register]): void {
   const errors = new client.Counter({ name: 'dotgit_outbox_backlog_errors_total', help: 'Scrapes that could not read the outbox backlog from Postgres', registers });
   let latest: Promise<Map<OutboxTable, { pending: number; oldestSeconds: number }>> | undefined;
   // Both gauges are collected in one scrape: one round of queries serves both.
@@ -48,8 +49,14 @@ export function registerOutboxBacklog(db: Db, registers: client.Registry[] = [cl
     (latest ??= (async () => {
       try {
         const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), BACKLOG_TIMEOUT_MS).unref());
-        const rows = await Promise.race([Promise.all(OUTBOX_TABLES.map(async (t) => [t, await outboxBacklog(db, t)] as const)), timeout]);
-        return new Map(rows);
+        const all = await Promise.race([Promise.all(dbs().flatMap((db) => OUTBOX_TABLES.map(async (t) => [t, await outboxBacklog(db, t)] as const))), timeout]);
+        const backlog = new Map<OutboxTable, { pending: number; oldestSeconds: number }>(OUTBOX_TABLES.map((t) => [t, { pending: 0, oldestSeconds: 0 }]));
+        for (const [t, b] of all) {
+          const sum = backlog.get(t)!;
+          sum.pending += b.pending;
+          sum.oldestSeconds = Math.max(sum.oldestSeconds, b.oldestSeconds);
+        }
+        return backlog;
       } catch {
         errors.inc();
         return new Map();
