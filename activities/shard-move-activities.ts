@@ -11,6 +11,7 @@ import {
   deleteShardRowsBatch,
   fenceShard,
   findShardFence,
+  inUncheckedTransaction,
   installGuard,
   liftShardFence,
   loggedChanges,
@@ -43,6 +44,12 @@ export interface ShardMoveDeps {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Between batches: a cancelled attempt (its worker shutting down) stops here and is retried elsewhere, from its last heartbeat. */
+function stopIfCancelled(what: string): void {
+  const signal = Context.current().cancellationSignal;
+  if (signal.aborted) throw new Error(`${what} interrupted (${String(signal.reason ?? 'cancelled')}); the retry continues from the last heartbeat`);
+}
+
 /**
  * Activities of moving a logical shard (workflows/shard-move.ts, ADR 0026). Every one is safe to
  * run again (a retry, or a worker killed mid-way): copies upsert, the change log is replayed from a
@@ -68,6 +75,7 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
         const n = await deleteShardRowsBatch(db, t, shard, batch);
         removed += n;
         Context.current().heartbeat({ table: t.name, removed });
+        stopIfCancelled('deleting the shard copy');
         if (n < batch) break;
       }
     }
@@ -91,7 +99,7 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
     // Read the source's rows now; a row changed after this read has a later log entry (next pass).
     const present = new Map<string, Array<{ row: string; key: string }>>();
     for (const t of ts) if (keys.has(t.name)) present.set(t.name, await rowsByKeys(source, t, [...keys.get(t.name)!]));
-    await inTransaction(target, async (c) => {
+    await inUncheckedTransaction(target, async (c) => {
       for (const t of ts) if (present.has(t.name)) await upsertRows(c, t, present.get(t.name)!.map((r) => r.row));
       for (const t of [...ts].reverse()) {
         if (!keys.has(t.name)) continue;
@@ -152,7 +160,7 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
      * batches, upserted into the target. Heartbeats where it is, so a retry (worker killed)
      * continues from the last batch instead of starting over.
      */
-    async copyShard(i: ShardMoveInput): Promise<{ rows: number; seconds: number }> {
+    async copyShard(i: ShardMoveInput): Promise<{ rows: number; seconds: number; resumedFrom: number }> {
       const source = database(i.from);
       const target = database(i.to);
       const ts = await tables(i);
@@ -166,15 +174,16 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
         for (;;) {
           const batch = await shardRowsBatch(source, t, i.shard, lastKey, i.batchRows);
           if (!batch.rows.length) break;
-          await upsertRows(target, t, batch.rows);
+          await inUncheckedTransaction(target, (c) => upsertRows(c, t, batch.rows));
           rows += batch.rows.length;
           lastKey = batch.lastKey;
           Context.current().heartbeat({ table: ti, lastKey, rows, ms: before + Date.now() - started });
+          stopIfCancelled('the copy');
           if (batch.rows.length < i.batchRows) break;
         }
         Context.current().heartbeat({ table: ti + 1, rows, ms: before + Date.now() - started });
       }
-      return { rows, seconds: (before + Date.now() - started) / 1000 };
+      return { rows, seconds: (before + Date.now() - started) / 1000, resumedFrom: resumed?.rows ?? 0 };
     },
 
     /** One catch-up pass (see `replay`); the workflow repeats it until few changes remain. */

@@ -33,13 +33,18 @@ export function shardFenced(err: unknown): UnavailableError | undefined {
  * `fn` must pick its database from the router on each call. Still fenced after that: the refusal
  * as UnavailableError.
  */
-export async function retryWhenFenced<T>(router: Pick<ShardRouter, 'refresh'>, fn: () => Promise<T>, o: { attempts?: number; delayMs?: number } = {}): Promise<T> {
+export async function retryWhenFenced<T>(
+  router: Pick<ShardRouter, 'refresh'>,
+  fn: () => Promise<T>,
+  o: { attempts?: number; delayMs?: number; onFenced?: () => void } = {},
+): Promise<T> {
   const attempts = o.attempts ?? 20;
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (err) {
       if (!isShardFenced(err)) throw err;
+      o.onFenced?.();
       if (i >= attempts) throw shardFenced(err)!;
       await new Promise((r) => setTimeout(r, o.delayMs ?? 250));
       await router.refresh().catch(() => undefined);

@@ -103,7 +103,7 @@ export async function shardMove(input: ShardMoveInput): Promise<ShardMoveResult>
   }
 
   phase('grace');
-  await sleep(input.graceSeconds * 1000);
+  if (input.graceSeconds > 0) await sleep(input.graceSeconds * 1000);
   phase('cleaning-up');
   let sourceRemoved = true;
   try {

@@ -1,5 +1,5 @@
 import { escapeIdentifier } from 'pg';
-import type { Db, Queryable } from '../db';
+import type { Db, DbClient, Queryable } from '../db';
 import { inTransaction } from '../db';
 
 /**
@@ -257,14 +257,28 @@ export async function shardTableSummary(db: Db, t: ShardTable, shard: number): P
 }
 
 /**
+ * A transaction on a copy that does not serve the shard (the move's target before the switch, the
+ * source after it) with triggers and foreign-key checks off (`session_replication_role = replica`):
+ * while writes go on, a batch may hold a child whose parent was written after the parent's table
+ * was copied (the parent comes with a later catch-up pass), and the verify compares the finished
+ * copy with the source, whose constraints held. Needs a role that may set that parameter (a
+ * superuser, or GRANT SET ON PARAMETER session_replication_role, Postgres 15+).
+ */
+export async function inUncheckedTransaction<T>(db: Db, fn: (c: DbClient) => Promise<T>): Promise<T> {
+  return inTransaction(db, async (c) => {
+    await c.query(`SET LOCAL session_replication_role = replica`);
+    return fn(c);
+  });
+}
+
+/**
  * Deletes up to `limit` of the shard's rows of `t` (a copy being dropped), with triggers and
  * foreign-key actions off (`session_replication_role = replica`: the fence and the audit log's
  * append-only guard would refuse; the caller deletes children before parents). Needs a role that
  * may set that parameter (a superuser, or GRANT SET ON PARAMETER session_replication_role).
  */
 export async function deleteShardRowsBatch(db: Db, t: ShardTable, shard: number, limit: number): Promise<number> {
-  return inTransaction(db, async (c) => {
-    await c.query(`SET LOCAL session_replication_role = replica`);
+  return inUncheckedTransaction(db, async (c) => {
     const r = await c.query(
       `DELETE FROM ${q(t.name)} WHERE ctid = ANY (ARRAY(SELECT t.ctid FROM ${q(t.name)} t WHERE ${SHARD_OF_ROW} = $1 LIMIT $2))`,
       [shard, limit],

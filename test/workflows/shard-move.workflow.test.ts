@@ -28,7 +28,7 @@ function fakes(calls: string[], o: { verifyOk?: boolean; switchCommittedThenFail
   let pass = 0;
   return {
     prepareShardMove: async () => (calls.push('prepare'), { tables: ['repos', 'runs'] }),
-    copyShard: async () => (calls.push('copy'), { rows: 1000, seconds: 2 }),
+    copyShard: async () => (calls.push('copy'), { rows: 1000, seconds: 2, resumedFrom: 0 }),
     catchUpShard: async (i) => {
       const left = remaining[Math.min(pass, remaining.length - 1)];
       calls.push(`pass after ${i.afterId}`);
