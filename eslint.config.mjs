@@ -9,10 +9,10 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}
 // The data layer (docs/decisions/0019-data-layer.md): SQL lives in core/stores/ (one store per aggregate),
 // core/db.ts (pool, transactions) and core/migrate.ts + migrations/; tests and benchmarks set up and
 // check data directly. Anywhere else a SQL string, a `.query(` call or a `pg` import is an error.
-// Server-level statements also live where the server is driven: core/db-leader.ts (is it the
+// Server-level statements also live where the server is driven: core/db-leader.ts and core/db-replicas.ts (is it the
 // primary?), core/backup-postgres.ts (WAL switch, recovery) and infra/provision/postgres.ts (roles,
 // databases).
-const SQL_HOMES = ['core/stores/**', 'core/db.ts', 'core/db-leader.ts', 'core/backup-postgres.ts', 'infra/provision/postgres.ts', 'core/migrate.ts', 'migrations/**', 'test/**', 'bench/**'];
+const SQL_HOMES = ['core/stores/**', 'core/db.ts', 'core/db-leader.ts', 'core/db-replicas.ts', 'core/backup-postgres.ts', 'infra/provision/postgres.ts', 'core/migrate.ts', 'migrations/**', 'test/**', 'bench/**'];
 // Not yet migrated: files that still hold SQL. Empty now; it stays so a migration in progress can
 // be listed here honestly rather than hidden.
 const SQL_NOT_YET_MIGRATED = [];

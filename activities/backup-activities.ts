@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import client from 'prom-client';
 import type { Db } from '../core/db';
+import { databaseCredentials, primaryUrl } from '../core/db-leader';
 import type { ObjectStore } from '../core/object-store';
 import { backupRepo, listRepoDirs, repoDir, repoState } from '../core/backup-repos';
 import { restoreToDir } from '../core/backup-restore';
@@ -130,7 +131,9 @@ export function createBackupActivities(deps: BackupDeps) {
       if (!deps.pgToolsDir) return null;
       const prev = (await listManifests(store)).at(-1)?.postgres;
       if (prev && !args.full && !olderThan(prev.finishedAt, deps.fullEveryHours)) return prev;
-      return withHeartbeat(() => basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl: deps.databaseUrl, backupId: args.id, now }));
+      // From the primary (a multi-host URL under Patroni names every member): the archive it feeds is the one a restore replays.
+      const databaseUrl = await primaryUrl(deps.databaseUrl);
+      return withHeartbeat(() => basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl, backupId: args.id, now }));
     },
 
     /**
@@ -230,9 +233,8 @@ export function createBackupActivities(deps: BackupDeps) {
       }
       if (!args.liveOnNodes) problems.push(...(await tipsUnknownToLive(manifest, Object.keys(manifest.repos))));
       if (r.postgres) {
-        const u = new URL(deps.databaseUrl);
-        const database = u.pathname.slice(1);
-        const server = await startThrowawayPostgres({ dataDir: path.join(dir, 'postgres'), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });
+        const { user, password, database } = databaseCredentials(deps.databaseUrl);
+        const server = await startThrowawayPostgres({ dataDir: path.join(dir, 'postgres'), user, password });
         try {
           // created_at is a transaction's start: one that began just before the backup may commit after it.
           const restoredDb = throwawayDatabase(server, database);

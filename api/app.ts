@@ -26,6 +26,8 @@ import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
 import type { MoveService } from './services/move-service';
 import type { AuditService } from './services/audit-service';
+import type { DatabaseService } from './services/database-service';
+import type { readRouting } from './read-routing';
 import type { CacheService } from './services/cache-service';
 import type { RerunService } from './services/rerun-service';
 
@@ -44,6 +46,7 @@ export interface ApiServices {
   replicas: ReplicaService;
   moves: MoveService;
   audit: AuditService;
+  database?: DatabaseService;
   /** Issue 17 items 3 and 5: pipeline caches and re-runs. */
   caches: CacheService;
   reruns: RerunService;
@@ -74,15 +77,38 @@ export const API_INDEX = {
 /** REST API v1 (CONTRACT). Handlers are thin: parse, call a service, answer. */
 export function createApiApp(
   services: ApiServices,
-  o: { log: Logger; internalSecret: string; healthChecks: Record<string, () => Promise<unknown>>; idempotencyKeys: IdempotencyStore },
+  o: {
+    log: Logger;
+    internalSecret: string;
+    healthChecks: Record<string, () => Promise<unknown>>;
+    idempotencyKeys: IdempotencyStore;
+    /** What /healthz says besides ok (the database's primary and each standby's lag, ADR 0027). */
+    healthDetails?: () => Promise<Record<string, unknown>>;
+    /** Reads on Postgres standbys with read-your-writes (ADR 0027). */
+    readRouting?: ReturnType<typeof readRouting>;
+  },
 ) {
   const { tenants, tokens, repos, runs, protections, collaborators, secrets, deploys, webhooks, commitStatuses, backups, replicas, moves } = services;
   const app = express();
   app.disable('x-powered-by');
   app.use(httpMetrics('api'));
   app.use(traceRequests('api'));
+  // /healthz also names the database's primary and each standby's lag (best effort, never failing the check).
+  const details = o.healthDetails;
+  if (details) {
+    app.get('/healthz', (_req, res, next) => {
+      Promise.race([details(), new Promise<Record<string, unknown>>((r) => setTimeout(() => r({}), 2000).unref())])
+        .catch(() => ({}))
+        .then((extra) => {
+          const json = res.json.bind(res);
+          res.json = (body: unknown) => json({ ...(body as object), ...extra });
+          next();
+        }, next);
+    });
+  }
   app.use(healthAndMetrics(o.healthChecks));
   app.use(requireIdentity(o.internalSecret));
+  if (o.readRouting) app.use(o.readRouting.trackWrites);
   app.use(requestLogger(o.log));
   app.use(queryWithoutControlChars, requireJsonBody);
   app.use(express.json({ limit: '1mb', type: JSON_TYPES, verify: keepRawBody }), jsonBodyErrors);
@@ -273,6 +299,11 @@ export function createApiApp(
   v1.get('/restores/:id', route(async (req, res) => {
     res.json(await backups.getRestore(req.principal, String(req.params.id)));
   }));
+  // A planned switchover of the Postgres primary (platform admins; ADR 0027).
+  v1.post('/admin/database/switchover', route(async (req, res) => {
+    if (!services.database) throw new NotFoundError('no database operations here');
+    res.status(202).json(await services.database.switchover(req.principal, req.body ?? {}, req.requestId));
+  }));
   // The audit log (tenant admins: their tenant; platform admins: any) and its hash chains' check.
   v1.get('/audit', route(async (req, res) => {
     res.json(await services.audit.list(req.principal, req.query));
@@ -282,7 +313,7 @@ export function createApiApp(
   }));
 
   // Every request is checked against its route's schemas (api/schemas/routes.ts) before a handler runs.
-  app.use('/api/v1', validateRequests(API_ROUTES), v1);
+  app.use('/api/v1', validateRequests(API_ROUTES), ...(o.readRouting ? [o.readRouting.readsOnReplicas] : []), v1);
   app.use((req, _res, next) => next(new NotFoundError(`no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(o.log));
   return app;

@@ -30,6 +30,9 @@ import { BackupService } from './services/backup-service';
 import { ReplicaService } from './services/replica-service';
 import { MoveService } from './services/move-service';
 import { AuditService } from './services/audit-service';
+import { DatabaseService } from './services/database-service';
+import { readRouting } from './read-routing';
+import { databaseState, replicaReads } from '../core/db-replicas';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -44,6 +47,8 @@ async function main(): Promise<void> {
     throw new Error('api needs DATABASE_URL, REDIS_URL and TEMPORAL_ADDRESS (npm start sets them)');
   }
   const secret = await readInternalSecret(config);
+  // Read-heavy GETs may go to the standbys of a multi-host DATABASE_URL that are this close (ADR 0027).
+  replicaReads.maxLagSeconds = config.replicaMaxLagSeconds;
   // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
   const router = await createShardRouter(config);
   const db = router.global;
@@ -106,6 +111,7 @@ async function main(): Promise<void> {
       replicas: new ReplicaService(db, config.replicaZones),
       moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
       audit: new AuditService(db),
+      database: new DatabaseService(db, getTemporal, config.patroniUrls),
       caches: new CacheService(db, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
       reruns: new RerunService(db, redis, getTemporal),
       runs: runService,
@@ -115,6 +121,12 @@ async function main(): Promise<void> {
       internalSecret: secret,
       idempotencyKeys: new IdempotencyStore(db, new SecretBox(secret, 'idempotency-answer')),
       healthChecks: { postgres: () => pingDatabase(db), redis: () => redis.ping(), temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}) },
+      // The primary and each standby's lag, when DATABASE_URL lists several hosts.
+      healthDetails: async () => {
+        const database = await databaseState(db);
+        return database ? { database } : {};
+      },
+      readRouting: readRouting({ redis, maxLagSeconds: config.replicaMaxLagSeconds }),
     },
   );
   const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));

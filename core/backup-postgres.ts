@@ -75,7 +75,10 @@ export async function flushWal(databaseUrl: string, timeoutMs = 90_000): Promise
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const a = await client.query<{ w: string | null }>('SELECT last_archived_wal AS w FROM pg_stat_archiver');
-      if (a.rows[0].w && a.rows[0].w.slice(8) >= target.slice(8)) return true;
+      // A segment of the same timeline: a promoted standby also archives the old timeline's last
+      // segment as `<name>.partial` and its `.history` file, which must not count as the target.
+      const w = a.rows[0].w;
+      if (w && /^[0-9A-F]{24}$/.test(w) && w.slice(0, 8) === target.slice(0, 8) && w.slice(8) >= target.slice(8)) return true;
       await new Promise((res) => setTimeout(res, 250));
     }
     return false;

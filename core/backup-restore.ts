@@ -4,6 +4,7 @@ import type { ObjectStore } from './object-store';
 import { listManifests, manifestAt } from './backup-manifest';
 import { repoDir, restoreRepo } from './backup-repos';
 import { flushWal, restorePostgres } from './backup-postgres';
+import { databaseCredentials, primaryUrl } from './db-leader';
 import type { BackupManifest, PostgresBackupEntry } from './backup-types';
 
 /** Thrown when there is nothing to restore from (no complete backup at or before the time asked). */
@@ -53,14 +54,15 @@ export async function restoreToDir(o: {
     // The newest base that ended before `at` (a later manifest may carry a newer one than `manifest`).
     const base = [...manifests].reverse().map((m) => m.postgres).find((p): p is PostgresBackupEntry => !!p && Date.parse(p.finishedAt) <= at.getTime());
     if (base) {
-      await flushWal(o.databaseUrl);
-      const u = new URL(o.databaseUrl);
+      // The primary's WAL (a multi-host URL names every member; a standby cannot switch WAL); none found: best effort, as flushWal is.
+      await flushWal(await primaryUrl(o.databaseUrl).catch(() => o.databaseUrl));
+      const { user, password } = databaseCredentials(o.databaseUrl);
       await restorePostgres({
         store,
         entry: base,
         at,
         targetDir: path.join(dir, 'postgres'),
-        credentials: { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) },
+        credentials: { user, password },
         extraWalDir: o.pgDataDir ? path.join(o.pgDataDir, 'pg_wal') : undefined,
       });
       postgres = true;

@@ -257,6 +257,14 @@ const configSchema = z.object({
   prometheusPort: z.coerce.number().int().min(0).max(65535),
   /** `DOTGIT_HA` — `npm start` runs the high-availability mode (as `npm start -- --ha`): Postgres under Patroni + etcd, Redis under Sentinel. Default off. */
   ha: z.enum(['', '0', '1', 'true', 'false'], { error: 'DOTGIT_HA must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true'),
+  /** `DOTGIT_PATRONI_URLS` — comma list of Patroni REST APIs (any member answers for the cluster): the planned switchover workflow asks them (ADR 0027). Default none; `--ha` sets its members'. */
+  patroniUrls: z.array(z.url({ protocol: /^https?$/, error: 'DOTGIT_PATRONI_URLS lists http(s) URLs' })),
+  /**
+   * `DOTGIT_DB_REPLICA_MAX_LAG_SECONDS` — with a multi-host `DATABASE_URL`, read-heavy API paths may
+   * go to its standbys; one further behind the primary than this is taken out of reads until it
+   * catches up (ADR 0027). 0 sends every read to the primary. Default 5.
+   */
+  replicaMaxLagSeconds: z.coerce.number().min(0, 'DOTGIT_DB_REPLICA_MAX_LAG_SECONDS must be 0..3600').max(3600, 'DOTGIT_DB_REPLICA_MAX_LAG_SECONDS must be 0..3600'),
   /** `LOG_LEVEL` — pino level. Default `info`. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -385,6 +393,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     observability: env.DOTGIT_OBSERVABILITY ?? '',
     prometheusPort: env.DOTGIT_PROMETHEUS_PORT ?? '9090',
     ha: env.DOTGIT_HA ?? '',
+    patroniUrls: urlList(env.DOTGIT_PATRONI_URLS) ?? [],
+    replicaMaxLagSeconds: env.DOTGIT_DB_REPLICA_MAX_LAG_SECONDS ?? '5',
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);

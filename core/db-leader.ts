@@ -50,6 +50,24 @@ export function parseMultiHostUrl(url: string): { hosts: HostPort[]; singleHostU
   return { hosts, singleHostUrl: urlFor(hosts[0] ?? { host: 'localhost', port: 5432 }), urlFor };
 }
 
+/** The user, password and database of a Postgres URL with one host or several (WHATWG URLs take one only). */
+export function databaseCredentials(url: string): { user: string; password: string; database: string } {
+  const m = /^postgres(?:ql)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?[^/?#]*(?:\/([^?#]*))?/.exec(url);
+  if (!m) throw new Error('DATABASE_URL: not a postgres:// URL');
+  return { user: decodeURIComponent(m[1] ?? ''), password: decodeURIComponent(m[2] ?? ''), database: decodeURIComponent(m[3] ?? '') };
+}
+
+/**
+ * The URL of the server that is the primary now: a multi-host URL's primary alone (for tools that
+ * must reach it, such as pg_basebackup and pg_switch_wal, whose answers a standby would not give);
+ * a one-host URL as it is. UnavailableError when no host is the primary (a failover in progress).
+ */
+export async function primaryUrl(url: string): Promise<string> {
+  const multi = parseMultiHostUrl(url);
+  if (!multi) return url;
+  return multi.urlFor(await findPrimary(multi.hosts, multi.urlFor, {}));
+}
+
 /**
  * A pg.Client class for pg.Pool's `Client` option that connects to the primary among `hosts`.
  * The primary is shared by every connection of the class (one pool), found again after a failure.

@@ -299,6 +299,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       // before SIGKILL, so Ctrl-C stops quickly even with a clone in flight.
       DOTGIT_DRAIN_SECONDS: o.env.DOTGIT_DRAIN_SECONDS ?? '5',
       ...(pgToolsDir ? { DOTGIT_PG_TOOLS_DIR: pgToolsDir } : {}),
+      // --ha: the switchover workflow asks Patroni (ADR 0027).
+      ...(haPostgres ? { DOTGIT_PATRONI_URLS: haPostgres.members.map((m) => m.restUrl).join(',') } : {}),
       // The worker loads the prebuilt workflow bundle instead of bundling at start.
       DOTGIT_WORKFLOW_BUNDLE_DIR: BUILD_DIR,
     };

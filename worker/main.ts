@@ -17,6 +17,7 @@ import { createSandboxActivities } from '../activities/sandbox-activities';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
 import { createHousekeepingActivities } from '../activities/housekeeping-activities';
 import { createBackupActivities } from '../activities/backup-activities';
+import { createDbFailoverActivities } from '../activities/db-failover-activities';
 import { createReplicationActivities } from '../activities/replication-activities';
 import { backupStore } from '../core/backup-store';
 import { createWebhookActivities } from '../activities/webhook-activities';
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
         }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
         ...createMoveActivities({ db, internalSecret: await readInternalSecret(config) }),
+        ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
         ...webhookActivities,
       },
     });

@@ -7,4 +7,5 @@ export { webhookDispatch } from './webhooks';
 export { deploy } from './deploy';
 export { environmentLock } from './environment-lock';
 export { moveRepository } from './move';
+export { dbSwitchover } from './db-switchover';
 export { shardMove } from './shard-move';

@@ -88,3 +88,13 @@ export const restoreAnswer = z.object({
 export type TokenBody = z.input<typeof tokenBody>;
 export type TokenAnswer = z.infer<typeof tokenAnswer>;
 export type TokenListAnswer = z.infer<typeof tokenListAnswer>;
+
+/** `POST /api/v1/admin/database/switchover` (platform admins): a planned switchover of the Postgres primary (ADR 0027). */
+export const switchoverBody = z.strictObject({
+  candidate: z
+    .string({ error: 'candidate must be the name of a Patroni member' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'candidate must be the name of a Patroni member (1-63 of A-Z a-z 0-9 . _ -)' })
+    .optional()
+    .meta({ description: 'the member to promote; default the synchronous standby' }),
+});
+export const switchoverStartedAnswer = z.object({ id: z.string().meta({ description: 'the workflow id (Temporal Web UI)' }), status: z.literal('started') });

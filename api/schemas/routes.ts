@@ -43,7 +43,7 @@ import {
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
 import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody } from './pipelines';
-import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
+import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
 /**
  * Every route of the REST API v1, with the schemas of its path parameters, query, body and answers:
@@ -152,6 +152,7 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'get', path: '/backups', tag: 'backups', summary: 'Backups, newest first (platform admins)', responses: { 200: json('backups', backupListAnswer) } },
   { method: 'post', path: '/restores', tag: 'backups', summary: 'Restore to a point in time beside the live data (platform admins)', body: restoreBody, responses: { 202: json('started', restoreStartedAnswer) } },
   { method: 'get', path: '/restores/:id', tag: 'backups', summary: 'A restore', params: z.object({ id: z.string().min(1).max(200) }), responses: { 200: json('the restore', restoreAnswer) } },
+  { method: 'post', path: '/admin/database/switchover', tag: 'database', summary: 'Move the Postgres primary to a standby, planned (platform admins; with Patroni)', body: switchoverBody, responses: { 202: json('started', switchoverStartedAnswer) } },
 
   { method: 'get', path: '/audit', tag: 'audit', summary: 'Audit events, oldest first, a page at a time (tenant admins: their tenant; platform admins: any)', query: auditQuery, responses: { 200: json('events', auditListAnswer) } },
   { method: 'get', path: '/audit/verify', tag: 'audit', summary: 'Check the audit log’s hash chains (platform admins)', query: auditVerifyQuery, responses: { 200: json('the check', auditVerifyAnswer) } },

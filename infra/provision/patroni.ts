@@ -232,6 +232,8 @@ class Member implements PatroniMember {
         authentication: { superuser: SUPERUSER, replication: REPLICATION, rewind: SUPERUSER },
         pg_hba: [
           `host replication ${REPLICATION.username} 127.0.0.1/32 scram-sha-256`,
+          // pg_basebackup of the platform's backups connects as the superuser, to whichever member leads.
+          `host replication ${SUPERUSER.username} 127.0.0.1/32 scram-sha-256`,
           'host all all 127.0.0.1/32 scram-sha-256',
         ],
         parameters,
