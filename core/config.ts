@@ -158,6 +158,8 @@ const configSchema = z.object({
   tokenCacheTtlSeconds: z.coerce.number().int().min(0).max(3600),
   /** `DOTGIT_CONSOLE_SESSION_TTL` — seconds a web console session lasts (it also ends with its token). Default 604800 (7 days). */
   consoleSessionTtlSeconds: z.coerce.number().int().min(60).max(31_536_000),
+  /** `DOTGIT_TEMPORAL_UI_URL` — the Temporal Web UI's workflow list, for the console's links to a run's workflow; npm start sets it. */
+  temporalUiUrl: z.string().url().optional(),
   /** `DOTGIT_ROUTES_FILE` — YAML/JSON of extra gateway routes (prefixes, header rules, upstreams); see README. */
   routesFile: z.string().optional(),
   /** `DOTGIT_TLS_CERT` / `DOTGIT_TLS_KEY` — PEM files; set both to add an HTTPS listener on `DOTGIT_TLS_PORT`. */
@@ -354,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     routesFile: env.DOTGIT_ROUTES_FILE || undefined,
     tokenCacheTtlSeconds: env.DOTGIT_TOKEN_CACHE_TTL ?? '60',
     consoleSessionTtlSeconds: env.DOTGIT_CONSOLE_SESSION_TTL ?? '604800',
+    temporalUiUrl: env.DOTGIT_TEMPORAL_UI_URL || undefined,
     objectStore: objectStoreEnv(env),
     rateLimits: parseJsonEnv('DOTGIT_RATE_LIMITS', env.DOTGIT_RATE_LIMITS, undefined),
     rateLimitFail: env.DOTGIT_RATE_LIMIT_FAIL ?? 'open',

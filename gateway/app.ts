@@ -60,6 +60,11 @@ export interface GatewayOptions {
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
   /**
+   * The web console (ADR 0032): its built files (`console/dist`), served at `/`, and its sessions'
+   * lifetime. Without it only the API and git are served.
+   */
+  console?: { distDir: string; sessionTtlSeconds: number; temporalUiUrl?: string };
+  /**
    * Behind `/readyz` (ADR 0028): the gateway's own dependencies and each upstream's readiness,
    * rejecting with what that upstream names as failing; default `healthChecks`.
    */
@@ -197,6 +202,10 @@ export function createGatewayApp(o: GatewayOptions) {
   });
 
   if (o.issuer) app.use(o.issuer);
+  if (o.console) {
+    app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, temporalUiUrl: o.console.temporalUiUrl, limiter: o.limiter }));
+    app.use(consoleStaticRouter(o.console.distDir));
+  }
   if (o.console) {
     app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, limiter: o.limiter }));
     app.use(consoleStaticRouter(o.console.distDir));

@@ -87,11 +87,13 @@ export interface ConsoleSessionOptions {
   db: Db;
   /** Session lifetime (`DOTGIT_CONSOLE_SESSION_TTL`); a session also ends with its token. */
   ttlSeconds: number;
+  /** The Temporal Web UI's workflow list, for links to a run's workflow (DOTGIT_TEMPORAL_UI_URL). */
+  temporalUiUrl?: string;
   /** Failed sign-ins count against the address like other refused credentials. */
   limiter?: Pick<RateLimiter, 'authFailureGate' | 'recordAuthFailure'>;
 }
 
-const whoami = (s: ConsoleSession) => ({
+const whoami = (s: ConsoleSession, temporalUiUrl: string | undefined) => ({
   username: s.principal.username,
   tenant: s.principal.tenantName,
   role: s.principal.role,
@@ -99,6 +101,7 @@ const whoami = (s: ConsoleSession) => ({
   scopes: s.principal.scopes,
   csrf: s.csrf,
   expiresAt: s.expiresAt.toISOString(),
+  temporalUiUrl: temporalUiUrl ?? null,
 });
 
 /** `GET|POST|DELETE /console/session`: who is signed in (with the CSRF token), sign in, sign out. */
@@ -109,7 +112,7 @@ export function consoleSessionRouter(o: ConsoleSessionOptions): Router {
   router.get('/console/session', async (req: Request, res: Response) => {
     const id = sessionIdFrom(req.header('cookie'));
     if (!id) throw new AuthenticationError('not signed in');
-    res.set('Cache-Control', 'no-store').json(whoami(await lookupSession(o.db, id)));
+    res.set('Cache-Control', 'no-store').json(whoami(await lookupSession(o.db, id), o.temporalUiUrl));
   });
 
   router.post('/console/session', express.json({ limit: '4kb' }), async (req: Request, res: Response) => {
@@ -134,7 +137,7 @@ export function consoleSessionRouter(o: ConsoleSessionOptions): Router {
     const id = randomBytes(32).toString('base64url');
     const expires = await insertConsoleSession(o.db, { idHash: hashOf(id), tokenId, csrf: randomBytes(24).toString('base64url'), ttlSeconds: o.ttlSeconds });
     res.cookie(SESSION_COOKIE, id, { ...cookieOptions(req), expires });
-    res.status(201).set('Cache-Control', 'no-store').json(whoami(await lookupSession(o.db, id)));
+    res.status(201).set('Cache-Control', 'no-store').json(whoami(await lookupSession(o.db, id), o.temporalUiUrl));
   });
 
   router.delete('/console/session', async (req: Request, res: Response) => {

@@ -61,6 +61,8 @@ async function main(): Promise<void> {
     limiter,
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
+    console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds, temporalUiUrl: config.temporalUiUrl },
+    // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
     console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds },
     // api and git-server are healthy while at least one of their instances is.
     healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },

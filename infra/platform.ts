@@ -289,6 +289,8 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       REDIS_URL: redisUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: config.temporalNamespace,
+      // The console links a run to its workflow in the Web UI (ADR 0032).
+      ...(temporalUiUrl && !o.env.DOTGIT_TEMPORAL_UI_URL ? { DOTGIT_TEMPORAL_UI_URL: temporalUiUrl } : {}),
       DOTGIT_INTERNAL_SECRET: await readInternalSecret(config),
       PORT: String(port),
       DOTGIT_PUBLIC_URL: o.env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,

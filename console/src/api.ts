@@ -11,6 +11,8 @@ export interface Session {
   scopes: string[];
   csrf: string;
   expiresAt: string;
+  /** The Temporal Web UI's workflow list, when the platform knows it. */
+  temporalUiUrl: string | null;
 }
 
 export class ApiError extends Error {

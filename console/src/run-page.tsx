@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
-import { api, ApiError, enc, type Run, type Step } from './api';
+import { api, ApiError, currentSession, enc, type Run, type Step } from './api';
 import { duration } from './format';
 import { LogView, type LogLine } from './log-view';
 
@@ -73,42 +73,51 @@ export function RunPage({ id }: { id: string }) {
       clearTimeout(refreshTimer);
       refreshTimer = window.setTimeout(() => void refresh(), 250);
     };
-    void refresh();
-    const es = new EventSource(`/api/v1/runs/${enc(id)}/events`);
-    es.addEventListener('log', (e) => {
-      const d = JSON.parse((e as MessageEvent).data) as { job: string; step: string; line: string };
-      lines.current.push({ job: d.job, step: d.step, text: d.line });
-      if (!pending) pending = requestAnimationFrame(flush);
+    let es: EventSource | undefined;
+    // A finished run's logs come whole from the object store (the live stream keeps ~100,000 entries
+    // and expires); a live one's from its event stream, which replays from its start, then follows.
+    void refresh().then((r) => {
+      if (closed || !r) return;
+      if (TERMINAL.has(r.status)) void loadStoredLogs(r);
+      else follow();
     });
-    es.addEventListener('step', later);
-    es.addEventListener('status', (e) => {
-      const d = JSON.parse((e as MessageEvent).data) as { status: string };
-      later();
-      if (TERMINAL.has(d.status)) {
-        // The stream ends after the terminal status; without this EventSource would reconnect.
-        es.close();
-        closed = true;
-        // A run older than the live stream's retention: its logs come from the object store.
-        if (lines.current.length === 0) void loadStoredLogs();
-      }
-    });
-    es.onerror = () => {
-      if (!closed && es.readyState === EventSource.CLOSED) setNote('live updates stopped; reload to resume');
+    const follow = () => {
+      const source = (es = new EventSource(`/api/v1/runs/${enc(id)}/events`));
+      source.addEventListener('log', (e) => {
+        const d = JSON.parse((e as MessageEvent).data) as { job: string; step: string; line: string };
+        lines.current.push({ job: d.job, step: d.step, text: d.line });
+        if (!pending) pending = requestAnimationFrame(flush);
+      });
+      source.addEventListener('step', later);
+      source.addEventListener('status', (e) => {
+        const d = JSON.parse((e as MessageEvent).data) as { status: string };
+        later();
+        if (TERMINAL.has(d.status)) {
+          // The stream ends after the terminal status; without this EventSource would reconnect.
+          source.close();
+        }
+      });
+      source.onerror = () => {
+        if (!closed && source.readyState === EventSource.CLOSED) setNote('live updates stopped; reload to resume');
+      };
     };
-    const loadStoredLogs = async () => {
-      const r = await refresh();
-      for (const s of r?.steps ?? []) {
-        if (!s.startedAt) continue;
-        const res = await fetch(`/api/v1/runs/${enc(id)}/logs?job=${enc(s.job)}&step=${enc(s.name)}`);
-        if (!res.ok) continue;
-        for (const text of (await res.text()).split('\n').filter((l, i, all) => l || i < all.length - 1)) lines.current.push({ job: s.job, step: s.name, text });
-      }
+    const loadStoredLogs = async (r: Run) => {
+      // Fetched together, appended in step order.
+      const texts = await Promise.all(
+        r.steps.map((s) => (s.startedAt ? fetch(`/api/v1/runs/${enc(id)}/logs?job=${enc(s.job)}&step=${enc(s.name)}`).then((res) => (res.ok ? res.text() : ''), () => '') : Promise.resolve(''))),
+      );
+      if (closed) return;
+      r.steps.forEach((s, i) => {
+        const all = texts[i].split('\n');
+        if (all[all.length - 1] === '') all.pop();
+        for (const text of all) lines.current.push({ job: s.job, step: s.name, text });
+      });
       flush();
     };
     // Running durations count up.
     const clock = window.setInterval(() => tick((n) => n + 1), 1000);
     return () => {
-      es.close();
+      es?.close();
       closed = true;
       clearInterval(clock);
       clearTimeout(refreshTimer);
@@ -151,6 +160,11 @@ export function RunPage({ id }: { id: string }) {
           <a class="button" href={`/api/v1/runs/${enc(id)}`} download>
             JSON
           </a>
+          {currentSession()?.temporalUiUrl && (
+            <a class="button" href={`${currentSession()!.temporalUiUrl}?query=${enc(`WorkflowId="${run.id}"`)}`} target="_blank" rel="noopener noreferrer">
+              Temporal workflow
+            </a>
+          )}
         </div>
         {note && <p class="note" role="status">{note}</p>}
       </header>

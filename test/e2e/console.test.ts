@@ -122,6 +122,10 @@ test('a repository made in the browser; its run page shows the live log line by 
   // The job graph: the job and its step with their status and a duration.
   await expect(page.locator('.job .job-head').textContent()).resolves.toMatch(/^build\s*success\s*\d/);
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('success');
+  // The run's workflow in the Temporal Web UI, found by its id.
+  const temporal = await page.getByRole('link', { name: 'Temporal workflow' }).getAttribute('href');
+  expect(temporal).toContain('/namespaces/dotgit/workflows?query=');
+  expect(new URL(temporal!).searchParams.get('query')).toBe(`WorkflowId="${runId}"`);
 
   // Full scrollback: all ${LONG} lines of the long step are kept; its last line found by search, line 1 still there.
   await page.getByText(`${(TICKS + 2 + LONG).toLocaleString('en-US')} lines`).waitFor();
@@ -132,6 +136,12 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('tick 1', { exact: true }).waitFor();
   // Windowed: only the lines in view are in the DOM.
   expect(await page.locator('.log-line').count()).toBeLessThan(500);
+  // Opened after the run ended (a deep link, a reload): the whole log from the stored step logs.
+  await page.reload();
+  await page.getByText(`${(TICKS + 2 + LONG).toLocaleString('en-US')} lines`).waitFor();
+  await page.getByRole('checkbox', { name: 'follow' }).uncheck();
+  await page.locator('.log-box').evaluate((el) => el.scrollTo(0, 0));
+  await log.getByText('tick 1', { exact: true }).waitFor();
 });
 
 test('a running run is cancelled from its run page', async () => {
