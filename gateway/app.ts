@@ -69,11 +69,6 @@ export interface GatewayOptions {
    * rejecting with what that upstream names as failing; default `healthChecks`.
    */
   readyChecks?: Record<string, () => Promise<unknown>>;
-  /**
-   * The web console (ADR 0032): its built files (`console/dist`), served at `/`, and its sessions'
-   * lifetime. Without it only the API and git are served.
-   */
-  console?: { distDir: string; sessionTtlSeconds: number };
 }
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
@@ -204,10 +199,6 @@ export function createGatewayApp(o: GatewayOptions) {
   if (o.issuer) app.use(o.issuer);
   if (o.console) {
     app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, temporalUiUrl: o.console.temporalUiUrl, limiter: o.limiter }));
-    app.use(consoleStaticRouter(o.console.distDir));
-  }
-  if (o.console) {
-    app.use(consoleSessionRouter({ db: o.db, ttlSeconds: o.console.sessionTtlSeconds, limiter: o.limiter }));
     app.use(consoleStaticRouter(o.console.distDir));
   }
 

@@ -62,8 +62,6 @@ async function main(): Promise<void> {
     tokenCacheTtlMs: config.tokenCacheTtlSeconds * 1000,
     // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
     console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds, temporalUiUrl: config.temporalUiUrl },
-    // The web console at `/` (ADR 0032), built into console/dist by npm start and npm test.
-    console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds },
     // api and git-server are healthy while at least one of their instances is.
     healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
     // /readyz (ADR 0028): each part's own readiness, so the answer names the dependency behind it.
