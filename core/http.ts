@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { METRICS_CONTENT_TYPE, metricsText, startProcessMetrics } from './metrics';
 import { AuthenticationError } from './errors';
 import { dbUnavailable } from './db-leader';
+import { shardFenced } from './shard-fence';
 import { errorBody, httpErrorOf } from './http-errors';
 import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
 import type { Principal } from './principal';
@@ -68,8 +69,9 @@ export { errorBody };
 /** Where the api's and git-server's errors become HTTP answers (the mapping: core/http-errors.ts). Unknown errors are 500s, logged with their stack. */
 export function errorMiddleware(log: Logger): ErrorRequestHandler {
   return (thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
-    // A database restarting or failing over is a retry-shortly (503 + Retry-After), never a 500.
-    const err = dbUnavailable(thrown) ?? thrown;
+    // A database restarting or failing over, or a write to a shard being moved (its fence, ADR
+    // 0026), is a retry-shortly (503 + Retry-After), never a 500.
+    const err = shardFenced(thrown) ?? dbUnavailable(thrown) ?? thrown;
     const requestId = req.requestId ?? req.header('x-request-id');
     if (res.headersSent) {
       res.destroy();

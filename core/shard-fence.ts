@@ -20,9 +20,22 @@ export function isShardFenced(err: unknown): boolean {
   return false;
 }
 
+const fencedListeners = new Set<() => void>();
+
+/**
+ * Calls `listener` whenever `shardFenced` maps a refusal (a process refreshes its router then, so
+ * the client's retry finds the shard's new database even if the switch's announcement was lost).
+ * Answers the unsubscribe.
+ */
+export function onShardFenced(listener: () => void): () => void {
+  fencedListeners.add(listener);
+  return () => void fencedListeners.delete(listener);
+}
+
 /** The fence's refusal as a domain error (503, Retry-After); undefined for anything else. */
 export function shardFenced(err: unknown): UnavailableError | undefined {
   if (!isShardFenced(err)) return undefined;
+  for (const listener of fencedListeners) listener();
   const message = (err as { message?: string }).message ?? 'the shard is moving';
   return new UnavailableError(`${message} (writes to this tenant's shard pause while it moves to another database)`, SHARD_FENCED_RETRY_AFTER_SECONDS, { cause: err });
 }
