@@ -1,6 +1,7 @@
 import { dataPaths, loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createShardRouter } from '../core/shard-router';
+import { followShardPlacements } from '../core/shard-placement-events';
 import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { ConflictError, InputError, NotFoundError, UnavailableError } from '../core/errors';
 import { createObjectStore } from '../core/object-store-factory';
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
   const schemaClient = await registerSchemaClientEverywhere(router, 'api', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
+  // A shard move's switch (ADR 0026): re-read the placements when it is announced.
+  const placements = followShardPlacements(router, redis, { onError: (err) => log.warn({ err }, 'shard placements: re-reading them failed') });
   const getTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   // Any git-server serves any repository (it forwards to the node holding it, ADR 0014); one that
   // cannot be reached or is draining passes the call to the next.
@@ -143,7 +146,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     server.close();
-    void Promise.allSettled([schemaClient.stop().then(() => router.close()), redis.quit()]).then(() => process.exit(0));
+    void Promise.allSettled([placements.stop(), schemaClient.stop().then(() => router.close()), redis.quit()]).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -193,6 +193,10 @@ const configSchema = z.object({
   restoreCopyRetentionDays: z.coerce.number().positive('DOTGIT_RESTORE_COPY_RETENTION_DAYS must be a positive number of days'),
   /** `DOTGIT_MOVE_GRACE_SECONDS` — after a repository moved to another storage node, its old node keeps the copy this long (reads begun there finish), then drops it. Default 300. */
   moveGraceSeconds: z.coerce.number().int().min(0, 'DOTGIT_MOVE_GRACE_SECONDS must be 0 or more seconds'),
+  /** `DOTGIT_SHARD_MOVE_GRACE_SECONDS` — after a shard moved to another database (ADR 0026), how long its old copy stays (fenced) before it is deleted, for processes that have not re-read the placements yet. Default 300. */
+  shardMoveGraceSeconds: z.coerce.number().int().min(0, 'DOTGIT_SHARD_MOVE_GRACE_SECONDS must be 0 or more seconds'),
+  /** `DOTGIT_SHARD_MOVE_BATCH_ROWS` — rows a shard move copies (and deletes) per batch. Default 1000. */
+  shardMoveBatchRows: z.coerce.number().int().min(1, 'DOTGIT_SHARD_MOVE_BATCH_ROWS must be 1 to 100000').max(100_000, 'DOTGIT_SHARD_MOVE_BATCH_ROWS must be 1 to 100000'),
   /** `DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS` — how often every process refreshes its row in `schema_clients` (the schema version it was shipped with; docs/migrations.md). Default 30. */
   schemaClientRefreshSeconds: z.coerce.number().int().min(1, 'DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS must be 1 or more seconds'),
   /** `DOTGIT_SCHEMA_CLIENT_STALE_SECONDS` — a process not seen for this long no longer holds back a contract migration (it crashed); keep it well above the refresh. Default 120. */
@@ -377,6 +381,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deliveryLogKeep: env.DOTGIT_DELIVERY_LOG_KEEP ?? '100',
     restoreCopyRetentionDays: env.DOTGIT_RESTORE_COPY_RETENTION_DAYS ?? '1',
     moveGraceSeconds: env.DOTGIT_MOVE_GRACE_SECONDS ?? '300',
+    shardMoveGraceSeconds: env.DOTGIT_SHARD_MOVE_GRACE_SECONDS ?? '300',
+    shardMoveBatchRows: env.DOTGIT_SHARD_MOVE_BATCH_ROWS ?? '1000',
     schemaClientRefreshSeconds: env.DOTGIT_SCHEMA_CLIENT_REFRESH_SECONDS ?? '30',
     schemaClientStaleSeconds: env.DOTGIT_SCHEMA_CLIENT_STALE_SECONDS ?? '120',
     pgToolsDir: env.DOTGIT_PG_TOOLS_DIR || undefined,

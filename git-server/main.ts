@@ -2,6 +2,7 @@ import { dataPaths, loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { createShardRouter } from '../core/shard-router';
+import { followShardPlacements } from '../core/shard-placement-events';
 import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { createLogger } from '../core/logger';
 import { lazyTemporalClient } from '../core/temporal';
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
   registerOutboxBacklog(() => router.databases().map((d) => d.db));
   if (config.redisUrl) await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = config.redisUrl ? createRedis(config.redisUrl, { commandTimeoutMs: config.gitRedisTimeoutMs }) : undefined;
+  // A shard move's switch (ADR 0026): re-read the placements when it is announced.
+  const placements = redis ? followShardPlacements(router, redis, { onError: (err) => log.warn({ err }, 'shard placements: re-reading them failed') }) : undefined;
   const instance = instanceName(config.gitPort);
   // Holds repository write locks while Redis does not answer: apart from the pool the hooks use.
   const lockDb = createDb(config.databaseUrl, 16);
@@ -167,7 +170,7 @@ async function main(): Promise<void> {
         log.warn('relays still in a pass at the end of the drain; their open batch is left for another instance');
       }
     },
-    close: () => Promise.allSettled([schemaClient.stop().then(() => router.close()), lockDb.end(), redis?.quit()]),
+    close: () => Promise.allSettled([placements?.stop(), schemaClient.stop().then(() => router.close()), lockDb.end(), redis?.quit()]),
   });
 }
 

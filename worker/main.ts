@@ -32,6 +32,8 @@ import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
 import { createAlertActivities } from '../activities/alert-activities';
 import { createMoveActivities } from '../activities/move-activities';
+import { createShardMoveActivities } from '../activities/shard-move-activities';
+import { followShardPlacements } from '../core/shard-placement-events';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
 import { sdkMetrics } from './sdk-metrics';
@@ -89,6 +91,8 @@ async function main(): Promise<void> {
   const schemaClient = await registerSchemaClientEverywhere(router, 'worker', { refreshSeconds: config.schemaClientRefreshSeconds, log });
   await assertSentinelMaster(config.redisUrl); // an unknown sentinel master name stops start-up (ADR 0016)
   const redis = createRedis(config.redisUrl);
+  // A shard move's switch (ADR 0026): re-read the placements when it is announced.
+  const placements = followShardPlacements(router, redis, { onError: (err) => log.warn({ err }, 'shard placements: re-reading them failed') });
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const workers: Worker[] = [];
 
@@ -152,6 +156,7 @@ async function main(): Promise<void> {
         }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
         ...createMoveActivities({ db, internalSecret: await readInternalSecret(config) }),
+        ...createShardMoveActivities({ router, redis }),
         ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
         ...webhookActivities,
       },
@@ -321,6 +326,7 @@ async function main(): Promise<void> {
   server.close();
   await connection.close();
   await schemaClient.stop();
+  await placements.stop();
   await Promise.all([router.close(), redis.quit()]);
   // Nothing is left to do; a stray timer (a driver's, a client's) must not keep a drained host alive.
   process.exit(0);
