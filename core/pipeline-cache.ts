@@ -92,17 +92,17 @@ export interface CacheCandidate {
 }
 
 /**
- * GitHub's order: the exact key, then each restore key as a prefix (newest match first); each of
- * them in the run's own ref first, then in the repository's default branch (caches of other
- * branches are never visible, so a branch cannot poison another's).
+ * GitHub's order: in the run's own ref the exact key, then each restore key as a prefix (newest
+ * match first); then the same in the repository's default branch. Caches of other branches are
+ * never visible, so a branch cannot poison another's.
  */
 export function restoreCandidates(key: string, restoreKeys: string[], ref: string, defaultBranch: string | undefined): CacheCandidate[] {
   const refs = [ref];
   const base = defaultBranch ? `refs/heads/${defaultBranch}` : undefined;
   if (base && base !== ref) refs.push(base);
   const out: CacheCandidate[] = [];
-  for (const [k, prefix] of [[key, false] as const, ...restoreKeys.map((r) => [r, true] as const)]) {
-    for (const r of refs) out.push({ ref: r, key: k, prefix });
+  for (const r of refs) {
+    for (const [k, prefix] of [[key, false] as const, ...restoreKeys.map((rk) => [rk, true] as const)]) out.push({ ref: r, key: k, prefix });
   }
   return out;
 }

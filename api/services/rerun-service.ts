@@ -15,6 +15,9 @@ import { parseBody } from '../validation';
 import { audit } from './audit';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 
+/** How long a re-run waits for the previous attempt's workflow to close after its run row ended. */
+const FINISHING_WAIT_MS = 10_000;
+
 /**
  * Re-runs (issue 17 item 5, ADR 0030): a run that ended runs again as attempt N+1 of the same run id
  * (the same Temporal workflow id, a new execution), every job or only the jobs that did not succeed
@@ -40,13 +43,15 @@ export class RerunService {
     } catch (err) {
       throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`, 5, { cause: err });
     }
-    // The run's row ends a moment before its workflow does (webhooks, search attributes): a re-run waits for that.
-    const running = await client.workflow
-      .getHandle(id)
-      .describe()
-      .then((d) => d.status.name === 'RUNNING')
-      .catch(() => false);
-    if (running) throw new ConflictError(`run ${id} is still ${['queued', 'running'].includes(row.status) ? row.status : 'finishing'}; re-run it once it has ended`);
+    if (!['success', 'failure', 'cancelled'].includes(row.status)) throw new ConflictError(`run ${id} is ${row.status}; re-run it once it has ended`);
+    // The run's row ends a moment before its workflow does (webhooks, search attributes): a re-run
+    // waits for that, up to FINISHING_WAIT_MS.
+    const handle = client.workflow.getHandle(id);
+    const running = () => handle.describe().then((d) => d.status.name === 'RUNNING', () => false);
+    for (const deadline = Date.now() + FINISHING_WAIT_MS; await running(); ) {
+      if (Date.now() > deadline) throw new ConflictError(`run ${id} is still finishing; re-run it in a moment`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const begun = await beginRunAttempt(this.db, repo.tenantId, id, failedOnly ? 'failed' : 'all', p.username);
     if (!begun.ok) {
       throw new ConflictError(begun.reason === 'nothing-failed' ? `every job of run ${id} succeeded; re-run it without failedOnly to run them again` : `run ${id} is ${begun.status}; re-run it once it has ended`);
