@@ -53,6 +53,7 @@ import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironm
 import { adminPrincipal, Api, endInFlightProcesses, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 import { writeScalingSimulation } from './scaling-sim';
+import { replaceTelemetrySection, runTelemetryBench } from './telemetry-overhead';
 
 const RUNS = intEnv('BENCH_RUNS', 5, 1, 100);
 const POLL_MS = 50;
@@ -74,7 +75,7 @@ const PARALLEL_ROUNDS = (() => {
 /** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
 const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet', 'scaling'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions", "fleet" or "scaling", got ${raw}`);
+  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet', 'scaling', 'observability'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions", "fleet", "scaling" or "observability", got ${raw}`);
   return raw;
 })();
 const GATEWAY_ONLY = ONLY === 'gateway';
@@ -1184,9 +1185,11 @@ const actionsPart = () => ownPlatformPart('actions', runActionsBench, replaceAct
 const fleetPart = () => ownPlatformPart('fleet', runFleetBench, replaceFleetSection);
 /** Issue 19's sandbox autoscaling simulation (bench/scaling-sim.ts, no platform); writes docs/scaling.md's table. */
 const scalingPart = () => writeScalingSimulation().then((table) => console.log(table));
-const OWN_PLATFORM_PARTS: Record<string, () => Promise<void>> = { backup: backupPart, actions: actionsPart, fleet: fleetPart, scaling: scalingPart };
+/** Issue 14's telemetry overhead (bench/telemetry-overhead.ts); `BENCH_ONLY=observability` runs it alone. */
+const telemetryPart = () => ownPlatformPart('observability', runTelemetryBench, replaceTelemetrySection);
+const OWN_PLATFORM_PARTS: Record<string, () => Promise<void>> = { backup: backupPart, actions: actionsPart, fleet: fleetPart, scaling: scalingPart, observability: telemetryPart };
 
-(OWN_PLATFORM_PARTS[ONLY]?.() ?? main().then(() => (ONLY === '' ? backupPart().then(actionsPart).then(fleetPart).then(scalingPart) : undefined))).then(
+(OWN_PLATFORM_PARTS[ONLY]?.() ?? main().then(() => (ONLY === '' ? backupPart().then(actionsPart).then(fleetPart).then(telemetryPart).then(scalingPart) : undefined))).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err instanceof Error ? (err.stack ?? err.message) : err);
