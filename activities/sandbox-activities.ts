@@ -14,6 +14,7 @@ import type { Redis } from '../core/redis';
 import { hostQueue, type StepInput, type StepResult } from '../core/run-types';
 import type { SecretBox } from '../core/secret-box';
 import { SecretMasker } from '../core/secret-mask';
+import { IdTokenRefusedError, type IdTokenIssuer } from '../core/id-tokens';
 import { appendRunEvent } from '../core/run-events';
 import { findStepAttempt, markStepRunning, recordStepResult, upsertArtifact, type StepKey } from '../core/stores/runs-store';
 import { findSecretValues } from '../core/stores/secrets-store';
@@ -46,6 +47,8 @@ export interface SandboxActivityDeps {
   workspaceTmpfsBytes?: number;
   /** Opens pipeline secrets (core/pipeline-secrets.ts); without it, jobs naming secrets fail. */
   secretBox?: SecretBox;
+  /** Mints id-tokens for jobs that ask (`id-token:`, issue 17); without it, such jobs fail. */
+  idTokens?: IdTokenIssuer;
   /** The sandbox host id its steps report (run answers' `host`); default the machine's host name. */
   hostId?: string;
   /** The jobs in progress on this host (a draining worker serves its host queue until none are left). */
@@ -293,7 +296,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(sincePush);
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
         const { values: secrets, missing } = await loadSecrets(input);
-        const masker = new SecretMasker(Object.values(secrets));
+        // Issue 17 item 7: a job that asked gets its id-token, masked in its log like a secret.
+        const { token: idToken, refused } = await mintIdToken(input);
+        const masker = new SecretMasker([...Object.values(secrets), ...(idToken ? [idToken] : [])]);
         // The sandbox masks its output before cutting long lines (a secret across a cut stays whole);
         // dotgit's own notes never hold secret values.
         const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, attempt);
@@ -311,11 +316,13 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           // Issue 17: the job's cache, before its first step (the key is computed over the checkout).
           const restored = input.cache?.restore ? await restoreCache(caches, cacheScope(input), input.cache.spec, ws, (l) => sink.line('stderr', l)) : undefined;
           // The step is a span of the run's trace; TRACEPARENT lets the user's own tools continue it.
-          result = await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run({
+          // A refused id-token fails the step with the reason in its log, without running its command.
+          if (refused) sink.line('stderr', `dotgit: ${refused}; the step does not run`);
+          result = refused ? { exitCode: 1, timedOut: false, cancelled: false } : await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run({
             workspace: ws,
             artifacts: artifactsDirOf(ws),
             command: input.step.run,
-            env: { ...stepEnv(input, attempt, secrets), DOTGIT_OUTPUT: `${WORKSPACE_IN_SANDBOX}/${path.basename(outputFile)}`, ...traceEnv() },
+            env: { ...stepEnv(input, attempt, secrets), ...(idToken ? { DOTGIT_ID_TOKEN: idToken } : {}), DOTGIT_OUTPUT: `${WORKSPACE_IN_SANDBOX}/${path.basename(outputFile)}`, ...traceEnv() },
             timeoutMs: input.step.timeoutMs ?? deps.defaultStepTimeoutMs,
             network: input.job.network,
             workspaceBytes: deps.workspaceTmpfsBytes && !tmpfsUnavailable ? deps.workspaceTmpfsBytes : 0,
@@ -400,6 +407,31 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   /** The step's row before this attempt marks it running. */
   async function previousRun(input: StepInput): Promise<PreviousRun | undefined> {
     return (await findStepAttempt(dbOf(input.tenantId), stepKeyOf(input))) as PreviousRun | undefined;
+  }
+
+  /** The id-token of a job that asked for one (`input.job.idToken`), or why it is refused; nothing for every other job. */
+  async function mintIdToken(input: StepInput): Promise<{ token?: string; refused?: string }> {
+    const asked = input.job.idToken;
+    if (!asked) return {};
+    if (!deps.idTokens) throw ApplicationFailure.nonRetryable('this worker cannot sign id-tokens', 'IdTokenUnavailable');
+    try {
+      const token = await deps.idTokens.mint({
+        tenant: input.tenant,
+        repo: input.repo,
+        ref: input.ref,
+        commit: input.commit,
+        runId: input.runId,
+        job: input.job.name,
+        actor: asked.actor,
+        event: asked.event,
+        environment: input.job.environment,
+        audience: asked.audience,
+      });
+      return { token };
+    } catch (err) {
+      if (err instanceof IdTokenRefusedError) return { refused: err.message };
+      throw err;
+    }
   }
 
   /** The secrets the job names, opened; an environment's own value wins over the repository-wide one. */

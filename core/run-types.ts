@@ -67,6 +67,11 @@ export interface StepInput {
     secrets?: string[];
     /** A deploy's environment: its own secrets win over the repository-wide ones. */
     environment?: string;
+    /**
+     * `id-token:` (issue 17 item 7; only when the job asks): the step gets a JWT in DOTGIT_ID_TOKEN
+     * for these audiences, naming the run's actor and event. Minted by the sandbox host, never in history.
+     */
+    idToken?: { audience?: string[]; actor?: string; event?: string };
   };
   step: { name: string; run: string; env: Record<string, string>; timeoutMs?: number };
   attempt: number;

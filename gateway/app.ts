@@ -76,7 +76,7 @@ function gatewayRoute(req: Request): string {
   const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
   const cls = routeClass(req.method, req.path, query);
   if (cls) return cls;
-  if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json') return req.path;
+  if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json' || req.path === '/.well-known/openid-configuration') return req.path;
   return 'other';
 }
 

@@ -12,6 +12,7 @@ import { RateLimiter, parseRateLimitConfig } from './rate-limit';
 import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createHttpsServer } from './tls';
 import { SigningKeys } from './jwt/signing-keys';
+import { oidcIssuer } from '../core/id-tokens';
 import { JwtVerifier } from './jwt/jwt-verifier';
 import { issuerRouter } from './jwt/token-endpoint';
 import { HttpDrain, stopOnSignals } from '../core/drain';
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
     internalSecret,
     jwt: new JwtVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience, external: config.externalIssuers }),
     clientCert: config.tlsClientCa ? config.tlsClientCert : undefined,
-    issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds, limiter }),
+    issuer: issuerRouter({ db, keys, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: config.jwtTtlSeconds, limiter, oidcIssuer: oidcIssuer(config.publicUrl) }),
     upstreams: { api, git },
     routesFile: config.routesFile,
     limiter,

@@ -14,6 +14,8 @@ import { resolveHostId } from '../core/host-id';
 import { HostJobs, jobSlots } from '../activities/sandbox/host-jobs';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
+import { IdTokenIssuer, oidcIssuer } from '../core/id-tokens';
+import { SigningKeys } from '../core/signing-keys';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
 import { createHousekeepingActivities } from '../activities/housekeeping-activities';
 import { createBackupActivities } from '../activities/backup-activities';
@@ -236,6 +238,8 @@ async function main(): Promise<void> {
       // Mounting needs root; an unprivileged worker keeps workspaces on disk.
       workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
       secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
+      // Issue 17 item 7: id-tokens signed with the key ring the gateway publishes (same master secret).
+      idTokens: new IdTokenIssuer(new SigningKeys(db, await readInternalSecret(config)), oidcIssuer(config.publicUrl), config.jwtAudience),
       hostId,
       stallBeforeRecord: process.env.DOTGIT_TEST_STALL_BEFORE_STEP_RECORD || undefined,
       cacheMaxRepoBytes: config.cacheRepoMaxMb * 1024 * 1024,

@@ -161,7 +161,14 @@ async function runDeploy(
     tenant: input.tenant,
     repo: input.repo,
     ref: input.ref,
-    job: { name: DEPLOY_JOB, network: env.network, secrets: env.secrets, environment: env.name },
+    job: {
+      name: DEPLOY_JOB,
+      network: env.network,
+      secrets: env.secrets,
+      environment: env.name,
+      // Issue 17 item 7: an environment that asks gets an id-token whose `sub` names it (patched: recorded histories have none).
+      ...(env.idToken && patched('id-token') ? { idToken: { ...env.idToken, actor: input.requestedBy, event: 'deploy' } } : {}),
+    },
   };
   const outcome = await runSteps({ ...base, commit: input.commit }, env.deploy);
   if (outcome === 'success') return { status: 'success' };

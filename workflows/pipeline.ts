@@ -296,7 +296,13 @@ function stepBase(input: PipelineInput, job: JobSpec): Omit<StepRequest, 'step' 
     repo: input.repo,
     ref: input.ref,
     commit: input.commit,
-    job: { name: job.name, network: job.network, ...(job.secrets.length ? { secrets: job.secrets } : {}) },
+    job: {
+      name: job.name,
+      network: job.network,
+      ...(job.secrets.length ? { secrets: job.secrets } : {}),
+      // Issue 17 item 7: only a job that asks gets an id-token (patched: recorded histories have none).
+      ...(job.idToken && patched('id-token') ? { idToken: { ...job.idToken, ...(input.actor ? { actor: input.actor } : {}), ...(input.event ? { event: input.event } : {}) } } : {}),
+    },
     // A re-run's attempt (issue 17 item 5): its steps' logs are kept apart from earlier attempts'.
     ...(input.attempt && input.attempt > 1 ? { runAttempt: input.attempt } : {}),
   };

@@ -7,6 +7,7 @@ import { SCOPES, type Scope } from '../../core/tokens';
 import type { RateLimiter } from '../rate-limit';
 import { principalForToken } from '../token-auth';
 import { ACCESS_TOKEN_TYP } from './jwt-verifier';
+import { IdTokenIssuer } from '../../core/id-tokens';
 import { OWN_ALG, type SigningKeys } from './signing-keys';
 
 export interface IssuerOptions {
@@ -16,6 +17,11 @@ export interface IssuerOptions {
   audience: string;
   /** Lifetime of issued access tokens. Default 600 s. */
   ttlSeconds: number;
+  /**
+   * The issuer of pipeline id-tokens (the platform's public URL; core/id-tokens.ts): with it,
+   * `/.well-known/openid-configuration` is served for clouds' workload-identity federation.
+   */
+  oidcIssuer?: string;
   /** Brute-force protection shared with the gateway's other routes: failed client secrets count per address. */
   limiter?: Pick<RateLimiter, 'authFailureGate' | 'recordAuthFailure'>;
 }
@@ -85,6 +91,13 @@ export function issuerRouter(o: IssuerOptions): Router {
   router.get('/.well-known/jwks.json', (_req, res, next) => {
     o.keys.jwks().then((jwks) => res.setHeader('Cache-Control', 'public, max-age=300').json(jwks), next);
   });
+  const oidcIssuer = o.oidcIssuer;
+  if (oidcIssuer !== undefined) {
+    // Public, like the JWKS: a relying party reads it without credentials (OpenID Connect Discovery 1.0).
+    router.get('/.well-known/openid-configuration', (_req, res) => {
+      res.setHeader('Cache-Control', 'public, max-age=300').json(IdTokenIssuer.discovery(oidcIssuer));
+    });
+  }
   const oauthError = (res: Response, e: OAuthError) => {
     res.setHeader('Cache-Control', 'no-store');
     for (const k in e.headers) res.setHeader(k, e.headers[k]);
