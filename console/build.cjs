@@ -73,10 +73,16 @@ ${css ? `<link rel="stylesheet" href="${css}">\n` : ''}<script type="module" src
   fs.writeFileSync(path.join(tmp, '.stamp'), hash);
   // Swapped in whole: a gateway serving meanwhile sees the old build or the new one, never half.
   const old = `${OUT}.${process.pid}.old`;
-  if (fs.existsSync(OUT)) fs.renameSync(OUT, old);
-  fs.renameSync(tmp, OUT);
+  try {
+    if (fs.existsSync(OUT)) fs.renameSync(OUT, old);
+    fs.renameSync(tmp, OUT);
+  } catch (err) {
+    // Another process (a test run beside npm start) swapped its identical build in meanwhile: keep that one.
+    if (!fs.existsSync(path.join(OUT, 'index.html'))) throw err;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
   fs.rmSync(old, { recursive: true, force: true });
-  const jsBytes = fs.readFileSync(path.join(OUT, js));
+  const jsBytes = fs.readFileSync(path.join(OUT, 'assets', path.basename(js)));
   return { built: true, ms: Date.now() - started, js: jsBytes.length, jsGzip: require('node:zlib').gzipSync(jsBytes, { level: 9 }).length };
 }
 

@@ -175,6 +175,9 @@ async function withLock(fn) {
 async function ensureBuilt(o = {}) {
   const log = o.log ?? (() => undefined);
   const started = Date.now();
+  // The web console (console/build.cjs, ADR 0032) keeps its own stamp: a few milliseconds when unchanged.
+  const web = await require('../console/build.cjs').buildConsole({ force: o.force });
+  if (web.built) log(`build: console built in ${web.ms} ms (JavaScript ${web.jsGzip} bytes gzipped)`);
   if (!o.force) {
     const s = staleness();
     if (!s.services && !s.workflows) return { services: false, workflows: false, ms: Date.now() - started };

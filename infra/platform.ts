@@ -7,7 +7,6 @@ import { resolveShardMap } from '../core/shard-map';
 import { assertSentinelMaster } from '../core/redis';
 import { readInternalSecret } from '../core/secrets-file';
 import { bootstrapAdmin } from './bootstrap-admin';
-import { ensureConsoleBuilt } from './console-build';
 import { createSigninCode, signinLink } from '../core/console-link';
 import { ServiceSupervisor } from './service-supervisor';
 import { resolvePort } from './provision/free-port';
@@ -262,8 +261,6 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     }
     await sandbox;
     await gitLfs;
-    // The web console the gateway serves at `/` (ADR 0032): rebuilt only when its sources changed.
-    await ensureConsoleBuilt(o.log);
     const pgToolsDir = config.pgToolsDir ?? (await pgTools)?.binDir;
 
     const databaseUrl = config.databaseUrl ?? haPostgres?.databaseUrl ?? postgres!.databaseUrl;

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CHROMIUM_FLAGS, ensureChromium, freshUserDataDir } from '../../infra/provision/chromium';
 import { platformInfo } from '../harness/platform-info';
-import { api, uniqueName, waitForRun } from '../helpers/api-client';
+import { api, createTenantWithAdmin, uniqueName, waitForRun } from '../helpers/api-client';
+import { deployOnlyPipeline } from '../helpers/deploy-pipeline';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // The web console (issue 18, ADR 0032) in a real headless Chromium against the shared platform:
@@ -39,6 +40,9 @@ jobs:
 `;
 
 let context: BrowserContext;
+/** The repository the run-page test made (a reader of another tenant must not see it). */
+let madeRepo: string;
+let madeRun: string;
 let page: Page;
 let userDataDir: string;
 const dialogs: string[] = [];
@@ -99,6 +103,8 @@ test('a repository made in the browser; its run page shows the live log line by 
   const push = await git(['push', cloneUrl('dotgit', name, platformInfo().adminToken), 'main'], work);
   expect(push.code).toBe(0);
   const [runId] = runIdsFrom(push.stderr);
+  madeRepo = name;
+  madeRun = runId;
 
   // The repository page lists the run without a reload; its link opens the run page.
   await page.locator(`a[href="/runs/${encodeURIComponent(runId)}"]`).click();
@@ -157,6 +163,23 @@ test('a running run is cancelled from its run page', async () => {
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('cancelled');
 });
 
+test('a deploy waiting for approval is approved from the repository\'s deploys page', async () => {
+  const name = uniqueName('deploy');
+  const token = platformInfo().adminToken;
+  expect((await api('POST', '/api/v1/repos', { token, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
+  const work = await localRepo({ '.dotgit/pipeline.yml': deployOnlyPipeline({ production: { approval: true } }) });
+  expect((await git(['push', cloneUrl('dotgit', name, token), 'main'], work)).code).toBe(0);
+  const made = await api('POST', `/api/v1/repos/dotgit/${name}/deploys`, { token, body: { ref: 'main', environment: 'production' } });
+  expect(made.status).toBe(202);
+  await page.goto(`${gw()}/dotgit/${name}/deploys`);
+  await page.getByRole('button', { name: 'Approve' }).click({ timeout: 60_000 });
+  await page.locator('.runs .badge.s-success').waitFor({ timeout: 60_000 });
+  const deploy = await api('GET', `/api/v1/deploys/${encodeURIComponent(made.body.id)}`, { token });
+  expect(deploy.body).toMatchObject({ status: 'success', decidedBy: 'admin' });
+  // The environment now shows what is deployed.
+  await page.locator('.list li', { hasText: 'production' }).locator('code').waitFor();
+});
+
 test('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
   const cookie = (await sessionCookie())!;
   const headers = { cookie: `dotgit_session=${cookie.value}`, 'content-type': 'application/json' };
@@ -209,4 +232,17 @@ test('without the cookie: 401 from the session endpoint and the API; after sign-
   await page.getByLabel('API token').fill(platformInfo().adminToken);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Repositories' }).waitFor();
+});
+
+test('signed in as another tenant, the first tenant\'s repository and run are not found', async () => {
+  const other = await createTenantWithAdmin();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('API token').fill(other.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Repositories' }).waitFor();
+  expect(await page.getByRole('link', { name: `dotgit/${madeRepo}` }).count()).toBe(0);
+  await page.goto(`${gw()}/dotgit/${madeRepo}`);
+  await page.getByText('No such repository (or you may not see it).').waitFor();
+  await page.goto(`${gw()}/runs/${encodeURIComponent(madeRun)}`);
+  await page.getByText('No such run (or you may not see it).').waitFor();
 });
