@@ -48,6 +48,11 @@ export interface PlatformOptions {
    * set. Default false.
    */
   ha?: boolean;
+  /**
+   * Benchmarks only: the services from TypeScript through tsx, the worker bundling workflows at
+   * start (as before ADR 0029), to measure what the build saves. Default false (compiled).
+   */
+  fromSource?: boolean;
 }
 
 export interface Platform {
@@ -161,7 +166,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
     const toolsDir = path.join(ROOT, '.tools');
 
     // The services run compiled (ADR 0029): what changed since the last build is compiled first.
-    await ensureBuilt(o.log);
+    if (!o.fromSource) await ensureBuilt(o.log);
     const sandbox = config.sandbox === 'none' ? undefined : ensureSandbox({ toolsDir, log: o.log });
     // pg_basebackup of the embedded server's version, for backups (best effort: without it backups skip Postgres).
     const pgTools = config.databaseUrl || config.pgToolsDir ? undefined : ensurePgTools({ toolsDir, log: o.log }).catch((err) => o.log.warn(`backups: ${(err as Error).message}`));
@@ -301,7 +306,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
       // --ha: the switchover workflow asks Patroni (ADR 0027).
       ...(haPostgres ? { DOTGIT_PATRONI_URLS: haPostgres.members.map((m) => m.restUrl).join(',') } : {}),
       // The worker loads the prebuilt workflow bundle instead of bundling at start.
-      DOTGIT_WORKFLOW_BUNDLE_DIR: BUILD_DIR,
+      ...(o.fromSource ? {} : { DOTGIT_WORKFLOW_BUNDLE_DIR: BUILD_DIR }),
     };
     instances = o.fleet
       ? await fleetLayout({
@@ -323,7 +328,7 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
           {
             name: s.name,
             command: process.execPath,
-            args: [compiledEntry(SERVICE_ROLES[s.role].entry)],
+            args: o.fromSource ? ['--import', 'tsx', path.join(ROOT, SERVICE_ROLES[s.role].entry)] : [compiledEntry(SERVICE_ROLES[s.role].entry)],
             logFile: path.join(logsDir, `${s.name}.log`),
             pidFile: path.join(config.dataDir, 'run', `${s.name}.pid`),
             log: o.log,
