@@ -5,6 +5,7 @@ import { api, ApiError, currentSession, enc, loadSession, onSession, signIn, sig
 import { ago, duration } from './format';
 import { Badge, RunPage } from './run-page';
 import { Deploys, RepoSettings, Tokens } from './repo-tabs';
+import { Admin } from './admin';
 import './style.css';
 
 function SignIn() {
@@ -201,6 +202,7 @@ function Shell({ session }: { session: Session }) {
         </Link>
         <nav>
           <Link href="/">Repositories</Link> <Link href="/tokens">Tokens</Link>
+          {(session.platformAdmin || session.role === 'admin') && <Link href="/admin">Admin</Link>}
         </nav>
         <span class="who">
           {session.username} <span class="muted">({session.tenant})</span>{' '}
@@ -214,6 +216,7 @@ function Shell({ session }: { session: Session }) {
           <Route path="/">{() => <Repos />}</Route>
           <Route path="/runs/:id">{(p: { id: string }) => <RunPage id={decodeURIComponent(p.id)} />}</Route>
           <Route path="/tokens">{() => <Tokens />}</Route>
+          <Route path="/admin">{() => <Admin />}</Route>
           <Route path="/:owner/:repo">{(p: { owner: string; repo: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} />}</Route>
           <Route path="/:owner/:repo/:tab">
             {(p: { owner: string; repo: string; tab: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} tab={p.tab} />}

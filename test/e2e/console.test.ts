@@ -109,7 +109,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   // The repository page lists the run without a reload; its link opens the run page.
   await page.locator(`a[href="/runs/${encodeURIComponent(runId)}"]`).click();
   const log = page.getByRole('region', { name: 'log' }).or(page.locator('.log-box'));
-  await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 60_000 });
+  await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 90_000 });
   // Line by line: the first line is on screen while the step is still printing the later ones.
   expect(await log.getByText(`tick ${TICKS}`, { exact: true }).count()).toBe(0);
   await log.getByText(`tick ${TICKS}`, { exact: true }).waitFor({ timeout: 30_000 });
@@ -124,7 +124,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('<img src=x onerror=alert(1)>', { exact: true }).waitFor();
   expect(await page.locator('.log-box img').count()).toBe(0);
   expect(dialogs).toEqual([]);
-  await page.locator('.run-head .badge.s-success').waitFor({ timeout: 60_000 });
+  await page.locator('.run-head .badge.s-success').waitFor({ timeout: 90_000 });
   // The job graph: the job and its step with their status and a duration.
   await expect(page.locator('.job .job-head').textContent()).resolves.toMatch(/^build\s*success\s*\d/);
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('success');
@@ -148,7 +148,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   await page.getByRole('checkbox', { name: 'follow' }).uncheck();
   await page.locator('.log-box').evaluate((el) => el.scrollTo(0, 0));
   await log.getByText('tick 1', { exact: true }).waitFor();
-});
+}, 240_000);
 
 test('a running run is cancelled from its run page', async () => {
   const name = uniqueName('cancel');
@@ -157,9 +157,9 @@ test('a running run is cancelled from its run page', async () => {
   const push = await git(['push', cloneUrl('dotgit', name, platformInfo().adminToken), 'main'], work);
   const [runId] = runIdsFrom(push.stderr);
   await page.goto(`${gw()}/runs/${encodeURIComponent(runId)}`);
-  await page.locator('.log-box').getByText('started', { exact: true }).waitFor({ timeout: 60_000 });
+  await page.locator('.log-box').getByText('started', { exact: true }).waitFor({ timeout: 90_000 });
   await page.getByRole('button', { name: 'Cancel' }).click();
-  await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 60_000 });
+  await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 90_000 });
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('cancelled');
 });
 
@@ -173,11 +173,27 @@ test('a deploy waiting for approval is approved from the repository\'s deploys p
   expect(made.status).toBe(202);
   await page.goto(`${gw()}/dotgit/${name}/deploys`);
   await page.getByRole('button', { name: 'Approve' }).click({ timeout: 60_000 });
-  await page.locator('.runs .badge.s-success').waitFor({ timeout: 60_000 });
+  await page.locator('.runs .badge.s-success').waitFor({ timeout: 90_000 });
   const deploy = await api('GET', `/api/v1/deploys/${encodeURIComponent(made.body.id)}`, { token });
   expect(deploy.body).toMatchObject({ status: 'success', decidedBy: 'admin' });
   // The environment now shows what is deployed.
   await page.locator('.list li', { hasText: 'production' }).locator('code').waitFor();
+});
+
+test('the admin page creates a tenant and adds a user to it', async () => {
+  const tenant = uniqueName('ct');
+  const username = uniqueName('cu');
+  await page.goto(`${gw()}/admin`);
+  await page.getByLabel('new tenant').fill(tenant);
+  await page.getByRole('button', { name: 'Create tenant' }).click();
+  await page.getByText(`tenant ${tenant} created`).waitFor();
+  await page.getByLabel('tenant', { exact: true }).fill(tenant);
+  await page.getByLabel('user name').fill(username);
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await page.getByText(`user ${username} added as member`).waitFor();
+  // The user exists in that tenant: the platform admin can make them a token.
+  const tok = await api('POST', '/api/v1/tokens', { token: platformInfo().adminToken, body: { username, scopes: ['read'] } });
+  expect(tok.status).toBe(201);
 });
 
 test('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
