@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import client from 'prom-client';
 import type { Db } from '../core/db';
+import type { ShardRouter } from '../core/shard-router';
 import { pruneRestoreCopies } from '../core/backup-restore';
 import { clearRestoreDirs, listRestoreStates } from '../core/stores/backups-store';
 import { deleteOldIdempotencyKeys, idempotencyKeysTableExists } from '../core/stores/idempotency-store';
@@ -29,7 +30,10 @@ const removedTotal = new client.Counter({
 });
 
 export interface HousekeepingDeps {
+  /** The global database (idempotency keys, restores); every database when there is no router. */
   db: Db;
+  /** Outboxes, delivery logs and runs live in every shard database (ADR 0025). */
+  router?: ShardRouter;
   /** `dataPaths(config).restores`: where restores and drills put their copies. */
   restoresDir: string;
   /** `dataPaths(config).sandbox` and `.workspaces` of this worker. */
@@ -62,6 +66,9 @@ const DAY_SECONDS = 86_400;
 /** Activities of the hourly housekeeping (workflows/maintenance.ts). Each is safe to run again. */
 export function createHousekeepingActivities(deps: HousekeepingDeps) {
   const { db } = deps;
+  // Tenant-owned rows are pruned in every database of the shard map (ADR 0025).
+  const shardDbs = () => (deps.router ? deps.router.databases().map((d) => d.db) : [db]);
+  const sumOver = async (fn: (d: Db) => Promise<number>) => (await Promise.all(shardDbs().map(fn))).reduce((a, b) => a + b, 0);
 
   /** Deletes batch after batch (a store's one-batch delete) until a batch comes back short. */
   async function deleteInBatches(table: string, deleteBatch: (batch: number) => Promise<number>): Promise<number> {
@@ -83,11 +90,11 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
     async pruneRows(): Promise<RowsPruned> {
       const counts: Partial<RowsPruned> = {};
       for (const table of OUTBOX_TABLES) {
-        counts[table] = await deleteInBatches(table, (batch) => deleteHandedOnOutboxRows(db, table, deps.outboxRetentionDays * DAY_SECONDS, batch));
+        counts[table] = await sumOver((d) => deleteInBatches(table, (batch) => deleteHandedOnOutboxRows(d, table, deps.outboxRetentionDays * DAY_SECONDS, batch)));
       }
       // The keep-N bound: a hook's newest N rows stay whatever their age.
-      counts.webhook_deliveries = await deleteInBatches('webhook_deliveries', (batch) =>
-        deleteOldDeliveries(db, deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep, batch),
+      counts.webhook_deliveries = await sumOver((d) =>
+        deleteInBatches('webhook_deliveries', (batch) => deleteOldDeliveries(d, deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep, batch)),
       );
       // The table comes with the api's Idempotency-Key support (migrations/0012); until then, nothing to do.
       counts.idempotency_keys = (await idempotencyKeysTableExists(db))
@@ -118,7 +125,7 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
         stateDir: deps.sandboxStateDir,
         workspacesDir: deps.workspacesDir,
         olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS,
-        activeRunIds: activeRunIdsFromDb(db),
+        activeRunIds: activeRunIdsFromDb(shardDbs()),
       });
       const removed = r.containers.length + r.bundles.length + r.bwrapRuns.length + r.workspaces.length;
       removedTotal.inc({ what: 'sandbox_state' }, removed);

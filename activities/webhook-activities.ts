@@ -3,6 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import client from 'prom-client';
 import { currentTraceparent } from '../core/tracing';
 import type { Db } from '../core/db';
+import type { ShardRouter } from '../core/shard-router';
 import { repoPath, runGit } from '../core/git';
 import { findUserByName } from '../core/stores/tenants-store';
 import { findRunPusher } from '../core/stores/audit-store';
@@ -34,7 +35,10 @@ function traceHeader(): Record<string, string> {
 }
 
 export interface WebhookDeps {
+  /** The global database (users); every database when there is no router (tests of their own database). */
   db: Db;
+  /** Routes a repository's hooks, runs and deliveries to its tenant's shard database (ADR 0025). */
+  router?: ShardRouter;
   reposDir: string;
   publicUrl: string;
   /** Opens webhook secrets (purpose 'webhook-secret', master = the internal secret). */
@@ -81,9 +85,11 @@ export async function hasWebhookFor(db: Db, tenantId: number, repoId: number, ev
 /** Webhook activities (orchestration queue): plan an event's payload and hooks, deliver it to one hook. */
 export function createWebhookActivities(deps: WebhookDeps) {
   const { db } = deps;
+  // A repository's hooks, runs and deliveries live in its tenant's shard (ADR 0025).
+  const dbOf = (tenantId: number) => deps.router?.forTenant(tenantId) ?? db;
 
   async function repository(tenantId: number, repoId: number): Promise<RepositoryInfo | undefined> {
-    const row = await findRepoRowById(db, tenantId, repoId);
+    const row = await findRepoRowById(dbOf(tenantId), tenantId, repoId);
     if (!row) return undefined;
     const head = await runGit(['--git-dir', repoPath(deps.reposDir, row.owner, row.name), 'symbolic-ref', '--short', 'HEAD']);
     return {
@@ -151,10 +157,10 @@ export function createWebhookActivities(deps: WebhookDeps) {
   }
 
   async function workflowRunBody(repo: RepositoryInfo, e: Extract<WebhookEvent, { event: 'workflow_run' }>) {
-    const row = await findRunSummary(db, repo.tenantId, e.runId);
+    const row = await findRunSummary(dbOf(repo.tenantId), repo.tenantId, e.runId);
     if (!row) return undefined;
     // The pusher, from the push's audit entry (runs do not carry it).
-    const pusher = await findRunPusher(db, repo.tenantId, e.runId, row.created_at);
+    const pusher = await findRunPusher(dbOf(repo.tenantId), repo.tenantId, e.runId, row.created_at);
     return workflowRunPayload({
       repo,
       publicUrl: deps.publicUrl,
@@ -171,7 +177,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
      */
     async planWebhookEvent(args: { tenantId: number; repoId: number; event: WebhookEvent }): Promise<PlannedWebhookEvent | null> {
       const name = args.event.event;
-      const hookIds = await webhookIdsFor(db, args.tenantId, args.repoId, name);
+      const hookIds = await webhookIdsFor(dbOf(args.tenantId), args.tenantId, args.repoId, name);
       if (hookIds.length === 0) return null;
       const repo = await repository(args.tenantId, args.repoId);
       if (!repo) return null;
@@ -190,7 +196,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
      * throws so Temporal retries it with backoff, under the same delivery id.
      */
     async deliverWebhook(args: DeliveryArgs): Promise<{ status: number | null; outcome: 'success' | 'gone' }> {
-      const hook = await findWebhookTarget(db, args.tenantId, args.hookId);
+      const hook = await findWebhookTarget(dbOf(args.tenantId), args.tenantId, args.hookId);
       if (!hook) return { status: null, outcome: 'gone' }; // deleted since the event was planned
       const attempt = Context.current().info.attempt;
       const startedAt = new Date();
@@ -236,7 +242,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
       }
       const outcome = !failure ? 'success' : failure.type === 'WebhookRefused' ? 'refused' : 'failure';
       deliveries.inc({ event: args.event, outcome });
-      await recordDelivery(db, {
+      await recordDelivery(dbOf(args.tenantId), {
         tenantId: args.tenantId,
         webhookId: args.hookId,
         deliveryId: args.deliveryId,

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     if (!res.ok) throw await refused(res);
     return ((await res.json()) as { text: string | null }).text;
   };
-  const deployService = new DeployService(db, redis, getTemporal, resolveRef, readPipelineFile);
+  const deployService = new DeployService(router, redis, getTemporal, resolveRef, readPipelineFile);
   const runService = new RunService(router, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
   const app = createApiApp(
     {

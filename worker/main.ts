@@ -102,6 +102,7 @@ async function main(): Promise<void> {
   // from before nodes) or on the storage queue of the node holding it.
   const webhookActivities = createWebhookActivities({
     db,
+    router,
     reposDir: paths.repos,
     publicUrl: config.publicUrl,
     secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
         ...createMaintenanceActivities({ db, reposDir: paths.repos }),
         ...createHousekeepingActivities({
           db,
+          router,
           restoresDir: paths.restores,
           sandboxStateDir: paths.sandbox,
           workspacesDir: paths.workspaces,
@@ -209,14 +211,14 @@ async function main(): Promise<void> {
     const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
     // Before this worker takes steps: what a killed predecessor left (its containers still run the
     // step Temporal is about to retry here) goes; workspaces of runs in progress stay for their retries.
-    await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db) })
+    await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(router.databases().map((d) => d.db)) })
       .then((r) => log.info(r, 'orphaned sandbox state pruned'))
       .catch((err) => log.warn({ err }, 'could not prune orphaned sandbox state'));
     if (!roles.has('orchestration')) {
       // The hourly housekeeping workflow prunes the disk of whichever orchestration worker runs it;
       // a sandbox-only host prunes its own (only state older than any step may run).
       setInterval(() => {
-        pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(db), olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS })
+        pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(router.databases().map((d) => d.db)), olderThanMs: PERIODIC_PRUNE_MIN_AGE_MS })
           .then((r) => log.info(r, 'old sandbox state pruned'))
           .catch((err) => log.warn({ err }, 'could not prune old sandbox state'));
       }, 60 * 60 * 1000).unref();

@@ -159,9 +159,8 @@ async function mountsUnder(dir: string): Promise<string[]> {
 }
 
 /** activeRunIds for PruneOrphansOptions: runs and deploys of every tenant that have not ended. */
-export function activeRunIdsFromDb(db: Db): () => Promise<string[]> {
-  return async () => {
-    const [runs, deploys] = await Promise.all([unfinishedRunIds(db), unfinishedDeployIds(db)]);
-    return [...runs, ...deploys];
-  };
+export function activeRunIdsFromDb(db: Db | readonly Db[]): () => Promise<string[]> {
+  // Runs live in their tenant's shard (ADR 0025): every database of the shard map is asked.
+  const dbs: readonly Db[] = Array.isArray(db) ? db : [db as Db];
+  return async () => (await Promise.all(dbs.flatMap((d) => [unfinishedRunIds(d), unfinishedDeployIds(d)]))).flat();
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import {
   approveUpdate,
   deployWorkflowId,
@@ -60,7 +61,8 @@ function deployView(row: Record<string, unknown>, steps: Record<string, unknown>
  */
 export class DeployService {
   constructor(
-    private readonly db: Db,
+    /** Deploys live in their tenant's shard database (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly redis: Redis,
     private readonly temporal: () => Promise<Client>,
     private readonly resolveRef: RefResolver,
@@ -68,14 +70,14 @@ export class DeployService {
   ) {}
 
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
-    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deploying');
+    const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'deploying');
     const { environment, ref } = parseBody(createDeployBody, body);
     const target = await this.resolveRef(repo.owner, repo.name, ref);
     if (!target) throw new NotFoundError(`ref ${ref} not found in ${repo.owner}/${repo.name}`);
     const env = await this.requireEnvironment(repo.owner, repo.name, target, environment);
-    if (env.requires?.includes('pipeline')) await this.requireGreenPipeline(repo.id, target, environment);
+    if (env.requires?.includes('pipeline')) await this.requireGreenPipeline(repo.id, repo.tenantId, target, environment);
     const id = deployWorkflowId(repo.owner, repo.name, environment, randomUUID());
-    await insertQueuedDeploy(this.db, { tenantId: repo.tenantId, id, repoId: repo.id, environment, ref: target.ref, commit: target.commit, requestedBy: principal.username });
+    await insertQueuedDeploy(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, id, repoId: repo.id, environment, ref: target.ref, commit: target.commit, requestedBy: principal.username });
     const input: DeployInput = {
       deployId: id,
       tenantId: repo.tenantId,
@@ -94,10 +96,10 @@ export class DeployService {
       });
     } catch (err) {
       // Never a row that claims to be queued with nothing behind it.
-      await failUnstartedDeploy(this.db, repo.tenantId, id, 'the deploy could not be started');
+      await failUnstartedDeploy(this.router.forTenant(repo.tenantId), repo.tenantId, id, 'the deploy could not be started');
       throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`, undefined, { cause: err });
     }
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
     return { id, status: 'queued' as DeployStatus, links: deployView({ id }).links };
   }
 
@@ -130,8 +132,8 @@ export class DeployService {
    * Deploy gate (issue 17 item 9): an environment with `requires: [pipeline]` takes only a commit
    * some pipeline run of which succeeded; otherwise 409 saying what the commit's runs are.
    */
-  private async requireGreenPipeline(repoId: number, target: { ref: string; commit: string }, environment: string): Promise<void> {
-    const state = await commitPipelineState(this.db, repoId, target.commit);
+  private async requireGreenPipeline(repoId: number, tenantId: number, target: { ref: string; commit: string }, environment: string): Promise<void> {
+    const state = await commitPipelineState(this.router.forTenant(tenantId), repoId, target.commit);
     if (state.green) return;
     const why = state.latest ? `its latest run ${state.latest.id} is ${state.latest.status}` : 'it has no pipeline run';
     throw new ConflictError(`environment "${environment}" requires a successful pipeline run of the commit (requires: [pipeline]); ${target.commit.slice(0, 12)} (${target.ref}) has none: ${why}`);
@@ -140,19 +142,19 @@ export class DeployService {
   /** The deploy row, if the caller may read its repository; otherwise not found (nothing leaks). */
   private async readableDeploy(principal: Principal | null | undefined, id: string) {
     if (id.length > 400) throw new InputError('deploy id is too long');
-    return findReadableRepoRow(this.db, principal, 'deploys', id, 'deploy');
+    return findReadableRepoRow(await tenantDirectory(this.router).dbOfWorkflowId(id), principal, 'deploys', id, 'deploy');
   }
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableDeploy(principal, id);
-    return deployView(row, await listSteps(this.db, row.tenant_id, id));
+    return deployView(row, await listSteps(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id));
   }
 
   /** An environment's (or every environment's) deploy history, newest first. */
   async list(principal: Principal | null | undefined, owner: string, repoName: string, q: { environment?: unknown }) {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', repoName));
+    const { repo } = await findReadableRepo(await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner)), principal, owner, assertValidName('repo', repoName));
     if (q.environment !== undefined && (typeof q.environment !== 'string' || !ENVIRONMENT_NAME.test(q.environment))) throw new InputError('environment is not valid');
-    const rows = await listDeploys(this.db, repo.id, q.environment);
+    const rows = await listDeploys(this.router.forTenant(repo.tenantId), repo.id, q.environment);
     return { deploys: rows.map((row) => deployView(row)) };
   }
 
@@ -169,7 +171,7 @@ export class DeployService {
       if (err instanceof WorkflowNotFoundError) throw new ConflictError(`deploy ${id} has ended`);
       throw new UnavailableError(`could not reach Temporal: ${(err as Error).message}`);
     }
-    await audit(this.db, { tenantId: Number(row.tenant_id), actor: principal.username, action: approve ? 'deploy.approve' : 'deploy.reject', target: id, requestId });
+    await audit(this.router.forTenant(Number(row.tenant_id)), { tenantId: Number(row.tenant_id), actor: principal.username, action: approve ? 'deploy.approve' : 'deploy.reject', target: id, requestId });
     return { id, status: approve ? 'running' : 'rejected', decidedBy: principal.username };
   }
 
@@ -183,12 +185,12 @@ export class DeployService {
       if (err instanceof WorkflowNotFoundError) return; // it ended meanwhile
       throw new UnavailableError(`could not reach Temporal to cancel the deploy: ${(err as Error).message}`);
     }
-    await audit(this.db, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'deploy.cancel', target: id, requestId });
+    await audit(this.router.forTenant(Number(row.tenant_id)), { tenantId: Number(row.tenant_id), actor: principal.username, action: 'deploy.cancel', target: id, requestId });
   }
 
   async events(principal: Principal | null | undefined, id: string, after: string, signal: AbortSignal): Promise<AsyncIterable<RunEvent>> {
     const { row } = await this.readableDeploy(principal, id);
-    return followRowEvents(this.db, this.redis, 'deploys', { tenantId: Number(row.tenant_id), id }, after, signal);
+    return followRowEvents(this.router.forTenant(Number(row.tenant_id)), this.redis, 'deploys', { tenantId: Number(row.tenant_id), id }, after, signal);
   }
 
 
