@@ -1,4 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import client from 'prom-client';
 import type { Redis } from '../core/redis';
 import { logStreamKey } from '../core/redis';
 import { MAX_RUN_EVENTS, RUN_EVENTS_TTL_SECONDS } from '../core/run-events';
@@ -8,12 +10,21 @@ export const MAX_PENDING_LIVE_LINES = 20_000;
 /** A step's stored log stops growing here, with a note saying so. */
 export const MAX_STEP_LOG_BYTES = 512 * 1024 * 1024;
 
+/** A line from the sandbox until Redis has it in the run's stream (what a live-log watcher waits for beyond its own read). */
+const liveLatency = new client.Histogram({
+  name: 'dotgit_live_log_line_latency_seconds',
+  help: "Live-log lines: from the sandbox's output until the line is in the run's Redis stream",
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+});
+
 /**
  * Where a step's output goes while it runs: every line to the run's Redis stream (live logs, in
  * order, batched per tick) and to a local file that becomes the step's whole log at the end.
  */
 export class LogSink {
   private queue: string[][] = [];
+  /** When each queued line arrived (performance.now()), for the live-log latency. */
+  private arrived: number[] = [];
   private pending = 0;
   private droppedLive = 0;
   private logBytes = 0;
@@ -57,6 +68,7 @@ export class LogSink {
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
     this.pending++;
     this.queue.push(['job', this.job, 'step', this.step, 'stream', stream, 'line', text, 'attempt', String(this.attempt)]);
+    this.arrived.push(performance.now());
     this.schedule();
   }
 
@@ -76,7 +88,9 @@ export class LogSink {
   private async writeBatch(): Promise<void> {
     this.scheduled = false;
     const batch = this.queue;
+    const arrived = this.arrived;
     this.queue = [];
+    this.arrived = [];
     if (batch.length === 0) return;
     const p = this.redis.pipeline();
     const key = logStreamKey(this.runId);
@@ -84,7 +98,14 @@ export class LogSink {
     // The whole log is kept in the object store; the live stream only has to outlive watchers.
     p.expire(key, RUN_EVENTS_TTL_SECONDS);
     // Live logs are a convenience: losing Redis must not fail the step (the full log still reaches the object store).
-    await p.exec().catch(() => undefined);
+    const written = await p.exec().then(
+      (results) => (results ?? []).every(([err]) => !err),
+      () => false,
+    );
+    if (written) {
+      const now = performance.now();
+      for (const t of arrived) liveLatency.observe((now - t) / 1000);
+    }
     this.pending -= batch.length;
   }
 

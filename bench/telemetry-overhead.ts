@@ -167,7 +167,7 @@ function render(r: { off: Side; on: Side; tool: string; spanBatches: number; loa
     `| push started → run \`success\` (1 job, \`run: "true"\`) | ${cell(stats(r.off.push), fmtMs)} | ${cell(stats(r.on.push), fmtMs)} | ${fmtRatio(push)} | ≤ ${fmtRatio(1 + GOAL_OVERHEAD)} | ${met(push - 1)} |`,
     '',
     busy
-      ? '- The machine was busier than its cores (other test runs): the rounds spread far wider than 5 %, so these ratios cannot show whether the goal is met; re-run on an idle machine. What they do show is that telemetry costs no large share: the medians are within the rounds\' noise.'
+      ? '- The machine was busier than its cores (other test runs): the rounds spread far wider than 5 %, so these ratios cannot show whether the goal is met; re-run on an idle machine (the medians moved either way between runs: they say nothing about a few per cent).'
       : '- Each figure is the median of the rounds (min–max); the ratio is of the medians.',
     '',
   ].join('\n');
