@@ -133,12 +133,17 @@ export function Deploys({ owner, repo }: { owner: string; repo: string }) {
   );
 }
 
-/** Repository settings (admins): secrets by name, webhooks with their delivery log, collaborators. */
+/** Repository settings (admins): secrets by name, webhooks with their delivery log, protected branches, collaborators. */
 export function RepoSettings({ owner, repo }: { owner: string; repo: string }) {
   const base = `/api/v1/repos/${enc(owner)}/${enc(repo)}`;
   const secrets = usePolled<{ secrets: Array<{ name: string; environment: string | null; updatedBy: string; updatedAt: string }> }>(`${base}/secrets`, 0);
   const hooks = usePolled<{ webhooks: Array<{ id: number; url: string; events: string[] }> }>(`${base}/webhooks`, 0);
   const collaborators = usePolled<{ collaborators: Array<{ username: string; access: string }> }>(`${base}/collaborators`, 0);
+  const protections = usePolled<{ protections: Array<{ pattern: string; allowForcePush: boolean; allowDeletion: boolean; pushers?: string[] }> }>(`${base}/protections`, 0);
+  const [grant, setGrant] = useState({ username: '', access: 'read' });
+  const [rule, setRule] = useState({ pattern: '', allowForcePush: false, allowDeletion: false });
+  // Branch patterns keep their slashes (`release/*`): each segment is encoded on its own.
+  const patternPath = (p: string) => p.split('/').map(enc).join('/');
   const [note, setNote] = useState<string | null>(null);
   const [secret, setSecret] = useState({ name: '', value: '', environment: '' });
   const [hook, setHook] = useState({ url: '', secret: '' });
@@ -214,15 +219,78 @@ export function RepoSettings({ owner, repo }: { owner: string; repo: string }) {
         </label>
         <button type="submit">Add</button>
       </form>
+      <h2>Protected branches</h2>
+      {protections.error && <p class="error">{protections.error}</p>}
+      <ul class="list">
+        {protections.data?.protections.map((p) => (
+          <li key={p.pattern}>
+            <code>{p.pattern}</code>{' '}
+            <span class="muted">
+              {p.allowForcePush ? 'force push allowed' : 'no force push'}, {p.allowDeletion ? 'deletion allowed' : 'no deletion'}
+              {p.pushers ? `, only ${p.pushers.join(', ')} may push` : ''}
+            </span>{' '}
+            <button class="link" onClick={() => void api.del(`${base}/protections/${patternPath(p.pattern)}`).then(protections.reload, fail)}>
+              lift
+            </button>
+          </li>
+        ))}
+      </ul>
+      <form
+        class="inline"
+        onSubmit={(e) => {
+          e.preventDefault();
+          api.put(`${base}/protections/${patternPath(rule.pattern)}`, { allowForcePush: rule.allowForcePush, allowDeletion: rule.allowDeletion }).then(() => {
+            setRule({ pattern: '', allowForcePush: false, allowDeletion: false });
+            protections.reload();
+          }, fail);
+        }}
+      >
+        <label>
+          branch or pattern <input value={rule.pattern} placeholder="main" onInput={(e) => setRule({ ...rule, pattern: (e.target as HTMLInputElement).value })} required />
+        </label>
+        <label>
+          <input type="checkbox" checked={rule.allowForcePush} onChange={(e) => setRule({ ...rule, allowForcePush: (e.target as HTMLInputElement).checked })} /> allow force push
+        </label>
+        <label>
+          <input type="checkbox" checked={rule.allowDeletion} onChange={(e) => setRule({ ...rule, allowDeletion: (e.target as HTMLInputElement).checked })} /> allow deletion
+        </label>
+        <button type="submit">Protect</button>
+      </form>
       <h2>Collaborators</h2>
       {collaborators.error && <p class="error">{collaborators.error}</p>}
       <ul class="list">
         {collaborators.data?.collaborators.map((c) => (
           <li key={c.username}>
-            {c.username} <span class="muted">{c.access}</span>
+            {c.username} <span class="muted">{c.access}</span>{' '}
+            <button class="link" onClick={() => void api.del(`${base}/collaborators/${enc(c.username)}`).then(collaborators.reload, fail)}>
+              remove
+            </button>
           </li>
         ))}
       </ul>
+      <form
+        class="inline"
+        onSubmit={(e) => {
+          e.preventDefault();
+          api.put(`${base}/collaborators/${enc(grant.username)}`, { access: grant.access }).then(() => {
+            setGrant({ username: '', access: 'read' });
+            collaborators.reload();
+          }, fail);
+        }}
+      >
+        <label>
+          collaborator <input value={grant.username} onInput={(e) => setGrant({ ...grant, username: (e.target as HTMLInputElement).value })} required />
+        </label>
+        <label>
+          access{' '}
+          <select value={grant.access} onChange={(e) => setGrant({ ...grant, access: (e.target as HTMLSelectElement).value })}>
+            <option>read</option>
+            <option>write</option>
+            <option>admin</option>
+          </select>
+        </label>
+        <button type="submit">Grant</button>
+      </form>
     </section>
   );
 }

@@ -180,6 +180,21 @@ test('a deploy waiting for approval is approved from the repository\'s deploys p
   await page.locator('.list li', { hasText: 'production' }).locator('code').waitFor();
 });
 
+test('repository settings: a secret is set by name (its value never shown again), a branch pattern protected', async () => {
+  const token = platformInfo().adminToken;
+  await page.goto(`${gw()}/dotgit/${madeRepo}/settings`);
+  await page.getByLabel('secret name').fill('API_KEY');
+  await page.getByLabel('value').fill('s3cr3t-value-123');
+  await page.getByRole('button', { name: 'Set' }).click();
+  await page.locator('.list code', { hasText: 'API_KEY' }).waitFor();
+  expect(await page.content()).not.toContain('s3cr3t-value-123');
+  expect((await api('GET', `/api/v1/repos/dotgit/${madeRepo}/secrets`, { token })).body.secrets.map((x: any) => x.name)).toEqual(['API_KEY']);
+  await page.getByLabel('branch or pattern').fill('release/*');
+  await page.getByRole('button', { name: 'Protect' }).click();
+  await page.locator('.list code', { hasText: 'release/*' }).waitFor();
+  expect((await api('GET', `/api/v1/repos/dotgit/${madeRepo}/protections`, { token })).body.protections).toEqual([{ pattern: 'release/*', allowForcePush: false, allowDeletion: false }]);
+});
+
 test('the admin page creates a tenant and adds a user to it', async () => {
   const tenant = uniqueName('ct');
   const username = uniqueName('cu');
