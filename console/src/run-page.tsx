@@ -45,6 +45,8 @@ export function RunPage({ id }: { id: string }) {
   const [artifacts, setArtifacts] = useState<Array<{ job: string; path: string; size: number }>>([]);
   const [, tick] = useState(0);
   const lines = useRef<LogLine[]>([]);
+  // A re-run starts the run's next attempt under the same id: the page starts over and follows it.
+  const [attempt, setAttempt] = useState(0);
 
   const refresh = () =>
     api.get<Run>(`/api/v1/runs/${enc(id)}`).then(
@@ -78,7 +80,7 @@ export function RunPage({ id }: { id: string }) {
     // and expires); a live one's from its event stream, which replays from its start, then follows.
     void refresh().then((r) => {
       if (closed || !r) return;
-      if (TERMINAL.has(r.status)) void loadStoredLogs(r);
+      if (TERMINAL.has(r.status) && attempt === 0) void loadStoredLogs(r);
       else follow();
     });
     const follow = () => {
@@ -123,7 +125,7 @@ export function RunPage({ id }: { id: string }) {
       clearTimeout(refreshTimer);
       if (pending) cancelAnimationFrame(pending);
     };
-  }, [id]);
+  }, [id, attempt]);
 
   if (error) return <p class="error">{error}</p>;
   if (!run) return <p class="muted">loading…</p>;
@@ -133,7 +135,8 @@ export function RunPage({ id }: { id: string }) {
     api.post(`/api/v1/runs/${enc(id)}/${path}`, body).then(
       () => {
         setNote(`${path} requested`);
-        void refresh();
+        if (path === 'rerun') setAttempt((n) => n + 1);
+        else void refresh();
       },
       (e: ApiError) => setNote(e.status === 404 ? `${path} is not available on this platform` : e.message),
     );

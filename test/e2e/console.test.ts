@@ -150,7 +150,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('tick 1', { exact: true }).waitFor();
 }, 240_000);
 
-test('a running run is cancelled from its run page', async () => {
+test('a running run is cancelled from its run page, re-run from it (a fresh log for attempt 2), and cancelled again', async () => {
   const name = uniqueName('cancel');
   expect((await api('POST', '/api/v1/repos', { token: platformInfo().adminToken, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
   const work = await localRepo({ '.dotgit/pipeline.yml': ENDLESS });
@@ -161,7 +161,15 @@ test('a running run is cancelled from its run page', async () => {
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 90_000 });
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('cancelled');
-});
+  // Re-run from the page: the next attempt's log streams into a fresh view; cancelled again.
+  await page.getByRole('button', { name: 'Re-run all' }).click();
+  await page.locator('.run-head .badge.s-running').waitFor({ timeout: 90_000 });
+  await page.locator('.log-box').getByText('started', { exact: true }).waitFor({ timeout: 90_000 });
+  expect(await page.locator('.log-box').getByText('started', { exact: true }).count()).toBe(1);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 60_000 });
+  expect((await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { token: platformInfo().adminToken })).body).toMatchObject({ status: 'cancelled', attempt: 2 });
+}, 240_000);
 
 test('a deploy waiting for approval is approved from the repository\'s deploys page', async () => {
   const name = uniqueName('deploy');
