@@ -202,6 +202,8 @@ async function main(): Promise<void> {
   }
 
   let shared: Worker | undefined;
+  /** The worker's readiness (`/readyz`) of its sandbox: a driver is installed (set with the sandbox role). */
+  let sandboxReady: (() => Promise<unknown>) | undefined;
   let own: Worker | undefined;
   // Jobs in progress here: a draining worker serves its own queue until they end.
   const hostJobs = new HostJobs();
@@ -209,6 +211,8 @@ async function main(): Promise<void> {
     // Resolved lazily so a machine without a sandbox still starts; steps then fail with a clear error.
     let driver: SandboxDriver | undefined;
     const getDriver = () => (driver ??= createSandboxDriver(config.sandbox, { stateDir: paths.sandbox, logger: log }));
+    // Ready when a sandbox is installed (runsc or bwrap found); its self-test runs with the first step.
+    sandboxReady = async () => getDriver();
     // Before this worker takes steps: what a killed predecessor left (its containers still run the
     // step Temporal is about to retry here) goes; workspaces of runs in progress stay for their retries.
     await pruneOrphanedSandboxState({ stateDir: paths.sandbox, workspacesDir: paths.workspaces, activeRunIds: activeRunIdsFromDb(router.databases().map((d) => d.db)) })
@@ -294,6 +298,7 @@ async function main(): Promise<void> {
         const stopped = workers.filter((w) => w.getState() !== 'RUNNING').map((w) => `${w.options.taskQueue} ${w.getState()}`);
         if (stopped.length) throw new Error(stopped.join(', '));
       },
+      ...(sandboxReady ? { sandbox: sandboxReady } : {}),
     }),
   );
   const server = app.listen(config.workerPort, config.internalHost);

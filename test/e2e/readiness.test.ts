@@ -23,7 +23,7 @@ const expected: Record<string, string[]> = {
   gateway: ['postgres', 'redis', 'api', 'git-server', 'worker'],
   api: ['postgres', 'redis', 'temporal'],
   'git-server': ['postgres', 'redis', 'temporal'],
-  worker: ['postgres', 'redis', 'temporal', 'workers'],
+  worker: ['postgres', 'redis', 'temporal', 'workers', 'sandbox'],
 };
 
 let db: Db;
