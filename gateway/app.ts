@@ -59,6 +59,8 @@ export interface GatewayOptions {
   tokenCacheTtlMs?: number;
   /** Named checks behind `/healthz`; each rejects when its part is down. */
   healthChecks: Record<string, () => Promise<unknown>>;
+  /** What /healthz says besides the checks: the database's primary and each standby's lag (ADR 0027). */
+  healthDetails?: () => Promise<Record<string, unknown>>;
   /**
    * The web console (ADR 0032): its built files (`console/dist`), served at `/`, and its sessions'
    * lifetime. Without it only the API and git are served.
@@ -185,10 +187,14 @@ export function createGatewayApp(o: GatewayOptions) {
 
   app.get('/healthz', (req, res) => {
     const names = Object.keys(o.healthChecks);
-    void Promise.all(names.map((n) => o.healthChecks[n]().then(() => null, () => n))).then((failed) => {
+    // Details are best effort (2 s at most): they never fail the check.
+    const details = o.healthDetails
+      ? Promise.race([o.healthDetails(), new Promise<Record<string, unknown>>((r) => setTimeout(() => r({}), 2000).unref())]).catch(() => ({}))
+      : Promise.resolve({});
+    void Promise.all([Promise.all(names.map((n) => o.healthChecks[n]().then(() => null, () => n))), details]).then(([failed, extra]) => {
       const bad = failed.filter((f): f is string => f !== null);
-      if (bad.length === 0) res.json({ status: 'ok' });
-      else res.status(503).json({ status: 'unavailable', failing: bad, requestId: req.requestId });
+      if (bad.length === 0) res.json({ status: 'ok', ...extra });
+      else res.status(503).json({ status: 'unavailable', failing: bad, ...extra, requestId: req.requestId });
     });
   });
 

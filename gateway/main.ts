@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadConfig } from '../core/config';
 import { startTracing } from '../core/tracing';
 import { createShardRouter } from '../core/shard-router';
+import { databaseState } from '../core/db-replicas';
 import { registerSchemaClientEverywhere } from '../core/shard-databases';
 import { createLogger } from '../core/logger';
 import { readInternalSecret } from '../core/secrets-file';
@@ -65,6 +66,11 @@ async function main(): Promise<void> {
     console: { distDir: path.resolve(__dirname, '..', 'console', 'dist'), sessionTtlSeconds: config.consoleSessionTtlSeconds, temporalUiUrl: config.temporalUiUrl },
     // api and git-server are healthy while at least one of their instances is.
     healthChecks: { postgres: () => pingDatabase(db), api: () => api.check(), 'git-server': () => git.check(), worker: healthOf(worker) },
+    // The primary and each standby's lag, when DATABASE_URL lists several hosts (ADR 0027).
+    healthDetails: async () => {
+      const database = await databaseState(db);
+      return database ? { database } : {};
+    },
     // /readyz (ADR 0028): each part's own readiness, so the answer names the dependency behind it.
     readyChecks: {
       postgres: () => pingDatabase(db),

@@ -24,6 +24,9 @@ import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { ensurePgTools } from '../../infra/provision/pg-tools';
 import { prepareWalArchiving } from '../../infra/provision/wal-archiving';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
+import { platformInfo } from '../harness/platform-info';
+import { freePort } from '../../infra/provision/free-port';
+import { spawn } from 'node:child_process';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 
 // Postgres under Patroni + etcd for real (issue 13): 3 etcd members, 1 primary, 1 synchronous
@@ -385,5 +388,48 @@ test('reads on replicas: a reader is served by standbys once they hold its write
     }
   } finally {
     await reads.end();
+  }
+});
+
+test("the api's /healthz (a real api process on the HA cluster) names the primary and each standby's lag", async () => {
+  await migrate(db);
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'api/main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: ha.databaseUrl,
+      REDIS_URL: platformInfo().redisUrl,
+      TEMPORAL_ADDRESS: temporal.address,
+      DOTGIT_API_PORT: String(port),
+      DOTGIT_DATA_DIR: path.join(dir, 'api'),
+      DOTGIT_INTERNAL_SECRET: 'x'.repeat(40),
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output = (output + d).slice(-4000)));
+  child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)));
+  try {
+    let body: { status?: string; database?: { primary: string; replicas: Array<{ name: string; lagBytes: number | null; lagSeconds: number | null; inReads: boolean }> } } = {};
+    await until('the api answering with 3 standbys in reads', async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+      body = res?.ok ? await res.json() : {};
+      if (child.exitCode !== null) throw new Error(`the api exited: ${output}`);
+      return body.database?.replicas.filter((r) => r.inReads).length === 3;
+    }, 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}; last /healthz ${JSON.stringify(body)}; api output: ${output}`);
+    });
+    const primary = await ha.leader();
+    expect(body.status).toBe('ok');
+    expect(body.database!.primary).toBe(`127.0.0.1:${primary!.postgresPort}`);
+    for (const r of body.database!.replicas) {
+      expect(typeof r.lagBytes).toBe('number');
+      expect(typeof r.lagSeconds).toBe('number');
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
   }
 });
