@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       backups: new BackupService(db, getTemporal),
       replicas: new ReplicaService(db, config.replicaZones),
       moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
-      audit: new AuditService(db),
+      audit: new AuditService(router),
       database: new DatabaseService(db, getTemporal, config.patroniUrls),
       caches: new CacheService(db, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
       reruns: new RerunService(db, redis, getTemporal),

@@ -1,4 +1,5 @@
-import type { Db } from '../../core/db';
+import { fanOut } from '../../core/shard-databases';
+import type { ShardRouter } from '../../core/shard-router';
 import { InputError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
@@ -36,7 +37,8 @@ function view(e: AuditEvent) {
 
 /** The audit log for its readers: tenant admins (their tenant) and platform admins (any, and verification). */
 export class AuditService {
-  constructor(private readonly db: Db) {}
+  /** Tenants in the global database; each shard's events and chain in its shard's database (ADR 0025). */
+  constructor(private readonly router: ShardRouter) {}
 
   /**
    * The tenant's id when `tenant` names one the caller administers. Outsiders get the same 404
@@ -45,7 +47,7 @@ export class AuditService {
   private async tenantFor(p: Principal, name: string): Promise<number> {
     assertValidName('tenant', name);
     if (!p.platformAdmin && p.tenantName !== name) throw new NotFoundError(`tenant ${name} not found`);
-    const id = await findTenantIdByName(this.db, name);
+    const id = await findTenantIdByName(this.router.global, name);
     if (id === undefined) throw new NotFoundError(`tenant ${name} not found`);
     return id;
   }
@@ -63,7 +65,12 @@ export class AuditService {
     const tenantId = name !== undefined ? await this.tenantFor(p, name) : p.platformAdmin ? undefined : p.tenantId;
     if (tenantId === undefined) requirePlatformAdmin(p);
     else requireTenantAdmin(p, tenantId);
-    const events = await listAuditEvents(this.db, { tenantId, after, limit });
+    // One tenant's: its shard's database. Every tenant's: each database's page, merged by id (ids
+    // are unique across databases; within one database they are in order of writing).
+    const events =
+      tenantId !== undefined
+        ? await listAuditEvents(this.router.forTenant(tenantId), { tenantId, after, limit })
+        : (await fanOut(this.router, (db) => listAuditEvents(db, { after, limit }))).flat().sort((a, b) => a.id - b.id).slice(0, limit);
     return { events: events.map(view), next: events.length === limit ? events[events.length - 1].id : null };
   }
 
@@ -73,6 +80,6 @@ export class AuditService {
     requirePlatformAdmin(p);
     const name = queryParam(q, 'tenant');
     const shards = name === undefined ? undefined : [shardOf(await this.tenantFor(p, name))];
-    return verifyAuditChains(this.db, shards);
+    return verifyAuditChains((shard) => this.router.forShard(shard), shards);
   }
 }

@@ -228,9 +228,14 @@ async function verifyShard(db: Db, shard: number): Promise<ShardVerification & {
   return out;
 }
 
-/** Walks the chains of `shards` (default all), in parallel; `firstBroken` is that of the lowest shard that has one. */
-export async function verifyAuditChains(db: Db, shards: number[] = [...Array(SHARD_COUNT).keys()]): Promise<AuditVerification> {
-  const results = await Promise.all(shards.map((s) => verifyShard(db, s)));
+/**
+ * Walks the chains of `shards` (default all), in parallel; `firstBroken` is that of the lowest shard
+ * that has one. `db` is the database, or the database of each shard (ADR 0025: a chain lives with
+ * its shard's rows).
+ */
+export async function verifyAuditChains(db: Db | ((shard: number) => Db), shards: number[] = [...Array(SHARD_COUNT).keys()]): Promise<AuditVerification> {
+  const dbOf = typeof db === 'function' ? db : () => db;
+  const results = await Promise.all(shards.map((s) => verifyShard(dbOf(s), s)));
   const firstBroken = results.find((r) => r.firstBroken)?.firstBroken;
   return {
     ok: !firstBroken,
