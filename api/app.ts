@@ -26,6 +26,7 @@ import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
 import type { MoveService } from './services/move-service';
 import type { AuditService } from './services/audit-service';
+import type { ShardMoveService } from './services/shard-move-service';
 import type { DatabaseService } from './services/database-service';
 import type { readRouting } from './read-routing';
 import type { CacheService } from './services/cache-service';
@@ -45,6 +46,8 @@ export interface ApiServices {
   backups: BackupService;
   replicas: ReplicaService;
   moves: MoveService;
+  /** Moving a logical shard to another database (ADR 0026); absent: 404. */
+  shardMoves?: ShardMoveService;
   audit: AuditService;
   database?: DatabaseService;
   /** Issue 17 items 3 and 5: pipeline caches and re-runs. */
@@ -155,6 +158,11 @@ export function createApiApp(
     res.json(await repos.update(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId));
   }));
   // Moving a repository to another storage node (platform admins): 202 with the move's workflow id.
+  // Moving a logical shard to another database (platform admins, ADR 0026): 202 with the workflow id.
+  v1.post('/admin/shards/:shard/move', route(async (req, res) => {
+    if (!services.shardMoves) throw new NotFoundError('this api does not move shards');
+    res.status(202).json(await services.shardMoves.move(req.principal, String(req.params.shard), req.body ?? {}, req.requestId));
+  }));
   v1.post('/repos/:owner/:repo/move', route(async (req, res) => {
     res.status(202).json(await moves.move(req.principal, String(req.params.owner), String(req.params.repo), req.body ?? {}, req.requestId));
   }));

@@ -30,6 +30,7 @@ import { CommitStatusService } from './services/commit-status-service';
 import { BackupService } from './services/backup-service';
 import { ReplicaService } from './services/replica-service';
 import { MoveService } from './services/move-service';
+import { ShardMoveService } from './services/shard-move-service';
 import { AuditService } from './services/audit-service';
 import { DatabaseService } from './services/database-service';
 import { readRouting } from './read-routing';
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
       backups: new BackupService(db, getTemporal),
       replicas: new ReplicaService(db, config.replicaZones),
       moves: new MoveService(db, getTemporal, config.moveGraceSeconds),
+      shardMoves: new ShardMoveService(router, getTemporal, { graceSeconds: config.shardMoveGraceSeconds, batchRows: config.shardMoveBatchRows }),
       audit: new AuditService(router),
       database: new DatabaseService(db, getTemporal, config.patroniUrls),
       caches: new CacheService(db, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),

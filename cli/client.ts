@@ -26,6 +26,7 @@ import type {
   tenantAnswer,
   userAnswer,
 } from '../api/schemas';
+import type { ShardMoveAnswer } from '../api/schemas/shards';
 import type { cacheAnswer, cacheListAnswer, rerunAnswer } from '../api/schemas/pipelines';
 
 // The API's own schemas (api/schemas) are the one description of its answers: types only, so the
@@ -103,6 +104,10 @@ export class DotgitClient {
   }
   createUser(tenant: string, username: string, role: Role = 'member') {
     return this.json<z.infer<typeof userAnswer>>('POST', `/api/v1/tenants/${encodeURIComponent(tenant)}/users`, { username, role });
+  }
+  /** Moves a logical shard to another database of the shard map (platform admins, ADR 0026); answers at once (202) with the workflow id. */
+  moveShard(shard: number, toDatabase: string) {
+    return this.json<ShardMoveAnswer>('POST', `/api/v1/admin/shards/${shard}/move`, { toDatabase });
   }
   createToken(scopes: TokenBody['scopes'], options: Omit<TokenBody, 'scopes'> = {}) {
     return this.json<TokenAnswer>('POST', '/api/v1/tokens', { scopes, ...options });

@@ -203,6 +203,16 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
     .description('create a tenant')
     .action(async (name: string, _o: unknown, cmd: Command) => show(cmd, await client().createTenant(name)));
 
+  const shard = group('shard', 'logical shards of the metadata (platform admin)');
+  shard
+    .command('move <shard> <database>')
+    .description('move a logical shard (0-7) to another database of the shard map while the platform serves; prints the shardMove workflow id (its phase: DotgitStatus in the Temporal UI)')
+    .action(async (s: string, database: string, _o: unknown, cmd: Command) => {
+      if (!/^[0-7]$/.test(s)) throw new UsageError(`<shard> must be a logical shard number, 0 to 7, got '${s}'`);
+      const m = await client().moveShard(Number(s), database);
+      show(cmd, m, `moving shard ${m.shard} from ${m.from} to ${m.to}: workflow ${m.id}`);
+    });
+
   const user = group('user', 'users of a tenant (tenant admin)');
   user
     .command('create <tenant> <username>')

@@ -42,6 +42,7 @@ import {
   webhookListAnswer,
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
+import { shardMoveAnswer, shardMoveBody, shardParams } from './shards';
 import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody } from './pipelines';
 import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
@@ -106,6 +107,7 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'get', path: '/repos/:owner/:repo', tag: 'repos', summary: 'A repository', params: ownerRepoParams, anonymous: true, responses: { 200: json('the repository', repoAnswer) } },
   { method: 'patch', path: '/repos/:owner/:repo', tag: 'repos', summary: 'Change a repository: its default branch (repository admins)', params: ownerRepoParams, body: patchRepoBody, responses: { 200: json('the repository as changed', repoAnswer) } },
   { method: 'post', path: '/repos/:owner/:repo/move', tag: 'repos', summary: 'Move a repository to another storage node (platform admins)', params: ownerRepoParams, body: moveBody, responses: { 202: json('the move workflow started', moveAnswer) } },
+  { method: 'post', path: '/admin/shards/:shard/move', tag: 'admin', summary: 'Move a logical shard to another database of the shard map while the platform serves (platform admins)', params: shardParams, body: shardMoveBody, responses: { 202: json('the shardMove workflow started', shardMoveAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/replicas', tag: 'repos', summary: 'State of the repository’s replicas per zone', params: ownerRepoParams, anonymous: true, responses: { 200: json('replicas', replicaListAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/commits/:sha/status', tag: 'repos', summary: 'Combined status of a commit (GitHub-shaped)', params: shaParams, anonymous: true, responses: { 200: json('combined status', commitStatusAnswer) } },
 

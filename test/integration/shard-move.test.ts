@@ -13,6 +13,9 @@ import { shardOf } from '../../core/shards';
 import { appendAudit, verifyAuditChains } from '../../core/stores/audit-store';
 import { ensureIdBlock, raiseIdentitySequences, seedShardPlacements } from '../../core/stores/shard-placements-store';
 import { ROOT } from '../../infra/root';
+import { ShardMoveService } from '../../api/services/shard-move-service';
+import { ConflictError, InputError, NotAllowedError } from '../../core/errors';
+import type { Principal } from '../../core/principal';
 import { platformInfo } from '../harness/platform-info';
 import { useWorkflowTestEnv } from '../helpers/workflow-env';
 import { shardMovePhaseQuery } from '../../workflows/shard-move';
@@ -304,3 +307,25 @@ test('a write to a fenced shard fails with the fence SQLSTATE in the source data
     await db.query(`DELETE FROM shard_fences WHERE shard = $1`, [shard]);
   }
 });
+
+test('the admin service starts a move of the shard from where it is now (202 answer: workflow id, from, to), refuses a second one while it runs, and anyone but a platform admin', async () => {
+  const from = await placementOf(workerRouter, shard);
+  const to = from === 'db2' ? GLOBAL_DATABASE : 'db2';
+  const principal: Principal = { userId: 1, username: 'root', tenantId: 1, tenantName: 't0', role: 'admin', platformAdmin: true, scopes: ['read', 'write', 'admin'], tokenId: 0 };
+  const service = new ShardMoveService(workerRouter, async () => testEnv().client, { graceSeconds: 0, batchRows: 1000 });
+  await expect(service.move({ ...principal, platformAdmin: false }, String(shard), { toDatabase: to })).rejects.toBeInstanceOf(NotAllowedError);
+  await expect(service.move(principal, String(shard), { toDatabase: 'nowhere' })).rejects.toThrow(new InputError('database "nowhere" is not in the shard map (DOTGIT_SHARD_MAP defines "global", "db2")'));
+  await expect(service.move(principal, String(shard), { toDatabase: from })).rejects.toThrow(new ConflictError(`shard ${shard} is already on database "${from}"`));
+  const activities = createShardMoveActivities({ router: workerRouter });
+  const worker = await Worker.create({ connection: testEnv().nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowBundle, activities });
+  await worker.runUntil(async () => {
+    expect(await service.move(principal, String(shard), { toDatabase: to })).toEqual({ id: `shard-move:${shard}`, shard, from, to });
+    await expect(service.move(principal, String(shard), { toDatabase: to })).rejects.toThrow(new ConflictError(`a move of shard ${shard} is already running (shard-move:${shard})`));
+    const r = (await testEnv().client.workflow.getHandle(`shard-move:${shard}`).result()) as ShardMoveResult;
+    expect(r.tables.every((t) => t.ok)).toBe(true);
+  });
+  expect(await placementOf(workerRouter, shard)).toBe(to);
+  // The move is audited (global chain).
+  const audited = await workerRouter.global.query(`SELECT detail FROM audit_log WHERE action = 'shard.move' ORDER BY id DESC LIMIT 1`);
+  expect(audited.rows[0].detail).toEqual({ from, to, workflowId: `shard-move:${shard}` });
+}, 120_000);
