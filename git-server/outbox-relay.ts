@@ -8,6 +8,7 @@ import type { WebhookDispatchInput } from '../core/webhook-payloads';
 import { failQueuedRun } from '../core/stores/runs-store';
 import type { OutboxRow } from '../core/stores/outbox-store';
 import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drainer';
+import { syncRepoSchedules } from './schedule-sync';
 import { contextFrom, otelContext } from '../core/tracing';
 
 /**
@@ -30,6 +31,24 @@ export class OutboxRelay {
   async drainAll(): Promise<void> {
     await this.drain();
     await this.drainWebhookEvents();
+    await this.drainSchedules();
+  }
+
+  /**
+   * Pipeline schedules (issue 17 item 6): each row names a repository whose default-branch file
+   * changed; its Temporal Schedules are made to match what `repo_schedules` holds now. Temporal
+   * down: the row waits with backoff.
+   */
+  drainSchedules(): Promise<number> {
+    return drainOutbox(this.db, 'schedule_outbox', async (row) => {
+      const { tenantId, repoId } = row.payload as { tenantId: number; repoId: number };
+      try {
+        await syncRepoSchedules(this.db, await this.temporal(), tenantId, repoId);
+        return 'done';
+      } catch (err) {
+        return { permanent: isPermanentRefusal(err), message: String((err as Error).message) };
+      }
+    }, { onPermanent: async (_client, row, message) => this.log.warn({ repoId: (row.payload as { repoId: number }).repoId, err: message }, 'pipeline schedules refused') });
   }
 
   /** Pipelines: a permanent refusal fails the run (it could never start); a transient one waits with backoff. */

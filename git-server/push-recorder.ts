@@ -8,6 +8,9 @@ import { appendAudit } from '../core/stores/audit-store';
 import { enqueuePipelineStart, enqueuePushWebhookDispatch, enqueueReplication } from '../core/stores/outbox-store';
 import { countPushForMaintenance, hasReplicaNodes, recordPushedRefs } from '../core/stores/repos-store';
 import { insertQueuedRun } from '../core/stores/runs-store';
+import { recordRepoSchedules } from '../core/stores/schedules-store';
+import { headBranch } from './default-branch';
+import { cronsAt } from './schedule-sync';
 import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
@@ -133,6 +136,10 @@ export async function recordPush(
       actor: ctx.actor,
     });
   }
+  // Issue 17 item 6: a push to the default branch records its file's schedules for the relay to sync.
+  const head = await headBranch(ctx.gitDir);
+  const toDefault = updates.find((u) => head !== undefined && u.ref === `refs/heads/${head}` && SHA.test(u.newSha) && !ZERO.test(u.newSha));
+  const crons = toDefault ? await cronsAt(ctx.gitDir, toDefault.newSha) : undefined;
   let recordedEarlier: string[] = [];
   let mine = updates;
   const kinds = new Map((await classify(ctx.gitDir, updates)).map((u) => [u.ref, u.kind]));
@@ -155,6 +162,9 @@ export async function recordPush(
     if (events.length > 0) {
       const dispatch: WebhookDispatchInput = { tenantId: ctx.tenantId, repoId: ctx.repoId, events, ...(ctx.node ? { node: ctx.node } : {}) };
       await enqueuePushWebhookDispatch(c, ctx.tenantId, ctx.repoId, pushDispatchWorkflowId(ctx.tenant, ctx.repo, randomBytes(8).toString('hex')), dispatch);
+    }
+    if (toDefault && crons && mine.includes(toDefault)) {
+      await recordRepoSchedules(c, { tenantId: ctx.tenantId, repoId: ctx.repoId, owner: ctx.tenant, repo: ctx.repo, ref: toDefault.ref, commit: toDefault.newSha, crons });
     }
     if (options.refsFingerprint) await recordPushedRefs(c, ctx.repoId, options.refsFingerprint);
     // Replica nodes (ADR 0014) are the repository's own: a push to one that has any is replicated

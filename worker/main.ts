@@ -14,6 +14,7 @@ import { resolveHostId } from '../core/host-id';
 import { HostJobs, jobSlots } from '../activities/sandbox/host-jobs';
 import { createOrchestrationActivities } from '../activities/orchestration-activities';
 import { createSandboxActivities } from '../activities/sandbox-activities';
+import { createScheduleActivities } from '../activities/schedule-activities';
 import { IdTokenIssuer, oidcIssuer } from '../core/id-tokens';
 import { SigningKeys } from '../core/signing-keys';
 import { createMaintenanceActivities } from '../activities/maintenance-activities';
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
       shutdownForceTime,
       activities: {
         ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
+        ...createScheduleActivities({ db, ...pipelineFiles }),
         ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,

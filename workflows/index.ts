@@ -9,3 +9,4 @@ export { environmentLock } from './environment-lock';
 export { moveRepository } from './move';
 export { dbSwitchover } from './db-switchover';
 export { shardMove } from './shard-move';
+export { scheduledPipeline } from './scheduled-pipeline';
