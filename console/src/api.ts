@@ -101,6 +101,8 @@ export interface Run {
   commit: string;
   status: string;
   message?: string | null;
+  event?: string | null;
+  attempt?: number;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -138,18 +138,22 @@ function RunList({ owner, repo }: { owner: string; repo: string }) {
   const params = new URLSearchParams(location.search);
   const [ref, setRef] = useState(params.get('ref') ?? '');
   const [status, setStatus] = useState(params.get('status') ?? '');
+  const [event, setEvent] = useState(params.get('event') ?? '');
   useEffect(() => {
     const q = new URLSearchParams();
     if (ref) q.set('ref', ref.startsWith('refs/') ? ref : `refs/heads/${ref}`);
     if (status) q.set('status', status);
     // Filters live in the URL, so back/forward and shared links keep them.
-    history.replaceState(null, '', `${location.pathname}${ref || status ? '?' + new URLSearchParams({ ...(ref ? { ref } : {}), ...(status ? { status } : {}) }) : ''}`);
+    const shown = new URLSearchParams({ ...(ref ? { ref } : {}), ...(status ? { status } : {}), ...(event ? { event } : {}) });
+    history.replaceState(null, '', `${location.pathname}${shown.size ? `?${shown}` : ''}`);
     const load = () => api.get<{ runs: Run[] }>(`/api/v1/repos/${enc(owner)}/${enc(repo)}/runs?${q}`).then((r) => setRuns(r.runs), (e: ApiError) => setError(e.message));
     void load();
     // Runs progress without a reload.
     const t = window.setInterval(() => void load(), 5000);
     return () => clearInterval(t);
-  }, [owner, repo, ref, status]);
+  }, [owner, repo, ref, status, event]);
+  // The API filters by ref and status; the event (push, manual, schedule) is filtered here.
+  const shownRuns = runs?.filter((r) => !event || r.event === event);
   return (
     <section>
       {error && <p class="error">{error}</p>}
@@ -167,11 +171,21 @@ function RunList({ owner, repo }: { owner: string; repo: string }) {
             ))}
           </select>
         </label>
+        <label>
+          event{' '}
+          <select value={event} onChange={(e) => setEvent((e.target as HTMLSelectElement).value)}>
+            {['', 'push', 'manual', 'schedule'].map((v) => (
+              <option value={v} key={v}>
+                {v || 'any'}
+              </option>
+            ))}
+          </select>
+        </label>
       </form>
-      {runs && runs.length === 0 && <p class="muted">No runs.</p>}
+      {shownRuns && shownRuns.length === 0 && <p class="muted">No runs.</p>}
       <table class="runs">
         <tbody>
-          {runs?.map((r) => (
+          {shownRuns?.map((r) => (
             <tr key={r.id}>
               <td>
                 <Badge status={r.status} />
@@ -182,6 +196,7 @@ function RunList({ owner, repo }: { owner: string; repo: string }) {
               <td>
                 <code>{r.commit.slice(0, 10)}</code>
               </td>
+              <td class="muted">{r.event ?? ''}</td>
               <td class="muted">{ago(r.createdAt)}</td>
               <td class="muted">{duration(r.startedAt, r.finishedAt)}</td>
             </tr>

@@ -149,7 +149,8 @@ export function RunPage({ id }: { id: string }) {
           <Link href={`/${enc(owner)}/${enc(repo)}`}>{run.repo}</Link> <span class="muted">run</span> <Badge status={run.status} />
         </h1>
         <p class="muted">
-          {run.ref} · <code>{run.commit.slice(0, 12)}</code> · {duration(run.startedAt, run.finishedAt)} · workflow id <code>{run.id}</code>
+          {run.ref} · <code>{run.commit.slice(0, 12)}</code> · {run.event ?? 'push'}
+          {run.attempt && run.attempt > 1 ? ` · attempt ${run.attempt}` : ''} · {duration(run.startedAt, run.finishedAt)} · workflow id <code>{run.id}</code>
         </p>
         {run.message && <p class="run-message">{run.message}</p>}
         <div class="actions">

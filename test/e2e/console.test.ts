@@ -188,6 +188,18 @@ test('a deploy waiting for approval is approved from the repository\'s deploys p
   await page.locator('.list li', { hasText: 'production' }).locator('code').waitFor();
 });
 
+test('the repository\'s runs filter by status and event, kept in the URL', async () => {
+  const runLink = page.locator(`a[href="/runs/${encodeURIComponent(madeRun)}"]`);
+  await page.goto(`${gw()}/dotgit/${madeRepo}?event=push&status=success`);
+  await runLink.waitFor();
+  await page.getByLabel('event').selectOption('manual');
+  await page.getByText('No runs.').waitFor();
+  expect(new URL(page.url()).search).toBe('?status=success&event=manual');
+  await page.goto(`${gw()}/dotgit/${madeRepo}?status=failure`);
+  await page.getByText('No runs.').waitFor();
+  expect(await runLink.count()).toBe(0);
+});
+
 test('repository settings: a secret is set by name (its value never shown again), a branch pattern protected', async () => {
   const token = platformInfo().adminToken;
   await page.goto(`${gw()}/dotgit/${madeRepo}/settings`);
