@@ -19,7 +19,8 @@ import { cacheExists, evictCachesOver, findCacheScope, findRestorableCache, inse
 const exec = promisify(execFile);
 
 export interface JobCacheDeps {
-  db: Db;
+  /** The database of a tenant's shard (ADR 0025). */
+  dbOf: (tenantId: number) => Db;
   store: ObjectStore;
   /** A repository's caches beyond this many bytes in all: the least recently used are removed. */
   maxRepoBytes: number;
@@ -76,9 +77,9 @@ export interface Restored {
 /** Restores the first cache the key or the restore keys find (own ref, then the default branch) into the workspace. */
 export async function restoreCache(deps: JobCacheDeps, scope: CacheScope, spec: CacheSpec, workspace: string, log: (line: string) => void): Promise<Restored> {
   const key = await cacheKeyOf(workspace, spec);
-  const repo = await findCacheScope(deps.db, scope.tenantId, scope.repo);
+  const repo = await findCacheScope(deps.dbOf(scope.tenantId), scope.tenantId, scope.repo);
   if (!repo) return { key, hit: false };
-  const found = await findRestorableCache(deps.db, scope.tenantId, repo.repoId, restoreCandidates(key, spec.restoreKeys, scope.ref, repo.defaultBranch));
+  const found = await findRestorableCache(deps.dbOf(scope.tenantId), scope.tenantId, repo.repoId, restoreCandidates(key, spec.restoreKeys, scope.ref, repo.defaultBranch));
   if (!found) {
     log(`dotgit: cache not found for key ${key}`);
     return { key, hit: false };
@@ -134,9 +135,9 @@ async function existingPaths(workspace: string, paths: string[], log: (line: str
  */
 export async function saveCache(deps: JobCacheDeps, scope: CacheScope, spec: CacheSpec, key: string, workspace: string, log: (line: string) => void): Promise<void> {
   try {
-    const repo = await findCacheScope(deps.db, scope.tenantId, scope.repo);
+    const repo = await findCacheScope(deps.dbOf(scope.tenantId), scope.tenantId, scope.repo);
     if (!repo) return;
-    if (await cacheExists(deps.db, scope.tenantId, repo.repoId, scope.ref, key)) {
+    if (await cacheExists(deps.dbOf(scope.tenantId), scope.tenantId, repo.repoId, scope.ref, key)) {
       log(`dotgit: cache ${key} is saved already for ${scope.ref}; not saved again`);
       return;
     }
@@ -152,13 +153,13 @@ export async function saveCache(deps: JobCacheDeps, scope: CacheScope, spec: Cac
       await exec('tar', ['-c', '-z', '-C', workspace, '-f', file, '--', ...paths], { maxBuffer: 1 << 20 });
       const objectKey = cacheObjectKey(scope.tenantId, repo.repoId, randomUUID());
       const { size } = await deps.store.put(objectKey, createReadStream(file));
-      if (!(await insertCache(deps.db, { tenantId: scope.tenantId, repoId: repo.repoId, ref: scope.ref, key, objectKey, size, runId: scope.runId, job: scope.job }))) {
+      if (!(await insertCache(deps.dbOf(scope.tenantId), { tenantId: scope.tenantId, repoId: repo.repoId, ref: scope.ref, key, objectKey, size, runId: scope.runId, job: scope.job }))) {
         await deps.store.delete(objectKey);
         log(`dotgit: cache ${key} was saved by another run meanwhile; not saved again`);
         return;
       }
       log(`dotgit: cache saved under key ${key}, ${size} bytes, in ${((Date.now() - started) / 1000).toFixed(2)}s`);
-      for (const gone of await evictCachesOver(deps.db, scope.tenantId, repo.repoId, deps.maxRepoBytes)) {
+      for (const gone of await evictCachesOver(deps.dbOf(scope.tenantId), scope.tenantId, repo.repoId, deps.maxRepoBytes)) {
         await deps.store.delete(gone.object_key).catch(() => undefined);
         log(`dotgit: cache ${gone.key} evicted (the repository's caches passed ${deps.maxRepoBytes} bytes; least recently used first)`);
       }

@@ -241,7 +241,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   const ownQueue = hostQueue(host);
   let tmpfsUnavailable = false;
   // Job caches are staged on the host's disk beside the workspaces (never in a job's tmpfs).
-  const caches: JobCacheDeps = { db, store, maxRepoBytes: deps.cacheMaxRepoBytes ?? 1024 * 1024 * 1024, tmpDir: path.join(path.dirname(deps.workspacesDir), 'cache-staging') };
+  const caches: JobCacheDeps = { dbOf, store, maxRepoBytes: deps.cacheMaxRepoBytes ?? 1024 * 1024 * 1024, tmpDir: path.join(path.dirname(deps.workspacesDir), 'cache-staging') };
   const cacheScope = (input: StepInput): CacheScope => ({ tenantId: input.tenantId, repo: input.repo, ref: input.ref, runId: input.runId, job: input.job.name });
 
   return {

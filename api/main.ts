@@ -117,8 +117,8 @@ async function main(): Promise<void> {
       shardMoves: new ShardMoveService(router, getTemporal, { graceSeconds: config.shardMoveGraceSeconds, batchRows: config.shardMoveBatchRows }),
       audit: new AuditService(router),
       database: new DatabaseService(db, getTemporal, config.patroniUrls),
-      caches: new CacheService(db, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
-      reruns: new RerunService(db, redis, getTemporal),
+      caches: new CacheService(router, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
+      reruns: new RerunService(router, redis, getTemporal),
       runs: runService,
     },
     {

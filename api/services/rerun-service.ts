@@ -1,6 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
-import { ConflictError, NotAllowedError, UnavailableError } from '../../core/errors';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
+import { ConflictError, InputError, NotAllowedError, UnavailableError } from '../../core/errors';
 import { atLeast, type Principal } from '../../core/principal';
 import { logStreamKey, type Redis } from '../../core/redis';
 import { findReadableRepoRow } from '../../core/repos';
@@ -26,14 +28,16 @@ const FINISHING_WAIT_MS = 10_000;
  */
 export class RerunService {
   constructor(
-    private readonly db: Db,
+    private readonly router: ShardRouter,
     private readonly redis: Redis,
     private readonly temporal: () => Promise<Client>,
   ) {}
 
   async rerun(principal: Principal | null | undefined, id: string, body: unknown, requestId?: string): Promise<{ id: string; attempt: number }> {
     const p = requirePrincipal(principal);
-    const { row, access, repo } = await findReadableRepoRow(this.db, p, 'runs', id, 'run');
+    if (id.length > 300) throw new InputError('run id is too long');
+    const { row, access, repo } = await findReadableRepoRow(await tenantDirectory(this.router).dbOfWorkflowId(id), p, 'runs', id, 'run');
+    const db = this.router.forTenant(repo.tenantId);
     if (!atLeast(access, 'write')) throw new NotAllowedError('re-running a run needs write access to the repository');
     requireScope(p, 'write');
     const { failedOnly } = parseBody(rerunBody, body);
@@ -52,7 +56,7 @@ export class RerunService {
       if (Date.now() > deadline) throw new ConflictError(`run ${id} is still finishing; re-run it in a moment`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const begun = await beginRunAttempt(this.db, repo.tenantId, id, failedOnly ? 'failed' : 'all', p.username);
+    const begun = await beginRunAttempt(db, repo.tenantId, id, failedOnly ? 'failed' : 'all', p.username);
     if (!begun.ok) {
       throw new ConflictError(begun.reason === 'nothing-failed' ? `every job of run ${id} succeeded; re-run it without failedOnly to run them again` : `run ${id} is ${begun.status}; re-run it once it has ended`);
     }
@@ -70,11 +74,11 @@ export class RerunService {
       });
     } catch (err) {
       const why = err instanceof WorkflowExecutionAlreadyStartedError ? 'its previous attempt was still finishing' : (err as Error).message;
-      await failQueuedRun(this.db, repo.tenantId, id, `attempt ${begun.attempt} could not start: ${why}`);
+      await failQueuedRun(db, repo.tenantId, id, `attempt ${begun.attempt} could not start: ${why}`);
       if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`run ${id} was still finishing; re-run it again in a moment`);
       throw new UnavailableError(`could not start attempt ${begun.attempt} of run ${id}: ${why}`, 5, { cause: err });
     }
-    await audit(this.db, { tenantId: repo.tenantId, actor: p.username, action: 'run.rerun', target: id, detail: { attempt: begun.attempt, failedOnly: Boolean(failedOnly), jobs: begun.jobs }, requestId });
+    await audit(db, { tenantId: repo.tenantId, actor: p.username, action: 'run.rerun', target: id, detail: { attempt: begun.attempt, failedOnly: Boolean(failedOnly), jobs: begun.jobs }, requestId });
     return { id, attempt: begun.attempt };
   }
 }
