@@ -29,13 +29,15 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Upstream middleware, after `requireIdentity`: gives the request its own child logger, so every
- * line logged for it carries the request id and trace id the gateway sent, and logs one line when
+ * line logged for it carries the request id and trace id the gateway sent (and the caller's tenant), and logs one line when
  * the answer is done: at info for writes and failures, at debug for successful reads (the hot path).
  */
 export function requestLogger(log: Logger): RequestHandler {
   const debug = log.isLevelEnabled('debug');
   return (req, res, next) => {
-    const requestLog = log.child({ requestId: req.requestId ?? null, traceId: traceIdOf(req.header('traceparent')) ?? null });
+    // The caller's tenant too (ADR 0028), so a tenant's requests can be picked out of the logs.
+    const tenant = req.principal?.tenantName;
+    const requestLog = log.child({ requestId: req.requestId ?? null, traceId: traceIdOf(req.header('traceparent')) ?? null, ...(tenant ? { tenant } : {}) });
     req.log = requestLog;
     const started = performance.now();
     res.on('finish', () => {

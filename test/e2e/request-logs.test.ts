@@ -39,7 +39,7 @@ test('an api request logs with the request id and the trace id', async () => {
   expect(res.status).toBe(201);
   const lines = await linesOf('api', requestId, (l) => l.msg === 'request');
   const line = lines.find((l) => l.msg === 'request');
-  expect(line).toEqual(expect.objectContaining({ service: 'api', requestId, traceId, method: 'POST', path: '/api/v1/repos', status: 201 }));
+  expect(line).toEqual(expect.objectContaining({ service: 'api', requestId, traceId, tenant: t.tenant, method: 'POST', path: '/api/v1/repos', status: 201 }));
   // Every line of that request carries both.
   expect(lines.every((l) => l.requestId === requestId && l.traceId === traceId)).toBe(true);
 });
