@@ -1,0 +1,70 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { OrchestrationActivities } from '../../activities/orchestration-activities';
+import type { SandboxActivities } from '../../activities/sandbox-activities';
+import type { ScheduleActivities } from '../../activities/schedule-activities';
+import { parsePipeline } from '../../core/pipeline-spec';
+import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
+import type { ScheduledPipelineInput } from '../../core/pipeline-schedules';
+import { ROOT } from '../../infra/root';
+import { useWorkflowTestEnv } from '../helpers/workflow-env';
+
+// Issue 17 items 6 and 7 in the workflows: only a job with id-token: asks its sandbox for one (with
+// the run's actor and event; the token itself is minted by the host, never in history), and a
+// schedule's firing queues one run. Record the histories anew with DOTGIT_RECORD_HISTORY=1.
+
+const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
+const env = useWorkflowTestEnv();
+const record = async (file: string, history: unknown) => {
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(path.join(__dirname, 'histories', file), historyToJSON(history as never));
+};
+
+test('only the job that asks gets idToken in its step input, with the run actor and event', async () => {
+  const input: PipelineInput = { runId: 'pipeline:t:r:oidc', tenantId: 1, tenant: 't', repo: 'r', repoId: 1, ref: 'refs/heads/main', commit: 'c'.repeat(40), event: 'push', actor: 'alice' };
+  const spec = parsePipeline('jobs:\n  cloud:\n    id-token: { audience: sts.example.com }\n    steps: [{ run: deploy }]\n  plain:\n    steps: [{ run: test }]\n');
+  const asked: Record<string, StepInput['job']['idToken']> = {};
+  const orchestration: Partial<OrchestrationActivities> = {
+    loadPipeline: async () => ({ ok: true, spec, workflowRunHooks: false }),
+    startRun: async () => undefined,
+    finishRun: async () => undefined,
+    failStep: async () => undefined,
+    skipJob: async () => undefined,
+    skipRemainingSteps: async () => undefined,
+    invalidateRepoCaches: async () => undefined,
+    recordJobOutputs: async () => undefined,
+    reusedJobs: async () => ({}),
+  };
+  const sandbox: Partial<SandboxActivities> = {
+    runStep: async (s) => {
+      asked[s.job.name] = s.job.idToken;
+      return { exitCode: 0, timedOut: false, cancelled: false, attempt: s.attempt, host: 'host-a', hostQueue: hostQueue('host-a') };
+    },
+    cleanupWorkspace: async () => undefined,
+  };
+  const w1 = await Worker.create({ connection: env().nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: orchestration });
+  const w2 = await Worker.create({ connection: env().nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
+  const w3 = await Worker.create({ connection: env().nativeConnection, taskQueue: hostQueue('host-a'), activities: sandbox });
+  const handle = await env().client.workflow.start('pipeline', { workflowId: input.runId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
+  const result = await w1.runUntil(w2.runUntil(w3.runUntil(() => handle.result())));
+  expect(result).toMatchObject({ status: 'success' });
+  expect(asked).toEqual({ cloud: { audience: ['sts.example.com'], actor: 'alice', event: 'push' }, plain: undefined });
+  await record('pipeline-oidc-v1.json', await handle.fetchHistory());
+});
+
+test('a schedule firing queues one run through its activity', async () => {
+  const input: ScheduledPipelineInput = { tenantId: 1, tenant: 't', repoId: 7, repo: 'r', cron: '0 3 * * *' };
+  const firings: string[] = [];
+  const activities: ScheduleActivities = {
+    queueScheduledRun: async (a) => {
+      firings.push(a.firing);
+      return 'pipeline:t:r:schedule-1';
+    },
+  };
+  const w = await Worker.create({ connection: env().nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities });
+  const handle = await env().client.workflow.start('scheduledPipeline', { workflowId: 'dotgit-sched-7-0-2026-01-01T03:00:00Z', taskQueue: ORCHESTRATION_QUEUE, args: [input] });
+  expect(await w.runUntil(() => handle.result())).toBe('pipeline:t:r:schedule-1');
+  expect(firings).toEqual(['dotgit-sched-7-0-2026-01-01T03:00:00Z']);
+  await record('pipeline-sched-v1.json', await handle.fetchHistory());
+});
