@@ -40,7 +40,7 @@ test('the build compiles what changed: nothing when its sources are unchanged, t
   // inputs by relative path and content, so the copy starts up to date.
   const dir = tempDir('dotgit-build-');
   try {
-    for (const d of ['activities', 'api', 'core', 'gateway', 'git-server', 'infra', 'temporal-config', 'workflows', 'worker', 'migrations', 'dist']) await fs.cp(path.join(ROOT, d), path.join(dir, d), { recursive: true });
+    for (const d of ['activities', 'api', 'core', 'gateway', 'git-server', 'infra', 'temporal-config', 'workflows', 'worker', 'migrations', 'console', 'dist']) await fs.cp(path.join(ROOT, d), path.join(dir, d), { recursive: true });
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) await fs.copyFile(path.join(ROOT, f), path.join(dir, f));
     await fs.symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
     const build = async () => (await run(process.execPath, [path.join(dir, 'infra', 'build.cjs'), '--verbose'], { cwd: dir })).stdout;
