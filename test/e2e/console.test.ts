@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CHROMIUM_FLAGS, ensureChromium, freshUserDataDir } from '../../infra/provision/chromium';
@@ -15,7 +17,8 @@ import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 const TICKS = 6;
 const LONG = 20_000;
-// Slow lines, one a second, so the page is seen mid-step; then an ANSI red line and a markup line.
+// Slow lines, one a second, so the page is seen mid-step; then an ANSI red line, a markup line and
+// the checksum of an artifact (TICKS + 3 lines), and a long step.
 const PIPELINE = `
 jobs:
   build:
@@ -25,8 +28,10 @@ jobs:
           for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done
           printf '\\033[31mred alert\\033[0m\\n'
           echo '<img src=x onerror=alert(1)>'
+          mkdir -p out && head -c 3000 /dev/urandom > out/blob.bin && sha256sum out/blob.bin
       - name: long
         run: seq -f 'row %g' 1 ${LONG}
+    artifacts: [out/blob.bin]
 `;
 // Never ends by itself: cancelled from the run page.
 const ENDLESS = `
@@ -134,7 +139,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   expect(new URL(temporal!).searchParams.get('query')).toBe(`WorkflowId="${runId}"`);
 
   // Full scrollback: all ${LONG} lines of the long step are kept; its last line found by search, line 1 still there.
-  await page.getByText(`${(TICKS + 2 + LONG).toLocaleString('en-US')} lines`).waitFor();
+  await page.getByText(`${(TICKS + 3 + LONG).toLocaleString('en-US')} lines`).waitFor();
   await page.getByLabel('search the log').fill(`row ${LONG}`);
   await page.getByLabel('search the log').press('Enter');
   await log.getByText(`row ${LONG}`, { exact: true }).waitFor();
@@ -142,9 +147,26 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('tick 1', { exact: true }).waitFor();
   // Windowed: only the lines in view are in the DOM.
   expect(await page.locator('.log-line').count()).toBeLessThan(500);
+  // The artifact downloads byte for byte (its sha256 is what the step printed).
+  const printed = /^([0-9a-f]{64})  out\/blob\.bin$/m.exec((await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}/logs?job=build&step=slow`, { token: platformInfo().adminToken })).text)![1];
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'out/blob.bin' }).click()]);
+  const bytes = await readFile((await download.path())!);
+  expect(bytes.length).toBe(3000);
+  expect(createHash('sha256').update(bytes).digest('hex')).toBe(printed);
+  // A raw step log downloads as the stored text.
+  const [raw] = await Promise.all([page.waitForEvent('download'), page.locator('.steps li', { hasText: 'slow' }).getByRole('link', { name: 'raw' }).click()]);
+  expect((await readFile((await raw.path())!, 'utf8')).split('\n')[0]).toBe('tick 1');
+  // A line link: #L3 marks line 3.
+  await page.goto(`${gw()}/runs/${encodeURIComponent(runId)}#L3`);
+  await expect(page.locator('.log-line.active .log-text').textContent()).resolves.toBe('tick 3');
+
   // Opened after the run ended (a deep link, a reload): the whole log from the stored step logs.
   await page.reload();
-  await page.getByText(`${(TICKS + 2 + LONG).toLocaleString('en-US')} lines`).waitFor();
+  // (Every line printed, plus any the platform adds to the stored log, e.g. about artifacts.)
+  await page.waitForFunction((n) => Number(document.querySelector('.log-bar .muted')?.textContent?.replace(/\D/g, '')) >= n, TICKS + 3 + LONG);
+  await page.getByLabel('search the log').fill(`row ${LONG}`);
+  await page.getByLabel('search the log').press('Enter');
+  await log.getByText(`row ${LONG}`, { exact: true }).waitFor();
   await page.getByRole('checkbox', { name: 'follow' }).uncheck();
   await page.locator('.log-box').evaluate((el) => el.scrollTo(0, 0));
   await log.getByText('tick 1', { exact: true }).waitFor();
