@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CHROMIUM_FLAGS, ensureChromium, freshUserDataDir } from '../../infra/provision/chromium';
+import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun } from '../helpers/api-client';
 import { deployOnlyPipeline } from '../helpers/deploy-pipeline';
@@ -69,19 +70,29 @@ afterAll(async () => {
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
-// A screenshot of the page as the failing test left it, kept as a test artefact.
-afterEach(async () => {
-  const state = (expect as unknown as { getState(): { currentTestName?: string; assertionCalls: number; numPassingAsserts: number } }).getState();
-  if (page && state.assertionCalls !== state.numPassingAsserts) {
-    const file = path.join(platformInfo().dataDir, 'screenshots', `${(state.currentTestName ?? 'test').replace(/[^A-Za-z0-9]+/g, '-')}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
-    console.warn(`screenshot: ${file}`);
-  }
-});
+/**
+ * A browser test: when it fails, a screenshot of the page as it was is kept as a test artefact
+ * (`.test-data/screenshots/<test>.png`, beside the other test data; the path is printed).
+ */
+function browserTest(name: string, fn: () => Promise<void>, timeout?: number): void {
+  test(
+    name,
+    async () => {
+      try {
+        await fn();
+      } catch (err) {
+        const file = path.join(ROOT, '.test-data', 'screenshots', `console-${name.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 80)}.png`);
+        await page?.screenshot({ path: file, fullPage: true }).then(() => console.warn(`screenshot: ${file}`), () => undefined);
+        throw err;
+      }
+    },
+    timeout,
+  );
+}
 
 const sessionCookie = async () => (await context.cookies(gw())).find((c) => c.name === 'dotgit_session');
 
-test('the one-time link signs the admin in with an HttpOnly, SameSite=Strict cookie; the code leaves the URL and works once', async () => {
+browserTest('the one-time link signs the admin in with an HttpOnly, SameSite=Strict cookie; the code leaves the URL and works once', async () => {
   const link = platformInfo().consoleUrl;
   expect(link).toMatch(/\/signin#code=[A-Za-z0-9_-]{40,}$/);
   await page.goto(link);
@@ -97,7 +108,7 @@ test('the one-time link signs the admin in with an HttpOnly, SameSite=Strict coo
   expect((await again.json()).error.message).toMatch(/already used or has expired/);
 });
 
-test('a repository made in the browser; its run page shows the live log line by line from line 1, ANSI red as red, markup as text', async () => {
+browserTest('a repository made in the browser; its run page shows the live log line by line from line 1, ANSI red as red, markup as text', async () => {
   const name = uniqueName('console');
   await page.getByLabel('name').fill(name);
   await page.getByRole('button', { name: 'Create' }).click();
@@ -172,7 +183,7 @@ test('a repository made in the browser; its run page shows the live log line by 
   await log.getByText('tick 1', { exact: true }).waitFor();
 }, 240_000);
 
-test('a running run is cancelled from its run page, re-run from it (a fresh log for attempt 2), and cancelled again', async () => {
+browserTest('a running run is cancelled from its run page, re-run from it (a fresh log for attempt 2), and cancelled again', async () => {
   const name = uniqueName('cancel');
   expect((await api('POST', '/api/v1/repos', { token: platformInfo().adminToken, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
   const work = await localRepo({ '.dotgit/pipeline.yml': ENDLESS });
@@ -193,7 +204,7 @@ test('a running run is cancelled from its run page, re-run from it (a fresh log 
   expect((await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { token: platformInfo().adminToken })).body).toMatchObject({ status: 'cancelled', attempt: 2 });
 }, 240_000);
 
-test('a deploy waiting for approval is approved from the repository\'s deploys page', async () => {
+browserTest('a deploy waiting for approval is approved from the repository\'s deploys page', async () => {
   const name = uniqueName('deploy');
   const token = platformInfo().adminToken;
   expect((await api('POST', '/api/v1/repos', { token, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
@@ -210,7 +221,7 @@ test('a deploy waiting for approval is approved from the repository\'s deploys p
   await page.locator('.list li', { hasText: 'production' }).locator('code').waitFor();
 });
 
-test('the repository\'s runs filter by status and event, kept in the URL', async () => {
+browserTest('the repository\'s runs filter by status and event, kept in the URL', async () => {
   const runLink = page.locator(`a[href="/runs/${encodeURIComponent(madeRun)}"]`);
   await page.goto(`${gw()}/dotgit/${madeRepo}?event=push&status=success`);
   await runLink.waitFor();
@@ -222,7 +233,7 @@ test('the repository\'s runs filter by status and event, kept in the URL', async
   expect(await runLink.count()).toBe(0);
 });
 
-test('repository settings: a secret is set by name (its value never shown again), a branch pattern protected', async () => {
+browserTest('repository settings: a secret is set by name (its value never shown again), a branch pattern protected', async () => {
   const token = platformInfo().adminToken;
   await page.goto(`${gw()}/dotgit/${madeRepo}/settings`);
   await page.getByLabel('secret name').fill('API_KEY');
@@ -237,7 +248,7 @@ test('repository settings: a secret is set by name (its value never shown again)
   expect((await api('GET', `/api/v1/repos/dotgit/${madeRepo}/protections`, { token })).body.protections).toEqual([{ pattern: 'release/*', allowForcePush: false, allowDeletion: false }]);
 });
 
-test('the admin page creates a tenant and adds a user to it', async () => {
+browserTest('the admin page creates a tenant and adds a user to it', async () => {
   const tenant = uniqueName('ct');
   const username = uniqueName('cu');
   await page.goto(`${gw()}/admin`);
@@ -253,7 +264,7 @@ test('the admin page creates a tenant and adds a user to it', async () => {
   expect(tok.status).toBe(201);
 });
 
-test('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
+browserTest('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
   const cookie = (await sessionCookie())!;
   const headers = { cookie: `dotgit_session=${cookie.value}`, 'content-type': 'application/json' };
   const me = await fetch(`${gw()}/console/session`, { headers });
@@ -292,7 +303,7 @@ test('cookie-authenticated writes: refused cross-origin and without the CSRF tok
   expect((await api('GET', `/api/v1/repos/dotgit/${victim}`, { token: platformInfo().adminToken })).status).toBe(404);
 });
 
-test('without the cookie: 401 from the session endpoint and the API; after sign-out the old cookie is 401 too', async () => {
+browserTest('without the cookie: 401 from the session endpoint and the API; after sign-out the old cookie is 401 too', async () => {
   expect((await fetch(`${gw()}/console/session`)).status).toBe(401);
   expect((await fetch(`${gw()}/api/v1/tokens`)).status).toBe(401);
   const cookie = (await sessionCookie())!;
@@ -307,7 +318,7 @@ test('without the cookie: 401 from the session endpoint and the API; after sign-
   await page.getByRole('heading', { name: 'Repositories' }).waitFor();
 });
 
-test('signed in as another tenant, the first tenant\'s repository and run are not found', async () => {
+browserTest('signed in as another tenant, the first tenant\'s repository and run are not found', async () => {
   const other = await createTenantWithAdmin();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API token').fill(other.token);
