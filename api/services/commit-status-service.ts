@@ -1,4 +1,5 @@
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
@@ -28,14 +29,15 @@ export function combinedState(states: CommitState[]): Exclude<CommitState, 'erro
 /** Commit status per run (`GET …/commits/{sha}/status`), computed from the runs table, shaped as GitHub's combined status. */
 export class CommitStatusService {
   constructor(
-    private readonly db: Db,
+    /** Repository-owned rows live in their tenant's shard database (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly publicUrl: string,
   ) {}
 
   async combined(principal: Principal | null | undefined, owner: string, name: string, sha: string) {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
+    const { repo } = await findReadableRepo(await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner)), principal, owner, assertValidName('repo', name));
     if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(sha)) throw new InputError('sha must be a full commit id (40 or 64 lowercase hex digits)');
-    const runs = await listRunsOfCommit(this.db, repo.tenantId, repo.id, sha);
+    const runs = await listRunsOfCommit(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, sha);
     const base = this.publicUrl.replace(/\/+$/, '');
     const statuses = runs.map((row) => ({
       id: row.id as string,

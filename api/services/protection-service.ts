@@ -1,4 +1,5 @@
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
@@ -16,10 +17,11 @@ const PATTERN = /^[A-Za-z0-9._/*-]{1,255}$/;
 
 /** Protected branches of a repository (CONTRACT `PUT …/protections/{branch}`), enforced by the git-server's pre-receive hook. */
 export class ProtectionService {
-  constructor(private readonly db: Db) {}
+  /** Repository-owned rows live in their tenant's shard database (ADR 0025). */
+  constructor(private readonly router: ShardRouter) {}
 
-  private adminRepo(principal: Principal, owner: string, name: string) {
-    return requireRepoAdmin(this.db, principal, owner, name, 'protecting branches');
+  private async adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, name, 'protecting branches');
   }
 
   async put(principal: Principal, owner: string, name: string, branch: string, body: unknown, requestId?: string): Promise<BranchProtection> {
@@ -29,14 +31,14 @@ export class ProtectionService {
       throw new InputError('branch must be a branch name or glob of letters, digits, . _ - / and * (no "..", no empty segments or ones starting with "." or "-")');
     }
     const { allowForcePush, allowDeletion, pushers } = parseBody(protectionBody, body);
-    await upsertProtection(this.db, repo.tenantId, repo.id, { pattern: branch, allowForcePush, allowDeletion, pushers: pushers ?? null });
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.protect', target: `${owner}/${name}:${branch}`, detail: { allowForcePush, allowDeletion, pushers }, requestId });
+    await upsertProtection(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, { pattern: branch, allowForcePush, allowDeletion, pushers: pushers ?? null });
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.protect', target: `${owner}/${name}:${branch}`, detail: { allowForcePush, allowDeletion, pushers }, requestId });
     return { pattern: branch, allowForcePush, allowDeletion, ...(pushers ? { pushers } : {}) };
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string): Promise<{ protections: BranchProtection[] }> {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const rows = await listProtections(this.db, repo.tenantId, repo.id);
+    const { repo } = await findReadableRepo(await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner)), principal, owner, assertValidName('repo', name));
+    const rows = await listProtections(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id);
     return {
       protections: rows.map((row) => ({ pattern: row.pattern, allowForcePush: row.allow_force_push, allowDeletion: row.allow_deletion, ...(row.pushers ? { pushers: row.pushers } : {}) })),
     };
@@ -44,7 +46,7 @@ export class ProtectionService {
 
   async remove(principal: Principal, owner: string, name: string, branch: string, requestId?: string): Promise<void> {
     const repo = await this.adminRepo(principal, owner, name);
-    await deleteProtection(this.db, repo.tenantId, repo.id, branch);
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.unprotect', target: `${owner}/${name}:${branch}`, requestId });
+    await deleteProtection(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, branch);
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.unprotect', target: `${owner}/${name}:${branch}`, requestId });
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError } from '../../core/errors';
 import { MAX_SECRET_BYTES, SECRET_NAME, isReservedSecretName } from '../../core/pipeline-secrets';
 import type { Principal } from '../../core/principal';
@@ -12,31 +13,32 @@ import { audit } from './audit';
 /** Pipeline secrets (CONTRACT `PUT …/secrets/{name}`): write-only, sealed at rest, injected into the jobs that name them. */
 export class SecretService {
   constructor(
-    private readonly db: Db,
+    /** Repository-owned rows live in their tenant's shard database (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly box: SecretBox,
   ) {}
 
   async put(principal: Principal, owner: string, repoName: string, name: string, body: unknown, requestId?: string): Promise<void> {
-    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'setting secrets');
+    const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'setting secrets');
     checkName(name);
     const { value, environment } = parseBody(secretBody, body);
-    await upsertSecret(this.db, { tenantId: repo.tenantId, repoId: repo.id, environment, name, valueEnc: this.box.seal(value), updatedBy: principal.username });
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.put', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
+    await upsertSecret(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, repoId: repo.id, environment, name, valueEnc: this.box.seal(value), updatedBy: principal.username });
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'secret.put', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
   }
 
   /** Names only: values are never readable back. */
   async list(principal: Principal, owner: string, repoName: string) {
-    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'listing secrets');
-    const rows = await listSecretNames(this.db, repo.tenantId, repo.id);
+    const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'listing secrets');
+    const rows = await listSecretNames(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id);
     return { secrets: rows.map((s) => ({ name: s.name, environment: s.environment || null, updatedBy: s.updated_by, updatedAt: s.updated_at })) };
   }
 
   async remove(principal: Principal, owner: string, repoName: string, name: string, environmentParam: unknown, requestId?: string): Promise<void> {
-    const repo = await requireRepoWrite(this.db, principal, owner, repoName, 'deleting secrets');
+    const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'deleting secrets');
     checkName(name);
     const environment = environmentOf(environmentParam);
-    await deleteSecret(this.db, repo.tenantId, repo.id, environment, name);
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'secret.delete', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
+    await deleteSecret(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, environment, name);
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'secret.delete', target: `${owner}/${repoName}:${environment}:${name}`, requestId });
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError, NotFoundError } from '../../core/errors';
 import type { Principal } from '../../core/principal';
 import type { SecretBox } from '../../core/secret-box';
@@ -40,13 +41,14 @@ function hookId(raw: string): number {
  */
 export class WebhookService {
   constructor(
-    private readonly db: Db,
+    /** Repository-owned rows live in their tenant's shard database (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly secrets: SecretBox,
     private readonly allowHosts: readonly string[],
   ) {}
 
-  private adminRepo(principal: Principal, owner: string, name: string) {
-    return requireRepoAdmin(this.db, principal, owner, name, 'managing webhooks');
+  private async adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, name, 'managing webhooks');
   }
 
   async create(principal: Principal, owner: string, name: string, body: unknown, requestId?: string) {
@@ -62,42 +64,42 @@ export class WebhookService {
       throw err;
     }
     const unique = [...new Set(events)];
-    if ((await countWebhooks(this.db, repo.tenantId, repo.id)) >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
-    const hook = await insertWebhook(this.db, { tenantId: repo.tenantId, repoId: repo.id, url: url.toString(), secretEnc: this.secrets.seal(secret), events: unique, createdBy: principal.username });
+    if ((await countWebhooks(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id)) >= MAX_HOOKS_PER_REPO) throw new InputError(`a repository has at most ${MAX_HOOKS_PER_REPO} webhooks`);
+    const hook = await insertWebhook(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, repoId: repo.id, url: url.toString(), secretEnc: this.secrets.seal(secret), events: unique, createdBy: principal.username });
     // The URL may carry a token in its query: the audit entry names the host only.
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.create', target: `${owner}/${name}`, detail: { id: Number(hook.id), host: url.host, events: unique }, requestId });
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.create', target: `${owner}/${name}`, detail: { id: Number(hook.id), host: url.host, events: unique }, requestId });
     return hookView(hook);
   }
 
   async list(principal: Principal, owner: string, name: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    return { webhooks: (await listWebhooks(this.db, repo.tenantId, repo.id)).map(hookView) };
+    return { webhooks: (await listWebhooks(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id)).map(hookView) };
   }
 
   async get(principal: Principal, owner: string, name: string, id: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    const hook = await findWebhook(this.db, repo.tenantId, repo.id, hookId(id));
+    const hook = await findWebhook(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, hookId(id));
     if (!hook) throw new NotFoundError(`webhook ${id} not found`);
     return hookView(hook);
   }
 
   async remove(principal: Principal, owner: string, name: string, id: string, requestId?: string): Promise<void> {
     const repo = await this.adminRepo(principal, owner, name);
-    if (!(await deleteWebhook(this.db, repo.tenantId, repo.id, hookId(id)))) throw new NotFoundError(`webhook ${id} not found`);
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.delete', target: `${owner}/${name}`, detail: { id: Number(id) }, requestId });
+    if (!(await deleteWebhook(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, hookId(id)))) throw new NotFoundError(`webhook ${id} not found`);
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.delete', target: `${owner}/${name}`, detail: { id: Number(id) }, requestId });
   }
 
   /** Every recorded attempt of the hook's deliveries, newest first (at most `limit`, default 100). */
   async deliveries(principal: Principal, owner: string, name: string, id: string, q: { limit?: unknown }) {
     const repo = await this.adminRepo(principal, owner, name);
-    const hook = await findWebhook(this.db, repo.tenantId, repo.id, hookId(id));
+    const hook = await findWebhook(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, hookId(id));
     if (!hook) throw new NotFoundError(`webhook ${id} not found`);
     let limit = 100;
     if (q.limit !== undefined) {
       if (typeof q.limit !== 'string' || !/^\d{1,4}$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 1000) throw new InputError('limit must be a number from 1 to 1000');
       limit = Number(q.limit);
     }
-    const rows = await listDeliveries(this.db, repo.tenantId, Number(hook.id), limit);
+    const rows = await listDeliveries(this.router.forTenant(repo.tenantId), repo.tenantId, Number(hook.id), limit);
     return {
       deliveries: rows.map((row) => ({
         deliveryId: row.delivery_id,

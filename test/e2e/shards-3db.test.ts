@@ -93,8 +93,9 @@ const PIPELINE = `jobs:
         run: echo "hello from $DOTGIT_REPO"
   test:
     needs: [build]
+    secrets: [SHARD_SECRET]
     steps:
-      - run: echo tested
+      - run: test "$SHARD_SECRET" = "s3cret"
 environments:
   staging:
     deploy: [{ run: "true" }]
@@ -104,6 +105,10 @@ test("a push on each database's tenant runs its pipeline; every row of it is in 
   await Promise.all(
     tenants.map(async (t) => {
       expect((await call('POST', '/api/v1/repos', { owner: t.name, name: 'web', visibility: 'private' })).status).toBe(201);
+      // Secrets and protections are the tenant's rows too (the step reads the secret from its shard).
+      expect((await call('PUT', `/api/v1/repos/${t.name}/web/secrets/SHARD_SECRET`, { value: 's3cret' })).status).toBe(204);
+      expect((await call('PUT', `/api/v1/repos/${t.name}/web/protections/release`, { allowForcePush: false, allowDeletion: false })).status).toBe(200);
+      expect((await call('GET', `/api/v1/repos/${t.name}/web/protections`)).body.protections.map((p: { pattern: string }) => p.pattern)).toEqual(['release']);
       const work = await localRepo({ '.dotgit/pipeline.yml': PIPELINE });
       const url = new URL(`${platform.gatewayUrl}/${t.name}/web.git`);
       url.username = 'x';
@@ -123,7 +128,7 @@ test("a push on each database's tenant runs its pipeline; every row of it is in 
   );
   for (const t of tenants) {
     const elsewhere = (counts: Record<string, number>) => Object.entries(counts).filter(([name, n]) => name !== t.database && n > 0);
-    for (const table of ['repos', 'runs', 'steps', 'push_outbox', 'push_journal', 'audit_log']) {
+    for (const table of ['repos', 'runs', 'steps', 'push_outbox', 'push_journal', 'audit_log', 'secrets', 'protected_branches']) {
       const counts = await rowsPerDatabase(table, t.id);
       expect({ table, tenant: t.name, here: counts[t.database] > 0, elsewhere: elsewhere(counts) }).toEqual({ table, tenant: t.name, here: true, elsewhere: [] });
     }
