@@ -5,6 +5,9 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import type { ScheduleActivities } from '../../activities/schedule-activities';
+import type { DeployActivities } from '../../activities/deploy-activities';
+import type { WebhookActivities } from '../../activities/webhook-activities';
+import { acquireLockSignal, type DeployInput } from '../../core/deploy-types';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
 import type { ScheduledPipelineInput } from '../../core/pipeline-schedules';
@@ -67,4 +70,34 @@ test('a schedule firing queues one run through its activity', async () => {
   expect(await w.runUntil(() => handle.result())).toBe('pipeline:t:r:schedule-1');
   expect(firings).toEqual(['dotgit-sched-7-0-2026-01-01T03:00:00Z']);
   await record('pipeline-sched-v1.json', await handle.fetchHistory());
+});
+
+test("a deploy of an environment with id-token: asks for one naming the requester, event deploy", async () => {
+  const spec = parsePipeline('jobs:\n  j:\n    steps: [{ run: x }]\nenvironments:\n  prod:\n    id-token: { audience: vault }\n    deploy: [{ name: ship, run: x }]\n');
+  const input: DeployInput = { deployId: 'deploy:t:r:prod:1', tenantId: 1, tenant: 't', repoId: 1, repo: 'r', environment: 'prod', ref: 'refs/heads/main', commit: 'd'.repeat(40), requestedBy: 'bob' };
+  const asked: StepInput['job'][] = [];
+  const deploy: DeployActivities = {
+    loadDeployEnvironment: async () => ({ ok: true, environment: spec.environments![0] }),
+    requestEnvironmentLock: async (a) => {
+      await env().client.workflow.signalWithStart('environmentLock', { workflowId: a.lockWorkflowId, taskQueue: ORCHESTRATION_QUEUE, args: [{ queue: [] }], signal: acquireLockSignal, signalArgs: [a.deployId, a.requestedAt] });
+    },
+    setDeployStatus: async () => undefined,
+    createDeploySteps: async () => undefined,
+    lastGoodDeploy: async () => null,
+    finishDeploy: async () => undefined,
+  };
+  const webhooks: WebhookActivities = { planWebhookEvent: async () => null, deliverWebhook: async () => ({ status: 200, outcome: 'success' }) };
+  const sandbox: Partial<SandboxActivities> = {
+    runStep: async (s) => {
+      asked.push(s.job);
+      return { exitCode: 0, timedOut: false, cancelled: false };
+    },
+    cleanupWorkspace: async () => undefined,
+  };
+  const w1 = await Worker.create({ connection: env().nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities: { ...deploy, ...webhooks, failStep: async () => undefined } });
+  const w2 = await Worker.create({ connection: env().nativeConnection, taskQueue: SANDBOX_QUEUE, activities: sandbox });
+  const handle = await env().client.workflow.start('deploy', { workflowId: input.deployId, taskQueue: ORCHESTRATION_QUEUE, args: [input] });
+  expect(await w1.runUntil(w2.runUntil(() => handle.result()))).toMatchObject({ status: 'success' });
+  expect(asked).toEqual([{ name: expect.any(String), network: 'none', secrets: [], environment: 'prod', idToken: { audience: ['vault'], actor: 'bob', event: 'deploy' } }]);
+  await record('pipeline-oidc-deploy-v1.json', await handle.fetchHistory());
 });
