@@ -233,7 +233,7 @@ export function createApiApp(
     res.status(202).json({ id: req.params.id, status: 'cancelling' });
   }));
   v1.get('/runs/:id', route(async (req, res) => {
-    res.json(await runs.get(req.principal, String(req.params.id)));
+    res.json(await runs.get(req.principal, String(req.params.id), req.query));
   }));
   v1.get('/runs/:id/logs', route(async (req, res) => {
     const chunks = await runs.logs(req.principal, String(req.params.id), req.query);

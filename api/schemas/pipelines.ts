@@ -49,3 +49,7 @@ export const cacheListAnswer = z.object({
   totalBytes: z.number().int().meta({ description: "all of the repository's caches, whatever the filter" }),
   limitBytes: z.number().int().meta({ description: 'DOTGIT_CACHE_REPO_MAX_MB: beyond it the least recently used are evicted' }),
 });
+
+export const runQuery = z.object({
+  attempt: z.coerce.number({ error: 'attempt must be a number' }).int().min(1, { error: 'attempt must be at least 1' }).optional().meta({ description: 'an earlier attempt: its status and its steps as it left them (default: the current attempt)' }),
+});

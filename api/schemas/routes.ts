@@ -43,7 +43,7 @@ import {
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
 import { shardMoveAnswer, shardMoveBody, shardParams } from './shards';
-import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody } from './pipelines';
+import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody, runQuery } from './pipelines';
 import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
 /**
@@ -125,7 +125,7 @@ export const API_ROUTES: ApiRoute[] = [
 
   { method: 'post', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Start a pipeline run of a ref by hand', params: ownerRepoParams, body: createRunBody, responses: { 202: json('queued', runCreatedAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Runs of the repository, newest first, each with a steps summary', params: ownerRepoParams, query: listRunsQuery, anonymous: true, responses: { 200: json('runs', runListAnswer) } },
-  { method: 'get', path: '/runs/:id', tag: 'runs', summary: 'A run with its steps', params: idParam, anonymous: true, responses: { 200: json('the run', runAnswer) } },
+  { method: 'get', path: '/runs/:id', tag: 'runs', summary: 'A run with its steps', params: idParam, query: runQuery, anonymous: true, responses: { 200: json('the run', runAnswer) } },
   { method: 'get', path: '/runs/:id/logs', tag: 'runs', summary: 'Logs of a run’s steps as text', params: idParam, query: logsQuery, anonymous: true, responses: { 200: { description: 'the log', contentType: 'text/plain' } } },
   { method: 'get', path: '/runs/:id/events', tag: 'runs', summary: 'Live events of a run', params: idParam, query: eventsQuery, anonymous: true, responses: { 200: sse } },
   { method: 'get', path: '/runs/:id/artifacts', tag: 'runs', summary: 'Artifacts of a run', params: idParam, anonymous: true, responses: { 200: json('artifacts', artifactListAnswer) } },

@@ -2,12 +2,12 @@ import type { Client } from '@temporalio/client';
 import type { Db } from '../../core/db';
 import type { ShardRouter } from '../../core/shard-router';
 import { tenantDirectory } from '../../core/tenant-directory';
-import { ConflictError, InputError, NotAllowedError, UnavailableError } from '../../core/errors';
+import { ConflictError, InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { atLeast, type Principal } from '../../core/principal';
 import { logStreamKey, type Redis } from '../../core/redis';
 import { findReadableRepoRow } from '../../core/repos';
 import type { PipelineInput } from '../../core/run-types';
-import { beginRunAttempt, listRunAttempts } from '../../core/stores/run-attempts-store';
+import { beginRunAttempt, listAttemptSteps, listRunAttempts } from '../../core/stores/run-attempts-store';
 import { failQueuedRun } from '../../core/stores/runs-store';
 import { appendRunEvent } from '../../core/run-events';
 import { repoSearchAttributes, startWorkflow } from '../../core/workflow-starter';
@@ -100,4 +100,16 @@ export async function runAttemptsView(db: Db, tenantId: number, run: Record<stri
   const earlier = rows.filter((a) => Number(a.attempt) < current).map(view);
   const mine = rows.find((a) => Number(a.attempt) === current);
   return [...earlier, view({ ...mine, attempt: current, status: run.status, message: run.message, created_at: mine?.created_at ?? run.created_at, started_at: run.started_at, finished_at: run.finished_at })];
+}
+
+/**
+ * The run row and steps as attempt `wanted` left them, for an earlier attempt (`GET /runs/{id}?attempt=N`);
+ * undefined for the current one. Unknown attempts are not found.
+ */
+export async function earlierAttempt(db: Db, tenantId: number, run: Record<string, unknown>, wanted: number, attempts: Awaited<ReturnType<typeof runAttemptsView>>) {
+  if (wanted === Number(run.attempt ?? 1)) return undefined;
+  const a = attempts.find((x) => x.attempt === wanted);
+  if (!a) throw new NotFoundError(`run ${String(run.id)} has no attempt ${wanted}`);
+  const steps = (await listAttemptSteps(db, tenantId, String(run.id), wanted)).map((s) => ({ ...s, attempt: s.step_attempt }));
+  return { row: { ...run, status: a.status, message: a.message, attempt: wanted, started_at: a.startedAt, finished_at: a.finishedAt }, steps };
 }

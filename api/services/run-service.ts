@@ -21,7 +21,7 @@ import { parseBody, queryParam, refField } from '../validation';
 import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
-import { runAttemptsView } from './rerun-service';
+import { earlierAttempt, runAttemptsView } from './rerun-service';
 import { createRunBody, type StepsSummary } from '../schemas/runs';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
@@ -142,9 +142,14 @@ export class RunService {
     return findReadableRepoRow(await tenantDirectory(this.router).dbOfWorkflowId(id), principal, 'runs', id, 'run');
   }
 
-  async get(principal: Principal | null | undefined, id: string) {
+  async get(principal: Principal | null | undefined, id: string, query: { attempt?: unknown } = {}) {
     const { row } = await this.readableRun(principal, id);
-    return { ...runView(row, await listSteps(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id)), attempts: await runAttemptsView(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, row) };
+    const db = this.router.forTenant(Number(row.tenant_id));
+    const attempts = await runAttemptsView(db, row.tenant_id, row);
+    // Issue 17 item 5: `?attempt=N` shows an earlier attempt as it ended.
+    const earlier = query.attempt === undefined ? undefined : await earlierAttempt(db, row.tenant_id, row, Number(query.attempt), attempts);
+    if (earlier) return { ...runView(earlier.row, earlier.steps), attempts };
+    return { ...runView(row, await listSteps(db, row.tenant_id, id)), attempts };
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {

@@ -98,6 +98,12 @@ test('re-running failed jobs only: attempt 2 runs the failed job alone, reusing 
     'build/make success attempt 1',
     'check/gate success attempt 2',
   ]);
+  // Attempt 1 as it ended, on request.
+  const asFirst = await api('GET', `${path1}?attempt=1`, { token: owner.token });
+  expect(asFirst.status).toBe(200);
+  expect(asFirst.body).toMatchObject({ status: 'failure', attempt: 1 });
+  expect(asFirst.body.steps.map((s: { job: string; status: string }) => `${s.job} ${s.status}`)).toEqual(['build success', 'check failure']);
+  expect((await api('GET', `${path1}?attempt=9`, { token: owner.token })).status).toBe(404);
   // The reused job's output reached the re-run job, and its artifact is still the run's.
   const secondGate = await api('GET', `${path1}/logs?job=check&step=gate`, { token: owner.token });
   expect(secondGate.text).toContain(`got ${stamp}`);
