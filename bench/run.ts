@@ -40,6 +40,7 @@ import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { dataPaths } from '../core/config';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
+import { compiledEntry } from '../infra/compiled';
 import { startChild, type ManagedChild } from '../infra/provision/child';
 import { freePort } from '../infra/provision/free-port';
 import { DEFAULT_SHAPE, generateBigRepo, generateRepo, type BigRepo, type GeneratedRepo } from './gen-repo';
@@ -349,7 +350,7 @@ async function main(): Promise<void> {
     noCacheStart = startChild({
       name: 'git-server (pack cache off)',
       command: process.execPath,
-      args: ['--import', 'tsx', path.join(ROOT, 'git-server', 'main.ts')],
+      args: [compiledEntry('git-server/main.ts')],
       logFile: path.join(dataDir, 'logs', 'git-server-nocache.log'),
       pidFile: path.join(dataDir, 'run', 'git-server-nocache.pid'),
       log: quiet,
@@ -841,7 +842,7 @@ function readMemory(dataDir: string, paths: ReturnType<typeof dataPaths>): Memor
     }
   };
   for (const name of ['gateway', 'api', 'git-server', 'worker']) {
-    add(name, jsonPid(path.join(dataDir, 'run', `${name}.pid`)), path.join(ROOT, name, 'main.ts'), true);
+    add(name, jsonPid(path.join(dataDir, 'run', `${name}.pid`)), compiledEntry(`${name}/main.ts`), true);
   }
   add('Temporal dev server', jsonPid(path.join(paths.temporal, 'temporal.pid')), dataDir, false);
   add('redis-server', jsonPid(path.join(paths.redis, 'redis-server.pid')), 'redis-server', false);
@@ -898,7 +899,7 @@ function environment(dataDir: string, loadBefore: number[]): Environment {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!/\/(gateway|api|git-server|worker)\/main\.ts/.test(cmdline)) continue;
+      if (!/\/(gateway|api|git-server|worker)\/main\.(ts|js)/.test(cmdline)) continue;
       const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
       if (!environ.includes(`DOTGIT_DATA_DIR=${dataDir}`)) foreignServices++;
     } catch {

@@ -31,7 +31,8 @@ function servicePids(): Record<string, number[]> {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const service = Object.entries(SERVICES).find(([, main]) => cmd.includes(main));
+      // From source (`…/main.ts`) or compiled (`dist/…/main.js`, ADR 0029).
+      const service = Object.entries(SERVICES).find(([, main]) => cmd.includes(main) || cmd.includes(main.replace(/\.ts$/, '.js')));
       if (!service) continue;
       if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`DOTGIT_DATA_DIR=${dataDir}`)) continue;
       found[service[0]].push(Number(entry));
