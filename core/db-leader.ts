@@ -69,6 +69,18 @@ export async function primaryUrl(url: string): Promise<string> {
 }
 
 /**
+ * Start-up check of a pool writes go through: a one-host URL that names a standby (a replica's
+ * address where the primary's belongs) would fail every write with "read-only transaction". `what`
+ * names the setting in the message. A multi-host pool passes: it connects to the primary only.
+ */
+export async function assertPrimary(pool: Pick<pg.Pool, 'query'>, what: string): Promise<void> {
+  const { rows } = await pool.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
+  if (rows[0]?.recovery) {
+    throw new Error(`${what} is a standby (in recovery), so every write would fail: name its primary (the read-write endpoint), or list every member with ?target_session_attrs=read-write`);
+  }
+}
+
+/**
  * A pg.Client class for pg.Pool's `Client` option that connects to the primary among `hosts`.
  * The primary is shared by every connection of the class (one pool), found again after a failure.
  */

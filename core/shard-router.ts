@@ -1,5 +1,6 @@
 import type { Config } from './config';
 import { createDb, type Db } from './db';
+import { assertPrimary } from './db-leader';
 import { effectivePlacement, GLOBAL_DATABASE, resolveShardMap, type ResolvedShardMap } from './shard-map';
 import { SHARD_COUNT, shardOf } from './shards';
 import { pingDatabase } from './stores/server-store';
@@ -50,9 +51,12 @@ export async function openShardRouter(map: ResolvedShardMap, opts: ShardRouterOp
     if (opts.checkReachable ?? true) {
       await Promise.all(
         [...pools.values()].map((p) =>
-          pingDatabase(p.db).catch((err: unknown) => {
-            throw new Error(`shard map: database "${p.name}" (${redactUrl(p.url)}) cannot be reached: ${(err as Error).message}`);
-          }),
+          pingDatabase(p.db)
+            .catch((err: unknown) => {
+              throw new Error(`shard map: database "${p.name}" (${redactUrl(p.url)}) cannot be reached: ${(err as Error).message}`);
+            })
+            // Writes go there: a standby's address in the map stops start-up (ADR 0027).
+            .then(() => assertPrimary(p.db, p.name === GLOBAL_DATABASE ? `DATABASE_URL (${redactUrl(p.url)})` : `shard map: database "${p.name}" (${redactUrl(p.url)})`)),
         ),
       );
     }

@@ -25,6 +25,7 @@ import { ensurePgTools } from '../../infra/provision/pg-tools';
 import { prepareWalArchiving } from '../../infra/provision/wal-archiving';
 import { startWorkflowTestEnv } from '../helpers/workflow-env';
 import { platformInfo } from '../harness/platform-info';
+import { openShardRouter } from '../../core/shard-router';
 import { freePort } from '../../infra/provision/free-port';
 import { spawn } from 'node:child_process';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -432,4 +433,18 @@ test("the api's /healthz (a real api process on the HA cluster) names the primar
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
+});
+
+test('misconfiguration: a shard database URL (or DATABASE_URL) naming a standby stops start-up with a clear message; the multi-host URL passes', async () => {
+  await migrate(db);
+  const leader = await ha.leader();
+  const standby = ha.members.find((m) => m.pid && m !== leader)!;
+  const standbyUrl = `postgres://postgres:postgres@127.0.0.1:${standby.postgresPort}/dotgit`;
+  const shards = Array.from({ length: 8 }, (_, i) => (i === 0 ? 'replica' : 'global'));
+  await expect(openShardRouter({ databases: [{ name: 'global', url: ha.databaseUrl }, { name: 'replica', url: standbyUrl }], shards }, { max: 1 })).rejects.toThrow(
+    `shard map: database "replica" (postgres://postgres:***@127.0.0.1:${standby.postgresPort}/dotgit) is a standby (in recovery), so every write would fail: name its primary (the read-write endpoint), or list every member with ?target_session_attrs=read-write`,
+  );
+  await expect(openShardRouter({ databases: [{ name: 'global', url: standbyUrl }], shards: shards.map(() => 'global') }, { max: 1 })).rejects.toThrow(/^DATABASE_URL \(.*\) is a standby \(in recovery\)/);
+  const ok = await openShardRouter({ databases: [{ name: 'global', url: ha.databaseUrl }], shards: shards.map(() => 'global') }, { max: 1 });
+  await ok.close();
 });
