@@ -1,5 +1,9 @@
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { ROOT } from '../../infra/root';
+import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
-import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
+import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
 
 // Issue 17 item 3 on real parts (push, Temporal, runsc, the object store): the first run misses and
 // saves a cache of a few thousand files; a run of another branch with the same lock file restores
@@ -48,6 +52,19 @@ const log = async (runId: string, job: string, step: string) => {
   expect(res.status).toBe(200);
   return res.text;
 };
+/** The `dotgit` command with the owner's token. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: owner.token, XDG_CONFIG_HOME: tempDir('dotgit-cache-xdg-') };
+    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd: tempDir('dotgit-cache-cwd-'), env });
+    child.stdin.end();
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 const seconds = (s: { startedAt: string; finishedAt: string }) => (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000;
 
 async function pushed(work: string, branch: string): Promise<any> {
@@ -102,7 +119,12 @@ test('a miss saves the cache; a run of another branch restores it from the defau
   expect((await api('GET', `/api/v1/repos/${owner.tenant}/${REPO}/caches`, { token: stranger.token })).status).toBe(404);
   expect((await api('DELETE', `/api/v1/repos/${owner.tenant}/${REPO}/caches/${cache.id}`, { token: stranger.token })).status).toBe(404);
 
-  expect((await api('DELETE', `/api/v1/repos/${owner.tenant}/${REPO}/caches/${cache.id}`, { token: owner.token })).status).toBe(204);
+  // The command lists and deletes them too.
+  const listedByCli = await cli(['cache', 'list', `${owner.tenant}/${REPO}`, '--ref', 'refs/heads/main', '--json']);
+  expect(listedByCli.code).toBe(0);
+  expect(JSON.parse(listedByCli.stdout).caches.map((c: { id: number }) => c.id)).toEqual([cache.id]);
+  const deleted = await cli(['cache', 'delete', `${owner.tenant}/${REPO}`, String(cache.id)]);
+  expect({ code: deleted.code, stdout: deleted.stdout.trim() }).toEqual({ code: 0, stdout: `cache ${cache.id} deleted from ${owner.tenant}/${REPO}` });
   expect((await api('GET', `/api/v1/repos/${owner.tenant}/${REPO}/caches/${cache.id}`, { token: owner.token })).status).toBe(404);
   const after = await api('GET', `/api/v1/repos/${owner.tenant}/${REPO}/caches?ref=refs/heads/main`, { token: owner.token });
   expect(after.body.caches).toEqual([]);
