@@ -220,6 +220,10 @@ export class DotgitClient {
   }
 
   /** `GET /api/v1/audit/verify`: whether the audit log's hash chains are intact (platform admin); `tenant` walks its shard only. */
+  /** Starts a planned switchover of the Postgres primary (platform admins, ADR 0027); 202 with the workflow id. */
+  switchover(candidate?: string) {
+    return this.json<{ id: string; status: 'started' }>('POST', '/api/v1/admin/database/switchover', candidate ? { candidate } : {});
+  }
   verifyAudit(tenant?: string) {
     return this.json<AuditVerification>('GET', `/api/v1/audit/verify${tenant ? `?tenant=${encodeURIComponent(tenant)}` : ''}`);
   }

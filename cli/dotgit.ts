@@ -213,6 +213,16 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
       show(cmd, m, `moving shard ${m.shard} from ${m.from} to ${m.to}: workflow ${m.id}`);
     });
 
+  const db = group('db', 'the metadata database (platform admin)');
+  db
+    .command('switchover')
+    .description('move the Postgres primary to a standby, planned (Patroni; ADR 0027): starts the dbSwitchover workflow and prints its id')
+    .option('--candidate <member>', 'the Patroni member to promote (default the synchronous standby)')
+    .action(async (o: { candidate?: string }, cmd: Command) => {
+      const s = await client().switchover(o.candidate);
+      show(cmd, s, `switchover started: workflow ${s.id} (Temporal UI); the primary moves in a few seconds`);
+    });
+
   const user = group('user', 'users of a tenant (tenant admin)');
   user
     .command('create <tenant> <username>')

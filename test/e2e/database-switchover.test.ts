@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin } from '../helpers/api-client';
 
@@ -21,4 +24,13 @@ test('POST /api/v1/admin/database/switchover: a tenant admin gets 403, a bad can
   const none = await api('POST', '/api/v1/admin/database/switchover', { token: admin, body: {} });
   expect(none.status).toBe(409);
   expect(none.body.error.message).toMatch(/not run by Patroni here \(DOTGIT_PATRONI_URLS is unset\)/);
+});
+
+test('dotgit db switchover: the same request from the command line; without Patroni it exits 1 with the API\'s message', () => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), 'db', 'switchover', '--candidate', 'pg-2'], {
+    env: { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: platformInfo().adminToken },
+    encoding: 'utf8',
+  });
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/not run by Patroni here \(DOTGIT_PATRONI_URLS is unset\)/);
 });
