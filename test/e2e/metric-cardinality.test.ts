@@ -88,24 +88,26 @@ test('after two rounds of pushes, runs and API calls, no label holds a name or i
   for (const [process, all] of afterSecond) for (const s of all) if (used.some((u) => s.includes(u))) leaks.push(`${process}: ${s}`);
   expect(leaks).toEqual([]);
 
-  // Route labels are classes or templates: every path segment a literal word or a :parameter.
+  // Route labels are classes or templates: every path segment a literal word, a :parameter or a wildcard.
   for (const [process, all] of afterSecond) {
     for (const s of all) {
       const route = /route="([^"]*)"/.exec(s)?.[1];
       if (route === undefined || !route.startsWith('/')) continue;
-      expect([process, route.split('/').filter((seg) => seg && !/^:|^[a-z.][a-z0-9._-]*$|^\(/.test(seg))]).toEqual([process, []]);
+      expect([process, route.split('/').filter((seg) => seg && !/^[:*{(]|^[a-z.][a-z0-9._-]*$/.test(seg))]).toEqual([process, []]);
     }
   }
 
   // The second round (new tenant, repositories, runs, commits) brought no series of its own. A
-  // background workflow (housekeeping, backups, replication) may add a few while this runs.
+  // background workflow (housekeeping, backups, a schedule firing) may add some while this runs:
+  // a new workflow or activity type's SDK series, a status code seen for the first time. A label
+  // that grows with ids would add several per repository, run and request of the round.
   const grown: string[] = [];
   let total = 0;
   for (const [process, all] of afterSecond) {
     total += all.size;
     for (const s of all) if (!afterFirst.get(process)!.has(s)) grown.push(`${process}: ${s}`);
   }
-  expect(grown.length <= 5 ? [] : grown).toEqual([]);
+  expect(grown.length <= 30 ? [] : grown).toEqual([]);
   // And a bound on the whole: the four processes' series (a histogram's label set counted once).
   expect(total).toBeLessThan(1500);
   console.log(`metric series after the workload: ${total} (${[...afterSecond].map(([p, s]) => `${p} ${s.size}`).join(', ')}); new in round 2: ${grown.length}`);
