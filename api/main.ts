@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const app = createApiApp(
     {
       tenants: new TenantService(router),
-      tokens: new TokenService(db, redis),
+      tokens: new TokenService(router, redis),
       repos: new RepoService(router, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
       protections: new ProtectionService(router),
       collaborators: new CollaboratorService(db),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Db } from '../../core/db';
-import { inTransaction } from '../../core/db';
+import { inGlobalTransactionAudited } from '../../core/shard-audit';
+import type { ShardRouter } from '../../core/shard-router';
 import { AuthenticationError, InputError, NotAllowedError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
@@ -9,7 +9,6 @@ import { markTokensRevoked } from '../../core/token-revocation';
 import { DerivationError, SCOPES, derivedExpiry, generateToken, hashToken, type Scope } from '../../core/tokens';
 import { requireScope } from '../authz';
 import { parseBody } from '../validation';
-import { audit } from './audit';
 import { findLiveToken, findUserByName, insertToken, listLiveTokensOfUser, lockLiveToken, revokeTokenTree } from '../../core/stores/tenants-store';
 import { nextAfter, pageOf } from '../paging';
 
@@ -25,7 +24,8 @@ const expiryBody = z.object({
 export class TokenService {
   /** `redis` receives revocation tombstones, which end tokens the gateway holds in its cache. */
   constructor(
-    private readonly db: Db,
+    /** Tokens and users are global; their audit entries go to the tenant's shard (ADR 0025). */
+    private readonly router: ShardRouter,
     private readonly redis: Redis,
   ) {}
 
@@ -56,7 +56,7 @@ export class TokenService {
       throw err;
     }
     const username = body.username === undefined ? principal.username : assertValidName('username', body.username);
-    const user = await findUserByName(this.db, username);
+    const user = await findUserByName(this.router.global, username);
     const self = username === principal.username;
     if (!self) {
       requireScope(principal, 'admin');
@@ -70,15 +70,17 @@ export class TokenService {
     if (!user) throw new NotFoundError(`user ${username} not found`);
     const token = generateToken();
     const parentId = principal.tokenId || null;
-    return inTransaction(this.db, async (c) => {
+    return inGlobalTransactionAudited(this.router, async (c) => {
       if (parentId !== null) {
         // FOR SHARE: a revocation of the parent waits for this insert to commit and then revokes
         // the new child too; one that committed first makes this check fail.
         if (!(await lockLiveToken(c, parentId))) throw new AuthenticationError('invalid, expired or revoked token');
       }
       const id = await insertToken(c, { tenantId: user.tenant_id, userId: user.id, tokenHash: hashToken(token), scopes: wanted, expiresAt, parentTokenId: parentId });
-      await audit(c, { tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted, expiresAt, parentTokenId: parentId }, requestId });
-      return { id, token, scopes: wanted, expiresAt };
+      return {
+        value: { id, token, scopes: wanted, expiresAt },
+        audit: [{ tenantId: Number(user.tenant_id), actor: principal.username, action: 'token.create', target: username, detail: { scopes: wanted, expiresAt, parentTokenId: parentId }, requestId }],
+      };
     });
   }
 
@@ -88,7 +90,7 @@ export class TokenService {
    */
   async list(principal: Principal, query: Record<string, unknown>) {
     const { after, limit } = pageOf(query);
-    const rows = await listLiveTokensOfUser(this.db, principal.userId, { after, limit });
+    const rows = await listLiveTokensOfUser(this.router.global, principal.userId, { after, limit });
     const tokens = rows.map((t) => ({
       id: Number(t.id),
       scopes: t.scopes as Scope[],
@@ -108,14 +110,14 @@ export class TokenService {
   async revokeToken(principal: Principal, idText: string, requestId?: string): Promise<void> {
     const id = Number(idText);
     if (!Number.isSafeInteger(id) || id <= 0) throw new InputError('token id must be a positive integer');
-    const row = await findLiveToken(this.db, id);
+    const row = await findLiveToken(this.router.global, id);
     const own = row && Number(row.user_id) === principal.userId;
     const admin =
       row && (principal.platformAdmin || (principal.role === 'admin' && !row.platform_admin && Number(row.tenant_id) === principal.tenantId));
     if (!row || (!own && !admin)) throw new NotFoundError(`token ${id} not found`);
     // Revoking is a write: a read token may only end itself.
     if (id !== principal.tokenId) requireScope(principal, own ? 'write' : 'admin');
-    await inTransaction(this.db, async (c) => {
+    await inGlobalTransactionAudited(this.router, async (c) => {
       // The descendants are found after the parent's row is locked, so every child whose creation
       // committed meanwhile is seen (createToken holds the parent FOR SHARE while it inserts).
       const ended = await revokeTokenTree(c, id);
@@ -123,7 +125,7 @@ export class TokenService {
       // gets an error, rather than a 204 while cached copies keep working.
       await markTokensRevoked(this.redis, [id, ...ended]);
       // Last: the audit chain's lock is held only while the transaction commits, not across Redis.
-      await audit(c, { tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId });
+      return { value: undefined, audit: [{ tenantId: Number(row.tenant_id), actor: principal.username, action: 'token.revoke', target: String(id), detail: { descendants: ended }, requestId }] };
     });
   }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
 import { startPlatform, ROOT, type Platform } from '../../infra/platform';
+import { unmountAllUnder } from '../../activities/workspace';
 import { RunscDriver } from '../../activities/sandbox/runsc-driver';
 import { shardOf } from '../../core/shards';
 import { git, localRepo, runIdsFrom } from '../helpers/git';
@@ -80,9 +81,9 @@ afterAll(async () => {
   await servers?.stop();
   if (dataDir) {
     await RunscDriver.releaseState(path.join(dataDir, 'sandbox')).catch(() => undefined);
-    // A job's tmpfs workspace may still be unmounting just after the worker stopped: then the
-    // folder stays (under .test-data, which every run clears).
-    await fs.rm(dataDir, { recursive: true, force: true }).catch((err: unknown) => console.warn(`left ${dataDir}: ${String(err)}`));
+    // A job's tmpfs workspace may still be mounted just after the worker stopped.
+    await unmountAllUnder(dataDir);
+    await fs.rm(dataDir, { recursive: true, force: true });
   }
 }, 120_000);
 
@@ -105,6 +106,9 @@ test("a push on each database's tenant runs its pipeline; every row of it is in 
   await Promise.all(
     tenants.map(async (t) => {
       expect((await call('POST', '/api/v1/repos', { owner: t.name, name: 'web', visibility: 'private' })).status).toBe(201);
+      // Users and tokens are global; their audit entries go to the tenant's shard (checked below).
+      expect((await call('POST', `/api/v1/tenants/${t.name}/users`, { username: `${t.name}-dev`, role: 'member' })).status).toBe(201);
+      expect((await call('POST', '/api/v1/tokens', { username: `${t.name}-dev`, scopes: ['read'] })).status).toBe(201);
       // Secrets and protections are the tenant's rows too (the step reads the secret from its shard).
       expect((await call('PUT', `/api/v1/repos/${t.name}/web/secrets/SHARD_SECRET`, { value: 's3cret' })).status).toBe(204);
       expect((await call('PUT', `/api/v1/repos/${t.name}/web/protections/release`, { allowForcePush: false, allowDeletion: false })).status).toBe(200);
@@ -141,7 +145,7 @@ test('audit: each tenant lists its own events from its shard; verify walks every
   for (const t of tenants) {
     const events = await call('GET', `/api/v1/audit?tenant=${t.name}`);
     expect(events.status).toBe(200);
-    expect(events.body.events.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['tenant.create', 'repo.create', 'repo.push']));
+    expect(events.body.events.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['tenant.create', 'user.create', 'token.create', 'repo.create', 'secret.put', 'repo.protect', 'repo.push']));
     expect(events.body.events.every((e: { tenant: string }) => e.tenant === t.name)).toBe(true);
   }
   const all = await call('GET', '/api/v1/audit?limit=1000');
