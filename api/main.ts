@@ -34,7 +34,7 @@ import { ShardMoveService } from './services/shard-move-service';
 import { AuditService } from './services/audit-service';
 import { DatabaseService } from './services/database-service';
 import { readRouting } from './read-routing';
-import { databaseState, replicaReads } from '../core/db-replicas';
+import { databaseState, hasReplicas, replicaReads } from '../core/db-replicas';
 import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
@@ -131,7 +131,8 @@ async function main(): Promise<void> {
         const database = await databaseState(db);
         return database ? { database } : {};
       },
-      readRouting: readRouting({ redis, maxLagSeconds: config.replicaMaxLagSeconds }),
+      // Only with standbys to read from: the write marks cost a Redis call per write request.
+      readRouting: router.databases().some((d) => hasReplicas(d.db)) ? readRouting({ redis, maxLagSeconds: config.replicaMaxLagSeconds }) : undefined,
     },
   );
   const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));

@@ -229,6 +229,11 @@ export function withReplicaReads(pool: pg.Pool, hosts: HostPort[], urlFor: (h: H
   return pool;
 }
 
+/** Whether `pool` has standbys to read from (made over a multi-host URL). */
+export function hasReplicas(pool: pg.Pool): boolean {
+  return sets.has(pool);
+}
+
 /** The primary and each standby's lag of a pool made over a multi-host URL (undefined for one host). */
 export async function databaseState(pool: pg.Pool): Promise<DatabaseState | undefined> {
   const set = sets.get(pool);
