@@ -16,6 +16,7 @@ import {
   liftShardFence,
   loggedChanges,
   countLoggedChanges,
+  deleteLoggedChanges,
   olderTransactionsRunning,
   rowsByKeys,
   shardRowsBatch,
@@ -82,12 +83,17 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
     return removed;
   }
 
-  /** One catch-up pass: replays up to `passChanges` logged changes after `afterId` into the target. */
+  /**
+   * One catch-up pass: replays up to `passChanges` logged changes into the target, then deletes them
+   * from the log. The log is consumed, not read from a cursor: change ids are taken when a row is
+   * written but become visible when its transaction commits, so a transaction with a lower id can
+   * commit after a pass read higher ones (seen under load: a cursor skipped those rows).
+   */
   async function replay(i: ShardMoveInput, afterId: string): Promise<{ applied: number; cursor: string; remaining: number }> {
     const source = database(i.from);
     const target = database(i.to);
     const ts = await tables(i);
-    const changes = await loggedChanges(source, i.shard, afterId, passChanges);
+    const changes = await loggedChanges(source, i.shard, '0', passChanges);
     if (!changes.length) return { applied: 0, cursor: afterId, remaining: 0 };
     const keys = new Map<string, Set<string>>();
     for (const c of changes) {
@@ -107,8 +113,9 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
         await deleteRowsByKeys(c, t, [...keys.get(t.name)!].filter((k) => !there.has(k)));
       }
     });
+    await deleteLoggedChanges(source, i.shard, changes.map((c) => c.id));
     const cursor = changes[changes.length - 1].id;
-    return { applied: changes.length, cursor, remaining: await countLoggedChanges(source, i.shard, cursor) };
+    return { applied: changes.length, cursor, remaining: await countLoggedChanges(source, i.shard, '0') };
   }
 
   return {
@@ -186,7 +193,7 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
       return { rows, seconds: (before + Date.now() - started) / 1000, resumedFrom: resumed?.rows ?? 0 };
     },
 
-    /** One catch-up pass (see `replay`); the workflow repeats it until few changes remain. */
+    /** One catch-up pass (see `replay`); the workflow repeats it until few changes remain. `afterId` is the previous pass's last id, for the history only: the log is consumed. */
     async catchUpShard(i: ShardMoveInput & { afterId: string }): Promise<{ applied: number; cursor: string; remaining: number }> {
       return replay(i, i.afterId);
     },

@@ -180,6 +180,11 @@ export async function loggedChanges(db: Queryable, shard: number, afterId: strin
   return r.rows.map((row) => ({ id: row.id, table: row.tbl, key: row.key }));
 }
 
+/** Forgets logged changes once they are replayed (a change logged later by a transaction that took a lower id stays). */
+export async function deleteLoggedChanges(db: Queryable, shard: number, ids: string[]): Promise<void> {
+  if (ids.length) await db.query('DELETE FROM shard_move_changes WHERE shard = $1 AND id = ANY ($2::bigint[])', [shard, ids]);
+}
+
 /** How many logged changes of the shard come after `afterId`. */
 export async function countLoggedChanges(db: Queryable, shard: number, afterId: string): Promise<number> {
   const r = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM shard_move_changes WHERE shard = $1 AND id > $2::bigint', [shard, afterId]);
