@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       tokens: new TokenService(router, redis),
       repos: new RepoService(router, initBareRepo, config.publicUrl, placementNodes(config.gitUpstreams, secret), config.replicaNodes, setDefaultBranch),
       protections: new ProtectionService(router),
-      collaborators: new CollaboratorService(db),
+      collaborators: new CollaboratorService(router),
       deploys: deployService,
       secrets: new SecretService(router, pipelineSecretBox(config.secretsKey ?? secret)),
       webhooks: new WebhookService(router, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts)),

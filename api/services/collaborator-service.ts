@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import type { Db } from '../../core/db';
+import type { ShardRouter } from '../../core/shard-router';
+import { tenantDirectory } from '../../core/tenant-directory';
 import { NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { requireRepoAdmin } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
-import { deleteCollaborator, findUserByName, listCollaborators, upsertCollaborator } from '../../core/stores/tenants-store';
+import { deleteGrant, findUserByName, listGrants, upsertCollaborator, usernamesByIds } from '../../core/stores/tenants-store';
 
 const ACCESS = ['read', 'write', 'admin'] as const;
 const grantBody = z.strictObject({ access: z.enum(ACCESS, { error: `access must be one of ${ACCESS.join(', ')}` }) });
@@ -16,31 +17,35 @@ const grantBody = z.strictObject({ access: z.enum(ACCESS, { error: `access must 
  * a user of any tenant can be given access to one repository. Tokens' scopes still cap it.
  */
 export class CollaboratorService {
-  constructor(private readonly db: Db) {}
+  /** Grants (`permissions`) live in the repository's tenant's shard, users in the global database (ADR 0025). */
+  constructor(private readonly router: ShardRouter) {}
 
-  private adminRepo(principal: Principal, owner: string, name: string) {
-    return requireRepoAdmin(this.db, principal, owner, name, 'managing collaborators');
+  private async adminRepo(principal: Principal, owner: string, name: string) {
+    return requireRepoAdmin(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, name, 'managing collaborators');
   }
 
   async put(principal: Principal, owner: string, name: string, username: string, body: unknown, requestId?: string) {
     const repo = await this.adminRepo(principal, owner, name);
     const { access } = parseBody(grantBody, body);
-    const user = await findUserByName(this.db, assertValidName('username', username));
+    const user = await findUserByName(this.router.global, assertValidName('username', username));
     if (!user) throw new NotFoundError(`user ${username} not found`);
-    await upsertCollaborator(this.db, repo.tenantId, repo.id, user.id, access);
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.grant', target: `${owner}/${name}`, detail: { username, access }, requestId });
+    await upsertCollaborator(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, user.id, access);
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.grant', target: `${owner}/${name}`, detail: { username, access }, requestId });
     return { username, access };
   }
 
   async list(principal: Principal, owner: string, name: string) {
     const repo = await this.adminRepo(principal, owner, name);
-    const rows = await listCollaborators(this.db, repo.tenantId, repo.id);
-    return { collaborators: rows.map((row) => ({ username: row.username, access: row.access })) };
+    const grants = await listGrants(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id);
+    const names = await usernamesByIds(this.router.global, grants.map((g) => g.userId));
+    const collaborators = grants.flatMap((g) => (names.has(g.userId) ? [{ username: names.get(g.userId)!, access: g.access }] : []));
+    return { collaborators: collaborators.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0)) };
   }
 
   async remove(principal: Principal, owner: string, name: string, username: string, requestId?: string): Promise<void> {
     const repo = await this.adminRepo(principal, owner, name);
-    await deleteCollaborator(this.db, repo.tenantId, repo.id, username);
-    await audit(this.db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.revoke', target: `${owner}/${name}`, detail: { username }, requestId });
+    const user = await findUserByName(this.router.global, assertValidName('username', username));
+    if (user) await deleteGrant(this.router.forTenant(repo.tenantId), repo.tenantId, repo.id, Number(user.id));
+    await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'repo.revoke', target: `${owner}/${name}`, detail: { username }, requestId });
   }
 }

@@ -129,17 +129,6 @@ export async function upsertCollaborator(q: Queryable, tenantId: number, repoId:
   );
 }
 
-/** A repository's collaborators and their access, by username. */
-export async function listCollaborators(q: Queryable, tenantId: number, repoId: number): Promise<{ username: string; access: string }[]> {
-  const r = await q.query('SELECT u.username, p.access FROM permissions p JOIN users u ON u.id = p.user_id WHERE p.tenant_id = $1 AND p.repo_id = $2 ORDER BY u.username', [tenantId, repoId]);
-  return r.rows;
-}
-
-/** Removes a user's explicit access to a repository (nothing when there is none). */
-export async function deleteCollaborator(q: Queryable, tenantId: number, repoId: number, username: string): Promise<void> {
-  await q.query('DELETE FROM permissions p USING users u WHERE u.id = p.user_id AND p.tenant_id = $1 AND p.repo_id = $2 AND u.username = $3', [tenantId, repoId, username]);
-}
-
 /**
  * A page of a user's live (unrevoked, unexpired) tokens by id after `after` (`GET /api/v1/tokens`):
  * never the hash. No last-use time is stored (the gateway caches tokens; writing one per request
@@ -168,4 +157,25 @@ export async function insertTenantCopy(q: Queryable, t: { id: number; name: stri
 export async function listTenants(q: Queryable): Promise<{ id: number; name: string; createdAt: Date }[]> {
   const r = await q.query<{ id: string; name: string; created_at: Date }>('SELECT id, name, created_at FROM tenants ORDER BY id');
   return r.rows.map((x) => ({ id: Number(x.id), name: x.name, createdAt: x.created_at }));
+}
+
+/**
+ * A repository's grants by user id (ADR 0025: `permissions` is in the tenant's shard, `users` in the
+ * global database, so the names come from there: `usernamesByIds`).
+ */
+export async function listGrants(q: Queryable, tenantId: number, repoId: number): Promise<{ userId: number; access: string }[]> {
+  const r = await q.query<{ user_id: string; access: string }>('SELECT user_id, access FROM permissions WHERE tenant_id = $1 AND repo_id = $2', [tenantId, repoId]);
+  return r.rows.map((row) => ({ userId: Number(row.user_id), access: row.access }));
+}
+
+/** Usernames by user id (global database). */
+export async function usernamesByIds(q: Queryable, ids: number[]): Promise<Map<number, string>> {
+  if (ids.length === 0) return new Map();
+  const r = await q.query<{ id: string; username: string }>('SELECT id, username FROM users WHERE id = ANY($1::bigint[])', [ids]);
+  return new Map(r.rows.map((row) => [Number(row.id), row.username]));
+}
+
+/** Removes a user's explicit access to a repository by user id (nothing when there is none). */
+export async function deleteGrant(q: Queryable, tenantId: number, repoId: number, userId: number): Promise<void> {
+  await q.query('DELETE FROM permissions WHERE tenant_id = $1 AND repo_id = $2 AND user_id = $3', [tenantId, repoId, userId]);
 }

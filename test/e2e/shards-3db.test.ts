@@ -109,6 +109,9 @@ test("a push on each database's tenant runs its pipeline; every row of it is in 
       // Users and tokens are global; their audit entries go to the tenant's shard (checked below).
       expect((await call('POST', `/api/v1/tenants/${t.name}/users`, { username: `${t.name}-dev`, role: 'member' })).status).toBe(201);
       expect((await call('POST', '/api/v1/tokens', { username: `${t.name}-dev`, scopes: ['read'] })).status).toBe(201);
+      // A grant is the repository's (its shard), the user global: listed by name, revoked by name.
+      expect((await call('PUT', `/api/v1/repos/${t.name}/web/collaborators/${t.name}-dev`, { access: 'write' })).status).toBe(200);
+      expect((await call('GET', `/api/v1/repos/${t.name}/web/collaborators`)).body.collaborators).toEqual([{ username: `${t.name}-dev`, access: 'write' }]);
       // Secrets and protections are the tenant's rows too (the step reads the secret from its shard).
       expect((await call('PUT', `/api/v1/repos/${t.name}/web/secrets/SHARD_SECRET`, { value: 's3cret' })).status).toBe(204);
       expect((await call('PUT', `/api/v1/repos/${t.name}/web/protections/release`, { allowForcePush: false, allowDeletion: false })).status).toBe(200);
@@ -132,7 +135,7 @@ test("a push on each database's tenant runs its pipeline; every row of it is in 
   );
   for (const t of tenants) {
     const elsewhere = (counts: Record<string, number>) => Object.entries(counts).filter(([name, n]) => name !== t.database && n > 0);
-    for (const table of ['repos', 'runs', 'steps', 'push_outbox', 'push_journal', 'audit_log', 'secrets', 'protected_branches']) {
+    for (const table of ['repos', 'runs', 'steps', 'push_outbox', 'push_journal', 'audit_log', 'secrets', 'protected_branches', 'permissions']) {
       const counts = await rowsPerDatabase(table, t.id);
       expect({ table, tenant: t.name, here: counts[t.database] > 0, elsewhere: elsewhere(counts) }).toEqual({ table, tenant: t.name, here: true, elsewhere: [] });
     }
