@@ -45,6 +45,16 @@ export async function signalWithStartWorkflow<W extends WorkflowName>(
   } as unknown as WorkflowSignalWithStartOptions);
 }
 
+/**
+ * The action of a Temporal Schedule that starts `name` with typed `args` on the orchestration queue
+ * (the platform's schedules and pipelines' `on.schedule` crons): schedules start workflows by name
+ * too, so they are typed here like every other start. `workflowId` is the id each firing's workflow
+ * id is derived from (Temporal appends the firing time); default the schedule's id.
+ */
+export function scheduledStart<W extends WorkflowName>(name: W, args: WorkflowArgs<W>, workflowId?: string) {
+  return { type: 'startWorkflow' as const, workflowType: name, taskQueue: ORCHESTRATION_QUEUE, args, ...(workflowId === undefined ? {} : { workflowId }) };
+}
+
 /** The search attributes of a run or deploy: tenant, "tenant/repo", ref, commit (and environment, status for deploys). */
 export function repoSearchAttributes(w: { tenant: string; repo: string; ref: string; commit: string; environment?: string; status?: string }): SearchAttributePair[] {
   const pairs: SearchAttributePair[] = [

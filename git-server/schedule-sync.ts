@@ -3,9 +3,8 @@ import type { Db } from '../core/db';
 import { FileTooLargeError, readFileAtCommit } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline } from '../core/pipeline-spec';
 import { MAX_SCHEDULES, pipelineScheduleId, type ScheduledPipelineInput } from '../core/pipeline-schedules';
-import { ORCHESTRATION_QUEUE } from '../core/run-types';
 import { findRepoSchedules } from '../core/stores/schedules-store';
-import type { WorkflowArgs } from '../core/workflow-starter';
+import { scheduledStart } from '../core/workflow-starter';
 
 /**
  * The cron entries of the pipeline file at a default-branch commit: [] without a file (its
@@ -44,8 +43,7 @@ export async function syncRepoSchedules(db: Db, temporal: Client, tenantId: numb
       continue;
     }
     const input: ScheduledPipelineInput = { tenantId, tenant: desired.owner, repoId, repo: desired.repo, cron: crons[n] };
-    const args: WorkflowArgs<'scheduledPipeline'> = [input];
-    const action = { type: 'startWorkflow' as const, workflowType: 'scheduledPipeline', taskQueue: ORCHESTRATION_QUEUE, workflowId: scheduleId, args };
+    const action = scheduledStart('scheduledPipeline', [input], scheduleId);
     const spec = { cronExpressions: [crons[n]] };
     const memo = { repo: `${desired.owner}/${desired.repo}`, ref: desired.ref, cron: crons[n], commit: desired.commit };
     try {

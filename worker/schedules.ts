@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { connectTemporal } from '../core/temporal';
-import { ORCHESTRATION_QUEUE } from '../core/run-types';
+import { scheduledStart } from '../core/workflow-starter';
 import { BACKUP_SCHEDULE, MAINTENANCE_SCHEDULE, REPLICA_RECONCILE_SCHEDULE, RESTORE_DRILL_SCHEDULE } from '../temporal-config/schedules';
 
 /**
@@ -10,10 +10,10 @@ import { BACKUP_SCHEDULE, MAINTENANCE_SCHEDULE, REPLICA_RECONCILE_SCHEDULE, REST
 export async function ensureSchedules(address: string, namespace: string): Promise<void> {
   const client = await connectTemporal(address, namespace);
   const schedules = [
-    { ...MAINTENANCE_SCHEDULE, catchupWindow: '1 hour', args: [] as unknown[] },
-    { ...BACKUP_SCHEDULE, args: [{ trigger: 'schedule' }] },
-    { ...RESTORE_DRILL_SCHEDULE, args: [] },
-    { ...REPLICA_RECONCILE_SCHEDULE, args: [] },
+    { ...MAINTENANCE_SCHEDULE, catchupWindow: '1 hour', action: scheduledStart(MAINTENANCE_SCHEDULE.workflowType, []) },
+    { ...BACKUP_SCHEDULE, action: scheduledStart(BACKUP_SCHEDULE.workflowType, [{ trigger: 'schedule' }]) },
+    { ...RESTORE_DRILL_SCHEDULE, action: scheduledStart(RESTORE_DRILL_SCHEDULE.workflowType, []) },
+    { ...REPLICA_RECONCILE_SCHEDULE, action: scheduledStart(REPLICA_RECONCILE_SCHEDULE.workflowType, []) },
   ];
   try {
     for (const s of schedules) {
@@ -21,7 +21,7 @@ export async function ensureSchedules(address: string, namespace: string): Promi
         await client.schedule.create({
           scheduleId: s.id,
           spec: { intervals: [{ every: s.every }] },
-          action: { type: 'startWorkflow', workflowType: s.workflowType, taskQueue: ORCHESTRATION_QUEUE, args: s.args },
+          action: s.action,
           policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: s.catchupWindow },
         });
       } catch (err) {
