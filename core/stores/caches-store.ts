@@ -58,7 +58,7 @@ export async function insertCache(
 ): Promise<boolean> {
   const r = await q.query(
     `INSERT INTO pipeline_caches (tenant_id, repo_id, ref, key, object_key, size, run_id, job) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (repo_id, ref, key) DO NOTHING`,
+     ON CONFLICT (tenant_id, repo_id, ref, key) DO NOTHING`,
     [c.tenantId, c.repoId, c.ref, c.key, c.objectKey, c.size, c.runId, c.job],
   );
   return (r.rowCount ?? 0) > 0;

@@ -108,3 +108,18 @@ test('start-up refuses a database it cannot reach, naming it; and a live placeme
     await setShardPlacement(router.global, 7, 'db2');
   }
 });
+
+test("every tenant-owned table's primary and foreign keys lead with tenant_id (Citus co-location; migrations 0026, 0037)", async () => {
+  // The tables ADR 0025 places in the tenant's shard; a key that does not lead with tenant_id
+  // could cross tenants, so a co-located shard could not hold it.
+  const sharded = ['repos', 'permissions', 'protected_branches', 'lfs_objects', 'repo_replicas', 'runs', 'steps', 'artifacts', 'run_attempts', 'run_attempt_steps', 'job_outputs', 'pipeline_caches', 'deploys', 'secrets', 'webhooks', 'webhook_deliveries', 'push_outbox', 'webhook_outbox', 'replication_outbox', 'push_journal', 'repo_schedules', 'schedule_outbox'];
+  const { rows } = await router.forShard(1).query(
+    `SELECT c.conrelid::regclass::text AS tbl, c.conname, c.contype, a.attname AS first
+       FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+      WHERE c.contype IN ('p', 'f') AND c.conrelid::regclass::text = ANY($1)`,
+    [sharded],
+  );
+  expect(new Set(rows.filter((r) => r.contype === 'p').map((r) => r.tbl))).toEqual(new Set(sharded));
+  expect(rows.filter((r) => r.contype === 'f').map((r) => r.tbl)).toEqual(expect.arrayContaining(['pipeline_caches', 'run_attempts', 'run_attempt_steps', 'job_outputs']));
+  expect(rows.filter((r) => r.first !== 'tenant_id').map((r) => `${r.tbl}.${r.conname}`)).toEqual([]);
+});
