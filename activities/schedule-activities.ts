@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { inTransaction, type Db } from '../core/db';
 import { answerMessage, fetchFromGitServer } from '../core/git-upstreams';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
+import type { ShardRouter } from '../core/shard-router';
 import type { ScheduledPipelineInput } from '../core/pipeline-schedules';
 import { pipelineWorkflowId, type PipelineInput } from '../core/run-types';
 import { enqueuePipelineStart } from '../core/stores/outbox-store';
@@ -12,10 +13,13 @@ import type { PipelineFileSource } from './pipeline-file';
 
 export interface ScheduleActivityDeps extends PipelineFileSource {
   db: Db;
+  /** The tenant's shard holds its schedules, runs and outbox (ADR 0025); without it, `db` holds every shard. */
+  router?: Pick<ShardRouter, 'forTenant'>;
 }
 
 /** Activities of scheduled pipelines (issue 17 item 6): queueing the run a schedule fired for. */
 export function createScheduleActivities(deps: ScheduleActivityDeps) {
+  const dbOf = (tenantId: number) => deps.router?.forTenant(tenantId) ?? deps.db;
   /** What the ref names now, through a git-server (as the api resolves refs); undefined when nothing. */
   async function resolveRef(owner: string, name: string, ref: string): Promise<{ ref: string; commit: string } | undefined> {
     const res = await fetchFromGitServer(deps.gitUpstreams, '/internal/repos/resolve', {
@@ -38,14 +42,14 @@ export function createScheduleActivities(deps: ScheduleActivityDeps) {
      */
     async queueScheduledRun(args: { input: ScheduledPipelineInput; firing: string }): Promise<string | null> {
       const { input } = args;
-      const recorded = await findRepoSchedules(deps.db, input.tenantId, input.repoId);
+      const recorded = await findRepoSchedules(dbOf(input.tenantId), input.tenantId, input.repoId);
       if (!recorded || recorded.crons.length === 0) return null;
       const target = await resolveRef(input.tenant, input.repo, recorded.ref);
       if (!target) return null;
       const runId = pipelineWorkflowId(input.tenant, input.repo, `schedule-${createHash('sha256').update(args.firing).digest('hex').slice(0, 16)}`);
       const run: PipelineInput = { runId, tenantId: input.tenantId, tenant: input.tenant, repoId: input.repoId, repo: input.repo, ref: target.ref, commit: target.commit, event: 'schedule' };
       try {
-        await inTransaction(deps.db, async (c) => {
+        await inTransaction(dbOf(input.tenantId), async (c) => {
           await insertQueuedRun(c, run);
           await enqueuePipelineStart(c, input.tenantId, runId, run);
         });

@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       shutdownForceTime,
       activities: {
         ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
-        ...createScheduleActivities({ db, ...pipelineFiles }),
+        ...createScheduleActivities({ db, router, ...pipelineFiles }),
         ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,
