@@ -6,6 +6,7 @@ import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
 import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
 import { appendRunEvent } from '../core/run-events';
 import { applyInputs, defaultInputs } from '../core/pipeline-triggers';
+import { resolveGroup } from '../core/pipeline-concurrency';
 import * as runsStore from '../core/stores/runs-store';
 import { findReusableJobs, upsertJobOutputs } from '../core/stores/run-attempts-store';
 import { hasWebhookFor } from './webhook-activities';
@@ -42,7 +43,13 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
         // Issue 17: `${{ inputs.* }}` and INPUT_* from a hand-started run's inputs (the api checked
         // them), or the defaults for runs of pushes and schedules.
         const declared = spec.on.manual?.inputs;
-        if (declared) spec.jobs = applyInputs(spec.jobs, input.inputs ?? defaultInputs(declared));
+        const inputs = input.inputs ?? (declared ? defaultInputs(declared) : {});
+        if (declared) spec.jobs = applyInputs(spec.jobs, inputs);
+        // Issue 17 item 4: the run's concurrency group, its `${{ … }}` filled in from the run.
+        if (spec.concurrency) {
+          spec.concurrency.group = resolveGroup(spec.concurrency.group, { ref: input.ref, commit: input.commit, repo: `${input.tenant}/${input.repo}`, event: input.event ?? 'push', inputs });
+          if (spec.concurrency.group.trim() === '') return { ok: false, message: `${PIPELINE_PATH}: concurrency.group is empty for this run`, workflowRunHooks };
+        }
         return { ok: true, spec, workflowRunHooks };
       } catch (err) {
         if (err instanceof PipelineSpecError) return { ok: false, message: err.message, workflowRunHooks };

@@ -2,6 +2,7 @@ import { Composer, LineCounter, Parser, isAlias, isCollection, isMap, isNode, is
 import { z } from 'zod';
 import { cacheOf, cacheProblem, cacheSchema, type CacheSpec } from './pipeline-cache';
 import { MatrixError, expandMatrix, expressions, instanceName, matrixEnvName, parseReference, substitute, type MatrixCombination } from './pipeline-matrix';
+import { concurrencyOf, concurrencySchema, type ConcurrencySpec } from './pipeline-concurrency';
 import { checkTriggers, idTokenSchema, onSchema, requiresSchema, type IdTokenSpec, type TriggerSpec } from './pipeline-triggers';
 
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
@@ -129,6 +130,7 @@ const fileSchema = z.strictObject({
       environmentSchema,
     )
     .optional(),
+  concurrency: concurrencySchema.optional(),
 });
 
 export interface StepSpec {
@@ -184,6 +186,8 @@ export interface PipelineSpec {
   on: { push: { branches?: string[]; tags?: string[] } } & TriggerSpec;
   jobs: JobSpec[];
   environments?: EnvironmentSpec[];
+  /** `concurrency:` (issue 17 item 4; only when the file has it): the run waits its turn in the group. */
+  concurrency?: ConcurrencySpec;
 }
 
 /** Thrown when the pipeline file is not valid; the message names line, column and problem. */
@@ -392,6 +396,12 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
   const spec: PipelineSpec = { on: { push, ...triggers.on }, jobs };
   // Only present when the file has environments, so pipeline activity results stay as they were.
   if (environments.length > 0) spec.environments = environments;
+  if (parsed.data.concurrency !== undefined) {
+    const c = concurrencyOf(parsed.data.concurrency, new Set(Object.keys(triggers.on.manual?.inputs ?? {})));
+    const at = typeof parsed.data.concurrency === 'string' ? ['concurrency'] : ['concurrency', 'group'];
+    if ('problem' in c) failAt(doc.contents as Node | null, lineCounter, at, c.problem);
+    spec.concurrency = c;
+  }
   return spec;
 }
 

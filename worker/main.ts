@@ -33,6 +33,7 @@ import type { SandboxDriver } from '../activities/sandbox/sandbox-driver';
 import { readInternalSecret } from '../core/secrets-file';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { createDeployActivities } from '../activities/deploy-activities';
+import { createConcurrencyActivities } from '../activities/concurrency-activities';
 import { createAlertActivities } from '../activities/alert-activities';
 import { createMoveActivities } from '../activities/move-activities';
 import { createShardMoveActivities } from '../activities/shard-move-activities';
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
         ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
         ...createScheduleActivities({ db, router, ...pipelineFiles }),
         ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
+        ...createConcurrencyActivities({ db, router, redis, temporal: getClient }),
         ...createAlertActivities({
           url: config.alertWebhookUrl,
           secret: config.alertWebhookSecret,

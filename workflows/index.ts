@@ -6,6 +6,7 @@ export { replication, reconcileReplicas } from './replication';
 export { webhookDispatch } from './webhooks';
 export { deploy } from './deploy';
 export { environmentLock } from './environment-lock';
+export { concurrencyGroup } from './concurrency-group';
 export { moveRepository } from './move';
 export { dbSwitchover } from './db-switchover';
 export { shardMove } from './shard-move';

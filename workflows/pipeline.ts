@@ -1,4 +1,6 @@
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ConcurrencyActivities } from '../activities/concurrency-activities';
+import { concurrencyGroupWorkflowId, groupPositionSignal, groupWaitMessage, lockGrantedSignal, releaseLockSignal, type RunConcurrency } from '../core/concurrency-types';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
 import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
 import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
@@ -8,6 +10,12 @@ import { cleanupPinnedWorkspace, runStep, runStepWithRetries, sandboxSteps, type
 import { startWebhookDispatch } from './webhooks';
 
 const records = proxyActivities<OrchestrationActivities>({
+  taskQueue: ORCHESTRATION_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+const groups = proxyActivities<ConcurrencyActivities>({
   taskQueue: ORCHESTRATION_QUEUE,
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
@@ -33,8 +41,10 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   const statusAttribute = patched('status-search-attribute');
   if (statusAttribute) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'running' }]);
   let result: RunResult;
+  /** The group lock this run queued at (issue 17 item 4): released however the run ends. */
+  const group: { lockId?: string } = {};
   try {
-    result = await runPipeline(input, onLoaded);
+    result = await runPipeline(input, onLoaded, group);
     // A cancel that arrived while the last activity was finishing still counts.
     if (CancellationScope.current().consideredCancelled) result = { status: 'cancelled' };
   } catch (err) {
@@ -44,6 +54,8 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   // Recording the end must happen even when the run was cancelled.
   await CancellationScope.nonCancellable(async () => {
     if (statusAttribute) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: result.status }]);
+    // The group goes on to its next run (a run cancelled while waiting leaves its queue the same way).
+    if (group.lockId) await getExternalWorkflowHandle(group.lockId).signal(releaseLockSignal, input.runId).catch(() => undefined);
     await records.finishRun({ runId: input.runId, tenantId: input.tenantId, status: result.status, message: result.message });
     // Added after the first recorded histories: `patched` keeps those replaying unchanged.
     if (patched('invalidate-repo-caches')) await records.invalidateRepoCaches({ tenant: input.tenant, repo: input.repo });
@@ -63,11 +75,13 @@ export async function pipeline(input: PipelineInput): Promise<RunResult> {
   return result;
 }
 
-async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: boolean) => void): Promise<RunResult> {
+async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: boolean) => void, group: { lockId?: string }): Promise<RunResult> {
   const loaded = await records.loadPipeline(input);
   onLoaded(loaded.workflowRunHooks);
   if (!loaded.ok) return { status: 'failure', message: loaded.message };
   const spec = loaded.spec;
+  // Issue 17 item 4 (patched: earlier histories know no groups): the run stays queued until its group grants it.
+  if (spec.concurrency && patched('concurrency-groups')) await waitForGroup(input, spec.concurrency, group);
   await records.startRun({ runId: input.runId, tenantId: input.tenantId, jobs: spec.jobs });
   const outcome: Record<string, StepStatus> = {};
   // Issue 17 (patched: earlier histories know no matrix, outputs or fail-fast): see runDag.
@@ -85,6 +99,33 @@ async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: b
   if (Object.values(outcome).includes('cancelled')) return { status: 'cancelled' };
   const failedJobs = spec.jobs.filter((j) => outcome[j.name] !== 'success').map((j) => j.name);
   return { status: 'failure', message: `failed jobs: ${failedJobs.join(', ')}` };
+}
+
+/**
+ * Queues the run in its concurrency group (workflows/concurrency-group.ts) and waits for the grant;
+ * while it waits, its message says how many runs are ahead (issue 17 item 8). A cancel (by hand, or
+ * by a newer run with cancel-in-progress) ends the wait as a cancelled run.
+ */
+async function waitForGroup(input: PipelineInput, concurrency: RunConcurrency, group: { lockId?: string }): Promise<void> {
+  let granted = false;
+  let ahead: number | undefined;
+  setHandler(lockGrantedSignal, () => {
+    granted = true;
+  });
+  setHandler(groupPositionSignal, (n) => {
+    ahead = n;
+  });
+  group.lockId = concurrencyGroupWorkflowId(input.tenant, input.repo, concurrency.group);
+  const request = { runId: input.runId, requestedAt: workflowInfo().runStartTime.getTime(), cancelInProgress: concurrency.cancelInProgress };
+  await groups.requestConcurrencyGroup({ lockWorkflowId: group.lockId, request });
+  let shown: number | undefined;
+  for (;;) {
+    await condition(() => granted || ahead !== shown);
+    if (granted) break;
+    shown = ahead;
+    await groups.setRunWaitMessage({ runId: input.runId, tenantId: input.tenantId, message: groupWaitMessage(shown ?? 0, concurrency.group) });
+  }
+  if (shown !== undefined) await groups.setRunWaitMessage({ runId: input.runId, tenantId: input.tenantId, message: null });
 }
 
 /** What a job instance learns while it runs: its steps' outputs, and the outputs of the jobs it needs. */

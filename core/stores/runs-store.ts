@@ -131,6 +131,12 @@ export async function setRunMessage(q: Queryable, tenantId: number, runId: strin
   await q.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [tenantId, runId, message]);
 }
 
+/** A still-queued run's message (why it waits; null clears it); false when the run is no longer queued. */
+export async function setQueuedRunMessage(q: Queryable, tenantId: number, runId: string, message: string | null): Promise<boolean> {
+  const r = await q.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [tenantId, runId, message]);
+  return (r.rowCount ?? 0) > 0;
+}
+
 /** Step rows (of a run or a deploy), `queued`, at positions from `firstPosition` on; existing ones are kept. */
 export async function insertQueuedSteps(q: Queryable, tenantId: number, runId: string, steps: { job: string; name: string }[], firstPosition: number): Promise<void> {
   let position = firstPosition;
