@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
-import type { Db } from '../../core/db';
 import { InputError, NotFoundError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
+import type { ShardRouter } from '../../core/shard-router';
 import { backupIdFor, restoreIdFor, type BackupInput, type RestoreInput } from '../../core/backup-types';
 import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { checked, flag, parseBody } from '../validation';
@@ -38,12 +38,19 @@ const restoreBody = z.strictObject({
   postgres: z.boolean().optional(),
 });
 
-/** On-demand backups, their listing, and restores (CONTRACT: platform admins only). */
+/**
+ * On-demand backups, their listing, and restores (CONTRACT: platform admins only). Backup and
+ * restore records are global; their audit entries go to the admin's tenant's shard (ADR 0025).
+ */
 export class BackupService {
   constructor(
-    private readonly db: Db,
+    private readonly router: ShardRouter,
     private readonly temporal: () => Promise<Client>,
   ) {}
+
+  private get db() {
+    return this.router.global;
+  }
 
   private async start(workflowType: 'backup' | 'restore', id: string, arg: BackupInput | RestoreInput): Promise<void> {
     // Already running under this id: that run is the answer.
@@ -57,7 +64,7 @@ export class BackupService {
     const { full } = parseBody(backupBody, body);
     const id = backupIdFor(new Date(), randomBytes(4).toString('hex'));
     await insertApiBackup(this.db, id);
-    await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'backup.create', target: id, requestId });
+    await audit(this.router.forTenant(p.tenantId), { tenantId: p.tenantId, actor: p.username, action: 'backup.create', target: id, requestId });
     try {
       await this.start('backup', id, { id, trigger: 'api', full });
     } catch (err) {
@@ -98,7 +105,7 @@ export class BackupService {
     if (at.getTime() > Date.now() + FUTURE_SKEW_MS) throw new InputError('at is in the future');
     const id = restoreIdFor('restore', new Date(), randomBytes(4).toString('hex'));
     await insertApiRestore(this.db, id, at);
-    await audit(this.db, { tenantId: p.tenantId, actor: p.username, action: 'restore.create', target: id, detail: { at: at.toISOString(), repos }, requestId });
+    await audit(this.router.forTenant(p.tenantId), { tenantId: p.tenantId, actor: p.username, action: 'restore.create', target: id, detail: { at: at.toISOString(), repos }, requestId });
     try {
       await this.start('restore', id, { id, at: at.toISOString(), repos, postgres });
     } catch (err) {

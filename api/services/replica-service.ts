@@ -1,9 +1,10 @@
-import type { Db } from '../../core/db';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo } from '../../core/repos';
 import type { ReplicaZone } from '../../core/replica-zones';
+import type { ShardRouter } from '../../core/shard-router';
 import { listReplicaStatus } from '../../core/stores/repos-store';
+import { tenantDirectory } from '../../core/tenant-directory';
 
 /**
  * A repository's replication state per configured zone (`GET …/replicas`, read access): whether
@@ -12,13 +13,15 @@ import { listReplicaStatus } from '../../core/stores/repos-store';
  */
 export class ReplicaService {
   constructor(
-    private readonly db: Db,
+    private readonly router: ShardRouter,
     private readonly zones: ReplicaZone[],
   ) {}
 
   async list(principal: Principal | null | undefined, owner: string, name: string) {
-    const { repo } = await findReadableRepo(this.db, principal, assertValidName('owner', owner), assertValidName('repo', name));
-    const rows = await listReplicaStatus(this.db, repo.tenantId, repo.id);
+    // The repository and its replica rows live in its tenant's shard (ADR 0025).
+    const db = await tenantDirectory(this.router).dbOfOwner(assertValidName('owner', owner));
+    const { repo } = await findReadableRepo(db, principal, owner, assertValidName('repo', name));
+    const rows = await listReplicaStatus(db, repo.tenantId, repo.id);
     const byZone = new Map(rows.filter((row) => row.zone).map((row) => [row.zone as string, row]));
     const pushed = rows[0]?.pushed_fingerprint as string | null;
     const pushedAt = rows[0]?.pushed_at as Date | null;

@@ -186,3 +186,14 @@ test("a backup completes on the 3-database layout and holds every tenant's repos
   // Repositories only: with an external DATABASE_URL no pg_basebackup is configured (ADR 0025: a base backup per database is still to do).
   expect(b.repos).toBeGreaterThanOrEqual(tenants.length);
 });
+
+test("replicas and repository moves find each database's tenant's repository in its shard", async () => {
+  for (const t of tenants) {
+    // Read on the repository's shard: the zones' state (none configured here), not a 404.
+    const replicas = await call('GET', `/api/v1/repos/${t.name}/web/replicas`);
+    expect({ tenant: t.name, status: replicas.status, body: replicas.body }).toEqual({ tenant: t.name, status: 200, body: { pushedAt: expect.any(String), replicas: [] } });
+    // The repository is found on its shard, the node in the global database: an unknown node is a 400.
+    const move = await call('POST', `/api/v1/repos/${t.name}/web/move`, { node: 'no-such-node' });
+    expect({ tenant: t.name, status: move.status, message: move.body?.error?.message }).toEqual({ tenant: t.name, status: 400, message: 'storage node "no-such-node" is not registered' });
+  }
+});
