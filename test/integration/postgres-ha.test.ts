@@ -192,6 +192,9 @@ test('kill -9 of the primary (Patroni and Postgres): the synchronous standby tak
 
 /** A planned switchover through the dbSwitchover workflow (real activities against this cluster's Patroni). */
 async function switchoverWorkflow(workflowId = SWITCHOVER_WORKFLOW_ID): Promise<{ result: SwitchoverResult; history: string }> {
+  // After an earlier drill (a member killed and restarted) the synchronous standby may not be named
+  // yet; a switchover is refused without one (by design), so the drill starts once it is.
+  await until('a synchronous standby to promote', async () => (await ha.cluster()).some((m) => m.role === 'sync_standby'));
   const activities = createDbFailoverActivities({ patroniUrls: ha.members.map((m) => m.restUrl) });
   const worker = await Worker.create({ connection: temporal.nativeConnection, taskQueue: ORCHESTRATION_QUEUE, workflowsPath: WORKFLOWS, activities });
   const handle = await temporal.client.workflow.start('dbSwitchover', { workflowId, taskQueue: ORCHESTRATION_QUEUE, args: [{ requestedBy: 'ha-test' }] });
