@@ -47,17 +47,20 @@ export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<vo
     positionsDirty = true;
   });
 
-  /** Cancels what a newer run superseded and tells every waiting run its place; runs that are gone are dropped. */
-  const tell = async () => {
+  /** Cancels the runs a newer one superseded (they release the group as they end). */
+  const cancelSuperseded = async () => {
     while (toCancel.length > 0) {
       const id = toCancel.shift()!;
       await getExternalWorkflowHandle(id).cancel().catch(() => undefined);
     }
+  };
+  /** Does what signals asked, and tells every waiting run how many are ahead of it (the holder counts); runs that are gone are dropped. */
+  const tell = async () => {
+    await cancelSuperseded();
     while (positionsDirty) {
       positionsDirty = false;
-      const ahead = holder === undefined ? 0 : 1;
       for (const [i, q] of [...queue].entries()) {
-        await getExternalWorkflowHandle(q.id).signal(groupPositionSignal, ahead + i).catch(() => {
+        await getExternalWorkflowHandle(q.id).signal(groupPositionSignal, i + 1).catch(() => {
           const gone = queue.findIndex((x) => x.id === q.id);
           if (gone >= 0) queue.splice(gone, 1);
           positionsDirty = true;
@@ -65,10 +68,11 @@ export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<vo
       }
     }
   };
+  const busy = () => toCancel.length > 0 || positionsDirty;
 
   for (let served = 0; ; served++) {
     if (!(await condition(() => queue.length > 0 || toCancel.length > 0, IDLE_TIMEOUT)) && queue.length === 0) return;
-    await tell();
+    await cancelSuperseded();
     if (queue.length === 0) continue;
     if (served >= MAX_SERVED_PER_RUN || workflowInfo().continueAsNewSuggested) await continueAsNew<typeof concurrencyGroup>({ queue });
     holder = queue.shift()!.id;
@@ -81,13 +85,9 @@ export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<vo
         holder = undefined;
         break;
       }
-      await tell();
-      await condition(() => holder === undefined || toCancel.length > 0 || positionsDirty, HOLDER_CHECK);
       // A cancel or a new waiter while the holder runs: act on it, then keep waiting for the release.
-      while (holder !== undefined && (toCancel.length > 0 || positionsDirty)) {
-        await tell();
-        await condition(() => holder === undefined || toCancel.length > 0 || positionsDirty, HOLDER_CHECK);
-      }
+      do await tell();
+      while (await condition(() => holder === undefined || busy(), HOLDER_CHECK) && holder !== undefined);
     }
   }
 }
