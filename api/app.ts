@@ -31,6 +31,7 @@ import type { DatabaseService } from './services/database-service';
 import type { readRouting } from './read-routing';
 import type { CacheService } from './services/cache-service';
 import type { RerunService } from './services/rerun-service';
+import type { BrowseService } from './services/browse-service';
 
 export interface ApiServices {
   tenants: TenantService;
@@ -53,6 +54,8 @@ export interface ApiServices {
   /** Issue 17 items 3 and 5: pipeline caches and re-runs. */
   caches: CacheService;
   reruns: RerunService;
+  /** Issue 18: branches, tags, commits and files of a repository (ADR 0034). */
+  browse: BrowseService;
 }
 
 /** `GET /api/v1`: the API's links (paths on the gateway; `{…}` to fill in). */
@@ -172,6 +175,34 @@ export function createApiApp(
   }));
   v1.get('/repos/:owner/:repo/runs', route(async (req, res) => {
     res.json(await runs.list(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  // The repository browser (issue 18, ADR 0034): read-only, from the repository's storage node.
+  const pathOf = (req: express.Request) => ((req.params as unknown as { path: string[] }).path ?? []).join('/');
+  v1.get('/repos/:owner/:repo/branches', route(async (req, res) => {
+    res.json(await services.browse.branches(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.get('/repos/:owner/:repo/tags', route(async (req, res) => {
+    res.json(await services.browse.tags(req.principal, String(req.params.owner), String(req.params.repo)));
+  }));
+  v1.get('/repos/:owner/:repo/commits', route(async (req, res) => {
+    res.json(await services.browse.commits(req.principal, String(req.params.owner), String(req.params.repo), req.query));
+  }));
+  const tree = route(async (req, res) => {
+    res.json(await services.browse.tree(req.principal, String(req.params.owner), String(req.params.repo), pathOf(req), req.query));
+  });
+  v1.get('/repos/:owner/:repo/tree', tree);
+  v1.get('/repos/:owner/:repo/tree/*path', tree);
+  v1.get('/repos/:owner/:repo/raw/*path', route(async (req, res) => {
+    const path = pathOf(req);
+    const { size, commit, stream } = await services.browse.raw(req.principal, String(req.params.owner), String(req.params.repo), path, req.query);
+    // A download, never a page of this origin: a pushed .html or .svg is not rendered (nor sniffed) here.
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', String(size));
+    res.setHeader('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(path.split('/').pop() ?? 'file')}`);
+    res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('X-Dotgit-Commit', commit);
+    await pipeline(stream, res);
   }));
   const branchOf = (req: express.Request) => {
     const b = (req.params as unknown as { branch: string | string[] }).branch;

@@ -19,6 +19,8 @@ import { fetchFromGitServer } from '../core/git-upstreams';
 import { RunService } from './services/run-service';
 import { CacheService } from './services/cache-service';
 import { RerunService } from './services/rerun-service';
+import { BrowseService } from './services/browse-service';
+import { gitServerRepoReader } from './repo-reader';
 import { ProtectionService } from './services/protection-service';
 import { CollaboratorService } from './services/collaborator-service';
 import { TenantService } from './services/tenant-service';
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
       database: new DatabaseService(db, getTemporal, config.patroniUrls),
       caches: new CacheService(router, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
       reruns: new RerunService(router, redis, getTemporal),
+      browse: new BrowseService(router, gitServerRepoReader(gitServerPost)),
       runs: runService,
     },
     {

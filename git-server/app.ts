@@ -38,6 +38,7 @@ import { readableCopy } from './read-failover';
 import { createReplicaReceiver } from './replica-receiver';
 import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
+import { createRepoBrowseRoutes } from './repo-browse';
 import { createRepoMoveRoutes } from './repo-move';
 import { assertWritableHere } from '../core/repo-moves';
 import { adoptPushedBranch, createDefaultBranchRoute } from './default-branch';
@@ -187,6 +188,8 @@ export function createGitServerApp(o: GitServerOptions) {
     }
   }));
 
+  // Internal API: branches, tags, history, trees and files for the api's repository browser (ADR 0034).
+  app.use(createRepoBrowseRoutes({ reposDir: o.reposDir, internalSecret: o.internalSecret }));
   // Internal API: a commit's files as a tar, for sandbox hosts (authorised by a job credential).
   app.use(createSourceArchive({ reposDir: o.reposDir, internalSecret: o.internalSecret }));
   // Internal API: the api's change of a repository's default branch (HEAD).

@@ -42,7 +42,7 @@ export interface NodeRouterOptions {
 }
 
 /** Internal calls that name a repository in their JSON body (the api's), or in the query (`archive`). */
-const INTERNAL_REPO_CALL = /^\/internal\/repos(?:\/(?:resolve|pipeline-file|archive|default-branch))?$/;
+const INTERNAL_REPO_CALL = /^\/internal\/repos(?:\/(?:resolve|pipeline-file|archive|default-branch|refs|log|tree|blob))?$/;
 /** Smart HTTP and LFS: everything under `/{owner}/{repo}.git/`. */
 const GIT_PATH = /^\/([^/]+)\/([^/]+)\.git\/./;
 

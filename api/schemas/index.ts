@@ -8,4 +8,5 @@ export * from './runs';
 export * from './settings';
 export * from './admin';
 export * from './audit';
+export * from './browse';
 export * from './routes';

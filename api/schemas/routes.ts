@@ -43,6 +43,7 @@ import {
 } from './settings';
 import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from './audit';
 import { shardMoveAnswer, shardMoveBody, shardParams } from './shards';
+import { branchListAnswer, commitListAnswer, commitsQuery, refQuery, tagListAnswer, treeAnswer, treePathParams } from './browse';
 import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody, runQuery } from './pipelines';
 import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
@@ -110,6 +111,13 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'post', path: '/admin/shards/:shard/move', tag: 'admin', summary: 'Move a logical shard to another database of the shard map while the platform serves (platform admins)', params: shardParams, body: shardMoveBody, responses: { 202: json('the shardMove workflow started', shardMoveAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/replicas', tag: 'repos', summary: 'State of the repository’s replicas per zone', params: ownerRepoParams, anonymous: true, responses: { 200: json('replicas', replicaListAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/commits/:sha/status', tag: 'repos', summary: 'Combined status of a commit (GitHub-shaped)', params: shaParams, anonymous: true, responses: { 200: json('combined status', commitStatusAnswer) } },
+
+  { method: 'get', path: '/repos/:owner/:repo/branches', tag: 'browse', summary: 'Branches of the repository by name, each with its commit', params: ownerRepoParams, anonymous: true, responses: { 200: json('branches', branchListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/tags', tag: 'browse', summary: 'Tags of the repository by name, each with its commit', params: ownerRepoParams, anonymous: true, responses: { 200: json('tags', tagListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/commits', tag: 'browse', summary: 'Commits of a ref, newest first, each with its latest pipeline run', params: ownerRepoParams, query: commitsQuery, anonymous: true, responses: { 200: json('commits', commitListAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/tree', tag: 'browse', summary: 'The root directory at a ref', params: ownerRepoParams, query: refQuery, anonymous: true, responses: { 200: json('the root tree', treeAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/tree/*path', tag: 'browse', summary: 'A directory’s entries, or a file’s size and id, at a ref', params: treePathParams, query: refQuery, anonymous: true, responses: { 200: json('the tree or file', treeAnswer) } },
+  { method: 'get', path: '/repos/:owner/:repo/raw/*path', tag: 'browse', summary: 'A file’s bytes at a ref, as a download (at most 10 MiB; 413 above)', params: treePathParams, query: refQuery, anonymous: true, responses: { 200: { description: 'the file', contentType: 'application/octet-stream' } } },
 
   { method: 'put', path: '/repos/:owner/:repo/protections/*branch', tag: 'protections', summary: 'Protect a branch or glob (repository admins)', params: branchParams, body: protectionBody, responses: { 200: json('the protection', protectionAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/protections', tag: 'protections', summary: 'Protected branches', params: ownerRepoParams, anonymous: true, responses: { 200: json('protections', protectionListAnswer) } },
