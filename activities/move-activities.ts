@@ -4,10 +4,14 @@ import { ConflictError } from '../core/errors';
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import { fenceRepo, MOVE_SERVICE, switchRepoNode, unfenceRepo, type MoveInput, type RefMap } from '../core/repo-moves';
 import { fingerprintOf } from '../core/replica-sync';
+import type { ShardRouter } from '../core/shard-router';
 import { findNode, type StorageNode } from '../core/storage-nodes';
+import { tenantDirectory } from '../core/tenant-directory';
 
 export interface MoveDeps {
   db: Db;
+  /** The repository's row is in its tenant's shard, storage nodes in the global database (ADR 0025); without it, `db` holds both. */
+  router?: ShardRouter;
   internalSecret: string;
 }
 
@@ -17,8 +21,11 @@ export interface MoveDeps {
  * them and keep the records (core/repo-moves.ts).
  */
 export function createMoveActivities(deps: MoveDeps) {
+  // The move's input names the tenant (its id is not in it): the directory finds its shard.
+  const repoDb = async (i: MoveInput): Promise<Db> => (deps.router ? tenantDirectory(deps.router).dbOfOwner(i.tenant) : deps.db);
+
   async function node(id: string): Promise<StorageNode> {
-    const n = await findNode(deps.db, id);
+    const n = await findNode(deps.router?.global ?? deps.db, id);
     if (!n) throw ApplicationFailure.nonRetryable(`storage node ${id} is not registered`, 'UnknownNode');
     return n;
   }
@@ -69,7 +76,7 @@ export function createMoveActivities(deps: MoveDeps) {
      */
     async fenceWrites(i: MoveInput): Promise<{ refs: RefMap }> {
       try {
-        await fenceRepo(deps.db, i);
+        await fenceRepo(await repoDb(i), i);
       } catch (err) {
         if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'MoveConflict');
         throw err;
@@ -91,7 +98,7 @@ export function createMoveActivities(deps: MoveDeps) {
     /** The switch: `repos.node_id` becomes the target and writes open again, in one transaction. */
     async switchNode(i: MoveInput): Promise<void> {
       try {
-        await switchRepoNode(deps.db, i);
+        await switchRepoNode(await repoDb(i), i);
       } catch (err) {
         if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'MoveConflict');
         throw err;
@@ -100,7 +107,7 @@ export function createMoveActivities(deps: MoveDeps) {
 
     /** A failed move: writes open again on the source, which still holds the repository. */
     async unfence(i: MoveInput): Promise<void> {
-      await unfenceRepo(deps.db, i);
+      await unfenceRepo(await repoDb(i), i);
     },
 
     /** Removes a node's copy that is not the repository (the source's after the switch, the target's after a failure). */

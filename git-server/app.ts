@@ -205,7 +205,7 @@ export function createGitServerApp(o: GitServerOptions) {
 
   app.use(createReplicaReceiver({ reposDir: o.reposDir, internalSecret: o.internalSecret, log: o.log, writeLock, onReceived: (name) => o.generations.bump(name) }));
   // Moving repositories between nodes (workflows/move.ts): copies, the write fence's barrier, drops.
-  if (o.node) app.use(createRepoMoveRoutes({ db: o.db, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
+  if (o.node) app.use(createRepoMoveRoutes({ db: o.db, dbOfOwner, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
 
   app.post('/internal/hooks/pre-receive', ...hookBody, route(async (req, res) => {
     const claims = await hookClaims(req);

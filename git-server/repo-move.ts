@@ -20,6 +20,8 @@ const REPO_CONFIG: [string, string][] = [['receive.fsckObjects', 'true'], ['uplo
 
 export interface RepoMoveOptions {
   db: Db;
+  /** The database of the owner's shard, where its repositories' placement is (ADR 0025); `db` without it. */
+  dbOfOwner?: (owner: string) => Promise<Db>;
   log: Logger;
   reposDir: string;
   internalSecret: string;
@@ -86,7 +88,7 @@ export function createRepoMoveRoutes(o: RepoMoveOptions): express.Router {
     const from = typeof req.body?.from === 'string' && /^https?:\/\//.test(req.body.from) ? (req.body.from as string).replace(/\/+$/, '') : undefined;
     if (!from) throw new InputError('from must be the source node URL');
     // Never over the copy this node serves: that one is the repository.
-    const placed = await placementOf(o.db, owner, name);
+    const placed = await placementOf(o.dbOfOwner ? await o.dbOfOwner(owner) : o.db, owner, name);
     if (!placed) throw new NotFoundError(`repository ${repo} not found`);
     if (placed.nodeId === o.nodeId) throw new ConflictError(`repository ${repo} is already on storage node ${o.nodeId}`);
     if (!(await isRepository(gitDir))) {
@@ -125,7 +127,7 @@ export function createRepoMoveRoutes(o: RepoMoveOptions): express.Router {
   router.post('/internal/repos/move-drop', express.json(), route(async (req, res) => {
     await authorize(req);
     const { owner, name, repo, gitDir } = names(req.body);
-    const state = await moveStateByName(o.db, owner, name);
+    const state = await moveStateByName(o.dbOfOwner ? await o.dbOfOwner(owner) : o.db, owner, name);
     // Only a copy that is neither the repository (placed elsewhere, not being moved here) nor one of its replicas.
     if (!state?.nodeId || state.nodeId === o.nodeId || state.movingTo === o.nodeId) {
       throw new ConflictError(`repository ${repo} is held by storage node ${o.nodeId} (or about to be); its copy stays`);

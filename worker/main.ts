@@ -163,7 +163,7 @@ async function main(): Promise<void> {
           fullEveryHours: config.backupFullEveryHours,
         }),
         ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
-        ...createMoveActivities({ db, internalSecret: await readInternalSecret(config) }),
+        ...createMoveActivities({ db, router, internalSecret: await readInternalSecret(config) }),
         ...createShardMoveActivities({ router, redis }),
         ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
         ...webhookActivities,
