@@ -146,10 +146,18 @@ export function createGitServerApp(o: GitServerOptions) {
     const owner = assertValidName('owner', req.body?.owner);
     const name = assertValidName('name', req.body?.name);
     const dir = repoPath(o.reposDir, owner, name);
-    if (await fs.stat(dir).then(() => true, () => false)) throw new ConflictError(`repository ${owner}/${name} exists on disk`);
-    await fs.mkdir(path.dirname(dir), { recursive: true });
-    const r = await runGit(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
-    if (r.code !== 0) throw new Error(`git init failed: ${r.stderr}`);
+    if (await fs.stat(dir).then(() => true, () => false)) {
+      // The api calls this inside the transaction that inserts the repository's row, so the name is
+      // free in the database. A directory without refs is what an earlier attempt left when its
+      // transaction then failed (a database failover: that client got 503 and resends); it is taken
+      // over, or the name would answer 409 for good. One with refs is data: refused.
+      const refs = await runGit(['--git-dir', dir, 'for-each-ref', '--count=1']);
+      if (refs.code !== 0 || refs.stdout.length > 0) throw new ConflictError(`repository ${owner}/${name} exists on disk`);
+    } else {
+      await fs.mkdir(path.dirname(dir), { recursive: true });
+      const r = await runGit(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
+      if (r.code !== 0) throw new Error(`git init failed: ${r.stderr}`);
+    }
     // Settings a hosting server wants: reject corrupt objects, allow filters and tips for partial/shallow fetches.
     for (const [k, v] of [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']]) {
       await runGit(['--git-dir', dir, 'config', k, v]);
