@@ -6,6 +6,7 @@ import { ago, duration } from './format';
 import { Badge, RunPage } from './run-page';
 import { Deploys, RepoSettings, Tokens } from './repo-tabs';
 import { Admin } from './admin';
+import { Branches, Code, Commits } from './code-browser';
 import './style.css';
 
 function SignIn() {
@@ -99,7 +100,7 @@ function Repos() {
 
 const STATUSES = ['', 'queued', 'running', 'success', 'failure', 'cancelled'];
 
-function RepoPage({ owner, repo, tab }: { owner: string; repo: string; tab?: string }) {
+function RepoPage({ owner, repo, tab, path = '' }: { owner: string; repo: string; tab?: string; path?: string }) {
   const [info, setInfo] = useState<Repo | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -118,6 +119,15 @@ function RepoPage({ owner, repo, tab }: { owner: string; repo: string; tab?: str
         <Link href={`/${enc(owner)}/${enc(repo)}`} class={!tab ? 'on' : ''}>
           Runs
         </Link>
+        <Link href={`/${enc(owner)}/${enc(repo)}/tree`} class={tab === 'tree' || tab === 'blob' ? 'on' : ''}>
+          Code
+        </Link>
+        <Link href={`/${enc(owner)}/${enc(repo)}/commits`} class={tab === 'commits' ? 'on' : ''}>
+          Commits
+        </Link>
+        <Link href={`/${enc(owner)}/${enc(repo)}/branches`} class={tab === 'branches' ? 'on' : ''}>
+          Branches
+        </Link>
         <Link href={`/${enc(owner)}/${enc(repo)}/deploys`} class={tab === 'deploys' ? 'on' : ''}>
           Deploys
         </Link>
@@ -127,6 +137,9 @@ function RepoPage({ owner, repo, tab }: { owner: string; repo: string; tab?: str
       </nav>
       {tab === 'deploys' && <Deploys owner={owner} repo={repo} />}
       {tab === 'settings' && <RepoSettings owner={owner} repo={repo} />}
+      {(tab === 'tree' || tab === 'blob') && <Code owner={owner} repo={repo} path={path} kind={tab} />}
+      {tab === 'commits' && <Commits owner={owner} repo={repo} />}
+      {tab === 'branches' && <Branches owner={owner} repo={repo} />}
       {!tab && <RunList owner={owner} repo={repo} />}
     </section>
   );
@@ -233,6 +246,15 @@ function Shell({ session }: { session: Session }) {
           <Route path="/tokens">{() => <Tokens />}</Route>
           <Route path="/admin">{() => <Admin />}</Route>
           <Route path="/:owner/:repo">{(p: { owner: string; repo: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} />}</Route>
+          <Route path="/:owner/:repo/:tab/*">
+            {(p: { owner: string; repo: string; tab: string; '*': string }) =>
+              p.tab === 'tree' || p.tab === 'blob' ? (
+                <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} tab={p.tab} path={p['*'].split('/').map(decodeURIComponent).join('/')} />
+              ) : (
+                <p>Page not found.</p>
+              )
+            }
+          </Route>
           <Route path="/:owner/:repo/:tab">
             {(p: { owner: string; repo: string; tab: string }) => <RepoPage owner={decodeURIComponent(p.owner)} repo={decodeURIComponent(p.repo)} tab={p.tab} />}
           </Route>

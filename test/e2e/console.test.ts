@@ -248,6 +248,36 @@ browserTest('repository settings: a secret is set by name (its value never shown
   expect((await api('GET', `/api/v1/repos/dotgit/${madeRepo}/protections`, { token })).body.protections).toEqual([{ pattern: 'release/*', allowForcePush: false, allowDeletion: false }]);
 });
 
+browserTest('the repository browser: branches, commits with their run, the tree with breadcrumbs, a file and its raw download', async () => {
+  const token = platformInfo().adminToken;
+  await page.goto(`${gw()}/dotgit/${madeRepo}`);
+  await page.getByRole('navigation', { name: 'repository' }).getByRole('link', { name: 'Branches' }).click();
+  await page.locator('.list li', { hasText: 'main' }).getByText('default').waitFor();
+  // Commits: the pushed commit with its run's status, linking to the run page.
+  await page.getByRole('navigation', { name: 'repository' }).getByRole('link', { name: 'Commits' }).click();
+  const runBadge = page.locator(`.commits a[href="/runs/${encodeURIComponent(madeRun)}"]`);
+  await runBadge.locator('.badge.s-success').waitFor();
+  // The tree at the default branch, a directory, then the file; breadcrumbs lead back.
+  await page.getByRole('navigation', { name: 'repository' }).getByRole('link', { name: 'Code' }).click();
+  await page.getByRole('link', { name: '.dotgit/' }).click();
+  await page.getByRole('navigation', { name: 'path' }).getByText('.dotgit').waitFor();
+  expect(page.url()).toBe(`${gw()}/dotgit/${madeRepo}/tree/.dotgit`);
+  await page.getByRole('link', { name: 'pipeline.yml' }).click();
+  const file = page.getByLabel('file');
+  await file.getByText('- name: slow').waitFor();
+  expect(await file.locator('.file-line').count()).toBe(PIPELINE.replace(/\n$/, '').split('\n').length);
+  const [raw] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Raw' }).click()]);
+  expect(await readFile((await raw.path())!, 'utf8')).toBe(PIPELINE);
+  expect((await api('GET', `/api/v1/repos/dotgit/${madeRepo}/raw/.dotgit/pipeline.yml`, { token })).text).toBe(PIPELINE);
+  await page.getByRole('navigation', { name: 'path' }).getByRole('link', { name: madeRepo }).click();
+  await page.getByRole('link', { name: '.dotgit/' }).waitFor();
+  // Back and forward work through the browser's history; an unknown ref says so.
+  await page.goBack();
+  await file.getByText('- name: slow').waitFor();
+  await page.goto(`${gw()}/dotgit/${madeRepo}/tree?ref=nope`);
+  await page.getByText(/ref "nope" not found/).waitFor();
+});
+
 browserTest('the admin page creates a tenant and adds a user to it', async () => {
   const tenant = uniqueName('ct');
   const username = uniqueName('cu');
