@@ -106,6 +106,22 @@ test('push and clone through n1 of a repository on n2 are forwarded: refs identi
   expect((await git(['fsck', '--strict'], copy)).code).toBe(0);
 });
 
+test('browsing a repository on n2 (ADR 0034): the api reads it through either node; n1 sends the internal reads on to n2', async () => {
+  // The repository pushed above: its file through the api (which calls n1 or n2, round robin), twice.
+  for (let i = 0; i < 2; i++) {
+    const raw = await fetch(`http://127.0.0.1:${ownApi.port}/api/v1/repos/${t.tenant}/${onN2}/raw/README.md`, { headers: { [IDENTITY_HEADER]: identity } });
+    expect({ status: raw.status, text: await raw.text() }).toEqual({ status: 200, text: 'on n2\n' });
+  }
+  const token = await signServiceToken(platformInfo().internalSecret, 'api');
+  const tree = await fetch(`http://127.0.0.1:${n1.port}/internal/repos/tree`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token },
+    body: JSON.stringify({ owner: t.tenant, name: onN2, path: '' }),
+  });
+  expect(tree.status).toBe(200);
+  expect(((await tree.json()) as { entries: { path: string }[] }).entries.map((e) => e.path)).toEqual(['README.md']);
+});
+
 test("the api's creation call to n1 for a repository placed on n2 is forwarded: the bare repository appears on n2's disk", async () => {
   const token = await signServiceToken(platformInfo().internalSecret, 'api');
   const name = uniqueName('fwd');
