@@ -11,7 +11,7 @@ import { repoPath } from './git';
 /** How often a node writes its heartbeat. */
 export const HEARTBEAT_MS = 2_000;
 export { NODE_DOWN_AFTER_SECONDS, type RepoPlacement, type StorageNode } from './stores/storage-nodes-store';
-import { findNode, heartbeatNode, listUnplacedRepos, placeUnplacedRepos, upNodeLoads, upReplicaLoads, type StorageNode } from './stores/storage-nodes-store';
+import { findNode, heartbeatNode, listNodes, listUnplacedRepos, placeUnplacedRepos, repoCountsOn, upNodeLoads, upReplicaLoads, type StorageNode } from './stores/storage-nodes-store';
 export { registerNode, heartbeatNode, listNodes, findNode, placementOf, replicaNodesOf, upToDateReplicaNodes, reposNeedingMaintenance, nodesHoldingRepos, reposOwnedHere, reposPlacedOn } from './stores/storage-nodes-store';
 
 /** An up node and how many repositories it holds: what placement chooses from. */
@@ -30,12 +30,29 @@ export function chooseNode(loads: NodeLoad[]): string | undefined {
 }
 
 /**
+ * The up `candidates` (other than `holder`) and their repository counts summed over `repoDbs`, the
+ * databases holding repositories (every shard database, ADR 0025); nodes from `db` (global).
+ */
+async function loadsAcross(db: Queryable, repoDbs: Queryable[], candidates: string[], which: 'held' | 'any', holder?: string): Promise<NodeLoad[]> {
+  const up = (await listNodes(db)).filter((n) => n.up && candidates.includes(n.id) && n.id !== holder).map((n) => n.id);
+  const loads = new Map(up.map((id) => [id, 0]));
+  for (const counts of await Promise.all(repoDbs.map((d) => repoCountsOn(d, up)))) {
+    for (const c of counts) loads.set(c.id, (loads.get(c.id) ?? 0) + c[which]);
+  }
+  return [...loads].map(([id, repos]) => ({ id, repos }));
+}
+
+/** One database holds nodes and repositories alike: the counts are one join there. */
+const oneDatabase = (db: Queryable, repoDbs: Queryable[]) => repoDbs.length === 1 && repoDbs[0] === db;
+
+/**
  * The node a new repository goes to: of the `candidates` (the nodes the caller's installation is
  * configured with) that are up, the one holding the fewest repositories. A git-server that merely
  * registered (another installation's zone server, a test's own) is never chosen unless listed.
+ * `db` holds the nodes; `repoDbs` every database holding repositories (default: `db`).
  */
-export async function placeRepo(db: Queryable, candidates: string[]): Promise<string> {
-  const chosen = chooseNode(await upNodeLoads(db, candidates));
+export async function placeRepo(db: Queryable, candidates: string[], repoDbs: Queryable[] = [db]): Promise<string> {
+  const chosen = chooseNode(oneDatabase(db, repoDbs) ? await upNodeLoads(db, candidates) : await loadsAcross(db, repoDbs, candidates, 'held'));
   if (!chosen) {
     throw new UnavailableError(
       candidates.length === 0 ? 'no storage node answers; repositories cannot be created now' : `no storage node is up (of ${candidates.join(', ')}); repositories cannot be created now`,
@@ -50,9 +67,9 @@ export async function placeRepo(db: Queryable, candidates: string[]): Promise<st
  * the holder, least-used first (repositories held plus replicas held, ties by id). Fewer when fewer
  * are up: a repository is never refused for want of replicas.
  */
-export async function placeReplicas(db: Queryable, candidates: string[], holder: string, count: number): Promise<string[]> {
+export async function placeReplicas(db: Queryable, candidates: string[], holder: string, count: number, repoDbs: Queryable[] = [db]): Promise<string[]> {
   if (count <= 0) return [];
-  const loads: NodeLoad[] = await upReplicaLoads(db, candidates, holder);
+  const loads: NodeLoad[] = oneDatabase(db, repoDbs) ? await upReplicaLoads(db, candidates, holder) : await loadsAcross(db, repoDbs, candidates, 'any', holder);
   const chosen: string[] = [];
   while (chosen.length < count) {
     const next = chooseNode(loads.filter((l) => !chosen.includes(l.id)));

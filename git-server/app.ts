@@ -136,7 +136,7 @@ export function createGitServerApp(o: GitServerOptions) {
   // The hooks' calls continue the push's trace from their token (post-receive below).
   app.use(traceRequests('git-server', (req) => req.path.startsWith('/internal/hooks/')));
   app.use(healthAndMetrics(o.healthChecks, undefined, o.readyChecks));
-  if (o.node) app.use(createNodeRouter({ db: o.db, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
+  if (o.node) app.use(createNodeRouter({ db: o.db, dbOfOwner, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
   // Internal API: repository creation (from the api service) and the post-receive hook.
   app.post('/internal/repos', express.json(), route(async (req, res) => {

@@ -33,7 +33,10 @@ export class MisdirectedRequestError extends DotgitError {
 }
 
 export interface NodeRouterOptions {
+  /** The global database: storage nodes (and every repository when there is no `dbOfOwner`). */
   db: Db;
+  /** The database of the owner's shard, where its repositories are (ADR 0025). */
+  dbOfOwner?: (owner: string) => Promise<Db>;
   log: Logger;
   internalSecret: string;
   /** This node's id and the URL the others reach it at. */
@@ -58,6 +61,7 @@ function downError(repo: string, nodeId: string): UnavailableError {
  */
 export function createNodeRouter(o: NodeRouterOptions): express.Router {
   const router = express.Router();
+  const repoDb = async (owner: string): Promise<Db> => (o.dbOfOwner ? o.dbOfOwner(owner) : o.db);
   const internalJson = express.json();
 
   // Which node this is: the api asks its configured git-servers, to place repositories only on them.
@@ -100,7 +104,7 @@ export function createNodeRouter(o: NodeRouterOptions): express.Router {
         const node = await assertNodeRegistered(o.db, source.node);
         return forward(req, res, repo, node, JSON.stringify(req.body));
       }
-      const placed = await placementOf(o.db, owner, name);
+      const placed = await placementOf(await repoDb(owner), owner, name, o.db);
       if (!placed?.node || placed.node.id === o.nodeId) return next();
       if (req.header(FORWARDED_BY_HEADER)) throw new MisdirectedRequestError(`repository ${repo} is not on node ${o.nodeId}`);
       return forward(req, res, repo, placed.node, req.method === 'GET' ? undefined : JSON.stringify(req.body));
@@ -125,26 +129,27 @@ export function createNodeRouter(o: NodeRouterOptions): express.Router {
       } catch {
         return next(); // the local routes refuse a bad name as they always did
       }
-      const placed = await placementOf(o.db, owner, name);
+      const db = await repoDb(owner);
+      const placed = await placementOf(db, owner, name, o.db);
       if (!placed?.node || placed.node.id === o.nodeId) return next();
       // Only a caller who may read the repository learns where it is (or that its node is down):
       // anyone else gets the local answer, the same 401/404 as for a repository that does not exist.
       const identity = await verifyIdentity(o.internalSecret, req.header(IDENTITY_HEADER)).catch(() => undefined);
       if (!identity) return next();
-      const repo = await findRepo(o.db, owner, name);
-      if (!repo || (await accessTo(o.db, identity.principal, repo)) === 'none') return next();
+      const repo = await findRepo(db, owner, name);
+      if (!repo || (await accessTo(db, identity.principal, repo)) === 'none') return next();
       const reading = isFetch(req);
       if (req.header(FORWARDED_BY_HEADER)) {
         // A fetch another node failed over to this replica: served here if this copy is up to date (checked again).
-        if (reading && req.header(REPLICA_READ_HEADER) && (await upToDateReplicaNodes(o.db, repo.id)).some((n) => n.id === o.nodeId)) return next();
+        if (reading && req.header(REPLICA_READ_HEADER) && (await upToDateReplicaNodes(db, repo.id, o.db)).some((n) => n.id === o.nodeId)) return next();
         throw new MisdirectedRequestError(`repository ${owner}/${name} is not on node ${o.nodeId}`);
       }
-      if (reading && (!placed.node.up || refusedLately(placed.node.id))) return readFromReplica(req, res, next, repo.id, `${owner}/${name}`, placed.node);
+      if (reading && (!placed.node.up || refusedLately(placed.node.id))) return readFromReplica(req, res, next, db, repo.id, `${owner}/${name}`, placed.node);
       try {
         return await forward(req, res, `${owner}/${name}`, placed.node);
       } catch (err) {
         // The holder refused a GET (nothing of it was sent): a fetch fails over. A POST's body is spent; 503.
-        if (reading && req.method === 'GET' && err instanceof UnavailableError && !res.headersSent) return readFromReplica(req, res, next, repo.id, `${owner}/${name}`, placed.node);
+        if (reading && req.method === 'GET' && err instanceof UnavailableError && !res.headersSent) return readFromReplica(req, res, next, db, repo.id, `${owner}/${name}`, placed.node);
         throw err;
       }
     })().catch(next);
@@ -159,8 +164,8 @@ export function createNodeRouter(o: NodeRouterOptions): express.Router {
    * The holder is down: a fetch is served by a replica node whose recorded copy is up to date (this
    * node itself, else the first such node that is up), never by a stale one (503, as without replicas).
    */
-  async function readFromReplica(req: Request, res: Response, next: NextFunction, repoId: number, repo: string, holder: StorageNode): Promise<void> {
-    const replicas = await upToDateReplicaNodes(o.db, repoId);
+  async function readFromReplica(req: Request, res: Response, next: NextFunction, db: Db, repoId: number, repo: string, holder: StorageNode): Promise<void> {
+    const replicas = await upToDateReplicaNodes(db, repoId, o.db);
     const replica = replicas.find((n) => n.id === o.nodeId) ?? replicas.find((n) => n.up);
     if (!replica) throw downError(repo, holder.id);
     replicaReads.inc({ node: replica.id });

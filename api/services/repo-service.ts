@@ -71,8 +71,10 @@ export class RepoService {
     }
     // Placed on the least-used node before anything is written (ADR 0014).
     const candidates = await this.placementNodes();
-    const nodeId = await placeRepo(this.router.global, candidates);
-    const replicaNodes = await placeReplicas(this.router.global, candidates, nodeId, this.replicaNodes);
+    // Nodes are global; the repositories they hold are counted in every database (ADR 0025).
+    const repoDbs = this.router.databases().map((d) => d.db);
+    const nodeId = await placeRepo(this.router.global, candidates, repoDbs);
+    const replicaNodes = await placeReplicas(this.router.global, candidates, nodeId, this.replicaNodes, repoDbs);
     // Row and bare repository appear together: the row commits only after the git-server made the repository.
     const row = await inTransaction(this.router.forTenant(tenantId), async (c) => {
       // The tenant's reference copy (ADR 0025) is written when the tenant is created; again here in

@@ -59,8 +59,18 @@ export async function findNode(db: Queryable, id: string): Promise<StorageNode |
   return row && { id: row.id, url: row.url, up: row.up };
 }
 
-/** Where a repository lives; undefined when there is no such repository. */
-export async function placementOf(db: Queryable, owner: string, name: string): Promise<RepoPlacement | undefined> {
+/**
+ * Where a repository lives; undefined when there is no such repository. `db` holds the repository
+ * (its tenant's shard), `nodesDb` the storage nodes (the global database, ADR 0025): on one
+ * database, one join; on two, the node is read from `nodesDb` (a node missing there reads as none).
+ */
+export async function placementOf(db: Queryable, owner: string, name: string, nodesDb: Queryable = db): Promise<RepoPlacement | undefined> {
+  if (nodesDb !== db) {
+    const placed = (await db.query(`SELECT r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner, name])).rows[0];
+    if (!placed) return undefined;
+    const node = placed.node_id ? await findNode(nodesDb, placed.node_id) : undefined;
+    return { nodeId: placed.node_id ?? undefined, node };
+  }
   const r = await db.query(
     `SELECT r.node_id, n.url, n.${UP} AS up
        FROM repos r JOIN tenants t ON t.id = r.tenant_id LEFT JOIN storage_nodes n ON n.id = r.node_id
@@ -85,7 +95,18 @@ export async function replicaNodesOf(db: Queryable, repoId: number): Promise<Sto
  * The replica nodes whose recorded copy holds exactly the refs the last push left (its fingerprint
  * equals `repos.refs_fingerprint`): only these may serve a read while the holder is down.
  */
-export async function upToDateReplicaNodes(db: Queryable, repoId: number): Promise<StorageNode[]> {
+export async function upToDateReplicaNodes(db: Queryable, repoId: number, nodesDb: Queryable = db): Promise<StorageNode[]> {
+  if (nodesDb !== db) {
+    // The repository and its replicas' state on its shard, the nodes on the global database.
+    const ids = await db.query(
+      `SELECT rr.zone FROM repos r JOIN repo_replicas rr ON rr.tenant_id = r.tenant_id AND rr.repo_id = r.id
+        WHERE r.id = $1 AND r.refs_fingerprint IS NOT NULL AND rr.refs_fingerprint = r.refs_fingerprint AND rr.zone LIKE 'node:%'
+          AND substr(rr.zone, 6) = ANY(r.replica_nodes)`,
+      [repoId],
+    );
+    const wanted = new Set(ids.rows.map((row) => (row.zone as string).slice('node:'.length)));
+    return (await listNodes(nodesDb)).filter((n) => wanted.has(n.id));
+  }
   const r = await db.query(
     `SELECT n.id, n.url, n.${UP} AS up
        FROM repos r
@@ -167,6 +188,22 @@ export async function upNodeLoads(q: Queryable, candidates: string[]): Promise<{
     [candidates],
   );
   return r.rows.map((row) => ({ id: row.id, repos: row.repos }));
+}
+
+/**
+ * How many repositories of this database each of `nodes` holds (`held`), and holds or replicates
+ * (`any`): a database's share of the placement counts when repositories span several (ADR 0025).
+ */
+export async function repoCountsOn(q: Queryable, nodes: string[]): Promise<{ id: string; held: number; any: number }[]> {
+  if (nodes.length === 0) return [];
+  const r = await q.query(
+    `SELECT n AS id,
+            (SELECT count(*) FROM repos r WHERE r.node_id = n)::int AS held,
+            (SELECT count(*) FROM repos r WHERE r.node_id = n OR n = ANY(r.replica_nodes))::int AS any
+       FROM unnest($1::text[]) AS n`,
+    [nodes],
+  );
+  return r.rows.map((row) => ({ id: row.id, held: row.held, any: row.any }));
 }
 
 /** Of the `candidates` other than `holder`, the up nodes and how many repositories each holds or replicates. */

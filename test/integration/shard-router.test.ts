@@ -4,7 +4,9 @@ import { resolveShardMap } from '../../core/shard-map';
 import { createShardRouter, type ShardRouter } from '../../core/shard-router';
 import { shardOf } from '../../core/shards';
 import { copyTenantEverywhere, TenantDirectory } from '../../core/tenant-directory';
-import { insertRepo } from '../../core/stores/repos-store';
+import { insertRepo, recordPushedRefs, upsertReplicaState } from '../../core/stores/repos-store';
+import { placeReplicas, placeRepo } from '../../core/storage-nodes';
+import { placementOf, registerNode, upToDateReplicaNodes } from '../../core/stores/storage-nodes-store';
 import { setShardPlacement } from '../../core/stores/shard-placements-store';
 import { insertTenant } from '../../core/stores/tenants-store';
 import { appliedMigrationNames } from '../../core/stores/server-store';
@@ -122,4 +124,33 @@ test("every tenant-owned table's primary and foreign keys lead with tenant_id (C
   expect(new Set(rows.filter((r) => r.contype === 'p').map((r) => r.tbl))).toEqual(new Set(sharded));
   expect(rows.filter((r) => r.contype === 'f').map((r) => r.tbl)).toEqual(expect.arrayContaining(['pipeline_caches', 'run_attempts', 'run_attempt_steps', 'job_outputs']));
   expect(rows.filter((r) => r.first !== 'tenant_id').map((r) => `${r.tbl}.${r.conname}`)).toEqual([]);
+});
+
+test('storage nodes are global, their repositories in the shards: placement reads and counts span the databases', async () => {
+  // A tenant whose shard is not on the global database, with repositories on node a of two.
+  let tenant: { id: number; name: string } | undefined;
+  for (let i = 0; !tenant; i++) {
+    const t = await insertTenant(router.global, `nodes-t${i}-${process.pid}`);
+    if (router.forTenant(t.id) !== router.global) tenant = t;
+    await copyTenantEverywhere(router, { ...t, createdAt: new Date() });
+  }
+  const [a, b] = [`a-${process.pid}`, `b-${process.pid}`];
+  await registerNode(router.global, a, 'http://127.0.0.1:1');
+  await registerNode(router.global, b, 'http://127.0.0.1:2');
+  const db = router.forTenant(tenant.id);
+  const repo = await insertRepo(db, { tenantId: tenant.id, name: 'held', visibility: 'private', nodeId: a, replicaNodes: [b] });
+  await insertRepo(db, { tenantId: tenant.id, name: 'held2', visibility: 'private', nodeId: a, replicaNodes: [] });
+  const all = router.databases().map((d) => d.db);
+  // Counted in every database: a holds two repositories there, so b gets the next one (the global database alone sees none: a by id).
+  expect(await placeRepo(router.global, [a, b], all)).toBe(b);
+  expect(await placeRepo(router.global, [a, b])).toBe(a);
+  expect(await placeReplicas(router.global, [a, b], b, 1, all)).toEqual([a]);
+  // The node router's reads: the repository on its shard, the node from the global database.
+  expect(await placementOf(db, tenant.name, 'held', router.global)).toEqual({ nodeId: a, node: { id: a, url: 'http://127.0.0.1:1', up: true } });
+  expect(await placementOf(db, tenant.name, 'nope', router.global)).toBeUndefined();
+  await recordPushedRefs(db, repo.id, 'fp1');
+  await upsertReplicaState(db, { tenantId: tenant.id, repoId: repo.id, zone: `node:${b}`, refsFingerprint: 'fp1', lagSeconds: 0, error: null });
+  expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
+  await recordPushedRefs(db, repo.id, 'fp2');
+  expect(await upToDateReplicaNodes(db, repo.id, router.global)).toEqual([]);
 });
