@@ -47,16 +47,20 @@ const pathUrl = (path: string) => path.split('/').map(enc).join('/');
 const withRef = (ref: string | null) => (ref ? `?ref=${enc(ref)}` : '');
 const shortRef = (ref: string) => ref.replace(/^refs\/(heads|tags)\//, '');
 
-function useLoad<T>(url: string): { data: T | null; error: string | null } {
+/** Loads `url`, and again every `everyMs` when given (run statuses progress without a reload). */
+function useLoad<T>(url: string, everyMs = 0): { data: T | null; error: string | null } {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     let gone = false;
     setData(null);
     setError(null);
-    api.get<T>(url).then((d) => !gone && setData(d), (e: ApiError) => !gone && setError(e.message));
+    const load = () => api.get<T>(url).then((d) => !gone && (setData(d), setError(null)), (e: ApiError) => !gone && setError(e.message));
+    void load();
+    const t = everyMs ? window.setInterval(() => void load(), everyMs) : undefined;
     return () => {
       gone = true;
+      clearInterval(t);
     };
   }, [url]);
   return { data, error };
@@ -95,7 +99,7 @@ export function Branches({ owner, repo }: { owner: string; repo: string }) {
 /** A ref's commits, newest first, each with its latest run (linking to the run page). */
 export function Commits({ owner, repo }: { owner: string; repo: string }) {
   const ref = useRefParam();
-  const { data, error } = useLoad<{ ref: string; commits: Commit[] }>(`${repoBase(owner, repo)}/commits?limit=50${ref ? `&ref=${enc(ref)}` : ''}`);
+  const { data, error } = useLoad<{ ref: string; commits: Commit[] }>(`${repoBase(owner, repo)}/commits?limit=50${ref ? `&ref=${enc(ref)}` : ''}`, 5000);
   return (
     <section>
       {error && <p class="error">{error}</p>}
