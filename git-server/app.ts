@@ -400,7 +400,7 @@ export function createGitServerApp(o: GitServerOptions) {
     }
   }));
 
-  if (o.lfsStore) git.use(createLfsRouter({ db: o.db, log: o.log, store: o.lfsStore, publicUrl: o.publicUrl, internalSecret: o.internalSecret }));
+  if (o.lfsStore) git.use(createLfsRouter({ db: o.db, dbOf, dbOfOwner, log: o.log, store: o.lfsStore, publicUrl: o.publicUrl, internalSecret: o.internalSecret }));
   app.use(git);
   app.use((_req, _res, next) => next(new NotFoundError('no such git endpoint')));
   app.use(errorMiddleware(o.log));

@@ -8,13 +8,14 @@ import { findLfsObjectSize, insertLfsObject, listLfsObjects } from '../../core/s
 /** LFS objects of one repository: rows in `lfs_objects` (oid → size) and bytes in the object store. */
 export class LfsObjects {
   constructor(
-    private readonly db: Db,
+    /** The database of a tenant's shard, where its repositories' rows are (ADR 0025). */
+    private readonly dbOf: (tenantId: number) => Db,
     private readonly store: ObjectStore,
   ) {}
 
   /** Size of the object when this repository has it (row and bytes both present), else undefined. */
   async sizeOf(repo: RepoRow, oid: string): Promise<number | undefined> {
-    const size = await findLfsObjectSize(this.db, repo.tenantId, repo.id, oid);
+    const size = await findLfsObjectSize(this.dbOf(repo.tenantId), repo.tenantId, repo.id, oid);
     if (size === undefined) return undefined;
     // The row is written after the bytes; a store that lost them must not make us promise a download.
     if (!(await this.store.exists(lfsObjectKey(repo.owner, repo.name, oid)))) return undefined;
@@ -25,7 +26,7 @@ export class LfsObjects {
   async sizesOf(repo: RepoRow, oids: string[]): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     if (oids.length === 0) return found;
-    const rows = await listLfsObjects(this.db, repo.tenantId, repo.id, oids);
+    const rows = await listLfsObjects(this.dbOf(repo.tenantId), repo.tenantId, repo.id, oids);
     await Promise.all(
       rows.map(async (row) => {
         if (await this.store.exists(lfsObjectKey(repo.owner, repo.name, row.oid))) found.set(row.oid, Number(row.size));
@@ -41,7 +42,7 @@ export class LfsObjects {
    */
   async put(repo: RepoRow, oid: string, body: Readable): Promise<number> {
     const { size } = await this.store.put(lfsObjectKey(repo.owner, repo.name, oid), body);
-    await insertLfsObject(this.db, repo.tenantId, repo.id, oid, size);
+    await insertLfsObject(this.dbOf(repo.tenantId), repo.tenantId, repo.id, oid, size);
     return size;
   }
 

@@ -15,6 +15,10 @@ import { VerifyingStream } from './verifying-stream';
 
 export interface LfsRouterOptions {
   db: Db;
+  /** A tenant's shard database (ADR 0025); `db` holds every tenant without it. */
+  dbOf?: (tenantId: number) => Db;
+  /** The shard database of the tenant named in the URL; `db` without it. */
+  dbOfOwner?: (owner: string) => Promise<Db>;
   log: Logger;
   /** Where the objects' bytes go (the configured store, `core/object-store-factory.ts`). */
   store: ObjectStore;
@@ -40,13 +44,14 @@ const lfsJson = express.json({ limit: '1mb', type: [LFS_MEDIA_TYPE, 'application
 export function createLfsRouter(o: LfsRouterOptions): express.Router {
   const maxBytes = o.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
   const ttlSeconds = o.actionTtlSeconds ?? 3600;
-  const objects = new LfsObjects(o.db, o.store);
+  const objects = new LfsObjects(o.dbOf ?? (() => o.db), o.store);
+  const dbFor = async (req: Request): Promise<Db> => (o.dbOfOwner ? o.dbOfOwner(String(req.params.owner)) : o.db);
   const router = express.Router();
 
   router.post(`${BASE}/objects/batch`, lfsJson, route(async (req, res) => {
     // Authorise before validating, so an anonymous client is asked for credentials first.
     const body = req.body as { operation?: unknown } | undefined;
-    const repo = await repoFor(o.db, req, body?.operation === 'upload' ? 'write' : 'read');
+    const repo = await repoFor(await dbFor(req), req, body?.operation === 'upload' ? 'write' : 'read');
     const request = parseBatchRequest(req.body, maxBytes);
     const answer = await answerBatch({ repo, objects, secret: o.internalSecret, publicUrl: o.publicUrl, ttlSeconds }, request);
     sendLfs(res, 200, { transfer: 'basic', hash_algo: 'sha256', objects: answer });
@@ -54,7 +59,7 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
 
   router.get(`${BASE}/objects/:oid`, route(async (req, res) => {
     const oid = oidParam(req);
-    const { repo } = await grantTransfer(o.db, o.internalSecret, req, 'download', oid);
+    const { repo } = await grantTransfer(await dbFor(req), o.internalSecret, req, 'download', oid);
     const size = await objects.sizeOf(repo, oid);
     if (size === undefined) throw new NotFoundError(`object ${oid} does not exist`);
     const body = await objects.get(repo, oid);
@@ -65,7 +70,7 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
 
   router.put(`${BASE}/objects/:oid`, route(async (req, res) => {
     const oid = oidParam(req);
-    const grant = await grantTransfer(o.db, o.internalSecret, req, 'upload', oid);
+    const grant = await grantTransfer(await dbFor(req), o.internalSecret, req, 'upload', oid);
     const expected = expectedUploadSize(req, grant.size, maxBytes);
     const verifying = new VerifyingStream(oid, expected, maxBytes);
     // pipe, not pipeline: a content error must not destroy the request's socket, or the 422
@@ -88,7 +93,7 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
 
   router.post(`${BASE}/objects/:oid/verify`, lfsJson, route(async (req, res) => {
     const oid = oidParam(req);
-    const { repo } = await grantTransfer(o.db, o.internalSecret, req, 'upload', oid);
+    const { repo } = await grantTransfer(await dbFor(req), o.internalSecret, req, 'upload', oid);
     const b = (req.body ?? {}) as { oid?: unknown; size?: unknown };
     const problem = objectProblem(b.oid, b.size, maxBytes);
     if (problem) throw new LfsValidationError(problem);
@@ -102,11 +107,11 @@ export function createLfsRouter(o: LfsRouterOptions): express.Router {
   // Locking is not offered (see docs/decisions/0003-lfs.md). git-lfs asks for conflicting locks
   // before every push; "none" is the true answer, and it keeps the push free of warnings.
   router.post(`${BASE}/locks/verify`, lfsJson, route(async (req, res) => {
-    await repoFor(o.db, req, 'write');
+    await repoFor(await dbFor(req), req, 'write');
     sendLfs(res, 200, { ours: [], theirs: [] });
   }));
   router.get(`${BASE}/locks`, route(async (req, res) => {
-    await repoFor(o.db, req, 'read');
+    await repoFor(await dbFor(req), req, 'read');
     sendLfs(res, 200, { locks: [] });
   }));
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -195,5 +196,27 @@ test("replicas and repository moves find each database's tenant's repository in 
     // The repository is found on its shard, the node in the global database: an unknown node is a 400.
     const move = await call('POST', `/api/v1/repos/${t.name}/web/move`, { node: 'no-such-node' });
     expect({ tenant: t.name, status: move.status, message: move.body?.error?.message }).toEqual({ tenant: t.name, status: 400, message: 'storage node "no-such-node" is not registered' });
+  }
+});
+
+test("LFS objects of each database's tenant are recorded in its shard and downloadable", async () => {
+  const auth = `Basic ${Buffer.from(`x:${admin}`).toString('base64')}`;
+  const lfs = (t: { name: string }, body: unknown) =>
+    fetch(`${platform.gatewayUrl}/${t.name}/web.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { authorization: auth, accept: 'application/vnd.git-lfs+json', 'content-type': 'application/vnd.git-lfs+json' },
+      body: JSON.stringify(body),
+    });
+  for (const t of tenants) {
+    const content = Buffer.from(`lfs object of ${t.name}\n`);
+    const oid = createHash('sha256').update(content).digest('hex');
+    const up = await lfs(t, { operation: 'upload', transfers: ['basic'], objects: [{ oid, size: content.length }] });
+    expect({ tenant: t.name, status: up.status }).toEqual({ tenant: t.name, status: 200 });
+    const action = ((await up.json()) as any).objects[0].actions.upload as { href: string; header: Record<string, string> };
+    const put = await fetch(action.href, { method: 'PUT', headers: { ...action.header, 'content-type': 'application/octet-stream' }, body: content });
+    expect({ tenant: t.name, status: put.status }).toEqual({ tenant: t.name, status: 200 });
+    const down = await lfs(t, { operation: 'download', transfers: ['basic'], objects: [{ oid, size: content.length }] });
+    expect(((await down.json()) as any).objects[0].actions?.download?.href).toEqual(expect.any(String));
+    expect(await rowsPerDatabase('lfs_objects', t.id)).toEqual(Object.fromEntries(servers.names.map((n) => [n, n === t.database ? 1 : 0])));
   }
 });
