@@ -169,6 +169,6 @@ test('infra/migrate.ts (deploys across hosts) applies the real migrations to an 
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: urlOf(databases[databases.length - 1]) },
     });
   const first = await run();
-  expect(first.stdout).toMatch(/^applied: 0001_initial\.sql, .*0024_schema_clients\.sql/);
+  expect(first.stdout).toMatch(/^applied on global: 0001_initial\.sql, .*0024_schema_clients\.sql/);
   expect((await run()).stdout).toBe('up to date\n');
 });

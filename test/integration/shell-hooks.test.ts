@@ -62,6 +62,8 @@ function runHook(hook: string, args: string[], stdin: string, cwd: string, env: 
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+    // A hook may exit without reading its input (a state it ignores), as git allows: EPIPE is not an error.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin);
   });
 }
