@@ -2,6 +2,7 @@ import express, { type Request } from 'express';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
+import { pingDatabase } from '../core/stores/server-store';
 import type { ShardRouter } from '../core/shard-router';
 import { TenantDirectory } from '../core/tenant-directory';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
@@ -392,7 +393,14 @@ export function createGitServerApp(o: GitServerOptions) {
         ...RECEIVE_PACK_CONFIG,
         '-c',
         `receive.maxInputSize=${o.limits.maxPushBytes}`,
-      ]);
+      ]).catch(async (err: unknown) => {
+        // git gave up without an answer. While our own database is away (a failover) that is our
+        // unavailability, not the client's bad input: 503 + Retry-After, so the client pushes again.
+        if (err instanceof InputError && !(await databaseAnswers(dbOf(repo.tenantId)))) {
+          throw new UnavailableError('the push could not complete while the database was unavailable; retry shortly', 2, { cause: err });
+        }
+        throw err;
+      });
     } finally {
       release();
       // Refs may have changed: cached advertisements of this repository are stale from now on.
@@ -405,4 +413,14 @@ export function createGitServerApp(o: GitServerOptions) {
   app.use((_req, _res, next) => next(new NotFoundError('no such git endpoint')));
   app.use(errorMiddleware(o.log));
   return app;
+}
+
+/** Whether the database answers a trivial query within 2 s (used to tell our failover from a client's bad push). */
+async function databaseAnswers(db: Db): Promise<boolean> {
+  const probe = pingDatabase(db).then(
+    () => true,
+    () => false,
+  );
+  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref());
+  return Promise.race([probe, timeout]);
 }
