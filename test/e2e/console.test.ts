@@ -227,6 +227,8 @@ browserTest('the repository\'s runs filter by status and event, kept in the URL'
   await runLink.waitFor();
   await page.getByLabel('event').selectOption('manual');
   await page.getByText('No runs.').waitFor();
+  // The list filters at once; the address bar follows a moment later (CI saw the old one).
+  await page.waitForURL((u) => u.search === '?status=success&event=manual', { timeout: 10_000 });
   expect(new URL(page.url()).search).toBe('?status=success&event=manual');
   await page.goto(`${gw()}/dotgit/${madeRepo}?status=failure`);
   await page.getByText('No runs.').waitFor();
