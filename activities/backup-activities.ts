@@ -10,7 +10,7 @@ import { backupRepo, listRepoDirs, repoDir, repoState } from '../core/backup-rep
 import { restoreToDir } from '../core/backup-restore';
 import { basebackup, startThrowawayPostgres, throwawayDatabase } from '../core/backup-postgres';
 import { combineNodeParts, listManifests, planRetention, readManifest, storeInventory, writeManifest } from '../core/backup-manifest';
-import { BACKUP_PREFIX, repoPartKey, WAL_PREFIX, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
+import { BACKUP_PREFIX, repoPartKey, WAL_PREFIX, walPrefixOf, type BackupManifest, type BackupResult, type BackupTrigger, type PostgresBackupEntry, type RepoBackupEntry, type RestoreResult } from '../core/backup-types';
 import { runGit } from '../core/git';
 import {
   completeBackup,
@@ -25,12 +25,18 @@ import {
 } from '../core/stores/backups-store';
 import { appliedMigrationNames } from '../core/stores/server-store';
 import { nodesHoldingRepos, reposOwnedHere, reposPlacedOn } from '../core/storage-nodes';
+import { nodesHoldingReposEverywhere, reposOwnedHereEverywhere, reposPlacedOnEverywhere } from '../core/platform-listings';
+import { GLOBAL_DATABASE } from '../core/shard-map';
+import type { ShardRouter } from '../core/shard-router';
 
 const drillFailures = new client.Counter({ name: 'dotgit_backup_drill_failures_total', help: 'Restore drills that failed (the latest backup did not restore, or differed from live data)' });
 const lastBackup = new client.Gauge({ name: 'dotgit_backup_last_complete_timestamp_seconds', help: 'When the newest complete backup finished' });
 
 export interface BackupDeps {
+  /** The global database: backup and restore records. */
   db: Db;
+  /** Every database of the shard map (ADR 0025): the repository listings read them all. Absent: `db` holds every repository. */
+  router?: ShardRouter;
   store: ObjectStore;
   reposDir: string;
   /** Where restores and drills put their copies (`<dir>/<id>/repos`, `<dir>/<id>/postgres`). */
@@ -69,9 +75,23 @@ export function createBackupActivities(deps: BackupDeps) {
   const { db, store } = deps;
   const now = deps.now ?? (() => new Date());
   const olderThan = (iso: string, hours: number) => now().getTime() - Date.parse(iso) > hours * 3_600_000;
+  const { router } = deps;
+  const ownedHere = (node: string, names: string[]) => (router ? reposOwnedHereEverywhere(router, node, names) : reposOwnedHere(db, node, names));
 
   const restoreInto = (dir: string, at: Date, opts: { repos?: string[]; postgres?: boolean }) =>
-    withHeartbeat((beat) => restoreToDir({ store, dir, at, ...opts, databaseUrl: deps.databaseUrl, pgDataDir: deps.pgDataDir, beat }));
+    withHeartbeat((beat) =>
+      restoreToDir({
+        store,
+        dir,
+        at,
+        ...opts,
+        databaseUrl: deps.databaseUrl,
+        pgDataDir: deps.pgDataDir,
+        // The shard map's other databases, whose current WAL is archived first where they archive (ADR 0043).
+        databaseUrls: Object.fromEntries((router?.databases() ?? []).filter((d) => d.name !== GLOBAL_DATABASE).map((d) => [d.name, d.url])),
+        beat,
+      }),
+    );
 
   /** Problems of `names` in `manifest` whose recorded tips the live repository here lacks (deleted ones are skipped). */
   async function tipsUnknownToLive(manifest: BackupManifest, names: string[]): Promise<string[]> {
@@ -105,7 +125,7 @@ export function createBackupActivities(deps: BackupDeps) {
       }
       const previous = (await listManifests(store)).at(-1);
       const onDisk = await listRepoDirs(deps.reposDir);
-      const names = args.node ? await reposOwnedHere(db, args.node, onDisk) : onDisk;
+      const names = args.node ? await ownedHere(args.node, onDisk) : onDisk;
       const entries: Record<string, RepoBackupEntry> = {};
       let changed = 0;
       await withHeartbeat(async (beat) => {
@@ -123,7 +143,7 @@ export function createBackupActivities(deps: BackupDeps) {
 
     /** The storage nodes a backup, drill or reconciliation walks (empty: the orchestration worker's disk, as before nodes). */
     async listBackupNodes(): Promise<{ up: string[]; down: string[] }> {
-      return nodesHoldingRepos(db);
+      return router ? nodesHoldingReposEverywhere(router) : nodesHoldingRepos(db);
     },
 
     /** A Postgres base backup when due; otherwise the newest one stays the base (WAL covers the rest). */
@@ -133,7 +153,15 @@ export function createBackupActivities(deps: BackupDeps) {
       if (prev && !args.full && !olderThan(prev.finishedAt, deps.fullEveryHours)) return prev;
       // From the primary (a multi-host URL under Patroni names every member): the archive it feeds is the one a restore replays.
       const databaseUrl = await primaryUrl(deps.databaseUrl);
-      return withHeartbeat(() => basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl, backupId: args.id, now }));
+      return withHeartbeat(async () => {
+        const entry = await basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl, backupId: args.id, now });
+        // Every other database of the shard map (ADR 0025): a base backup each, named by the map.
+        const others = (router?.databases() ?? []).filter((d) => d.name !== GLOBAL_DATABASE);
+        if (others.length === 0) return entry;
+        const databases: Record<string, PostgresBackupEntry> = {};
+        for (const d of others) databases[d.name] = await basebackup({ store, pgToolsDir: deps.pgToolsDir!, databaseUrl: await primaryUrl(d.url), backupId: args.id, now, database: d.name });
+        return { ...entry, databases };
+      });
     },
 
     /**
@@ -156,7 +184,7 @@ export function createBackupActivities(deps: BackupDeps) {
       const missedNodes = args.missedNodes?.length ? args.missedNodes : undefined;
       if (args.nodes) {
         const parts = await Promise.all(args.nodes.map(async (node) => ({ node, entries: await readPart(node) })));
-        const missed = missedNodes ? await reposPlacedOn(db, missedNodes) : new Map<string, string>();
+        const missed = !missedNodes ? new Map<string, string>() : router ? await reposPlacedOnEverywhere(router, missedNodes) : await reposPlacedOn(db, missedNodes);
         repos = combineNodeParts({ parts, missed, previous: missed.size ? (await listManifests(store)).at(-1) : undefined });
         count = Object.keys(repos).length;
       } else {
@@ -168,7 +196,8 @@ export function createBackupActivities(deps: BackupDeps) {
       const postgresBase = args.postgres?.baseBackupId === args.id;
       await completeBackup(db, { id: args.id, finishedAt, repos: count, changed: args.changed, postgresBase, error: missedNodes ? missedMessage(missedNodes) : null });
       lastBackup.set(Date.parse(finishedAt) / 1000);
-      return { id: args.id, repos: count, changed: args.changed, postgresBase, ...(missedNodes ? { missedNodes } : {}) };
+      const postgresDatabases = args.postgres ? [GLOBAL_DATABASE, ...Object.keys(args.postgres.databases ?? {})] : undefined;
+      return { id: args.id, repos: count, changed: args.changed, postgresBase, ...(postgresDatabases ? { postgresDatabases } : {}), ...(missedNodes ? { missedNodes } : {}) };
     },
 
     async failBackup(args: { id: string; error: string }): Promise<void> {
@@ -182,15 +211,19 @@ export function createBackupActivities(deps: BackupDeps) {
     async applyRetention(): Promise<{ backups: string[]; walFiles: number }> {
       const cutoff = new Date(now().getTime() - deps.retentionDays * 86_400_000);
       const [manifests, inv] = await Promise.all([listManifests(store), storeInventory(store)]);
-      const plan = planRetention({ manifests, folders: inv.folders, walFiles: inv.walFiles, cutoff });
+      // The shard map's other databases that archive WAL into the store (`wal@<name>/`, ADR 0043), by the names backups recorded.
+      const names = [...new Set(manifests.flatMap((m) => Object.keys(m.postgres?.databases ?? {})))];
+      const databaseWalFiles = Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await store.list(walPrefixOf(n))).map((k) => k.slice(walPrefixOf(n).length + 1))] as const)));
+      const plan = planRetention({ manifests, folders: inv.folders, walFiles: inv.walFiles, cutoff, databaseWalFiles });
       for (const id of plan.backups) {
         // Manifest first: a half-removed backup must never look complete.
         await store.delete(`${BACKUP_PREFIX}/${id}/manifest.json`);
         for (const key of await store.list(`${BACKUP_PREFIX}/${id}`)) await store.delete(key);
       }
       for (const f of plan.wal) await store.delete(`${WAL_PREFIX}/${f}`);
+      for (const [n, files] of Object.entries(plan.databaseWal)) for (const f of files) await store.delete(`${walPrefixOf(n)}/${f}`);
       if (plan.backups.length) await deleteBackups(db, plan.backups);
-      return { backups: plan.backups, walFiles: plan.wal.length };
+      return { backups: plan.backups, walFiles: plan.wal.length + Object.values(plan.databaseWal).reduce((n, f) => n + f.length, 0) };
     },
 
     async startRestoreRecord(args: { id: string; kind: 'restore' | 'drill'; at: string }): Promise<void> {
@@ -259,7 +292,7 @@ export function createBackupActivities(deps: BackupDeps) {
     async checkLiveRepos(args: { backupId: string; node: string }): Promise<{ problems: string[] }> {
       if (args.node !== deps.nodeId) throw ApplicationFailure.nonRetryable(`this worker is storage node ${deps.nodeId ?? '(none)'}, not ${args.node}`, 'WrongNodeError');
       const manifest = await readManifest(store, args.backupId);
-      const here = await reposOwnedHere(db, args.node, Object.keys(manifest.repos));
+      const here = await ownedHere(args.node, Object.keys(manifest.repos));
       return { problems: await tipsUnknownToLive(manifest, here) };
     },
 

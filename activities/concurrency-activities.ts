@@ -4,7 +4,8 @@ import type { ShardRouter } from '../core/shard-router';
 import type { Redis } from '../core/redis';
 import { acquireGroupSignal, type GroupRequest } from '../core/concurrency-types';
 import { appendRunEvent } from '../core/run-events';
-import { setQueuedRunMessage } from '../core/stores/runs-store';
+import { publishPendingEvents } from '../core/pending-events';
+import { setJobWaiting, setQueuedRunMessage } from '../core/stores/runs-store';
 import { signalWithStartWorkflow } from '../core/workflow-starter';
 
 export interface ConcurrencyActivityDeps {
@@ -32,6 +33,12 @@ export function createConcurrencyActivities({ db, router, redis, temporal }: Con
       if (await setQueuedRunMessage(dbOf(args.tenantId), args.tenantId, args.runId, args.message)) {
         await appendRunEvent(redis, args.runId, { event: 'status', status: 'queued', message: args.message });
       }
+    },
+
+    /** Why a job of a job-level group waits (ADR 0037), on its queued steps; null once it may start. */
+    async setJobWaitMessage(args: { runId: string; tenantId: number; job: string; message: string | null }): Promise<void> {
+      await setJobWaiting(dbOf(args.tenantId), args.tenantId, args.runId, args.job, args.message);
+      await publishPendingEvents(dbOf(args.tenantId), redis, args.tenantId, args.runId);
     },
   };
 }

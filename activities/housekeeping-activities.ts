@@ -2,6 +2,8 @@ import { Context } from '@temporalio/activity';
 import client from 'prom-client';
 import type { Db } from '../core/db';
 import type { ShardRouter } from '../core/shard-router';
+import { liveDatabases } from '../core/shard-databases';
+import type { ShardScope } from '../core/stores/shard-scope';
 import { pruneRestoreCopies } from '../core/backup-restore';
 import { clearRestoreDirs, listRestoreStates } from '../core/stores/backups-store';
 import { deleteOldIdempotencyKeys, idempotencyKeysTableExists } from '../core/stores/idempotency-store';
@@ -66,9 +68,11 @@ const DAY_SECONDS = 86_400;
 /** Activities of the hourly housekeeping (workflows/maintenance.ts). Each is safe to run again. */
 export function createHousekeepingActivities(deps: HousekeepingDeps) {
   const { db } = deps;
-  // Tenant-owned rows are pruned in every database of the shard map (ADR 0025).
+  // Tenant-owned rows are pruned in every database of the shard map (ADR 0025), each for the shards
+  // placed on it now: a moved shard's old copy, fenced in its grace period, is the clean-up's (ADR 0043).
   const shardDbs = () => (deps.router ? deps.router.databases().map((d) => d.db) : [db]);
-  const sumOver = async (fn: (d: Db) => Promise<number>) => (await Promise.all(shardDbs().map(fn))).reduce((a, b) => a + b, 0);
+  const sumOver = async (fn: (d: Db, shards: ShardScope) => Promise<number>) =>
+    (await Promise.all((deps.router ? liveDatabases(deps.router) : [{ db, scope: null }]).map((d) => fn(d.db, d.scope)))).reduce((a, b) => a + b, 0);
 
   /** Deletes batch after batch (a store's one-batch delete) until a batch comes back short. */
   async function deleteInBatches(table: string, deleteBatch: (batch: number) => Promise<number>): Promise<number> {
@@ -90,11 +94,11 @@ export function createHousekeepingActivities(deps: HousekeepingDeps) {
     async pruneRows(): Promise<RowsPruned> {
       const counts: Partial<RowsPruned> = {};
       for (const table of OUTBOX_TABLES) {
-        counts[table] = await sumOver((d) => deleteInBatches(table, (batch) => deleteHandedOnOutboxRows(d, table, deps.outboxRetentionDays * DAY_SECONDS, batch)));
+        counts[table] = await sumOver((d, shards) => deleteInBatches(table, (batch) => deleteHandedOnOutboxRows(d, table, deps.outboxRetentionDays * DAY_SECONDS, batch, shards)));
       }
       // The keep-N bound: a hook's newest N rows stay whatever their age.
-      counts.webhook_deliveries = await sumOver((d) =>
-        deleteInBatches('webhook_deliveries', (batch) => deleteOldDeliveries(d, deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep, batch)),
+      counts.webhook_deliveries = await sumOver((d, shards) =>
+        deleteInBatches('webhook_deliveries', (batch) => deleteOldDeliveries(d, deps.deliveryLogRetentionDays * DAY_SECONDS, deps.deliveryLogKeep, batch, shards)),
       );
       // The table comes with the api's Idempotency-Key support (migrations/0012); until then, nothing to do.
       counts.idempotency_keys = (await idempotencyKeysTableExists(db))

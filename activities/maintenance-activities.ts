@@ -1,19 +1,22 @@
-import type { Db } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import { markMaintained, pushesSinceMaintenance } from '../core/stores/repos-store';
+import { reposNeedingMaintenanceEverywhere } from '../core/platform-listings';
 import type { RepoTarget } from '../core/run-types';
-import { reposNeedingMaintenance } from '../core/storage-nodes';
+import type { ShardRouter } from '../core/shard-router';
 
 /** Thrown when git fails to repack a repository (the activity is retried by Temporal). */
 export class MaintenanceFailedError extends Error {
   override readonly name = 'MaintenanceFailedError';
 }
 
-/** Activities of repository maintenance: find changed repositories, repack them. */
-export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir: string }) {
+/**
+ * Activities of repository maintenance: find changed repositories (in every database of the shard
+ * map, ADR 0025), repack them (their counters in their tenant's shard).
+ */
+export function createMaintenanceActivities({ router, reposDir }: { router: ShardRouter; reposDir: string }) {
   return {
     async listReposNeedingMaintenance(args: { limit: number }): Promise<RepoTarget[]> {
-      return reposNeedingMaintenance(db, args.limit);
+      return reposNeedingMaintenanceEverywhere(router, args.limit);
     },
 
     /**
@@ -22,6 +25,7 @@ export function createMaintenanceActivities({ db, reposDir }: { db: Db; reposDir
      * pushes and fetches: new packs from concurrent pushes are not touched, readers keep open packs.
      */
     async maintainRepo(target: RepoTarget): Promise<{ pushesCovered: number }> {
+      const db = router.forTenant(target.tenantId);
       const seen = await pushesSinceMaintenance(db, target.repoId);
       const gitDir = repoPath(reposDir, target.tenant, target.repo);
       for (const args of [

@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../core/db';
 import type { ShardRouter } from '../core/shard-router';
-import { repoGenerationKey, type Redis } from '../core/redis';
+import { logStreamKey, repoGenerationKey, type Redis } from '../core/redis';
 import { readPipelineFile, type PipelineFileSource } from './pipeline-file';
-import { PIPELINE_PATH, PipelineSpecError, parsePipeline, type JobSpec } from '../core/pipeline-spec';
-import { appendRunEvent } from '../core/run-events';
+import { PIPELINE_PATH, PipelineSpecError, expandDynamicMatrix, parsePipeline, type JobSpec } from '../core/pipeline-spec';
+import { MAX_RUN_EVENTS, appendRunEvent } from '../core/run-events';
+import { forgetPendingEvents, publishPendingEvents } from '../core/pending-events';
 import { applyInputs, defaultInputs } from '../core/pipeline-triggers';
 import { resolveGroup } from '../core/pipeline-concurrency';
 import * as runsStore from '../core/stores/runs-store';
@@ -50,6 +51,12 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
           spec.concurrency.group = resolveGroup(spec.concurrency.group, { ref: input.ref, commit: input.commit, repo: `${input.tenant}/${input.repo}`, event: input.event ?? 'push', inputs });
           if (spec.concurrency.group.trim() === '') return { ok: false, message: `${PIPELINE_PATH}: concurrency.group is empty for this run`, workflowRunHooks };
         }
+        // Job-level groups (ADR 0037) likewise.
+        for (const job of spec.jobs) {
+          if (!job.concurrency) continue;
+          job.concurrency.group = resolveGroup(job.concurrency.group, { ref: input.ref, commit: input.commit, repo: `${input.tenant}/${input.repo}`, event: input.event ?? 'push', inputs });
+          if (job.concurrency.group.trim() === '') return { ok: false, message: `${PIPELINE_PATH}: jobs.${job.name}.concurrency.group is empty for this run`, workflowRunHooks };
+        }
         return { ok: true, spec, workflowRunHooks };
       } catch (err) {
         if (err instanceof PipelineSpecError) return { ok: false, message: err.message, workflowRunHooks };
@@ -61,9 +68,14 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
 
     /** Marks the run running and creates its step rows (idempotent for activity retries). */
     async startRun(args: { runId: string; tenantId: number; jobs: JobSpec[] }): Promise<void> {
-      const steps = args.jobs.flatMap((job) => job.steps.map((step) => ({ job: job.name, name: step.name })));
+      // Needs as the file names them (a matrix job, not its instances): what a pending reason says (ADR 0037).
+      const inFile = new Map(args.jobs.map((j) => [j.name, j.matrix?.job ?? j.name]));
+      const needsOf = (job: JobSpec) => [...new Set(job.needs.map((n) => inFile.get(n) ?? n))];
+      const steps = args.jobs.flatMap((job) => job.steps.map((step) => ({ job: job.name, name: step.name, needs: needsOf(job) })));
       await runsStore.startRun(dbOf(args.tenantId), args.tenantId, args.runId, steps);
       await appendRunEvent(redis, args.runId, { event: 'status', status: 'running' });
+      // Every job waits at first, for its needs or a sandbox host (ADR 0044); an earlier attempt's are forgotten.
+      await publishPendingEvents(dbOf(args.tenantId), redis, args.tenantId, args.runId, { reset: true });
     },
 
     async finishRun(args: { runId: string; tenantId: number; status: RunStatus; message?: string }): Promise<void> {
@@ -72,12 +84,14 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
       const ended = await runsStore.finishRun(dbOf(args.tenantId), args.tenantId, args.runId, args.status, args.message ?? null);
       if (ended && (ended.was === 'queued' || ended.was === 'running')) observeRunFinished(args.status, ended.seconds);
       await appendRunEvent(redis, args.runId, { event: 'status', status: args.status, message: args.message });
+      await forgetPendingEvents(redis, args.runId);
     },
 
     /** A step that could not run at all (no sandbox, checkout failed): failed, with the reason as its log line. */
     async failStep(args: { runId: string; tenantId: number; job: string; step: string; message: string }): Promise<void> {
       await runsStore.failStep(dbOf(args.tenantId), { tenantId: args.tenantId, runId: args.runId, job: args.job, step: args.step }, `${args.job}/${args.step}: ${args.message}`);
       await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: args.step, status: 'failure' });
+      await publishPendingEvents(dbOf(args.tenantId), redis, args.tenantId, args.runId);
     },
 
     /**
@@ -91,6 +105,7 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
     async skipJob(args: { runId: string; tenantId: number; job: string }): Promise<void> {
       const skipped = await runsStore.skipQueuedSteps(dbOf(args.tenantId), args.tenantId, args.runId, args.job);
       for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
+      await publishPendingEvents(dbOf(args.tenantId), redis, args.tenantId, args.runId);
     },
 
     /** Issue 17 item 5: a job's outputs, kept so a later attempt that reuses the job can hand them on. */
@@ -103,9 +118,35 @@ export function createOrchestrationActivities(deps: OrchestrationDeps) {
       return findReusableJobs(dbOf(args.tenantId), args.tenantId, args.runId);
     },
 
+    /**
+     * Issue 17 item 1: a dynamic matrix job's instances, from the output its matrix names (`json`);
+     * their step rows replace the job's own. A matrix that is not valid JSON (or too big) fails the
+     * job with the problem as its first step's message and skips the rest; the run goes on.
+     */
+    async expandMatrixJob(args: { runId: string; tenantId: number; job: JobSpec; json: string; otherJobs: string[]; values?: Record<string, string> }): Promise<{ ok: true; jobs: JobSpec[] } | { ok: false; message: string }> {
+      const db = dbOf(args.tenantId);
+      const built = expandDynamicMatrix(args.job, args.json, args.otherJobs, args.values);
+      if ('problem' in built) {
+        const [first] = args.job.steps;
+        // The problem as the step's live log line too (the step has no stored log: it never ran).
+        await redis?.xadd(logStreamKey(args.runId), 'MAXLEN', '~', MAX_RUN_EVENTS, '*', 'job', args.job.name, 'step', first.name, 'stream', 'stderr', 'line', `dotgit: ${built.problem}`).catch(() => undefined);
+        await runsStore.failStep(db, { tenantId: args.tenantId, runId: args.runId, job: args.job.name, step: first.name }, `${args.job.name}/${first.name}: ${built.problem}`);
+        await appendRunEvent(redis, args.runId, { event: 'step', job: args.job.name, step: first.name, status: 'failure' });
+        const skipped = await runsStore.skipQueuedSteps(db, args.tenantId, args.runId, args.job.name);
+        for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job.name, step: name, status: 'skipped' });
+        await publishPendingEvents(db, redis, args.tenantId, args.runId);
+        return { ok: false, message: built.problem };
+      }
+      await runsStore.replaceJobWithInstances(db, args.tenantId, args.runId, args.job.name, built.jobs.flatMap((j) => j.steps.map((st) => ({ job: j.name, name: st.name, needs: j.needs }))));
+      await publishPendingEvents(db, redis, args.tenantId, args.runId);
+      return { ok: true, jobs: built.jobs };
+    },
+
     async skipRemainingSteps(args: { runId: string; tenantId: number; job: string; after: string }): Promise<void> {
       const skipped = await runsStore.skipQueuedStepsAfter(dbOf(args.tenantId), args.tenantId, args.runId, args.job, args.after);
       for (const name of skipped) await appendRunEvent(redis, args.runId, { event: 'step', job: args.job, step: name, status: 'skipped' });
+      // The job ended: the jobs that need it wait for something else now.
+      await publishPendingEvents(dbOf(args.tenantId), redis, args.tenantId, args.runId);
     },
   };
 }

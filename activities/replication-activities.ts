@@ -1,14 +1,15 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import client from 'prom-client';
-import type { Db } from '../core/db';
 import { repoPath } from '../core/git';
+import { anyReplicaNodesEverywhere, nodesHoldingReposEverywhere, repoTargetsEverywhere } from '../core/platform-listings';
 import { fingerprintOf, isRepository, readRefs, syncZone, zoneRefs, type Refs } from '../core/replica-sync';
 import type { ReplicaZone } from '../core/replica-zones';
 import type { ReconcileResult, SyncResult } from '../core/replication-types';
 import type { RepoTarget } from '../core/run-types';
-import { nodesHoldingRepos, nodeZone, replicaNodesOf } from '../core/storage-nodes';
-import { anyReplicaNodes, listRepoTargets, upsertReplicaState } from '../core/stores/repos-store';
+import type { ShardRouter } from '../core/shard-router';
+import { nodeZone, replicaNodesOf } from '../core/storage-nodes';
+import { upsertReplicaState } from '../core/stores/repos-store';
 
 const lag = new client.Histogram({
   name: 'dotgit_replication_lag_seconds',
@@ -21,7 +22,8 @@ const syncFailures = new client.Counter({ name: 'dotgit_replication_sync_failure
 const driftRepaired = new client.Counter({ name: 'dotgit_replication_drift_repaired_total', help: 'Replicas the reconciliation found different from the primary and repaired', labelNames: ['zone'] });
 
 export interface ReplicationDeps {
-  db: Db;
+  /** Repositories and their replica state in their tenant's shard, storage nodes in the global database (ADR 0025). */
+  router: ShardRouter;
   reposDir: string;
   zones: ReplicaZone[];
   internalSecret: string;
@@ -47,7 +49,7 @@ export const REPLICA_NODES_ZONE = '@nodes';
 
 /** Activities of replication: sync one repository to one zone, and the periodic reconciliation. */
 export function createReplicationActivities(deps: ReplicationDeps) {
-  const { db } = deps;
+  const { router } = deps;
   const zoneNamed = (name: string) => {
     const zone = deps.zones.find((z) => z.name === name);
     // A zone removed from the configuration: nothing to retry.
@@ -56,7 +58,7 @@ export function createReplicationActivities(deps: ReplicationDeps) {
   };
 
   async function record(target: RepoTarget, zone: string, state: { refs?: Refs; lagSeconds?: number; error?: string }): Promise<void> {
-    await upsertReplicaState(db, {
+    await upsertReplicaState(router.forTenant(target.tenantId), {
       tenantId: target.tenantId,
       repoId: target.repoId,
       zone,
@@ -81,7 +83,7 @@ export function createReplicationActivities(deps: ReplicationDeps) {
 
   /** Every replica node of the repository gets its copy (a url zone each); one that fails fails the round, retried. */
   async function syncReplicaNodes(target: RepoTarget, pushedAt: number): Promise<SyncResult> {
-    const nodes = await replicaNodesOf(db, target.repoId);
+    const nodes = await replicaNodesOf(router.forTenant(target.tenantId), target.repoId, router.global);
     const outcomes = await Promise.allSettled(
       nodes.map(async (node) => {
         const zone: ReplicaZone = { name: nodeZone(node.id), url: node.url };
@@ -105,7 +107,7 @@ export function createReplicationActivities(deps: ReplicationDeps) {
     async replicaZones(): Promise<string[]> {
       const zones = deps.zones.map((z) => z.name);
       // Replica nodes are recorded per repository; only when some repository has any is there a round for them.
-      const anyNodes = await anyReplicaNodes(db);
+      const anyNodes = await anyReplicaNodesEverywhere(router);
       return anyNodes ? [...zones, REPLICA_NODES_ZONE] : zones;
     },
 
@@ -124,7 +126,7 @@ export function createReplicationActivities(deps: ReplicationDeps) {
 
     /** The storage nodes the reconciliation walks beside (empty: the orchestration worker's disk, as before nodes). */
     async reconcileNodes(): Promise<{ up: string[]; down: string[] }> {
-      return nodesHoldingRepos(db);
+      return nodesHoldingReposEverywhere(router);
     },
 
     /**
@@ -134,10 +136,9 @@ export function createReplicationActivities(deps: ReplicationDeps) {
      * that node's storage queue, ADR 0014): only the repositories placed on it, or on no node.
      */
     async reconcileReplicas(args: { node?: string } = {}): Promise<ReconcileResult> {
-      const repos = await listRepoTargets(db, args.node);
+      const repos = await repoTargetsEverywhere(router, args.node);
       const result: ReconcileResult = { repos: 0, zones: deps.zones.length, repaired: [], failed: [] };
-      for (const row of repos) {
-        const target: RepoTarget = { tenantId: Number(row.tenant_id), tenant: row.owner, repoId: Number(row.id), repo: row.name };
+      for (const target of repos) {
         const primaryDir = repoPath(deps.reposDir, target.tenant, target.repo);
         if (!(await isRepository(primaryDir))) continue;
         result.repos++;

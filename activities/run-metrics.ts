@@ -25,6 +25,13 @@ const pushToStepStart = new client.Histogram({
   buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900],
 });
 
+const sandboxStart = new client.Histogram({
+  name: 'dotgit_sandbox_start_seconds',
+  help: "From a step's activity starting on its sandbox host to its command running inside the sandbox (checkout, secrets, cache restore and the sandbox's boot), by driver",
+  labelNames: ['driver'],
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+});
+
 /** Statuses a run or step ends with; anything else is counted as `other` (bounded labels). */
 const ENDS = new Set(['success', 'failure', 'cancelled', 'skipped', 'rolled_back', 'rejected']);
 const statusLabel = (s: string) => (ENDS.has(s) ? s : 'other');
@@ -41,4 +48,9 @@ export function observeStepFinished(status: string, seconds: number | null | und
 
 export function observeStepStart(secondsSincePush: number | null | undefined): void {
   if (typeof secondsSincePush === 'number' && secondsSincePush >= 0) pushToStepStart.observe(secondsSincePush);
+}
+
+/** A step's command began running in its sandbox, `seconds` after its activity started (driver: runsc, bwrap or none). */
+export function observeSandboxStart(driver: string, seconds: number): void {
+  sandboxStart.observe({ driver }, seconds);
 }

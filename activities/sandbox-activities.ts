@@ -16,6 +16,7 @@ import type { SecretBox } from '../core/secret-box';
 import { SecretMasker } from '../core/secret-mask';
 import { IdTokenRefusedError, type IdTokenIssuer } from '../core/id-tokens';
 import { appendRunEvent } from '../core/run-events';
+import { publishPendingEvents } from '../core/pending-events';
 import { findStepAttempt, markStepRunning, recordStepResult, upsertArtifact, type StepKey } from '../core/stores/runs-store';
 import { findSecretValues } from '../core/stores/secrets-store';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
@@ -27,7 +28,8 @@ import { restoreCache, saveCache, type CacheScope, type JobCacheDeps } from './j
 import type { HostJobs } from './sandbox/host-jobs';
 import type { SourceCache } from './sandbox/source-cache';
 import { artifactFiles, extractArchive, isMountPoint, mountTmpfs, unmountIfMounted, workspaceDir } from './workspace';
-import { observeStepFinished, observeStepStart } from './run-metrics';
+import { observeSandboxStart, observeStepFinished, observeStepStart } from './run-metrics';
+import { withStartSignal } from './sandbox/start-signal';
 import { currentTraceparent, inSpan } from '../core/tracing';
 
 export interface SandboxActivityDeps {
@@ -247,6 +249,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   return {
     async runStep(input: StepInput): Promise<StepResult> {
       const ctx = Context.current();
+      const begun = performance.now(); // the sandbox's start time is measured from here
       let attempt = stepAttempt(input, ctx.info.attempt);
       // Heartbeat from the start until the activity returns: a long checkout or log upload must not
       // look like a dead worker (Temporal would run the step a second time).
@@ -295,6 +298,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         // A job's first step, first try: how long the push waited for its work to begin.
         if (!input.pinned && ctx.info.attempt === 1 && !input.restartNote) observeStepStart(sincePush);
         await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status: 'running', attempt });
+        // A run's job's first step (from the shared queue): the job no longer waits for a host (ADR 0044; deploys have no such events).
+        if (!input.pinned && !input.job.environment) await publishPendingEvents(dbOf(input.tenantId), redis, input.tenantId, input.runId);
         const { values: secrets, missing } = await loadSecrets(input);
         // Issue 17 item 7: a job that asked gets its id-token, masked in its log like a secret.
         const { token: idToken, refused } = await mintIdToken(input);
@@ -318,7 +323,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           // The step is a span of the run's trace; TRACEPARENT lets the user's own tools continue it.
           // A refused id-token fails the step with the reason in its log, without running its command.
           if (refused) sink.line('stderr', `dotgit: ${refused}; the step does not run`);
-          result = refused ? { exitCode: 1, timedOut: false, cancelled: false } : await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run({
+          result = refused ? { exitCode: 1, timedOut: false, cancelled: false } : await inSpan('sandbox step', { 'dotgit.job': input.job.name, 'dotgit.step': input.step.name, 'dotgit.host': host }, () => driver.run(withStartSignal({
             workspace: ws,
             artifacts: artifactsDirOf(ws),
             command: input.step.run,
@@ -329,7 +334,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             mask: masker,
             onLine: (stream, line) => sink.line(stream, line),
             signal: ctx.cancellationSignal,
-          }));
+          }, () => observeSandboxStart(driver.name, (performance.now() - begun) / 1000))));
           const { outputs, notes } = await readStepOutputs(outputFile, masker);
           for (const note of notes) sink.line('stderr', note);
           if (outputs) result = { ...result, outputs };
@@ -514,6 +519,8 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     await appendRunEvent(redis, input.runId, { event: 'step', job: input.job.name, step: input.step.name, status, exitCode: result.exitCode, attempt: result.attempt }).catch(
       () => undefined,
     );
+    // The job's last step ended: the jobs that need it wait for something else now (ADR 0044).
+    if (input.lastStep && !input.job.environment) await publishPendingEvents(dbOf(input.tenantId), redis, input.tenantId, input.runId);
     return result;
   }
 

@@ -9,6 +9,7 @@ import { setShardPlacement } from '../core/stores/shard-placements-store';
 import {
   deleteRowsByKeys,
   deleteShardRowsBatch,
+  fenceIncomingShard,
   fenceShard,
   findShardFence,
   inUncheckedTransaction,
@@ -159,6 +160,8 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
         await sleep(200);
       }
       await deleteShard(target, ts, i.shard, i.batchRows);
+      // The target's relays leave the copied outbox rows alone until the switch (lifted there).
+      await fenceIncomingShard(target, i.shard, moveId(i));
       return { tables: ts.map((t) => t.name) };
     },
 
@@ -230,6 +233,8 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
           throw ApplicationFailure.nonRetryable(`shard ${i.shard} is placed on "${before}", not "${i.from}": not switched`, 'MoveConflict');
         }
       });
+      // The target is the shard's home now: its relays take the shard's outbox rows from here on.
+      await liftShardFence(database(i.to), i.shard, moveId(i));
       await deps.redis?.publish(SHARD_PLACEMENT_CHANNEL, JSON.stringify({ shard: i.shard, database: i.to })).catch(() => undefined);
       await deps.router.refresh().catch(() => undefined);
       return { switchedAt: (await databaseNow(database(i.from))).getTime() };
@@ -244,6 +249,7 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
       await deps.router.refresh();
       if (deps.router.databases().find((d) => d.shards.includes(i.shard))?.name === i.to) return { rolledBack: false };
       await liftShardFence(database(i.from), i.shard, moveId(i));
+      await liftShardFence(database(i.to), i.shard, moveId(i));
       const ts = await tables(i);
       await deleteShard(database(i.to), ts, i.shard, i.batchRows);
       return { rolledBack: true };
@@ -258,6 +264,8 @@ export function createShardMoveActivities(deps: ShardMoveDeps) {
     /** Lifts the fence (or the change logging) of this move on the source and forgets its change log. */
     async liftShardFence(i: ShardMoveInput): Promise<void> {
       await liftShardFence(database(i.from), i.shard, moveId(i));
+      // The target's, if a switch committed and its activity failed before lifting it.
+      await liftShardFence(database(i.to), i.shard, moveId(i));
     },
   };
 }

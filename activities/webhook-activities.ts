@@ -8,8 +8,9 @@ import { repoPath, runGit } from '../core/git';
 import { findUserByName } from '../core/stores/tenants-store';
 import { findRunPusher } from '../core/stores/audit-store';
 import { findRepoRowById } from '../core/stores/repos-store';
+import { findDefaultBranch } from '../core/stores/default-branch-store';
 import { findRunSummary } from '../core/stores/runs-store';
-import { findWebhookTarget, hasWebhookFor as webhookSubscribed, recordDelivery, webhookIdsFor } from '../core/stores/webhooks-store';
+import { findDeliveredBody, findWebhookTarget, hasWebhookFor as webhookSubscribed, recordDelivery, webhookIdsFor } from '../core/stores/webhooks-store';
 import type { SecretBox } from '../core/secret-box';
 import { parseOutboundUrl, requestVetted, SsrfRefusedError, vetTarget, type Resolver } from '../core/ssrf-guard';
 import {
@@ -21,6 +22,7 @@ import {
   type RepositoryInfo,
   type WebhookEvent,
   type WebhookEventName,
+  type WebhookRedelivery,
 } from '../core/webhook-payloads';
 
 const deliveries = new client.Counter({
@@ -70,6 +72,8 @@ export const NON_RETRYABLE_WEBHOOK_ERRORS = ['WebhookRefused', 'WebhookRejected'
 
 export const USER_AGENT = 'dotgit-Hookshot';
 const MAX_COMMITS = 20;
+/** Bodies up to this many characters are kept with their delivery for a redelivery (issue 18); larger ones are not. */
+const MAX_KEPT_BODY = 1024 * 1024;
 const ZERO = /^0+$/;
 const SHA = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 
@@ -98,7 +102,8 @@ export function createWebhookActivities(deps: WebhookDeps) {
       owner: row.owner,
       name: row.name,
       private: row.visibility !== 'public',
-      defaultBranch: head.code === 0 ? head.stdout.toString().trim() : 'main',
+      // HEAD where this worker can read it; else (the repository on another node) the copy recorded beside its row.
+      defaultBranch: head.code === 0 ? head.stdout.toString().trim() : ((await findDefaultBranch(dbOf(tenantId), repoId)) ?? 'main'),
       createdAt: row.created_at,
     };
   }
@@ -170,12 +175,21 @@ export function createWebhookActivities(deps: WebhookDeps) {
     });
   }
 
+  /** A redelivery (issue 18): the kept body of the delivery, to its hook only; null when the hook or the body is gone. */
+  async function redelivery(tenantId: number, e: WebhookRedelivery): Promise<PlannedWebhookEvent | null> {
+    if (!(await findWebhookTarget(dbOf(tenantId), tenantId, e.hookId))) return null;
+    const sent = await findDeliveredBody(dbOf(tenantId), tenantId, e.hookId, e.deliveryId);
+    if (!sent?.body) return null;
+    return { event: sent.event as WebhookEventName, action: sent.action, body: sent.body, hookIds: [e.hookId] };
+  }
+
   return {
     /**
      * The hooks of the repository subscribed to the event and the payload they get; null when no
      * hook wants it (then nothing is built). The body is made once so every attempt signs the same bytes.
      */
-    async planWebhookEvent(args: { tenantId: number; repoId: number; event: WebhookEvent }): Promise<PlannedWebhookEvent | null> {
+    async planWebhookEvent(args: { tenantId: number; repoId: number; event: WebhookEvent | WebhookRedelivery }): Promise<PlannedWebhookEvent | null> {
+      if (args.event.event === 'redelivery') return redelivery(args.tenantId, args.event);
       const name = args.event.event;
       const hookIds = await webhookIdsFor(dbOf(args.tenantId), args.tenantId, args.repoId, name);
       if (hookIds.length === 0) return null;
@@ -254,6 +268,7 @@ export function createWebhookActivities(deps: WebhookDeps) {
         error: error?.slice(0, 1000) ?? null,
         durationMs: Math.round(performance.now() - t0),
         startedAt,
+        body: args.body.length <= MAX_KEPT_BODY ? args.body : null,
       });
       if (failure) throw failure;
       return { status, outcome: 'success' };

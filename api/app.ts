@@ -24,6 +24,7 @@ import type { SecretService } from './services/secret-service';
 import type { DeployService } from './services/deploy-service';
 import type { BackupService } from './services/backup-service';
 import type { ReplicaService } from './services/replica-service';
+import type { DatabaseState } from '../core/db-replicas';
 import type { MoveService } from './services/move-service';
 import type { AuditService } from './services/audit-service';
 import type { ShardMoveService } from './services/shard-move-service';
@@ -263,6 +264,9 @@ export function createApiApp(
     await deploys.cancel(requirePrincipal(req.principal), String(req.params.id), req.requestId);
     res.status(202).json({ id: req.params.id, status: 'cancelling' });
   }));
+  v1.get('/runs', route(async (req, res) => {
+    res.json(await runs.recent(req.principal, req.query));
+  }));
   v1.get('/runs/:id', route(async (req, res) => {
     res.json(await runs.get(req.principal, String(req.params.id), req.query));
   }));
@@ -320,6 +324,9 @@ export function createApiApp(
   v1.get('/repos/:owner/:repo/webhooks/:id/deliveries', route(async (req, res) => {
     res.json(await webhooks.deliveries(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id), req.query));
   }));
+  v1.post('/repos/:owner/:repo/webhooks/:id/deliveries/:delivery/redeliver', route(async (req, res) => {
+    res.status(202).json(await webhooks.redeliver(requirePrincipal(req.principal), String(req.params.owner), String(req.params.repo), String(req.params.id), String(req.params.delivery), req.requestId));
+  }));
   v1.get('/repos/:owner/:repo/commits/:sha/status', route(async (req, res) => {
     res.json(await commitStatuses.combined(req.principal, String(req.params.owner), String(req.params.repo), String(req.params.sha)));
   }));
@@ -334,6 +341,14 @@ export function createApiApp(
   }));
   v1.post('/restores', route(async (req, res) => {
     res.status(202).json(await backups.restore(req.principal, req.body ?? {}, req.requestId));
+  }));
+  v1.get('/restores', route(async (req, res) => {
+    res.json(await backups.listRestores(req.principal));
+  }));
+  v1.get('/admin/replicas', route(async (req, res) => {
+    // The same best-effort database state /healthz reports.
+    const extra = details ? ((await details().catch(() => ({}))) as { database?: DatabaseState }) : {};
+    res.json(replicas.overview(req.principal, extra.database));
   }));
   v1.get('/restores/:id', route(async (req, res) => {
     res.json(await backups.getRestore(req.principal, String(req.params.id)));

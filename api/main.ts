@@ -41,6 +41,9 @@ import { SecretBox } from '../core/secret-box';
 import { parseAllowHosts } from '../core/ssrf-guard';
 import { pipelineSecretBox } from '../core/pipeline-secrets';
 import { pingDatabase } from '../core/stores/server-store';
+import { PollingRelay } from '../core/outbox-drainer';
+import { drainPipelineStarts } from '../core/pipeline-starts';
+import { keepUpstreamConnections } from '../core/keep-alive';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -101,7 +104,11 @@ async function main(): Promise<void> {
     return ((await res.json()) as { text: string | null }).text;
   };
   const deployService = new DeployService(router, redis, getTemporal, resolveRef, readPipelineFile);
-  const runService = new RunService(router, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile);
+  // Runs started through the api are written to its own outbox in the tenant's shard (ADR 0024,
+  // 0025): this relay starts their workflows, every database each pass (at once when kicked).
+  const runRequests = new PollingRelay('run request relay', () => Promise.all(router.databases().map((d) => drainPipelineStarts(d.db, 'run_request_outbox', getTemporal, log))), log);
+  runRequests.start();
+  const runService = new RunService(router, redis, createObjectStore(config, dataPaths(config)), getTemporal, resolveRef, readPipelineFile, () => runRequests.kick());
   const app = createApiApp(
     {
       tenants: new TenantService(router),
@@ -111,14 +118,14 @@ async function main(): Promise<void> {
       collaborators: new CollaboratorService(router),
       deploys: deployService,
       secrets: new SecretService(router, pipelineSecretBox(config.secretsKey ?? secret)),
-      webhooks: new WebhookService(router, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts)),
+      webhooks: new WebhookService(router, new SecretBox(secret, 'webhook-secret'), parseAllowHosts(config.webhookAllowHosts), getTemporal),
       commitStatuses: new CommitStatusService(router, config.publicUrl),
       backups: new BackupService(router, getTemporal),
       replicas: new ReplicaService(router, config.replicaZones),
       moves: new MoveService(router, getTemporal, config.moveGraceSeconds),
       shardMoves: new ShardMoveService(router, getTemporal, { graceSeconds: config.shardMoveGraceSeconds, batchRows: config.shardMoveBatchRows }),
       audit: new AuditService(router),
-      database: new DatabaseService(db, getTemporal, config.patroniUrls),
+      database: new DatabaseService(router, getTemporal, config.patroniUrls),
       caches: new CacheService(router, createObjectStore(config, dataPaths(config)), config.cacheRepoMaxMb * 1024 * 1024),
       reruns: new RerunService(router, redis, getTemporal),
       browse: new BrowseService(router, gitServerRepoReader(gitServerPost)),
@@ -138,7 +145,7 @@ async function main(): Promise<void> {
       readRouting: router.databases().some((d) => hasReplicas(d.db)) ? readRouting({ redis, maxLagSeconds: config.replicaMaxLagSeconds }) : undefined,
     },
   );
-  const server = app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening'));
+  const server = keepUpstreamConnections(app.listen(config.apiPort, config.internalHost, () => log.info({ port: config.apiPort }, 'api listening')));
   attachEventSockets(server, {
     internalSecret: secret,
     log,
@@ -152,7 +159,7 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     server.close();
-    void Promise.allSettled([placements.stop(), schemaClient.stop().then(() => router.close()), redis.quit()]).then(() => process.exit(0));
+    void Promise.allSettled([runRequests.stop(), placements.stop(), schemaClient.stop().then(() => router.close()), redis.quit()]).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -1,7 +1,12 @@
 import { SERVICE_HEADER, signServiceToken } from '../core/internal-identity';
 import type { PlacementNodes } from './services/repo-service';
 
-/** How long the node ids behind the configured git-servers are kept before they are asked again. */
+/**
+ * How long the node ids behind the configured git-servers are kept before they are asked again,
+ * when every one of them answered. While one does not, each creation asks again (a refused
+ * connection costs nothing; creations are rare), so a node that comes back takes new
+ * repositories at once rather than a few seconds later.
+ */
 const CACHE_MS = 5_000;
 
 /**
@@ -29,7 +34,7 @@ export function placementNodes(upstreams: readonly string[], secret: string): Pl
       }),
     );
     const ids = [...new Set(answers.filter((id): id is string => id !== undefined))];
-    if (ids.length > 0) cached = { ids, at: Date.now() };
+    cached = answers.every((id) => id !== undefined) ? { ids, at: Date.now() } : undefined;
     return ids;
   };
 }

@@ -5,7 +5,7 @@
  * built and the cache saved), then pushes a change outside the key (warm: the cache is restored,
  * nothing built). Measured: push → run ended, and the build/restore step alone, per run; the
  * figure is warm ÷ cold of the medians. BENCH_CACHE_ROUNDS (default 3) rounds. Run alone with
- * `node --import tsx bench/caches-main.ts`.
+ * `BENCH_ONLY=caches npm run bench` (or `node --import tsx bench/caches-main.ts`).
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -104,7 +104,7 @@ export async function runCachesBench(progress: (m: string) => void): Promise<str
     return [
       CACHES_HEADING,
       '',
-      `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} cores (load ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before), a platform of its own, runsc; ${ROUNDS} rounds; \`node --import tsx bench/caches-main.ts\` (bench/caches.ts).`,
+      `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus().length} cores (load ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before), a platform of its own, runsc; ${ROUNDS} rounds; \`BENCH_ONLY=caches npm run bench\` (bench/caches.ts; also \`node --import tsx bench/caches-main.ts\`).`,
       '',
       '| | cold (key missed: build + save) | warm (key hit: restore) | warm ÷ cold |',
       '|---|---|---|---|',

@@ -4,7 +4,8 @@
 // Profiles go to $DOTGIT_CPU_PROFILE_DIR (default /tmp) as <service>-<pid>.cpuprofile, for Chrome
 // DevTools or any .cpuprofile viewer. Other processes that inherit NODE_OPTIONS are left alone.
 'use strict';
-const match = /\/(gateway|api)\/main\.ts/.exec(process.argv.join(' '));
+// Sources (tsx) or the compiled build (dist/<service>/main.js, ADR 0029).
+const match = /\/(gateway|api)\/main\.[tj]s/.exec(process.argv.join(' '));
 if (match) {
   const inspector = require('node:inspector');
   const fs = require('node:fs');

@@ -1,11 +1,16 @@
 /**
  * The gateway benchmark of issue 4: the same authenticated, rate-limited GET through the gateway and
  * straight at its upstream (the api service, with the signed identity header the gateway would add),
- * under the same closed-loop load, in the same run. Besides latency and throughput it counts, per
- * request, the Redis commands (client round trips and the commands run inside Lua scripts) and the
- * Postgres transactions each path causes.
+ * under the same closed-loop load, in the same run; and, as the bound of what any Node hop can reach
+ * on the machine (issue 16 item 4), the direct request through a bare Node reverse proxy
+ * (bench/bare-proxy.cjs: no logic at all). Besides latency and throughput it counts, per request,
+ * the Redis commands (client round trips and the commands run inside Lua scripts) and the Postgres
+ * transactions each path causes.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { createDb } from '../core/db';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
@@ -37,6 +42,8 @@ export const GW_SETTLE_MS = 11_000;
 export const GOAL_ADDED_P50_MS = 1;
 export const GOAL_THROUGHPUT_RATIO = 0.5;
 export const GOAL_REDIS_ROUND_TRIPS = 1;
+/** Issue 16's goal for the same throughput ratio. */
+export const GOAL_THROUGHPUT_RATIO_LEAN = 0.8;
 
 export interface CountWindow {
   /** Requests sent by the load runs in the window (warm-up, loaded, single). */
@@ -64,7 +71,10 @@ export interface GatewayPids {
   redis?: number;
 }
 
-/** CPU milliseconds used during the loaded run, by process (Postgres: the postmaster and all its backends). */
+/**
+ * CPU milliseconds used during the loaded run, by process (Postgres: the postmaster and all its
+ * backends). `gateway` is the hop's process: the gateway, or the bare proxy on that side.
+ */
 export type CpuSplit = Record<'gateway' | 'api' | 'postgres' | 'redis' | 'client', number>;
 
 export interface GatewaySide {
@@ -94,6 +104,8 @@ export interface GatewayBench {
   rateLimitFields: string;
   gateway: GatewaySide;
   direct: GatewaySide;
+  /** The direct request through the bare Node proxy: what a hop without logic costs. */
+  bare: GatewaySide;
 }
 
 export const sum = (r: Record<string, number>) => Object.values(r).reduce((n, x) => n + x, 0);
@@ -134,6 +146,12 @@ export async function measureGateway(o: {
   if (!policy) throw new Error(`the gateway's answer has no RateLimit-Policy field: is the limiter running?`);
   const rateLimitFields = `RateLimit-Policy: ${policy}; RateLimit: ${viaGateway.headers.get('ratelimit') ?? '—'}`;
 
+  const bareProxy = await startBareProxy(`http://${platform.serviceEnv.DOTGIT_INTERNAL_HOST || '127.0.0.1'}:${platform.serviceEnv.DOTGIT_API_PORT}`);
+  const bareUrl = `${bareProxy.url}${apiPath}`;
+  const viaBare = await fetch(bareUrl, { headers: await directHeaders() });
+  const bBody = await viaBare.text();
+  if (viaBare.status !== 200 || JSON.stringify(JSON.parse(bBody)) !== JSON.stringify(JSON.parse(dBody))) throw new Error(`GET ${apiPath} through the bare proxy: ${viaBare.status} ${bBody}`);
+
   const redis = createRedis(platform.redisUrl);
   try {
     // 1. Which Redis commands are round trips: MONITOR shows client commands with the client's
@@ -163,10 +181,13 @@ export async function measureGateway(o: {
     progress(`gateway: Redis MONITOR over ${GW_MONITOR_REQUESTS} sequential requests per side`);
     const monitorDirect = await monitorSample(directUrl, directHeaders);
     const monitorGateway = await monitorSample(gatewayUrl, gatewayHeaders);
+    const monitorBare = await monitorSample(bareUrl, directHeaders);
 
     // 2. The timed runs, each side inside a window of settled counters.
     const snapshot = async () => ({ at: Date.now(), pg: await pgXacts(platform.databaseUrl), redis: await commandCalls(redis) });
-    const side = async (name: string, url: string, headers: () => Promise<Record<string, string>>, monitor: MonitorSample): Promise<GatewaySide> => {
+    // `hopPid`: the process in front of the api on this side (its CPU is reported as `gateway`).
+    const side = async (name: string, url: string, headers: () => Promise<Record<string, string>>, monitor: MonitorSample, hopPid = o.pids.gateway): Promise<GatewaySide> => {
+      const pids = { ...o.pids, gateway: hopPid };
       const before = await snapshot();
       // wrk ends a run by closing its connections with requests in flight, and the gateway counts
       // each such client abort as a failure of the upstream: 5 in a row open its circuit breaker to
@@ -176,9 +197,9 @@ export async function measureGateway(o: {
       const warmup = await load.run({ url, headers: await headers(), connections: GW_CONNECTIONS, durationMs: GW_WARMUP_MS }, { graceful: true });
       const single = await load.run({ url, headers: await headers(), connections: 1, durationMs: GW_SINGLE_MS });
       const h = await headers();
-      const cpuBefore = cpuOf(o.pids, Boolean(wrk));
+      const cpuBefore = cpuOf(pids, Boolean(wrk));
       const loaded = await load.run({ url, headers: h, connections: GW_CONNECTIONS, durationMs: GW_DURATION_MS });
-      const cpuAfter = cpuOf(o.pids, Boolean(wrk));
+      const cpuAfter = cpuOf(pids, Boolean(wrk));
       const cpu = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, v - cpuBefore[k as keyof CpuSplit]])) as CpuSplit;
       // The same GET once more, right after the load generator went away.
       const probeAfterLoad = await probe(url, await headers());
@@ -212,9 +233,10 @@ export async function measureGateway(o: {
         },
       };
     };
-    progress(`gateway: settling ${GW_SETTLE_MS / 1000} s, then GET ${apiPath} straight at the api, then through the gateway`);
+    progress(`gateway: settling ${GW_SETTLE_MS / 1000} s, then GET ${apiPath} straight at the api, through the bare proxy, then through the gateway`);
     await sleep(GW_SETTLE_MS);
     const direct = await side('direct', directUrl, directHeaders, monitorDirect);
+    const bare = await side('bare proxy', bareUrl, directHeaders, monitorBare, bareProxy.pid);
     const gateway = await side('gateway', gatewayUrl, gatewayHeaders, monitorGateway);
     return {
       tool: load.tool,
@@ -223,10 +245,29 @@ export async function measureGateway(o: {
       rateLimitFields,
       gateway,
       direct,
+      bare,
     };
   } finally {
     redis.disconnect();
+    bareProxy.stop();
   }
+}
+
+/** Starts bench/bare-proxy.cjs in front of `upstream` (its own process, so its CPU is its own). */
+async function startBareProxy(upstream: string): Promise<{ url: string; pid: number; stop: () => void }> {
+  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, 'bare-proxy.cjs'), upstream], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['pipe', 'pipe', 'inherit'], // stdin: its lifeline (it exits when we do)
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the bare proxy exited with ${code} before listening`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^BARE_PROXY_PORT (\d+)$/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => void child.kill('SIGTERM') };
 }
 
 async function probe(url: string, headers: Record<string, string>): Promise<Probe> {

@@ -42,7 +42,9 @@ type Role = (typeof ROLES)[number];
 export type RunEvent =
   | { id: string; event: 'log'; data: { job: string; step: string; stream: string; line: string; attempt?: number } }
   | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null; attempt?: number } }
-  | { id: string; event: 'status'; data: { status: string; message: string | null } };
+  | { id: string; event: 'status'; data: { status: string; message: string | null } }
+  // Why a job waits (ADR 0044): its reason as it starts waiting or the reason changes; reason null when it stops.
+  | { id: string; event: 'pending'; data: { job: string; reason: 'concurrency' | 'needs' | 'sandbox' | null; message: string | null } };
 
 /** One audit event as `GET /api/v1/audit` lists it; the answer of `GET /api/v1/audit/verify`. */
 export type AuditEntry = z.infer<typeof auditListAnswer>['events'][number];
@@ -141,8 +143,8 @@ export class DotgitClient {
   getRun(id: string) {
     return this.json<Run>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);
   }
-  async logs(id: string, job?: string, step?: string): Promise<string> {
-    const q = new URLSearchParams({ ...(job ? { job } : {}), ...(step ? { step } : {}) }).toString();
+  async logs(id: string, job?: string, step?: string, attempt?: number): Promise<string> {
+    const q = new URLSearchParams({ ...(job ? { job } : {}), ...(step ? { step } : {}), ...(attempt ? { attempt: String(attempt) } : {}) }).toString();
     return (await this.request('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs${q ? `?${q}` : ''}`)).text();
   }
   async artifacts(id: string): Promise<Artifact[]> {

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DotgitApiError, DotgitClient, type Deploy, type Run, type RunEvent } from './client';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config';
 
@@ -125,6 +125,8 @@ async function follow(
       progress(`${e.data.job}/${e.data.step} ${e.data.status}${e.data.exitCode != null && e.data.status !== 'running' ? ` (exit ${e.data.exitCode})` : ''}`);
     } else if (e.event === 'status') {
       progress(`${kind} ${e.data.status}${e.data.message ? `: ${e.data.message}` : ''}`);
+    } else if (e.event === 'pending' && e.data.reason) {
+      progress(`${e.data.job} (pending: ${e.data.message})`);
     }
   }
   if (progressShown) process.stderr.write('\n');
@@ -135,14 +137,19 @@ function failIfUnsuccessful(kind: string, x: { id: string; status: string; messa
   if (x.status !== 'success') throw new Failed(`${kind} ${x.id} ended ${x.status}${x.message ? `: ${x.message}` : ''}`);
 }
 
+/** Why it waits (issue 17 item 8), unless the message already says it. */
+function pendingNote(p: Run['pending'] | undefined, message?: string | null): string {
+  return p && p.message !== message ? `  (pending: ${p.message})` : '';
+}
+
 function runLine(r: Run): string {
-  const lines = [`${r.id}  ${r.status}  ${r.ref} ${r.commit.slice(0, 12)}${r.message ? `  ${r.message}` : ''}`];
-  for (const s of r.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}`);
+  const lines = [`${r.id}  ${r.status}  ${r.ref} ${r.commit.slice(0, 12)}${r.message ? `  ${r.message}` : ''}${pendingNote(r.pending, r.message)}`];
+  for (const s of r.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}${pendingNote(s.pending)}`);
   return lines.join('\n');
 }
 
 function deployLine(d: Deploy): string {
-  const lines = [`${d.id}  ${d.status}  ${d.environment}  ${d.ref} ${(d.commit ?? '').slice(0, 12)}${d.message ? `  ${d.message}` : ''}`];
+  const lines = [`${d.id}  ${d.status}  ${d.environment}  ${d.ref} ${(d.commit ?? '').slice(0, 12)}${d.message ? `  ${d.message}` : ''}${pendingNote(d.pending, d.message)}`];
   for (const s of d.steps) lines.push(`  ${s.job}/${s.name}  ${s.status}${s.exitCode != null ? ` (exit ${s.exitCode})` : ''}`);
   return lines.join('\n');
 }
@@ -403,9 +410,13 @@ export function program(output?: { writeOut: (s: string) => void; writeErr: (s: 
     .option('--job <job>', 'only this job')
     .option('--step <step>', 'only this step')
     .option('-f, --follow', 'stream lines as they are printed until the run ends; exit 1 unless it succeeds')
-    .action(async (id: string, o: { job?: string; step?: string; follow?: boolean }, cmd: Command) => {
+    .option('--attempt <n>', "an earlier attempt's stored logs (default: the latest)", (v) => {
+      if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError('a whole number from 1');
+      return Number(v);
+    })
+    .action(async (id: string, o: { job?: string; step?: string; follow?: boolean; attempt?: number }, cmd: Command) => {
       const api = client();
-      if (!o.follow) return void process.stdout.write(await api.logs(id, o.job, o.step));
+      if (!o.follow) return void process.stdout.write(await api.logs(id, o.job, o.step, o.attempt));
       await follow(api, 'run', id, { logs: true, json: globals(cmd).json, job: o.job, step: o.step, progress: true });
       failIfUnsuccessful('run', await api.getRun(id));
     });

@@ -60,6 +60,8 @@ export interface RetentionPlan {
   backups: string[];
   /** WAL files to remove. */
   wal: string[];
+  /** Per other database of the shard map (ADR 0043): its archived WAL files (`wal@<name>/`) to remove. */
+  databaseWal: Record<string, string[]>;
 }
 
 /**
@@ -68,7 +70,7 @@ export interface RetentionPlan {
  * backups inside the window plus the newest one before it, so the window's first instant stays
  * restorable. Incomplete folders older than the cutoff (an abandoned run) go too.
  */
-export function planRetention(args: { manifests: BackupManifest[]; folders: string[]; walFiles: string[]; cutoff: Date }): RetentionPlan {
+export function planRetention(args: { manifests: BackupManifest[]; folders: string[]; walFiles: string[]; cutoff: Date; databaseWalFiles?: Record<string, string[]> }): RetentionPlan {
   const { manifests, cutoff } = args;
   const inside = manifests.filter((m) => Date.parse(m.finishedAt) >= cutoff.getTime());
   const before = manifests.filter((m) => Date.parse(m.finishedAt) < cutoff.getTime());
@@ -81,11 +83,18 @@ export function planRetention(args: { manifests: BackupManifest[]; folders: stri
     const started = startedOf.get(id) ?? startedFromId(id);
     return started !== undefined && Date.parse(started) < cutoff.getTime();
   });
-  const starts = kept.flatMap((m) => (m.postgres ? [m.postgres.startWal] : []));
+  const wal = walBefore(kept.flatMap((m) => (m.postgres ? [m.postgres.startWal] : [])), args.walFiles);
+  // Each other database's archive against its own kept bases (its WAL names are its cluster's).
+  const databaseWal = Object.fromEntries(
+    Object.entries(args.databaseWalFiles ?? {}).map(([name, files]) => [name, walBefore(kept.flatMap((m) => m.postgres?.databases?.[name]?.startWal ?? []), files)]),
+  );
+  return { backups, wal, databaseWal };
+}
+
+/** Of `walFiles`, the segments older than the oldest of `starts`; without any start, none (a future base's needs are unknown: keep it all). */
+function walBefore(starts: string[], walFiles: string[]): string[] {
   const oldestStart = starts.length ? starts.map(segmentOf).sort()[0] : undefined;
-  // Without any kept base we cannot tell which WAL a future base needs: keep it all.
-  const wal = oldestStart === undefined ? [] : args.walFiles.filter((f) => /^[0-9A-F]{24}$/.test(f) && segmentOf(f) < oldestStart);
-  return { backups, wal };
+  return oldestStart === undefined ? [] : walFiles.filter((f) => /^[0-9A-F]{24}$/.test(f) && segmentOf(f) < oldestStart);
 }
 
 /** The log+segment part of a WAL file name (timeline excluded), comparable as a string. */

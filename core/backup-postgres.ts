@@ -33,7 +33,7 @@ export function walFileName(timeline: number, lsn: string): string {
  * `pg_basebackup` (tar, gzip, WAL streamed alongside) of the live cluster into
  * `backups/<backupId>/postgres/`. Together with the WAL archive it restores any later instant.
  */
-export async function basebackup(args: { store: ObjectStore; pgToolsDir: string; databaseUrl: string; backupId: string; now: () => Date }): Promise<PostgresBackupEntry> {
+export async function basebackup(args: { store: ObjectStore; pgToolsDir: string; databaseUrl: string; backupId: string; now: () => Date; database?: string }): Promise<PostgresBackupEntry> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dotgit-basebackup-'));
   try {
     const out = path.join(tmp, 'out');
@@ -47,7 +47,8 @@ export async function basebackup(args: { store: ObjectStore; pgToolsDir: string;
     }
     const manifest = JSON.parse(await fs.readFile(path.join(out, 'backup_manifest'), 'utf8')) as { 'WAL-Ranges': Array<{ Timeline: number; 'Start-LSN': string }> };
     const range = manifest['WAL-Ranges'][0];
-    const prefix = `${BACKUP_PREFIX}/${args.backupId}/postgres`;
+    // A shard map's other databases (ADR 0025) beside the global one's, by name.
+    const prefix = `${BACKUP_PREFIX}/${args.backupId}/postgres${args.database ? `@${args.database}` : ''}`;
     for (const f of ['base.tar.gz', 'pg_wal.tar.gz', 'backup_manifest']) await args.store.put(`${prefix}/${f}`, createReadStream(path.join(out, f)));
     return {
       baseBackupId: args.backupId,
@@ -104,6 +105,14 @@ export async function restorePostgres(args: {
   targetDir: string;
   credentials: { user: string; password: string };
   extraWalDir?: string;
+  /**
+   * False for a database whose WAL is not archived (a shard map's other database whose server does
+   * not archive into the store, ADR 0043): the base backup alone, recovered to its end
+   * (`recovery_target = 'immediate'`), `at` unused.
+   */
+  archived?: boolean;
+  /** Where its WAL is archived: `wal` (the global database), `wal@<name>` for another (walPrefixOf). */
+  walPrefix?: string;
 }): Promise<void> {
   const { store, entry, targetDir } = args;
   const walDir = `${targetDir}.wal`;
@@ -114,13 +123,15 @@ export async function restorePostgres(args: {
   await untarFromStore(store, entry.baseKey, targetDir);
   await untarFromStore(store, entry.walKey, path.join(targetDir, 'pg_wal'));
   const from = entry.startWal.slice(8);
-  for (const key of await store.list(WAL_PREFIX)) {
-    const name = key.slice(WAL_PREFIX.length + 1);
+  const archived = args.archived ?? true;
+  const walPrefix = args.walPrefix ?? WAL_PREFIX;
+  for (const key of archived ? await store.list(walPrefix) : []) {
+    const name = key.slice(walPrefix.length + 1);
     if (name.endsWith('.history') || (/^[0-9A-F]{24}$/.test(name) && name.slice(8) >= from)) {
       await pipeline(await store.get(key), createWriteStream(path.join(walDir, name)));
     }
   }
-  if (args.extraWalDir) {
+  if (archived && args.extraWalDir) {
     for (const name of await fs.readdir(args.extraWalDir).catch(() => [] as string[])) {
       if (/^[0-9A-F]{24}$/.test(name) && name.slice(8) >= from) {
         await fs.copyFile(path.join(args.extraWalDir, name), path.join(walDir, name), fs.constants.COPYFILE_EXCL).catch(() => undefined);
@@ -134,7 +145,7 @@ export async function restorePostgres(args: {
       RECOVERY_MARK,
       `restore_command = 'cp "${walDir}/%f" "%p"'`,
       // Postgres reads 'YYYY-MM-DD HH:MM:SS.mmm+00' here, not ISO's T and Z.
-      `recovery_target_time = '${args.at.toISOString().replace('T', ' ').replace('Z', '+00')}'`,
+      archived ? `recovery_target_time = '${args.at.toISOString().replace('T', ' ').replace('Z', '+00')}'` : `recovery_target = 'immediate'`,
       `recovery_target_action = 'promote'`,
       `archive_mode = 'off'`,
       '',

@@ -5,7 +5,7 @@ import { listManifests, manifestAt } from './backup-manifest';
 import { repoDir, restoreRepo } from './backup-repos';
 import { flushWal, restorePostgres } from './backup-postgres';
 import { databaseCredentials, primaryUrl } from './db-leader';
-import type { BackupManifest, PostgresBackupEntry } from './backup-types';
+import { walPrefixOf, type BackupManifest, type PostgresBackupEntry } from './backup-types';
 
 /** Thrown when there is nothing to restore from (no complete backup at or before the time asked). */
 export class NoBackupError extends Error {
@@ -35,6 +35,8 @@ export async function restoreToDir(o: {
   databaseUrl: string;
   /** The live cluster's directory, whose pg_wal may hold segments not archived yet. */
   pgDataDir?: string;
+  /** The shard map's other databases by name (ADR 0043): each one archiving into the store is asked to archive its current WAL first. */
+  databaseUrls?: Record<string, string>;
   beat?: (detail: string) => void;
 }): Promise<{ manifest: BackupManifest; repos: number; postgres: boolean }> {
   const { store, dir, at } = o;
@@ -65,10 +67,33 @@ export async function restoreToDir(o: {
         credentials: { user, password },
         extraWalDir: o.pgDataDir ? path.join(o.pgDataDir, 'pg_wal') : undefined,
       });
+      // The shard map's other databases (ADR 0025), each into `postgres@<name>`, by the name the
+      // backup recorded: which cluster holds which shards is the live placement's business. To
+      // `at` when its server archives its WAL into the store (`wal@<name>/`, ADR 0043), else to the
+      // end of its base backup.
+      for (const [name, entry] of Object.entries(base.databases ?? {})) {
+        const walPrefix = walPrefixOf(name);
+        const archived = await walArchivedSince(store, walPrefix, entry, o.databaseUrls?.[name]);
+        await restorePostgres({ store, entry, at, targetDir: path.join(dir, `postgres@${name}`), credentials: { user, password }, archived, walPrefix });
+        o.beat?.(`postgres@${name}`);
+      }
       postgres = true;
     }
   }
   return { manifest, repos, postgres };
+}
+
+/**
+ * Whether a shard map's other database has its WAL archived under `walPrefix` from its base
+ * backup's first segment on (ADR 0043): its server's `archive_command` is `infra/wal-archive.ts …
+ * <name>`. When it does and `databaseUrl` answers, its current segment is archived first (as for
+ * the global database), and a failed flush means "not archived": recovery to a time past the
+ * archive's end would stop short of its target and fail.
+ */
+async function walArchivedSince(store: ObjectStore, walPrefix: string, entry: PostgresBackupEntry, databaseUrl?: string): Promise<boolean> {
+  if ((await store.list(walPrefix)).length === 0) return false;
+  if (databaseUrl && !(await flushWal(await primaryUrl(databaseUrl).catch(() => databaseUrl), 30_000))) return false;
+  return store.exists(`${walPrefix}/${entry.startWal}`);
 }
 
 /** Names of the copies restores and drills make under the restores directory (restoreIdFor, `npm run restore`'s `restore-offline-…`). */

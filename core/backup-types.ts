@@ -34,6 +34,13 @@ export interface PostgresBackupEntry {
   startWal: string;
   /** When the base backup ended: restore targets before this cannot use it. */
   finishedAt: string;
+  /**
+   * The other databases of the shard map (ADR 0025), by name: one base backup each, taken with this
+   * one (`backups/<id>/postgres@<name>/`). Each restores to the restore's instant when its server
+   * archives its WAL into the store (`wal@<name>/`, ADR 0043), else to the end of its base backup.
+   * Absent on one database.
+   */
+  databases?: Record<string, PostgresBackupEntry>;
 }
 
 /**
@@ -72,6 +79,8 @@ export interface BackupResult {
   repos: number;
   changed: number;
   postgresBase: boolean;
+  /** The databases the Postgres part covers (`global` first, then the shard map's others); absent without one. */
+  postgresDatabases?: string[];
   /** As in the manifest: nodes whose repositories were carried over, not read (absent when none). */
   missedNodes?: string[];
 }
@@ -105,6 +114,12 @@ export interface DrillResult {
 /** Object-store layout (keys are made here only). */
 export const BACKUP_PREFIX = 'backups';
 export const WAL_PREFIX = 'wal';
+/**
+ * Where a database's WAL is archived: `wal/` for the global one (DATABASE_URL), `wal@<name>/` for
+ * each other database of the shard map whose server archives into the store (ADR 0043): WAL file
+ * names repeat across clusters, so each has a folder of its own.
+ */
+export const walPrefixOf = (database?: string) => (database === undefined || database === 'global' ? WAL_PREFIX : `${WAL_PREFIX}@${database}`);
 export const manifestKey = (id: string) => `${BACKUP_PREFIX}/${id}/manifest.json`;
 /** The repository part's entries until the manifest takes them: one file, or one per storage node. */
 export const repoPartKey = (id: string, node?: string) => `${BACKUP_PREFIX}/${id}/parts/${node ? `repos@${node}` : 'repos'}.json`;

@@ -125,6 +125,12 @@ const configSchema = z.object({
   /** `DOTGIT_PACK_CACHE_MAX_BYTES` — disk budget of the pack cache. Default 1 GiB. */
   packCacheMaxBytes: z.coerce.number().int().positive(),
   /**
+   * `DOTGIT_PACK_CACHE_HANDOFF` — `on`: the gateway streams cached fetch answers from the pack
+   * cache's folder itself when it reads the git-server's folder (ADR 0040); `off`: every answer is
+   * relayed by the git-server. Default `on`.
+   */
+  packCacheHandoff: z.enum(['on', 'off']),
+  /**
    * `DOTGIT_GIT_REDIS_TIMEOUT_MS` — the longest any one Redis call of the git-server (write lock,
    * repository generations, pack-cache index) may take before it counts as failed: the lock falls
    * back to a Postgres advisory lock, generations fail open (the cache misses). Default 250.
@@ -351,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     packCache: env.DOTGIT_PACK_CACHE ?? 'on',
     packCacheTtlSeconds: env.DOTGIT_PACK_CACHE_TTL ?? '300',
     packCacheMaxBytes: env.DOTGIT_PACK_CACHE_MAX_BYTES ?? String(1024 ** 3),
+    packCacheHandoff: env.DOTGIT_PACK_CACHE_HANDOFF ?? 'on',
     gitRedisTimeoutMs: env.DOTGIT_GIT_REDIS_TIMEOUT_MS ?? '250',
     pushReconcileSeconds: env.DOTGIT_PUSH_RECONCILE_INTERVAL ?? '30',
     jwtIssuer: env.DOTGIT_JWT_ISSUER ?? env.DOTGIT_PUBLIC_URL ?? `http://127.0.0.1:${port}`,

@@ -8,6 +8,7 @@ import { errorBody, httpErrorOf } from './http-errors';
 import { IDENTITY_HEADER, verifyIdentity } from './internal-identity';
 import type { Principal } from './principal';
 import type { Logger } from './logger';
+import { withLogContext, type LogFields } from './log-context';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -16,6 +17,8 @@ declare module 'express-serve-static-core' {
     requestId?: string;
     /** Set by `requestLogger`: the process logger as a child carrying this request's requestId and traceId. */
     log?: Logger;
+    /** Set by `requestLogger`: what every line logged while handling this request carries (core/log-context.ts). */
+    logFields?: LogFields;
   }
 }
 
@@ -39,16 +42,22 @@ export function requestLogger(log: Logger): RequestHandler {
     const tenant = req.principal?.tenantName;
     const requestLog = log.child({ requestId: req.requestId ?? null, traceId: traceIdOf(req.header('traceparent')) ?? null, ...(tenant ? { tenant } : {}) });
     req.log = requestLog;
+    // Every line logged while handling it, by any logger: the same fields, and the repository once known.
+    const fields: LogFields = { requestId: req.requestId, ...(tenant ? { tenant } : {}) };
+    req.logFields = fields;
     const started = performance.now();
     res.on('finish', () => {
       const failed = res.statusCode >= 500;
       if (!failed && READS.has(req.method) && !debug) return;
       const line = { method: req.method, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Math.round(performance.now() - started) };
-      if (failed) requestLog.warn(line, 'request failed');
-      else if (READS.has(req.method)) requestLog.debug(line, 'request');
-      else requestLog.info(line, 'request');
+      // The socket's event, outside the request's context: entered again, so this line names the repository too.
+      withLogContext(fields, () => {
+        if (failed) requestLog.warn(line, 'request failed');
+        else if (READS.has(req.method)) requestLog.debug(line, 'request');
+        else requestLog.info(line, 'request');
+      }, () => req.params);
     });
-    next();
+    withLogContext(fields, next, () => req.params);
   };
 }
 
@@ -131,10 +140,16 @@ export function bodyRefusal(e: BodyParserError | undefined, contentEncoding?: st
   return { status: e.status, code: 'bad_request', message: e.message ?? 'bad request' };
 }
 
-/** Wraps an async handler so a rejected promise reaches the error middleware. */
+/**
+ * Wraps an async handler so a rejected promise reaches the error middleware; it runs in the
+ * request's log context (requestLogger's), entered again here because a body parser's stream
+ * events hand the request on outside it, and with the route's parameters naming the repository.
+ */
 export function route(fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
   return (req, res, next) => {
-    fn(req, res).catch(next);
+    const run = () => fn(req, res).catch(next);
+    if (req.logFields) void withLogContext(req.logFields, run, () => req.params);
+    else void run();
   };
 }
 

@@ -36,14 +36,25 @@ export interface GroupContext {
 const SIMPLE = new Set(['ref', 'ref_name', 'commit', 'repo', 'event']);
 const INPUT = /^inputs\.([A-Za-z0-9_-]+)$/;
 
-/** The spec of the file's `concurrency:`, or a problem naming the expression the group may not use. */
-export function concurrencyOf(raw: z.infer<typeof concurrencySchema>, declaredInputs: Set<string>): ConcurrencySpec | { problem: string } {
+const MATRIX = /^matrix\.([A-Za-z0-9_-]+)$/;
+
+/**
+ * The spec of the file's `concurrency:`, or a problem naming the expression the group may not use.
+ * `matrix` (a matrix job's group only, ADR 0044): the keys its `${{ matrix.<key> }}` may name, or
+ * 'any' for a matrix known at run time; each instance's group has them filled in.
+ */
+export function concurrencyOf(raw: z.infer<typeof concurrencySchema>, declaredInputs: Set<string>, matrix?: Set<string> | 'any'): ConcurrencySpec | { problem: string } {
   const spec = typeof raw === 'string' ? { group: raw, cancelInProgress: false } : { group: raw.group, cancelInProgress: raw['cancel-in-progress'] ?? false };
   if (/[\u0000-\u001f\u007f]/.test(spec.group)) return { problem: 'the group must not contain control characters' };
   for (const expr of expressions(spec.group)) {
     const input = INPUT.exec(expr);
+    const key = MATRIX.exec(expr)?.[1];
     if (input && !declaredInputs.has(input[1])) return { problem: `\${{ ${expr} }}: no input "${input[1]}" is declared under on.manual.inputs` };
-    if (!input && !SIMPLE.has(expr)) return { problem: `\${{ ${expr} }}: a group may use \${{ ref }}, \${{ ref_name }}, \${{ commit }}, \${{ repo }}, \${{ event }} and \${{ inputs.<name> }}` };
+    if (key !== undefined && matrix !== undefined) {
+      if (matrix !== 'any' && !matrix.has(key)) return { problem: `\${{ ${expr} }}: the matrix has no key "${key}"` };
+      continue;
+    }
+    if (!input && !SIMPLE.has(expr)) return { problem: `\${{ ${expr} }}: a group may use \${{ ref }}, \${{ ref_name }}, \${{ commit }}, \${{ repo }}, \${{ event }}, \${{ inputs.<name> }}${matrix ? '' : ' (and a matrix job \${{ matrix.<key> }})'}` };
   }
   if (/\$\{\{/.test(substitute(spec.group, () => ''))) return { problem: 'an unclosed ${{ in the group' };
   return spec;

@@ -2,7 +2,7 @@ import { Composer, LineCounter, Parser, isAlias, isCollection, isMap, isNode, is
 import { z } from 'zod';
 import { cacheOf, cacheProblem, cacheSchema, type CacheSpec } from './pipeline-cache';
 import { MatrixError, expandMatrix, expressions, instanceName, matrixEnvName, parseReference, substitute, type MatrixCombination } from './pipeline-matrix';
-import { concurrencyOf, concurrencySchema, type ConcurrencySpec } from './pipeline-concurrency';
+import { MAX_GROUP_LENGTH, concurrencyOf, concurrencySchema, type ConcurrencySpec } from './pipeline-concurrency';
 import { checkTriggers, idTokenSchema, onSchema, requiresSchema, type IdTokenSpec, type TriggerSpec } from './pipeline-triggers';
 
 /** CONTRACT "Pipeline file": `.dotgit/pipeline.yml`. */
@@ -102,6 +102,7 @@ const jobSchema = z.strictObject({
   secrets: z.array(z.string().regex(ENV_NAME)).max(MAX_LIST, `at most ${MAX_LIST} secrets`).optional(),
   network: z.enum(['none', 'isolated']).optional(),
   'id-token': idTokenSchema.optional(),
+  concurrency: concurrencySchema.optional(),
 });
 
 /** Environment names (deploy targets, per-environment secrets). */
@@ -155,8 +156,15 @@ export interface JobSpec {
   outputs?: Record<string, string>;
   /** An instance of a matrix job (only then): the job it came from and its combination. */
   matrix?: MatrixInstance;
+  /**
+   * `matrix: ${{ fromJSON(needs.<job>.outputs.<key>) }}` (issue 17 item 1; only then): the matrix is
+   * that output, read as JSON once the job it names has run; the workflow expands the job then.
+   */
+  dynamicMatrix?: DynamicMatrix;
   /** `id-token:` (issue 17; only when the job asks): a JWT in DOTGIT_ID_TOKEN, for these audiences. */
   idToken?: IdTokenSpec;
+  /** Job-level `concurrency:` (ADR 0037; only when given): the job waits its turn in the group. */
+  concurrency?: ConcurrencySpec;
 }
 /** What a matrix job instance knows of its matrix. */
 export interface MatrixInstance {
@@ -167,6 +175,21 @@ export interface MatrixInstance {
   failFast: boolean;
   /** At most this many of the job's instances run at once (default: all). */
   maxParallel?: number;
+}
+/** An output of a job this one needs (its name in the file), read as JSON: `${{ fromJSON(needs.<job>.outputs.<output>) }}`. */
+export interface MatrixSource {
+  job: string;
+  output: string;
+}
+/**
+ * Where a dynamic matrix comes from. The whole matrix: `job` and `output` only. Axis by axis (ADR
+ * 0044): `written` is the matrix as written (key order kept, the product's order), and `from` names
+ * the source of each key whose value is a `fromJSON` (an axis, `include` or `exclude`); `job` and
+ * `output` are then the first of those.
+ */
+export interface DynamicMatrix extends MatrixSource {
+  written?: Record<string, unknown>;
+  from?: Record<string, MatrixSource>;
 }
 /** A deploy target: its steps, the steps that undo a failed deploy, and whether a person must approve first. */
 export interface EnvironmentSpec {
@@ -336,6 +359,7 @@ export function parsePipeline(text: string): PipelineSpec {
 }
 
 function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): PipelineSpec {
+  const dynamic = takeDynamicMatrices(raw, (path, msg) => failAt(doc.contents as Node | null, lineCounter, path, msg));
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) {
     // An unknown key (often a typo) explains a missing required one, so it is reported first.
@@ -362,11 +386,24 @@ function buildSpec(doc: Document, raw: unknown, lineCounter: LineCounter): Pipel
     network: job.network ?? 'none',
     ...(job.outputs ? { outputs: job.outputs } : {}),
     ...(job['id-token'] ? { idToken: idTokenOf(job['id-token']) } : {}),
+    ...(dynamic.has(name) ? { dynamicMatrix: dynamic.get(name) } : {}),
   }));
   checkJobs(declared, doc.contents as Node | null, lineCounter);
   for (const [name, job] of Object.entries(parsed.data.jobs)) {
     const problem = job.cache ? cacheProblem(job.cache) : undefined;
     if (problem) failAt(doc.contents as Node | null, lineCounter, ['jobs', name, 'cache', ...problem[0]], problem[1]);
+  }
+  // Job-level groups (ADR 0037): the same expressions as the pipeline's, checked with the line.
+  const inputNames = new Set(Object.keys((parsed.data.on?.manual as { inputs?: Record<string, unknown> } | null | undefined)?.inputs ?? {}));
+  for (const job of declared) {
+    const raw = parsed.data.jobs[job.name].concurrency;
+    if (raw === undefined) continue;
+    // A matrix job's group may name its keys (ADR 0044): each instance queues in its own.
+    const written = parsed.data.jobs[job.name].matrix;
+    const keys = written ? matrixKeys(written) : job.dynamicMatrix ? (job.dynamicMatrix.written && !Object.hasOwn(job.dynamicMatrix.from ?? {}, 'include') ? matrixKeys(job.dynamicMatrix.written as RawMatrix) : 'any') : undefined;
+    const c = concurrencyOf(raw, inputNames, keys);
+    if ('problem' in c) failAt(doc.contents as Node | null, lineCounter, typeof raw === 'string' ? ['jobs', job.name, 'concurrency'] : ['jobs', job.name, 'concurrency', 'group'], c.problem);
+    job.concurrency = c;
   }
   const matrices = new Map(Object.entries(parsed.data.jobs).flatMap(([name, job]) => (job.matrix ? [[name, job.matrix] as const] : [])));
   checkReferences(declared, matrices, doc.contents as Node | null, lineCounter);
@@ -437,12 +474,21 @@ function checkReferences(jobs: JobSpec[], matrices: Map<string, RawMatrix>, root
     for (const key of matrix ? Object.keys(matrix) : []) {
       if (!['include', 'exclude', 'fail-fast', 'max-parallel'].includes(key) && !REF_NAME.test(key)) failAt(root, lc, ['jobs', job.name, 'matrix', key], 'a matrix axis name uses letters, digits, _ and -');
     }
-    const keys = matrix ? matrixKeys(matrix) : new Set<string>();
+    const dyn = job.dynamicMatrix;
+    const sources: [PropertyKey[], MatrixSource][] = !dyn ? [] : dyn.from ? Object.entries(dyn.from).map(([k, src]) => [['jobs', job.name, 'matrix', k], src]) : [[['jobs', job.name, 'matrix'], dyn]];
+    for (const [path, src] of sources) {
+      if (!job.needs.includes(src.job)) failAt(root, lc, path, `\${{ fromJSON(needs.${src.job}.outputs.${src.output}) }}: job "${job.name}" does not list "${src.job}" in needs:`);
+      if (!Object.hasOwn(byName.get(src.job)?.outputs ?? {}, src.output)) failAt(root, lc, path, `\${{ fromJSON(needs.${src.job}.outputs.${src.output}) }}: job "${src.job}" declares no output "${src.output}"`);
+    }
+    // A matrix written axis by axis has its keys known, unless its include comes from JSON.
+    const written = dyn?.written && !Object.hasOwn(dyn.from ?? {}, 'include') ? (dyn.written as RawMatrix) : undefined;
+    const keys = matrix ? matrixKeys(matrix) : written ? matrixKeys(written) : new Set<string>();
     const ids = new Set<string>();
     const check = (text: string, path: PropertyKey[], stepIds: Set<string>) => {
       for (const expr of expressions(text)) {
         const ref = parseReference(expr);
-        if (ref?.kind === 'matrix' && !keys.has(ref.key)) failAt(root, lc, path, matrix ? `\${{ ${expr} }}: the matrix has no key "${ref.key}"` : `\${{ ${expr} }}: job "${job.name}" has no matrix`);
+        // A dynamic matrix's keys are known once its JSON is read: a missing one is then empty, as in GitHub Actions.
+        if (ref?.kind === 'matrix' && (!dyn || written) && !keys.has(ref.key)) failAt(root, lc, path, matrix || written ? `\${{ ${expr} }}: the matrix has no key "${ref.key}"` : `\${{ ${expr} }}: job "${job.name}" has no matrix`);
         if (ref?.kind === 'steps' && !stepIds.has(ref.id)) failAt(root, lc, path, `\${{ ${expr} }}: no step with id "${ref.id}" before this one in job "${job.name}"`);
         if (ref?.kind === 'needs') {
           if (!job.needs.includes(ref.job)) failAt(root, lc, path, `\${{ ${expr} }}: job "${job.name}" does not list "${ref.job}" in needs:`);
@@ -485,29 +531,175 @@ function expandJobs(jobs: JobSpec[], matrices: Map<string, RawMatrix>, root: Nod
       if (err instanceof MatrixError) failAt(root, lc, ['jobs', job.name, 'matrix'], err.message);
       throw err;
     }
-    const names: string[] = [];
-    for (const values of combos) {
-      const name = instanceName(job.name, values);
-      if (names.includes(name) || jobs.some((j) => j.name === name)) failAt(root, lc, ['jobs', job.name, 'matrix'], `two combinations make the same job name "${name}"`);
-      names.push(name);
-      const fill = (text: string) => substitute(text, (expr) => {
-        const ref = parseReference(expr);
-        return ref?.kind === 'matrix' ? (values[ref.key] ?? '') : undefined;
-      });
-      const matrixEnv = Object.fromEntries(Object.entries(values).map(([k, v]) => [matrixEnvName(k), v]));
-      expanded.push({
-        ...job,
-        name,
-        steps: job.steps.map((st) => ({ ...st, run: fill(st.run), env: { ...matrixEnv, ...Object.fromEntries(Object.entries(st.env).map(([k, v]) => [k, fill(v)])) } })),
-        ...(job.outputs ? { outputs: Object.fromEntries(Object.entries(job.outputs).map(([k, v]) => [k, fill(v)])) } : {}),
-        ...(job.cache ? { cache: { ...job.cache, key: fill(job.cache.key), restoreKeys: job.cache.restoreKeys.map(fill) } } : {}),
-        matrix: { job: job.name, values, failFast: failFast ?? true, ...(maxParallel !== undefined ? { maxParallel } : {}) },
-      });
-    }
+    const built = matrixInstances(job, combos, { failFast, maxParallel }, (name) => jobs.some((j) => j.name === name));
+    if ('problem' in built) failAt(root, lc, ['jobs', job.name, 'matrix'], built.problem);
+    expanded.push(...built.jobs);
+    const names = built.jobs.map((j) => j.name);
     instances.set(job.name, names);
   }
   if (expanded.length > MAX_JOB_INSTANCES) failAt(root, lc, ['jobs'], `the jobs expand to ${expanded.length} job instances; at most ${MAX_JOB_INSTANCES} are allowed`);
   return expanded.map((j) => (j.needs.some((n) => instances.has(n)) ? { ...j, needs: j.needs.flatMap((n) => instances.get(n) ?? [n]) } : j));
+}
+
+/**
+ * One job per combination, named `job (v1, v2)`, its `${{ matrix.* }}` substituted (a key the
+ * combination lacks becomes empty) and each key also set as MATRIX_<KEY>. `taken`: a name already
+ * used by another job of the file.
+ */
+function matrixInstances(
+  job: JobSpec,
+  combos: MatrixCombination[],
+  o: { failFast?: boolean; maxParallel?: number },
+  taken: (name: string) => boolean,
+): { jobs: JobSpec[] } | { problem: string } {
+  const out: JobSpec[] = [];
+  const names = new Set<string>();
+  const { dynamicMatrix: _, ...base } = job;
+  for (const values of combos) {
+    const name = instanceName(job.name, values);
+    if (names.has(name) || taken(name)) return { problem: `two combinations make the same job name "${name}"` };
+    names.add(name);
+    const fill = (text: string) =>
+      substitute(text, (expr) => {
+        const ref = parseReference(expr);
+        return ref?.kind === 'matrix' ? (Object.hasOwn(values, ref.key) ? values[ref.key] : '') : undefined;
+      });
+    const matrixEnv = Object.fromEntries(Object.entries(values).map(([k, v]) => [matrixEnvName(k), v]));
+    if (job.concurrency && fill(job.concurrency.group).trim() === '') return { problem: `concurrency.group is empty for "${name}"` };
+    out.push({
+      ...base,
+      name,
+      steps: job.steps.map((st) => ({ ...st, run: fill(st.run), env: { ...matrixEnv, ...Object.fromEntries(Object.entries(st.env).map(([k, v]) => [k, fill(v)])) } })),
+      ...(job.outputs ? { outputs: Object.fromEntries(Object.entries(job.outputs).map(([k, v]) => [k, fill(v)])) } : {}),
+      ...(job.cache ? { cache: { ...job.cache, key: fill(job.cache.key), restoreKeys: job.cache.restoreKeys.map(fill) } } : {}),
+      ...(job.concurrency ? { concurrency: { ...job.concurrency, group: fill(job.concurrency.group).slice(0, MAX_GROUP_LENGTH) } } : {}),
+      matrix: { job: job.name, values, failFast: o.failFast ?? true, ...(o.maxParallel !== undefined ? { maxParallel: o.maxParallel } : {}) },
+    });
+  }
+  return { jobs: out };
+}
+
+/** `matrix: ${{ fromJSON(needs.<job>.outputs.<key>) }}`, the one expression a whole matrix may be. */
+const DYNAMIC_MATRIX = /^\$\{\{\s*fromJSON\(\s*needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)\s*\)\s*\}\}$/;
+
+/**
+ * Takes each job's `matrix:` that is a string out of the raw file (the schema knows matrices as
+ * maps) and answers what each names; any other string is a problem of the file, with its line.
+ */
+function takeDynamicMatrices(raw: unknown, fail: (path: PropertyKey[], msg: string) => never): Map<string, DynamicMatrix> {
+  const found = new Map<string, DynamicMatrix>();
+  const jobs = (raw as { jobs?: unknown } | null)?.jobs;
+  if (typeof jobs !== 'object' || jobs === null || Array.isArray(jobs)) return found;
+  for (const [name, job] of Object.entries(jobs as Record<string, unknown>)) {
+    if (typeof job !== 'object' || job === null) continue;
+    const written = (job as { matrix?: unknown }).matrix;
+    if (typeof written === 'object' && written !== null && !Array.isArray(written)) {
+      const axes = axisSources(name, written as Record<string, unknown>, fail);
+      if (axes) {
+        found.set(name, axes);
+        delete (job as { matrix?: unknown }).matrix;
+      }
+      continue;
+    }
+    if (typeof written !== 'string') continue;
+    const text = written;
+    const m = DYNAMIC_MATRIX.exec(text.trim());
+    if (!m) fail(['jobs', name, 'matrix'], 'a matrix is a map of axes, or ${{ fromJSON(needs.<job>.outputs.<name>) }} (the matrix as JSON from a job this one needs)');
+    found.set(name, { job: m[1], output: m[2] });
+    delete (job as { matrix?: unknown }).matrix;
+  }
+  return found;
+}
+
+/**
+ * A written matrix some of whose keys are `${{ fromJSON(needs.<job>.outputs.<name>) }}` (an axis,
+ * `include` or `exclude`; ADR 0044), or undefined when none is. The written rest is checked now,
+ * with its lines, as any matrix is; the referenced keys once their outputs are known.
+ */
+function axisSources(job: string, matrix: Record<string, unknown>, fail: (path: PropertyKey[], msg: string) => never): DynamicMatrix | undefined {
+  const from: Record<string, MatrixSource> = {};
+  for (const [key, value] of Object.entries(matrix)) {
+    const m = typeof value === 'string' ? DYNAMIC_MATRIX.exec(value.trim()) : null;
+    if (!m) continue;
+    if (key === 'fail-fast' || key === 'max-parallel') fail(['jobs', job, 'matrix', key], `${key} is written in the file; fromJSON gives an axis, include or exclude`);
+    from[key] = { job: m[1], output: m[2] };
+  }
+  const keys = Object.keys(from);
+  if (keys.length === 0) return undefined;
+  const bad = Object.keys(matrix).find((k) => !['include', 'exclude', 'fail-fast', 'max-parallel'].includes(k) && !REF_NAME.test(k));
+  if (bad !== undefined) fail(['jobs', job, 'matrix', bad], 'a matrix axis name uses letters, digits, _ and -');
+  const rest = matrixSchema.safeParse(Object.fromEntries(Object.entries(matrix).filter(([k]) => !Object.hasOwn(from, k))));
+  if (!rest.success) {
+    const issue = rest.error.issues[0];
+    fail(['jobs', job, 'matrix', ...issue.path], issue.message);
+  }
+  return { ...from[keys[0]], written: matrix, from };
+}
+
+/**
+ * The instances of a dynamic matrix job (issue 17 item 1), once the output it names is known:
+ * `json` must be a JSON object of the same shape as a written matrix (axes as lists of scalars,
+ * `include`, `exclude`, `fail-fast`, `max-parallel`), at most 256 combinations. A problem is
+ * answered as text naming the job and the output, for the job's log; the run goes on. A matrix
+ * written axis by axis (ADR 0044) takes each referenced key's output from `values` (by key): a JSON
+ * array (an axis's values, or `include`/`exclude` entries).
+ */
+export function expandDynamicMatrix(job: JobSpec, json: string, otherJobs: string[], values?: Record<string, string>): { jobs: JobSpec[] } | { problem: string } {
+  const dyn = job.dynamicMatrix;
+  const source = (src: MatrixSource) => `needs.${src.job}.outputs.${src.output}`;
+  // What a problem of the expanded matrix names: the output it came from whole, or the matrix itself.
+  const from = dyn && !dyn.from ? source(dyn) : 'the matrix';
+  const shown = (text: string) => JSON.stringify(text.slice(0, 200));
+  let value: unknown;
+  if (dyn?.written && dyn.from) {
+    // Axis by axis (ADR 0044): each referenced key's output (`values`, by key; the first one's is `json` too), in the written order.
+    const built: Record<string, unknown> = {};
+    for (const [key, written] of Object.entries(dyn.written)) {
+      const src = Object.hasOwn(dyn.from, key) ? dyn.from[key] : undefined;
+      if (!src) {
+        built[key] = written;
+        continue;
+      }
+      const text = values && Object.hasOwn(values, key) ? values[key] : src.job === dyn.job && src.output === dyn.output ? json : '';
+      try {
+        built[key] = JSON.parse(text);
+      } catch (err) {
+        return { problem: `matrix.${key}: ${source(src)} is not JSON (${(err as Error).message}): ${shown(text)}` };
+      }
+      if (!Array.isArray(built[key])) return { problem: `matrix.${key}: ${source(src)} must be a JSON array (such as ${key === 'include' || key === 'exclude' ? '[{"os": "linux"}]' : '["linux", "mac"]'}), got ${shown(text)}` };
+    }
+    const parsed = matrixSchema.safeParse(built);
+    if (!parsed.success) {
+      const [key, ...rest] = parsed.error.issues[0].path.map(String);
+      const src = key !== undefined && Object.hasOwn(dyn.from, key) ? `: ${source(dyn.from[key])}${rest.length ? `.${rest.join('.')}` : ''}` : rest.length ? `.${rest.join('.')}` : '';
+      return { problem: `matrix${key !== undefined ? `.${key}` : ''}${src}: ${parsed.error.issues[0].message}` };
+    }
+    value = parsed.data;
+  } else {
+    try {
+      value = JSON.parse(json);
+    } catch (err) {
+      return { problem: `matrix: ${from} is not JSON (${(err as Error).message}): ${shown(json)}` };
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: `matrix: ${from} must be a JSON object of axes (such as {"node": [18, 20]}), got ${shown(json)}` };
+  }
+  const parsed = matrixSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { problem: `matrix: ${from}${issue.path.length ? `.${issue.path.join('.')}` : ''}: ${issue.message}` };
+  }
+  const { include, exclude, 'fail-fast': failFast, 'max-parallel': maxParallel, ...axes } = parsed.data;
+  const bad = Object.keys(axes).find((k) => !REF_NAME.test(k));
+  if (bad !== undefined) return { problem: `matrix: ${from}: axis "${bad}": a matrix axis name uses letters, digits, _ and -` };
+  const problemOf = (message: string) => (dyn?.from ? `matrix: ${message}` : `matrix: ${from}: ${message}`);
+  let combos: MatrixCombination[];
+  try {
+    combos = expandMatrix({ axes: axes as Record<string, string[]>, include: include ?? [], exclude: exclude ?? [] });
+  } catch (err) {
+    if (err instanceof MatrixError) return { problem: problemOf(err.message) };
+    throw err;
+  }
+  return matrixInstances(job, combos, { failFast, maxParallel }, (name) => otherJobs.includes(name));
 }
 
 function checkJobs(jobs: JobSpec[], root: Node | null, lc: LineCounter): void {

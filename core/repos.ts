@@ -3,6 +3,7 @@ import { NotFoundError } from './errors';
 import { repoAccess, type Access, type Principal } from './principal';
 import { findRepoOwnedRow, findRepoRowByName, type RepoOwnedTable } from './stores/repos-store';
 import { findPermission } from './stores/tenants-store';
+import { noteLogRepo } from './log-context';
 
 export interface RepoRow {
   id: number;
@@ -53,5 +54,6 @@ export async function findReadableRepoRow(db: Db, principal: Principal | null | 
   const repo: RepoRow = { id: Number(row.rid), tenantId: Number(row.tenant_id), owner: row.owner, name: row.repo_name, visibility: row.visibility, createdAt: row.repo_created_at };
   const access = await accessTo(db, principal, repo);
   if (access === 'none') throw new NotFoundError(`${what} ${id} not found`);
+  noteLogRepo(`${repo.owner}/${repo.name}`); // the rest of the request's lines name it (core/log-context.ts)
   return { row, access, repo };
 }

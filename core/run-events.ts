@@ -3,6 +3,7 @@ import { deployStatus } from './stores/deploys-store';
 import { runStatus } from './stores/runs-store';
 import { InputError } from './errors';
 import { logStreamKey, streamFields, type Redis } from './redis';
+import type { PendingReason } from './pending-reasons';
 
 /**
  * A run's (or deploy's) events live in one Redis stream, in the order they happened: `log` lines
@@ -13,7 +14,9 @@ import { logStreamKey, streamFields, type Redis } from './redis';
 export type RunEvent =
   | { id: string; event: 'log'; data: { job: string; step: string; stream: string; line: string; attempt?: number } }
   | { id: string; event: 'step'; data: { job: string; step: string; status: string; exitCode: number | null; attempt?: number } }
-  | { id: string; event: 'status'; data: { status: string; message: string | null } };
+  | { id: string; event: 'status'; data: { status: string; message: string | null } }
+  // Why a job waits (ADR 0044, core/pending-events.ts): its reason when it starts waiting or the reason changes, null when it stops.
+  | { id: string; event: 'pending'; data: { job: string; reason: PendingReason['reason'] | null; message: string | null } };
 
 /** How long a run's event stream stays in Redis after its last entry (the whole logs are in the object store). */
 export const RUN_EVENTS_TTL_SECONDS = 24 * 60 * 60;
@@ -51,6 +54,7 @@ export function toRunEvent(id: string, flat: string[]): RunEvent {
   const attempt = f.attempt ? { attempt: Number(f.attempt) } : {};
   if (f.event === 'step') return { id, event: 'step', data: { job: f.job, step: f.step, status: f.status, exitCode: f.exitCode ? Number(f.exitCode) : null, ...attempt } };
   if (f.event === 'status') return { id, event: 'status', data: { status: f.status, message: f.message || null } };
+  if (f.event === 'pending') return { id, event: 'pending', data: { job: f.job, reason: (f.reason || null) as PendingReason['reason'] | null, message: f.message || null } };
   return { id, event: 'log', data: { job: f.job, step: f.step, stream: f.stream, line: f.line, ...attempt } };
 }
 

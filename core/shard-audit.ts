@@ -1,5 +1,6 @@
 import { inTransaction, type DbClient } from './db';
 import type { ShardRouter } from './shard-router';
+import { retryWhenFenced } from './shard-fence';
 import { appendAudit, type AuditEntry } from './stores/audit-store';
 
 /**
@@ -21,7 +22,7 @@ export async function inGlobalTransactionAudited<T>(router: ShardRouter, fn: (c:
   });
   const pending = later;
   later = [];
-  for (const e of pending) await appendAudit(shardDb(router, e), e);
+  for (const e of pending) await appendAuditRouted(router, e);
   return value;
 }
 
@@ -30,7 +31,11 @@ function shardDb(router: ShardRouter, e: AuditEntry) {
   return e.tenantId == null ? router.forShard(0) : router.forTenant(Number(e.tenantId));
 }
 
-/** Appends an entry on its chain's database, in a transaction of its own. */
+/**
+ * Appends an entry on its chain's database, in a transaction of its own. A shard move's fence
+ * (ADR 0026) is waited out: the entry lands on the shard's new database once the switch is seen
+ * (the change it records is committed already; a refusal here would lose the entry).
+ */
 export async function appendAuditRouted(router: ShardRouter, e: AuditEntry): Promise<void> {
-  await appendAudit(shardDb(router, e), e);
+  await retryWhenFenced(router, () => appendAudit(shardDb(router, e), e));
 }

@@ -4,8 +4,10 @@ import { migrate, MIGRATIONS_DIR, type MigrateOptions } from './migrate';
 import { registerSchemaClient, type SchemaClientOptions, type SchemaClientRegistration } from './schema-clients';
 import type { ShardRouter } from './shard-router';
 import { GLOBAL_DATABASE, type ResolvedShardMap } from './shard-map';
+import { SHARD_COUNT } from './shards';
 import { syncTenantCopies } from './tenant-directory';
 import { ensureIdBlock, raiseIdentitySequences, seedShardPlacements } from './stores/shard-placements-store';
+import type { ShardScope } from './stores/shard-scope';
 
 /**
  * Work done once per database of the shard map (ADR 0025): migrations, schema-client registration,
@@ -44,13 +46,38 @@ export async function registerSchemaClientEverywhere(router: ShardRouter, kind: 
   return { instance: regs[0].instance, needsVersion: regs[0].needsVersion, stop: () => Promise.all(regs.map((r) => r.stop())).then(() => undefined) };
 }
 
+/** A database holding shards now, with the scope a platform-wide read asks it for. */
+export interface LiveDatabase {
+  name: string;
+  db: Db;
+  /** The shards the router's placement puts on it now. */
+  shards: number[];
+  /** `shards`, or `null` when it holds all 8 (no filter needed). */
+  scope: ShardScope;
+}
+
 /**
- * A platform-wide read: `fn` on every database in parallel, results in the router's database
- * order (global first). Each database answers only for the shards it holds, so a row is never
- * counted twice.
+ * The databases holding shards in the router's placement now, global first, each with its scope.
+ * A database holding none (a move's source after the switch, until its clean-up) is left out:
+ * whatever tenant rows it still has are an old copy.
  */
-export async function fanOut<T>(router: ShardRouter, fn: (db: Db, database: { name: string; shards: number[] }) => Promise<T>): Promise<T[]> {
-  return Promise.all(router.databases().map((d) => fn(d.db, { name: d.name, shards: d.shards })));
+export function liveDatabases(router: ShardRouter): LiveDatabase[] {
+  return router
+    .databases()
+    .filter((d) => d.shards.length > 0)
+    .map((d) => ({ name: d.name, db: d.db, shards: d.shards, scope: d.shards.length === SHARD_COUNT ? null : d.shards }));
+}
+
+/**
+ * A platform-wide read: `fn` on every database holding shards, in parallel, results in the
+ * router's database order (global first). `fn` must read only its database's `scope` (the stores'
+ * `shards` option): during a shard move's grace period (ADR 0026) the moved shard's rows are in
+ * the source and the target, and only the database the placement names answers for them, so a row
+ * is never listed or counted twice. The placement is the process's own (refreshed on a move's
+ * announcement); a stale one reads the old copy, still once.
+ */
+export async function fanOut<T>(router: ShardRouter, fn: (db: Db, database: LiveDatabase) => Promise<T>): Promise<T[]> {
+  return Promise.all(liveDatabases(router).map((d) => fn(d.db, d)));
 }
 
 /** Log line helper: what each database got from a migration run. */

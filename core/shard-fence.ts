@@ -64,3 +64,16 @@ export async function retryWhenFenced<T>(
     }
   }
 }
+
+/**
+ * Activities whose writes wait out a shard move's fence (ADR 0026): a call the fence refuses is run
+ * again (after a refresh of the placements) within `retryWhenFenced`'s budget, before Temporal's
+ * own retry policy sees a failure (which backs off for seconds and, for some activities, gives up
+ * after a few attempts: a run or deploy would fail for a move that pauses writes for a second).
+ * Activities are safe to run again (Temporal may retry any of them), and a fenced write rolled its
+ * transaction back. The shard move's own activities are not wrapped: they hold the fence.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function retryActivitiesWhenFenced<A extends Record<string, (...args: any[]) => Promise<unknown>>>(router: Pick<ShardRouter, 'refresh'>, activities: A): A {
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, (...args: unknown[]) => retryWhenFenced(router, () => fn(...args))])) as A;
+}

@@ -32,11 +32,21 @@ export type WebhookEvent =
       createdAt?: string;
     };
 
+/**
+ * A recorded delivery sent again to its hook (issue 18, `POST …/deliveries/{id}/redeliver`): the
+ * body it sent, byte for byte, under a new delivery id; nothing when the hook is gone since.
+ */
+export interface WebhookRedelivery {
+  event: 'redelivery';
+  hookId: number;
+  deliveryId: string;
+}
+
 /** Input of the `webhookDispatch` workflow: events of one repository, delivered in order. */
 export interface WebhookDispatchInput {
   tenantId: number;
   repoId: number;
-  events: WebhookEvent[];
+  events: Array<WebhookEvent | WebhookRedelivery>;
   /**
    * The storage node holding the repository (a push's dispatch): payloads that read the repository
    * (commits, default branch) are planned beside it, on `storageQueue(node)` (ADR 0014).

@@ -10,6 +10,7 @@ import { answerReadiness } from '../core/http';
 import { startServerSpan } from '../core/tracing';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
+import { repoOfPath, type LogFields } from '../core/log-context';
 import type { Principal } from '../core/principal';
 import { revokedTokenKey } from '../core/token-revocation';
 import { hashToken } from '../core/tokens';
@@ -27,6 +28,8 @@ import { clientCertUser } from './tls';
 import { checkCsrf, consoleSessionRouter, isConsoleRequest, lookupSession, sessionIdFrom } from './console-session';
 import { consoleStaticRouter } from './console-static';
 import type { JwtVerifier } from './jwt/jwt-verifier';
+import { PACK_VOLUME_HEADER } from '../core/pack-handoff';
+import type { PackFiles } from './pack-files';
 
 export interface GatewayOptions {
   db: Db;
@@ -71,6 +74,11 @@ export interface GatewayOptions {
    * rejecting with what that upstream names as failing; default `healthChecks`.
    */
   readyChecks?: Record<string, () => Promise<unknown>>;
+  /**
+   * The git-server's pack cache as this process can read it (ADR 0040): cached fetch answers are
+   * streamed from there instead of relayed. Without it every answer is relayed.
+   */
+  packFiles?: PackFiles;
 }
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
@@ -80,6 +88,21 @@ function gatewayRoute(req: Request): string {
   if (cls) return cls;
   if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json' || req.path === '/.well-known/openid-configuration') return req.path;
   return 'other';
+}
+
+/**
+ * What the gateway's lines about a request name (issue 14 item 5): its id, the caller's tenant once
+ * authenticated, the repository its path names. Written into the line itself rather than through
+ * the log context (core/log-context.ts): the gateway writes a line for few requests, and entering an
+ * AsyncLocalStorage context per request would turn on async hooks for every promise on its hot path.
+ */
+function requestLogFields(req: Request): LogFields {
+  const fields: LogFields = { requestId: req.requestId };
+  const tenant = req.principal?.tenantName;
+  if (tenant) fields.tenant = tenant;
+  const repo = repoOfPath(req.path);
+  if (repo) fields.repo = repo;
+  return fields;
 }
 
 /** The brute-force gate refused to check a credential: answered with the decision (429, or 503 failing closed). */
@@ -156,16 +179,22 @@ export function createGatewayApp(o: GatewayOptions) {
           const count = decision.count;
           if (count) res.once('close', () => void (res.statusCode === 401 ? undefined : count()));
         }
+        req.principal = principal; // for the lines written about this request (requestLogFields)
         const identity = await signIdentity(o.internalSecret, principal, req.requestId!);
         // Traced: this hop is a span and the upstream its child; otherwise the id just passes on.
         const span = startServerSpan('gateway', req.header('traceparent'), { 'http.request.method': req.method });
         if (span) res.once('close', () => span.end(res.statusCode, `gateway ${gatewayRoute(req)}`));
         const traceparent = span?.traceparent ?? nextTraceparent(req.header('traceparent'));
         // Per-request lines only at debug: at info they cost a measurable share of the hop's CPU.
-        if (debug) o.log.debug({ requestId: req.requestId, traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
-        await forward(req, res, target.pool, { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity }, {
+        if (debug) o.log.debug({ ...requestLogFields(req), traceparent, method: req.method, path: req.path, upstream: target.name, user: principal?.username }, 'forward');
+        const headers: Record<string, string> = { 'x-request-id': req.requestId!, traceparent, [IDENTITY_HEADER]: identity };
+        // Fetches may be answered with a pack-cache file this process reads itself (ADR 0040).
+        const volume = target.name === 'git' && req.method === 'POST' && req.path.endsWith('/git-upload-pack') ? o.packFiles?.volumeId() : undefined;
+        if (volume) headers[PACK_VOLUME_HEADER] = volume;
+        await forward(req, res, target.pool, headers, {
           policies: policyFor(target.name),
           bodyLimit: bodyLimitFor(req.path, req.method, wafLimits),
+          packFiles: volume ? o.packFiles : undefined,
         });
       })
       .catch(async (err: unknown) => {
@@ -302,7 +331,7 @@ export function createGatewayApp(o: GatewayOptions) {
       res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, req.requestId));
       return;
     }
-    o.log.error({ err, requestId: req.requestId }, 'gateway error');
+    o.log.error({ err, ...requestLogFields(req) }, 'gateway error');
     res.status(500).json(errorBody('internal', 'internal error', req.requestId));
   });
   return app;

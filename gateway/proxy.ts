@@ -7,15 +7,26 @@ import client from 'prom-client';
 import { errorBody } from '../core/http';
 import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
 import { readWholeBody, replayablePost } from './idempotency';
+import { PACK_FILE_HEADER, PACK_VOLUME_HEADER } from '../core/pack-handoff';
+import { GATEWAY_UPSTREAM_IDLE_MS } from '../core/keep-alive';
+import type { PackFiles } from './pack-files';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
-/** Internal headers a client must never set: identities, service tokens, and what storage nodes send each other (forwarding, replica reads). LFS action tokens pass. */
-export const INTERNAL_HEADERS = ['x-dotgit-identity', 'x-dotgit-service', 'x-dotgit-forwarded-by', 'x-dotgit-replica-read', 'x-dotgit-replica-head'];
+/**
+ * Internal headers a client must never set (nor see in an answer): identities, service tokens, what
+ * storage nodes send each other (forwarding, replica reads) and the pack-cache handoff (ADR 0040).
+ * LFS action tokens pass.
+ */
+export const INTERNAL_HEADERS = ['x-dotgit-identity', 'x-dotgit-service', 'x-dotgit-forwarded-by', 'x-dotgit-replica-read', 'x-dotgit-replica-head', PACK_VOLUME_HEADER, PACK_FILE_HEADER];
 
 /** Not sent on: hop-by-hop headers and the internal ones. */
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', ...INTERNAL_HEADERS]);
 
-const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+// Pooled connections are dropped after GATEWAY_UPSTREAM_IDLE_MS idle, before the upstream would close them (core/keep-alive.ts).
+const agents = {
+  http: new http.Agent({ keepAlive: true, maxSockets: 256, timeout: GATEWAY_UPSTREAM_IDLE_MS }),
+  https: new https.Agent({ keepAlive: true, maxSockets: 256, timeout: GATEWAY_UPSTREAM_IDLE_MS }),
+};
 
 /** A request to `url`'s instance over http or https (instance lists may name either), on a kept-alive socket. */
 export function upstreamRequest(url: URL, options: http.RequestOptions): http.ClientRequest {
@@ -167,11 +178,15 @@ export async function forward(
   res: Response,
   pool: UpstreamPool,
   extraHeaders: Record<string, string>,
-  o: { policies: UpstreamPolicies; bodyLimit: number },
+  o: { policies: UpstreamPolicies; bodyLimit: number; packFiles?: PackFiles },
 ): Promise<void> {
+  // for-in rather than Object.entries: no array per header on every request's path.
   const headers: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(req.headers)) if (!DROP.has(k) && v !== undefined) headers[k] = v;
-  Object.assign(headers, extraHeaders);
+  for (const k in req.headers) {
+    const v = req.headers[k];
+    if (v !== undefined && !DROP.has(k)) headers[k] = v;
+  }
+  for (const k in extraHeaders) headers[k] = extraHeaders[k];
   const idempotent = IDEMPOTENT.has(req.method) && !req.headers['content-length'] && !req.headers['transfer-encoding'];
   let replayBody: Buffer | undefined;
   if (!idempotent && replayablePost(req, req.path)) {
@@ -200,12 +215,24 @@ export async function forward(
       }
       o.policies.attempts++;
       const upstream = instance.url;
-      const out = upstreamRequest(upstream, { method: req.method, path: req.originalUrl, headers, signal });
+      const out = upstreamRequest(upstream, { method: req.method, path: req.originalUrl, headers });
       current = out;
+      // The attempt's time limit cuts the request, failing the attempt as timed out (504 once the
+      // retries are spent; the socket's own abort error used to win that race: 502). One listener of
+      // our own: http's `signal` option also watches the request stream's end (finished()), a cost on
+      // every retried request's path. The policy drops the signal once the attempt settles.
+      let timedOut = false;
+      const cut = () => {
+        timedOut = true;
+        out.destroy(new TaskCancelledError(`no answer from ${upstream.host} in time`));
+      };
+      if (signal?.aborted) cut();
+      else signal?.addEventListener('abort', cut, { once: true });
       let connected = false;
       let answered = false;
       out.on('error', (err: NodeJS.ErrnoException) => {
         if (clientGone) reject(new ClientGoneError('the client went away'));
+        else if (timedOut) reject(err);
         else if (!connected) reject(new NotSentError(err));
         else {
           // A new connection reset before any answer: the instance may have died; a probe tells at
@@ -311,7 +338,17 @@ export async function forward(
     return;
   }
   const resHeaders: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(up.headers)) if (!DROP.has(k) && v !== undefined) resHeaders[k] = v;
+  for (const k in up.headers) {
+    const v = up.headers[k];
+    if (v !== undefined && !DROP.has(k)) resHeaders[k] = v;
+  }
+  // A pack-cache hit the git-server named instead of sending: streamed from the shared folder here.
+  const packFile = o.packFiles && extraHeaders[PACK_VOLUME_HEADER] ? up.headers[PACK_FILE_HEADER] : undefined;
+  if (typeof packFile === 'string') {
+    up.resume(); // its body is empty; reading it frees the kept-alive socket
+    await o.packFiles!.serve(packFile, up.statusCode ?? 502, resHeaders, res, extraHeaders['x-request-id']);
+    return;
+  }
   res.writeHead(up.statusCode ?? 502, resHeaders);
   // The upstream answered before reading the whole body (a refusal): the rest is not sent on.
   up.once('end', () => drainRequest(req));

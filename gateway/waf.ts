@@ -56,9 +56,13 @@ export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
     if (req.rawHeaders.length / 2 > limits.maxHeaders) return fail(431, 'headers_too_large', `at most ${limits.maxHeaders} header fields are accepted`);
     const problem = pathProblem(req.originalUrl);
     if (problem) return fail(400, 'bad_path', `refused: ${problem}`);
-    const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
-    const leaked = TOKEN_PARAMS.find((p) => query.has(p));
-    if (leaked) return fail(400, 'token_in_url', `credentials are not accepted in the URL (${leaked}); send Authorization: Bearer <token>`);
+    // Most requests have no query: parsed only when there is one.
+    const q = req.originalUrl.indexOf('?');
+    if (q >= 0) {
+      const query = new URLSearchParams(req.originalUrl.slice(q + 1));
+      const leaked = TOKEN_PARAMS.find((p) => query.has(p));
+      if (leaked) return fail(400, 'token_in_url', `credentials are not accepted in the URL (${leaked}); send Authorization: Bearer <token>`);
+    }
     const keyProblem = idempotencyKeyProblem(req.headers[IDEMPOTENCY_KEY_HEADER] as string | undefined);
     if (keyProblem) return fail(400, 'bad_idempotency_key', keyProblem);
     const kind = upstreamFor(req.path);

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
 import { pingDatabase } from '../core/stores/server-store';
 import type { ShardRouter } from '../core/shard-router';
+import { isShardFenced, retryWhenFenced, SHARD_FENCED_RETRY_AFTER_SECONDS } from '../core/shard-fence';
 import { TenantDirectory } from '../core/tenant-directory';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
 import { acquireRedisLock } from '../core/redis-lock';
@@ -15,6 +16,8 @@ import { httpMetrics } from '../core/metrics';
 import { contextFrom, currentTraceparent, inSpan, traceRequests } from '../core/tracing';
 import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
+import { withLogContext, type LogFields } from '../core/log-context';
+import type { RequestHandler, Response } from 'express';
 import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
@@ -26,9 +29,11 @@ import type { RepoTarget } from '../core/run-types';
 import { answerHook, hookBody } from './hook-wire';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
-import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, refsFingerprint, runService, startUploadPack, type GitService } from './smart-http';
+import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, runService, startUploadPack, type GitService } from './smart-http';
 import { PackCache } from './pack-cache';
+import { PACK_VOLUME_HEADER } from '../core/pack-handoff';
 import { AdvertisementCache } from './advertisement-cache';
+import { FingerprintCache } from './fingerprint-cache';
 import type { RepoGenerations } from './repo-generation';
 import { RepoWriteLocks } from './write-lock';
 import { KeyedLimiter } from './concurrency-limiter';
@@ -102,6 +107,7 @@ export function createGitServerApp(o: GitServerOptions) {
   const dbOfOwner = async (owner: string) => (tenants ? (await tenants.shardOfName(owner))?.db : undefined) ?? o.db;
   const locks = new RepoWriteLocks();
   const advertisements = new AdvertisementCache();
+  const fingerprints = new FingerprintCache();
   /**
    * One writer per repository: in this process (FIFO), and across git-server instances through
    * Redis. When Redis does not answer in time (every call is bounded by the client's command
@@ -131,6 +137,14 @@ export function createGitServerApp(o: GitServerOptions) {
   }
   /** Push options by push id, from pre-receive (the only hook git gives them to) to the journal. */
   const pushOptionsOf = new Map<string, string[]>();
+  /** Pushes whose hook a shard move's fence refused (ADR 0026): git's failure is then a 503, not a 400. */
+  const fencedPushes = new Set<string>();
+  const noteFenced = (pushId: string) => (err: unknown): never => {
+    if (isShardFenced(err)) fencedPushes.add(pushId);
+    throw err;
+  };
+  /** After the ref update a hook's write must not be lost to a fence: it waits the move out (refresh, retry). */
+  const waitingOutFence = <T>(fn: () => Promise<T>): Promise<T> => (o.router ? retryWhenFenced(o.router, fn) : fn());
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(httpMetrics('git-server'));
@@ -212,17 +226,28 @@ export function createGitServerApp(o: GitServerOptions) {
     return claims as unknown as HookClaims;
   }
 
+  /**
+   * A hook's call, once its token is verified, in the push's log context (issue 14 item 5): every
+   * line written while handling it names the push's request, trace, tenant and repository, as the
+   * push request's own lines do (the hooks' calls have no request logger: their identity is the token).
+   */
+  const hookRoute = (fn: (req: Request, res: Response, claims: HookClaims) => Promise<void>): RequestHandler => (req, res, next) => {
+    hookClaims(req).then((claims) => {
+      const fields: LogFields = { requestId: claims.requestId, traceId: claims.traceId, tenant: claims.tenant, repo: `${claims.tenant}/${claims.repo}` };
+      return withLogContext(fields, () => fn(req, res, claims).catch(next));
+    }, next);
+  };
+
   app.use(createReplicaReceiver({ reposDir: o.reposDir, internalSecret: o.internalSecret, log: o.log, writeLock, onReceived: (name) => o.generations.bump(name) }));
   // Moving repositories between nodes (workflows/move.ts): copies, the write fence's barrier, drops.
   if (o.node) app.use(createRepoMoveRoutes({ db: o.db, dbOfOwner, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
 
-  app.post('/internal/hooks/pre-receive', ...hookBody, route(async (req, res) => {
-    const claims = await hookClaims(req);
+  app.post('/internal/hooks/pre-receive', ...hookBody, hookRoute(async (req, res, claims) => {
     const updates = parseUpdates(req.body?.updates);
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
     pushOptionsOf.set(claims.pushId, options);
     setTimeout(() => pushOptionsOf.delete(claims.pushId), 3_600_000).unref(); // the hook token's lifetime
-    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
+    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId).catch(noteFenced(claims.pushId));
     const problems: string[] = [];
     for (const u of updates) {
       const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
@@ -237,18 +262,17 @@ export function createGitServerApp(o: GitServerOptions) {
 
   // git's reference-transaction hook: `prepared` journals the updates before they become visible
   // (a failure here aborts them: no journal, no ref update); `committed` / `aborted` settle them.
-  app.post('/internal/hooks/reference-transaction', ...hookBody, route(async (req, res) => {
-    const claims = await hookClaims(req);
+  app.post('/internal/hooks/reference-transaction', ...hookBody, hookRoute(async (req, res, claims) => {
     const updates = parseUpdates(req.body?.updates);
     const state: unknown = req.body?.state;
     if (state === 'prepared') {
-      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
+      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) }).catch(noteFenced(claims.pushId));
     } else if (state === 'committed') {
       if (o.stallAfterRefUpdate) {
         await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
         await new Promise<never>(() => undefined); // the test kills this process now
       }
-      await journalSettled(dbOf(claims.tenantId), claims, updates, 'committed');
+      await waitingOutFence(() => journalSettled(dbOf(claims.tenantId), claims, updates, 'committed'));
     } else if (state === 'aborted') {
       await journalSettled(dbOf(claims.tenantId), claims, updates, 'aborted');
     } else {
@@ -257,8 +281,7 @@ export function createGitServerApp(o: GitServerOptions) {
     answerHook(req, res, { messages: [] });
   }));
 
-  app.post('/internal/hooks/post-receive', ...hookBody, route(async (req, res) => {
-    const claims = await hookClaims(req);
+  app.post('/internal/hooks/post-receive', ...hookBody, hookRoute(async (req, res, claims) => {
     const updates = parseUpdates(req.body?.updates);
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
     // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
@@ -270,10 +293,14 @@ export function createGitServerApp(o: GitServerOptions) {
     if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
     // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
     const refsFingerprint = fingerprintOf(await readRefs(gitDir));
+    // The refs have changed: drop cached advertisements now, before git answers the pusher (the
+    // bump after receive-pack exits comes after the answer, so a fetch right after a push could
+    // be served the cached refs from before it).
+    await o.generations.bump(`${claims.tenant}/${claims.repo}`);
     const replicate = (o.replicaZones?.length ?? 0) > 0;
     pushOptionsOf.delete(claims.pushId);
     // A span of the push's trace; its context goes into the outbox rows, so the workflows continue it.
-    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => recordPush(dbOf(claims.tenantId), {
+    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => waitingOutFence(() => recordPush(dbOf(claims.tenantId), {
       tenantId: claims.tenantId,
       tenant: claims.tenant,
       repoId: claims.repoId,
@@ -283,7 +310,7 @@ export function createGitServerApp(o: GitServerOptions) {
       node: o.node?.id,
       traceparent: currentTraceparent(),
       requestId: claims.requestId,
-    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) }), contextFrom(claims.traceparent));
+    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) })), contextFrom(claims.traceparent));
     if (replicate) o.onReplicationQueued?.();
     // The push's request id next to the run ids: how a run is traced back to the request that started it.
     o.log
@@ -358,9 +385,17 @@ export function createGitServerApp(o: GitServerOptions) {
     const { repo, gitDir } = await authorize(req, 'git-upload-pack');
     const env = gitProtocolEnv(req);
     const body = await readRequestBody(req);
-    const key = PackCache.key({ gitDir, refsFingerprint: await refsFingerprint(gitDir), protocol: env.GIT_PROTOCOL ?? '', body });
-    await o.packCache.serve(key, res, 'application/x-git-upload-pack-result', () => startUploadPack(gitDir, env, body), () =>
-      fetches.acquire(`${repo.owner}/${repo.name}`),
+    const generation = await o.generations.get(`${repo.owner}/${repo.name}`);
+    const key = PackCache.key({ gitDir, refsFingerprint: await fingerprints.get(gitDir, generation), protocol: env.GIT_PROTOCOL ?? '', body });
+    // A gateway that reads this pack cache's folder streams a cached answer itself (ADR 0040).
+    const handoff = await o.packCache.sharesVolume(req.header(PACK_VOLUME_HEADER));
+    await o.packCache.serve(
+      key,
+      res,
+      'application/x-git-upload-pack-result',
+      () => startUploadPack(gitDir, env, body),
+      () => fetches.acquire(`${repo.owner}/${repo.name}`),
+      handoff,
     );
   }));
 
@@ -396,6 +431,10 @@ export function createGitServerApp(o: GitServerOptions) {
       ]).catch(async (err: unknown) => {
         // git gave up without an answer. While our own database is away (a failover) that is our
         // unavailability, not the client's bad input: 503 + Retry-After, so the client pushes again.
+        // A hook refused by a shard move's fence: the push was not taken; it goes through once the move switched.
+        if (err instanceof InputError && fencedPushes.delete(claims.pushId)) {
+          throw new UnavailableError(`the push could not complete while ${repo.owner}'s shard moves to another database; retry shortly`, SHARD_FENCED_RETRY_AFTER_SECONDS, { cause: err });
+        }
         if (err instanceof InputError && !(await databaseAnswers(dbOf(repo.tenantId)))) {
           throw new UnavailableError('the push could not complete while the database was unavailable; retry shortly', 2, { cause: err });
         }

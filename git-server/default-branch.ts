@@ -1,5 +1,5 @@
 import express from 'express';
-import type { Db } from '../core/db';
+import { inTransaction, type Db } from '../core/db';
 import { AuthenticationError, InputError, NotFoundError } from '../core/errors';
 import { repoPath, runGit } from '../core/git';
 import { route } from '../core/http';
@@ -7,6 +7,8 @@ import { SERVICE_HEADER, verifyServiceToken } from '../core/internal-identity';
 import { assertValidName } from '../core/names';
 import { findRepo } from '../core/repos';
 import { recordDefaultBranch } from '../core/stores/default-branch-store';
+import { recordRepoSchedules } from '../core/stores/schedules-store';
+import { cronsAt } from './schedule-sync';
 
 /**
  * A repository's default branch is its HEAD (issue 15 item 5): what `git clone` checks out, what
@@ -90,8 +92,16 @@ export function createDefaultBranchRoute(o: {
     const db = o.dbOfOwner ? await o.dbOfOwner(owner) : o.db;
     const repo = await findRepo(db, owner, name);
     if (!repo) throw new NotFoundError(`repository ${owner}/${name} not found`);
-    await setHeadBranch(repoPath(o.reposDir, owner, name), branch, `${owner}/${name}`);
-    await recordDefaultBranch(db, repo.id, branch);
+    const gitDir = repoPath(o.reposDir, owner, name);
+    await setHeadBranch(gitDir, branch, `${owner}/${name}`);
+    // Scheduled pipelines are the default branch's (issue 17 item 6): from now on its head's file
+    // declares them and their runs are of it, as after a push to it (an invalid file keeps the last).
+    const head = (await runGit(['--git-dir', gitDir, 'rev-parse', '--verify', `refs/heads/${branch}^{commit}`])).stdout.toString().trim();
+    const crons = await cronsAt(gitDir, head);
+    await inTransaction(db, async (c) => {
+      await recordDefaultBranch(c, repo.id, branch);
+      if (crons) await recordRepoSchedules(c, { tenantId: repo.tenantId, repoId: repo.id, owner, repo: name, ref: `refs/heads/${branch}`, commit: head, crons });
+    });
     // The ref advertisement names HEAD's target: cached ones are stale now.
     await o.onChanged(`${owner}/${name}`);
     res.json({ defaultBranch: branch });

@@ -11,7 +11,7 @@ import { createGitServerApp } from './app';
 import { createObjectStore } from '../core/object-store-factory';
 import { OutboxRelay } from './outbox-relay';
 import { ReplicationRelay } from './replication-relay';
-import { PollingRelay } from './outbox-drainer';
+import { PollingRelay } from '../core/outbox-drainer';
 import { registerOutboxBacklog } from './outbox-metrics';
 import { PackCache } from './pack-cache';
 import { tuneHeapForStreaming } from './heap-growth';
@@ -25,6 +25,7 @@ import { HttpDrain, stopOnSignals } from '../core/drain';
 import { resolveHostId } from '../core/host-id';
 import { claimUnplacedRepos, registerNode, startHeartbeat } from '../core/storage-nodes';
 import { databaseNow, pingDatabase } from '../core/stores/server-store';
+import { keepUpstreamConnections } from '../core/keep-alive';
 
 /** Unfinished journal rows of other instances are reconciled only this old: their push may still be under way. */
 const RECONCILE_GRACE_MS = 60_000;
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
   // Registered, heartbeating, owner of what its disk holds from before nodes.
   const { sharedWith } = await registerNode(db, node.id, node.url);
   if (sharedWith) log.warn({ node: node.id, url: node.url, sharedWith }, 'another live git-server heartbeats under this node id: both must serve one storage root');
-  const claimed = await claimUnplacedRepos(db, node.id, dataPaths(config).repos);
+  const claimed = await claimUnplacedRepos(router, node.id, dataPaths(config).repos);
   log.info({ node: node.id, url: node.url, claimed: claimed.length }, 'storage node registered');
   const stopHeartbeat = startHeartbeat(db, node.id, node.url, (err) => log.warn({ err }, 'storage node heartbeat failed'));
 
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
   });
   // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
   const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, exempt: (req) => (req.url ?? '').startsWith('/internal/hooks/'), healthPath: '/healthz' });
-  const server = drain.add(http.createServer(drain.handler(app)));
+  const server = drain.add(keepUpstreamConnections(http.createServer(drain.handler(app))));
   server.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();
   replication.start();

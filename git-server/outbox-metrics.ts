@@ -1,36 +1,14 @@
 import client from 'prom-client';
 import type { Db } from '../core/db';
 import { OUTBOX_TABLES, outboxBacklog, type OutboxTable } from '../core/stores/outbox-store';
+import { outboxLabel } from '../core/outbox-drainer';
 
 /**
  * The transactional outboxes' health (ADR 0028): what waits (rows and the oldest one's age, read
- * from Postgres when scraped, so every relay instance reports the same shared backlog), how long a
- * row took from its commit to being handed on to Temporal, and what became of each row a relay
- * claimed. The `outbox` label is the table (three values).
+ * from Postgres when scraped, so every relay instance reports the same shared backlog). How long a
+ * row took to be handed on and what became of each claimed row are recorded by the relay itself
+ * (core/outbox-drainer.ts), in whichever process drains it. The `outbox` label is the table.
  */
-
-/** The outbox label of a table: `push_outbox` → `push`. */
-export const outboxLabel = (table: string): string => table.replace(/_outbox$/, '');
-
-const relayLatency = new client.Histogram({
-  name: 'dotgit_outbox_relay_latency_seconds',
-  help: "Time from an outbox row's commit to its hand-on to Temporal (the database's clock), by outbox",
-  labelNames: ['outbox'],
-  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
-});
-
-const rowsRelayed = new client.Counter({
-  name: 'dotgit_outbox_rows_total',
-  help: 'Outbox rows a relay claimed, by outbox and outcome (handed_on, failed: for good, retried: due again after a backoff)',
-  labelNames: ['outbox', 'outcome'],
-});
-
-/** Records one claimed row's outcome; `latencySeconds` for a row handed on. */
-export function recordOutboxRow(table: string, outcome: 'handed_on' | 'failed' | 'retried', latencySeconds?: number): void {
-  const outbox = outboxLabel(table);
-  rowsRelayed.inc({ outbox, outcome });
-  if (latencySeconds !== undefined) relayLatency.observe({ outbox }, latencySeconds);
-}
 
 /** Longest a scrape waits for Postgres: a scrape must answer even while the database does not. */
 const BACKLOG_TIMEOUT_MS = 2000;

@@ -2,14 +2,11 @@ import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Db } from '../core/db';
 import type { Logger } from '../core/logger';
-import type { PipelineInput } from '../core/run-types';
-import { repoSearchAttributes, startWorkflow } from '../core/workflow-starter';
+import { startWorkflow } from '../core/workflow-starter';
 import type { WebhookDispatchInput } from '../core/webhook-payloads';
-import { failQueuedRun } from '../core/stores/runs-store';
-import type { OutboxRow } from '../core/stores/outbox-store';
-import { drainOutbox, isPermanentRefusal, type RowOutcome } from './outbox-drainer';
+import { drainOutbox, isPermanentRefusal, type RowOutcome } from '../core/outbox-drainer';
+import { drainPipelineStarts } from '../core/pipeline-starts';
 import { syncRepoSchedules } from './schedule-sync';
-import { contextFrom, otelContext } from '../core/tracing';
 
 /**
  * Starts a `pipeline` workflow for every pending `push_outbox` row, and a `webhookDispatch` for
@@ -51,16 +48,12 @@ export class OutboxRelay {
     }, { onPermanent: async (_client, row, message) => this.log.warn({ repoId: (row.payload as { repoId: number }).repoId, err: message }, 'pipeline schedules refused') });
   }
 
-  /** Pipelines: a permanent refusal fails the run (it could never start); a transient one waits with backoff. */
+  /**
+   * Pipelines of pushes and schedules (the api drains its own hand-started runs' outbox with the same
+   * code): a permanent refusal fails the run (it could never start); a transient one waits with backoff.
+   */
   drain(): Promise<number> {
-    // Started in the push's trace (its context is in the row): the workflow continues it.
-    const start = async (row: OutboxRow) => this.startPipeline(await this.temporal(), row.payload as PipelineInput);
-    return drainOutbox(this.db, 'push_outbox', (row) => otelContext.with(contextFrom(row.traceparent as string | null), () => start(row)), {
-      onPermanent: async (client, row, message) => {
-        this.log.warn({ runId: row.run_id, err: message }, 'pipeline start refused; failing the run');
-        await failQueuedRun(client, row.tenant_id, String(row.run_id), `the pipeline could not be started: ${message}`);
-      },
-    });
+    return drainPipelineStarts(this.db, 'push_outbox', this.temporal, this.log);
   }
 
   /** Webhook events of pushes: best effort, a refused start drops the event (logged); they never hold up pipelines. */
@@ -73,16 +66,6 @@ export class OutboxRelay {
         return this.attempt(() => startWorkflow(temporal, 'webhookDispatch', String(row.workflow_id), [row.payload as WebhookDispatchInput], { workflowIdReusePolicy: 'REJECT_DUPLICATE' }));
       },
       { onPermanent: async (_client, row, message) => this.log.warn({ workflowId: row.workflow_id, err: message }, 'webhook dispatch refused; dropping the push event') },
-    );
-  }
-
-  private startPipeline(temporal: Client, input: PipelineInput): Promise<RowOutcome> {
-    return this.attempt(() =>
-      startWorkflow(temporal, 'pipeline', input.runId, [input], {
-        // A run id is used once: a start retried after the run finished must not run it again.
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: repoSearchAttributes({ tenant: input.tenant, repo: input.repo, ref: input.ref, commit: input.commit }),
-      }),
     );
   }
 

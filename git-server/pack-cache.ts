@@ -6,6 +6,7 @@ import type { Response } from 'express';
 import client from 'prom-client';
 import type { Redis } from '../core/redis';
 import { InputError } from '../core/errors';
+import { ensureVolumeId, PACK_FILE_HEADER } from '../core/pack-handoff';
 
 export interface PackCacheOptions {
   /** Folder of cached responses (one file per key). */
@@ -37,8 +38,20 @@ export interface Producer {
 /** Output of a failed upload-pack up to this size is its error answer; more is a pack cut short. */
 const MAX_REFUSAL_BYTES = 64 * 1024;
 
+/**
+ * How long a request that may be handed off waits for an identical one's answer to be complete.
+ * Past it, it follows the growing file as before: a client that sees no byte for minutes (a huge
+ * pack) would meet idle timeouts on the way.
+ */
+const HANDOFF_WAIT_MS = 20_000;
+/** A handed-off file is kept this long after the handoff, whatever its age: the gateway opens it within milliseconds. */
+const HANDOFF_GRACE_MS = 60_000;
+
 const outcomes = new client.Counter({ name: 'dotgit_pack_cache_requests_total', help: 'upload-pack responses by where they came from', labelNames: ['outcome'] });
 const spawned = new client.Counter({ name: 'dotgit_upload_pack_processes_total', help: 'git upload-pack processes started for fetches' });
+// Bytes of the answers by where they came from (issue 14 item 2): what the cache saves git, in bytes; an uncached answer's are not known here.
+const answeredBytes = new client.Counter({ name: 'dotgit_pack_cache_bytes_total', help: 'bytes of upload-pack responses by where they came from (memory, disk, shared, produced)', labelNames: ['outcome'] });
+const handoffs = new client.Counter({ name: 'dotgit_pack_cache_handoffs_total', help: 'cached fetch answers handed to the gateway to stream from the shared folder (ADR 0040)' });
 
 /** A response being produced: its bytes go to a file that every waiting client follows. */
 class Production extends EventEmitter {
@@ -47,9 +60,13 @@ class Production extends EventEmitter {
   failure: Error | undefined;
   /** The whole answer of a git that refused the request (its ERR pkt-line): sent as is, never cached. */
   refusal: Buffer | undefined;
+  /** Resolves when the production has ended, whichever way (then `done`, `refusal` or `failure` says how). */
+  readonly settled: Promise<void>;
+  settle!: () => void;
   constructor(readonly file: string) {
     super();
     this.setMaxListeners(0);
+    this.settled = new Promise((resolve) => (this.settle = resolve));
   }
 }
 
@@ -64,10 +81,31 @@ export class PackCache {
   private readonly memory = new Map<string, Buffer>();
   private memoryBytes = 0;
   private sweeping: Promise<void> | undefined;
-  /** Counts by outcome, for tests and /metrics. */
-  readonly stats: Record<PackOutcome, number> & { processes: number } = { memory: 0, disk: 0, shared: 0, produced: 0, uncached: 0, processes: 0 };
+  /** When each key's file was last handed off: the sweep leaves it for HANDOFF_GRACE_MS. */
+  private readonly handedOff = new Map<string, number>();
+  private volume: Promise<string> | undefined;
+  /** Counts by outcome (and handoffs, ADR 0040), for tests and /metrics. */
+  readonly stats: Record<PackOutcome, number> & { processes: number; handoffs: number } = { memory: 0, disk: 0, shared: 0, produced: 0, uncached: 0, processes: 0, handoffs: 0 };
 
-  constructor(private readonly o: PackCacheOptions) {}
+  constructor(private readonly o: PackCacheOptions) {
+    // Written at start, so a gateway reading this folder finds the id before the first fetch.
+    if (o.enabled) void this.volumeId().catch(() => undefined);
+  }
+
+  /** The folder's volume id (core/pack-handoff.ts); made on first use, tried again after a failure. */
+  volumeId(): Promise<string> {
+    this.volume ??= ensureVolumeId(this.o.dir).catch((err: unknown) => {
+      this.volume = undefined;
+      throw err;
+    });
+    return this.volume;
+  }
+
+  /** Whether a request naming `volume` (PACK_VOLUME_HEADER) reads this cache's folder. */
+  async sharesVolume(volume: string | undefined): Promise<boolean> {
+    if (!volume || !this.o.enabled) return false;
+    return (await this.volumeId().catch(() => undefined)) === volume;
+  }
 
   /** The cache key: repository, its refs, the protocol and the exact request. */
   static key(parts: { gitDir: string; refsFingerprint: string; protocol: string; body: Buffer }): string {
@@ -79,8 +117,12 @@ export class PackCache {
   /**
    * Answers one fetch. `acquire` takes a slot of the repository's concurrency limit; only making an
    * answer needs one (serving from memory, disk or a running producer costs no git process).
+   * `handoff` (the caller reads this cache's folder, `sharesVolume`): a complete answer on disk is
+   * not sent but named (PACK_FILE_HEADER), and one being produced is waited for (up to
+   * HANDOFF_WAIT_MS) to be named too; the request that produces it, and small answers kept in
+   * memory, are sent as before.
    */
-  async serve(key: string, res: Response, contentType: string, start: () => Producer, acquire: () => Promise<() => void>): Promise<PackOutcome> {
+  async serve(key: string, res: Response, contentType: string, start: () => Producer, acquire: () => Promise<() => void>, handoff = false): Promise<PackOutcome> {
     if (!this.o.enabled) {
       const release = await acquire();
       try {
@@ -97,36 +139,67 @@ export class PackCache {
       this.memory.set(key, mem);
       res.setHeader('Content-Type', contentType);
       res.end(mem);
-      return this.count('memory');
+      return this.count('memory', mem.length);
     }
     const running = this.inflight.get(key);
     if (running) {
-      await follow(running, res, contentType);
-      return this.count('shared');
+      if (!(handoff && (await this.handOffWhenDone(running, key, res, contentType)))) await follow(running, res, contentType);
+      return this.count('shared', running.size);
     }
     const file = this.fileOf(key);
     const stat = await fs.stat(file).catch(() => undefined);
     if (stat && Date.now() - stat.mtimeMs < this.o.ttlMs) {
+      if (handoff) {
+        this.handOff(key, res, contentType);
+        return this.count('disk', stat.size);
+      }
       const done = new Production(file);
       done.size = stat.size;
       done.done = true;
       await follow(done, res, contentType);
-      return this.count('disk');
+      return this.count('disk', stat.size);
     }
     // Another request may have started producing while we looked at the disk.
     const meanwhile = this.inflight.get(key);
     if (meanwhile) {
-      await follow(meanwhile, res, contentType);
-      return this.count('shared');
+      if (!(handoff && (await this.handOffWhenDone(meanwhile, key, res, contentType)))) await follow(meanwhile, res, contentType);
+      return this.count('shared', meanwhile.size);
     }
     const production = this.produce(key, file, start, acquire);
     await follow(production, res, contentType);
-    return this.count('produced');
+    return this.count('produced', production.size);
   }
 
-  private count(outcome: PackOutcome): PackOutcome {
+  /** Names the complete file of `key` to the gateway instead of sending it (empty body). */
+  private handOff(key: string, res: Response, contentType: string): void {
+    this.handedOff.set(key, Date.now());
+    this.stats.handoffs++;
+    handoffs.inc();
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader(PACK_FILE_HEADER, path.relative(this.o.dir, this.fileOf(key)).split(path.sep).join('/'));
+    res.end();
+  }
+
+  /**
+   * Waits (up to HANDOFF_WAIT_MS) for a running production to finish, then hands its file off.
+   * False when it did not finish in time or ended without a cached file (a refusal, a failure):
+   * the caller then follows it as before, which sends the refusal or raises the failure.
+   */
+  private async handOffWhenDone(p: Production, key: string, res: Response, contentType: string): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([p.settled.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), HANDOFF_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (!settled || !p.done || p.failure || p.refusal) return false;
+    if (res.destroyed) return true; // the client left while waiting: nothing to send
+    this.handOff(key, res, contentType);
+    return true;
+  }
+
+  private count(outcome: PackOutcome, bytes?: number): PackOutcome {
     this.stats[outcome]++;
     outcomes.inc({ outcome });
+    if (bytes) answeredBytes.inc({ outcome }, bytes);
     this.o.redis?.hincrby('dotgit:packcache:stats', outcome, 1).catch(() => undefined);
     return outcome;
   }
@@ -190,6 +263,7 @@ export class PackCache {
         release?.();
         this.inflight.delete(key);
         production.emit('progress');
+        production.settle();
       }
     })();
     return production;
@@ -225,11 +299,13 @@ export class PackCache {
       }
       files.sort((a, b) => a.mtime - b.mtime);
       let total = files.reduce((n, f) => n + f.size, 0);
+      for (const [key, at] of this.handedOff) if (Date.now() - at > HANDOFF_GRACE_MS) this.handedOff.delete(key);
       for (const f of files) {
         if (Date.now() - f.mtime < this.o.ttlMs && total <= this.o.maxDiskBytes) break;
+        const key = path.basename(f.file, '.pack-response');
+        if (this.handedOff.has(key)) continue; // the gateway may be opening it right now
         await fs.rm(f.file, { force: true });
         total -= f.size;
-        const key = path.basename(f.file, '.pack-response');
         this.o.redis?.hdel('dotgit:packcache:index', key).catch(() => undefined);
       }
     })().finally(() => (this.sweeping = undefined));

@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Db, DbClient } from '../core/db';
 import { repoPath, runGit } from '../core/git';
 import type { Logger } from '../core/logger';
+import { withLogContext } from '../core/log-context';
 import { fingerprintOf, readRefs } from '../core/replica-sync';
 import type { PipelineInput } from '../core/run-types';
 import type { HookClaims } from './hook-support';
@@ -134,7 +135,8 @@ export class PushReconciler {
     let dropped = 0;
     for (const push of open) {
       try {
-        const r = await this.reconcilePush(push);
+        // The push's lines (and its recording's) name its repository, as the push's own did (issue 14 item 5).
+        const r = await withLogContext({ tenant: push.tenant, repo: `${push.tenant}/${push.repo}` }, () => this.reconcilePush(push));
         recovered += r.recovered;
         dropped += r.dropped;
       } catch (err) {

@@ -3,7 +3,7 @@ import type { Db } from '../core/db';
 import type { RepoTarget } from '../core/run-types';
 import { signalWithStartWorkflow } from '../core/workflow-starter';
 import { PUSHED_SIGNAL, replicationWorkflowId, type PushedSignal, type ReplicationInput } from '../core/replication-types';
-import { drainOutbox } from './outbox-drainer';
+import { drainOutbox } from '../core/outbox-drainer';
 
 /**
  * Signals-with-start the repository's `replication` workflow for every pending replication outbox

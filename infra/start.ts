@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     `admin token   ${platform.adminToken}  (also in ${config.dataDir}/admin.token)`,
     `console       ${platform.consoleUrl}  (one-time sign-in link)`,
     `logs          ${config.dataDir}/logs/`,
+    // The Temporal server's Prometheus endpoint, on its fixed port (TEMPORAL_METRICS_PORT; issue 14 item 3).
+    ...(platform.temporalMetricsUrl ? [`metrics       ${platform.temporalMetricsUrl}  (the Temporal server's; every dotgit process serves its own /metrics)`] : []),
     ...(platform.prometheusUrl ? [`prometheus    ${platform.prometheusUrl}`] : []),
     ...(fleet ? [`fleet         ${fleetSummary(platform.instances)}  (${config.dataDir}/run/topology.json)`] : []),
     ...(platform.haPostgres ? [`postgres ha   patroni ${platform.haPostgres.members.map((m) => m.restUrl).join(' ')}  (GET <url>/primary: 200 on the leader)`] : []),

@@ -9,6 +9,7 @@ import { assertSentinelMaster, createRedis } from '../core/redis';
 import { createLogger } from '../core/logger';
 import { createObjectStore } from '../core/object-store-factory';
 import { healthAndMetrics } from '../core/http';
+import { httpMetrics } from '../core/metrics';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, storageQueue } from '../core/run-types';
 import { resolveHostId } from '../core/host-id';
 import { HostJobs, jobSlots } from '../activities/sandbox/host-jobs';
@@ -38,8 +39,11 @@ import { createAlertActivities } from '../activities/alert-activities';
 import { createMoveActivities } from '../activities/move-activities';
 import { createShardMoveActivities } from '../activities/shard-move-activities';
 import { followShardPlacements } from '../core/shard-placement-events';
+import { retryActivitiesWhenFenced } from '../core/shard-fence';
 import { lazyTemporalClient } from '../core/temporal';
 import { startQueueMetrics } from './queue-metrics';
+import { registerBackupAge } from './backup-age-metrics';
+import { activityLogContext } from './activity-log-context';
 import { sdkMetrics } from './sdk-metrics';
 import { tracingOptions } from './tracing';
 import { PinoTemporalLogger } from './temporal-logger';
@@ -81,7 +85,8 @@ async function main(): Promise<void> {
   // The SDK's own lines (workflow and activity logs included) through our logger: JSON with trace ids.
   Runtime.install({ shutdownSignals: [], telemetryOptions: sdk.telemetryOptions, logger: new PinoTemporalLogger(log) });
   // Workflows and activities continue the trace of whoever started the workflow (when tracing is on).
-  const traced = tracingOptions();
+  // Each activity's log lines also name its run, tenant and repository (ADR 0028).
+  const traced = { ...tracingOptions(), ...activityLogContext };
   const roles = new Set(config.workerRoles);
   const paths = dataPaths(config);
   const hostId = await resolveHostId(config.hostId, paths.hostId);
@@ -127,49 +132,56 @@ async function main(): Promise<void> {
       ...workflowCode,
       shutdownGraceTime: drainMs,
       shutdownForceTime,
+      // A write refused by a shard move's fence waits and is retried inside the activity (ADR 0026);
+      // the move's own activities hold the fence.
       activities: {
-        ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
-        ...createScheduleActivities({ db, router, ...pipelineFiles }),
-        ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
-        ...createConcurrencyActivities({ db, router, redis, temporal: getClient }),
-        ...createAlertActivities({
-          url: config.alertWebhookUrl,
-          secret: config.alertWebhookSecret,
-          allowHosts: parseAllowHosts(config.webhookAllowHosts),
-          timeoutMs: config.webhookTimeoutSeconds * 1000,
+        ...retryActivitiesWhenFenced(router, {
+          ...createOrchestrationActivities({ db, router, redis, ...pipelineFiles }),
+          ...createScheduleActivities({ db, router, ...pipelineFiles, temporal: getClient }),
+          ...createDeployActivities({ db, router, source: pipelineFiles, redis, temporal: getClient }),
+          ...createConcurrencyActivities({ db, router, redis, temporal: getClient }),
+          ...createAlertActivities({
+            url: config.alertWebhookUrl,
+            secret: config.alertWebhookSecret,
+            allowHosts: parseAllowHosts(config.webhookAllowHosts),
+            timeoutMs: config.webhookTimeoutSeconds * 1000,
+          }),
+          ...createMaintenanceActivities({ router, reposDir: paths.repos }),
+          ...createHousekeepingActivities({
+            db,
+            router,
+            restoresDir: paths.restores,
+            sandboxStateDir: paths.sandbox,
+            workspacesDir: paths.workspaces,
+            outboxRetentionDays: config.outboxRetentionDays,
+            deliveryLogRetentionDays: config.deliveryLogRetentionDays,
+            deliveryLogKeep: config.deliveryLogKeep,
+            restoreCopyRetentionDays: config.restoreCopyRetentionDays,
+          }),
+          ...createBackupActivities({
+            db,
+            router,
+            store: backupStore(config),
+            reposDir: paths.repos,
+            restoresDir: paths.restores,
+            databaseUrl: config.databaseUrl,
+            // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
+            pgToolsDir: config.pgToolsDir,
+            pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
+            retentionDays: config.backupRetentionDays,
+            fullEveryHours: config.backupFullEveryHours,
+          }),
+          ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+          ...createMoveActivities({ db, router, internalSecret: await readInternalSecret(config) }),
+          ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
+          ...webhookActivities,
         }),
-        ...createMaintenanceActivities({ db, reposDir: paths.repos }),
-        ...createHousekeepingActivities({
-          db,
-          router,
-          restoresDir: paths.restores,
-          sandboxStateDir: paths.sandbox,
-          workspacesDir: paths.workspaces,
-          outboxRetentionDays: config.outboxRetentionDays,
-          deliveryLogRetentionDays: config.deliveryLogRetentionDays,
-          deliveryLogKeep: config.deliveryLogKeep,
-          restoreCopyRetentionDays: config.restoreCopyRetentionDays,
-        }),
-        ...createBackupActivities({
-          db,
-          store: backupStore(config),
-          reposDir: paths.repos,
-          restoresDir: paths.restores,
-          databaseUrl: config.databaseUrl,
-          // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
-          pgToolsDir: config.pgToolsDir,
-          pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
-          retentionDays: config.backupRetentionDays,
-          fullEveryHours: config.backupFullEveryHours,
-        }),
-        ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
-        ...createMoveActivities({ db, router, internalSecret: await readInternalSecret(config) }),
         ...createShardMoveActivities({ router, redis }),
-        ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
-        ...webhookActivities,
       },
     });
     workers.push(orchestration);
+    // Where backups run: how old each store's newest backup is (ADR 0028), read at scrape time.
+    registerBackupAge({ db, store: backupStore(config), databases: () => router.databases().map((d) => d.name) });
   }
 
   // Beside a git-server (same data dir): the disk activities of the repositories its node holds.
@@ -183,14 +195,15 @@ async function main(): Promise<void> {
       taskQueue: storageQueue(nodeId),
       shutdownGraceTime: drainMs,
       shutdownForceTime,
-      activities: {
-        ...createMaintenanceActivities({ db, reposDir: paths.repos }),
-        ...createReplicationActivities({ db, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+      activities: retryActivitiesWhenFenced(router, {
+        ...createMaintenanceActivities({ router, reposDir: paths.repos }),
+        ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
         planWebhookEvent: webhookActivities.planWebhookEvent,
         // The repository parts of backups and drills (ADR 0014): this node's repositories only.
         ...pickNodeParts(
           createBackupActivities({
             db,
+            router,
             store: backupStore(config),
             reposDir: paths.repos,
             restoresDir: paths.restores,
@@ -200,7 +213,7 @@ async function main(): Promise<void> {
             nodeId,
           }),
         ),
-      },
+      }),
     });
     workers.push(storage);
   }
@@ -291,6 +304,8 @@ async function main(): Promise<void> {
   startQueueMetrics({ connection, namespace: config.temporalNamespace, queues: [ORCHESTRATION_QUEUE, SANDBOX_QUEUE], workers, intervalMs: config.queueMetricsIntervalSeconds * 1000, log });
 
   const app = express();
+  // RED on every HTTP server (issue 14 item 2): the worker's answers health, readiness and scrapes.
+  app.use(httpMetrics('worker'));
   // Ready (ADR 0028) when its dependencies answer and every Temporal worker it started still polls.
   const readyTemporal = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
   app.use(

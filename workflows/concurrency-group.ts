@@ -1,9 +1,18 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
-import { acquireGroupSignal, groupPositionSignal, lockGrantedSignal, releaseLockSignal, type GroupRequest } from '../core/concurrency-types';
+import { condition, continueAsNew, getExternalWorkflowHandle, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { acquireGroupSignal, cancelJobSignal, groupMemberId, groupPositionSignal, jobGroupGrantedSignal, jobGroupPositionSignal, lockGrantedSignal, releaseLockSignal, type GroupRequest } from '../core/concurrency-types';
+
+/** A queued member: a run (`id` is its run id) or, for a job-level group, one job of a run (ADR 0037). */
+interface Member {
+  id: string;
+  requestedAt: number;
+  /** Job-level members only: the run's workflow id and the job. */
+  run?: string;
+  job?: string;
+}
 
 export interface ConcurrencyGroupState {
-  /** Runs waiting, in arrival order. */
-  queue: { id: string; requestedAt: number }[];
+  /** Runs (and jobs) waiting, in arrival order. */
+  queue: Member[];
 }
 
 /** An idle group ends after this long; the next run starts it again (signal-with-start). */
@@ -24,20 +33,23 @@ const MAX_SERVED_PER_RUN = 200;
 export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<void> {
   const queue = [...state.queue];
   let holder: string | undefined;
-  /** Older runs a newer one cancelled: told once, outside the handler (signals are commands). */
-  const toCancel: string[] = [];
+  /** The holder as queued (a job-level holder is told through its run). */
+  let held: Member | undefined;
+  /** Older members a newer one cancelled: told once, outside the handler (signals are commands). */
+  const toCancel: Member[] = [];
   let positionsDirty = queue.length > 0;
   setHandler(acquireGroupSignal, (req: GroupRequest) => {
-    if (req.runId === holder || queue.some((q) => q.id === req.runId)) return;
+    const id = groupMemberId(req.runId, req.job);
+    if (id === holder || queue.some((q) => q.id === id)) return;
     if (req.cancelInProgress) {
-      // Only the runs that arrived before this one: a slower signal of an older run must not cancel a newer one.
-      if (holder !== undefined) toCancel.push(holder);
+      // Only the members that arrived before this one: a slower signal of an older run must not cancel a newer one.
+      if (holder !== undefined && held) toCancel.push(held);
       for (let i = queue.length - 1; i >= 0; i--) {
-        if (queue[i].requestedAt <= req.requestedAt) toCancel.push(...queue.splice(i, 1).map((q) => q.id));
+        if (queue[i].requestedAt <= req.requestedAt) toCancel.push(...queue.splice(i, 1));
       }
     }
-    const after = queue.findIndex((q) => q.requestedAt > req.requestedAt || (q.requestedAt === req.requestedAt && q.id > req.runId));
-    queue.splice(after < 0 ? queue.length : after, 0, { id: req.runId, requestedAt: req.requestedAt });
+    const after = queue.findIndex((q) => q.requestedAt > req.requestedAt || (q.requestedAt === req.requestedAt && q.id > id));
+    queue.splice(after < 0 ? queue.length : after, 0, req.job === undefined ? { id, requestedAt: req.requestedAt } : { id, requestedAt: req.requestedAt, run: req.runId, job: req.job });
     positionsDirty = true;
   });
   setHandler(releaseLockSignal, (runId) => {
@@ -47,20 +59,26 @@ export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<vo
     positionsDirty = true;
   });
 
-  /** Cancels the runs a newer one superseded (they release the group as they end). */
+  /** Cancels the runs (or runs' jobs) a newer one superseded (they release the group as they end). */
   const cancelSuperseded = async () => {
     while (toCancel.length > 0) {
-      const id = toCancel.shift()!;
-      await getExternalWorkflowHandle(id).cancel().catch(() => undefined);
+      const m = toCancel.shift()!;
+      if (m.run !== undefined && m.job !== undefined && patched('group-job-members')) await getExternalWorkflowHandle(m.run).signal(cancelJobSignal, m.job).catch(() => undefined);
+      else await getExternalWorkflowHandle(m.id).cancel().catch(() => undefined);
     }
   };
+  /** Signals a member: a run directly, a job through its run. */
+  const grant = (m: Member) =>
+    m.run !== undefined && m.job !== undefined && patched('group-job-members') ? getExternalWorkflowHandle(m.run).signal(jobGroupGrantedSignal, m.job) : getExternalWorkflowHandle(m.id).signal(lockGrantedSignal);
+  const position = (m: Member, n: number) =>
+    m.run !== undefined && m.job !== undefined && patched('group-job-members') ? getExternalWorkflowHandle(m.run).signal(jobGroupPositionSignal, m.job, n) : getExternalWorkflowHandle(m.id).signal(groupPositionSignal, n);
   /** Does what signals asked, and tells every waiting run how many are ahead of it (the holder counts); runs that are gone are dropped. */
   const tell = async () => {
     await cancelSuperseded();
     while (positionsDirty) {
       positionsDirty = false;
       for (const [i, q] of [...queue].entries()) {
-        await getExternalWorkflowHandle(q.id).signal(groupPositionSignal, i + 1).catch(() => {
+        await position(q, i + 1).catch(() => {
           const gone = queue.findIndex((x) => x.id === q.id);
           if (gone >= 0) queue.splice(gone, 1);
           positionsDirty = true;
@@ -75,12 +93,13 @@ export async function concurrencyGroup(state: ConcurrencyGroupState): Promise<vo
     await cancelSuperseded();
     if (queue.length === 0) continue;
     if (served >= MAX_SERVED_PER_RUN || workflowInfo().continueAsNewSuggested) await continueAsNew<typeof concurrencyGroup>({ queue });
-    holder = queue.shift()!.id;
+    held = queue.shift()!;
+    holder = held.id;
     positionsDirty = true;
     while (holder !== undefined) {
       try {
         // Re-sent on every check: the run ignores repeats, and a failure means it is gone.
-        await getExternalWorkflowHandle(holder).signal(lockGrantedSignal);
+        await grant(held);
       } catch {
         holder = undefined;
         break;

@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, CancelledFailure, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ConcurrencyActivities } from '../activities/concurrency-activities';
-import { concurrencyGroupWorkflowId, groupPositionSignal, groupWaitMessage, lockGrantedSignal, releaseLockSignal, type RunConcurrency } from '../core/concurrency-types';
+import { cancelJobSignal, concurrencyGroupWorkflowId, groupMemberId, groupPositionSignal, groupWaitMessage, jobGroupGrantedSignal, jobGroupPositionSignal, jobGroupWaitMessage, lockGrantedSignal, releaseLockSignal, type RunConcurrency } from '../core/concurrency-types';
 import type { OrchestrationActivities } from '../activities/orchestration-activities';
 import { ORCHESTRATION_QUEUE, type PipelineInput, type RunResult, type StepStatus } from '../core/run-types';
 import type { JobSpec, PipelineSpec, StepSpec } from '../core/pipeline-spec';
@@ -90,11 +90,14 @@ async function runPipeline(input: PipelineInput, onLoaded: (workflowRunHooks?: b
   // kept for later attempts, and a re-run reuses the jobs whose steps all succeeded before.
   const attempts = matrixAndOutputs && patched('run-attempts');
   const reused = attempts && (input.attempt ?? 1) > 1 ? await records.reusedJobs({ runId: input.runId, tenantId: input.tenantId }) : {};
-  await runDag(input, spec, outcome, matrixAndOutputs, attempts ? { reused } : undefined);
+  /** Why a dynamic matrix job failed before it had instances (issue 17 item 1): said in the run's message. */
+  const problems: Record<string, string> = {};
+  await runDag(input, spec, outcome, matrixAndOutputs, attempts ? { reused } : undefined, problems);
   if (spec.jobs.every((j) => outcome[j.name] === 'success')) return { status: 'success' };
   // Matrix instances that fail-fast cancelled leave a failed run (the workflow's own cancel is told apart above).
   if (matrixAndOutputs && Object.values(outcome).includes('failure')) {
-    return { status: 'failure', message: `failed jobs: ${spec.jobs.filter((j) => outcome[j.name] === 'failure').map((j) => j.name).join(', ')}` };
+    const why = Object.entries(problems).map(([job, problem]) => `; ${job}: ${problem}`).join('');
+    return { status: 'failure', message: `failed jobs: ${spec.jobs.filter((j) => outcome[j.name] === 'failure').map((j) => j.name).join(', ')}${why}` };
   }
   if (Object.values(outcome).includes('cancelled')) return { status: 'cancelled' };
   const failedJobs = spec.jobs.filter((j) => outcome[j.name] !== 'success').map((j) => j.name);
@@ -126,6 +129,50 @@ async function waitForGroup(input: PipelineInput, concurrency: RunConcurrency, g
     await groups.setRunWaitMessage({ runId: input.runId, tenantId: input.tenantId, message: groupWaitMessage(shown ?? 0, concurrency.group) });
   }
   if (shown !== undefined) await groups.setRunWaitMessage({ runId: input.runId, tenantId: input.tenantId, message: null });
+}
+
+/** What the groups of a run's job-level `concurrency:` told it (signals), by job. */
+interface JobGroupState {
+  granted: Set<string>;
+  ahead: Map<string, number>;
+  cancelled: Set<string>;
+  scopes?: Map<string, CancellationScope>;
+}
+
+function jobGroupState(): JobGroupState {
+  const state: JobGroupState = { granted: new Set(), ahead: new Map(), cancelled: new Set() };
+  setHandler(jobGroupGrantedSignal, (job) => void state.granted.add(job));
+  setHandler(jobGroupPositionSignal, (job, n) => void state.ahead.set(job, n));
+  // A newer job of the group with cancel-in-progress: this job ends `cancelled` (waiting or running).
+  setHandler(cancelJobSignal, (job) => {
+    state.cancelled.add(job);
+    state.scopes?.get(job)?.cancel();
+  });
+  return state;
+}
+
+/**
+ * A job with `concurrency:` (ADR 0037): queued at its group's lock as a member of its own (the run
+ * id and the job), run once granted, the group released however the job ends. While it waits, its
+ * steps' pending reason says how many are ahead.
+ */
+async function runJobInGroup(input: PipelineInput, job: JobSpec, concurrency: RunConcurrency, state: JobGroupState, body: () => Promise<StepStatus>): Promise<StepStatus> {
+  const lockId = concurrencyGroupWorkflowId(input.tenant, input.repo, concurrency.group);
+  const member = groupMemberId(input.runId, job.name);
+  try {
+    await groups.requestConcurrencyGroup({ lockWorkflowId: lockId, request: { runId: input.runId, job: job.name, requestedAt: workflowInfo().runStartTime.getTime(), cancelInProgress: concurrency.cancelInProgress } });
+    let shown: number | undefined;
+    for (;;) {
+      await condition(() => state.granted.has(job.name) || state.ahead.get(job.name) !== shown);
+      if (state.granted.has(job.name)) break;
+      shown = state.ahead.get(job.name);
+      await groups.setJobWaitMessage({ runId: input.runId, tenantId: input.tenantId, job: job.name, message: jobGroupWaitMessage(shown ?? 0, concurrency.group) });
+    }
+    if (shown !== undefined) await groups.setJobWaitMessage({ runId: input.runId, tenantId: input.tenantId, job: job.name, message: null });
+    return await body();
+  } finally {
+    await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(lockId).signal(releaseLockSignal, member).catch(() => undefined));
+  }
 }
 
 /** What a job instance learns while it runs: its steps' outputs, and the outputs of the jobs it needs. */
@@ -177,6 +224,7 @@ async function runDag(
   outcome: Record<string, StepStatus>,
   matrixAndOutputs = false,
   attempts?: { reused: Record<string, Record<string, string>> },
+  problems: Record<string, string> = {},
 ): Promise<void> {
   const running = new Map<string, Promise<void>>();
   const pending = new Set(spec.jobs.map((j) => j.name));
@@ -190,16 +238,20 @@ async function runDag(
   const scopes = new Map<string, CancellationScope>();
   /** Matrix jobs (by their name in the file) that one failed instance stopped. */
   const failedFast = new Set<string>();
+  // Job-level concurrency groups (ADR 0037; patched: earlier histories have none): what the groups told this run.
+  const jobGroups = spec.jobs.some((j) => j.concurrency) && patched('job-concurrency') ? jobGroupState() : undefined;
   const runningOf = (matrixJob: string) => spec.jobs.filter((j) => j.matrix?.job === matrixJob && running.has(j.name)).length;
   const startJob = (job: JobSpec): Promise<void> => {
     const ctx: JobContext = { steps: {}, needs: needsContext(spec, job, outputs) };
     const scope = new CancellationScope();
     scopes.set(job.name, scope);
+    if (jobGroups) jobGroups.scopes = scopes;
     return scope
-      .run(() => runJob(input, job, ctx))
+      .run(() => (jobGroups && job.concurrency ? runJobInGroup(input, job, job.concurrency, jobGroups, () => runJob(input, job, ctx)) : runJob(input, job, ctx)))
       .catch((err: unknown) => {
-        // Only fail-fast cancels a single job's scope; the run's own cancel goes on up.
-        if (isCancellation(err) && job.matrix && failedFast.has(job.matrix.job) && !CancellationScope.current().consideredCancelled) return 'cancelled' as const;
+        // Only fail-fast and a job-level group's newer job cancel a single job's scope; the run's own cancel goes on up.
+        const single = (job.matrix && failedFast.has(job.matrix.job)) || jobGroups?.cancelled.has(job.name);
+        if (isCancellation(err) && single && !CancellationScope.current().consideredCancelled) return 'cancelled' as const;
         throw err;
       })
       .then((status) => {
@@ -218,8 +270,40 @@ async function runDag(
         }
       });
   };
+  /**
+   * Issue 17 item 1: a dynamic matrix job, once its needs succeeded, becomes its instances (an
+   * activity reads the output as JSON and makes their step rows); they take its place in the DAG
+   * and in the needs of the jobs after it, so max-parallel, fail-fast and outputs work as for a
+   * written matrix. A matrix that cannot be read fails the job, not the workflow.
+   */
+  const expandJob = async (job: JobSpec, dyn: NonNullable<JobSpec['dynamicMatrix']>): Promise<void> => {
+    const needs = needsContext(spec, job, outputs);
+    const json = needs[dyn.job]?.[dyn.output] ?? '';
+    // A matrix written axis by axis (ADR 0044; patched: earlier histories have none): each key's output.
+    const values = dyn.from && patched('matrix-fromjson-axes') ? Object.fromEntries(Object.entries(dyn.from).map(([key, src]) => [key, needs[src.job]?.[src.output] ?? ''])) : undefined;
+    const others = spec.jobs.filter((j) => j.name !== job.name).map((j) => j.name);
+    const expanded = await records.expandMatrixJob({ runId: input.runId, tenantId: input.tenantId, job, json, otherJobs: others, ...(values ? { values } : {}) });
+    running.delete(job.name);
+    if (!expanded.ok) {
+      outcome[job.name] = 'failure';
+      problems[job.name] = expanded.message;
+      return;
+    }
+    const names = expanded.jobs.map((j) => j.name);
+    spec.jobs.splice(spec.jobs.indexOf(job), 1, ...expanded.jobs);
+    for (const j of spec.jobs) if (j.needs.includes(job.name)) j.needs = j.needs.flatMap((n) => (n === job.name ? names : [n]));
+    for (const instance of expanded.jobs) {
+      // A re-run reuses the instances whose steps all succeeded before, as any job.
+      const kept = attempts?.reused[instance.name];
+      if (kept) {
+        outcome[instance.name] = 'success';
+        outputs[instance.name] = kept;
+      } else pending.add(instance.name);
+    }
+  };
   while (pending.size > 0) {
-    for (const job of spec.jobs) {
+    // A copy: a dynamic matrix job's expansion replaces it in spec.jobs while this loop awaits.
+    for (const job of [...spec.jobs]) {
       if (!pending.has(job.name)) continue;
       const needs = job.needs.map((n) => outcome[n]);
       if (matrixAndOutputs && job.matrix && failedFast.has(job.matrix.job)) {
@@ -235,6 +319,11 @@ async function runDag(
         continue;
       }
       if (needs.every((s) => s === 'success')) {
+        if (job.dynamicMatrix && patched('dynamic-matrix')) {
+          pending.delete(job.name);
+          running.set(job.name, expandJob(job, job.dynamicMatrix));
+          continue;
+        }
         if (matrixAndOutputs) {
           if (job.matrix?.maxParallel !== undefined && runningOf(job.matrix.job) >= job.matrix.maxParallel) continue;
           pending.delete(job.name);

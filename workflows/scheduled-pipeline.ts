@@ -11,8 +11,8 @@ const schedules = proxyActivities<ScheduleActivities>({
 
 /**
  * What a pipeline schedule (`dotgit-sched-<repoId>-<n>`, issue 17 item 6) starts at each firing:
- * queues a run of the default branch's head with event `schedule`; the git-server's relay starts
- * it like any other run. Answers the run id (null when there was nothing to run).
+ * records a run of the default branch's head with event `schedule`, and the activity starts its
+ * `pipeline` workflow (ADR 0024: no other service's outbox). Answers the run id (null when there was nothing to run).
  */
 export async function scheduledPipeline(input: ScheduledPipelineInput): Promise<string | null> {
   return schedules.queueScheduledRun({ input, firing: workflowInfo().workflowId });

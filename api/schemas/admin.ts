@@ -84,6 +84,17 @@ export const restoreAnswer = z.object({
   startedAt: timestamp,
   finishedAt: timestamp.nullable(),
 });
+export const restoreListAnswer = z.object({ restores: z.array(restoreAnswer) });
+export const replicaOverviewAnswer = z.object({
+  database: z
+    .object({
+      primary: z.string().nullable(),
+      standbys: z.array(z.object({ name: z.string(), lagBytes: z.number().nullable(), lagSeconds: z.number().nullable(), inReads: z.boolean(), error: z.string().nullable() })),
+    })
+    .nullable()
+    .meta({ description: 'the Postgres primary and each standby’s lag; null with one database host' }),
+  zones: z.array(z.object({ name: z.string(), kind: z.enum(['root', 'url']) })).meta({ description: 'the configured repository replica zones' }),
+});
 
 export type TokenBody = z.input<typeof tokenBody>;
 export type TokenAnswer = z.infer<typeof tokenAnswer>;

@@ -16,6 +16,7 @@ import {
   eventsQuery,
   listDeploysQuery,
   listRunsQuery,
+  recentRunsQuery,
   logsQuery,
   runAnswer,
   runCreatedAnswer,
@@ -28,6 +29,7 @@ import {
   commitStatusAnswer,
   deliveriesQuery,
   deliveryListAnswer,
+  redeliveryAnswer,
   moveAnswer,
   moveBody,
   protectionAnswer,
@@ -45,7 +47,7 @@ import { auditListAnswer, auditQuery, auditVerifyAnswer, auditVerifyQuery } from
 import { shardMoveAnswer, shardMoveBody, shardParams } from './shards';
 import { branchListAnswer, commitListAnswer, commitsQuery, refQuery, tagListAnswer, treeAnswer, treePathParams } from './browse';
 import { cacheAnswer, cacheIdParams, cacheListAnswer, cacheListQuery, rerunAnswer, rerunBody, runQuery } from './pipelines';
-import { backupBody, backupListAnswer, backupStartedAnswer, restoreAnswer, restoreBody, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
+import { backupBody, backupListAnswer, backupStartedAnswer, replicaOverviewAnswer, restoreAnswer, restoreBody, restoreListAnswer, restoreStartedAnswer, switchoverBody, switchoverStartedAnswer, tenantAnswer, tenantBody, tokenAnswer, tokenBody, tokenListAnswer, userAnswer, userBody } from './admin';
 
 /**
  * Every route of the REST API v1, with the schemas of its path parameters, query, body and answers:
@@ -81,6 +83,8 @@ export interface ApiRoute {
 const json = (description: string, schema: z.ZodType): ApiResponse => ({ description, schema });
 const noContent: ApiResponse = { description: 'done; no body' };
 const sse: ApiResponse = { description: 'Server-Sent Events (log, step, status), resumable with Last-Event-ID; also a WebSocket at the same path', contentType: 'text/event-stream' };
+/** A run's feed also tells when each job starts and stops waiting (ADR 0044). */
+const runSse: ApiResponse = { ...sse, description: 'Server-Sent Events (log, step, status, and pending: {job, reason, message}, reason null when the job stops waiting), resumable with Last-Event-ID; also a WebSocket at the same path' };
 
 const idParam = z.object({ id: runIdParam });
 const repoIdParams = ownerRepoParams.extend({ id: z.string().min(1).max(30) });
@@ -133,9 +137,10 @@ export const API_ROUTES: ApiRoute[] = [
 
   { method: 'post', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Start a pipeline run of a ref by hand', params: ownerRepoParams, body: createRunBody, responses: { 202: json('queued', runCreatedAnswer) } },
   { method: 'get', path: '/repos/:owner/:repo/runs', tag: 'runs', summary: 'Runs of the repository, newest first, each with a steps summary', params: ownerRepoParams, query: listRunsQuery, anonymous: true, responses: { 200: json('runs', runListAnswer) } },
+  { method: 'get', path: '/runs', tag: 'runs', summary: 'Recent runs across the repositories of the caller’s tenant and those granted to the caller, newest first, each with a steps summary', query: recentRunsQuery, responses: { 200: json('runs', runListAnswer) } },
   { method: 'get', path: '/runs/:id', tag: 'runs', summary: 'A run with its steps', params: idParam, query: runQuery, anonymous: true, responses: { 200: json('the run', runAnswer) } },
   { method: 'get', path: '/runs/:id/logs', tag: 'runs', summary: 'Logs of a run’s steps as text', params: idParam, query: logsQuery, anonymous: true, responses: { 200: { description: 'the log', contentType: 'text/plain' } } },
-  { method: 'get', path: '/runs/:id/events', tag: 'runs', summary: 'Live events of a run', params: idParam, query: eventsQuery, anonymous: true, responses: { 200: sse } },
+  { method: 'get', path: '/runs/:id/events', tag: 'runs', summary: 'Live events of a run', params: idParam, query: eventsQuery, anonymous: true, responses: { 200: runSse } },
   { method: 'get', path: '/runs/:id/artifacts', tag: 'runs', summary: 'Artifacts of a run', params: idParam, anonymous: true, responses: { 200: json('artifacts', artifactListAnswer) } },
   { method: 'get', path: '/runs/:id/artifacts/*path', tag: 'runs', summary: 'The bytes of an artifact', params: idParam.extend({ path: z.string().min(1).max(4096) }), query: artifactQuery, anonymous: true, responses: { 200: { description: 'the file', contentType: 'application/octet-stream' } } },
   { method: 'post', path: '/runs/:id/cancel', tag: 'runs', summary: 'Cancel a run', params: idParam, body: emptyBody, responses: { 202: json('cancelling', cancellingAnswer) } },
@@ -157,10 +162,13 @@ export const API_ROUTES: ApiRoute[] = [
   { method: 'get', path: '/repos/:owner/:repo/webhooks/:id', tag: 'webhooks', summary: 'A webhook', params: repoIdParams, responses: { 200: json('the webhook', webhookAnswer) } },
   { method: 'delete', path: '/repos/:owner/:repo/webhooks/:id', tag: 'webhooks', summary: 'Remove a webhook', params: repoIdParams, responses: { 204: noContent } },
   { method: 'get', path: '/repos/:owner/:repo/webhooks/:id/deliveries', tag: 'webhooks', summary: 'Delivery attempts of a webhook, newest first', params: repoIdParams, query: deliveriesQuery, responses: { 200: json('deliveries', deliveryListAnswer) } },
+  { method: 'post', path: '/repos/:owner/:repo/webhooks/:id/deliveries/:delivery/redeliver', tag: 'webhooks', summary: 'Send a recorded delivery’s body to the hook again, under a new delivery id (repository admins)', params: repoIdParams.extend({ delivery: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { error: 'delivery must be a delivery id (a UUID)' }) }), body: emptyBody, responses: { 202: json('queued', redeliveryAnswer) } },
 
   { method: 'post', path: '/backups', tag: 'backups', summary: 'Take a backup now (platform admins)', body: backupBody, responses: { 202: json('started', backupStartedAnswer) } },
   { method: 'get', path: '/backups', tag: 'backups', summary: 'Backups, newest first (platform admins)', responses: { 200: json('backups', backupListAnswer) } },
   { method: 'post', path: '/restores', tag: 'backups', summary: 'Restore to a point in time beside the live data (platform admins)', body: restoreBody, responses: { 202: json('started', restoreStartedAnswer) } },
+  { method: 'get', path: '/restores', tag: 'backups', summary: 'Restores and restore drills, newest first (platform admins)', responses: { 200: json('restores', restoreListAnswer) } },
+  { method: 'get', path: '/admin/replicas', tag: 'admin', summary: 'The database primary, each standby’s lag, and the replica zones (platform admins)', responses: { 200: json('replication', replicaOverviewAnswer) } },
   { method: 'get', path: '/restores/:id', tag: 'backups', summary: 'A restore', params: z.object({ id: z.string().min(1).max(200) }), responses: { 200: json('the restore', restoreAnswer) } },
   { method: 'post', path: '/admin/database/switchover', tag: 'database', summary: 'Move the Postgres primary to a standby, planned (platform admins; with Patroni)', body: switchoverBody, responses: { 202: json('started', switchoverStartedAnswer) } },
 

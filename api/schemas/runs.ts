@@ -22,6 +22,17 @@ export const listRunsQuery = z.object({
   status: z.enum(RUN_STATUSES).optional(),
 });
 
+/** `GET /runs` (issue 18): recent runs across the caller's repositories, with the repository list's filters and the event. */
+export const recentRunsQuery = listRunsQuery.extend({
+  event: z.enum(['push', 'manual', 'schedule']).optional().meta({ description: 'what started the run' }),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, { error: 'limit must be a whole number from 1 to 100' })
+    .refine((v) => Number(v) >= 1 && Number(v) <= 100, { error: 'limit must be a whole number from 1 to 100' })
+    .optional()
+    .meta({ description: 'at most this many runs (1–100, default 50)' }),
+});
+
 export const logsQuery = z.object({
   job: z.string().max(200).optional().meta({ description: 'only this job’s steps' }),
   step: z.string().max(200).optional().meta({ description: 'only this step (with job: one log, without headers)' }),
@@ -32,8 +43,18 @@ export const artifactQuery = z.object({ job: z.string().max(200).optional().meta
 /** `?lastEventId=` resumes a stream after that event (as the Last-Event-ID header does). */
 export const eventsQuery = z.object({ lastEventId: z.string().max(100).optional() });
 
+/** Why a run, job or deploy waits (issue 17 item 8; core/pending-reasons.ts). */
+export const pendingAnswer = z
+  .object({
+    reason: z.enum(['concurrency', 'needs', 'sandbox', 'approval', 'environment']),
+    message: z.string().meta({ description: 'e.g. "queued behind 2 runs in concurrency group ci-main", "waiting for needs: build", "waiting for a sandbox host (backlog 3)"' }),
+  })
+  .nullable()
+  .meta({ id: 'PendingReason', description: 'why it waits; null when it does not' });
+
 export const stepAnswer = z.object({
   job: z.string(),
+  pending: pendingAnswer.optional().meta({ description: "a queued step's job's pending reason (GET /runs/{id})" }),
   name: z.string(),
   status: z.string(),
   exitCode: z.number().int().nullable(),
@@ -72,12 +93,18 @@ export const runAnswer = z
     finishedAt: timestamp.nullable(),
     event: z.enum(['push', 'manual', 'schedule']).nullable().meta({ description: 'what started the run (null for runs from before this was recorded)' }),
     inputs: z.record(z.string(), z.string()).nullable().meta({ description: 'the inputs of a run started by hand, as its steps see them' }),
+    pending: pendingAnswer,
     steps: z.array(stepAnswer),
+    // Issue 18: the run page's job graph (GET /runs/{id} only).
+    jobs: z
+      .array(z.object({ name: z.string(), needs: z.array(z.string()).meta({ description: 'the jobs of this run it waits for (its needs:; a matrix job as its instances)' }) }))
+      .optional()
+      .meta({ description: 'the run’s jobs (as its steps name them) with the jobs each needs, from the pipeline file at the run’s commit; no needs when that file cannot be read (GET /runs/{id} only)' }),
   })
   .meta({ id: 'Run' });
 
 /** A run as lists show it: its steps counted by status instead of listed. */
-export const runListItem = runAnswer.omit({ steps: true }).extend({ stepsSummary }).meta({ id: 'RunListItem' });
+export const runListItem = runAnswer.omit({ steps: true, jobs: true }).extend({ stepsSummary }).meta({ id: 'RunListItem' });
 
 export const runListAnswer = z.object({ runs: z.array(runListItem) });
 
@@ -107,6 +134,7 @@ export const deployAnswer = z
     commit: z.string().nullable(),
     status: z.enum(DEPLOY_STATUSES),
     message: z.string().nullable(),
+    pending: pendingAnswer,
     requestedBy: z.string(),
     decidedBy: z.string().nullable(),
     decidedAt: timestamp.nullable(),

@@ -62,6 +62,12 @@ export const webhookListAnswer = z.object({ webhooks: z.array(webhookAnswer) });
 export const deliveriesQuery = z.object({
   limit: z.string().regex(/^\d{1,4}$/, { error: 'limit must be a number from 1 to 1000' }).optional().meta({ description: '1 to 1000, default 100' }),
 });
+/** `POST …/deliveries/{delivery}/redeliver` (issue 18): the dispatch that sends the kept body again. */
+export const redeliveryAnswer = z.object({
+  id: z.string().meta({ description: 'the workflow id of the dispatch (the new delivery appears in the log with a new delivery id)' }),
+  redeliveryOf: z.string(),
+  status: z.literal('queued'),
+});
 export const deliveryListAnswer = z.object({
   deliveries: z.array(
     z.object({

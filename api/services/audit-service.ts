@@ -65,12 +65,13 @@ export class AuditService {
     const tenantId = name !== undefined ? await this.tenantFor(p, name) : p.platformAdmin ? undefined : p.tenantId;
     if (tenantId === undefined) requirePlatformAdmin(p);
     else requireTenantAdmin(p, tenantId);
-    // One tenant's: its shard's database. Every tenant's: each database's page, merged by id (ids
-    // are unique across databases; within one database they are in order of writing).
+    // One tenant's: its shard's database. Every tenant's: each database's page of the chains placed
+    // on it (a moved shard's old copy is not listed again), merged by id (ids are unique across
+    // databases; within one database they are in order of writing).
     const events =
       tenantId !== undefined
         ? await listAuditEvents(this.router.forTenant(tenantId), { tenantId, after, limit })
-        : (await fanOut(this.router, (db) => listAuditEvents(db, { after, limit }))).flat().sort((a, b) => a.id - b.id).slice(0, limit);
+        : (await fanOut(this.router, (db, d) => listAuditEvents(db, { after, limit, shards: d.scope }))).flat().sort((a, b) => a.id - b.id).slice(0, limit);
     return { events: events.map(view), next: events.length === limit ? events[events.length - 1].id : null };
   }
 

@@ -10,7 +10,7 @@ import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { checked, flag, parseBody } from '../validation';
 import { audit } from './audit';
 import { startOrchestrationWorkflow } from './start-workflow';
-import { failBackup, failRestore, findRestore, insertApiBackup, insertApiRestore, listBackups } from '../../core/stores/backups-store';
+import { failBackup, failRestore, findRestore, insertApiBackup, insertApiRestore, listBackups, listRestores } from '../../core/stores/backups-store';
 
 // Clocks of the caller and ours may differ a little; a restore point further in the future is a mistake.
 const FUTURE_SKEW_MS = 60_000;
@@ -115,20 +115,30 @@ export class BackupService {
     return { id, status: 'running' as const, at: at.toISOString() };
   }
 
+  /** Restores and the daily restore drills (`kind`), newest first, with their problems. */
+  async listRestores(principal: Principal | null | undefined) {
+    requirePlatformAdmin(requirePrincipal(principal));
+    return { restores: (await listRestores(this.db)).map(restoreView) };
+  }
+
   async getRestore(principal: Principal | null | undefined, id: string) {
     requirePlatformAdmin(requirePrincipal(principal));
     const row = await findRestore(this.db, id);
     if (!row) throw new NotFoundError(`restore ${id} not found`);
-    return {
-      id: row.id as string,
-      kind: row.kind as string,
-      at: (row.at as Date).toISOString(),
-      status: row.status as string,
-      backupId: row.backup_id as string | null,
-      dir: row.dir as string | null,
-      problems: (row.problems as string[] | null) ?? [],
-      startedAt: (row.started_at as Date).toISOString(),
-      finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
-    };
+    return restoreView(row);
   }
+}
+
+function restoreView(row: Record<string, unknown>) {
+  return {
+    id: row.id as string,
+    kind: row.kind as string,
+    at: (row.at as Date).toISOString(),
+    status: row.status as string,
+    backupId: row.backup_id as string | null,
+    dir: row.dir as string | null,
+    problems: (row.problems as string[] | null) ?? [],
+    startedAt: (row.started_at as Date).toISOString(),
+    finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
+  };
 }

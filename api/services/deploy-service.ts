@@ -15,7 +15,8 @@ import { assertValidName } from '../../core/names';
 import { ENVIRONMENT_NAME, PIPELINE_PATH, PipelineSpecError, parsePipeline, type EnvironmentSpec } from '../../core/pipeline-spec';
 import { atLeast, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
-import { failUnstartedDeploy, insertQueuedDeploy, listDeploys } from '../../core/stores/deploys-store';
+import { environmentLockHolder, failUnstartedDeploy, insertQueuedDeploy, listDeploys } from '../../core/stores/deploys-store';
+import { deployPendingReason } from '../../core/pending-reasons';
 import { commitPipelineState, listSteps } from '../../core/stores/runs-store';
 import type { Redis } from '../../core/redis';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
@@ -32,7 +33,7 @@ export type RefResolver = (owner: string, repo: string, ref: string) => Promise<
 export type PipelineFileReader = (owner: string, repo: string, commit: string) => Promise<string | null>;
 
 
-function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
+function deployView(row: Record<string, unknown>, steps: Record<string, unknown>[] = [], lockHolder?: string) {
   const id = String(row.id);
   return {
     id,
@@ -42,6 +43,8 @@ function deployView(row: Record<string, unknown>, steps: Record<string, unknown>
     commit: row.commit_sha,
     status: row.status,
     message: row.message ?? null,
+    // Issue 17 item 8: waiting for approval, or for the environment lock an earlier deploy holds.
+    pending: deployPendingReason(String(row.status), String(row.environment), lockHolder),
     requestedBy: row.requested_by,
     decidedBy: row.decided_by ?? null,
     decidedAt: row.decided_at ?? null,
@@ -147,7 +150,9 @@ export class DeployService {
 
   async get(principal: Principal | null | undefined, id: string) {
     const { row } = await this.readableDeploy(principal, id);
-    return deployView(row, await listSteps(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id));
+    const db = this.router.forTenant(Number(row.tenant_id));
+    const holder = row.status === 'queued' ? await environmentLockHolder(db, Number(row.tenant_id), Number(row.repo_id), String(row.environment), id) : undefined;
+    return deployView(row, await listSteps(db, row.tenant_id, id), holder);
   }
 
   /** An environment's (or every environment's) deploy history, newest first. */

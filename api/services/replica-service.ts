@@ -1,6 +1,8 @@
+import type { DatabaseState } from '../../core/db-replicas';
 import { assertValidName } from '../../core/names';
 import type { Principal } from '../../core/principal';
 import { findReadableRepo } from '../../core/repos';
+import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import type { ReplicaZone } from '../../core/replica-zones';
 import type { ShardRouter } from '../../core/shard-router';
 import { listReplicaStatus } from '../../core/stores/repos-store';
@@ -16,6 +18,18 @@ export class ReplicaService {
     private readonly router: ShardRouter,
     private readonly zones: ReplicaZone[],
   ) {}
+
+  /**
+   * The platform's replication at a glance (`GET /admin/replicas`, platform admins): the database's
+   * primary and each standby's lag (null with one database host) and the configured replica zones.
+   */
+  overview(principal: Principal | null | undefined, database: DatabaseState | undefined) {
+    requirePlatformAdmin(requirePrincipal(principal));
+    return {
+      database: database ? { primary: database.primary ?? null, standbys: database.replicas.map((r) => ({ name: r.name, lagBytes: r.lagBytes, lagSeconds: r.lagSeconds, inReads: r.inReads, error: r.error ?? null })) } : null,
+      zones: this.zones.map((zone) => ({ name: zone.name, kind: 'root' in zone ? ('root' as const) : ('url' as const) })),
+    };
+  }
 
   async list(principal: Principal | null | undefined, owner: string, name: string) {
     // The repository and its replica rows live in its tenant's shard (ADR 0025).

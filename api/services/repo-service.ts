@@ -1,4 +1,4 @@
-import { fanOut } from '../../core/shard-databases';
+import { fanOut, liveDatabases } from '../../core/shard-databases';
 import type { ShardRouter } from '../../core/shard-router';
 import { tenantDirectory } from '../../core/tenant-directory';
 import { inTransaction } from '../../core/db';
@@ -8,7 +8,7 @@ import type { Principal } from '../../core/principal';
 import { findReadableRepo, type RepoRow } from '../../core/repos';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { findDefaultBranch } from '../../core/stores/default-branch-store';
-import { insertRepo, listReadableRepoRows } from '../../core/stores/repos-store';
+import { findRecentRepoCreation, insertRepo, listReadableRepoRows } from '../../core/stores/repos-store';
 import { findTenantByName, insertTenantCopy } from '../../core/stores/tenants-store';
 import { repoAccess, type Access } from '../../core/principal';
 import { nextAfter, pageOf } from '../paging';
@@ -31,6 +31,14 @@ export type PlacementNodes = () => Promise<string[]>;
  * internal API (which also records it in `repos.default_branch`); NotFoundError for no such branch.
  */
 export type SetDefaultBranch = (owner: string, name: string, branch: string) => Promise<void>;
+
+/**
+ * How long a creation may be sent again by its creator and still be answered 201 with the
+ * repository it made (ADR 0027): its first answer may have been lost, e.g. its commit's in a
+ * database failover, and the client, told 503, resends. Covers a failover (about 20 s) and a
+ * client's resends after it with room to spare.
+ */
+export const CREATE_RESEND_SECONDS = 300;
 
 export class RepoService {
   constructor(
@@ -71,11 +79,13 @@ export class RepoService {
     }
     // Placed on the least-used node before anything is written (ADR 0014).
     const candidates = await this.placementNodes();
-    // Nodes are global; the repositories they hold are counted in every database (ADR 0025).
-    const repoDbs = this.router.databases().map((d) => d.db);
+    // Nodes are global; the repositories they hold are counted in every database (ADR 0025), each
+    // for the shards placed on it (a moved shard's old copy is not counted again).
+    const repoDbs = liveDatabases(this.router).map((d) => ({ db: d.db, shards: d.scope }));
     const nodeId = await placeRepo(this.router.global, candidates, repoDbs);
     const replicaNodes = await placeReplicas(this.router.global, candidates, nodeId, this.replicaNodes, repoDbs);
     // Row and bare repository appear together: the row commits only after the git-server made the repository.
+    let nameTaken = false;
     const row = await inTransaction(this.router.forTenant(tenantId), async (c) => {
       // The tenant's reference copy (ADR 0025) is written when the tenant is created; again here in
       // case that was cut short (a no-op when present).
@@ -84,7 +94,10 @@ export class RepoService {
       try {
         r = await insertRepo(c, { tenantId, name, visibility, nodeId, replicaNodes });
       } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw new ConflictError(`repository ${owner}/${name} already exists`);
+        if ((err as { code?: string }).code === '23505') {
+          nameTaken = true;
+          throw new ConflictError(`repository ${owner}/${name} already exists`);
+        }
         throw err;
       }
       await this.initBareRepo(owner, name, nodeId).catch((err) => {
@@ -94,10 +107,27 @@ export class RepoService {
       // Last: the audit chain's lock is then held only while the transaction commits, never across
       // the git-server call.
       await audit(c, { tenantId, actor: principal.username, action: 'repo.create', target: `${owner}/${name}`, detail: { visibility }, requestId });
-      return r;
+      // A new repository's HEAD is main until its first push names another branch (git-server/default-branch.ts).
+      return { ...r, nodeId, replicaNodes, defaultBranch: 'main' };
+    }).catch(async (err: unknown) => {
+      if (!nameTaken) throw err;
+      return (await this.resentCreation(principal, tenantId, owner, name, visibility)) ?? Promise.reject(err);
     });
-    // A new repository's HEAD is main until its first push names another branch (git-server/default-branch.ts).
-    return this.view({ id: row.id, tenantId, owner, name, visibility, createdAt: row.createdAt, nodeId, replicaNodes }, 'main');
+    return this.view({ id: row.id, tenantId, owner, name, visibility, createdAt: row.createdAt, nodeId: row.nodeId, replicaNodes: row.replicaNodes }, row.defaultBranch);
+  }
+
+  /**
+   * The same creation sent again by the same user (ADR 0027): the repository of that name, made by
+   * this user (its `repo.create` audit entry, written in the same transaction, names them) with the
+   * same visibility less than CREATE_RESEND_SECONDS ago. Its first answer may have been lost after
+   * the commit, so the resend gets what that answer said instead of a 409 for good. Anyone else,
+   * other settings, or later: undefined (409).
+   */
+  private async resentCreation(principal: Principal, tenantId: number, owner: string, name: string, visibility: string) {
+    const db = this.router.forTenant(tenantId);
+    const made = await findRecentRepoCreation(db, { tenantId, name, target: `${owner}/${name}`, withinSeconds: CREATE_RESEND_SECONDS });
+    if (!made || made.createdBy !== principal.username || made.visibility !== visibility) return undefined;
+    return { id: made.id, createdAt: made.createdAt, nodeId: made.nodeId, replicaNodes: made.replicaNodes, defaultBranch: (await findDefaultBranch(db, made.id)) ?? 'main' };
   }
 
   async get(principal: Principal | null | undefined, owner: string, name: string) {
@@ -115,11 +145,12 @@ export class RepoService {
     const owner = query.owner === undefined ? undefined : assertValidName('owner', query.owner);
     const { after, limit } = pageOf(query);
     const filter = { owner, userId: principal?.userId ?? null, tenantId: principal?.tenantId ?? null, platformAdmin: principal?.platformAdmin === true, after, limit };
-    // One tenant's: its shard's database. Every tenant's: each database's first page, merged by id
-    // (ids are unique across databases, ADR 0025), the first `limit` of them.
+    // One tenant's: its shard's database. Every tenant's: each database's first page of the shards
+    // placed on it (a moved shard's old copy is not listed again), merged by id (ids are unique
+    // across databases, ADR 0025), the first `limit` of them.
     const rows = owner
       ? await listReadableRepoRows(await tenantDirectory(this.router).dbOfOwner(owner), filter)
-      : (await fanOut(this.router, (db) => listReadableRepoRows(db, filter))).flat().sort((a, b) => Number(a.id) - Number(b.id)).slice(0, limit);
+      : (await fanOut(this.router, (db, d) => listReadableRepoRows(db, { ...filter, shards: d.scope }))).flat().sort((a, b) => Number(a.id) - Number(b.id)).slice(0, limit);
     const repos = rows
       .map((r) => ({
         repo: { id: Number(r.id), tenantId: Number(r.tenant_id), owner: r.owner, name: r.name, visibility: r.visibility, createdAt: r.created_at, nodeId: r.node_id ?? null, replicaNodes: r.replica_nodes ?? [] } as RepoRow,

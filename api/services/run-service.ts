@@ -6,10 +6,11 @@ import { tenantDirectory } from '../../core/tenant-directory';
 import { InputError, NotAllowedError, NotFoundError, UnavailableError } from '../../core/errors';
 import { assertValidName } from '../../core/names';
 import type { ObjectStore } from '../../core/object-store';
-import { atLeast, type Principal } from '../../core/principal';
+import { atLeast, repoAccess, type Access, type Principal } from '../../core/principal';
 import { findReadableRepo, findReadableRepoRow } from '../../core/repos';
-import { cancelUnstartedRun, countStepsByStatus, findArtifact, insertQueuedRun, listArtifacts, listRuns, listStepLogKeys, listSteps } from '../../core/stores/runs-store';
-import { enqueuePipelineStart } from '../../core/stores/outbox-store';
+import { cancelUnstartedScheduledRun, cancelUnstartedRun, countStepsByStatus, findArtifact, insertQueuedRun, listArtifacts, listRuns, listStepLogKeys, listSteps } from '../../core/stores/runs-store';
+import { enqueueRunRequest } from '../../core/stores/outbox-store';
+import { currentTraceparent } from '../../core/tracing';
 import { inTransaction } from '../../core/db';
 import { logStreamKey, streamFields, type Redis } from '../../core/redis';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
@@ -22,7 +23,13 @@ import { audit } from './audit';
 import { randomUUID } from 'node:crypto';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
 import { earlierAttempt, runAttemptsView } from './rerun-service';
-import { createRunBody, type StepsSummary } from '../schemas/runs';
+import { listAttemptStepLogKeys } from '../../core/stores/run-attempts-store';
+import { createRunBody, recentRunsQuery, type StepsSummary } from '../schemas/runs';
+import { jobPendingReasons, runPendingReason } from '../../core/pending-reasons';
+import { SANDBOX_QUEUE } from '../../core/run-types';
+import { listRecentRunsOf } from '../../core/stores/recent-runs-store';
+import { fanOut } from '../../core/shard-databases';
+import { fileNeeds, jobGraph, type FileNeeds } from '../../core/job-graph';
 
 const STATUSES = ['queued', 'running', 'success', 'failure', 'cancelled'];
 
@@ -32,7 +39,10 @@ function stepsSummary(by: Record<string, number>): StepsSummary {
   return { total: Object.values(by).reduce((a, b) => a + b, 0), queued: n('queued'), running: n('running'), success: n('success'), failure: n('failure'), cancelled: n('cancelled'), skipped: n('skipped') };
 }
 
-function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] = []) {
+function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] = [], backlog?: number) {
+  // Issue 17 item 8: why the run and each waiting job wait (core/pending-reasons.ts).
+  const waits = steps.map((s) => ({ job: String(s.job), status: String(s.status), waiting: s.waiting as string | null, needs: s.needs as string[] | null }));
+  const jobs = jobPendingReasons(String(row.status), waits, backlog);
   return {
     id: row.id,
     repo: `${row.owner}/${row.repo_name}`,
@@ -47,7 +57,9 @@ function runView(row: Record<string, unknown>, steps: Record<string, unknown>[] 
     finishedAt: row.finished_at ?? null,
     event: row.event ?? null,
     inputs: row.inputs ?? null,
+    pending: runPendingReason({ status: String(row.status), message: row.message as string | null }, jobs, waits),
     steps: steps.map((s) => ({
+      pending: jobs.get(String(s.job)) ?? null,
       job: s.job,
       name: s.name,
       status: s.status,
@@ -72,12 +84,15 @@ export class RunService {
     private readonly temporal: () => Promise<Client>,
     private readonly resolveRef?: RefResolver,
     private readonly readPipelineFile?: PipelineFileReader,
+    /** Called once a run's start is committed to the outbox (kicks the api's relay, api/main.ts). */
+    private readonly onRunQueued?: () => void,
   ) {}
 
   /**
    * Starts a pipeline run of a ref by hand (like GitHub's workflow_dispatch: the file's push filters
-   * do not apply). Written to the same outbox as pushes, in one transaction with the run row, so the
-   * git-server's relay starts it exactly once; answered 202 with the run's id at once.
+   * do not apply). Written to the api's own outbox (`run_request_outbox`, ADR 0024) in one transaction
+   * with the run row, so the api's relay starts it exactly once (by its run id), even after a crash
+   * or while Temporal is down; answered 202 with the run's id at once.
    */
   async create(principal: Principal, owner: string, repoName: string, body: unknown, requestId?: string) {
     const repo = await requireRepoWrite(await tenantDirectory(this.router).dbOfOwner(owner), principal, owner, repoName, 'starting a run');
@@ -100,8 +115,10 @@ export class RunService {
     };
     await inTransaction(this.router.forTenant(repo.tenantId), async (c) => {
       await insertQueuedRun(c, { tenantId: repo.tenantId, runId, repoId: repo.id, ref: target.ref, commit: target.commit, event: 'manual', inputs });
-      await enqueuePipelineStart(c, repo.tenantId, runId, input);
+      // The request's trace, which the relay's start continues (README: tracing).
+      await enqueueRunRequest(c, repo.tenantId, runId, input, currentTraceparent() ?? null);
     });
+    this.onRunQueued?.();
     await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'run.create', target: runId, detail: { ref: target.ref, commit: target.commit }, requestId });
     const self = `/api/v1/runs/${encodeURIComponent(runId)}`;
     return { id: runId, status: 'queued', ref: target.ref, commit: target.commit, links: { self, events: `${self}/events` } };
@@ -148,8 +165,58 @@ export class RunService {
     const attempts = await runAttemptsView(db, row.tenant_id, row);
     // Issue 17 item 5: `?attempt=N` shows an earlier attempt as it ended.
     const earlier = query.attempt === undefined ? undefined : await earlierAttempt(db, row.tenant_id, row, Number(query.attempt), attempts);
-    if (earlier) return { ...runView(earlier.row, earlier.steps), attempts };
-    return { ...runView(row, await listSteps(db, row.tenant_id, id)), attempts };
+    const current = earlier ? [] : await listSteps(db, row.tenant_id, id);
+    const backlog = !earlier && row.status === 'running' && current.some((st) => st.status === 'queued') ? await this.sandboxBacklog() : undefined;
+    const view = earlier ? runView(earlier.row, earlier.steps) : runView(row, current, backlog);
+    return { ...view, jobs: await this.jobGraphOf(row, view.steps), attempts };
+  }
+
+  /** What each file's needs are, by repository and commit (a commit's file never changes); the newest 500. */
+  private readonly needsByCommit = new Map<string, FileNeeds | undefined>();
+
+  /**
+   * The run's jobs with the jobs each needs (issue 18: the run page's graph), from the pipeline file
+   * at its commit (core/job-graph.ts). A file that cannot be read now leaves the jobs without edges
+   * rather than failing the run's answer (and is not remembered, so a later answer has them).
+   */
+  private async jobGraphOf(row: Record<string, unknown>, steps: Array<{ job: unknown }>) {
+    const jobs = [...new Set(steps.map((s) => String(s.job)))];
+    const key = `${row.tenant_id}/${row.repo_id}/${row.commit_sha}`;
+    if (jobs.length > 0 && !this.needsByCommit.has(key) && this.readPipelineFile) {
+      try {
+        const text = await this.readPipelineFile(String(row.owner), String(row.repo_name), String(row.commit_sha));
+        let file: FileNeeds | undefined;
+        try {
+          file = text === null ? undefined : fileNeeds(parsePipeline(text));
+        } catch (err) {
+          if (!(err instanceof PipelineSpecError)) throw err;
+        }
+        this.needsByCommit.set(key, file);
+        if (this.needsByCommit.size > 500) this.needsByCommit.delete(this.needsByCommit.keys().next().value!);
+      } catch {
+        // Unreadable now (git-server down, repository moving): no edges this time.
+      }
+    }
+    return jobGraph(this.needsByCommit.get(key), jobs);
+  }
+
+  private backlog?: { at: number; value: Promise<number | undefined> };
+
+  /**
+   * The sandbox queue's backlog as Temporal estimates it (issue 17 item 8: "no sandbox host free,
+   * backlog N"), asked at most every 2 s and given 1 s; undefined when Temporal does not answer.
+   */
+  private sandboxBacklog(): Promise<number | undefined> {
+    if (this.backlog && Date.now() - this.backlog.at < 2000) return this.backlog.value;
+    const ask = (async () => {
+      const client = await this.temporal();
+      const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: SANDBOX_QUEUE }, taskQueueType: 2 /* ACTIVITY */, reportStats: true });
+      const n = r.stats?.approximateBacklogCount;
+      return n === undefined || n === null ? undefined : Number(n);
+    })();
+    const value = Promise.race([ask, new Promise<undefined>((resolve) => setTimeout(resolve, 1000))]).catch(() => undefined);
+    this.backlog = { at: Date.now(), value };
+    return value;
   }
 
   async list(principal: Principal | null | undefined, owner: string, name: string, q: { commit?: unknown; ref?: unknown; status?: unknown }) {
@@ -182,9 +249,15 @@ export class RunService {
   async logs(principal: Principal | null | undefined, id: string, q: Record<string, unknown>): Promise<AsyncIterable<string | Buffer>> {
     const job = queryParam(q, 'job');
     const step = queryParam(q, 'step');
+    const attempt = queryParam(q, 'attempt');
+    if (attempt !== undefined && !/^[1-9]\d{0,5}$/.test(attempt)) throw new InputError('attempt must be a whole number from 1');
     const { row } = await this.readableRun(principal, id);
-    const steps = await listStepLogKeys(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id, { job, step });
-    if (steps.length === 0) throw new NotFoundError(job || step ? 'no such job or step in this run' : 'this run has no steps yet');
+    const db = this.router.forTenant(Number(row.tenant_id));
+    // ADR 0037: ?attempt=N reads an earlier attempt's stored logs (the keys it left); default the latest.
+    const earlier = attempt !== undefined && Number(attempt) !== Number(row.attempt ?? 1);
+    if (earlier && Number(attempt) > Number(row.attempt ?? 1)) throw new NotFoundError(`run ${id} has no attempt ${attempt}`);
+    const steps = earlier ? await listAttemptStepLogKeys(db, row.tenant_id, id, Number(attempt), { job, step }) : await listStepLogKeys(db, row.tenant_id, id, { job, step });
+    if (steps.length === 0) throw new NotFoundError(job || step ? `no such job or step in this run${earlier ? `'s attempt ${attempt}` : ''}` : 'this run has no steps yet');
     const single = job !== undefined && step !== undefined;
     const stored = await Promise.all(steps.map(async (s) => (s.log_key && (await this.store.exists(s.log_key)) ? (s.log_key as string) : undefined)));
     const { store, redis } = this;
@@ -196,6 +269,8 @@ export class RunService {
           yield* (await store.get(key)).pipe(createGunzip());
           continue;
         }
+        // An earlier attempt's step that left no stored log (it never ran): nothing, not today's live lines.
+        if (earlier) continue;
         for (let start = '-'; ; ) {
           const page = (await redis.xrange(logStreamKey(id), start, '+', 'COUNT', 1000)) as [string, string[]][];
           const lines = page.map(([, f]) => streamFields(f)).filter((e) => !e.event && e.job === s.job && e.step === s.name);
@@ -241,12 +316,55 @@ export class RunService {
     // A run whose workflow the relay has not started yet is cancelled right here: stamping its
     // outbox row (which waits for the relay's lock if it is starting it now) keeps it from starting.
     if (await cancelUnstartedRun(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id)) return;
+    let client: Client | undefined;
     try {
-      const client = await this.temporal();
+      client = await this.temporal();
       await client.workflow.getHandle(id).cancel();
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return; // it ended meanwhile
+      if (err instanceof WorkflowNotFoundError) {
+        // It ended meanwhile, or it is a scheduled run recorded but not started yet (no start row:
+        // its activity starts it, ADR 0024), which is cancelled here if still so under its lock.
+        // Not knowing (Temporal unreachable) counts as started: the run is left to its workflow.
+        const started = () => client!.workflow.getHandle(id).describe().then(() => true, (e) => !(e instanceof WorkflowNotFoundError));
+        await cancelUnstartedScheduledRun(this.router.forTenant(Number(row.tenant_id)), row.tenant_id, id, started);
+        return;
+      }
       throw new UnavailableError(`could not reach Temporal to cancel the run: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * `GET /api/v1/runs` (issue 18): the newest runs across the repositories of the caller's tenant and
+   * those granted to the caller, from every database (a grant may be in another tenant's shard),
+   * merged newest first. Public repositories of other tenants are not "yours" and are left out;
+   * each row still passes the one access rule (token scopes included). Signed in only.
+   */
+  async recent(principal: Principal | null | undefined, query: Record<string, unknown>) {
+    const p = requirePrincipal(principal);
+    const q = parseBody(recentRunsQuery, query);
+    const limit = q.limit === undefined ? 50 : Number(q.limit);
+    const filter = { tenantId: p.tenantId ?? null, userId: p.userId ?? null, ref: q.ref, status: q.status, event: q.event, commit: q.commit, limit };
+    const perDb = await fanOut(this.router, async (db, d) => {
+      // The shards placed on this database only: a moved shard's old copy is not listed again.
+      const rows = (await listRecentRunsOf(db, { ...filter, shards: d.scope })).filter(
+        (r) => repoAccess(p, { tenantId: Number(r.tenant_id), visibility: r.visibility }, (r.grant ?? undefined) as Access | undefined) !== 'none',
+      );
+      const counts = new Map<string, Record<string, number>>();
+      for (const tenant of new Set(rows.map((r) => Number(r.tenant_id)))) {
+        const ids = rows.filter((r) => Number(r.tenant_id) === tenant).map((r) => String(r.id));
+        for (const [id, c] of await countStepsByStatus(db, tenant, ids)) counts.set(id, c);
+      }
+      return rows.map((row) => ({ row, counts: counts.get(String(row.id)) ?? {} }));
+    });
+    const newest = perDb
+      .flat()
+      .sort((a, b) => new Date(String(b.row.created_at)).getTime() - new Date(String(a.row.created_at)).getTime() || String(b.row.id).localeCompare(String(a.row.id)))
+      .slice(0, limit);
+    return {
+      runs: newest.map(({ row, counts }) => {
+        const { steps: _, ...run } = runView(row);
+        return { ...run, stepsSummary: stepsSummary(counts) };
+      }),
+    };
   }
 }

@@ -6,7 +6,7 @@ import { shardMoveWorkflowId, type ShardMoveInput } from '../../core/shard-moves
 import { requirePlatformAdmin, requirePrincipal } from '../authz';
 import { shardMoveBody, type ShardMoveAnswer } from '../schemas/shards';
 import { parseBody } from '../validation';
-import { audit } from './audit';
+import { appendAuditRouted } from '../../core/shard-audit';
 import { startOrchestrationWorkflow } from './start-workflow';
 
 /** Moving a logical shard to another database of the shard map (ADR 0026; workflows/shard-move.ts). Platform admins only. */
@@ -38,7 +38,8 @@ export class ShardMoveService {
     if (!(await startOrchestrationWorkflow(this.temporal, 'shardMove', id, input, `the move of shard ${shard}`))) {
       throw new ConflictError(`a move of shard ${shard} is already running (${id})`);
     }
-    await audit(this.router.global, { tenantId: null, actor: p.username, action: 'shard.move', target: `shard ${shard}`, detail: { from, to, workflowId: id }, requestId });
+    // Platform-level (no tenant): shard 0's chain, on the database holding shard 0 now (ADR 0025).
+    await appendAuditRouted(this.router, { tenantId: null, actor: p.username, action: 'shard.move', target: `shard ${shard}`, detail: { from, to, workflowId: id }, requestId });
     return { id, shard, from, to };
   }
 }

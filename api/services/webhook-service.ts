@@ -6,7 +6,11 @@ import type { Principal } from '../../core/principal';
 import type { SecretBox } from '../../core/secret-box';
 import { parseOutboundUrl, refuseLiteralPrivateIp, SsrfRefusedError } from '../../core/ssrf-guard';
 import { WEBHOOK_EVENTS } from '../../core/webhook-payloads';
-import { countWebhooks, deleteWebhook, findWebhook, insertWebhook, listDeliveries, listWebhooks } from '../../core/stores/webhooks-store';
+import { countWebhooks, deleteWebhook, findDeliveredBody, findWebhook, insertWebhook, listDeliveries, listWebhooks } from '../../core/stores/webhooks-store';
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { ConflictError, UnavailableError } from '../../core/errors';
+import { startOrchestrationWorkflow } from './start-workflow';
 import { requireRepoAdmin } from '../authz';
 import { parseBody } from '../validation';
 import { audit } from './audit';
@@ -45,6 +49,8 @@ export class WebhookService {
     private readonly router: ShardRouter,
     private readonly secrets: SecretBox,
     private readonly allowHosts: readonly string[],
+    /** Starts redeliveries (a `webhookDispatch` of the kept body); without it redeliver answers 503. */
+    private readonly temporal?: () => Promise<Client>,
   ) {}
 
   private async adminRepo(principal: Principal, owner: string, name: string) {
@@ -114,5 +120,28 @@ export class WebhookService {
         finishedAt: row.finished_at,
       })),
     };
+  }
+
+  /**
+   * `POST …/webhooks/{id}/deliveries/{delivery}/redeliver` (issue 18, like GitHub's): the body that
+   * delivery sent, sent again to the hook by the worker (a `webhookDispatch`, so it is signed, vetted
+   * against private addresses, retried and logged like any delivery) under a new delivery id. 202
+   * with the dispatch's workflow id; 404 for a delivery the hook never made; 409 when its body was
+   * not kept (deliveries from before redelivery, or over 1 MiB).
+   */
+  async redeliver(principal: Principal, owner: string, name: string, id: string, deliveryId: string, requestId?: string) {
+    const repo = await this.adminRepo(principal, owner, name);
+    const db = this.router.forTenant(repo.tenantId);
+    const hook = await findWebhook(db, repo.tenantId, repo.id, hookId(id));
+    if (!hook) throw new NotFoundError(`webhook ${id} not found`);
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(deliveryId)) throw new InputError('delivery must be a delivery id (a UUID)');
+    const sent = await findDeliveredBody(db, repo.tenantId, Number(hook.id), deliveryId);
+    if (!sent) throw new NotFoundError(`delivery ${deliveryId} of webhook ${id} not found`);
+    if (sent.body === null) throw new ConflictError(`the body of delivery ${deliveryId} was not kept, so it cannot be sent again`);
+    if (!this.temporal) throw new UnavailableError('this api cannot start deliveries');
+    const workflowId = `webhook:redeliver:${repo.owner}:${repo.name}:${Number(hook.id)}:${deliveryId}:${randomUUID()}`;
+    await startOrchestrationWorkflow(this.temporal, 'webhookDispatch', workflowId, { tenantId: repo.tenantId, repoId: repo.id, events: [{ event: 'redelivery', hookId: Number(hook.id), deliveryId }] }, 'the redelivery');
+    await audit(db, { tenantId: repo.tenantId, actor: principal.username, action: 'repo.webhook.redeliver', target: `${owner}/${name}`, detail: { id: Number(hook.id), deliveryId, workflowId }, requestId });
+    return { id: workflowId, redeliveryOf: deliveryId, status: 'queued' as const };
   }
 }

@@ -13,8 +13,23 @@ interface Backup {
   changed: number | null;
 }
 
+interface Restore {
+  id: string;
+  kind: string;
+  status: string;
+  backupId: string | null;
+  problems: string[];
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+interface Replication {
+  database: { primary: string | null; standbys: { name: string; lagBytes: number | null; lagSeconds: number | null; inReads: boolean; error: string | null }[] } | null;
+  zones: { name: string; kind: string }[];
+}
+
 /**
- * Administration: users of your tenant (tenant admins), and for platform admins tenants and backups.
+ * Administration: users of your tenant (tenant admins), and for platform admins tenants, backups, restore drills and replica status.
  * The API decides who may do what; a refused action shows its message.
  */
 export function Admin() {
@@ -23,10 +38,17 @@ export function Admin() {
   const [user, setUser] = useState({ tenant: s.tenant, username: '', role: 'member' });
   const [tenant, setTenant] = useState('');
   const [backups, setBackups] = useState<Backup[] | null>(null);
+  // The user just added, and their first token (shown once): the README's walkthrough needs no CLI for it.
+  const [added, setAdded] = useState<{ username: string; token?: string } | null>(null);
   const fail = (e: ApiError) => setNote(e.message);
+  const [restores, setRestores] = useState<Restore[] | null>(null);
+  const [replication, setReplication] = useState<Replication | null>(null);
   const loadBackups = () => api.get<{ backups: Backup[] }>('/api/v1/backups').then((b) => setBackups(b.backups), fail);
   useEffect(() => {
-    if (s.platformAdmin) void loadBackups();
+    if (!s.platformAdmin) return;
+    void loadBackups();
+    void api.get<{ restores: Restore[] }>('/api/v1/restores').then((r) => setRestores(r.restores), fail);
+    void api.get<Replication>('/api/v1/admin/replicas').then(setReplication, fail);
   }, []);
   return (
     <section>
@@ -42,7 +64,8 @@ export function Admin() {
         onSubmit={(e) => {
           e.preventDefault();
           api.post<{ username: string; role: string }>(`/api/v1/tenants/${enc(user.tenant)}/users`, { username: user.username, role: user.role }).then((u) => {
-            setNote(`user ${u.username} added as ${u.role}; give them a token from the CLI (dotgit token create --user ${u.username})`);
+            setNote(`user ${u.username} added as ${u.role}`);
+            setAdded({ username: u.username });
             setUser({ ...user, username: '' });
           }, fail);
         }}
@@ -63,6 +86,20 @@ export function Admin() {
         </label>
         <button type="submit">Add user</button>
       </form>
+      {added && !added.token && (
+        <button
+          onClick={() =>
+            void api.post<{ token: string }>('/api/v1/tokens', { username: added.username, scopes: ['read', 'write', 'admin'] }).then((t) => setAdded({ ...added, token: t.token }), fail)
+          }
+        >
+          Create a token for {added.username}
+        </button>
+      )}
+      {added?.token && (
+        <p>
+          token for {added.username} (shown once; their role still limits it): <code class="clone" aria-label="new token">{added.token}</code>
+        </p>
+      )}
       {s.platformAdmin && (
         <>
           <h2>Tenants</h2>
@@ -99,6 +136,55 @@ export function Admin() {
             </tbody>
           </table>
           {backups && backups.length === 0 && <p class="muted">No backups yet.</p>}
+          <h2>Restores and restore drills</h2>
+          <table class="runs" aria-label="restores">
+            <tbody>
+              {restores?.map((r) => (
+                <tr key={r.id}>
+                  <td>
+                    <Badge status={r.status} />
+                  </td>
+                  <td>{r.kind}</td>
+                  <td>{r.id}</td>
+                  <td class="muted">{ago(r.startedAt)}</td>
+                  <td class="muted">{duration(r.startedAt, r.finishedAt)}</td>
+                  <td class="muted">{r.backupId ? `from ${r.backupId}` : ''}</td>
+                  <td>{r.problems.slice(0, 3).join('; ')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {restores && restores.length === 0 && <p class="muted">No restores or drills yet (the drill runs daily).</p>}
+          <h2>Replicas</h2>
+          {replication && (
+            <section aria-label="replica status">
+              {replication.database ? (
+                <table class="runs">
+                  <tbody>
+                    <tr>
+                      <td>primary</td>
+                      <td>{replication.database.primary ?? 'unknown'}</td>
+                      <td />
+                    </tr>
+                    {replication.database.standbys.map((r) => (
+                      <tr key={r.name}>
+                        <td>standby</td>
+                        <td>{r.name}</td>
+                        <td class="muted">
+                          {r.error ?? `${r.lagSeconds === null ? '?' : r.lagSeconds} s / ${r.lagBytes === null ? '?' : r.lagBytes} bytes behind${r.inReads ? ', serving reads' : ', out of reads'}`}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              ) : (
+                <p class="muted">Database: one host, no standbys.</p>
+              )}
+              <p>
+                Replica zones: {replication.zones.length === 0 ? 'none' : replication.zones.map((z) => `${z.name} (${z.kind})`).join(', ')}
+              </p>
+            </section>
+          )}
         </>
       )}
     </section>

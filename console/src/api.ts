@@ -93,6 +93,12 @@ export interface Step {
   finishedAt: string | null;
   attempt?: number;
   host?: string | null;
+  /** Why the step's job waits (issue 17 item 8), while it does. */
+  pending?: Pending | null;
+}
+export interface Pending {
+  reason: string;
+  message: string;
 }
 export interface Run {
   id: string;
@@ -107,6 +113,10 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   steps: Step[];
+  /** Why the run waits, while it does. */
+  pending?: Pending | null;
+  /** GET /runs/{id}: the run's jobs with the jobs each needs (the graph's edges). */
+  jobs?: Array<{ name: string; needs: string[] }>;
   stepsSummary?: Record<string, number>;
 }
 export interface Repo {

@@ -145,7 +145,18 @@ function RepoPage({ owner, repo, tab, path = '' }: { owner: string; repo: string
   );
 }
 
-function RunList({ owner, repo }: { owner: string; repo: string }) {
+/** Runs across the caller's repositories (their tenant's and those granted to them): GET /api/v1/runs. */
+function AllRuns() {
+  return (
+    <section>
+      <h1>Runs</h1>
+      <RunList />
+    </section>
+  );
+}
+
+/** A repository's runs, or (without one) the recent runs across the caller's repositories. */
+function RunList({ owner, repo }: { owner?: string; repo?: string }) {
   const [runs, setRuns] = useState<Run[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const params = new URLSearchParams(location.search);
@@ -156,16 +167,18 @@ function RunList({ owner, repo }: { owner: string; repo: string }) {
     const q = new URLSearchParams();
     if (ref) q.set('ref', ref.startsWith('refs/') ? ref : `refs/heads/${ref}`);
     if (status) q.set('status', status);
+    if (event && !repo) q.set('event', event);
     // Filters live in the URL, so back/forward and shared links keep them.
     const shown = new URLSearchParams({ ...(ref ? { ref } : {}), ...(status ? { status } : {}), ...(event ? { event } : {}) });
     history.replaceState(null, '', `${location.pathname}${shown.size ? `?${shown}` : ''}`);
-    const load = () => api.get<{ runs: Run[] }>(`/api/v1/repos/${enc(owner)}/${enc(repo)}/runs?${q}`).then((r) => setRuns(r.runs), (e: ApiError) => setError(e.message));
+    const url = owner && repo ? `/api/v1/repos/${enc(owner)}/${enc(repo)}/runs?${q}` : `/api/v1/runs?${q}`;
+    const load = () => api.get<{ runs: Run[] }>(url).then((r) => setRuns(r.runs), (e: ApiError) => setError(e.message));
     void load();
     // Runs progress without a reload.
     const t = window.setInterval(() => void load(), 5000);
     return () => clearInterval(t);
   }, [owner, repo, ref, status, event]);
-  // The API filters by ref and status; the event (push, manual, schedule) is filtered here.
+  // The API filters by ref and status; a repository's by event here (the list across repositories does it itself).
   const shownRuns = runs?.filter((r) => !event || r.event === event);
   return (
     <section>
@@ -203,6 +216,11 @@ function RunList({ owner, repo }: { owner: string; repo: string }) {
               <td>
                 <Badge status={r.status} />
               </td>
+              {!repo && (
+                <td>
+                  <Link href={`/${r.repo.split('/').map(enc).join('/')}`}>{r.repo}</Link>
+                </td>
+              )}
               <td>
                 <Link href={`/runs/${enc(r.id)}`}>{r.ref.replace(/^refs\/(heads|tags)\//, '')}</Link>
               </td>
@@ -229,7 +247,7 @@ function Shell({ session }: { session: Session }) {
           dotgit
         </Link>
         <nav>
-          <Link href="/">Repositories</Link> <Link href="/tokens">Tokens</Link>
+          <Link href="/">Repositories</Link> <Link href="/runs">Runs</Link> <Link href="/tokens">Tokens</Link>{' '}
           {(session.platformAdmin || session.role === 'admin') && <Link href="/admin">Admin</Link>}
         </nav>
         <span class="who">
@@ -242,6 +260,7 @@ function Shell({ session }: { session: Session }) {
       <main>
         <Switch>
           <Route path="/">{() => <Repos />}</Route>
+          <Route path="/runs">{() => <AllRuns />}</Route>
           <Route path="/runs/:id">{(p: { id: string }) => <RunPage id={decodeURIComponent(p.id)} />}</Route>
           <Route path="/tokens">{() => <Tokens />}</Route>
           <Route path="/admin">{() => <Admin />}</Route>

@@ -295,18 +295,58 @@ export function RepoSettings({ owner, repo }: { owner: string; repo: string }) {
   );
 }
 
+interface Delivery {
+  deliveryId: string;
+  event: string;
+  action: string | null;
+  attempt: number;
+  outcome: string;
+  responseStatus: number | null;
+  error: string | null;
+  startedAt: string;
+}
+
+/** A webhook's delivery log (every attempt, newest first; refreshed every 5 s) with Redeliver on each delivery. */
 function Deliveries({ url }: { url: string }) {
-  const { data, error } = usePolled<{ deliveries: Array<{ deliveryId: string; event: string; attempt: number; outcome: string; status?: number | null; createdAt?: string }> }>(url, 0);
+  const { data, error, reload } = usePolled<{ deliveries: Delivery[] }>(url);
+  const [note, setNote] = useState<string | null>(null);
   if (error) return <p class="error">{error}</p>;
+  const seen = new Set<string>();
   return (
-    <ul class="list">
-      {data?.deliveries.map((d) => (
-        <li key={`${d.deliveryId}/${d.attempt}`}>
-          {d.event} <span class="muted">attempt {d.attempt}</span> {d.outcome} {d.status ?? ''} <span class="muted">{ago(d.createdAt)}</span>
-        </li>
-      ))}
-      {data && data.deliveries.length === 0 && <li class="muted">no deliveries yet</li>}
-    </ul>
+    <>
+      {note && <p class="note" role="status">{note}</p>}
+      <ul class="list deliveries">
+        {data?.deliveries.map((d) => {
+          // Redeliver once per delivery (on its newest attempt), not on every retry.
+          const first = !seen.has(d.deliveryId);
+          seen.add(d.deliveryId);
+          return (
+            <li key={`${d.deliveryId}/${d.attempt}`}>
+              {d.event}
+              {d.action ? `.${d.action}` : ''} <span class={`badge s-${d.outcome}`}>{d.outcome}</span> {d.responseStatus ?? ''} <span class="muted">attempt {d.attempt} · {ago(d.startedAt)} · <code>{d.deliveryId.slice(0, 8)}</code></span>
+              {d.error && <span class="muted"> {d.error}</span>}{' '}
+              {first && (
+                <button
+                  class="link"
+                  onClick={() =>
+                    void api.post(`${url}/${enc(d.deliveryId)}/redeliver`).then(
+                      () => {
+                        setNote(`delivery ${d.deliveryId.slice(0, 8)} sent again`);
+                        reload();
+                      },
+                      (e: ApiError) => setNote(e.message),
+                    )
+                  }
+                >
+                  Redeliver
+                </button>
+              )}
+            </li>
+          );
+        })}
+        {data && data.deliveries.length === 0 && <li class="muted">no deliveries yet</li>}
+      </ul>
+    </>
   );
 }
 

@@ -3,6 +3,7 @@ import { Link } from 'wouter-preact';
 import { api, ApiError, currentSession, enc, type Run, type Step } from './api';
 import { duration } from './format';
 import { LogView, type LogLine } from './log-view';
+import { JobGraph } from './job-graph';
 
 const TERMINAL = new Set(['success', 'failure', 'cancelled']);
 
@@ -91,6 +92,8 @@ export function RunPage({ id }: { id: string }) {
         if (!pending) pending = requestAnimationFrame(flush);
       });
       source.addEventListener('step', later);
+      // A job started or stopped waiting (ADR 0044): its pending reason is redrawn from the run's answer.
+      source.addEventListener('pending', later);
       source.addEventListener('status', (e) => {
         const d = JSON.parse((e as MessageEvent).data) as { status: string };
         later();
@@ -153,6 +156,7 @@ export function RunPage({ id }: { id: string }) {
           {run.attempt && run.attempt > 1 ? ` · attempt ${run.attempt}` : ''} · {duration(run.startedAt, run.finishedAt)} · workflow id <code>{run.id}</code>
         </p>
         {run.message && <p class="run-message">{run.message}</p>}
+        {run.pending && run.pending.message !== run.message && <p class="run-message pending">{run.pending.message}</p>}
         <div class="actions">
           {running && (
             <button class="danger" onClick={() => void act('cancel')}>
@@ -172,17 +176,21 @@ export function RunPage({ id }: { id: string }) {
         </div>
         {note && <p class="note" role="status">{note}</p>}
       </header>
-      <div class="jobs" aria-label="jobs">
-        {jobsOf(run).map(({ job, steps }) => {
+      <JobGraph
+        jobs={run.jobs ?? jobsOf(run).map(({ job }) => ({ name: job, needs: [] }))}
+        card={({ name, needs }) => {
+          const steps = run.steps.filter((s) => s.job === name);
           const t = span(steps);
           return (
-            <div class={`job s-${jobStatus(steps)}`} key={job}>
+            <div class={`job s-${jobStatus(steps)}`}>
               <div class="job-head">
                 <button class="link" onClick={() => setFilter('')} title="all steps">
-                  {job}
+                  {name}
                 </button>
                 <Badge status={jobStatus(steps)} /> <span class="muted">{duration(t.startedAt, t.finishedAt)}</span>
               </div>
+              {needs.length > 0 && <div class="needs muted">needs {needs.join(', ')}</div>}
+              {steps.find((s) => s.pending)?.pending && <div class="needs pending">{steps.find((s) => s.pending)!.pending!.message}</div>}
               <ol class="steps">
                 {steps.map((s) => {
                   const key = `${s.job}\u0000${s.name}`;
@@ -204,8 +212,8 @@ export function RunPage({ id }: { id: string }) {
               </ol>
             </div>
           );
-        })}
-      </div>
+        }}
+      />
       {artifacts.length > 0 && (
         <div class="artifacts">
           <h2>Artifacts</h2>

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Db, DbClient } from '../db';
 import { inTransaction } from '../db';
 import { SHARD_COUNT, shardOf } from '../shards';
+import { inShardScope, type ShardScope } from './shard-scope';
 
 /**
  * The audit log's SQL (table `audit_log`, migrations 0001 and 0019): append-only, and every row a
@@ -169,11 +170,11 @@ const COLUMNS = 'a.id, a.tenant_id, a.shard, a.seq, a.prev_hash, a.hash, a.actor
  * Events oldest first, after the event id `after` (keyset pagination), at most `limit`; one
  * tenant's, or every tenant's when `tenantId` is undefined.
  */
-export async function listAuditEvents(db: Db, o: { tenantId?: number; after?: number; limit: number }): Promise<AuditEvent[]> {
+export async function listAuditEvents(db: Db, o: { tenantId?: number; after?: number; limit: number; shards?: ShardScope }): Promise<AuditEvent[]> {
   const r = await db.query<AuditRow>(
     `SELECT ${COLUMNS}, t.name AS tenant FROM audit_log a LEFT JOIN tenants t ON t.id = a.tenant_id
-      WHERE ($1::bigint IS NULL OR a.tenant_id = $1) AND a.id > $2 ORDER BY a.id LIMIT $3`,
-    [o.tenantId ?? null, o.after ?? 0, o.limit],
+      WHERE ($1::bigint IS NULL OR a.tenant_id = $1) AND a.id > $2 AND ${inShardScope('$4', 'a.shard')} ORDER BY a.id LIMIT $3`,
+    [o.tenantId ?? null, o.after ?? 0, o.limit, o.shards ?? null],
   );
   return r.rows.map((row) => ({
     ...linkOf(row),

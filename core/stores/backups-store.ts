@@ -18,6 +18,12 @@ export async function listBackups(q: Queryable): Promise<Row[]> {
   return r.rows;
 }
 
+/** The newest complete backup's id (what the backup-age metric reads its manifest by), or undefined. */
+export async function newestCompleteBackupId(q: Queryable): Promise<string | undefined> {
+  const r = await q.query<{ id: string }>(`SELECT id FROM backups WHERE status = 'complete' ORDER BY finished_at DESC, id DESC LIMIT 1`);
+  return r.rows[0]?.id;
+}
+
 /** A restore started through the api, `running`, to the time `at`. */
 export async function insertApiRestore(q: Queryable, id: string, at: Date): Promise<void> {
   await q.query(`INSERT INTO restores (id, kind, at, status) VALUES ($1, 'restore', $2, 'running')`, [id, at]);
@@ -26,6 +32,12 @@ export async function insertApiRestore(q: Queryable, id: string, at: Date): Prom
 /** A restore that failed (or never started), with its problems. */
 export async function failRestore(q: Queryable, id: string, problems: string[]): Promise<void> {
   await q.query(`UPDATE restores SET status = 'failed', finished_at = now(), problems = $2 WHERE id = $1`, [id, JSON.stringify(problems)]);
+}
+
+/** Restores and daily drills, newest first (at most 100): what the admin page shows. */
+export async function listRestores(q: Queryable): Promise<Row[]> {
+  const r = await q.query(`SELECT id, kind, at, status, backup_id, dir, problems, started_at, finished_at FROM restores ORDER BY started_at DESC, id DESC LIMIT 100`);
+  return r.rows;
 }
 
 /** One restore (or drill) by id. */

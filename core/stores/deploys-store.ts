@@ -79,3 +79,12 @@ export async function lastGoodDeploy(q: Queryable, tenantId: number, repoId: num
   );
   return r.rows[0] ? { id: r.rows[0].id, commit: r.rows[0].commit_sha } : null;
 }
+
+/** The deploy holding its environment's lock (running or waiting for approval: the lock is taken first), if any. */
+export async function environmentLockHolder(q: Queryable, tenantId: number, repoId: number, environment: string, excludeId: string): Promise<string | undefined> {
+  const r = await q.query(
+    `SELECT id FROM deploys WHERE tenant_id = $1 AND repo_id = $2 AND environment = $3 AND id <> $4 AND status IN ('running', 'waiting_approval') ORDER BY created_at LIMIT 1`,
+    [tenantId, repoId, environment, excludeId],
+  );
+  return r.rows[0]?.id as string | undefined;
+}

@@ -1,15 +1,24 @@
 import type { Queryable } from '../db';
 import { deleteBatch } from './prune';
+import { inShardScope, type ShardScope } from './shard-scope';
 
 /**
- * The transactional outboxes' SQL (`push_outbox`, `webhook_outbox`, `replication_outbox`): rows are
- * written in the transaction of what caused them and handed on by a relay, which claims due rows
- * with SKIP LOCKED and stamps each one (`started_at`) once it is handed on or failed for good.
+ * The transactional outboxes' SQL (`push_outbox`, `webhook_outbox`, `replication_outbox`,
+ * `run_request_outbox`): rows are written in the transaction of what caused them and handed on by a
+ * relay, which claims due rows with SKIP LOCKED and stamps each one (`started_at`) once it is handed
+ * on or failed for good. Each process drains the outboxes it writes (ADR 0024).
  */
 
 /** Outbox tables (migrations/): a row is handed on (or failed for good) once `started_at` is stamped. */
-export const OUTBOX_TABLES = ['push_outbox', 'webhook_outbox', 'replication_outbox'] as const;
+export const OUTBOX_TABLES = ['push_outbox', 'webhook_outbox', 'replication_outbox', 'run_request_outbox'] as const;
 export type OutboxTable = (typeof OUTBOX_TABLES)[number];
+
+/**
+ * The outboxes of pipeline starts: pushes' (and scheduled runs', written by the worker's schedule
+ * activity), drained by the git-server; and runs started through the api, drained by the api.
+ */
+export const PIPELINE_START_OUTBOXES = ['push_outbox', 'run_request_outbox'] as const;
+export type PipelineStartOutbox = (typeof PIPELINE_START_OUTBOXES)[number];
 
 export interface OutboxRow {
   tenant_id: string;
@@ -25,10 +34,22 @@ export async function enqueuePipelineStart(q: Queryable, tenantId: number, runId
   await q.query(`INSERT INTO push_outbox (tenant_id, run_id, payload, traceparent) VALUES ($1, $2, $3, $4)`, [tenantId, runId, JSON.stringify(payload), traceparent]);
 }
 
-/** Stamps a run's pipeline start that the relay has not handed on yet, so it never is; false when there is none. */
-export async function cancelUnstartedPipelineStart(q: Queryable, tenantId: number, runId: string): Promise<boolean> {
-  const r = await q.query(`UPDATE push_outbox SET started_at = now(), last_error = 'cancelled before start' WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL`, [tenantId, runId]);
-  return (r.rowCount ?? 0) > 0;
+/** A pipeline start of a run started through the api, for the api's relay (payload and trace as above). */
+export async function enqueueRunRequest(q: Queryable, tenantId: number, runId: string, payload: unknown, traceparent: string | null = null): Promise<void> {
+  await q.query(`INSERT INTO run_request_outbox (tenant_id, run_id, payload, traceparent) VALUES ($1, $2, $3, $4)`, [tenantId, runId, JSON.stringify(payload), traceparent]);
+}
+
+/**
+ * Whether a run's pipeline start waits in an outbox, not yet handed on. Read only: a cancel reads it
+ * holding the run row's lock, which the relay takes before it starts the workflow (pipeline-starts).
+ */
+export async function hasPendingPipelineStart(q: Queryable, tenantId: number | string, runId: string): Promise<boolean> {
+  const r = await q.query(
+    `SELECT 1 FROM push_outbox WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL
+     UNION ALL SELECT 1 FROM run_request_outbox WHERE tenant_id = $1 AND run_id = $2 AND started_at IS NULL`,
+    [tenantId, runId],
+  );
+  return r.rows.length > 0;
 }
 
 /** A push's webhook dispatch, written only when one of the repository's webhooks wants `push` events (or all: `*`). */
@@ -52,7 +73,14 @@ export async function enqueueReplication(q: Queryable, tenantId: number, repoId:
 
 /** Up to `batch` due, unstamped rows, locked for this transaction (rows another relay holds are skipped). */
 export async function claimDueOutboxRows(q: Queryable, table: string, batch: number): Promise<OutboxRow[]> {
-  const rows = await q.query<OutboxRow>(`SELECT * FROM ${table} WHERE started_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT ${Number(batch)} FOR UPDATE SKIP LOCKED`);
+  // Not the rows of a shard fenced here (ADR 0026): their stamps would be refused, and once the
+  // move switched, the shard's new database relays them. The fence check runs once when none is set.
+  const rows = await q.query<OutboxRow>(
+    `SELECT * FROM ${table} WHERE started_at IS NULL AND next_attempt_at <= now()
+        AND (NOT EXISTS (SELECT 1 FROM shard_fences WHERE state = 'fenced')
+             OR dotgit_shard_of(tenant_id) NOT IN (SELECT shard FROM shard_fences WHERE state = 'fenced'))
+      ORDER BY next_attempt_at, id LIMIT ${Number(batch)} FOR UPDATE SKIP LOCKED`,
+  );
   return rows.rows;
 }
 
@@ -88,7 +116,7 @@ export async function retryOutboxRowLater(q: Queryable, table: string, row: Outb
 }
 
 /** Deletes up to `batch` rows of an outbox handed on more than `olderThanSeconds` ago (pending rows stay); answers how many. */
-export async function deleteHandedOnOutboxRows(q: Queryable, table: OutboxTable, olderThanSeconds: number, batch: number): Promise<number> {
-  return deleteBatch(q, table, 'd.started_at < now() - make_interval(secs => $1)', [olderThanSeconds], batch);
+export async function deleteHandedOnOutboxRows(q: Queryable, table: OutboxTable, olderThanSeconds: number, batch: number, shards: ShardScope = null): Promise<number> {
+  return deleteBatch(q, table, `d.started_at < now() - make_interval(secs => $1) AND ${inShardScope('$2', 'dotgit_shard_of(d.tenant_id)')}`, [olderThanSeconds, shards], batch);
 }
 

@@ -1,4 +1,5 @@
 import type { Queryable, Row } from '../db';
+import { inShardScope, type ShardScope } from './shard-scope';
 
 /**
  * The repositories aggregate's SQL (ADR 0019): repository rows, their branch
@@ -205,7 +206,7 @@ export async function upsertReplicaState(
  */
 export async function listReadableRepoRows(
   q: Queryable,
-  o: { owner?: string; userId: number | null; tenantId: number | null; platformAdmin: boolean; after: number; limit: number },
+  o: { owner?: string; userId: number | null; tenantId: number | null; platformAdmin: boolean; after: number; limit: number; shards?: ShardScope },
 ): Promise<Row[]> {
   const r = await q.query(
     `SELECT r.id, r.tenant_id, t.name AS owner, r.name, r.visibility, r.created_at, r.node_id, r.replica_nodes, r.default_branch, p.access AS grant
@@ -213,10 +214,44 @@ export async function listReadableRepoRows(
        LEFT JOIN permissions p ON p.tenant_id = r.tenant_id AND p.repo_id = r.id AND p.user_id = $3::bigint
       WHERE r.id > $1 AND ($2::text IS NULL OR t.name = $2)
         AND (r.visibility = 'public' OR $4::boolean OR r.tenant_id = $5::bigint OR p.access IS NOT NULL)
+        AND ${inShardScope('$7', 'dotgit_shard_of(r.tenant_id)')}
       ORDER BY r.id LIMIT $6`,
-    [o.after, o.owner ?? null, o.userId, o.platformAdmin, o.tenantId, o.limit],
+    [o.after, o.owner ?? null, o.userId, o.platformAdmin, o.tenantId, o.limit, o.shards ?? null],
   );
   return r.rows;
+}
+
+/**
+ * The repository `name` of the tenant if it was created less than `withinSeconds` ago, with who
+ * created it: the actor of its `repo.create` audit entry, which the creating transaction wrote with
+ * the row (ADR 0027: a resent creation). The entry is looked for among the tenant's newest audit rows
+ * only (those written since the repository was), newest first.
+ */
+export async function findRecentRepoCreation(
+  q: Queryable,
+  r: { tenantId: number; name: string; target: string; withinSeconds: number },
+): Promise<{ id: number; visibility: string; createdAt: Date; nodeId: string | null; replicaNodes: string[]; createdBy: string | null } | undefined> {
+  const row = (
+    await q.query(
+      `SELECT r.id, r.visibility, r.created_at, r.node_id, r.replica_nodes,
+              (SELECT a.actor FROM audit_log a
+                WHERE a.tenant_id = r.tenant_id AND a.action = 'repo.create' AND a.target = $3
+                  AND a.at >= date_trunc('milliseconds', r.created_at)
+                ORDER BY a.id DESC LIMIT 1) AS created_by
+         FROM repos r
+        WHERE r.tenant_id = $1 AND r.name = $2 AND r.created_at > now() - make_interval(secs => $4)`,
+      [r.tenantId, r.name, r.target, r.withinSeconds],
+    )
+  ).rows[0];
+  if (!row) return undefined;
+  return {
+    id: Number(row.id),
+    visibility: row.visibility,
+    createdAt: row.created_at,
+    nodeId: row.node_id ?? null,
+    replicaNodes: row.replica_nodes ?? [],
+    createdBy: row.created_by ?? null,
+  };
 }
 
 /** A new repository row; a name its tenant already uses is Postgres' unique violation (23505), which the caller words. */

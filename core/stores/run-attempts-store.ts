@@ -1,4 +1,5 @@
 import { inTransaction, type Db, type Queryable, type Row } from '../db';
+import { jobStepFilter, requeueRunForAttempt } from './runs-store';
 
 /**
  * Re-runs' SQL (issue 17 item 5, migration 0033; ADR 0030): a run's attempts (`runs.attempt`,
@@ -45,16 +46,8 @@ export function beginRunAttempt(db: Db, tenantId: number, runId: string, scope: 
        ON CONFLICT DO NOTHING`,
       [tenantId, runId, previous],
     );
-    await c.query(
-      `UPDATE steps SET status = 'queued', exit_code = NULL, log_key = NULL, attempt = NULL, host = NULL, started_at = NULL, finished_at = NULL, run_attempt = $4
-       WHERE tenant_id = $1 AND run_id = $2 AND job = ANY($3::text[])`,
-      [tenantId, runId, again, next],
-    );
     await c.query(`DELETE FROM job_outputs WHERE tenant_id = $1 AND run_id = $2 AND job = ANY($3::text[])`, [tenantId, runId, again]);
-    await c.query(
-      `UPDATE runs SET attempt = $3, status = 'queued', message = NULL, started_at = NULL, finished_at = NULL WHERE tenant_id = $1 AND id = $2`,
-      [tenantId, runId, next],
-    );
+    await requeueRunForAttempt(c, tenantId, runId, next, again);
     await c.query(
       `INSERT INTO run_attempts (tenant_id, run_id, attempt, status, failed_only, requested_by, created_at) VALUES ($1, $2, $3, 'queued', $4, $5, now())`,
       [tenantId, runId, next, scope === 'failed', requestedBy],
@@ -90,4 +83,11 @@ export async function findReusableJobs(q: Queryable, tenantId: number, runId: st
     [tenantId, runId],
   );
   return Object.fromEntries(r.rows.map((row) => [row.job, row.outputs ?? {}]));
+}
+
+/** The steps' job, name and stored log key as attempt `attempt` left them (earlier attempts only); only `job`'s and/or `step` when given. */
+export async function listAttemptStepLogKeys(q: Queryable, tenantId: number, runId: string, attempt: number, only: { job?: string; step?: string }): Promise<{ job: string; name: string; log_key: string | null }[]> {
+  const args: unknown[] = [tenantId, runId, attempt];
+  const filter = jobStepFilter(args, only);
+  return (await q.query(`SELECT job, name, log_key FROM run_attempt_steps WHERE tenant_id = $1 AND run_id = $2 AND attempt = $3${filter} ORDER BY position`, args)).rows;
 }

@@ -1,5 +1,5 @@
 import { inTransaction, type Db, type Queryable, type Row } from '../db';
-import { cancelUnstartedPipelineStart } from './outbox-store';
+import { hasPendingPipelineStart } from './outbox-store';
 import { listRepoOwnedRows } from './repos-store';
 
 /**
@@ -84,15 +84,49 @@ export async function unfinishedRunIds(q: Queryable): Promise<string[]> {
 }
 
 /**
- * Cancels a run whose workflow has not been started yet: its outbox row is stamped (waiting for the
- * relay's row lock if the relay is starting it now), so it never starts. False when it has started.
+ * Cancels a run whose workflow has not been started yet; false when it has. Writes the run row only,
+ * never an outbox (each outbox is its relay's, ADR 0024): it takes the run row's lock, which a relay
+ * holds while it starts the run's workflow (core/pipeline-starts.ts), then reads whether the start
+ * still waits. A relay that claims the row later finds the run cancelled and never starts it.
  */
-export function cancelUnstartedRun(db: Db, tenantId: number, runId: string): Promise<boolean> {
+export function cancelUnstartedRun(db: Db, tenantId: number | string, runId: string): Promise<boolean> {
   return inTransaction(db, async (c) => {
-    if (!(await cancelUnstartedPipelineStart(c, tenantId, runId))) return false;
+    if (!(await lockQueuedRuns(c, [{ tenantId, runId }])).has(runId)) return false;
+    // A statement after the lock: it sees what a relay that held the lock committed.
+    if (!(await hasPendingPipelineStart(c, tenantId, runId))) return false;
     await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now() WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
     return true;
   });
+}
+
+/**
+ * Cancels a scheduled run still `queued` without (`hasWorkflow`, asked while the run row is locked) a
+ * workflow: recorded by its activity, which has not started it yet (no start row: ADR 0024). That
+ * activity takes the same lock to start it and skips a run no longer queued. False otherwise (other
+ * runs' starts are their relays', `cancelUnstartedRun`).
+ */
+export function cancelUnstartedScheduledRun(db: Db, tenantId: number | string, runId: string, hasWorkflow: () => Promise<boolean>): Promise<boolean> {
+  return inTransaction(db, async (c) => {
+    if (!(await lockQueuedRuns(c, [{ tenantId, runId }])).has(runId)) return false;
+    const run = await c.query(`SELECT event FROM runs WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
+    if (run.rows[0]?.event !== 'schedule') return false;
+    if (await hasWorkflow()) return false;
+    await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now() WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
+    return true;
+  });
+}
+
+/**
+ * Locks the rows of `runs` for this transaction (a relay about to start their workflows, or a cancel)
+ * in one statement, in a fixed order; answers the ids of those still queued.
+ */
+export async function lockQueuedRuns(q: Queryable, runs: { tenantId: number | string; runId: string }[]): Promise<Set<string>> {
+  const r = await q.query<{ id: string; status: string }>(
+    `SELECT r.id, r.status FROM runs r JOIN unnest($1::bigint[], $2::text[]) AS w(tenant_id, id) ON r.tenant_id = w.tenant_id AND r.id = w.id
+     ORDER BY r.tenant_id, r.id FOR UPDATE OF r`,
+    [runs.map((x) => String(x.tenantId)), runs.map((x) => x.runId)],
+  );
+  return new Set(r.rows.filter((x) => x.status === 'queued').map((x) => x.id));
 }
 
 /** A queued run whose workflow could never start: failed with `message`. */
@@ -101,7 +135,7 @@ export async function failQueuedRun(q: Queryable, tenantId: number | string, run
 }
 
 /** Marks the run running and creates its step rows, `queued`, in order (idempotent). */
-export function startRun(db: Db, tenantId: number, runId: string, steps: { job: string; name: string }[]): Promise<void> {
+export function startRun(db: Db, tenantId: number, runId: string, steps: { job: string; name: string; needs?: string[] }[]): Promise<void> {
   return inTransaction(db, async (c) => {
     await c.query(`UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`, [tenantId, runId]);
     await insertQueuedSteps(c, tenantId, runId, steps, 0);
@@ -126,6 +160,20 @@ export function finishRun(db: Db, tenantId: number, runId: string, status: strin
   });
 }
 
+/**
+ * A run that ended goes back to `queued` as attempt `attempt` (a re-run, run-attempts-store.ts):
+ * the steps of `jobs` are queued again, stamped with that attempt. Here with the run's other status
+ * changes (issue 12: one place per state machine); the caller holds the run row's lock.
+ */
+export async function requeueRunForAttempt(q: Queryable, tenantId: number, runId: string, attempt: number, jobs: string[]): Promise<void> {
+  await q.query(
+    `UPDATE steps SET status = 'queued', exit_code = NULL, log_key = NULL, attempt = NULL, host = NULL, started_at = NULL, finished_at = NULL, run_attempt = $4
+     WHERE tenant_id = $1 AND run_id = $2 AND job = ANY($3::text[])`,
+    [tenantId, runId, jobs, attempt],
+  );
+  await q.query(`UPDATE runs SET attempt = $3, status = 'queued', message = NULL, started_at = NULL, finished_at = NULL WHERE tenant_id = $1 AND id = $2`, [tenantId, runId, attempt]);
+}
+
 /** Sets the run's message (the reason shown while it is still running or once it ends). */
 export async function setRunMessage(q: Queryable, tenantId: number, runId: string, message: string): Promise<void> {
   await q.query(`UPDATE runs SET message = $3 WHERE tenant_id = $1 AND id = $2`, [tenantId, runId, message]);
@@ -137,18 +185,64 @@ export async function setQueuedRunMessage(q: Queryable, tenantId: number, runId:
   return (r.rowCount ?? 0) > 0;
 }
 
+/** Why a job's queued steps wait (`steps.waiting`, migration 0039: a job-level concurrency group); null clears it. */
+export async function setJobWaiting(q: Queryable, tenantId: number, runId: string, job: string, message: string | null): Promise<void> {
+  await q.query(`UPDATE steps SET waiting = $4 WHERE tenant_id = $1 AND run_id = $2 AND job = $3 AND status = 'queued'`, [tenantId, runId, job, message]);
+}
+
+/** Advisory-lock space of a run's pending-reason events (two-key form: the space and the run id's hash; ADR 0044). */
+const PENDING_EVENTS_LOCK_SPACE = 724044;
+
+/**
+ * A running run's steps as its pending reasons read them (core/pending-reasons.ts), in order, read
+ * under a transaction-scoped advisory lock on the run: the publishers of its pending events take
+ * turns, each reading what the one before it saw and more (ADR 0044). Null when the run is not running.
+ */
+export async function lockRunForPendingEvents(q: Queryable, tenantId: number, runId: string): Promise<{ job: string; status: string; waiting: string | null; needs: string[] | null }[] | null> {
+  await q.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PENDING_EVENTS_LOCK_SPACE, runId]);
+  const run = await q.query<{ status: string }>('SELECT status FROM runs WHERE tenant_id = $1 AND id = $2', [tenantId, runId]);
+  if (run.rows[0]?.status !== 'running') return null;
+  return (await q.query('SELECT job, status, waiting, needs FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY position', [tenantId, runId])).rows;
+}
+
 /** Step rows (of a run or a deploy), `queued`, at positions from `firstPosition` on; existing ones are kept. */
-export async function insertQueuedSteps(q: Queryable, tenantId: number, runId: string, steps: { job: string; name: string }[], firstPosition: number): Promise<void> {
+export async function insertQueuedSteps(q: Queryable, tenantId: number, runId: string, steps: { job: string; name: string; needs?: string[] }[], firstPosition: number): Promise<void> {
   let position = firstPosition;
   for (const step of steps) {
-    await q.query(`INSERT INTO steps (tenant_id, run_id, job, name, position, status) VALUES ($1, $2, $3, $4, $5, 'queued') ON CONFLICT DO NOTHING`, [
+    // needs (migration 0040): what the job waits for, read back as its pending reason (ADR 0037).
+    await q.query(`INSERT INTO steps (tenant_id, run_id, job, name, position, status, needs) VALUES ($1, $2, $3, $4, $5, 'queued', $6) ON CONFLICT DO NOTHING`, [
       tenantId,
       runId,
       step.job,
       step.name,
       position++,
+      step.needs?.length ? step.needs : null,
     ]);
   }
+}
+
+/**
+ * A dynamic matrix job's rows become its instances' (issue 17 item 1): the job's own rows (queued,
+ * made by startRun from the file) are replaced by the instances' steps at the same place, later
+ * rows moved down to make room. A re-run's instances keep their rows (ON CONFLICT), and instances
+ * an earlier attempt had that this one's matrix no longer makes are dropped. One transaction.
+ */
+export function replaceJobWithInstances(db: Db, tenantId: number, runId: string, job: string, steps: { job: string; name: string; needs?: string[] }[]): Promise<void> {
+  return inTransaction(db, async (c) => {
+    const names = [...new Set(steps.map((s) => s.job))];
+    const own = await c.query<{ first: number | null; n: number }>(`SELECT min(position) AS first, count(*)::int AS n FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = $3`, [tenantId, runId, job]);
+    await c.query(`DELETE FROM steps WHERE tenant_id = $1 AND run_id = $2 AND (job = $3 OR (starts_with(job, $4) AND NOT job = ANY($5::text[])))`, [tenantId, runId, job, `${job} (`, names]);
+    const kept = await c.query<{ last: number | null; n: number }>(`SELECT max(position) AS last, count(*)::int AS n FROM steps WHERE tenant_id = $1 AND run_id = $2 AND job = ANY($3::text[])`, [tenantId, runId, names]);
+    const first = own.rows[0]?.first;
+    if (kept.rows[0].n === 0 && first !== null && first !== undefined) {
+      const grow = steps.length - own.rows[0].n;
+      if (grow > 0) await c.query(`UPDATE steps SET position = position + $4 WHERE tenant_id = $1 AND run_id = $2 AND position >= $3`, [tenantId, runId, first, grow]);
+      await insertQueuedSteps(c, tenantId, runId, steps, first);
+      return;
+    }
+    const last = (await c.query<{ last: number | null }>(`SELECT max(position) AS last FROM steps WHERE tenant_id = $1 AND run_id = $2`, [tenantId, runId])).rows[0].last;
+    await insertQueuedSteps(c, tenantId, runId, steps, (last ?? -1) + 1);
+  });
 }
 
 /** `insertQueuedSteps` in a transaction of its own: all of them or none. */
@@ -173,6 +267,15 @@ export async function listSteps(q: Queryable, tenantId: number, runId: string): 
 /** The steps' job, name and stored log key, in order; only `job`'s and/or only the step named `step` when given. */
 export async function listStepLogKeys(q: Queryable, tenantId: number, runId: string, only: { job?: string; step?: string }): Promise<{ job: string; name: string; log_key: string | null }[]> {
   const args: unknown[] = [tenantId, runId];
+  const filter = jobStepFilter(args, only);
+  return (await q.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
+}
+
+/**
+ * ` AND job = $n AND name = $m` for whichever of `only`'s fields are given, their values appended
+ * to `args` (the steps table and its per-attempt copy filter alike).
+ */
+export function jobStepFilter(args: unknown[], only: { job?: string; step?: string }): string {
   let filter = '';
   if (only.job !== undefined) {
     args.push(only.job);
@@ -182,7 +285,7 @@ export async function listStepLogKeys(q: Queryable, tenantId: number, runId: str
     args.push(only.step);
     filter += ` AND name = $${args.length}`;
   }
-  return (await q.query(`SELECT job, name, log_key FROM steps WHERE tenant_id = $1 AND run_id = $2${filter} ORDER BY position`, args)).rows;
+  return filter;
 }
 
 /** A step's status, attempt and host as recorded (before a new attempt marks it running). */

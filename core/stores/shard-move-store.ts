@@ -10,8 +10,12 @@ import { inTransaction } from '../db';
  * a request, and are quoted all the same.
  */
 
-/** `shardOf` (core/shards.ts) in SQL, over a row alias `t`. */
-const SHARD_OF_ROW = `get_byte(sha256(decode(t.tenant_id::text, 'escape')), 3) % 8`;
+/**
+ * `shardOf` (core/shards.ts) in SQL, over a row alias `t`; a row without a tenant (the audit log's
+ * platform-level entries) is shard 0's, as its chain is (migration 0019's `audit_log.shard`, the
+ * guard since migration 0044, ADR 0043): moving shard 0 carries them with its tenants' rows.
+ */
+const SHARD_OF_ROW = `coalesce(get_byte(sha256(decode(t.tenant_id::text, 'escape')), 3) % 8, 0)`;
 
 /** The fence's SQLSTATE (migration 0028's guard raises it; core/shard-fence.ts maps it to 503). */
 export const SHARD_FENCED_SQLSTATE = 'DGF01';
@@ -153,6 +157,15 @@ export async function fenceShard(db: Db, shard: number, moveId: string, lockTime
     const u = await c.query<{ since: Date }>(`UPDATE shard_fences SET state = 'fenced', since = clock_timestamp() WHERE shard = $1 RETURNING since`, [shard]);
     return u.rows[0].since;
   });
+}
+
+/**
+ * Fences the shard in the move's target while the copy is made there: the target's outbox relays
+ * skip the copied rows (`claimDueOutboxRows`) until the switch makes the target the shard's home;
+ * before, they are the source's to hand on, and a stamp here would differ from the source's row.
+ */
+export async function fenceIncomingShard(db: Queryable, shard: number, moveId: string): Promise<void> {
+  await db.query(`INSERT INTO shard_fences (shard, move_id, state) VALUES ($1, $2, 'fenced') ON CONFLICT (shard) DO NOTHING`, [shard, moveId]);
 }
 
 /** Lifts move `moveId`'s fence (or tracking) of the shard and forgets its logged changes. */

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db';
+import { inShardScope, type ShardScope } from './shard-scope';
 
 /**
  * The SQL of `storage_nodes` and of where repositories are placed on them (ADR 0014); the placement
@@ -82,8 +83,15 @@ export async function placementOf(db: Queryable, owner: string, name: string, no
   return { nodeId: row.node_id ?? undefined, node: row.node_id ? { id: row.node_id, url: row.url, up: row.up } : undefined };
 }
 
-/** A repository's replica nodes, with where they are and whether they are up. */
-export async function replicaNodesOf(db: Queryable, repoId: number): Promise<StorageNode[]> {
+/**
+ * A repository's replica nodes, with where they are and whether they are up. `db` holds the
+ * repository (its tenant's shard), `nodesDb` the storage nodes (the global database, ADR 0025).
+ */
+export async function replicaNodesOf(db: Queryable, repoId: number, nodesDb: Queryable = db): Promise<StorageNode[]> {
+  if (nodesDb !== db) {
+    const ids = (await db.query(`SELECT replica_nodes FROM repos WHERE id = $1`, [repoId])).rows[0]?.replica_nodes as string[] | undefined;
+    return ids?.length ? (await listNodes(nodesDb)).filter((n) => ids.includes(n.id)) : [];
+  }
   const r = await db.query(
     `SELECT n.id, n.url, n.${UP} AS up FROM repos r JOIN storage_nodes n ON n.id = ANY(r.replica_nodes) WHERE r.id = $1 ORDER BY n.id`,
     [repoId],
@@ -119,20 +127,44 @@ export async function upToDateReplicaNodes(db: Queryable, repoId: number, nodesD
   return r.rows.map((row) => ({ id: row.id, url: row.url, up: row.up }));
 }
 
+export type { ShardScope } from './shard-scope';
+
+/** SQL: the repository row (alias `r` unless named) is in the scope's shards (`$n` an int[] or NULL for every row). */
+const inScope = (param: string, alias = 'r') => inShardScope(param, `dotgit_shard_of(${alias}.tenant_id)`);
+
 /**
  * Repositories with pushes since their last repack, most first, whose storage node is up (or that
  * have none yet): a repack waits for the worker beside the node, so one down node must not hold up
- * the sweep; its repositories keep their counts for a later sweep.
+ * the sweep; its repositories keep their counts for a later sweep. With `across` (a database of
+ * several, ADR 0025): only the rows of its `shards`, and the up nodes named (read from the global
+ * database: a shard database's `storage_nodes` is empty); each row carries its count to merge by.
  */
-export async function reposNeedingMaintenance(db: Queryable, limit: number): Promise<Array<{ tenantId: number; tenant: string; repoId: number; repo: string; node?: string }>> {
-  const r = await db.query(
-    `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
-      WHERE r.pushes_since_maintenance > 0
-        AND (r.node_id IS NULL OR EXISTS (SELECT 1 FROM storage_nodes n WHERE n.id = r.node_id AND n.${UP}))
-      ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
-    [limit],
-  );
-  return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}) }));
+export async function reposNeedingMaintenance(
+  db: Queryable,
+  limit: number,
+  across?: { shards: ShardScope; upNodes: string[] },
+): Promise<Array<{ tenantId: number; tenant: string; repoId: number; repo: string; node?: string; pushes: number }>> {
+  const r = across
+    ? await db.query(
+        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id, r.pushes_since_maintenance AS pushes FROM repos r JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.pushes_since_maintenance > 0 AND (r.node_id IS NULL OR r.node_id = ANY($2::text[])) AND ${inScope('$3')}
+          ORDER BY r.pushes_since_maintenance DESC, r.id LIMIT $1`,
+        [limit, across.upNodes, across.shards],
+      )
+    : await db.query(
+        `SELECT r.tenant_id, t.name AS tenant, r.id, r.name, r.node_id, r.pushes_since_maintenance AS pushes FROM repos r JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.pushes_since_maintenance > 0
+            AND (r.node_id IS NULL OR EXISTS (SELECT 1 FROM storage_nodes n WHERE n.id = r.node_id AND n.${UP}))
+          ORDER BY r.pushes_since_maintenance DESC LIMIT $1`,
+        [limit],
+      );
+  return r.rows.map((row) => ({ tenantId: Number(row.tenant_id), tenant: row.tenant, repoId: Number(row.id), repo: row.name, ...(row.node_id ? { node: row.node_id } : {}), pushes: Number(row.pushes) }));
+}
+
+/** The node ids holding at least one repository of the scope's shards in this database. */
+export async function nodeIdsHoldingRepos(db: Queryable, shards: ShardScope): Promise<string[]> {
+  const r = await db.query(`SELECT DISTINCT r.node_id FROM repos r WHERE r.node_id IS NOT NULL AND ${inScope('$1')} ORDER BY r.node_id`, [shards]);
+  return r.rows.map((row) => row.node_id as string);
 }
 
 /**
@@ -155,27 +187,47 @@ export async function nodesHoldingRepos(db: Queryable): Promise<{ up: string[]; 
  * node's copy, a moved repository's old copy in its grace period) belongs to that node's walk.
  */
 export async function reposOwnedHere(db: Queryable, nodeId: string, names: string[]): Promise<string[]> {
-  if (names.length === 0) return [];
-  const r = await db.query(
-    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
-      WHERE t.name || '/' || r.name = ANY($1::text[])`,
-    [names],
-  );
-  const placed = new Map<string, string | null>(r.rows.map((row) => [row.full_name, row.node_id]));
+  const placed = await repoNodesByName(db, names, null);
   return names.filter((n) => {
     const node = placed.get(n);
     return node === undefined || node === null || node === nodeId;
   });
 }
 
-/** `owner/name` → node id of the repositories placed on one of `nodes`. */
-export async function reposPlacedOn(db: Queryable, nodes: string[]): Promise<Map<string, string>> {
+/** `owner/name` → node id (null: on no node) of those of `names` that this database holds in the scope's shards. */
+export async function repoNodesByName(db: Queryable, names: string[], shards: ShardScope): Promise<Map<string, string | null>> {
+  if (names.length === 0) return new Map();
+  const r = await db.query(
+    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id
+      WHERE t.name || '/' || r.name = ANY($1::text[]) AND ${inScope('$2')}`,
+    [names, shards],
+  );
+  return new Map(r.rows.map((row) => [row.full_name as string, (row.node_id as string | null) ?? null]));
+}
+
+/** `owner/name` → node id of the repositories placed on one of `nodes` (of the scope's shards). */
+export async function reposPlacedOn(db: Queryable, nodes: string[], shards: ShardScope = null): Promise<Map<string, string>> {
   if (nodes.length === 0) return new Map();
   const r = await db.query(
-    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = ANY($1::text[])`,
-    [nodes],
+    `SELECT t.name || '/' || r.name AS full_name, r.node_id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id = ANY($1::text[]) AND ${inScope('$2')}`,
+    [nodes, shards],
   );
   return new Map(r.rows.map((row) => [row.full_name as string, row.node_id as string]));
+}
+
+/** Repositories to reconcile (every one, or those on `nodeId` or on no node), of the scope's shards, by id. */
+export async function repoTargetsIn(db: Queryable, shards: ShardScope, nodeId?: string): Promise<{ id: string; tenant_id: string; owner: string; name: string }[]> {
+  const r = await db.query(
+    `SELECT r.id, r.tenant_id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id
+      WHERE ($2::text IS NULL OR r.node_id = $2 OR r.node_id IS NULL) AND ${inScope('$1')} ORDER BY r.id`,
+    [shards, nodeId ?? null],
+  );
+  return r.rows;
+}
+
+/** Whether a repository of the scope's shards has replica nodes. */
+export async function anyReplicaNodesIn(db: Queryable, shards: ShardScope): Promise<boolean> {
+  return (await db.query(`SELECT EXISTS (SELECT 1 FROM repos r WHERE r.replica_nodes <> '{}' AND ${inScope('$1')}) AS any`, [shards])).rows[0]?.any === true;
 }
 
 /** Of the `candidates`, the up nodes and how many repositories each holds. */
@@ -192,16 +244,17 @@ export async function upNodeLoads(q: Queryable, candidates: string[]): Promise<{
 
 /**
  * How many repositories of this database each of `nodes` holds (`held`), and holds or replicates
- * (`any`): a database's share of the placement counts when repositories span several (ADR 0025).
+ * (`any`): a database's share of the placement counts when repositories span several (ADR 0025),
+ * of the scope's shards only (a moved shard's old copy in its grace period is not counted).
  */
-export async function repoCountsOn(q: Queryable, nodes: string[]): Promise<{ id: string; held: number; any: number }[]> {
+export async function repoCountsOn(q: Queryable, nodes: string[], shards: ShardScope = null): Promise<{ id: string; held: number; any: number }[]> {
   if (nodes.length === 0) return [];
   const r = await q.query(
     `SELECT n AS id,
-            (SELECT count(*) FROM repos r WHERE r.node_id = n)::int AS held,
-            (SELECT count(*) FROM repos r WHERE r.node_id = n OR n = ANY(r.replica_nodes))::int AS any
+            (SELECT count(*) FROM repos r WHERE r.node_id = n AND ${inScope('$2')})::int AS held,
+            (SELECT count(*) FROM repos r WHERE (r.node_id = n OR n = ANY(r.replica_nodes)) AND ${inScope('$2')})::int AS any
        FROM unnest($1::text[]) AS n`,
-    [nodes],
+    [nodes, shards],
   );
   return r.rows.map((row) => ({ id: row.id, held: row.held, any: row.any }));
 }
@@ -217,9 +270,9 @@ export async function upReplicaLoads(q: Queryable, candidates: string[], holder:
   return r.rows.map((row) => ({ id: row.id, repos: row.repos }));
 }
 
-/** Repositories placed on no node (from before nodes), by id. */
-export async function listUnplacedRepos(q: Queryable): Promise<{ id: string; owner: string; name: string }[]> {
-  return (await q.query(`SELECT r.id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id IS NULL ORDER BY r.id`)).rows;
+/** Repositories placed on no node (from before nodes), of the scope's shards, by id. */
+export async function listUnplacedRepos(q: Queryable, shards: ShardScope = null): Promise<{ id: string; owner: string; name: string }[]> {
+  return (await q.query(`SELECT r.id, t.name AS owner, r.name FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE r.node_id IS NULL AND ${inScope('$1')} ORDER BY r.id`, [shards])).rows;
 }
 
 /** Places the still unplaced of these repositories on `nodeId`; answers the ids it placed. */

@@ -1,5 +1,6 @@
 import type { Queryable, Row } from '../db';
 import { deleteBatch } from './prune';
+import { inShardScope, type ShardScope } from './shard-scope';
 
 /** The webhooks aggregate's SQL: `webhooks` (per repository, secret sealed) and their `webhook_deliveries` log. */
 
@@ -75,13 +76,29 @@ export async function findWebhookTarget(q: Queryable, tenantId: number, id: numb
 /** Logs one delivery attempt (a retried activity's second write of the same attempt is ignored). */
 export async function recordDelivery(
   q: Queryable,
-  d: { tenantId: number; webhookId: number; deliveryId: string; event: string; action: string | null; attempt: number; outcome: string; responseStatus: number | null; error: string | null; durationMs: number; startedAt: Date },
+  d: { tenantId: number; webhookId: number; deliveryId: string; event: string; action: string | null; attempt: number; outcome: string; responseStatus: number | null; error: string | null; durationMs: number; startedAt: Date; body?: string | null },
 ): Promise<void> {
+  // The body (migration 0043, for redelivery) only on the first row recorded for the delivery id.
   await q.query(
-    `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-    [d.tenantId, d.webhookId, d.deliveryId, d.event, d.action, d.attempt, d.outcome, d.responseStatus, d.error, d.durationMs, d.startedAt],
+    `INSERT INTO webhook_deliveries (tenant_id, webhook_id, delivery_id, event, action, attempt, outcome, response_status, error, duration_ms, started_at, body)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+            CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries k WHERE k.delivery_id = $3 AND k.body IS NOT NULL) THEN NULL ELSE $12::text END
+     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+    [d.tenantId, d.webhookId, d.deliveryId, d.event, d.action, d.attempt, d.outcome, d.responseStatus, d.error, d.durationMs, d.startedAt, d.body ?? null],
   );
+}
+
+/**
+ * What a recorded delivery of this webhook sent (event, action and its body), for a redelivery;
+ * undefined when the hook has no such delivery, `body` null when its body was not kept.
+ */
+export async function findDeliveredBody(q: Queryable, tenantId: number, webhookId: number, deliveryId: string): Promise<{ event: string; action: string | null; body: string | null } | undefined> {
+  const r = await q.query(
+    `SELECT event, action, body FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND delivery_id = $3
+      ORDER BY (body IS NULL), attempt LIMIT 1`,
+    [tenantId, webhookId, deliveryId],
+  );
+  return r.rows[0];
 }
 
 /**
@@ -89,13 +106,14 @@ export async function recordDelivery(
  * webhook's newest `keep` (a row may go when its id is at most the id of its hook's (keep+1)-th
  * newest row; webhook_deliveries_by_hook serves it); answers how many.
  */
-export function deleteOldDeliveries(q: Queryable, olderThanSeconds: number, keep: number, batch: number): Promise<number> {
+export function deleteOldDeliveries(q: Queryable, olderThanSeconds: number, keep: number, batch: number, shards: ShardScope = null): Promise<number> {
   return deleteBatch(
     q,
     'webhook_deliveries',
     `d.finished_at < now() - make_interval(secs => $1)
-     AND d.id <= (SELECT k.id FROM webhook_deliveries k WHERE k.webhook_id = d.webhook_id ORDER BY k.id DESC OFFSET $2 LIMIT 1)`,
-    [olderThanSeconds, keep],
+     AND d.id <= (SELECT k.id FROM webhook_deliveries k WHERE k.webhook_id = d.webhook_id ORDER BY k.id DESC OFFSET $2 LIMIT 1)
+     AND ${inShardScope('$3', 'dotgit_shard_of(d.tenant_id)')}`,
+    [olderThanSeconds, keep, shards],
     batch,
   );
 }

@@ -16,6 +16,12 @@ const refusals = new client.Counter({
   help: 'requests refused with 429 by a rate limit',
   labelNames: ['class'],
 });
+// The other half of the limiter's decisions (issue 14 item 2): with refusals, the share refused per class.
+const allowed = new client.Counter({
+  name: 'dotgit_rate_limit_allowed_total',
+  help: 'requests a rate limit let through (Redis answered), by class',
+  labelNames: ['class'],
+});
 
 export interface RateLimiterOptions {
   redis: Redis;
@@ -95,7 +101,10 @@ export class RateLimiter {
       return this.unavailable(err);
     }
     const headers = rateLimitHeaders(cls, limits, result.window, result.bucket);
-    if (result.allowed) return deferred ? { allowed: true, headers, count: () => this.record(cls, limits, input.subject) } : { allowed: true, headers };
+    if (result.allowed) {
+      allowed.inc({ class: cls });
+      return deferred ? { allowed: true, headers, count: () => this.record(cls, limits, input.subject) } : { allowed: true, headers };
+    }
 
     refusals.inc({ class: cls });
     const refused: string[] = [];

@@ -15,7 +15,7 @@ beforeAll(async () => {
 
 /** A path of the route with every parameter filled with a value its schema takes. */
 function pathOf(r: ApiRoute): string {
-  const values: Record<string, string> = { owner: acme.tenant, repo: 'no-such-repo', tenant: acme.tenant, id: '1', branch: 'main', username: 'someone', name: 'TOKEN', sha: 'a'.repeat(40), path: 'out/a.txt', shard: '3' };
+  const values: Record<string, string> = { owner: acme.tenant, repo: 'no-such-repo', tenant: acme.tenant, id: '1', branch: 'main', username: 'someone', name: 'TOKEN', sha: 'a'.repeat(40), path: 'out/a.txt', shard: '3', delivery: '00000000-0000-4000-8000-000000000000' };
   return `/api/v1${r.path.replace(/[:*](\w+)/g, (_, p: string) => encodeURIComponent(values[p]))}`;
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { platformInfo } from '../harness/platform-info';
+import { tenantDatabaseUrl } from '../helpers/shard-databases';
 import { api, createPrivateRepo, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
 import { deployOnlyPipeline } from '../helpers/deploy-pipeline';
 import { cloneUrl, git, localRepo } from '../helpers/git';
@@ -15,7 +16,14 @@ import { shardOf } from '../../core/shards';
 
 let acme: TenantFixture;
 let other: TenantFixture;
+/**
+ * acme's database (audit rows are tenant-owned: the platform's own database, or under
+ * DOTGIT_TEST_SHARD_DATABASES its shard's); `globalDb` holds the tenant directory; `pools` one pool
+ * per database URL, for the other tenants' rows.
+ */
 let db: pg.Pool;
+let globalDb: pg.Pool;
+const pools = new Map<string, pg.Pool>();
 const admin = () => platformInfo().adminToken;
 
 interface Event {
@@ -34,12 +42,20 @@ interface Event {
 
 beforeAll(async () => {
   [acme, other] = await Promise.all([createTenantWithAdmin(), createTenantWithAdmin()]);
-  db = new pg.Pool({ connectionString: platformInfo().databaseUrl, max: 20 });
+  globalDb = await poolOf('global');
+  db = await poolOf(acme.tenant);
 });
 
 afterAll(async () => {
-  await db?.end();
+  await Promise.all([...pools.values()].map((p) => p.end()));
 });
+
+/** A pool on the database of a tenant's rows (`global`: the global database). */
+async function poolOf(tenant: string): Promise<pg.Pool> {
+  const url = tenant === 'global' ? platformInfo().databaseUrl : await tenantDatabaseUrl(tenant);
+  if (!pools.has(url)) pools.set(url, new pg.Pool({ connectionString: url, max: 20 }));
+  return pools.get(url)!;
+}
 
 /** Every event of the caller's listing after `after`, page by page (`limit` each), following `next`. */
 async function listAll(token: string, query: string, after = 0, limit = 7): Promise<Event[]> {
@@ -54,8 +70,12 @@ async function listAll(token: string, query: string, after = 0, limit = 7): Prom
   return out;
 }
 
-async function maxId(): Promise<number> {
-  return Number((await db.query('SELECT coalesce(max(id), 0) AS m FROM audit_log')).rows[0].m);
+/**
+ * The newest audit row id on a tenant's database: listing that tenant after it gives only newer
+ * rows (each database allots ids from a block of its own, so another database's may be lower).
+ */
+async function maxId(tenant = acme.tenant): Promise<number> {
+  return Number((await (await poolOf(tenant)).query('SELECT coalesce(max(id), 0) AS m FROM audit_log')).rows[0].m);
 }
 
 /** The request id the gateway keeps (well-formed ones are), so each action's row can be found by it. */
@@ -73,6 +93,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 
 test('each security-relevant action writes its chained row, with actor, tenant, request id and target', async () => {
   const before = await maxId();
+  const platformBefore = await maxId('dotgit');
   const repo = await createPrivateRepo(acme, 'audited');
   const full = `${acme.tenant}/${repo}`;
   const ids: Record<string, string> = {};
@@ -143,7 +164,7 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
   expect(mine.length).toBeGreaterThan(0);
   expect(mine.every((e) => e.tenant === acme.tenant)).toBe(true);
   expect(mine.map((e) => e.id)).toEqual([...new Set(mine.map((e) => e.id))].sort((a, b) => a - b));
-  const shard = shardOf(Number((await db.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id));
+  const shard = shardOf(Number((await globalDb.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id));
   const expectRow = (what: string, action: string, target: string, detail?: object) => {
     const e = mine.find((x) => x.requestId === ids[what]);
     expect({ what, e }).toEqual({ what, e: expect.objectContaining({ action, target, actor: acme.username, tenant: acme.tenant, shard }) });
@@ -187,7 +208,7 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
   expect(refusedRows[0].detail.problems).toEqual([expect.stringContaining('rejected refs/heads/main')]);
 
   // Backup and restore: in the platform admin's tenant, seen by a platform admin.
-  const platform = await listAll(admin(), 'tenant=dotgit', before, 100);
+  const platform = await listAll(admin(), 'tenant=dotgit', platformBefore, 100);
   expect(platform.find((e) => e.requestId === ids.backup)).toMatchObject({ action: 'backup.create', actor: 'admin', target: (backup.body as { id: string }).id });
   expect(platform.find((e) => e.requestId === ids.restore)).toMatchObject({ action: 'restore.create', actor: 'admin', target: (restore.body as { id: string }).id, detail: { repos: [full] } });
 
@@ -203,6 +224,7 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
 
 test('the listing: tenant admins see their own tenant only, others are refused, pages follow `after`', async () => {
   const before = await maxId();
+  const otherBefore = await maxId(other.tenant);
   for (let i = 0; i < 5; i++) {
     expect((await api('POST', '/api/v1/tokens', { token: other.token, body: { scopes: ['read'] } })).status).toBe(201);
     expect((await api('POST', '/api/v1/tokens', { token: acme.token, body: { scopes: ['read'] } })).status).toBe(201);
@@ -240,9 +262,9 @@ test('the listing: tenant admins see their own tenant only, others are refused, 
   expect((await api('GET', '/api/v1/audit?limit=0', { token: acme.token })).status).toBe(400);
 
   // A platform admin reads any tenant, and all of them at once.
-  const theirs = await listAll(admin(), `tenant=${other.tenant}`, before, 100);
+  const theirs = await listAll(admin(), `tenant=${other.tenant}`, otherBefore, 100);
   expect(theirs.map((e) => e.tenant)).toEqual(Array(5).fill(other.tenant));
-  const all = await listAll(admin(), '', before, 100);
+  const all = await listAll(admin(), '', Math.min(before, otherBefore), 100);
   expect(all.filter((e) => e.tenant === acme.tenant || e.tenant === other.tenant).length).toBeGreaterThanOrEqual(paged.length + theirs.length);
 });
 
@@ -267,7 +289,7 @@ describe('tampering done directly in SQL is found, and named', () => {
 
   /** Two consecutive links of acme's shard chain, whole rows. */
   async function twoLinks() {
-    const shard = shardOf(Number((await db.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id));
+    const shard = shardOf(Number((await globalDb.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id));
     const r = await db.query(`SELECT * FROM audit_log WHERE shard = $1 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 3`, [shard]);
     expect(r.rows.length).toBe(3);
     return { shard, a: r.rows[2], b: r.rows[1] };
@@ -335,7 +357,7 @@ describe('tampering done directly in SQL is found, and named', () => {
 });
 
 test('concurrent appends to one chain never fork it: every link follows the one before', async () => {
-  const acmeId = Number((await db.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id);
+  const acmeId = Number((await globalDb.query('SELECT id FROM tenants WHERE name = $1', [acme.tenant])).rows[0].id);
   const shard = shardOf(acmeId);
   // 40 appends at once from 20 connections of their own, plus API writes into the same chain.
   const direct = Array.from({ length: 40 }, (_, i) => appendAudit(db, { tenantId: acmeId, actor: 'test', action: 'test.concurrent', target: `t${i}` }));

@@ -254,3 +254,37 @@ test('the restore drill passes on a good backup and fails (metric, record, signe
     await connection.close();
   }
 }, 600_000);
+
+test("the worker reports each store's backup age from the newest complete backup's manifest (ADR 0028)", async () => {
+  const newest = async () => (await db.query<{ id: string }>(`SELECT id FROM backups WHERE status = 'complete' ORDER BY finished_at DESC, id DESC LIMIT 1`)).rows[0]?.id;
+  // The earlier tests took backups; the 15-minute schedule may finish one meanwhile, so read it again after the scrape.
+  let id: string | undefined;
+  let text = '';
+  let scrapedAt = 0;
+  for (let tries = 0; tries < 3 && (id === undefined || id !== (await newest())); tries++) {
+    id = await newest();
+    text = await (await fetch(`http://127.0.0.1:${info.workerPort}/metrics`)).text();
+    scrapedAt = Date.now();
+  }
+  expect(id).toBeDefined();
+  const m = manifest(id!);
+  const ages = new Map([...text.matchAll(/^dotgit_backup_age_seconds\{kind="([^"]+)",store="([^"]+)"\} (\S+)$/gm)].map((x) => [`${x[1]} ${x[2]}`, Number(x[3])]));
+  // One series per storage node (or the local disk) the manifest's repositories were read on, aged by the newest read.
+  const expected = new Map<string, number>();
+  for (const e of Object.values(m.repos)) {
+    const key = `repositories ${e.node ?? 'local'}`;
+    expected.set(key, Math.max(expected.get(key) ?? 0, Date.parse(e.capturedAt)));
+  }
+  // Postgres: the global database to the backup's end; on a shard map of several databases
+  // (DOTGIT_TEST_SHARD_DATABASES=3) each other one too, to the end of its own base backup (ADR 0045).
+  if (m.postgres) expected.set('postgres global', Date.parse(m.finishedAt));
+  for (const [name, entry] of Object.entries(m.postgres?.databases ?? {})) expected.set(`postgres ${name}`, Date.parse(entry.finishedAt));
+  expect(Object.keys(m.postgres?.databases ?? {}).sort()).toEqual(Object.keys(info.shardMap?.databases ?? {}).sort());
+  expect([...ages.keys()].sort()).toEqual([...expected.keys()].sort());
+  expect(expected.size).toBeGreaterThan(0);
+  for (const [key, at] of expected) {
+    // Not older than the copy itself, as measured from this test's clock (same host) after the scrape.
+    expect(ages.get(key)).toBeGreaterThanOrEqual(0);
+    expect(ages.get(key)).toBeLessThanOrEqual((scrapedAt - at) / 1000 + 1);
+  }
+});

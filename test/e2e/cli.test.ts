@@ -200,7 +200,9 @@ test('login stores URL and token 0600 and later commands use them; tokens, repos
   const created = await spawnCli(['repo', 'create', `${tenant}/made`, '--json'], { env: noEnv });
   expect(created.code).toBe(0);
   expect(JSON.parse(created.stdout)).toMatchObject({ owner: tenant, name: 'made', visibility: 'private' });
-  expect((await spawnCli(['repo', 'create', `${tenant}/made`], { env: noEnv })).code).toBe(1); // 409: exists
+  // The same creation again by its creator is a resend (ADR 0027): the repository, exit 0; other settings: 409, exit 1.
+  expect((await spawnCli(['repo', 'create', `${tenant}/made`], { env: noEnv })).code).toBe(0);
+  expect((await spawnCli(['repo', 'create', `${tenant}/made`, '--public'], { env: noEnv })).code).toBe(1); // 409: exists
   const viewed = await spawnCli(['repo', 'view', `${tenant}/made`], { env: noEnv });
   expect(viewed.stdout).toContain(`name: made`);
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +35,7 @@ jobs:
     artifacts: [out/blob.bin]
 `;
 // Never ends by itself: cancelled from the run page.
+// Its second job needs the first (and never runs): the run page draws the edge between them.
 const ENDLESS = `
 jobs:
   wait:
@@ -43,12 +44,18 @@ jobs:
         run: |
           echo started
           sleep 600
+  after:
+    needs: [wait]
+    steps:
+      - run: echo never
 `;
 
 let context: BrowserContext;
 /** The repository the run-page test made (a reader of another tenant must not see it). */
 let madeRepo: string;
 let madeRun: string;
+/** The run the cancel test cancelled (twice). */
+let cancelledRun: string;
 let page: Page;
 let userDataDir: string;
 const dialogs: string[] = [];
@@ -95,9 +102,15 @@ const sessionCookie = async () => (await context.cookies(gw())).find((c) => c.na
 browserTest('the one-time link signs the admin in with an HttpOnly, SameSite=Strict cookie; the code leaves the URL and works once', async () => {
   const link = platformInfo().consoleUrl;
   expect(link).toMatch(/\/signin#code=[A-Za-z0-9_-]{40,}$/);
-  await page.goto(link);
+  const [doc] = await Promise.all([page.waitForResponse((r) => r.url() === link.split('#')[0]), page.goto(link)]);
   await page.getByRole('heading', { name: 'Repositories' }).waitFor();
   expect(page.url()).toBe(`${gw()}/`);
+  // Safe by construction (ADR 0032): a strict CSP without inline script, and the page has none.
+  const csp = (await doc.allHeaders())['content-security-policy'];
+  expect(csp).toContain("script-src 'self'");
+  expect(csp).toContain("object-src 'none'");
+  expect(csp).not.toContain('unsafe-inline');
+  expect(await page.locator('script:not([src])').count()).toBe(0);
   const cookie = await sessionCookie();
   expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
   expect(cookie!.value).not.toContain(platformInfo().adminToken);
@@ -190,7 +203,21 @@ browserTest('a running run is cancelled from its run page, re-run from it (a fre
   const push = await git(['push', cloneUrl('dotgit', name, platformInfo().adminToken), 'main'], work);
   const [runId] = runIdsFrom(push.stderr);
   await page.goto(`${gw()}/runs/${encodeURIComponent(runId)}`);
+  cancelledRun = runId;
   await page.locator('.log-box').getByText('started', { exact: true }).waitFor({ timeout: 90_000 });
+  // The job graph (issue 18): the run answer carries each job's needs; one edge, from wait to after.
+  const edge = page.locator('path.edge[data-from="wait"][data-to="after"]');
+  await edge.waitFor({ state: 'attached' });
+  expect(await page.locator('path.edge').count()).toBe(1);
+  expect(await edge.getAttribute('d')).toMatch(/^M\d/);
+  await page.locator('.job-node[data-job="after"]').getByText('needs wait').waitFor();
+  // Why it waits, as the API says (issue 17 item 8's pending reasons).
+  await page.locator('.job-node[data-job="after"] .pending').getByText('waiting for needs: wait').waitFor();
+  const jobs = (await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { token: platformInfo().adminToken })).body.jobs;
+  expect([...jobs].sort((a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name))).toEqual([
+    { name: 'after', needs: ['wait'] },
+    { name: 'wait', needs: [] },
+  ]);
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.run-head .badge.s-cancelled').waitFor({ timeout: 90_000 });
   expect((await waitForRun(runId, platformInfo().adminToken)).status).toBe('cancelled');
@@ -291,9 +318,193 @@ browserTest('the admin page creates a tenant and adds a user to it', async () =>
   await page.getByLabel('user name').fill(username);
   await page.getByRole('button', { name: 'Add user' }).click();
   await page.getByText(`user ${username} added as member`).waitFor();
-  // The user exists in that tenant: the platform admin can make them a token.
-  const tok = await api('POST', '/api/v1/tokens', { token: platformInfo().adminToken, body: { username, scopes: ['read'] } });
-  expect(tok.status).toBe(201);
+  // Their first token, made here and shown once (the README walkthrough without the CLI), works.
+  await page.getByRole('button', { name: `Create a token for ${username}` }).click();
+  const made = await page.getByLabel('new token').textContent();
+  expect((await api('GET', '/api/v1/tokens', { token: made! })).status).toBe(200);
+  // Restores and drills, and replica status: what the platform's API says, shown as text. A restore of
+  // one repository (no Postgres) is the cheap real row; the daily drill lists the same way (kind drill).
+  const token = platformInfo().adminToken;
+  const restore = await api<{ id: string }>('POST', '/api/v1/restores', { token, body: { at: new Date().toISOString(), repos: [`dotgit/${madeRepo}`], postgres: false } });
+  expect(restore.status).toBe(202);
+  const listed = await api<{ restores: { id: string; kind: string }[] }>('GET', '/api/v1/restores', { token });
+  expect(listed.body.restores.map((r) => r.id)).toContain(restore.body.id);
+  const replication = await api<{ database: unknown; zones: { name: string; kind: string }[] }>('GET', '/api/v1/admin/replicas', { token });
+  expect(replication.body.zones).toEqual([{ name: 'b', kind: 'root' }]);
+  await page.goto(`${gw()}/admin`);
+  const restores = page.getByRole('table', { name: 'restores' });
+  await restores.getByRole('row').filter({ hasText: restore.body.id }).getByText('restore', { exact: true }).waitFor();
+  for (const r of listed.body.restores.slice(0, 5)) await restores.getByRole('row').filter({ hasText: r.id }).getByText(r.kind, { exact: true }).waitFor();
+  const replicas = page.getByRole('region', { name: 'replica status' });
+  // The shared platform has one database host (no standbys) and replica zone b.
+  expect(replication.body.database).toBeNull();
+  await replicas.getByText('Database: one host, no standbys.').waitFor();
+  await replicas.getByText('Replica zones: b (root)').waitFor();
+  // Not a platform admin (the member just added): no restores or replica data from the API.
+  expect((await api('GET', '/api/v1/restores', { token: made! })).status).toBe(403);
+  expect((await api('GET', '/api/v1/admin/replicas', { token: made! })).status).toBe(403);
+});
+
+browserTest('runs across repositories: the Runs page lists recent runs of every repository with its name, filtered by status and event in the URL', async () => {
+  const token = platformInfo().adminToken;
+  await page.goto(`${gw()}/`);
+  await page.getByRole('banner').getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+  const made = page.locator(`a[href="/runs/${encodeURIComponent(madeRun)}"]`);
+  const cancelled = page.locator(`a[href="/runs/${encodeURIComponent(cancelledRun)}"]`);
+  await made.waitFor();
+  await cancelled.waitFor();
+  await page.locator('tr', { has: made }).getByRole('link', { name: `dotgit/${madeRepo}` }).waitFor();
+  await page.getByLabel('status').selectOption('success');
+  await page.waitForURL((u) => u.search === '?status=success');
+  // The filtered answer replaces the list (the address changes first).
+  await cancelled.waitFor({ state: 'detached' });
+  await made.waitFor();
+  await page.getByLabel('event').selectOption('manual');
+  await page.waitForURL((u) => u.search === '?status=success&event=manual');
+  await page.getByText('No runs.').waitFor();
+  // The API behind it: the same filters; signed in only; a bad limit is a 400.
+  const ids = (q: string) => api('GET', `/api/v1/runs${q}`, { token }).then((r) => (r.body.runs as Array<{ id: string }>).map((x) => x.id));
+  expect(await ids('?status=cancelled')).toContain(cancelledRun);
+  expect(await ids('?status=cancelled')).not.toContain(madeRun);
+  expect(await ids('?event=push&ref=refs/heads/main')).toEqual(expect.arrayContaining([madeRun, cancelledRun]));
+  expect((await api('GET', '/api/v1/runs')).status).toBe(401);
+  expect((await api('GET', '/api/v1/runs?limit=0', { token })).status).toBe(400);
+});
+
+browserTest('a webhook delivery is sent again from its deliveries page: the same body and signature reach a real receiver under a new delivery id', async () => {
+  const token = platformInfo().adminToken;
+  const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
+  const receiver = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  try {
+    const name = uniqueName('hook');
+    expect((await api('POST', '/api/v1/repos', { token, body: { owner: 'dotgit', name, visibility: 'private' } })).status).toBe(201);
+    const hook = await api('POST', `/api/v1/repos/dotgit/${name}/webhooks`, { token, body: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: 'hook-secret', events: ['push'] } });
+    expect(hook.status).toBe(201);
+    // A push without a pipeline file: a push event, no run.
+    expect((await git(['push', cloneUrl('dotgit', name, token), 'main'], await localRepo({ 'README.md': 'hello\n' }))).code).toBe(0);
+    const until = async (n: number) => {
+      for (const end = Date.now() + 60_000; received.length < n && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+      expect(received.length).toBe(n);
+    };
+    await until(1);
+    await page.goto(`${gw()}/dotgit/${name}/settings`);
+    await page.getByRole('button', { name: 'deliveries' }).click();
+    await page.locator('.deliveries li', { hasText: 'push' }).waitFor();
+    await page.getByRole('button', { name: 'Redeliver' }).click();
+    await page.getByText(/sent again/).waitFor();
+    await until(2);
+    const [first, again] = received;
+    expect(again.body).toBe(first.body);
+    expect(again.headers['x-github-event']).toBe('push');
+    expect(again.headers['x-hub-signature-256']).toBe(`sha256=${createHmac('sha256', 'hook-secret').update(first.body).digest('hex')}`);
+    expect(again.headers['x-github-delivery']).not.toBe(first.headers['x-github-delivery']);
+    // Both deliveries are in the log, the second under its own id.
+    for (const end = Date.now() + 20_000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      const log = await api('GET', `/api/v1/repos/dotgit/${name}/webhooks/${hook.body.id}/deliveries`, { token });
+      if (new Set((log.body.deliveries as Array<{ deliveryId: string }>).map((d) => d.deliveryId)).size === 2) break;
+    }
+    const ids = (await api('GET', `/api/v1/repos/dotgit/${name}/webhooks/${hook.body.id}/deliveries`, { token })).body.deliveries.map((d: { deliveryId: string }) => d.deliveryId);
+    expect(new Set(ids)).toEqual(new Set([first.headers['x-github-delivery'], again.headers['x-github-delivery']]));
+    const redeliver = (delivery: string, as = token) => api('POST', `/api/v1/repos/dotgit/${name}/webhooks/${hook.body.id}/deliveries/${delivery}/redeliver`, { token: as, body: {} });
+    expect((await redeliver('00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    expect((await redeliver('not-a-delivery')).status).toBe(400);
+    // Another tenant's admin: not found (nothing about the repository leaks); nothing was sent.
+    expect((await redeliver(String(first.headers['x-github-delivery']), (await createTenantWithAdmin()).token)).status).toBe(404);
+    expect(received.length).toBe(2);
+  } finally {
+    receiver.close();
+  }
+});
+
+browserTest('on a phone (390x844) the repository list and the run page fit the width, the job graph stacked', async () => {
+  const phone = await context.newPage();
+  try {
+    await phone.setViewportSize({ width: 390, height: 844 });
+    const overflow = () => phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await phone.goto(`${gw()}/`);
+    const repoLink = phone.getByRole('link', { name: `dotgit/${madeRepo}` });
+    await repoLink.waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    const create = await phone.getByRole('button', { name: 'Create' }).boundingBox();
+    expect(create!.x + create!.width).toBeLessThanOrEqual(390);
+    await repoLink.click();
+    await phone.locator(`a[href="/runs/${encodeURIComponent(madeRun)}"]`).waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await phone.goto(`${gw()}/runs/${encodeURIComponent(cancelledRun)}`);
+    await phone.locator('path.edge[data-from="wait"][data-to="after"]').waitFor({ state: 'attached' });
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    // Stacked: the job that needs the other is below it, not beside it; the log is on screen and fits.
+    const wait = (await phone.locator('.job-node[data-job="wait"]').boundingBox())!;
+    const after = (await phone.locator('.job-node[data-job="after"]').boundingBox())!;
+    expect(after.y).toBeGreaterThanOrEqual(wait.y + wait.height);
+    const log = (await phone.locator('.log-box').boundingBox())!;
+    expect(log.x + log.width).toBeLessThanOrEqual(390);
+    await phone.locator('.log-box').getByText('started', { exact: true }).first().waitFor();
+  } finally {
+    await phone.close();
+  }
+});
+
+browserTest('keyboard only: Tab follows the page order with a visible focus ring, Enter opens a link, Enter and Space press buttons and checkboxes', async () => {
+  /** Tabs until `match` has focus (at most `max` presses); answers what had focus on the way. */
+  const tabTo = async (match: (el: { tag: string; type: string | null; text: string }) => boolean, max = 40) => {
+    const seen: string[] = [];
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      const el = await page.evaluate(() => {
+        const a = document.activeElement as HTMLElement;
+        const s = getComputedStyle(a);
+        return { tag: a.tagName.toLowerCase(), type: a.getAttribute('type'), text: (a.getAttribute('aria-label') ?? a.textContent ?? '').trim().slice(0, 60), outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0 };
+      });
+      // Every stop shows where focus is.
+      expect({ ...el, outline: el.outline }).toEqual({ ...el, outline: true });
+      seen.push(`${el.tag}:${el.text}`);
+      if (match(el)) return seen;
+    }
+    throw new Error(`not reached by Tab: ${seen.join(' | ')}`);
+  };
+  // The repository list: the header first (brand, Repositories, Runs, Tokens, Admin, Sign out), then the list, then the form.
+  await page.goto(`${gw()}/`);
+  await page.getByRole('link', { name: `dotgit/${madeRepo}` }).waitFor();
+  const order = await tabTo((el) => el.tag === 'button' && el.text === 'Create', 200);
+  const at = (s: string) => order.indexOf(s);
+  expect(at('a:dotgit')).toBe(0);
+  expect(at('a:Repositories')).toBeLessThan(at('a:Runs'));
+  expect(at('button:Sign out')).toBeLessThan(at(`a:dotgit/${madeRepo}`));
+  expect(at(`a:dotgit/${madeRepo}`)).toBeLessThan(order.findIndex((s) => s.startsWith('input:')));
+  // Back to the repository link and Enter opens it.
+  await page.goto(`${gw()}/`);
+  await page.getByRole('link', { name: `dotgit/${madeRepo}` }).waitFor();
+  await tabTo((el) => el.tag === 'a' && el.text === `dotgit/${madeRepo}`, 200);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`${gw()}/dotgit/${madeRepo}`);
+
+  // The run page: Enter on a step shows only its log; Space turns follow off; the log box takes focus.
+  await page.goto(`${gw()}/runs/${encodeURIComponent(madeRun)}`);
+  await page.waitForFunction((n) => Number(document.querySelector('.log-bar .muted')?.textContent?.replace(/\D/g, '')) >= n, TICKS + 3 + LONG);
+  await tabTo((el) => el.tag === 'button' && el.text === 'slow');
+  await page.keyboard.press('Enter');
+  await page.locator('.steps li.selected', { hasText: 'slow' }).waitFor();
+  await page.keyboard.press('Space');
+  expect(await page.locator('.steps li.selected').count()).toBe(0);
+  const follow = page.getByRole('checkbox', { name: 'follow' });
+  const wasFollowing = await follow.isChecked();
+  await tabTo((el) => el.tag === 'input' && el.type === 'checkbox');
+  await page.keyboard.press('Space');
+  expect(await follow.isChecked()).toBe(!wasFollowing);
+  // Onward to the log itself, which scrolls by keyboard once focused: Home shows line 1.
+  await tabTo((el) => el.tag === 'div' && el.text === 'log');
+  await page.keyboard.press('Home');
+  await page.locator('.log-box').getByText('tick 1', { exact: true }).waitFor();
 });
 
 browserTest('cookie-authenticated writes: refused cross-origin and without the CSRF token (403), accepted from the console with it', async () => {
@@ -361,4 +572,17 @@ browserTest('signed in as another tenant, the first tenant\'s repository and run
   await page.getByText('No such repository (or you may not see it).').waitFor();
   await page.goto(`${gw()}/runs/${encodeURIComponent(madeRun)}`);
   await page.getByText('No such run (or you may not see it).').waitFor();
+  // A tenant admin's admin page has users but no platform sections (restores, drills, replicas).
+  await page.goto(`${gw()}/admin`);
+  await page.getByRole('heading', { name: 'Add a user to a tenant' }).waitFor();
+  expect(await page.getByRole('heading', { name: 'Restores and restore drills' }).count()).toBe(0);
+  expect(await page.getByRole('region', { name: 'replica status' }).count()).toBe(0);
+  // Runs across repositories: none of the first tenant's.
+  await page.goto(`${gw()}/runs`);
+  await page.getByText('No runs.').waitFor();
+  expect((await api('GET', '/api/v1/runs', { token: other.token })).body.runs).toEqual([]);
+  // Granted read on the repository, its runs are among theirs (the grant lives in the other tenant's data).
+  const grant = await api('PUT', `/api/v1/repos/dotgit/${madeRepo}/collaborators/${other.username}`, { token: platformInfo().adminToken, body: { access: 'read' } });
+  expect(grant.status).toBe(200);
+  expect((await api('GET', '/api/v1/runs', { token: other.token })).body.runs.map((r: { id: string }) => r.id)).toEqual([madeRun]);
 });

@@ -1,7 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { api, createPrivateRepo, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
-import { cloneUrl, git, tempDir, writeFiles } from '../helpers/git';
+import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
+import { createDb } from '../../core/db';
+import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
+import { cloneUrl, git, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
+import { platformInfo } from '../harness/platform-info';
 
 // Issue 15 item 5: the first branch pushed to an empty repository becomes its default (HEAD), so a
 // clone checks out files; PATCH …/repos/{owner}/{repo} {defaultBranch} moves it; answers show it.
@@ -91,3 +94,57 @@ test('changing the default branch needs admin access to the repository', async (
   expect((await api('PATCH', base, { token: other.token, body: { defaultBranch: 'main' } })).status).toBe(404);
   expect((await api('PATCH', base, { body: { defaultBranch: 'main' } })).status).toBe(401);
 });
+
+test("a repository whose default branch is master: push filters name it, its schedules and scheduled runs are master's, and follow a PATCH", async () => {
+  const repo = await createPrivateRepo(acme, 'sched-master');
+  const url = cloneUrl(acme.tenant, repo, acme.token);
+  const file = (cron: string) => `on:\n  push:\n    branches: [master]\n  schedule: [{ cron: "${cron}" }]\njobs:\n  tick:\n    steps:\n      - run: echo "run of $DOTGIT_REF"\n`;
+  const work = await repoOn('master', { '.dotgit/pipeline.yml': file('0 3 * * *') });
+  const pushed = await git(['push', url, 'master'], work);
+  expect(pushed.code).toBe(0);
+  expect(runIdsFrom(pushed.stderr)).toHaveLength(1); // branches: [master] matched
+  // Another branch with its own schedule: no run (the filter), no schedule change (not the default).
+  await git(['checkout', '-q', '-b', 'trunk'], work);
+  await writeFiles(work, { '.dotgit/pipeline.yml': file('15 4 * * *') });
+  await git(['commit', '-qam', 'trunk'], work);
+  const side = await git(['push', url, 'trunk'], work);
+  expect(runIdsFrom(side.stderr)).toEqual([]);
+
+  const info = platformInfo();
+  const db = createDb(info.databaseUrl, 1);
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  try {
+    const client = new Client({ connection, namespace: info.namespace });
+    const repoId = Number((await db.query('SELECT r.id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2', [acme.tenant, repo])).rows[0].id);
+    const recorded = async () => (await db.query('SELECT ref, crons FROM repo_schedules WHERE repo_id = $1', [repoId])).rows[0];
+    expect(await recorded()).toEqual({ ref: 'refs/heads/master', crons: ['0 3 * * *'] });
+
+    // The schedule's firing runs master (its relay creates the Temporal Schedule from the row).
+    const schedule = client.schedule.getHandle(`dotgit-sched-${repoId}-0`);
+    for (let i = 0; i < 120; i++) {
+      try {
+        await schedule.describe();
+        break;
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    await schedule.trigger();
+    let run: { id: string } | undefined;
+    for (let i = 0; i < 120 && !run; i++) {
+      const list = await api('GET', `/api/v1/repos/${acme.tenant}/${repo}/runs`, { token: acme.token });
+      run = (list.body.runs as { id: string; event: string }[]).find((r) => r.event === 'schedule');
+      if (!run) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(run).toBeDefined();
+    expect(await waitForRun(run!.id, acme.token)).toMatchObject({ status: 'success', event: 'schedule', ref: 'refs/heads/master' });
+
+    // PATCH: the new default's file declares the schedules, and their runs are of it.
+    expect((await api('PATCH', `/api/v1/repos/${acme.tenant}/${repo}`, { token: acme.token, body: { defaultBranch: 'trunk' } })).status).toBe(200);
+    expect(await recorded()).toEqual({ ref: 'refs/heads/trunk', crons: ['15 4 * * *'] });
+  } finally {
+    await connection.close();
+    await db.end();
+  }
+}, 180_000);

@@ -103,12 +103,14 @@ test('approval gate: a deploy waits, an approval records who and lets it run; a 
   const first = await startDeploy('production');
   const waiting = await waitForDeploy(first.body.id, (d) => d.status === 'waiting_approval');
   expect(waiting.steps[0].status).toBe('queued');
+  // Issue 17 item 8: the deploy says why it waits.
+  expect(waiting.pending).toEqual({ reason: 'approval', message: 'waiting for approval' });
   const reader = await api<{ token: string }>('POST', '/api/v1/tokens', { token: owner.token, body: { scopes: ['read'] } });
   expect((await api('POST', `/api/v1/deploys/${encodeURIComponent(first.body.id)}/approve`, { token: reader.body.token })).status).toBe(403);
   const approved = await api('POST', `/api/v1/deploys/${encodeURIComponent(first.body.id)}/approve`, { token: approver.body.token, body: { comment: 'ship it' } });
   expect(approved.status).toBe(200);
   const d = await waitForDeploy(first.body.id);
-  expect(d).toMatchObject({ status: 'success', decidedBy: owner.username });
+  expect(d).toMatchObject({ status: 'success', decidedBy: owner.username, pending: null });
   // Approving again is a conflict: the deploy is not waiting any more.
   const again = await api('POST', `/api/v1/deploys/${encodeURIComponent(first.body.id)}/approve`, { token: owner.token });
   expect(again.status).toBe(409);
@@ -128,7 +130,10 @@ test('cancel of a deploy waiting at the gate ends it and lets the next deploy of
   const second = await startDeploy('production');
   // The second waits behind the first for the environment.
   await new Promise((r) => setTimeout(r, 1500));
-  expect((await api('GET', `/api/v1/deploys/${encodeURIComponent(second.body.id)}`, { token: owner.token })).body.status).toBe('queued');
+  const queued = (await api<any>('GET', `/api/v1/deploys/${encodeURIComponent(second.body.id)}`, { token: owner.token })).body;
+  expect(queued.status).toBe('queued');
+  // Issue 17 item 8: queued behind the lock the first (at the gate) holds, and naming it.
+  expect(queued.pending).toEqual({ reason: 'environment', message: `waiting for the environment lock of production held by deploy ${first.body.id}` });
   expect((await api('POST', `/api/v1/deploys/${encodeURIComponent(first.body.id)}/cancel`, { token: owner.token })).status).toBe(202);
   expect((await waitForDeploy(first.body.id)).status).toBe('cancelled');
   await waitForDeploy(second.body.id, (d) => d.status === 'waiting_approval');

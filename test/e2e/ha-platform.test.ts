@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
@@ -124,7 +125,9 @@ function startLoad(o: { resend: boolean; pushRepo: string; work: string }) {
       const sha = (await git(['rev-parse', 'HEAD'], o.work)).stdout.trim();
       for (let attempt = 1; ; attempt++) {
         const sentAt = Date.now();
-        const r = await git(['push', url, 'main'], o.work);
+        // The trace names each HTTP answer's status and headers (no pack data): a refused push must
+        // have been told 503 with Retry-After, which git's own message does not show.
+        const r = await git(['push', url, 'main'], o.work, { GIT_TRACE_CURL: '1', GIT_TRACE_CURL_NO_DATA: '1' });
         pushes.push({ sha, code: r.code, runs: runIdsFrom(r.stderr), stderr: r.stderr, sentAt, doneAt: Date.now() });
         if (r.code === 0 || !o.resend || attempt >= 10) break;
         await new Promise((r) => setTimeout(r, 2000));
@@ -187,13 +190,131 @@ async function expectAcknowledgedPresent(load: ReturnType<typeof startLoad>, rep
   return ids;
 }
 
+/** The HTTP answers a push got (from its GIT_TRACE_CURL lines): each one's status and whether it carried Retry-After. */
+function httpAnswers(trace: string): Array<{ status: number; retryAfter: boolean }> {
+  const answers: Array<{ status: number; retryAfter: boolean }> = [];
+  for (const line of trace.split('\n')) {
+    const header = /<= Recv header: (.*?)\s*$/.exec(line)?.[1];
+    if (header === undefined) continue;
+    const status = /^HTTP\/[\d.]+ (\d{3})/.exec(header);
+    if (status) answers.push({ status: Number(status[1]), retryAfter: false });
+    else if (/^retry-after:/i.test(header) && answers.length > 0) answers[answers.length - 1]!.retryAfter = true;
+  }
+  return answers;
+}
+
+/** A push's output without the trace: what a user sees. */
+const shown = (stderr: string) => stderr.split('\n').filter((l) => !/^\d\d:\d\d:\d\d\.\d+ /.test(l)).join('\n');
+
 /** Every failed answer: 503 with Retry-After; a 500 (or anything else) is a failure of the drill. */
 function expectOnly503(load: ReturnType<typeof startLoad>): void {
   expect(load.writes.filter((w) => w.status !== 201 && (w.status !== 503 || w.retryAfter === null)).map((w) => `${w.status} ${w.text}`)).toEqual([]);
   // A push refused in the window: HTTP 503, or (once the pack is sent, where git carries no status)
   // the pre-receive hook's refusal naming the 503 it got.
-  expect(load.pushes.filter((p) => p.code !== 0 && !/returned error: 503|could not check this push \(503\)/.test(p.stderr)).map((p) => p.stderr)).toEqual([]);
+  expect(load.pushes.filter((p) => p.code !== 0 && !/returned error: 503|could not check this push \(503\)/.test(p.stderr)).map((p) => shown(p.stderr))).toEqual([]);
+  // Over HTTP: never a 400 (a push cut off by the failover is not the client's bad input, commit
+  // dde1392) nor another 5xx; every 503 says when to come back.
+  const wrong = load.pushes.flatMap((p) => httpAnswers(p.stderr).filter((a) => a.status === 400 || (a.status >= 500 && !(a.status === 503 && a.retryAfter))).map((a) => `${a.status}${a.retryAfter ? '' : ' without Retry-After'}: ${shown(p.stderr)}`));
+  expect(wrong).toEqual([]);
 }
+
+/** dotgit_db_reads_total of the api (its /metrics): statements on read paths, by where they went (a standby's host:port, or primary). */
+async function readsByTarget(): Promise<Map<string, number>> {
+  const api = platform.instances.find((i) => i.role === 'api')!;
+  const text = await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text();
+  return new Map([...text.matchAll(/^dotgit_db_reads_total\{target="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** What `fn` sent to standbys and to the primary, by the api's counter. */
+async function readsOf<T>(fn: () => Promise<T>): Promise<{ result: T; standby: number; primary: number }> {
+  const before = await readsByTarget();
+  const result = await fn();
+  const after = await readsByTarget();
+  const delta = (t: string) => (after.get(t) ?? 0) - (before.get(t) ?? 0);
+  return { result, standby: [...after.keys()].filter((t) => t !== 'primary').reduce((n, t) => n + delta(t), 0), primary: delta('primary') };
+}
+
+test('reads on replicas through the api over HTTP: repository reads, run lists, a run and its logs index are served by standbys; a writer reads its own write at once, also while every standby is behind', async () => {
+  // A second user of the tenant who writes nothing: its reads carry no read-your-writes mark.
+  const readerName = `ha-reader-${process.pid}`;
+  expect((await call('POST', `/api/v1/tenants/${tenant}/users`, { as: platform.adminToken, body: { username: readerName, role: 'member' } })).status).toBe(201);
+  const reader = (await call('POST', '/api/v1/tokens', { as: platform.adminToken, body: { username: readerName, scopes: ['read'] } })).body.token as string;
+  const { repo, work } = await pushRepository();
+  const pushed = await git(['push', cloneUrlVia(platform.gatewayUrl, tenant, repo, token), 'main'], work);
+  expect(pushed.code).toBe(0);
+  const [runId] = runIdsFrom(pushed.stderr);
+  expect(runId).toBeDefined();
+  const apiPort = platform.instances.find((i) => i.role === 'api')!.port;
+  await until('3 standbys in reads', async () => {
+    const health = await (await fetch(`http://127.0.0.1:${apiPort}/healthz`)).json();
+    return (health.database?.replicas ?? []).filter((r: { inReads: boolean }) => r.inReads).length === 3;
+  }, 30_000);
+  // Its logs index needs a step.
+  await until('the run with its step', async () => ((await call('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { as: reader })).body?.steps ?? []).length > 0, 60_000);
+
+  // Each read-heavy route, as the reader: answered, and its statements went to a standby.
+  const served: Record<string, [number, boolean]> = {};
+  for (const route of [`/api/v1/repos?owner=${tenant}`, `/api/v1/repos/${tenant}/${repo}`, `/api/v1/repos/${tenant}/${repo}/runs`, `/api/v1/runs/${encodeURIComponent(runId)}`, `/api/v1/runs/${encodeURIComponent(runId)}/logs`]) {
+    const { result, standby } = await readsOf(() => call('GET', route, { as: reader }));
+    served[route] = [result.status, standby > 0];
+  }
+  expect(Object.values(served)).toEqual(Array(5).fill([200, true]));
+
+  // Read-your-writes: the writer's read right after its write sees it, every time.
+  const unseen: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const name = `ryw-${Date.now().toString(36)}-${i}`;
+    expect((await call('POST', '/api/v1/repos', { body: { owner: tenant, name, visibility: 'private' } })).status).toBe(201);
+    const read = await call('GET', `/api/v1/repos/${tenant}/${name}`);
+    if (read.status !== 200) unseen.push(`${name}: ${read.status}`);
+  }
+  expect(unseen).toEqual([]);
+
+  // Every standby behind: their replay stopped (SIGSTOP of each one's startup process; WAL still
+  // arrives, so commits go on). Within the lag bound they still serve reads: the reader, who wrote
+  // nothing, is served by one and does not see the new repository; the writer, whose mark no
+  // standby has passed, is served by the primary and sees it. An attempt whose reader read found
+  // every standby already out of reads (a slow machine) shows nothing, and is made again.
+  const ha = platform.haPostgres!;
+  let demonstrated = false;
+  let behind = '';
+  for (let attempt = 1; attempt <= 3 && !demonstrated; attempt++) {
+    const leader = (await ha.leader())!;
+    const startups = ha.members
+      .filter((m) => m.name !== leader.name)
+      .map((m) =>
+        Number(
+          execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(m.postmasterPid())], { encoding: 'utf8' })
+            .split('\n')
+            .find((l) => /startup/.test(l))
+            ?.trim()
+            .split(/\s+/)[0],
+        ),
+      );
+    expect(startups.every((pid) => pid > 0)).toBe(true);
+    const name = (behind = `behind-${Date.now().toString(36)}`);
+    let stale: { status: number; standby: number };
+    let own: { status: number; standby: number };
+    try {
+      for (const pid of startups) process.kill(pid, 'SIGSTOP');
+      expect((await call('POST', '/api/v1/repos', { body: { owner: tenant, name, visibility: 'private' } })).status).toBe(201);
+      const r = await readsOf(() => call('GET', `/api/v1/repos/${tenant}/${name}`, { as: reader }));
+      stale = { status: r.result.status, standby: r.standby };
+      const w = await readsOf(() => call('GET', `/api/v1/repos/${tenant}/${name}`));
+      own = { status: w.result.status, standby: w.standby };
+    } finally {
+      for (const pid of startups) process.kill(pid, 'SIGCONT');
+    }
+    expect([own.status, own.standby]).toEqual([200, 0]);
+    if (stale.standby > 0) {
+      expect(stale.status).toBe(404);
+      demonstrated = true;
+    }
+  }
+  expect(demonstrated).toBe(true);
+  // Replay resumed: the reader sees it too.
+  await until('the reader to see the repository', async () => (await call('GET', `/api/v1/repos/${tenant}/${behind}`, { as: reader })).status === 200, 30_000);
+}, 120_000);
 
 test('a repository whose creation was cut off after the git-server made it (the transaction failed over, the client resends after its 503) is created on the resend; a directory with refs still answers 409', async () => {
   // What the first attempt leaves: the bare repository, no row (its transaction never committed).
@@ -234,7 +355,7 @@ test('kill -9 of the Postgres primary under API writes, pushes and runs: a new p
   const failedWrites = load.writes.filter((w) => w.status !== 201).length;
   const failedPushes = load.pushes.filter((p) => p.code !== 0).length;
   const reconciled = load.accepted().filter((p) => p.runs.length === 0);
-  if (reconciled.length > 0) console.log(`accepted without a run id (run started by the journal's reconciliation):\n${reconciled.map((p) => p.stderr).join('\n---\n')}`);
+  if (reconciled.length > 0) console.log(`accepted without a run id (run started by the journal's reconciliation):\n${reconciled.map((p) => shown(p.stderr)).join('\n---\n')}`);
   console.log(
     `HA platform primary loss: RTO ${((first.doneAt - killedAt) / 1000).toFixed(1)} s (kill -9 -> first repository created), ` +
       `${load.acked().length} repositories created, ${load.accepted().length} pushes accepted, ${ids.length} runs (${startedBefore.length} started before the kill, ${reconciled.length} by the push journal's reconciliation) all ended once; ` +

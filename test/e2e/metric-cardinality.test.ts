@@ -1,4 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import client from 'prom-client';
+import { createOrchestrationActivities } from '../../activities/orchestration-activities';
+import { observeStepFinished, observeStepStart } from '../../activities/run-metrics';
+import { createDb } from '../../core/db';
+import { insertQueuedRun, markStepRunning, recordStepResult } from '../../core/stores/runs-store';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
@@ -9,6 +14,14 @@ import { scrape } from '../helpers/prom';
 // twice with fresh names and ids; then no label of any series on any process's /metrics holds a
 // name or id the workload used (route classes and templates only), and the second round added no
 // series of its own: the series count does not grow with repositories, runs or commits.
+//
+// To 100 runs (ADR 0028): 94 more, recorded through the real recording path in this process (the
+// orchestration activities the pipeline workflow calls, startRun and finishRun, on the platform's
+// Postgres, and the step rows' store functions feeding run-metrics as the sandbox activity does),
+// with every status; the run and step families then hold at most one series per status, whatever
+// the number of runs. Through the whole platform those 94 runs took two minutes on the shared
+// 2-core machine (as many pushes, outbox rows and workflows), for nothing the two rounds above do
+// not already show: the same label code, with new ids.
 
 const info = platformInfo();
 const targets: Record<string, string> = {
@@ -111,4 +124,59 @@ test('after two rounds of pushes, runs and API calls, no label holds a name or i
   // And a bound on the whole: the four processes' series (a histogram's label set counted once).
   expect(total).toBeLessThan(1500);
   console.log(`metric series after the workload: ${total} (${[...afterSecond].map(([p, s]) => `${p} ${s.size}`).join(', ')}); new in round 2: ${grown.length}`);
+});
+
+/** The label sets of the run and step families in this process's registry (a histogram's buckets counted once). */
+async function runSeries(): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const m of await client.register.getMetricsAsJSON()) {
+    if (!/^dotgit_(runs?|steps?|push_to_step)_/.test(m.name)) continue;
+    for (const v of (m as { values: Array<{ labels: Record<string, unknown> }> }).values) {
+      const { le: _le, ...labels } = v.labels;
+      out.add(`${m.name.replace(/_(bucket|sum|count)$/, '')}${JSON.stringify(labels)}`);
+    }
+  }
+  return out;
+}
+
+test('94 more runs (to 100) through the real recording path: the run and step families hold one series per status, none grows with runs', async () => {
+  const owner = await createTenantWithAdmin();
+  const name = `card-rec-${randomBytes(4).toString('hex')}`;
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility: 'private' } })).status).toBe(201);
+  const db = createDb(info.databaseUrl, 2);
+  try {
+    const ids = (await db.query<{ id: string; tenant_id: string }>(`SELECT r.id, r.tenant_id FROM repos r JOIN tenants t ON t.id = r.tenant_id WHERE t.name = $1 AND r.name = $2`, [owner.tenant, name])).rows[0];
+    expect(ids).toBeDefined();
+    const tenantId = Number(ids.tenant_id);
+    const repoId = Number(ids.id);
+    const activities = createOrchestrationActivities({ db, gitUpstreams: [], internalSecret: '' });
+    const statuses = ['success', 'failure', 'cancelled'] as const;
+    const used: string[] = [];
+    let half = new Set<string>();
+    for (let i = 0; i < 94; i++) {
+      const runId = `pipeline:${owner.tenant}:${name}:${randomBytes(8).toString('hex')}`;
+      const commit = randomBytes(20).toString('hex');
+      used.push(runId, commit);
+      await insertQueuedRun(db, { tenantId, runId, repoId, ref: `refs/heads/b${i}`, commit });
+      await activities.startRun({ runId, tenantId, jobs: [{ name: 'build', needs: [], steps: [{ name: 'hello', run: 'true' }] }] as never });
+      const step = { tenantId, runId, job: 'build', step: 'hello' };
+      observeStepStart(await markStepRunning(db, step, 1, 'card-host'));
+      const status = statuses[i % statuses.length];
+      observeStepFinished(status, await recordStepResult(db, step, status, status === 'success' ? 0 : 1, `logs/${runId}`));
+      await activities.finishRun({ runId, tenantId, status });
+      if (i === 46) half = await runSeries();
+    }
+    const all = await runSeries();
+    // The second half of the runs added nothing; each family holds at most one series per status (7 values with `other`).
+    expect([...all].filter((s) => !half.has(s))).toEqual([]);
+    expect([...all].filter((s) => used.some((u) => s.includes(u)))).toEqual([]);
+    const perFamily = new Map<string, number>();
+    for (const s of all) perFamily.set(s.replace(/\{.*$/, ''), (perFamily.get(s.replace(/\{.*$/, '')) ?? 0) + 1);
+    for (const [family, n] of perFamily) expect([family, n <= 7]).toEqual([family, true]);
+    expect(perFamily.get('dotgit_runs_finished_total')).toBe(3);
+    expect(all.size).toBeLessThanOrEqual(5 * 7);
+    console.log(`run and step series after 94 recorded runs: ${all.size} (${[...perFamily].map(([f, n]) => `${f} ${n}`).join(', ')})`);
+  } finally {
+    await db.end();
+  }
 });

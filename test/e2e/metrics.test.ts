@@ -44,6 +44,8 @@ test('each service process serves the process metrics and its HTTP histogram', a
   }
   // The gateway's rate-limit counters (README) are scrapeable now that it has /metrics.
   expect(s.gateway.text).toContain('# TYPE dotgit_rate_limit_redis_failures_total counter');
+  // Every HTTP server has its RED histogram, the worker's (health, readiness, scrapes) too: the scrape above is in this one's.
+  expect(http(await scrape(targets.worker), { service: 'worker', route: '/metrics' })).toBeGreaterThan(0);
   // Route labels are templates or classes, never raw paths.
   for (const one of Object.values(s)) {
     for (const line of one.text.split('\n').filter((l) => l.startsWith('dotgit_http_request_duration_seconds_count{'))) {

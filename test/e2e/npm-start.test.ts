@@ -90,6 +90,10 @@ test('npm start in a fresh checkout builds, prints the URLs, the token and `dotg
     expect(out).toContain('dotgit ready');
     expect(out).toContain(`gateway       http://127.0.0.1:${ports[0]}`);
     expect(out).toContain(`temporal ui   http://127.0.0.1:${ports[7]}/namespaces/dotgit/workflows`);
+    // The Temporal server's metrics endpoint is printed (issue 14 item 3), and answers Prometheus text.
+    const temporalMetrics = /^metrics +(http\S+\/metrics)/m.exec(out)?.[1];
+    expect(temporalMetrics).toBeDefined();
+    expect(await (await fetch(temporalMetrics!)).text()).toMatch(/^# (HELP|TYPE) /m);
     // The banner's links answer (issue 15 item 6): the api's index, and the Web UI on namespace dotgit.
     for (const label of ['api', 'temporal ui']) {
       const link = new RegExp(`^${label} +(http\\S+)$`, 'm').exec(out)?.[1];

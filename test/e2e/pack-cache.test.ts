@@ -38,10 +38,14 @@ test('a second identical clone is served from the cache without a git process', 
   const p1 = await processes();
   expect(p1 - p0).toBeGreaterThanOrEqual(1);
   const hits0 = (await metric('dotgit_pack_cache_requests_total', 'outcome="memory"')) + (await metric('dotgit_pack_cache_requests_total', 'outcome="disk"'));
+  // Bytes answered from the cache (issue 14 item 2): the clone's pack, at least the files' text compressed.
+  const bytes0 = (await metric('dotgit_pack_cache_bytes_total', 'outcome="memory"')) + (await metric('dotgit_pack_cache_bytes_total', 'outcome="disk"'));
   await clone();
   expect(await processes()).toBe(p1);
   const hits1 = (await metric('dotgit_pack_cache_requests_total', 'outcome="memory"')) + (await metric('dotgit_pack_cache_requests_total', 'outcome="disk"'));
   expect(hits1 - hits0).toBe(p1 - p0);
+  const bytes1 = (await metric('dotgit_pack_cache_bytes_total', 'outcome="memory"')) + (await metric('dotgit_pack_cache_bytes_total', 'outcome="disk"'));
+  expect(bytes1 - bytes0).toBeGreaterThan(1000);
 });
 
 test('a push invalidates: the next clone is produced anew and sees the new commit', async () => {

@@ -123,6 +123,9 @@ test('a miss saves the cache; a run of another branch restores it from the defau
   const listedByCli = await cli(['cache', 'list', `${owner.tenant}/${REPO}`, '--ref', 'refs/heads/main', '--json']);
   expect(listedByCli.code).toBe(0);
   expect(JSON.parse(listedByCli.stdout).caches.map((c: { id: number }) => c.id)).toEqual([cache.id]);
+  const viewedByCli = await cli(['cache', 'view', `${owner.tenant}/${REPO}`, String(cache.id), '--json']);
+  expect(viewedByCli.code).toBe(0);
+  expect(JSON.parse(viewedByCli.stdout)).toMatchObject({ id: cache.id, key: cache.key, ref: 'refs/heads/main' });
   const deleted = await cli(['cache', 'delete', `${owner.tenant}/${REPO}`, String(cache.id)]);
   expect({ code: deleted.code, stdout: deleted.stdout.trim() }).toEqual({ code: 0, stdout: `cache ${cache.id} deleted from ${owner.tenant}/${REPO}` });
   expect((await api('GET', `/api/v1/repos/${owner.tenant}/${REPO}/caches/${cache.id}`, { token: owner.token })).status).toBe(404);

@@ -1,3 +1,6 @@
+import { Client, Connection } from '@temporalio/client';
+import { concurrencyGroupWorkflowId } from '../../core/concurrency-types';
+import { platformInfo } from '../harness/platform-info';
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 
@@ -58,6 +61,8 @@ test('a FIFO of three: runs of one group go one at a time in arrival order, the 
     return r.message ? r : undefined;
   });
   expect(waiting).toMatchObject({ status: 'queued', message: 'queued behind 2 runs in concurrency group ci-main' });
+  // Issue 17 item 8: the same wait as a pending reason a client can act on.
+  expect(waiting.pending).toEqual({ reason: 'concurrency', message: 'queued behind 2 runs in concurrency group ci-main' });
   expect(await getRun(second)).toMatchObject({ status: 'queued', message: 'queued behind 1 run in concurrency group ci-main' });
   expect((await getRun(first)).status).toBe('running');
 
@@ -88,4 +93,21 @@ test('a group naming what it may not fails the run with the line', async () => {
   const run = await waitForRun(id, owner.token);
   expect(run.status).toBe('failure');
   expect(run.message).toMatch(/^\.dotgit\/pipeline\.yml:2:10: concurrency\.group: \$\{\{ github\.sha \}\}: a group may use/);
+}, 120_000);
+
+test('a matrix job whose group names a matrix key queues each instance in a group of its own (ADR 0044)', async () => {
+  const repo = await createPrivateRepo(owner, 'concurrency-matrix');
+  const work = await localRepo({ '.dotgit/pipeline.yml': 'jobs:\n  ship:\n    matrix: { env: [a, b] }\n    concurrency: "ship-${{ matrix.env }}"\n    steps:\n      - name: s\n        run: "true"\n' });
+  const pushed = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  const run = await waitForRun(runIdsFrom(pushed.stderr)[0], owner.token);
+  expect(run.status).toBe('success');
+  // Each instance's group is a concurrencyGroup workflow of its own, named with the instance's value.
+  const info = platformInfo();
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  try {
+    const client = new Client({ connection, namespace: info.namespace });
+    for (const env of ['a', 'b']) expect((await client.workflow.getHandle(concurrencyGroupWorkflowId(owner.tenant, repo, `ship-${env}`)).describe()).type).toBe('concurrencyGroup');
+  } finally {
+    await connection.close();
+  }
 }, 120_000);

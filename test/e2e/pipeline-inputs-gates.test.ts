@@ -1,22 +1,6 @@
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
-import { platformInfo } from '../harness/platform-info';
-import { ROOT } from '../../infra/root';
-
-/** The `dotgit` command as a user runs it: exit code and output. */
-async function dotgit(args: string[], token: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: token, XDG_CONFIG_HOME: tempDir('dotgit-cli-xdg-') };
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { env, cwd: tempDir() });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { runDotgit } from '../helpers/cli';
+import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 
 // Issue 17 items 6 (manual inputs) and 9 (deploy gates), through a real push, the API and the
 // platform's workflows.
@@ -57,11 +41,11 @@ test('manual inputs: valid values reach the steps as ${{ inputs.x }} and INPUT_*
   expect(logs.text).toContain('level=high count=3 env=high/3/true note=[]');
 
   // The same through the command: --input name=value, repeatable; a malformed one is a usage error.
-  const cli = await dotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count=5', '--input', 'level=high', '--wait', '--json'], owner.token);
+  const cli = await runDotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count=5', '--input', 'level=high', '--wait', '--json'], owner.token);
   expect(cli.code).toBe(0);
   expect(JSON.parse(cli.stdout)).toMatchObject({ status: 'success', event: 'manual', inputs: { count: '5', level: 'high', dry: 'false' } });
-  expect((await dotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count'], owner.token)).code).toBe(2);
-  const refusedCli = await dotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count=x'], owner.token);
+  expect((await runDotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count'], owner.token)).code).toBe(2);
+  const refusedCli = await runDotgit(['run', 'start', `${owner.tenant}/${repo}`, '--ref', 'main', '--input', 'count=x'], owner.token);
   expect(refusedCli.code).toBe(1);
   expect(refusedCli.stderr).toContain('input "count" must be a number');
 
@@ -114,6 +98,10 @@ environments:
   const refused = await deploy('production');
   expect(refused.status).toBe(409);
   expect(refused.body.error.message).toContain(`its latest run ${redRun} is failure`);
+  // The command says the same and exits 1 (a request that failed).
+  const refusedCli = await runDotgit(['deploy', 'create', `${owner.tenant}/${repo}`, 'production', '--ref', 'main'], owner.token);
+  expect(refusedCli.code).toBe(1);
+  expect(refusedCli.stderr).toContain(`its latest run ${redRun} is failure`);
 
   // A green run: the deploy is taken and succeeds.
   await writeFiles(work, { ok: 'yes\n' });

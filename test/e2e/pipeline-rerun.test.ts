@@ -30,6 +30,7 @@ jobs:
       - name: gate
         run: |
           echo "got \${{ needs.build.outputs.stamp }}"
+          if [ "$GATE" = open ]; then echo the-gate-let-us-through; else echo the-gate-held-us; fi
           test "$GATE" = open
 `;
 
@@ -107,6 +108,20 @@ test('re-running failed jobs only: attempt 2 runs the failed job alone, reusing 
   // The reused job's output reached the re-run job, and its artifact is still the run's.
   const secondGate = await api('GET', `${path1}/logs?job=check&step=gate`, { token: owner.token });
   expect(secondGate.text).toContain(`got ${stamp}`);
+  // Each attempt's log through the logs route (ADR 0037): the latest by default, ?attempt=1 the first.
+  expect(secondGate.text).toContain('the-gate-let-us-through');
+  const firstAgain = await api('GET', `${path1}/logs?job=check&step=gate&attempt=1`, { token: owner.token });
+  expect(firstAgain.status).toBe(200);
+  expect(firstAgain.text).toContain('the-gate-held-us');
+  expect(firstAgain.text).not.toContain('the-gate-let-us-through');
+  expect((await api('GET', `${path1}/logs?job=check&step=gate&attempt=2`, { token: owner.token })).text).toContain('the-gate-let-us-through');
+  expect((await api('GET', `${path1}/logs?attempt=9`, { token: owner.token })).status).toBe(404);
+  expect((await api('GET', `${path1}/logs?attempt=x`, { token: owner.token })).status).toBe(400);
+  // The same through the command: dotgit logs --attempt 1.
+  const firstByCli = await cli(['logs', runId, '--job', 'check', '--step', 'gate', '--attempt', '1'], owner.token);
+  expect(firstByCli.code).toBe(0);
+  expect(firstByCli.stdout).toContain('the-gate-held-us');
+  expect(firstByCli.stdout).not.toContain('the-gate-let-us-through');
   expect(await stampText()).toBe(stamp);
   expect((await api('GET', `${path1}/artifacts`, { token: owner.token })).body.artifacts.map((a: { job: string; path: string }) => `${a.job}:${a.path}`)).toEqual(['build:out/stamp.txt']);
 

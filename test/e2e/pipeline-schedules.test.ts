@@ -1,5 +1,7 @@
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { createDb, type Db } from '../../core/db';
+import { startQueuedPipeline } from '../../core/pipeline-starts';
+import { insertQueuedRun } from '../../core/stores/runs-store';
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 import { platformInfo } from '../harness/platform-info';
@@ -99,6 +101,10 @@ test('a cron schedule is created on push, changed, triggered on demand (a run wi
   expect(done).toMatchObject({ status: 'success', event: 'schedule', ref: 'refs/heads/main' });
   const logs = await api('GET', `/api/v1/runs/${encodeURIComponent(run!.id)}/logs`, { token: owner.token });
   expect(logs.text).toContain('scheduled run of refs/heads/main');
+  // Started by the worker itself (ADR 0024): no start row in the git-server's outbox, and run once.
+  expect((await db.query('SELECT count(*)::int AS n FROM push_outbox WHERE run_id = $1', [run!.id])).rows[0].n).toBe(0);
+  const scheduled = await api('GET', `/api/v1/repos/${owner.tenant}/${repo}/runs`, { token: owner.token });
+  expect((scheduled.body.runs as { event: string }[]).filter((r) => r.event === 'schedule')).toHaveLength(1);
 
   // Another branch's file changes nothing.
   await git(['checkout', '-qb', 'side'], work);
@@ -122,3 +128,16 @@ test('a cron that does not parse fails the push run with the line and the proble
   expect(run.status).toBe('failure');
   expect(run.message).toMatch(/\.dotgit\/pipeline\.yml:4:\d+: on\.schedule\.0\.cron: "0 25 \* \* \*" does not parse: .*hour/);
 }, 120_000);
+
+test('a scheduled run cancelled between its recording and its start is never started', async () => {
+  // What queueScheduledRun has done when the cancel comes: the run recorded, its workflow not started (no start row anywhere, ADR 0024).
+  const tenantId = Number((await db.query('SELECT tenant_id FROM repos WHERE id = $1', [repoId])).rows[0].tenant_id);
+  const commit = (await db.query('SELECT commit_sha FROM runs WHERE repo_id = $1 ORDER BY created_at LIMIT 1', [repoId])).rows[0].commit_sha;
+  const input = { runId: `pipeline:${owner.tenant}:${repo}:schedule-cancel-${Date.now()}`, tenantId, tenant: owner.tenant, repoId, repo, ref: 'refs/heads/main', commit, event: 'schedule' as const };
+  await insertQueuedRun(db, input);
+  expect((await api('POST', `/api/v1/runs/${encodeURIComponent(input.runId)}/cancel`, { token: owner.token })).status).toBe(202);
+  expect((await db.query('SELECT status FROM runs WHERE id = $1', [input.runId])).rows[0].status).toBe('cancelled');
+  // The activity then takes the run's lock, finds it no longer queued, and starts nothing.
+  expect(await startQueuedPipeline(db, async () => client, input)).toBe('not queued');
+  await expect(client.workflow.getHandle(input.runId).describe()).rejects.toThrow(/not found/i);
+});

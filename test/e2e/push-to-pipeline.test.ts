@@ -66,10 +66,11 @@ test('a push starts a pipeline whose two jobs succeed, with logs and a byte-iden
 
   const run = await waitForRun(firstRunId, owner.token);
   expect(run.status).toBe('success');
-  // Both the push and the pipeline's finalisation invalidated the repository's caches.
+  // Both the push (its post-receive hook before git answers, and once more after receive-pack exits)
+  // and the pipeline's finalisation invalidated the repository's caches.
   const deadline = Date.now() + 10_000;
-  while ((await generation()) < g0 + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  expect(await generation()).toBe(g0 + 2);
+  while ((await generation()) < g0 + 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(await generation()).toBe(g0 + 3);
   expect(run.commit).toBe(firstCommit);
   expect(run.ref).toBe('refs/heads/main');
   expect(run.steps.map((s: { job: string; name: string; status: string; exitCode: number }) => [s.job, s.name, s.status, s.exitCode])).toEqual([
@@ -214,23 +215,28 @@ test('the sandbox is real: no route to the gateway, no admin token, no /root', a
 
 test('cancelling a running step stops it and marks the run cancelled', async () => {
   await writeFiles(work, {
-    '.dotgit/pipeline.yml': `jobs:\n  slow:\n    steps:\n      - name: wait\n        run: |\n          echo started\n          sleep 120\n          echo never\n`,
+    // `after` waits for `slow` the whole time: its queued step says so (issue 17 item 8).
+    '.dotgit/pipeline.yml': `jobs:\n  slow:\n    steps:\n      - name: wait\n        run: |\n          echo started\n          sleep 120\n          echo never\n  after:\n    needs: [slow]\n    steps:\n      - name: next\n        run: echo next\n`,
   });
   await git(['commit', '-qam', 'slow pipeline'], work);
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   const [id] = runIdsFrom(push.stderr);
   const path = `/api/v1/runs/${encodeURIComponent(id)}`;
   const deadline = Date.now() + 60_000;
+  let running: any;
   while (Date.now() < deadline) {
-    const r = await api('GET', path, { token: owner.token });
-    if (r.body.steps?.[0]?.status === 'running') break;
+    running = (await api('GET', path, { token: owner.token })).body;
+    if (running.steps?.find((s: { job: string }) => s.job === 'slow')?.status === 'running') break;
     await new Promise((res) => setTimeout(res, 200));
   }
+  // The upstream runs, so the run itself does not wait; its job with needs does, naming them.
+  expect(running.pending).toBeNull();
+  expect(running.steps.find((s: { job: string }) => s.job === 'after')).toMatchObject({ status: 'queued', pending: { reason: 'needs', message: 'waiting for needs: slow' } });
   const cancel = await api('POST', `${path}/cancel`, { token: owner.token });
   expect(cancel.status).toBe(202);
   const run = await waitForRun(id, owner.token, 60_000);
   expect(run.status).toBe('cancelled');
-  expect(run.steps[0]).toEqual(expect.objectContaining({ name: 'wait', status: 'cancelled' }));
+  expect(run.steps.find((s: { job: string }) => s.job === 'slow')).toEqual(expect.objectContaining({ name: 'wait', status: 'cancelled' }));
   const logs = await api('GET', `${path}/logs?job=slow&step=wait`, { token: owner.token });
   expect(logs.text).toContain('started');
   expect(logs.text).not.toContain('never');

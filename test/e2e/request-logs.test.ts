@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, type TenantFixture } from '../helpers/api-client';
-import { cloneUrl, git, localRepo } from '../helpers/git';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // The request id and the trace id the gateway sends reach the upstreams' log lines: the api's and
 // the git-server's lines for a request are written by a child logger that carries both.
@@ -54,4 +54,25 @@ test('a push logs on the git-server with its request id, next to the runs it sta
   const lines = await linesOf('git-server', requestId, (l) => l.msg === 'push recorded');
   expect(lines.find((l) => l.msg === 'push recorded')).toEqual(expect.objectContaining({ requestId, traceId, repo: `${t.tenant}/${repo}`, runs: [] }));
   expect(lines.find((l) => l.msg === 'request')).toEqual(expect.objectContaining({ requestId, traceId, method: 'POST', path: `/${t.tenant}/${repo}.git/git-receive-pack`, status: 200 }));
+  // Every line of the push request names the repository (its route's :owner/:repo; ADR 0028).
+  expect(lines.filter((l) => l.repo !== `${t.tenant}/${repo}`)).toEqual([]);
+});
+
+test("an api request's lines name the repository it is about: by its route, or once a run read by id is found (ADR 0028)", async () => {
+  const repo = uniqueName('repolog');
+  expect((await api('POST', '/api/v1/repos', { token: t.token, body: { owner: t.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  const byRoute = ids();
+  const patched = await api('PATCH', `/api/v1/repos/${t.tenant}/${repo}`, { token: t.token, body: {}, headers: { 'x-request-id': byRoute.requestId } });
+  expect(patched.status).toBeLessThan(500);
+  const routeLines = await linesOf('api', byRoute.requestId, (l) => l.msg === 'request');
+  expect(routeLines.find((l) => l.msg === 'request')).toEqual(expect.objectContaining({ requestId: byRoute.requestId, tenant: t.tenant, repo: `${t.tenant}/${repo}` }));
+  // A run by id: its path names no repository; the lines after the run is found do.
+  const work = await localRepo({ '.dotgit/pipeline.yml': 'jobs:\n  build:\n    steps:\n      - run: sleep 30\n' });
+  const push = await git(['push', cloneUrl(t.tenant, repo, t.token), 'main'], work);
+  expect(push.code).toBe(0);
+  const [runId] = runIdsFrom(push.stderr);
+  const byId = ids();
+  expect((await api('POST', `/api/v1/runs/${runId}/cancel`, { token: t.token, headers: { 'x-request-id': byId.requestId } })).status).toBe(202);
+  const idLines = await linesOf('api', byId.requestId, (l) => l.msg === 'request');
+  expect(idLines.find((l) => l.msg === 'request')).toEqual(expect.objectContaining({ requestId: byId.requestId, repo: `${t.tenant}/${repo}`, status: 202 }));
 });

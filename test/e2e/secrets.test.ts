@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { platformInfo } from '../harness/platform-info';
+import { tenantDatabaseUrl } from '../helpers/shard-databases';
 import { api, createPrivateRepo, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
@@ -44,7 +44,8 @@ test('a secret is set write-only and stored sealed', async () => {
   expect(list.text).not.toContain(SECRET);
   // There is no way to read a value back.
   expect((await api('GET', secretPath('DEPLOY_TOKEN'), { token: owner.token })).status).toBe(404);
-  const pg = new Client({ connectionString: platformInfo().databaseUrl });
+  // The tenant's database: the platform's own, or its shard's under DOTGIT_TEST_SHARD_DATABASES.
+  const pg = new Client({ connectionString: await tenantDatabaseUrl(owner.tenant) });
   await pg.connect();
   try {
     const rows = (await pg.query("SELECT value_enc FROM secrets WHERE name = 'DEPLOY_TOKEN'")).rows;

@@ -172,11 +172,41 @@ test("log lines written inside the push's trace carry its traceId and their span
   const worker = await lines('worker');
   const sandbox = worker.find((l) => typeof l.msg === 'string' && l.msg.startsWith('sandbox:'));
   expect(sandbox).toEqual(expect.objectContaining({ service: 'worker', traceId: step.traceId, spanId: expect.stringMatching(/^[0-9a-f]{16}$/) }));
+  // And what the activity works on, though the line's logger knows nothing of it (ADR 0028: the activity's log context).
+  expect(sandbox).toEqual(expect.objectContaining({ tenant: 'acme', repo: 'acme/traced', runId: expect.stringMatching(/^pipeline:acme:traced:/) }));
   expect(spans.some((s) => s.traceId === step.traceId && s.spanId === sandbox!.spanId)).toBe(true);
   // Lines outside any trace carry none; lines inside one carry both ids, once each.
   for (const l of [...worker, ...(await lines('git-server')), ...(await lines('api'))]) if (l.spanId) expect([l.msg, typeof l.traceId]).toEqual([l.msg, 'string']);
   const raw = await fs.readFile(path.join(dataDir, 'logs', 'worker.log'), 'utf8');
   expect(raw.split('\n').filter((l) => (l.match(/"traceId":/g) ?? []).length > 1 || (l.match(/"spanId":/g) ?? []).length > 1)).toEqual([]);
+});
+
+test("a deploy started through the api is one trace: the gateway's and api's request spans, the deploy workflow, its step in the sandbox", async () => {
+  expect((await call('POST', '/api/v1/repos', { owner: 'acme', name: 'shipped' })).status).toBe(201);
+  const pipeline = 'on:\n  push:\n    branches: [no-runs-here]\njobs:\n  noop:\n    steps: [{ run: "true" }]\nenvironments:\n  staging:\n    deploy:\n      - name: ship\n        run: echo "tp=$TRACEPARENT"\n';
+  const work = await localRepo({ '.dotgit/pipeline.yml': pipeline });
+  const url = new URL(`${platform.gatewayUrl}/acme/shipped.git`);
+  url.username = 'x';
+  url.password = token;
+  expect((await git(['push', url.toString(), 'main'], work)).code).toBe(0);
+  const started = await call('POST', '/api/v1/repos/acme/shipped/deploys', { ref: 'main', environment: 'staging' });
+  expect(started.status).toBe(202);
+  const id: string = started.body.id;
+  await until('the deploy to end', async () => {
+    const d = (await call('GET', `/api/v1/deploys/${encodeURIComponent(id)}`)).body;
+    return ['success', 'failure', 'rolled_back', 'rejected', 'cancelled'].includes(d?.status) ? d : undefined;
+  }, 120_000);
+  const workflow = await until('the deploy workflow span', () => spans.find((s) => s.name === 'RunWorkflow:deploy'));
+  const inTrace = () => spans.filter((s) => s.traceId === workflow.traceId);
+  // The lock's grant comes from the environment lock, a long-lived workflow whose own span is exported when it ends.
+  const orphan = (s: Span) => !!s.parentSpanId && s.name !== 'SignalWorkflow:lockGranted' && !inTrace().some((p) => p.spanId === s.parentSpanId);
+  await until('the deploy trace to be complete', () => (inTrace().some((s) => s.name === 'sandbox step') && !inTrace().some(orphan) ? true : undefined)).catch(() => undefined);
+  const names = inTrace().map((s) => `${s.service}:${s.name}`);
+  // The request's spans (gateway, api), the workflow it started, and the deploy's step in the sandbox.
+  expect(names).toEqual(expect.arrayContaining(['dotgit-gateway:gateway api-write', 'dotgit-api:api POST /api/v1/repos/:owner/:repo/deploys', 'dotgit-api:StartWorkflow:deploy', 'dotgit-worker:RunWorkflow:deploy', 'dotgit-worker:sandbox step']));
+  // One root, the gateway's request span; every other span's parent in the trace (but the lock's grant).
+  expect(inTrace().filter(orphan).map((s) => s.name)).toEqual([]);
+  expect(inTrace().filter((s) => !s.parentSpanId).map((s) => `${s.service}:${s.name}`)).toEqual(['dotgit-gateway:gateway api-write']);
 });
 
 test('with observability the runner starts Prometheus, listed in topology.json, scraping every process it started', async () => {

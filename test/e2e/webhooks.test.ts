@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
+import { scrape } from '../helpers/prom';
 
 // Webhooks on real parts: a push and its pipeline → outbox relay / pipeline workflow →
 // webhookDispatch → worker activity → SSRF guard → a real receiver on 127.0.0.1 (allow-listed by
@@ -187,6 +188,12 @@ test('a receiver answering 500 is retried with the same delivery id; the log sho
   const { name, dir } = await newRepo({ 'plain.txt': 'no pipeline here\n' });
   failuresLeft.set('/flaky', 1);
   const id = await addHook(name, { url: receiverUrl('/flaky'), secret: SECRET, events: ['push'] });
+  // The worker counts deliveries by outcome (issue 14 item 2); other suites' deliveries only add.
+  const counted = async () => {
+    const s = await scrape(`http://127.0.0.1:${platformInfo().workerPort}/metrics`);
+    return { failure: s.sum('dotgit_webhook_deliveries_total', { event: 'push', outcome: 'failure' }) ?? 0, success: s.sum('dotgit_webhook_deliveries_total', { event: 'push', outcome: 'success' }) ?? 0 };
+  };
+  const before = await counted();
   const push = await git(['push', cloneUrl(owner.tenant, name, owner.token), 'main'], dir);
   expect(push.code).toBe(0);
   expect(runIdsFrom(push.stderr)).toEqual([]);
@@ -205,6 +212,9 @@ test('a receiver answering 500 is retried with the same delivery id; the log sho
   expect(hits).toHaveLength(2);
   expect(new Set(hits.map((h) => h.headers['x-github-delivery']))).toEqual(new Set([attempts[0].id]));
   expect(hits.every((h) => h.signatureValid && h.body === hits[0].body)).toBe(true);
+  const after = await counted();
+  expect(after.failure).toBeGreaterThanOrEqual(before.failure + 1);
+  expect(after.success).toBeGreaterThanOrEqual(before.success + 1);
 });
 
 test('a host name resolving to a private address is refused after resolution, never contacted, never retried', async () => {

@@ -4,6 +4,7 @@ import { startPlatform, ROOT } from '../../infra/platform';
 import { freePort } from '../../infra/provision/free-port';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../../infra/own-platform-env';
 import { PLATFORM_FILE, type PlatformInfo } from './platform-info';
+import { startExtraShardDatabases } from '../helpers/shard-databases';
 
 /**
  * Starts the whole platform once per test run, the way `npm start` does, on free ports and a fresh
@@ -20,6 +21,12 @@ export default async function globalSetup(): Promise<void> {
   // Platform alerts (a failed restore drill) go to a receiver test/e2e/backup.test.ts runs on this port.
   const alertPort = await freePort();
   const started = Date.now();
+  // Opt-in (issue 12): DOTGIT_TEST_SHARD_DATABASES=3 runs the suites with the 8 shards spread over 2
+  // more embedded servers (DOTGIT_SHARD_MAP; the platform's own database keeps the global tables);
+  // unset, one database as ever.
+  const shardDatabases = Number(process.env.DOTGIT_TEST_SHARD_DATABASES ?? 1);
+  const extra = shardDatabases > 1 ? await startExtraShardDatabases(shardDatabases) : undefined;
+  (globalThis as { __dotgitShardDatabases?: unknown }).__dotgitShardDatabases = extra;
   const platform = await startPlatform({
     env: ownPlatformEnv(dataDir, {
       // Load tests (50 concurrent pushes, hundreds of clones) share one token; the limits
@@ -34,6 +41,7 @@ export default async function globalSetup(): Promise<void> {
       // Steps whose env sets DOTGIT_TEST_STALL=1 pause between their command's end and its recording
       // (test/e2e/zz-pipeline-worker-kill.test.ts kills the worker there); other steps never do.
       DOTGIT_TEST_STALL_BEFORE_STEP_RECORD: path.join(dataDir, 'stalled-before-step-record'),
+      ...(extra ? { DOTGIT_SHARD_MAP: JSON.stringify(extra.map) } : {}),
     }),
     log: quiet,
     ephemeral: true,
@@ -55,10 +63,12 @@ export default async function globalSetup(): Promise<void> {
     workerPort: Number(platform.serviceEnv.DOTGIT_WORKER_PORT),
     apiPort: Number(platform.serviceEnv.DOTGIT_API_PORT),
     alertPort,
+    ...(extra ? { shardMap: extra.map } : {}),
     servicePids: Object.fromEntries([...platform.services].map(([name, s]) => [name, s.pid ?? 0])),
   };
   process.env.DOTGIT_TEST_PLATFORM_FILE = PLATFORM_FILE;
   await fs.mkdir(path.dirname(PLATFORM_FILE), { recursive: true });
   await fs.writeFile(PLATFORM_FILE, JSON.stringify(info, null, 2));
-  console.log(`\nplatform up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${platform.gatewayUrl}`);
+  const layout = extra ? ` (tenant shards on ${Object.keys(extra.map.databases).join(', ')})` : '';
+  console.log(`\nplatform up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${platform.gatewayUrl}${layout}`);
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ShardMapConfig } from '../../core/shard-map';
 
 /**
  * Where global setup leaves the addresses of the platform it started, for the test files. One
@@ -29,6 +30,12 @@ export interface PlatformInfo {
   apiPort: number;
   /** Where the platform POSTs alerts (DOTGIT_ALERT_WEBHOOK_URL, secret `test-alert-secret`). */
   alertPort: number;
+  /**
+   * DOTGIT_SHARD_MAP when global setup spread the shards over more databases
+   * (DOTGIT_TEST_SHARD_DATABASES); absent: every shard on `databaseUrl`. test/helpers/shard-databases.ts
+   * finds a tenant's database from it.
+   */
+  shardMap?: ShardMapConfig;
   /** Pids of the service processes at start (gateway, api, git-server, worker). */
   servicePids: Record<string, number>;
 }

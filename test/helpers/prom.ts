@@ -42,6 +42,8 @@ const PROMQL_WORDS = new Set([
   'rate', 'irate', 'increase', 'delta', 'idelta', 'deriv', 'histogram_quantile', 'clamp_min', 'clamp_max', 'clamp', 'abs', 'time',
   'vector', 'scalar', 'absent', 'absent_over_time', 'avg_over_time', 'max_over_time', 'min_over_time', 'sum_over_time', 'label_replace',
   'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset',
+  // Number literals (`> 3600 < +Inf`).
+  'Inf', 'NaN',
 ]);
 
 /** The metric names a PromQL expression reads (label matchers, grouping labels, strings and durations left out). */

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { OrchestrationActivities } from '../../activities/orchestration-activities';
+import { expandDynamicMatrix, type PipelineSpec } from '../../core/pipeline-spec';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { ensureTemporalCli } from '../../infra/provision/temporal';
 import { ROOT } from '../../infra/root';
@@ -30,4 +32,28 @@ export function useWorkflowTestEnv(): () => TestWorkflowEnvironment {
     await env?.teardown();
   });
   return () => env!;
+}
+
+/**
+ * The pipeline workflow's orchestration activities as no-ops, loading `spec` (no webhooks): the
+ * workflow tests replace only what they record (`overrides`), so a new activity is added here once.
+ */
+export function noopOrchestrationActivities(spec: PipelineSpec, overrides: Partial<OrchestrationActivities> = {}): OrchestrationActivities {
+  return {
+    loadPipeline: async () => ({ ok: true, spec, workflowRunHooks: false }),
+    startRun: async () => undefined,
+    finishRun: async () => undefined,
+    failStep: async () => undefined,
+    skipJob: async () => undefined,
+    skipRemainingSteps: async () => undefined,
+    invalidateRepoCaches: async () => undefined,
+    recordJobOutputs: async () => undefined,
+    reusedJobs: async () => ({}),
+    // The real expansion (pure): a dynamic matrix job's instances, or its problem.
+    expandMatrixJob: async (a) => {
+      const built = expandDynamicMatrix(a.job, a.json, a.otherJobs, a.values);
+      return 'problem' in built ? { ok: false, message: built.problem } : { ok: true, jobs: built.jobs };
+    },
+    ...overrides,
+  };
 }

@@ -1,5 +1,5 @@
 import { createDb, type Db } from '../../core/db';
-import { drainOutbox } from '../../git-server/outbox-drainer';
+import { drainOutbox } from '../../core/outbox-drainer';
 import { platformInfo } from '../harness/platform-info';
 
 // Many git-server instances run outbox relays against one Postgres (issue 11 item 5): the claims

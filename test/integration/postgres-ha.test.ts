@@ -305,7 +305,12 @@ test('a backup in HA mode: the base backup from the primary of the multi-host UR
   await db.query('INSERT INTO ha_writes (n) VALUES (900001)');
   const { result } = await switchoverWorkflow(`${SWITCHOVER_WORKFLOW_ID}-backup`);
   await db.query('INSERT INTO ha_writes (n) VALUES (900002)');
+  // The restore point has millisecond precision, commit timestamps microseconds: on a quiet machine
+  // the insert's answer can come within the millisecond of its commit, and a restore point taken then
+  // falls before it (CI saw 900002 missing). Keep the point clear of both commits.
+  await new Promise((r) => setTimeout(r, 20));
   const at = new Date();
+  await new Promise((r) => setTimeout(r, 20));
   await db.query('INSERT INTO ha_writes (n) VALUES (900003)');
 
   // The restore flushes the new primary's WAL into the archive (pg_switch_wal on the primary) and replays both timelines.
@@ -450,4 +455,24 @@ test('misconfiguration: a shard database URL (or DATABASE_URL) naming a standby 
   await expect(openShardRouter({ databases: [{ name: 'global', url: standbyUrl }], shards: shards.map(() => 'global') }, { max: 1 })).rejects.toThrow(/^DATABASE_URL \(.*\) is a standby \(in recovery\)/);
   const ok = await openShardRouter({ databases: [{ name: 'global', url: ha.databaseUrl }], shards: shards.map(() => 'global') }, { max: 1 });
   await ok.close();
+  // A real service process with DATABASE_URL at the standby: the api exits at once, saying so.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'api/main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: standbyUrl,
+      REDIS_URL: platformInfo().redisUrl,
+      TEMPORAL_ADDRESS: temporal.address,
+      DOTGIT_API_PORT: '0',
+      DOTGIT_DATA_DIR: path.join(dir, 'api-on-standby'),
+      DOTGIT_INTERNAL_SECRET: 'x'.repeat(40),
+      LOG_LEVEL: 'silent',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(/DATABASE_URL \(.*\) is a standby \(in recovery\), so every write would fail/) });
 });

@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 import { platformInfo } from '../harness/platform-info';
 import { tempDir } from '../helpers/git';
 import type { TopologyProcess } from '../../infra/topology';
+import { semiSpaceFlag } from '../../infra/service-memory';
+import type { ServiceRole } from '../../infra/fleet';
 
 // The production build (issue 16 item 1, ADR 0029): the platform's services run the JavaScript
 // infra/build.cjs compiled into dist/, the worker loads the prebuilt workflow bundle, and the build
@@ -22,6 +24,12 @@ test('the shared platform runs the compiled services, each answering /healthz; t
     const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     // Plain node on the compiled file: no tsx loader, no TypeScript at run time.
     expect({ role: p.role, argv: argv.slice(1) }).toEqual({ role: p.role, argv: [path.join(ROOT, 'dist', p.role, 'main.js')] });
+    // Lean memory (ADR 0029): a small V8 young generation and few malloc arenas in every service;
+    // the gateway's young generation is larger (ADR 0041: it allocates on every request's path).
+    const environ = readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0');
+    const flag = semiSpaceFlag(p.role as ServiceRole);
+    expect({ role: p.role, semiSpace: environ.find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length).split(' ').filter((o) => o.includes('--max-semi-space-size')) }).toEqual({ role: p.role, semiSpace: [flag] });
+    expect(environ).toContain('MALLOC_ARENA_MAX=2');
     const health = await fetch(`http://127.0.0.1:${p.port}/healthz`);
     expect({ role: p.role, status: health.status }).toEqual({ role: p.role, status: 200 });
   }

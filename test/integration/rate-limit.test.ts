@@ -8,6 +8,8 @@ import { RateLimiter } from '../../gateway/rate-limit/rate-limiter';
 import { slidingWindow } from '../../gateway/rate-limit/sliding-window';
 import { windowAndBucket } from '../../gateway/rate-limit/window-and-bucket';
 import { platformInfo } from '../harness/platform-info';
+import { createRedis } from '../../core/redis';
+import { revokedTokenKey } from '../../core/token-revocation';
 
 // The rate-limit scripts on the platform's real Redis. Algorithm tests pass explicit times so the
 // boundaries are exact; the RateLimiter tests use Redis's own clock, as production does.
@@ -153,8 +155,11 @@ describe('window and bucket together', () => {
 });
 
 describe('RateLimiter', () => {
+  // A generous Redis budget: these tests are about the decisions, and a check that takes longer than
+  // the default 100 ms on a loaded machine would fail closed (CI: a push refused at its 7th of 10).
+  // The timeout's own behaviour is tested below with short budgets.
   const limiter = (input: RateLimitConfigInput, conn: Redis = redis, failMode: 'open' | 'closed' = 'closed') =>
-    new RateLimiter({ redis: conn, config: parseRateLimitConfig(input), failMode });
+    new RateLimiter({ redis: conn, config: parseRateLimitConfig(input), failMode, timeoutMs: 10_000 });
 
   test('two instances on two connections share one limit; headers are exact', async () => {
     const config = { 'api-write': { window: { limit: 3, windowMs: 60_000 } } };
@@ -178,10 +183,35 @@ describe('RateLimiter', () => {
     expect((await b.check({ ...req, subject: subject() })).allowed).toBe(true);
   });
 
+  test("on the gateway's auto-pipelined client, checks made in one turn each get their own answer, also after SCRIPT FLUSH (NOSCRIPT) and for a revoked token", async () => {
+    const conn = createRedis(platformInfo().redisUrl, { autoPipelining: true });
+    try {
+      const l = limiter({ 'api-write': { window: { limit: 5, windowMs: 60_000 } } }, conn);
+      const req = { method: 'POST', path: '/api/v1/repos', query: {}, subject: subject() };
+      await conn.script('FLUSH'); // every check's evalsha now fails with NOSCRIPT and falls back
+      const answers = await Promise.all(Array.from({ length: 8 }, () => l.check(req)));
+      expect(answers.filter((a) => a.allowed).map((a) => a.headers.RateLimit).sort()).toEqual([0, 1, 2, 3, 4].map((r) => `"api-write";r=${r};t=60`));
+      expect(answers.filter((a) => !a.allowed).map((a) => a.status)).toEqual([429, 429, 429]);
+      const tokenId = 900_000_000 + Math.floor(Math.random() * 1_000_000);
+      await conn.set(revokedTokenKey(tokenId), '1', 'EX', 60);
+      const mixed = await Promise.all([
+        l.check({ ...req, method: 'GET', subject: subject(), revocationKey: revokedTokenKey(tokenId) }),
+        l.check({ ...req, method: 'GET', subject: subject(), revocationKey: revokedTokenKey(tokenId + 1) }),
+      ]);
+      expect(mixed.map((m) => Boolean(m.revoked))).toEqual([true, false]);
+      expect(mixed[1]!.allowed).toBe(true);
+      expect(conn.options.enableAutoPipelining).toBe(true);
+    } finally {
+      conn.disconnect();
+    }
+  });
+
   test('pushes: window and burst policies in the headers; the 11th push in a burst waits about a second', async () => {
     const l = limiter({});
     const s = subject();
     const push = { method: 'POST', path: '/o/r.git/git-receive-pack', query: {}, subject: s };
+    const allowed = async () => (await client.register.getSingleMetric('dotgit_rate_limit_allowed_total')!.get()).values.find((v) => v.labels.class === 'git-push')?.value ?? 0;
+    const allowedBefore = await allowed();
     const first = await l.check(push);
     expect(first.headers).toEqual({
       'RateLimit-Policy': '"git-push";q=60;w=60, "git-push-burst";q=10;w=10',
@@ -196,6 +226,8 @@ describe('RateLimiter', () => {
     expect(refused.headers.RateLimit).toMatch(/^"git-push";r=50;t=60, "git-push-burst";r=0;t=10$/);
     expect(refused.message).toBe('rate limit exceeded for git-push: bursts of 10 requests draining at 1 per second ("git-push-burst"); retry in 1 s');
     expect(await refusals()).toBe(before + 1);
+    // Both halves of the decisions are counted (issue 14 item 2): the ten let through.
+    expect(await allowed()).toBe(allowedBefore + 10);
     await new Promise((r) => setTimeout(r, 1100));
     expect((await l.check(push)).allowed).toBe(true);
   });
@@ -223,11 +255,6 @@ describe('when Redis is unreachable', () => {
   const req = { method: 'GET', path: '/api/v1/repos', subject: 'ip:10.0.0.1' };
   const conns: Redis[] = [];
   afterAll(() => conns.forEach((c) => c.disconnect()));
-  const timed = async <T>(p: Promise<T>) => {
-    const start = performance.now();
-    const value = await p;
-    return { value, ms: performance.now() - start };
-  };
 
   test.each(['open', 'closed'] as const)('a closed port fails %s at once, counted', async (failMode) => {
     const conn = deadRedis(await closedPort());
@@ -235,8 +262,8 @@ describe('when Redis is unreachable', () => {
     const seen: unknown[] = [];
     const l = new RateLimiter({ redis: conn, config: parseRateLimitConfig({}), failMode, timeoutMs: 100, onRedisFailure: (e) => seen.push(e) });
     const before = await failures('error', failMode);
-    const { value, ms } = await timed(l.check(req));
-    expect(ms).toBeLessThan(100 + 50);
+    // No timing bound (those live in benchmarks): the counted kind is `error`, not `timeout`.
+    const value = await l.check(req);
     expect(value).toEqual(failMode === 'open'
       ? { allowed: true, headers: {}, unchecked: true }
       : { allowed: false, status: 503, headers: { 'Retry-After': '1' }, message: 'rate limiting is unavailable (Redis did not answer); retry shortly', unchecked: true });
@@ -254,9 +281,8 @@ describe('when Redis is unreachable', () => {
     try {
       const l = new RateLimiter({ redis: conn, config: parseRateLimitConfig({}), failMode, timeoutMs: 150 });
       const before = await failures('timeout', failMode);
-      const { value, ms } = await timed(l.check(req));
-      expect(ms).toBeGreaterThanOrEqual(140);
-      expect(ms).toBeLessThan(150 + 100);
+      // No timing bound (those live in benchmarks): the counted kind is `timeout`.
+      const value = await l.check(req);
       expect(value.allowed).toBe(failMode === 'open');
       if (failMode === 'closed') expect(value.status).toBe(503);
       expect(await failures('timeout', failMode)).toBe(before + 1);

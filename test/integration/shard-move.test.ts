@@ -214,6 +214,7 @@ test('a shard moves to another database under continuous writes of its tenants: 
   expect(await placementOf(workerRouter, shard)).toBe('db2');
   for (const t of TABLES) expect([t, await countShard(source, t, shard)]).toEqual([t, 0]);
   expect((await source.query('SELECT count(*)::int AS n FROM shard_fences')).rows[0].n).toBe(0);
+  expect((await target.query('SELECT count(*)::int AS n FROM shard_fences')).rows[0].n).toBe(0);
   expect((await source.query('SELECT count(*)::int AS n FROM shard_move_changes')).rows[0].n).toBe(0);
 
   // Exactly what each moved tenant's writer was told was committed (plus the seed), on the target.
@@ -279,8 +280,12 @@ test('a move whose verify fails rolls back: placement unchanged, fence lifted, t
   const target = dbOf(workerRouter, to);
   const result = await moveShard({ shard, from, to, graceSeconds: 0, batchRows: 500 }, `shard-move:${shard}-rollback`, async ({ phase }) => {
     await until('the copy to start', async () => (await phase()) === 'copying');
-    // A row of the shard that only the target has (nothing logs it): the verify must catch it.
-    await target.query(`INSERT INTO repos (tenant_id, name, visibility) VALUES ($1, 'stray', 'private')`, [moved[0]]);
+    // A row of the shard that only the target has (nothing logs it): the verify must catch it. Written
+    // as the copy writes (replica role): the target fences the shard's own writes until the switch.
+    await inTransaction(target, async (c) => {
+      await c.query('SET LOCAL session_replication_role = replica');
+      await c.query(`INSERT INTO repos (tenant_id, name, visibility) VALUES ($1, 'stray', 'private')`, [moved[0]]);
+    });
   });
   expect(result.ok).toBe(false);
   const message = (result as { err: { cause?: Error } }).err.cause?.message ?? '';
@@ -290,6 +295,7 @@ test('a move whose verify fails rolls back: placement unchanged, fence lifted, t
   // Writes to the shard work again where it is (no fence left behind).
   const source = dbOf(workerRouter, from);
   expect((await source.query('SELECT count(*)::int AS n FROM shard_fences')).rows[0].n).toBe(0);
+  expect((await target.query('SELECT count(*)::int AS n FROM shard_fences')).rows[0].n).toBe(0);
   await expect(source.query(`INSERT INTO repos (tenant_id, name, visibility) VALUES ($1, 'after-rollback', 'private')`, [moved[0]])).resolves.toBeDefined();
 }, 240_000);
 
@@ -329,3 +335,45 @@ test('the admin service starts a move of the shard from where it is now (202 ans
   const audited = await workerRouter.global.query(`SELECT detail FROM audit_log WHERE action = 'shard.move' ORDER BY id DESC LIMIT 1`);
   expect(audited.rows[0].detail).toEqual({ from, to, workflowId: `shard-move:${shard}` });
 }, 120_000);
+
+test("moving shard 0 carries the platform-level audit entries (no tenant) with it: shard 0's chain verifies whole on the target, and their writer follows the move", async () => {
+  // The other tests move `shard`; this one moves shard 0, whose chain holds the entries without a tenant (ADR 0043).
+  expect(shard).not.toBe(0);
+  const from = await placementOf(workerRouter, 0);
+  const to = from === 'db2' ? GLOBAL_DATABASE : 'db2';
+  const source = dbOf(workerRouter, from);
+  const target = dbOf(workerRouter, to);
+  const shard0 = async (db: Db) => Number((await db.query(`SELECT count(*) AS n FROM audit_log WHERE shard = 0`)).rows[0].n);
+  for (let i = 0; i < 5; i++) await appendAudit(writers.forShard(0), { tenantId: null, actor: 'platform', action: 'seed', target: `p${i}` });
+  const before = await shard0(source);
+  // A writer of platform-level entries on a stale map (the fence is all that tells it the shard moved).
+  let stop = false;
+  let written = 0;
+  const errors: string[] = [];
+  const writer = (async () => {
+    while (!stop) {
+      try {
+        await retryWhenFenced(writers, () => appendAudit(writers.forShard(0), { tenantId: null, actor: 'platform', action: 'write', target: `w${written}` }), { attempts: 400, delayMs: 25 });
+        written++;
+      } catch (err) {
+        errors.push((err as Error).message);
+        return;
+      }
+    }
+  })();
+  const result = await moveShard({ shard: 0, from, to, graceSeconds: 1, batchRows: 200 }, 'shard-move:0');
+  await new Promise((r) => setTimeout(r, 300)); // entries after the move land on the target
+  stop = true;
+  await writer;
+  if (!result.ok) throw result.err;
+  expect(errors).toEqual([]);
+  expect(result.r.tables.filter((t) => !t.ok)).toEqual([]);
+  expect(await placementOf(workerRouter, 0)).toBe(to);
+  // The whole chain is on the target, each link once, unbroken; nothing of shard 0 stays behind.
+  expect(written).toBeGreaterThan(0);
+  expect(await shard0(source)).toBe(0);
+  expect(await shard0(target)).toBe(before + written);
+  expect(await verifyAuditChains(target, [0])).toMatchObject({ ok: true, checked: before + written });
+  // And for a reader that picks shard 0's database from the router: the target.
+  expect(await verifyAuditChains((s) => workerRouter.forShard(s), [0])).toMatchObject({ ok: true, checked: before + written });
+}, 240_000);

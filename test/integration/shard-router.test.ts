@@ -1,5 +1,5 @@
 import { freePort } from '../../infra/provision/free-port';
-import { ID_BLOCK_SIZE, fanOut, migrateAllDatabases } from '../../core/shard-databases';
+import { ID_BLOCK_SIZE, fanOut, liveDatabases, migrateAllDatabases } from '../../core/shard-databases';
 import { resolveShardMap } from '../../core/shard-map';
 import { createShardRouter, type ShardRouter } from '../../core/shard-router';
 import { shardOf } from '../../core/shards';
@@ -140,7 +140,7 @@ test('storage nodes are global, their repositories in the shards: placement read
   const db = router.forTenant(tenant.id);
   const repo = await insertRepo(db, { tenantId: tenant.id, name: 'held', visibility: 'private', nodeId: a, replicaNodes: [b] });
   await insertRepo(db, { tenantId: tenant.id, name: 'held2', visibility: 'private', nodeId: a, replicaNodes: [] });
-  const all = router.databases().map((d) => d.db);
+  const all = liveDatabases(router).map((d) => ({ db: d.db, shards: d.scope }));
   // Counted in every database: a holds two repositories there, so b gets the next one (the global database alone sees none: a by id).
   expect(await placeRepo(router.global, [a, b], all)).toBe(b);
   expect(await placeRepo(router.global, [a, b])).toBe(a);
@@ -153,4 +153,37 @@ test('storage nodes are global, their repositories in the shards: placement read
   expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
   await recordPushedRefs(db, repo.id, 'fp2');
   expect(await upToDateReplicaNodes(db, repo.id, router.global)).toEqual([]);
+});
+
+test("placement counts during a shard move's grace period count the moved shard's repositories once, in the database the placement names", async () => {
+  // Tenant m's shard is on database X with 2 repositories on node c; tenant o's, on another database
+  // Y, has 3 on node d. The grace period of m's shard moved to Y: its rows in X (the old copy) and Y.
+  const ts: Array<{ id: number; name: string }> = [];
+  for (let i = 0; ts.length < 2 && i < 40; i++) {
+    const t = await insertTenant(router.global, `grace-t${i}-${process.pid}`);
+    await copyTenantEverywhere(router, { ...t, createdAt: new Date() });
+    if (ts.length === 0 || router.forTenant(t.id) !== router.forTenant(ts[0].id)) ts.push(t);
+  }
+  const [m, o] = ts;
+  const [x, y] = [m, o].map((t) => router.databases().find((d) => d.db === router.forTenant(t.id))!);
+  const [c, d] = [`c-${process.pid}`, `d-${process.pid}`];
+  await registerNode(router.global, c, 'http://127.0.0.1:3');
+  await registerNode(router.global, d, 'http://127.0.0.1:4');
+  const mine: Array<{ id: number; name: string }> = [];
+  for (const name of ['m1', 'm2']) mine.push({ name, id: (await insertRepo(x.db, { tenantId: m.id, name, visibility: 'private', nodeId: c, replicaNodes: [] })).id });
+  for (const name of ['o1', 'o2', 'o3']) await insertRepo(y.db, { tenantId: o.id, name, visibility: 'private', nodeId: d, replicaNodes: [] });
+  expect(await placeRepo(router.global, [c, d], liveDatabases(router).map((l) => ({ db: l.db, shards: l.scope })))).toBe(c);
+  // The copy in Y (ids kept, as the move copies), the placement switched: the old copy stays in X until the clean-up.
+  for (const r of mine) await y.db.query(`INSERT INTO repos (tenant_id, id, name, visibility, node_id) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, 'private', $4)`, [m.id, r.id, r.name, c]);
+  const shard = shardOf(m.id);
+  await setShardPlacement(router.global, shard, y.name);
+  try {
+    await router.refresh();
+    // c holds 2 (not 4, the old copy counted again), d holds 3: c is the least used.
+    expect(await placeRepo(router.global, [c, d], liveDatabases(router).map((l) => ({ db: l.db, shards: l.scope })))).toBe(c);
+  } finally {
+    await setShardPlacement(router.global, shard, x.name);
+    await router.refresh();
+    await y.db.query('DELETE FROM repos WHERE tenant_id = $1', [m.id]);
+  }
 });

@@ -1,6 +1,6 @@
-import { combineNodeParts, manifestAt, referencedBackups, startedFromId } from '../../core/backup-manifest';
+import { combineNodeParts, manifestAt, planRetention, referencedBackups, startedFromId } from '../../core/backup-manifest';
 import { walFileName } from '../../core/backup-postgres';
-import { backupIdFor, type BackupManifest, type RepoBackupEntry } from '../../core/backup-types';
+import { backupIdFor, walPrefixOf, type BackupManifest, type RepoBackupEntry } from '../../core/backup-types';
 
 // Pure parts of backups: ids that carry their start time, picking the backup for a point in
 // time, what a manifest depends on, WAL file names from LSNs.
@@ -59,4 +59,25 @@ test("a backup per storage node: the nodes' parts combined, a missed node's repo
   expect(repos['acme/old']).toEqual({ ...previous.repos['acme/old'], kind: 'unchanged' });
   expect(repos['acme/gone']).toMatchObject({ kind: 'unchanged', node: 'n3', capturedAt: '2024-01-01T00:00:00.000Z' });
   expect(combineNodeParts({ parts: [], missed: new Map([['acme/old', 'n3']]) })).toEqual({});
+});
+
+test("retention of a shard map's other databases' WAL (ADR 0043): each archive against its own kept bases, in its own folder", () => {
+  const seg = (n: number) => `00000001000000000000000${n}`;
+  const withDb = (id: string, finishedAt: string, startWal: string, db2Start?: string): BackupManifest => {
+    const base = m(id, finishedAt, [], id);
+    return { ...base, postgres: { ...base.postgres!, startWal, ...(db2Start ? { databases: { db2: { ...base.postgres!, startWal: db2Start } } } : {}) } };
+  };
+  // Kept: b (the newest before the cutoff) and c; a is out of the window.
+  const manifests = [withDb('a', '2024-01-01T00:00:00.000Z', seg(1), seg(2)), withDb('b', '2024-01-02T00:00:00.000Z', seg(3), seg(5)), withDb('c', '2024-01-04T00:00:00.000Z', seg(7), seg(8))];
+  const plan = planRetention({
+    manifests,
+    folders: ['a', 'b', 'c'],
+    walFiles: [seg(1), seg(2), seg(3), seg(4)],
+    cutoff: new Date('2024-01-03T00:00:00.000Z'),
+    databaseWalFiles: { db2: [seg(1), seg(4), seg(5), seg(6)], db3: [seg(1)] },
+  });
+  expect(plan.wal).toEqual([seg(1), seg(2)]);
+  // db2's oldest kept base starts at segment 5; db3 has no kept base: all of its WAL stays.
+  expect(plan.databaseWal).toEqual({ db2: [seg(1), seg(4)], db3: [] });
+  expect([walPrefixOf(), walPrefixOf('global'), walPrefixOf('db2')]).toEqual(['wal', 'wal', 'wal@db2']);
 });

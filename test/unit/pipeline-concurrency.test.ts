@@ -1,4 +1,4 @@
-import { parsePipeline, PipelineSpecError } from '../../core/pipeline-spec';
+import { expandDynamicMatrix, parsePipeline, PipelineSpecError } from '../../core/pipeline-spec';
 import { resolveGroup } from '../../core/pipeline-concurrency';
 import { groupWaitMessage } from '../../core/concurrency-types';
 
@@ -51,4 +51,30 @@ test('resolution fills ref, ref_name, commit, repo and event, and never expands 
 test('the wait message counts the runs ahead', () => {
   expect(groupWaitMessage(1, 'deploy-main')).toBe('queued behind 1 run in concurrency group deploy-main');
   expect(groupWaitMessage(2, 'g')).toBe('queued behind 2 runs in concurrency group g');
+});
+
+test('job-level concurrency (ADR 0037): kept on the job (and each matrix instance); a bad expression fails with its line', () => {
+  const spec = parsePipeline(`jobs:\n  ship:\n    matrix: { n: [1, 2] }\n    concurrency: { group: "ship-\${{ ref_name }}", cancel-in-progress: true }\n    steps: [{ run: make }]\n`);
+  expect(spec.jobs.map((j) => j.concurrency)).toEqual([
+    { group: 'ship-${{ ref_name }}', cancelInProgress: true },
+    { group: 'ship-${{ ref_name }}', cancelInProgress: true },
+  ]);
+  expect(parsePipeline(`jobs:\n  a:\n    concurrency: ci\n    steps: [{ run: make }]\n`).jobs[0].concurrency).toEqual({ group: 'ci', cancelInProgress: false });
+  expect(fails(`jobs:\n  a:\n    concurrency: { group: "x-\${{ matrix.n }}" }\n    steps: [{ run: make }]\n`)).toMatch(/^\.dotgit\/pipeline\.yml:3:27: jobs\.a\.concurrency\.group: \$\{\{ matrix\.n \}\}: a group may use/);
+});
+
+test('a matrix job\'s group may name its keys (ADR 0044): each instance queues in its own; unknown keys and the pipeline\'s group refused with the line', () => {
+  const spec = parsePipeline(`jobs:\n  ship:\n    matrix: { env: [staging, prod], n: [1] }\n    concurrency: { group: "ship-\${{ matrix.env }}-\${{ ref_name }}" }\n    steps: [{ run: make }]\n`);
+  expect(spec.jobs.map((j) => [j.name, j.concurrency?.group])).toEqual([
+    ['ship (staging, 1)', 'ship-staging-${{ ref_name }}'],
+    ['ship (prod, 1)', 'ship-prod-${{ ref_name }}'],
+  ]);
+  expect(fails(`jobs:\n  ship:\n    matrix: { env: [a] }\n    concurrency: "ship-\${{ matrix.other }}"\n    steps: [{ run: make }]\n`)).toMatch(/^\.dotgit\/pipeline\.yml:4:18: jobs\.ship\.concurrency: \$\{\{ matrix\.other \}\}: the matrix has no key "other"$/);
+  expect(fails(`concurrency: "c-\${{ matrix.env }}"\njobs:\n  ship:\n    matrix: { env: [a] }\n    steps: [{ run: make }]\n`)).toMatch(/^\.dotgit\/pipeline\.yml:1:14: concurrency: \$\{\{ matrix\.env \}\}: a group may use/);
+  // A matrix from a job's output: filled in when it is expanded, at run time.
+  const dynamic = parsePipeline(`jobs:\n  setup:\n    outputs: { m: "\${{ steps.p.outputs.m }}" }\n    steps: [{ id: p, run: plan }]\n  ship:\n    needs: [setup]\n    matrix: \${{ fromJSON(needs.setup.outputs.m) }}\n    concurrency: "ship-\${{ matrix.env }}"\n    steps: [{ run: make }]\n`).jobs[1];
+  const built = expandDynamicMatrix(dynamic, '{"env": ["a", "b"]}', ['setup']);
+  expect('jobs' in built && built.jobs.map((j) => j.concurrency?.group)).toEqual(['ship-a', 'ship-b']);
+  const empty = expandDynamicMatrix({ ...dynamic, concurrency: { group: '${{ matrix.x }}', cancelInProgress: false } }, '{"env": ["a"]}', ['setup']);
+  expect(empty).toEqual({ problem: 'concurrency.group is empty for "ship (a)"' });
 });

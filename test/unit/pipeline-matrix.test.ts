@@ -1,5 +1,5 @@
 import { expandMatrix, instanceName, MAX_MATRIX_COMBINATIONS, parseOutputFile, resolveOutputs } from '../../core/pipeline-matrix';
-import { parsePipeline } from '../../core/pipeline-spec';
+import { expandDynamicMatrix, parsePipeline } from '../../core/pipeline-spec';
 import { pipelineErrorOf } from '../helpers/pipeline';
 
 const errorOf = pipelineErrorOf;
@@ -127,5 +127,121 @@ jobs:
     ['an unknown key in an include entry value', 'jobs:\n  a:\n    matrix:\n      n: [1]\n      include: [{ n: { deep: 1 } }]\n    steps:\n      - run: echo\n', 'jobs.a.matrix.include.0.n:'],
   ])('%s is refused at parse time, naming line and field', (_what, text, message) => {
     expect(errorOf(text).message).toContain(message);
+  });
+});
+
+describe('a matrix computed from an upstream output (issue 17 item 1)', () => {
+  const file = (matrix: string, needs = '[setup]', outputs = '{ targets: "${{ steps.p.outputs.t }}" }') => `
+jobs:
+  setup:
+    outputs: ${outputs}
+    steps: [{ id: p, run: plan }]
+  build:
+    needs: ${needs}
+    matrix: ${matrix}
+    steps: [{ name: b, run: "make \${{ matrix.os }}" }]
+`;
+  const dyn = '"${{ fromJSON(needs.setup.outputs.targets) }}"';
+
+  test('the job stays one job, naming its source; jobs that need it keep needing it by name', () => {
+    const spec = parsePipeline(file(dyn));
+    expect(spec.jobs.map((j) => j.name)).toEqual(['setup', 'build']);
+    expect(spec.jobs[1].dynamicMatrix).toEqual({ job: 'setup', output: 'targets' });
+  });
+
+  test.each([
+    ['"${{ needs.setup.outputs.targets }}"', '[setup]', 'jobs.build.matrix: a matrix is a map of axes, or ${{ fromJSON(needs.<job>.outputs.<name>) }}'],
+    [dyn, '[]', 'jobs.build.matrix: ${{ fromJSON(needs.setup.outputs.targets) }}: job "build" does not list "setup" in needs:'],
+    ['"${{ fromJSON(needs.setup.outputs.other) }}"', '[setup]', 'job "setup" declares no output "other"'],
+  ])('refused with the line: matrix %s, needs %s', (matrix, needs, message) => {
+    const err = errorOf(file(matrix, needs));
+    expect(err.message).toContain(message);
+    expect(err.line).toBe(8);
+  });
+
+  test('expansion at run time: instances as for a written matrix, or a problem naming the output', () => {
+    const job = parsePipeline(file(dyn)).jobs[1];
+    const built = expandDynamicMatrix(job, '{"os": ["linux", "mac"], "fail-fast": false}', ['setup']);
+    expect('jobs' in built && built.jobs.map((j) => [j.name, j.steps[0].run, j.matrix?.failFast, j.dynamicMatrix])).toEqual([
+      ['build (linux)', 'make linux', false, undefined],
+      ['build (mac)', 'make mac', false, undefined],
+    ]);
+    const problem = (json: string) => ('problem' in expandDynamicMatrix(job, json, []) ? (expandDynamicMatrix(job, json, []) as { problem: string }).problem : '');
+    expect(problem('not json')).toMatch(/^matrix: needs\.setup\.outputs\.targets is not JSON/);
+    expect(problem('["linux"]')).toContain('must be a JSON object of axes');
+    expect(problem('{"os": []}')).toContain('matrix: needs.setup.outputs.targets.os: a matrix axis needs at least one value');
+    expect(problem(JSON.stringify({ a: [...Array(20).keys()], b: [...Array(20).keys()] }))).toContain('at most 256');
+    expect(problem('{"os": ["a"], "exclude": [{"os": "a"}]}')).toContain('no combinations left');
+  });
+});
+
+describe('a matrix axis (or include/exclude) computed from an upstream output (ADR 0044)', () => {
+  const file = (matrix: string, needs = '[setup]') => `
+jobs:
+  setup:
+    outputs: { nodes: "\${{ steps.p.outputs.n }}", extra: "\${{ steps.p.outputs.e }}" }
+    steps: [{ id: p, run: plan }]
+  build:
+    needs: ${needs}
+    matrix:
+${matrix}
+    steps: [{ name: b, run: "make \${{ matrix.os }} \${{ matrix.node }}" }]
+`;
+  const axis = '      os: [linux, mac]\n      node: ${{ fromJSON(needs.setup.outputs.nodes) }}\n      fail-fast: false';
+
+  test('the job stays one job, naming each key\'s source and the matrix as written', () => {
+    const job = parsePipeline(file(axis)).jobs[1];
+    expect(job.name).toBe('build');
+    expect(job.dynamicMatrix).toEqual({
+      job: 'setup',
+      output: 'nodes',
+      written: { os: ['linux', 'mac'], node: '${{ fromJSON(needs.setup.outputs.nodes) }}', 'fail-fast': false },
+      from: { node: { job: 'setup', output: 'nodes' } },
+    });
+  });
+
+  test.each([
+    ['a source not in needs', axis, '[]', 10, 'jobs.build.matrix.node: ${{ fromJSON(needs.setup.outputs.nodes) }}: job "build" does not list "setup" in needs:'],
+    ['an undeclared output', '      node: ${{ fromJSON(needs.setup.outputs.other) }}', '[setup]', 9, 'jobs.build.matrix.node: ${{ fromJSON(needs.setup.outputs.other) }}: job "setup" declares no output "other"'],
+    ['a bad written axis beside it', '      node: ${{ fromJSON(needs.setup.outputs.nodes) }}\n      os: []', '[setup]', 10, 'jobs.build.matrix.os: a matrix axis needs at least one value'],
+    ['fail-fast from JSON', '      node: ${{ fromJSON(needs.setup.outputs.nodes) }}\n      fail-fast: ${{ fromJSON(needs.setup.outputs.extra) }}', '[setup]', 10, 'jobs.build.matrix.fail-fast: fail-fast is written in the file'],
+    ['an axis that is another expression', '      node: ${{ needs.setup.outputs.nodes }}', '[setup]', 9, 'jobs.build.matrix.node: Invalid input: expected array'],
+  ])('refused with the line: %s', (_what, matrix, needs, line, message) => {
+    const err = errorOf(file(matrix, needs));
+    expect(err.message).toContain(message);
+    expect(err.line).toBe(line);
+  });
+
+  test('${{ matrix.<key> }} is checked against the written keys and the fromJSON ones (unless include comes from JSON)', () => {
+    expect(errorOf(file('      node: ${{ fromJSON(needs.setup.outputs.nodes) }}')).message).toContain('${{ matrix.os }}: the matrix has no key "os"');
+    expect(() => parsePipeline(file('      node: ${{ fromJSON(needs.setup.outputs.nodes) }}\n      include: ${{ fromJSON(needs.setup.outputs.extra) }}'))).not.toThrow();
+  });
+
+  test('expansion at run time: the written axes and the output\'s values, in the written order; problems name the key and the output', () => {
+    const job = parsePipeline(file(axis)).jobs[1];
+    const built = expandDynamicMatrix(job, 'ignored when values has the key', ['setup'], { node: '[18, 20]' });
+    expect('jobs' in built && built.jobs.map((j) => [j.name, j.steps[0].run, j.matrix?.failFast])).toEqual([
+      ['build (linux, 18)', 'make linux 18', false],
+      ['build (linux, 20)', 'make linux 20', false],
+      ['build (mac, 18)', 'make mac 18', false],
+      ['build (mac, 20)', 'make mac 20', false],
+    ]);
+    // The first (here the only) source's output is also the workflow's `json`.
+    expect('jobs' in expandDynamicMatrix(job, '["22"]', ['setup']) && expandDynamicMatrix(job, '["22"]', ['setup'])).toMatchObject({ jobs: [{ name: 'build (linux, 22)' }, { name: 'build (mac, 22)' }] });
+    const problem = (nodes: string) => {
+      const r = expandDynamicMatrix(job, '', [], { node: nodes });
+      return 'problem' in r ? r.problem : '';
+    };
+    expect(problem('[18')).toMatch(/^matrix\.node: needs\.setup\.outputs\.nodes is not JSON \(.+\): "\[18"$/);
+    expect(problem('{"a": 1}')).toBe('matrix.node: needs.setup.outputs.nodes must be a JSON array (such as ["linux", "mac"]), got "{\\"a\\": 1}"');
+    expect(problem('[]')).toBe('matrix.node: needs.setup.outputs.nodes: a matrix axis needs at least one value');
+    expect(problem('[{"v": 1}]')).toMatch(/^matrix\.node: needs\.setup\.outputs\.nodes\.0: /);
+    expect(problem(JSON.stringify([...Array(200).keys()]))).toBe('matrix: the matrix makes 400 combinations; at most 256 are allowed');
+  });
+
+  test('include from an output adds combinations as a written include does', () => {
+    const job = parsePipeline(file('      os: [linux]\n      include: ${{ fromJSON(needs.setup.outputs.extra) }}')).jobs[1];
+    const built = expandDynamicMatrix(job, '', [], { include: '[{"os": "linux", "node": "20"}, {"os": "win", "node": "18"}]' });
+    expect('jobs' in built && built.jobs.map((j) => j.name)).toEqual(['build (linux, 20)', 'build (win, 18)']);
   });
 });

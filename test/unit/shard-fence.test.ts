@@ -1,6 +1,6 @@
 import { UnavailableError } from '../../core/errors';
 import { httpErrorOf } from '../../core/http-errors';
-import { isShardFenced, onShardFenced, retryWhenFenced, shardFenced } from '../../core/shard-fence';
+import { isShardFenced, onShardFenced, retryActivitiesWhenFenced, retryWhenFenced, shardFenced } from '../../core/shard-fence';
 
 // The fence's refusal (SQLSTATE DGF01, migration 0028's guard) as the platform answers it: a
 // retry-shortly 503 with Retry-After, never a 500; a writer that can wait refreshes its router and
@@ -50,4 +50,26 @@ test('retryWhenFenced refreshes the router between tries and answers once the wr
   expect(log).toEqual(['try 1', 'refresh', 'try 2', 'refresh', 'try 3']);
   await expect(retryWhenFenced(router, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
   await expect(retryWhenFenced(router, async () => Promise.reject(fenced()), { attempts: 2, delayMs: 1 })).rejects.toBeInstanceOf(UnavailableError);
+});
+
+test('retryActivitiesWhenFenced runs a fenced activity again with the same arguments, after a refresh; other failures pass at once', async () => {
+  let refreshed = 0;
+  const calls: unknown[][] = [];
+  const acts = retryActivitiesWhenFenced(
+    { refresh: async () => void refreshed++ },
+    {
+      async record(id: string, n: number) {
+        calls.push([id, n]);
+        if (calls.length === 1) throw fenced();
+        return `${id}:${n}`;
+      },
+      async broken() {
+        throw new Error('boom');
+      },
+    },
+  );
+  expect(await acts.record('r1', 2)).toBe('r1:2');
+  expect(calls).toEqual([['r1', 2], ['r1', 2]]);
+  expect(refreshed).toBe(1);
+  await expect(acts.broken()).rejects.toThrow('boom');
 });

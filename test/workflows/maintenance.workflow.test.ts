@@ -28,7 +28,7 @@ const targets: RepoTarget[] = [
 
 function fakes(calls: string[], o: { failRestoreCopies?: boolean } = {}): MaintenanceActivities & HousekeepingActivities {
   const housekeeping: HousekeepingActivities = {
-    pruneRows: async () => (calls.push('prune rows'), { push_outbox: 2, webhook_outbox: 0, replication_outbox: 1, webhook_deliveries: 5, idempotency_keys: 3 }),
+    pruneRows: async () => (calls.push('prune rows'), { push_outbox: 2, webhook_outbox: 0, replication_outbox: 1, run_request_outbox: 0, webhook_deliveries: 5, idempotency_keys: 3 }),
     pruneRestoreCopies: async () => {
       calls.push('prune restore copies');
       if (o.failRestoreCopies) throw ApplicationFailure.nonRetryable('EACCES: permission denied', 'Error');
@@ -65,7 +65,7 @@ test('the sweep repacks every changed repository, past one that fails, and house
   expect(result).toEqual({
     repos: 3,
     housekeeping: {
-      rows: { push_outbox: 2, webhook_outbox: 0, replication_outbox: 1, webhook_deliveries: 5, idempotency_keys: 3 },
+      rows: { push_outbox: 2, webhook_outbox: 0, replication_outbox: 1, run_request_outbox: 0, webhook_deliveries: 5, idempotency_keys: 3 },
       restoreCopies: { removed: ['drill-20240101T000000000Z-abcd'], kept: 1 },
       sandbox: { removed: 2 },
       failed: [],

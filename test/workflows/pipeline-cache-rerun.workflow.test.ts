@@ -4,12 +4,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type RunResult, type StepInput, type StepResult } from '../../core/run-types';
 import { ROOT } from '../../infra/root';
-import { useWorkflowTestEnv } from '../helpers/workflow-env';
+import { noopOrchestrationActivities, useWorkflowTestEnv } from '../helpers/workflow-env';
 
 // Issue 17 items 3 and 5 in the pipeline workflow: a job's cache is restored by its first step and
 // saved by its last on a miss (never on a hit); a re-run attempt reuses the jobs an earlier attempt
@@ -38,21 +37,15 @@ async function runResult(handle: WorkflowHandle): Promise<RunResult> {
 
 async function run(yaml: string, input: PipelineInput, answer: (s: StepInput) => Partial<StepResult>, reused: Record<string, Record<string, string>> = {}) {
   const rec: Recorder = { steps: [], kept: [], skipped: [] };
-  const orchestration: OrchestrationActivities = {
-    loadPipeline: async () => ({ ok: true, spec: parsePipeline(yaml), workflowRunHooks: false }),
-    startRun: async () => undefined,
-    finishRun: async () => undefined,
-    failStep: async () => undefined,
+  const orchestration = noopOrchestrationActivities(parsePipeline(yaml), {
     skipJob: async (a) => {
       rec.skipped.push(a.job);
     },
-    skipRemainingSteps: async () => undefined,
-    invalidateRepoCaches: async () => undefined,
     recordJobOutputs: async (a) => {
       rec.kept.push({ job: a.job, outputs: a.outputs, attempt: a.attempt });
     },
     reusedJobs: async () => reused,
-  };
+  });
   const sandbox: SandboxActivities = {
     runStep: async (s) => {
       rec.steps.push(s);

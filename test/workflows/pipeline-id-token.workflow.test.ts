@@ -2,7 +2,6 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Worker } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import type { ScheduleActivities } from '../../activities/schedule-activities';
 import type { DeployActivities } from '../../activities/deploy-activities';
@@ -12,7 +11,7 @@ import { parsePipeline } from '../../core/pipeline-spec';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type StepInput } from '../../core/run-types';
 import type { ScheduledPipelineInput } from '../../core/pipeline-schedules';
 import { ROOT } from '../../infra/root';
-import { useWorkflowTestEnv } from '../helpers/workflow-env';
+import { noopOrchestrationActivities, useWorkflowTestEnv } from '../helpers/workflow-env';
 
 // Issue 17 items 6 and 7 in the workflows: only a job with id-token: asks its sandbox for one (with
 // the run's actor and event; the token itself is minted by the host, never in history), and a
@@ -28,17 +27,7 @@ test('only the job that asks gets idToken in its step input, with the run actor 
   const input: PipelineInput = { runId: 'pipeline:t:r:oidc', tenantId: 1, tenant: 't', repo: 'r', repoId: 1, ref: 'refs/heads/main', commit: 'c'.repeat(40), event: 'push', actor: 'alice' };
   const spec = parsePipeline('jobs:\n  cloud:\n    id-token: { audience: sts.example.com }\n    steps: [{ run: deploy }]\n  plain:\n    steps: [{ run: test }]\n');
   const asked: Record<string, StepInput['job']['idToken']> = {};
-  const orchestration: Partial<OrchestrationActivities> = {
-    loadPipeline: async () => ({ ok: true, spec, workflowRunHooks: false }),
-    startRun: async () => undefined,
-    finishRun: async () => undefined,
-    failStep: async () => undefined,
-    skipJob: async () => undefined,
-    skipRemainingSteps: async () => undefined,
-    invalidateRepoCaches: async () => undefined,
-    recordJobOutputs: async () => undefined,
-    reusedJobs: async () => ({}),
-  };
+  const orchestration = noopOrchestrationActivities(spec);
   const sandbox: Partial<SandboxActivities> = {
     runStep: async (s) => {
       asked[s.job.name] = s.job.idToken;

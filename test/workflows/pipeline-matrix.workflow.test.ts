@@ -5,12 +5,11 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { OrchestrationActivities } from '../../activities/orchestration-activities';
 import type { SandboxActivities } from '../../activities/sandbox-activities';
 import { parsePipeline } from '../../core/pipeline-spec';
 import { hostQueue, ORCHESTRATION_QUEUE, SANDBOX_QUEUE, type PipelineInput, type RunResult, type StepInput, type StepResult } from '../../core/run-types';
 import { ROOT } from '../../infra/root';
-import { useWorkflowTestEnv } from '../helpers/workflow-env';
+import { noopOrchestrationActivities, useWorkflowTestEnv } from '../helpers/workflow-env';
 
 // Issue 17 in the pipeline workflow: matrix instances (max-parallel, fail-fast) and job outputs
 // passed to the jobs that need them. Record the history anew with DOTGIT_RECORD_HISTORY=1.
@@ -41,21 +40,14 @@ async function runResult(handle: WorkflowHandle): Promise<RunResult> {
 
 async function run(yaml: string, answer: Answer, workflowId: string) {
   const rec: Recorder = { ran: [], skipped: [], maxConcurrent: 0 };
-  const orchestration: OrchestrationActivities = {
-    loadPipeline: async () => ({ ok: true, spec: parsePipeline(yaml), workflowRunHooks: false }),
-    startRun: async () => undefined,
+  const orchestration = noopOrchestrationActivities(parsePipeline(yaml), {
     finishRun: async (a) => {
       rec.finished = { status: a.status, message: a.message };
     },
-    failStep: async () => undefined,
     skipJob: async (a) => {
       rec.skipped.push(a.job);
     },
-    skipRemainingSteps: async () => undefined,
-    invalidateRepoCaches: async () => undefined,
-    recordJobOutputs: async () => undefined,
-    reusedJobs: async () => ({}),
-  };
+  });
   let concurrent = 0;
   const sandbox: SandboxActivities = {
     runStep: async (s) => {
@@ -172,4 +164,105 @@ jobs:
   expect(result).toEqual({ status: 'failure', message: 'failed jobs: test (1)' });
   expect(rec.ran).toHaveLength(3);
   expect(rec.skipped).toEqual([]);
+});
+
+const DYNAMIC = `
+jobs:
+  setup:
+    outputs: { targets: "\${{ steps.plan.outputs.targets }}" }
+    steps:
+      - id: plan
+        name: plan
+        run: plan
+  build:
+    needs: [setup]
+    matrix: \${{ fromJSON(needs.setup.outputs.targets) }}
+    outputs: { built: "\${{ steps.b.outputs.built }}" }
+    steps:
+      - id: b
+        name: b
+        run: build \${{ matrix.os }} \${{ matrix.arch }}
+  ship:
+    needs: [build]
+    steps:
+      - name: s
+        run: ship \${{ needs.build.outputs.built }}
+`;
+
+test('a dynamic matrix from an upstream output runs one instance per combination, then the job that needs it (history recorded)', async () => {
+  const targets = JSON.stringify({ os: ['linux', 'mac'], arch: ['x64', 'arm'], exclude: [{ os: 'mac', arch: 'x64' }], 'max-parallel': 2 });
+  const { result, rec, handle } = await run(
+    DYNAMIC,
+    async (s): Promise<{ outputs?: Record<string, string> }> => {
+      if (s.step.name === 'plan') return { outputs: { targets } };
+      if (s.step.name !== 'b') return {};
+      await sleep(200);
+      return { outputs: { built: s.job.name } };
+    },
+    'pipeline-dynamic-matrix',
+  );
+  expect(result.status).toBe('success');
+  expect(rec.maxConcurrent).toBe(2);
+  expect(rec.ran).toHaveLength(5);
+  expect(rec.ran[0]).toBe('setup/plan: plan');
+  // The instances run two at a time, in either order.
+  expect(rec.ran.slice(1, 4).sort()).toEqual([
+    'build (linux, arm)/b: build linux arm [MATRIX_OS=linux MATRIX_ARCH=arm]',
+    'build (linux, x64)/b: build linux x64 [MATRIX_OS=linux MATRIX_ARCH=x64]',
+    'build (mac, arm)/b: build mac arm [MATRIX_OS=mac MATRIX_ARCH=arm]',
+  ]);
+  // The job that needs the matrix gets its instances' outputs merged in order (the last one's here).
+  expect(rec.ran[4]).toBe('ship/s: ship build (mac, arm)');
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(path.join(__dirname, 'histories', 'h3-pipeline-dynamic-matrix-v1.json'), historyToJSON(await handle.fetchHistory()));
+});
+
+test('a dynamic matrix that is not JSON fails its job with the problem (its dependants skipped); the run says why', async () => {
+  const { result, rec } = await run(DYNAMIC, (s) => (s.step.name === 'plan' ? { outputs: { targets: '[linux' } } : {}), 'pipeline-dynamic-matrix-bad');
+  expect(result.status).toBe('failure');
+  expect(result.message).toMatch(/^failed jobs: build; build: matrix: needs\.setup\.outputs\.targets is not JSON \(.+\): "\[linux"$/);
+  expect(rec.ran).toEqual(['setup/plan: plan']);
+  expect(rec.skipped).toEqual(['ship']);
+});
+
+const AXES = `
+jobs:
+  setup:
+    outputs: { os: "\${{ steps.plan.outputs.os }}", nodes: "\${{ steps.plan.outputs.nodes }}" }
+    steps:
+      - id: plan
+        name: plan
+        run: plan
+  build:
+    needs: [setup]
+    matrix:
+      os: \${{ fromJSON(needs.setup.outputs.os) }}
+      node: \${{ fromJSON(needs.setup.outputs.nodes) }}
+      db: [pg]
+    steps:
+      - name: b
+        run: build \${{ matrix.os }} \${{ matrix.node }} \${{ matrix.db }}
+  ship:
+    needs: [build]
+    steps:
+      - name: s
+        run: ship
+`;
+
+test('a matrix written axis by axis takes each fromJSON axis from its own output (ADR 0044; history recorded)', async () => {
+  const { result, rec, handle } = await run(
+    AXES,
+    (s) => (s.step.name === 'plan' ? { outputs: { os: '["linux", "mac"]', nodes: '[18, 20]' } } : {}),
+    'pipeline-matrix-fromjson-axes',
+  );
+  expect(result.status).toBe('success');
+  expect(rec.ran[0]).toBe('setup/plan: plan');
+  expect(rec.ran.slice(1, 5).sort()).toEqual([
+    'build (linux, 18, pg)/b: build linux 18 pg [MATRIX_OS=linux MATRIX_NODE=18 MATRIX_DB=pg]',
+    'build (linux, 20, pg)/b: build linux 20 pg [MATRIX_OS=linux MATRIX_NODE=20 MATRIX_DB=pg]',
+    'build (mac, 18, pg)/b: build mac 18 pg [MATRIX_OS=mac MATRIX_NODE=18 MATRIX_DB=pg]',
+    'build (mac, 20, pg)/b: build mac 20 pg [MATRIX_OS=mac MATRIX_NODE=20 MATRIX_DB=pg]',
+  ]);
+  expect(rec.ran[5]).toBe('ship/s: ship');
+  expect(rec.ran).toHaveLength(6);
+  if (process.env.DOTGIT_RECORD_HISTORY === '1') await fs.writeFile(path.join(__dirname, 'histories', 's8-pipe-matrix-fromjson-axes-v1.json'), historyToJSON(await handle.fetchHistory()));
 });

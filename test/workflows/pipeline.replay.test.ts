@@ -17,7 +17,7 @@ const HISTORIES = path.join(__dirname, 'histories');
 const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json')).sort();
 
 test('there are recorded histories from before and after the last workflow change', () => {
-  expect(files).toEqual(expect.arrayContaining(['pipeline-dag.json', 'pipeline-dag-v2.json', 'pipeline-dag-v3.json', 'pipeline-dag-v4.json', 'pipeline-dag-v5.json', 'pipeline-dag-v6.json', 'pipeline-dag-v7.json', 'pipeline-failed-v8.json', 'deploy-approval-rollback.json', 'deploy-failed-v2.json']));
+  expect(files).toEqual(expect.arrayContaining(['pipeline-dag.json', 'pipeline-dag-v2.json', 'pipeline-dag-v3.json', 'pipeline-dag-v4.json', 'pipeline-dag-v5.json', 'pipeline-dag-v6.json', 'pipeline-dag-v7.json', 'pipeline-failed-v8.json', 's8-pipe-matrix-fromjson-axes-v1.json', 'deploy-approval-rollback.json', 'deploy-failed-v2.json']));
 });
 
 test.each(files)('%s replays against the current workflow code', async (file) => {

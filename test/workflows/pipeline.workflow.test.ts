@@ -78,6 +78,7 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
     },
     recordJobOutputs: async () => undefined,
     reusedJobs: async () => ({}),
+    expandMatrixJob: async () => ({ ok: false, message: 'no dynamic matrix in these tests' }),
   };
   let concurrent = 0;
   const sandbox: SandboxActivities = {
@@ -99,6 +100,7 @@ function fakes(yaml: string, exitCodes: (s: StepInput) => number | Error, rec: R
   };
   const webhooks: WebhookActivities = {
     planWebhookEvent: async (a) => {
+      if (a.event.event === 'redelivery') return null;
       const what = a.event.event === 'workflow_run' ? `${a.event.event} ${a.event.action} ${a.event.runId}` : a.event.event;
       rec.webhooks.push(`plan ${what}`);
       return { event: a.event.event, action: 'action' in a.event ? a.event.action : null, body: JSON.stringify({ what }), hookIds: [1] };

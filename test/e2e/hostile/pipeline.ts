@@ -57,4 +57,6 @@ export const PIPELINE_CASES: PipelineCase[] = [
   kase('two documents', `${ok()}---\n${ok()}`, ANY, 'document'),
   kase('101 jobs', `jobs:\n${Array.from({ length: 101 }, (_, i) => `  j${i}:\n    steps:\n      - run: echo ${i}\n`).join('')}`, ANY, 'at most 100 jobs'),
   kase('a misspelled key', `${JOB}    stepz:\n      - run: echo x\n`, 3, 'stepz|unrecognized'),
+  // Issue 17: a matrix of 17 × 17 combinations (at most 256).
+  kase('a matrix over 256 combinations', `${JOB}    matrix:\n      a: [${[...Array(17).keys()].join(', ')}]\n      b: [${[...Array(17).keys()].join(', ')}]\n    steps:\n      - run: echo x\n`, 4, 'jobs\\.build\\.matrix: .*289 combinations; at most 256'),
 ];
