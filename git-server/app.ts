@@ -5,6 +5,7 @@ import type { Db } from '../core/db';
 import { pingDatabase } from '../core/stores/server-store';
 import type { ShardRouter } from '../core/shard-router';
 import { isShardFenced, retryWhenFenced, SHARD_FENCED_RETRY_AFTER_SECONDS } from '../core/shard-fence';
+import { dbUnavailable } from '../core/db-leader';
 import { TenantDirectory } from '../core/tenant-directory';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
 import { acquireRedisLock } from '../core/redis-lock';
@@ -137,11 +138,19 @@ export function createGitServerApp(o: GitServerOptions) {
   }
   /** Push options by push id, from pre-receive (the only hook git gives them to) to the journal. */
   const pushOptionsOf = new Map<string, string[]>();
-  /** Pushes whose hook a shard move's fence refused (ADR 0026): git's failure is then a 503, not a 400. */
-  const fencedPushes = new Set<string>();
-  const noteFenced = (pushId: string) => (err: unknown): never => {
-    if (isShardFenced(err)) fencedPushes.add(pushId);
-    throw err;
+  /**
+   * Pushes whose hook call failed on our side: a shard move's fence (ADR 0026) or a database that
+   * did not answer (a failover). git's failure is then a 503 + Retry-After, never a 400.
+   */
+  const troubledPushes = new Map<string, 'fenced' | 'unavailable'>();
+  /** When a hook call last found the database away: a push that failed since then failed on us. */
+  let databaseTroubleAt = 0;
+  const noteTrouble = (pushId: string, err: unknown): void => {
+    if (isShardFenced(err)) troubledPushes.set(pushId, 'fenced');
+    else if (dbUnavailable(err)) {
+      troubledPushes.set(pushId, 'unavailable');
+      databaseTroubleAt = Date.now();
+    }
   };
   /** After the ref update a hook's write must not be lost to a fence: it waits the move out (refresh, retry). */
   const waitingOutFence = <T>(fn: () => Promise<T>): Promise<T> => (o.router ? retryWhenFenced(o.router, fn) : fn());
@@ -234,7 +243,12 @@ export function createGitServerApp(o: GitServerOptions) {
   const hookRoute = (fn: (req: Request, res: Response, claims: HookClaims) => Promise<void>): RequestHandler => (req, res, next) => {
     hookClaims(req).then((claims) => {
       const fields: LogFields = { requestId: claims.requestId, traceId: claims.traceId, tenant: claims.tenant, repo: `${claims.tenant}/${claims.repo}` };
-      return withLogContext(fields, () => fn(req, res, claims).catch(next));
+      return withLogContext(fields, () =>
+        fn(req, res, claims).catch((err: unknown) => {
+          noteTrouble(claims.pushId, err);
+          next(err);
+        }),
+      );
     }, next);
   };
 
@@ -247,7 +261,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
     pushOptionsOf.set(claims.pushId, options);
     setTimeout(() => pushOptionsOf.delete(claims.pushId), 3_600_000).unref(); // the hook token's lifetime
-    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId).catch(noteFenced(claims.pushId));
+    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
     const problems: string[] = [];
     for (const u of updates) {
       const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
@@ -266,7 +280,7 @@ export function createGitServerApp(o: GitServerOptions) {
     const updates = parseUpdates(req.body?.updates);
     const state: unknown = req.body?.state;
     if (state === 'prepared') {
-      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) }).catch(noteFenced(claims.pushId));
+      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
     } else if (state === 'committed') {
       if (o.stallAfterRefUpdate) {
         await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
@@ -418,6 +432,7 @@ export function createGitServerApp(o: GitServerOptions) {
       traceparent: currentTraceparent(),
     };
     const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
+    const startedAt = Date.now();
     const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);
     try {
       // Under the lock: a move's barrier waits for this push, or this push sees the move's fence.
@@ -432,15 +447,20 @@ export function createGitServerApp(o: GitServerOptions) {
         // git gave up without an answer. While our own database is away (a failover) that is our
         // unavailability, not the client's bad input: 503 + Retry-After, so the client pushes again.
         // A hook refused by a shard move's fence: the push was not taken; it goes through once the move switched.
-        if (err instanceof InputError && fencedPushes.delete(claims.pushId)) {
+        if (!(err instanceof InputError)) throw err;
+        const trouble = troubledPushes.get(claims.pushId);
+        if (trouble === 'fenced') {
           throw new UnavailableError(`the push could not complete while ${repo.owner}'s shard moves to another database; retry shortly`, SHARD_FENCED_RETRY_AFTER_SECONDS, { cause: err });
         }
-        if (err instanceof InputError && !(await databaseAnswers(dbOf(repo.tenantId)))) {
+        // Its own hook saw the database away, another push's did while this one ran, or it does not answer now.
+        if (trouble === 'unavailable' || databaseTroubleAt >= startedAt || !(await databaseAnswers(dbOf(repo.tenantId)))) {
           throw new UnavailableError('the push could not complete while the database was unavailable; retry shortly', 2, { cause: err });
         }
+        (req.log ?? o.log).warn({ err }, 'push refused: git gave up without an answer');
         throw err;
       });
     } finally {
+      troubledPushes.delete(claims.pushId);
       release();
       // Refs may have changed: cached advertisements of this repository are stale from now on.
       await o.generations.bump(`${repo.owner}/${repo.name}`);

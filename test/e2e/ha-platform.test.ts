@@ -127,7 +127,7 @@ function startLoad(o: { resend: boolean; pushRepo: string; work: string }) {
         const sentAt = Date.now();
         // The trace names each HTTP answer's status and headers (no pack data): a refused push must
         // have been told 503 with Retry-After, which git's own message does not show.
-        const r = await git(['push', url, 'main'], o.work, { GIT_TRACE_CURL: '1', GIT_TRACE_CURL_NO_DATA: '1' });
+        const r = await git(['push', url, 'main'], o.work, { GIT_TRACE_CURL: '1' });
         pushes.push({ sha, code: r.code, runs: runIdsFrom(r.stderr), stderr: r.stderr, sentAt, doneAt: Date.now() });
         if (r.code === 0 || !o.resend || attempt >= 10) break;
         await new Promise((r) => setTimeout(r, 2000));
@@ -203,6 +203,12 @@ function httpAnswers(trace: string): Array<{ status: number; retryAfter: boolean
   return answers;
 }
 
+/** The error bodies a push was answered with (from its GIT_TRACE_CURL data lines): what the server said, for a failure's message. */
+const errorBodies = (trace: string) => {
+  const received = [...trace.matchAll(/<= Recv data: (.*)$/gm)].map((m) => m[1]).join('');
+  return [...received.matchAll(/"error":\{[^}]*\}/g)].map((m) => m[0]).join('\n');
+};
+
 /** A push's output without the trace: what a user sees. */
 const shown = (stderr: string) => stderr.split('\n').filter((l) => !/^\d\d:\d\d:\d\d\.\d+ /.test(l)).join('\n');
 
@@ -214,7 +220,7 @@ function expectOnly503(load: ReturnType<typeof startLoad>): void {
   expect(load.pushes.filter((p) => p.code !== 0 && !/returned error: 503|could not check this push \(503\)/.test(p.stderr)).map((p) => shown(p.stderr))).toEqual([]);
   // Over HTTP: never a 400 (a push cut off by the failover is not the client's bad input, commit
   // dde1392) nor another 5xx; every 503 says when to come back.
-  const wrong = load.pushes.flatMap((p) => httpAnswers(p.stderr).filter((a) => a.status === 400 || (a.status >= 500 && !(a.status === 503 && a.retryAfter))).map((a) => `${a.status}${a.retryAfter ? '' : ' without Retry-After'}: ${shown(p.stderr)}`));
+  const wrong = load.pushes.flatMap((p) => httpAnswers(p.stderr).filter((a) => a.status === 400 || (a.status >= 500 && !(a.status === 503 && a.retryAfter))).map((a) => `${a.status}${a.retryAfter ? '' : ' without Retry-After'}: ${shown(p.stderr)}\n${errorBodies(p.stderr)}`));
   expect(wrong).toEqual([]);
 }
 
