@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createDb, type Db } from '../../core/db';
 import { fingerprintOf, readRefs, syncZone, zoneRefs, ZoneUnavailableError } from '../../core/replica-sync';
-import type { ReconcileResult } from '../../core/replication-types';
+import { replicationWorkflowId, type ReconcileResult } from '../../core/replication-types';
 import { ORCHESTRATION_QUEUE } from '../../core/run-types';
 import { REPLICA_RECONCILE_SCHEDULE } from '../../temporal-config/schedules';
 import { ROOT } from '../../infra/root';
@@ -48,6 +48,20 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
 }
 
 const refsEqual = async (a: string, b: string) => fingerprintOf(await readRefs(a)) === fingerprintOf(await readRefs(b));
+
+/**
+ * Until the repository's replication has settled: its state records the primary's refs and its
+ * workflow runs no sync, on two looks a second apart. A sync still running for an earlier push
+ * would otherwise undo drift a test makes on purpose.
+ */
+async function replicationSettled(name: string): Promise<void> {
+  const idle = async () => {
+    if ((await replicaRow(name))?.refs_fingerprint !== fingerprintOf(await readRefs(primaryOf(name)))) return false;
+    const d = await temporal.workflow.getHandle(replicationWorkflowId(owner.tenant, name)).describe();
+    return d.status.name !== 'RUNNING' || (d.raw.pendingActivities ?? []).length === 0;
+  };
+  await waitFor('replication to settle', async () => (await idle()) && (await new Promise((r) => setTimeout(r, 1000))) === undefined && idle());
+}
 
 /** A repository with one pushed commit (and a tag); answers its name and the local work tree. */
 async function pushedRepo(): Promise<{ name: string; work: string }> {
@@ -139,6 +153,7 @@ test('the scheduled reconciliation repairs a deliberately diverged replica', asy
   const first = (await git(['rev-parse', 'HEAD'], work)).stdout.trim();
   await commitAndPush(work, name, 'two.txt');
   await waitFor('the replica', async () => refsEqual(primaryOf(name), replicaOf(name)));
+  await replicationSettled(name);
   // Drift: main rewound, a ref the primary never had, a tag gone.
   const replica = replicaOf(name);
   for (const args of [['update-ref', 'refs/heads/main', first], ['update-ref', 'refs/heads/rogue', first], ['update-ref', '-d', 'refs/tags/v1']]) {

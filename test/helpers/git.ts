@@ -59,7 +59,12 @@ export function tempDir(prefix = 'dotgit-test-'): string {
 
 /** Clone URL through the gateway, with the token as HTTP Basic password when given. */
 export function cloneUrl(owner: string, repo: string, token?: string): string {
-  const u = new URL(`${platformInfo().gatewayUrl}/${owner}/${repo}.git`);
+  return cloneUrlAt(platformInfo().gatewayUrl, owner, repo, token);
+}
+
+/** Clone URL through the gateway at `base` (a platform of a test's own), with the token as HTTP Basic password when given. */
+export function cloneUrlAt(base: string, owner: string, repo: string, token?: string): string {
+  const u = new URL(`${base}/${owner}/${repo}.git`);
   if (token) {
     u.username = 'x';
     u.password = token;

@@ -7,7 +7,7 @@ import { createGatewayApp } from '../../gateway/app';
 import { parseRateLimitConfig, type RateLimitConfig, type RateLimitConfigInput, type RateLimiter } from '../../gateway/rate-limit';
 import { platformInfo } from '../harness/platform-info';
 import { createPrivateRepo, type TenantFixture } from './api-client';
-import { cloneUrl, git, localRepo } from './git';
+import { cloneUrl, cloneUrlAt, git, localRepo } from './git';
 
 /**
  * A gateway of a test's own, in-process, in front of the platform's real api and git-server: for
@@ -47,9 +47,7 @@ export function ownLimits(input: RateLimitConfigInput = {}): RateLimitConfig {
 
 /** The clone URL of `owner/repo` through the gateway at `base`, with the token as HTTP Basic password. */
 export function cloneUrlVia(base: string, owner: string, repo: string, token?: string): string {
-  const u = new URL(cloneUrl(owner, repo, token));
-  u.host = new URL(base).host;
-  return u.toString();
+  return cloneUrlAt(base, owner, repo, token);
 }
 
 /** A private repository of `owner`'s tenant with one commit on main, pushed through the platform's gateway. */
