@@ -3,8 +3,10 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import type { ShardRouter } from '../../core/shard-router';
 import { tenantDirectory } from '../../core/tenant-directory';
 import {
+  acquireLockSignal,
   approveUpdate,
   deployWorkflowId,
+  environmentLockWorkflowId,
   rejectUpdate,
   TERMINAL_DEPLOY_STATUSES,
   type DeployInput,
@@ -20,7 +22,7 @@ import { deployPendingReason } from '../../core/pending-reasons';
 import { commitPipelineState, listSteps } from '../../core/stores/runs-store';
 import type { Redis } from '../../core/redis';
 import { followRowEvents, type RunEvent } from '../../core/run-events';
-import { repoSearchAttributes, startWorkflow } from '../../core/workflow-starter';
+import { repoSearchAttributes, signalWithStartWorkflow, startWorkflow } from '../../core/workflow-starter';
 import { requirePrincipal, requireRepoWrite, requireScope } from '../authz';
 import { parseBody } from '../validation';
 import { createDeployBody, decisionBody } from '../schemas/runs';
@@ -102,6 +104,18 @@ export class DeployService {
       await failUnstartedDeploy(this.router.forTenant(repo.tenantId), repo.tenantId, id, 'the deploy could not be started');
       throw new UnavailableError(`could not start the deploy: ${(err as Error).message}`, undefined, { cause: err });
     }
+    // Queued at its environment's lock before the 202: deploys accepted one after another hold the
+    // environment in that order. The workflow's own request (an activity) comes later and is then a
+    // repeat the lock ignores; were two deploys left to their activities, the later one's could reach
+    // a free lock first. Should this signal fail, that request still queues the deploy.
+    await this.temporal()
+      .then((client) =>
+        signalWithStartWorkflow(client, 'environmentLock', environmentLockWorkflowId(repo.owner, repo.name, environment), [{ queue: [] }], {
+          name: acquireLockSignal.name,
+          args: [id, Date.now()],
+        }),
+      )
+      .catch(() => undefined);
     await audit(this.router.forTenant(repo.tenantId), { tenantId: repo.tenantId, actor: principal.username, action: 'deploy.create', target: id, detail: { environment, ref: target.ref, commit: target.commit }, requestId });
     return { id, status: 'queued' as DeployStatus, links: deployView({ id }).links };
   }
