@@ -22,12 +22,15 @@ import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
 import { Api, fmtMs, fmtRatio, Git, intEnv, replaceSection, runIdsFrom, sleep, stats, type RunView, type Stats } from './lib';
 import { LoadGenerator } from './load';
+import { cpuMs, cpuTicks } from './proc';
 import { ensureWrk } from './wrk';
 
 export const TELEMETRY_HEADING = '## Telemetry overhead (issue 14)';
 /** The issue's goal: telemetry costs at most 5 %. */
 export const GOAL_OVERHEAD = 0.05;
 const ROUNDS = intEnv('BENCH_TELEMETRY_ROUNDS', 5, 1, 50);
+/** Pushes per side per round; the round's figure is their median (one push alone varies by ±15 %). */
+const PUSHES = intEnv('BENCH_TELEMETRY_PUSHES', 3, 1, 20);
 const CONNECTIONS = 16;
 const LOAD_MS = 5_000;
 const WARMUP_MS = 2_000;
@@ -40,6 +43,11 @@ interface Side {
   rps: number[];
   p50: number[];
   push: number[];
+  /** CPU per request of the gateway and the api during each round's load, in µs. */
+  gatewayCpu: number[];
+  apiCpu: number[];
+  /** The "on" side's Prometheus, scraping while the load ran (µs per request); empty for "off". */
+  prometheusCpu: number[];
   work: string;
   pushes: number;
 }
@@ -90,13 +98,24 @@ export async function runTelemetryBench(progress: (m: string) => void): Promise<
       await fs.writeFile(path.join(work, '.dotgit', 'pipeline.yml'), 'jobs:\n  one:\n    steps:\n      - run: "true"\n');
       await git.run(['add', '-A'], work);
       await git.run(['commit', '-q', '-m', 'first'], work);
-      sides.push({ name, platform, api, token: platform.adminToken, rps: [], p50: [], push: [], work, pushes: 0 });
+      sides.push({ name, platform, api, token: platform.adminToken, rps: [], p50: [], push: [], gatewayCpu: [], apiCpu: [], prometheusCpu: [], work, pushes: 0 });
     }
     const wrk = await ensureWrk({ info: () => undefined, debug: () => undefined, warn: (m) => progress(`wrk: ${m}`) });
     const load = new LoadGenerator(wrk, scratch);
 
-    const loadRound = async (s: Side, ms: number) =>
-      load.run({ url: `${s.platform.gatewayUrl}/api/v1/repos/bench/tel`, headers: { authorization: `Bearer ${s.token}` }, connections: CONNECTIONS, durationMs: ms });
+    const pidOf = (s: Side, role: string) => {
+      const pid = s.platform.services.get(role)?.pid;
+      if (!pid) throw new Error(`the ${s.name} platform has no ${role} process`);
+      return pid;
+    };
+    const loadRound = async (s: Side, ms: number) => {
+      const prometheus = s.platform.backing.prometheus?.pid;
+      const pids = [pidOf(s, 'gateway'), pidOf(s, 'api'), ...(prometheus ? [prometheus] : [])];
+      const before = pids.map((pid) => cpuMs(cpuTicks(pid)));
+      const r = await load.run({ url: `${s.platform.gatewayUrl}/api/v1/repos/bench/tel`, headers: { authorization: `Bearer ${s.token}` }, connections: CONNECTIONS, durationMs: ms });
+      const [gateway, api, prom] = pids.map((pid, i) => ((cpuMs(cpuTicks(pid)) - before[i]!) * 1000) / Math.max(1, r.requests));
+      return { ...r, gatewayCpuUs: gateway!, apiCpuUs: api!, prometheusCpuUs: prom };
+    };
     const pushRound = async (s: Side) => {
       s.pushes++;
       await fs.writeFile(path.join(s.work, 'n.txt'), String(s.pushes));
@@ -126,9 +145,15 @@ export async function runTelemetryBench(progress: (m: string) => void): Promise<
         if (r.non2xx > 0 || r.socketErrors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
         s.rps.push(r.rps);
         s.p50.push(r.p50Ms);
+        s.gatewayCpu.push(r.gatewayCpuUs);
+        s.apiCpu.push(r.apiCpuUs);
+        if (r.prometheusCpuUs !== undefined) s.prometheusCpu.push(r.prometheusCpuUs);
         await sleep(500);
       }
-      for (const s of order) s.push.push(await pushRound(s));
+      const pushes = new Map<Side, number[]>(sides.map((s) => [s, []]));
+      // Interleaved: on, off, on, off… so drift within the round hits both sides alike.
+      for (let k = 0; k < PUSHES; k++) for (const s of order) pushes.get(s)!.push(await pushRound(s));
+      for (const s of sides) s.push.push(stats(pushes.get(s)!).median);
       progress(`telemetry: round ${i + 1}/${ROUNDS}: ${sides.map((s) => `${s.name} ${Math.round(s.rps.at(-1)!)} req/s, push→success ${fmtMs(s.push.at(-1)!)}`).join('; ')}`);
     }
     if (spanBatches === 0) throw new Error('the "on" platform exported no spans');
@@ -145,6 +170,7 @@ export async function runTelemetryBench(progress: (m: string) => void): Promise<
 function render(r: { off: Side; on: Side; tool: string; spanBatches: number; loadBefore: number[]; loadAfter: number[] }): string {
   const cell = (s: Stats, unit: (n: number) => string) => `${unit(s.median)} (${unit(s.min)}–${unit(s.max)})`;
   const rps = (n: number) => `${Math.round(n)} req/s`;
+  const us = (n: number) => `${Math.round(n)} µs`;
   // Paired: each round measures both sides back to back, so the median of the rounds' own ratios
   // cancels the drift between rounds that the ratio of two medians would keep.
   const ratio = (on: number[], off: number[]) => stats(on.map((v, i) => v / off[i]!)).median;
@@ -167,7 +193,10 @@ function render(r: { off: Side; on: Side; tool: string; spanBatches: number; loa
     '|---|---|---|---|---|---|',
     `| gateway throughput, authenticated API read (GET /api/v1/repos/…) | ${cell(stats(r.off.rps), rps)} | ${cell(stats(r.on.rps), rps)} | ${fmtRatio(throughput)} | ≥ ${fmtRatio(1 - GOAL_OVERHEAD)} | ${met(1 - throughput)} |`,
     `| … its p50 latency | ${cell(stats(r.off.p50), fmtMs)} | ${cell(stats(r.on.p50), fmtMs)} | ${fmtRatio(ratio(r.on.p50, r.off.p50))} | | |`,
-    `| push started → run \`success\` (1 job, \`run: "true"\`) | ${cell(stats(r.off.push), fmtMs)} | ${cell(stats(r.on.push), fmtMs)} | ${fmtRatio(push)} | ≤ ${fmtRatio(1 + GOAL_OVERHEAD)} | ${met(push - 1)} |`,
+    `| … CPU per request of the gateway | ${cell(stats(r.off.gatewayCpu), us)} | ${cell(stats(r.on.gatewayCpu), us)} | ${fmtRatio(ratio(r.on.gatewayCpu, r.off.gatewayCpu))} | | |`,
+    `| … CPU per request of the api | ${cell(stats(r.off.apiCpu), us)} | ${cell(stats(r.on.apiCpu), us)} | ${fmtRatio(ratio(r.on.apiCpu, r.off.apiCpu))} | | |`,
+    `| … CPU per request of Prometheus (scraping every process) | — | ${r.on.prometheusCpu.length ? cell(stats(r.on.prometheusCpu), us) : '—'} | | | |`,
+    `| push started → run \`success\` (1 job, \`run: "true"\`; each round the median of ${PUSHES} pushes) | ${cell(stats(r.off.push), fmtMs)} | ${cell(stats(r.on.push), fmtMs)} | ${fmtRatio(push)} | ≤ ${fmtRatio(1 + GOAL_OVERHEAD)} | ${met(push - 1)} |`,
     '',
     busy
       ? '- The machine was busier than its cores (other test runs): the rounds spread far wider than 5 %, so these ratios cannot show whether the goal is met; re-run on an idle machine (the medians moved either way between runs: they say nothing about a few per cent).'
