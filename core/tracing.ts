@@ -1,4 +1,4 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { context, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Request, RequestHandler } from 'express';
 import { routeTemplate } from './metrics';
@@ -76,10 +76,26 @@ export function currentTraceparent(ctx: Context = context.active()): string | un
   return carrier.traceparent;
 }
 
-/** The context a stored or received `traceparent` continues. */
+/** W3C Trace Context `traceparent`, version 00 (what the propagator reads; later versions keep this prefix). */
+const TRACEPARENT = /^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$/;
+
+/**
+ * The context a stored or received `traceparent` continues. Read here rather than through
+ * `propagation.extract` (which does the same for a lone traceparent): every traced request
+ * starts with it, and the propagator's carrier walk showed in the api's and gateway's profiles.
+ */
 export function contextFrom(traceparent: string | null | undefined): Context {
   if (!started || !traceparent) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, { traceparent });
+  const m = TRACEPARENT.exec(traceparent);
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined)) return ROOT_CONTEXT;
+  const parent = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16), isRemote: true };
+  return isSpanContextValid(parent) ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
+}
+
+/** The traceparent naming `span` as parent (the propagator's format, without its carrier walk). */
+function traceparentOf(span: Span): string {
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  return `00-${traceId}-${spanId}-0${(traceFlags & TraceFlags.SAMPLED).toString(16)}`;
 }
 
 export interface ServerSpan {
@@ -103,7 +119,7 @@ export function startServerSpan(name: string, incomingTraceparent: string | unde
   return {
     span,
     ctx,
-    traceparent: currentTraceparent(ctx)!,
+    traceparent: traceparentOf(span),
     end(statusCode, newName) {
       if (newName) span.updateName(newName);
       span.setAttribute('http.response.status_code', statusCode);
