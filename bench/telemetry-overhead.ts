@@ -9,7 +9,8 @@
  *   gateway throughput: an authenticated, rate-limited API read at a fixed concurrency, on ÷ off
  *   push → run `success` (one job, `run: "true"`), on ÷ off
  *
- * `BENCH_ONLY=observability npm run bench`; BENCH_TELEMETRY_ROUNDS (default 5) rounds.
+ * `BENCH_ONLY=observability npm run bench`; BENCH_TELEMETRY_ROUNDS (default 10, best even: each side
+ * goes first in half of them) rounds.
  */
 import { existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -28,7 +29,9 @@ import { ensureWrk } from './wrk';
 export const TELEMETRY_HEADING = '## Telemetry overhead (issue 14)';
 /** The issue's goal: telemetry costs at most 5 %. */
 export const GOAL_OVERHEAD = 0.05;
-const ROUNDS = intEnv('BENCH_TELEMETRY_ROUNDS', 5, 1, 50);
+const ROUNDS = intEnv('BENCH_TELEMETRY_ROUNDS', 10, 1, 50);
+/** Rest between the two sides' loads in a round, so the second does not start on a machine still busy with the first. */
+const BETWEEN_SIDES_MS = 2_000;
 /** Pushes per side per round; the round's figure is their median (one push alone varies by ±15 %). */
 const PUSHES = intEnv('BENCH_TELEMETRY_PUSHES', 3, 1, 20);
 const CONNECTIONS = 16;
@@ -148,7 +151,7 @@ export async function runTelemetryBench(progress: (m: string) => void): Promise<
         s.gatewayCpu.push(r.gatewayCpuUs);
         s.apiCpu.push(r.apiCpuUs);
         if (r.prometheusCpuUs !== undefined) s.prometheusCpu.push(r.prometheusCpuUs);
-        await sleep(500);
+        await sleep(BETWEEN_SIDES_MS);
       }
       const pushes = new Map<Side, number[]>(sides.map((s) => [s, []]));
       // Interleaved: on, off, on, off… so drift within the round hits both sides alike.
@@ -173,7 +176,12 @@ function render(r: { off: Side; on: Side; tool: string; spanBatches: number; loa
   const us = (n: number) => `${Math.round(n)} µs`;
   // Paired: each round measures both sides back to back, so the median of the rounds' own ratios
   // cancels the drift between rounds that the ratio of two medians would keep.
-  const ratio = (on: number[], off: number[]) => stats(on.map((v, i) => v / off[i]!)).median;
+  // The side measured first in a round gets more from this machine than the one after it (measured:
+  // ~15 % more throughput, whichever side it is), so a round's own ratio is biased one way or the
+  // other by its order; the order alternates, and the geometric mean of the rounds' ratios cancels
+  // the bias where their median would pick one side of it.
+  const ratio = (on: number[], off: number[]) => geometricMean(on.map((v, i) => v / off[i]!));
+  const firstAdvantage = geometricMean(r.on.rps.map((on, i) => (i % 2 === 0 ? r.off.rps[i]! / on : on / r.off.rps[i]!)));
   const throughput = ratio(r.on.rps, r.off.rps);
   const push = ratio(r.on.push, r.off.push);
   // Busy before the bench started (other engineers' runs): the rounds' spread is wider than the
@@ -200,9 +208,13 @@ function render(r: { off: Side; on: Side; tool: string; spanBatches: number; loa
     '',
     busy
       ? '- The machine was busier than its cores (other test runs): the rounds spread far wider than 5 %, so these ratios cannot show whether the goal is met; re-run on an idle machine (the medians moved either way between runs: they say nothing about a few per cent).'
-      : '- Each figure is the median of the rounds (min–max); each ratio is the median of the rounds\' own on ÷ off ratios (both sides measured back to back in a round).',
+      : `- Each figure is the median of the rounds (min–max); each ratio is the geometric mean of the rounds' own on ÷ off ratios (both sides measured back to back in a round, ${BETWEEN_SIDES_MS / 1000} s apart, the order alternating). Throughput of the side measured first in its round ÷ the side after it: ${fmtRatio(firstAdvantage)} (geometric mean over the rounds), the order effect the alternation cancels${r.on.rps.length % 2 ? ' (an odd number of rounds leaves one order once more: prefer an even BENCH_TELEMETRY_ROUNDS)' : ''}.`,
     '',
   ].join('\n');
+}
+
+function geometricMean(values: number[]): number {
+  return Math.exp(values.reduce((sum, v) => sum + Math.log(v), 0) / values.length);
 }
 
 /** Replaces (or appends) this section of BENCHMARKS.md. */
