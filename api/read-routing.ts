@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { withDeadline } from '../core/deadline';
 import type { Redis } from 'ioredis';
 import { onReplicas, POLL_MS } from '../core/db-replicas';
 
@@ -27,7 +28,7 @@ const REDIS_TIMEOUT_MS = 100;
 const key = (userId: number) => `dotgit:ryw:${userId}`;
 
 function withTimeout<T>(p: Promise<T>): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('redis timeout')), REDIS_TIMEOUT_MS).unref())]);
+  return withDeadline(p, REDIS_TIMEOUT_MS, () => new Error('redis timeout'));
 }
 
 export function readRouting(o: { redis?: Redis; maxLagSeconds: number }) {

@@ -1,4 +1,5 @@
 import { inTransaction, type Db } from './db';
+import { withDeadline } from './deadline';
 import { jobPendingReasons } from './pending-reasons';
 import { logStreamKey, type Redis } from './redis';
 import { MAX_RUN_EVENTS, RUN_EVENTS_TTL_SECONDS } from './run-events';
@@ -25,11 +26,7 @@ export function pendingEventsKey(runId: string): string {
 const REDIS_BUDGET_MS = 2000;
 
 function within<T>(p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('redis did not answer in time')), REDIS_BUDGET_MS);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  return withDeadline(p, REDIS_BUDGET_MS, () => new Error('redis did not answer in time'));
 }
 
 /**

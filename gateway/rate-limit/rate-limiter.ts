@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { withDeadline } from '../../core/deadline';
 import type { Redis } from '../../core/redis';
 import { burstPolicyName, rateLimitHeaders, retryAfterSeconds } from './headers';
 import { slidingWindow, slidingWindowPeek } from './sliding-window';
@@ -202,23 +203,9 @@ const subjectOfAddress = (address: string | undefined) => subjectFor(null, addre
 const REVOKED: RateDecision = { allowed: false, revoked: true, headers: {} };
 
 /**
- * `p`, or a RateLimitTimeoutError after `ms`, whichever comes first: a slow or unreachable Redis
- * (a command sitting in ioredis's offline queue, a half-open TCP connection) must never hold a
- * request. A late settlement of `p` is swallowed here, so it is never an unhandled rejection.
+ * `p`, or a RateLimitTimeoutError after `ms`: a slow or unreachable Redis (a command sitting in
+ * ioredis's offline queue, a half-open TCP connection) must never hold a request.
  */
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RateLimitTimeoutError(ms)), ms);
-    timer.unref();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  return withDeadline(p, ms, () => new RateLimitTimeoutError(ms));
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { withDeadline } from '../../core/deadline';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ChildExitedError, DataDirInUseError, ReadinessTimeoutError } from './errors';
@@ -199,9 +200,5 @@ export function tailOf(file: string, fromOffset: number, lines: number): string 
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`probe timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return withDeadline(p, ms, () => new Error(`probe timed out after ${ms} ms`));
 }

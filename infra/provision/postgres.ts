@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { withDeadline } from '../../core/deadline';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -282,9 +283,5 @@ function tameExitHook(proc: NodeJS.Process, before: Map<NodeJS.Signals, Set<unkn
 
 const TIMEOUT = Symbol('timeout');
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(TIMEOUT), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return withDeadline(p, ms, () => TIMEOUT);
 }
