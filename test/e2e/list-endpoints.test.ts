@@ -1,31 +1,11 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT } from '../../infra/root';
-import { platformInfo } from '../harness/platform-info';
+import { runDotgit } from '../helpers/cli';
 import { api, createTenantWithAdmin, type TenantFixture } from '../helpers/api-client';
-import { tempDir } from '../helpers/git';
 
 // `GET /api/v1/repos` and `GET /api/v1/tokens` (issue 15) and their commands, `dotgit repo list` and
 // `dotgit token list`, against the running platform.
 
-const xdg = tempDir('dotgit-list-xdg-');
-const cwd = tempDir('dotgit-list-cwd-');
-
-function dotgit(args: string[], token?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, XDG_CONFIG_HOME: xdg };
-    delete env.DOTGIT_TOKEN;
-    delete env.DOTGIT_DATA_DIR;
-    if (token) env.DOTGIT_TOKEN = token;
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd, env });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The `dotgit` command; without a token it runs with no credentials at all. */
+const dotgit = (args: string[], token?: string) => runDotgit(args, token);
 
 async function repo(owner: TenantFixture, name: string, visibility: 'public' | 'private'): Promise<void> {
   const r = await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility } });

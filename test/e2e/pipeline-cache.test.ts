@@ -1,9 +1,6 @@
-import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { ROOT } from '../../infra/root';
-import { platformInfo } from '../harness/platform-info';
+import { runDotgit } from '../helpers/cli';
 import { api, createTenantWithAdmin, waitForRun, type TenantFixture } from '../helpers/api-client';
-import { cloneUrl, git, localRepo, runIdsFrom, tempDir, writeFiles } from '../helpers/git';
+import { cloneUrl, git, localRepo, runIdsFrom, writeFiles } from '../helpers/git';
 
 // Issue 17 item 3 on real parts (push, Temporal, runsc, the object store): the first run misses and
 // saves a cache of a few thousand files; a run of another branch with the same lock file restores
@@ -53,18 +50,7 @@ const log = async (runId: string, job: string, step: string) => {
   return res.text;
 };
 /** The `dotgit` command with the owner's token. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: owner.token, XDG_CONFIG_HOME: tempDir('dotgit-cache-xdg-') };
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd: tempDir('dotgit-cache-cwd-'), env });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runDotgit(args, owner.token);
 const seconds = (s: { startedAt: string; finishedAt: string }) => (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000;
 
 async function pushed(work: string, branch: string): Promise<any> {

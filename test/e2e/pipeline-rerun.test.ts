@@ -1,9 +1,7 @@
-import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
+import { runDotgit } from '../helpers/cli';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
-import { cloneUrl, git, localRepo, runIdsFrom, tempDir } from '../helpers/git';
+import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // Issue 17 item 5 on real parts: a run whose second job fails (a secret it checks is not set yet)
 // is re-run with the CLI's `dotgit run rerun --failed-only --wait` as attempt 2: the first job is not
@@ -37,18 +35,7 @@ jobs:
 let owner: TenantFixture;
 const REPO = 'reruns';
 
-function cli(args: string[], token: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, DOTGIT_TOKEN: token, XDG_CONFIG_HOME: tempDir('dotgit-rerun-xdg-') };
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd: tempDir('dotgit-rerun-cwd-'), env });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runDotgit;
 
 beforeAll(async () => {
   owner = await createTenantWithAdmin();

@@ -1,28 +1,12 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT } from '../../infra/root';
 import { platformInfo } from '../harness/platform-info';
+import { runDotgit } from '../helpers/cli';
 import { api, createTenantWithAdmin } from '../helpers/api-client';
-import { tempDir } from '../helpers/git';
 
 // The shard move's admin endpoint and CLI command on the shared platform (one database, "global",
 // holding all 8 shards): who may start a move and the refusals of bad input. A move that runs:
 // test/integration/shard-move.test.ts (two databases).
 
-const xdg = tempDir('dotgit-shard-cli-xdg-');
-
-function cli(args: string[], token: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DOTGIT_URL: platformInfo().gatewayUrl, XDG_CONFIG_HOME: xdg, DOTGIT_TOKEN: token };
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli', 'bin.cjs'), ...args], { cwd: xdg, env });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runDotgit;
 
 const admin = () => platformInfo().adminToken;
 
