@@ -16,6 +16,7 @@ import { startHaPostgres, type HaPostgresHandle } from './provision/patroni';
 import { startRedis } from './provision/redis';
 import { startRedisSentinels, type RedisSentinelHandle } from './provision/redis-sentinel';
 import { ensureSandbox } from './provision/sandbox';
+import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { ensureGitLfs } from './provision/git-lfs';
 import { ensurePgTools } from './provision/pg-tools';
 import { prepareWalArchiving } from './provision/wal-archiving';
@@ -321,6 +322,10 @@ export async function startPlatform(o: PlatformOptions): Promise<Platform> {
           port: (base, n) => (n === 1 ? Promise.resolve(base) : eph ? resolvePort(0) : Promise.resolve(nthPort(base, n))),
         })
       : singleLayout(serviceEnv);
+    // After the services have stopped (stops run last-in first-out): runsc leaves its pinned network
+    // namespace mounted under each sandbox worker's state dir, which would make the data dir (or the
+    // whole checkout) impossible to delete until unmounted by hand.
+    stops.push(() => Promise.all([...new Set(instances.map((s) => String(s.env.DOTGIT_DATA_DIR)))].map((dir) => RunscDriver.releaseState(path.join(dir, 'sandbox')))));
     stops.push(() => Promise.all([...services.values()].map((s) => s.stop())));
     // Started in parallel: each only needs Postgres/Redis/Temporal, which are up.
     await Promise.all(

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { RunscDriver } from '../../activities/sandbox/runsc-driver';
 import { freePort } from '../../infra/provision/free-port';
 import { ROOT } from '../../infra/root';
+import { cloneUrlAt, git, localRepo, runIdsFrom } from '../helpers/git';
 
 // CONTRACT "Starting": `npm start` comes up on its embedded defaults, prints the URLs and `dotgit
 // ready`, writes the admin token 0600, and on SIGTERM stops every child cleanly. It runs in a fresh
@@ -44,6 +45,14 @@ function processesMentioning(needle: string): number[] {
     }
   }
   return found;
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo's fifth field). */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
 }
 
 function listening(port: number): Promise<boolean> {
@@ -109,6 +118,22 @@ test('npm start in a fresh checkout builds, prints the URLs, the token and `dotg
     expect(ui.status).toBe(200);
     const me = await fetch(`http://127.0.0.1:${ports[0]}/api/v1/repos/dotgit/none`, { headers: { authorization: `Bearer ${token}` } });
     expect(me.status).toBe(404); // authenticated (not 401), the repository just does not exist
+    // A push whose one-step pipeline runs in the sandbox: runsc then holds a mount under the data dir,
+    // which the stop below must release (or the checkout could not be deleted).
+    const gateway = `http://127.0.0.1:${ports[0]}`;
+    const created = await fetch(`${gateway}/api/v1/repos`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ owner: 'dotgit', name: 'started', visibility: 'private' }) });
+    expect(created.status).toBe(201);
+    const work = await localRepo({ '.dotgit/pipeline.yml': 'jobs:\n  one:\n    steps:\n      - run: "true"\n' });
+    const pushed = await git(['push', cloneUrlAt(gateway, 'dotgit', 'started', token), 'main'], work);
+    expect(pushed.code).toBe(0);
+    const [runId] = runIdsFrom(pushed.stderr);
+    expect(runId).toBeDefined();
+    let status = '';
+    for (const until = Date.now() + 60_000; Date.now() < until && !['success', 'failure', 'cancelled'].includes(status); await new Promise((r) => setTimeout(r, 250))) {
+      status = ((await (await fetch(`${gateway}/api/v1/runs/${encodeURIComponent(runId!)}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string }).status;
+    }
+    expect(status).toBe('success');
+    expect(mountsUnder(dataDir).length).toBeGreaterThan(0);
 
     expect(processesMentioning(dataDir).length).toBeGreaterThanOrEqual(2); // postgres and temporal (redis renames itself)
     expect(await listening(ports[5])).toBe(true);
@@ -129,6 +154,7 @@ test('npm start in a fresh checkout builds, prints the URLs, the token and `dotg
     await new Promise((r) => setTimeout(r, 500));
     expect(processesMentioning(dataDir)).toEqual([]);
     for (const port of ports) expect(await listening(port)).toBe(false);
+    expect(mountsUnder(dataDir)).toEqual([]);
     for (const s of ['gateway', 'api', 'git-server', 'worker']) expect(processesMentioning(path.join(checkout, 'dist', s, 'main.js'))).toEqual([]);
     const pgLog = await fs.readFile(`${path.join(dataDir, 'postgres')}.log`, 'utf8');
     expect(pgLog).toMatch(/database system is shut down/);
