@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DotgitApiError, DotgitClient, type Deploy, type Run, type RunEvent } from './client';
+import { DotgitApiError, DotgitClient, TERMINAL_DEPLOY_STATUSES, TERMINAL_STATUSES, type Deploy, type Run, type RunEvent } from './client';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config';
 
 /**
@@ -113,15 +113,19 @@ async function follow(
     } else err(line);
   };
   const wanted = (e: { job: string; step: string }) => (!o.job || e.job === o.job) && (!o.step || e.step === o.step);
-  // Steps already known (a run followed late) count in the progress line from the start.
-  for (const s of (kind === 'run' ? await api.getRun(id) : await api.getDeploy(id)).steps) steps.set(`${s.job}/${s.name}`, s.status);
+  // Steps already known (a run followed late) count in the progress line from the start. The events
+  // replay from the run's first one: for a run that has already ended the replay is history, and
+  // its final states stay (the replay would count its steps down and up again).
+  const current = kind === 'run' ? await api.getRun(id) : await api.getDeploy(id);
+  const ended = (TERMINAL_DEPLOY_STATUSES as readonly string[]).concat(TERMINAL_STATUSES).includes(current.status);
+  for (const s of current.steps) steps.set(`${s.job}/${s.name}`, s.status);
   for await (const e of api.events(kind, id) as AsyncGenerator<RunEvent>) {
     if (o.json && o.logs && (e.event !== 'log' || wanted(e.data))) out(JSON.stringify(e));
     if (e.event === 'log' && o.logs && !o.json && wanted(e.data)) {
       if (progressShown) process.stderr.write('\r\x1b[K');
       out(o.job && o.step ? e.data.line : `${e.data.job}/${e.data.step} | ${e.data.line}`);
     } else if (e.event === 'step') {
-      steps.set(`${e.data.job}/${e.data.step}`, e.data.status);
+      if (!ended) steps.set(`${e.data.job}/${e.data.step}`, e.data.status);
       progress(`${e.data.job}/${e.data.step} ${e.data.status}${e.data.exitCode != null && e.data.status !== 'running' ? ` (exit ${e.data.exitCode})` : ''}`);
     } else if (e.event === 'status') {
       progress(`${kind} ${e.data.status}${e.data.message ? `: ${e.data.message}` : ''}`);
