@@ -592,6 +592,10 @@ export async function main(argv: string[]): Promise<number> {
     const code = exitCode(e);
     // commander has already printed its own message (and the help) for usage errors.
     if (!(e instanceof CommanderError)) err(`dotgit: ${describe(e)}`);
+    // Signed out (or never signed in), a refusal or a private repository's 404 says why, as gh does.
+    if (e instanceof DotgitApiError && (e.status === 401 || e.status === 404) && !resolveTarget().token) {
+      err('dotgit: not signed in: run `dotgit login` (or set DOTGIT_TOKEN); without credentials only public repositories can be seen');
+    }
     return code;
   }
 }

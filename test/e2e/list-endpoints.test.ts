@@ -121,6 +121,9 @@ test('dotgit repo list and token list: lines, --json, exit codes', async () => {
   expect(tokenLines.stdout).toMatch(/^\d+\tread,write,admin\t\S+\tnever\t\(this token\)\n$/);
 
   expect((await dotgit(['repo', 'list', '--limit', 'many'], a.token)).code).toBe(2);
-  expect((await dotgit(['token', 'list'])).code).toBe(4);
+  const signedOut = await dotgit(['token', 'list']);
+  expect(signedOut.code).toBe(4);
+  expect(signedOut.stderr).toContain('not signed in: run `dotgit login`');
+  expect(tokenLines.stderr).not.toContain('not signed in');
   expect((await dotgit(['token', 'list', '--help'])).code).toBe(0);
 });
