@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import type { Redis } from '../core/redis';
@@ -67,7 +68,7 @@ export class LogSink {
 
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
     this.pending++;
-    this.queue.push(['job', this.job, 'step', this.step, 'stream', stream, 'line', text, 'attempt', String(this.attempt)]);
+    this.queue.push(liveLineFields(this.job, this.step, stream, text, this.attempt));
     this.arrived.push(performance.now());
     this.schedule();
   }
@@ -113,4 +114,26 @@ export class LogSink {
     await this.schedule();
     await new Promise<void>((resolve, reject) => this.file.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
+}
+
+/** A live log line's stream entry (toRunEvent in core/run-events.ts reads it back). */
+function liveLineFields(job: string, step: string, stream: 'stdout' | 'stderr', text: string, attempt: number): string[] {
+  return ['job', job, 'step', step, 'stream', stream, 'line', text, 'attempt', String(attempt)];
+}
+
+/**
+ * One line of dotgit's own, written after the step's sink has closed (artifact uploads, a cache
+ * saved, a timeout): to the stored log and, best effort, to the live stream, so a watcher sees
+ * what `logs` will show.
+ */
+export async function appendLateLine(redis: Redis | undefined, o: { runId: string; job: string; step: string; attempt: number; logFile: string }, text: string): Promise<void> {
+  await appendFile(o.logFile, text + '\n');
+  if (!redis) return;
+  const key = logStreamKey(o.runId);
+  await redis
+    .multi()
+    .xadd(key, 'MAXLEN', '~', MAX_RUN_EVENTS, '*', ...liveLineFields(o.job, o.step, 'stderr', text, o.attempt))
+    .expire(key, RUN_EVENTS_TTL_SECONDS)
+    .exec()
+    .catch(() => undefined);
 }

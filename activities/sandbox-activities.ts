@@ -20,7 +20,7 @@ import { publishPendingEvents } from '../core/pending-events';
 import { findStepAttempt, markStepRunning, recordStepResult, upsertArtifact, type StepKey } from '../core/stores/runs-store';
 import { findSecretValues } from '../core/stores/secrets-store';
 import { SandboxUnavailableError, type SandboxDriver } from './sandbox/sandbox-driver';
-import { LogSink } from './log-sink';
+import { appendLateLine, LogSink } from './log-sink';
 import { ARTIFACTS_IN_SANDBOX, WORKSPACE_IN_SANDBOX } from './sandbox/mount-policy';
 import { MAX_STEP_OUTPUT_BYTES, parseOutputFile } from '../core/pipeline-matrix';
 import { holdSandboxPath } from './sandbox/orphans';
@@ -492,7 +492,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
   }
 
   async function finishStep(input: StepInput, ws: string, logFile: string, result: StepResult): Promise<StepResult> {
-    const note = (line: string) => appendFile(logFile, line + '\n');
+    const note = (line: string) => appendLateLine(redis, { runId: input.runId, job: input.job.name, step: input.step.name, attempt: result.attempt ?? 1, logFile }, line);
     if (result.timedOut) {
       const limit = (input.step.timeoutMs ?? deps.defaultStepTimeoutMs) / 1000;
       await note(`dotgit: step timed out after ${limit}s; a timed-out step fails whatever its command exits with (exit ${result.exitCode})`);

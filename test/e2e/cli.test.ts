@@ -150,12 +150,14 @@ test('logs --follow prints a line while its step still runs; run watch, --wait a
   const watched = await spawnCli(['run', 'watch', id], { token });
   expect(watched.code).toBe(0);
   expect(watched.stdout).toContain('slow/talk | second-line');
+  // dotgit's own lines after the command (here the artifact upload) are live too, as `logs` shows them.
+  expect(watched.stdout).toContain('slow/talk | dotgit: uploaded artifact o/a.txt (4 bytes)');
   // The replayed events of an ended run do not count its steps down and up again.
   const counts = [...watched.stderr.matchAll(/\[(\d+)\/1 steps\]/g)].map((m) => m[1]);
   expect(counts.length).toBeGreaterThan(0);
   expect(counts.filter((n) => n !== '1')).toEqual([]);
   const oneStep = await spawnCli(['logs', id, '--follow', '--job', 'slow', '--step', 'talk'], { token });
-  expect(oneStep.stdout.split('\n').filter(Boolean)).toEqual(['first-line', 'second-line']);
+  expect(oneStep.stdout.split('\n').filter(Boolean)).toEqual(['first-line', 'second-line', 'dotgit: uploaded artifact o/a.txt (4 bytes)']);
   const listed = await spawnCli(['run', 'list', `${tenant}/live`, '--json'], { token });
   expect(listed.code).toBe(0);
   expect(JSON.parse(listed.stdout).map((r: { id: string }) => r.id)).toEqual([id]);

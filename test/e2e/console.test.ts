@@ -163,7 +163,8 @@ browserTest('a repository made in the browser; its run page shows the live log l
   expect(new URL(temporal!).searchParams.get('query')).toBe(`WorkflowId="${runId}"`);
 
   // Full scrollback: all ${LONG} lines of the long step are kept; its last line found by search, line 1 still there.
-  await page.getByText(`${(TICKS + 3 + LONG).toLocaleString('en-US')} lines`).waitFor();
+  // (TICKS ticks, the red line, the markup, the checksum, LONG rows, and dotgit's line on the artifact it uploaded.)
+  await page.getByText(`${(TICKS + 4 + LONG).toLocaleString('en-US')} lines`).waitFor();
   await page.getByLabel('search the log').fill(`row ${LONG}`);
   await page.getByLabel('search the log').press('Enter');
   await log.getByText(`row ${LONG}`, { exact: true }).waitFor();
