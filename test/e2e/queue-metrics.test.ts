@@ -97,10 +97,13 @@ test("a job holds its host's sandbox slot between and during its later (pinned) 
   expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name, visibility: 'private' } })).status).toBe(201);
   const pipeline = 'jobs:\n  long:\n    steps:\n      - name: first\n        run: "true"\n      - name: second\n        run: sleep 6\n';
   const dir = await localRepo({ '.dotgit/pipeline.yml': pipeline });
+  const busy = { queue: SANDBOX_QUEUE, kind: 'activity' };
+  // Places other suites' jobs still hold on this shared platform (a run terminated without its
+  // clean-up keeps its place until the host forgets it, 15 minutes idle): this job's is on top of them.
+  const before = (await series('dotgit_worker_slots_used', busy)) ?? 0;
   const push = await git(['push', cloneUrl(owner.tenant, name, owner.token), 'main'], dir);
   expect(push.code).toBe(0);
   const [runId] = runIdsFrom(push.stderr);
-  const busy = { queue: SANDBOX_QUEUE, kind: 'activity' };
   // While the second step runs (on the host's own queue, not the shared one), the shared queue's slot is still the job's.
   await waitFor('the second step running', async () => {
     const run = await api('GET', `/api/v1/runs/${encodeURIComponent(runId)}`, { token: owner.token });
@@ -109,5 +112,5 @@ test("a job holds its host's sandbox slot between and during its later (pinned) 
   expect(await series('dotgit_worker_slots_used', busy)).toBeGreaterThanOrEqual(1);
   expect((await waitForRun(runId, owner.token)).status).toBe('success');
   // The job's clean-up gives the place back.
-  await waitFor('the slot given back', async () => (await series('dotgit_worker_slots_used', busy)) === 0, 30_000);
+  await waitFor(`the slot given back (${before} held before the push)`, async () => ((await series('dotgit_worker_slots_used', busy)) ?? 0) <= before, 30_000);
 }, 180_000);
