@@ -24,7 +24,7 @@ import { Client, Connection } from '@temporalio/client';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, intEnv, fmtRatio, Git, replaceSection, runIdsFrom, sleep, stats, type RunView, type Stats } from './lib';
+import { Api, benchTenant, fmtMs, fmtRatio, Git, intEnv, replaceSection, runIdsFrom, type RunView, sleep, stats, type Stats } from './lib';
 
 export const ACTIONS_HEADING = '## Temporal actions per one-step run (issue 11)';
 /** Issue 11's goal. */
@@ -153,9 +153,7 @@ export async function runActionsBench(progress: (m: string) => void): Promise<st
     connection = await Connection.connect({ address: platform.temporalAddress });
     const temporal = new Client({ connection, namespace: platform.namespace });
     const api = new Api(platform.gatewayUrl);
-    await api.call('POST', '/api/v1/tenants', platform.adminToken, { name: OWNER });
-    await api.call('POST', `/api/v1/tenants/${OWNER}/users`, platform.adminToken, { username: 'bencher', role: 'admin' });
-    const { token } = await api.call<{ token: string }>('POST', '/api/v1/tokens', platform.adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     const git = new Git(path.join(scratch, 'home'));
     const scrape = async () => parseServerMetrics(await (await fetch(metricsUrl)).text(), platform!.namespace);
 

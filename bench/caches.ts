@@ -13,7 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, sleep, stats, type RunView } from './lib';
+import { Api, benchTenant, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, type RunView, sleep, stats } from './lib';
 
 export const CACHES_HEADING = '## Pipeline caches: warm vs cold (issue 17)';
 const OWNER = 'bench';
@@ -54,9 +54,7 @@ export async function runCachesBench(progress: (m: string) => void): Promise<str
       ephemeral: true,
     });
     const api = new Api(platform.gatewayUrl);
-    await api.call('POST', '/api/v1/tenants', platform.adminToken, { name: OWNER });
-    await api.call('POST', `/api/v1/tenants/${OWNER}/users`, platform.adminToken, { username: 'bencher', role: 'admin' });
-    const { token } = await api.call<{ token: string }>('POST', '/api/v1/tokens', platform.adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     await api.call('POST', '/api/v1/repos', token, { owner: OWNER, name: 'cached', visibility: 'private' });
     const git = new Git(path.join(scratch, 'home'));
     const work = path.join(scratch, 'cached');

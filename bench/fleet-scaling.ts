@@ -27,7 +27,7 @@ import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
 import { startChild } from '../infra/provision/child';
 import { freePort } from '../infra/provision/free-port';
 import { generateRepo, DEFAULT_SHAPE } from './gen-repo';
-import { adminPrincipal, Api, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, replaceSection, sleep, stats, type Stats } from './lib';
+import { adminPrincipal, Api, benchTenant, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, sleep, type Stats, stats } from './lib';
 
 export const FLEET_HEADING = '## Sandbox scaling across hosts (issue 11)';
 /** Issue 11's goal at 4 hosts, where the cores allow. */
@@ -155,9 +155,7 @@ export async function runFleetBench(progress: (m: string) => void): Promise<stri
     });
     const platformStartMs = performance.now() - started;
     const api = new Api(platform.gatewayUrl);
-    await api.call('POST', '/api/v1/tenants', platform.adminToken, { name: OWNER });
-    await api.call('POST', `/api/v1/tenants/${OWNER}/users`, platform.adminToken, { username: 'bencher', role: 'admin' });
-    const { token } = await api.call<{ token: string }>('POST', '/api/v1/tokens', platform.adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     const git = new Git(path.join(scratch, 'home'));
     const name = 'scaling';
     await api.call('POST', '/api/v1/repos', token, { owner: OWNER, name, visibility: 'private' });

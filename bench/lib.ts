@@ -117,6 +117,16 @@ export class Api {
   }
 }
 
+/**
+ * A tenant named `owner` with an admin user `bencher`, and a token of that user (read, write,
+ * admin): who the benches push and call as.
+ */
+export async function benchTenant(api: Api, adminToken: string, owner: string): Promise<string> {
+  await api.call('POST', '/api/v1/tenants', adminToken, { name: owner });
+  await api.call('POST', `/api/v1/tenants/${owner}/users`, adminToken, { username: 'bencher', role: 'admin' });
+  return (await api.call<{ token: string }>('POST', '/api/v1/tokens', adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] })).token;
+}
+
 export interface RunView {
   id: string;
   status: string;

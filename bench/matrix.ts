@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform, type Platform } from '../infra/platform';
-import { Api, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, sleep, stats, type RunView } from './lib';
+import { Api, benchTenant, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, type RunView, sleep, stats } from './lib';
 
 export const MATRIX_HEADING = '## A 16-combination matrix (issue 17)';
 const OWNER = 'bench';
@@ -58,9 +58,7 @@ export async function runMatrixBench(progress: (m: string) => void): Promise<str
     connection = await Connection.connect({ address: platform.temporalAddress });
     const temporal = new Client({ connection, namespace: platform.namespace });
     const api = new Api(platform.gatewayUrl);
-    await api.call('POST', '/api/v1/tenants', platform.adminToken, { name: OWNER });
-    await api.call('POST', `/api/v1/tenants/${OWNER}/users`, platform.adminToken, { username: 'bencher', role: 'admin' });
-    const { token } = await api.call<{ token: string }>('POST', '/api/v1/tokens', platform.adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     const git = new Git(path.join(scratch, 'home'));
     const sides = { matrix: MATRIX, plain: PLAIN } as const;
     const work: Record<string, string> = {};

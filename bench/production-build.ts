@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { RunscDriver } from '../activities/sandbox/runsc-driver';
 import { LIMITS_OUT_OF_THE_WAY, ownPlatformEnv } from '../infra/own-platform-env';
 import { ROOT, startPlatform } from '../infra/platform';
-import { Api, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+import { Api, benchTenant, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, replaceSection, runIdsFrom, runProcess, type RunView, sleep, stats, type Stats } from './lib';
 import { CLOCK_TICKS, hwmBytes, rssBytes } from './proc';
 
 export const BUILD_HEADING = '## Production build (issue 16)';
@@ -77,9 +77,7 @@ async function measureMode(mode: Mode, scratch: string): Promise<ModeResult> {
     progress(`${mode}: idle ${fmtBytes(sum(idle))}`);
 
     const api = new Api(platform.gatewayUrl);
-    await api.call('POST', '/api/v1/tenants', platform.adminToken, { name: OWNER });
-    await api.call('POST', `/api/v1/tenants/${OWNER}/users`, platform.adminToken, { username: 'bencher', role: 'admin' });
-    const token = (await api.call<{ token: string }>('POST', '/api/v1/tokens', platform.adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] })).token;
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     await api.call('POST', '/api/v1/repos', token, { owner: OWNER, name: 'pipe', visibility: 'private' });
     const home = path.join(scratch, `home-${mode}`);
     await fs.mkdir(home, { recursive: true });

@@ -51,7 +51,7 @@ import { replaceFleetSection, runFleetBench } from './fleet-scaling';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
-import { adminPrincipal, Api, endInFlightProcesses, intEnv, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, runIdsFrom, runProcess, sleep, stats, type RunView, type Stats } from './lib';
+import { adminPrincipal, Api, benchTenant, endInFlightProcesses, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, runIdsFrom, runProcess, type RunView, sleep, stats, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 import { writeScalingSimulation } from './scaling-sim';
 import { replaceTelemetrySection, runTelemetryBench } from './telemetry-overhead';
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     if (GATEWAY_ONLY) {
       const platform = await platformStart;
       progress(`platform up at ${platform.gatewayUrl} (${fmtMs(performance.now() - startedAt)}); gateway pid ${platform.services.get('gateway')?.pid}, api pid ${platform.services.get('api')?.pid}`);
-      const token = await makeTenant(new Api(platform.gatewayUrl), platform.adminToken);
+      const token = await benchTenant(new Api(platform.gatewayUrl), platform.adminToken, OWNER);
       await new Api(platform.gatewayUrl).call('POST', '/api/v1/repos', token, { owner: OWNER, name: 'big', visibility: 'private' });
       const rounds = await gatewayRounds(platform, token, scratch, readMemory(dataDir, paths));
       const section = renderGatewaySection(rounds, gatewayEnvironment(environment(dataDir, loadBefore)));
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
       const platform = await platformStart;
       progress(`platform up at ${platform.gatewayUrl} (${fmtMs(performance.now() - startedAt)}); worker pid ${platform.services.get('worker')?.pid}`);
       const api = new Api(platform.gatewayUrl);
-      const token = await makeTenant(api, platform.adminToken);
+      const token = await benchTenant(api, platform.adminToken, OWNER);
       const measured = await measurePipelines({ platform, api, token, owner: OWNER, git, scratch, signal: sandboxAbort.signal, progress });
       const section = renderPipelinesSection(measured, pipelinesEnvironment(environment(dataDir, loadBefore)));
       const file = path.join(ROOT, 'BENCHMARKS.md');
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     progress(`platform up at ${platform.gatewayUrl} (${fmtMs(platformMs)})`);
 
     const api = new Api(platform.gatewayUrl);
-    const token = await makeTenant(api, platform.adminToken);
+    const token = await benchTenant(api, platform.adminToken, OWNER);
     const rows: Row[] = [];
 
     // ---- b. push of the generated repository -------------------------------------------------
@@ -796,13 +796,6 @@ function pipelinesEnvironment(e: Environment): PipelinesEnvironment {
     foreignServices: e.foreignServices,
     limits: `DOTGIT_RATE_LIMITS=${benchRateLimits()}`,
   };
-}
-
-async function makeTenant(api: Api, adminToken: string): Promise<string> {
-  await api.call('POST', '/api/v1/tenants', adminToken, { name: OWNER });
-  await api.call('POST', `/api/v1/tenants/${OWNER}/users`, adminToken, { username: 'bencher', role: 'admin' });
-  const tok = await api.call<{ token: string }>('POST', '/api/v1/tokens', adminToken, { username: 'bencher', scopes: ['read', 'write', 'admin'] });
-  return tok.token;
 }
 
 /** Polls the run every POLL_MS until it is terminal; anything but `success` is an error. */
