@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   const placements = followShardPlacements(router, redis, { onError: (err) => log.warn({ err }, 'shard placements: re-reading them failed') });
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const workers: Worker[] = [];
+  const internalSecret = await readInternalSecret(config);
 
   // Payloads of push events read the repository: planned on the orchestration queue (repositories
   // from before nodes) or on the storage queue of the node holding it.
@@ -112,10 +113,22 @@ async function main(): Promise<void> {
     router,
     reposDir: paths.repos,
     publicUrl: config.publicUrl,
-    secrets: new SecretBox(await readInternalSecret(config), 'webhook-secret'),
+    secrets: new SecretBox(internalSecret, 'webhook-secret'),
     allowHosts: parseAllowHosts(config.webhookAllowHosts),
     timeoutMs: config.webhookTimeoutSeconds * 1000,
   });
+
+  // What the orchestration worker's backups and a storage node's share of them have in common (the
+  // store is made by each, only in a worker with that role: it may be S3's client).
+  const backupOptions = {
+    db,
+    router,
+    reposDir: paths.repos,
+    restoresDir: paths.restores,
+    databaseUrl: config.databaseUrl,
+    retentionDays: config.backupRetentionDays,
+    fullEveryHours: config.backupFullEveryHours,
+  };
 
   let orchestration: Worker | undefined;
   if (roles.has('orchestration')) {
@@ -123,7 +136,7 @@ async function main(): Promise<void> {
     log.info(workflowCode.workflowBundle ? { workflowBundle: workflowCode.workflowBundle.codePath } : { workflowsPath: workflowCode.workflowsPath }, workflowCode.workflowBundle ? 'workflow code: prebuilt bundle' : 'workflow code: bundling workflows/ at start');
     // A client for what activities start or signal (environment locks), made on first use.
     const getClient = lazyTemporalClient(config.temporalAddress, config.temporalNamespace);
-    const pipelineFiles = { gitUpstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) };
+    const pipelineFiles = { gitUpstreams: config.gitUpstreams, internalSecret };
     orchestration = await Worker.create({
       connection,
       ...traced,
@@ -159,20 +172,14 @@ async function main(): Promise<void> {
             restoreCopyRetentionDays: config.restoreCopyRetentionDays,
           }),
           ...createBackupActivities({
-            db,
-            router,
+            ...backupOptions,
             store: backupStore(config),
-            reposDir: paths.repos,
-            restoresDir: paths.restores,
-            databaseUrl: config.databaseUrl,
             // Postgres is ours to back up only when npm start runs it (and gave us pg_basebackup).
             pgToolsDir: config.pgToolsDir,
             pgDataDir: config.pgToolsDir ? paths.postgres : undefined,
-            retentionDays: config.backupRetentionDays,
-            fullEveryHours: config.backupFullEveryHours,
           }),
-          ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
-          ...createMoveActivities({ db, router, internalSecret: await readInternalSecret(config) }),
+          ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret }),
+          ...createMoveActivities({ db, router, internalSecret }),
           ...createDbFailoverActivities({ patroniUrls: config.patroniUrls }),
           ...webhookActivities,
         }),
@@ -197,21 +204,11 @@ async function main(): Promise<void> {
       shutdownForceTime,
       activities: retryActivitiesWhenFenced(router, {
         ...createMaintenanceActivities({ router, reposDir: paths.repos }),
-        ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret: await readInternalSecret(config) }),
+        ...createReplicationActivities({ router, reposDir: paths.repos, zones: config.replicaZones, internalSecret }),
         planWebhookEvent: webhookActivities.planWebhookEvent,
         // The repository parts of backups and drills (ADR 0014): this node's repositories only.
         ...pickNodeParts(
-          createBackupActivities({
-            db,
-            router,
-            store: backupStore(config),
-            reposDir: paths.repos,
-            restoresDir: paths.restores,
-            databaseUrl: config.databaseUrl,
-            retentionDays: config.backupRetentionDays,
-            fullEveryHours: config.backupFullEveryHours,
-            nodeId,
-          }),
+          createBackupActivities({ ...backupOptions, store: backupStore(config), nodeId }),
         ),
       }),
     });
@@ -254,15 +251,15 @@ async function main(): Promise<void> {
       sources: new SourceCache({
         dir: paths.sourceCache,
         maxBytes: config.sourceCacheMb * 1024 * 1024,
-        fetch: gitServerArchiveFetcher({ upstreams: config.gitUpstreams, internalSecret: await readInternalSecret(config) }),
+        fetch: gitServerArchiveFetcher({ upstreams: config.gitUpstreams, internalSecret }),
       }),
       workspacesDir: paths.workspaces,
       defaultStepTimeoutMs: config.stepTimeoutSeconds * 1000,
       // Mounting needs root; an unprivileged worker keeps workspaces on disk.
       workspaceTmpfsBytes: process.getuid?.() === 0 ? config.workspaceTmpfsMb * 1024 * 1024 : 0,
-      secretBox: pipelineSecretBox(config.secretsKey ?? (await readInternalSecret(config))),
+      secretBox: pipelineSecretBox(config.secretsKey ?? internalSecret),
       // Issue 17 item 7: id-tokens signed with the key ring the gateway publishes (same master secret).
-      idTokens: new IdTokenIssuer(new SigningKeys(db, await readInternalSecret(config)), oidcIssuer(config.publicUrl), config.jwtAudience),
+      idTokens: new IdTokenIssuer(new SigningKeys(db, internalSecret), oidcIssuer(config.publicUrl), config.jwtAudience),
       hostId,
       stallBeforeRecord: process.env.DOTGIT_TEST_STALL_BEFORE_STEP_RECORD || undefined,
       cacheMaxRepoBytes: config.cacheRepoMaxMb * 1024 * 1024,
