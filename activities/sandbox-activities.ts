@@ -57,8 +57,9 @@ export interface SandboxActivityDeps {
   jobs?: HostJobs;
   /**
    * Test hook (DOTGIT_TEST_STALL_BEFORE_STEP_RECORD): a file the first attempt of a step whose env
-   * sets DOTGIT_TEST_STALL=1 writes once its command has finished, then waits 120 s before recording
-   * it, so a test can kill the worker in that window. Unset in production.
+   * sets DOTGIT_TEST_STALL writes once its command has finished, then waits 120 s, so a test can kill
+   * the worker in that window: `1` waits with the finished result written, `command-ended` as soon as
+   * the sandbox is gone (only its exit record says the command ended). Unset in production.
    */
   stallBeforeRecord?: string;
   /** `DOTGIT_CACHE_REPO_MAX_MB` in bytes: a repository's pipeline caches beyond it lose their least recently used (issue 17). */
@@ -186,6 +187,41 @@ function outputFileName(step: string): string {
 }
 
 /**
+ * The step's exit record (ADR 0046), in the workspace: the sandbox writes `<tag> <status>` there the
+ * moment the command ends, so a worker lost before it heard the status does not run the command again.
+ */
+function exitRecordOf(input: StepInput): { file: string; tag: string } {
+  return {
+    file: `.dotgit-exit-${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}`,
+    // One call of the step (a `retry:` re-run or a run's re-run is another): a stale record never matches.
+    tag: `${input.runId}:${input.runAttempt ?? 1}:${input.attempt}`,
+  };
+}
+
+/**
+ * The exit status an earlier attempt's sandbox recorded for this call, if it did. Read like the
+ * output file: the step controls the workspace and could leave a link or a FIFO there.
+ */
+async function readExitRecord(file: string, tag: string): Promise<number | undefined> {
+  let handle;
+  try {
+    handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile() || st.size > 256) return undefined;
+    const buffer = Buffer.alloc(st.size);
+    const { bytesRead } = await handle.read(buffer, 0, st.size, 0);
+    const match = /^(\S+) (\d{1,3})\n$/.exec(buffer.subarray(0, bytesRead).toString('utf8'));
+    return match && match[1] === tag ? Number(match[2]) : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
  * What the step wrote to its output file, masked like its log; notes for the log about what was
  * ignored. Opened without following links and refused unless a regular file: the step controls
  * the workspace and could leave a symlink to a host file or a FIFO in its place.
@@ -278,6 +314,11 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         await fs.chmod(artifactsDirOf(ws), 0o777); // the step's unprivileged user writes here
         const logFile = `${ws}.${createHash('sha256').update(input.step.name).digest('hex').slice(0, 16)}.log`;
         const finishedFile = finishedFileOf(logFile);
+        const exitRecord = exitRecordOf(input);
+        const exitFile = path.join(ws, exitRecord.file);
+        const outputFile = path.join(ws, outputFileName(input.step.name));
+        // The files the command leaves for its recording; kept until its result is written down.
+        const removeCommandFiles = () => Promise.all([fs.rm(outputFile, { force: true }), fs.rm(exitFile, { force: true })]);
         const earlier = ctx.info.attempt > 1 ? await readFinished(finishedFile) : undefined;
         if (earlier?.call === input.attempt) {
           // The command ran to its end under an earlier attempt whose worker was lost before answering.
@@ -287,11 +328,22 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             return earlier.result;
           }
           const note = `dotgit: attempt ${earlier.attempt} finished its command before its worker was lost; its result is recorded now, the command is not run again\n`;
-          const finished = await recordRan(input, ws, logFile, earlier.result, () => appendFile(logFile, note));
+          const finished = await recordRan(input, ws, logFile, earlier.result, async () => {
+            await appendFile(logFile, note);
+            await removeCommandFiles(); // when the worker was lost just after writing the finished result
+          });
           answered = true;
           return finished;
         }
         const previous = ctx.info.attempt > 1 || input.restartNote ? await previousRun(input) : undefined;
+        const ended = ctx.info.attempt > 1 ? await readExitRecord(exitFile, exitRecord.tag) : undefined;
+        if (ended !== undefined) {
+          // The sandbox recorded the command's end, then the worker was lost before it recorded the
+          // step: the result is what the sandbox said, the command is not run again.
+          const finished = await recordEnded(input, ws, { logFile, finishedFile, outputFile }, ended, previous?.attempt ?? attempt - 1, removeCommandFiles);
+          answered = true;
+          return finished;
+        }
         // A job restarted after its host was lost: its steps count on from what they ran as there.
         if (input.restartNote && previous?.attempt) attempt = Math.max(attempt, previous.attempt + 1);
         const sincePush = await markStepRunning(dbOf(input.tenantId), stepKeyOf(input), attempt, host);
@@ -309,8 +361,7 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
         const sink = new LogSink(redis, input.runId, input.job.name, input.step.name, logFile, attempt);
         let result: StepResult;
         // Issue 17: the step's `key=value` outputs; writable by the step's unprivileged user.
-        const outputFile = path.join(ws, outputFileName(input.step.name));
-        await fs.rm(outputFile, { force: true });
+        await removeCommandFiles();
         await fs.writeFile(outputFile, '', { mode: 0o666 });
         await fs.chmod(outputFile, 0o666);
         try {
@@ -334,26 +385,31 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
             mask: masker,
             onLine: (stream, line) => sink.line(stream, line),
             signal: ctx.cancellationSignal,
+            exitRecord,
           }, () => observeSandboxStart(driver.name, (performance.now() - begun) / 1000))));
+          await stallForTest(input, ctx.info.attempt, 'command-ended');
           const { outputs, notes } = await readStepOutputs(outputFile, masker);
           for (const note of notes) sink.line('stderr', note);
           if (outputs) result = { ...result, outputs };
           if (restored) result = { ...result, cache: restored };
+        } catch (err) {
+          await removeCommandFiles();
+          throw err;
         } finally {
-          await fs.rm(outputFile, { force: true });
           await sink.close();
         }
         if (result.cancelled && isWorkerShutdown(ctx.cancellationSignal.reason)) {
           // Not the run's cancel: this host stopped (drain period over). Failing retryably sends the
           // step, and with a pinned job the whole job, to another host.
-          await fs.rm(logFile, { force: true });
+          await Promise.all([fs.rm(logFile, { force: true }), removeCommandFiles()]);
           throw ApplicationFailure.retryable('the host stopped before the step finished (drain period over)', 'HostStopped');
         }
         // From here on the user's command has run: a failure must not make Temporal run it again.
         const ran: StepResult = { ...result, attempt, host, hostQueue: ownQueue };
         const finished = await recordRan(input, ws, logFile, ran, async () => {
           await writeFinished(finishedFile, { result: ran, attempt, call: input.attempt });
-          await stallForTest(input, ctx.info.attempt);
+          await removeCommandFiles();
+          await stallForTest(input, ctx.info.attempt, 'finished-written');
         });
         answered = true;
         return finished;
@@ -397,9 +453,37 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
     }
   }
 
+  /**
+   * Records a step whose command ended under an earlier attempt that lost its worker before writing
+   * the finished result: its exit status from the sandbox's exit record, its outputs from the file
+   * the command left, and a line in its log saying so.
+   */
+  async function recordEnded(
+    input: StepInput,
+    ws: string,
+    files: { logFile: string; finishedFile: string; outputFile: string },
+    exitCode: number,
+    attempt: number,
+    removeCommandFiles: () => Promise<unknown>,
+  ): Promise<StepResult> {
+    const { values: secrets } = await loadSecrets(input);
+    const { outputs, notes } = await readStepOutputs(files.outputFile, new SecretMasker(Object.values(secrets)));
+    const ran: StepResult = { exitCode, timedOut: false, cancelled: false, attempt, host, hostQueue: ownQueue, ...(outputs ? { outputs } : {}) };
+    const lines = [
+      ...notes,
+      `dotgit: attempt ${attempt}'s command ended (exit ${exitCode}) before its worker was lost; its result is recorded now, the command is not run again (lines it printed last may be missing above)`,
+    ];
+    return recordRan(input, ws, files.logFile, ran, async () => {
+      await appendFile(files.logFile, lines.map((l) => `${l}\n`).join(''));
+      await writeFinished(files.finishedFile, { result: ran, attempt, call: input.attempt });
+      await removeCommandFiles();
+    });
+  }
+
   /** The test hook's pause between a command's end and its recording (see `stallBeforeRecord`). */
-  async function stallForTest(input: StepInput, activityAttempt: number): Promise<void> {
-    if (!deps.stallBeforeRecord || activityAttempt > 1 || input.step.env?.DOTGIT_TEST_STALL !== '1') return;
+  async function stallForTest(input: StepInput, activityAttempt: number, point: 'command-ended' | 'finished-written'): Promise<void> {
+    const asked = input.step.env?.DOTGIT_TEST_STALL;
+    if (!deps.stallBeforeRecord || activityAttempt > 1 || (asked === '1' ? 'finished-written' : asked) !== point) return;
     await fs.writeFile(deps.stallBeforeRecord, `${input.runId}\n`);
     await new Promise((resolve) => setTimeout(resolve, 120_000));
   }

@@ -12,7 +12,7 @@ import { bwrapSeccompProgram } from './bwrap-seccomp';
 import { locateBwrap } from './locate';
 import { holdSandboxPath } from './orphans';
 import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
-import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
+import { SandboxUnavailableError, shellArgv, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
 import { assertTraversable, chownTree } from './workspace-owner';
 
@@ -97,7 +97,7 @@ export class BwrapDriver implements SandboxDriver {
         '--chdir', WORKSPACE_IN_SANDBOX,
         ...(seccomp ? ['--seccomp', String(SECCOMP_FD)] : []),
         '--info-fd', String(INFO_FD),
-        '/bin/sh', '-e', '-c', options.command,
+        ...shellArgv(options),
       ];
 
       let sandboxInit: number | undefined;

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { sandboxEnv } from './mount-policy';
-import type { SandboxDriver, SandboxResult, SandboxRunOptions } from './sandbox-driver';
+import { shellArgv, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
 
 export class NoneDriver implements SandboxDriver {
@@ -31,7 +31,8 @@ export class NoneDriver implements SandboxDriver {
         options,
         () => {
           // detached: the shell leads a new process group we can signal as a whole.
-          const child = spawn('/bin/sh', ['-e', '-c', options.command], {
+          const [shell, ...args] = shellArgv(options);
+          const child = spawn(shell, args, {
             cwd: options.workspace,
             env,
             detached: true,

@@ -12,7 +12,7 @@ import { locateRunsc } from './locate';
 import { holdSandboxPath } from './orphans';
 import { ARTIFACTS_IN_SANDBOX, etcBinds, sandboxEnv, SANDBOX_GID, SANDBOX_UID, toolchainEntries, WORKSPACE_IN_SANDBOX, writeCuratedEtc } from './mount-policy';
 import { buildOciSpec, DEFAULT_LIMITS, type SandboxLimits } from './runsc-spec';
-import { SandboxUnavailableError, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
+import { SandboxUnavailableError, shellArgv, type SandboxDriver, type SandboxResult, type SandboxRunOptions } from './sandbox-driver';
 import { supervise } from './supervise';
 import { chownTree } from './workspace-owner';
 
@@ -141,7 +141,8 @@ export class RunscDriver implements SandboxDriver {
     }
   }
 
-  private async prepareBundle(bundle: string, { workspace, artifacts, command, workspaceBytes = 0 }: SandboxRunOptions, env: Record<string, string>) {
+  private async prepareBundle(bundle: string, options: SandboxRunOptions, env: Record<string, string>) {
+    const { workspace, artifacts, workspaceBytes = 0 } = options;
     const rootfs = path.join(bundle, 'rootfs');
     const etcDir = path.join(bundle, 'etc');
     const toolchain = toolchainEntries();
@@ -159,7 +160,7 @@ export class RunscDriver implements SandboxDriver {
     if (isRoot) await chownTree(workspace, SANDBOX_UID, SANDBOX_GID);
     if (isRoot && artifacts) await chownTree(artifacts, SANDBOX_UID, SANDBOX_GID);
     return buildOciSpec({
-      command,
+      argv: shellArgv(options),
       env,
       rootfs,
       etcDir,

@@ -27,7 +27,8 @@ export const DEFAULT_LIMITS: SandboxLimits = {
 };
 
 export interface OciSpecInput {
-  command: string;
+  /** The guest's process: the step's shell (`shellArgv`). */
+  argv: string[];
   env: Record<string, string>;
   /** Host directory used as the (read-only, empty) root; holds the mount points and symlinks. */
   rootfs: string;
@@ -74,7 +75,7 @@ export function buildOciSpec(input: OciSpecInput): object {
     process: {
       terminal: false,
       user: { uid: input.uid, gid: input.gid, additionalGids: [] },
-      args: ['/bin/sh', '-e', '-c', input.command],
+      args: input.argv,
       env: Object.entries(input.env).map(([k, v]) => `${k}=${v}`),
       cwd: WORKSPACE_IN_SANDBOX,
       capabilities: { bounding: noCaps, effective: noCaps, inheritable: noCaps, permitted: noCaps, ambient: noCaps },

@@ -31,6 +31,24 @@ export interface SandboxRunOptions {
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
   /** Aborting kills the command (SIGTERM, grace period, SIGKILL). */
   signal?: AbortSignal;
+  /**
+   * Where the sandbox itself records that the command ended: a file name relative to the workspace,
+   * written `<tag> <exit status>` inside the sandbox the moment the command exits, before the sandbox
+   * is torn down and the worker hears of it. A worker lost in between learns from it that the command
+   * finished, instead of running it again. Unset (the default): nothing is written.
+   */
+  exitRecord?: { file: string; tag: string };
+}
+
+/**
+ * The argv that runs `command` with `/bin/sh -e -c`; with an exit record, under a wrapper shell that
+ * writes the record as soon as the command's shell exits and then exits with its status.
+ */
+export function shellArgv({ command, exitRecord }: Pick<SandboxRunOptions, 'command' | 'exitRecord'>): string[] {
+  if (!exitRecord) return ['/bin/sh', '-e', '-c', command];
+  // Positional parameters, never spliced into the script: the command and names stay data.
+  const wrapper = '/bin/sh -e -c "$1"; s=$?; { echo "$3 $s" > "$2"; } 2>/dev/null; exit $s';
+  return ['/bin/sh', '-c', wrapper, '/bin/sh', command, exitRecord.file, exitRecord.tag];
 }
 
 export interface SandboxResult {

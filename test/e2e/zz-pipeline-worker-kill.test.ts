@@ -117,3 +117,66 @@ test('a worker killed after a step finished, before it was recorded: the command
   // The step keeps the attempt that ran its command.
   expect(run.steps[0]).toMatchObject({ attempt: 1 });
 }, 300_000);
+
+// kill -9 of the worker the moment a step's command ended, before the worker wrote anything down
+// (held there by DOTGIT_TEST_STALL=command-ended): only the exit record the sandbox wrote says the
+// command finished. The retried activity records that status and the outputs the command left, and
+// never runs the command again (ADR 0046; the chaos drill once saw a deploy complete twice here).
+test('a worker killed right after a command ended: its exit record stands in for it, the command is not run again', async () => {
+  const info = platformInfo();
+  const owner = await createTenantWithAdmin();
+  const repo = uniqueName('wkend');
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  const work = await localRepo({
+    '.dotgit/pipeline.yml': [
+      'jobs:',
+      '  ship:',
+      '    outputs: { shipped: "${{ steps.ship.outputs.shipped }}" }',
+      '    steps:',
+      '      - id: ship',
+      '        name: ship',
+      '        env:',
+      '          DOTGIT_TEST_STALL: command-ended',
+      '        run: |',
+      '          echo done >> .marker',
+      '          echo "shipped=v$(grep -c done .marker)" >> "$DOTGIT_OUTPUT"',
+      '          echo "completed=$(grep -c done .marker)"',
+      '      - name: check',
+      '        run: test "$(grep -c done .marker)" = 1 && ! ls -a | grep -q "^.dotgit-exit-"',
+      '  after:',
+      '    needs: [ship]',
+      '    steps:',
+      '      - name: show',
+      '        run: echo "got ${{ needs.ship.outputs.shipped }}"',
+      '',
+    ].join('\n'),
+  });
+  const stallFile = path.join(info.dataDir, 'stalled-before-step-record');
+  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  const [id] = runIdsFrom(push.stderr);
+
+  const deadline = Date.now() + 120_000;
+  while (!(existsSync(stallFile) && readFileSync(stallFile, 'utf8').trim() === id)) {
+    if (Date.now() > deadline) throw new Error('the step never reached the stall after its command (is DOTGIT_TEST_STALL_BEFORE_STEP_RECORD set on the worker?)');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pidFile = path.join(info.dataDir, 'run', 'worker.pid');
+  const workerPid = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
+  process.kill(workerPid, 'SIGKILL');
+
+  const run = await waitForRun(id, owner.token, 240_000);
+  const logOf = async (job: string, step: string) => (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=${job}&step=${step}`, { token: owner.token })).text;
+  const log = await logOf('ship', 'ship');
+  expect(log).toContain('completed=1');
+  expect(log).not.toContain('completed=2');
+  expect(log).toMatch(/^dotgit: attempt 1's command ended \(exit 0\) before its worker was lost/m);
+  expect(run.steps.map((s: { job: string; name: string; status: string }) => [s.job, s.name, s.status])).toEqual([
+    ['ship', 'ship', 'success'],
+    ['ship', 'check', 'success'],
+    ['after', 'show', 'success'],
+  ]);
+  expect(run.status).toBe('success');
+  expect(run.steps[0]).toMatchObject({ attempt: 1 });
+  // The output the command wrote before the worker was lost reached the job that needs it.
+  expect(await logOf('after', 'show')).toContain('got v1');
+}, 300_000);

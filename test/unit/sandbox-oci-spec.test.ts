@@ -1,4 +1,5 @@
 import { buildOciSpec, DEFAULT_LIMITS } from '../../activities/sandbox/runsc-spec';
+import { shellArgv } from '../../activities/sandbox/sandbox-driver';
 
 interface Spec {
   process: { user: { uid: number }; args: string[]; env: string[]; cwd: string; noNewPrivileges: boolean };
@@ -8,7 +9,7 @@ interface Spec {
 }
 
 const spec = buildOciSpec({
-  command: 'make test',
+  argv: shellArgv({ command: 'make test' }),
   env: { PATH: '/usr/bin:/bin', HOME: '/tmp', CI: 'true' },
   rootfs: '/state/b/rootfs',
   etcDir: '/state/b/etc',
