@@ -47,6 +47,35 @@ export async function readFileAtCommit(gitDir: string, commit: string, file: str
   return r.code === 0 ? r.stdout.toString('utf8') : undefined;
 }
 
+/** A pushed object peeled to its commit, and one file at that commit (`commitAndFile`). */
+export interface CommitFile {
+  commit: string;
+  /** The file's text; undefined when the commit has no such file (or it is larger than allowed). */
+  text?: string;
+  /** Set, instead of `text`, when the file is larger than allowed. */
+  tooLarge?: FileTooLargeError;
+}
+
+/**
+ * The commit `sha` peels to (annotated tags peel) and `file` at it, in two git processes at most:
+ * one `cat-file --batch-check` names both, one `cat-file blob` reads the file when it exists and
+ * fits (a huge blob is never read). Recording a push asks this for every ref, where peeling,
+ * sizing and reading took three. Undefined when `sha` is not a commit.
+ */
+export async function commitAndFile(gitDir: string, sha: string, file: string, maxBytes: number): Promise<CommitFile | undefined> {
+  if (!/^[0-9a-f]{40,64}$/.test(sha)) throw new Error(`not an object id: ${sha}`);
+  const check = await runGit(['--git-dir', gitDir, 'cat-file', '--batch-check'], { input: `${sha}^{commit}\n${sha}^{commit}:${file}\n` });
+  const [commitLine = '', fileLine = ''] = check.stdout.toString('utf8').split('\n');
+  const commit = /^([0-9a-f]{40,64}) commit \d+$/.exec(commitLine)?.[1];
+  if (check.code !== 0 || !commit) return undefined;
+  const blob = /^([0-9a-f]{40,64}) blob (\d+)$/.exec(fileLine);
+  if (!blob) return { commit };
+  const bytes = Number(blob[2]);
+  if (bytes > maxBytes) return { commit, tooLarge: new FileTooLargeError(`${file} is ${bytes} bytes; at most ${maxBytes} are allowed`) };
+  const r = await runGit(['--git-dir', gitDir, 'cat-file', 'blob', blob[1]]);
+  return r.code === 0 ? { commit, text: r.stdout.toString('utf8') } : { commit };
+}
+
 /** The commit a pushed object points at (peels annotated tags); undefined if it is not a commit. */
 export async function peelToCommit(gitDir: string, sha: string): Promise<string | undefined> {
   const r = await runGit(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `${sha}^{commit}`]);

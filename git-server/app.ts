@@ -24,7 +24,7 @@ import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
 import { recordPush } from './push-recorder';
 import { appendAudit } from '../core/stores/audit-store';
-import { journalPrepared, journalSettled, postReceiveGuard } from './push-journal';
+import { journalPrepared, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
 import { answerHook, hookBody } from './hook-wire';
@@ -274,39 +274,34 @@ export function createGitServerApp(o: GitServerOptions) {
     answerHook(req, res, { allow: problems.length === 0, messages: problems });
   }));
 
-  // git's reference-transaction hook: `prepared` journals the updates before they become visible
-  // (a failure here aborts them: no journal, no ref update); `committed` / `aborted` settle them.
+  // git's reference-transaction hook, `prepared` state: journals the updates before they become
+  // visible (a failure here aborts them: no journal, no ref update). The hook makes no call for
+  // `committed` or `aborted` (ADR 0011): post-receive records what moved, reconciliation the rest.
   app.post('/internal/hooks/reference-transaction', ...hookBody, hookRoute(async (req, res, claims) => {
     const updates = parseUpdates(req.body?.updates);
-    const state: unknown = req.body?.state;
-    if (state === 'prepared') {
-      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
-    } else if (state === 'committed') {
-      if (o.stallAfterRefUpdate) {
-        await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
-        await new Promise<never>(() => undefined); // the test kills this process now
-      }
-      await waitingOutFence(() => journalSettled(dbOf(claims.tenantId), claims, updates, 'committed'));
-    } else if (state === 'aborted') {
-      await journalSettled(dbOf(claims.tenantId), claims, updates, 'aborted');
-    } else {
-      throw new InputError('state must be prepared, committed or aborted');
-    }
+    if (req.body?.state !== 'prepared') throw new InputError('state must be prepared (the only state the hook journals)');
+    await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
     answerHook(req, res, { messages: [] });
   }));
 
   app.post('/internal/hooks/post-receive', ...hookBody, hookRoute(async (req, res, claims) => {
     const updates = parseUpdates(req.body?.updates);
+    if (o.stallAfterRefUpdate) {
+      // The refs are on disk, nothing of the push is recorded: the test kills this process now.
+      await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
+      await new Promise<never>(() => undefined);
+    }
     const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
     // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
     const skip = options.includes('ci.skip');
     const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
-    // The first branch pushed to an empty repository becomes its default (HEAD), before the
-    // fingerprint and replication read the repository.
-    const adopted = await adoptPushedBranch(gitDir, updates);
-    if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
     // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
-    const refsFingerprint = fingerprintOf(await readRefs(gitDir));
+    const refs = await readRefs(gitDir);
+    // The first branch pushed to an empty repository becomes its default (HEAD), before replication
+    // reads the repository (HEAD is not among the refs, so the fingerprint stays as it is).
+    const adopted = await adoptPushedBranch(gitDir, updates, refs);
+    if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
+    const refsFingerprint = fingerprintOf(refs);
     // The refs have changed: drop cached advertisements now, before git answers the pusher (the
     // bump after receive-pack exits comes after the answer, so a fetch right after a push could
     // be served the cached refs from before it).

@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import express from 'express';
 import { inTransaction, type Db } from '../core/db';
 import { AuthenticationError, InputError, NotFoundError } from '../core/errors';
@@ -26,6 +28,11 @@ async function branchExists(gitDir: string, branch: string): Promise<boolean> {
 
 /** The branch HEAD names (`main`), whether or not it exists yet; undefined for a detached HEAD. */
 export async function headBranch(gitDir: string): Promise<string | undefined> {
+  // Our repositories keep refs in files, HEAD among them: reading it saves a git process on every
+  // push. Anything else (a reftable repository's placeholder HEAD, a detached one) asks git.
+  const file = await fs.readFile(path.join(gitDir, 'HEAD'), 'utf8').catch(() => '');
+  const named = /^ref: refs\/heads\/(\S+)\n?$/.exec(file)?.[1];
+  if (named !== undefined && named !== '.invalid') return named;
   const r = await runGit(['--git-dir', gitDir, 'symbolic-ref', '-q', 'HEAD']);
   const ref = r.code === 0 ? r.stdout.toString().trim() : '';
   return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;
@@ -43,9 +50,10 @@ async function assertBranchName(branch: string): Promise<void> {
  * instead of warning "remote HEAD refers to nonexistent ref". Of several, `main`, then `master`,
  * then the first in push order (git sends them sorted by name). Answers the new default, if changed.
  */
-export async function adoptPushedBranch(gitDir: string, updates: { ref: string; oldSha: string; newSha: string }[]): Promise<string | undefined> {
+export async function adoptPushedBranch(gitDir: string, updates: { ref: string; oldSha: string; newSha: string }[], refs?: Record<string, string>): Promise<string | undefined> {
   const head = await headBranch(gitDir);
-  if (head !== undefined && (await branchExists(gitDir, head))) return undefined;
+  // The push's refs, when the caller has read them already, answer without a git process.
+  if (head !== undefined && (refs ? `refs/heads/${head}` in refs : await branchExists(gitDir, head))) return undefined;
   const created = updates
     .filter((u) => u.ref.startsWith('refs/heads/') && ZERO.test(u.oldSha) && !ZERO.test(u.newSha))
     .map((u) => u.ref.slice('refs/heads/'.length));

@@ -16,7 +16,6 @@ import {
   lockJournalRows,
   markJournalDone,
   pruneFinishedJournal,
-  settlePreparedUpdates,
   type OpenJournalRow,
   type OpenPush,
 } from '../core/stores/push-journal-store';
@@ -55,13 +54,6 @@ export async function journalPrepared(db: Db, claims: JournalClaims, updates: Re
     instance: o.instance ?? 'unknown',
     updates: mine,
   });
-}
-
-/** `committed` (the refs moved) or `aborted` (they did not): what git says happened to prepared updates. */
-export async function journalSettled(db: Db, claims: Pick<JournalClaims, 'tenantId' | 'pushId'>, updates: RefUpdate[], state: 'committed' | 'aborted'): Promise<void> {
-  const refs = updates.filter((u) => JOURNALED_REF.test(u.ref)).map((u) => u.ref);
-  if (refs.length === 0) return;
-  await settlePreparedUpdates(db, claims.tenantId, claims.pushId, refs, state);
 }
 
 async function markDone(c: DbClient, tenantId: number, pushId: string, updates: RefUpdate[], runs: PipelineInput[]): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Db, DbClient } from '../core/db';
 import { inTransaction } from '../core/db';
-import { FileTooLargeError, peelToCommit, readFileAtCommit, runGit } from '../core/git';
+import { commitAndFile, FileTooLargeError, runGit, type CommitFile } from '../core/git';
 import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipeline, triggersOnPush } from '../core/pipeline-spec';
 import { pipelineWorkflowId, type PipelineInput, type RepoTarget } from '../core/run-types';
 import { appendAudit } from '../core/stores/audit-store';
@@ -10,7 +10,7 @@ import { countPushForMaintenance, hasReplicaNodes, recordPushedRefs } from '../c
 import { insertQueuedRun } from '../core/stores/runs-store';
 import { recordRepoSchedules } from '../core/stores/schedules-store';
 import { headBranch } from './default-branch';
-import { cronsAt } from './schedule-sync';
+import { cronsIn } from './schedule-sync';
 import { pushDispatchWorkflowId, type WebhookDispatchInput } from '../core/webhook-payloads';
 import { MAINTENANCE_EVERY_PUSHES } from '../temporal-config/schedules';
 
@@ -105,6 +105,12 @@ export async function recordPush(
   let planned: PipelineInput[] = [];
   let maintenanceDue = false;
   const notes: string[] = [];
+  // Each pushed object's commit and pipeline file, read once (the default branch's is read for its schedules too).
+  const read = new Map<string, Promise<CommitFile | undefined>>();
+  const atCommit = (sha: string) => {
+    if (!read.has(sha)) read.set(sha, commitAndFile(ctx.gitDir, sha, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES));
+    return read.get(sha)!;
+  };
   for (const u of options.skipPipelines ? [] : updates) {
     if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
     if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
@@ -114,12 +120,13 @@ export async function recordPush(
       continue;
     }
     // A tag may point at a tag object; runs are of commits.
-    const commit = await peelToCommit(ctx.gitDir, u.newSha);
-    if (!commit) continue;
+    const found = await atCommit(u.newSha);
+    if (!found) continue;
+    const { commit } = found;
     try {
-      const text = await readFileAtCommit(ctx.gitDir, commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
-      if (text === undefined) continue;
-      if (!triggersOnPush(parsePipeline(text), u.ref)) continue;
+      if (found.tooLarge) throw found.tooLarge;
+      if (found.text === undefined) continue;
+      if (!triggersOnPush(parsePipeline(found.text), u.ref)) continue;
     } catch (err) {
       // An invalid or oversized file still gets a run, so the author sees the problem on the run.
       if (!(err instanceof PipelineSpecError || err instanceof FileTooLargeError)) throw err;
@@ -139,7 +146,8 @@ export async function recordPush(
   // Issue 17 item 6: a push to the default branch records its file's schedules for the relay to sync.
   const head = await headBranch(ctx.gitDir);
   const toDefault = updates.find((u) => head !== undefined && u.ref === `refs/heads/${head}` && SHA.test(u.newSha) && !ZERO.test(u.newSha));
-  const crons = toDefault ? await cronsAt(ctx.gitDir, toDefault.newSha) : undefined;
+  const defaultFile = toDefault ? await atCommit(toDefault.newSha) : undefined;
+  const crons = toDefault ? (defaultFile?.tooLarge ? undefined : cronsIn(defaultFile?.text)) : undefined;
   let recordedEarlier: string[] = [];
   let mine = updates;
   const kinds = new Map((await classify(ctx.gitDir, updates)).map((u) => [u.ref, u.kind]));

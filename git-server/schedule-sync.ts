@@ -13,11 +13,20 @@ import { scheduledStart } from '../core/workflow-starter';
  */
 export async function cronsAt(gitDir: string, commit: string): Promise<string[] | undefined> {
   try {
-    const text = await readFileAtCommit(gitDir, commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES);
-    if (text === undefined) return [];
+    return cronsIn(await readFileAtCommit(gitDir, commit, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES));
+  } catch (err) {
+    if (err instanceof FileTooLargeError) return undefined;
+    throw err;
+  }
+}
+
+/** `cronsAt` of a pipeline file already read (undefined: there is none). */
+export function cronsIn(text: string | undefined): string[] | undefined {
+  if (text === undefined) return [];
+  try {
     return (parsePipeline(text).on.schedule ?? []).map((s) => s.cron);
   } catch (err) {
-    if (err instanceof PipelineSpecError || err instanceof FileTooLargeError) return undefined;
+    if (err instanceof PipelineSpecError) return undefined;
     throw err;
   }
 }

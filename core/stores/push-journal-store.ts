@@ -57,11 +57,6 @@ export async function insertPreparedUpdates(
   );
 }
 
-/** Prepared updates of `refs` become `committed` or `aborted`, as git says. */
-export async function settlePreparedUpdates(q: Queryable, tenantId: number, pushId: string, refs: string[], state: 'committed' | 'aborted'): Promise<void> {
-  await q.query(`UPDATE push_journal SET status = $3 WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($4::text[]) AND status = 'prepared'`, [tenantId, pushId, state, refs]);
-}
-
 /** Locks the push's rows of `refs` (FOR UPDATE, in ref order) and answers them. */
 export async function lockJournalRows(q: Queryable, tenantId: number, pushId: string, refs: string[]): Promise<JournalRow[]> {
   const r = await q.query<JournalRow>(`SELECT ref, status, run_ids FROM push_journal WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($3::text[]) ORDER BY ref FOR UPDATE`, [

@@ -38,6 +38,7 @@ process.stdin.on('end', async () => {
     return hook === 'pre-receive' ? { oldSha, newSha, ref, nonFastForward: nonFastForward(oldSha, newSha) } : { oldSha, newSha, ref };
   });
   if (hook === 'reference-transaction') {
+    if (state !== 'prepared') return; // only `prepared` is journaled (see the shell hook)
     updates = updates.filter((u) => JOURNALED.test(u.ref || ''));
     if (updates.length === 0) return; // nothing to journal: no call at all
   }

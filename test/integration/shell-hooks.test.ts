@@ -120,7 +120,7 @@ test('an unreachable server fails the gate with curl\'s reason, and post-receive
   expect(after.stderr).toMatch(/^dotgit: the server could not record this push: curl: \(7\)/);
 });
 
-test('reference-transaction: prepared gates, committed records; other refs and states never call', async () => {
+test('reference-transaction: prepared gates; committed, aborted, other refs and states never call', async () => {
   const h = await history();
   const env = { PATH: await pathWithoutNode() };
   const line = `${h.first} ${h.second} refs/heads/main\n`;
@@ -128,8 +128,11 @@ test('reference-transaction: prepared gates, committed records; other refs and s
   expect(seen.map((s) => [s.path, s.form.get('state'), s.form.get('updates')])).toEqual([['/internal/hooks/reference-transaction', 'prepared', line]]);
   answer = { status: 500, body: '' };
   expect((await runHook('reference-transaction', ['prepared'], line, h.dir, env)).code).toBe(1);
-  expect((await runHook('reference-transaction', ['committed'], line, h.dir, env)).code).toBe(0); // recorded or not, the refs have moved
   seen.length = 0;
+  answer = { status: 200, body: '' };
+  // Post-receive records what moved and reconciliation judges the rest by the refs (ADR 0011).
+  expect(await runHook('reference-transaction', ['committed'], line, h.dir, env)).toEqual({ code: 0, stderr: '' });
+  expect(await runHook('reference-transaction', ['aborted'], line, h.dir, env)).toEqual({ code: 0, stderr: '' });
   expect((await runHook('reference-transaction', ['prepared'], `${h.first} ${h.second} refs/notes/x\n`, h.dir, env)).code).toBe(0);
   expect((await runHook('reference-transaction', ['begin'], line, h.dir, env)).code).toBe(0);
   expect(seen).toEqual([]);
