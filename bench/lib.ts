@@ -3,9 +3,13 @@
  * statistics and formatting. Nothing here depends on jest or on the test harness.
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import type { Principal } from '../core/principal';
+import { serveHookChannel } from '../git-server/hook-channel';
+import { ROOT } from '../infra/platform';
 
 export interface ProcResult {
   code: number;
@@ -225,4 +229,34 @@ export function intEnv(name: string, fallback: number, min: number, max: number)
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}..${max}, got ${raw}`);
   return n;
+}
+
+/**
+ * The post-receive hook alone, `rounds` times (ms each): the real script, on a channel answered at
+ * once (no database work), so the figure is what a hook costs a push before the git-server works.
+ */
+export async function hookAloneMs(rounds: number): Promise<number[]> {
+  const script = path.join(ROOT, 'git-server', 'hooks', 'post-receive');
+  const line = `${'1'.repeat(40)} ${'2'.repeat(40)} refs/heads/main\n`;
+  const out: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const started = performance.now();
+    let answered = 0;
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(script, [], { env: { PATH: process.env.PATH, DOTGIT_HOOK_FD: '3' }, stdio: ['pipe', 'ignore', 'ignore', 'pipe'] });
+      serveHookChannel(child.stdio[3] as Duplex, async () => {
+        answered++;
+        return { verdict: 'ok', messages: [] };
+      });
+      child.on('error', reject);
+      child.on('exit', (c) => {
+        (child.stdio[3] as Duplex).destroy();
+        resolve(c);
+      });
+      child.stdin!.end(line);
+    });
+    if (code !== 0 || answered !== 1) throw new Error(`the hook alone exited ${code} after ${answered} requests`);
+    out.push(performance.now() - started);
+  }
+  return out;
 }

@@ -6,12 +6,10 @@ export interface HttpDrainOptions {
   /** Seconds a drain lets requests in flight finish before it cuts their connections. */
   graceSeconds: number;
   /**
-   * Keep accepting connections while draining (new requests still get 503). The git-server needs
-   * it: its own hooks call back on its port in the middle of the pushes that are draining.
+   * Keep accepting connections while draining, each answered 503 (its health path says `draining`),
+   * so a load balancer or a client asking anew learns why instead of finding the port closed.
    */
   keepListening?: boolean;
-  /** Requests still served while draining (e.g. those hook callbacks); all others get 503. */
-  exempt?: (req: http.IncomingMessage) => boolean;
   /** Answered 503 `{"status":"draining"}` while draining, so a load balancer takes the instance out. */
   healthPath?: string;
 }
@@ -55,7 +53,7 @@ export class HttpDrain {
 
   handler(app: http.RequestListener): http.RequestListener {
     return (req, res) => {
-      if (this.draining && !this.o.exempt?.(req)) {
+      if (this.draining) {
         this.refuse(req, res);
         return;
       }

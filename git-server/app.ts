@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { Db } from '../core/db';
 import { pingDatabase } from '../core/stores/server-store';
 import type { ShardRouter } from '../core/shard-router';
-import { isShardFenced, retryWhenFenced, SHARD_FENCED_RETRY_AFTER_SECONDS } from '../core/shard-fence';
+import { isShardFenced, retryWhenFenced, SHARD_FENCED_RETRY_AFTER_SECONDS, shardFenced } from '../core/shard-fence';
 import { dbUnavailable } from '../core/db-leader';
 import { TenantDirectory } from '../core/tenant-directory';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors';
@@ -15,10 +15,9 @@ import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH } from '../core/pipeline-spec';
 import { errorMiddleware, healthAndMetrics, requestLogger, requireIdentity, route, traceIdOf } from '../core/http';
 import { httpMetrics } from '../core/metrics';
 import { contextFrom, currentTraceparent, inSpan, traceRequests } from '../core/tracing';
-import { SERVICE_HEADER, signServiceToken, verifyServiceToken } from '../core/internal-identity';
+import { SERVICE_HEADER, verifyServiceToken } from '../core/internal-identity';
 import type { Logger } from '../core/logger';
 import { withLogContext, type LogFields } from '../core/log-context';
-import type { RequestHandler, Response } from 'express';
 import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
@@ -27,7 +26,8 @@ import { appendAudit } from '../core/stores/audit-store';
 import { journalPrepared, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
-import { answerHook, hookBody } from './hook-wire';
+import type { HookAnswer, HookName, HookRequest } from './hook-channel';
+import { httpErrorOf } from '../core/http-errors';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, runService, startUploadPack, type GitService } from './smart-http';
@@ -59,8 +59,6 @@ export interface GitServerOptions {
   log: Logger;
   reposDir: string;
   internalSecret: string;
-  /** Base URL the hooks call back on (this server's internal address), `…/internal/hooks`. */
-  hookUrl: string;
   publicUrl: string;
   onPushRecorded: () => void;
   /** Called when a repository has had many pushes since its last repack (starts maintenance). */
@@ -136,8 +134,6 @@ export function createGitServerApp(o: GitServerOptions) {
       return acquireAdvisoryLock(o.lockDb ?? o.db, `repo:${repoName}`, `repository ${repoName}`);
     }
   }
-  /** Push options by push id, from pre-receive (the only hook git gives them to) to the journal. */
-  const pushOptionsOf = new Map<string, string[]>();
   /**
    * Pushes whose hook call failed on our side: a shard move's fence (ADR 0026) or a database that
    * did not answer (a failover). git's failure is then a 503 + Retry-After, never a 400.
@@ -157,8 +153,7 @@ export function createGitServerApp(o: GitServerOptions) {
   const fetches = new KeyedLimiter({ concurrency: o.limits.uploadPackConcurrency, queue: o.limits.uploadPackQueue, maxWaitMs: 60_000 });
   app.disable('x-powered-by');
   app.use(httpMetrics('git-server'));
-  // The hooks' calls continue the push's trace from their token (post-receive below).
-  app.use(traceRequests('git-server', (req) => req.path.startsWith('/internal/hooks/')));
+  app.use(traceRequests('git-server'));
   app.use(healthAndMetrics(o.healthChecks, undefined, o.readyChecks));
   if (o.node) app.use(createNodeRouter({ db: o.db, dbOfOwner, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
@@ -227,113 +222,121 @@ export function createGitServerApp(o: GitServerOptions) {
   // Internal API: the api's change of a repository's default branch (HEAD).
   app.use(createDefaultBranchRoute({ db: o.db, dbOfOwner, reposDir: o.reposDir, internalSecret: o.internalSecret, onChanged: (name) => o.generations.bump(name) }));
 
-  async function hookClaims(req: Request): Promise<HookClaims> {
-    const claims = await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
-      throw new AuthenticationError(e.message);
-    });
-    if (claims.svc !== 'git-hook') throw new NotAllowedError('not a hook token');
-    return claims as unknown as HookClaims;
-  }
-
   /**
-   * A hook's call, once its token is verified, in the push's log context (issue 14 item 5): every
-   * line written while handling it names the push's request, trace, tenant and repository, as the
-   * push request's own lines do (the hooks' calls have no request logger: their identity is the token).
+   * A push's hooks, as its receive-pack's channel hands them over (ADR 0047), each in the push's
+   * log context (issue 14 item 5): every line written while handling one names the push's request,
+   * trace, tenant and repository, as the push request's own lines do. A failure is the hook's
+   * `error <status>` (a gate then refuses the push), mapped as the HTTP routes map errors.
    */
-  const hookRoute = (fn: (req: Request, res: Response, claims: HookClaims) => Promise<void>): RequestHandler => (req, res, next) => {
-    hookClaims(req).then((claims) => {
-      const fields: LogFields = { requestId: claims.requestId, traceId: claims.traceId, tenant: claims.tenant, repo: `${claims.tenant}/${claims.repo}` };
-      return withLogContext(fields, () =>
-        fn(req, res, claims).catch((err: unknown) => {
-          noteTrouble(claims.pushId, err);
-          next(err);
-        }),
-      );
-    }, next);
+  const serveHooks = (claims: HookClaims) => {
+    const push: PushHookState = { pushOptions: [] };
+    return (request: HookRequest): Promise<HookAnswer> => answerHook(claims, request, push);
+  };
+  const answerHook = (claims: HookClaims, request: HookRequest, push: PushHookState): Promise<HookAnswer> => {
+    const fields: LogFields = { requestId: claims.requestId, traceId: claims.traceId, tenant: claims.tenant, repo: `${claims.tenant}/${claims.repo}` };
+    return withLogContext(fields, async (): Promise<HookAnswer> => {
+      try {
+        const answer = await hookHandlers[request.hook](claims, request, push);
+        return { verdict: answer.allow === false ? 'deny' : 'ok', messages: answer.messages };
+      } catch (thrown) {
+        noteTrouble(claims.pushId, thrown);
+        const err = shardFenced(thrown) ?? dbUnavailable(thrown) ?? thrown;
+        const mapped = httpErrorOf(err);
+        if (mapped) o.log.warn({ err }, `${request.hook} hook failed`);
+        else o.log.error({ err }, `${request.hook} hook failed`);
+        return { verdict: 'error', status: mapped?.status ?? 500, messages: [] };
+      }
+    });
   };
 
   app.use(createReplicaReceiver({ reposDir: o.reposDir, internalSecret: o.internalSecret, log: o.log, writeLock, onReceived: (name) => o.generations.bump(name) }));
   // Moving repositories between nodes (workflows/move.ts): copies, the write fence's barrier, drops.
   if (o.node) app.use(createRepoMoveRoutes({ db: o.db, dbOfOwner, log: o.log, reposDir: o.reposDir, internalSecret: o.internalSecret, nodeId: o.node.id, writeLock, onChanged: (name) => o.generations.bump(name) }));
 
-  app.post('/internal/hooks/pre-receive', ...hookBody, hookRoute(async (req, res, claims) => {
-    const updates = parseUpdates(req.body?.updates);
-    const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String).slice(0, 100) : [];
-    pushOptionsOf.set(claims.pushId, options);
-    setTimeout(() => pushOptionsOf.delete(claims.pushId), 3_600_000).unref(); // the hook token's lifetime
-    const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
-    const problems: string[] = [];
-    for (const u of updates) {
-      const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
-      if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
-    }
-    // A refused push is evidence too: who tried to rewrite or delete a protected branch.
-    if (problems.length > 0) {
-      await appendAudit(dbOf(claims.tenantId), { tenantId: claims.tenantId, actor: claims.actor, action: 'repo.push.refused', target: `${claims.tenant}/${claims.repo}`, detail: { updates, problems }, requestId: claims.requestId });
-    }
-    answerHook(req, res, { allow: problems.length === 0, messages: problems });
-  }));
+  /** What one push's hooks hand on to the next: push options reach only pre-receive and post-receive. */
+  interface PushHookState {
+    pushOptions: string[];
+  }
+  type HookHandler = (claims: HookClaims, request: HookRequest, push: PushHookState) => Promise<{ allow?: boolean; messages: string[] }>;
 
-  // git's reference-transaction hook, `prepared` state: journals the updates before they become
-  // visible (a failure here aborts them: no journal, no ref update). The hook makes no call for
-  // `committed` or `aborted` (ADR 0011): post-receive records what moved, reconciliation the rest.
-  app.post('/internal/hooks/reference-transaction', ...hookBody, hookRoute(async (req, res, claims) => {
-    const updates = parseUpdates(req.body?.updates);
-    if (req.body?.state !== 'prepared') throw new InputError('state must be prepared (the only state the hook journals)');
-    await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: pushOptionsOf.get(claims.pushId) });
-    answerHook(req, res, { messages: [] });
-  }));
+  const hookHandlers: Record<HookName, HookHandler> = {
+    // Gates the push: ref names and branch protections.
+    async 'pre-receive'(claims, request, push) {
+      const updates = parseUpdates(request.updates);
+      push.pushOptions = request.pushOptions;
+      const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
+      const problems: string[] = [];
+      for (const u of updates) {
+        const bad = badRefName(u.ref) ?? protectionViolation(u, rules, claims.actor);
+        if (bad) problems.push(`dotgit: rejected ${u.ref}: ${bad}`);
+      }
+      // A refused push is evidence too: who tried to rewrite or delete a protected branch.
+      if (problems.length > 0) {
+        await appendAudit(dbOf(claims.tenantId), { tenantId: claims.tenantId, actor: claims.actor, action: 'repo.push.refused', target: `${claims.tenant}/${claims.repo}`, detail: { updates, problems }, requestId: claims.requestId });
+      }
+      return { allow: problems.length === 0, messages: problems };
+    },
 
-  app.post('/internal/hooks/post-receive', ...hookBody, hookRoute(async (req, res, claims) => {
-    const updates = parseUpdates(req.body?.updates);
-    if (o.stallAfterRefUpdate) {
-      // The refs are on disk, nothing of the push is recorded: the test kills this process now.
-      await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
-      await new Promise<never>(() => undefined);
-    }
-    const options = Array.isArray(req.body?.pushOptions) ? (req.body.pushOptions as unknown[]).map(String) : [];
-    // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
-    const skip = options.includes('ci.skip');
-    const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
-    // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
-    const refs = await readRefs(gitDir);
-    // The first branch pushed to an empty repository becomes its default (HEAD), before replication
-    // reads the repository (HEAD is not among the refs, so the fingerprint stays as it is).
-    const adopted = await adoptPushedBranch(gitDir, updates, refs);
-    if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
-    const refsFingerprint = fingerprintOf(refs);
-    // The refs have changed: drop cached advertisements now, before git answers the pusher (the
-    // bump after receive-pack exits comes after the answer, so a fetch right after a push could
-    // be served the cached refs from before it).
-    await o.generations.bump(`${claims.tenant}/${claims.repo}`);
-    const replicate = (o.replicaZones?.length ?? 0) > 0;
-    pushOptionsOf.delete(claims.pushId);
-    // A span of the push's trace; its context goes into the outbox rows, so the workflows continue it.
-    const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => waitingOutFence(() => recordPush(dbOf(claims.tenantId), {
-      tenantId: claims.tenantId,
-      tenant: claims.tenant,
-      repoId: claims.repoId,
-      repo: claims.repo,
-      gitDir,
-      actor: claims.actor,
-      node: o.node?.id,
-      traceparent: currentTraceparent(),
-      requestId: claims.requestId,
-    }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) })), contextFrom(claims.traceparent));
-    if (replicate) o.onReplicationQueued?.();
-    // The push's request id next to the run ids: how a run is traced back to the request that started it.
-    o.log
-      .child({ requestId: claims.requestId ?? null, traceId: claims.traceId ?? null })
-      .info({ repo: `${claims.tenant}/${claims.repo}`, actor: claims.actor, refs: updates.length, runs: runs.map((r) => r.runId), skip }, 'push recorded');
-    if (runs.length > 0) o.onPushRecorded();
-    if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo, node: o.node?.id });
-    const base = o.publicUrl.replace(/\/+$/, '');
-    // Runs a reconciliation recorded first (this push outlived a git-server restart) are still this push's.
-    const runIds = [...recordedEarlier, ...runs.map((r) => r.runId)];
-    const messages = [...notes, ...runIds.map((id) => `dotgit: run ${id} ${base}/api/v1/runs/${encodeURIComponent(id)}`)];
-    if (skip) messages.push('dotgit: ci.skip: no pipeline started');
-    answerHook(req, res, { messages });
-  }));
+    // git's reference-transaction hook, `prepared` state: journals the updates before they become
+    // visible (a failure here aborts them: no journal, no ref update). The hook makes no call for
+    // `committed` or `aborted` (ADR 0011): post-receive records what moved, reconciliation the rest.
+    async 'reference-transaction'(claims, request, push) {
+      const updates = parseUpdates(request.updates);
+      if (request.state !== 'prepared') throw new InputError('state must be prepared (the only state the hook journals)');
+      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: push.pushOptions });
+      return { messages: [] };
+    },
+
+    // Records the push: runs, webhooks, replication; its messages name the runs started.
+    async 'post-receive'(claims, request) {
+      const updates = parseUpdates(request.updates);
+      if (o.stallAfterRefUpdate) {
+        // The refs are on disk, nothing of the push is recorded: the test kills this process now.
+        await fs.writeFile(o.stallAfterRefUpdate, `${claims.tenant}/${claims.repo} ${updates.map((u) => u.newSha).join(' ')}\n`);
+        await new Promise<never>(() => undefined);
+      }
+      // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
+      const skip = request.pushOptions.includes('ci.skip');
+      const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
+      // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
+      const refs = await readRefs(gitDir);
+      // The first branch pushed to an empty repository becomes its default (HEAD), before replication
+      // reads the repository (HEAD is not among the refs, so the fingerprint stays as it is).
+      const adopted = await adoptPushedBranch(gitDir, updates, refs);
+      if (adopted) await recordDefaultBranch(dbOf(claims.tenantId), claims.repoId, adopted);
+      const refsFingerprint = fingerprintOf(refs);
+      // The refs have changed: drop cached advertisements now, before git answers the pusher (the
+      // bump after receive-pack exits comes after the answer, so a fetch right after a push could
+      // be served the cached refs from before it).
+      await o.generations.bump(`${claims.tenant}/${claims.repo}`);
+      const replicate = (o.replicaZones?.length ?? 0) > 0;
+      // A span of the push's trace; its context goes into the outbox rows, so the workflows continue it.
+      const { runs, notes, maintenanceDue, recordedEarlier } = await inSpan('git-server post-receive', { 'dotgit.repo': `${claims.tenant}/${claims.repo}` }, () => waitingOutFence(() => recordPush(dbOf(claims.tenantId), {
+        tenantId: claims.tenantId,
+        tenant: claims.tenant,
+        repoId: claims.repoId,
+        repo: claims.repo,
+        gitDir,
+        actor: claims.actor,
+        node: o.node?.id,
+        traceparent: currentTraceparent(),
+        requestId: claims.requestId,
+      }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) })), contextFrom(claims.traceparent));
+      if (replicate) o.onReplicationQueued?.();
+      // The push's request id next to the run ids: how a run is traced back to the request that started it.
+      o.log
+        .child({ requestId: claims.requestId ?? null, traceId: claims.traceId ?? null })
+        .info({ repo: `${claims.tenant}/${claims.repo}`, actor: claims.actor, refs: updates.length, runs: runs.map((r) => r.runId), skip }, 'push recorded');
+      if (runs.length > 0) o.onPushRecorded();
+      if (maintenanceDue) o.onMaintenanceDue?.({ tenantId: claims.tenantId, tenant: claims.tenant, repoId: claims.repoId, repo: claims.repo, node: o.node?.id });
+      const base = o.publicUrl.replace(/\/+$/, '');
+      // Runs a reconciliation recorded first (this push outlived a git-server restart) are still this push's.
+      const runIds = [...recordedEarlier, ...runs.map((r) => r.runId)];
+      const messages = [...notes, ...runIds.map((id) => `dotgit: run ${id} ${base}/api/v1/runs/${encodeURIComponent(id)}`)];
+      if (skip) messages.push('dotgit: ci.skip: no pipeline started');
+      return { messages };
+    },
+  };
 
   // Everything below is user traffic, forwarded by the gateway with a signed identity.
   const git = express.Router();
@@ -426,19 +429,12 @@ export function createGitServerApp(o: GitServerOptions) {
       traceId: traceIdOf(req.header('traceparent')),
       traceparent: currentTraceparent(),
     };
-    const hookToken = await signServiceToken(o.internalSecret, 'git-hook', { ...claims }, 3600);
     const startedAt = Date.now();
     const release = await writeLock(`${repo.owner}/${repo.name}`, req.log ?? o.log);
     try {
       // Under the lock: a move's barrier waits for this push, or this push sees the move's fence.
       await assertWritableHere(dbOf(repo.tenantId), repo.id, `${repo.owner}/${repo.name}`, o.node?.id);
-      await runService(req, res, 'git-receive-pack', gitDir, { ...env, DOTGIT_HOOK_URL: o.hookUrl, DOTGIT_HOOK_TOKEN: hookToken }, [
-        '-c',
-        `core.hooksPath=${HOOKS_DIR}`,
-        ...RECEIVE_PACK_CONFIG,
-        '-c',
-        `receive.maxInputSize=${o.limits.maxPushBytes}`,
-      ]).catch(async (err: unknown) => {
+      await runService(req, res, 'git-receive-pack', gitDir, env, ['-c', `core.hooksPath=${HOOKS_DIR}`, ...RECEIVE_PACK_CONFIG, '-c', `receive.maxInputSize=${o.limits.maxPushBytes}`], serveHooks(claims)).catch(async (err: unknown) => {
         // git gave up without an answer. While our own database is away (a failover) that is our
         // unavailability, not the client's bad input: 503 + Retry-After, so the client pushes again.
         // A hook refused by a shard move's fence: the push was not taken; it goes through once the move switched.

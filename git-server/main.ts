@@ -117,7 +117,6 @@ async function main(): Promise<void> {
     log,
     reposDir: dataPaths(config).repos,
     internalSecret: await readInternalSecret(config),
-    hookUrl: `http://${config.internalHost}:${config.gitPort}/internal/hooks`,
     publicUrl: config.publicUrl,
     lfsStore: createObjectStore(config, dataPaths(config)),
     onPushRecorded: () => relay.kick(),
@@ -147,8 +146,9 @@ async function main(): Promise<void> {
       temporal: async () => (await getTemporal()).workflowService.getSystemInfo({}),
     },
   });
-  // Hook callbacks come from the pushes that are draining, so they are served, on a port kept open.
-  const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, exempt: (req) => (req.url ?? '').startsWith('/internal/hooks/'), healthPath: '/healthz' });
+  // The pushes in flight finish (their hooks talk to this process over their own channel, ADR 0047);
+  // new requests, on new connections too, are told it is draining.
+  const drain = new HttpDrain({ graceSeconds: config.drainSeconds, keepListening: true, healthPath: '/healthz' });
   const server = drain.add(keepUpstreamConnections(http.createServer(drain.handler(app))));
   server.listen(config.gitPort, config.internalHost, () => log.info({ port: config.gitPort }, 'git-server listening'));
   relay.start();

@@ -4,9 +4,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Request, Response } from 'express';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { InputError, PayloadTooLargeError } from '../core/errors';
 import { runGit } from '../core/git';
+import { serveHookChannel, type HookAnswer, type HookRequest } from './hook-channel';
 import type { Producer } from './pack-cache';
 
 export type GitService = 'git-upload-pack' | 'git-receive-pack';
@@ -57,6 +58,8 @@ export function runService(
   gitDir: string,
   env: Record<string, string>,
   extraArgs: string[] = [],
+  /** A push's hooks (ADR 0047): served on fd 3, which git hands every hook it runs. */
+  hooks?: (request: HookRequest) => Promise<HookAnswer>,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const encoding = (req.header('content-encoding') ?? '').toLowerCase();
@@ -65,9 +68,16 @@ export function runService(
       return;
     }
     const child = spawn('git', [...extraArgs, service.slice(4), '--stateless-rpc', gitDir], {
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, ...(hooks ? { DOTGIT_HOOK_FD: '3' } : {}) },
+      stdio: hooks ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
     });
+    if (hooks) {
+      const channel = child.stdio[3] as Duplex;
+      serveHookChannel(channel, hooks);
+      // Hooks run while receive-pack does; a process it leaves behind (a detached `gc --auto`)
+      // keeps its copy of fd 3, which must not hold the push's answer (and lock) open.
+      child.once('exit', () => channel.destroy());
+    }
     let body: Readable = req;
     // Why the body could not be read (not gzip, cut off): git then only sees its input end early,
     // so this, not git's "the remote end hung up", is what the client is told.

@@ -3,11 +3,12 @@ import { existsSync, openSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { createDb, type Db } from '../../core/db';
-import { SERVICE_HEADER, signIdentity, signServiceToken } from '../../core/internal-identity';
+import { signIdentity } from '../../core/internal-identity';
 import type { Principal } from '../../core/principal';
 import { repoPath } from '../../core/git';
 import { freePort } from '../../infra/provision/free-port';
-import { journalPrepared, PushReconciler } from '../../git-server/push-journal';
+import { journalPrepared, postReceiveGuard, PushReconciler } from '../../git-server/push-journal';
+import { recordPush } from '../../git-server/push-recorder';
 import { platformInfo } from '../harness/platform-info';
 import { api, createTenantWithAdmin, uniqueName, waitForRun, type TenantFixture } from '../helpers/api-client';
 import { git, localRepo, tempDir } from '../helpers/git';
@@ -180,16 +181,10 @@ test('a journaled update whose ref never moved is dropped; one that landed gets 
     { push_id: 'never-applied', status: 'aborted' },
     { push_id: 'skipped', status: 'done' },
   ]);
-  // The push's own post-receive arriving after the reconciliation (a git that outlived its
-  // git-server) names the run the reconciliation made and makes none.
-  const token = await signServiceToken(platformInfo().internalSecret, 'git-hook', { ...claims, pushId: 'landed' }, 60);
-  const late = await fetch(`http://127.0.0.1:${platformInfo().gitPort}/internal/hooks/post-receive`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', [SERVICE_HEADER]: token },
-    body: JSON.stringify({ updates: [{ ref: 'refs/heads/landed', oldSha: zero, newSha: commit }], pushOptions: [] }),
-  });
-  expect(late.status).toBe(200);
-  expect(((await late.json()) as { messages: string[] }).messages.join('\n')).toContain(`dotgit: run ${runs[0].id} `);
+  // The push's own post-receive recording after the reconciliation (a git that outlived its
+  // git-server) is told the run the reconciliation made (its hook names it) and makes none.
+  const late = await recordPush(db, { ...claims, gitDir }, [{ ref: 'refs/heads/landed', oldSha: zero, newSha: commit }], { journal: postReceiveGuard(claims.tenantId, 'landed') });
+  expect(late).toMatchObject({ runs: [], recordedEarlier: [runs[0].id] });
   expect(await runsOf(repo, commit)).toHaveLength(1);
   expect((await waitForRun(runs[0].id, t.token)).status).toBe('success');
 }, 180_000);

@@ -38,7 +38,6 @@ beforeAll(async () => {
     log: pino({ level: 'silent' }),
     reposDir: path.join(info.dataDir, 'repos'),
     internalSecret: info.internalSecret,
-    hookUrl: `http://127.0.0.1:${info.gitPort}/internal/hooks`,
     publicUrl: info.gatewayUrl,
     onPushRecorded: () => undefined,
     limits: { maxPushBytes: 64 * 1024, uploadPackConcurrency: 1, uploadPackQueue: 0 },

@@ -47,7 +47,6 @@ beforeAll(async () => {
     log: pino({ level: 'silent' }),
     reposDir: path.join(info.dataDir, 'repos'),
     internalSecret: info.internalSecret,
-    hookUrl: `http://127.0.0.1:${port}/internal/hooks`,
     publicUrl: info.gatewayUrl,
     onPushRecorded: () => undefined,
     limits: { maxPushBytes: 64 * 1024 * 1024, uploadPackConcurrency: 4, uploadPackQueue: 8 },
