@@ -67,45 +67,50 @@ test('a worker killed mid-step: the step runs again on the restarted worker and 
   expect(containers).toBe('');
 }, 300_000);
 
+/**
+ * Pushes `pipeline` to a new repository, waits until its step stopped at DOTGIT_TEST_STALL (the
+ * worker's DOTGIT_TEST_STALL_BEFORE_STEP_RECORD file names the run), kills the worker there, and
+ * answers the run once it ended.
+ */
+async function killWorkerAtStall(name: string, pipeline: string[]) {
+  const info = platformInfo();
+  const owner = await createTenantWithAdmin();
+  const repo = uniqueName(name);
+  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
+  const work = await localRepo({ '.dotgit/pipeline.yml': [...pipeline, ''].join('\n') });
+  const stallFile = path.join(info.dataDir, 'stalled-before-step-record');
+  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
+  const [id] = runIdsFrom(push.stderr);
+  const deadline = Date.now() + 120_000;
+  while (!(existsSync(stallFile) && readFileSync(stallFile, 'utf8').trim() === id)) {
+    if (Date.now() > deadline) throw new Error('the step never reached its stall (is DOTGIT_TEST_STALL_BEFORE_STEP_RECORD set on the worker?)');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pidFile = path.join(info.dataDir, 'run', 'worker.pid');
+  process.kill((JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid, 'SIGKILL');
+  const run = await waitForRun(id, owner.token, 240_000);
+  const logOf = async (job: string, step: string) => (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=${job}&step=${step}`, { token: owner.token })).text;
+  return { run, logOf };
+}
+
 // kill -9 of the worker after a step's command finished and before its result was recorded (held
 // there by the DOTGIT_TEST_STALL_BEFORE_STEP_RECORD hook): the retried activity records the finished
 // result and never runs the command again — a deploy must not ship twice.
 test('a worker killed after a step finished, before it was recorded: the command is not run again', async () => {
-  const info = platformInfo();
-  const owner = await createTenantWithAdmin();
-  const repo = uniqueName('wkrec');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
-  const work = await localRepo({
-    '.dotgit/pipeline.yml': [
-      'jobs:',
-      '  ship:',
-      '    steps:',
-      '      - name: ship',
-      '        env:',
-      '          DOTGIT_TEST_STALL: "1"',
-      '        run: |',
-      '          echo done >> .marker',
-      '          echo "completed=$(grep -c done .marker)"',
-      '      - name: check',
-      '        run: test "$(grep -c done .marker)" = 1',
-      '',
-    ].join('\n'),
-  });
-  const stallFile = path.join(info.dataDir, 'stalled-before-step-record');
-  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
-  const [id] = runIdsFrom(push.stderr);
-
-  const deadline = Date.now() + 120_000;
-  while (!(existsSync(stallFile) && readFileSync(stallFile, 'utf8').trim() === id)) {
-    if (Date.now() > deadline) throw new Error('the step never reached the stall before recording (is DOTGIT_TEST_STALL_BEFORE_STEP_RECORD set on the worker?)');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const pidFile = path.join(info.dataDir, 'run', 'worker.pid');
-  const workerPid = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
-  process.kill(workerPid, 'SIGKILL');
-
-  const run = await waitForRun(id, owner.token, 240_000);
-  const log = (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=ship&step=ship`, { token: owner.token })).text;
+  const { run, logOf } = await killWorkerAtStall('wkrec', [
+    'jobs:',
+    '  ship:',
+    '    steps:',
+    '      - name: ship',
+    '        env:',
+    '          DOTGIT_TEST_STALL: "1"',
+    '        run: |',
+    '          echo done >> .marker',
+    '          echo "completed=$(grep -c done .marker)"',
+    '      - name: check',
+    '        run: test "$(grep -c done .marker)" = 1',
+  ]);
+  const log = await logOf('ship', 'ship');
   expect(log).toContain('completed=1');
   expect(log).not.toContain('completed=2');
   expect(log).toMatch(/^dotgit: attempt 1 finished its command before its worker was lost/m);
@@ -123,49 +128,27 @@ test('a worker killed after a step finished, before it was recorded: the command
 // command finished. The retried activity records that status and the outputs the command left, and
 // never runs the command again (ADR 0046; the chaos drill once saw a deploy complete twice here).
 test('a worker killed right after a command ended: its exit record stands in for it, the command is not run again', async () => {
-  const info = platformInfo();
-  const owner = await createTenantWithAdmin();
-  const repo = uniqueName('wkend');
-  expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
-  const work = await localRepo({
-    '.dotgit/pipeline.yml': [
-      'jobs:',
-      '  ship:',
-      '    outputs: { shipped: "${{ steps.ship.outputs.shipped }}" }',
-      '    steps:',
-      '      - id: ship',
-      '        name: ship',
-      '        env:',
-      '          DOTGIT_TEST_STALL: command-ended',
-      '        run: |',
-      '          echo done >> .marker',
-      '          echo "shipped=v$(grep -c done .marker)" >> "$DOTGIT_OUTPUT"',
-      '          echo "completed=$(grep -c done .marker)"',
-      '      - name: check',
-      '        run: test "$(grep -c done .marker)" = 1 && ! ls -a | grep -q "^.dotgit-exit-"',
-      '  after:',
-      '    needs: [ship]',
-      '    steps:',
-      '      - name: show',
-      '        run: echo "got ${{ needs.ship.outputs.shipped }}"',
-      '',
-    ].join('\n'),
-  });
-  const stallFile = path.join(info.dataDir, 'stalled-before-step-record');
-  const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
-  const [id] = runIdsFrom(push.stderr);
-
-  const deadline = Date.now() + 120_000;
-  while (!(existsSync(stallFile) && readFileSync(stallFile, 'utf8').trim() === id)) {
-    if (Date.now() > deadline) throw new Error('the step never reached the stall after its command (is DOTGIT_TEST_STALL_BEFORE_STEP_RECORD set on the worker?)');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const pidFile = path.join(info.dataDir, 'run', 'worker.pid');
-  const workerPid = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
-  process.kill(workerPid, 'SIGKILL');
-
-  const run = await waitForRun(id, owner.token, 240_000);
-  const logOf = async (job: string, step: string) => (await api('GET', `/api/v1/runs/${encodeURIComponent(id)}/logs?job=${job}&step=${step}`, { token: owner.token })).text;
+  const { run, logOf } = await killWorkerAtStall('wkend', [
+    'jobs:',
+    '  ship:',
+    '    outputs: { shipped: "${{ steps.ship.outputs.shipped }}" }',
+    '    steps:',
+    '      - id: ship',
+    '        name: ship',
+    '        env:',
+    '          DOTGIT_TEST_STALL: command-ended',
+    '        run: |',
+    '          echo done >> .marker',
+    '          echo "shipped=v$(grep -c done .marker)" >> "$DOTGIT_OUTPUT"',
+    '          echo "completed=$(grep -c done .marker)"',
+    '      - name: check',
+    '        run: test "$(grep -c done .marker)" = 1 && ! ls -a | grep -q "^.dotgit-exit-"',
+    '  after:',
+    '    needs: [ship]',
+    '    steps:',
+    '      - name: show',
+    '        run: echo "got ${{ needs.ship.outputs.shipped }}"',
+  ]);
   const log = await logOf('ship', 'ship');
   expect(log).toContain('completed=1');
   expect(log).not.toContain('completed=2');
