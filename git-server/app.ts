@@ -157,7 +157,7 @@ export function createGitServerApp(o: GitServerOptions) {
   app.use(healthAndMetrics(o.healthChecks, undefined, o.readyChecks));
   if (o.node) app.use(createNodeRouter({ db: o.db, dbOfOwner, log: o.log, internalSecret: o.internalSecret, nodeId: o.node.id, nodeUrl: o.node.url }));
 
-  // Internal API: repository creation (from the api service) and the post-receive hook.
+  // Internal API: repository creation (from the api service).
   app.post('/internal/repos', express.json(), route(async (req, res) => {
     await verifyServiceToken(o.internalSecret, req.header(SERVICE_HEADER)).catch((e: Error) => {
       throw new AuthenticationError(e.message);

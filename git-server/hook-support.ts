@@ -3,7 +3,7 @@ import { InputError } from '../core/errors';
 import type { BranchProtection, ProposedUpdate } from '../core/protections';
 import { listProtections } from '../core/stores/repos-store';
 
-/** What the git-server signs into the hook token of one push (and the hooks send back). */
+/** The push a hook's request belongs to (its channel is that push's, ADR 0047): who pushed where, and its ids. */
 export interface HookClaims {
   tenantId: number;
   tenant: string;

@@ -27,7 +27,7 @@ import {
  * transaction, whether the post-receive hook does it or, after a crash, the reconciliation here.
  */
 
-/** The push's identity, as the hook token carries it. */
+/** The push's identity, as its hooks' channel knows it. */
 export type JournalClaims = Pick<HookClaims, 'tenantId' | 'repoId' | 'actor' | 'pushId'>;
 
 const ZERO = /^0+$/;
