@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import type { Redis } from '../core/redis';
 import { logStreamKey } from '../core/redis';
-import { MAX_RUN_EVENTS, RUN_EVENTS_TTL_SECONDS } from '../core/run-events';
+import { appendStreamEntry, MAX_RUN_EVENTS, RUN_EVENTS_TTL_SECONDS } from '../core/run-events';
 
 /** Live lines waiting for Redis beyond this are not streamed (the full log still keeps them), so a flooding step cannot exhaust the worker's memory. */
 export const MAX_PENDING_LIVE_LINES = 20_000;
@@ -128,12 +128,5 @@ function liveLineFields(job: string, step: string, stream: 'stdout' | 'stderr', 
  */
 export async function appendLateLine(redis: Redis | undefined, o: { runId: string; job: string; step: string; attempt: number; logFile: string }, text: string): Promise<void> {
   await appendFile(o.logFile, text + '\n');
-  if (!redis) return;
-  const key = logStreamKey(o.runId);
-  await redis
-    .multi()
-    .xadd(key, 'MAXLEN', '~', MAX_RUN_EVENTS, '*', ...liveLineFields(o.job, o.step, 'stderr', text, o.attempt))
-    .expire(key, RUN_EVENTS_TTL_SECONDS)
-    .exec()
-    .catch(() => undefined);
+  if (redis) await appendStreamEntry(redis, o.runId, liveLineFields(o.job, o.step, 'stderr', text, o.attempt));
 }

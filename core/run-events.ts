@@ -38,11 +38,19 @@ export async function appendRunEvent(
     e.event === 'step'
       ? ['event', 'step', 'job', e.job, 'step', e.step, 'status', e.status, 'exitCode', e.exitCode == null ? '' : String(e.exitCode), ...(e.attempt ? ['attempt', String(e.attempt)] : [])]
       : ['event', 'status', 'status', e.status, 'message', e.message ?? ''];
+  await appendStreamEntry(redis, runId, fields, e.event === 'status' && TERMINAL_STATUSES.has(e.status) ? RUN_EVENTS_TTL_AFTER_END_SECONDS : RUN_EVENTS_TTL_SECONDS);
+}
+
+/**
+ * One entry on a run's stream (an event, or a log line: `liveLineFields`), capped at
+ * MAX_RUN_EVENTS, its expiry renewed. Best effort: live events must never fail a run.
+ */
+export async function appendStreamEntry(redis: Redis, runId: string, fields: string[], ttlSeconds = RUN_EVENTS_TTL_SECONDS): Promise<void> {
   const key = logStreamKey(runId);
   await redis
     .multi()
     .xadd(key, 'MAXLEN', '~', MAX_RUN_EVENTS, '*', ...fields)
-    .expire(key, e.event === 'status' && TERMINAL_STATUSES.has(e.status) ? RUN_EVENTS_TTL_AFTER_END_SECONDS : RUN_EVENTS_TTL_SECONDS)
+    .expire(key, ttlSeconds)
     .exec()
     .catch(() => undefined);
 }
