@@ -57,10 +57,10 @@ ARG SSL_CERT_FILE
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags="-s -w -X gvisor.dev/gvisor/runsc/version.version=${GVISOR_VERSION}" gvisor.dev/gvisor/runsc@${GVISOR_VERSION}
 
-# What every role runs on: git (and curl, which the git hooks use), tini, user 10001. No
+# What every role runs on: git (its hooks are plain sh, ADR 0047), tini, user 10001. No
 # `apt-get clean`: a build machine may mount its own archive cache at /var/cache/apt/archives.
 FROM ${NODE_IMAGE} AS runtime
-RUN apt-get update && apt-get install -y --no-install-recommends git curl ca-certificates tini \
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --gid 10001 dotgit && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home dotgit \
  && mkdir -p /data && chown dotgit:dotgit /data
