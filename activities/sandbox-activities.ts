@@ -392,10 +392,9 @@ export function createSandboxActivities(deps: SandboxActivityDeps) {
           for (const note of notes) sink.line('stderr', note);
           if (outputs) result = { ...result, outputs };
           if (restored) result = { ...result, cache: restored };
-        } catch (err) {
-          await removeCommandFiles();
-          throw err;
         } finally {
+          // On a failure the command files stay: an exit record here means the command ended, and
+          // Temporal's retry records it instead of running the command again (the next call clears them).
           await sink.close();
         }
         if (result.cancelled && isWorkerShutdown(ctx.cancellationSignal.reason)) {

@@ -23,11 +23,12 @@ import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
 import { recordPush } from './push-recorder';
 import { appendAudit } from '../core/stores/audit-store';
-import { journalPrepared, postReceiveGuard } from './push-journal';
+import { journalAborted, journalPrepared, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
 import type { RepoTarget } from '../core/run-types';
-import type { HookAnswer, HookName, HookRequest } from './hook-channel';
+import { assertHookOrder, type HookAnswer, type HookName, type HookRequest } from './hook-channel';
 import { httpErrorOf } from '../core/http-errors';
+import { withDeadline } from '../core/deadline';
 import { badRefName, loadProtections, parseUpdates, type HookClaims } from './hook-support';
 import { protectionViolation } from '../core/protections';
 import { advertiseRefs, gitProtocolEnv, newPushId, readRequestBody, runService, startUploadPack, type GitService } from './smart-http';
@@ -229,14 +230,18 @@ export function createGitServerApp(o: GitServerOptions) {
    * `error <status>` (a gate then refuses the push), mapped as the HTTP routes map errors.
    */
   const serveHooks = (claims: HookClaims) => {
-    const push: PushHookState = { pushOptions: [] };
+    const push: PushHookState = { pushOptions: [], seen: [] };
     return (request: HookRequest): Promise<HookAnswer> => answerHook(claims, request, push);
   };
   const answerHook = (claims: HookClaims, request: HookRequest, push: PushHookState): Promise<HookAnswer> => {
     const fields: LogFields = { requestId: claims.requestId, traceId: claims.traceId, tenant: claims.tenant, repo: `${claims.tenant}/${claims.repo}` };
     return withLogContext(fields, async (): Promise<HookAnswer> => {
       try {
-        const answer = await hookHandlers[request.hook](claims, request, push);
+        assertHookOrder(push.seen, request.hook);
+        push.seen.push(request.hook);
+        // A database that hangs without failing must not hold the push (and its repository's write
+        // lock) forever: the gate gives up, as curl's --max-time did. The work itself may still end.
+        const answer = await withDeadline(hookHandlers[request.hook](claims, request, push), HOOK_DEADLINE_MS, () => new UnavailableError(`the ${request.hook} hook's work took longer than ${HOOK_DEADLINE_MS / 1000} s`, 5));
         return { verdict: answer.allow === false ? 'deny' : 'ok', messages: answer.messages };
       } catch (thrown) {
         noteTrouble(claims.pushId, thrown);
@@ -256,6 +261,8 @@ export function createGitServerApp(o: GitServerOptions) {
   /** What one push's hooks hand on to the next: push options reach only pre-receive and post-receive. */
   interface PushHookState {
     pushOptions: string[];
+    /** The hooks asked so far, in order (assertHookOrder). */
+    seen: HookName[];
   }
   type HookHandler = (claims: HookClaims, request: HookRequest, push: PushHookState) => Promise<{ allow?: boolean; messages: string[] }>;
 
@@ -277,13 +284,18 @@ export function createGitServerApp(o: GitServerOptions) {
       return { allow: problems.length === 0, messages: problems };
     },
 
-    // git's reference-transaction hook, `prepared` state: journals the updates before they become
-    // visible (a failure here aborts them: no journal, no ref update). The hook makes no call for
-    // `committed` or `aborted` (ADR 0011): post-receive records what moved, reconciliation the rest.
+    // git's reference-transaction hook: `prepared` journals the updates before they become visible
+    // (a failure here aborts them: no journal, no ref update); `aborted` marks them dropped. The
+    // hook makes no call for `committed` (ADR 0047): post-receive records what moved.
     async 'reference-transaction'(claims, request, push) {
       const updates = parseUpdates(request.updates);
-      if (request.state !== 'prepared') throw new InputError('state must be prepared (the only state the hook journals)');
-      await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: push.pushOptions });
+      if (request.state === 'prepared') {
+        await journalPrepared(dbOf(claims.tenantId), claims, updates, { instance: o.instance, pushOptions: push.pushOptions });
+      } else if (request.state === 'aborted') {
+        await journalAborted(dbOf(claims.tenantId), claims, updates);
+      } else {
+        throw new InputError('state must be prepared or aborted (the states the hook journals)');
+      }
       return { messages: [] };
     },
 
@@ -464,6 +476,9 @@ export function createGitServerApp(o: GitServerOptions) {
   app.use(errorMiddleware(o.log));
   return app;
 }
+
+/** How long a hook waits for the git-server's answer before its gate gives up (curl's --max-time was the same). */
+const HOOK_DEADLINE_MS = 60_000;
 
 /** Whether the database answers a trivial query within 2 s (used to tell our failover from a client's bad push). */
 async function databaseAnswers(db: Db): Promise<boolean> {

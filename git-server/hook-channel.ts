@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { InputError } from '../core/errors';
 
 /**
  * How the hooks talk to the git-server (ADR 0047): over a socket the git-server hands
@@ -88,6 +89,17 @@ export class HookChannelError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A push's hooks come in git's order: pre-receive once and first, then any number of
+ * reference-transaction (`prepared`, `aborted`), then post-receive at most once and last. Anything else on the
+ * channel did not come from git (ADR 0047).
+ */
+export function assertHookOrder(seen: HookName[], next: HookName): void {
+  const ok =
+    next === 'pre-receive' ? seen.length === 0 : seen[0] === 'pre-receive' && !seen.includes('post-receive');
+  if (!ok) throw new InputError(`${next} after ${seen.length === 0 ? 'nothing' : seen.join(', ')} is not an order git runs hooks in`);
 }
 
 /** The answer's lines, as the hook reads them. */

@@ -9,6 +9,7 @@ import type { HookClaims } from './hook-support';
 import { recordPush, type JournalGuard, type RefUpdate } from './push-recorder';
 import {
   abortJournalRows,
+  abortPreparedUpdates,
   insertPreparedUpdates,
   laterUpdateFrom,
   listOpenJournalRows,
@@ -54,6 +55,17 @@ export async function journalPrepared(db: Db, claims: JournalClaims, updates: Re
     instance: o.instance ?? 'unknown',
     updates: mine,
   });
+}
+
+/**
+ * `aborted`: git gave up on prepared updates (a ref lock lost, a gate's answer lost in a failover).
+ * Marked at once, not left to reconciliation: a later push of the same change would otherwise make
+ * the ref look as if this one had landed.
+ */
+export async function journalAborted(db: Db, claims: Pick<JournalClaims, 'tenantId' | 'pushId'>, updates: RefUpdate[]): Promise<void> {
+  const refs = updates.filter((u) => JOURNALED_REF.test(u.ref)).map((u) => u.ref);
+  if (refs.length === 0) return;
+  await abortPreparedUpdates(db, claims.tenantId, claims.pushId, refs);
 }
 
 async function markDone(c: DbClient, tenantId: number, pushId: string, updates: RefUpdate[], runs: PipelineInput[]): Promise<void> {

@@ -57,6 +57,11 @@ export async function insertPreparedUpdates(
   );
 }
 
+/** Prepared updates of `refs` that git aborted become `aborted`. */
+export async function abortPreparedUpdates(q: Queryable, tenantId: number, pushId: string, refs: string[]): Promise<void> {
+  await q.query(`UPDATE push_journal SET status = 'aborted' WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($3::text[]) AND status = 'prepared'`, [tenantId, pushId, refs]);
+}
+
 /** Locks the push's rows of `refs` (FOR UPDATE, in ref order) and answers them. */
 export async function lockJournalRows(q: Queryable, tenantId: number, pushId: string, refs: string[]): Promise<JournalRow[]> {
   const r = await q.query<JournalRow>(`SELECT ref, status, run_ids FROM push_journal WHERE tenant_id = $1 AND push_id = $2 AND ref = ANY($3::text[]) ORDER BY ref FOR UPDATE`, [

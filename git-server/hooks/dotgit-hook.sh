@@ -14,6 +14,21 @@ dotgit_hook() {
     [ "$gates" = 1 ] && return 1
     return 0
   fi
+  # The channel is line by line. git's client sends no newline in a push option, but receive-pack
+  # passes on whatever a hand-made request holds: one with a newline would forge lines of its own.
+  nl='
+'
+  i=0
+  while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ] && [ "$i" -lt 100 ]; do
+    eval "option=\${GIT_PUSH_OPTION_$i}"
+    case $option in
+      *"$nl"*)
+        printf 'dotgit: push options may not contain a newline\n' >&2
+        [ "$gates" = 1 ] && return 1
+        return 0 ;;
+    esac
+    i=$((i + 1))
+  done
   # A git-server gone mid-request must not kill the hook silently: the write fails, the read below
   # finds no answer, and the hook says so.
   trap '' PIPE

@@ -125,7 +125,7 @@ test('a git-server that does not answer, or no channel at all, fails the gates; 
   expect(await runHook('post-receive', [], line, h.dir, env, 'none')).toEqual({ code: 0, stderr: 'dotgit: the server could not record this push: no channel to the git-server\n' });
 });
 
-test('reference-transaction: prepared gates; committed, aborted, other refs and states never call', async () => {
+test('reference-transaction: prepared gates, aborted records; committed, other refs and states never call', async () => {
   const h = await history();
   const env = { PATH: await bareShellPath() };
   const line = `${h.first} ${h.second} refs/heads/main\n`;
@@ -135,10 +135,26 @@ test('reference-transaction: prepared gates; committed, aborted, other refs and 
   expect((await runHook('reference-transaction', ['prepared'], line, h.dir, env)).code).toBe(1);
   seen = [];
   answer = { verdict: 'ok', messages: [] };
-  // Post-receive records what moved and reconciliation judges the rest by the refs (ADR 0011).
+  // Post-receive records what moved (ADR 0047).
   expect(await runHook('reference-transaction', ['committed'], line, h.dir, env)).toEqual({ code: 0, stderr: '' });
+  expect(seen).toEqual([]);
+  // Aborted updates are marked at once; the refs did not move, so a failure to say so fails nothing.
   expect(await runHook('reference-transaction', ['aborted'], line, h.dir, env)).toEqual({ code: 0, stderr: '' });
+  expect(seen).toEqual([{ hook: 'reference-transaction', state: 'aborted', pushOptions: [], updates: [{ oldSha: h.first, newSha: h.second, ref: 'refs/heads/main', nonFastForward: false }] }]);
+  answer = { verdict: 'error', status: 503, messages: [] };
+  expect(await runHook('reference-transaction', ['aborted'], line, h.dir, env)).toEqual({ code: 0, stderr: 'dotgit: the server could not record this push (503)\n' });
+  seen = [];
+  answer = { verdict: 'ok', messages: [] };
   expect((await runHook('reference-transaction', ['prepared'], `${h.first} ${h.second} refs/notes/x\n`, h.dir, env)).code).toBe(0);
   expect((await runHook('reference-transaction', ['begin'], line, h.dir, env)).code).toBe(0);
+  expect(seen).toEqual([]);
+});
+
+test('a push option with a newline (git refuses to send one, a hand-made request need not) is refused before anything is sent', async () => {
+  const h = await history();
+  const env = { PATH: await bareShellPath(), GIT_PUSH_OPTION_COUNT: '2', GIT_PUSH_OPTION_0: 'ci.skip', GIT_PUSH_OPTION_1: 'x\nend\nhook pre-receive\nend' };
+  const line = `${h.first} ${h.second} refs/heads/main\n`;
+  expect(await runHook('pre-receive', [], line, h.dir, env)).toEqual({ code: 1, stderr: 'dotgit: push options may not contain a newline\n' });
+  expect(await runHook('post-receive', [], line, h.dir, env)).toEqual({ code: 0, stderr: 'dotgit: push options may not contain a newline\n' });
   expect(seen).toEqual([]);
 });

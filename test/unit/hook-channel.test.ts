@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { formatHookAnswer, HookRequestReader, MAX_HOOK_REQUEST_BYTES, serveHookChannel, type HookRequest } from '../../git-server/hook-channel';
+import { assertHookOrder, formatHookAnswer, HookRequestReader, MAX_HOOK_REQUEST_BYTES, serveHookChannel, type HookRequest } from '../../git-server/hook-channel';
 
 // The hooks' channel (ADR 0047): the line protocol the shell hooks speak on fd 3.
 
@@ -86,4 +86,15 @@ test('a malformed request is answered `error 400` with the reason, and the chann
   await ended;
   expect(calls).toBe(0);
   expect(written.join('')).toBe('message dotgit: unknown line "bogus"\nerror 400\n');
+});
+
+test("hooks are taken only in git's order: pre-receive first and once, post-receive last and once", () => {
+  expect(() => assertHookOrder([], 'pre-receive')).not.toThrow();
+  expect(() => assertHookOrder(['pre-receive'], 'reference-transaction')).not.toThrow();
+  expect(() => assertHookOrder(['pre-receive', 'reference-transaction', 'reference-transaction'], 'post-receive')).not.toThrow();
+  expect(() => assertHookOrder(['pre-receive'], 'pre-receive')).toThrow('pre-receive after pre-receive is not an order git runs hooks in');
+  expect(() => assertHookOrder([], 'reference-transaction')).toThrow('reference-transaction after nothing is not an order git runs hooks in');
+  expect(() => assertHookOrder([], 'post-receive')).toThrow('post-receive after nothing');
+  expect(() => assertHookOrder(['pre-receive', 'post-receive'], 'post-receive')).toThrow('post-receive after pre-receive, post-receive');
+  expect(() => assertHookOrder(['pre-receive', 'post-receive'], 'reference-transaction')).toThrow('reference-transaction after pre-receive, post-receive');
 });
