@@ -35,16 +35,13 @@ export class FileTooLargeError extends Error {
 
 /**
  * Reads one file at a commit; undefined when the commit has no such file. The size is checked
- * first (`cat-file -s`), so a huge blob pushed by a user is never read into memory.
+ * first, so a huge blob pushed by a user is never read into memory (`commitAndFile`).
  */
 export async function readFileAtCommit(gitDir: string, commit: string, file: string, maxBytes: number): Promise<string | undefined> {
   if (!/^[0-9a-f]{40,64}$/.test(commit)) throw new Error(`not a commit id: ${commit}`);
-  const size = await runGit(['--git-dir', gitDir, 'cat-file', '-s', `${commit}:${file}`]);
-  if (size.code !== 0) return undefined;
-  const bytes = Number(size.stdout.toString().trim());
-  if (bytes > maxBytes) throw new FileTooLargeError(`${file} is ${bytes} bytes; at most ${maxBytes} are allowed`);
-  const r = await runGit(['--git-dir', gitDir, 'cat-file', 'blob', `${commit}:${file}`]);
-  return r.code === 0 ? r.stdout.toString('utf8') : undefined;
+  const found = await commitAndFile(gitDir, commit, file, maxBytes);
+  if (found?.tooLarge) throw found.tooLarge;
+  return found?.text;
 }
 
 /** A pushed object peeled to its commit, and one file at that commit (`commitAndFile`). */
