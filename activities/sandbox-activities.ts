@@ -203,6 +203,17 @@ function exitRecordOf(input: StepInput): { file: string; tag: string } {
  * output file: the step controls the workspace and could leave a link or a FIFO there.
  */
 async function readExitRecord(file: string, tag: string): Promise<number | undefined> {
+  const read = await readWorkspaceFile(file, 256);
+  const match = typeof read === 'string' ? /^(\S+) (\d{1,3})\n$/.exec(read) : null;
+  return match && match[1] === tag ? Number(match[2]) : undefined;
+}
+
+/**
+ * A small file the step left in its workspace, opened without following links and read only when
+ * a regular file of at most `maxBytes`: the step controls the workspace and could leave a symlink
+ * to a host file or a FIFO in its place. Undefined when absent (or a link).
+ */
+async function readWorkspaceFile(file: string, maxBytes: number): Promise<string | { notRegular: true } | { tooLarge: number } | undefined> {
   let handle;
   try {
     handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
@@ -211,40 +222,27 @@ async function readExitRecord(file: string, tag: string): Promise<number | undef
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile() || st.size > 256) return undefined;
+    if (!st.isFile()) return { notRegular: true };
+    if (st.size > maxBytes) return { tooLarge: st.size };
     const buffer = Buffer.alloc(st.size);
     const { bytesRead } = await handle.read(buffer, 0, st.size, 0);
-    const match = /^(\S+) (\d{1,3})\n$/.exec(buffer.subarray(0, bytesRead).toString('utf8'));
-    return match && match[1] === tag ? Number(match[2]) : undefined;
+    return buffer.subarray(0, bytesRead).toString('utf8');
   } finally {
     await handle.close();
   }
 }
 
-/**
- * What the step wrote to its output file, masked like its log; notes for the log about what was
- * ignored. Opened without following links and refused unless a regular file: the step controls
- * the workspace and could leave a symlink to a host file or a FIFO in its place.
- */
+/** What the step wrote to its output file, masked like its log; notes for the log about what was ignored. */
 async function readStepOutputs(file: string, masker: SecretMasker): Promise<{ outputs?: Record<string, string>; notes: string[] }> {
-  let handle;
-  try {
-    handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-  } catch {
-    return { notes: [] }; // removed (or replaced by a link) by the step: no outputs
+  const read = await readWorkspaceFile(file, MAX_STEP_OUTPUT_BYTES);
+  if (read === undefined) return { notes: [] }; // removed (or replaced by a link) by the step: no outputs
+  if (typeof read !== 'string') {
+    const why = 'notRegular' in read ? 'is not a regular file' : `holds ${read.tooLarge} bytes, more than ${MAX_STEP_OUTPUT_BYTES}`;
+    return { notes: [`dotgit: $DOTGIT_OUTPUT ${why}; its outputs are ignored`] };
   }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) return { notes: ['dotgit: $DOTGIT_OUTPUT is not a regular file; its outputs are ignored'] };
-    if (st.size > MAX_STEP_OUTPUT_BYTES) return { notes: [`dotgit: $DOTGIT_OUTPUT holds ${st.size} bytes, more than ${MAX_STEP_OUTPUT_BYTES}; its outputs are ignored`] };
-    const buffer = Buffer.alloc(st.size);
-    const { bytesRead } = await handle.read(buffer, 0, st.size, 0);
-    const { outputs, problems } = parseOutputFile(buffer.subarray(0, bytesRead).toString('utf8'));
-    const masked = Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, masker.mask(v)]));
-    return { outputs: Object.keys(masked).length > 0 ? masked : undefined, notes: problems.map((p) => `dotgit: $DOTGIT_OUTPUT ${p}`) };
-  } finally {
-    await handle.close();
-  }
+  const { outputs, problems } = parseOutputFile(read);
+  const masked = Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, masker.mask(v)]));
+  return { outputs: Object.keys(masked).length > 0 ? masked : undefined, notes: problems.map((p) => `dotgit: $DOTGIT_OUTPUT ${p}`) };
 }
 
 /** `TRACEPARENT` of the active span (the step's), when tracing. */
