@@ -18,6 +18,7 @@ dotgit_hook() {
   # passes on whatever a hand-made request holds: one with a newline would forge lines of its own.
   nl='
 '
+  options=
   i=0
   while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ] && [ "$i" -lt 100 ]; do
     eval "option=\${GIT_PUSH_OPTION_$i}"
@@ -27,19 +28,14 @@ dotgit_hook() {
         [ "$gates" = 1 ] && return 1
         return 0 ;;
     esac
+    options="${options}option $option$nl"
     i=$((i + 1))
   done
   # A git-server gone mid-request must not kill the hook silently: the write fails, the read below
   # finds no answer, and the hook says so.
   trap '' PIPE
   {
-    printf 'hook %s%s\n' "$hook" "${state:+ $state}"
-    i=0
-    while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ] && [ "$i" -lt 100 ]; do
-      eval "option=\${GIT_PUSH_OPTION_$i}"
-      printf 'option %s\n' "$option"
-      i=$((i + 1))
-    done
+    printf 'hook %s%s\n%s' "$hook" "${state:+ $state}" "$options"
     while read -r old new ref; do
       [ -n "$ref" ] || continue
       flag=
