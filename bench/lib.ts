@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import type { Principal } from '../core/principal';
 import { serveHookChannel } from '../git-server/hook-channel';
-import { ROOT } from '../infra/platform';
+import { ROOT } from '../infra/root';
 
 export interface ProcResult {
   code: number;
