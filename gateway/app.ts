@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Db } from '../core/db';
 import { AuthenticationError, DotgitError } from '../core/errors';
 import { errorBody, httpErrorOf, httpStatusOf } from '../core/http-errors';
-import { httpMetrics, METRICS_CONTENT_TYPE, metricsText } from '../core/metrics';
+import { METRICS_CONTENT_TYPE, metricsText, requestTimer } from '../core/metrics';
 import { answerReadiness } from '../core/http';
 import { startServerSpan } from '../core/tracing';
 import { IDENTITY_HEADER, signIdentity } from '../core/internal-identity';
@@ -16,7 +16,8 @@ import { revokedTokenKey } from '../core/token-revocation';
 import { hashToken } from '../core/tokens';
 import { forward, upstreamPolicies, type UpstreamPolicies } from './proxy';
 import { nextTraceparent } from './trace-context';
-import { DEFAULT_WAF_LIMITS, bodyLimitFor, pathProblem, waf, type WafLimits } from './waf';
+import { DEFAULT_WAF_LIMITS, bodyLimitFor, edgeChecks, pathProblem, type WafLimits } from './waf';
+import { asEdgeRequest, pathOf, sendJson, type EdgeRequest } from './edge-request';
 import { proxyUpgrade } from './upgrade';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
@@ -30,6 +31,7 @@ import { consoleStaticRouter } from './console-static';
 import type { JwtVerifier } from './jwt/jwt-verifier';
 import { PACK_VOLUME_HEADER } from '../core/pack-handoff';
 import type { PackFiles } from './pack-files';
+import type { UpstreamPool } from '../core/upstream-pool';
 
 export interface GatewayOptions {
   db: Db;
@@ -82,7 +84,7 @@ export interface GatewayOptions {
 }
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
-function gatewayRoute(req: Request): string {
+function gatewayRoute(req: EdgeRequest): string {
   const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
   const cls = routeClass(req.method, req.path, query);
   if (cls) return cls;
@@ -96,7 +98,7 @@ function gatewayRoute(req: Request): string {
  * the log context (core/log-context.ts): the gateway writes a line for few requests, and entering an
  * AsyncLocalStorage context per request would turn on async hooks for every promise on its hot path.
  */
-function requestLogFields(req: Request): LogFields {
+function requestLogFields(req: EdgeRequest): LogFields {
   const fields: LogFields = { requestId: req.requestId };
   const tenant = req.principal?.tenantName;
   if (tenant) fields.tenant = tenant;
@@ -112,7 +114,16 @@ class GateRefused extends Error {
   }
 }
 
-export function createGatewayApp(o: GatewayOptions) {
+/**
+ * The gateway as a request listener, with its upgrade handler (`server.on('upgrade', gateway.onUpgrade)`).
+ * Requests for an upstream (the API, git) are forwarded without entering express (ADR 0048); the
+ * gateway's own endpoints (health, metrics, the issuer, the console) are an express app behind it.
+ */
+export interface Gateway extends http.RequestListener {
+  onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+export function createGatewayApp(o: GatewayOptions): Gateway {
   const app = express();
   app.disable('x-powered-by');
   const wafLimits = o.waf ?? DEFAULT_WAF_LIMITS;
@@ -123,24 +134,41 @@ export function createGatewayApp(o: GatewayOptions) {
   const tokenCache = o.limiter ? new TokenCache(o.tokenCacheTtlMs ?? 60_000) : undefined;
   const debug = o.log.isLevelEnabled('debug');
 
-  // Request id, edge checks and forwarding in one middleware, ahead of the issuer's and health
-  // routes: each router layer a request walks costs measurable CPU on the hot path.
-  const edgeChecks = waf(wafLimits);
-  const timed = httpMetrics('gateway', gatewayRoute);
-  app.use((req, res, next) => {
-    timed(req, res, () => undefined);
+  const passesEdgeChecks = edgeChecks(wafLimits);
+  const timed = requestTimer('gateway', gatewayRoute);
+  /** What every request gets first, forwarded or not: timing, its request id, the edge checks (false: answered). */
+  const admit = (req: EdgeRequest, res: http.ServerResponse): boolean => {
+    timed(req, res);
     const id = requestIdFrom(req.header('x-request-id'));
     req.requestId = id;
     res.setHeader('X-Request-Id', id);
-    edgeChecks(req, res, (err?: unknown) => (err ? next(err) : proxyRequest(req, res, next)));
-  });
+    return passesEdgeChecks(req, res);
+  };
 
-  function proxyRequest(req: Request, res: Response, next: NextFunction): void {
-    const target = upstreamFor(req.path) ? pickUpstream(table, req) : undefined;
-    if (!target) {
-      next();
+  const gateway = ((req, res) => {
+    const path = pathOf(req.url ?? '/');
+    if (!upstreamFor(path)) {
+      app(req, res);
       return;
     }
+    const edge = asEdgeRequest(req, path);
+    // What express's router did for its middleware: a throw is answered, never left to crash the process.
+    try {
+      if (!admit(edge, res)) return;
+      const target = pickUpstream(table, edge);
+      if (target) proxyRequest(edge, res, target);
+      else sendJson(res, 404, errorBody('not_found', `no route for ${path}`, edge.requestId));
+    } catch (err) {
+      answerError(err, edge, res);
+    }
+  }) as Gateway;
+
+  // The gateway's own endpoints: the same timing, request id and edge checks first.
+  app.use((req, res, next) => {
+    if (admit(req, res)) next();
+  });
+
+  function proxyRequest(req: EdgeRequest, res: http.ServerResponse, target: { name: string; pool: UpstreamPool }): void {
     const authorization = req.header('authorization');
     // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
@@ -201,13 +229,12 @@ export function createGatewayApp(o: GatewayOptions) {
         if (err instanceof GateRefused) return refuse(res, err.decision, req.requestId);
         // Brute-force protection counts every refused credential (not anonymous requests).
         if (err instanceof AuthenticationError && authorization !== undefined) await o.limiter?.recordAuthFailure(req.ip);
-        next(err);
+        answerError(err, req, res);
       });
   }
 
-  function refuse(res: Response, decision: RateDecision, requestId: string | undefined): void {
-    for (const k in decision.headers) res.setHeader(k, decision.headers[k]);
-    res.status(decision.status ?? 429).json(errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', requestId));
+  function refuse(res: http.ServerResponse, decision: RateDecision, requestId: string | undefined): void {
+    sendJson(res, decision.status ?? 429, errorBody(decision.status === 503 ? 'unavailable' : 'rate_limited', decision.message ?? 'rate limited', requestId), decision.headers);
   }
 
   app.get('/metrics', (_req, res, next) => {
@@ -290,7 +317,7 @@ export function createGatewayApp(o: GatewayOptions) {
   }
 
   /** A console session's principal; its writes must pass the CSRF checks (403 otherwise). */
-  async function authenticateSession(req: Request, id: string): Promise<Authenticated> {
+  async function authenticateSession(req: EdgeRequest, id: string): Promise<Authenticated> {
     const session = await lookupSession(o.db, id);
     checkCsrf(req, session.csrf);
     return { principal: session.principal, kind: 'session' };
@@ -321,18 +348,24 @@ export function createGatewayApp(o: GatewayOptions) {
         refuse(httpStatusOf(err), err instanceof DotgitError ? err.message : 'internal error');
       });
   };
-  app.set('onUpgrade', onUpgrade);
+  gateway.onUpgrade = onUpgrade;
 
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  /** The one mapping of errors to answers, for forwarded requests and the gateway's own endpoints. */
+  function answerError(err: unknown, req: EdgeRequest, res: http.ServerResponse): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     const mapped = httpErrorOf(err);
     // No Basic challenge to the console's own requests: a browser would open its password dialog.
     if (mapped && o.console && isConsoleRequest(req)) delete mapped.headers['WWW-Authenticate'];
     if (mapped) {
-      res.set(mapped.headers).status(mapped.status).json(errorBody(mapped.code, mapped.message, req.requestId));
+      sendJson(res, mapped.status, errorBody(mapped.code, mapped.message, req.requestId), mapped.headers);
       return;
     }
     o.log.error({ err, ...requestLogFields(req) }, 'gateway error');
-    res.status(500).json(errorBody('internal', 'internal error', req.requestId));
-  });
-  return app;
+    sendJson(res, 500, errorBody('internal', 'internal error', req.requestId));
+  }
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => answerError(err, req, res));
+  return gateway;
 }

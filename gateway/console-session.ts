@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
+import type { EdgeRequest } from './edge-request';
 import type { Db } from '../core/db';
 import { AuthenticationError, InputError, NotAllowedError, UnsupportedMediaTypeError } from '../core/errors';
 import type { Principal } from '../core/principal';
@@ -43,7 +44,7 @@ export function sessionIdFrom(cookieHeader: string | undefined): string | undefi
 }
 
 /** A request of the console: to its session endpoint, or carrying its cookie. */
-export function isConsoleRequest(req: Request): boolean {
+export function isConsoleRequest(req: EdgeRequest): boolean {
   return req.path === '/console/session' || sessionIdFrom(req.header('cookie')) !== undefined;
 }
 
@@ -62,7 +63,7 @@ export async function lookupSession(db: Db, id: string): Promise<ConsoleSession>
  * cross-origin request and on same-origin writes) names this host, and Sec-Fetch-Site, when sent,
  * says same-origin. Another port of the same host is same-site for cookies, hence the origin test.
  */
-function fromOwnOrigin(req: Request): boolean {
+function fromOwnOrigin(req: EdgeRequest): boolean {
   const site = req.header('sec-fetch-site');
   if (site && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.header('origin');
@@ -75,7 +76,7 @@ function fromOwnOrigin(req: Request): boolean {
 }
 
 /** Refuses a cookie-authenticated write that is cross-origin or lacks the session's CSRF token (403). */
-export function checkCsrf(req: Request, csrf: string): void {
+export function checkCsrf(req: EdgeRequest, csrf: string): void {
   if (SAFE_METHODS.has(req.method)) return;
   if (!fromOwnOrigin(req)) throw new NotAllowedError('cross-origin request refused: a console session writes only from its own origin');
   const sent = Buffer.from(req.header(CSRF_HEADER) ?? '');

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   // Idle keep-alive sockets outlive the clients' own idle timeouts (undici 4 s, browsers ~60 s), so a
   // client never sends on a socket the gateway is closing at that moment ("other side closed").
   server.keepAliveTimeout = 65_000;
-  server.on('upgrade', app.get('onUpgrade'));
+  server.on('upgrade', app.onUpgrade);
   // Requests Node's parser refuses (bad Content-Length, header bytes, oversized headers, header
   // timeout) are answered in the CONTRACT's error shape, not with a bare status line.
   const onClientError = clientErrorHandler(log, maxHeaderSize);
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     config.tlsCert && config.tlsKey
       ? drain.add(createHttpsServer({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.tlsClientCa, clientCert: config.tlsClientCert }, drain.handler(app)))
       : undefined;
-  secure?.on('upgrade', app.get('onUpgrade'));
+  secure?.on('upgrade', app.onUpgrade);
   secure?.on('clientError', onClientError);
   secure?.listen(config.tlsPort, config.host, () => log.info({ port: config.tlsPort, mtls: Boolean(config.tlsClientCa) }, 'gateway listening (TLS)'));
   stopOnSignals({

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import type { Response } from 'express';
 import { errorBody } from '../core/http';
 import { PACK_FILE_PATH, readVolumeId } from '../core/pack-handoff';
+import { sendJson } from './edge-request';
 
 /** Read size of a handed-off file: large reads mean few event-loop turns and write calls per pack. */
 const READ_BYTES = 1024 * 1024;
@@ -45,10 +45,10 @@ export class PackFiles {
    * already without hop-by-hop and internal ones). A name of another shape, or a file that is gone,
    * is a 502: the client's git reports it and a new fetch is answered afresh.
    */
-  async serve(name: string, status: number, headers: http.OutgoingHttpHeaders, res: Response, requestId: string | undefined): Promise<void> {
+  async serve(name: string, status: number, headers: http.OutgoingHttpHeaders, res: http.ServerResponse, requestId: string | undefined): Promise<void> {
     const handle = PACK_FILE_PATH.test(name) ? await fs.open(path.join(this.dir, name), 'r').catch(() => undefined) : undefined;
     if (!handle) {
-      res.status(502).json(errorBody('bad_gateway', 'the git-server named a cached answer the gateway cannot read; fetch again', requestId));
+      sendJson(res, 502, errorBody('bad_gateway', 'the git-server named a cached answer the gateway cannot read; fetch again', requestId));
       return;
     }
     let size: number;
@@ -56,7 +56,7 @@ export class PackFiles {
       size = (await handle.stat()).size;
     } catch {
       await handle.close();
-      res.status(502).json(errorBody('bad_gateway', 'the git-server named a cached answer the gateway cannot read; fetch again', requestId));
+      sendJson(res, 502, errorBody('bad_gateway', 'the git-server named a cached answer the gateway cannot read; fetch again', requestId));
       return;
     }
     delete headers['content-length'];
@@ -77,7 +77,7 @@ export class PackFiles {
  * client's pace sets the reads and no memory is allocated per chunk (a fresh buffer per read, as
  * a file stream does, cost a measurable share of the gateway's CPU in a clone storm).
  */
-async function sendFile(handle: fs.FileHandle, size: number, res: Response): Promise<void> {
+async function sendFile(handle: fs.FileHandle, size: number, res: http.ServerResponse): Promise<void> {
   const buffers = [Buffer.allocUnsafeSlow(READ_BYTES), Buffer.allocUnsafeSlow(READ_BYTES)];
   const taken: Array<Promise<void> | undefined> = [undefined, undefined];
   // A write whose callback never came (the socket went first) must not hold the loop.

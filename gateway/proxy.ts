@@ -1,8 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Transform } from 'node:stream';
-import type { Request, Response } from 'express';
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, timeout, TimeoutStrategy, type IPolicy } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, circuitBreaker, handleWhen, retry, type IPolicy } from 'cockatiel';
 import client from 'prom-client';
 import { errorBody } from '../core/http';
 import type { UpstreamInstance, UpstreamPool } from '../core/upstream-pool';
@@ -10,6 +9,7 @@ import { readWholeBody, replayablePost } from './idempotency';
 import { PACK_FILE_HEADER, PACK_VOLUME_HEADER } from '../core/pack-handoff';
 import { GATEWAY_UPSTREAM_IDLE_MS } from '../core/keep-alive';
 import type { PackFiles } from './pack-files';
+import { sendJson, type EdgeRequest } from './edge-request';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our internal ones never cross the gateway as sent. */
 /**
@@ -94,8 +94,12 @@ export interface UpstreamPolicies {
    * retries with exponential backoff and jitter; each attempt picks an instance afresh.
    */
   retry: IPolicy;
-  /** Bounds a retried attempt's wait for response headers (other requests, e.g. pushes, are not bounded). */
-  perAttempt: IPolicy;
+  /**
+   * How long a retried attempt waits for response headers (other requests, e.g. pushes, are not
+   * bounded); past it the attempt fails as timed out. A timer of the attempt's own: cockatiel's
+   * timeout policy made an AbortController, two listeners and a promise race per request.
+   */
+  attemptTimeoutMs: number;
   /** The circuit breaker of one instance, made on first use: one failing api does not stop the others. */
   breakerFor(instance: UpstreamInstance): IPolicy;
   /** Upstream hits by attempt, for tests and metrics. */
@@ -139,9 +143,7 @@ export function upstreamPolicies(o: { name?: string; halfOpenAfterMs?: number; r
     return breaker;
   };
   const retries = retry(upstreamFailures, { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs ?? 100, maxDelay: 2000 }) });
-  // Bounds the wait for response headers only: aborting on return would cut the streamed answer.
-  const perAttempt = timeout(o.attemptTimeoutMs ?? 30_000, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
-  return { retry: retries, perAttempt, breakerFor, attempts: 0 };
+  return { retry: retries, attemptTimeoutMs: o.attemptTimeoutMs ?? 30_000, breakerFor, attempts: 0 };
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -174,8 +176,8 @@ export function drainRequest(req: http.IncomingMessage, cap = DRAIN_CAP_BYTES): 
  * reached the first, so this holds for pushes too); that instance is taken out of the pool.
  */
 export async function forward(
-  req: Request,
-  res: Response,
+  req: EdgeRequest,
+  res: http.ServerResponse,
   pool: UpstreamPool,
   extraHeaders: Record<string, string>,
   o: { policies: UpstreamPolicies; bodyLimit: number; packFiles?: PackFiles },
@@ -207,7 +209,7 @@ export async function forward(
     current?.destroy(new ClientGoneError('the client went away'));
   });
 
-  const attempt = (instance: UpstreamInstance, signal?: AbortSignal) =>
+  const attempt = (instance: UpstreamInstance, timeoutMs?: number) =>
     new Promise<http.IncomingMessage>((resolve, reject) => {
       if (clientGone) {
         reject(new ClientGoneError('the client went away'));
@@ -218,19 +220,19 @@ export async function forward(
       const out = upstreamRequest(upstream, { method: req.method, path: req.originalUrl, headers });
       current = out;
       // The attempt's time limit cuts the request, failing the attempt as timed out (504 once the
-      // retries are spent; the socket's own abort error used to win that race: 502). One listener of
-      // our own: http's `signal` option also watches the request stream's end (finished()), a cost on
-      // every retried request's path. The policy drops the signal once the attempt settles.
+      // retries are spent). It bounds the wait for response headers only: the answer then streams.
       let timedOut = false;
-      const cut = () => {
-        timedOut = true;
-        out.destroy(new TaskCancelledError(`no answer from ${upstream.host} in time`));
-      };
-      if (signal?.aborted) cut();
-      else signal?.addEventListener('abort', cut, { once: true });
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              out.destroy(new TaskCancelledError(`no answer from ${upstream.host} in time`));
+            }, timeoutMs);
       let connected = false;
       let answered = false;
       out.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         if (clientGone) reject(new ClientGoneError('the client went away'));
         else if (timedOut) reject(err);
         else if (!connected) reject(new NotSentError(err));
@@ -242,6 +244,7 @@ export async function forward(
         }
       });
       out.on('response', (up) => {
+        clearTimeout(timer);
         answered = true;
         const status = up.statusCode ?? 502;
         if (retried && status >= 502 && status <= 504) {
@@ -297,7 +300,7 @@ export async function forward(
       if (!instance) throw pool.allDown() || last === undefined ? new NoInstanceError(pool) : last;
       const breaker = o.policies.breakerFor(instance);
       try {
-        return await (retried ? breaker.execute(() => o.policies.perAttempt.execute(({ signal }) => attempt(instance, signal))) : breaker.execute(() => attempt(instance)));
+        return await breaker.execute(() => attempt(instance, retried ? o.policies.attemptTimeoutMs : undefined));
       } catch (err) {
         if (err instanceof NotSentError) pool.markDown(instance, (err.reason as NodeJS.ErrnoException).code ?? err.message);
         else if (!(err instanceof BrokenCircuitError)) throw err; // an open breaker sent nothing either
@@ -317,23 +320,22 @@ export async function forward(
     }
     const requestId = extraHeaders['x-request-id'];
     if (err instanceof BodyTooLargeError) {
-      res.status(413).json(errorBody('payload_too_large', err.message, requestId));
+      sendJson(res, 413, errorBody('payload_too_large', err.message, requestId));
     } else if (err instanceof NoInstanceError) {
-      res.setHeader('Retry-After', '2');
-      res.status(503).json(errorBody('upstream_unavailable', `${err.message}; retry shortly`, requestId));
+      sendJson(res, 503, errorBody('upstream_unavailable', `${err.message}; retry shortly`, requestId), { 'Retry-After': '2' });
     } else if (err instanceof BrokenCircuitError) {
-      res.setHeader('Retry-After', '10');
-      res.status(503).json(errorBody('upstream_unavailable', `${pool.name} is failing; the gateway stopped sending it requests for a moment`, requestId));
+      sendJson(res, 503, errorBody('upstream_unavailable', `${pool.name} is failing; the gateway stopped sending it requests for a moment`, requestId), { 'Retry-After': '10' });
     } else if (err instanceof UpstreamStatusError && err.answer) {
       // The retries are spent: the last instance's own answer goes back as it was.
       for (const [k, v] of Object.entries(err.answer.headers)) if (!DROP.has(k) && v !== undefined) res.setHeader(k, v);
-      res.status(err.status).end(err.answer.body);
+      res.statusCode = err.status;
+      res.end(err.answer.body);
     } else if (err instanceof UpstreamStatusError) {
-      res.status(err.status).json(errorBody('bad_gateway', `upstream answered ${err.status} after retries`, requestId));
+      sendJson(res, err.status, errorBody('bad_gateway', `upstream answered ${err.status} after retries`, requestId));
     } else if (err instanceof TaskCancelledError) {
-      res.status(504).json(errorBody('gateway_timeout', 'the upstream did not answer in time', requestId));
+      sendJson(res, 504, errorBody('gateway_timeout', 'the upstream did not answer in time', requestId));
     } else {
-      res.status(502).json(errorBody('bad_gateway', `upstream unavailable: ${(err as Error).message}`, requestId));
+      sendJson(res, 502, errorBody('bad_gateway', `upstream unavailable: ${(err as Error).message}`, requestId));
     }
     return;
   }

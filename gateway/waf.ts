@@ -1,4 +1,5 @@
-import type { RequestHandler } from 'express';
+import type { ServerResponse } from 'node:http';
+import { sendJson, type EdgeRequest } from './edge-request';
 import { errorBody } from '../core/http';
 import { upstreamFor } from './upstream-for';
 import { DRAIN_CAP_BYTES, drainRequest } from './proxy';
@@ -46,17 +47,19 @@ export function pathProblem(rawTarget: string): string | undefined {
   return undefined;
 }
 
-/** Edge checks every request passes before authentication: 400, 405, 413, 431 with clear messages. */
-export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
-  return (req, res, next) => {
-    const fail = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
-      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-      res.status(status).json(errorBody(code, message, req.requestId));
+/**
+ * Edge checks every request passes before authentication: 400, 405, 413, 431 with clear messages.
+ * The check answers a refused request itself and returns false; true lets the request on.
+ */
+export function edgeChecks(limits: WafLimits = DEFAULT_WAF_LIMITS): (req: EdgeRequest, res: ServerResponse) => boolean {
+  return (req, res) => {
+    const fail = (status: number, code: string, message: string, headers?: Record<string, string>) => {
+      sendJson(res, status, errorBody(code, message, req.requestId), headers);
+      return false;
     };
     if (req.rawHeaders.length / 2 > limits.maxHeaders) return fail(431, 'headers_too_large', `at most ${limits.maxHeaders} header fields are accepted`);
     const problem = pathProblem(req.originalUrl);
     if (problem) return fail(400, 'bad_path', `refused: ${problem}`);
-    // Most requests have no query: parsed only when there is one.
     const q = req.originalUrl.indexOf('?');
     if (q >= 0) {
       const query = new URLSearchParams(req.originalUrl.slice(q + 1));
@@ -72,12 +75,11 @@ export function waf(limits: WafLimits = DEFAULT_WAF_LIMITS): RequestHandler {
       const limit = bodyLimitFor(req.path, req.method, limits);
       const declared = Number(req.header('content-length') ?? 0);
       if (declared > limit) {
-        // Read and drop a moderate body so the client sees the answer; close on a huge one.
         if (declared <= DRAIN_CAP_BYTES) drainRequest(req);
         else res.setHeader('Connection', 'close');
         return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`);
       }
     }
-    next();
+    return true;
   };
 }

@@ -82,7 +82,7 @@ describe('a gateway over two small upstreams', () => {
     const policies = { api: upstreamPolicies({ retryInitialDelayMs: 10 }), git: upstreamPolicies({ retryInitialDelayMs: 10 }) };
     const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: pool, git: pool }, policies, healthChecks: { api: () => pool.check() } });
     const server = http.createServer(app);
-    server.on('upgrade', app.get('onUpgrade'));
+    server.on('upgrade', app.onUpgrade);
     servers.add(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, pool, port: (server.address() as AddressInfo).port };

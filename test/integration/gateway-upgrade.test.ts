@@ -32,7 +32,7 @@ beforeAll(async () => {
   const up = new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
   const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: up, git: up }, healthChecks: {} });
   const gateway = http.createServer(app);
-  gateway.on('upgrade', app.get('onUpgrade'));
+  gateway.on('upgrade', app.onUpgrade);
   await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
   servers.push(gateway);
   gatewayPort = (gateway.address() as AddressInfo).port;
