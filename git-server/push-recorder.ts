@@ -63,6 +63,9 @@ async function updateKind(gitDir: string, u: RefUpdate): Promise<RefUpdateKind> 
   return r.code === 1 ? 'force' : 'update';
 }
 
+/** Pipeline files of a push read at once, ahead of the one being looked at. */
+const READ_AHEAD = 4;
+
 /** The push's updates with their kinds, a few git processes at a time. */
 async function classify(gitDir: string, updates: RefUpdate[]): Promise<(RefUpdate & { kind: RefUpdateKind })[]> {
   const out: (RefUpdate & { kind: RefUpdateKind })[] = [];
@@ -111,6 +114,13 @@ export async function recordPush(
     if (!read.has(sha)) read.set(sha, commitAndFile(ctx.gitDir, sha, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES));
     return read.get(sha)!;
   };
+  // The git reads below are independent processes: started together they overlap (the kinds and
+  // HEAD are awaited after the pipeline files; a failure surfaces where each is awaited).
+  const kindsRead = classify(ctx.gitDir, updates);
+  const headRead = headBranch(ctx.gitDir);
+  kindsRead.catch(() => undefined);
+  headRead.catch(() => undefined);
+  const candidates: RefUpdate[] = [];
   for (const u of options.skipPipelines ? [] : updates) {
     if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
     if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
@@ -119,6 +129,15 @@ export async function recordPush(
       notes.push(`dotgit: no pipeline for ${u.ref.slice(0, 60)}…: ref names longer than ${MAX_REF_LENGTH} characters start no runs`);
       continue;
     }
+    candidates.push(u);
+  }
+  // A few files are read ahead of the one awaited (a push of many tags must not start them all at once).
+  const readAhead = (i: number) => {
+    if (i < candidates.length) atCommit(candidates[i].newSha).catch(() => undefined);
+  };
+  for (let i = 0; i < READ_AHEAD; i++) readAhead(i);
+  for (const [i, u] of candidates.entries()) {
+    readAhead(i + READ_AHEAD);
     // A tag may point at a tag object; runs are of commits.
     const found = await atCommit(u.newSha);
     if (!found) continue;
@@ -144,13 +163,13 @@ export async function recordPush(
     });
   }
   // Issue 17 item 6: a push to the default branch records its file's schedules for the relay to sync.
-  const head = await headBranch(ctx.gitDir);
+  const head = await headRead;
   const toDefault = updates.find((u) => head !== undefined && u.ref === `refs/heads/${head}` && SHA.test(u.newSha) && !ZERO.test(u.newSha));
   const defaultFile = toDefault ? await atCommit(toDefault.newSha) : undefined;
   const crons = toDefault ? (defaultFile?.tooLarge ? undefined : cronsIn(defaultFile?.text)) : undefined;
   let recordedEarlier: string[] = [];
   let mine = updates;
-  const kinds = new Map((await classify(ctx.gitDir, updates)).map((u) => [u.ref, u.kind]));
+  const kinds = new Map((await kindsRead).map((u) => [u.ref, u.kind]));
   await inTransaction(db, async (c) => {
     // Another path (post-receive or reconciliation) may have recorded some of these updates first.
     if (options.journal) {
