@@ -244,19 +244,29 @@ export async function forward(
         }
       });
       out.on('response', (up) => {
-        clearTimeout(timer);
         answered = true;
         const status = up.statusCode ?? 502;
         if (retried && status >= 502 && status <= 504) {
+          // The error body is read within the attempt's time limit too: an upstream that stalls
+          // after its 503 headers must not hold the request past it.
           const chunks: Buffer[] = [];
           let size = 0;
           up.on('data', (chunk: Buffer) => {
             size += chunk.length;
             if (size <= RELAYED_ERROR_BYTES) chunks.push(chunk);
           });
-          up.on('end', () => reject(new UpstreamStatusError(status, size <= RELAYED_ERROR_BYTES ? { headers: up.headers, body: Buffer.concat(chunks) } : undefined)));
-          up.on('error', () => reject(new UpstreamStatusError(status)));
-        } else resolve(up);
+          up.on('end', () => {
+            clearTimeout(timer);
+            reject(new UpstreamStatusError(status, size <= RELAYED_ERROR_BYTES ? { headers: up.headers, body: Buffer.concat(chunks) } : undefined));
+          });
+          up.on('error', () => {
+            clearTimeout(timer);
+            reject(timedOut ? new TaskCancelledError(`no answer from ${upstream.host} in time`) : new UpstreamStatusError(status));
+          });
+        } else {
+          clearTimeout(timer);
+          resolve(up);
+        }
       });
       // A streamed body is read from the client only once the connection is made, so that a
       // refused connection leaves it whole for the next instance.

@@ -38,8 +38,13 @@ export function bodyLimitFor(path: string, method: string, limits: WafLimits): n
  * or slashes, backslashes), empty segments, control characters.
  */
 export function pathProblem(rawTarget: string): string | undefined {
+  // A fragment is never part of a request target (RFC 9112 §3.2); left in, it would end the path
+  // for some parsers and not for others (a push classed as a fetch by its path's last segment).
+  if (rawTarget.includes('#')) return 'a fragment (#) in the request target';
   const rawPath = rawTarget.split('?')[0];
   if (/[\u0000-\u001f\u007f]/.test(rawPath)) return 'control characters in the path';
+  // Spaces and bytes past ASCII are percent-encoded by every client; raw, parsers trim or keep them differently.
+  if (/[^\x21-\x7e]/.test(rawPath)) return 'spaces or non-ASCII bytes in the path (percent-encode them)';
   if (/%(2e|2f|5c|00)/i.test(rawPath)) return 'encoded dots, slashes or NULs in the path';
   if (rawPath.includes('\\')) return 'backslashes in the path';
   if (rawPath.split('/').slice(1).some((seg) => seg === '..' || seg === '.')) return 'dot segments in the path';

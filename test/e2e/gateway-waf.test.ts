@@ -107,3 +107,18 @@ test('a slowloris client is cut off', async () => {
   socket.destroy();
   expect(closedBy).not.toBe('still open');
 }, 60_000);
+
+test('a fragment (#) in the request target, or raw spaces and non-ASCII bytes in its path, are 400 bad_path: a push cannot pass for a fetch', async () => {
+  // The path's last segment decides a request's class: with the fragment left in, this push would
+  // be classed as a fetch (no push limits, no credential demand) by a parser that cut only at "?".
+  const push = await raw('POST /o/r.git/git-receive-pack#x HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0000');
+  expect(push).toMatch(/^HTTP\/1\.1 400/);
+  expect(push).toContain('"code":"bad_path"');
+  expect(push).toContain('fragment');
+  const api = await raw('GET /api/v1/repos#frag HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  expect(api).toMatch(/^HTTP\/1\.1 400/);
+  expect(api).toContain('"code":"bad_path"');
+  // A raw byte past ASCII (node's parser may refuse it first; either way nothing is forwarded).
+  const nbsp = await raw(Buffer.concat([Buffer.from('GET /api/v1/repos/a/b'), Buffer.from([0xa0]), Buffer.from(' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]));
+  expect(nbsp).toMatch(/^HTTP\/1\.1 400/);
+});

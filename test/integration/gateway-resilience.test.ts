@@ -229,3 +229,19 @@ test("an upstream that does not answer within the attempt's time limit: each att
   await new Promise((r) => setTimeout(r, 100));
   expect(cut).toBe(4);
 });
+
+test('an upstream that sends 503 headers and then stalls is cut at the attempt time limit too: retried, then 504', async () => {
+  let hits = 0;
+  const upstream = await listen((_req, res) => {
+    hits++;
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.write('{"error":'); // and never more
+  });
+  const policies = { api: upstreamPolicies({ retryInitialDelayMs: 1, attemptTimeoutMs: 200 }), git: upstreamPolicies({ retryInitialDelayMs: 1 }) };
+  const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, policies, healthChecks: {} });
+  const base = await listen(app);
+  const res = await fetch(`${base.origin}/api/v1/repos/a/b`);
+  expect(res.status).toBe(504);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe('gateway_timeout');
+  expect(hits).toBe(4);
+});
