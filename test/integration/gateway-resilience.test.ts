@@ -212,6 +212,16 @@ describe('POST retries need an Idempotency-Key', () => {
   });
 });
 
+/** A GET through a gateway whose api attempts are limited to 200 ms (retried quickly) answers 504 gateway_timeout. */
+async function expectTimedOutThrough(upstream: URL): Promise<void> {
+  const policies = { api: upstreamPolicies({ retryInitialDelayMs: 1, attemptTimeoutMs: 200 }), git: upstreamPolicies({ retryInitialDelayMs: 1 }) };
+  const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, policies, healthChecks: {} });
+  const base = await listen(app);
+  const res = await fetch(`${base.origin}/api/v1/repos/a/b`);
+  expect(res.status).toBe(504);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe('gateway_timeout');
+}
+
 test("an upstream that does not answer within the attempt's time limit: each attempt's request is cut (its socket freed), retried, then 504", async () => {
   let hits = 0;
   let cut = 0;
@@ -219,12 +229,7 @@ test("an upstream that does not answer within the attempt's time limit: each att
     hits++;
     req.socket.once('close', () => cut++); // never answered: only the gateway can end it
   });
-  const policies = { api: upstreamPolicies({ retryInitialDelayMs: 1, attemptTimeoutMs: 200 }), git: upstreamPolicies({ retryInitialDelayMs: 1 }) };
-  const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, policies, healthChecks: {} });
-  const base = await listen(app);
-  const res = await fetch(`${base.origin}/api/v1/repos/a/b`);
-  expect(res.status).toBe(504);
-  expect(((await res.json()) as { error: { code: string } }).error.code).toBe('gateway_timeout');
+  await expectTimedOutThrough(upstream);
   expect(hits).toBe(4); // the first try and 3 retries
   await new Promise((r) => setTimeout(r, 100));
   expect(cut).toBe(4);
@@ -237,11 +242,6 @@ test('an upstream that sends 503 headers and then stalls is cut at the attempt t
     res.writeHead(503, { 'content-type': 'application/json' });
     res.write('{"error":'); // and never more
   });
-  const policies = { api: upstreamPolicies({ retryInitialDelayMs: 1, attemptTimeoutMs: 200 }), git: upstreamPolicies({ retryInitialDelayMs: 1 }) };
-  const app = createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, policies, healthChecks: {} });
-  const base = await listen(app);
-  const res = await fetch(`${base.origin}/api/v1/repos/a/b`);
-  expect(res.status).toBe(504);
-  expect(((await res.json()) as { error: { code: string } }).error.code).toBe('gateway_timeout');
+  await expectTimedOutThrough(upstream);
   expect(hits).toBe(4);
 });
