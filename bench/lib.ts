@@ -260,9 +260,3 @@ export async function hookAloneMs(rounds: number): Promise<number[]> {
   }
   return out;
 }
-
-/** Alternates the order of ours and the peer per iteration, so slow drift (page cache, other load) hits both. */
-export async function alternate(i: number, jobs: Array<() => Promise<void>>): Promise<void> {
-  const order = i % 2 === 0 ? jobs : [...jobs].reverse();
-  for (const job of order) await job();
-}

@@ -70,7 +70,8 @@ async function measureMode(mode: Mode, scratch: string): Promise<ModeResult> {
   try {
     const pids = Object.fromEntries(SERVICES.map((s) => [s, platform.services.get(s)!.pid!]));
     const workerLog = path.join(dataDir, 'logs', 'worker.log');
-    const workerStartMs = (await workerRunningSince(workerLog, startedAtMs(pids.worker!))) - startedAtMs(pids.worker!);
+    const workerStarted = startedAtMs(pids.worker!);
+    const workerStartMs = (await workerRunningSince(workerLog, workerStarted)) - workerStarted;
     progress(`${mode}: worker start → polling ${fmtMs(workerStartMs)}`);
     await sleep(10_000);
     const idle = Object.fromEntries(SERVICES.map((s) => [s, rssBytes(pids[s]!)]));

@@ -51,7 +51,7 @@ import { replaceFleetSection, runFleetBench } from './fleet-scaling';
 import { renderGatewaySection, replaceGatewaySection, type GatewayEnvironment } from './gateway-report';
 import { measurePipelines, type PipelinesBench } from './pipelines';
 import { renderPipelinesSection, replacePipelinesSection, type PipelinesEnvironment } from './pipelines-report';
-import { adminPrincipal, alternate, Api, benchTenant, endInFlightProcesses, hookAloneMs, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, runIdsFrom, runProcess, type RunView, sleep, stats, type Stats } from './lib';
+import { adminPrincipal, Api, benchTenant, endInFlightProcesses, hookAloneMs, fmtBytes, fmtMs, fmtRatio, fmtStats, Git, intEnv, runIdsFrom, runProcess, type RunView, sleep, stats, type Stats } from './lib';
 import { cpuMs, cpuTicks, sampleRss, waitForNoChildren, type RssTrace } from './proc';
 import { writeScalingSimulation } from './scaling-sim';
 import { replaceTelemetrySection, runTelemetryBench } from './telemetry-overhead';
@@ -118,6 +118,12 @@ interface Row {
 
 function ratioOf(row: Row): number {
   return row.peer && row.peer.n > 0 ? row.ours.median / row.peer.median : NaN;
+}
+
+/** Alternates the order of ours and the peer per iteration, so slow drift (page cache, other load) hits both. */
+async function alternate(i: number, jobs: Array<() => Promise<void>>): Promise<void> {
+  const order = i % 2 === 0 ? jobs : [...jobs].reverse();
+  for (const job of order) await job();
 }
 
 async function main(): Promise<void> {

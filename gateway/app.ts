@@ -17,7 +17,7 @@ import { hashToken } from '../core/tokens';
 import { forward, upstreamPolicies, type UpstreamPolicies } from './proxy';
 import { nextTraceparent } from './trace-context';
 import { DEFAULT_WAF_LIMITS, bodyLimitFor, edgeChecks, pathProblem, type WafLimits } from './waf';
-import { asEdgeRequest, pathOf, sendJson, type EdgeRequest } from './edge-request';
+import { asEdgeRequest, pathOf, queryOf, sendJson, type EdgeRequest } from './edge-request';
 import { proxyUpgrade } from './upgrade';
 import { requestIdFrom } from './request-id';
 import { upstreamFor } from './upstream-for';
@@ -85,8 +85,7 @@ export interface GatewayOptions {
 
 /** The route label of a gateway request: its rate-limit class (api-read, git-push, …), else its own endpoint or `other`. */
 function gatewayRoute(req: EdgeRequest): string {
-  const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
-  const cls = routeClass(req.method, req.path, query);
+  const cls = routeClass(req.method, req.path, queryOf(req.url));
   if (cls) return cls;
   if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || req.path === '/oauth/token' || req.path === '/.well-known/jwks.json' || req.path === '/.well-known/openid-configuration') return req.path;
   return 'other';
@@ -171,7 +170,7 @@ export function createGatewayApp(o: GatewayOptions): Gateway {
   function proxyRequest(req: EdgeRequest, res: http.ServerResponse, target: { name: string; pool: UpstreamPool }): void {
     const authorization = req.header('authorization');
     // The raw query: express's parsed req.query is built on first access, a cost only git paths need.
-    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
+    const query = queryOf(req.url);
     // The console's session cookie stands in for a token on API requests only (never git, never upgrades).
     const sessionId = o.console && !authorization && target.name === 'api' ? sessionIdFrom(req.header('cookie')) : undefined;
     (sessionId ? authenticateSession(req, sessionId) : authenticate(authorization, req.socket, tokenCache, req.ip))

@@ -28,6 +28,12 @@ export function pathOf(target: string): string {
   return q >= 0 ? target.slice(0, q) : target;
 }
 
+/** The raw query of a request target (`/a/b?x=1` → `x=1`), undefined without one. */
+export function queryOf(target: string): string | undefined {
+  const q = target.indexOf('?');
+  return q >= 0 ? target.slice(q + 1) : undefined;
+}
+
 function header(this: http.IncomingMessage, name: string): string | undefined {
   const value = this.headers[name.toLowerCase()];
   return Array.isArray(value) ? value.join(', ') : value;

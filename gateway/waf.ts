@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { sendJson, type EdgeRequest } from './edge-request';
+import { queryOf, sendJson, type EdgeRequest } from './edge-request';
 import { errorBody } from '../core/http';
 import { upstreamFor } from './upstream-for';
 import { DRAIN_CAP_BYTES, drainRequest } from './proxy';
@@ -65,9 +65,10 @@ export function edgeChecks(limits: WafLimits = DEFAULT_WAF_LIMITS): (req: EdgeRe
     if (req.rawHeaders.length / 2 > limits.maxHeaders) return fail(431, 'headers_too_large', `at most ${limits.maxHeaders} header fields are accepted`);
     const problem = pathProblem(req.originalUrl);
     if (problem) return fail(400, 'bad_path', `refused: ${problem}`);
-    const q = req.originalUrl.indexOf('?');
-    if (q >= 0) {
-      const query = new URLSearchParams(req.originalUrl.slice(q + 1));
+    // Most requests have no query: parsed only when there is one.
+    const raw = queryOf(req.originalUrl);
+    if (raw !== undefined) {
+      const query = new URLSearchParams(raw);
       const leaked = TOKEN_PARAMS.find((p) => query.has(p));
       if (leaked) return fail(400, 'token_in_url', `credentials are not accepted in the URL (${leaked}); send Authorization: Bearer <token>`);
     }
@@ -80,6 +81,7 @@ export function edgeChecks(limits: WafLimits = DEFAULT_WAF_LIMITS): (req: EdgeRe
       const limit = bodyLimitFor(req.path, req.method, limits);
       const declared = Number(req.header('content-length') ?? 0);
       if (declared > limit) {
+        // Read and drop a moderate body so the client sees the answer; close on a huge one.
         if (declared <= DRAIN_CAP_BYTES) drainRequest(req);
         else res.setHeader('Connection', 'close');
         return fail(413, 'payload_too_large', `request bodies here are limited to ${limit} bytes`);

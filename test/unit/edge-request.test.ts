@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { asEdgeRequest, pathOf, sendJson } from '../../gateway/edge-request';
+import { asEdgeRequest, pathOf, queryOf, sendJson } from '../../gateway/edge-request';
 
 /** A real server whose listener is `handle`; answers one GET with the given headers. */
 async function exchange(handle: http.RequestListener, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
@@ -58,5 +58,13 @@ describe('sendJson', () => {
     expect(got.headers['retry-after']).toBe('7');
     expect(Number(got.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(body)));
     expect(JSON.parse(got.body)).toEqual(body);
+  });
+});
+
+describe('queryOf', () => {
+  it('is the raw query of a request target, undefined without one', () => {
+    expect(queryOf('/a/b.git/info/refs?service=git-upload-pack')).toBe('service=git-upload-pack');
+    expect(queryOf('/api/v1/runs?')).toBe('');
+    expect(queryOf('/api/v1/runs')).toBeUndefined();
   });
 });
