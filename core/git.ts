@@ -54,23 +54,87 @@ export interface CommitFile {
 }
 
 /**
- * The commit `sha` peels to (annotated tags peel) and `file` at it, in two git processes at most:
- * one `cat-file --batch-check` names both, one `cat-file blob` reads the file when it exists and
- * fits (a huge blob is never read). Recording a push asks this for every ref, where peeling,
- * sizing and reading took three. Undefined when `sha` is not a commit.
+ * The commit `sha` peels to (annotated tags peel) and `file` at it, from one `git cat-file --batch`:
+ * it names the commit, then the file with its size; a file over `maxBytes` is not read (the process
+ * is stopped at the file's header), so a huge blob pushed by a user never reaches memory. Recording a
+ * push asks this for every ref (git starts are most of its cost; ADR 0047). Undefined when `sha` is
+ * not a commit.
  */
 export async function commitAndFile(gitDir: string, sha: string, file: string, maxBytes: number): Promise<CommitFile | undefined> {
   if (!/^[0-9a-f]{40,64}$/.test(sha)) throw new Error(`not an object id: ${sha}`);
-  const check = await runGit(['--git-dir', gitDir, 'cat-file', '--batch-check'], { input: `${sha}^{commit}\n${sha}^{commit}:${file}\n` });
-  const [commitLine = '', fileLine = ''] = check.stdout.toString('utf8').split('\n');
-  const commit = /^([0-9a-f]{40,64}) commit \d+$/.exec(commitLine)?.[1];
-  if (check.code !== 0 || !commit) return undefined;
-  const blob = /^([0-9a-f]{40,64}) blob (\d+)$/.exec(fileLine);
-  if (!blob) return { commit };
-  const bytes = Number(blob[2]);
-  if (bytes > maxBytes) return { commit, tooLarge: new FileTooLargeError(`${file} is ${bytes} bytes; at most ${maxBytes} are allowed`) };
-  const r = await runGit(['--git-dir', gitDir, 'cat-file', 'blob', blob[1]]);
-  return r.code === 0 ? { commit, text: r.stdout.toString('utf8') } : { commit };
+  const child = spawn('git', ['--git-dir', gitDir, 'cat-file', '--batch=%(objectname) %(objecttype) %(objectsize)'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(`${sha}^{commit}\n${sha}^{commit}:${file}\n`);
+  return new Promise((resolve, reject) => {
+    const reader = new BatchAnswer(file, maxBytes);
+    let settled = false;
+    const settle = (found: CommitFile | undefined) => {
+      if (settled) return;
+      settled = true;
+      if (child.exitCode === null) child.kill();
+      resolve(found);
+    };
+    child.stdout.on('data', (chunk: Buffer) => {
+      const found = reader.take(chunk);
+      if (found !== PENDING) settle(found);
+    });
+    child.on('error', (err) => {
+      settled = true;
+      reject(err);
+    });
+    // Output ended before an answer (no such repository, git failed): as if the commit were unknown,
+    // or, once the commit was named, as if it had no such file.
+    child.on('close', () => settle(reader.commit ? { commit: reader.commit } : undefined));
+  });
+}
+
+const PENDING = Symbol('pending');
+
+/** `cat-file --batch` output for "<sha>^{commit}" then "<sha>^{commit}:<file>", read as it arrives. */
+class BatchAnswer {
+  commit?: string;
+  private buffered: Buffer = Buffer.alloc(0);
+  private step: 'commit header' | 'commit body' | 'file header' | 'file body' = 'commit header';
+  private skip = 0;
+  private size = 0;
+
+  constructor(private readonly file: string, private readonly maxBytes: number) {}
+
+  take(chunk: Buffer): CommitFile | undefined | typeof PENDING {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    for (;;) {
+      if (this.step === 'commit body') {
+        // The commit's own text is not needed: skipped as it arrives, never kept.
+        const n = Math.min(this.skip, this.buffered.length);
+        this.buffered = this.buffered.subarray(n);
+        this.skip -= n;
+        if (this.skip > 0) return PENDING;
+        this.step = 'file header';
+        continue;
+      }
+      if (this.step === 'file body') {
+        if (this.buffered.length < this.size) return PENDING;
+        return { commit: this.commit!, text: this.buffered.subarray(0, this.size).toString('utf8') };
+      }
+      const eol = this.buffered.indexOf(10);
+      if (eol < 0) return PENDING;
+      const header = /^([0-9a-f]{40,64}) ([a-z]+) (\d+)$/.exec(this.buffered.subarray(0, eol).toString('utf8'));
+      this.buffered = this.buffered.subarray(eol + 1);
+      if (this.step === 'commit header') {
+        // "<input> missing", or an object that does not peel to a commit.
+        if (!header || header[2] !== 'commit') return undefined;
+        this.commit = header[1];
+        this.skip = Number(header[3]) + 1; // the body and its newline
+        this.step = 'commit body';
+        continue;
+      }
+      // No such path, or a tree by that name: the commit without the file.
+      if (!header || header[2] !== 'blob') return { commit: this.commit! };
+      this.size = Number(header[3]);
+      if (this.size > this.maxBytes) return { commit: this.commit!, tooLarge: new FileTooLargeError(`${this.file} is ${this.size} bytes; at most ${this.maxBytes} are allowed`) };
+      this.step = 'file body';
+    }
+  }
 }
 
 /** The commit a pushed object points at (peels annotated tags); undefined if it is not a commit. */

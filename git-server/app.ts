@@ -21,7 +21,7 @@ import { withLogContext, type LogFields } from '../core/log-context';
 import { assertValidName } from '../core/names';
 import { atLeast } from '../core/principal';
 import { accessTo, findRepo, type RepoRow } from '../core/repos';
-import { recordPush } from './push-recorder';
+import { recordPush, startPushReads, updateKey } from './push-recorder';
 import { appendAudit } from '../core/stores/audit-store';
 import { journalAborted, journalPrepared, postReceiveGuard } from './push-journal';
 import { acquireAdvisoryLock } from './advisory-lock';
@@ -230,7 +230,7 @@ export function createGitServerApp(o: GitServerOptions) {
    * `error <status>` (a gate then refuses the push), mapped as the HTTP routes map errors.
    */
   const serveHooks = (claims: HookClaims) => {
-    const push: PushHookState = { pushOptions: [], seen: [] };
+    const push: PushHookState = { pushOptions: [], seen: [], fastForwards: new Set() };
     return (request: HookRequest): Promise<HookAnswer> => answerHook(claims, request, push);
   };
   const answerHook = (claims: HookClaims, request: HookRequest, push: PushHookState): Promise<HookAnswer> => {
@@ -263,6 +263,8 @@ export function createGitServerApp(o: GitServerOptions) {
     pushOptions: string[];
     /** The hooks asked so far, in order (assertHookOrder). */
     seen: HookName[];
+    /** The updates pre-receive found fast-forward (updateKey): post-receive classifies them without git. */
+    fastForwards: Set<string>;
   }
   type HookHandler = (claims: HookClaims, request: HookRequest, push: PushHookState) => Promise<{ allow?: boolean; messages: string[] }>;
 
@@ -271,6 +273,7 @@ export function createGitServerApp(o: GitServerOptions) {
     async 'pre-receive'(claims, request, push) {
       const updates = parseUpdates(request.updates);
       push.pushOptions = request.pushOptions;
+      push.fastForwards = new Set(updates.filter((u) => !u.nonFastForward).map(updateKey));
       const rules = await loadProtections(dbOf(claims.tenantId), claims.tenantId, claims.repoId);
       const problems: string[] = [];
       for (const u of updates) {
@@ -300,7 +303,7 @@ export function createGitServerApp(o: GitServerOptions) {
     },
 
     // Records the push: runs, webhooks, replication; its messages name the runs started.
-    async 'post-receive'(claims, request) {
+    async 'post-receive'(claims, request, push) {
       const updates = parseUpdates(request.updates);
       if (o.stallAfterRefUpdate) {
         // The refs are on disk, nothing of the push is recorded: the test kills this process now.
@@ -310,6 +313,8 @@ export function createGitServerApp(o: GitServerOptions) {
       // GitLab's `git push -o ci.skip`: the push lands, no pipeline starts.
       const skip = request.pushOptions.includes('ci.skip');
       const gitDir = repoPath(o.reposDir, claims.tenant, claims.repo);
+      // Recording's git reads start now, to overlap the refs' (each is a git process).
+      const reads = startPushReads(gitDir, updates, { skipPipelines: skip, fastForwards: push.fastForwards });
       // The refs this push left (the hook runs under the write lock): what an up-to-date replica must hold.
       const refs = await readRefs(gitDir);
       // The first branch pushed to an empty repository becomes its default (HEAD), before replication
@@ -333,7 +338,7 @@ export function createGitServerApp(o: GitServerOptions) {
         node: o.node?.id,
         traceparent: currentTraceparent(),
         requestId: claims.requestId,
-      }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId) })), contextFrom(claims.traceparent));
+      }, updates, { skipPipelines: skip, refsFingerprint, replicate, journal: postReceiveGuard(claims.tenantId, claims.pushId), reads })), contextFrom(claims.traceparent));
       if (replicate) o.onReplicationQueued?.();
       // The push's request id next to the run ids: how a run is traced back to the request that started it.
       o.log

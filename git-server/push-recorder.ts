@@ -6,7 +6,7 @@ import { MAX_PIPELINE_FILE_BYTES, PIPELINE_PATH, PipelineSpecError, parsePipelin
 import { pipelineWorkflowId, type PipelineInput, type RepoTarget } from '../core/run-types';
 import { appendAudit } from '../core/stores/audit-store';
 import { enqueuePipelineStart, enqueuePushWebhookDispatch, enqueueReplication } from '../core/stores/outbox-store';
-import { countPushForMaintenance, hasReplicaNodes, recordPushedRefs } from '../core/stores/repos-store';
+import { countPush } from '../core/stores/repos-store';
 import { insertQueuedRun } from '../core/stores/runs-store';
 import { recordRepoSchedules } from '../core/stores/schedules-store';
 import { headBranch } from './default-branch';
@@ -53,10 +53,17 @@ const MAX_PUSH_EVENTS = 100;
 /** What an update did to its ref, for the audit log: `force` when the old commit is not an ancestor of the new one. */
 export type RefUpdateKind = 'create' | 'update' | 'force' | 'delete';
 
-async function updateKind(gitDir: string, u: RefUpdate): Promise<RefUpdateKind> {
+/** One update as a key: the same ref moved from the same commit to the same commit. */
+export function updateKey(u: RefUpdate): string {
+  return `${u.ref} ${u.oldSha} ${u.newSha}`;
+}
+
+async function updateKind(gitDir: string, u: RefUpdate, fastForwards: ReadonlySet<string>): Promise<RefUpdateKind> {
   if (ZERO.test(u.oldSha)) return 'create';
   if (ZERO.test(u.newSha)) return 'delete';
   if (!SHA.test(u.oldSha) || !SHA.test(u.newSha)) return 'update';
+  // The pre-receive gate found nothing of the old tip missing from the new one: a fast-forward, no git needed.
+  if (fastForwards.has(updateKey(u))) return 'update';
   // Exit 1: not an ancestor (history rewritten); tags peel to their commits. Anything else (an
   // object that is not a commit) is not a rewrite of history.
   const r = await runGit(['--git-dir', gitDir, 'merge-base', '--is-ancestor', u.oldSha, u.newSha]);
@@ -67,14 +74,68 @@ async function updateKind(gitDir: string, u: RefUpdate): Promise<RefUpdateKind> 
 const READ_AHEAD = 4;
 
 /** The push's updates with their kinds, a few git processes at a time. */
-async function classify(gitDir: string, updates: RefUpdate[]): Promise<(RefUpdate & { kind: RefUpdateKind })[]> {
-  const out: (RefUpdate & { kind: RefUpdateKind })[] = [];
+async function classify(gitDir: string, updates: RefUpdate[], fastForwards: ReadonlySet<string>): Promise<Map<string, RefUpdateKind>> {
+  const kinds = new Map<string, RefUpdateKind>();
   for (let i = 0; i < updates.length; i += 4) {
     const batch = updates.slice(i, i + 4);
-    const kinds = await Promise.all(batch.map((u) => updateKind(gitDir, u)));
-    batch.forEach((u, j) => out.push({ ...u, kind: kinds[j] }));
+    const found = await Promise.all(batch.map((u) => updateKind(gitDir, u, fastForwards)));
+    batch.forEach((u, j) => kinds.set(u.ref, found[j]));
   }
-  return out;
+  return kinds;
+}
+
+/**
+ * What recording a push reads from git, started at once so the reads overlap each other and the
+ * caller's own (post-receive reads the refs meanwhile): the updates' kinds for the audit entry and
+ * the pipeline file at each pushed commit, a few ahead of the one being looked at.
+ */
+export interface PushReads {
+  kinds: Promise<Map<string, RefUpdateKind>>;
+  /** The updates that may start a run, in push order. */
+  candidates: RefUpdate[];
+  /** What the push is told about updates that start no run. */
+  notes: string[];
+  /** The commit a pushed object peels to and its pipeline file, read once per object. */
+  fileAt(sha: string): Promise<CommitFile | undefined>;
+  /** Starts reading the file of candidate `i`, unless there is none. */
+  readAhead(i: number): void;
+}
+
+export function startPushReads(
+  gitDir: string,
+  updates: RefUpdate[],
+  o: {
+    skipPipelines?: boolean;
+    /** Updates (updateKey) the pre-receive gate found fast-forward. Default: none known, git is asked. */
+    fastForwards?: ReadonlySet<string>;
+  } = {},
+): PushReads {
+  const read = new Map<string, Promise<CommitFile | undefined>>();
+  const fileAt = (sha: string) => {
+    if (!read.has(sha)) read.set(sha, commitAndFile(gitDir, sha, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES));
+    return read.get(sha)!;
+  };
+  // Awaited after the pipeline files; a failure surfaces there.
+  const kinds = classify(gitDir, updates, o.fastForwards ?? new Set());
+  kinds.catch(() => undefined);
+  const notes: string[] = [];
+  const candidates: RefUpdate[] = [];
+  for (const u of o.skipPipelines ? [] : updates) {
+    if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
+    if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
+    if (!/^refs\/(heads|tags)\//.test(u.ref)) continue;
+    if (u.ref.length > MAX_REF_LENGTH) {
+      notes.push(`dotgit: no pipeline for ${u.ref.slice(0, 60)}…: ref names longer than ${MAX_REF_LENGTH} characters start no runs`);
+      continue;
+    }
+    candidates.push(u);
+  }
+  // A push of many tags must not start all their reads at once.
+  const readAhead = (i: number) => {
+    if (i < candidates.length) fileAt(candidates[i].newSha).catch(() => undefined);
+  };
+  for (let i = 0; i < READ_AHEAD; i++) readAhead(i);
+  return { kinds, candidates, notes, fileAt, readAhead };
 }
 
 /** The `push` webhook events of a push: every branch and tag created, updated or deleted. */
@@ -103,39 +164,18 @@ export async function recordPush(
     replicate?: boolean;
     /** The push journal's guard: which updates are still to record, and marking them done (same transaction). */
     journal?: JournalGuard;
+    /** The push's git reads, when the caller started them early (startPushReads with these updates and skipPipelines). */
+    reads?: PushReads;
   } = {},
 ): Promise<{ runs: PipelineInput[]; notes: string[]; maintenanceDue: boolean; recordedEarlier: string[] }> {
   let planned: PipelineInput[] = [];
   let maintenanceDue = false;
-  const notes: string[] = [];
-  // Each pushed object's commit and pipeline file, read once (the default branch's is read for its schedules too).
-  const read = new Map<string, Promise<CommitFile | undefined>>();
-  const atCommit = (sha: string) => {
-    if (!read.has(sha)) read.set(sha, commitAndFile(ctx.gitDir, sha, PIPELINE_PATH, MAX_PIPELINE_FILE_BYTES));
-    return read.get(sha)!;
-  };
-  // The git reads below are independent processes: started together they overlap (the kinds and
-  // HEAD are awaited after the pipeline files; a failure surfaces where each is awaited).
-  const kindsRead = classify(ctx.gitDir, updates);
+  const reads = options.reads ?? startPushReads(ctx.gitDir, updates, { skipPipelines: options.skipPipelines });
+  const { candidates, fileAt: atCommit, readAhead } = reads;
+  const notes = [...reads.notes];
+  // HEAD is read now, not with the other reads: the caller may have just made the pushed branch the default.
   const headRead = headBranch(ctx.gitDir);
-  kindsRead.catch(() => undefined);
   headRead.catch(() => undefined);
-  const candidates: RefUpdate[] = [];
-  for (const u of options.skipPipelines ? [] : updates) {
-    if (typeof u.ref !== 'string' || typeof u.newSha !== 'string') continue;
-    if (!SHA.test(u.newSha) || ZERO.test(u.newSha)) continue; // deletions start nothing
-    if (!/^refs\/(heads|tags)\//.test(u.ref)) continue;
-    if (u.ref.length > MAX_REF_LENGTH) {
-      notes.push(`dotgit: no pipeline for ${u.ref.slice(0, 60)}…: ref names longer than ${MAX_REF_LENGTH} characters start no runs`);
-      continue;
-    }
-    candidates.push(u);
-  }
-  // A few files are read ahead of the one awaited (a push of many tags must not start them all at once).
-  const readAhead = (i: number) => {
-    if (i < candidates.length) atCommit(candidates[i].newSha).catch(() => undefined);
-  };
-  for (let i = 0; i < READ_AHEAD; i++) readAhead(i);
   for (const [i, u] of candidates.entries()) {
     readAhead(i + READ_AHEAD);
     // A tag may point at a tag object; runs are of commits.
@@ -169,7 +209,7 @@ export async function recordPush(
   const crons = toDefault ? (defaultFile?.tooLarge ? undefined : cronsIn(defaultFile?.text)) : undefined;
   let recordedEarlier: string[] = [];
   let mine = updates;
-  const kinds = new Map((await kindsRead).map((u) => [u.ref, u.kind]));
+  const kinds = await reads.kinds;
   await inTransaction(db, async (c) => {
     // Another path (post-receive or reconciliation) may have recorded some of these updates first.
     if (options.journal) {
@@ -193,15 +233,14 @@ export async function recordPush(
     if (toDefault && crons && mine.includes(toDefault)) {
       await recordRepoSchedules(c, { tenantId: ctx.tenantId, repoId: ctx.repoId, owner: ctx.tenant, repo: ctx.repo, ref: toDefault.ref, commit: toDefault.newSha, crons });
     }
-    if (options.refsFingerprint) await recordPushedRefs(c, ctx.repoId, options.refsFingerprint);
+    const counted = await countPush(c, ctx.repoId, options.refsFingerprint);
+    maintenanceDue = counted.pushesSinceMaintenance >= MAINTENANCE_EVERY_PUSHES;
     // Replica nodes (ADR 0014) are the repository's own: a push to one that has any is replicated
     // even where no zone is configured.
-    const toReplicaNodes = async () => !!options.refsFingerprint && (await hasReplicaNodes(c, ctx.repoId));
-    if (options.replicate || (await toReplicaNodes())) {
+    if (options.replicate || (!!options.refsFingerprint && counted.hasReplicaNodes)) {
       const target: RepoTarget = { tenantId: ctx.tenantId, tenant: ctx.tenant, repoId: ctx.repoId, repo: ctx.repo, ...(ctx.node ? { node: ctx.node } : {}) };
       await enqueueReplication(c, ctx.tenantId, ctx.repoId, target);
     }
-    maintenanceDue = (await countPushForMaintenance(c, ctx.repoId)) >= MAINTENANCE_EVERY_PUSHES;
     await options.journal?.done(c, mine, planned);
     // Last, so the audit chain's lock is held only while this transaction commits.
     const audited = mine.map((u) => ({ ...u, kind: kinds.get(u.ref) ?? 'update' }));

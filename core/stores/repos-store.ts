@@ -144,15 +144,20 @@ export async function recordPushedRefs(q: Queryable, repoId: number, refsFingerp
   await q.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [repoId, refsFingerprint]);
 }
 
-/** Whether the repository has replica nodes (ADR 0014). */
-export async function hasReplicaNodes(q: Queryable, repoId: number): Promise<boolean> {
-  return ((await q.query(`SELECT 1 FROM repos WHERE id = $1 AND replica_nodes <> '{}'`, [repoId])).rowCount ?? 0) > 0;
-}
-
-/** Counts one more push since the last maintenance; answers the count. */
-export async function countPushForMaintenance(q: Queryable, repoId: number): Promise<number> {
-  const counted = await q.query('UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1 WHERE id = $1 RETURNING pushes_since_maintenance', [repoId]);
-  return Number(counted.rows[0]?.pushes_since_maintenance ?? 0);
+/**
+ * A push on the repository's row, in one statement: one more push since the last maintenance and,
+ * when given, the refs it left. Answers that count and whether the repository has replica nodes (ADR 0014).
+ */
+export async function countPush(q: Queryable, repoId: number, refsFingerprint?: string): Promise<{ pushesSinceMaintenance: number; hasReplicaNodes: boolean }> {
+  const r = await q.query<{ pushes_since_maintenance: number; has_replica_nodes: boolean }>(
+    `UPDATE repos SET pushes_since_maintenance = pushes_since_maintenance + 1,
+            refs_fingerprint = coalesce($2, refs_fingerprint),
+            pushed_at = CASE WHEN $2::text IS NULL THEN pushed_at ELSE now() END
+      WHERE id = $1 RETURNING pushes_since_maintenance, replica_nodes <> '{}' AS has_replica_nodes`,
+    [repoId, refsFingerprint ?? null],
+  );
+  const row = r.rows[0];
+  return { pushesSinceMaintenance: Number(row?.pushes_since_maintenance ?? 0), hasReplicaNodes: row?.has_replica_nodes === true };
 }
 
 /** A repository with its tenant's name as `owner`, by tenant and id. */

@@ -57,6 +57,28 @@ test('a file over the limit is not read: the answer says it is too large', async
   expect(found?.tooLarge?.message).toBe('.dotgit/pipeline.yml is 2000 bytes; at most 1000 are allowed');
 });
 
+test('a directory by the file name is no file; a long commit message is passed over', async () => {
+  git('rm', '--quiet', '-r', '.dotgit');
+  mkdirSync(path.join(dir, '.dotgit/pipeline.yml'), { recursive: true });
+  writeFileSync(path.join(dir, '.dotgit/pipeline.yml/inner'), 'x');
+  const sha = commit({}, 'm'.repeat(100_000));
+  expect(await commitAndFile(gitDir, sha, '.dotgit/pipeline.yml', 1000)).toEqual({ commit: sha });
+  git('rm', '--quiet', '-r', '.dotgit');
+  const again = commit({ '.dotgit/pipeline.yml': 'y'.repeat(999) }, 'l'.repeat(100_000));
+  expect(await commitAndFile(gitDir, again, '.dotgit/pipeline.yml', 1000)).toEqual({ commit: again, text: 'y'.repeat(999) });
+});
+
+test('a file far over the limit answers at its header', async () => {
+  const sha = commit({ '.dotgit/pipeline.yml': 'z'.repeat(8 * 1024 * 1024) }, 'huge');
+  const found = await commitAndFile(gitDir, sha, '.dotgit/pipeline.yml', 1000);
+  expect(found).toEqual({ commit: sha, tooLarge: expect.any(FileTooLargeError) });
+  expect(found?.tooLarge?.message).toBe(`.dotgit/pipeline.yml is ${8 * 1024 * 1024} bytes; at most 1000 are allowed`);
+});
+
+test('no repository at the path: as if the commit were unknown', async () => {
+  expect(await commitAndFile(path.join(dir, 'nowhere.git'), 'a'.repeat(40), '.dotgit/pipeline.yml', 1000)).toBeUndefined();
+});
+
 test('a blob or an unknown object is not a commit', async () => {
   const blob = git('rev-parse', 'HEAD:.dotgit/pipeline.yml');
   expect(await commitAndFile(gitDir, blob, '.dotgit/pipeline.yml', 1000)).toBeUndefined();
