@@ -10,7 +10,7 @@
  *   authentication): what the protocol alone costs over the local push;
  * - git-server: straight to the git-server with the signed identity the gateway would add;
  * - gateway: through the gateway with an API token, as users push.
- * The platform's two sides trigger a one-step run (not waited for inside the timing). With
+ * The platform's two sides trigger a one-step run (waited for after the timing, before the next push). With
  * GIT_TRACE2_EVENT on the git-server, the hooks' share of its receive-pack is read from trace2.
  * Rewrites only its section of BENCHMARKS.md.
  */
@@ -161,18 +161,34 @@ async function main(): Promise<void> {
     const direct = `http://${platform.serviceEnv.DOTGIT_INTERNAL_HOST || '127.0.0.1'}:${platform.serviceEnv.DOTGIT_GIT_PORT}/${OWNER}/direct.git`;
     const viaGateway = api.cloneUrl(OWNER, 'gateway', token);
 
+    // The runs the platform's pushes started: each is waited for before the next push, so no side
+    // is timed while the previous side's run (a sandbox start) takes the cores.
+    const started: string[] = [];
+    const runsFinished = async () => {
+      for (const id of started.splice(0)) {
+        for (const deadline = Date.now() + 60_000; ; await sleep(50)) {
+          const run = await api.call<{ status: string }>('GET', `/api/v1/runs/${encodeURIComponent(id)}`, token);
+          if (['success', 'failure', 'cancelled'].includes(run.status)) break;
+          if (Date.now() > deadline) throw new Error(`run ${id} not finished within 60 s`);
+        }
+      }
+    };
     const sides = {
       local: async () => (await git.run(['push', '--quiet', local, 'main'], work)).ms,
       'http-backend': async () => (await git.run(['push', '--quiet', backendUrl, 'main'], work)).ms,
       'git-server': async () => {
         const jwt = await signIdentity(secret, principal, `bench-push-${Date.now()}`);
         const r = await git.run(['-c', `http.extraHeader=${IDENTITY_HEADER}: ${jwt}`, 'push', direct, 'main'], work);
-        if (runIdsFrom(r.stderr + r.stdout).length !== 1) throw new Error(`the direct push announced no run: ${r.stderr}`);
+        const runs = runIdsFrom(r.stderr + r.stdout);
+        if (runs.length !== 1) throw new Error(`the direct push announced no run: ${r.stderr}`);
+        started.push(runs[0]);
         return r.ms;
       },
       gateway: async () => {
         const r = await git.run(['push', viaGateway, 'main'], work);
-        if (runIdsFrom(r.stderr + r.stdout).length !== 1) throw new Error(`the push announced no run: ${r.stderr}`);
+        const runs = runIdsFrom(r.stderr + r.stdout);
+        if (runs.length !== 1) throw new Error(`the push announced no run: ${r.stderr}`);
+        started.push(runs[0]);
         return r.ms;
       },
     };
@@ -182,7 +198,8 @@ async function main(): Promise<void> {
     const parts: Record<string, number[]> = {};
     // Warm-up: each side once (the platform's first run also self-tests the sandbox).
     for (const side of order) await sides[side]();
-    await sleep(3000);
+    await runsFinished();
+    await sleep(1000);
     for (let round = 0; round < ROUNDS; round++) {
       // Every side pushes the same new commit (each remote holds the previous one).
       await git.run(['commit', '--quiet', '--allow-empty', '-m', `bench ${round}`], work);
@@ -193,7 +210,8 @@ async function main(): Promise<void> {
         if (side === 'git-server' || side === 'gateway') {
           for (const [part, ms] of Object.entries(await gitTimes(trace2, from))) (parts[part] ??= []).push(ms);
         }
-        await sleep(500); // the run it started gets going between pushes, not during the next one
+        await runsFinished();
+        await sleep(200); // what a run leaves (its records, the worker's clean-up) settles
       }
       progress(`round ${round + 1}/${ROUNDS}: ${order.map((s) => `${s} ${fmtMs(times[s].at(-1)!)}`).join(', ')}`);
     }
@@ -202,7 +220,7 @@ async function main(): Promise<void> {
     const lines = [
       PUSH_PATH_HEADING,
       '',
-      'Reproduce with `node --import tsx bench/push-path.ts` (`BENCH_PUSH_PATH_ROUNDS`, default 7; a compiled platform of its own; rewrites only this section). The same one-commit push, in rotating order each round, to: a local bare repository over the file transport (the peer), `git http-backend` behind a bare Node CGI bridge (smart HTTP with nothing of ours), the git-server straight (the signed identity the gateway would add), and the gateway (an API token, as users push). The platform\'s pushes each start a one-step run. Hook times from the git-server\'s receive-pack trace2 events (`GIT_TRACE2_EVENT`), over both platform sides.',
+      'Reproduce with `node --import tsx bench/push-path.ts` (`BENCH_PUSH_PATH_ROUNDS`, default 7; a compiled platform of its own; rewrites only this section). The same one-commit push, in rotating order each round, to: a local bare repository over the file transport (the peer), `git http-backend` behind a bare Node CGI bridge (smart HTTP with nothing of ours), the git-server straight (the signed identity the gateway would add), and the gateway (an API token, as users push). The platform\'s pushes each start a one-step run, which finishes before the next push. Hook times from the git-server\'s receive-pack trace2 events (`GIT_TRACE2_EVENT`), over both platform sides.',
       '',
       `- date: ${new Date().toISOString()}; ${os.cpus().length} cores; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join('/')}`,
       '',

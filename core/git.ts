@@ -54,86 +54,102 @@ export interface CommitFile {
 }
 
 /**
- * The commit `sha` peels to (annotated tags peel) and `file` at it, from one `git cat-file --batch`:
- * it names the commit, then the file with its size; a file over `maxBytes` is not read (the process
- * is stopped at the file's header), so a huge blob pushed by a user never reaches memory. Recording a
- * push asks this for every ref (git starts are most of its cost; ADR 0047). Undefined when `sha` is
- * not a commit.
+ * The commit `sha` peels to (annotated tags peel) and `file` at it, from one `git cat-file
+ * --batch-command` (git ≥ 2.36): `info` names the commit and the file with its size, and the file's
+ * `contents` are asked for only when it fits `maxBytes`, so git never reads a huge blob a user
+ * pushed. Recording a push asks this for every ref (git starts are most of its cost; ADR 0047).
+ * Undefined when `sha` is not a commit.
  */
 export async function commitAndFile(gitDir: string, sha: string, file: string, maxBytes: number): Promise<CommitFile | undefined> {
   if (!/^[0-9a-f]{40,64}$/.test(sha)) throw new Error(`not an object id: ${sha}`);
-  const child = spawn('git', ['--git-dir', gitDir, 'cat-file', '--batch=%(objectname) %(objecttype) %(objectsize)'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = spawn('git', ['--git-dir', gitDir, 'cat-file', '--batch-command=%(objectname) %(objecttype) %(objectsize)'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
+  spawnFailed.catch(() => undefined);
   child.stdin.on('error', () => undefined);
-  child.stdin.end(`${sha}^{commit}\n${sha}^{commit}:${file}\n`);
-  return new Promise((resolve, reject) => {
-    const reader = new BatchAnswer(file, maxBytes);
-    let settled = false;
-    const settle = (found: CommitFile | undefined) => {
-      if (settled) return;
-      settled = true;
-      if (child.exitCode === null) child.kill();
-      resolve(found);
-    };
-    child.stdout.on('data', (chunk: Buffer) => {
-      const found = reader.take(chunk);
-      if (found !== PENDING) settle(found);
-    });
-    child.on('error', (err) => {
-      settled = true;
-      reject(err);
-    });
-    // Output ended before an answer (no such repository, git failed): as if the commit were unknown,
-    // or, once the commit was named, as if it had no such file.
-    child.on('close', () => settle(reader.commit ? { commit: reader.commit } : undefined));
-  });
+  const out = new ChunkReader(child.stdout);
+  const answer = async (): Promise<CommitFile | undefined> => {
+    // Without --buffer, git answers each command as it comes.
+    child.stdin.write(`info ${sha}^{commit}\ninfo ${sha}^{commit}:${file}\n`);
+    // "<input> missing" (also for an object that does not peel to a commit), or git gone: no commit.
+    const commit = objectHeader(await out.line());
+    if (commit?.type !== 'commit') return undefined;
+    // No such path, or a tree by that name: the commit without the file.
+    const found = objectHeader(await out.line());
+    if (found?.type !== 'blob') return { commit: commit.id };
+    if (found.size > maxBytes) return { commit: commit.id, tooLarge: new FileTooLargeError(`${file} is ${found.size} bytes; at most ${maxBytes} are allowed`) };
+    child.stdin.end(`contents ${found.id}\n`);
+    if (objectHeader(await out.line())?.size !== found.size) return { commit: commit.id };
+    const text = await out.bytes(found.size);
+    return text === undefined ? { commit: commit.id } : { commit: commit.id, text: text.toString('utf8') };
+  };
+  try {
+    return await Promise.race([answer(), spawnFailed]);
+  } finally {
+    child.stdin.end();
+    out.stop();
+  }
 }
 
-const PENDING = Symbol('pending');
+function objectHeader(line: string | undefined): { id: string; type: string; size: number } | undefined {
+  const m = line === undefined ? null : /^([0-9a-f]{40,64}) ([a-z]+) (\d+)$/.exec(line);
+  return m ? { id: m[1], type: m[2], size: Number(m[3]) } : undefined;
+}
 
-/** `cat-file --batch` output for "<sha>^{commit}" then "<sha>^{commit}:<file>", read as it arrives. */
-class BatchAnswer {
-  commit?: string;
+/**
+ * Lines and counted bytes from a stream, as they arrive (a `cat-file --batch-command` answer).
+ * Each read answers undefined once the stream ended without it.
+ */
+export class ChunkReader {
   private buffered: Buffer = Buffer.alloc(0);
-  private step: 'commit header' | 'commit body' | 'file header' | 'file body' = 'commit header';
-  private skip = 0;
-  private size = 0;
+  private ended = false;
+  private wake?: () => void;
 
-  constructor(private readonly file: string, private readonly maxBytes: number) {}
+  constructor(private readonly stream: NodeJS.ReadableStream) {
+    stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('error', this.onEnd);
+  }
 
-  take(chunk: Buffer): CommitFile | undefined | typeof PENDING {
+  private readonly onData = (chunk: Buffer) => {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    for (;;) {
-      if (this.step === 'commit body') {
-        // The commit's own text is not needed: skipped as it arrives, never kept.
-        const n = Math.min(this.skip, this.buffered.length);
-        this.buffered = this.buffered.subarray(n);
-        this.skip -= n;
-        if (this.skip > 0) return PENDING;
-        this.step = 'file header';
-        continue;
-      }
-      if (this.step === 'file body') {
-        if (this.buffered.length < this.size) return PENDING;
-        return { commit: this.commit!, text: this.buffered.subarray(0, this.size).toString('utf8') };
-      }
-      const eol = this.buffered.indexOf(10);
-      if (eol < 0) return PENDING;
-      const header = /^([0-9a-f]{40,64}) ([a-z]+) (\d+)$/.exec(this.buffered.subarray(0, eol).toString('utf8'));
-      this.buffered = this.buffered.subarray(eol + 1);
-      if (this.step === 'commit header') {
-        // "<input> missing", or an object that does not peel to a commit.
-        if (!header || header[2] !== 'commit') return undefined;
-        this.commit = header[1];
-        this.skip = Number(header[3]) + 1; // the body and its newline
-        this.step = 'commit body';
-        continue;
-      }
-      // No such path, or a tree by that name: the commit without the file.
-      if (!header || header[2] !== 'blob') return { commit: this.commit! };
-      this.size = Number(header[3]);
-      if (this.size > this.maxBytes) return { commit: this.commit!, tooLarge: new FileTooLargeError(`${this.file} is ${this.size} bytes; at most ${this.maxBytes} are allowed`) };
-      this.step = 'file body';
+    this.wake?.();
+  };
+
+  private readonly onEnd = () => {
+    this.ended = true;
+    this.wake?.();
+  };
+
+  private async until(ready: () => boolean): Promise<boolean> {
+    while (!ready()) {
+      if (this.ended) return false;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
     }
+    return true;
+  }
+
+  /** The next line, without its newline. */
+  async line(): Promise<string | undefined> {
+    if (!(await this.until(() => this.buffered.includes(10)))) return undefined;
+    const eol = this.buffered.indexOf(10);
+    const line = this.buffered.subarray(0, eol).toString('utf8');
+    this.buffered = this.buffered.subarray(eol + 1);
+    return line;
+  }
+
+  /** The next `n` bytes. */
+  async bytes(n: number): Promise<Buffer | undefined> {
+    if (!(await this.until(() => this.buffered.length >= n))) return undefined;
+    const taken = this.buffered.subarray(0, n);
+    this.buffered = this.buffered.subarray(n);
+    return taken;
+  }
+
+  /** Reads no more: what still comes is drained, not kept. */
+  stop(): void {
+    this.stream.removeListener('data', this.onData);
+    this.stream.resume();
   }
 }
 

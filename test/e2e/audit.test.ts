@@ -135,6 +135,17 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
   const refused = await git(['push', '--force', url, 'main'], work);
   expect(refused.code).not.toBe(0);
   expect(refused.stderr).toContain('rejected refs/heads/main');
+  // Tags (annotated, so they peel): moved on to a descendant is an update, to an unrelated commit a
+  // force. `ci.skip`: no runs, the deploys below stay the only ones.
+  const tagPush = async () => (await git(['push', '--force', '-o', 'ci.skip', url, 'refs/tags/v1'], work)).code;
+  await git(['tag', '-a', '-m', 'v1', 'v1', first], work);
+  expect(await tagPush()).toBe(0);
+  await git(['tag', '-f', '-a', '-m', 'v1 moved on', 'v1', third], work);
+  expect(await tagPush()).toBe(0);
+  await git(['checkout', '-q', '--orphan', 'elsewhere'], work);
+  await git(['commit', '-q', '--allow-empty', '-m', 'unrelated'], work);
+  await git(['tag', '-f', '-a', '-m', 'v1 elsewhere', 'v1', 'elsewhere'], work);
+  expect(await tagPush()).toBe(0);
 
   // Deploys: one approved, one rejected.
   const deploy = async (environment: string) => {
@@ -194,8 +205,11 @@ test('each security-relevant action writes its chained row, with actor, tenant, 
     ['refs/heads/main update'],
     ['refs/heads/main force'],
     ['refs/heads/doomed delete'],
+    ['refs/tags/v1 create'],
+    ['refs/tags/v1 update'],
+    ['refs/tags/v1 force'],
   ]);
-  expect(pushes.map((e) => [e.detail.forced, e.detail.deleted])).toEqual([[[], []], [[], []], [['refs/heads/main'], []], [[], ['refs/heads/doomed']]]);
+  expect(pushes.map((e) => [e.detail.forced, e.detail.deleted])).toEqual([[[], []], [[], []], [['refs/heads/main'], []], [[], ['refs/heads/doomed']], [[], []], [[], []], [['refs/tags/v1'], []]]);
   expect(pushes[2].detail.updates[0]).toMatchObject({ oldSha: second, newSha: third });
   expect(pushes[0].detail.updates.find((u: any) => u.ref === 'refs/heads/main')).toMatchObject({ newSha: first });
   for (const p of pushes) {

@@ -57,7 +57,7 @@ test('a file over the limit is not read: the answer says it is too large', async
   expect(found?.tooLarge?.message).toBe('.dotgit/pipeline.yml is 2000 bytes; at most 1000 are allowed');
 });
 
-test('a directory by the file name is no file; a long commit message is passed over', async () => {
+test('a directory by the file name is no file; a long commit message changes nothing', async () => {
   git('rm', '--quiet', '-r', '.dotgit');
   mkdirSync(path.join(dir, '.dotgit/pipeline.yml'), { recursive: true });
   writeFileSync(path.join(dir, '.dotgit/pipeline.yml/inner'), 'x');
@@ -68,7 +68,7 @@ test('a directory by the file name is no file; a long commit message is passed o
   expect(await commitAndFile(gitDir, again, '.dotgit/pipeline.yml', 1000)).toEqual({ commit: again, text: 'y'.repeat(999) });
 });
 
-test('a file far over the limit answers at its header', async () => {
+test('a file far over the limit answers from its size alone', async () => {
   const sha = commit({ '.dotgit/pipeline.yml': 'z'.repeat(8 * 1024 * 1024) }, 'huge');
   const found = await commitAndFile(gitDir, sha, '.dotgit/pipeline.yml', 1000);
   expect(found).toEqual({ commit: sha, tooLarge: expect.any(FileTooLargeError) });

@@ -4,7 +4,7 @@ import { resolveShardMap } from '../../core/shard-map';
 import { createShardRouter, type ShardRouter } from '../../core/shard-router';
 import { shardOf } from '../../core/shards';
 import { copyTenantEverywhere, TenantDirectory } from '../../core/tenant-directory';
-import { insertRepo, recordPushedRefs, upsertReplicaState } from '../../core/stores/repos-store';
+import { countPush, insertRepo, recordPushedRefs, upsertReplicaState } from '../../core/stores/repos-store';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { placementOf, registerNode, upToDateReplicaNodes } from '../../core/stores/storage-nodes-store';
 import { setShardPlacement } from '../../core/stores/shard-placements-store';
@@ -139,7 +139,7 @@ test('storage nodes are global, their repositories in the shards: placement read
   await registerNode(router.global, b, 'http://127.0.0.1:2');
   const db = router.forTenant(tenant.id);
   const repo = await insertRepo(db, { tenantId: tenant.id, name: 'held', visibility: 'private', nodeId: a, replicaNodes: [b] });
-  await insertRepo(db, { tenantId: tenant.id, name: 'held2', visibility: 'private', nodeId: a, replicaNodes: [] });
+  const held2 = await insertRepo(db, { tenantId: tenant.id, name: 'held2', visibility: 'private', nodeId: a, replicaNodes: [] });
   const all = liveDatabases(router).map((d) => ({ db: d.db, shards: d.scope }));
   // Counted in every database: a holds two repositories there, so b gets the next one (the global database alone sees none: a by id).
   expect(await placeRepo(router.global, [a, b], all)).toBe(b);
@@ -151,8 +151,12 @@ test('storage nodes are global, their repositories in the shards: placement read
   await recordPushedRefs(db, repo.id, 'fp1');
   await upsertReplicaState(db, { tenantId: tenant.id, repoId: repo.id, zone: `node:${b}`, refsFingerprint: 'fp1', lagSeconds: 0, error: null });
   expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
-  await recordPushedRefs(db, repo.id, 'fp2');
+  // A push counted without the refs it left (a reconciliation that found nothing landed) keeps the fingerprint.
+  expect(await countPush(db, repo.id)).toEqual({ pushesSinceMaintenance: 1, hasReplicaNodes: true });
+  expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
+  expect(await countPush(db, repo.id, 'fp2')).toEqual({ pushesSinceMaintenance: 2, hasReplicaNodes: true });
   expect(await upToDateReplicaNodes(db, repo.id, router.global)).toEqual([]);
+  expect(await countPush(db, held2.id, 'fp3')).toEqual({ pushesSinceMaintenance: 1, hasReplicaNodes: false });
 });
 
 test("placement counts during a shard move's grace period count the moved shard's repositories once, in the database the placement names", async () => {
