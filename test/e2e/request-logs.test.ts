@@ -51,7 +51,8 @@ test('a push logs on the git-server with its request id, next to the runs it sta
   const { requestId, traceId } = ids();
   const push = await git(['-c', `http.extraHeader=X-Request-Id: ${requestId}`, '-c', `http.extraHeader=traceparent: 00-${traceId}-00f067aa0ba902b7-01`, 'push', cloneUrl(t.tenant, repo, t.token), 'main'], dir);
   expect(push.code).toBe(0);
-  const lines = await linesOf('git-server', requestId, (l) => l.msg === 'push recorded');
+  // The request's own line is written once its answer has gone out, after post-receive's: waited for.
+  const lines = await linesOf('git-server', requestId, (l) => l.msg === 'request');
   expect(lines.find((l) => l.msg === 'push recorded')).toEqual(expect.objectContaining({ requestId, traceId, repo: `${t.tenant}/${repo}`, runs: [] }));
   expect(lines.find((l) => l.msg === 'request')).toEqual(expect.objectContaining({ requestId, traceId, method: 'POST', path: `/${t.tenant}/${repo}.git/git-receive-pack`, status: 200 }));
   // Every line of the push request names the repository (its route's :owner/:repo; ADR 0028).
