@@ -47,7 +47,7 @@ import { createReplicaReceiver } from './replica-receiver';
 import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
 import { createRepoBrowseRoutes } from './repo-browse';
-import { createRepoMoveRoutes } from './repo-move';
+import { createRepoMoveRoutes, REPO_CONFIG } from './repo-move';
 import { assertWritableHere } from '../core/repo-moves';
 import { adoptPushedBranch, createDefaultBranchRoute } from './default-branch';
 import { recordDefaultBranch } from '../core/stores/default-branch-store';
@@ -178,10 +178,7 @@ export function createGitServerApp(o: GitServerOptions) {
       const r = await runGit(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
       if (r.code !== 0) throw new Error(`git init failed: ${r.stderr}`);
     }
-    // Settings a hosting server wants: reject corrupt objects, allow filters and tips for partial/shallow fetches.
-    for (const [k, v] of [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']]) {
-      await runGit(['--git-dir', dir, 'config', k, v]);
-    }
+    for (const [k, v] of REPO_CONFIG) await runGit(['--git-dir', dir, 'config', k, v]);
     res.status(201).json({ owner, name });
   }));
 

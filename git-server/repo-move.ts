@@ -15,8 +15,11 @@ import { advertiseRefs, gitProtocolEnv, runService } from './smart-http';
 
 /** A copy's fetch may take long; its token outlives it. */
 const FETCH_TOKEN_SECONDS = 3600;
-/** Settings a hosting server wants on every bare repository (as at creation, app.ts). */
-const REPO_CONFIG: [string, string][] = [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']];
+/**
+ * Settings a hosting server wants on every bare repository, at creation (app.ts) and on a moved
+ * copy: reject corrupt objects, allow filters and tips for partial and shallow fetches.
+ */
+export const REPO_CONFIG: [string, string][] = [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']];
 
 export interface RepoMoveOptions {
   db: Db;
