@@ -28,6 +28,28 @@ export function runGit(args: string[], options: { cwd?: string; input?: string |
   });
 }
 
+/** The oldest git the git-server works with: `cat-file --batch-command` (commitAndFile) came in 2.36. */
+export const MIN_GIT_VERSION: readonly [number, number] = [2, 36];
+
+/** What is wrong with the git that printed this `git version` output; undefined when it will do. */
+export function gitVersionProblem(output: string): string | undefined {
+  const [major, minor] = MIN_GIT_VERSION;
+  const m = /^git version (\d+)\.(\d+)/.exec(output.trim());
+  if (!m) return `git version answered ${JSON.stringify(output.trim().slice(0, 100))}; git ≥ ${major}.${minor} is needed`;
+  const found = [Number(m[1]), Number(m[2])];
+  if (found[0] < major || (found[0] === major && found[1] < minor)) return `git ${found.join('.')} is too old: the git-server needs git ≥ ${major}.${minor} (Debian bookworm has 2.39)`;
+  return undefined;
+}
+
+/**
+ * Stops start-up on a git older than MIN_GIT_VERSION: with it every push would land but start no
+ * pipeline (its pipeline file could not be read).
+ */
+export async function assertGitVersion(): Promise<void> {
+  const problem = gitVersionProblem((await runGit(['version'])).stdout.toString('utf8'));
+  if (problem) throw new Error(problem);
+}
+
 /** Thrown when a file read from a repository is larger than the caller allows. */
 export class FileTooLargeError extends Error {
   override readonly name = 'FileTooLargeError';

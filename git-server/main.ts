@@ -1,4 +1,5 @@
 import { dataPaths, loadConfig } from '../core/config';
+import { assertGitVersion } from '../core/git';
 import { startTracing } from '../core/tracing';
 import { createDb } from '../core/db';
 import { createShardRouter } from '../core/shard-router';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
   startTracing('git-server');
   const log = createLogger('git-server', config.logLevel);
   if (!config.databaseUrl || !config.temporalAddress) throw new Error('git-server needs DATABASE_URL and TEMPORAL_ADDRESS (npm start sets them)');
+  await assertGitVersion();
   // The global database and every shard database of DOTGIT_SHARD_MAP (ADR 0025); a bad map stops start-up here.
   const router = await createShardRouter(config);
   const db = router.global;
