@@ -84,8 +84,10 @@ export interface CommitFile {
  */
 export async function commitAndFile(gitDir: string, sha: string, file: string, maxBytes: number): Promise<CommitFile | undefined> {
   if (!/^[0-9a-f]{40,64}$/.test(sha)) throw new Error(`not an object id: ${sha}`);
+  // A command is a line: a path with a line break would add commands of its own.
+  if (/[\r\n]/.test(file)) throw new Error(`not a path git can be asked for on one line: ${JSON.stringify(file)}`);
   const child = spawn('git', ['--git-dir', gitDir, 'cat-file', '--batch-command=%(objectname) %(objecttype) %(objectsize)'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
+  const spawnFailed = new Promise<never>((_, reject) => child.on('error', reject));
   spawnFailed.catch(() => undefined);
   child.stdin.on('error', () => undefined);
   const out = new ChunkReader(child.stdout);
@@ -130,6 +132,8 @@ export class ChunkReader {
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('error', this.onEnd);
+    // A stream destroyed without an error ends with 'close' alone.
+    stream.on('close', this.onEnd);
   }
 
   private readonly onData = (chunk: Buffer) => {

@@ -19,7 +19,7 @@ const FETCH_TOKEN_SECONDS = 3600;
  * Settings a hosting server wants on every bare repository, at creation (app.ts) and on a moved
  * copy: reject corrupt objects, allow filters and tips for partial and shallow fetches.
  */
-export const REPO_CONFIG: [string, string][] = [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']];
+export const REPO_CONFIG: readonly (readonly [string, string])[] = [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']];
 
 export interface RepoMoveOptions {
   db: Db;

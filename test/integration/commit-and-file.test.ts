@@ -75,6 +75,20 @@ test('a file far over the limit answers from its size alone', async () => {
   expect(found?.tooLarge?.message).toBe(`.dotgit/pipeline.yml is ${8 * 1024 * 1024} bytes; at most 1000 are allowed`);
 });
 
+test('a file of exactly the limit is read; an empty one is empty text; a path with spaces is one path', async () => {
+  const sha = commit({ '.dotgit/pipeline.yml': 'e'.repeat(1000), 'dir with space/a b.yml': '', 'x.yml': 'spaced' }, 'edges');
+  expect(await commitAndFile(gitDir, sha, '.dotgit/pipeline.yml', 1000)).toEqual({ commit: sha, text: 'e'.repeat(1000) });
+  expect(await commitAndFile(gitDir, sha, 'dir with space/a b.yml', 1000)).toEqual({ commit: sha, text: '' });
+  // A tag of a tree peels to no commit.
+  git('tag', '-a', '-m', 'tree', 'treetag', `${sha}^{tree}`);
+  expect(await commitAndFile(gitDir, git('rev-parse', 'treetag'), '.dotgit/pipeline.yml', 1000)).toBeUndefined();
+});
+
+test('a path with a line break is refused, not sent to git as two commands', async () => {
+  const sha = git('rev-parse', 'HEAD');
+  await expect(commitAndFile(gitDir, sha, `x.yml\ncontents ${sha}`, 1000)).rejects.toThrow('not a path git can be asked for on one line');
+});
+
 test('no repository at the path: as if the commit were unknown', async () => {
   expect(await commitAndFile(path.join(dir, 'nowhere.git'), 'a'.repeat(40), '.dotgit/pipeline.yml', 1000)).toBeUndefined();
 });

@@ -55,3 +55,11 @@ test('after stop, what still comes is not kept', async () => {
   expect(stream.readableFlowing).toBe(true);
   expect(stream.listenerCount('data')).toBe(0);
 });
+
+test('a stream destroyed without an error ends the reads', async () => {
+  const stream = new PassThrough();
+  const r = new ChunkReader(stream);
+  const pending = r.line();
+  stream.destroy();
+  expect(await pending).toBeUndefined();
+});
