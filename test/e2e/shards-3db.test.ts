@@ -280,7 +280,9 @@ test("a deploy on each database's tenant succeeds, recorded in its shard's datab
 });
 
 test("a backup completes on the 3-database layout: every tenant's repository, and a base backup of each database, restored by name", async () => {
-  const r = await call('POST', '/api/v1/backups', {});
+  // Full: the platform's 15-minute backup schedule may have taken one since start-up, whose recent
+  // base an incremental backup would reuse (failed so when the platform was up across a quarter hour).
+  const r = await call('POST', '/api/v1/backups', { full: true });
   expect(r.status).toBe(202);
   const b = await until(`backup ${r.body.id}`, async () => {
     const list = (await call('GET', '/api/v1/backups')).body.backups as Array<{ id: string; status: string; repos: number | null; error?: string }>;
