@@ -139,11 +139,6 @@ export async function pushedRefsFingerprint(q: Queryable, repoId: number): Promi
   return (await q.query<{ refs_fingerprint: string | null }>('SELECT refs_fingerprint FROM repos WHERE id = $1', [repoId])).rows[0]?.refs_fingerprint;
 }
 
-/** A push moved the repository's refs: their fingerprint and the time. */
-export async function recordPushedRefs(q: Queryable, repoId: number, refsFingerprint: string): Promise<void> {
-  await q.query('UPDATE repos SET refs_fingerprint = $2, pushed_at = now() WHERE id = $1', [repoId, refsFingerprint]);
-}
-
 /**
  * A push on the repository's row, in one statement: one more push since the last maintenance and,
  * when given, the refs it left. Answers that count and whether the repository has replica nodes (ADR 0014).

@@ -18,15 +18,19 @@ import { cloneUrl, git, localRepo, runIdsFrom } from '../helpers/git';
 
 const TICKS = 6;
 const LONG = 20_000;
-// Slow lines, one a second, so the page is seen mid-step; then an ANSI red line, a markup line and
-// the checksum of an artifact (TICKS + 3 lines), and a long step.
+const LAST_TICK_PAUSE_S = 20;
+// Slow lines, one a second, so the page is seen mid-step, and a long pause before the last tick: on a
+// loaded machine the run page can open seconds into the step, and it must still find the last tick to
+// come (once in CI the page opened after the five-second tick loop had ended). Then an ANSI red line,
+// a markup line and the checksum of an artifact (TICKS + 3 lines), and a long step.
 const PIPELINE = `
 jobs:
   build:
     steps:
       - name: slow
         run: |
-          for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done
+          for i in $(seq 1 $((${TICKS} - 1))); do echo "tick $i"; sleep 1; done
+          sleep ${LAST_TICK_PAUSE_S}; echo "tick ${TICKS}"
           printf '\\033[31mred alert\\033[0m\\n'
           echo '<img src=x onerror=alert(1)>'
           mkdir -p out && head -c 3000 /dev/urandom > out/blob.bin && sha256sum out/blob.bin
@@ -141,7 +145,7 @@ browserTest('a repository made in the browser; its run page shows the live log l
   await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 90_000 });
   // Line by line: the first line is on screen while the step is still printing the later ones.
   expect(await log.getByText(`tick ${TICKS}`, { exact: true }).count()).toBe(0);
-  await log.getByText(`tick ${TICKS}`, { exact: true }).waitFor({ timeout: 30_000 });
+  await log.getByText(`tick ${TICKS}`, { exact: true }).waitFor({ timeout: (LAST_TICK_PAUSE_S + 30) * 1000 });
   // Not following, the view stays at line 1 as the long step streams in.
   await page.getByRole('checkbox', { name: 'follow' }).uncheck();
 

@@ -4,7 +4,7 @@ import { resolveShardMap } from '../../core/shard-map';
 import { createShardRouter, type ShardRouter } from '../../core/shard-router';
 import { shardOf } from '../../core/shards';
 import { copyTenantEverywhere, TenantDirectory } from '../../core/tenant-directory';
-import { countPush, insertRepo, recordPushedRefs, upsertReplicaState } from '../../core/stores/repos-store';
+import { countPush, insertRepo, upsertReplicaState } from '../../core/stores/repos-store';
 import { placeReplicas, placeRepo } from '../../core/storage-nodes';
 import { placementOf, registerNode, upToDateReplicaNodes } from '../../core/stores/storage-nodes-store';
 import { setShardPlacement } from '../../core/stores/shard-placements-store';
@@ -148,13 +148,13 @@ test('storage nodes are global, their repositories in the shards: placement read
   // The node router's reads: the repository on its shard, the node from the global database.
   expect(await placementOf(db, tenant.name, 'held', router.global)).toEqual({ nodeId: a, node: { id: a, url: 'http://127.0.0.1:1', up: true } });
   expect(await placementOf(db, tenant.name, 'nope', router.global)).toBeUndefined();
-  await recordPushedRefs(db, repo.id, 'fp1');
+  expect(await countPush(db, repo.id, 'fp1')).toEqual({ pushesSinceMaintenance: 1, hasReplicaNodes: true });
   await upsertReplicaState(db, { tenantId: tenant.id, repoId: repo.id, zone: `node:${b}`, refsFingerprint: 'fp1', lagSeconds: 0, error: null });
   expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
   // A push counted without the refs it left (a reconciliation that found nothing landed) keeps the fingerprint.
-  expect(await countPush(db, repo.id)).toEqual({ pushesSinceMaintenance: 1, hasReplicaNodes: true });
+  expect(await countPush(db, repo.id)).toEqual({ pushesSinceMaintenance: 2, hasReplicaNodes: true });
   expect((await upToDateReplicaNodes(db, repo.id, router.global)).map((n) => n.id)).toEqual([b]);
-  expect(await countPush(db, repo.id, 'fp2')).toEqual({ pushesSinceMaintenance: 2, hasReplicaNodes: true });
+  expect(await countPush(db, repo.id, 'fp2')).toEqual({ pushesSinceMaintenance: 3, hasReplicaNodes: true });
   expect(await upToDateReplicaNodes(db, repo.id, router.global)).toEqual([]);
   expect(await countPush(db, held2.id, 'fp3')).toEqual({ pushesSinceMaintenance: 1, hasReplicaNodes: false });
 });
