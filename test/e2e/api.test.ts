@@ -107,10 +107,11 @@ test('a revoked token stops working at once; expiry is honoured', async () => {
   // Another tenant cannot revoke (or learn about) acme's tokens.
   const t2 = await api<{ id: number }>('POST', '/api/v1/tokens', { token: acme.token, body: { scopes: ['read'] } });
   expectError(await api('DELETE', `/api/v1/tokens/${t2.body.id}`, { token: other.token }), 404);
-  const soon = new Date(Date.now() + 1500).toISOString();
-  const short = await api<{ token: string }>('POST', '/api/v1/tokens', { token: acme.token, body: { scopes: ['read'], expiresAt: soon } });
+  // Long enough that its first use falls before it on a loaded machine.
+  const soon = Date.now() + 8_000;
+  const short = await api<{ token: string }>('POST', '/api/v1/tokens', { token: acme.token, body: { scopes: ['read'], expiresAt: new Date(soon).toISOString() } });
   expect((await api('GET', `/api/v1/repos/${acme.tenant}/none-such`, { token: short.body.token })).status).toBe(404);
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, soon + 500 - Date.now()));
   expectError(await api('GET', `/api/v1/repos/${acme.tenant}/none-such`, { token: short.body.token }), 401);
 });
 

@@ -67,6 +67,25 @@ async function refsOf(gitDir: string): Promise<string> {
 
 const pause = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
+/**
+ * `fn` with the platform's 15-minute backup schedule paused (and no scheduled backup still running):
+ * one taken between the test's own would change the chain it checks.
+ */
+async function withScheduledBackupsPaused<T>(fn: () => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  const schedule = new Client({ connection, namespace: info.namespace }).schedule.getHandle(BACKUP_SCHEDULE.id);
+  try {
+    await schedule.pause('backup.test.ts: a chain of its own');
+    for (const until = Date.now() + 180_000; (await schedule.describe()).info.runningActions.length > 0; ) {
+      if (Date.now() > until) throw new Error('a scheduled backup was still running after 180 s');
+      await pause(500);
+    }
+    return await fn();
+  } finally {
+    await schedule.unpause().finally(() => connection.close());
+  }
+}
+
 test('backups and restores are for platform admins only, and bad input is refused', async () => {
   expect((await api('POST', '/api/v1/backups', { body: {} })).status).toBe(401);
   expect((await api('POST', '/api/v1/backups', { token: owner.token, body: {} })).status).toBe(403);
@@ -81,7 +100,7 @@ test('backups and restores are for platform admins only, and bad input is refuse
   expect((await api('GET', '/api/v1/restores/restore-nope', { token: admin })).status).toBe(404);
 });
 
-test('a repository restores from base + increments to the state of any backup: identical refs, fsck clean', async () => {
+test('a repository restores from base + increments to the state of any backup: identical refs, fsck clean', () => withScheduledBackupsPaused(async () => {
   const repo = uniqueName('bk');
   expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
   const url = cloneUrl(owner.tenant, repo, owner.token);
@@ -141,7 +160,7 @@ test('a repository restores from base + increments to the state of any backup: i
     await pause(300);
   }
   expect(state).toBe('failed');
-}, 600_000);
+}), 600_000);
 
 test('Postgres point-in-time recovery: restoring to T gives exactly the rows committed by T', async () => {
   await takeBackup(); // a base exists before the rows below, so they come back from archived WAL

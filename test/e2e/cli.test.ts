@@ -128,12 +128,12 @@ test('logs --follow prints a line while its step still runs; run watch, --wait a
   await dev.createRepo(tenant, 'live');
   const work = await localRepo({
     '.dotgit/pipeline.yml':
-      'jobs:\n  slow:\n    steps:\n      - name: talk\n        run: |\n          echo first-line\n          sleep 8\n          echo second-line\n          mkdir -p o && echo art > o/a.txt\n    artifacts: [o/a.txt]\n',
+      'jobs:\n  slow:\n    steps:\n      - name: talk\n        run: |\n          echo first-line\n          sleep 25\n          echo second-line\n          mkdir -p o && echo art > o/a.txt\n    artifacts: [o/a.txt]\n',
   });
   const id = await pushRun(work, tenant, 'live', token);
 
   // The moment `first-line` reaches the follower, the step is still sleeping: the run has not ended
-  // and `second-line` has not been printed. Lines arrive as printed, not when the run ends. (8 s of
+  // and `second-line` has not been printed. Lines arrive as printed, not when the run ends. (25 s of
   // sleep leave room for the command's own start on a loaded machine: it connects after the push.)
   let atFirstLine: Promise<{ status: string; sawSecond: boolean }> | undefined;
   const followed = await spawnCli(['logs', id, '--follow'], {

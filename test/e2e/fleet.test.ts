@@ -338,7 +338,8 @@ test('kill -9 of api-1 and gateway-1 under load: clients of gateway-2 see no err
 });
 
 test('kill -9 of a sandbox host mid-step: the runner starts it again under its host id, the step runs again (attempt 2, the log says why) and the run succeeds', async () => {
-  const yaml = THREE_STEPS.replace('cat made.txt && echo two', 'for i in $(seq 1 20); do echo tick $i; sleep 0.5; done && cat made.txt && echo two');
+  // The first attempt pauses after tick 2, so the kill lands mid-step however late the test sees the tick.
+  const yaml = THREE_STEPS.replace('cat made.txt && echo two', 'for i in $(seq 1 20); do echo tick $i; if [ $i = 2 ] && [ $DOTGIT_STEP_ATTEMPT = 1 ]; then sleep 30; fi; sleep 0.5; done && cat made.txt && echo two');
   const g = platform.gatewayUrl;
   const repo = await createRepo(g);
   const pushed = await git(['push', cloneUrl(g, repo), 'main'], await localRepo({ '.dotgit/pipeline.yml': yaml }));

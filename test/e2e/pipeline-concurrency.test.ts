@@ -51,7 +51,8 @@ const stepRunning = (id: string) => async () => ((await getRun(id)).steps?.[0]?.
 test('a FIFO of three: runs of one group go one at a time in arrival order, the waiting ones queued behind N runs', async () => {
   const repo = await createPrivateRepo(owner, 'concurrency-fifo');
   const work = await localRepo({ '.dotgit/pipeline.yml': file('concurrency: { group: "ci-${{ ref_name }}" }'), '.dotgit/wait': '0\n' });
-  const first = await pushWait(work, repo, 12);
+  // The first run holds long enough to outlast two more pushes and their queueing on a loaded machine.
+  const first = await pushWait(work, repo, 40);
   await until('the first run to be running', stepRunning(first));
   const second = await pushWait(work, repo, 2);
   await until('the second run to wait', async () => ((await getRun(second)).message ? true : undefined));

@@ -10,7 +10,8 @@ import { locateRunsc } from '../../activities/sandbox/locate';
 // kill -9 of the worker in the middle of a step: the step's heartbeats stop, Temporal retries it
 // on the restarted worker (the supervisor brings it back), and the run still finishes. The re-run is
 // visible (issue 10): attempt 2 in DOTGIT_STEP_ATTEMPT, the run answer, a marker line in the log and
-// the live stream, whose lines carry their attempt; the killed attempt's sandbox is gone.
+// the live stream, whose lines carry their attempt; the killed attempt's sandbox is gone. The first
+// attempt pauses after tick 2 so that the kill lands mid-step however slowly the test sees the tick.
 
 test('a worker killed mid-step: the step runs again on the restarted worker and the run succeeds', async () => {
   const info = platformInfo();
@@ -19,7 +20,7 @@ test('a worker killed mid-step: the step runs again on the restarted worker and 
   expect((await api('POST', '/api/v1/repos', { token: owner.token, body: { owner: owner.tenant, name: repo, visibility: 'private' } })).status).toBe(201);
   const work = await localRepo({
     '.dotgit/pipeline.yml':
-      'jobs:\n  long:\n    steps:\n      - name: ticks\n        run: |\n          echo "attempt $DOTGIT_STEP_ATTEMPT"\n          for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done\n          echo finished\n',
+      'jobs:\n  long:\n    steps:\n      - name: ticks\n        run: |\n          echo "attempt $DOTGIT_STEP_ATTEMPT"\n          for i in $(seq 1 12); do echo "tick $i"; if [ "$i" = 2 ] && [ "$DOTGIT_STEP_ATTEMPT" = 1 ]; then sleep 30; fi; sleep 0.5; done\n          echo finished\n',
   });
   const push = await git(['push', cloneUrl(owner.tenant, repo, owner.token), 'main'], work);
   const [id] = runIdsFrom(push.stderr);

@@ -16,6 +16,12 @@ import { cloneUrlVia, seededPrivateRepo, startOwnGateway } from '../helpers/own-
 // credential-less probe spends nothing, and repeated bad credentials still end in 429.
 
 const quiet = { info: () => undefined, debug: () => undefined, warn: () => undefined };
+
+// A slow check fails open (a refused request would pass): on a loaded CI machine a Redis answer can
+// take longer than the production budget, so these tests of the limits give it ample time; the
+// budget itself is tested in rate-limit.test.ts.
+const LIMIT_CHECK_BUDGET_MS = 10_000;
+
 let db: Db;
 let ownRedis: RedisHandle;
 let redis: Redis;
@@ -30,7 +36,7 @@ beforeAll(async () => {
   db = createDb(platformInfo().databaseUrl, 4);
   ownRedis = await startRedis({ dataDir: tempDir('dotgit-rl-redis-'), port: 0, log: quiet });
   redis = new Redis(ownRedis.redisUrl);
-  gw = await startOwnGateway(db, new RateLimiter({ redis, config: parseRateLimitConfig({}), failMode: 'open' }));
+  gw = await startOwnGateway(db, new RateLimiter({ redis, config: parseRateLimitConfig({}), failMode: 'open', timeoutMs: LIMIT_CHECK_BUDGET_MS }));
   base = gw.base;
   t = await createTenantWithAdmin();
   repo = await seededPrivateRepo(t, 'fleet');
@@ -121,7 +127,7 @@ test('repeated bad credentials from one address end in 429; a known good token f
 test('anonymous requests answered 401 spend nothing from the address\'s limits; anonymous reads that succeed still do', async () => {
   // A gateway with a small fetch window (5 a minute per address), over its own Redis database.
   const small = new Redis(ownRedis.redisUrl, { db: 1 });
-  const own = await startOwnGateway(db, new RateLimiter({ redis: small, config: parseRateLimitConfig({ 'git-fetch': { window: { limit: 5, windowMs: 60_000 } } }), failMode: 'open' }));
+  const own = await startOwnGateway(db, new RateLimiter({ redis: small, config: parseRateLimitConfig({ 'git-fetch': { window: { limit: 5, windowMs: 60_000 } } }), failMode: 'open', timeoutMs: LIMIT_CHECK_BUDGET_MS }));
   try {
     // Private: git's credential-less probe, 20 times (a CI fleet cloning): always asked for credentials.
     const probes: number[] = [];
@@ -146,7 +152,7 @@ test('anonymous requests answered 401 spend nothing from the address\'s limits; 
 
 test('/oauth/token: repeated bad client secrets from one address end in 429 in the OAuth shape', async () => {
   const own = new Redis(ownRedis.redisUrl, { db: 2 });
-  const limiter = new RateLimiter({ redis: own, config: parseRateLimitConfig({}), failMode: 'open' });
+  const limiter = new RateLimiter({ redis: own, config: parseRateLimitConfig({}), failMode: 'open', timeoutMs: LIMIT_CHECK_BUDGET_MS });
   const keys = new SigningKeys(db, platformInfo().internalSecret);
   const gw2 = await startOwnGateway(db, limiter, { issuer: issuerRouter({ db, keys, issuer: 'https://own.example', audience: 'dotgit', ttlSeconds: 600, limiter }) });
   try {

@@ -51,7 +51,7 @@ test('two gateway instances share one sliding window through Redis', async () =>
   const config = ownLimits({ tenants: { [t.tenant]: { 'api-read': { window: { limit: 5, windowMs: 60_000 } } } } });
   const gateways = await Promise.all(
     [1, 2].map(() =>
-      serve(createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, limiter: new RateLimiter({ redis: track(redis.duplicate()), config, failMode: 'open' }), healthChecks: {} })),
+      serve(createGatewayApp({ db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, limiter: new RateLimiter({ redis: track(redis.duplicate()), config, failMode: 'open', timeoutMs: 10_000 /* a slow check would fail open */ }), healthChecks: {} })),
     ),
   );
   const answers = [];

@@ -58,10 +58,16 @@ test('with Redis stalled, pushes, clones and API calls are answered at once: fai
   const revocable = await api<{ id: number; token: string }>('POST', '/api/v1/tokens', { token: t.token, body: { scopes: ['read', 'write'] } });
   const repoPath = `/api/v1/repos/${t.tenant}/${repo}`;
   const get = (gw: string, token?: string) => fetch(`${gw}${repoPath}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  // Known to both gateways (in their token caches) while Redis still answers.
+  // Known to both gateways (in their token caches) while Redis still answers. A check slower than
+  // the 250 ms budget on a loaded machine answers 503 from the fail-closed one: asked again.
+  const okSoon = async (gw: string, token: string) => {
+    let status = 0;
+    for (let i = 0; i < 5 && status !== 200; i++) status = (await get(gw, token)).status;
+    return status;
+  };
   for (const gw of [open, closed]) {
-    expect((await get(gw, t.token)).status).toBe(200);
-    expect((await get(gw, revocable.body.token)).status).toBe(200);
+    expect(await okSoon(gw, t.token)).toBe(200);
+    expect(await okSoon(gw, revocable.body.token)).toBe(200);
   }
   const work = tempDir('dotgit-stall-');
   expect((await git(['clone', '-q', viaOwn(open, t.token), 'w'], work)).code).toBe(0);

@@ -45,7 +45,8 @@ function countingDb(): { db: Db; queries: () => number } {
 async function gatewayOver(limiterRedis: Redis, failMode: 'open' | 'closed' = 'open') {
   const upstream = new URL(await serve((_req, res) => res.writeHead(200).end('ok')));
   const counted = countingDb();
-  const limiter = new RateLimiter({ redis: limiterRedis, config: ownLimits(), failMode, timeoutMs: 500 });
+  // A slow Redis answer would count as none (the cache hit confirmed in Postgres): ample time on a loaded machine.
+  const limiter = new RateLimiter({ redis: limiterRedis, config: ownLimits(), failMode, timeoutMs: 5_000 });
   const base = await serve(createGatewayApp({ db: counted.db, log: pino({ level: 'silent' }), internalSecret: platformInfo().internalSecret, upstreams: { api: upstream, git: upstream }, limiter, healthChecks: {} }));
   const get = (token: string) => fetch(`${base}/api/v1/anything`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
   return { get, queries: counted.queries };
@@ -93,12 +94,14 @@ test('a known token is looked up once; a revoked one is refused by every instanc
 
 test('expiry is honoured from the cache', async () => {
   const gw = await gatewayOver(redis.duplicate());
-  const { token } = await newToken({ expiresAt: new Date(Date.now() + 1500).toISOString() });
+  // Long enough that the token's first uses fall before it on a loaded machine.
+  const expiresAt = Date.now() + 8_000;
+  const { token } = await newToken({ expiresAt: new Date(expiresAt).toISOString() });
   expect(await gw.get(token)).toBe(200);
   const after = gw.queries();
   expect(await gw.get(token)).toBe(200);
   expect(gw.queries()).toBe(after);
-  await new Promise((r) => setTimeout(r, 1700));
+  await new Promise((r) => setTimeout(r, expiresAt + 500 - Date.now()));
   expect(await gw.get(token)).toBe(401);
 });
 

@@ -89,16 +89,22 @@ test('fetches beyond the per-repository limit get 429 with Retry-After; the slot
   // The first fetch holds the only slot: its answer is never read, so git blocks on a full pipe.
   const held = http.request(url, { method: 'POST', headers });
   held.on('error', () => undefined);
-  held.on('response', (r) => r.pause());
+  // Answering means it holds the slot (taken before git starts), however slow the machine.
+  const answering = new Promise<void>((resolve) => held.on('response', (r) => (r.pause(), resolve())));
   held.end(body);
-  await new Promise((r) => setTimeout(r, 1000));
+  await answering;
   const second = await fetch(url, { method: 'POST', headers, body });
   expect(second.status).toBe(429);
   expect(second.headers.get('retry-after')).toBe('5');
   expect((await second.json()).error.code).toBe('too_many_requests');
   held.destroy();
-  await new Promise((r) => setTimeout(r, 500));
-  const third = await fetch(url, { method: 'POST', headers, body });
+  // The slot frees once the server sees the client gone: within seconds, not at once.
+  let third = await fetch(url, { method: 'POST', headers, body });
+  for (const until = Date.now() + 15_000; third.status === 429 && Date.now() < until; ) {
+    await third.arrayBuffer();
+    await new Promise((r) => setTimeout(r, 250));
+    third = await fetch(url, { method: 'POST', headers, body });
+  }
   expect(third.status).toBe(200);
   expect((await third.arrayBuffer()).byteLength).toBeGreaterThan(1024 * 1024);
 }, 120_000);

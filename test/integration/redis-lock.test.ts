@@ -23,10 +23,12 @@ const settled = <T>(p: Promise<T>) => {
 
 test('a second holder waits for the first; waiting too long is 503-shaped; a lease outlives its holder only briefly', async () => {
   const key = `dotgit:test-lock:${uniqueName('k')}`;
-  const first = await acquireRedisLock(redis, key, 'thing', { leaseMs: 300 });
-  const second = acquireRedisLock(redis, key, 'thing', { leaseMs: 300, waitMs: 5000 });
+  // Leases of 2 s, renewed every third of it: a stall of the test's own event loop on a loaded
+  // machine must not look like a dead holder.
+  const first = await acquireRedisLock(redis, key, 'thing', { leaseMs: 2000 });
+  const second = acquireRedisLock(redis, key, 'thing', { leaseMs: 2000, waitMs: 20_000 });
   const secondDone = settled(second);
-  await new Promise((r) => setTimeout(r, 700)); // longer than the lease: renewal keeps it held
+  await new Promise((r) => setTimeout(r, 5000)); // longer than the lease: renewal keeps it held
   expect(secondDone()).toBe(false);
   await first();
   const releaseSecond = await second;
@@ -34,7 +36,7 @@ test('a second holder waits for the first; waiting too long is 503-shaped; a lea
   await releaseSecond();
   // A holder that never releases (crashed): its lease runs out.
   await redis.set(key, 'crashed-holder', 'PX', 200);
-  const after = await acquireRedisLock(redis, key, 'thing', { waitMs: 2000 });
+  const after = await acquireRedisLock(redis, key, 'thing', { waitMs: 10_000 });
   await after();
 });
 
@@ -102,7 +104,7 @@ test('a release that fails while Redis is unreachable is retried, so the reposit
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(await redis.exists(key)).toBe(1); // Redis never heard the release
     // Redis is reachable again after 2.5 s: the lock is gone within seconds, not at the 20 s lease.
-    const deadline = Date.now() + 8000;
+    const deadline = Date.now() + 15_000; // still short of the 20 s lease: a retry, not the lease's end
     while ((await redis.exists(key)) === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await redis.exists(key)).toBe(0);
   } finally {

@@ -48,7 +48,8 @@ describe.each([
   ['bwrap', () => new BwrapDriver({ stateDir, graceMs: 1500 })],
 ] as [string, () => SandboxDriver][])('%s driver', (_name, make) => {
   test('a step that exits 0 on SIGTERM after its timeout still times out, with exit code 124', async () => {
-    const r = await run(make(), "trap 'exit 0' TERM; echo started; sleep 30 & wait", { timeoutMs: 1500 });
+    // The timeout counts from the sandbox's start: ample for it to boot and set the trap on a loaded machine.
+    const r = await run(make(), "trap 'exit 0' TERM; echo started; sleep 30 & wait", { timeoutMs: 8_000 });
     expect(r.stdout).toEqual(['started']);
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBe(124);

@@ -130,9 +130,8 @@ const aliasBomb = () => {
 };
 
 test('an alias bomb is refused at once, naming the line of the alias that goes too far', () => {
-  const started = Date.now();
+  // Expanded, it would be 9^9 nodes: a parser that followed it would not come back within the test's timeout.
   const e = errorOf(aliasBomb());
-  expect(Date.now() - started).toBeLessThan(1000);
   expect(e.message).toMatch(/^\.dotgit\/pipeline\.yml:\d+:\d+: .*alias/);
   expect(e.line).toBeGreaterThan(1);
   expect(e.line).toBeLessThanOrEqual(10);
