@@ -188,12 +188,35 @@ export function fmtRatio(r: number): string {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Where the line `heading` starts in `doc` (a whole line, not a prefix of a longer heading), or -1. */
+function headingLine(doc: string, heading: string): number {
+  for (let i = doc.indexOf(heading); i >= 0; i = doc.indexOf(heading, i + 1)) {
+    const end = i + heading.length;
+    if ((i === 0 || doc[i - 1] === '\n') && (end === doc.length || doc[end] === '\n')) return i;
+  }
+  return -1;
+}
+
 /** Replaces the section of BENCHMARKS.md that starts with `heading` (up to the next `## `), or appends it. */
 export function replaceSection(doc: string, heading: string, section: string): string {
-  const start = doc.indexOf(heading);
-  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
+  const start = headingLine(doc, heading);
+  if (start < 0) return `${doc.trimEnd()}\n\n${section.trimEnd()}\n`;
   const next = doc.indexOf('\n## ', start + heading.length);
   return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+}
+
+/**
+ * `fresh`'s preamble (before its first `## `) and each of its sections in place of the same ones in
+ * `doc`; `doc`'s other sections — written by the benches that rewrite only their own, or by hand —
+ * stay where they are. The full run writes BENCHMARKS.md this way rather than from scratch.
+ */
+export function mergeSections(doc: string, fresh: string): string {
+  const bodyStart = (text: string) => (text.startsWith('## ') ? 0 : text.indexOf('\n## ') + 1 || text.length);
+  let out = `${fresh.slice(0, bodyStart(fresh)).trimEnd()}\n\n${doc.slice(bodyStart(doc))}`;
+  for (const section of fresh.slice(bodyStart(fresh)).split(/\n(?=## )/)) {
+    if (section.startsWith('## ')) out = replaceSection(out, section.slice(0, section.indexOf('\n') < 0 ? undefined : section.indexOf('\n')), section);
+  }
+  return `${out.trimEnd()}\n`;
 }
 
 /** The platform admin (made at first start) as a Principal, for identities signed like the gateway's. */
