@@ -18,7 +18,7 @@ import {
   type GatewayBench,
   type GatewaySide,
 } from './gateway';
-import { fmtMs, fmtStats, stats, type Stats } from './lib';
+import { fmtMs, fmtStats, replaceSection, stats, type Stats } from './lib';
 
 /** The heading that starts the section; the section runs to the next `## ` heading or the end. */
 export const GATEWAY_HEADING = '## Gateway goals (issue 4)';
@@ -220,8 +220,5 @@ export function renderGatewaySection(rounds: GatewayBench[], env: GatewayEnviron
 
 /** `doc` with the gateway section replaced by `section` (or `section` appended when there is none). */
 export function replaceGatewaySection(doc: string, section: string): string {
-  const start = doc.indexOf(GATEWAY_HEADING);
-  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
-  const next = doc.indexOf('\n## ', start + GATEWAY_HEADING.length);
-  return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+  return replaceSection(doc, GATEWAY_HEADING, section);
 }

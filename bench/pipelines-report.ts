@@ -2,7 +2,7 @@
  * The pipelines section of BENCHMARKS.md (issue 5), self-contained so that
  * `BENCH_ONLY=pipelines npm run bench` can rewrite it alone: goals, figures, interpretation, method.
  */
-import { fmtMs } from './lib';
+import { fmtMs, replaceSection } from './lib';
 import {
   DRAIN_POST_CONCURRENCY,
   DRAIN_SEGMENTS,
@@ -140,8 +140,5 @@ export function renderPipelinesSection(b: PipelinesBench, env: PipelinesEnvironm
 
 /** Replaces the pipelines section in `doc` (or appends it). */
 export function replacePipelinesSection(doc: string, section: string): string {
-  const start = doc.indexOf(PIPELINES_HEADING);
-  if (start < 0) return `${doc.trimEnd()}\n\n${section}`;
-  const next = doc.indexOf('\n## ', start + PIPELINES_HEADING.length);
-  return doc.slice(0, start) + section.trimEnd() + '\n' + (next < 0 ? '' : doc.slice(next));
+  return replaceSection(doc, PIPELINES_HEADING, section);
 }

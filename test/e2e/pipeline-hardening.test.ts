@@ -54,7 +54,7 @@ test('a flaky step passes on retry, each attempt numbered', async () => {
   expect(log).not.toContain('attempt 3');
 });
 
-test('cancel of a running step: the sandbox is gone within 10 s and the run is cancelled', async () => {
+test('cancel of a running step: the sandbox is gone long before the step would end and the run is cancelled', async () => {
   const sandboxRoot = path.join(platformInfo().dataDir, 'sandbox');
   const before = new Set(pidsMatching(sandboxRoot));
   const id = await pushPipeline('jobs:\n  slow:\n    steps:\n      - name: wait\n        run: |\n          echo started\n          sleep 300\n', 'cancel');

@@ -98,6 +98,7 @@ test('a release that fails while Redis is unreachable is retried, so the reposit
   try {
     const key = `dotgit:test-lock:${uniqueName('k')}`;
     const release = await acquireRedisLock(holder, key, 'thing', { leaseMs: 20_000 });
+    const acquiredAt = Date.now();
     proxy.cut(2500);
     const t0 = Date.now();
     await release(); // the first attempt fails; the caller is not held up by the retries
@@ -107,6 +108,7 @@ test('a release that fails while Redis is unreachable is retried, so the reposit
     const deadline = Date.now() + 15_000; // still short of the 20 s lease: a retry, not the lease's end
     while ((await redis.exists(key)) === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await redis.exists(key)).toBe(0);
+    expect(Date.now() - acquiredAt).toBeLessThan(20_000); // gone by the retry, not by the lease's end
   } finally {
     holder.disconnect();
     await proxy.close();

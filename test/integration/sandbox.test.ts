@@ -155,14 +155,14 @@ describe.each(drivers)('%s driver', (name, make) => {
     expect(r.cancelled).toBe(false);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toEqual(['started']);
-    expect(r.ms).toBeLessThan(60_000);
+    expect(r.ms).toBeLessThan(20_000);
   });
 
   test('SIGKILL follows when the step ignores SIGTERM', async () => {
     const r = await run(driver, 'trap "" TERM; echo started; sleep 100', { timeoutMs: 5000 });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBe(137);
-    expect(r.ms).toBeLessThan(60_000);
+    expect(r.ms).toBeLessThan(20_000); // the timeout, the 1.5 s grace and the boot: not the command's 100 s
   });
 
   test('the abort signal cancels a running step', async () => {

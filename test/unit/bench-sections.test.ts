@@ -50,6 +50,10 @@ test('the full run replaces its preamble and its own sections in place and keeps
   );
 });
 
+test('a fresh document without a preamble keeps the file\'s', () => {
+  expect(mergeSections(doc, '## Goals\n\nnew goals\n').startsWith('# Benchmarks\n\nold preamble\n\n## By hand\n')).toBe(true);
+});
+
 test('into an empty or missing file, the fresh document as it is', () => {
   const fresh = '# Benchmarks\n\nintro\n\n## A\n\na\n';
   expect(mergeSections('', fresh)).toBe(fresh);
