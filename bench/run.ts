@@ -76,10 +76,14 @@ const PARALLEL_ROUNDS = (() => {
   if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`BENCH_PARALLEL_ROUNDS must be an integer 1..20, got ${raw}`);
   return n;
 })();
-/** `BENCH_ONLY=gateway` or `pipelines`: only that part is measured; only its section of BENCHMARKS.md is rewritten. */
+/**
+ * `BENCH_ONLY=gateway` or `pipelines` (or another part's name): only that part is measured; only its
+ * section of BENCHMARKS.md is rewritten. `main`: the full run's own platform part alone (the
+ * git-server, gateway and pipeline goals, all figures), without the parts on platforms of their own.
+ */
 const ONLY = (() => {
   const raw = process.env.BENCH_ONLY ?? '';
-  if (!['', 'gateway', 'pipelines', 'backup', 'actions', 'fleet', 'scaling', 'observability', 'caches', 'matrix', 'shards'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "gateway", "pipelines", "backup", "actions", "fleet", "scaling", "observability", "caches", "matrix" or "shards", got ${raw}`);
+  if (!['', 'main', 'gateway', 'pipelines', 'backup', 'actions', 'fleet', 'scaling', 'observability', 'caches', 'matrix', 'shards'].includes(raw)) throw new Error(`BENCH_ONLY must be unset, "main", "gateway", "pipelines", "backup", "actions", "fleet", "scaling", "observability", "caches", "matrix" or "shards", got ${raw}`);
   return raw;
 })();
 const GATEWAY_ONLY = ONLY === 'gateway';
