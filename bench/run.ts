@@ -1022,6 +1022,11 @@ function renderMarkdown(r: Report): string {
     md.push('| peak RSS growth of the git-server process during a large push | not measured (`BENCH_BIG_PUSH_MB=0`) | ≤ 100.0 MiB | — |');
   }
   md.push('');
+  md.push(
+    'The clone storm here goes straight to the git-server, with no gateway in front: there is no one to hand a cached answer to (ADR 0040), so the git-server relays every byte itself. ' +
+      'CI clones through the gateway, which streams cache hits from the shared folder; that path, the one issue 16 judges, is measured by `node --import tsx bench/clone-storm.ts` (section "Clone storm through the gateway").',
+    '',
+  );
   md.push('## All figures', '');
   md.push('Every figure is the median of the runs, with min–max in parentheses; `ratio` = ours ÷ peer (above 1 = slower than the peer). Ours and the peer run alternately in the same process, against the same data, on the same machine; the client, the platform and the peer all share the same cores.');
   md.push('');
@@ -1067,7 +1072,7 @@ function renderMarkdown(r: Report): string {
         (cpu.goal?.met
           ? 'The work left with the cache is mostly per-request overhead that does not shrink with sharing.'
           : cpuOwn.ours.median > childOn
-            ? `What keeps the ratio above the goal is the Node process's own work, which the cache does not touch: even with no child CPU at all the ratio would be ${fmtRatio(cpuOwn.ours.median / cpu.peer.median)}. The cache removes the git work as intended; on this repository (fully packed, so \`pack-objects\` mostly reuses stored data and is cheap) that work is the smaller part of the total.`
+            ? `What keeps the ratio above the goal is the Node process's own work, which the cache does not touch: even with no child CPU at all the ratio would be ${fmtRatio(cpuOwn.ours.median / cpu.peer.median)}. The cache removes the git work as intended; on this repository (fully packed, so \`pack-objects\` mostly reuses stored data and is cheap) that work is the smaller part of the total. Straight to the git-server, as here, nothing takes the relaying off it; through the gateway it hands cache hits over (ADR 0040, section "Clone storm through the gateway").`
             : 'What keeps the ratio above the goal is the child processes that still run per request.') +
         ` Wall time until all clones were done: ${fmtMs(cpuWall.ours.median)} vs ${fmtMs(cpuWall.peer.median)} (the ${PARALLEL_CLONES} clients' index-pack shares the same cores).` +
         (on.concat(off).some((x) => !x.reaped) ? ' Some child processes were still running when the CPU was read, so part of their CPU is missing.' : ''),
