@@ -28,7 +28,8 @@
  *
  * plus the peak RSS of the service processes. Each figure is the median of BENCH_RUNS runs
  * (default 5) with min and max; ours and the peer alternate so drift hits both. Prints a table and
- * rewrites BENCHMARKS.md. The platform is always stopped and the data dir removed at the end.
+ * rewrites its sections of BENCHMARKS.md (mergeSections: the other benches' sections and the
+ * hand-written summary stay). The platform is always stopped and the data dir removed at the end.
  */
 import { ownPlatformEnv } from '../infra/own-platform-env';
 import { execFileSync } from 'node:child_process';
