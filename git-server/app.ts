@@ -47,7 +47,8 @@ import { createReplicaReceiver } from './replica-receiver';
 import { createNodeRouter } from './node-router';
 import { createSourceArchive } from './source-archive';
 import { createRepoBrowseRoutes } from './repo-browse';
-import { createRepoMoveRoutes, REPO_CONFIG } from './repo-move';
+import { createRepoMoveRoutes } from './repo-move';
+import { configureHostedRepo } from './hosted-repo';
 import { assertWritableHere } from '../core/repo-moves';
 import { adoptPushedBranch, createDefaultBranchRoute } from './default-branch';
 import { recordDefaultBranch } from '../core/stores/default-branch-store';
@@ -178,7 +179,7 @@ export function createGitServerApp(o: GitServerOptions) {
       const r = await runGit(['init', '--bare', '--quiet', '--initial-branch=main', dir]);
       if (r.code !== 0) throw new Error(`git init failed: ${r.stderr}`);
     }
-    for (const [k, v] of REPO_CONFIG) await runGit(['--git-dir', dir, 'config', k, v]);
+    await configureHostedRepo(dir);
     res.status(201).json({ owner, name });
   }));
 

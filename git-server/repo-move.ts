@@ -12,14 +12,10 @@ import { isRepository, readRefs } from '../core/replica-sync';
 import { MOVE_SERVICE, moveStateByName } from '../core/repo-moves';
 import { placementOf } from '../core/storage-nodes';
 import { advertiseRefs, gitProtocolEnv, runService } from './smart-http';
+import { configureHostedRepo } from './hosted-repo';
 
 /** A copy's fetch may take long; its token outlives it. */
 const FETCH_TOKEN_SECONDS = 3600;
-/**
- * Settings a hosting server wants on every bare repository, at creation (app.ts) and on a moved
- * copy: reject corrupt objects, allow filters and tips for partial and shallow fetches.
- */
-export const REPO_CONFIG: readonly (readonly [string, string])[] = [['receive.fsckObjects', 'true'], ['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']];
 
 export interface RepoMoveOptions {
   db: Db;
@@ -99,7 +95,7 @@ export function createRepoMoveRoutes(o: RepoMoveOptions): express.Router {
       await fs.mkdir(path.dirname(gitDir), { recursive: true });
       const init = await runGit(['init', '--bare', '--quiet', gitDir]);
       if (init.code !== 0) throw new Error(`git init failed: ${init.stderr}`);
-      for (const [k, v] of REPO_CONFIG) await runGit(['--git-dir', gitDir, 'config', k, v]);
+      await configureHostedRepo(gitDir);
     }
     const token = await signServiceToken(o.internalSecret, MOVE_SERVICE, { repo }, FETCH_TOKEN_SECONDS);
     const url = `${from}/internal/move/${encodeURIComponent(owner)}/${encodeURIComponent(name)}.git`;
