@@ -212,10 +212,11 @@ export function replaceSection(doc: string, heading: string, section: string): s
  */
 export function mergeSections(doc: string, fresh: string): string {
   const bodyStart = (text: string) => (text.startsWith('## ') ? 0 : text.indexOf('\n## ') + 1 || text.length);
-  const preamble = bodyStart(fresh) > 0 ? fresh.slice(0, bodyStart(fresh)) : doc.slice(0, bodyStart(doc));
-  let out = `${preamble.trimEnd()}\n\n${doc.slice(bodyStart(doc))}`;
-  for (const section of fresh.slice(bodyStart(fresh)).split(/\n(?=## )/)) {
-    if (section.startsWith('## ')) out = replaceSection(out, section.slice(0, section.indexOf('\n') < 0 ? undefined : section.indexOf('\n')), section);
+  const [freshBody, docBody] = [bodyStart(fresh), bodyStart(doc)];
+  const preamble = freshBody > 0 ? fresh.slice(0, freshBody) : doc.slice(0, docBody);
+  let out = `${preamble.trimEnd()}\n\n${doc.slice(docBody)}`;
+  for (const section of fresh.slice(freshBody).split(/\n(?=## )/)) {
+    if (section.startsWith('## ')) out = replaceSection(out, section.split('\n', 1)[0], section);
   }
   return `${out.trimEnd()}\n`;
 }
